@@ -1,0 +1,22 @@
+"""walkcover: walking-distance coverage of a city's service standards over the street network."""
+
+from walkcover._errors import (
+    ConfigError,
+    CRSError,
+    DistrictNotFoundError,
+    OutputExistsError,
+    SourceError,
+    WalkcoverError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CRSError",
+    "ConfigError",
+    "DistrictNotFoundError",
+    "OutputExistsError",
+    "SourceError",
+    "WalkcoverError",
+    "__version__",
+]

@@ -1,0 +1,121 @@
+"""The ``walkcover`` command line: parse, call the library, write, print."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from walkcover._errors import WalkcoverError
+from walkcover._paths import cache_dir as default_cache_dir
+
+app = typer.Typer(
+    help="Measure a city's walking-distance service standards per district over OpenStreetMap.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out_console = Console()
+err_console = Console(stderr=True)
+
+
+@app.callback()
+def main(
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log output.")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
+) -> None:
+    """walkcover: where people cannot reach the services their city promised them."""
+    level = logging.ERROR if quiet else (logging.WARNING - 10 * min(verbose, 2))
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+def source_of(source: Path | None, city_source) -> tuple[str, str | None]:  # noqa: ANN001
+    """The source kind and path: --source wins (by suffix), else the city config's."""
+    if source is not None:
+        name = source.name.lower()
+        if name.endswith(".pbf"):
+            return "pbf", str(source)
+        if name.endswith((".osm", ".xml", ".osm.xml")):
+            return "xml", str(source)
+        raise WalkcoverError(
+            f"--source {str(source)!r}: unknown file type; pass an .osm.pbf or an .osm XML file"
+        )
+    return city_source.kind, city_source.path
+
+
+@app.command()
+def run(
+    city: Annotated[str, typer.Option(help="City name (zhengzhou, helsinki-sample) or YAML file.")],
+    out: Annotated[Path, typer.Option(help="Output folder.")],
+    district: Annotated[str, typer.Option(help="District: Chinese or English name, code, or 'all'.")] = "all",
+    standard: Annotated[str, typer.Option(help="Standard id, comma-separated ids, or 'all'.")] = "all",
+    standards: Annotated[Path | None, typer.Option(help="Your own standards YAML file.")] = None,
+    source: Annotated[Path | None, typer.Option(help="OSM data: .osm.pbf or .osm file.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace existing outputs.")] = False,
+    cache_dir: Annotated[Path | None, typer.Option(help="Cache folder for parsed OSM data.")] = None,
+    no_cache: Annotated[bool, typer.Option(help="Do not read or write the cache.")] = False,
+) -> None:
+    """Measure coverage per district and standard; write GeoPackages and summary.csv."""
+    from walkcover.assessment import assess
+    from walkcover.outputs import check_outputs, planned_outputs, write_outputs
+    from walkcover.standards import load_standards
+    from walkcover.study_area import load_city, resolve_districts
+
+    try:
+        the_city = load_city(city)
+        chosen = resolve_districts(the_city, district)
+        std_set = load_standards(standards)
+        wanted = "all" if standard == "all" else [s.strip() for s in standard.split(",") if s.strip()]
+        stds = std_set.select(wanted)
+        kind, path = source_of(source, the_city.config.source)
+        check_outputs(planned_outputs(out, the_city.id, list(chosen["slug"])), overwrite=overwrite)
+        cache = None if no_cache else (cache_dir or default_cache_dir())
+        with Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+            console=err_console, transient=True,
+        ) as bar:  # fmt: skip
+            task = bar.add_task("starting", total=4 + len(stds))
+
+            def step(label: str) -> None:
+                bar.update(task, description=label, advance=0 if label == "reading OSM data" else 1)
+
+            result = assess(the_city, chosen, stds, source_kind=kind, source=path, cache_dir=cache, progress=step)
+            bar.update(task, description="writing outputs")
+            written = write_outputs(result, out, overwrite=overwrite)
+    except WalkcoverError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(code=2) from None
+
+    _print_summary(result, written)
+
+
+def _print_summary(result, written: list[Path]) -> None:  # noqa: ANN001
+    city = result.city.config
+    sample = " — SAMPLE districts, not administrative units" if result.districts["is_sample"].any() else ""
+    table = Table(title=f"{city.name} / {city.name_en}: residents within walking distance{sample}")
+    for col, justify in [("district", "left"), ("standard", "left"), ("threshold m", "right"),
+                         ("facilities", "right"), ("units", "right"), ("residents", "right"),
+                         ("covered %", "right"), ("target %", "right"), ("unsnapped", "right")]:  # fmt: skip
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for r in result.summary.itertuples():
+        pct = "n/a" if r.residents_covered_pct != r.residents_covered_pct else f"{r.residents_covered_pct:.1f}"
+        ok = "" if r.meets_target is None else ("✓" if r.meets_target else "✗")
+        table.add_row(
+            f"{r.district_name} ({r.district})", r.standard, f"{r.threshold_m:g}",
+            f"{r.facilities} ({r.facilities_in_reach} in reach)", str(r.demand_units),
+            f"{r.residents:,.0f}", f"{pct} {ok}", f"{r.target_pct:g}", str(r.unsnapped_units),
+        )  # fmt: skip
+    out_console.print(table)
+    for std in result.standards:
+        if std.default_context is not None:
+            out_console.print(f"note: {std.id}: {std.context_applied}")
+    for note in result.notes:
+        out_console.print(f"note: {note}", highlight=False)
+    out_console.print(f"source: {result.source}", highlight=False)
+    for p in written:
+        out_console.print(f"wrote {p}", highlight=False)

@@ -1,0 +1,227 @@
+"""The coverage engine: snap onto street edges, one multi-source shortest-path pass per standard.
+
+Distance from a demand unit to the nearest facility = the demand unit's access leg to its street
++ the walk along the street network + the facility's access leg. Both ends sit *on edges*, at an
+offset from the edge's first node, so two places on the same segment get their true separation.
+
+All facilities of a standard are joined to one virtual source node: a facility on edge (u, v) at
+offsets [lo, hi] (a point has lo = hi; a park crossed by a path spans an interval) with access leg
+``a`` adds arcs source→u of ``a + lo`` and source→v of ``a + length − hi``. One Dijkstra pass from that
+node (scipy.sparse.csgraph, cut off at ``limit_m``) gives every node its distance to the nearest facility.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from scipy import sparse
+from scipy.sparse.csgraph import dijkstra
+
+from walkcover.network import Network
+
+#: Why a demand unit has the distance it has; every NaN distance carries one of the last four.
+STATUS_COVERED = "covered"
+STATUS_BEYOND = "beyond_threshold"
+STATUS_BEYOND_LIMIT = "beyond_search_limit"
+STATUS_UNREACHABLE = "unreachable"
+STATUS_UNSNAPPED = "unsnapped"
+STATUS_NO_FACILITIES = "no_facilities"
+
+
+@dataclass(frozen=True)
+class Snaps:
+    """Where items sit on the network. One row per (item, edge) attachment.
+
+    ``item`` is the position of the input geometry; ``lo_m``/``hi_m`` the offsets along the edge from
+    its ``u`` end (equal for a point); ``leg_m`` the straight access leg from the item to the edge.
+    Items with no edge within the snap distance are listed in ``unsnapped``.
+    """
+
+    item: np.ndarray
+    edge: np.ndarray
+    lo_m: np.ndarray
+    hi_m: np.ndarray
+    leg_m: np.ndarray
+    unsnapped: np.ndarray
+    n_items: int
+
+
+def snap(
+    network: Network,
+    geoms: gpd.GeoSeries | np.ndarray,
+    *,
+    max_snap_m: float,
+    reach_polygon_edges: bool = False,
+) -> Snaps:
+    """Snap geometries onto the nearest street edge within `max_snap_m`.
+
+    Parameters
+    ----------
+    network
+        The walk network (same CRS as `geoms`).
+    geoms
+        Points or polygons, in metres.
+    max_snap_m
+        Largest allowed access leg; farther items are reported in ``unsnapped``.
+    reach_polygon_edges
+        For facilities: a polygon is reached at its edge from *every* street within `max_snap_m`,
+        and a street that runs into it is inside it over the whole crossing, not at its centroid.
+
+    Returns
+    -------
+    Snaps
+    """
+    arr = np.asarray(geoms.to_numpy() if hasattr(geoms, "to_numpy") else geoms, dtype=object)
+    n = len(arr)
+    if n == 0 or len(network.edges) == 0:
+        empty = np.array([], dtype=np.int64)
+        return Snaps(empty, empty, empty.astype(float), empty.astype(float), empty.astype(float),
+                     np.arange(n), n)  # fmt: skip
+    edge_geoms = network.edges.geometry.to_numpy()
+    is_area = shapely.get_type_id(arr) >= 3  # Polygon, MultiPolygon and collections
+    items, edges = [], []
+    # Points and demand: the single nearest edge.
+    single = ~is_area if reach_polygon_edges else np.ones(n, dtype=bool)
+    if single.any():
+        idx = np.flatnonzero(single)
+        pairs = network.tree.query_nearest(arr[idx], max_distance=max_snap_m, all_matches=False)
+        items.append(idx[pairs[0]])
+        edges.append(pairs[1])
+    if reach_polygon_edges and is_area.any():
+        idx = np.flatnonzero(is_area)
+        pairs = network.tree.query(arr[idx], predicate="dwithin", distance=max_snap_m)
+        items.append(idx[pairs[0]])
+        edges.append(pairs[1])
+    item = np.concatenate(items) if items else np.array([], dtype=np.int64)
+    edge = np.concatenate(edges) if edges else np.array([], dtype=np.int64)
+    g, e = arr[item], edge_geoms[edge]
+    leg = shapely.distance(g, e)
+    near = shapely.get_point(shapely.shortest_line(g, e), 1)
+    lo = shapely.line_locate_point(e, near)
+    hi = lo.copy()
+    if reach_polygon_edges:
+        inside = (leg == 0) & is_area[item]
+        for k in np.flatnonzero(inside):
+            part = shapely.intersection(e[k], g[k])
+            pts = shapely.points(shapely.get_coordinates(part))
+            if len(pts):
+                offs = shapely.line_locate_point(e[k], pts)
+                lo[k], hi[k] = offs.min(), offs.max()
+    unsnapped = np.setdiff1d(np.arange(n), item)
+    order = np.lexsort((edge, item))
+    return Snaps(item[order], edge[order], lo[order], hi[order], leg[order], unsnapped, n)
+
+
+def node_distances(network: Network, sources: Snaps, *, limit_m: float) -> np.ndarray:
+    """Distance from every node to the nearest source (inf beyond `limit_m` or unreachable)."""
+    n = network.n_nodes
+    if len(sources.item) == 0:
+        return np.full(n, np.inf)
+    length = network.edges["length_m"].to_numpy()[sources.edge]
+    u = network.edges["u_idx"].to_numpy()[sources.edge]
+    v = network.edges["v_idx"].to_numpy()[sources.edge]
+    first = np.full(n, np.inf)
+    np.minimum.at(first, u, sources.leg_m + sources.lo_m)
+    np.minimum.at(first, v, sources.leg_m + (length - sources.hi_m))
+    targets = np.flatnonzero(np.isfinite(first))
+    csr = network.csr
+    # Append the virtual source as row n: arcs to `targets`; no arc leads back to it.
+    indptr = np.append(csr.indptr, csr.indptr[-1] + len(targets))
+    indices = np.concatenate([csr.indices, targets.astype(csr.indices.dtype)])
+    data = np.concatenate([csr.data, first[targets]])
+    aug = sparse.csr_array((data, indices, indptr), shape=(n + 1, n + 1))
+    dist = dijkstra(aug, directed=True, indices=n, limit=limit_m)
+    return dist[:n]
+
+
+def demand_distances(
+    network: Network,
+    demand: Snaps,
+    sources: Snaps,
+    node_dist: np.ndarray,
+) -> np.ndarray:
+    """Each demand item's network distance to the nearest source (inf if none was found).
+
+    Combines, per item, its access leg with the best of: through the edge's ``u`` end, through its
+    ``v`` end, or along the same edge to a source on it.
+    """
+    out = np.full(demand.n_items, np.inf)
+    if len(demand.item) == 0:
+        return out
+    e = demand.edge
+    length = network.edges["length_m"].to_numpy()[e]
+    u = network.edges["u_idx"].to_numpy()[e]
+    v = network.edges["v_idx"].to_numpy()[e]
+    off = demand.lo_m
+    best = np.minimum(node_dist[u] + off, node_dist[v] + (length - off))
+    if len(sources.item):
+        same = pd.DataFrame({"row": np.arange(len(e)), "edge": e, "off": off}).merge(
+            pd.DataFrame({"edge": sources.edge, "lo": sources.lo_m, "hi": sources.hi_m,
+                          "leg": sources.leg_m}),  # fmt: skip
+            on="edge",
+        )
+        if len(same):
+            along = same["leg"] + np.maximum(0.0, np.maximum(same["lo"] - same["off"], same["off"] - same["hi"]))
+            per_row = along.groupby(same["row"]).min()
+            rows = per_row.index.to_numpy()
+            best[rows] = np.minimum(best[rows], per_row.to_numpy())
+    np.minimum.at(out, demand.item, demand.leg_m + best)
+    return out
+
+
+def measure(
+    network: Network,
+    demand: Snaps,
+    facilities: Snaps,
+    *,
+    threshold_m: float | np.ndarray,
+    limit_m: float,
+) -> pd.DataFrame:
+    """Distance, coverage and status of each demand item for one standard.
+
+    Parameters
+    ----------
+    network
+        The walk network.
+    demand, facilities
+        Snapped demand units and facilities (`snap`).
+    threshold_m
+        The standard's walking distance, a scalar or one value per demand item (context radii).
+    limit_m
+        Search cutoff; must be at least the largest threshold. Beyond it distances are NaN.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per demand item, in input order: ``dist_m`` (NaN when not found within `limit_m`),
+        ``covered`` (bool) and ``status`` (why; see the ``STATUS_*`` constants).
+    """
+    thr = np.broadcast_to(np.asarray(threshold_m, dtype=float), (demand.n_items,))
+    if np.any(thr > limit_m):
+        raise ValueError(f"limit_m ({limit_m:g}) must be at least the largest threshold ({thr.max():g})")
+    node_dist = node_distances(network, facilities, limit_m=limit_m)
+    dist = demand_distances(network, demand, facilities, node_dist)
+    dist = np.where(dist <= limit_m, dist, np.nan)
+    covered = np.nan_to_num(dist, nan=np.inf) <= thr
+    status = np.where(covered, STATUS_COVERED, STATUS_BEYOND).astype(object)
+    missing = np.isnan(dist)
+    if len(facilities.item) == 0:
+        status[missing] = STATUS_NO_FACILITIES
+    else:
+        src_nodes = np.concatenate(
+            [network.edges["u_idx"].to_numpy()[facilities.edge], network.edges["v_idx"].to_numpy()[facilities.edge]]
+        )
+        reach_comp = np.unique(network.component[src_nodes])
+        comp = np.full(demand.n_items, -1)
+        comp[demand.item] = network.component[network.edges["u_idx"].to_numpy()[demand.edge]]
+        reachable = np.isin(comp, reach_comp)
+        status[missing & reachable] = STATUS_BEYOND_LIMIT
+        status[missing & ~reachable] = STATUS_UNREACHABLE
+    status[demand.unsnapped] = STATUS_UNSNAPPED
+    dist[demand.unsnapped] = np.nan
+    covered[demand.unsnapped] = False
+    return pd.DataFrame({"dist_m": dist, "covered": covered, "status": status})

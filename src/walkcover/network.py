@@ -1,0 +1,132 @@
+"""The walkable street network, in metres, held as arrays and a CSR matrix for the engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from scipy import sparse
+from scipy.sparse.csgraph import connected_components
+
+from walkcover.study_area import DEFAULT_WALK_HIGHWAYS, require_metres
+
+_NO_FOOT = {"no", "private"}
+_FOOT_OK = {"yes", "designated", "permissive", "official"}
+_NO_ACCESS = {"no", "private"}
+
+
+@dataclass(frozen=True)
+class Network:
+    """A walk network: undirected edges with geometry, and a symmetric CSR matrix of metres.
+
+    Attributes
+    ----------
+    edges
+        One row per street segment: ``u_idx, v_idx`` (node positions), ``length_m`` (length of the
+        projected geometry, which the engine's offsets use), ``osm_id``, ``highway``, geometry.
+    node_osm_ids
+        OSM node id of each node position.
+    csr
+        ``n × n`` matrix; entry (i, j) is the shortest edge joining nodes i and j (parallel edges keep
+        the shortest, never their sum).
+    component
+        Connected-component label of each node.
+    tree
+        Spatial index of ``edges.geometry``.
+    """
+
+    edges: gpd.GeoDataFrame
+    node_osm_ids: np.ndarray
+    csr: sparse.csr_array
+    component: np.ndarray
+    tree: shapely.STRtree
+
+    @property
+    def n_nodes(self) -> int:
+        return len(self.node_osm_ids)
+
+    @property
+    def crs(self):  # noqa: ANN201 - pyproj.CRS
+        return self.edges.crs
+
+
+def walkable_streets(
+    streets: gpd.GeoDataFrame, *, walk_highways: tuple[str, ...] = DEFAULT_WALK_HIGHWAYS
+) -> gpd.GeoDataFrame:
+    """The street segments people may walk: listed highway classes, minus foot=no and private access.
+
+    Motorways and their links are never walkable, whatever `walk_highways` says.
+    """
+    hw = streets["highway"].astype("string")
+    ok = hw.isin(walk_highways) & ~hw.isin(["motorway", "motorway_link"])
+    foot = streets["foot"].astype("string").str.lower()
+    access = streets["access"].astype("string").str.lower()
+    ok &= ~foot.isin(_NO_FOOT).fillna(False)
+    ok &= ~(access.isin(_NO_ACCESS).fillna(False) & ~foot.isin(_FOOT_OK).fillna(False))
+    return streets[ok.fillna(False).to_numpy(dtype=bool)].reset_index(drop=True)
+
+
+def build_network(streets: gpd.GeoDataFrame) -> Network:
+    """Build the engine's network from projected street segments (columns ``u, v``, geometry).
+
+    Parameters
+    ----------
+    streets
+        Node-to-node segments in a projected CRS in metres; ``u, v`` are node ids shared at junctions.
+
+    Returns
+    -------
+    Network
+    """
+    require_metres(streets, what="streets")
+    streets = streets[streets.geometry.notna() & ~streets.geometry.is_empty].reset_index(drop=True)
+    ids = np.concatenate([streets["u"].to_numpy(np.int64), streets["v"].to_numpy(np.int64)])
+    node_osm_ids, inverse = np.unique(ids, return_inverse=True)
+    m = len(streets)
+    u_idx, v_idx = inverse[:m], inverse[m:]
+    length_m = shapely.length(streets.geometry.to_numpy())
+    edges = gpd.GeoDataFrame(
+        {
+            "u_idx": u_idx,
+            "v_idx": v_idx,
+            "length_m": length_m,
+            "osm_id": streets["osm_id"].to_numpy() if "osm_id" in streets else None,
+            "highway": streets["highway"].to_numpy() if "highway" in streets else None,
+        },
+        geometry=streets.geometry.to_numpy(),
+        crs=streets.crs,
+    )
+    n = len(node_osm_ids)
+    csr = _symmetric_min_csr(u_idx, v_idx, length_m, n)
+    _, component = connected_components(csr, directed=False)
+    tree = shapely.STRtree(edges.geometry.to_numpy())
+    return Network(edges=edges, node_osm_ids=node_osm_ids, csr=csr, component=component, tree=tree)
+
+
+def _symmetric_min_csr(u: np.ndarray, v: np.ndarray, w: np.ndarray, n: int) -> sparse.csr_array:
+    """CSR of both directions of every edge, keeping the minimum weight among parallel edges."""
+    keep = u != v  # self-loops never shorten a path
+    rows = np.concatenate([u[keep], v[keep]])
+    cols = np.concatenate([v[keep], u[keep]])
+    data = np.concatenate([w[keep], w[keep]])
+    frame = pd.DataFrame({"r": rows, "c": cols, "w": data})
+    best = frame.groupby(["r", "c"], sort=True)["w"].min()
+    r = best.index.get_level_values(0).to_numpy()
+    c = best.index.get_level_values(1).to_numpy()
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.add.at(indptr, r + 1, 1)
+    np.cumsum(indptr, out=indptr)
+    # Built directly from sorted arrays: coo→csr conversion would *sum* duplicates and may drop
+    # explicit zeros (zero-length segments are real edges).
+    return sparse.csr_array((best.to_numpy(), c.astype(np.int32), indptr), shape=(n, n))
+
+
+def network_from_streets(
+    streets: gpd.GeoDataFrame, *, crs, walk_highways: tuple[str, ...] = DEFAULT_WALK_HIGHWAYS
+) -> Network:
+    """Filter `streets` (EPSG:4326) to walkable ones, project them to `crs` and build the network."""
+    walk = walkable_streets(streets, walk_highways=walk_highways)
+    return build_network(walk.to_crs(crs))

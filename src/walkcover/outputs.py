@@ -1,0 +1,110 @@
+"""Write a run's files: per-district GeoPackages and the city summary CSV, atomically."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+
+from walkcover._errors import OutputExistsError
+from walkcover.assessment import Assessment
+
+
+def district_dir(out: Path, city_id: str, slug: str) -> Path:
+    return Path(out) / city_id / slug
+
+
+def planned_outputs(out: Path, city_id: str, slugs: list[str]) -> list[Path]:
+    """Every file a run over `slugs` writes."""
+    files = [district_dir(out, city_id, s) / "coverage.gpkg" for s in slugs]
+    return [*files, Path(out) / city_id / "summary.csv"]
+
+
+def check_outputs(paths: list[Path], *, overwrite: bool) -> None:
+    """Refuse to start when outputs exist and `overwrite` is off, before any work is done."""
+    existing = [p for p in paths if p.exists()]
+    if existing and not overwrite:
+        shown = ", ".join(str(p) for p in existing[:3]) + (" …" if len(existing) > 3 else "")
+        raise OutputExistsError(
+            f"--out already holds results ({shown}); pass --overwrite to replace them or choose "
+            "another --out folder"
+        )
+
+
+@contextmanager
+def atomic_path(final: Path) -> Iterator[Path]:
+    """A temporary path beside `final`, renamed onto it only if the block succeeds."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.stem}-", suffix=final.suffix, dir=final.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    tmp.unlink()  # writers such as GDAL want to create the file themselves
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_atomic(final: Path, writer: Callable[[Path], None]) -> Path:
+    """Call ``writer(tmp)``, then move the finished file onto `final`."""
+    with atomic_path(final) as tmp:
+        writer(tmp)
+    return Path(final)
+
+
+def demand_layer(assessment: Assessment, district_id: str) -> gpd.GeoDataFrame:
+    """The ``demand`` layer of one district: geometry, ``osm_id``, residents and per-standard results."""
+    d = assessment.demand
+    cols = ["osm_id", "kind", "building", "levels", "levels_from", "floor_area_m2", "residents"]
+    for s in assessment.standards:
+        cols += [f"{s.id}_dist_m", f"{s.id}_covered", f"{s.id}_status"]
+    sub = d.loc[d["district_id"] == district_id, [*cols, "geometry"]]
+    return gpd.GeoDataFrame(sub.reset_index(drop=True), geometry="geometry", crs=d.crs)
+
+
+def facilities_layer(assessment: Assessment, district_geom) -> gpd.GeoDataFrame:
+    """Facilities inside the district or within reach of it (those that can serve it)."""
+    f = assessment.facilities
+    limit = {s.id: s.max_threshold_m * assessment.city.config.network.search_factor for s in assessment.standards}
+    reach = f.geometry.distance(district_geom).to_numpy() <= f["standard"].map(limit).to_numpy(float)
+    sub = f.loc[reach, ["osm_id", "standard", "name", "matched_by", "snapped", "in_district", "geometry"]]
+    return gpd.GeoDataFrame(sub.reset_index(drop=True), geometry="geometry", crs=f.crs)
+
+
+def write_outputs(assessment: Assessment, out: Path, *, overwrite: bool) -> list[Path]:
+    """Write ``<out>/<city>/<district>/coverage.gpkg`` per district and ``<out>/<city>/summary.csv``.
+
+    Rows of `summary.csv` for districts outside this run are kept, so districts can be run one by
+    one. Every file is written to a temporary file and renamed into place.
+    """
+    city_id = assessment.city.id
+    slugs = list(assessment.districts["slug"])
+    check_outputs(planned_outputs(out, city_id, slugs), overwrite=overwrite)
+    written = []
+    d_proj = assessment.districts.to_crs(assessment.crs)
+    for (_, drow), geom in zip(assessment.districts.iterrows(), d_proj.geometry):
+        path = district_dir(out, city_id, drow["slug"]) / "coverage.gpkg"
+        demand = demand_layer(assessment, drow["district_id"])
+        facilities = facilities_layer(assessment, geom)
+
+        def write(tmp: Path, demand=demand, facilities=facilities) -> None:
+            demand.to_file(tmp, layer="demand", driver="GPKG")
+            facilities.to_file(tmp, layer="facilities", driver="GPKG", mode="a")
+
+        written.append(write_atomic(path, write))
+    summary_path = Path(out) / city_id / "summary.csv"
+    summary = assessment.summary
+    if summary_path.exists():
+        old = pd.read_csv(summary_path, dtype={"district_id": str})
+        old = old[~old["district"].isin(slugs)]
+        summary = pd.concat([old, summary], ignore_index=True) if len(old) else summary
+    written.append(write_atomic(summary_path, lambda tmp: summary.to_csv(tmp, index=False)))
+    return written

@@ -1,0 +1,100 @@
+"""The common shape every source produces."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+from shapely.geometry.base import BaseGeometry
+
+STREET_COLUMNS = ["u", "v", "osm_id", "highway", "access", "foot", "area", "geometry"]
+FEATURE_COLUMNS = ["osm_id", "osm_type", "name", "tags", "geometry"]
+
+
+@dataclass(frozen=True)
+class OSMQuery:
+    """What to read from a source: the area, the street classes and the feature tags."""
+
+    polygon: BaseGeometry  # EPSG:4326
+    walk_highways: tuple[str, ...]
+    feature_tags: dict[str, bool | list[str]] = field(default_factory=dict)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """A JSON-able description that changes whenever the query does."""
+        return {
+            "polygon": self.polygon.normalize().wkt,
+            "walk_highways": sorted(self.walk_highways),
+            "feature_tags": {k: self.feature_tags[k] for k in sorted(self.feature_tags)},
+        }
+
+
+@dataclass(frozen=True)
+class OSMLayers:
+    """Streets (one row per node-to-node segment) and tagged features, both EPSG:4326.
+
+    ``streets``: ``u, v`` (OSM node ids), ``osm_id`` ("way/123"), ``highway``, ``access``, ``foot``,
+    ``area``, geometry. ``features``: ``osm_id``, ``osm_type``, ``name``, ``tags`` (dict), geometry;
+    facilities, buildings and residential land alike.
+    """
+
+    streets: gpd.GeoDataFrame
+    features: gpd.GeoDataFrame
+    source: str
+
+
+def empty_streets() -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame({c: [] for c in STREET_COLUMNS[:-1]}, geometry=[], crs=4326)
+
+
+def empty_features() -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame({c: [] for c in FEATURE_COLUMNS[:-1]}, geometry=[], crs=4326)
+
+
+def clean_value(value: Any) -> Any:
+    """None for the many spellings of a missing tag value."""
+    if value is None:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if value is pd.NA or value is pd.NaT:
+        return None
+    return value
+
+
+def tags_from_row(row: dict[str, Any], *, json_tags: Any = None, skip: set[str]) -> dict[str, str]:
+    """Merge a row's tag columns and an optional JSON ``tags`` blob into one dict of strings."""
+    tags: dict[str, str] = {}
+    if isinstance(json_tags, str) and json_tags:
+        try:
+            extra = json.loads(json_tags)
+        except json.JSONDecodeError:
+            extra = {}
+        if isinstance(extra, dict):
+            tags.update({str(k): str(v) for k, v in extra.items() if not isinstance(v, list | dict)})
+    elif isinstance(json_tags, dict):
+        tags.update({str(k): str(v) for k, v in json_tags.items() if not isinstance(v, list | dict)})
+    for key, value in row.items():
+        if key in skip:
+            continue
+        value = clean_value(value)
+        if value is None or isinstance(value, list | dict | BaseGeometry):
+            continue
+        tags[str(key)] = str(value)
+    return tags
+
+
+def merge_duplicate_features(features: pd.DataFrame) -> gpd.GeoDataFrame:
+    """One row per OSM element: an element found by several queries keeps the union of its tags."""
+    first = features.drop_duplicates(subset="osm_id").set_index("osm_id")
+    dup = features[features.duplicated(subset="osm_id", keep=False)]
+    for osm_id, group in dup.groupby("osm_id", sort=False):
+        merged: dict[str, str] = {}
+        for tags in group["tags"]:
+            merged.update(tags)
+        first.at[osm_id, "tags"] = merged
+    out = first.reset_index()[FEATURE_COLUMNS]
+    return gpd.GeoDataFrame(out, geometry="geometry", crs=4326)

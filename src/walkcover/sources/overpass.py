@@ -1,0 +1,51 @@
+"""Download from the Overpass API with osmnx (its URL, rate limits and HTTP cache apply)."""
+
+from __future__ import annotations
+
+import osmnx as ox
+
+from walkcover._errors import SourceError
+from walkcover.sources._layers import OSMLayers, OSMQuery
+from walkcover.sources._osmnx import features_from_osmnx, streets_from_graph, walk_tags
+
+
+def overpass_street_filter(walk_highways: tuple[str, ...]) -> str:
+    """The Overpass QL filter for the walkable street classes."""
+    classes = "|".join(sorted(walk_highways))
+    return f'["highway"~"^({classes})$"]'
+
+
+def download_overpass(query: OSMQuery) -> OSMLayers:
+    """Download streets and tagged features inside ``query.polygon`` from Overpass.
+
+    Raises
+    ------
+    SourceError
+        When the server cannot be reached or answers with an error.
+    """
+    tags = {**query.feature_tags, "building": True, "landuse": ["residential"]}
+    try:
+        with walk_tags():
+            graph = ox.graph_from_polygon(
+                query.polygon,
+                custom_filter=overpass_street_filter(query.walk_highways),
+                simplify=False,
+                retain_all=True,
+                truncate_by_edge=True,
+            )
+            try:
+                feats = ox.features_from_polygon(query.polygon, tags=tags)
+            except ox._errors.InsufficientResponseError:
+                feats = None
+    except ox._errors.InsufficientResponseError as exc:
+        raise SourceError(f"Overpass returned no streets for the study area: {exc}") from exc
+    except Exception as exc:
+        raise SourceError(
+            f"Overpass download from {ox.settings.overpass_url} failed ({type(exc).__name__}: "
+            f"{exc}); check the connection, or pass a local extract with --source FILE.osm.pbf"
+        ) from exc
+    return OSMLayers(
+        streets=streets_from_graph(graph),
+        features=features_from_osmnx(feats),
+        source=ox.settings.overpass_url,
+    )

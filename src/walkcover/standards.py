@@ -1,0 +1,223 @@
+"""Coverage standards: what facility, within what walking distance, by which plan section.
+
+A standards file (``configs/standards/*.yaml``) is validated on load; every problem is reported at
+once with its YAML path, the value found and what is allowed.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from walkcover import _paths
+from walkcover._config import read_yaml, validate
+
+TagValue = str | list[str] | bool
+Selector = dict[str, TagValue]
+
+#: Standard ids the plan defines; a planner's own file may add others.
+PLAN_STANDARD_IDS = (
+    "toilet",
+    "kindergarten",
+    "primary_school",
+    "middle_school",
+    "green_space",
+    "park",
+    "bus_stop",
+    "fitness",
+    "clinic",
+)
+
+
+class Citation(BaseModel):
+    """Where a standard comes from."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    section: str = Field(min_length=1)
+    text: str = ""
+    national: str = ""
+
+
+class Standard(BaseModel):
+    """One walking-distance coverage standard."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = ""
+    name: str = Field(min_length=1)
+    name_zh: str = ""
+    threshold_m: Annotated[float, Field(gt=0, le=10_000)]
+    context_thresholds_m: dict[str, Annotated[float, Field(gt=0, le=10_000)]] = {}
+    default_context: str | None = None
+    selectors: list[Selector] = Field(min_length=1)
+    target_pct: Annotated[float, Field(ge=0, le=100)]
+    target_basis: str = ""
+    citation: Citation
+
+    @field_validator("selectors")
+    @classmethod
+    def _check_selectors(cls, selectors: list[Selector]) -> list[Selector]:
+        for i, sel in enumerate(selectors):
+            if not sel:
+                raise ValueError(f"selector {i} is empty; give at least one OSM tag, e.g. amenity: toilets")
+            for key, value in sel.items():
+                if value is False:
+                    raise ValueError(f"selector {i} tag {key!r}: false is not allowed; omit the tag")
+                values = value if isinstance(value, list) else [value]
+                if isinstance(value, list) and not value:
+                    raise ValueError(f"selector {i} tag {key!r}: empty list; list at least one value")
+                for v in values:
+                    if isinstance(v, str) and v.startswith("~"):
+                        try:
+                            re.compile(v[1:])
+                        except re.error as exc:
+                            raise ValueError(
+                                f"selector {i} tag {key!r}: bad regular expression {v!r} ({exc})"
+                            ) from None
+        return selectors
+
+    @model_validator(mode="after")
+    def _check_context(self) -> Standard:
+        if self.context_thresholds_m:
+            if self.default_context is None:
+                raise ValueError(
+                    "context_thresholds_m is set but default_context is not; name the context that "
+                    f"applies until street contexts are classified, one of {sorted(self.context_thresholds_m)}"
+                )
+            if self.default_context not in self.context_thresholds_m:
+                raise ValueError(
+                    f"default_context {self.default_context!r} is not one of "
+                    f"{sorted(self.context_thresholds_m)}"
+                )
+            if self.context_thresholds_m[self.default_context] != self.threshold_m:
+                raise ValueError(
+                    f"threshold_m ({self.threshold_m:g}) must equal the default context's radius "
+                    f"({self.context_thresholds_m[self.default_context]:g})"
+                )
+        elif self.default_context is not None:
+            raise ValueError("default_context is set but context_thresholds_m is empty")
+        return self
+
+    @property
+    def context_applied(self) -> str:
+        """How the threshold was applied, for outputs: the context or 'all'."""
+        if self.default_context is None:
+            return "all"
+        return f"{self.default_context} radius everywhere (street contexts not yet classified)"
+
+    @property
+    def max_threshold_m(self) -> float:
+        """The largest radius any context of this standard uses."""
+        return max([self.threshold_m, *self.context_thresholds_m.values()])
+
+
+class StandardSet(BaseModel):
+    """A plan's standards, keyed by id."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(min_length=1)
+    title: str = ""
+    document: str = ""
+    issued: str = ""
+    standards: dict[str, Standard] = Field(min_length=1)
+
+    @field_validator("standards", mode="before")
+    @classmethod
+    def _inject_ids(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            out = {}
+            for key, std in value.items():
+                if not isinstance(key, str) or not re.fullmatch(r"[a-z][a-z0-9_]*", key):
+                    raise ValueError(
+                        f"standard id {key!r} must be lower-case letters, digits and '_', "
+                        "starting with a letter"
+                    )
+                out[key] = {**std, "id": key} if isinstance(std, dict) else std
+            return out
+        return value
+
+    def select(self, ids: str | list[str]) -> list[Standard]:
+        """The standards named by `ids` ('all' or ids); unknown ids raise with the valid ones."""
+        if ids == "all" or ids == ["all"]:
+            return list(self.standards.values())
+        wanted = [ids] if isinstance(ids, str) else list(ids)
+        unknown = [w for w in wanted if w not in self.standards]
+        if unknown:
+            from walkcover._errors import ConfigError
+
+            raise ConfigError(
+                f"unknown standard {', '.join(map(repr, unknown))}; "
+                f"choose from: all, {', '.join(self.standards)}"
+            )
+        return [self.standards[w] for w in wanted]
+
+
+def load_standards(path: str | Path | None = None) -> StandardSet:
+    """Load and validate a standards file.
+
+    Parameters
+    ----------
+    path
+        A YAML file, or the name of a bundled file (``zhengzhou-2018``); None loads the default.
+
+    Returns
+    -------
+    StandardSet
+        The validated standards.
+
+    Raises
+    ------
+    ConfigError
+        Listing every problem, each with its YAML path, the value found and what is allowed.
+    """
+    resolved = _paths.config_file("standards", path or "zhengzhou-2018")
+    data = read_yaml(resolved, what="standards")
+    return validate(StandardSet, data, path=resolved, what="standards")
+
+
+def tag_matches(tags: dict[str, Any], selector: Selector) -> bool:
+    """Whether an OSM feature's tags match every tag of `selector`."""
+    for key, want in selector.items():
+        have = tags.get(key)
+        if have is None or (isinstance(have, float) and have != have):
+            return False
+        have = str(have)
+        wants = want if isinstance(want, list) else [want]
+        if not any(_value_matches(have, w) for w in wants):
+            return False
+    return True
+
+
+def _value_matches(have: str, want: str | bool) -> bool:
+    if want is True:
+        return True
+    if isinstance(want, str) and want.startswith("~"):
+        return re.search(want[1:], have, flags=re.IGNORECASE) is not None
+    return have == str(want)
+
+
+def selector_keys(standards: list[Standard]) -> dict[str, bool | list[str]]:
+    """The OSM tag query (osmnx ``tags`` form) that fetches every feature any selector may match."""
+    out: dict[str, bool | list[str]] = {}
+    for std in standards:
+        for sel in std.selectors:
+            key, want = _query_tag(sel)
+            if want is True or out.get(key) is True:
+                out[key] = True
+            else:
+                out[key] = sorted({*out.get(key, []), *want})  # type: ignore[misc]
+    return out
+
+
+def _query_tag(selector: Selector) -> tuple[str, bool | list[str]]:
+    """The most selective single tag of a selector that a server-side query can use."""
+    for key, want in selector.items():
+        values = want if isinstance(want, list) else [want]
+        if all(isinstance(v, str) and not v.startswith("~") for v in values):
+            return key, [str(v) for v in values]
+    return next(iter(selector)), True

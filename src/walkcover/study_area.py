@@ -1,0 +1,235 @@
+"""The study area: a city, its districts and the projected CRS the work is done in."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from pathlib import Path
+from typing import Annotated, Literal
+
+import geopandas as gpd
+import pyproj
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from walkcover import _paths
+from walkcover._config import read_yaml, validate
+from walkcover._errors import ConfigError, CRSError, DistrictNotFoundError
+
+#: Highway values walked on by default: footways, paths, steps, pedestrian and living streets,
+#: residential and service roads, and the streets with pavements. Motorways and their links are out.
+DEFAULT_WALK_HIGHWAYS = (
+    "footway", "path", "steps", "pedestrian", "living_street", "residential", "service",
+    "unclassified", "track", "corridor", "cycleway", "bridleway", "road",
+    "trunk", "trunk_link", "primary", "primary_link", "secondary", "secondary_link",
+    "tertiary", "tertiary_link",
+)  # fmt: skip
+
+
+class DistrictSource(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str
+    id_field: str
+    name_field: str
+    name_en_field: str | None = None
+    sample: bool = False
+
+
+class SourceConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["pbf", "xml", "overpass"]
+    path: str | None = None
+    download_url: str | None = None
+
+
+class DemandConfig(BaseModel):
+    """How residents are estimated; documented defaults, overridable per city."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    m2_per_person: Annotated[float, Field(gt=0)] = 40.0
+    default_levels: Annotated[float, Field(gt=0, le=200)] = 3.0
+    residents_per_ha_residential_land: Annotated[float, Field(gt=0)] = 150.0
+    non_residential_buildings: tuple[str, ...] = (
+        "commercial", "industrial", "warehouse", "retail", "office", "supermarket", "kiosk",
+        "church", "cathedral", "chapel", "mosque", "temple", "shrine", "religious",
+        "school", "kindergarten", "university", "college", "hospital", "public", "civic",
+        "government", "train_station", "transportation", "parking", "garage", "garages",
+        "carport", "shed", "roof", "hut", "cabin", "barn", "farm_auxiliary", "greenhouse",
+        "glasshouse", "stable", "service", "utility", "transformer_tower", "tower", "bridge",
+        "ruins", "construction", "pavilion", "museum", "hotel", "sports_hall", "stadium",
+        "toilets", "atrium", "entrance", "underpass_entrance", "ship", "bunker", "water_tower",
+    )  # fmt: skip
+
+
+class NetworkConfig(BaseModel):
+    """Which streets are walked and how far a building or facility may sit from one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    walk_highways: tuple[str, ...] = DEFAULT_WALK_HIGHWAYS
+    max_snap_m: Annotated[float, Field(gt=0, le=2000)] = 200.0
+    search_factor: Annotated[float, Field(ge=1, le=10)] = 2.0
+
+
+class CityConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    name: str
+    name_en: str
+    crs: str
+    districts: DistrictSource
+    source: SourceConfig
+    demand: DemandConfig = DemandConfig()
+    network: NetworkConfig = NetworkConfig()
+
+    @field_validator("crs")
+    @classmethod
+    def _check_crs(cls, value: str) -> str:
+        if value == "utm":
+            return value
+        try:
+            crs = pyproj.CRS.from_user_input(value)
+        except pyproj.exceptions.CRSError:
+            raise ValueError(f"not a CRS pyproj knows; use 'utm' or e.g. 'EPSG:4547'") from None
+        _require_metres(crs, what="crs")
+        return value
+
+
+class City(BaseModel):
+    """A loaded city: its config, the folder it came from and its districts (EPSG:4326)."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    config: CityConfig
+    districts: gpd.GeoDataFrame
+    config_path: Path
+
+    @property
+    def id(self) -> str:
+        return self.config.id
+
+
+def load_city(name_or_path: str | Path) -> City:
+    """Load a city config and its district polygons.
+
+    Parameters
+    ----------
+    name_or_path
+        A bundled city name (``zhengzhou``, ``helsinki-sample``) or a YAML file.
+
+    Returns
+    -------
+    City
+        With ``districts`` holding ``district_id, name, name_en, slug, is_sample, geometry``.
+    """
+    path = _paths.config_file("cities", name_or_path)
+    cfg = validate(CityConfig, read_yaml(path, what="city"), path=path, what="city")
+    dpath = (path.parent / cfg.districts.path).resolve()
+    if not dpath.is_file():
+        raise ConfigError(f"city file {str(path)!r}: districts.path {str(dpath)!r} does not exist")
+    gdf = gpd.read_file(dpath)
+    fields = [cfg.districts.id_field, cfg.districts.name_field]
+    if cfg.districts.name_en_field:
+        fields.append(cfg.districts.name_en_field)
+    missing = [f for f in fields if f not in gdf.columns]
+    if missing:
+        raise ConfigError(
+            f"district file {str(dpath)!r} lacks field(s) {missing}; it has {list(gdf.columns)}"
+        )
+    if gdf.crs is None:
+        raise CRSError(f"district file {str(dpath)!r} has no CRS; save it with one")
+    gdf = gdf.to_crs(4326)
+    ids = gdf[cfg.districts.id_field].astype(str)
+    if ids.duplicated().any():
+        raise ConfigError(f"district file {str(dpath)!r} has duplicate ids: {sorted(set(ids[ids.duplicated()]))}")
+    name_en = gdf[cfg.districts.name_en_field].astype(str) if cfg.districts.name_en_field else ids
+    districts = gpd.GeoDataFrame(
+        {
+            "district_id": ids.to_numpy(),
+            "name": gdf[cfg.districts.name_field].astype(str).to_numpy(),
+            "name_en": name_en.to_numpy(),
+            "is_sample": cfg.districts.sample,
+        },
+        geometry=gdf.geometry.make_valid().to_numpy(),
+        crs=4326,
+    )
+    districts["slug"] = [_slug(i, e) for i, e in zip(districts.district_id, districts.name_en)]
+    return City(config=cfg, districts=districts, config_path=path)
+
+
+def _slug(district_id: str, name_en: str) -> str:
+    ascii_name = unicodedata.normalize("NFKD", name_en).encode("ascii", "ignore").decode()
+    words = re.sub(r"\(.*?\)", "", ascii_name).lower()
+    words = re.sub(r"\b(district|county)\b", "", words)
+    name_part = re.sub(r"[^a-z0-9]+", "-", words).strip("-")
+    id_part = re.sub(r"[^A-Za-z0-9_-]+", "-", district_id).strip("-")
+    if not id_part:
+        return name_part or "district"
+    if name_part and id_part.isdigit():
+        return f"{id_part}-{name_part}"
+    return id_part
+
+
+def resolve_districts(city: City, name: str) -> gpd.GeoDataFrame:
+    """The districts `name` designates: 'all', or one by Chinese or English name, code or slug.
+
+    Raises
+    ------
+    DistrictNotFoundError
+        Listing the valid names.
+    """
+    d = city.districts
+    if name.strip().lower() == "all":
+        return d
+    key = name.strip()
+    low = key.lower()
+
+    def short_zh(s: str) -> str:
+        return re.sub(r"(回族区|区|县|市)$", "", s)
+
+    def short_en(s: str) -> str:
+        return re.sub(r"\s*(\(.*\)|district|county)\s*$", "", s.lower()).strip()
+
+    hit = d[
+        (d.name == key)
+        | (d.district_id == key)
+        | (d.slug == low)
+        | (d.name_en.str.lower() == low)
+        | (d.name.map(short_zh) == short_zh(key))
+        | (d.name_en.map(short_en) == short_en(key))
+    ]
+    if len(hit) == 1:
+        return hit
+    valid = "; ".join(f"{r.name} / {r.name_en} / {r.district_id}" for r in d.itertuples())
+    why = "is ambiguous" if len(hit) > 1 else "matches no district"
+    raise DistrictNotFoundError(
+        f"--district {name!r} {why} of {city.id}; use 'all' or one of: {valid}"
+    )
+
+
+def working_crs(city: City) -> pyproj.CRS:
+    """The projected CRS in metres for `city`: its configured CRS, or the estimated UTM zone."""
+    if city.config.crs == "utm":
+        return city.districts.estimate_utm_crs()
+    return pyproj.CRS.from_user_input(city.config.crs)
+
+
+def require_metres(gdf: gpd.GeoDataFrame, *, what: str) -> None:
+    """Raise `CRSError` unless `gdf` is in a projected CRS measured in metres."""
+    if gdf.crs is None:
+        raise CRSError(f"{what} has no CRS; walkcover needs metres: set one with set_crs() first")
+    _require_metres(gdf.crs, what=what)
+
+
+def _require_metres(crs: pyproj.CRS, *, what: str) -> None:
+    if crs.is_geographic:
+        raise CRSError(
+            f"{what} is in {crs.to_string()} (degrees); walkcover needs metres: pass a projected "
+            "CRS (e.g. EPSG:4547 for Zhengzhou) or let it estimate UTM with crs: utm"
+        )
+    units = {ax.unit_name for ax in crs.axis_info}
+    if not units <= {"metre", "meter"}:
+        raise CRSError(f"{what} is in {crs.to_string()} with units {sorted(units)}; walkcover needs metres")
