@@ -110,7 +110,10 @@ def assess(
     features = layers.features.to_crs(crs)
 
     step("building the walk network")
-    network = network_from_streets(layers.streets, crs=crs, walk_highways=query.walk_highways)
+    network = network_from_streets(
+        layers.streets, crs=crs, walk_highways=query.walk_highways,
+        min_island_m=cfg.network.min_island_m,
+    )  # fmt: skip
     notes: list[str] = []
     if len(network.edges) == 0:
         notes.append("no walkable streets were found in the study area; every unit is unsnapped")

@@ -56,6 +56,7 @@ def snap(
     *,
     max_snap_m: float,
     reach_polygon_edges: bool = False,
+    polygon_reach_m: float = 25.0,
 ) -> Snaps:
     """Snap geometries onto the nearest street edge within `max_snap_m`.
 
@@ -68,8 +69,11 @@ def snap(
     max_snap_m
         Largest allowed access leg; farther items are reported in ``unsnapped``.
     reach_polygon_edges
-        For facilities: a polygon is reached at its edge from *every* street within `max_snap_m`,
-        and a street that runs into it is inside it over the whole crossing, not at its centroid.
+        For facilities: a polygon is reached at its edge, not its centroid, from every street within
+        `polygon_reach_m` of it (else from its nearest street within `max_snap_m`); a street that
+        runs into it is inside it over the whole crossing.
+    polygon_reach_m
+        How close a street must pass a polygon facility to count as one of its access streets.
 
     Returns
     -------
@@ -77,7 +81,7 @@ def snap(
     """
     arr = np.asarray(geoms.to_numpy() if hasattr(geoms, "to_numpy") else geoms, dtype=object)
     n = len(arr)
-    if n == 0 or len(network.edges) == 0:
+    if n == 0 or len(network.snappable) == 0:
         empty = np.array([], dtype=np.int64)
         return Snaps(empty, empty, empty.astype(float), empty.astype(float), empty.astype(float),
                      np.arange(n), n)  # fmt: skip
@@ -90,12 +94,16 @@ def snap(
         idx = np.flatnonzero(single)
         pairs = network.tree.query_nearest(arr[idx], max_distance=max_snap_m, all_matches=False)
         items.append(idx[pairs[0]])
-        edges.append(pairs[1])
+        edges.append(network.snappable[pairs[1]])
     if reach_polygon_edges and is_area.any():
         idx = np.flatnonzero(is_area)
-        pairs = network.tree.query(arr[idx], predicate="dwithin", distance=max_snap_m)
-        items.append(idx[pairs[0]])
-        edges.append(pairs[1])
+        # Every street that runs along (within polygon_reach_m) or into the area gives access ...
+        near = network.tree.query(arr[idx], predicate="dwithin", distance=min(polygon_reach_m, max_snap_m))
+        # ... and an area with no street that close is reached from its nearest street.
+        alone = np.setdiff1d(np.arange(len(idx)), near[0])
+        far = network.tree.query_nearest(arr[idx[alone]], max_distance=max_snap_m, all_matches=False)
+        items += [idx[near[0]], idx[alone[far[0]]]]
+        edges += [network.snappable[near[1]], network.snappable[far[1]]]
     item = np.concatenate(items) if items else np.array([], dtype=np.int64)
     edge = np.concatenate(edges) if edges else np.array([], dtype=np.int64)
     g, e = arr[item], edge_geoms[edge]

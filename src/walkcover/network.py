@@ -35,7 +35,10 @@ class Network:
     component
         Connected-component label of each node.
     tree
-        Spatial index of ``edges.geometry``.
+        Spatial index of the *snappable* edges (``edges.snappable``): tunnels, indoor corridors and
+        indoor ways carry walkers but nobody's front door opens onto them.
+    snappable
+        Edge positions the tree's items stand for.
     """
 
     edges: gpd.GeoDataFrame
@@ -43,6 +46,7 @@ class Network:
     csr: sparse.csr_array
     component: np.ndarray
     tree: shapely.STRtree
+    snappable: np.ndarray
 
     @property
     def n_nodes(self) -> int:
@@ -69,13 +73,17 @@ def walkable_streets(
     return streets[ok.fillna(False).to_numpy(dtype=bool)].reset_index(drop=True)
 
 
-def build_network(streets: gpd.GeoDataFrame) -> Network:
+def build_network(streets: gpd.GeoDataFrame, *, min_island_m: float = 0.0) -> Network:
     """Build the engine's network from projected street segments (columns ``u, v``, geometry).
 
     Parameters
     ----------
     streets
         Node-to-node segments in a projected CRS in metres; ``u, v`` are node ids shared at junctions.
+    min_island_m
+        Drop connected pieces whose total street length is below this: indoor corridors, courtyard
+        footways and fragments cut at the study-area edge, which would otherwise capture nearby
+        buildings and leave them "unreachable".
 
     Returns
     -------
@@ -83,6 +91,17 @@ def build_network(streets: gpd.GeoDataFrame) -> Network:
     """
     require_metres(streets, what="streets")
     streets = streets[streets.geometry.notna() & ~streets.geometry.is_empty].reset_index(drop=True)
+    net = _build(streets)
+    if min_island_m > 0 and len(net.edges):
+        edge_comp = net.component[net.edges["u_idx"].to_numpy()]
+        total = np.bincount(edge_comp, weights=net.edges["length_m"].to_numpy())
+        keep = total[edge_comp] >= min_island_m
+        if not keep.all():
+            net = _build(streets[keep].reset_index(drop=True))
+    return net
+
+
+def _build(streets: gpd.GeoDataFrame) -> Network:
     ids = np.concatenate([streets["u"].to_numpy(np.int64), streets["v"].to_numpy(np.int64)])
     node_osm_ids, inverse = np.unique(ids, return_inverse=True)
     m = len(streets)
@@ -102,8 +121,29 @@ def build_network(streets: gpd.GeoDataFrame) -> Network:
     n = len(node_osm_ids)
     csr = _symmetric_min_csr(u_idx, v_idx, length_m, n)
     _, component = connected_components(csr, directed=False)
-    tree = shapely.STRtree(edges.geometry.to_numpy())
-    return Network(edges=edges, node_osm_ids=node_osm_ids, csr=csr, component=component, tree=tree)
+    edges["snappable"] = snappable_mask(streets)
+    snappable = np.flatnonzero(edges["snappable"].to_numpy())
+    tree = shapely.STRtree(edges.geometry.to_numpy()[snappable])
+    return Network(
+        edges=edges, node_osm_ids=node_osm_ids, csr=csr, component=component, tree=tree,
+        snappable=snappable,
+    )  # fmt: skip
+
+
+def snappable_mask(streets: gpd.GeoDataFrame) -> np.ndarray:
+    """Edges a building or facility may attach to: not tunnels, indoor corridors or indoor ways."""
+    n = len(streets)
+
+    def col(name: str) -> pd.Series:
+        if name not in streets:
+            return pd.Series([None] * n, dtype="string")
+        return streets[name].astype("string").str.lower()
+
+    tunnel = col("tunnel")
+    bad = tunnel.notna() & ~tunnel.isin(["no", "building_passage"])
+    bad |= col("highway").eq("corridor").fillna(False)
+    bad |= col("indoor").notna() & ~col("indoor").eq("no")
+    return ~bad.fillna(False).to_numpy(dtype=bool)
 
 
 def _symmetric_min_csr(u: np.ndarray, v: np.ndarray, w: np.ndarray, n: int) -> sparse.csr_array:
@@ -125,8 +165,12 @@ def _symmetric_min_csr(u: np.ndarray, v: np.ndarray, w: np.ndarray, n: int) -> s
 
 
 def network_from_streets(
-    streets: gpd.GeoDataFrame, *, crs, walk_highways: tuple[str, ...] = DEFAULT_WALK_HIGHWAYS
+    streets: gpd.GeoDataFrame,
+    *,
+    crs,  # noqa: ANN001 - anything pyproj accepts
+    walk_highways: tuple[str, ...] = DEFAULT_WALK_HIGHWAYS,
+    min_island_m: float = 0.0,
 ) -> Network:
     """Filter `streets` (EPSG:4326) to walkable ones, project them to `crs` and build the network."""
     walk = walkable_streets(streets, walk_highways=walk_highways)
-    return build_network(walk.to_crs(crs))
+    return build_network(walk.to_crs(crs), min_island_m=min_island_m)

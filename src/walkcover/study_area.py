@@ -71,6 +71,7 @@ class NetworkConfig(BaseModel):
     walk_highways: tuple[str, ...] = DEFAULT_WALK_HIGHWAYS
     max_snap_m: Annotated[float, Field(gt=0, le=2000)] = 200.0
     search_factor: Annotated[float, Field(ge=1, le=10)] = 2.0
+    min_island_m: Annotated[float, Field(ge=0)] = 250.0
 
 
 class CityConfig(BaseModel):

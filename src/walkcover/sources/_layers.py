@@ -11,7 +11,7 @@ import geopandas as gpd
 import pandas as pd
 from shapely.geometry.base import BaseGeometry
 
-STREET_COLUMNS = ["u", "v", "osm_id", "highway", "access", "foot", "area", "geometry"]
+STREET_COLUMNS = ["u", "v", "osm_id", "highway", "access", "foot", "area", "tunnel", "indoor", "geometry"]
 FEATURE_COLUMNS = ["osm_id", "osm_type", "name", "tags", "geometry"]
 
 
@@ -37,7 +37,7 @@ class OSMLayers:
     """Streets (one row per node-to-node segment) and tagged features, both EPSG:4326.
 
     ``streets``: ``u, v`` (OSM node ids), ``osm_id`` ("way/123"), ``highway``, ``access``, ``foot``,
-    ``area``, geometry. ``features``: ``osm_id``, ``osm_type``, ``name``, ``tags`` (dict), geometry;
+    ``area``, ``tunnel``, ``indoor``, geometry. ``features``: ``osm_id``, ``osm_type``, ``name``, ``tags`` (dict), geometry;
     facilities, buildings and residential land alike.
     """
 

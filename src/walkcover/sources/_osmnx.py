@@ -17,7 +17,8 @@ from walkcover.sources._layers import (
     tags_from_row,
 )
 
-_WAY_TAGS = ["highway", "access", "foot", "area", "name", "service"]
+_STREET_TAGS = ("highway", "access", "foot", "area", "tunnel", "indoor")
+_WAY_TAGS = [*_STREET_TAGS, "name", "service"]
 _SKIP = {"geometry", "nodes", "ways", "members", "element", "id", "osmid"}
 
 
@@ -51,10 +52,7 @@ def streets_from_graph(graph: nx.MultiDiGraph) -> gpd.GeoDataFrame:
             "u": edges["u"].astype("int64").to_numpy(),
             "v": edges["v"].astype("int64").to_numpy(),
             "osm_id": ["way/" + str(x) for x in edges["osmid"]],
-            "highway": col("highway"),
-            "access": col("access"),
-            "foot": col("foot"),
-            "area": col("area"),
+            **{k: col(k) for k in _STREET_TAGS},
         },
         geometry=edges.geometry.to_numpy(),
         crs=edges.crs,

