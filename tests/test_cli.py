@@ -1,0 +1,155 @@
+"""`walkcover run` end to end on the real Helsinki sample, and its refusals."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import pandas as pd
+import pyogrio
+import pytest
+from conftest import split_graph_distances
+from typer.testing import CliRunner
+
+from walkcover import coverage as cov
+from walkcover.cli import app
+from walkcover.demand import demand_from_buildings, residential_buildings
+from walkcover.facilities import select_facilities
+from walkcover.standards import PLAN_STANDARD_IDS, load_standards
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def sample_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("out")
+    cache = tmp_path_factory.mktemp("cache")
+    res = invoke("run", "--city", "helsinki-sample", "--out", str(out), "--cache-dir", str(cache))
+    return res, out, cache
+
+
+def test_run_writes_layers_columns_and_summary(sample_run):
+    res, out, _ = sample_run
+    assert res.exit_code == 0, res.output
+    city = out / "helsinki-sample"
+    summary = pd.read_csv(city / "summary.csv")
+    assert len(summary) == 4 * len(PLAN_STANDARD_IDS)
+    for col in ["district", "standard", "threshold_m", "facilities", "demand_units", "residents",
+                "residents_covered_pct", "unsnapped_units"]:  # fmt: skip
+        assert col in summary.columns
+    pct = summary["residents_covered_pct"]
+    assert pct.between(0, 100).all()
+    assert (summary.loc[summary.standard == "toilet", "context_applied"].str.contains("ordinary_road")).all()
+    for slug in ["sample-nw", "sample-ne", "sample-sw", "sample-se"]:
+        gpkg = city / slug / "coverage.gpkg"
+        assert {n for n, _ in pyogrio.list_layers(gpkg)} == {"demand", "facilities"}
+        demand = gpd.read_file(gpkg, layer="demand")
+        assert len(demand) > 0 and demand["osm_id"].str.match(r"^(way|relation)/\d+$").all()
+        for sid in PLAN_STANDARD_IDS:
+            assert {f"{sid}_dist_m", f"{sid}_covered"} <= set(demand.columns)
+        nan = demand["toilet_dist_m"].isna()
+        assert (demand.loc[nan, "toilet_status"] != cov.STATUS_COVERED).all()
+        fac = gpd.read_file(gpkg, layer="facilities")
+        assert {"geometry", "osm_id", "standard"} <= set(fac.columns)
+    # The printed table and the kindergarten note (the extract maps none).
+    assert "Helsinki sample" in res.output and "SAMPLE" in res.output
+    assert "no kindergarten facilities found" in res.output
+    assert not list(city.rglob(".*.gpkg")) and not list(city.rglob(".*.csv"))  # no temp files left
+
+
+def test_toilet_figure_matches_an_independent_networkx_computation(sample_run, helsinki_layers, helsinki_network):
+    _, out, _ = sample_run
+    city, crs, layers = helsinki_layers
+    summary = pd.read_csv(out / "helsinki-sample" / "summary.csv")
+    got = summary.query("district == 'sample-ne' and standard == 'toilet'")["residents_covered_pct"].item()
+
+    feats = layers.features.to_crs(crs)
+    houses = demand_from_buildings(residential_buildings(feats, city.config.demand), city.config.demand)
+    ne = city.districts.to_crs(crs).query("district_id == 'sample-ne'").geometry.item()
+    houses = houses[houses.representative_point().within(ne)].reset_index(drop=True)
+    toilets = select_facilities(feats, load_standards().standards["toilet"])
+    snap_m = city.config.network.max_snap_m
+    dist = split_graph_distances(
+        helsinki_network,
+        cov.snap(helsinki_network, houses.geometry, max_snap_m=snap_m),
+        cov.snap(helsinki_network, toilets.geometry, max_snap_m=snap_m, reach_polygon_edges=True),
+    )
+    expected = 100 * houses["residents"][dist <= 500].sum() / houses["residents"].sum()
+    assert 0 < expected < 100
+    assert got == pytest.approx(expected, abs=1e-9)
+
+
+def test_second_run_reads_the_cache_and_refuses_to_overwrite(sample_run, monkeypatch):
+    _, out, cache = sample_run
+    assert any((cache / "osm").iterdir())
+    before = (out / "helsinki-sample" / "summary.csv").read_bytes()
+    res = runner.invoke(app, ["run", "--city", "helsinki-sample", "--out", str(out), "--cache-dir", str(cache)])
+    assert res.exit_code == 2
+    assert "--overwrite" in res.output and "already holds results" in res.output
+    assert (out / "helsinki-sample" / "summary.csv").read_bytes() == before
+
+    from walkcover.sources import cache as cache_mod
+
+    def no_parse(*_a):
+        raise AssertionError("the cache should have been used")
+
+    with monkeypatch.context() as m:
+        m.setattr(cache_mod, "_read_source", no_parse)
+        res = invoke("run", "--city", "helsinki-sample", "--out", str(out), "--cache-dir", str(cache),
+                     "--overwrite")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert (out / "helsinki-sample" / "summary.csv").read_bytes() == before
+
+    res = invoke("run", "--city", "helsinki-sample", "--district", "Sample district NW", "--standard",
+                 "toilet", "--out", str(out), "--cache-dir", str(cache), "--overwrite")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    summary = pd.read_csv(out / "helsinki-sample" / "summary.csv")
+    assert len(summary) == 3 * len(PLAN_STANDARD_IDS) + 1
+    # Rows of the other districts survive a one-district run.
+    assert set(summary["district"]) == {"sample-nw", "sample-ne", "sample-sw", "sample-se"}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--district", "Kallio"], "matches no district of helsinki-sample; use 'all' or one of"),
+        (["--standard", "library"], "unknown standard 'library'; choose from: all, toilet"),
+        (["--standards", "tests/data/broken_standards.yaml"], "standards.toilet.threshold_m: found -300"),
+        (["--source", "missing.osm.pbf"], "does not exist"),
+        (["--source", "tests/data/README.md"], "unknown file type"),
+    ],
+)
+def test_bad_input_is_a_clear_error_and_writes_nothing(tmp_path, args, message):
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["run", "--city", "helsinki-sample", "--out", str(out), "--no-cache", *args])
+    assert res.exit_code == 2, res.output
+    assert message in " ".join(res.output.split())
+    assert not out.exists() or not any(out.rglob("*.*"))
+
+
+def test_corrupt_pbf_writes_nothing(tmp_path):
+    bad = tmp_path / "henan-latest.osm.pbf"
+    bad.write_bytes(b"\x00\x01garbage" * 1000)
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["run", "--city", "helsinki-sample", "--out", str(out), "--no-cache", "--source", str(bad)])
+    assert res.exit_code == 2
+    assert "could not be read as an .osm.pbf" in " ".join(res.output.split())
+    assert not out.exists() or not any(out.rglob("*.*"))
+
+
+def test_interrupted_write_leaves_previous_file_intact(tmp_path, monkeypatch):
+    from walkcover.outputs import write_atomic
+
+    target = tmp_path / "summary.csv"
+    target.write_text("old\n")
+
+    def crash(tmp):
+        tmp.write_text("half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        write_atomic(target, crash)
+    assert target.read_text() == "old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.csv"]

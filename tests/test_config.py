@@ -1,0 +1,90 @@
+"""Standards and city configs: the bundled files, and bad files reported in full."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import pytest
+from conftest import streets
+
+from walkcover import ConfigError, CRSError, DistrictNotFoundError
+from walkcover.network import build_network
+from walkcover.standards import PLAN_STANDARD_IDS, load_standards, tag_matches
+from walkcover.study_area import load_city, resolve_districts, working_crs
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_bundled_standards_encode_the_plan():
+    s = load_standards()
+    assert tuple(s.standards) == PLAN_STANDARD_IDS
+    expected = {"toilet": 500, "kindergarten": 300, "primary_school": 500, "middle_school": 1000,
+                "green_space": 300, "park": 500, "bus_stop": 500, "fitness": 1000, "clinic": 1000}  # fmt: skip
+    assert {k: v.threshold_m for k, v in s.standards.items()} == expected
+    toilet = s.standards["toilet"]
+    assert toilet.context_thresholds_m == {"main_street": 300, "ordinary_road": 500, "riverside_park": 800}
+    assert toilet.max_threshold_m == 800
+    assert "ordinary_road" in toilet.context_applied
+    assert all(st.citation.section.startswith("三、") for st in s.standards.values())
+
+
+def test_malformed_standards_report_every_problem_at_once():
+    with pytest.raises(ConfigError) as err:
+        load_standards(DATA / "broken_standards.yaml")
+    msg = str(err.value)
+    assert "standards.toilet.threshold_m: found -300" in msg
+    assert "standards.toilet.target_pct: found 150" in msg
+    assert "standards.park.selectors: found []" in msg
+    assert "standards.park.citation: missing" in msg
+    assert "standards.park.colour: found 'green'" in msg
+    assert "5 problem(s)" in msg
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path):
+    bad = tmp_path / "s.yaml"
+    bad.write_text("id: x\nstandards:\n  toilet: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"not valid YAML at line \d+"):
+        load_standards(bad)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_standards(tmp_path / "missing.yaml")
+
+
+def test_selectors():
+    assert tag_matches({"amenity": "school", "name": "郑州市第二中学"}, {"amenity": "school", "name": "~中学"})
+    assert not tag_matches({"amenity": "school", "name": "实验小学"}, {"amenity": "school", "name": "~中学"})
+    assert tag_matches({"leisure": "garden"}, {"leisure": ["park", "garden"]})
+    assert tag_matches({"highway": "bus_stop"}, {"highway": True})
+    assert not tag_matches({}, {"highway": True})
+    with pytest.raises(ConfigError, match="unknown standard 'toilets'.*toilet"):
+        load_standards().select(["toilets"])
+
+
+def test_zhengzhou_districts_resolve_by_any_name():
+    city = load_city("zhengzhou")
+    assert len(city.districts) == 12
+    assert working_crs(city).to_epsg() == 4547
+    for name in ("金水区", "金水", "Jinshui District", "jinshui", "410105", "410105-jinshui"):
+        hit = resolve_districts(city, name)
+        assert list(hit["name"]) == ["金水区"], name
+    assert list(resolve_districts(city, "管城区")["name"]) == ["管城回族区"]
+    assert len(resolve_districts(city, "all")) == 12
+    with pytest.raises(DistrictNotFoundError) as err:
+        resolve_districts(city, "郑东新区")
+    assert "郑东新区" in str(err.value) and "金水区 / Jinshui District / 410105" in str(err.value)
+
+
+def test_sample_city_is_labelled_and_uses_utm():
+    city = load_city("helsinki-sample")
+    assert city.districts["is_sample"].all()
+    assert working_crs(city).to_epsg() == 32635
+
+
+def test_geographic_crs_is_refused_with_the_fix(tmp_path):
+    s = streets([(1, 2, [(0, 0), (1, 0)])])
+    with pytest.raises(CRSError, match="EPSG:4326.*needs metres.*projected CRS"):
+        build_network(gpd.GeoDataFrame(s, geometry="geometry", crs=4326))
+    cfg = (Path(load_city("helsinki-sample").config_path)).read_text().replace("crs: utm", "crs: EPSG:4326")
+    (tmp_path / "c.yaml").write_text(cfg)
+    with pytest.raises(ConfigError, match="crs: found 'EPSG:4326'.*degrees"):
+        load_city(tmp_path / "c.yaml")
