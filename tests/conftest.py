@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import geopandas as gpd
 import networkx as nx
 import numpy as np
@@ -58,7 +60,7 @@ def split_graph_distances(network: Network, demand: cov.Snaps, sources: cov.Snap
     for i, (u, v, length) in enumerate(zip(e["u_idx"], e["v_idx"], e["length_m"])):
         pts = sorted(on_edge.get(i, []), key=lambda t: t[0])
         chain = [(0.0, int(u)), *pts, (float(length), int(v))]
-        for (o1, n1), (o2, n2) in zip(chain, chain[1:]):
+        for (o1, n1), (o2, n2) in itertools.pairwise(chain):
             # walking inside a polygon facility's span is already being there
             inside = any(lo <= o1 and o2 <= hi for lo, hi in spans.get(i, []))
             w = 0.0 if inside else o2 - o1
@@ -102,7 +104,9 @@ def helsinki_network(helsinki_layers):
     from walkcover.network import network_from_streets
 
     city, crs, layers = helsinki_layers
-    return network_from_streets(layers.streets, crs=crs, min_island_m=city.config.network.min_island_m)
+    return network_from_streets(
+        layers.streets, crs=crs, min_island_m=city.config.network.min_island_m
+    )
 
 
 __all__ = ["CRS_M", "X0", "Y0", "build_network", "shift", "split_graph_distances", "streets"]

@@ -6,9 +6,9 @@ import geopandas as gpd
 import pandas as pd
 import pyogrio
 import pytest
-from conftest import split_graph_distances
 from typer.testing import CliRunner
 
+from conftest import split_graph_distances
 from walkcover import coverage as cov
 from walkcover.cli import app
 from walkcover.demand import demand_from_buildings, residential_buildings
@@ -36,12 +36,22 @@ def test_run_writes_layers_columns_and_summary(sample_run):
     city = out / "helsinki-sample"
     summary = pd.read_csv(city / "summary.csv")
     assert len(summary) == 4 * len(PLAN_STANDARD_IDS)
-    for col in ["district", "standard", "threshold_m", "facilities", "demand_units", "residents",
-                "residents_covered_pct", "unsnapped_units"]:  # fmt: skip
+    for col in [
+        "district",
+        "standard",
+        "threshold_m",
+        "facilities",
+        "demand_units",
+        "residents",
+        "residents_covered_pct",
+        "unsnapped_units",
+    ]:
         assert col in summary.columns
     pct = summary["residents_covered_pct"]
     assert pct.between(0, 100).all()
-    assert (summary.loc[summary.standard == "toilet", "context_applied"].str.contains("ordinary_road")).all()
+    assert (
+        summary.loc[summary.standard == "toilet", "context_applied"].str.contains("ordinary_road")
+    ).all()
     for slug in ["sample-nw", "sample-ne", "sample-sw", "sample-se"]:
         gpkg = city / slug / "coverage.gpkg"
         assert {n for n, _ in pyogrio.list_layers(gpkg)} == {"demand", "facilities"}
@@ -59,14 +69,20 @@ def test_run_writes_layers_columns_and_summary(sample_run):
     assert not list(city.rglob(".*.gpkg")) and not list(city.rglob(".*.csv"))  # no temp files left
 
 
-def test_toilet_figure_matches_an_independent_networkx_computation(sample_run, helsinki_layers, helsinki_network):
+def test_toilet_figure_matches_an_independent_networkx_computation(
+    sample_run, helsinki_layers, helsinki_network
+):
     _, out, _ = sample_run
     city, crs, layers = helsinki_layers
     summary = pd.read_csv(out / "helsinki-sample" / "summary.csv")
-    got = summary.query("district == 'sample-ne' and standard == 'toilet'")["residents_covered_pct"].item()
+    got = summary.query("district == 'sample-ne' and standard == 'toilet'")[
+        "residents_covered_pct"
+    ].item()
 
     feats = layers.features.to_crs(crs)
-    houses = demand_from_buildings(residential_buildings(feats, city.config.demand), city.config.demand)
+    houses = demand_from_buildings(
+        residential_buildings(feats, city.config.demand), city.config.demand
+    )
     ne = city.districts.to_crs(crs).query("district_id == 'sample-ne'").geometry.item()
     houses = houses[houses.representative_point().within(ne)].reset_index(drop=True)
     toilets = select_facilities(feats, load_standards().standards["toilet"])
@@ -85,7 +101,9 @@ def test_second_run_reads_the_cache_and_refuses_to_overwrite(sample_run, monkeyp
     _, out, cache = sample_run
     assert any((cache / "osm").iterdir())
     before = (out / "helsinki-sample" / "summary.csv").read_bytes()
-    res = runner.invoke(app, ["run", "--city", "helsinki-sample", "--out", str(out), "--cache-dir", str(cache)])
+    res = runner.invoke(
+        app, ["run", "--city", "helsinki-sample", "--out", str(out), "--cache-dir", str(cache)]
+    )
     assert res.exit_code == 2
     assert "--overwrite" in res.output and "already holds results" in res.output
     assert (out / "helsinki-sample" / "summary.csv").read_bytes() == before
@@ -97,13 +115,33 @@ def test_second_run_reads_the_cache_and_refuses_to_overwrite(sample_run, monkeyp
 
     with monkeypatch.context() as m:
         m.setattr(cache_mod, "_read_source", no_parse)
-        res = invoke("run", "--city", "helsinki-sample", "--out", str(out), "--cache-dir", str(cache),
-                     "--overwrite")  # fmt: skip
+        res = invoke(
+            "run",
+            "--city",
+            "helsinki-sample",
+            "--out",
+            str(out),
+            "--cache-dir",
+            str(cache),
+            "--overwrite",
+        )
     assert res.exit_code == 0, res.output
     assert (out / "helsinki-sample" / "summary.csv").read_bytes() == before
 
-    res = invoke("run", "--city", "helsinki-sample", "--district", "Sample district NW", "--standard",
-                 "toilet", "--out", str(out), "--cache-dir", str(cache), "--overwrite")  # fmt: skip
+    res = invoke(
+        "run",
+        "--city",
+        "helsinki-sample",
+        "--district",
+        "Sample district NW",
+        "--standard",
+        "toilet",
+        "--out",
+        str(out),
+        "--cache-dir",
+        str(cache),
+        "--overwrite",
+    )
     assert res.exit_code == 0, res.output
     summary = pd.read_csv(out / "helsinki-sample" / "summary.csv")
     assert len(summary) == 3 * len(PLAN_STANDARD_IDS) + 1
@@ -116,14 +154,19 @@ def test_second_run_reads_the_cache_and_refuses_to_overwrite(sample_run, monkeyp
     [
         (["--district", "Kallio"], "matches no district of helsinki-sample; use 'all' or one of"),
         (["--standard", "library"], "unknown standard 'library'; choose from: all, toilet"),
-        (["--standards", "tests/data/broken_standards.yaml"], "standards.toilet.threshold_m: found -300"),
+        (
+            ["--standards", "tests/data/broken_standards.yaml"],
+            "standards.toilet.threshold_m: found -300",
+        ),
         (["--source", "missing.osm.pbf"], "does not exist"),
         (["--source", "tests/data/README.md"], "unknown file type"),
     ],
 )
 def test_bad_input_is_a_clear_error_and_writes_nothing(tmp_path, args, message):
     out = tmp_path / "out"
-    res = runner.invoke(app, ["run", "--city", "helsinki-sample", "--out", str(out), "--no-cache", *args])
+    res = runner.invoke(
+        app, ["run", "--city", "helsinki-sample", "--out", str(out), "--no-cache", *args]
+    )
     assert res.exit_code == 2, res.output
     assert message in " ".join(res.output.split())
     assert not out.exists() or not any(out.rglob("*.*"))
@@ -133,7 +176,10 @@ def test_corrupt_pbf_writes_nothing(tmp_path):
     bad = tmp_path / "henan-latest.osm.pbf"
     bad.write_bytes(b"\x00\x01garbage" * 1000)
     out = tmp_path / "out"
-    res = runner.invoke(app, ["run", "--city", "helsinki-sample", "--out", str(out), "--no-cache", "--source", str(bad)])
+    res = runner.invoke(
+        app,
+        ["run", "--city", "helsinki-sample", "--out", str(out), "--no-cache", "--source", str(bad)],
+    )
     assert res.exit_code == 2
     assert "could not be read as an .osm.pbf" in " ".join(res.output.split())
     assert not out.exists() or not any(out.rglob("*.*"))

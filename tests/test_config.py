@@ -6,8 +6,8 @@ from pathlib import Path
 
 import geopandas as gpd
 import pytest
-from conftest import streets
 
+from conftest import streets
 from walkcover import ConfigError, CRSError, DistrictNotFoundError
 from walkcover.network import build_network
 from walkcover.standards import PLAN_STANDARD_IDS, load_standards, tag_matches
@@ -19,11 +19,24 @@ DATA = Path(__file__).parent / "data"
 def test_bundled_standards_encode_the_plan():
     s = load_standards()
     assert tuple(s.standards) == PLAN_STANDARD_IDS
-    expected = {"toilet": 500, "kindergarten": 300, "primary_school": 500, "middle_school": 1000,
-                "green_space": 300, "park": 500, "bus_stop": 500, "fitness": 1000, "clinic": 1000}  # fmt: skip
+    expected = {
+        "toilet": 500,
+        "kindergarten": 300,
+        "primary_school": 500,
+        "middle_school": 1000,
+        "green_space": 300,
+        "park": 500,
+        "bus_stop": 500,
+        "fitness": 1000,
+        "clinic": 1000,
+    }
     assert {k: v.threshold_m for k, v in s.standards.items()} == expected
     toilet = s.standards["toilet"]
-    assert toilet.context_thresholds_m == {"main_street": 300, "ordinary_road": 500, "riverside_park": 800}
+    assert toilet.context_thresholds_m == {
+        "main_street": 300,
+        "ordinary_road": 500,
+        "riverside_park": 800,
+    }
     assert toilet.max_threshold_m == 800
     assert "ordinary_road" in toilet.context_applied
     assert all(st.citation.section.startswith("三、") for st in s.standards.values())
@@ -51,8 +64,12 @@ def test_yaml_syntax_error_names_the_line(tmp_path):
 
 
 def test_selectors():
-    assert tag_matches({"amenity": "school", "name": "郑州市第二中学"}, {"amenity": "school", "name": "~中学"})
-    assert not tag_matches({"amenity": "school", "name": "实验小学"}, {"amenity": "school", "name": "~中学"})
+    assert tag_matches(
+        {"amenity": "school", "name": "郑州市第二中学"}, {"amenity": "school", "name": "~中学"}
+    )
+    assert not tag_matches(
+        {"amenity": "school", "name": "实验小学"}, {"amenity": "school", "name": "~中学"}
+    )
     assert tag_matches({"leisure": "garden"}, {"leisure": ["park", "garden"]})
     assert tag_matches({"highway": "bus_stop"}, {"highway": True})
     assert not tag_matches({}, {"highway": True})
@@ -84,7 +101,11 @@ def test_geographic_crs_is_refused_with_the_fix(tmp_path):
     s = streets([(1, 2, [(0, 0), (1, 0)])])
     with pytest.raises(CRSError, match="EPSG:4326.*needs metres.*projected CRS"):
         build_network(gpd.GeoDataFrame(s, geometry="geometry", crs=4326))
-    cfg = (Path(load_city("helsinki-sample").config_path)).read_text().replace("crs: utm", "crs: EPSG:4326")
+    cfg = (
+        (Path(load_city("helsinki-sample").config_path))
+        .read_text()
+        .replace("crs: utm", "crs: EPSG:4326")
+    )
     (tmp_path / "c.yaml").write_text(cfg)
     with pytest.raises(ConfigError, match="crs: found 'EPSG:4326'.*degrees"):
         load_city(tmp_path / "c.yaml")

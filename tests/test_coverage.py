@@ -7,9 +7,9 @@ import math
 import geopandas as gpd
 import numpy as np
 import pytest
-from conftest import CRS_M, shift, split_graph_distances, streets
 from shapely.geometry import Point, Polygon, box
 
+from conftest import CRS_M, shift, split_graph_distances, streets
 from walkcover import coverage as cov
 from walkcover.network import build_network
 
@@ -33,7 +33,13 @@ def run(net, demand, facilities, *, threshold_m=1000.0, limit_m=2000.0, max_snap
 def line_net():
     # 1 (0,0) —100 m— 2 (100,0) —200 m— 3 (300,0); an island 10 (0,500) — 11 (100,500)
     return build_network(
-        streets([(1, 2, [(0, 0), (100, 0)]), (2, 3, [(100, 0), (300, 0)]), (10, 11, [(0, 500), (100, 500)])])
+        streets(
+            [
+                (1, 2, [(0, 0), (100, 0)]),
+                (2, 3, [(100, 0), (300, 0)]),
+                (10, 11, [(0, 500), (100, 500)]),
+            ]
+        )
     )
 
 
@@ -78,7 +84,9 @@ def test_no_facilities_flags_every_unit(line_net):
 
 def test_polygon_facility_reached_at_its_edge_not_centroid():
     net = build_network(streets([(1, 2, [(0, 0), (600, 0)])]))
-    park = Polygon([(450, 10), (550, 110), (450, 210), (350, 110)])  # lowest corner 10 m from street
+    park = Polygon(
+        [(450, 10), (550, 110), (450, 210), (350, 110)]
+    )  # lowest corner 10 m from street
     # House (350,-10): offset 350, leg 10. Park corner: offset 450, leg 10 → 10 + 100 + 10 = 120.
     # (From the centroid (450,110) it would be 10 + 100 + 110 = 220.)
     res, d, f = run(net, gs(Point(350, -10)), gs(park))

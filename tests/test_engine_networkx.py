@@ -5,8 +5,8 @@ from __future__ import annotations
 import networkx as nx
 import numpy as np
 import pytest
-from conftest import split_graph_distances
 
+from conftest import split_graph_distances
 from walkcover import coverage as cov
 from walkcover.demand import demand_from_buildings, residential_buildings
 from walkcover.facilities import select_facilities
@@ -17,7 +17,9 @@ from walkcover.standards import load_standards
 def sample(helsinki_layers, helsinki_network):
     city, crs, layers = helsinki_layers
     feats = layers.features.to_crs(crs)
-    houses = demand_from_buildings(residential_buildings(feats, city.config.demand), city.config.demand)
+    houses = demand_from_buildings(
+        residential_buildings(feats, city.config.demand), city.config.demand
+    )
     return helsinki_network, feats, houses
 
 
@@ -36,7 +38,10 @@ def test_node_distances_equal_networkx(sample):
     g.add_nodes_from(range(net.n_nodes))
     for k in range(len(src.item)):
         edge = e.iloc[int(src.edge[k])]
-        for node, w in ((edge.u_idx, src.leg_m[k] + src.lo_m[k]), (edge.v_idx, src.leg_m[k] + edge.length_m - src.hi_m[k])):
+        for node, w in (
+            (edge.u_idx, src.leg_m[k] + src.lo_m[k]),
+            (edge.v_idx, src.leg_m[k] + edge.length_m - src.hi_m[k]),
+        ):
             if not g.has_edge("S", int(node)) or g["S"][int(node)]["w"] > w:
                 g.add_edge("S", int(node), w=float(w))
     ref = nx.single_source_dijkstra_path_length(g, "S", weight="w")

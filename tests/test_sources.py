@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import http.server
-import json
 import threading
 import urllib.parse
 from pathlib import Path
@@ -28,7 +27,9 @@ AREA = box(113.649, 34.749, 113.655, 34.752)
 
 
 def query() -> OSMQuery:
-    return OSMQuery(AREA, DEFAULT_WALK_HIGHWAYS, selector_keys([load_standards().standards["toilet"]]))
+    return OSMQuery(
+        AREA, DEFAULT_WALK_HIGHWAYS, selector_keys([load_standards().standards["toilet"]])
+    )
 
 
 def check_tiny(layers) -> None:
@@ -41,7 +42,9 @@ def check_tiny(layers) -> None:
     feats = layers.features.to_crs("EPSG:4547")
     toilets = select_facilities(feats, load_standards().standards["toilet"])
     assert list(toilets["osm_id"]) == ["node/50"] and toilets["name"].iloc[0] == "测试公厕"
-    houses = demand_from_buildings(residential_buildings(feats, DemandConfig()), DemandConfig(m2_per_person=40))
+    houses = demand_from_buildings(
+        residential_buildings(feats, DemandConfig()), DemandConfig(m2_per_person=40)
+    )
     assert list(houses["osm_id"]) == ["way/200"]
     assert houses["levels"].iloc[0] == 6
     assert houses["residents"].iloc[0] == pytest.approx(450 * 6 / 40, rel=0.01)
@@ -62,7 +65,7 @@ def test_osm_xml_source(tmp_path):
 class _Overpass(http.server.BaseHTTPRequestHandler):
     queries: list[str]
 
-    def do_POST(self):  # noqa: N802 - http.server API
+    def do_POST(self):
         body = self.rfile.read(int(self.headers["Content-Length"])).decode()
         q = urllib.parse.parse_qs(body)["data"][0]
         self.server.queries.append(q)  # type: ignore[attr-defined]
@@ -129,7 +132,9 @@ def test_missing_and_corrupt_pbf(tmp_path):
     bad.write_bytes(b"this is not a protobuf file" * 100)
     with pytest.raises(SourceError, match="could not be read as an .osm.pbf"):
         load_osm("pbf", str(bad), query(), cache_dir=tmp_path / "cache")
-    assert not (tmp_path / "cache" / "osm").exists() or not any((tmp_path / "cache" / "osm").iterdir())
+    assert not (tmp_path / "cache" / "osm").exists() or not any(
+        (tmp_path / "cache" / "osm").iterdir()
+    )
     empty = tmp_path / "empty.osm.pbf"
     empty.write_bytes(b"")
     with pytest.raises(SourceError, match="empty"):

@@ -111,9 +111,11 @@ def assess(
 
     step("building the walk network")
     network = network_from_streets(
-        layers.streets, crs=crs, walk_highways=query.walk_highways,
+        layers.streets,
+        crs=crs,
+        walk_highways=query.walk_highways,
         min_island_m=cfg.network.min_island_m,
-    )  # fmt: skip
+    )
     notes: list[str] = []
     if len(network.edges) == 0:
         notes.append("no walkable streets were found in the study area; every unit is unsnapped")
@@ -129,8 +131,12 @@ def assess(
     for std in standards:
         step(f"measuring {std.id}")
         fac = select_facilities(features, std)
-        fac_snaps = cov.snap(network, fac.geometry, max_snap_m=cfg.network.max_snap_m, reach_polygon_edges=True)
-        result = cov.measure(network, demand_snaps, fac_snaps, threshold_m=std.threshold_m, limit_m=limits[std.id])
+        fac_snaps = cov.snap(
+            network, fac.geometry, max_snap_m=cfg.network.max_snap_m, reach_polygon_edges=True
+        )
+        result = cov.measure(
+            network, demand_snaps, fac_snaps, threshold_m=std.threshold_m, limit_m=limits[std.id]
+        )
         demand[f"{std.id}_dist_m"] = result["dist_m"].to_numpy()
         demand[f"{std.id}_covered"] = result["covered"].to_numpy()
         demand[f"{std.id}_status"] = result["status"].to_numpy()
@@ -150,12 +156,18 @@ def assess(
         for std in standards:
             fac = facilities[facilities["standard"] == std.id]
             n_in = int((fac["in_district"] == drow["district_id"]).sum())
-            near = fac.geometry.dwithin(dgeom, limits[std.id]).to_numpy() & fac["snapped"].to_numpy(bool)
+            near = fac.geometry.dwithin(dgeom, limits[std.id]).to_numpy() & fac["snapped"].to_numpy(
+                bool
+            )
             in_reach = int(near.sum())
             row = district_summary(
-                demand[mask], district=drow, standard=std, facilities_in_district=n_in,
-                facilities_in_reach=in_reach, demand_model=models[drow["district_id"]],
-            )  # fmt: skip
+                demand[mask],
+                district=drow,
+                standard=std,
+                facilities_in_district=n_in,
+                facilities_in_reach=in_reach,
+                demand_model=models[drow["district_id"]],
+            )
             rows.append(row)
             if in_reach == 0:
                 notes.append(
@@ -164,9 +176,17 @@ def assess(
                 )
     summary = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
     return Assessment(
-        city=city, districts=districts, standards=standards, crs=crs, network=network,
-        demand=demand, facilities=facilities, summary=summary, notes=notes, source=layers.source,
-    )  # fmt: skip
+        city=city,
+        districts=districts,
+        standards=standards,
+        crs=crs,
+        network=network,
+        demand=demand,
+        facilities=facilities,
+        summary=summary,
+        notes=notes,
+        source=layers.source,
+    )
 
 
 def _demand(features, districts_proj, cfg, notes):
@@ -201,7 +221,15 @@ def _concat_facilities(frames: list[gpd.GeoDataFrame], crs) -> gpd.GeoDataFrame:
     frames = [f for f in frames if len(f)]
     if not frames:
         return gpd.GeoDataFrame(
-            {"osm_id": [], "standard": [], "name": [], "matched_by": [], "snapped": [], "in_district": []},
-            geometry=[], crs=crs,
-        )  # fmt: skip
+            {
+                "osm_id": [],
+                "standard": [],
+                "name": [],
+                "matched_by": [],
+                "snapped": [],
+                "in_district": [],
+            },
+            geometry=[],
+            crs=crs,
+        )
     return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs=crs)

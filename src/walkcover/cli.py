@@ -26,7 +26,9 @@ err_console = Console(stderr=True)
 
 @app.callback()
 def main(
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log output.")] = 0,
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, help="More log output.")
+    ] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
 ) -> None:
     """walkcover: where people cannot reach the services their city promised them."""
@@ -34,7 +36,7 @@ def main(
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
-def source_of(source: Path | None, city_source) -> tuple[str, str | None]:  # noqa: ANN001
+def source_of(source: Path | None, city_source) -> tuple[str, str | None]:
     """The source kind and path: --source wins (by suffix), else the city config's."""
     if source is not None:
         name = source.name.lower()
@@ -52,12 +54,18 @@ def source_of(source: Path | None, city_source) -> tuple[str, str | None]:  # no
 def run(
     city: Annotated[str, typer.Option(help="City name (zhengzhou, helsinki-sample) or YAML file.")],
     out: Annotated[Path, typer.Option(help="Output folder.")],
-    district: Annotated[str, typer.Option(help="District: Chinese or English name, code, or 'all'.")] = "all",
-    standard: Annotated[str, typer.Option(help="Standard id, comma-separated ids, or 'all'.")] = "all",
+    district: Annotated[
+        str, typer.Option(help="District: Chinese or English name, code, or 'all'.")
+    ] = "all",
+    standard: Annotated[
+        str, typer.Option(help="Standard id, comma-separated ids, or 'all'.")
+    ] = "all",
     standards: Annotated[Path | None, typer.Option(help="Your own standards YAML file.")] = None,
     source: Annotated[Path | None, typer.Option(help="OSM data: .osm.pbf or .osm file.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace existing outputs.")] = False,
-    cache_dir: Annotated[Path | None, typer.Option(help="Cache folder for parsed OSM data.")] = None,
+    cache_dir: Annotated[
+        Path | None, typer.Option(help="Cache folder for parsed OSM data.")
+    ] = None,
     no_cache: Annotated[bool, typer.Option(help="Do not read or write the cache.")] = False,
 ) -> None:
     """Measure coverage per district and standard; write GeoPackages and summary.csv."""
@@ -70,21 +78,35 @@ def run(
         the_city = load_city(city)
         chosen = resolve_districts(the_city, district)
         std_set = load_standards(standards)
-        wanted = "all" if standard == "all" else [s.strip() for s in standard.split(",") if s.strip()]
+        wanted = (
+            "all" if standard == "all" else [s.strip() for s in standard.split(",") if s.strip()]
+        )
         stds = std_set.select(wanted)
         kind, path = source_of(source, the_city.config.source)
         check_outputs(planned_outputs(out, the_city.id, list(chosen["slug"])), overwrite=overwrite)
         cache = None if no_cache else (cache_dir or default_cache_dir())
         with Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-            console=err_console, transient=True,
-        ) as bar:  # fmt: skip
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=True,
+        ) as bar:
             task = bar.add_task("starting", total=4 + len(stds))
 
             def step(label: str) -> None:
                 bar.update(task, description=label, advance=0 if label == "reading OSM data" else 1)
 
-            result = assess(the_city, chosen, stds, source_kind=kind, source=path, cache_dir=cache, progress=step)
+            result = assess(
+                the_city,
+                chosen,
+                stds,
+                source_kind=kind,
+                source=path,
+                cache_dir=cache,
+                progress=step,
+            )
             bar.update(task, description="writing outputs")
             written = write_outputs(result, out, overwrite=overwrite)
     except WalkcoverError as exc:
@@ -94,22 +116,44 @@ def run(
     _print_summary(result, written)
 
 
-def _print_summary(result, written: list[Path]) -> None:  # noqa: ANN001
+def _print_summary(result, written: list[Path]) -> None:
     city = result.city.config
-    sample = " — SAMPLE districts, not administrative units" if result.districts["is_sample"].any() else ""
+    sample = (
+        " — SAMPLE districts, not administrative units"
+        if result.districts["is_sample"].any()
+        else ""
+    )
     table = Table(title=f"{city.name} / {city.name_en}: residents within walking distance{sample}")
-    for col, justify in [("district", "left"), ("standard", "left"), ("threshold m", "right"),
-                         ("facilities", "right"), ("units", "right"), ("residents", "right"),
-                         ("covered %", "right"), ("target %", "right"), ("unsnapped", "right")]:  # fmt: skip
+    for col, justify in [
+        ("district", "left"),
+        ("standard", "left"),
+        ("threshold m", "right"),
+        ("facilities", "right"),
+        ("units", "right"),
+        ("residents", "right"),
+        ("covered %", "right"),
+        ("target %", "right"),
+        ("unsnapped", "right"),
+    ]:
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for r in result.summary.itertuples():
-        pct = "n/a" if r.residents_covered_pct != r.residents_covered_pct else f"{r.residents_covered_pct:.1f}"
+        pct = (
+            "n/a"
+            if r.residents_covered_pct != r.residents_covered_pct
+            else f"{r.residents_covered_pct:.1f}"
+        )
         ok = "" if r.meets_target is None else ("✓" if r.meets_target else "✗")
         table.add_row(
-            f"{r.district_name} ({r.district})", r.standard, f"{r.threshold_m:g}",
-            f"{r.facilities} ({r.facilities_in_reach} in reach)", str(r.demand_units),
-            f"{r.residents:,.0f}", f"{pct} {ok}", f"{r.target_pct:g}", str(r.unsnapped_units),
-        )  # fmt: skip
+            f"{r.district_name} ({r.district})",
+            r.standard,
+            f"{r.threshold_m:g}",
+            f"{r.facilities} ({r.facilities_in_reach} in reach)",
+            str(r.demand_units),
+            f"{r.residents:,.0f}",
+            f"{pct} {ok}",
+            f"{r.target_pct:g}",
+            str(r.unsnapped_units),
+        )
     out_console.print(table)
     for std in result.standards:
         if std.default_context is not None:

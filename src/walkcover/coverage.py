@@ -83,8 +83,15 @@ def snap(
     n = len(arr)
     if n == 0 or len(network.snappable) == 0:
         empty = np.array([], dtype=np.int64)
-        return Snaps(empty, empty, empty.astype(float), empty.astype(float), empty.astype(float),
-                     np.arange(n), n)  # fmt: skip
+        return Snaps(
+            empty,
+            empty,
+            empty.astype(float),
+            empty.astype(float),
+            empty.astype(float),
+            np.arange(n),
+            n,
+        )
     edge_geoms = network.edges.geometry.to_numpy()
     is_area = shapely.get_type_id(arr) >= 3  # Polygon, MultiPolygon and collections
     items, edges = [], []
@@ -98,10 +105,14 @@ def snap(
     if reach_polygon_edges and is_area.any():
         idx = np.flatnonzero(is_area)
         # Every street that runs along (within polygon_reach_m) or into the area gives access ...
-        near = network.tree.query(arr[idx], predicate="dwithin", distance=min(polygon_reach_m, max_snap_m))
+        near = network.tree.query(
+            arr[idx], predicate="dwithin", distance=min(polygon_reach_m, max_snap_m)
+        )
         # ... and an area with no street that close is reached from its nearest street.
         alone = np.setdiff1d(np.arange(len(idx)), near[0])
-        far = network.tree.query_nearest(arr[idx[alone]], max_distance=max_snap_m, all_matches=False)
+        far = network.tree.query_nearest(
+            arr[idx[alone]], max_distance=max_snap_m, all_matches=False
+        )
         items += [idx[near[0]], idx[alone[far[0]]]]
         edges += [network.snappable[near[1]], network.snappable[far[1]]]
     item = np.concatenate(items) if items else np.array([], dtype=np.int64)
@@ -168,12 +179,15 @@ def demand_distances(
     best = np.minimum(node_dist[u] + off, node_dist[v] + (length - off))
     if len(sources.item):
         same = pd.DataFrame({"row": np.arange(len(e)), "edge": e, "off": off}).merge(
-            pd.DataFrame({"edge": sources.edge, "lo": sources.lo_m, "hi": sources.hi_m,
-                          "leg": sources.leg_m}),  # fmt: skip
+            pd.DataFrame(
+                {"edge": sources.edge, "lo": sources.lo_m, "hi": sources.hi_m, "leg": sources.leg_m}
+            ),
             on="edge",
         )
         if len(same):
-            along = same["leg"] + np.maximum(0.0, np.maximum(same["lo"] - same["off"], same["off"] - same["hi"]))
+            along = same["leg"] + np.maximum(
+                0.0, np.maximum(same["lo"] - same["off"], same["off"] - same["hi"])
+            )
             per_row = along.groupby(same["row"]).min()
             rows = per_row.index.to_numpy()
             best[rows] = np.minimum(best[rows], per_row.to_numpy())
@@ -210,7 +224,9 @@ def measure(
     """
     thr = np.broadcast_to(np.asarray(threshold_m, dtype=float), (demand.n_items,))
     if np.any(thr > limit_m):
-        raise ValueError(f"limit_m ({limit_m:g}) must be at least the largest threshold ({thr.max():g})")
+        raise ValueError(
+            f"limit_m ({limit_m:g}) must be at least the largest threshold ({thr.max():g})"
+        )
     node_dist = node_distances(network, facilities, limit_m=limit_m)
     dist = demand_distances(network, demand, facilities, node_dist)
     dist = np.where(dist <= limit_m, dist, np.nan)
@@ -221,7 +237,10 @@ def measure(
         status[missing] = STATUS_NO_FACILITIES
     else:
         src_nodes = np.concatenate(
-            [network.edges["u_idx"].to_numpy()[facilities.edge], network.edges["v_idx"].to_numpy()[facilities.edge]]
+            [
+                network.edges["u_idx"].to_numpy()[facilities.edge],
+                network.edges["v_idx"].to_numpy()[facilities.edge],
+            ]
         )
         reach_comp = np.unique(network.component[src_nodes])
         comp = np.full(demand.n_items, -1)

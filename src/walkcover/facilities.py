@@ -33,7 +33,9 @@ def select_facilities(features: gpd.GeoDataFrame, standard: Standard) -> gpd.Geo
                 break
     picked = features.iloc[rows]
     ok = picked.geometry.notna().to_numpy() & ~picked.geometry.is_empty.to_numpy()
-    ok &= picked.geom_type.isin(["Point", "Polygon", "MultiPolygon", "LineString", "MultiLineString"]).to_numpy()
+    ok &= picked.geom_type.isin(
+        ["Point", "Polygon", "MultiPolygon", "LineString", "MultiLineString"]
+    ).to_numpy()
     picked = picked[ok]
     return gpd.GeoDataFrame(
         {

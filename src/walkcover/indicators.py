@@ -9,12 +9,30 @@ from walkcover import coverage as cov
 from walkcover.standards import Standard
 
 SUMMARY_COLUMNS = [
-    "district", "district_id", "district_name", "district_name_en", "is_sample", "standard",
-    "standard_name", "threshold_m", "context_applied", "facilities", "facilities_in_reach",
-    "demand_units", "residents", "residents_covered", "residents_covered_pct", "units_covered_pct",
-    "target_pct", "meets_target", "unsnapped_units", "unreachable_units", "beyond_search_units",
-    "demand_model", "citation",
-]  # fmt: skip
+    "district",
+    "district_id",
+    "district_name",
+    "district_name_en",
+    "is_sample",
+    "standard",
+    "standard_name",
+    "threshold_m",
+    "context_applied",
+    "facilities",
+    "facilities_in_reach",
+    "demand_units",
+    "residents",
+    "residents_covered",
+    "residents_covered_pct",
+    "units_covered_pct",
+    "target_pct",
+    "meets_target",
+    "unsnapped_units",
+    "unreachable_units",
+    "beyond_search_units",
+    "demand_model",
+    "citation",
+]
 
 
 def district_summary(
@@ -64,7 +82,9 @@ def district_summary(
         "residents_covered_pct": 100.0 * covered / residents if residents > 0 else np.nan,
         "units_covered_pct": 100.0 * covered_mask.sum() / n if n else np.nan,
         "target_pct": standard.target_pct,
-        "meets_target": (100.0 * covered / residents >= standard.target_pct) if residents > 0 else None,
+        "meets_target": (100.0 * covered / residents >= standard.target_pct)
+        if residents > 0
+        else None,
         "unsnapped_units": int((status == cov.STATUS_UNSNAPPED).sum()),
         "unreachable_units": int((status == cov.STATUS_UNREACHABLE).sum()),
         "beyond_search_units": int((status == cov.STATUS_BEYOND_LIMIT).sum()),

@@ -53,7 +53,7 @@ class Network:
         return len(self.node_osm_ids)
 
     @property
-    def crs(self):  # noqa: ANN201 - pyproj.CRS
+    def crs(self):
         return self.edges.crs
 
 
@@ -125,9 +125,13 @@ def _build(streets: gpd.GeoDataFrame) -> Network:
     snappable = np.flatnonzero(edges["snappable"].to_numpy())
     tree = shapely.STRtree(edges.geometry.to_numpy()[snappable])
     return Network(
-        edges=edges, node_osm_ids=node_osm_ids, csr=csr, component=component, tree=tree,
+        edges=edges,
+        node_osm_ids=node_osm_ids,
+        csr=csr,
+        component=component,
+        tree=tree,
         snappable=snappable,
-    )  # fmt: skip
+    )
 
 
 def snappable_mask(streets: gpd.GeoDataFrame) -> np.ndarray:
@@ -167,7 +171,7 @@ def _symmetric_min_csr(u: np.ndarray, v: np.ndarray, w: np.ndarray, n: int) -> s
 def network_from_streets(
     streets: gpd.GeoDataFrame,
     *,
-    crs,  # noqa: ANN001 - anything pyproj accepts
+    crs,
     walk_highways: tuple[str, ...] = DEFAULT_WALK_HIGHWAYS,
     min_island_m: float = 0.0,
 ) -> Network:

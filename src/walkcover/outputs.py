@@ -47,7 +47,7 @@ def atomic_path(final: Path) -> Iterator[Path]:
     tmp.unlink()  # writers such as GDAL want to create the file themselves
     try:
         yield tmp
-        os.replace(tmp, final)
+        tmp.replace(final)
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -73,9 +73,16 @@ def demand_layer(assessment: Assessment, district_id: str) -> gpd.GeoDataFrame:
 def facilities_layer(assessment: Assessment, district_geom) -> gpd.GeoDataFrame:
     """Facilities inside the district or within reach of it (those that can serve it)."""
     f = assessment.facilities
-    limit = {s.id: s.max_threshold_m * assessment.city.config.network.search_factor for s in assessment.standards}
-    reach = f.geometry.distance(district_geom).to_numpy() <= f["standard"].map(limit).to_numpy(float)
-    sub = f.loc[reach, ["osm_id", "standard", "name", "matched_by", "snapped", "in_district", "geometry"]]
+    limit = {
+        s.id: s.max_threshold_m * assessment.city.config.network.search_factor
+        for s in assessment.standards
+    }
+    reach = f.geometry.distance(district_geom).to_numpy() <= f["standard"].map(limit).to_numpy(
+        float
+    )
+    sub = f.loc[
+        reach, ["osm_id", "standard", "name", "matched_by", "snapped", "in_district", "geometry"]
+    ]
     return gpd.GeoDataFrame(sub.reset_index(drop=True), geometry="geometry", crs=f.crs)
 
 

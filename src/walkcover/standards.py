@@ -63,13 +63,19 @@ class Standard(BaseModel):
     def _check_selectors(cls, selectors: list[Selector]) -> list[Selector]:
         for i, sel in enumerate(selectors):
             if not sel:
-                raise ValueError(f"selector {i} is empty; give at least one OSM tag, e.g. amenity: toilets")
+                raise ValueError(
+                    f"selector {i} is empty; give at least one OSM tag, e.g. amenity: toilets"
+                )
             for key, value in sel.items():
                 if value is False:
-                    raise ValueError(f"selector {i} tag {key!r}: false is not allowed; omit the tag")
+                    raise ValueError(
+                        f"selector {i} tag {key!r}: false is not allowed; omit the tag"
+                    )
                 values = value if isinstance(value, list) else [value]
                 if isinstance(value, list) and not value:
-                    raise ValueError(f"selector {i} tag {key!r}: empty list; list at least one value")
+                    raise ValueError(
+                        f"selector {i} tag {key!r}: empty list; list at least one value"
+                    )
                 for v in values:
                     if isinstance(v, str) and v.startswith("~"):
                         try:

@@ -18,11 +18,28 @@ from walkcover._errors import ConfigError, CRSError, DistrictNotFoundError
 #: Highway values walked on by default: footways, paths, steps, pedestrian and living streets,
 #: residential and service roads, and the streets with pavements. Motorways and their links are out.
 DEFAULT_WALK_HIGHWAYS = (
-    "footway", "path", "steps", "pedestrian", "living_street", "residential", "service",
-    "unclassified", "track", "corridor", "cycleway", "bridleway", "road",
-    "trunk", "trunk_link", "primary", "primary_link", "secondary", "secondary_link",
-    "tertiary", "tertiary_link",
-)  # fmt: skip
+    "footway",
+    "path",
+    "steps",
+    "pedestrian",
+    "living_street",
+    "residential",
+    "service",
+    "unclassified",
+    "track",
+    "corridor",
+    "cycleway",
+    "bridleway",
+    "road",
+    "trunk",
+    "trunk_link",
+    "primary",
+    "primary_link",
+    "secondary",
+    "secondary_link",
+    "tertiary",
+    "tertiary_link",
+)
 
 
 class DistrictSource(BaseModel):
@@ -52,15 +69,63 @@ class DemandConfig(BaseModel):
     default_levels: Annotated[float, Field(gt=0, le=200)] = 3.0
     residents_per_ha_residential_land: Annotated[float, Field(gt=0)] = 150.0
     non_residential_buildings: tuple[str, ...] = (
-        "commercial", "industrial", "warehouse", "retail", "office", "supermarket", "kiosk",
-        "church", "cathedral", "chapel", "mosque", "temple", "shrine", "religious",
-        "school", "kindergarten", "university", "college", "hospital", "public", "civic",
-        "government", "train_station", "transportation", "parking", "garage", "garages",
-        "carport", "shed", "roof", "hut", "cabin", "barn", "farm_auxiliary", "greenhouse",
-        "glasshouse", "stable", "service", "utility", "transformer_tower", "tower", "bridge",
-        "ruins", "construction", "pavilion", "museum", "hotel", "sports_hall", "stadium",
-        "toilets", "atrium", "entrance", "underpass_entrance", "ship", "bunker", "water_tower",
-    )  # fmt: skip
+        "commercial",
+        "industrial",
+        "warehouse",
+        "retail",
+        "office",
+        "supermarket",
+        "kiosk",
+        "church",
+        "cathedral",
+        "chapel",
+        "mosque",
+        "temple",
+        "shrine",
+        "religious",
+        "school",
+        "kindergarten",
+        "university",
+        "college",
+        "hospital",
+        "public",
+        "civic",
+        "government",
+        "train_station",
+        "transportation",
+        "parking",
+        "garage",
+        "garages",
+        "carport",
+        "shed",
+        "roof",
+        "hut",
+        "cabin",
+        "barn",
+        "farm_auxiliary",
+        "greenhouse",
+        "glasshouse",
+        "stable",
+        "service",
+        "utility",
+        "transformer_tower",
+        "tower",
+        "bridge",
+        "ruins",
+        "construction",
+        "pavilion",
+        "museum",
+        "hotel",
+        "sports_hall",
+        "stadium",
+        "toilets",
+        "atrium",
+        "entrance",
+        "underpass_entrance",
+        "ship",
+        "bunker",
+        "water_tower",
+    )
 
 
 class NetworkConfig(BaseModel):
@@ -94,7 +159,7 @@ class CityConfig(BaseModel):
         try:
             crs = pyproj.CRS.from_user_input(value)
         except pyproj.exceptions.CRSError:
-            raise ValueError(f"not a CRS pyproj knows; use 'utm' or e.g. 'EPSG:4547'") from None
+            raise ValueError("not a CRS pyproj knows; use 'utm' or e.g. 'EPSG:4547'") from None
         _require_metres(crs, what="crs")
         return value
 
@@ -145,7 +210,9 @@ def load_city(name_or_path: str | Path) -> City:
     gdf = gdf.to_crs(4326)
     ids = gdf[cfg.districts.id_field].astype(str)
     if ids.duplicated().any():
-        raise ConfigError(f"district file {str(dpath)!r} has duplicate ids: {sorted(set(ids[ids.duplicated()]))}")
+        raise ConfigError(
+            f"district file {str(dpath)!r} has duplicate ids: {sorted(set(ids[ids.duplicated()]))}"
+        )
     name_en = gdf[cfg.districts.name_en_field].astype(str) if cfg.districts.name_en_field else ids
     districts = gpd.GeoDataFrame(
         {
@@ -233,4 +300,6 @@ def _require_metres(crs: pyproj.CRS, *, what: str) -> None:
         )
     units = {ax.unit_name for ax in crs.axis_info}
     if not units <= {"metre", "meter"}:
-        raise CRSError(f"{what} is in {crs.to_string()} with units {sorted(units)}; walkcover needs metres")
+        raise CRSError(
+            f"{what} is in {crs.to_string()} with units {sorted(units)}; walkcover needs metres"
+        )

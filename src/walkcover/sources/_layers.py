@@ -11,7 +11,18 @@ import geopandas as gpd
 import pandas as pd
 from shapely.geometry.base import BaseGeometry
 
-STREET_COLUMNS = ["u", "v", "osm_id", "highway", "access", "foot", "area", "tunnel", "indoor", "geometry"]
+STREET_COLUMNS = [
+    "u",
+    "v",
+    "osm_id",
+    "highway",
+    "access",
+    "foot",
+    "area",
+    "tunnel",
+    "indoor",
+    "geometry",
+]
 FEATURE_COLUMNS = ["osm_id", "osm_type", "name", "tags", "geometry"]
 
 
@@ -74,9 +85,13 @@ def tags_from_row(row: dict[str, Any], *, json_tags: Any = None, skip: set[str])
         except json.JSONDecodeError:
             extra = {}
         if isinstance(extra, dict):
-            tags.update({str(k): str(v) for k, v in extra.items() if not isinstance(v, list | dict)})
+            tags.update(
+                {str(k): str(v) for k, v in extra.items() if not isinstance(v, list | dict)}
+            )
     elif isinstance(json_tags, dict):
-        tags.update({str(k): str(v) for k, v in json_tags.items() if not isinstance(v, list | dict)})
+        tags.update(
+            {str(k): str(v) for k, v in json_tags.items() if not isinstance(v, list | dict)}
+        )
     for key, value in row.items():
         if key in skip:
             continue

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 import tempfile
 import time
@@ -67,7 +66,9 @@ def _local_path(kind: SourceKind, source: str | None) -> Path:
     else:
         path = Path(source)
     if not path.is_file():
-        raise SourceError(f"--source {str(path)!r} does not exist; pass an existing .osm.pbf or .osm file")
+        raise SourceError(
+            f"--source {str(path)!r} does not exist; pass an existing .osm.pbf or .osm file"
+        )
     return path
 
 
@@ -146,12 +147,17 @@ def _write_entry(root: Path, key: str, layers: OSMLayers, *, kind: SourceKind) -
         feats = layers.features.copy()
         feats["tags"] = [json.dumps(t, ensure_ascii=False, sort_keys=True) for t in feats["tags"]]
         feats.to_parquet(tmp / "features.parquet")
-        meta = {"schema": CACHE_SCHEMA, "kind": kind, "source": layers.source, "created": time.time()}
+        meta = {
+            "schema": CACHE_SCHEMA,
+            "kind": kind,
+            "source": layers.source,
+            "created": time.time(),
+        }
         (tmp / "meta.json").write_text(json.dumps(meta))
         final = root / key
         if final.exists():
             shutil.rmtree(final)
-        os.replace(tmp, final)
+        tmp.replace(final)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

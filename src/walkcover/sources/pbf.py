@@ -19,8 +19,23 @@ from walkcover.sources._layers import (
     tags_from_row,
 )
 
-_META = {"id", "osm_type", "tags", "geometry", "visible", "version", "timestamp", "changeset",
-         "lon", "lat", "u", "v", "length", "nodes", "members"}  # fmt: skip
+_META = {
+    "id",
+    "osm_type",
+    "tags",
+    "geometry",
+    "visible",
+    "version",
+    "timestamp",
+    "changeset",
+    "lon",
+    "lat",
+    "u",
+    "v",
+    "length",
+    "nodes",
+    "members",
+}
 
 
 _STREET_TAGS = ("highway", "access", "foot", "area", "tunnel", "indoor")
@@ -66,9 +81,7 @@ def read_pbf(path: str | Path, query: OSMQuery) -> OSMLayers:
             f"--source {str(path)!r} could not be read as an .osm.pbf file "
             f"({type(exc).__name__}: {exc}); download it again or check the file"
         ) from exc
-    return OSMLayers(
-        streets=_streets(edges), features=_features(features), source=str(path)
-    )
+    return OSMLayers(streets=_streets(edges), features=_features(features), source=str(path))
 
 
 def _pyrosm_filter(tags: dict[str, bool | list[str]]) -> dict[str, bool | list[str]]:
