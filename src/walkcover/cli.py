@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -13,6 +13,9 @@ from rich.table import Table
 
 from walkcover._errors import WalkcoverError
 from walkcover._paths import cache_dir as default_cache_dir
+
+if TYPE_CHECKING:
+    from walkcover.assessment import Assessment
 
 app = typer.Typer(
     help="Measure a city's walking-distance service standards per district over OpenStreetMap.",
@@ -116,45 +119,42 @@ def run(
     _print_summary(result, written)
 
 
-def _print_summary(result, written: list[Path]) -> None:
+def _print_summary(result: Assessment, written: list[Path]) -> None:
     city = result.city.config
     sample = (
-        " — SAMPLE districts, not administrative units"
+        " (SAMPLE districts, not administrative units)"
         if result.districts["is_sample"].any()
         else ""
     )
-    table = Table(title=f"{city.name} / {city.name_en}: residents within walking distance{sample}")
-    for col, justify in [
-        ("district", "left"),
-        ("standard", "left"),
-        ("threshold m", "right"),
-        ("facilities", "right"),
-        ("units", "right"),
-        ("residents", "right"),
-        ("covered %", "right"),
-        ("target %", "right"),
-        ("unsnapped", "right"),
-    ]:
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
-    for r in result.summary.itertuples():
-        pct = (
-            "n/a"
-            if r.residents_covered_pct != r.residents_covered_pct
-            else f"{r.residents_covered_pct:.1f}"
+    out_console.print(
+        f"[bold]{city.name} / {city.name_en}[/]: residents within walking distance{sample}"
+    )
+    for district, rows in result.summary.groupby("district", sort=False):
+        first = rows.iloc[0]
+        table = Table(
+            title=f"{first.district_name} / {first.district_name_en} ({district}): "
+            f"{first.demand_units} demand units, {first.residents:,.0f} residents ({first.demand_model})",
+            title_justify="left",
         )
-        ok = "" if r.meets_target is None else ("✓" if r.meets_target else "✗")
-        table.add_row(
-            f"{r.district_name} ({r.district})",
-            r.standard,
-            f"{r.threshold_m:g}",
-            f"{r.facilities} ({r.facilities_in_reach} in reach)",
-            str(r.demand_units),
-            f"{r.residents:,.0f}",
-            f"{pct} {ok}",
-            f"{r.target_pct:g}",
-            str(r.unsnapped_units),
-        )
-    out_console.print(table)
+        table.add_column("standard", no_wrap=True)
+        for col in ("within m", "in district", "in reach", "covered %", "target %", "unsnapped"):
+            table.add_column(col, justify="right", no_wrap=True)
+        for r in rows.itertuples():
+            if r.residents_covered_pct != r.residents_covered_pct:
+                pct = "n/a"
+            else:
+                mark = "" if r.meets_target is None else (" ✓" if r.meets_target else " ✗")
+                pct = f"{r.residents_covered_pct:.1f}{mark}"
+            table.add_row(
+                r.standard,
+                f"{r.threshold_m:g}",
+                str(r.facilities),
+                str(r.facilities_in_reach),
+                pct,
+                f"{r.target_pct:g}",
+                str(r.unsnapped_units),
+            )
+        out_console.print(table)
     for std in result.standards:
         if std.default_context is not None:
             out_console.print(f"note: {std.id}: {std.context_applied}")
