@@ -56,6 +56,11 @@ class Assessment:
     source: str = ""
 
 
+def search_limit_m(standard: Standard, city: City) -> float:
+    """How far the search for `standard`'s facilities runs: its largest radius × the search factor."""
+    return standard.max_threshold_m * city.config.network.search_factor
+
+
 def study_polygon(districts: gpd.GeoDataFrame, *, crs: pyproj.CRS, margin_m: float):
     """The districts' union grown by `margin_m`, in EPSG:4326: facilities across a border count."""
     grown = districts.to_crs(crs).union_all().buffer(margin_m)
@@ -96,7 +101,7 @@ def assess(
     step = progress or (lambda _label: None)
     cfg = city.config
     crs = working_crs(city)
-    limits = {s.id: s.max_threshold_m * cfg.network.search_factor for s in standards}
+    limits = {s.id: search_limit_m(s, city) for s in standards}
     margin_m = max(limits.values()) + cfg.network.max_snap_m
     polygon = study_polygon(districts, crs=crs, margin_m=margin_m)
     query = OSMQuery(

@@ -12,7 +12,7 @@ import geopandas as gpd
 import pandas as pd
 
 from walkcover._errors import OutputExistsError
-from walkcover.assessment import Assessment
+from walkcover.assessment import Assessment, search_limit_m
 
 
 def district_dir(out: Path, city_id: str, slug: str) -> Path:
@@ -73,10 +73,7 @@ def demand_layer(assessment: Assessment, district_id: str) -> gpd.GeoDataFrame:
 def facilities_layer(assessment: Assessment, district_geom) -> gpd.GeoDataFrame:
     """Facilities inside the district or within reach of it (those that can serve it)."""
     f = assessment.facilities
-    limit = {
-        s.id: s.max_threshold_m * assessment.city.config.network.search_factor
-        for s in assessment.standards
-    }
+    limit = {s.id: search_limit_m(s, assessment.city) for s in assessment.standards}
     reach = f.geometry.distance(district_geom).to_numpy() <= f["standard"].map(limit).to_numpy(
         float
     )

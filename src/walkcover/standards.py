@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from walkcover import _paths
 from walkcover._config import read_yaml, validate
+from walkcover._errors import ConfigError
 
 TagValue = str | list[str] | bool
 Selector = dict[str, TagValue]
@@ -154,8 +155,6 @@ class StandardSet(BaseModel):
         wanted = [ids] if isinstance(ids, str) else list(ids)
         unknown = [w for w in wanted if w not in self.standards]
         if unknown:
-            from walkcover._errors import ConfigError
-
             raise ConfigError(
                 f"unknown standard {', '.join(map(repr, unknown))}; "
                 f"choose from: all, {', '.join(self.standards)}"
