@@ -1,4 +1,5 @@
-"""Measure a city's standards per district: sources → network → facilities, demand → coverage."""
+"""Measure a city's standards per district: sources → network → facilities, demand → coverage →
+indicators. One run gives every figure the outputs, maps and reports need."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyproj
+import shapely
 
 from walkcover import coverage as cov
+from walkcover import land as landmod
+from walkcover.barriers import barrier_lines, remap_snaps, safe_network
 from walkcover.demand import (
     MODEL_FLOOR_AREA,
     MODEL_RESIDENTIAL_LAND,
@@ -22,11 +26,13 @@ from walkcover.demand import (
     residential_buildings,
     residential_land,
 )
-from walkcover.facilities import select_facilities
-from walkcover.indicators import SUMMARY_COLUMNS, district_summary
-from walkcover.network import Network, network_from_streets
+from walkcover.facilities import entrance_points, features_matching, select_facilities
+from walkcover.indicators import CONTEXTS, SUMMARY_COLUMNS, district_indicators, district_summary
+from walkcover.network import Network, network_from_streets, walkable_streets
+from walkcover.population import allocate_raster, read_totals, scale_to_totals
 from walkcover.sources import OSMQuery, load_osm
-from walkcover.standards import Standard, selector_keys
+from walkcover.standards import Standard, StandardSet
+from walkcover.street_context import classify_edges
 from walkcover.study_area import City, working_crs
 
 log = logging.getLogger(__name__)
@@ -39,21 +45,25 @@ class Assessment:
     """Everything one run measured.
 
     ``demand`` (projected) has ``osm_id, district_id, residents, …`` and, per standard,
-    ``<id>_dist_m``, ``<id>_covered``, ``<id>_status``. ``facilities`` has ``osm_id, standard, name,
-    matched_by, in_district`` (the district holding it, or None for one across the border).
-    ``summary`` has one row per district × standard (`indicators.SUMMARY_COLUMNS`).
+    ``<id>_dist_m``, ``<id>_covered``, ``<id>_status`` (plus ``<id>_context`` where the radius depends
+    on the street, and ``<id>_safe_*`` for the safe-route figure). ``facilities`` has every candidate
+    with ``counts`` and ``reason``. ``summary`` has one row per district × standard
+    (`indicators.SUMMARY_COLUMNS`); ``district_rows`` the per-district counts and densities.
     """
 
     city: City
     districts: gpd.GeoDataFrame
     standards: list[Standard]
+    rules: StandardSet
     crs: pyproj.CRS
     network: Network
     demand: gpd.GeoDataFrame
     facilities: gpd.GeoDataFrame
     summary: pd.DataFrame
+    district_rows: pd.DataFrame
     notes: list[str] = field(default_factory=list)
     source: str = ""
+    population_model: str = ""
 
 
 def search_limit_m(standard: Standard, city: City) -> float:
@@ -70,11 +80,13 @@ def study_polygon(districts: gpd.GeoDataFrame, *, crs: pyproj.CRS, margin_m: flo
 def assess(
     city: City,
     districts: gpd.GeoDataFrame,
+    rules: StandardSet,
     standards: list[Standard],
     *,
     source_kind: str,
     source: str | None,
     cache_dir: Path | None,
+    population_raster: str | Path | None = None,
     progress: Progress | None = None,
 ) -> Assessment:
     """Measure `standards` for `districts` of `city` over the walk network.
@@ -85,34 +97,34 @@ def assess(
         The loaded city.
     districts
         Rows of ``city.districts`` to measure (`study_area.resolve_districts`).
+    rules
+        The standards file (street contexts, land, safe-route and count rules).
     standards
-        The standards to measure.
+        The standards to measure (from `rules`).
     source_kind, source
         ``pbf`` / ``xml`` with a file path, or ``overpass``.
     cache_dir
         Where parsed sources are cached (None: no cache).
+    population_raster
+        A population GeoTIFF; overrides the city's population model.
     progress
         Called with a short label as each step starts.
-
-    Returns
-    -------
-    Assessment
     """
     step = progress or (lambda _label: None)
     cfg = city.config
     crs = working_crs(city)
     limits = {s.id: search_limit_m(s, city) for s in standards}
     margin_m = max(limits.values()) + cfg.network.max_snap_m
-    polygon = study_polygon(districts, crs=crs, margin_m=margin_m)
     query = OSMQuery(
-        polygon=polygon,
+        polygon=study_polygon(districts, crs=crs, margin_m=margin_m),
         walk_highways=tuple(cfg.network.walk_highways),
-        feature_tags=selector_keys(standards),
+        feature_tags=rules.feature_tags(standards),
     )
 
     step("reading OSM data")
     layers = load_osm(source_kind, source, query, cache_dir=cache_dir)  # type: ignore[arg-type]
     features = layers.features.to_crs(crs)
+    streets = layers.streets.to_crs(crs)
 
     step("building the walk network")
     network = network_from_streets(
@@ -128,83 +140,266 @@ def assess(
     step("estimating residents")
     d_proj = districts.to_crs(crs)
     demand, models = _demand(features, d_proj, cfg, notes)
+    pop_model = _population(city, demand, d_proj, population_raster, models, notes)
 
     step("snapping demand units")
-    demand_snaps = cov.snap(network, demand.geometry, max_snap_m=cfg.network.max_snap_m)
+    snap_m = cfg.network.max_snap_m
+    demand_snaps = cov.snap(network, demand.geometry, max_snap_m=snap_m)
+    edge_tags = _edge_tags(network)
+    context = None
+    if any(s.context_thresholds_m for s in standards):
+        context = classify_edges(network, edge_tags, features, rules.street_contexts)
+    lands = _Lands(features, d_proj, rules, network, snap_m=snap_m, context=context)
+    safe = None
 
-    fac_frames = []
+    fac_frames, extra = [], {}
     for std in standards:
         step(f"measuring {std.id}")
         fac = select_facilities(features, std)
-        fac_snaps = cov.snap(
-            network, fac.geometry, max_snap_m=cfg.network.max_snap_m, reach_polygon_edges=True
-        )
+        counted = fac[fac["counts"].to_numpy(dtype=bool)].reset_index(drop=True)
+        access, n_entr = _access_geometries(counted, features, std)
+        fac_snaps = cov.snap(network, access, max_snap_m=snap_m, reach_polygon_edges=True)
+        node_dist = cov.node_distances(network, fac_snaps, limit_m=limits[std.id])
+        thr = _thresholds(std, context, demand_snaps)
         result = cov.measure(
-            network, demand_snaps, fac_snaps, threshold_m=std.threshold_m, limit_m=limits[std.id]
+            network,
+            demand_snaps,
+            fac_snaps,
+            threshold_m=thr,
+            limit_m=limits[std.id],
+            node_dist=node_dist,
         )
-        demand[f"{std.id}_dist_m"] = result["dist_m"].to_numpy()
-        demand[f"{std.id}_covered"] = result["covered"].to_numpy()
-        demand[f"{std.id}_status"] = result["status"].to_numpy()
-        fac = fac.assign(snapped=~np.isin(np.arange(len(fac)), fac_snaps.unsnapped))
+        sid = std.id
+        demand[f"{sid}_dist_m"] = result["dist_m"].to_numpy()
+        demand[f"{sid}_covered"] = result["covered"].to_numpy()
+        demand[f"{sid}_status"] = result["status"].to_numpy()
+        if context is not None and std.context_thresholds_m:
+            demand[f"{sid}_context"] = _unit_context(context, demand_snaps, std)
+        if std.safe_route:
+            if safe is None:
+                safe = _safe(network, streets, features, edge_tags, rules, demand, demand_snaps)
+            sres = _safe_measure(safe, fac_snaps, access, std, limits[sid])
+            demand[f"{sid}_safe_dist_m"] = sres["dist_m"].to_numpy()
+            demand[f"{sid}_safe_covered"] = sres["covered"].to_numpy()
+            demand[f"{sid}_safe_status"] = sres["status"].to_numpy()
+        snapped_access = np.isin(np.arange(len(access)), fac_snaps.item)
+        fac["snapped"] = False
+        fac["entrances"] = 0
+        if len(counted):
+            owner = access.index.to_numpy()  # access rows carry their facility's position
+            snapped_fac = np.unique(owner[snapped_access])
+            counted_pos = np.flatnonzero(fac["counts"].to_numpy(dtype=bool))
+            fac.loc[fac.index[counted_pos[snapped_fac]], "snapped"] = True
+            fac.loc[fac.index[counted_pos], "entrances"] = n_entr
         fac["in_district"] = assign_districts(fac, d_proj).to_numpy() if len(fac) else []
         fac_frames.append(fac)
-        if fac_snaps.unsnapped.size:
+        unsnapped_fac = int(len(counted) - fac["snapped"].sum())
+        if unsnapped_fac:
             notes.append(
-                f"{std.id}: {fac_snaps.unsnapped.size} facilit(y/ies) lie farther than "
-                f"{cfg.network.max_snap_m:g} m from any walkable street and serve no one"
+                f"{sid}: {unsnapped_fac} facilit(y/ies) lie farther than {snap_m:g} m from any walkable "
+                "street and serve no one"
             )
+        extra[sid] = {
+            "edge_cover": _edge_cover(network, fac_snaps, node_dist, std, context),
+            "areas": lands.figures(std, counted.geometry.to_numpy(), fac_snaps, node_dist),
+        }
 
     facilities = _concat_facilities(fac_frames, crs)
     rows = []
     for (_, drow), dgeom in zip(districts.iterrows(), d_proj.geometry):
-        mask = (demand["district_id"] == drow["district_id"]).to_numpy()
+        did = drow["district_id"]
+        mask = (demand["district_id"] == did).to_numpy()
+        edge_in = lands.edge_district(did, dgeom)
         for std in standards:
-            fac = facilities[facilities["standard"] == std.id]
-            n_in = int((fac["in_district"] == drow["district_id"]).sum())
+            fac = facilities[
+                (facilities["standard"] == std.id) & facilities["counts"].to_numpy(dtype=bool)
+            ]
+            n_in = int((fac["in_district"] == did).sum())
             near = fac.geometry.dwithin(dgeom, limits[std.id]).to_numpy() & fac["snapped"].to_numpy(
                 bool
             )
-            in_reach = int(near.sum())
             row = district_summary(
                 demand[mask],
                 district=drow,
                 standard=std,
                 facilities_in_district=n_in,
-                facilities_in_reach=in_reach,
-                demand_model=models[drow["district_id"]],
+                facilities_in_reach=int(near.sum()),
+                facilities_excluded=int(
+                    (
+                        (facilities["standard"] == std.id)
+                        & ~facilities["counts"].to_numpy(dtype=bool)
+                        & (facilities["in_district"] == did)
+                    ).sum()
+                ),
+                demand_model=models[did],
+                population_model=pop_model,
+                areas=extra[std.id]["areas"].get(did, {}),
+                edge_cover=extra[std.id]["edge_cover"],
+                edge_in_district=edge_in,
+                context=context,
+                network=network,
             )
             rows.append(row)
-            if in_reach == 0:
+            if int(near.sum()) == 0:
                 notes.append(
                     f"{drow['slug']}: no {std.id} facilities found in the district or within "
                     f"{limits[std.id]:g} m of it; its coverage is 0%"
                 )
     summary = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+    district_rows = district_indicators(features, districts, d_proj, demand, rules, lands.union)
     return Assessment(
         city=city,
         districts=districts,
         standards=standards,
+        rules=rules,
         crs=crs,
         network=network,
         demand=demand,
         facilities=facilities,
         summary=summary,
+        district_rows=district_rows,
         notes=notes,
         source=layers.source,
+        population_model=pop_model,
     )
 
 
+def _edge_tags(network: Network) -> pd.DataFrame:
+    e = network.edges
+    out = pd.DataFrame(index=e.index)
+    for c in ("highway", "footway", "bridge", "tunnel"):
+        out[c] = e[c].to_numpy() if c in e else None
+    return out
+
+
+def _access_geometries(counted: gpd.GeoDataFrame, features: gpd.GeoDataFrame, std: Standard):
+    """Where each facility is reached: its mapped entrances, else its own geometry.
+
+    Returns a GeoSeries whose index is the facility's position in `counted`, and the number of
+    entrances each facility has.
+    """
+    geoms = gpd.GeoSeries(
+        counted.geometry.to_numpy(), index=np.arange(len(counted)), crs=counted.crs
+    )
+    n_entr = np.zeros(len(counted), dtype=int)
+    if std.use_entrances and len(counted):
+        ent = entrance_points(counted, features)
+        if len(ent):
+            owners = ent["facility"].to_numpy()
+            n_entr = np.bincount(owners, minlength=len(counted))
+            keep = geoms[n_entr[geoms.index] == 0]
+            ent_geoms = gpd.GeoSeries(ent.geometry.to_numpy(), index=owners, crs=counted.crs)
+            geoms = pd.concat([keep, ent_geoms])
+    return gpd.GeoSeries(geoms, crs=counted.crs), n_entr
+
+
+def _thresholds(std: Standard, context: np.ndarray | None, snaps: cov.Snaps) -> np.ndarray | float:
+    if context is None or not std.context_thresholds_m:
+        return std.threshold_m
+    ctx = _unit_context(context, snaps, std)
+    return np.array([std.context_thresholds_m.get(c, std.threshold_m) for c in ctx])
+
+
+def _unit_context(context: np.ndarray, snaps: cov.Snaps, std: Standard) -> np.ndarray:
+    out = np.full(snaps.n_items, std.default_context or "", dtype=object)
+    out[snaps.item] = context[snaps.edge]
+    return out
+
+
+def _edge_cover(network, fac_snaps, node_dist, std, context):
+    if context is None or not std.context_thresholds_m:
+        return None
+    radius = np.array([std.context_thresholds_m.get(c, std.threshold_m) for c in context])
+    return cov.covered_length_m(network, fac_snaps, node_dist, radius)
+
+
+def _safe(network, streets, features, edge_tags, rules, demand, demand_snaps):
+    barriers = barrier_lines(streets, features, rules.safe_route)
+    tags = edge_tags.copy()
+    tags["is_barrier"] = (
+        tags["highway"].astype("string").isin(rules.safe_route.barrier_highways).fillna(False)
+    )
+    tags["is_barrier"] &= ~(tags["bridge"].notna() | tags["tunnel"].notna())
+    crossings = features_matching(features, rules.safe_route.crossing_nodes)
+    ids = [int(i.split("/")[1]) for i in crossings["osm_id"] if str(i).startswith("node/")]
+    net, cell_tree = safe_network(network, tags, barriers, np.asarray(ids, dtype=np.int64))
+    dem = remap_snaps(demand_snaps, net, cell_tree, demand.geometry.to_numpy())
+    return net, cell_tree, dem
+
+
+def _safe_measure(safe, fac_snaps, access, std, limit_m):
+    net, cell_tree, dem = safe
+    fac = remap_snaps(fac_snaps, net, cell_tree, access.to_numpy())
+    return cov.measure(net, dem, fac, threshold_m=std.threshold_m, limit_m=limit_m)
+
+
+class _Lands:
+    """Denominator land per district, its grid cells snapped once, reused by every standard."""
+
+    def __init__(self, features, d_proj, rules, network, *, snap_m, context):
+        self.features, self.d_proj, self.rules, self.network = features, d_proj, rules, network
+        self.snap_m, self.context = snap_m, context
+        self._union: dict[str, shapely.Geometry] = {}
+        self._cells: dict[tuple[str, str], tuple[shapely.Geometry, cov.Snaps]] = {}
+        self._edge_mid = None
+
+    def union(self, kind: str) -> shapely.Geometry:
+        if kind not in self._union:
+            self._union[kind] = landmod.land_union(self.features, getattr(self.rules.land, kind))
+        return self._union[kind]
+
+    def district_land(self, kind: str, did: str) -> tuple[shapely.Geometry, cov.Snaps]:
+        key = (kind, did)
+        if key not in self._cells:
+            dgeom = self.d_proj.loc[self.d_proj["district_id"] == did].geometry.iloc[0]
+            land = shapely.intersection(self.union(kind), dgeom)
+            pts = landmod.grid_cells(land, cell_m=self.rules.land.cell_m)
+            snaps = cov.snap(self.network, pts, max_snap_m=self.snap_m)
+            self._cells[key] = (land, snaps)
+        return self._cells[key]
+
+    def figures(
+        self, std: Standard, fac_geoms: np.ndarray, fac_snaps: cov.Snaps, node_dist
+    ) -> dict:
+        out = {}
+        for did in self.d_proj["district_id"]:
+            land, snaps = self.district_land(std.denominator, did)
+            euclid = landmod.euclid_covered_share(land, fac_geoms, std.threshold_m)
+            if snaps.n_items:
+                dist = cov.demand_distances(self.network, snaps, fac_snaps, node_dist)
+                thr = _thresholds(std, self.context, snaps)
+                walk = 100.0 * float(np.mean(dist <= thr))
+            else:
+                walk = float("nan")
+            out[did] = {
+                "land_km2": shapely.area(land) / 1e6,
+                "area_covered_euclid_pct": euclid,
+                "area_covered_pct": walk,
+            }
+        return out
+
+    def edge_district(self, did: str, dgeom) -> np.ndarray:
+        if self._edge_mid is None:
+            g = self.network.edges.geometry.to_numpy()
+            self._edge_mid = shapely.line_interpolate_point(g, 0.5, normalized=True)
+        shapely.prepare(dgeom)
+        return shapely.contains(dgeom, self._edge_mid)
+
+
 def _demand(features, districts_proj, cfg, notes):
-    buildings = residential_buildings(features, cfg.demand)
-    units = demand_from_buildings(buildings, cfg.demand)
-    units["district_id"] = assign_districts(units, districts_proj).to_numpy()
-    units = units[units["district_id"].notna()]
+    model = cfg.population.model
+    units = None
+    if model != MODEL_RESIDENTIAL_LAND:
+        buildings = residential_buildings(features, cfg.demand)
+        units = demand_from_buildings(buildings, cfg.demand)
+        units["district_id"] = assign_districts(units, districts_proj).to_numpy()
+        units = units[units["district_id"].notna()]
     models: dict[str, str] = {}
-    frames = [units]
+    frames = [units] if units is not None else []
     land = None
     for _, d in districts_proj.iterrows():
         did = d["district_id"]
-        if (units["district_id"] == did).any():
+        if units is not None and (units["district_id"] == did).any():
             models[did] = MODEL_FLOOR_AREA
             continue
         if land is None:
@@ -213,28 +408,78 @@ def _demand(features, districts_proj, cfg, notes):
         mine = land[land["district_id"] == did]
         frames.append(mine)
         models[did] = MODEL_RESIDENTIAL_LAND
-        notes.append(
-            f"{d['slug']}: no residential buildings mapped; residents estimated from "
-            f"{len(mine)} residential land polygon(s) at "
-            f"{cfg.demand.residents_per_ha_residential_land:g} per hectare"
-        )
+        if model != MODEL_RESIDENTIAL_LAND:
+            notes.append(
+                f"{d['slug']}: no residential buildings mapped; residents estimated from "
+                f"{len(mine)} residential land polygon(s) at "
+                f"{cfg.demand.residents_per_ha_residential_land:g} per hectare"
+            )
     demand = pd.concat(frames, ignore_index=True)
     return gpd.GeoDataFrame(demand, geometry="geometry", crs=districts_proj.crs), models
+
+
+def _population(city, demand, d_proj, raster, models, notes) -> str:
+    """Apply the raster model and the scaling to known totals; describe what was done."""
+    pcfg = city.config.population
+    raster = raster or (city.resolve(pcfg.raster) if pcfg.raster else None)
+    if pcfg.model == "raster" and raster is None:
+        from walkcover._errors import ConfigError
+
+        raise ConfigError(
+            "population.model is 'raster' but no raster is given; set population.raster or pass --population-raster"
+        )
+    parts = []
+    if raster is not None:
+        weight = demand["floor_area_m2"].fillna(demand.geometry.area).to_numpy()
+        demand["residents"] = allocate_raster(demand, d_proj, raster, weight=weight)
+        parts.append(f"population raster {Path(raster).name} allocated by floor area")
+        for did in d_proj["district_id"]:
+            models[did] = "raster"
+    else:
+        parts.append(
+            "floor area ÷ m² per person"
+            if pcfg.model != MODEL_RESIDENTIAL_LAND
+            else "residential land × density"
+        )
+    if pcfg.totals is not None:
+        t = pcfg.totals
+        totals = read_totals(
+            city.resolve(t.path),
+            id_field=t.id_field,
+            value_field=t.value_field,
+            multiplier=t.multiplier,
+        )
+        wanted = {k: v for k, v in totals.items() if k in set(d_proj["district_id"])}
+        demand["residents"] = scale_to_totals(
+            demand["residents"].to_numpy(), demand["district_id"].to_numpy(), wanted
+        )
+        parts.append(f"scaled to district totals ({t.label or Path(t.path).name})")
+    return "; ".join(parts)
 
 
 def _concat_facilities(frames: list[gpd.GeoDataFrame], crs) -> gpd.GeoDataFrame:
     frames = [f for f in frames if len(f)]
     if not frames:
-        return gpd.GeoDataFrame(
-            {
-                "osm_id": [],
-                "standard": [],
-                "name": [],
-                "matched_by": [],
-                "snapped": [],
-                "in_district": [],
-            },
-            geometry=[],
-            crs=crs,
-        )
+        cols = [
+            "osm_id",
+            "standard",
+            "name",
+            "matched_by",
+            "counts",
+            "reason",
+            "snapped",
+            "entrances",
+            "in_district",
+        ]
+        return gpd.GeoDataFrame({c: [] for c in cols}, geometry=[], crs=crs)
     return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs=crs)
+
+
+__all__ = [
+    "CONTEXTS",
+    "Assessment",
+    "assess",
+    "search_limit_m",
+    "study_polygon",
+    "walkable_streets",
+]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -15,7 +16,10 @@ from walkcover._errors import WalkcoverError
 from walkcover._paths import cache_dir as default_cache_dir
 
 if TYPE_CHECKING:
+    import geopandas as gpd
+
     from walkcover.assessment import Assessment
+    from walkcover.study_area import City
 
 app = typer.Typer(
     help="Measure a city's walking-distance service standards per district over OpenStreetMap.",
@@ -53,70 +57,134 @@ def source_of(source: Path | None, city_source) -> tuple[str, str | None]:
     return city_source.kind, city_source.path
 
 
-@app.command()
-def run(
-    city: Annotated[str, typer.Option(help="City name (zhengzhou, helsinki-sample) or YAML file.")],
-    out: Annotated[Path, typer.Option(help="Output folder.")],
-    district: Annotated[
-        str, typer.Option(help="District: Chinese or English name, code, or 'all'.")
-    ] = "all",
-    standard: Annotated[
-        str, typer.Option(help="Standard id, comma-separated ids, or 'all'.")
-    ] = "all",
-    standards: Annotated[Path | None, typer.Option(help="Your own standards YAML file.")] = None,
-    source: Annotated[Path | None, typer.Option(help="OSM data: .osm.pbf or .osm file.")] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace existing outputs.")] = False,
-    cache_dir: Annotated[
-        Path | None, typer.Option(help="Cache folder for parsed OSM data.")
-    ] = None,
-    no_cache: Annotated[bool, typer.Option(help="Do not read or write the cache.")] = False,
-) -> None:
-    """Measure coverage per district and standard; write GeoPackages and summary.csv."""
+CityOpt = Annotated[str, typer.Option(help="City name (zhengzhou, helsinki-sample) or YAML file.")]
+DistrictOpt = Annotated[
+    str, typer.Option(help="District: Chinese or English name, code, or 'all'.")
+]
+StandardsOpt = Annotated[Path | None, typer.Option(help="Your own standards YAML file.")]
+SourceOpt = Annotated[Path | None, typer.Option(help="OSM data: .osm.pbf or .osm file.")]
+RasterOpt = Annotated[
+    Path | None,
+    typer.Option(help="Population GeoTIFF (any CRS, e.g. WorldPop) to allocate residents."),
+]
+CacheOpt = Annotated[Path | None, typer.Option(help="Cache folder for parsed OSM data.")]
+NoCacheOpt = Annotated[bool, typer.Option(help="Do not read or write the cache.")]
+
+
+def _assess(
+    city: str,
+    district: str,
+    standard: str,
+    standards: Path | None,
+    source: Path | None,
+    population_raster: Path | None,
+    cache: Path | None,
+    *,
+    before: Callable[[City, gpd.GeoDataFrame], None] | None = None,
+) -> Assessment:
+    """Load everything the options name, check it, and measure it with a progress bar."""
     from walkcover.assessment import assess
-    from walkcover.outputs import check_outputs, planned_outputs, write_outputs
     from walkcover.standards import load_standards
     from walkcover.study_area import load_city, resolve_districts
 
-    try:
-        the_city = load_city(city)
-        chosen = resolve_districts(the_city, district)
-        std_set = load_standards(standards)
-        wanted = (
-            "all" if standard == "all" else [s.strip() for s in standard.split(",") if s.strip()]
-        )
-        stds = std_set.select(wanted)
-        kind, path = source_of(source, the_city.config.source)
+    the_city = load_city(city)
+    chosen = resolve_districts(the_city, district)
+    std_set = load_standards(standards)
+    wanted = "all" if standard == "all" else [s.strip() for s in standard.split(",") if s.strip()]
+    stds = std_set.select(wanted)
+    kind, path = source_of(source, the_city.config.source)
+    if before is not None:
+        before(the_city, chosen)
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("starting", total=4 + len(stds))
+
+        def step(label: str) -> None:
+            bar.update(task, description=label, advance=0 if label == "reading OSM data" else 1)
+
+        return assess(
+            the_city, chosen, std_set, stds, source_kind=kind, source=path, cache_dir=cache,
+            population_raster=population_raster, progress=step,
+        )  # fmt: skip
+
+
+@app.command()
+def run(
+    city: CityOpt,
+    out: Annotated[Path, typer.Option(help="Output folder.")],
+    district: DistrictOpt = "all",
+    standard: Annotated[
+        str, typer.Option(help="Standard id, comma-separated ids, or 'all'.")
+    ] = "all",
+    standards: StandardsOpt = None,
+    source: SourceOpt = None,
+    population_raster: RasterOpt = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace existing outputs.")] = False,
+    cache_dir: CacheOpt = None,
+    no_cache: NoCacheOpt = False,
+) -> None:
+    """Measure coverage per district and standard; write GeoPackages, summary.csv and
+    district_indicators.csv."""
+    from walkcover.outputs import check_outputs, planned_outputs, write_outputs
+
+    def refuse_existing(the_city: City, chosen: gpd.GeoDataFrame) -> None:
         check_outputs(planned_outputs(out, the_city.id, list(chosen["slug"])), overwrite=overwrite)
+
+    try:
         cache = None if no_cache else (cache_dir or default_cache_dir())
-        with Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TimeElapsedColumn(),
-            console=err_console,
-            transient=True,
-        ) as bar:
-            task = bar.add_task("starting", total=4 + len(stds))
-
-            def step(label: str) -> None:
-                bar.update(task, description=label, advance=0 if label == "reading OSM data" else 1)
-
-            result = assess(
-                the_city,
-                chosen,
-                stds,
-                source_kind=kind,
-                source=path,
-                cache_dir=cache,
-                progress=step,
-            )
-            bar.update(task, description="writing outputs")
-            written = write_outputs(result, out, overwrite=overwrite)
+        result = _assess(
+            city,
+            district,
+            standard,
+            standards,
+            source,
+            population_raster,
+            cache,
+            before=refuse_existing,
+        )
+        written = write_outputs(result, out, overwrite=overwrite)
     except WalkcoverError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(code=2) from None
-
+        _fail(exc)
     _print_summary(result, written)
+
+
+@app.command()
+def explain(
+    city: CityOpt,
+    district: Annotated[str, typer.Option(help="District: Chinese or English name or code.")],
+    standard: Annotated[str, typer.Option(help="Standard id, e.g. park.")],
+    standards: StandardsOpt = None,
+    source: SourceOpt = None,
+    population_raster: RasterOpt = None,
+    cache_dir: CacheOpt = None,
+    no_cache: NoCacheOpt = False,
+) -> None:
+    """Print how one district's figures for one standard were made."""
+    from walkcover.explanation import explanation
+
+    try:
+        if (
+            district.strip().lower() == "all"
+            or standard.strip().lower() == "all"
+            or "," in standard
+        ):
+            raise WalkcoverError("explain takes one district and one standard, not 'all' or a list")
+        cache = None if no_cache else (cache_dir or default_cache_dir())
+        result = _assess(city, district, standard, standards, source, population_raster, cache)
+    except WalkcoverError as exc:
+        _fail(exc)
+    out_console.print(explanation(result), highlight=False)
+
+
+def _fail(exc: Exception) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=2) from None
 
 
 def _print_summary(result: Assessment, written: list[Path]) -> None:

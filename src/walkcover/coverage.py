@@ -195,6 +195,48 @@ def demand_distances(
     return out
 
 
+def covered_length_m(
+    network: Network, sources: Snaps, node_dist: np.ndarray, radius_m: float | np.ndarray
+) -> np.ndarray:
+    """Length of each edge within `radius_m` (scalar or per edge) walking distance of a source.
+
+    A point at offset t on edge (u, v) of length L is covered when ``D[u] + t``, ``D[v] + L − t`` or,
+    for a source on the same edge, ``leg + distance to its [lo, hi] span`` is within the radius; the
+    covered pieces are merged so that overlaps count once.
+    """
+    e = network.edges
+    n = len(e)
+    r = np.broadcast_to(np.asarray(radius_m, dtype=float), (n,))
+    length = e["length_m"].to_numpy()
+    du = node_dist[e["u_idx"].to_numpy()]
+    dv = node_dist[e["v_idx"].to_numpy()]
+    idx = np.arange(n)
+    parts = [
+        (idx, np.zeros(n), r - du),
+        (idx, length - (r - dv), length),
+    ]
+    if len(sources.item):
+        s_edge = sources.edge
+        slack = r[s_edge] - sources.leg_m
+        parts.append((s_edge, sources.lo_m - slack, sources.hi_m + slack))
+    edge = np.concatenate([p[0] for p in parts])
+    start = np.concatenate([p[1] for p in parts])
+    end = np.concatenate([p[2] for p in parts])
+    start = np.clip(start, 0.0, None)
+    end = np.minimum(end, length[edge])
+    keep = np.isfinite(start) & np.isfinite(end) & (end > start)
+    df = pd.DataFrame({"edge": edge[keep], "start": start[keep], "end": end[keep]})
+    if df.empty:
+        return np.zeros(n)
+    df = df.sort_values(["edge", "start"], kind="mergesort")
+    frontier = df.groupby("edge")["end"].cummax().groupby(df["edge"]).shift(1)
+    eff_start = np.maximum(df["start"].to_numpy(), frontier.fillna(-np.inf).to_numpy())
+    gain = np.clip(df["end"].to_numpy() - eff_start, 0.0, None)
+    out = np.zeros(n)
+    np.add.at(out, df["edge"].to_numpy(), gain)
+    return out
+
+
 def measure(
     network: Network,
     demand: Snaps,
@@ -202,6 +244,7 @@ def measure(
     *,
     threshold_m: float | np.ndarray,
     limit_m: float,
+    node_dist: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Distance, coverage and status of each demand item for one standard.
 
@@ -215,6 +258,8 @@ def measure(
         The standard's walking distance, a scalar or one value per demand item (context radii).
     limit_m
         Search cutoff; must be at least the largest threshold. Beyond it distances are NaN.
+    node_dist
+        `node_distances` of `facilities` when already computed (it is reused, not recomputed).
 
     Returns
     -------
@@ -227,7 +272,8 @@ def measure(
         raise ValueError(
             f"limit_m ({limit_m:g}) must be at least the largest threshold ({thr.max():g})"
         )
-    node_dist = node_distances(network, facilities, limit_m=limit_m)
+    if node_dist is None:
+        node_dist = node_distances(network, facilities, limit_m=limit_m)
     dist = demand_distances(network, demand, facilities, node_dist)
     dist = np.where(dist <= limit_m, dist, np.nan)
     covered = np.nan_to_num(dist, nan=np.inf) <= thr

@@ -1,35 +1,108 @@
-"""Facilities of a standard, found in OSM features by the standard's tag selectors."""
+"""Facilities of a standard, found in OSM features by the standard's rules.
+
+Every candidate the selectors find is kept in the output with ``counts`` (whether it serves the
+standard) and ``reason`` (why not: too small, not public, a school of another or unknown level), so
+a planner sees what was left out and why.
+"""
 
 from __future__ import annotations
 
+import re
+
 import geopandas as gpd
+import numpy as np
+import shapely
 
-from walkcover.standards import Standard, tag_matches
+from walkcover.standards import Selector, Standard, matches_any, tag_matches
 
-FACILITY_COLUMNS = ["osm_id", "standard", "name", "matched_by", "geometry"]
+FACILITY_COLUMNS = ["osm_id", "standard", "name", "matched_by", "counts", "reason", "geometry"]
+
+PRIMARY, MIDDLE = "primary", "middle"
+
+# Names: the *last* level word decides (郑州中学附属小学 is a primary school); 一贯制 means both.
+_BOTH_NAME = re.compile(
+    r"九年一贯|十二年一贯|一贯制|九年制|peruskoulu|grundskola|comprehensive", re.I
+)
+_LEVEL_WORDS = re.compile(
+    r"(小学|中学|初中|初级中学|高中|高级中学|primary|elementary|ala-?aste|alakoulu|"
+    r"secondary|middle school|high school|junior high|yläaste|yläkoulu|lukio|gymnasium)",
+    re.I,
+)
+_PRIMARY_WORDS = {"小学", "primary", "elementary", "ala-aste", "alaaste", "alakoulu"}
+
+
+def classify_school(tags: dict[str, str]) -> frozenset[str] | None:
+    """The levels a school serves, from ``isced:level``, ``school:level``/``grades``, or its name.
+
+    Returns
+    -------
+    frozenset or None
+        ``{"primary"}``, ``{"middle"}``, both (nine-year schools), or None when the tags do not say.
+    """
+    levels: set[str] = set()
+    isced = tags.get("isced:level")
+    if isced:
+        for num in re.findall(r"\d", isced):
+            if num == "1":
+                levels.add(PRIMARY)
+            elif num in {"2", "3"}:
+                levels.add(MIDDLE)
+        if levels:
+            return frozenset(levels)
+    level = (tags.get("school:level") or tags.get("school") or "").lower()
+    if level:
+        if re.search(r"primary|elementary|小学", level):
+            levels.add(PRIMARY)
+        if re.search(r"secondary|middle|high|中学|初中|高中", level):
+            levels.add(MIDDLE)
+        if levels:
+            return frozenset(levels)
+    grades = tags.get("grades")
+    if grades:
+        nums = [int(n) for n in re.findall(r"\d+", grades)]
+        if nums:
+            lo, hi = min(nums), max(nums)
+            if lo <= 6:
+                levels.add(PRIMARY)
+            if hi >= 7:
+                levels.add(MIDDLE)
+            return frozenset(levels)
+    for key in ("name", "name:zh", "official_name", "name:en"):
+        name = tags.get(key)
+        if not name:
+            continue
+        if _BOTH_NAME.search(name):
+            return frozenset({PRIMARY, MIDDLE})
+        words = _LEVEL_WORDS.findall(name)
+        if words:
+            last = words[-1].lower()
+            return frozenset({PRIMARY if last in _PRIMARY_WORDS else MIDDLE})
+    return None
 
 
 def select_facilities(features: gpd.GeoDataFrame, standard: Standard) -> gpd.GeoDataFrame:
-    """The features matching any of `standard`'s selectors, points and polygons as mapped.
+    """Candidates matching any of `standard`'s selectors, each marked whether it counts and why not.
 
     Parameters
     ----------
     features
-        Normalised OSM features (``osm_id``, ``name``, ``tags`` dict, geometry).
+        Normalised OSM features (``osm_id``, ``name``, ``tags`` dict, geometry), projected to metres
+        when `standard` has a size rule.
     standard
-        The standard whose selectors apply.
+        The standard whose selectors and rules apply.
 
     Returns
     -------
     geopandas.GeoDataFrame
-        ``osm_id, standard, name, matched_by`` (the selector that matched, as ``k=v`` text), geometry.
+        ``osm_id, standard, name, matched_by`` (the selector that matched, as ``k=v`` text),
+        ``counts`` (bool), ``reason`` ("" when it counts), geometry.
     """
     rows, matched = [], []
     for pos, tags in enumerate(features["tags"]):
         for sel in standard.selectors:
             if tag_matches(tags, sel):
                 rows.append(pos)
-                matched.append(_describe(sel))
+                matched.append(describe(sel))
                 break
     picked = features.iloc[rows]
     ok = picked.geometry.notna().to_numpy() & ~picked.geometry.is_empty.to_numpy()
@@ -37,19 +110,69 @@ def select_facilities(features: gpd.GeoDataFrame, standard: Standard) -> gpd.Geo
         ["Point", "Polygon", "MultiPolygon", "LineString", "MultiLineString"]
     ).to_numpy()
     picked = picked[ok]
+    matched = [m for m, k in zip(matched, ok) if k]
+    reasons = [_reason(tags, geom, standard) for tags, geom in zip(picked["tags"], picked.geometry)]
     return gpd.GeoDataFrame(
         {
             "osm_id": picked["osm_id"].to_numpy(),
             "standard": standard.id,
             "name": picked["name"].to_numpy(),
-            "matched_by": [m for m, k in zip(matched, ok) if k],
+            "matched_by": matched,
+            "counts": np.array([r == "" for r in reasons], dtype=bool),
+            "reason": reasons,
         },
         geometry=picked.geometry.to_numpy(),
         crs=features.crs,
     )
 
 
-def _describe(selector: dict) -> str:
+def _reason(tags: dict[str, str], geom: shapely.Geometry, standard: Standard) -> str:
+    for sel in standard.exclude:
+        if tag_matches(tags, sel):
+            return f"excluded ({describe(sel)})"
+    if standard.min_area_m2 is not None:
+        if shapely.get_type_id(geom) not in (3, 6):
+            return "size unknown (mapped as a point or line)"
+        if shapely.area(geom) < standard.min_area_m2:
+            return f"smaller than {standard.min_area_m2:g} m²"
+    if standard.school_level is not None:
+        levels = classify_school(tags)
+        if levels is None:
+            return "school level not tagged (isced:level, school:level, grades or name)"
+        if standard.school_level not in levels:
+            return f"{'/'.join(sorted(levels))} school"
+    return ""
+
+
+def entrance_points(
+    facilities: gpd.GeoDataFrame, features: gpd.GeoDataFrame, *, within_m: float = 5.0
+) -> gpd.GeoDataFrame:
+    """Mapped entrances (``entrance=*``, ``barrier=gate|entrance``) on the edge of polygon facilities.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        ``facility`` (position in `facilities`) and the entrance point geometry.
+    """
+    is_entrance = [
+        "entrance" in t or t.get("barrier") in ("gate", "entrance") for t in features["tags"]
+    ]
+    ent = features[np.asarray(is_entrance, dtype=bool) & (features.geom_type == "Point").to_numpy()]
+    poly = facilities.geometry.to_numpy()
+    is_area = shapely.get_type_id(poly) >= 3
+    if not len(ent) or not is_area.any():
+        return gpd.GeoDataFrame({"facility": []}, geometry=[], crs=facilities.crs)
+    boundary = shapely.boundary(poly[is_area])
+    tree = shapely.STRtree(boundary)
+    e_idx, b_idx = tree.query(ent.geometry.to_numpy(), predicate="dwithin", distance=within_m)
+    fac_pos = np.flatnonzero(is_area)[b_idx]
+    return gpd.GeoDataFrame(
+        {"facility": fac_pos}, geometry=ent.geometry.to_numpy()[e_idx], crs=facilities.crs
+    )
+
+
+def describe(selector: Selector) -> str:
+    """A selector as ``k=v & k2=v2|v3`` text."""
     parts = []
     for key, want in selector.items():
         if want is True:
@@ -59,3 +182,11 @@ def _describe(selector: dict) -> str:
         else:
             parts.append(f"{key}={want}")
     return " & ".join(parts)
+
+
+def features_matching(features: gpd.GeoDataFrame, selectors: list[Selector]) -> gpd.GeoDataFrame:
+    """The features whose tags match any of `selectors`."""
+    mask = np.fromiter(
+        (matches_any(t, selectors) for t in features["tags"]), dtype=bool, count=len(features)
+    )
+    return features[mask]

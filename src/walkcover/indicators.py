@@ -1,38 +1,39 @@
-"""Per-district indicators from per-unit coverage results."""
+"""Per-district indicators: the three coverage figures per standard, and counts and densities."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 
 from walkcover import coverage as cov
-from walkcover.standards import Standard
+from walkcover.facilities import features_matching
+from walkcover.standards import Standard, StandardSet
+
+CONTEXTS = ("main_street", "ordinary_road", "riverside_park")
 
 SUMMARY_COLUMNS = [
-    "district",
-    "district_id",
-    "district_name",
-    "district_name_en",
-    "is_sample",
-    "standard",
-    "standard_name",
-    "threshold_m",
-    "context_applied",
-    "facilities",
-    "facilities_in_reach",
-    "demand_units",
-    "residents",
-    "residents_covered",
-    "residents_covered_pct",
-    "units_covered_pct",
-    "target_pct",
-    "meets_target",
-    "unsnapped_units",
-    "unreachable_units",
-    "beyond_search_units",
-    "demand_model",
-    "citation",
-]
+    "district", "district_id", "district_name", "district_name_en", "is_sample", "standard",
+    "standard_name", "threshold_m", "context_applied", "facilities", "facilities_in_reach",
+    "facilities_excluded", "demand_units", "residents", "residents_covered", "residents_covered_pct",
+    "units_covered_pct", "denominator", "land_km2", "area_covered_euclid_pct", "area_covered_pct",
+    "detour_loss_pp", "residents_covered_safe_pct", "target_pct", "meets_target",
+    "meets_target_official", "unsnapped_units", "unreachable_units", "beyond_search_units",
+    *[f"street_km_{c}" for c in CONTEXTS], *[f"street_covered_pct_{c}" for c in CONTEXTS],
+    "demand_model", "population_model", "citation",
+]  # fmt: skip
+
+DISTRICT_COLUMNS = [
+    "district", "district_id", "district_name", "indicator", "name", "value", "unit", "target",
+    "meets_target", "basis", "note", "section",
+]  # fmt: skip
+
+
+def _pct(num: float, den: float) -> float:
+    return 100.0 * num / den if den > 0 else float("nan")
 
 
 def district_summary(
@@ -42,9 +43,16 @@ def district_summary(
     standard: Standard,
     facilities_in_district: int,
     facilities_in_reach: int,
-    demand_model: str,
+    facilities_excluded: int = 0,
+    demand_model: str = "",
+    population_model: str = "",
+    areas: dict | None = None,
+    edge_cover: np.ndarray | None = None,
+    edge_in_district: np.ndarray | None = None,
+    context: np.ndarray | None = None,
+    network=None,
 ) -> dict:
-    """One summary row: coverage of `standard` among the demand units of one district.
+    """One summary row: the figures of `standard` for one district.
 
     Parameters
     ----------
@@ -53,18 +61,31 @@ def district_summary(
     district
         The district's row (``slug, district_id, name, name_en, is_sample``).
     facilities_in_district
-        Facilities inside the district polygon.
+        Facilities inside the district polygon that count.
     facilities_in_reach
         Snapped facilities inside the district or within the search limit of it: the ones that
         can serve its residents (facilities across a border count).
+    facilities_excluded
+        Candidates in the district that do not count (too small, private, other school level).
+    areas
+        ``land_km2``, ``area_covered_euclid_pct`` (official, straight-line) and ``area_covered_pct``
+        (walking) for the standard's denominator land.
+    edge_cover, edge_in_district, context, network
+        Covered length per edge, which edges lie in the district, and each edge's street context,
+        for the share of each context's street length that is covered.
     """
     sid = standard.id
-    residents = float(demand["residents"].sum())
+    res = demand["residents"].to_numpy(dtype=float)
+    residents = float(res.sum())
     covered_mask = demand[f"{sid}_covered"].to_numpy(dtype=bool)
-    covered = float(demand["residents"].to_numpy()[covered_mask].sum())
+    covered = float(res[covered_mask].sum())
     status = demand[f"{sid}_status"]
     n = len(demand)
-    return {
+    areas = areas or {}
+    euclid = areas.get("area_covered_euclid_pct", float("nan"))
+    walk = areas.get("area_covered_pct", float("nan"))
+    resid_pct = _pct(covered, residents)
+    row = {
         "district": district["slug"],
         "district_id": district["district_id"],
         "district_name": district["name"],
@@ -76,18 +97,122 @@ def district_summary(
         "context_applied": standard.context_applied,
         "facilities": facilities_in_district,
         "facilities_in_reach": facilities_in_reach,
+        "facilities_excluded": facilities_excluded,
         "demand_units": n,
         "residents": round(residents, 1),
         "residents_covered": round(covered, 1),
-        "residents_covered_pct": 100.0 * covered / residents if residents > 0 else np.nan,
+        "residents_covered_pct": resid_pct,
         "units_covered_pct": 100.0 * covered_mask.sum() / n if n else np.nan,
+        "denominator": standard.denominator,
+        "land_km2": areas.get("land_km2", float("nan")),
+        "area_covered_euclid_pct": euclid,
+        "area_covered_pct": walk,
+        "detour_loss_pp": euclid - walk,
+        "residents_covered_safe_pct": float("nan"),
         "target_pct": standard.target_pct,
-        "meets_target": (100.0 * covered / residents >= standard.target_pct)
-        if residents > 0
-        else None,
+        "meets_target": (resid_pct >= standard.target_pct) if residents > 0 else None,
+        "meets_target_official": (euclid >= standard.target_pct) if euclid == euclid else None,
         "unsnapped_units": int((status == cov.STATUS_UNSNAPPED).sum()),
         "unreachable_units": int((status == cov.STATUS_UNREACHABLE).sum()),
         "beyond_search_units": int((status == cov.STATUS_BEYOND_LIMIT).sum()),
         "demand_model": demand_model,
+        "population_model": population_model,
         "citation": f"{standard.citation.section} {standard.citation.text}".strip(),
     }
+    if f"{sid}_safe_covered" in demand:
+        safe = demand[f"{sid}_safe_covered"].to_numpy(dtype=bool)
+        row["residents_covered_safe_pct"] = _pct(float(res[safe].sum()), residents)
+    for c in CONTEXTS:
+        row[f"street_km_{c}"] = float("nan")
+        row[f"street_covered_pct_{c}"] = float("nan")
+    if (
+        edge_cover is not None
+        and context is not None
+        and network is not None
+        and edge_in_district is not None
+    ):
+        length = network.edges["length_m"].to_numpy()
+        for c in CONTEXTS:
+            m = edge_in_district & (context == c)
+            total = float(length[m].sum())
+            row[f"street_km_{c}"] = total / 1000.0
+            row[f"street_covered_pct_{c}"] = _pct(float(edge_cover[m].sum()), total)
+    return row
+
+
+def district_indicators(
+    features: gpd.GeoDataFrame,
+    districts: gpd.GeoDataFrame,
+    districts_proj: gpd.GeoDataFrame,
+    demand: pd.DataFrame,
+    rules: StandardSet,
+    land_union: Callable[[str], shapely.Geometry],
+) -> pd.DataFrame:
+    """Counts, densities and per-capita rows per district (``district_indicators.csv``).
+
+    A row whose features OSM does not map anywhere in the study area has value NaN and says so:
+    missing data is not zero.
+    """
+    rows = []
+    built = land_union("built_up")
+    green = land_union("green")
+    park = land_union("park_green")
+    pts = features.geometry.representative_point()
+    for (_, d), dgeom in zip(districts.iterrows(), districts_proj.geometry):
+        base = {"district": d["slug"], "district_id": d["district_id"], "district_name": d["name"]}
+        area_km2 = shapely.area(dgeom) / 1e6
+        built_km2 = shapely.area(shapely.intersection(built, dgeom)) / 1e6
+        shapely.prepare(dgeom)
+        inside = shapely.contains(dgeom, pts.to_numpy())
+        residents = float(demand.loc[demand["district_id"] == d["district_id"], "residents"].sum())
+
+        def add(
+            indicator, name, value, unit, target, basis, note="", section="", op=">=", base=base
+        ):
+            meets = None
+            if target is not None and value == value:
+                meets = bool(value >= target) if op == ">=" else bool(value <= target)
+            rows.append({**base, "indicator": indicator, "name": name, "value": value, "unit": unit,
+                         "target": target, "meets_target": meets, "basis": basis, "note": note,
+                         "section": section})  # fmt: skip
+
+        add("area", "District area", area_km2, "km²", None, "district polygon")
+        add(
+            "built_up_area",
+            "Built-up area (OSM land use)",
+            built_km2,
+            "km²",
+            None,
+            "land.built_up selectors",
+        )
+        for rule in rules.counts:
+            hits = features_matching(features, rule.selectors)
+            n_in = int(inside[features.index.get_indexer(hits.index)].sum()) if len(hits) else 0
+            missing = len(hits) == 0
+            note = (
+                "no such features mapped in OSM in the study area: missing data, not zero"
+                if missing
+                else ""
+            )
+            if rule.measure == "per_km2":
+                v1 = float("nan") if missing else n_in / area_km2 if area_km2 > 0 else float("nan")
+                v2 = float("nan") if missing or built_km2 <= 0 else n_in / built_km2
+                add(rule.id + ".district_area", f"{rule.name} (per km² of district area)", v1, "per km²",
+                    rule.target, f"{n_in} mapped ÷ {area_km2:.2f} km²", note, rule.section)  # fmt: skip
+                add(rule.id + ".built_up_area", f"{rule.name} (per km² of built-up area)", v2, "per km²",
+                    rule.target, f"{n_in} mapped ÷ {built_km2:.2f} km² built-up", note, rule.section)  # fmt: skip
+            else:
+                add(rule.id, rule.name, float("nan") if missing else float(n_in), "count", rule.target,
+                    "mapped in OSM", note, rule.section)  # fmt: skip
+        park_m2 = shapely.area(shapely.intersection(park, dgeom))
+        add("park.per_capita", "Park green space per resident", park_m2 / residents if residents > 0 else float("nan"),
+            "m² per resident", 10.0, f"{park_m2 / 1e4:.1f} ha of parks ÷ {residents:,.0f} modelled residents",
+            "" if park_m2 > 0 else "no parks mapped in the district", "三、(六)")  # fmt: skip
+        green_in_built = (
+            shapely.area(shapely.intersection(shapely.intersection(green, built), dgeom)) / 1e6
+        )
+        add("green.coverage", "Green land share of built-up area (OSM-mapped green land; proxy for 绿化覆盖率, "
+            "which counts tree canopy)", 100.0 * green_in_built / built_km2 if built_km2 > 0 else float("nan"),
+            "%", 39.0, f"{green_in_built:.3f} km² green ÷ {built_km2:.3f} km² built-up",
+            "" if built_km2 > 0 else "no built-up land mapped", "三、(六)")  # fmt: skip
+    return pd.DataFrame(rows, columns=DISTRICT_COLUMNS)

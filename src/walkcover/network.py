@@ -16,6 +16,8 @@ from walkcover.study_area import DEFAULT_WALK_HIGHWAYS, require_metres
 _NO_FOOT = {"no", "private"}
 _FOOT_OK = {"yes", "designated", "permissive", "official"}
 _NO_ACCESS = {"no", "private"}
+#: Way tags kept on network edges for street contexts and safe routes.
+_CARRIED = ("footway", "bridge", "tunnel")
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,7 @@ def _build(streets: gpd.GeoDataFrame) -> Network:
             "length_m": length_m,
             "osm_id": streets["osm_id"].to_numpy() if "osm_id" in streets else None,
             "highway": streets["highway"].to_numpy() if "highway" in streets else None,
+            **{c: streets[c].to_numpy() for c in _CARRIED if c in streets},
         },
         geometry=streets.geometry.to_numpy(),
         crs=streets.crs,

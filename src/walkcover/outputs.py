@@ -22,7 +22,11 @@ def district_dir(out: Path, city_id: str, slug: str) -> Path:
 def planned_outputs(out: Path, city_id: str, slugs: list[str]) -> list[Path]:
     """Every file a run over `slugs` writes."""
     files = [district_dir(out, city_id, s) / "coverage.gpkg" for s in slugs]
-    return [*files, Path(out) / city_id / "summary.csv"]
+    return [
+        *files,
+        Path(out) / city_id / "summary.csv",
+        Path(out) / city_id / "district_indicators.csv",
+    ]
 
 
 def check_outputs(paths: list[Path], *, overwrite: bool) -> None:
@@ -60,12 +64,27 @@ def write_atomic(final: Path, writer: Callable[[Path], None]) -> Path:
     return Path(final)
 
 
+_PER_STANDARD = (
+    "dist_m",
+    "covered",
+    "status",
+    "context",
+    "safe_dist_m",
+    "safe_covered",
+    "safe_status",
+)
+
+
 def demand_layer(assessment: Assessment, district_id: str) -> gpd.GeoDataFrame:
     """The ``demand`` layer of one district: geometry, ``osm_id``, residents and per-standard results."""
     d = assessment.demand
     cols = ["osm_id", "kind", "building", "levels", "levels_from", "floor_area_m2", "residents"]
     for s in assessment.standards:
-        cols += [f"{s.id}_dist_m", f"{s.id}_covered", f"{s.id}_status"]
+        cols += [
+            c
+            for c in d.columns
+            if c.startswith(f"{s.id}_") and c.removeprefix(f"{s.id}_") in _PER_STANDARD
+        ]
     sub = d.loc[d["district_id"] == district_id, [*cols, "geometry"]]
     return gpd.GeoDataFrame(sub.reset_index(drop=True), geometry="geometry", crs=d.crs)
 
@@ -77,9 +96,18 @@ def facilities_layer(assessment: Assessment, district_geom) -> gpd.GeoDataFrame:
     reach = f.geometry.distance(district_geom).to_numpy() <= f["standard"].map(limit).to_numpy(
         float
     )
-    sub = f.loc[
-        reach, ["osm_id", "standard", "name", "matched_by", "snapped", "in_district", "geometry"]
+    cols = [
+        "osm_id",
+        "standard",
+        "name",
+        "matched_by",
+        "counts",
+        "reason",
+        "snapped",
+        "entrances",
+        "in_district",
     ]
+    sub = f.loc[reach, [*cols, "geometry"]]
     return gpd.GeoDataFrame(sub.reset_index(drop=True), geometry="geometry", crs=f.crs)
 
 
@@ -104,11 +132,19 @@ def write_outputs(assessment: Assessment, out: Path, *, overwrite: bool) -> list
             facilities.to_file(tmp, layer="facilities", driver="GPKG", mode="a")
 
         written.append(write_atomic(path, write))
-    summary_path = Path(out) / city_id / "summary.csv"
-    summary = assessment.summary
-    if summary_path.exists():
-        old = pd.read_csv(summary_path, dtype={"district_id": str})
-        old = old[~old["district"].isin(slugs)]
-        summary = pd.concat([old, summary], ignore_index=True) if len(old) else summary
-    written.append(write_atomic(summary_path, lambda tmp: summary.to_csv(tmp, index=False)))
+    for name, table in (
+        ("summary.csv", assessment.summary),
+        ("district_indicators.csv", assessment.district_rows),
+    ):
+        written.append(_merge_csv(Path(out) / city_id / name, table, slugs))
     return written
+
+
+def _merge_csv(path: Path, table: pd.DataFrame, slugs: list[str]) -> Path:
+    """Write `table`, keeping the rows of districts outside this run from an existing file."""
+    if path.exists():
+        old = pd.read_csv(path, dtype={"district_id": str})
+        old = old[~old["district"].isin(slugs)]
+        if len(old):
+            table = pd.concat([old.astype(object), table.astype(object)], ignore_index=True)
+    return write_atomic(path, lambda tmp: table.to_csv(tmp, index=False))

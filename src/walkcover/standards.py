@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -58,6 +58,18 @@ class Standard(BaseModel):
     target_pct: Annotated[float, Field(ge=0, le=100)]
     target_basis: str = ""
     citation: Citation
+    #: Facilities smaller than this (polygon area) do not count; points of unknown size do not count.
+    min_area_m2: Annotated[float, Field(gt=0)] | None = None
+    #: Features matching any of these are left out (e.g. access=private).
+    exclude: list[Selector] = []
+    #: Reach polygon facilities through their mapped entrances where they have any.
+    use_entrances: bool = False
+    #: Schools: keep only those classified at this level (a nine-year school serves both).
+    school_level: Literal["primary", "middle"] | None = None
+    #: Also measure the safe-route figure (no crossing of barrier roads or railways but at crossings).
+    safe_route: bool = False
+    #: The land an area-based (official) figure divides by.
+    denominator: Literal["residential_land", "built_up"] = "residential_land"
 
     @field_validator("selectors")
     @classmethod
@@ -111,10 +123,11 @@ class Standard(BaseModel):
 
     @property
     def context_applied(self) -> str:
-        """How the threshold was applied, for outputs: the context or 'all'."""
+        """How the threshold was applied, for outputs: one radius, or one per street context."""
         if self.default_context is None:
             return "all"
-        return f"{self.default_context} radius everywhere (street contexts not yet classified)"
+        radii = ", ".join(f"{k} {v:g} m" for k, v in self.context_thresholds_m.items())
+        return f"by street context ({radii}; other streets {self.default_context})"
 
     @property
     def max_threshold_m(self) -> float:
@@ -122,8 +135,92 @@ class Standard(BaseModel):
         return max([self.threshold_m, *self.context_thresholds_m.values()])
 
 
+class StreetContexts(BaseModel):
+    """How street edges are classified for standards whose radius depends on where a person is."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    main_street_highways: list[str] = [
+        "trunk", "trunk_link", "primary", "primary_link", "secondary", "secondary_link",
+        "tertiary", "tertiary_link",
+    ]  # fmt: skip
+    #: footway=sidewalk/crossing ways within this distance of a main street are its pedestrian sides.
+    sidewalk_within_m: Annotated[float, Field(ge=0)] = 20.0
+    parks: list[Selector] = [{"leisure": "park"}]
+    water: list[Selector] = [
+        {"natural": "water"},
+        {"waterway": ["river", "canal", "riverbank"]},
+        {"water": ["river", "canal", "lake", "reservoir", "pond"]},
+    ]
+    #: A park is riverside when water lies within this distance of it.
+    water_within_m: Annotated[float, Field(ge=0)] = 50.0
+
+
+class LandRules(BaseModel):
+    """Which OSM polygons make up each kind of land the indicators divide by or count."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    residential_land: list[Selector] = [{"landuse": "residential"}]
+    built_up: list[Selector] = [
+        {"landuse": ["residential", "commercial", "retail", "industrial", "construction"]},
+        {"amenity": ["school", "university", "college", "hospital", "kindergarten"]},
+    ]
+    green: list[Selector] = [
+        {"leisure": ["park", "garden", "nature_reserve", "playground"]},
+        {
+            "landuse": [
+                "grass",
+                "forest",
+                "recreation_ground",
+                "village_green",
+                "meadow",
+                "flowerbed",
+            ]
+        },
+        {"natural": ["wood", "scrub", "grassland", "heath"]},
+    ]
+    park_green: list[Selector] = [{"leisure": "park"}]
+    #: Cell size of the grid on which land within *walking* distance is measured.
+    cell_m: Annotated[float, Field(gt=0, le=100)] = 10.0
+
+
+class SafeRoute(BaseModel):
+    """What a pupil's walk may not cross except at a mapped crossing."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    barrier_highways: list[str] = [
+        "motorway",
+        "motorway_link",
+        "trunk",
+        "trunk_link",
+        "primary",
+        "primary_link",
+    ]
+    barrier_railways: list[str] = ["rail", "light_rail", "narrow_gauge"]
+    crossing_nodes: list[Selector] = [
+        {"highway": ["crossing", "traffic_signals"]},
+        {"railway": ["crossing", "level_crossing"]},
+        {"crossing": True},
+    ]
+
+
+class CountRule(BaseModel):
+    """A per-district count or density rule of the plan (STANDARDS.md, second table)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    name: str
+    selectors: list[Selector] = Field(min_length=1)
+    measure: Literal["count", "per_km2"] = "count"
+    target: float | None = None
+    section: str = ""
+
+
 class StandardSet(BaseModel):
-    """A plan's standards, keyed by id."""
+    """A plan's standards, keyed by id, and the rules the indicators need."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -132,6 +229,22 @@ class StandardSet(BaseModel):
     document: str = ""
     issued: str = ""
     standards: dict[str, Standard] = Field(min_length=1)
+    street_contexts: StreetContexts = StreetContexts()
+    land: LandRules = LandRules()
+    safe_route: SafeRoute = SafeRoute()
+    counts: list[CountRule] = []
+
+    def feature_tags(self, standards: list[Standard]) -> dict[str, bool | list[str]]:
+        """Every OSM tag the run needs: facilities of `standards`, land, water, crossings, counts."""
+        sels: list[Selector] = [s for std in standards for s in std.selectors]
+        sels += [*self.street_contexts.parks, *self.street_contexts.water]
+        land = self.land
+        sels += [*land.residential_land, *land.built_up, *land.green, *land.park_green]
+        sels += list(self.safe_route.crossing_nodes)
+        sels.append({"railway": list(self.safe_route.barrier_railways)})
+        sels += [{"entrance": True}, {"barrier": ["gate", "entrance"]}]
+        sels += [s for c in self.counts for s in c.selectors]
+        return query_tags(sels)
 
     @field_validator("standards", mode="before")
     @classmethod
@@ -208,15 +321,24 @@ def _value_matches(have: str, want: str | bool) -> bool:
 
 def selector_keys(standards: list[Standard]) -> dict[str, bool | list[str]]:
     """The OSM tag query (osmnx ``tags`` form) that fetches every feature any selector may match."""
+    return query_tags([sel for std in standards for sel in std.selectors])
+
+
+def query_tags(selectors: list[Selector]) -> dict[str, bool | list[str]]:
+    """The OSM tag query (osmnx ``tags`` form) that fetches every feature the selectors may match."""
     out: dict[str, bool | list[str]] = {}
-    for std in standards:
-        for sel in std.selectors:
-            key, want = _query_tag(sel)
-            if want is True or out.get(key) is True:
-                out[key] = True
-            else:
-                out[key] = sorted({*out.get(key, []), *want})  # type: ignore[misc]
+    for sel in selectors:
+        key, want = _query_tag(sel)
+        if want is True or out.get(key) is True:
+            out[key] = True
+        else:
+            out[key] = sorted({*out.get(key, []), *want})  # type: ignore[misc]
     return out
+
+
+def matches_any(tags: dict[str, Any], selectors: list[Selector]) -> bool:
+    """Whether `tags` match at least one of `selectors`."""
+    return any(tag_matches(tags, s) for s in selectors)
 
 
 def _query_tag(selector: Selector) -> tuple[str, bool | list[str]]:

@@ -128,6 +128,28 @@ class DemandConfig(BaseModel):
     )
 
 
+class TotalsConfig(BaseModel):
+    """Known residents per district (a CSV), to which modelled residents are scaled."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str
+    id_field: str
+    value_field: str
+    multiplier: Annotated[float, Field(gt=0)] = 1.0
+    label: str = ""
+
+
+class PopulationConfig(BaseModel):
+    """Which model gives residents: building floor area, residential land, or a raster."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: Literal["floor_area", "residential_land", "raster"] = "floor_area"
+    raster: str | None = None
+    totals: TotalsConfig | None = None
+
+
 class NetworkConfig(BaseModel):
     """Which streets are walked and how far a building or facility may sit from one."""
 
@@ -149,6 +171,7 @@ class CityConfig(BaseModel):
     districts: DistrictSource
     source: SourceConfig
     demand: DemandConfig = DemandConfig()
+    population: PopulationConfig = PopulationConfig()
     network: NetworkConfig = NetworkConfig()
 
     @field_validator("crs")
@@ -176,6 +199,10 @@ class City(BaseModel):
     @property
     def id(self) -> str:
         return self.config.id
+
+    def resolve(self, relative: str) -> Path:
+        """A path from the city config, relative to the config file's folder."""
+        return (self.config_path.parent / relative).resolve()
 
 
 def load_city(name_or_path: str | Path) -> City:

@@ -23,6 +23,8 @@ STREET_COLUMNS = [
     "indoor",
     "geometry",
 ]
+#: The way tags kept on street segments.
+STREET_TAGS = ("highway", "access", "foot", "area", "tunnel", "indoor", "bridge", "footway")
 FEATURE_COLUMNS = ["osm_id", "osm_type", "name", "tags", "geometry"]
 
 
@@ -48,7 +50,7 @@ class OSMLayers:
     """Streets (one row per node-to-node segment) and tagged features, both EPSG:4326.
 
     ``streets``: ``u, v`` (OSM node ids), ``osm_id`` ("way/123"), ``highway``, ``access``, ``foot``,
-    ``area``, ``tunnel``, ``indoor``, geometry. ``features``: ``osm_id``, ``osm_type``, ``name``, ``tags`` (dict), geometry;
+    ``area``, ``tunnel``, ``indoor``, ``bridge``, ``footway``, geometry. ``features``: ``osm_id``, ``osm_type``, ``name``, ``tags`` (dict), geometry;
     facilities, buildings and residential land alike.
     """
 

@@ -11,14 +11,14 @@ import osmnx as ox
 import pandas as pd
 
 from walkcover.sources._layers import (
+    STREET_TAGS,
     empty_features,
     empty_streets,
     merge_duplicate_features,
     tags_from_row,
 )
 
-_STREET_TAGS = ("highway", "access", "foot", "area", "tunnel", "indoor")
-_WAY_TAGS = [*_STREET_TAGS, "name", "service"]
+_WAY_TAGS = [*STREET_TAGS, "name", "service"]
 _SKIP = {"geometry", "nodes", "ways", "members", "element", "id", "osmid"}
 
 
@@ -52,7 +52,7 @@ def streets_from_graph(graph: nx.MultiDiGraph) -> gpd.GeoDataFrame:
             "u": edges["u"].astype("int64").to_numpy(),
             "v": edges["v"].astype("int64").to_numpy(),
             "osm_id": ["way/" + str(x) for x in edges["osmid"]],
-            **{k: col(k) for k in _STREET_TAGS},
+            **{k: col(k) for k in STREET_TAGS},
         },
         geometry=edges.geometry.to_numpy(),
         crs=edges.crs,

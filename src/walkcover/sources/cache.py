@@ -19,7 +19,7 @@ from walkcover.sources._layers import OSMLayers, OSMQuery
 log = logging.getLogger(__name__)
 
 #: Bump when the cached layers' columns or meaning change, so old entries are never reused.
-CACHE_SCHEMA = 2
+CACHE_SCHEMA = 3
 #: Overpass data changes upstream without notice; downloads older than this are fetched again.
 OVERPASS_MAX_AGE_S = 7 * 24 * 3600
 

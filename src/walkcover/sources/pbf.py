@@ -11,6 +11,7 @@ import pyrosm
 
 from walkcover._errors import SourceError
 from walkcover.sources._layers import (
+    STREET_TAGS,
     OSMLayers,
     OSMQuery,
     empty_features,
@@ -36,9 +37,6 @@ _META = {
     "nodes",
     "members",
 }
-
-
-_STREET_TAGS = ("highway", "access", "foot", "area", "tunnel", "indoor")
 
 
 def resolve_pbf(path: str | Path) -> Path:
@@ -72,7 +70,6 @@ def read_pbf(path: str | Path, query: OSMQuery) -> OSMLayers:
                 if query.feature_tags
                 else None,
                 osm.get_buildings(),
-                osm.get_landuse(custom_filter={"landuse": ["residential"]}),
             ]
     except SourceError:
         raise
@@ -95,13 +92,13 @@ def _streets(edges: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame:
     rows = []
     for rec, extra in zip(edges.drop(columns="geometry").to_dict("records"), tags):
         t = tags_from_row(rec, json_tags=extra, skip=_META)
-        rows.append(tuple(t.get(k) for k in _STREET_TAGS))
+        rows.append(tuple(t.get(k) for k in STREET_TAGS))
     out = gpd.GeoDataFrame(
         {
             "u": edges["u"].astype("int64").to_numpy(),
             "v": edges["v"].astype("int64").to_numpy(),
             "osm_id": ("way/" + edges["id"].astype("int64").astype(str)).to_numpy(),
-            **{k: [r[i] for r in rows] for i, k in enumerate(_STREET_TAGS)},
+            **{k: [r[i] for r in rows] for i, k in enumerate(STREET_TAGS)},
         },
         geometry=edges.geometry.to_numpy(),
         crs=4326,

@@ -1,0 +1,214 @@
+"""Barriers for the safe-route rule: a pupil's walk may not cross a trunk or primary road or a
+railway except at a mapped crossing (GB 50180-2018; classes configurable in ``safe_route``).
+
+The barrier lines cut the study area into cells. The safe network keeps one copy of a node per cell
+it touches: a street inside a cell joins copies in that cell; a barrier road's own carriageway
+(walked along its pavement) is copied into the cells on both of its sides; the copies of a node meet
+only where the node is a mapped crossing. A way that crosses a barrier between its nodes is kept only
+if it is a bridge, a tunnel or a mapped crossing way.
+"""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from walkcover import coverage as cov
+from walkcover.facilities import features_matching
+from walkcover.network import Network, _symmetric_min_csr
+from walkcover.standards import SafeRoute
+
+_PROBE_M = 1.0
+_SIDE_M = 3.0
+
+
+def barrier_lines(
+    streets: gpd.GeoDataFrame, features: gpd.GeoDataFrame, rules: SafeRoute
+) -> np.ndarray:
+    """Barrier road and railway lines (projected); bridges and tunnels do not bar the way."""
+    hw = (
+        streets["highway"]
+        .astype("string")
+        .isin(rules.barrier_highways)
+        .fillna(False)
+        .to_numpy(dtype=bool)
+    )
+    raised = _is_yes(streets, "bridge") | _is_yes(streets, "tunnel")
+    roads = streets.geometry.to_numpy()[hw & ~raised]
+    rail = features_matching(features, [{"railway": list(rules.barrier_railways)}])
+    rail = rail[rail.geom_type.isin(["LineString", "MultiLineString"])]
+    keep = [not (_yes(t.get("bridge")) or _yes(t.get("tunnel"))) for t in rail["tags"]]
+    rails = (
+        rail.geometry.to_numpy()[np.asarray(keep, dtype=bool)]
+        if len(rail)
+        else np.array([], dtype=object)
+    )
+    return np.concatenate([roads, rails])
+
+
+def _yes(v: object) -> bool:
+    return v is not None and str(v).lower() not in ("no", "", "nan", "none")
+
+
+def _is_yes(frame: pd.DataFrame, col: str) -> np.ndarray:
+    if col not in frame:
+        return np.zeros(len(frame), dtype=bool)
+    return np.array([_yes(v) for v in frame[col]], dtype=bool)
+
+
+def cells(lines: np.ndarray, extent: shapely.Geometry) -> np.ndarray:
+    """The polygons the barrier lines cut `extent` into."""
+    if len(lines) == 0:
+        return np.array([extent], dtype=object)
+    noded = shapely.union_all([*lines, shapely.boundary(extent)])
+    polys = shapely.get_parts(shapely.polygonize(shapely.get_parts(noded)))
+    polys = polys[shapely.area(polys) > 0]
+    return polys if len(polys) else np.array([extent], dtype=object)
+
+
+def _cell_of(tree: shapely.STRtree, points: np.ndarray) -> np.ndarray:
+    out = np.full(len(points), -1, dtype=np.int64)
+    if len(points):
+        p, c = tree.query(points, predicate="within")
+        out[p] = c
+    return out
+
+
+def safe_network(
+    network: Network,
+    street_tags: pd.DataFrame,
+    barriers: np.ndarray,
+    crossing_node_ids: np.ndarray,
+) -> tuple[Network, shapely.STRtree]:
+    """The walk network with barrier crossings removed except at mapped crossings.
+
+    Parameters
+    ----------
+    network
+        The walk network.
+    street_tags
+        Per network edge: ``highway``, ``bridge``, ``tunnel``, ``footway`` and ``is_barrier``.
+    barriers
+        Barrier lines (`barrier_lines`).
+    crossing_node_ids
+        OSM ids of nodes that are mapped crossings.
+
+    Returns
+    -------
+    (Network, STRtree)
+        The safe network, whose edges carry ``orig_edge`` and ``cell``, and the cell index.
+    """
+    e = network.edges
+    geoms = e.geometry.to_numpy()
+    extent = shapely.box(*shapely.total_bounds(geoms)).buffer(50.0)
+    cell_polys = cells(barriers, extent)
+    tree = shapely.STRtree(cell_polys)
+    length = e["length_m"].to_numpy()
+    probe = np.minimum(_PROBE_M, length / 2)
+    c_u = _cell_of(tree, shapely.line_interpolate_point(geoms, probe))
+    c_v = _cell_of(tree, shapely.line_interpolate_point(geoms, length - probe))
+    is_barrier = street_tags["is_barrier"].to_numpy(dtype=bool)
+    may_cross = _is_yes(street_tags, "bridge") | _is_yes(street_tags, "tunnel")
+    may_cross |= (
+        street_tags["footway"].astype("string").eq("crossing").fillna(False).to_numpy(dtype=bool)
+    )
+
+    rows_u, rows_v, cells_u, cells_v, orig = [], [], [], [], []
+    # Ordinary edges: in one cell, or crossing legitimately (bridge, tunnel, crossing way).
+    ordinary = ~is_barrier & ((c_u == c_v) | may_cross)
+    idx = np.flatnonzero(ordinary)
+    rows_u.append(e["u_idx"].to_numpy()[idx])
+    rows_v.append(e["v_idx"].to_numpy()[idx])
+    cells_u.append(c_u[idx])
+    cells_v.append(c_v[idx])
+    orig.append(idx)
+    # Barrier carriageways: copied into the cells on both sides.
+    bidx = np.flatnonzero(is_barrier)
+    if len(bidx):
+        mid = shapely.line_interpolate_point(geoms[bidx], 0.5, normalized=True)
+        ahead = shapely.line_interpolate_point(
+            geoms[bidx], np.minimum(length[bidx] / 2 + 0.5, length[bidx])
+        )
+        dx = shapely.get_x(ahead) - shapely.get_x(mid)
+        dy = shapely.get_y(ahead) - shapely.get_y(mid)
+        norm = np.hypot(dx, dy)
+        norm[norm == 0] = 1.0
+        for sign in (1.0, -1.0):
+            px = shapely.get_x(mid) - sign * dy / norm * _SIDE_M
+            py = shapely.get_y(mid) + sign * dx / norm * _SIDE_M
+            side = _cell_of(tree, shapely.points(px, py))
+            rows_u.append(e["u_idx"].to_numpy()[bidx])
+            rows_v.append(e["v_idx"].to_numpy()[bidx])
+            cells_u.append(side)
+            cells_v.append(side)
+            orig.append(bidx)
+    u = np.concatenate(rows_u)
+    v = np.concatenate(rows_v)
+    cu = np.concatenate(cells_u)
+    cv = np.concatenate(cells_v)
+    orig_e = np.concatenate(orig)
+    # Node copies (node, cell) → new index.
+    keys = pd.MultiIndex.from_arrays([np.concatenate([u, v]), np.concatenate([cu, cv])])
+    codes, uniq = pd.factorize(keys)
+    m = len(u)
+    nu, nv = codes[:m], codes[m:]
+    copy_node = uniq.get_level_values(0).to_numpy()
+    # Crossings: all copies of a crossing node meet at zero cost.
+    is_crossing = np.isin(network.node_osm_ids[copy_node], crossing_node_ids)
+    cross = pd.DataFrame({"node": copy_node[is_crossing], "copy": np.flatnonzero(is_crossing)})
+    first = cross.groupby("node")["copy"].transform("first").to_numpy()
+    link = first != cross["copy"].to_numpy()
+    lu, lv = first[link], cross["copy"].to_numpy()[link]
+
+    n_copies = len(copy_node)
+    all_u = np.concatenate([nu, lu])
+    all_v = np.concatenate([nv, lv])
+    all_w = np.concatenate([length[orig_e], np.zeros(len(lu))])
+    csr = _symmetric_min_csr(all_u, all_v, all_w, n_copies)
+    from scipy.sparse.csgraph import connected_components
+
+    _, comp = connected_components(csr, directed=False)
+    edges = gpd.GeoDataFrame(
+        {"u_idx": nu, "v_idx": nv, "length_m": length[orig_e], "orig_edge": orig_e, "cell": cu},
+        geometry=geoms[orig_e],
+        crs=e.crs,
+    )
+    safe = Network(
+        edges=edges, node_osm_ids=network.node_osm_ids[copy_node], csr=csr, component=comp,
+        tree=network.tree, snappable=np.arange(len(edges)),
+    )  # fmt: skip
+    return safe, tree
+
+
+def remap_snaps(
+    snaps: cov.Snaps, safe: Network, cell_tree: shapely.STRtree, item_geoms: np.ndarray
+) -> cov.Snaps:
+    """Move snaps from original edges onto their copies in the safe network.
+
+    An item on a barrier carriageway goes to the copy on its own side (the cell holding the item);
+    an item on an edge the safe network dropped becomes unsnapped.
+    """
+    copies = pd.DataFrame(
+        {"orig": safe.edges["orig_edge"].to_numpy(), "cell": safe.edges["cell"].to_numpy()}
+    )
+    copies["copy"] = np.arange(len(copies))
+    item_cell = (
+        _cell_of(cell_tree, shapely.point_on_surface(item_geoms[snaps.item]))
+        if len(snaps.item)
+        else np.array([], dtype=np.int64)
+    )
+    df = pd.DataFrame(
+        {"row": np.arange(len(snaps.item)), "orig": snaps.edge, "item_cell": item_cell}
+    )
+    j = df.merge(copies, on="orig", how="inner")
+    j["prefer"] = (j["cell"] != j["item_cell"]).astype(int)
+    j = j.sort_values(["row", "prefer"]).drop_duplicates("row")
+    rows = j["row"].to_numpy()
+    kept_items = snaps.item[rows]
+    unsnapped = np.union1d(snaps.unsnapped, np.setdiff1d(snaps.item, kept_items))
+    return cov.Snaps(
+        kept_items, j["copy"].to_numpy(), snaps.lo_m[rows], snaps.hi_m[rows], snaps.leg_m[rows],
+        unsnapped, snaps.n_items,
+    )  # fmt: skip

@@ -1,0 +1,78 @@
+"""How a figure was made, in words a planner can check (``walkcover explain``)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from walkcover.assessment import Assessment
+from walkcover.facilities import describe
+from walkcover.indicators import CONTEXTS
+
+
+def _f(v: float, unit: str = "%") -> str:
+    return "n/a" if v != v else f"{v:.1f}{unit}"
+
+
+def explanation(result: Assessment) -> str:
+    """A plain-text account of the first district × standard of `result`."""
+    row = result.summary.iloc[0]
+    std = next(s for s in result.standards if s.id == row["standard"])
+    did = row["district_id"]
+    fac = result.facilities[result.facilities["standard"] == std.id]
+    in_d = fac[fac["in_district"] == did]
+    counted = fac[fac["counts"].astype(bool)]
+    lines = [
+        f"[bold]{row['district_name']} / {row['district_name_en']} ({row['district']}) — {std.name} {std.name_zh}[/]",
+        f"Standard: within {std.threshold_m:g} m walking; {std.context_applied}; target {std.target_pct:g}% "
+        f"({std.target_basis or 'plan'})",
+        f"Plan: {std.citation.section} {std.citation.text}  National: {std.citation.national or '—'}",
+        f"Source: {result.source}; working CRS {result.crs.to_string()}",
+        "",
+        "[bold]Facilities[/]",
+        f"  selectors: {'; '.join(describe(s) for s in std.selectors)}",
+    ]
+    for how, n in Counter(counted["matched_by"]).most_common():
+        lines.append(f"  found by {how}: {n} counted in the study area")
+    lines.append(
+        f"  in the district: {int(in_d['counts'].astype(bool).sum())} counted; "
+        f"{row['facilities_in_reach']} can serve it (inside or within the search limit, snapped)"
+    )
+    for reason, n in Counter(fac.loc[~fac["counts"].astype(bool), "reason"]).most_common():
+        lines.append(f"  left out: {n} × {reason}")
+    if std.use_entrances:
+        with_ent = int((counted["entrances"] > 0).sum())
+        lines.append(
+            f"  reached through mapped entrances: {with_ent} facilit(y/ies); the rest at their edge"
+        )
+    lines += [
+        "",
+        "[bold]Residents[/]",
+        f"  {row['demand_units']} demand units ({row['demand_model']}), {row['residents']:,.0f} residents",
+        f"  model: {row['population_model']}",
+        f"  not snapped to a street within {result.city.config.network.max_snap_m:g} m: {row['unsnapped_units']}; "
+        f"unreachable: {row['unreachable_units']}; beyond the search limit: {row['beyond_search_units']}",
+        "",
+        "[bold]Denominator land[/]",
+        f"  {row['denominator']}: {_f(row['land_km2'], ' km²')} "
+        f"({'; '.join(describe(s) for s in getattr(result.rules.land, row['denominator']))})",
+        "",
+        "[bold]Figures[/]",
+        f"  official (straight-line {std.threshold_m:g} m circles ∩ land ÷ land): {_f(row['area_covered_euclid_pct'])}",
+        f"  land within walking distance ({result.rules.land.cell_m:g} m grid):      {_f(row['area_covered_pct'])}",
+        f"  residents within walking distance:                 {_f(row['residents_covered_pct'])}",
+        f"  detour loss (official − walking land):             {_f(row['detour_loss_pp'], ' pp')}",
+    ]
+    if row["residents_covered_safe_pct"] == row["residents_covered_safe_pct"]:
+        lines.append(
+            f"  residents with a safe route (no barrier crossing but at crossings): {_f(row['residents_covered_safe_pct'])}"
+        )
+    if std.context_thresholds_m:
+        for c in CONTEXTS:
+            lines.append(
+                f"  {c}: {_f(row[f'street_km_{c}'], ' km')} of street, {_f(row[f'street_covered_pct_{c}'])} covered "
+                f"at {std.context_thresholds_m.get(c, std.threshold_m):g} m"
+            )
+    notes = [n for n in result.notes if row["district"] in n or n.startswith(std.id)]
+    if notes:
+        lines += ["", "[bold]Notes[/]", *[f"  {n}" for n in notes]]
+    return "\n".join(lines)

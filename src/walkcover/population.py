@@ -1,0 +1,159 @@
+"""Residents per demand unit: from a population raster, and scaled to known district totals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from walkcover._errors import ConfigError, SourceError
+
+
+def allocate_raster(
+    units: gpd.GeoDataFrame,
+    districts: gpd.GeoDataFrame,
+    raster_path: str | Path,
+    *,
+    weight: np.ndarray,
+) -> np.ndarray:
+    """Allocate a population raster (GeoTIFF, any CRS, e.g. WorldPop) to demand units.
+
+    Each raster cell whose centre lies in a district gives its people to the units of that district
+    whose representative point falls in the cell, in proportion to `weight` (floor area); a cell with
+    people but no unit gives them to the nearest unit of the same district. So the units of a district
+    hold exactly the raster's people of that district.
+
+    Parameters
+    ----------
+    units
+        Demand units (projected) with ``district_id``.
+    districts
+        The districts (any CRS) with ``district_id``.
+    raster_path
+        The population raster; nodata and negative cells count as 0.
+    weight
+        Per unit, its share key within a cell (e.g. floor area); non-positive weights become 1.
+
+    Returns
+    -------
+    numpy.ndarray
+        Residents per unit.
+    """
+    import rasterio
+    import rasterio.windows
+    from rasterio.errors import RasterioIOError
+
+    path = Path(raster_path)
+    if not path.is_file():
+        raise SourceError(
+            f"population raster {str(path)!r} does not exist; pass an existing GeoTIFF"
+        )
+    try:
+        src = rasterio.open(path)
+    except RasterioIOError as exc:
+        raise SourceError(f"population raster {str(path)!r} could not be read: {exc}") from exc
+    with src:
+        if src.crs is None:
+            raise SourceError(
+                f"population raster {str(path)!r} has no CRS; walkcover cannot place it"
+            )
+        d_r = districts.to_crs(src.crs)
+        window = rasterio.windows.from_bounds(*d_r.total_bounds, transform=src.transform)
+        window = (
+            window.round_offsets()
+            .round_lengths()
+            .intersection(rasterio.windows.Window(0, 0, src.width, src.height))
+        )
+        data = src.read(1, window=window, masked=True).filled(0).astype(float)
+        transform = src.window_transform(window)
+        crs = src.crs
+    data[~np.isfinite(data) | (data < 0)] = 0.0
+    rows, cols = np.nonzero(data > 0)
+    xs, ys = rasterio.transform.xy(transform, rows, cols, offset="center")
+    cells = gpd.GeoDataFrame(
+        {"people": data[rows, cols], "cell": rows * data.shape[1] + cols},
+        geometry=shapely.points(np.asarray(xs), np.asarray(ys)),
+        crs=crs,
+    )
+    cells = gpd.sjoin(cells, d_r[["district_id", "geometry"]], predicate="within", how="inner")
+    cells = cells[~cells.index.duplicated()]
+    # Which cell each unit's representative point is in.
+    pts = gpd.GeoSeries(units.geometry.representative_point(), crs=units.crs).to_crs(crs)
+    inv = ~transform
+    ucol, urow = inv * (shapely.get_x(pts.to_numpy()), shapely.get_y(pts.to_numpy()))
+    ucell = np.floor(urow).astype(np.int64) * data.shape[1] + np.floor(ucol).astype(np.int64)
+    w = np.where(np.asarray(weight, dtype=float) > 0, weight, 1.0)
+    u = pd.DataFrame(
+        {
+            "unit": np.arange(len(units)),
+            "cell": ucell,
+            "w": w,
+            "district_id": units["district_id"].to_numpy(),
+        }
+    )
+    out = np.zeros(len(units))
+    joined = cells[["cell", "people", "district_id"]].merge(
+        u, on=["cell", "district_id"], how="left"
+    )
+    has = joined["unit"].notna()
+    housed = joined[has].copy()
+    housed["share"] = housed["w"] / housed.groupby("cell")["w"].transform("sum")
+    np.add.at(
+        out,
+        housed["unit"].to_numpy(dtype=np.int64),
+        (housed["people"] * housed["share"]).to_numpy(),
+    )
+    orphan = cells[cells["cell"].isin(joined.loc[~has, "cell"])]
+    for did, group in orphan.groupby("district_id"):
+        mine = np.flatnonzero(u["district_id"].to_numpy() == did)
+        if not len(mine):
+            continue  # a district with people but no demand unit: reported by the caller
+        tree = shapely.STRtree(pts.to_numpy()[mine])
+        nearest = tree.nearest(group.geometry.to_numpy())
+        np.add.at(out, mine[nearest], group["people"].to_numpy())
+    return out
+
+
+def scale_to_totals(
+    residents: np.ndarray, district_ids: np.ndarray, totals: dict[str, float]
+) -> np.ndarray:
+    """Scale residents so each district listed in `totals` sums to its known total exactly.
+
+    Raises
+    ------
+    ConfigError
+        When a district with a known total has no residents to scale.
+    """
+    out = np.asarray(residents, dtype=float).copy()
+    ids = np.asarray(district_ids).astype(str)
+    for did, total in totals.items():
+        mask = ids == str(did)
+        have = out[mask].sum()
+        if not mask.any():
+            continue
+        if have <= 0:
+            raise ConfigError(
+                f"district {did}: its known total is {total:g} residents but no unit holds anyone to scale"
+            )
+        out[mask] *= total / have
+    return out
+
+
+def read_totals(
+    path: str | Path, *, id_field: str, value_field: str, multiplier: float
+) -> dict[str, float]:
+    """District totals from a CSV: ``{district_id: value × multiplier}`` for rows with an id."""
+    frame = pd.read_csv(path, dtype={id_field: str})
+    missing = [c for c in (id_field, value_field) if c not in frame.columns]
+    if missing:
+        raise ConfigError(
+            f"population totals {str(path)!r} lack column(s) {missing}; it has {list(frame.columns)}"
+        )
+    frame = frame[frame[id_field].notna() & (frame[id_field].str.strip() != "")]
+    return {
+        str(k).strip().removesuffix(".0"): float(v) * multiplier
+        for k, v in zip(frame[id_field], frame[value_field])
+    }

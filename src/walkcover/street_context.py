@@ -1,0 +1,77 @@
+"""Street contexts: main street, ordinary road or riverside park, for standards whose radius
+depends on where a person is (the toilet rule of 三、(九): 300 / 500 / 800 m)."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from walkcover.facilities import features_matching
+from walkcover.network import Network
+from walkcover.standards import StreetContexts
+
+MAIN_STREET = "main_street"
+ORDINARY_ROAD = "ordinary_road"
+RIVERSIDE_PARK = "riverside_park"
+
+
+def riverside_parks(features: gpd.GeoDataFrame, rules: StreetContexts) -> gpd.GeoDataFrame:
+    """Park polygons with water (river, canal, water body) within ``rules.water_within_m``."""
+    parks = features_matching(features, rules.parks)
+    parks = parks[parks.geom_type.isin(["Polygon", "MultiPolygon"])]
+    water = features_matching(features, rules.water)
+    if not len(parks) or not len(water):
+        return parks.iloc[:0]
+    tree = shapely.STRtree(water.geometry.to_numpy())
+    hit = tree.query(parks.geometry.to_numpy(), predicate="dwithin", distance=rules.water_within_m)[
+        0
+    ]
+    return parks.iloc[np.unique(hit)]
+
+
+def classify_edges(
+    network: Network, streets_tags: pd.DataFrame, features: gpd.GeoDataFrame, rules: StreetContexts
+) -> np.ndarray:
+    """The context of every network edge.
+
+    Main streets are the listed highway classes and the sidewalks and crossings mapped beside them
+    (``footway=sidewalk|crossing`` within ``rules.sidewalk_within_m``); riverside park paths are edges
+    whose middle lies inside a riverside park; every other edge is an ordinary road. A main street
+    through a riverside park stays a main street (the stricter radius).
+
+    Parameters
+    ----------
+    network
+        The walk network (projected).
+    streets_tags
+        Per network edge, the ``highway`` and ``footway`` tags (aligned with ``network.edges``).
+    features
+        Projected OSM features (parks and water).
+    rules
+        The standards file's ``street_contexts``.
+    """
+    n = len(network.edges)
+    ctx = np.full(n, ORDINARY_ROAD, dtype=object)
+    if n == 0:
+        return ctx
+    geoms = network.edges.geometry.to_numpy()
+    mid = shapely.line_interpolate_point(geoms, 0.5, normalized=True)
+    parks = riverside_parks(features, rules)
+    if len(parks):
+        inside = shapely.STRtree(parks.geometry.to_numpy()).query(mid, predicate="within")[0]
+        ctx[np.unique(inside)] = RIVERSIDE_PARK
+    hw = streets_tags["highway"].astype("string")
+    main = hw.isin(rules.main_street_highways).fillna(False).to_numpy(dtype=bool)
+    footway = streets_tags["footway"].astype("string")
+    side = footway.isin(["sidewalk", "crossing"]).fillna(False).to_numpy(dtype=bool).copy()
+
+    side &= ~main
+    if side.any() and main.any():
+        tree = shapely.STRtree(geoms[main])
+        near = tree.query(mid[side], predicate="dwithin", distance=rules.sidewalk_within_m)[0]
+        side_idx = np.flatnonzero(side)[np.unique(near)]
+        ctx[side_idx] = MAIN_STREET
+    ctx[main] = MAIN_STREET
+    return ctx
