@@ -54,24 +54,26 @@ def split_graph_distances(network: Network, demand: cov.Snaps, sources: cov.Snap
     for k in range(len(sources.item)):
         on_edge.setdefault(int(sources.edge[k]), []).append((float(sources.lo_m[k]), ("slo", k)))
         on_edge.setdefault(int(sources.edge[k]), []).append((float(sources.hi_m[k]), ("shi", k)))
-    spans: dict[int, list[tuple[float, float]]] = {}
+    spans: dict[int, list[tuple[float, float, float]]] = {}
     for k in range(len(sources.item)):
-        spans.setdefault(int(sources.edge[k]), []).append((sources.lo_m[k], sources.hi_m[k]))
+        spans.setdefault(int(sources.edge[k]), []).append((sources.lo_m[k], sources.hi_m[k], sources.leg_m[k]))
     for i, (u, v, length) in enumerate(zip(e["u_idx"], e["v_idx"], e["length_m"])):
         pts = sorted(on_edge.get(i, []), key=lambda t: t[0])
         chain = [(0.0, int(u)), *pts, (float(length), int(v))]
+        # Standing anywhere in a polygon facility's span is being there: the super source reaches
+        # every point of the span for its access leg (passing through it still costs its length).
+        for off, node in chain:
+            for lo, hi, leg in spans.get(i, []):
+                if lo <= off <= hi:
+                    w = float(leg)
+                    if not g.has_edge("S", node) or g["S"][node]["w"] > w:
+                        g.add_edge("S", node, w=w)
         for (o1, n1), (o2, n2) in itertools.pairwise(chain):
-            # walking inside a polygon facility's span is already being there
-            inside = any(lo <= o1 and o2 <= hi for lo, hi in spans.get(i, []))
-            w = 0.0 if inside else o2 - o1
+            w = o2 - o1
             if g.has_edge(n1, n2):
                 w = min(w, g[n1][n2]["w"])
             if n1 != n2:
                 g.add_edge(n1, n2, w=w)
-    for k in range(len(sources.item)):
-        a, b = ("slo", k), ("shi", k)
-        g.add_edge("S", a, w=float(sources.leg_m[k]))
-        g.add_edge("S", b, w=float(sources.leg_m[k]))
     dist = nx.single_source_dijkstra_path_length(g, "S", weight="w") if "S" in g else {}
     out = np.full(demand.n_items, np.inf)
     for k in range(len(demand.item)):
@@ -109,4 +111,18 @@ def helsinki_network(helsinki_layers):
     )
 
 
-__all__ = ["CRS_M", "X0", "Y0", "build_network", "shift", "split_graph_distances", "streets"]
+__all__ = ["CRS_M", "X0", "Y0", "build_network", "features", "shift", "split_graph_distances", "streets"]
+
+
+def features(*items: tuple[dict, object], prefix: str = "way") -> gpd.GeoDataFrame:
+    """Hand-made OSM features from (tags, relative geometry) pairs, in the fixture CRS."""
+    return gpd.GeoDataFrame(
+        {
+            "osm_id": [f"{prefix}/{i + 1}" for i in range(len(items))],
+            "osm_type": prefix,
+            "name": [t.get("name") for t, _ in items],
+            "tags": [t for t, _ in items],
+        },
+        geometry=[shift(g) for _, g in items],
+        crs=CRS_M,
+    )

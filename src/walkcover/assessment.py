@@ -26,13 +26,13 @@ from walkcover.demand import (
     residential_buildings,
     residential_land,
 )
-from walkcover.facilities import entrance_points, features_matching, select_facilities
+from walkcover.facilities import access_geometries, features_matching, select_facilities
 from walkcover.indicators import CONTEXTS, SUMMARY_COLUMNS, district_indicators, district_summary
 from walkcover.network import Network, network_from_streets, walkable_streets
 from walkcover.population import allocate_raster, read_totals, scale_to_totals
 from walkcover.sources import OSMQuery, load_osm
 from walkcover.standards import Standard, StandardSet
-from walkcover.street_context import classify_edges
+from walkcover.street_context import classify_edges, unit_context, unit_thresholds
 from walkcover.study_area import City, working_crs
 
 log = logging.getLogger(__name__)
@@ -157,10 +157,10 @@ def assess(
         step(f"measuring {std.id}")
         fac = select_facilities(features, std)
         counted = fac[fac["counts"].to_numpy(dtype=bool)].reset_index(drop=True)
-        access, n_entr = _access_geometries(counted, features, std)
+        access, n_entr = access_geometries(counted, features, std)
         fac_snaps = cov.snap(network, access, max_snap_m=snap_m, reach_polygon_edges=True)
         node_dist = cov.node_distances(network, fac_snaps, limit_m=limits[std.id])
-        thr = _thresholds(std, context, demand_snaps)
+        thr = unit_thresholds(std, context, demand_snaps)
         result = cov.measure(
             network,
             demand_snaps,
@@ -174,10 +174,11 @@ def assess(
         demand[f"{sid}_covered"] = result["covered"].to_numpy()
         demand[f"{sid}_status"] = result["status"].to_numpy()
         if context is not None and std.context_thresholds_m:
-            demand[f"{sid}_context"] = _unit_context(context, demand_snaps, std)
+            demand[f"{sid}_context"] = unit_context(context, demand_snaps, std)
         if std.safe_route:
             if safe is None:
-                safe = _safe(network, streets, features, edge_tags, rules, demand, demand_snaps)
+                extent = gpd.GeoSeries([query.polygon], crs=4326).to_crs(crs).iloc[0]
+                safe = _safe(network, streets, features, edge_tags, rules, demand, demand_snaps, extent)
             sres = _safe_measure(safe, fac_snaps, access, std, limits[sid])
             demand[f"{sid}_safe_dist_m"] = sres["dist_m"].to_numpy()
             demand[f"{sid}_safe_covered"] = sres["covered"].to_numpy()
@@ -272,40 +273,6 @@ def _edge_tags(network: Network) -> pd.DataFrame:
     return out
 
 
-def _access_geometries(counted: gpd.GeoDataFrame, features: gpd.GeoDataFrame, std: Standard):
-    """Where each facility is reached: its mapped entrances, else its own geometry.
-
-    Returns a GeoSeries whose index is the facility's position in `counted`, and the number of
-    entrances each facility has.
-    """
-    geoms = gpd.GeoSeries(
-        counted.geometry.to_numpy(), index=np.arange(len(counted)), crs=counted.crs
-    )
-    n_entr = np.zeros(len(counted), dtype=int)
-    if std.use_entrances and len(counted):
-        ent = entrance_points(counted, features)
-        if len(ent):
-            owners = ent["facility"].to_numpy()
-            n_entr = np.bincount(owners, minlength=len(counted))
-            keep = geoms[n_entr[geoms.index] == 0]
-            ent_geoms = gpd.GeoSeries(ent.geometry.to_numpy(), index=owners, crs=counted.crs)
-            geoms = pd.concat([keep, ent_geoms])
-    return gpd.GeoSeries(geoms, crs=counted.crs), n_entr
-
-
-def _thresholds(std: Standard, context: np.ndarray | None, snaps: cov.Snaps) -> np.ndarray | float:
-    if context is None or not std.context_thresholds_m:
-        return std.threshold_m
-    ctx = _unit_context(context, snaps, std)
-    return np.array([std.context_thresholds_m.get(c, std.threshold_m) for c in ctx])
-
-
-def _unit_context(context: np.ndarray, snaps: cov.Snaps, std: Standard) -> np.ndarray:
-    out = np.full(snaps.n_items, std.default_context or "", dtype=object)
-    out[snaps.item] = context[snaps.edge]
-    return out
-
-
 def _edge_cover(network, fac_snaps, node_dist, std, context):
     if context is None or not std.context_thresholds_m:
         return None
@@ -313,7 +280,7 @@ def _edge_cover(network, fac_snaps, node_dist, std, context):
     return cov.covered_length_m(network, fac_snaps, node_dist, radius)
 
 
-def _safe(network, streets, features, edge_tags, rules, demand, demand_snaps):
+def _safe(network, streets, features, edge_tags, rules, demand, demand_snaps, extent):
     barriers = barrier_lines(streets, features, rules.safe_route)
     tags = edge_tags.copy()
     tags["is_barrier"] = (
@@ -322,7 +289,7 @@ def _safe(network, streets, features, edge_tags, rules, demand, demand_snaps):
     tags["is_barrier"] &= ~(tags["bridge"].notna() | tags["tunnel"].notna())
     crossings = features_matching(features, rules.safe_route.crossing_nodes)
     ids = [int(i.split("/")[1]) for i in crossings["osm_id"] if str(i).startswith("node/")]
-    net, cell_tree = safe_network(network, tags, barriers, np.asarray(ids, dtype=np.int64))
+    net, cell_tree = safe_network(network, tags, barriers, np.asarray(ids, dtype=np.int64), extent=extent)
     dem = remap_snaps(demand_snaps, net, cell_tree, demand.geometry.to_numpy())
     return net, cell_tree, dem
 
@@ -365,12 +332,8 @@ class _Lands:
         for did in self.d_proj["district_id"]:
             land, snaps = self.district_land(std.denominator, did)
             euclid = landmod.euclid_covered_share(land, fac_geoms, std.threshold_m)
-            if snaps.n_items:
-                dist = cov.demand_distances(self.network, snaps, fac_snaps, node_dist)
-                thr = _thresholds(std, self.context, snaps)
-                walk = 100.0 * float(np.mean(dist <= thr))
-            else:
-                walk = float("nan")
+            thr = unit_thresholds(std, self.context, snaps)
+            walk = landmod.walk_covered_share(self.network, snaps, fac_snaps, node_dist, threshold_m=thr)
             out[did] = {
                 "land_km2": shapely.area(land) / 1e6,
                 "area_covered_euclid_pct": euclid,

@@ -58,11 +58,24 @@ def _is_yes(frame: pd.DataFrame, col: str) -> np.ndarray:
     return np.array([_yes(v) for v in frame[col]], dtype=bool)
 
 
-def cells(lines: np.ndarray, extent: shapely.Geometry) -> np.ndarray:
-    """The polygons the barrier lines cut `extent` into."""
+def cells(lines: np.ndarray, extent: shapely.Geometry, *, edge_gap_m: float = 100.0) -> np.ndarray:
+    """The polygons the barrier lines cut `extent` into.
+
+    A barrier clipped at the edge of the study area often stops a node short of it; loose ends
+    within `edge_gap_m` of the extent's boundary are joined to it, so the road still cuts.
+    """
     if len(lines) == 0:
         return np.array([extent], dtype=object)
-    noded = shapely.union_all([*lines, shapely.boundary(extent)])
+    boundary = shapely.boundary(extent)
+    noded = shapely.line_merge(shapely.union_all(lines))
+    parts = shapely.get_parts(noded)
+    ends = np.concatenate([shapely.get_point(parts, 0), shapely.get_point(parts, -1)])
+    xy = shapely.get_coordinates(ends).round(6)
+    _, inverse, counts = np.unique(xy, axis=0, return_inverse=True, return_counts=True)
+    loose = ends[counts[inverse.ravel()] == 1]
+    near = loose[shapely.distance(loose, boundary) <= edge_gap_m]
+    links = shapely.shortest_line(near, boundary) if len(near) else np.array([], dtype=object)
+    noded = shapely.union_all([*parts, *links, boundary])
     polys = shapely.get_parts(shapely.polygonize(shapely.get_parts(noded)))
     polys = polys[shapely.area(polys) > 0]
     return polys if len(polys) else np.array([extent], dtype=object)
@@ -81,6 +94,8 @@ def safe_network(
     street_tags: pd.DataFrame,
     barriers: np.ndarray,
     crossing_node_ids: np.ndarray,
+    *,
+    extent: shapely.Geometry | None = None,
 ) -> tuple[Network, shapely.STRtree]:
     """The walk network with barrier crossings removed except at mapped crossings.
 
@@ -94,6 +109,8 @@ def safe_network(
         Barrier lines (`barrier_lines`).
     crossing_node_ids
         OSM ids of nodes that are mapped crossings.
+    extent
+        The study area (projected); barriers cut it into cells. Default: the network's bounding box.
 
     Returns
     -------
@@ -102,7 +119,8 @@ def safe_network(
     """
     e = network.edges
     geoms = e.geometry.to_numpy()
-    extent = shapely.box(*shapely.total_bounds(geoms)).buffer(50.0)
+    if extent is None:
+        extent = shapely.box(*shapely.total_bounds(geoms))
     cell_polys = cells(barriers, extent)
     tree = shapely.STRtree(cell_polys)
     length = e["length_m"].to_numpy()

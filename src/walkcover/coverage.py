@@ -32,6 +32,10 @@ STATUS_UNSNAPPED = "unsnapped"
 STATUS_NO_FACILITIES = "no_facilities"
 
 
+#: How much farther than its nearest point a stretch of street may be and still line a polygon.
+_SPAN_TOL_M = 1e-6
+
+
 @dataclass(frozen=True)
 class Snaps:
     """Where items sit on the network. One row per (item, edge) attachment.
@@ -120,12 +124,18 @@ def snap(
     g, e = arr[item], edge_geoms[edge]
     leg = shapely.distance(g, e)
     near = shapely.get_point(shapely.shortest_line(g, e), 1)
+    area_item = is_area[item]
+    if not reach_polygon_edges:
+        # A home's door is taken opposite its middle, not at whichever corner happens to be nearest.
+        near = np.where(area_item, shapely.centroid(g), near)
     lo = shapely.line_locate_point(e, near)
     hi = lo.copy()
     if reach_polygon_edges:
-        inside = (leg == 0) & is_area[item]
-        for k in np.flatnonzero(inside):
-            part = shapely.intersection(e[k], g[k])
+        # A polygon is reached anywhere along the stretch of street that runs at its nearest
+        # distance: all of a park's side that lines the street, all of a path's crossing inside it.
+        for k in np.flatnonzero(area_item):
+            zone = g[k] if leg[k] == 0 else shapely.buffer(g[k], leg[k] + _SPAN_TOL_M)
+            part = shapely.intersection(e[k], zone)
             pts = shapely.points(shapely.get_coordinates(part))
             if len(pts):
                 offs = shapely.line_locate_point(e[k], pts)

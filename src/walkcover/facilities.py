@@ -11,6 +11,7 @@ import re
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import shapely
 
 from walkcover.standards import Selector, Standard, matches_any, tag_matches
@@ -169,6 +170,30 @@ def entrance_points(
     return gpd.GeoDataFrame(
         {"facility": fac_pos}, geometry=ent.geometry.to_numpy()[e_idx], crs=facilities.crs
     )
+
+
+def access_geometries(
+    counted: gpd.GeoDataFrame, features: gpd.GeoDataFrame, standard: Standard
+) -> tuple[gpd.GeoSeries, np.ndarray]:
+    """Where each facility is reached: its mapped entrances (when the standard uses them and it has
+    any), else its own geometry (a polygon at its edge).
+
+    Returns
+    -------
+    (GeoSeries, numpy.ndarray)
+        Access geometries indexed by the facility's position in `counted`, and the number of
+        entrances each facility has.
+    """
+    geoms = gpd.GeoSeries(counted.geometry.to_numpy(), index=np.arange(len(counted)), crs=counted.crs)
+    n_entr = np.zeros(len(counted), dtype=int)
+    if standard.use_entrances and len(counted):
+        ent = entrance_points(counted, features)
+        if len(ent):
+            owners = ent["facility"].to_numpy()
+            n_entr = np.bincount(owners, minlength=len(counted))
+            keep = geoms[n_entr[geoms.index] == 0]
+            geoms = pd.concat([keep, gpd.GeoSeries(ent.geometry.to_numpy(), index=owners, crs=counted.crs)])
+    return gpd.GeoSeries(geoms, crs=counted.crs), n_entr
 
 
 def describe(selector: Selector) -> str:

@@ -7,7 +7,9 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
+from walkcover import coverage as cov
 from walkcover.facilities import features_matching
+from walkcover.network import Network
 from walkcover.standards import Selector
 
 
@@ -33,6 +35,24 @@ def euclid_covered_share(land: shapely.Geometry, facilities: np.ndarray, radius_
         return 0.0
     reach = shapely.union_all(shapely.buffer(facilities, radius_m, quad_segs=32))
     return 100.0 * shapely.area(shapely.intersection(land, reach)) / area
+
+
+def walk_covered_share(
+    network: Network,
+    cells: cov.Snaps,
+    facilities: cov.Snaps,
+    node_dist: np.ndarray,
+    *,
+    threshold_m: float | np.ndarray,
+) -> float:
+    """Share of land cells (snapped like homes) within `threshold_m` walking of a facility, in %.
+
+    Cells farther than the snap distance from any street count as not covered. NaN without cells.
+    """
+    if cells.n_items == 0:
+        return float("nan")
+    dist = cov.demand_distances(network, cells, facilities, node_dist)
+    return 100.0 * float(np.mean(dist <= threshold_m))
 
 
 def grid_cells(land: shapely.Geometry, *, cell_m: float) -> np.ndarray:

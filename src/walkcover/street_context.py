@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from walkcover import coverage as cov
 from walkcover.facilities import features_matching
 from walkcover.network import Network
-from walkcover.standards import StreetContexts
+from walkcover.standards import Standard, StreetContexts
 
 MAIN_STREET = "main_street"
 ORDINARY_ROAD = "ordinary_road"
@@ -29,6 +30,21 @@ def riverside_parks(features: gpd.GeoDataFrame, rules: StreetContexts) -> gpd.Ge
         0
     ]
     return parks.iloc[np.unique(hit)]
+
+
+def unit_context(context: np.ndarray, snaps: cov.Snaps, std: Standard) -> np.ndarray:
+    """The context of each snapped item's street (the standard's default context when unsnapped)."""
+    out = np.full(snaps.n_items, std.default_context or "", dtype=object)
+    out[snaps.item] = context[snaps.edge]
+    return out
+
+
+def unit_thresholds(std: Standard, context: np.ndarray | None, snaps: cov.Snaps) -> np.ndarray | float:
+    """Each item's radius: the radius of its street's context, or the standard's one threshold."""
+    if context is None or not std.context_thresholds_m:
+        return std.threshold_m
+    ctx = unit_context(context, snaps, std)
+    return np.array([std.context_thresholds_m.get(c, std.threshold_m) for c in ctx])
 
 
 def classify_edges(
