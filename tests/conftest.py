@@ -56,7 +56,9 @@ def split_graph_distances(network: Network, demand: cov.Snaps, sources: cov.Snap
         on_edge.setdefault(int(sources.edge[k]), []).append((float(sources.hi_m[k]), ("shi", k)))
     spans: dict[int, list[tuple[float, float, float]]] = {}
     for k in range(len(sources.item)):
-        spans.setdefault(int(sources.edge[k]), []).append((sources.lo_m[k], sources.hi_m[k], sources.leg_m[k]))
+        spans.setdefault(int(sources.edge[k]), []).append(
+            (sources.lo_m[k], sources.hi_m[k], sources.leg_m[k])
+        )
     for i, (u, v, length) in enumerate(zip(e["u_idx"], e["v_idx"], e["length_m"])):
         pts = sorted(on_edge.get(i, []), key=lambda t: t[0])
         chain = [(0.0, int(u)), *pts, (float(length), int(v))]
@@ -111,7 +113,16 @@ def helsinki_network(helsinki_layers):
     )
 
 
-__all__ = ["CRS_M", "X0", "Y0", "build_network", "features", "shift", "split_graph_distances", "streets"]
+__all__ = [
+    "CRS_M",
+    "X0",
+    "Y0",
+    "build_network",
+    "features",
+    "shift",
+    "split_graph_distances",
+    "streets",
+]
 
 
 def features(*items: tuple[dict, object], prefix: str = "way") -> gpd.GeoDataFrame:

@@ -199,3 +199,36 @@ def test_interrupted_write_leaves_previous_file_intact(tmp_path, monkeypatch):
         write_atomic(target, crash)
     assert target.read_text() == "old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["summary.csv"]
+
+
+def test_explain_prints_how_the_figures_were_made(sample_run):
+    _, _, cache = sample_run
+    res = invoke("explain", "--city", "helsinki-sample", "--district", "Sample district NE", "--standard", "park",
+                 "--cache-dir", str(cache))  # fmt: skip
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    for phrase in ["found by leisure=park", "left out:", "smaller than 5000 m²", "residential_land:",
+                   "official (straight-line 500 m circles", "land within walking distance",
+                   "residents within walking distance", "detour loss"]:  # fmt: skip
+        assert phrase in text, phrase
+    res = runner.invoke(
+        app, ["explain", "--city", "helsinki-sample", "--district", "all", "--standard", "park"]
+    )
+    assert res.exit_code == 2 and "one district and one standard" in res.output
+
+
+def test_zhengzhou_totals_are_read_from_the_bundled_table():
+    from walkcover.population import read_totals
+    from walkcover.study_area import load_city
+
+    city = load_city("zhengzhou")
+    t = city.config.population.totals
+    totals = read_totals(
+        city.resolve(t.path),
+        id_field=t.id_field,
+        value_field=t.value_field,
+        multiplier=t.multiplier,
+    )
+    assert totals["410105"] == pytest.approx(1_333_000)
+    # the 12 units and the city row; the functional zones have no code and cannot be placed
+    assert set(totals) == {*city.districts["district_id"], "410100"}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import geopandas as gpd
 import pytest
-from conftest import features, shift, streets
 from shapely.geometry import Point, box
 
+from conftest import features, shift, streets
 from walkcover import coverage as cov
 from walkcover.facilities import access_geometries, classify_school, select_facilities
 from walkcover.network import build_network

@@ -178,7 +178,9 @@ def assess(
         if std.safe_route:
             if safe is None:
                 extent = gpd.GeoSeries([query.polygon], crs=4326).to_crs(crs).iloc[0]
-                safe = _safe(network, streets, features, edge_tags, rules, demand, demand_snaps, extent)
+                safe = _safe(
+                    network, streets, features, edge_tags, rules, demand, demand_snaps, extent
+                )
             sres = _safe_measure(safe, fac_snaps, access, std, limits[sid])
             demand[f"{sid}_safe_dist_m"] = sres["dist_m"].to_numpy()
             demand[f"{sid}_safe_covered"] = sres["covered"].to_numpy()
@@ -289,7 +291,9 @@ def _safe(network, streets, features, edge_tags, rules, demand, demand_snaps, ex
     tags["is_barrier"] &= ~(tags["bridge"].notna() | tags["tunnel"].notna())
     crossings = features_matching(features, rules.safe_route.crossing_nodes)
     ids = [int(i.split("/")[1]) for i in crossings["osm_id"] if str(i).startswith("node/")]
-    net, cell_tree = safe_network(network, tags, barriers, np.asarray(ids, dtype=np.int64), extent=extent)
+    net, cell_tree = safe_network(
+        network, tags, barriers, np.asarray(ids, dtype=np.int64), extent=extent
+    )
     dem = remap_snaps(demand_snaps, net, cell_tree, demand.geometry.to_numpy())
     return net, cell_tree, dem
 
@@ -333,7 +337,9 @@ class _Lands:
             land, snaps = self.district_land(std.denominator, did)
             euclid = landmod.euclid_covered_share(land, fac_geoms, std.threshold_m)
             thr = unit_thresholds(std, self.context, snaps)
-            walk = landmod.walk_covered_share(self.network, snaps, fac_snaps, node_dist, threshold_m=thr)
+            walk = landmod.walk_covered_share(
+                self.network, snaps, fac_snaps, node_dist, threshold_m=thr
+            )
             out[did] = {
                 "land_km2": shapely.area(land) / 1e6,
                 "area_covered_euclid_pct": euclid,

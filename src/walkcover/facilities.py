@@ -184,7 +184,9 @@ def access_geometries(
         Access geometries indexed by the facility's position in `counted`, and the number of
         entrances each facility has.
     """
-    geoms = gpd.GeoSeries(counted.geometry.to_numpy(), index=np.arange(len(counted)), crs=counted.crs)
+    geoms = gpd.GeoSeries(
+        counted.geometry.to_numpy(), index=np.arange(len(counted)), crs=counted.crs
+    )
     n_entr = np.zeros(len(counted), dtype=int)
     if standard.use_entrances and len(counted):
         ent = entrance_points(counted, features)
@@ -192,7 +194,9 @@ def access_geometries(
             owners = ent["facility"].to_numpy()
             n_entr = np.bincount(owners, minlength=len(counted))
             keep = geoms[n_entr[geoms.index] == 0]
-            geoms = pd.concat([keep, gpd.GeoSeries(ent.geometry.to_numpy(), index=owners, crs=counted.crs)])
+            geoms = pd.concat(
+                [keep, gpd.GeoSeries(ent.geometry.to_numpy(), index=owners, crs=counted.crs)]
+            )
     return gpd.GeoSeries(geoms, crs=counted.crs), n_entr
 
 

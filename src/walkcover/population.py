@@ -83,7 +83,7 @@ def allocate_raster(
     # Which cell each unit's representative point is in.
     pts = gpd.GeoSeries(units.geometry.representative_point(), crs=units.crs).to_crs(crs)
     inv = ~transform
-    ucol, urow = inv * (shapely.get_x(pts.to_numpy()), shapely.get_y(pts.to_numpy()))
+    ucol, urow = inv @ (shapely.get_x(pts.to_numpy()), shapely.get_y(pts.to_numpy()))
     ucell = np.floor(urow).astype(np.int64) * data.shape[1] + np.floor(ucol).astype(np.int64)
     w = np.where(np.asarray(weight, dtype=float) > 0, weight, 1.0)
     u = pd.DataFrame(

@@ -39,7 +39,9 @@ def unit_context(context: np.ndarray, snaps: cov.Snaps, std: Standard) -> np.nda
     return out
 
 
-def unit_thresholds(std: Standard, context: np.ndarray | None, snaps: cov.Snaps) -> np.ndarray | float:
+def unit_thresholds(
+    std: Standard, context: np.ndarray | None, snaps: cov.Snaps
+) -> np.ndarray | float:
     """Each item's radius: the radius of its street's context, or the standard's one threshold."""
     if context is None or not std.context_thresholds_m:
         return std.threshold_m

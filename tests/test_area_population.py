@@ -1,0 +1,112 @@
+"""Area figures (official straight-line and walking) and population models, computed by hand."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+from shapely.geometry import Point, box
+
+from conftest import CRS_M, X0, Y0, features, shift, streets
+from walkcover import coverage as cov
+from walkcover import land as landmod
+from walkcover.network import build_network
+from walkcover.population import allocate_raster, scale_to_totals
+
+
+def test_river_with_one_distant_bridge():
+    # South street y=0 and north street y=100 (0..1000 m), joined only by a bridge at x=1000; the
+    # river runs between them. A bus stop at (100,-10) south; residential land box(0,110,200,130) north.
+    net = build_network(
+        streets(
+            [
+                (1, 2, [(0, 0), (1000, 0)]),
+                (3, 4, [(0, 100), (1000, 100)]),
+                (2, 4, [(1000, 0), (1000, 100)]),
+            ]
+        )
+    )
+    stop = np.array([shift(Point(100, -10))], dtype=object)
+    land = shift(box(0, 110, 200, 130))
+    radius = 1900.0
+    # Straight line: the farthest corner (0,130) or (200,130) is √(100² + 140²) ≈ 172 m away → 100%.
+    assert landmod.euclid_covered_share(land, stop, radius) == pytest.approx(100.0)
+    # Walking to a 10 m cell centred (x, y): 10 + 900 + 100 + (1000 − x) + (y − 100) = 1910 − x + y.
+    # Row y=115 is covered for x ≥ 125 (8 cells), row y=125 for x ≥ 135 (7 cells): 15 of 40 = 37.5%.
+    cells = landmod.grid_cells(land, cell_m=10)
+    assert len(cells) == 40
+    cs = cov.snap(net, cells, max_snap_m=50)
+    fs = cov.snap(net, stop, max_snap_m=50, reach_polygon_edges=True)
+    nd = cov.node_distances(net, fs, limit_m=2 * radius)
+    walk = landmod.walk_covered_share(net, cs, fs, nd, threshold_m=radius)
+    assert walk == pytest.approx(37.5)
+    # detour loss = 100 − 37.5 = 62.5 percentage points
+
+
+def test_official_area_formula_by_hand():
+    land = shift(box(0, 0, 100, 100))
+    # A square ground just west of the land, grown by 50 m, covers exactly its western half.
+    ground = np.array([shift(box(-10, 0, 0, 100))], dtype=object)
+    assert landmod.euclid_covered_share(land, ground, 50.0) == pytest.approx(50.0, abs=1e-9)
+    assert landmod.euclid_covered_share(land, np.array([], dtype=object), 50.0) == 0.0
+    assert np.isnan(landmod.euclid_covered_share(shift(box(0, 0, 0, 0)), ground, 50.0))
+
+
+@pytest.fixture
+def raster(tmp_path):
+    """A 4 × 3 population raster in Web Mercator (not the working CRS), 100 m cells."""
+    import pyproj
+
+    to3857 = pyproj.Transformer.from_crs(CRS_M, 3857, always_xy=True)
+    ox, oy = to3857.transform(X0 - 50, Y0 + 250)
+    data = np.array([[10, 0, 5, 7], [0, 20, 0, 3], [1, 2, 4, -9999]], dtype="float32")
+    path = tmp_path / "pop.tif"
+    with rasterio.open(
+        path, "w", driver="GTiff", width=4, height=3, count=1, dtype="float32", crs="EPSG:3857",
+        transform=from_origin(ox, oy, 100, 100), nodata=-9999,
+    ) as dst:  # fmt: skip
+        dst.write(data, 1)
+    return path, data
+
+
+def test_raster_allocation_and_scaling_conserve_district_totals(raster):
+    path, data = raster
+    # Two districts: west half and east half of the raster's footprint (in the fixture CRS; the
+    # raster's Mercator cells are ~1.2 × larger on the ground, which is fine: cells are assigned by centre).
+    west = shift(box(-60, -60, 150, 260))
+    east = shift(box(150, -60, 400, 260))
+    districts = gpd.GeoDataFrame({"district_id": ["w", "e"]}, geometry=[west, east], crs=CRS_M)
+    houses = features(
+        ({"building": "yes"}, box(0, 150, 20, 170)),
+        ({"building": "yes"}, box(30, 150, 50, 190)),  # twice the floor area of the first
+        ({"building": "yes"}, box(200, 20, 220, 40)),
+    ).assign(district_id=["w", "w", "e"])
+    units = gpd.GeoDataFrame(houses, geometry="geometry", crs=CRS_M)
+    weight = units.geometry.area.to_numpy()
+    res = allocate_raster(units, districts, path, weight=weight)
+    # Which raster cells fall in each district, by cell centre, computed independently:
+    import pyproj
+
+    back = pyproj.Transformer.from_crs(3857, CRS_M, always_xy=True)
+    with rasterio.open(path) as src:
+        t = src.transform
+    per = {"w": 0.0, "e": 0.0}
+    for r in range(3):
+        for c in range(4):
+            v = data[r, c]
+            if v <= 0:
+                continue
+            x, y = back.transform(*(t @ (c + 0.5, r + 0.5)))
+            for did, poly in (("w", west), ("e", east)):
+                if poly.contains(Point(x, y)):
+                    per[did] += float(v)
+    assert per["w"] > 0 and per["e"] > 0
+    assert res[:2].sum() == pytest.approx(per["w"], abs=1e-9)
+    assert res[2] == pytest.approx(per["e"], abs=1e-9)
+    scaled = scale_to_totals(res, units["district_id"].to_numpy(), {"w": 1000.0, "e": 250.0})
+    assert scaled[:2].sum() == pytest.approx(1000.0, abs=1e-9) and scaled[2] == pytest.approx(
+        250.0, abs=1e-9
+    )
+    assert scaled[1] / scaled[0] == pytest.approx(res[1] / res[0])
