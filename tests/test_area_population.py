@@ -110,3 +110,22 @@ def test_raster_allocation_and_scaling_conserve_district_totals(raster):
         250.0, abs=1e-9
     )
     assert scaled[1] / scaled[0] == pytest.approx(res[1] / res[0])
+
+
+def test_levels_from_tags_height_type_or_default():
+    from walkcover.demand import demand_from_buildings
+    from walkcover.study_area import DemandConfig
+
+    cfg = DemandConfig(m2_per_person=50, default_levels=4, levels_by_type={"house": 2})
+    f = features(
+        ({"building": "apartments", "building:levels": "9"}, box(0, 0, 10, 10)),
+        ({"building": "yes", "height": "31.5 m"}, box(0, 0, 10, 10)),
+        ({"building": "house"}, box(0, 0, 10, 10)),
+        ({"building": "yes"}, box(0, 0, 10, 10)),
+    )
+    d = demand_from_buildings(f, cfg)
+    assert list(d["levels"]) == [9, 10, 2, 4]  # 31.5 m ÷ 3 m = 10.5 → 10 (round half to even)
+    assert list(d["levels_from"]) == ["building:levels", "height", "building type", "default"]
+    np.testing.assert_allclose(
+        d["residents"], [100 * 9 / 50, 100 * 10 / 50, 100 * 2 / 50, 100 * 4 / 50]
+    )

@@ -49,7 +49,8 @@ def residential_buildings(features: gpd.GeoDataFrame, config: DemandConfig) -> g
 def demand_from_buildings(buildings: gpd.GeoDataFrame, config: DemandConfig) -> gpd.GeoDataFrame:
     """Demand units from building polygons (projected, metres), with residents by floor area.
 
-    Levels come from ``building:levels``, else ``height`` ÷ 3 m, else ``config.default_levels``.
+    Levels come from ``building:levels``, else ``height`` ÷ 3 m, else the default for the building
+    type (``config.levels_by_type``), else ``config.default_levels``.
     """
     require_metres(buildings, what="buildings")
     levels, how = [], []
@@ -63,6 +64,11 @@ def demand_from_buildings(buildings: gpd.GeoDataFrame, config: DemandConfig) -> 
         if h is not None and h > 0:
             levels.append(max(1.0, round(h / 3.0)))
             how.append("height")
+            continue
+        by_type = config.levels_by_type.get(str(tags.get("building")))
+        if by_type is not None:
+            levels.append(by_type)
+            how.append("building type")
             continue
         levels.append(config.default_levels)
         how.append("default")

@@ -67,6 +67,11 @@ class DemandConfig(BaseModel):
 
     m2_per_person: Annotated[float, Field(gt=0)] = 40.0
     default_levels: Annotated[float, Field(gt=0, le=200)] = 3.0
+    #: Levels by ``building=*`` value when neither ``building:levels`` nor ``height`` is mapped.
+    levels_by_type: dict[str, Annotated[float, Field(gt=0, le=200)]] = {
+        "house": 2, "detached": 2, "semidetached_house": 2, "terrace": 2, "bungalow": 1,
+        "farm": 2, "hut": 1, "static_caravan": 1,
+    }  # fmt: skip
     residents_per_ha_residential_land: Annotated[float, Field(gt=0)] = 150.0
     non_residential_buildings: tuple[str, ...] = (
         "commercial",
