@@ -61,6 +61,7 @@ class Assessment:
     facilities: gpd.GeoDataFrame
     summary: pd.DataFrame
     district_rows: pd.DataFrame
+    features: gpd.GeoDataFrame
     notes: list[str] = field(default_factory=list)
     source: str = ""
     population_model: str = ""
@@ -261,6 +262,7 @@ def assess(
         facilities=facilities,
         summary=summary,
         district_rows=district_rows,
+        features=features,
         notes=notes,
         source=layers.source,
         population_model=pop_model,

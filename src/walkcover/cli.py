@@ -182,6 +182,103 @@ def explain(
     out_console.print(explanation(result), highlight=False)
 
 
+@app.command("site")
+def site_command(
+    city: CityOpt,
+    district: DistrictOpt,
+    standard: Annotated[str, typer.Option(help="Standard id, e.g. toilet.")],
+    out: Annotated[Path, typer.Option(help="Output folder (the one `run` wrote to).")],
+    target: Annotated[
+        float | None, typer.Option(help="Fewest new sites reaching this coverage %.")
+    ] = None,
+    k: Annotated[int | None, typer.Option("--k", help="Best K new sites.")] = None,
+    plots: Annotated[
+        Path | None, typer.Option(help="Your own candidate plots (any vector file, any CRS).")
+    ] = None,
+    time_limit: Annotated[
+        float | None, typer.Option(help="Seconds HiGHS may search (default: city config).")
+    ] = None,
+    standards: StandardsOpt = None,
+    source: SourceOpt = None,
+    population_raster: RasterOpt = None,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace an earlier proposal for this standard.")
+    ] = False,
+    cache_dir: CacheOpt = None,
+    no_cache: NoCacheOpt = False,
+) -> None:
+    """Suggest where new facilities close the most gap: fewest sites for --target, or best --k."""
+    from walkcover import siting
+    from walkcover.outputs import write_proposed_sites
+
+    try:
+        if (target is None) == (k is None):
+            raise WalkcoverError(
+                "give exactly one of --target PCT (fewest new sites) or --k K (best K sites)"
+            )
+        if standard.strip().lower() == "all" or "," in standard:
+            raise WalkcoverError("site takes one standard, e.g. --standard toilet")
+        cache = None if no_cache else (cache_dir or default_cache_dir())
+        result = _assess(city, district, standard, standards, source, population_raster, cache)
+        limit = time_limit or result.city.config.siting.time_limit_s
+        rows, written = [], []
+        for _, drow in result.districts.iterrows():
+            did = drow["district_id"]
+            cm = siting.district_coverage_matrix(result, standard, did, plots=plots)
+            before = 100.0 * cm.covered_before / cm.total if cm.total > 0 else float("nan")
+            if cm.matrix.shape[0] == 0:
+                rows.append(
+                    (drow, before, before, 0, "no gap: every resident is covered", float("nan"))
+                )
+                continue
+            try:
+                res = siting.site(cm, k=k, target_pct=target, time_limit_s=limit)
+            except siting.SitingError as exc:
+                if len(result.districts) == 1:
+                    raise
+                rows.append((drow, before, float("nan"), 0, str(exc), float("nan")))
+                continue
+            sites = siting.proposed_sites(cm, res, standard=standard)
+            after = float(sites["cumulative_coverage_pct"].iloc[-1]) if len(sites) else before
+            rows.append((drow, before, after, len(sites), res.method, res.mip_gap))
+            written += write_proposed_sites(result, drow, sites, out, overwrite=overwrite)
+    except WalkcoverError as exc:
+        _fail(exc)
+    _print_siting(result, standard, rows, written, target_given=target is not None)
+
+
+def _print_siting(
+    result: Assessment, standard: str, rows: list, written: list[Path], *, target_given: bool
+) -> None:
+    std = next(s for s in result.standards if s.id == standard)
+    table = Table(
+        title=f"{std.name} {std.name_zh}: new sites (residents within {std.threshold_m:g} m)",
+        title_justify="left",
+    )
+    for col in ("district", "before %", "after %", "new sites", "how", "gap"):
+        table.add_column(col, justify="left" if col in ("district", "how") else "right")
+    total = 0
+    for drow, before, after, n, how, gap in rows:
+        total += n
+        table.add_row(
+            f"{drow['name']} ({drow['slug']})", f"{before:.1f}", "n/a" if after != after else f"{after:.1f}",
+            str(n), how, "" if gap != gap else f"{100 * gap:.2f}%",
+        )  # fmt: skip
+    out_console.print(table)
+    if len(rows) > 1:
+        how = (
+            "needed to reach the target"
+            if target_given
+            else "proposed (the best k of each district)"
+        )
+        out_console.print(f"new {standard} sites {how}, all these districts together: {total}")
+    if std.plan_new is not None:
+        p = std.plan_new
+        out_console.print(f"the plan orders {p.count:,} ({p.scope}; {p.section})", highlight=False)
+    for p in written:
+        out_console.print(f"wrote {p}", highlight=False)
+
+
 def _fail(exc: Exception) -> NoReturn:
     err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=2) from None

@@ -53,7 +53,7 @@ def explanation(result: Assessment) -> str:
         f"unreachable: {row['unreachable_units']}; beyond the search limit: {row['beyond_search_units']}",
         "",
         "[bold]Denominator land[/]",
-        f"  {row['denominator']}: {_f(row['land_km2'], ' km²')} "
+        f"  {row['denominator']}: {row['land_km2']:.3f} km² "
         f"({'; '.join(describe(s) for s in getattr(result.rules.land, row['denominator']))})",
         "",
         "[bold]Figures[/]",

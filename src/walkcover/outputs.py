@@ -148,3 +148,57 @@ def _merge_csv(path: Path, table: pd.DataFrame, slugs: list[str]) -> Path:
         if len(old):
             table = pd.concat([old.astype(object), table.astype(object)], ignore_index=True)
     return write_atomic(path, lambda tmp: table.to_csv(tmp, index=False))
+
+
+def write_proposed_sites(
+    assessment: Assessment,
+    district: pd.Series,
+    sites: gpd.GeoDataFrame,
+    out: Path,
+    *,
+    overwrite: bool,
+) -> list[Path]:
+    """Add the ``proposed_sites`` of one standard to the district's ``coverage.gpkg`` and
+    ``proposed_sites.csv``, replacing that standard's earlier proposal only with `overwrite`.
+
+    The GeoPackage is rebuilt in a temporary file (its other layers copied) and renamed into place;
+    without an earlier ``run`` it also gets the ``demand`` and ``facilities`` layers.
+    """
+    import pyogrio
+
+    folder = district_dir(out, assessment.city.id, district["slug"])
+    gpkg, csv = folder / "coverage.gpkg", folder / "proposed_sites.csv"
+    standard = str(sites["standard"].iloc[0]) if len(sites) else ""
+    layers: dict[str, gpd.GeoDataFrame] = {}
+    if gpkg.exists():
+        for name, _ in pyogrio.list_layers(gpkg):
+            layers[name] = gpd.read_file(gpkg, layer=name)
+    else:
+        geom = (
+            assessment.districts.to_crs(assessment.crs)
+            .set_index("district_id")
+            .geometry[district["district_id"]]
+        )
+        layers["demand"] = demand_layer(assessment, district["district_id"])
+        layers["facilities"] = facilities_layer(assessment, geom)
+    old = layers.get("proposed_sites")
+    if old is not None and len(old):
+        if (old["standard"] == standard).any() and not overwrite:
+            raise OutputExistsError(
+                f"{gpkg} already holds proposed sites for {standard}; pass --overwrite to replace them"
+            )
+        sites = pd.concat(
+            [old[old["standard"] != standard].to_crs(sites.crs), sites], ignore_index=True
+        )
+    layers["proposed_sites"] = gpd.GeoDataFrame(sites, geometry="geometry", crs=sites.crs)
+
+    def write(tmp: Path) -> None:
+        for i, (name, layer) in enumerate(layers.items()):
+            layer.to_file(tmp, layer=name, driver="GPKG", mode="w" if i == 0 else "a")
+
+    written = [write_atomic(gpkg, write)]
+    table = pd.DataFrame(layers["proposed_sites"].drop(columns="geometry"))
+    pts = layers["proposed_sites"].geometry.to_crs(4326)
+    table["lon"], table["lat"] = pts.x.round(7), pts.y.round(7)
+    written.append(write_atomic(csv, lambda tmp: table.to_csv(tmp, index=False)))
+    return written

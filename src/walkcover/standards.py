@@ -43,6 +43,16 @@ class Citation(BaseModel):
     national: str = ""
 
 
+class PlanTarget(BaseModel):
+    """How many new facilities the plan orders, to compare with what the standard would take."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    count: Annotated[int, Field(ge=0)]
+    scope: str
+    section: str = ""
+
+
 class Standard(BaseModel):
     """One walking-distance coverage standard."""
 
@@ -70,6 +80,8 @@ class Standard(BaseModel):
     safe_route: bool = False
     #: The land an area-based (official) figure divides by.
     denominator: Literal["residential_land", "built_up"] = "residential_land"
+    #: New facilities the plan orders (for comparison with what reaching the standard would take).
+    plan_new: PlanTarget | None = None
 
     @field_validator("selectors")
     @classmethod

@@ -166,6 +166,15 @@ class NetworkConfig(BaseModel):
     min_island_m: Annotated[float, Field(ge=0)] = 250.0
 
 
+class SitingConfig(BaseModel):
+    """How candidate sites are drawn and how long the exact solver may run."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    spacing_m: Annotated[float, Field(gt=0, le=2000)] = 50.0
+    time_limit_s: Annotated[float, Field(gt=0)] = 60.0
+
+
 class CityConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -178,6 +187,7 @@ class CityConfig(BaseModel):
     demand: DemandConfig = DemandConfig()
     population: PopulationConfig = PopulationConfig()
     network: NetworkConfig = NetworkConfig()
+    siting: SitingConfig = SitingConfig()
 
     @field_validator("crs")
     @classmethod
