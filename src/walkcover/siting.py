@@ -136,11 +136,17 @@ def plot_candidates(path: str | Path, district: shapely.Geometry, crs) -> gpd.Ge
         raise CRSError(
             f"--plots {str(path)!r} has no CRS; save it with one (e.g. EPSG:4326 or EPSG:4547)"
         )
+    b = plots.total_bounds
+    if plots.crs.is_geographic and (abs(b[[0, 2]]).max() > 180 or abs(b[[1, 3]]).max() > 90):
+        raise CRSError(
+            f"--plots {str(path)!r} says {plots.crs.to_string()} (degrees) but its coordinates reach "
+            f"{b[0]:.6g}, {b[1]:.6g} to {b[2]:.6g}, {b[3]:.6g}, which are not degrees: they look like metres. "
+            "Set the file's real CRS (e.g. EPSG:4547) and try again"
+        )
     proj = plots.to_crs(crs)
     pts = proj.geometry.representative_point()
     inside = pts.within(district).to_numpy()
     if not inside.any():
-        b = plots.total_bounds
         raise CRSError(
             f"--plots {str(path)!r}: none of its {len(plots)} plots lies in the district. The file says "
             f"{plots.crs.to_string()} and its plots span {b[0]:.6g}, {b[1]:.6g} to {b[2]:.6g}, {b[3]:.6g}; "
