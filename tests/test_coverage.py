@@ -158,3 +158,14 @@ def test_threshold_per_unit_and_limit_checked(line_net):
     assert list(res["covered"]) == [True, False]
     with pytest.raises(ValueError, match="limit_m"):
         cov.measure(line_net, d, f, threshold_m=700.0, limit_m=600)
+
+
+def test_nearest_facility_is_the_one_giving_the_distance(line_net):
+    # Toilets at (50,10) [edge 1-2] and (290,-5) [edge 2-3]; houses at (20,3) and (250,15).
+    toilets = gs(Point(50, 10), Point(290, -5))
+    houses = gs(Point(20, 3), Point(250, 15), Point(50, 520))
+    d = cov.snap(line_net, houses, max_snap_m=100)
+    f = cov.snap(line_net, toilets, max_snap_m=100)
+    rows = cov.nearest_sources(line_net, d, f, limit_m=1000)
+    assert list(f.item[rows[:2]]) == [0, 1]
+    assert rows[2] == -1  # the island house: no facility reachable

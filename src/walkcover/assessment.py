@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -41,6 +42,17 @@ Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
+class StandardPass:
+    """One standard's engine pass, kept for gaps, service areas, maps and siting."""
+
+    counted: gpd.GeoDataFrame  # the facilities that count
+    access: gpd.GeoSeries  # where they are reached (index: position in `counted`)
+    snaps: cov.Snaps  # `access` snapped onto the network
+    node_dist: np.ndarray  # distance from every node to the nearest facility (inf beyond limit_m)
+    limit_m: float
+
+
+@dataclass(frozen=True)
 class Assessment:
     """Everything one run measured.
 
@@ -65,6 +77,19 @@ class Assessment:
     notes: list[str] = field(default_factory=list)
     source: str = ""
     population_model: str = ""
+    passes: dict[str, StandardPass] = field(default_factory=dict)
+    context: np.ndarray | None = None  # street context of every network edge, where classified
+    lands: Any = None  # per-district denominator land and its snapped grid cells (_Lands)
+
+    def thresholds(self, standard: Standard, snaps: cov.Snaps) -> np.ndarray | float:
+        """Each snapped item's radius for `standard` (its street's context radius where it has one)."""
+        return unit_thresholds(standard, self.context, snaps)
+
+    def standard(self, standard_id: str) -> Standard:
+        for s in self.standards:
+            if s.id == standard_id:
+                return s
+        raise KeyError(f"standard {standard_id!r} was not measured in this run")
 
 
 def search_limit_m(standard: Standard, city: City) -> float:
@@ -153,7 +178,7 @@ def assess(
     lands = _Lands(features, d_proj, rules, network, snap_m=snap_m, context=context)
     safe = None
 
-    fac_frames, extra = [], {}
+    fac_frames, extra, passes = [], {}, {}
     for std in standards:
         step(f"measuring {std.id}")
         fac = select_facilities(features, std)
@@ -161,6 +186,7 @@ def assess(
         access, n_entr = access_geometries(counted, features, std)
         fac_snaps = cov.snap(network, access, max_snap_m=snap_m, reach_polygon_edges=True)
         node_dist = cov.node_distances(network, fac_snaps, limit_m=limits[std.id])
+        passes[std.id] = StandardPass(counted, access, fac_snaps, node_dist, limits[std.id])
         thr = unit_thresholds(std, context, demand_snaps)
         result = cov.measure(
             network,
@@ -266,6 +292,9 @@ def assess(
         notes=notes,
         source=layers.source,
         population_model=pop_model,
+        passes=passes,
+        context=context,
+        lands=lands,
     )
 
 
@@ -313,7 +342,7 @@ class _Lands:
         self.features, self.d_proj, self.rules, self.network = features, d_proj, rules, network
         self.snap_m, self.context = snap_m, context
         self._union: dict[str, shapely.Geometry] = {}
-        self._cells: dict[tuple[str, str], tuple[shapely.Geometry, cov.Snaps]] = {}
+        self._cells: dict[tuple[str, str], tuple[shapely.Geometry, np.ndarray, cov.Snaps]] = {}
         self._edge_mid = None
 
     def union(self, kind: str) -> shapely.Geometry:
@@ -322,13 +351,19 @@ class _Lands:
         return self._union[kind]
 
     def district_land(self, kind: str, did: str) -> tuple[shapely.Geometry, cov.Snaps]:
+        """The district's land of `kind` and its grid cells snapped to the network."""
+        land, _, snaps = self.district_cells(kind, did)
+        return land, snaps
+
+    def district_cells(self, kind: str, did: str) -> tuple[shapely.Geometry, np.ndarray, cov.Snaps]:
+        """The district's land of `kind`, its grid cell centres, and those snapped to the network."""
         key = (kind, did)
         if key not in self._cells:
             dgeom = self.d_proj.loc[self.d_proj["district_id"] == did].geometry.iloc[0]
             land = shapely.intersection(self.union(kind), dgeom)
             pts = landmod.grid_cells(land, cell_m=self.rules.land.cell_m)
             snaps = cov.snap(self.network, pts, max_snap_m=self.snap_m)
-            self._cells[key] = (land, snaps)
+            self._cells[key] = (land, pts, snaps)
         return self._cells[key]
 
     def figures(

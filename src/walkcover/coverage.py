@@ -308,3 +308,85 @@ def measure(
     dist[demand.unsnapped] = np.nan
     covered[demand.unsnapped] = False
     return pd.DataFrame({"dist_m": dist, "covered": covered, "status": status})
+
+
+def nearest_sources(
+    network: Network, demand: Snaps, sources: Snaps, *, limit_m: float
+) -> np.ndarray:
+    """For each demand item, the row of `sources` (its facility access) that is nearest by walking,
+    or -1 when none is within `limit_m`. Ties go to the lower row."""
+    n = network.n_nodes
+    out = np.full(demand.n_items, -1, dtype=np.int64)
+    if len(sources.item) == 0 or len(demand.item) == 0:
+        return out
+    e = network.edges
+    length = e["length_m"].to_numpy()
+    su, sv = e["u_idx"].to_numpy()[sources.edge], e["v_idx"].to_numpy()[sources.edge]
+    arcs = pd.DataFrame(
+        {
+            "node": np.concatenate([su, sv]),
+            "w": np.concatenate(
+                [sources.leg_m + sources.lo_m, sources.leg_m + length[sources.edge] - sources.hi_m]
+            ),
+            "row": np.concatenate([np.arange(len(su)), np.arange(len(sv))]),
+        }
+    ).sort_values(["node", "w", "row"], kind="mergesort")
+    best = arcs.drop_duplicates("node")
+    first = np.full(n, np.inf)
+    first_row = np.full(n, -1, dtype=np.int64)
+    first[best["node"].to_numpy()] = best["w"].to_numpy()
+    first_row[best["node"].to_numpy()] = best["row"].to_numpy()
+    targets = np.flatnonzero(np.isfinite(first))
+    csr = network.csr
+    indptr = np.append(csr.indptr, csr.indptr[-1] + len(targets))
+    indices = np.concatenate([csr.indices, targets.astype(csr.indices.dtype)])
+    aug = sparse.csr_array(
+        (np.concatenate([csr.data, first[targets]]), indices, indptr), shape=(n + 1, n + 1)
+    )
+    dist, pred = dijkstra(aug, directed=True, indices=n, limit=limit_m, return_predecessors=True)
+    dist, pred = dist[:n], pred[:n]
+    # The node each shortest path enters the network at: follow predecessors back (pointer jumping).
+    hop = np.where((pred == n) | (pred < 0), np.arange(n), pred)
+    while True:
+        nxt = hop[hop]
+        if np.array_equal(nxt, hop):
+            break
+        hop = nxt
+    node_row = np.where(np.isfinite(dist), first_row[hop], -1)
+    du, dv = dist[e["u_idx"].to_numpy()[demand.edge]], dist[e["v_idx"].to_numpy()[demand.edge]]
+    off, dl = demand.lo_m, length[demand.edge]
+    cand = [
+        (du + off, node_row[e["u_idx"].to_numpy()[demand.edge]]),
+        (dv + dl - off, node_row[e["v_idx"].to_numpy()[demand.edge]]),
+    ]
+    same = pd.DataFrame({"k": np.arange(len(demand.edge)), "edge": demand.edge, "off": off}).merge(
+        pd.DataFrame(
+            {
+                "edge": sources.edge,
+                "lo": sources.lo_m,
+                "hi": sources.hi_m,
+                "leg": sources.leg_m,
+                "row": np.arange(len(sources.edge)),
+            }
+        ),
+        on="edge",
+    )
+    along_d = np.full(len(demand.edge), np.inf)
+    along_r = np.full(len(demand.edge), -1, dtype=np.int64)
+    if len(same):
+        same["d"] = same["leg"] + np.maximum(
+            0.0, np.maximum(same["lo"] - same["off"], same["off"] - same["hi"])
+        )
+        top = same.sort_values(["k", "d", "row"], kind="mergesort").drop_duplicates("k")
+        along_d[top["k"].to_numpy()] = top["d"].to_numpy()
+        along_r[top["k"].to_numpy()] = top["row"].to_numpy()
+    cand.append((along_d, along_r))
+    d_all = np.vstack([c[0] for c in cand])
+    r_all = np.vstack([c[1] for c in cand])
+    pick = np.argmin(d_all, axis=0)
+    k = np.arange(len(demand.edge))
+    d_best = d_all[pick, k] + demand.leg_m
+    r_best = np.where(d_best <= limit_m, r_all[pick, k], -1)
+    # An item snapped once: its row; items with several snaps do not occur for demand.
+    out[demand.item] = r_best
+    return out
