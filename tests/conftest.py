@@ -137,3 +137,84 @@ def features(*items: tuple[dict, object], prefix: str = "way") -> gpd.GeoDataFra
         geometry=[shift(g) for _, g in items],
         crs=CRS_M,
     )
+
+
+LOCAL_CRS = (
+    "+proj=tmerc +lat_0=34.75 +lon_0=113.65 +k=1 +x_0=0 +y_0=0 +ellps=WGS84 +units=m +no_defs"
+)
+
+
+def write_city(tmp_path, *, nodes: dict, ways: list, district, name: str = "handmade"):
+    """A hand-made city: an .osm XML file and a city config in a local metre CRS whose coordinates
+    are exactly the hand-made ones (lon/lat are rounded to 7 decimals in the file, ~1 cm).
+
+    `nodes`: {id: (x, y) or (x, y, tags)}; `ways`: [(id, [node ids], tags)]; `district`: a shapely
+    polygon in local metres. Returns (city config path, osm path).
+    """
+    import json
+    from xml.sax.saxutils import quoteattr
+
+    import pyproj
+    import shapely
+    from shapely.geometry import mapping
+
+    inv = pyproj.Transformer.from_crs(LOCAL_CRS, 4326, always_xy=True)
+    lines = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        '<osm version="0.6" generator="walkcover tests">',
+    ]
+    for nid, spec in nodes.items():
+        x, y = spec[0], spec[1]
+        tags = spec[2] if len(spec) > 2 else {}
+        lon, lat = inv.transform(x, y)
+        head = f'  <node id="{nid}" lat="{lat:.7f}" lon="{lon:.7f}" version="1"'
+        if tags:
+            lines.append(head + ">")
+            lines += [f"    <tag k={quoteattr(k)} v={quoteattr(str(v))}/>" for k, v in tags.items()]
+            lines.append("  </node>")
+        else:
+            lines.append(head + "/>")
+    for wid, refs, tags in ways:
+        lines.append(f'  <way id="{wid}" version="1">')
+        lines += [f'    <nd ref="{r}"/>' for r in refs]
+        lines += [f"    <tag k={quoteattr(k)} v={quoteattr(str(v))}/>" for k, v in tags.items()]
+        lines.append("  </way>")
+    lines.append("</osm>")
+    osm = tmp_path / f"{name}.osm"
+    osm.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    d_wgs = shapely.transform(
+        district, lambda xy: np.column_stack(inv.transform(xy[:, 0], xy[:, 1]))
+    )
+    fc = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {"id": "d1", "name": "手工区", "name_en": "Handmade"},
+                "geometry": mapping(d_wgs),
+            }
+        ],
+    }
+    (tmp_path / "districts.geojson").write_text(
+        json.dumps(fc, ensure_ascii=False), encoding="utf-8"
+    )
+    cfg = tmp_path / f"{name}.yaml"
+    cfg.write_text(
+        f"id: {name}\nname: 手工城\nname_en: Handmade city\ncrs: '{LOCAL_CRS}'\n"
+        "districts: {path: districts.geojson, id_field: id, name_field: name, name_en_field: name_en, sample: true}\n"
+        f"source: {{kind: xml, path: {osm.name}}}\n"
+        "demand: {m2_per_person: 40, default_levels: 3}\n"
+        "network: {min_island_m: 0}\n",
+        encoding="utf-8",
+    )
+    return cfg, osm
+
+
+def box_way(
+    wid: int, first_node: int, x0: float, y0: float, x1: float, y1: float, tags: dict, nodes: dict
+):
+    """Add a closed rectangular way's corner nodes to `nodes` and return the way."""
+    ids = list(range(first_node, first_node + 4))
+    for nid, (x, y) in zip(ids, [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]):
+        nodes[nid] = (x, y)
+    return (wid, [*ids, ids[0]], tags)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import geopandas as gpd
 import numpy as np
-import pandas as pd
 import shapely
 from affine import Affine
 
@@ -114,87 +113,51 @@ def gap_polygons(result, standard_id: str, district_id: str) -> gpd.GeoDataFrame
 
 
 def service_area(
-    result, standard_id: str, *, within: shapely.Geometry | None = None, step_m: float = 10.0
-):
+    result,
+    standard_id: str,
+    *,
+    within: shapely.Geometry | None = None,
+    cell_m: float = 5.0,
+) -> shapely.Geometry:
     """The land within walking distance of the standard's facilities, as one (multi)polygon.
 
-    Each edge is cut into pieces of at most `step_m`; a piece whose walking distance is at most
-    ``d`` everywhere (bounded by the distances at its ends) is grown by ``threshold − d``, the
-    straight access leg still allowed. So every point of the area is within the walking distance;
-    the facilities' own polygons are added. Only edges near `within` are used when given.
+    Land is measured the way `run` measures a home: the straight leg to its nearest street, then the
+    walk. The distance is taken at the corners of a `cell_m` lattice, and a cell belongs to the area
+    only when all four corners are within the threshold less ``√2 · cell_m`` (the most the distance
+    can grow inside a cell), so the area never includes land beyond the walking distance. The
+    facilities' own polygons are added. With `within`, only land within the largest threshold of it.
     """
     std = result.standard(standard_id)
     p = result.passes[standard_id]
     net = result.network
     e = net.edges
-    length = e["length_m"].to_numpy()
-    thr_edge = (
-        np.array([std.context_thresholds_m.get(c, std.threshold_m) for c in result.context])
-        if result.context is not None and std.context_thresholds_m
-        else np.full(len(e), std.threshold_m)
-    )
     du, dv = p.node_dist[e["u_idx"].to_numpy()], p.node_dist[e["v_idx"].to_numpy()]
-    has_src = np.zeros(len(e), dtype=bool)
-    has_src[p.snaps.edge] = True
-    keep = (np.minimum(du, dv) < thr_edge) | has_src
+    near = np.minimum(du, dv) < std.max_threshold_m
+    near[p.snaps.edge] = True
     if within is not None:
-        keep &= shapely.dwithin(e.geometry.to_numpy(), within, thr_edge)
-    idx = np.flatnonzero(keep)
-    pieces = []
-    if len(idx):
-        geoms = shapely.segmentize(e.geometry.to_numpy()[idx], step_m)
-        xy, owner = shapely.get_coordinates(geoms, return_index=True)
-        edge = idx[owner]
-        seg = np.hypot(np.diff(xy[:, 0]), np.diff(xy[:, 1]))
-        same = owner[1:] == owner[:-1]
-        off = np.zeros(len(xy))
-        step = np.where(same, seg, 0.0)
-        off[1:] = np.cumsum(step)
-        first = np.r_[True, ~same]
-        off -= np.maximum.accumulate(np.where(first, off, 0.0))
-        # Offsets were measured along the (projected) geometry; scale to the edge length used by the engine.
-        total = pd.Series(off).groupby(owner).transform("max").to_numpy()
-        off = np.where(total > 0, off * length[edge] / np.where(total > 0, total, 1), 0.0)
-        d = np.minimum(du[edge] + off, dv[edge] + length[edge] - off)
-        if len(p.snaps.item):
-            vs = pd.DataFrame({"v": np.arange(len(xy)), "edge": edge, "off": off}).merge(
-                pd.DataFrame(
-                    {
-                        "edge": p.snaps.edge,
-                        "lo": p.snaps.lo_m,
-                        "hi": p.snaps.hi_m,
-                        "leg": p.snaps.leg_m,
-                    }
-                ),
-                on="edge",
-            )
-            if len(vs):
-                a = vs["leg"] + np.maximum(
-                    0.0, np.maximum(vs["lo"] - vs["off"], vs["off"] - vs["hi"])
-                )
-                m = a.groupby(vs["v"]).min()
-                d[m.index.to_numpy()] = np.minimum(d[m.index.to_numpy()], m.to_numpy())
-        a_i = np.flatnonzero(same)
-        b_i = a_i + 1
-        seglen = off[b_i] - off[a_i]
-        bound = (
-            d[a_i] + d[b_i] + np.abs(seglen)
-        ) / 2.0  # walking distance is 1-Lipschitz along the edge
-        room = thr_edge[edge[a_i]] - bound
-        ok = np.isfinite(room) & (room > 0)
-        lines = (
-            shapely.linestrings(np.stack([xy[a_i[ok]], xy[b_i[ok]]], axis=1))
-            if ok.any()
-            else np.array([], dtype=object)
-        )
-        pieces = list(shapely.buffer(lines, room[ok], quad_segs=4)) if ok.any() else []
-    polys = p.counted.geometry.to_numpy()
-    pieces += [g for g in polys if shapely.get_type_id(g) in (3, 6)]
+        extent = shapely.buffer(within, std.max_threshold_m)
+    elif near.any():
+        extent = shapely.buffer(shapely.union_all(e.geometry.to_numpy()[near]), std.max_threshold_m)
+    else:
+        extent = shapely.Polygon()
+    polys = [g for g in p.counted.geometry.to_numpy() if shapely.get_type_id(g) in (3, 6)]
+    if shapely.is_empty(extent) or not near.any():
+        return shapely.union_all(polys) if polys else shapely.Polygon()
+    x0, y0, x1, y1 = shapely.bounds(extent)
+    xs = np.arange(np.floor(x0 / cell_m) * cell_m, x1 + cell_m, cell_m)
+    ys = np.arange(np.floor(y0 / cell_m) * cell_m, y1 + cell_m, cell_m)
+    gx, gy = np.meshgrid(xs, ys)
+    corners = shapely.points(gx.ravel(), gy.ravel())
+    snaps = cov.snap(net, corners, max_snap_m=result.city.config.network.max_snap_m)
+    dist = cov.demand_distances(net, snaps, p.snaps, p.node_dist)
+    ok = (dist <= np.asarray(result.thresholds(std, snaps)) - np.sqrt(2.0) * cell_m).reshape(
+        gx.shape
+    )
+    covered = ok[:-1, :-1] & ok[1:, :-1] & ok[:-1, 1:] & ok[1:, 1:]
+    centres = shapely.points(
+        (gx[:-1, :-1] + cell_m / 2).ravel(), (gy[:-1, :-1] + cell_m / 2).ravel()
+    )
+    pieces = _cells_to_polygons(centres, covered.ravel(), cell_m) + polys
     if not pieces:
         return shapely.Polygon()
-    area = shapely.union_all(pieces)
-    return (
-        shapely.intersection(area, within.buffer(std.max_threshold_m))
-        if within is not None
-        else area
-    )
+    return shapely.intersection(shapely.union_all(pieces), extent)

@@ -1,0 +1,90 @@
+"""Gap polygons and service areas on a hand-made city whose answer is known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import shapely
+from shapely.geometry import box
+
+from conftest import box_way, write_city
+from walkcover import coverage as cov
+from walkcover.assessment import assess
+from walkcover.gaps import gap_polygons, service_area
+from walkcover.standards import load_standards
+from walkcover.study_area import load_city, resolve_districts
+
+
+@pytest.fixture(scope="module")
+def handmade(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("city")
+    # A street along y=0 from x=-100 to x=1500; a toilet at (0,-5).
+    nodes = {1: (-100, 0), 2: (0, 0), 3: (700, 0), 4: (1500, 0), 9: (0, -5, {"amenity": "toilets"})}
+    ways = [(100, [1, 2, 3, 4], {"highway": "residential"})]
+    # Block A (0..100 × 10..60) is within reach; block B (700..800 × 10..60) is not: its nearest
+    # corner is 5 + 700 + 10 = 715 m away by foot, though only ~705 m in a straight line.
+    ways.append(box_way(200, 20, 0, 10, 100, 60, {"landuse": "residential"}, nodes))
+    ways.append(box_way(201, 30, 700, 10, 800, 60, {"landuse": "residential"}, nodes))
+    # Homes: two in A, two in B (3 levels, 40 m² per person): B holds 400·3/40 + 600·3/40 = 75 residents.
+    ways.append(
+        box_way(300, 40, 20, 20, 40, 40, {"building": "apartments", "building:levels": "3"}, nodes)
+    )
+    ways.append(
+        box_way(301, 50, 60, 20, 80, 40, {"building": "apartments", "building:levels": "3"}, nodes)
+    )
+    ways.append(
+        box_way(
+            302, 60, 710, 20, 730, 40, {"building": "apartments", "building:levels": "3"}, nodes
+        )
+    )
+    ways.append(
+        box_way(
+            303, 70, 760, 20, 790, 40, {"building": "apartments", "building:levels": "3"}, nodes
+        )
+    )
+    cfg, osm = write_city(tmp, nodes=nodes, ways=ways, district=box(-200, -200, 1600, 300))
+    city = load_city(cfg)
+    rules = load_standards()
+    return assess(
+        city, resolve_districts(city, "all"), rules, rules.select(["toilet"]),
+        source_kind="xml", source=str(osm), cache_dir=None,
+    )  # fmt: skip
+
+
+def test_gap_is_exactly_the_uncovered_block(handmade):
+    gaps = gap_polygons(handmade, "toilet", "d1")
+    assert len(gaps) == 1
+    g = gaps.iloc[0]
+    block_b = box(700, 10, 800, 60)
+    assert shapely.hausdorff_distance(g.geometry, block_b) < 0.05  # lon/lat in the file: 7 decimals
+    assert g["residents_uncovered"] == pytest.approx(75.0, abs=0.1)
+    assert g["units_uncovered"] == 2 and g["rank"] == 1
+    assert g["area_m2"] == pytest.approx(5000.0, rel=1e-3)
+    # From the block's centre (750,35): leg 35 to the street, then 750 m west, then the toilet's 5 m leg.
+    assert g["dist_m_at_centre"] == pytest.approx(790.0, abs=0.1)
+    summary = handmade.summary.iloc[0]
+    # A holds 2 × 400·3/40 = 60 residents, B 75: 60 of 135 are covered.
+    assert summary["residents_covered_pct"] == pytest.approx(100 * 60 / 135, abs=0.01)
+    assert summary["area_covered_pct"] == pytest.approx(50.0)  # block A's 50 cells of 100
+    assert summary["area_covered_euclid_pct"] == pytest.approx(
+        50.0, abs=0.01
+    )  # B lies beyond 500 m too
+
+
+def test_service_area_never_includes_land_beyond_the_walking_distance(handmade):
+    area = service_area(handmade, "toilet")
+    assert area.contains(shapely.Point(0, -5)) and area.contains(shapely.Point(50, 35))
+    assert not area.intersects(box(700, 10, 800, 60))
+    # Sample the area densely and measure each point with the engine: never beyond 500 m.
+    x0, y0, x1, y1 = area.bounds
+    xs, ys = np.meshgrid(np.arange(x0, x1, 7.0), np.arange(y0, y1, 7.0))
+    pts = shapely.points(xs.ravel(), ys.ravel())
+    pts = pts[shapely.contains(area, pts)]
+    assert len(pts) > 1000
+    p = handmade.passes["toilet"]
+    d = cov.demand_distances(
+        handmade.network, cov.snap(handmade.network, pts, max_snap_m=1000), p.snaps, p.node_dist
+    )
+    assert np.nanmax(d) <= 500 + 1e-6
+    # ... and it is not timid: points at 480 m along the street are inside.
+    assert area.contains(shapely.Point(470, 5))
