@@ -8,6 +8,8 @@ so they never include land beyond the walking distance.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import geopandas as gpd
 import numpy as np
 import shapely
@@ -112,12 +114,33 @@ def gap_polygons(result, standard_id: str, district_id: str) -> gpd.GeoDataFrame
     return out.reset_index(drop=True)[GAP_COLUMNS]
 
 
+@dataclass(frozen=True)
+class Lattice:
+    """Lattice corners over an extent, snapped to the network once for every standard."""
+
+    gx: np.ndarray
+    gy: np.ndarray
+    snaps: cov.Snaps
+    cell_m: float
+
+    @classmethod
+    def over(cls, result, extent: shapely.Geometry, *, cell_m: float) -> Lattice:
+        x0, y0, x1, y1 = shapely.bounds(extent)
+        xs = np.arange(np.floor(x0 / cell_m) * cell_m, x1 + cell_m, cell_m)
+        ys = np.arange(np.floor(y0 / cell_m) * cell_m, y1 + cell_m, cell_m)
+        gx, gy = np.meshgrid(xs, ys)
+        corners = shapely.points(gx.ravel(), gy.ravel())
+        snaps = cov.snap(result.network, corners, max_snap_m=result.city.config.network.max_snap_m)
+        return cls(gx, gy, snaps, cell_m)
+
+
 def service_area(
     result,
     standard_id: str,
     *,
     within: shapely.Geometry | None = None,
     cell_m: float = 5.0,
+    lattice: Lattice | None = None,
 ) -> shapely.Geometry:
     """The land within walking distance of the standard's facilities, as one (multi)polygon.
 
@@ -126,6 +149,7 @@ def service_area(
     only when all four corners are within the threshold less ``√2 · cell_m`` (the most the distance
     can grow inside a cell), so the area never includes land beyond the walking distance. The
     facilities' own polygons are added. With `within`, only land within the largest threshold of it.
+    A `Lattice` built once (`Lattice.over`) can be shared by every standard of a district.
     """
     std = result.standard(standard_id)
     p = result.passes[standard_id]
@@ -143,12 +167,10 @@ def service_area(
     polys = [g for g in p.counted.geometry.to_numpy() if shapely.get_type_id(g) in (3, 6)]
     if shapely.is_empty(extent) or not near.any():
         return shapely.union_all(polys) if polys else shapely.Polygon()
-    x0, y0, x1, y1 = shapely.bounds(extent)
-    xs = np.arange(np.floor(x0 / cell_m) * cell_m, x1 + cell_m, cell_m)
-    ys = np.arange(np.floor(y0 / cell_m) * cell_m, y1 + cell_m, cell_m)
-    gx, gy = np.meshgrid(xs, ys)
-    corners = shapely.points(gx.ravel(), gy.ravel())
-    snaps = cov.snap(net, corners, max_snap_m=result.city.config.network.max_snap_m)
+    if lattice is None:
+        lattice = Lattice.over(result, extent, cell_m=cell_m)
+    gx, snaps, cell_m = lattice.gx, lattice.snaps, lattice.cell_m
+    gy = lattice.gy
     dist = cov.demand_distances(net, snaps, p.snaps, p.node_dist)
     ok = (dist <= np.asarray(result.thresholds(std, snaps)) - np.sqrt(2.0) * cell_m).reshape(
         gx.shape
