@@ -344,6 +344,8 @@ class _Lands:
         self._union: dict[str, shapely.Geometry] = {}
         self._cells: dict[tuple[str, str], tuple[shapely.Geometry, np.ndarray, cov.Snaps]] = {}
         self._edge_mid = None
+        #: Results derived from this assessment (gap polygons …), computed once.
+        self.memo: dict = {}
 
     def union(self, kind: str) -> shapely.Geometry:
         if kind not in self._union:

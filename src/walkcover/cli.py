@@ -69,6 +69,9 @@ RasterOpt = Annotated[
 ]
 CacheOpt = Annotated[Path | None, typer.Option(help="Cache folder for parsed OSM data.")]
 NoCacheOpt = Annotated[bool, typer.Option(help="Do not read or write the cache.")]
+TilesOpt = Annotated[
+    str | None, typer.Option(help="Add an online base map ('osm'); maps work without it, offline.")
+]
 
 
 def _assess(
@@ -126,12 +129,14 @@ def run(
     source: SourceOpt = None,
     population_raster: RasterOpt = None,
     overwrite: Annotated[bool, typer.Option(help="Replace existing outputs.")] = False,
+    maps: Annotated[bool, typer.Option(help="Also write the interactive maps (map.html).")] = True,
+    tiles: TilesOpt = None,
     cache_dir: CacheOpt = None,
     no_cache: NoCacheOpt = False,
 ) -> None:
-    """Measure coverage per district and standard; write GeoPackages, summary.csv and
-    district_indicators.csv."""
-    from walkcover.outputs import check_outputs, planned_outputs, write_outputs
+    """Measure coverage per district and standard; write GeoPackages, summary.csv,
+    district_indicators.csv and interactive maps."""
+    from walkcover.outputs import check_outputs, planned_outputs, write_maps, write_outputs
 
     def refuse_existing(the_city: City, chosen: gpd.GeoDataFrame) -> None:
         check_outputs(planned_outputs(out, the_city.id, list(chosen["slug"])), overwrite=overwrite)
@@ -149,9 +154,65 @@ def run(
             before=refuse_existing,
         )
         written = write_outputs(result, out, overwrite=overwrite)
+        if maps:
+            written += write_maps(result, out, tiles=tiles)
     except WalkcoverError as exc:
         _fail(exc)
     _print_summary(result, written)
+
+
+@app.command()
+def report(
+    city: CityOpt,
+    out: Annotated[Path, typer.Option(help="Output folder (the one `run` and `site` wrote to).")],
+    district: DistrictOpt = "all",
+    standards: StandardsOpt = None,
+    source: SourceOpt = None,
+    population_raster: RasterOpt = None,
+    tiles: TilesOpt = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace existing reports.")] = False,
+    cache_dir: CacheOpt = None,
+    no_cache: NoCacheOpt = False,
+) -> None:
+    """Write per district an HTML report and its PDF (summary against targets, charts, static maps,
+    the ten largest gaps, proposed sites, methods) and a city index page comparing districts."""
+    from walkcover.outputs import (
+        check_outputs,
+        district_dir,
+        read_proposed,
+        write_maps,
+    )
+
+    def refuse_existing(the_city: City, chosen: gpd.GeoDataFrame) -> None:
+        paths = [district_dir(out, the_city.id, s) / "report.pdf" for s in chosen["slug"]]
+        check_outputs([*paths, Path(out) / the_city.id / "index.html"], overwrite=overwrite)
+
+    try:
+        from walkcover.report import write_reports
+
+        cache = None if no_cache else (cache_dir or default_cache_dir())
+        result = _assess(
+            city,
+            district,
+            "all",
+            standards,
+            source,
+            population_raster,
+            cache,
+            before=refuse_existing,
+        )
+        written = write_maps(result, out, tiles=tiles)
+        proposed = {
+            d["district_id"]: p
+            for _, d in result.districts.iterrows()
+            if (p := read_proposed(out, result.city.id, d["slug"])) is not None
+        }
+        written += write_reports(result, out, proposed=proposed)
+    except (WalkcoverError, ImportError) as exc:
+        _fail(exc)
+    for p in written:
+        if p.suffix in {".html", ".pdf"}:
+            out_console.print(f"wrote {p}", highlight=False)
 
 
 @app.command()

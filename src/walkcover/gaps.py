@@ -67,6 +67,14 @@ def gap_polygons(result, standard_id: str, district_id: str) -> gpd.GeoDataFrame
         (walking distance from the polygon's centre to the nearest facility; NaN beyond the search
         limit), geometry (working CRS).
     """
+    memo = result.lands.memo
+    key = ("gaps", standard_id, district_id)
+    if key not in memo:
+        memo[key] = _gap_polygons(result, standard_id, district_id)
+    return memo[key].copy()
+
+
+def _gap_polygons(result, standard_id: str, district_id: str) -> gpd.GeoDataFrame:
     std = result.standard(standard_id)
     p = result.passes[standard_id]
     net = result.network

@@ -111,6 +111,30 @@ def facilities_layer(assessment: Assessment, district_geom) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(sub.reset_index(drop=True), geometry="geometry", crs=f.crs)
 
 
+def read_proposed(out: Path, city_id: str, slug: str) -> gpd.GeoDataFrame | None:
+    """The ``proposed_sites`` layer an earlier ``walkcover site`` wrote for a district, if any."""
+    import pyogrio
+
+    gpkg = district_dir(out, city_id, slug) / "coverage.gpkg"
+    if not gpkg.exists() or "proposed_sites" not in {n for n, _ in pyogrio.list_layers(gpkg)}:
+        return None
+    return gpd.read_file(gpkg, layer="proposed_sites")
+
+
+def write_maps(assessment: Assessment, out: Path, *, tiles: str | None = None) -> list[Path]:
+    """``map.html`` per district (with earlier proposed sites) and the city ``map.html``."""
+    from walkcover.maps import city_map, district_map, save_map
+
+    city_id = assessment.city.id
+    written = []
+    for _, drow in assessment.districts.iterrows():
+        proposed = read_proposed(out, city_id, drow["slug"])
+        m = district_map(assessment, drow["district_id"], proposed=proposed, tiles=tiles)
+        written.append(save_map(m, district_dir(out, city_id, drow["slug"]) / "map.html"))
+    written.append(save_map(city_map(assessment, tiles=tiles), Path(out) / city_id / "map.html"))
+    return written
+
+
 def write_outputs(assessment: Assessment, out: Path, *, overwrite: bool) -> list[Path]:
     """Write ``<out>/<city>/<district>/coverage.gpkg`` per district and ``<out>/<city>/summary.csv``.
 
@@ -126,10 +150,13 @@ def write_outputs(assessment: Assessment, out: Path, *, overwrite: bool) -> list
         path = district_dir(out, city_id, drow["slug"]) / "coverage.gpkg"
         demand = demand_layer(assessment, drow["district_id"])
         facilities = facilities_layer(assessment, geom)
+        proposed = read_proposed(out, city_id, drow["slug"])  # an earlier `site` proposal is kept
 
-        def write(tmp: Path, demand=demand, facilities=facilities) -> None:
+        def write(tmp: Path, demand=demand, facilities=facilities, proposed=proposed) -> None:
             demand.to_file(tmp, layer="demand", driver="GPKG")
             facilities.to_file(tmp, layer="facilities", driver="GPKG", mode="a")
+            if proposed is not None:
+                proposed.to_file(tmp, layer="proposed_sites", driver="GPKG", mode="a")
 
         written.append(write_atomic(path, write))
     for name, table in (
