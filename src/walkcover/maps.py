@@ -53,9 +53,20 @@ def distance_band(dist_m: np.ndarray, threshold_m: np.ndarray | float) -> np.nda
     return out
 
 
+class WalkMap(folium.Map):
+    """A folium map that also shows offline in Jupyter: its notebook view inlines Leaflet too."""
+
+    def _repr_html_(self, **kwargs) -> str:
+        page = html.escape(render_html(self), quote=True)
+        return (
+            f'<iframe srcdoc="{page}" style="width:100%;height:600px;border:none" '
+            'sandbox="allow-scripts allow-popups"></iframe>'
+        )
+
+
 def _base_map(bounds_4326: np.ndarray, tiles: str | None) -> folium.Map:
     x0, y0, x1, y1 = bounds_4326
-    m = folium.Map(
+    m = WalkMap(
         location=[(y0 + y1) / 2, (x0 + x1) / 2], tiles=None, control_scale=True, prefer_canvas=True
     )
     m.default_js = [("leaflet", _LEAFLET_JS), ("jquery", _JQUERY_JS)]

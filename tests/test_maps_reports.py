@@ -1,0 +1,161 @@
+"""What planners look at: maps in headless Chromium with the network off, and the PDF report."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from walkcover.cli import app
+from walkcover.standards import load_standards
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+STANDARD_LABELS = [
+    f"{s.name_zh} {s.name} ({s.threshold_m:g} m)" for s in load_standards().standards.values()
+]
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def outputs(tmp_path_factory):
+    out = tmp_path_factory.mktemp("out")
+    cache = tmp_path_factory.mktemp("cache")
+    common = ["--city", "helsinki-sample", "--out", str(out), "--cache-dir", str(cache)]
+    assert runner.invoke(app, ["run", *common], catch_exceptions=False).exit_code == 0
+    res = runner.invoke(app, ["site", *common, "--district", "sample-nw", "--standard", "toilet", "--k", "2"],
+                        catch_exceptions=False)  # fmt: skip
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["report", *common], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    return out / "helsinki-sample"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), (
+        "Debian's chromium is needed: apt-get install chromium (.ci/run does)"
+    )
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        yield b
+        b.close()
+
+
+def open_offline(browser, path: Path):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    outside: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+
+    def route(r):
+        if r.request.url.startswith(("file:", "data:")):
+            r.continue_()
+        else:
+            outside.append(r.request.url)
+            r.abort()
+
+    page.route("**/*", route)
+    page.goto(path.as_uri())
+    page.wait_for_timeout(800)
+    return page, errors, outside
+
+
+def not_blank(png: bytes) -> float:
+    img = np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=float)
+    return float(img.std())
+
+
+@pytest.mark.parametrize("which", ["sample-nw/map.html", "sample-se/map.html", "map.html"])
+def test_maps_open_offline_with_every_layer_and_no_errors(outputs, browser, which):
+    page, errors, outside = open_offline(browser, outputs / which)
+    try:
+        assert page.locator(".leaflet-container").count() == 1
+        labels = page.locator(".leaflet-control-layers label").all_inner_texts()
+        labels = [" ".join(t.split()) for t in labels]
+        for expected in STANDARD_LABELS:
+            assert expected in labels, (expected, labels)
+        assert errors == [] and outside == []
+        # Something is drawn: the Leaflet map holds many layers, painted on its canvas; and a legend.
+        n_layers = page.evaluate(
+            "() => { const m = Object.values(window).find(v => v instanceof L.Map); let n = 0;"
+            " m.eachLayer(() => n++); return n; }"
+        )
+        assert n_layers > 20
+        assert page.locator("canvas").count() >= 1
+        assert page.locator("#walkcover-legend").count() == 1
+        shot = page.screenshot()
+        assert not_blank(shot) > 15
+    finally:
+        page.close()
+
+
+def test_district_map_shows_proposed_sites_and_popups(outputs, browser):
+    page, errors, _ = open_offline(browser, outputs / "sample-nw" / "map.html")
+    try:
+        html = (outputs / "sample-nw" / "map.html").read_text(encoding="utf-8")
+        assert "proposed site #1" in html and "homes for which it is the nearest" in html
+        assert "https://cdn" not in html and "<script src=" not in html
+        assert errors == []
+    finally:
+        page.close()
+
+
+def test_pdf_report_pages_tables_and_chinese_text(outputs, tmp_path):
+    pdf = outputs / "sample-nw" / "report.pdf"
+    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout
+    pages = int(next(line.split()[-1] for line in info.splitlines() if line.startswith("Pages:")))
+    # summary, chart, gaps, counts, proposed sites, one map per standard, methods
+    assert pages == 5 + len(STANDARD_LABELS) + 1
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    for phrase in [
+        "样例区（西北）",
+        "指标汇总",
+        "十大缺口",
+        "建议选址",
+        "residents",
+        "official %",
+        "计算方法",
+        "公厕",
+    ]:
+        assert phrase in text, phrase
+    subprocess.run(
+        ["pdftoppm", "-r", "40", "-png", "-f", "1", "-l", "1", str(pdf), str(tmp_path / "p")],
+        check=True,
+    )
+    png = next(tmp_path.glob("p*.png")).read_bytes()
+    assert not_blank(png) > 5
+    fonts = subprocess.run(["pdffonts", str(pdf)], capture_output=True, text=True).stdout
+    assert "NotoSansCJK" in fonts and " yes " in fonts  # embedded
+
+
+def test_html_report_and_index(outputs):
+    page = (outputs / "sample-nw" / "report.html").read_text(encoding="utf-8")
+    for phrase in ["Summary against targets", "Ten largest gaps", "Proposed sites", "How the numbers were made",
+                   "data:image/png;base64", "样例区（西北）"]:  # fmt: skip
+        assert phrase in page, phrase
+    index = (outputs / "index.html").read_text(encoding="utf-8")
+    assert all(
+        f"{s}/report.pdf" in index for s in ["sample-nw", "sample-ne", "sample-sw", "sample-se"]
+    )
+    assert (outputs / "sample-nw" / "maps" / "toilet.png").stat().st_size > 10_000
