@@ -54,7 +54,17 @@ def test_run_writes_layers_columns_and_summary(sample_run):
     ).all()
     for slug in ["sample-nw", "sample-ne", "sample-sw", "sample-se"]:
         gpkg = city / slug / "coverage.gpkg"
-        assert {n for n, _ in pyogrio.list_layers(gpkg)} == {"demand", "facilities"}
+        assert {n for n, _ in pyogrio.list_layers(gpkg)} == {
+            "demand",
+            "facilities",
+            "gaps",
+            "service_areas",
+        }
+        gaps = gpd.read_file(gpkg, layer="gaps")
+        assert {"standard", "rank", "residents_uncovered", "area_m2", "dist_m_at_centre"} <= set(
+            gaps.columns
+        )
+        assert len(gpd.read_file(gpkg, layer="service_areas")) == len(PLAN_STANDARD_IDS)
         demand = gpd.read_file(gpkg, layer="demand")
         assert len(demand) > 0 and demand["osm_id"].str.match(r"^(way|relation)/\d+$").all()
         for sid in PLAN_STANDARD_IDS:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import shapely
 from affine import Affine
 
@@ -140,6 +141,41 @@ class Lattice:
         corners = shapely.points(gx.ravel(), gy.ravel())
         snaps = cov.snap(result.network, corners, max_snap_m=result.city.config.network.max_snap_m)
         return cls(gx, gy, snaps, cell_m)
+
+
+def district_service_areas(result, district_id: str, *, cell_m: float = 10.0) -> gpd.GeoDataFrame:
+    """Layer ``service_areas``: per standard, the land within walking distance around one district
+    (computed once per assessment and reused by the maps)."""
+    memo = result.lands.memo
+    key = ("service_areas", district_id, cell_m)
+    if key not in memo:
+        dgeom = result.districts.to_crs(result.crs).set_index("district_id").geometry[district_id]
+        reach = max(s.max_threshold_m for s in result.standards)
+        lattice = Lattice.over(result, shapely.buffer(dgeom, reach), cell_m=cell_m)
+        rows = []
+        for std in result.standards:
+            area = service_area(result, std.id, within=dgeom, lattice=lattice)
+            rows.append(
+                {
+                    "standard": std.id,
+                    "threshold_m": std.threshold_m,
+                    "area_m2": round(shapely.area(area), 1),
+                    "geometry": area,
+                }
+            )
+        memo[key] = gpd.GeoDataFrame(rows, geometry="geometry", crs=result.crs)
+    return memo[key].copy()
+
+
+def district_gaps(result, district_id: str) -> gpd.GeoDataFrame:
+    """Layer ``gaps``: the gap polygons of every standard for one district."""
+    frames = [gap_polygons(result, s.id, district_id) for s in result.standards]
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return gpd.GeoDataFrame({c: [] for c in GAP_COLUMNS[:-1]}, geometry=[], crs=result.crs)
+    return gpd.GeoDataFrame(
+        pd.concat(frames, ignore_index=True), geometry="geometry", crs=result.crs
+    )
 
 
 def service_area(

@@ -20,7 +20,7 @@ import pandas as pd
 import shapely
 
 from walkcover import coverage as cov
-from walkcover.gaps import Lattice, gap_polygons, service_area
+from walkcover.gaps import district_service_areas, gap_polygons
 
 ASSETS = Path(__file__).resolve().parent / "_assets"
 _LEAFLET_JS = "https://cdn.jsdelivr.net/npm/leaflet@1.9.3/dist/leaflet.js"
@@ -178,15 +178,14 @@ def district_map(
     )
     snap_m = result.city.config.network.max_snap_m
     dsnaps = cov.snap(result.network, demand.geometry, max_snap_m=snap_m)
-    reach = max(s.max_threshold_m for s in result.standards)
-    lattice = Lattice.over(result, shapely.buffer(dgeom, reach), cell_m=service_cell_m)
+    areas = district_service_areas(result, district_id, cell_m=service_cell_m).set_index("standard")
     for i, std in enumerate(result.standards):
         sid = std.id
         group = folium.FeatureGroup(
             name=f"{std.name_zh} {std.name} ({std.threshold_m:g} m)", show=(i == 0)
         )
         p = result.passes[sid]
-        sa = service_area(result, sid, within=dgeom, lattice=lattice)
+        sa = areas.geometry[sid]
         if not shapely.is_empty(sa):
             folium.GeoJson(
                 _geojson(gpd.GeoDataFrame(geometry=[sa], crs=result.crs), simplify_m=2.0),

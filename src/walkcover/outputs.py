@@ -13,6 +13,7 @@ import pandas as pd
 
 from walkcover._errors import OutputExistsError
 from walkcover.assessment import Assessment, search_limit_m
+from walkcover.gaps import district_gaps, district_service_areas
 
 
 def district_dir(out: Path, city_id: str, slug: str) -> Path:
@@ -151,10 +152,21 @@ def write_outputs(assessment: Assessment, out: Path, *, overwrite: bool) -> list
         demand = demand_layer(assessment, drow["district_id"])
         facilities = facilities_layer(assessment, geom)
         proposed = read_proposed(out, city_id, drow["slug"])  # an earlier `site` proposal is kept
+        gaps = district_gaps(assessment, drow["district_id"])
+        areas = district_service_areas(assessment, drow["district_id"])
 
-        def write(tmp: Path, demand=demand, facilities=facilities, proposed=proposed) -> None:
+        def write(
+            tmp: Path,
+            demand=demand,
+            facilities=facilities,
+            proposed=proposed,
+            gaps=gaps,
+            areas=areas,
+        ) -> None:
             demand.to_file(tmp, layer="demand", driver="GPKG")
             facilities.to_file(tmp, layer="facilities", driver="GPKG", mode="a")
+            gaps.to_file(tmp, layer="gaps", driver="GPKG", mode="a")
+            areas.to_file(tmp, layer="service_areas", driver="GPKG", mode="a")
             if proposed is not None:
                 proposed.to_file(tmp, layer="proposed_sites", driver="GPKG", mode="a")
 
