@@ -41,7 +41,7 @@ def _transform_lon(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return r
 
 
-def wgs84_to_gcj02(lon, lat) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
+def wgs84_to_gcj02(lon, lat) -> tuple[np.ndarray, np.ndarray]:
     """WGS84 → GCJ-02 (the forward formula)."""
     lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
     dlat = _transform_lat(lon - 105.0, lat - 35.0)
@@ -57,7 +57,7 @@ def wgs84_to_gcj02(lon, lat) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
 
 def gcj02_to_wgs84(
     lon, lat, *, tol_deg: float = 1e-10, max_iter: int = 30
-) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
+) -> tuple[np.ndarray, np.ndarray]:
     """GCJ-02 → WGS84, exact to `tol_deg` by fixed-point iteration of the forward formula."""
     glon, glat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
     wlon, wlat = glon.copy(), glat.copy()
@@ -71,7 +71,7 @@ def gcj02_to_wgs84(
     return np.where(out, glon, wlon), np.where(out, glat, wlat)
 
 
-def gcj02_to_bd09(lon, lat) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
+def gcj02_to_bd09(lon, lat) -> tuple[np.ndarray, np.ndarray]:
     """GCJ-02 → BD-09."""
     x, y = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
     z = np.sqrt(x * x + y * y) + 0.00002 * np.sin(y * _X_PI)
@@ -81,7 +81,7 @@ def gcj02_to_bd09(lon, lat) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
 
 def bd09_to_gcj02(
     lon, lat, *, tol_deg: float = 1e-10, max_iter: int = 30
-) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
+) -> tuple[np.ndarray, np.ndarray]:
     """BD-09 → GCJ-02: the published inverse (good to ~0.1 m), refined to `tol_deg` by iterating
     the forward formula."""
     blon, blat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
@@ -98,23 +98,29 @@ def bd09_to_gcj02(
     return glon, glat
 
 
-def to_wgs84(lon, lat, datum: Datum) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
+def to_wgs84(lon, lat, datum: Datum) -> tuple[np.ndarray, np.ndarray]:
     """Convert lon/lat given in `datum` to WGS84."""
     if datum == "wgs84":
         return np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
     if datum == "gcj02":
         return gcj02_to_wgs84(lon, lat)
     if datum == "bd09":
-        return gcj02_to_wgs84(*bd09_to_gcj02(lon, lat))
+        lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+        wlon, wlat = gcj02_to_wgs84(*bd09_to_gcj02(lon, lat))
+        out = out_of_china(lon, lat)
+        return np.where(out, lon, wlon), np.where(out, lat, wlat)
     raise ValueError(f"datum {datum!r}: use wgs84, gcj02 or bd09")
 
 
-def from_wgs84(lon, lat, datum: Datum) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
+def from_wgs84(lon, lat, datum: Datum) -> tuple[np.ndarray, np.ndarray]:
     """Convert WGS84 lon/lat to `datum`."""
     if datum == "wgs84":
         return np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
     if datum == "gcj02":
         return wgs84_to_gcj02(lon, lat)
     if datum == "bd09":
-        return gcj02_to_bd09(*wgs84_to_gcj02(lon, lat))
+        lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+        blon, blat = gcj02_to_bd09(*wgs84_to_gcj02(lon, lat))
+        out = out_of_china(lon, lat)
+        return np.where(out, lon, blon), np.where(out, lat, blat)
     raise ValueError(f"datum {datum!r}: use wgs84, gcj02 or bd09")
