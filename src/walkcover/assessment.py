@@ -28,6 +28,7 @@ from walkcover.demand import (
     residential_land,
 )
 from walkcover.facilities import access_geometries, features_matching, select_facilities
+from walkcover.facility_files import imported_facilities, merge_sources
 from walkcover.indicators import CONTEXTS, SUMMARY_COLUMNS, district_indicators, district_summary
 from walkcover.network import Network, network_from_streets, walkable_streets
 from walkcover.population import allocate_raster, read_totals, scale_to_totals
@@ -182,6 +183,15 @@ def assess(
     for std in standards:
         step(f"measuring {std.id}")
         fac = select_facilities(features, std)
+        fsrc = cfg.facilities.get(std.id)
+        if fsrc is not None and fsrc.source != "osm":
+            files = imported_facilities(city.id, std.id, crs)
+            if files is None:
+                notes.append(
+                    f"{std.id}: the city config takes facilities from {fsrc.source} but nothing was imported; "
+                    f"run walkcover import --city {city.id} --standard {std.id} FILE"
+                )
+            fac = merge_sources(fac, files, source=fsrc.source, merge_within_m=fsrc.merge_within_m)
         counted = fac[fac["counts"].to_numpy(dtype=bool)].reset_index(drop=True)
         access, n_entr = access_geometries(counted, features, std)
         fac_snaps = cov.snap(network, access, max_snap_m=snap_m, reach_polygon_edges=True)

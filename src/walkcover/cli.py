@@ -14,6 +14,7 @@ from rich.table import Table
 
 from walkcover._errors import WalkcoverError
 from walkcover._paths import cache_dir as default_cache_dir
+from walkcover.sources import source_spec
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -41,20 +42,6 @@ def main(
     """walkcover: where people cannot reach the services their city promised them."""
     level = logging.ERROR if quiet else (logging.WARNING - 10 * min(verbose, 2))
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-
-
-def source_of(source: Path | None, city_source) -> tuple[str, str | None]:
-    """The source kind and path: --source wins (by suffix), else the city config's."""
-    if source is not None:
-        name = source.name.lower()
-        if name.endswith(".pbf"):
-            return "pbf", str(source)
-        if name.endswith((".osm", ".xml", ".osm.xml")):
-            return "xml", str(source)
-        raise WalkcoverError(
-            f"--source {str(source)!r}: unknown file type; pass an .osm.pbf or an .osm XML file"
-        )
-    return city_source.kind, city_source.path
 
 
 CityOpt = Annotated[str, typer.Option(help="City name (zhengzhou, helsinki-sample) or YAML file.")]
@@ -95,7 +82,7 @@ def _assess(
     std_set = load_standards(standards)
     wanted = "all" if standard == "all" else [s.strip() for s in standard.split(",") if s.strip()]
     stds = std_set.select(wanted)
-    kind, path = source_of(source, the_city.config.source)
+    kind, path = source_spec(source, the_city.config.source)
     if before is not None:
         before(the_city, chosen)
     with Progress(
@@ -338,6 +325,64 @@ def _print_siting(
         out_console.print(f"the plan orders {p.count:,} ({p.scope}; {p.section})", highlight=False)
     for p in written:
         out_console.print(f"wrote {p}", highlight=False)
+
+
+@app.command("import")
+def import_command(
+    file: Annotated[Path, typer.Argument(help="CSV, Excel, GeoJSON, Shapefile or GeoPackage.")],
+    city: CityOpt,
+    standard: Annotated[str, typer.Option(help="Standard the facilities belong to, e.g. toilet.")],
+    coords: Annotated[
+        str, typer.Option(help="wgs84, gcj02 (Amap, Tencent), bd09 (Baidu) or EPSG:n.")
+    ] = "wgs84",
+    name_col: Annotated[
+        str | None, typer.Option(help="Name column (default: 名称, name, …).")
+    ] = None,
+    lon_col: Annotated[
+        str | None, typer.Option(help="Longitude / x column (default: 经度, lon, lng, x).")
+    ] = None,
+    lat_col: Annotated[
+        str | None, typer.Option(help="Latitude / y column (default: 纬度, lat, y).")
+    ] = None,
+    source: SourceOpt = None,
+    check: Annotated[
+        bool, typer.Option(help="Check the points against OpenStreetMap for a datum shift.")
+    ] = True,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace an earlier import for this standard.")
+    ] = False,
+    cache_dir: CacheOpt = None,
+    no_cache: NoCacheOpt = False,
+) -> None:
+    """Import a planner's facility list (Chinese columns 名称/经度/纬度/地址 recognised), converting
+    GCJ-02 or BD-09 exactly; refuse it whole when its coordinates look wrong."""
+    from walkcover import facility_files as ff
+    from walkcover.standards import load_standards
+    from walkcover.study_area import load_city
+
+    try:
+        the_city = load_city(city)
+        std = load_standards().select([standard])[0]
+        points = ff.read_facility_file(
+            file, coords=coords, name_col=name_col, lon_col=lon_col, lat_col=lat_col
+        )
+        if check:
+            ff.check_points(points, the_city, std, file_name=file.name, source=source,
+                            cache_dir=None if no_cache else (cache_dir or default_cache_dir()))  # fmt: skip
+        path = ff.write_import(points, the_city.id, std.id, overwrite=overwrite)
+    except WalkcoverError as exc:
+        _fail(exc)
+    src = the_city.config.facilities.get(std.id)
+    use = src.source if src else "osm"
+    out_console.print(
+        f"imported {len(points)} {std.id} facilities from {file.name} ({coords}) into {path}",
+        highlight=False,
+    )
+    if use == "osm":
+        out_console.print(
+            f"note: the city config takes {std.id} facilities from OSM only; set facilities.{std.id}.source to "
+            "files or both in the city config for run to use this import", highlight=False,
+        )  # fmt: skip
 
 
 def _fail(exc: Exception) -> NoReturn:

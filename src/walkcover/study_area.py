@@ -175,6 +175,16 @@ class SitingConfig(BaseModel):
     time_limit_s: Annotated[float, Field(gt=0)] = 60.0
 
 
+class FacilitySource(BaseModel):
+    """Where a standard's facilities come from: OpenStreetMap, planners' imported files, or both."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: Literal["osm", "files", "both"] = "osm"
+    #: With both: an imported point this close to an OSM facility is that facility, not a second one.
+    merge_within_m: Annotated[float, Field(ge=0, le=500)] = 30.0
+
+
 class CityConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -188,6 +198,7 @@ class CityConfig(BaseModel):
     population: PopulationConfig = PopulationConfig()
     network: NetworkConfig = NetworkConfig()
     siting: SitingConfig = SitingConfig()
+    facilities: dict[str, FacilitySource] = {}
 
     @field_validator("crs")
     @classmethod

@@ -4,7 +4,30 @@ Every source yields the same `OSMLayers` in EPSG:4326, cached on disk under a ke
 source and the query, so a second run does not parse again and a changed file is never served stale.
 """
 
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from walkcover._errors import WalkcoverError
 from walkcover.sources._layers import OSMLayers, OSMQuery
 from walkcover.sources.cache import load_osm
 
-__all__ = ["OSMLayers", "OSMQuery", "load_osm"]
+if TYPE_CHECKING:
+    from walkcover.study_area import SourceConfig
+
+__all__ = ["OSMLayers", "OSMQuery", "load_osm", "source_spec"]
+
+
+def source_spec(source: Path | None, city_source: SourceConfig) -> tuple[str, str | None]:
+    """The source kind and path: --source wins (by suffix), else the city config's."""
+    if source is not None:
+        name = source.name.lower()
+        if name.endswith(".pbf"):
+            return "pbf", str(source)
+        if name.endswith((".osm", ".xml", ".osm.xml")):
+            return "xml", str(source)
+        raise WalkcoverError(
+            f"--source {str(source)!r}: unknown file type; pass an .osm.pbf or an .osm XML file"
+        )
+    return city_source.kind, city_source.path

@@ -1,0 +1,355 @@
+"""Planners' own facility lists: CSV, Excel, GeoJSON, Shapefile or GeoPackage, in WGS84, GCJ-02,
+BD-09 or any EPSG CRS, with Chinese column names recognised.
+
+Nothing is imported half-way: every row is checked (coordinates present and numeric, latitude and
+longitude not swapped, no consistent shift against OpenStreetMap that betrays GCJ-02 or BD-09 read
+as WGS84) before anything is written, and the file is written atomically.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyproj
+import shapely
+
+from walkcover import coords as cc
+from walkcover._errors import ConfigError, CRSError, WalkcoverError
+
+#: Column names recognised, first match wins (case-insensitive for Latin names).
+ALIASES = {
+    "name": [
+        "名称",
+        "名字",
+        "设施名称",
+        "点位名称",
+        "公厕名称",
+        "学校名称",
+        "name",
+        "title",
+        "名称(name)",
+    ],
+    "lon": ["经度", "lon", "lng", "long", "longitude", "x", "经度(lng)", "gcj_lng", "bd_lng"],
+    "lat": ["纬度", "lat", "latitude", "y", "纬度(lat)", "gcj_lat", "bd_lat"],
+    "address": ["地址", "详细地址", "address", "addr"],
+}
+TABULAR = {".csv", ".txt", ".xlsx", ".xls"}
+
+
+class FacilityFileError(WalkcoverError, ValueError):
+    """A facility file that cannot be imported as it is; the message says what to pass."""
+
+
+def imports_dir() -> Path:
+    """Where imported facility lists live: ``WALKCOVER_DATA`` or ``~/.local/share/walkcover``."""
+    base = os.environ.get("WALKCOVER_DATA") or str(Path.home() / ".local" / "share" / "walkcover")
+    return Path(base) / "imports"
+
+
+def imported_path(city_id: str, standard_id: str) -> Path:
+    return imports_dir() / city_id / f"{standard_id}.gpkg"
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    if path.suffix.lower() in {".xlsx", ".xls"}:
+        return pd.read_excel(path)
+    for enc in ("utf-8-sig", "gb18030"):  # Chinese Excel saves CSV as GBK more often than not
+        try:
+            return pd.read_csv(path, encoding=enc)
+        except UnicodeDecodeError:
+            continue
+    raise FacilityFileError(f"{path}: not UTF-8 or GBK text; save it as CSV UTF-8")
+
+
+def _find(columns: list[str], role: str, given: str | None) -> str | None:
+    if given is not None:
+        if given not in columns:
+            raise FacilityFileError(
+                f"--{role}-col {given!r} is not a column; the file has: {', '.join(map(str, columns))}"
+            )
+        return given
+    lower = {str(c).strip().lower(): c for c in columns}
+    for alias in ALIASES[role]:
+        if alias.lower() in lower:
+            return lower[alias.lower()]
+    return None
+
+
+def parse_coords(value: str) -> str | pyproj.CRS:
+    """``wgs84``, ``gcj02``, ``bd09`` or a CRS such as ``EPSG:4547``."""
+    v = value.strip().lower()
+    if v in {"wgs84", "gcj02", "bd09"}:
+        return v
+    try:
+        return pyproj.CRS.from_user_input(value)
+    except pyproj.exceptions.CRSError:
+        raise ConfigError(
+            f"--coords {value!r}: use wgs84, gcj02, bd09 or a CRS such as EPSG:4547"
+        ) from None
+
+
+def read_facility_file(
+    path: str | Path,
+    *,
+    coords: str = "wgs84",
+    name_col: str | None = None,
+    lon_col: str | None = None,
+    lat_col: str | None = None,
+) -> gpd.GeoDataFrame:
+    """Read a facility list into WGS84 points with ``name``, ``address``, ``source_row``.
+
+    Raises
+    ------
+    FacilityFileError
+        Missing or unreadable coordinate columns, empty or non-numeric cells (rows named), swapped
+        latitude and longitude.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FacilityFileError(f"{str(path)!r} does not exist")
+    datum = parse_coords(coords)
+    if path.suffix.lower() in TABULAR:
+        table = _read_table(path)
+        cols = [str(c) for c in table.columns]
+        table.columns = cols
+        lon_c, lat_c = _find(cols, "lon", lon_col), _find(cols, "lat", lat_col)
+        if lon_c is None or lat_c is None:
+            raise FacilityFileError(
+                f"{path.name}: no longitude/latitude columns found (looked for 经度/纬度, lon/lat, lng, x/y); "
+                f"the file has: {', '.join(cols)}. Name them with --lon-col and --lat-col"
+            )
+        lon = pd.to_numeric(table[lon_c], errors="coerce")
+        lat = pd.to_numeric(table[lat_c], errors="coerce")
+        bad = np.flatnonzero(lon.isna().to_numpy() | lat.isna().to_numpy())
+        if len(bad):
+            rows = ", ".join(
+                str(i + 2) for i in bad[:10]
+            )  # spreadsheet row numbers (header is row 1)
+            raise FacilityFileError(
+                f"{path.name}: rows {rows} have no numeric {lon_c}/{lat_c}; fix them, nothing was imported"
+            )
+        x, y = lon.to_numpy(float), lat.to_numpy(float)
+        name_c = _find(cols, "name", name_col)
+        addr_c = _find(cols, "address", None)
+        names = table[name_c].astype(str).to_numpy() if name_c else np.array([None] * len(table))
+        addrs = table[addr_c].astype(str).to_numpy() if addr_c else np.array([None] * len(table))
+        if isinstance(datum, pyproj.CRS):
+            src_crs = datum
+        else:
+            _check_swapped(x, y, path.name, lon_c, lat_c)
+            src_crs = pyproj.CRS.from_epsg(4326)
+    else:
+        gdf = gpd.read_file(path)
+        if gdf.crs is None:
+            raise CRSError(f"{path.name} has no CRS; save it with one, or give --coords EPSG:n")
+        pts = gdf.geometry.representative_point()
+        if isinstance(datum, pyproj.CRS):
+            pts = pts.set_crs(datum, allow_override=True)
+        x, y = pts.x.to_numpy(), pts.y.to_numpy()
+        src_crs = pts.crs
+        cols = [str(c) for c in gdf.columns if c != "geometry"]
+        name_c = _find(cols, "name", name_col)
+        addr_c = _find(cols, "address", None)
+        names = gdf[name_c].astype(str).to_numpy() if name_c else np.array([None] * len(gdf))
+        addrs = gdf[addr_c].astype(str).to_numpy() if addr_c else np.array([None] * len(gdf))
+        if src_crs.is_geographic and not isinstance(datum, pyproj.CRS):
+            _check_swapped(x, y, path.name, "x", "y")
+    if len(x) == 0:
+        raise FacilityFileError(f"{path.name} holds no rows")
+    if not (isinstance(datum, str) and src_crs.is_geographic):
+        x, y = pyproj.Transformer.from_crs(src_crs, 4326, always_xy=True).transform(x, y)
+    if isinstance(datum, str):
+        x, y = cc.to_wgs84(x, y, datum)  # type: ignore[arg-type]
+    return gpd.GeoDataFrame(
+        {
+            "name": names,
+            "address": addrs,
+            "source_row": np.arange(len(x)) + 1,
+            "source_file": path.name,
+        },
+        geometry=shapely.points(np.asarray(x), np.asarray(y)),
+        crs=4326,
+    )
+
+
+def _check_swapped(lon: np.ndarray, lat: np.ndarray, name: str, lon_c: str, lat_c: str) -> None:
+    if np.any(np.abs(lat) > 90) and np.all(np.abs(lon) <= 90):
+        raise FacilityFileError(f"{name}: latitude and longitude look swapped ({lat_c} holds values above 90); "
+                           f"swap the columns or pass --lon-col {lat_c} --lat-col {lon_c}")  # fmt: skip
+    china_swapped = np.mean((lat > 72) & (lat < 137) & (lon > 3) & (lon < 54))
+    if china_swapped > 0.5:
+        raise FacilityFileError(
+            f"{name}: latitude and longitude look swapped: {lat_c} holds values like {lat[0]:g} and {lon_c} like "
+            f"{lon[0]:g}, which is a longitude/latitude pair in China the wrong way round; "
+            f"pass --lon-col {lat_c} --lat-col {lon_c}"
+        )
+    if np.any(np.abs(lon) > 180) or np.any(np.abs(lat) > 90):
+        raise FacilityFileError(f"{name}: coordinates are not degrees (values beyond ±180/±90); "
+                           "if they are projected metres, pass --coords EPSG:n")  # fmt: skip
+
+
+def detect_shift(
+    points: gpd.GeoDataFrame,
+    reference: gpd.GeoDataFrame,
+    crs,
+    *,
+    bin_m: float = 25.0,
+    search_m: float = 1500.0,
+) -> tuple[float, float, float] | None:
+    """The consistent offset (east, north in metres, and the share of points that agree) that would
+    move `points` onto `reference` features, if most points agree on one and it exceeds 100 m."""
+    if len(points) < 3 or len(reference) < 3:
+        return None
+    p = points.to_crs(crs).geometry
+    r = reference.to_crs(crs).geometry.representative_point()
+    tree = shapely.STRtree(r.to_numpy())
+    ip, ir = tree.query(p.to_numpy(), predicate="dwithin", distance=search_m)
+    if not len(ip):
+        return None
+    dx = r.x.to_numpy()[ir] - p.x.to_numpy()[ip]
+    dy = r.y.to_numpy()[ir] - p.y.to_numpy()[ip]
+    votes = pd.DataFrame(
+        {"p": ip, "bx": np.round(dx / bin_m), "by": np.round(dy / bin_m)}
+    ).drop_duplicates()
+    # A point supports an offset bin and its neighbours (so a shift on a bin edge is not split).
+    spread = [
+        votes.assign(bx=votes.bx + i, by=votes.by + j) for i in (-1, 0, 1) for j in (-1, 0, 1)
+    ]
+    allv = pd.concat(spread).drop_duplicates()
+    counts = allv.groupby(["bx", "by"])["p"].nunique()
+    (bx, by), n = counts.idxmax(), counts.max()
+    share = n / len(points)
+    sel = votes[(abs(votes.bx - bx) <= 1) & (abs(votes.by - by) <= 1)]
+    # refine: mean of the supporting raw offsets
+    k = (
+        np.isin(ip, sel["p"].unique())
+        & (np.abs(np.round(dx / bin_m) - bx) <= 1)
+        & (np.abs(np.round(dy / bin_m) - by) <= 1)
+    )
+    ex, ny = float(np.median(dx[k])), float(np.median(dy[k]))
+    if share >= 0.5 and n >= 3 and np.hypot(ex, ny) > 100:
+        return ex, ny, share
+    return None
+
+
+def shift_message(path_name: str, east: float, north: float, share: float) -> str:
+    """Explain a shift found by `detect_shift` (the offset that would move the points onto OSM)."""
+    side_x = "east" if east < 0 else "west"  # the points sit opposite to the correcting offset
+    side_y = "north" if north < 0 else "south"
+    return (
+        f"{path_name}: {share:.0%} of its points sit about {abs(east):.0f} m {side_x} and {abs(north):.0f} m "
+        f"{side_y} of the matching OpenStreetMap features, all in the same direction. That is what Chinese map "
+        "coordinates read as WGS84 look like (in Zhengzhou GCJ-02 sits about 555 m east and 130 m south): the "
+        "file is probably GCJ-02 (Amap, Tencent) or BD-09 (Baidu). Pass --coords gcj02 or --coords bd09; "
+        "nothing was imported"
+    )
+
+
+def write_import(
+    points: gpd.GeoDataFrame, city_id: str, standard_id: str, *, overwrite: bool
+) -> Path:
+    """Store an import (WGS84 GeoPackage), atomically; refuse to replace one without `overwrite`."""
+    from walkcover._errors import OutputExistsError
+    from walkcover.outputs import write_atomic
+
+    target = imported_path(city_id, standard_id)
+    if target.exists() and not overwrite:
+        raise OutputExistsError(
+            f"{target} already holds an import for {standard_id}; pass --overwrite to replace it"
+        )
+    return write_atomic(target, lambda tmp: points.to_file(tmp, layer="facilities", driver="GPKG"))
+
+
+def imported_facilities(city_id: str, standard_id: str, crs) -> gpd.GeoDataFrame | None:
+    """The imported facilities of a standard, as facility rows (projected), or None."""
+    path = imported_path(city_id, standard_id)
+    if not path.exists():
+        return None
+    pts = gpd.read_file(path, layer="facilities").to_crs(crs)
+    return gpd.GeoDataFrame(
+        {
+            "osm_id": [f"file:{f}#{r}" for f, r in zip(pts["source_file"], pts["source_row"])],
+            "standard": standard_id,
+            "name": pts["name"].to_numpy(),
+            "matched_by": [f"imported from {f}" for f in pts["source_file"]],
+            "counts": True,
+            "reason": "",
+        },
+        geometry=pts.geometry.to_numpy(),
+        crs=crs,
+    )
+
+
+def merge_sources(
+    osm: gpd.GeoDataFrame, files: gpd.GeoDataFrame | None, *, source: str, merge_within_m: float
+) -> gpd.GeoDataFrame:
+    """Facilities from OSM, from files, or both; with both, a file point within `merge_within_m` of
+    an OSM facility of the same standard is the same facility and is dropped."""
+    if source == "osm" or files is None or not len(files):
+        return osm if source != "files" else osm.iloc[:0]
+    if source == "files":
+        return files
+    counted = osm[osm["counts"].to_numpy(dtype=bool)]
+    if len(counted):
+        near = shapely.STRtree(counted.geometry.to_numpy()).query(
+            files.geometry.to_numpy(), predicate="dwithin", distance=merge_within_m
+        )[0]
+        files = files.iloc[np.setdiff1d(np.arange(len(files)), near)]
+    return gpd.GeoDataFrame(
+        pd.concat([osm, files], ignore_index=True), geometry="geometry", crs=osm.crs
+    )
+
+
+def check_points(
+    points: gpd.GeoDataFrame,
+    city,
+    standard,
+    *,
+    file_name: str,
+    source: Path | None,
+    cache_dir: Path | None,
+) -> None:
+    """Refuse points that lie outside the city or sit off OpenStreetMap in one consistent direction.
+
+    Raises
+    ------
+    FacilityFileError
+        Naming how many points lie outside, or the shift found and the ``--coords`` to pass.
+    """
+    from walkcover.sources import OSMQuery, load_osm
+    from walkcover.standards import query_tags
+    from walkcover.study_area import working_crs
+
+    crs = working_crs(city)
+    area = city.districts.to_crs(crs).union_all().buffer(5000)
+    pts = points.to_crs(crs)
+    inside = pts.within(area).to_numpy()
+    if inside.mean() < 0.5:
+        b = points.total_bounds
+        raise FacilityFileError(
+            f"{file_name}: {int((~inside).sum())} of {len(points)} points lie outside {city.config.name} / "
+            f"{city.config.name_en} (they span {b[0]:.5f}, {b[1]:.5f} to {b[2]:.5f}, {b[3]:.5f}); check --coords "
+            "and the longitude/latitude columns; nothing was imported"
+        )
+    hull = gpd.GeoSeries(
+        [shapely.convex_hull(shapely.union_all(pts.geometry.to_numpy())).buffer(2000)], crs=crs
+    )
+    from walkcover.sources import source_spec
+
+    kind, path = source_spec(source, city.config.source)
+    layers = load_osm(
+        kind, path,
+        OSMQuery(polygon=hull.to_crs(4326).iloc[0], walk_highways=tuple(city.config.network.walk_highways),
+                 feature_tags=query_tags(list(standard.selectors))),
+        cache_dir=cache_dir,
+    )  # fmt: skip
+    from walkcover.facilities import select_facilities
+
+    reference = select_facilities(layers.features, standard)
+    shift = detect_shift(points, reference, crs)
+    if shift is not None:
+        raise FacilityFileError(shift_message(file_name, *shift))
