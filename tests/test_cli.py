@@ -242,3 +242,24 @@ def test_zhengzhou_totals_are_read_from_the_bundled_table():
     assert totals["410105"] == pytest.approx(1_333_000)
     # the 12 units and the city row; the functional zones have no code and cannot be placed
     assert set(totals) == {*city.districts["district_id"], "410100"}
+
+
+def test_groups_are_reported_and_excel_csv_has_a_bom(tmp_path, sample_run):
+    _, _, cache = sample_run
+    out = tmp_path / "out"
+    res = invoke("run", "--city", "helsinki-sample", "--standard", "toilet", "--out", str(out), "--cache-dir",
+                 str(cache), "--excel", "--no-maps")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    city = out / "helsinki-sample"
+    assert (city / "summary.csv").read_bytes()[:3] == b"\xef\xbb\xbf"
+    summary = pd.read_csv(city / "summary.csv", encoding="utf-8-sig")
+    groups = pd.read_csv(city / "group_summary.csv", encoding="utf-8-sig").set_index("group")
+    north = summary[summary["district"].isin(["sample-nw", "sample-ne"])]
+    assert groups.loc["north (sample)", "residents"] == pytest.approx(
+        north["residents"].sum(), abs=0.2
+    )
+    expected = 100 * north["residents_covered"].sum() / north["residents"].sum()
+    assert groups.loc["north (sample)", "residents_covered_pct"] == pytest.approx(
+        expected, abs=1e-6
+    )
+    assert "Groups of districts" in res.output

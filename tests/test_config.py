@@ -109,3 +109,46 @@ def test_geographic_crs_is_refused_with_the_fix(tmp_path):
     (tmp_path / "c.yaml").write_text(cfg)
     with pytest.raises(ConfigError, match="crs: found 'EPSG:4326'.*degrees"):
         load_city(tmp_path / "c.yaml")
+
+
+def test_own_boundaries_in_cgcs2000_are_repaired_and_compared(tmp_path):
+    import shapely
+
+    from walkcover.study_area import replace_boundaries
+
+    city = load_city("zhengzhou")
+    mine = city.districts[city.districts["name"].isin(["金水区", "中原区"])].to_crs("EPSG:4547")
+    # Make 中原区 self-intersecting: swap two neighbouring vertices of its largest ring.
+    zy = mine.index[mine["name"] == "中原区"][0]
+    poly = max(shapely.get_parts(mine.geometry[zy]), key=lambda p: p.area)
+    xy = list(poly.exterior.coords)
+    xy.insert(11, xy[len(xy) // 2])  # a spike to the far side: the ring touches itself
+    bad = shapely.Polygon(xy)
+    assert not bad.is_valid
+    mine.loc[zy, "geometry"] = bad
+    path = tmp_path / "official.gpkg"
+    mine[["name", "geometry"]].rename(columns={"name": "区名"}).to_file(path)
+    with pytest.warns(UserWarning, match="中原区 was invalid"):
+        new, diff = replace_boundaries(city, path, name_field="区名")
+    assert new.districts.geometry.is_valid.all()
+    d = diff.set_index("name")
+    assert d.loc["金水区", "diff_pct"] == pytest.approx(
+        0.0, abs=0.01
+    )  # the same polygon, reprojected
+    assert (
+        d.loc["中原区", "repaired"] != "" and abs(d.loc["中原区", "diff_pct"]) > 0.01
+    )  # only its main part
+    assert d.loc["二七区", "repaired"].startswith("not in file")
+    assert len(diff) == 12
+    with pytest.raises(DistrictNotFoundError):
+        gdf = mine[["name", "geometry"]].assign(name=["郑东新区", "金水区"])
+        gdf.to_file(tmp_path / "bad.gpkg")
+        replace_boundaries(city, tmp_path / "bad.gpkg", name_field="name")
+
+
+@pytest.mark.parametrize(
+    "name", ["jinshui", "Jinshui", "jinshuiqu", "Guancheng", "guanchenghuizuqu", "410104"]
+)
+def test_district_names_in_pinyin(name):
+    city = load_city("zhengzhou")
+    assert len(resolve_districts(city, name)) == 1

@@ -56,6 +56,13 @@ RasterOpt = Annotated[
 ]
 CacheOpt = Annotated[Path | None, typer.Option(help="Cache folder for parsed OSM data.")]
 NoCacheOpt = Annotated[bool, typer.Option(help="Do not read or write the cache.")]
+BoundariesOpt = Annotated[
+    Path | None, typer.Option(help="Your own district boundaries (any vector file, any CRS).")
+]
+NameFieldOpt = Annotated[
+    str | None, typer.Option(help="Field of --boundaries holding each district's name or code.")
+]
+ExcelOpt = Annotated[bool, typer.Option(help="CSV as UTF-8 with BOM, for Chinese Excel.")]
 TilesOpt = Annotated[
     str | None, typer.Option(help="Add an online base map ('osm'); maps work without it, offline.")
 ]
@@ -71,13 +78,30 @@ def _assess(
     cache: Path | None,
     *,
     before: Callable[[City, gpd.GeoDataFrame], None] | None = None,
+    boundaries: Path | None = None,
+    name_field: str | None = None,
 ) -> Assessment:
     """Load everything the options name, check it, and measure it with a progress bar."""
     from walkcover.assessment import assess
     from walkcover.standards import load_standards
-    from walkcover.study_area import load_city, resolve_districts
+    from walkcover.study_area import load_city, replace_boundaries, resolve_districts
 
     the_city = load_city(city)
+    if boundaries is not None:
+        if name_field is None:
+            raise WalkcoverError(
+                "--boundaries needs --name-field: the field holding each district's name or code"
+            )
+        the_city, diff = replace_boundaries(the_city, boundaries, name_field=name_field)
+        table = Table(
+            title=f"Boundaries from {boundaries.name} against the bundled ones",
+            title_justify="left",
+        )
+        for col in diff.columns:
+            table.add_column(col)
+        for r in diff.itertuples(index=False):
+            table.add_row(*["" if v != v else str(v) for v in r])
+        err_console.print(table)
     chosen = resolve_districts(the_city, district)
     std_set = load_standards(standards)
     wanted = "all" if standard == "all" else [s.strip() for s in standard.split(",") if s.strip()]
@@ -118,6 +142,9 @@ def run(
     overwrite: Annotated[bool, typer.Option(help="Replace existing outputs.")] = False,
     maps: Annotated[bool, typer.Option(help="Also write the interactive maps (map.html).")] = True,
     tiles: TilesOpt = None,
+    boundaries: BoundariesOpt = None,
+    name_field: NameFieldOpt = None,
+    excel: ExcelOpt = False,
     cache_dir: CacheOpt = None,
     no_cache: NoCacheOpt = False,
 ) -> None:
@@ -139,8 +166,10 @@ def run(
             population_raster,
             cache,
             before=refuse_existing,
+            boundaries=boundaries,
+            name_field=name_field,
         )
-        written = write_outputs(result, out, overwrite=overwrite)
+        written = write_outputs(result, out, overwrite=overwrite, excel=excel)
         if maps:
             written += write_maps(result, out, tiles=tiles)
     except WalkcoverError as exc:
@@ -425,6 +454,28 @@ def _print_summary(result: Assessment, written: list[Path]) -> None:
                 f"{r.target_pct:g}",
                 str(r.unsnapped_units),
             )
+        out_console.print(table)
+    groups = [p for p in written if p.name == "group_summary.csv"]
+    if groups:
+        import pandas as pd
+
+        g = pd.read_csv(groups[0], encoding="utf-8-sig")
+        table = Table(title="Groups of districts · 区组", title_justify="left")
+        for col in (
+            "group",
+            "standard",
+            "residents",
+            "residents covered %",
+            "official %",
+            "target %",
+        ):
+            table.add_column(
+                col, justify="left" if col in ("group", "standard") else "right", no_wrap=True
+            )
+        for r in g.itertuples():
+            table.add_row(r.group, r.standard, f"{r.residents:,.0f}", f"{r.residents_covered_pct:.1f}",
+                          "n/a" if r.area_covered_euclid_pct != r.area_covered_euclid_pct else f"{r.area_covered_euclid_pct:.1f}",
+                          f"{r.target_pct:g}")  # fmt: skip
         out_console.print(table)
     for std in result.standards:
         if std.default_context is not None:

@@ -216,3 +216,34 @@ def district_indicators(
             "%", 39.0, f"{green_in_built:.3f} km² green ÷ {built_km2:.3f} km² built-up",
             "" if built_km2 > 0 else "no built-up land mapped", "三、(六)")  # fmt: skip
     return pd.DataFrame(rows, columns=DISTRICT_COLUMNS)
+
+
+def group_summary(summary: pd.DataFrame, groups: dict[str, list[str]]) -> pd.DataFrame:
+    """Per group of districts (e.g. 市内五区) and standard: residents covered over the group's
+    residents, land figures weighted by each district's land, facilities summed."""
+    rows = []
+    for group, ids in groups.items():
+        part = summary[summary["district_id"].astype(str).isin([str(i) for i in ids])]
+        if part.empty:
+            continue
+        for sid, s in part.groupby("standard", sort=False):
+            res = float(s["residents"].sum())
+            land = s["land_km2"].fillna(0.0)
+
+            def weighted(col: str, land=land, s=s) -> float:
+                ok = s[col].notna() & (land > 0)
+                return (
+                    float((s.loc[ok, col] * land[ok]).sum() / land[ok].sum())
+                    if ok.any()
+                    else float("nan")
+                )
+
+            euclid, walk = weighted("area_covered_euclid_pct"), weighted("area_covered_pct")
+            rows.append({
+                "group": group, "districts": len(s), "standard": sid, "threshold_m": s["threshold_m"].iloc[0],
+                "facilities": int(s["facilities"].sum()), "residents": round(res, 1),
+                "residents_covered_pct": 100.0 * float(s["residents_covered"].sum()) / res if res > 0 else float("nan"),
+                "area_covered_euclid_pct": euclid, "area_covered_pct": walk, "detour_loss_pp": euclid - walk,
+                "target_pct": s["target_pct"].iloc[0],
+            })  # fmt: skip
+    return pd.DataFrame(rows)

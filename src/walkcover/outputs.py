@@ -14,6 +14,7 @@ import pandas as pd
 from walkcover._errors import OutputExistsError
 from walkcover.assessment import Assessment, search_limit_m
 from walkcover.gaps import district_gaps, district_service_areas
+from walkcover.indicators import group_summary
 
 
 def district_dir(out: Path, city_id: str, slug: str) -> Path:
@@ -136,7 +137,9 @@ def write_maps(assessment: Assessment, out: Path, *, tiles: str | None = None) -
     return written
 
 
-def write_outputs(assessment: Assessment, out: Path, *, overwrite: bool) -> list[Path]:
+def write_outputs(
+    assessment: Assessment, out: Path, *, overwrite: bool, excel: bool = False
+) -> list[Path]:
     """Write ``<out>/<city>/<district>/coverage.gpkg`` per district and ``<out>/<city>/summary.csv``.
 
     Rows of `summary.csv` for districts outside this run are kept, so districts can be run one by
@@ -175,18 +178,32 @@ def write_outputs(assessment: Assessment, out: Path, *, overwrite: bool) -> list
         ("summary.csv", assessment.summary),
         ("district_indicators.csv", assessment.district_rows),
     ):
-        written.append(_merge_csv(Path(out) / city_id / name, table, slugs))
+        written.append(_merge_csv(Path(out) / city_id / name, table, slugs, excel=excel))
+    groups = assessment.city.config.groups
+    if groups:
+        summary = pd.read_csv(
+            Path(out) / city_id / "summary.csv", dtype={"district_id": str}, encoding="utf-8-sig"
+        )
+        table = group_summary(summary, groups)
+        if len(table):
+            written.append(write_csv(Path(out) / city_id / "group_summary.csv", table, excel=excel))
     return written
 
 
-def _merge_csv(path: Path, table: pd.DataFrame, slugs: list[str]) -> Path:
+def write_csv(path: Path, table: pd.DataFrame, *, excel: bool = False) -> Path:
+    """A CSV written atomically; with `excel`, UTF-8 with BOM so Chinese Excel opens it right."""
+    enc = "utf-8-sig" if excel else "utf-8"
+    return write_atomic(path, lambda tmp: table.to_csv(tmp, index=False, encoding=enc))
+
+
+def _merge_csv(path: Path, table: pd.DataFrame, slugs: list[str], *, excel: bool = False) -> Path:
     """Write `table`, keeping the rows of districts outside this run from an existing file."""
     if path.exists():
-        old = pd.read_csv(path, dtype={"district_id": str})
+        old = pd.read_csv(path, dtype={"district_id": str}, encoding="utf-8-sig")
         old = old[~old["district"].isin(slugs)]
         if len(old):
             table = pd.concat([old.astype(object), table.astype(object)], ignore_index=True)
-    return write_atomic(path, lambda tmp: table.to_csv(tmp, index=False))
+    return write_csv(path, table, excel=excel)
 
 
 def write_proposed_sites(

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import geopandas as gpd
+import pandas as pd
 import pyproj
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -199,6 +200,15 @@ class CityConfig(BaseModel):
     network: NetworkConfig = NetworkConfig()
     siting: SitingConfig = SitingConfig()
     facilities: dict[str, FacilitySource] = {}
+    #: Named groups of district ids reported together (e.g. 市内五区), as the plan does.
+    groups: dict[str, list[str]] = {}
+
+    @field_validator("groups", mode="before")
+    @classmethod
+    def _ids_as_text(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return {k: [str(i) for i in v] if isinstance(v, list) else v for k, v in value.items()}
+        return value
 
     @field_validator("crs")
     @classmethod
@@ -314,6 +324,15 @@ def resolve_districts(city: City, name: str) -> gpd.GeoDataFrame:
     def short_en(s: str) -> str:
         return re.sub(r"\s*(\(.*\)|district|county)\s*$", "", s.lower()).strip()
 
+    def pinyin(s: str) -> str:
+        s = re.sub(r"[^a-z]", "", re.sub(r"\(.*?\)", "", s.lower()))
+        return re.sub(r"(district|county|city|huizuqu|qu|xian|shi)$", "", s)
+
+    py = pinyin(key)
+    en_core = d.name_en.map(pinyin)
+    by_pinyin = (en_core == py) | (
+        (len(py) >= 4) & en_core.map(lambda e: bool(e) and (py.startswith(e) or e.startswith(py)))
+    )
     hit = d[
         (d.name == key)
         | (d.district_id == key)
@@ -322,6 +341,8 @@ def resolve_districts(city: City, name: str) -> gpd.GeoDataFrame:
         | (d.name.map(short_zh) == short_zh(key))
         | (d.name_en.map(short_en) == short_en(key))
     ]
+    if len(hit) == 0 and by_pinyin.sum() == 1:
+        hit = d[by_pinyin.to_numpy()]
     if len(hit) == 1:
         return hit
     valid = "; ".join(f"{r.name} / {r.name_en} / {r.district_id}" for r in d.itertuples())
@@ -356,3 +377,66 @@ def _require_metres(crs: pyproj.CRS, *, what: str) -> None:
         raise CRSError(
             f"{what} is in {crs.to_string()} with units {sorted(units)}; walkcover needs metres"
         )
+
+
+def replace_boundaries(
+    city: City, path: str | Path, *, name_field: str
+) -> tuple[City, pd.DataFrame]:
+    """Use a planner's own district polygons (any CRS) instead of the bundled ones.
+
+    Each feature's `name_field` may be the Chinese or English name, the code or the slug of a
+    district. Invalid polygons are repaired (with a warning); districts the file lacks keep the
+    bundled polygon. Returns the city and a table comparing each district's area with the bundled one.
+
+    Raises
+    ------
+    ConfigError
+        A missing file or field, a file without CRS, or a name that matches no district.
+    """
+    import warnings
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"--boundaries {str(path)!r} does not exist")
+    gdf = gpd.read_file(path)
+    if gdf.crs is None:
+        raise CRSError(f"--boundaries {str(path)!r} has no CRS; save it with one (e.g. EPSG:4547)")
+    if name_field not in gdf.columns:
+        raise ConfigError(
+            f"--name-field {name_field!r} is not a field of {path.name}; it has {[c for c in gdf.columns if c != 'geometry']}"
+        )
+    crs = working_crs(city)
+    new = city.districts.copy()
+    old_area = new.to_crs(crs).set_index("district_id").area
+    rows = []
+    for _, f in gdf.iterrows():
+        hit = resolve_districts(city, str(f[name_field]))
+        did = hit["district_id"].iloc[0]
+        geom = f.geometry
+        repaired = ""
+        if not geom.is_valid:
+            import shapely
+
+            repaired = shapely.is_valid_reason(geom)
+            geom = shapely.make_valid(geom)
+            geom = shapely.union_all(
+                [g for g in shapely.get_parts(geom) if shapely.get_type_id(g) in (3, 6)]
+            )
+            warnings.warn(
+                f"{path.name}: boundary of {f[name_field]} was invalid ({repaired}); repaired",
+                UserWarning,
+                stacklevel=2,
+            )
+        g4326 = gpd.GeoSeries([geom], crs=gdf.crs).to_crs(4326).iloc[0]
+        new.loc[new["district_id"] == did, "geometry"] = g4326
+        new_km2 = gpd.GeoSeries([g4326], crs=4326).to_crs(crs).area.iloc[0] / 1e6
+        before = old_area[did] / 1e6
+        rows.append({"district_id": did, "name": hit["name"].iloc[0], "bundled_km2": round(before, 3),
+                     "new_km2": round(new_km2, 3), "diff_pct": round(100 * (new_km2 - before) / before, 3),
+                     "repaired": repaired})  # fmt: skip
+    kept = sorted(set(new["district_id"]) - {r["district_id"] for r in rows})
+    for did in kept:
+        name = new.loc[new["district_id"] == did, "name"].iloc[0]
+        rows.append({"district_id": did, "name": name, "bundled_km2": round(old_area[did] / 1e6, 3),
+                     "new_km2": float("nan"), "diff_pct": float("nan"), "repaired": "not in file: bundled polygon kept"})  # fmt: skip
+    return city.model_copy(update={"districts": new}), pd.DataFrame(rows)
