@@ -414,6 +414,68 @@ def import_command(
         )  # fmt: skip
 
 
+@app.command()
+def fetch(
+    city: CityOpt,
+    district: DistrictOpt = "all",
+    url: Annotated[
+        str | None, typer.Option(help="Extract to download (default: the city config's).")
+    ] = None,
+    margin_m: Annotated[
+        float | None,
+        typer.Option(help="Keep this much around the area (default: the largest search distance)."),
+    ] = None,
+    cache_dir: CacheOpt = None,
+) -> None:
+    """Download the city's OSM extract (resumable, checksum-verified) and cut the city or one
+    district out of it, so later runs read a small file."""
+    from rich.progress import DownloadColumn, TransferSpeedColumn
+
+    from walkcover.assessment import study_polygon
+    from walkcover.sources.download import download
+    from walkcover.sources.extract import cut_pbf
+    from walkcover.standards import load_standards
+    from walkcover.study_area import load_city, resolve_districts, working_crs
+
+    try:
+        the_city = load_city(city)
+        chosen = resolve_districts(the_city, district)
+        link = url or the_city.config.source.download_url
+        if not link:
+            raise WalkcoverError(f"{the_city.id}: no download_url in the city config; pass --url")
+        cache = cache_dir or default_cache_dir()
+        with Progress(
+            TextColumn("downloading"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            console=err_console,
+        ) as bar:
+            task = bar.add_task("download", total=None)
+            path = download(
+                link,
+                cache / "downloads",
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+        rules = load_standards()
+        if margin_m is None:
+            cfg = the_city.config.network
+            search = max(s.max_threshold_m for s in rules.standards.values()) * cfg.search_factor
+            margin_m = search + cfg.max_snap_m
+        polygon = study_polygon(chosen, crs=working_crs(the_city), margin_m=margin_m)
+        name = "all" if district.strip().lower() == "all" else chosen["slug"].iloc[0]
+        with err_console.status(f"cutting {the_city.id} ({name}) out of {path.name}"):
+            cut = cut_pbf(path, polygon, cache / "extracts" / f"{the_city.id}-{name}.osm.pbf")
+    except WalkcoverError as exc:
+        _fail(exc)
+    out_console.print(f"downloaded and verified {path}", highlight=False)
+    out_console.print(f"cut out {cut} ({cut.stat().st_size / 1e6:.1f} MB)", highlight=False)
+    scope = "" if name == "all" else f" --district {chosen['slug'].iloc[0]}"
+    out_console.print(
+        f"next: walkcover run --city {the_city.id}{scope} --source {cut} --out out", highlight=False
+    )
+
+
 def _fail(exc: Exception) -> NoReturn:
     err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=2) from None
