@@ -39,6 +39,12 @@ from walkcover.study_area import City, working_crs
 
 log = logging.getLogger(__name__)
 
+#: Columns of ``Assessment.facilities`` (besides geometry): every candidate, whether it counts and
+#: why not, whether it reaches a street, how many mapped entrances it has, and its district.
+FACILITY_OUTPUT_COLUMNS = [
+    "osm_id", "standard", "name", "matched_by", "counts", "reason", "snapped", "entrances", "in_district",
+]  # fmt: skip
+
 Progress = Callable[[str], None]
 
 
@@ -478,18 +484,7 @@ def _population(city, demand, d_proj, raster, models, notes) -> str:
 def _concat_facilities(frames: list[gpd.GeoDataFrame], crs) -> gpd.GeoDataFrame:
     frames = [f for f in frames if len(f)]
     if not frames:
-        cols = [
-            "osm_id",
-            "standard",
-            "name",
-            "matched_by",
-            "counts",
-            "reason",
-            "snapped",
-            "entrances",
-            "in_district",
-        ]
-        return gpd.GeoDataFrame({c: [] for c in cols}, geometry=[], crs=crs)
+        return gpd.GeoDataFrame({c: [] for c in FACILITY_OUTPUT_COLUMNS}, geometry=[], crs=crs)
     return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs=crs)
 
 

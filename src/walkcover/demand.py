@@ -15,7 +15,6 @@ import pandas as pd
 
 from walkcover.study_area import DemandConfig, require_metres
 
-DEMAND_COLUMNS = ["osm_id", "kind", "building", "levels", "floor_area_m2", "residents", "geometry"]
 MODEL_FLOOR_AREA = "floor_area"
 MODEL_RESIDENTIAL_LAND = "residential_land"
 

@@ -16,7 +16,6 @@ import shapely
 
 from walkcover.standards import Selector, Standard, matches_any, tag_matches
 
-FACILITY_COLUMNS = ["osm_id", "standard", "name", "matched_by", "counts", "reason", "geometry"]
 
 PRIMARY, MIDDLE = "primary", "middle"
 

@@ -12,7 +12,7 @@ import geopandas as gpd
 import pandas as pd
 
 from walkcover._errors import OutputExistsError
-from walkcover.assessment import Assessment, search_limit_m
+from walkcover.assessment import FACILITY_OUTPUT_COLUMNS, Assessment, search_limit_m
 from walkcover.gaps import district_gaps, district_service_areas
 from walkcover.indicators import group_summary
 
@@ -98,18 +98,7 @@ def facilities_layer(assessment: Assessment, district_geom) -> gpd.GeoDataFrame:
     reach = f.geometry.distance(district_geom).to_numpy() <= f["standard"].map(limit).to_numpy(
         float
     )
-    cols = [
-        "osm_id",
-        "standard",
-        "name",
-        "matched_by",
-        "counts",
-        "reason",
-        "snapped",
-        "entrances",
-        "in_district",
-    ]
-    sub = f.loc[reach, [*cols, "geometry"]]
+    sub = f.loc[reach, [*FACILITY_OUTPUT_COLUMNS, "geometry"]]
     return gpd.GeoDataFrame(sub.reset_index(drop=True), geometry="geometry", crs=f.crs)
 
 
