@@ -16,7 +16,6 @@ import shapely
 
 from walkcover.standards import Selector, Standard, matches_any, tag_matches
 
-
 PRIMARY, MIDDLE = "primary", "middle"
 
 # Names: the *last* level word decides (郑州中学附属小学 is a primary school); 一贯制 means both.
