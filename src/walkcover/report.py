@@ -88,7 +88,6 @@ def static_map(
                 color="#b2182b",
                 fontsize=8,
                 ha="center",
-                weight="bold",
             )
     fac = result.passes[standard_id].counted
     fac = fac[fac.geometry.distance(dgeom) <= std.max_threshold_m]
@@ -186,7 +185,7 @@ def district_chart(result, district_id: str):
     ax.set_xticks(x, labels, fontsize=7)
     ax.set_ylim(0, 105)
     ax.set_ylabel("%")
-    ax.legend(fontsize=7, ncol=2, loc="lower right")
+    ax.legend(fontsize=7, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.22), frameon=False)
     ax.set_title("Coverage against target · 覆盖率与目标", fontsize=10)
     return fig
 
@@ -260,13 +259,36 @@ def summary_view(result, district_id: str) -> pd.DataFrame:
     rows = result.summary[result.summary["district_id"] == district_id]
     view = rows[[c for c, _ in SUMMARY_VIEW]].copy()
     view.insert(1, "name", [result.standard(s).name_zh for s in rows["standard"]])
-    view["meets 达标"] = [
-        "✓" if m is True else ("✗" if m is False else "—") for m in rows["meets_target"]
-    ]
+    view["meets\n达标"] = [_mark(m) for m in rows["meets_target"]]
+    whole = {"threshold_m", "residents", "target_pct"}
     for c in view.columns:
         if view[c].dtype.kind == "f":
-            view[c] = view[c].map(lambda v: "—" if v != v else f"{v:,.1f}")
-    return view.rename(columns=dict(SUMMARY_VIEW) | {"name": "名称"})
+            fmt = "{:,.0f}" if c in whole else "{:,.1f}"
+            view[c] = view[c].map(
+                lambda v, f=fmt: "—" if v != v else f.format(0.0 if abs(v) < 0.05 else v)
+            )
+    return view.rename(columns=dict(SUMMARY_VIEW) | {"name": "名称\nname"})
+
+
+def _mark(meets: object) -> str:
+    return "✓" if meets is True else ("✗" if meets is False else "—")
+
+
+def indicator_view(result, district_id: str) -> pd.DataFrame:
+    """The district's counts, densities and per-capita rows, formatted for a report."""
+    rows = result.district_rows[result.district_rows["district_id"] == district_id]
+    return pd.DataFrame(
+        {
+            "indicator\n指标": rows["name"],
+            "value\n数值": rows["value"].map(lambda v: "—" if v != v else f"{v:,.2f}"),
+            "unit\n单位": rows["unit"],
+            "target\n目标": rows["target"].map(lambda v: "—" if v is None or v != v else f"{v:g}"),
+            "meets\n达标": rows["meets_target"].map(
+                lambda m: _mark(m if m in (True, False) else None)
+            ),
+            "note\n说明": rows["note"].fillna(""),
+        }
+    )
 
 
 def methods(result) -> list[str]:
@@ -317,9 +339,7 @@ def district_report_html(result, district_id: str, *, maps_png: dict[str, bytes]
         if d["is_sample"]
         else ""
     )
-    rows = result.district_rows[result.district_rows["district_id"] == district_id]
-    ind = rows[["name", "value", "unit", "target", "meets_target", "note"]].copy()
-    ind["value"] = ind["value"].map(lambda v: "—" if v != v else f"{v:,.2f}")
+    ind = indicator_view(result, district_id)
     parts = [
         f"<!doctype html><html lang='zh'><head><meta charset='utf-8'><title>{html.escape(d['name'])} walkcover</title><style>{_CSS}</style></head><body>",
         f"<h1>{html.escape(d['name'])} / {html.escape(d['name_en'])} — {html.escape(city.name)} / {html.escape(city.name_en)}</h1>",
@@ -397,9 +417,7 @@ def district_report_pdf(result, district_id: str, path: Path, *, figures: dict[s
                                    subtitle=sample + "Walking distance over OpenStreetMap streets · 沿街道步行距离")); plt.close("all")  # fmt: skip  # noqa: E702
             pdf.savefig(chart, bbox_inches="tight")
             pdf.savefig(table_page("Ten largest gaps · 十大缺口", gaps))
-            rows = result.district_rows[result.district_rows["district_id"] == district_id]
-            ind = rows[["indicator", "value", "unit", "target", "meets_target"]].copy()
-            ind["value"] = ind["value"].map(lambda v: "—" if v != v else f"{v:,.2f}")
+            ind = indicator_view(result, district_id).drop(columns="note\n说明")
             pdf.savefig(table_page("Counts and densities · 数量与密度", ind))
             if proposed is not None and len(proposed):
                 view = proposed[
