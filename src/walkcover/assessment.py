@@ -32,7 +32,7 @@ from walkcover.facility_files import imported_facilities, merge_sources
 from walkcover.indicators import CONTEXTS, SUMMARY_COLUMNS, district_indicators, district_summary
 from walkcover.network import Network, network_from_streets, walkable_streets
 from walkcover.population import allocate_raster, read_totals, scale_to_totals
-from walkcover.sources import OSMQuery, load_osm
+from walkcover.sources import OSMLayers, OSMQuery, load_osm
 from walkcover.standards import Standard, StandardSet
 from walkcover.street_context import classify_edges, unit_context, unit_thresholds
 from walkcover.study_area import City, working_crs
@@ -144,18 +144,50 @@ def assess(
         Called with a short label as each step starts.
     """
     step = progress or (lambda _label: None)
-    cfg = city.config
-    crs = working_crs(city)
-    limits = {s.id: search_limit_m(s, city) for s in standards}
-    margin_m = max(limits.values()) + cfg.network.max_snap_m
-    query = OSMQuery(
-        polygon=study_polygon(districts, crs=crs, margin_m=margin_m),
-        walk_highways=tuple(cfg.network.walk_highways),
+    step("reading OSM data")
+    layers = load_osm(
+        source_kind, source, study_query(city, districts, rules, standards), cache_dir=cache_dir
+    )  # type: ignore[arg-type]
+    return assess_layers(
+        city,
+        districts,
+        rules,
+        standards,
+        layers,
+        population_raster=population_raster,
+        progress=progress,
+    )
+
+
+def study_query(
+    city: City, districts: gpd.GeoDataFrame, rules: StandardSet, standards: list[Standard]
+) -> OSMQuery:
+    """What to read for `districts`: their area grown by the search limit, the walk classes, the tags."""
+    limits = [search_limit_m(s, city) for s in standards]
+    margin_m = max(limits) + city.config.network.max_snap_m
+    return OSMQuery(
+        polygon=study_polygon(districts, crs=working_crs(city), margin_m=margin_m),
+        walk_highways=tuple(city.config.network.walk_highways),
         feature_tags=rules.feature_tags(standards),
     )
 
-    step("reading OSM data")
-    layers = load_osm(source_kind, source, query, cache_dir=cache_dir)  # type: ignore[arg-type]
+
+def assess_layers(
+    city: City,
+    districts: gpd.GeoDataFrame,
+    rules: StandardSet,
+    standards: list[Standard],
+    layers: OSMLayers,
+    *,
+    population_raster: str | Path | None = None,
+    progress: Progress | None = None,
+) -> Assessment:
+    """`assess` on OSM layers already read (from any source, or built for a benchmark)."""
+    step = progress or (lambda _label: None)
+    cfg = city.config
+    crs = working_crs(city)
+    limits = {s.id: search_limit_m(s, city) for s in standards}
+    query = study_query(city, districts, rules, standards)
     features = layers.features.to_crs(crs)
     streets = layers.streets.to_crs(crs)
 

@@ -1,7 +1,7 @@
 """Where the gaps are: uncovered residential areas as polygons, and the land within walking distance.
 
-Gap polygons are the denominator land's grid cells that are not within walking distance, joined with
-the footprints of the uncovered homes, dissolved into connected areas. Service areas are built from
+Gap polygons are the denominator land's grid cells that are not within walking distance and the
+cells the uncovered homes touch, on one raster, closed so areas a cell apart join, and polygonised. Service areas are built from
 the covered pieces of the street edges, each grown only by the distance still left at its far end,
 so they never include land beyond the walking distance.
 """
@@ -18,8 +18,6 @@ from affine import Affine
 
 from walkcover import coverage as cov
 
-#: Uncovered homes and land closer than this are drawn as one gap.
-MERGE_M = 10.0
 GAP_COLUMNS = [
     "standard",
     "rank",
@@ -31,21 +29,27 @@ GAP_COLUMNS = [
 ]
 
 
-def _cells_to_polygons(
-    points: np.ndarray, mask: np.ndarray, cell_m: float
-) -> list[shapely.Geometry]:
-    """Polygons of the grid cells (centres `points`) where `mask` is true."""
+def _grid(xmin: float, ymin: float, xmax: float, ymax: float, cell_m: float, pad: int = 2):
+    """An empty raster on the `cell_m` lattice covering the box, with `pad` spare cells around."""
+    c0 = int(np.floor(xmin / cell_m)) - pad
+    r0 = int(np.floor(ymin / cell_m)) - pad
+    c1 = int(np.floor(xmax / cell_m)) + pad
+    r1 = int(np.floor(ymax / cell_m)) + pad
+    grid = np.zeros((r1 - r0 + 1, c1 - c0 + 1), dtype=np.uint8)
+    return grid, Affine(cell_m, 0, c0 * cell_m, 0, -cell_m, (r1 + 1) * cell_m), c0, r1
+
+
+def _burn_points(grid: np.ndarray, c0: int, r1: int, points: np.ndarray, cell_m: float) -> None:
+    col = np.floor(shapely.get_x(points) / cell_m).astype(np.int64)
+    row = np.floor(shapely.get_y(points) / cell_m).astype(np.int64)
+    grid[r1 - row, col - c0] = 1
+
+
+def _polygons(grid: np.ndarray, transform: Affine) -> list[shapely.Geometry]:
     from rasterio.features import shapes
 
-    if not mask.any():
+    if not grid.any():
         return []
-    x, y = shapely.get_x(points[mask]), shapely.get_y(points[mask])
-    col = np.floor(x / cell_m).astype(np.int64)
-    row = np.floor(y / cell_m).astype(np.int64)
-    c0, r1 = col.min(), row.max()
-    grid = np.zeros((r1 - row.min() + 1, col.max() - c0 + 1), dtype=np.uint8)
-    grid[r1 - row, col - c0] = 1
-    transform = Affine(cell_m, 0, c0 * cell_m, 0, -cell_m, (r1 + 1) * cell_m)
     return [
         shapely.geometry.shape(g)
         for g, v in shapes(grid, mask=grid == 1, transform=transform)
@@ -80,22 +84,38 @@ def _gap_polygons(result, standard_id: str, district_id: str) -> gpd.GeoDataFram
     p = result.passes[standard_id]
     net = result.network
     _, pts, cells = result.lands.district_cells(std.denominator, district_id)
-    parts: list[shapely.Geometry] = []
+    cell_m = result.rules.land.cell_m
+    uncovered = np.zeros(len(pts), dtype=bool)
     if cells.n_items:
         dist = cov.demand_distances(net, cells, p.snaps, p.node_dist)
         uncovered = ~(dist <= result.thresholds(std, cells))
-        parts += _cells_to_polygons(pts, uncovered, result.rules.land.cell_m)
     d = result.demand
     mine = d[(d["district_id"] == district_id).to_numpy()]
     miss = mine[~mine[f"{standard_id}_covered"].to_numpy(dtype=bool)]
-    parts += list(shapely.make_valid(miss.geometry.to_numpy()))
-    if not parts:
+    foot = shapely.make_valid(miss.geometry.to_numpy())
+    if not uncovered.any() and not len(foot):
         return gpd.GeoDataFrame({c: [] for c in GAP_COLUMNS[:-1]}, geometry=[], crs=result.crs)
-    # Homes a few metres apart form one area: close gaps narrower than MERGE_M (a closing, which
-    # leaves a convex block exactly as it is).
-    grown = shapely.buffer(shapely.union_all(parts), MERGE_M / 2)
-    merged = shapely.get_parts(shapely.buffer(grown, -MERGE_M / 2))
-    merged = merged[shapely.get_type_id(merged) == 3]  # polygons (drop slivers of lower dimension)
+    # One raster on the land grid: the uncovered land cells and every cell an uncovered home
+    # touches; a closing joins areas less than a cell apart (a block stays exactly as it is).
+    from rasterio.features import rasterize
+    from scipy.ndimage import binary_closing
+
+    boxes = [shapely.bounds(shapely.union_all(foot))] if len(foot) else []
+    if uncovered.any():
+        ux, uy = shapely.get_x(pts[uncovered]), shapely.get_y(pts[uncovered])
+        boxes.append((ux.min(), uy.min(), ux.max(), uy.max()))
+    b = np.array(boxes)
+    grid, transform, c0, r1 = _grid(
+        b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max(), cell_m
+    )
+    if uncovered.any():
+        _burn_points(grid, c0, r1, pts[uncovered], cell_m)
+    if len(foot):
+        grid |= rasterize(
+            foot, out_shape=grid.shape, transform=transform, all_touched=True, dtype=np.uint8
+        )
+    grid = binary_closing(grid, structure=np.ones((3, 3), dtype=bool)).astype(np.uint8)
+    merged = np.array(_polygons(grid, transform), dtype=object)
     tree = shapely.STRtree(merged)
     rep = shapely.point_on_surface(miss.geometry.to_numpy())
     hit_unit, hit_gap = tree.query(rep, predicate="within")
@@ -220,10 +240,12 @@ def service_area(
         gx.shape
     )
     covered = ok[:-1, :-1] & ok[1:, :-1] & ok[:-1, 1:] & ok[1:, 1:]
-    centres = shapely.points(
-        (gx[:-1, :-1] + cell_m / 2).ravel(), (gy[:-1, :-1] + cell_m / 2).ravel()
-    )
-    pieces = _cells_to_polygons(centres, covered.ravel(), cell_m) + polys
-    if not pieces:
-        return shapely.Polygon()
-    return shapely.intersection(shapely.union_all(pieces), extent)
+    # Raster rows run north to south: flip the lattice (south to north) into image order.
+    grid = covered[::-1].astype(np.uint8)
+    transform = Affine(cell_m, 0, gx[0, 0], 0, -cell_m, gy[-1, 0])
+    if polys:  # the facilities' own grounds are within reach
+        from rasterio.features import rasterize
+
+        grid |= rasterize(polys, out_shape=grid.shape, transform=transform, dtype=np.uint8)
+    pieces = _polygons(grid, transform)
+    return shapely.multipolygons(pieces) if pieces else shapely.Polygon()

@@ -158,15 +158,19 @@ def district_map(
     *,
     proposed: gpd.GeoDataFrame | None = None,
     tiles: str | None = None,
-    max_units: int = 20_000,
+    max_footprints: int = 3_000,
+    max_units: int = 15_000,
     service_cell_m: float = 10.0,
 ) -> folium.Map:
     """The interactive map of one district: a toggleable layer per standard.
 
     Each standard's layer shows the homes coloured by distance band, the gaps, the land within
     walking distance, the facilities (popup: name, kind, ``osm_id``, how many homes have it as their
-    nearest, by band) and, where given, the proposed sites. Districts with more than `max_units`
-    homes show them as H3 hexagons instead of footprints, so the page stays fast.
+    nearest, by band) and, where given, the proposed sites. Homes are drawn as footprints up to
+    `max_footprints`, as dots up to `max_units`, and beyond that as H3 hexagons (resolution 9, about
+    350 m across) coloured by the band most of their residents fall in, so the page stays light:
+    each standard's layer repeats them (measured: a 144 km² district with 29,000 homes gives a
+    14 MB page; docs/benchmarks.md).
     """
     d_row = result.districts.set_index("district_id").loc[district_id]
     dgeom = result.districts.to_crs(result.crs).set_index("district_id").geometry[district_id]
@@ -188,7 +192,9 @@ def district_map(
         sa = areas.geometry[sid]
         if not shapely.is_empty(sa):
             folium.GeoJson(
-                _geojson(gpd.GeoDataFrame(geometry=[sa], crs=result.crs), simplify_m=2.0),
+                _geojson(
+                    gpd.GeoDataFrame(geometry=[sa], crs=result.crs), simplify_m=service_cell_m
+                ),
                 name=f"{sid} service area",
                 style_function=lambda _f: {
                     "fillColor": "#1f78b4",
@@ -205,10 +211,14 @@ def district_map(
             geometry=demand.geometry, crs=result.crs,
         )  # fmt: skip
         if len(units) > max_units:
-            units = _hexes(units, resolution=10)
+            units = _hexes(units, resolution=9)
+        elif len(units) > max_footprints:
+            units = units.assign(geometry=units.geometry.representative_point())
         if len(units):
+            dots = bool((units.geom_type == "Point").all())
             folium.GeoJson(
                 _geojson(units),
+                marker=folium.CircleMarker(radius=3, weight=0.5, fill=True) if dots else None,
                 style_function=lambda f: {
                     "fillColor": BANDS[f["properties"]["band"]][0],
                     "color": BANDS[f["properties"]["band"]][0],
@@ -224,7 +234,10 @@ def district_map(
         if len(gaps):
             folium.GeoJson(
                 _geojson(
-                    gaps[["rank", "residents_uncovered", "area_m2", "dist_m_at_centre", "geometry"]]
+                    gaps[
+                        ["rank", "residents_uncovered", "area_m2", "dist_m_at_centre", "geometry"]
+                    ],
+                    simplify_m=result.rules.land.cell_m,
                 ),
                 style_function=lambda _f: {
                     "color": "#b2182b",
@@ -313,7 +326,7 @@ def _hexes(units: gpd.GeoDataFrame, *, resolution: int) -> gpd.GeoDataFrame:
     ]
     out = gpd.GeoDataFrame(
         {"osm_id": top["cell"].to_numpy(), "residents": tot.reindex(top["cell"]).round(0).to_numpy(),
-         "dist_m": np.nan, "band": top["band"].to_numpy(), "status": "H3 cell (majority band)"},
+         "dist_m": np.nan, "band": top["band"].to_numpy(), "status": "H3 hexagon"},
         geometry=polys, crs=4326,
     )  # fmt: skip
     return out.to_crs(units.crs)
