@@ -146,7 +146,7 @@ def _legend(result, district_label: str, with_sites: bool) -> str:
         "padding:8px 10px;border:1px solid #999;border-radius:4px;font:12px/1.4 sans-serif;max-width:460px;"
         "max-height:45%;overflow:auto'>"
         f"<div style='font-weight:bold;margin-bottom:4px'>{html.escape(district_label)}{sample}</div>"
-        f"{rows}{extra}<div style='margin-top:4px'>{stds}</div>"
+        f"{rows}{extra}<details open style='margin-top:4px'><summary>standards and plan citations · 标准与依据</summary>{stds}</details>"
         "<div style='color:#555;margin-top:4px'>Walking distance over OpenStreetMap streets · 沿街道步行距离；"
         f"{html.escape(result.rules.document)} {html.escape(result.rules.title)}</div></div>"
     )
