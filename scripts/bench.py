@@ -204,7 +204,13 @@ def main() -> None:
         f"{pipeline_s:.1f} s wall time.",
         "",
     ]
-    args.out.write_text("\n".join(md), encoding="utf-8")
+    # Keep the sections other scripts append (scripts/bench_pipeline.py).
+    kept = ""
+    if args.out.exists():
+        old = args.out.read_text(encoding="utf-8")
+        cut = old.find("\n## Whole pipeline at district scale")
+        kept = old[cut:] if cut >= 0 else ""
+    args.out.write_text("\n".join(md) + kept, encoding="utf-8")
     print(f"wrote {args.out}")
 
 
