@@ -151,3 +151,54 @@ def test_projected_file_and_run_uses_imports_merging_duplicates(osm_toilets, tmp
     fac = result.facilities
     assert (fac["matched_by"] == "imported from plots.gpkg").sum() == 1  # the duplicate merged away
     assert len(fac) == len(osm_toilets) + 1
+
+
+def test_without_osm_facilities_the_streets_betray_gcj02(tmp_path, data_home):
+    import pyproj
+    from shapely.geometry import box
+
+    from conftest import LOCAL_CRS, write_city
+
+    # A hand-made Zhengzhou neighbourhood: three streets 1 km apart, and no toilets in OSM.
+    nodes = {1: (0, 0), 2: (3000, 0), 3: (0, 1000), 4: (3000, 1000), 5: (0, 2000), 6: (3000, 2000)}
+    ways = [(10, [1, 2], {"highway": "residential"}), (11, [3, 4], {"highway": "residential"}),
+            (12, [5, 6], {"highway": "residential"})]  # fmt: skip
+    cfg, _ = write_city(tmp_path, nodes=nodes, ways=ways, district=box(-500, -500, 3500, 2500))
+    # Toilets on those streets, exported from Amap: GCJ-02.
+    to_ll = pyproj.Transformer.from_crs(LOCAL_CRS, 4326, always_xy=True)
+    x = np.array([300.0, 900.0, 1500.0, 2100.0, 2700.0, 600.0, 1800.0])
+    y = np.array([0.0, 1000.0, 2000.0, 0.0, 1000.0, 2000.0, 0.0])
+    lon, lat = to_ll.transform(x, y)
+    glon, glat = coords.wgs84_to_gcj02(lon, lat)
+    csv = tmp_path / "amap_toilets.csv"
+    pd.DataFrame({"名称": [f"公厕{i}" for i in range(len(x))], "经度": glon, "纬度": glat}).to_csv(
+        csv, index=False
+    )
+    args = ["import", str(csv), "--city", str(cfg), "--standard", "toilet", "--no-cache"]
+    res = runner.invoke(app, args)
+    text = " ".join(res.output.split())
+    assert res.exit_code == 2, res.output
+    assert "probably gcj02" in text and "--coords gcj02" in text
+    assert not imported_path("handmade", "toilet").exists()
+    res = runner.invoke(app, [*args, "--coords", "gcj02"])
+    assert res.exit_code == 0, res.output
+    stored = gpd.read_file(imported_path("handmade", "toilet"))
+    d = [
+        GEOD.inv(a, b, c, e)[2]
+        for a, b, c, e in zip(stored.geometry.x, stored.geometry.y, lon, lat)
+    ]
+    assert max(d) < 0.05
+
+
+def test_shapefile_in_cgcs2000_imports(tmp_path):
+    pts = gpd.GeoDataFrame(
+        {"名称": ["公厕A", "公厕B"]},
+        geometry=gpd.points_from_xy([113.64, 113.66], [34.74, 34.76]),
+        crs=4326,
+    ).to_crs("EPSG:4547")
+    shp = tmp_path / "toilets.shp"
+    pts.to_file(shp, encoding="utf-8")
+    got = read_facility_file(shp)
+    assert list(got["name"]) == ["公厕A", "公厕B"]
+    np.testing.assert_allclose(got.geometry.x, [113.64, 113.66], atol=1e-7)
+    np.testing.assert_allclose(got.geometry.y, [34.74, 34.76], atol=1e-7)

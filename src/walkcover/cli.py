@@ -396,8 +396,15 @@ def import_command(
             file, coords=coords, name_col=name_col, lon_col=lon_col, lat_col=lat_col
         )
         if check:
-            ff.check_points(points, the_city, std, file_name=file.name, source=source,
-                            cache_dir=None if no_cache else (cache_dir or default_cache_dir()))  # fmt: skip
+            ff.check_points(
+                points,
+                the_city,
+                std,
+                file_name=file.name,
+                source=source,
+                coords=coords.strip().lower(),
+                cache_dir=None if no_cache else (cache_dir or default_cache_dir()),
+            )
         path = ff.write_import(points, the_city.id, std.id, overwrite=overwrite)
     except WalkcoverError as exc:
         _fail(exc)

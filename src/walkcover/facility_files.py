@@ -312,8 +312,10 @@ def check_points(
     file_name: str,
     source: Path | None,
     cache_dir: Path | None,
+    coords: str = "wgs84",
 ) -> None:
-    """Refuse points that lie outside the city or sit off OpenStreetMap in one consistent direction.
+    """Refuse points that lie outside the city, sit off OpenStreetMap in one consistent direction,
+    or sit far from the streets unless read in another Chinese datum.
 
     Raises
     ------
@@ -353,3 +355,39 @@ def check_points(
     shift = detect_shift(points, reference, crs)
     if shift is not None:
         raise FacilityFileError(shift_message(file_name, *shift))
+    if coords in ("wgs84", "gcj02", "bd09"):
+        better = better_datum(points, coords, layers.streets, crs)
+        if better is not None:
+            datum, declared_m, better_m = better
+            raise FacilityFileError(
+                f"{file_name}: read as {coords} its points sit a median {declared_m:.0f} m from the nearest street; "
+                f"read as {datum} they sit {better_m:.0f} m from it. The file is probably {datum}: pass "
+                f"--coords {datum}; nothing was imported"
+            )
+
+
+def better_datum(points: gpd.GeoDataFrame, declared: str, streets: gpd.GeoDataFrame, crs):
+    """Another Chinese datum under which the points sit much closer to the streets, if any.
+
+    Returns ``(datum, median metres as declared, median metres under that datum)`` when the points
+    sit more than 40 m from the streets as declared and under 40% of that under another datum.
+    """
+    if not len(streets) or not len(points):
+        return None
+    lines = streets.to_crs(crs).geometry.to_numpy()
+    tree = shapely.STRtree(lines)
+    raw = cc.from_wgs84(points.geometry.x.to_numpy(), points.geometry.y.to_numpy(), declared)  # type: ignore[arg-type]
+
+    def median_m(lon: np.ndarray, lat: np.ndarray) -> float:
+        pts = gpd.GeoSeries(shapely.points(lon, lat), crs=4326).to_crs(crs).to_numpy()
+        _, dist = tree.query_nearest(pts, return_distance=True, all_matches=False)
+        return float(np.median(dist))
+
+    as_declared = median_m(points.geometry.x.to_numpy(), points.geometry.y.to_numpy())
+    if as_declared <= 40:
+        return None
+    options = {
+        d: median_m(*cc.to_wgs84(*raw, d)) for d in ("wgs84", "gcj02", "bd09") if d != declared
+    }
+    datum, best = min(options.items(), key=lambda kv: kv[1])
+    return (datum, as_declared, best) if best < 0.4 * as_declared else None

