@@ -29,12 +29,12 @@ from walkcover.demand import (
 )
 from walkcover.facilities import access_geometries, features_matching, select_facilities
 from walkcover.facility_files import imported_facilities, merge_sources
-from walkcover.indicators import CONTEXTS, SUMMARY_COLUMNS, district_indicators, district_summary
-from walkcover.network import Network, network_from_streets, walkable_streets
+from walkcover.indicators import SUMMARY_COLUMNS, district_indicators, district_summary
+from walkcover.network import Network, build_network, walkable_streets
 from walkcover.population import allocate_raster, read_totals, scale_to_totals
 from walkcover.sources import OSMLayers, OSMQuery, load_osm
 from walkcover.standards import Standard, StandardSet
-from walkcover.street_context import classify_edges, unit_context, unit_thresholds
+from walkcover.street_context import classify_edges, context_radii, unit_context, unit_thresholds
 from walkcover.study_area import City, working_crs
 
 log = logging.getLogger(__name__)
@@ -192,10 +192,8 @@ def assess_layers(
     streets = layers.streets.to_crs(crs)
 
     step("building the walk network")
-    network = network_from_streets(
-        layers.streets,
-        crs=crs,
-        walk_highways=query.walk_highways,
+    network = build_network(
+        walkable_streets(streets, walk_highways=query.walk_highways),
         min_island_m=cfg.network.min_island_m,
     )
     notes: list[str] = []
@@ -357,8 +355,7 @@ def _edge_tags(network: Network) -> pd.DataFrame:
 def _edge_cover(network, fac_snaps, node_dist, std, context):
     if context is None or not std.context_thresholds_m:
         return None
-    radius = np.array([std.context_thresholds_m.get(c, std.threshold_m) for c in context])
-    return cov.covered_length_m(network, fac_snaps, node_dist, radius)
+    return cov.covered_length_m(network, fac_snaps, node_dist, context_radii(std, context))
 
 
 def _safe(network, streets, features, edge_tags, rules, demand, demand_snaps, extent):
@@ -521,10 +518,12 @@ def _concat_facilities(frames: list[gpd.GeoDataFrame], crs) -> gpd.GeoDataFrame:
 
 
 __all__ = [
-    "CONTEXTS",
+    "FACILITY_OUTPUT_COLUMNS",
     "Assessment",
+    "StandardPass",
     "assess",
+    "assess_layers",
     "search_limit_m",
     "study_polygon",
-    "walkable_streets",
+    "study_query",
 ]

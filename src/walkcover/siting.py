@@ -479,19 +479,18 @@ def proposed_sites(cm: CoverageMatrix, result: SitingResult, *, standard: str) -
 
 
 def _district_units(result, standard_id: str, district_id: str):
-    std = next((s for s in result.standards if s.id == standard_id), None)
-    if std is None:
-        raise SitingError(f"standard {standard_id!r} was not measured in this run")
+    """The standard, the district's homes, their snaps and their radii (context radii included)."""
+    try:
+        std = result.standard(standard_id)
+    except KeyError as exc:
+        raise SitingError(str(exc.args[0])) from None
     d = result.demand
     mine = d[(d["district_id"] == district_id).to_numpy()].reset_index(drop=True)
-    if f"{standard_id}_context" in mine and std.context_thresholds_m:
-        thr = mine[f"{standard_id}_context"].map(
-            lambda c: std.context_thresholds_m.get(c, std.threshold_m)
-        )
-        thr = thr.to_numpy(dtype=float)
-    else:
-        thr = np.full(len(mine), std.threshold_m)
-    return std, mine, thr
+    snaps = cov.snap(
+        result.network, mine.geometry, max_snap_m=result.city.config.network.max_snap_m
+    )
+    thr = np.broadcast_to(np.asarray(result.thresholds(std, snaps), dtype=float), (len(mine),))
+    return std, mine, snaps, thr
 
 
 def district_coverage_matrix(
@@ -508,7 +507,7 @@ def district_coverage_matrix(
     """
     from walkcover.land import land_union
 
-    _, mine, thr = _district_units(result, standard_id, district_id)
+    _, mine, snaps, thr = _district_units(result, standard_id, district_id)
     cfg = result.city.config
     dgeom = result.districts.to_crs(result.crs).set_index("district_id").geometry[district_id]
     covered = mine[f"{standard_id}_covered"].to_numpy(dtype=bool)
@@ -520,7 +519,6 @@ def district_coverage_matrix(
             result.network, dgeom, mine.geometry[~covered], reach_m=float(thr.max()) if len(thr) else 0.0,
             spacing_m=cfg.siting.spacing_m, no_go=water,
         )  # fmt: skip
-    snaps = cov.snap(result.network, mine.geometry, max_snap_m=cfg.network.max_snap_m)
     return coverage_matrix(
         result.network, cands, snaps, mine["residents"].to_numpy(), covered, thr,
         max_snap_m=cfg.network.max_snap_m,
@@ -535,17 +533,15 @@ def coverage_with_sites(
 ) -> float:
     """Residents covered (%) in the district when `sites` are added to the existing facilities,
     measured afresh with the engine `run` uses."""
-    from walkcover.facilities import access_geometries, select_facilities
-
-    std, mine, thr = _district_units(result, standard_id, district_id)
-    snap_m = result.city.config.network.max_snap_m
-    fac = select_facilities(result.features, std)
-    counted = fac[fac["counts"].to_numpy(dtype=bool)].reset_index(drop=True)
-    access, _ = access_geometries(counted, result.features, std)
-    geoms = np.concatenate([access.to_numpy(), sites.to_crs(result.crs).to_numpy()])
-    f = cov.snap(result.network, geoms, max_snap_m=snap_m, reach_polygon_edges=True)
-    d = cov.snap(result.network, mine.geometry, max_snap_m=snap_m)
-    limit = std.max_threshold_m * result.city.config.network.search_factor
-    res = cov.measure(result.network, d, f, threshold_m=thr, limit_m=limit)
+    _, mine, d, thr = _district_units(result, standard_id, district_id)
+    p = result.passes[standard_id]  # the facilities `run` used, imported ones included
+    geoms = np.concatenate([p.access.to_numpy(), sites.to_crs(result.crs).to_numpy()])
+    f = cov.snap(
+        result.network,
+        geoms,
+        max_snap_m=result.city.config.network.max_snap_m,
+        reach_polygon_edges=True,
+    )
+    res = cov.measure(result.network, d, f, threshold_m=thr, limit_m=p.limit_m)
     w = mine["residents"].to_numpy(dtype=float)
     return 100.0 * float(w[res["covered"].to_numpy()].sum()) / float(w.sum())

@@ -39,14 +39,20 @@ def unit_context(context: np.ndarray, snaps: cov.Snaps, std: Standard) -> np.nda
     return out
 
 
+def context_radii(std: Standard, contexts: np.ndarray) -> np.ndarray:
+    """The standard's radius for each street context (its one threshold for an unknown context)."""
+    return np.array(
+        [std.context_thresholds_m.get(c, std.threshold_m) for c in contexts], dtype=float
+    )
+
+
 def unit_thresholds(
     std: Standard, context: np.ndarray | None, snaps: cov.Snaps
 ) -> np.ndarray | float:
     """Each item's radius: the radius of its street's context, or the standard's one threshold."""
     if context is None or not std.context_thresholds_m:
         return std.threshold_m
-    ctx = unit_context(context, snaps, std)
-    return np.array([std.context_thresholds_m.get(c, std.threshold_m) for c in ctx])
+    return context_radii(std, unit_context(context, snaps, std))
 
 
 def classify_edges(
