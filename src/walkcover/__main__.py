@@ -1,5 +1,5 @@
 """``python -m walkcover`` runs the command line."""
 
-from walkcover.cli import app
+from walkcover.cli import entry
 
-app(prog_name="walkcover")
+entry()

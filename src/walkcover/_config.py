@@ -12,14 +12,67 @@ from walkcover._errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
 
+#: A standards or city file is a few kilobytes; anything this large is not one.
+MAX_YAML_BYTES = 1_000_000
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing anchors and aliases and duplicate keys.
+
+    Configs are shared between bureaus: an alias bomb (a few lines that expand to billions of
+    nodes) must not exhaust memory, and a repeated key (a second ``toilet:``) must not silently
+    replace the first.
+    """
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                "anchors and aliases (&name, *name) are not allowed in walkcover files; write "
+                "the values out",
+                event.start_mark,
+            )
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node)
+            except TypeError:  # an unhashable key; PyYAML reports it below
+                continue
+            if first is not key_node:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"duplicate key {key!r} (first at line {first.start_mark.line + 1}); each key "
+                    "may appear once: remove or rename one",
+                    key_node.start_mark,
+                )
+        return super().construct_mapping(node, deep=deep)
+
 
 def read_yaml(path: Path, *, what: str) -> dict[str, Any]:
-    """Read a YAML mapping, turning every failure into a `ConfigError` that names the file."""
+    """Read a YAML mapping, turning every failure into a `ConfigError` that names the file.
+
+    Anchors, aliases, duplicate keys and files over `MAX_YAML_BYTES` are refused.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{what} file {str(path)!r} is a folder; pass a YAML file")
     if not path.is_file():
         raise ConfigError(f"{what} file {str(path)!r} does not exist; pass an existing YAML file")
+    size = path.stat().st_size
+    if size > MAX_YAML_BYTES:
+        raise ConfigError(
+            f"{what} file {str(path)!r} is {size / 1e6:.1f} MB; a {what} file is a few kilobytes "
+            f"(limit {MAX_YAML_BYTES / 1e6:g} MB): pass the right file"
+        )
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -27,6 +80,8 @@ def read_yaml(path: Path, *, what: str) -> dict[str, Any]:
         raise ConfigError(f"{what} file {str(path)!r} is not valid YAML{where}: {problem}") from exc
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{what} file {str(path)!r} is not UTF-8 text: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"{what} file {str(path)!r} cannot be read: {exc.strerror}") from exc
     if not isinstance(data, dict):
         raise ConfigError(
             f"{what} file {str(path)!r} must hold a YAML mapping at the top level, "

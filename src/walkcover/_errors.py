@@ -26,3 +26,19 @@ class DistrictNotFoundError(WalkcoverError, KeyError):
 
 class OutputExistsError(WalkcoverError, FileExistsError):
     """An output file exists and overwriting was not requested."""
+
+
+class OutputLockedError(WalkcoverError, BlockingIOError):
+    """Another walkcover run holds the output folder."""
+
+
+class OutputFolderError(WalkcoverError, OSError):
+    """An output or cache folder cannot be used (not a folder, not writable, disk full)."""
+
+
+class RunIncompleteError(WalkcoverError, RuntimeError):
+    """Some outputs of a run could not be written; `files` holds what was (and what failed)."""
+
+    def __init__(self, files: object, message: str) -> None:
+        super().__init__(message)
+        self.files = files

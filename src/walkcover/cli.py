@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import signal
+import traceback
+import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
-from walkcover._errors import WalkcoverError
+from walkcover._atomic import check_writable_folder
+from walkcover._errors import RunIncompleteError, WalkcoverError
+from walkcover._escape import terminal
+from walkcover._lock import output_lock
 from walkcover._paths import cache_dir as default_cache_dir
 from walkcover.sources import source_spec
 
@@ -28,8 +36,12 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out_console = Console()
-err_console = Console(stderr=True)
+# Markup off: a district called "[/b]" or "[north]" is printed as it is, not read as a Rich tag.
+# Text from data also goes through `terminal`, which shows control characters instead of obeying them.
+out_console = Console(markup=False)
+err_console = Console(stderr=True, markup=False)
+_state = {"verbose": 0}
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @app.callback()
@@ -40,8 +52,67 @@ def main(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
 ) -> None:
     """walkcover: where people cannot reach the services their city promised them."""
+    _state["verbose"] = verbose
     level = logging.ERROR if quiet else (logging.WARNING - 10 * min(verbose, 2))
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+def entry() -> None:
+    """The ``walkcover`` console script: `app`, with ``SIGTERM`` turned into an orderly exit so that
+    staging folders and temporary files are removed (a ``SIGKILL`` leaves them for the next run's
+    lock holder to clean, see `walkcover._atomic.recover`)."""
+
+    def stop(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    app(prog_name="walkcover")
+
+
+def _guarded(command: F) -> F:
+    """Every failure of a command becomes one line on stderr and exit code 2 (with ``-v``, also
+    the traceback); nothing but `typer.Exit` escapes as a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            with warnings.catch_warnings():
+                # walkcover's own warnings (a repaired boundary, repeated import rows) are shown
+                # every time, as one line each
+                warnings.filterwarnings("always", category=UserWarning, module=r"walkcover(\.|$)")
+                warnings.showwarning = _show_warning
+                return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            err_console.print(
+                "interrupted: finished outputs are complete; nothing half-written was kept"
+            )
+            raise typer.Exit(code=130) from None
+        except Exception as exc:
+            _fail(exc)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _show_warning(message: Warning | str, *_args: object, **_kwargs: object) -> None:
+    err_console.print(
+        Text.assemble(("warning: ", "yellow"), terminal(" ".join(str(message).split())))
+    )
+
+
+def _preflight(
+    *, out: Path | None = None, cache: Path | None = None, tiles: str | None = None
+) -> None:
+    """Check the folders and options a command will need, before any computation."""
+    if out is not None:
+        check_writable_folder(out, option="--out")
+    if cache is not None:
+        check_writable_folder(cache, option="--cache-dir")
+    if tiles is not None:
+        from walkcover.maps import check_tiles
+
+        check_tiles(tiles)
 
 
 CityOpt = Annotated[str, typer.Option(help="City name (zhengzhou, helsinki-sample) or YAML file.")]
@@ -94,13 +165,13 @@ def _assess(
             )
         the_city, diff = replace_boundaries(the_city, boundaries, name_field=name_field)
         table = Table(
-            title=f"Boundaries from {boundaries.name} against the bundled ones",
+            title=terminal(f"Boundaries from {boundaries.name} against the bundled ones"),
             title_justify="left",
         )
         for col in diff.columns:
             table.add_column(col)
         for r in diff.itertuples(index=False):
-            table.add_row(*["" if v != v else str(v) for v in r])
+            table.add_row(*["" if v != v else terminal(v) for v in r])
         err_console.print(table)
     chosen = resolve_districts(the_city, district)
     std_set = load_standards(standards)
@@ -129,6 +200,7 @@ def _assess(
 
 
 @app.command()
+@_guarded
 def run(
     city: CityOpt,
     out: Annotated[Path, typer.Option(help="Output folder.")],
@@ -150,13 +222,15 @@ def run(
 ) -> None:
     """Measure coverage per district and standard; write GeoPackages, summary.csv,
     district_indicators.csv and interactive maps."""
-    from walkcover.outputs import check_outputs, planned_outputs, write_maps, write_outputs
+    from walkcover.outputs import check_outputs, planned_outputs, write_run
 
     def refuse_existing(the_city: City, chosen: gpd.GeoDataFrame) -> None:
         check_outputs(planned_outputs(out, the_city.id, list(chosen["slug"])), overwrite=overwrite)
 
-    try:
-        cache = None if no_cache else (cache_dir or default_cache_dir())
+    cache = None if no_cache else (cache_dir or default_cache_dir())
+    _preflight(out=out, cache=cache, tiles=tiles if maps else None)
+    with output_lock(out, command="run") as repairs:
+        _print_repairs(repairs)
         result = _assess(
             city,
             district,
@@ -169,15 +243,16 @@ def run(
             boundaries=boundaries,
             name_field=name_field,
         )
-        written = write_outputs(result, out, overwrite=overwrite, excel=excel)
-        if maps:
-            written += write_maps(result, out, tiles=tiles)
-    except WalkcoverError as exc:
-        _fail(exc)
-    _print_summary(result, written)
+        try:
+            files = write_run(result, out, overwrite=overwrite, excel=excel, maps=maps, tiles=tiles)
+        except RunIncompleteError as exc:
+            _print_summary(result, exc.files.written, removed=exc.files.removed)
+            raise
+    _print_summary(result, files.written, removed=files.removed)
 
 
 @app.command()
+@_guarded
 def report(
     city: CityOpt,
     out: Annotated[Path, typer.Option(help="Output folder (the one `run` and `site` wrote to).")],
@@ -192,21 +267,18 @@ def report(
 ) -> None:
     """Write per district an HTML report and its PDF (summary against targets, charts, static maps,
     the ten largest gaps, proposed sites, methods) and a city index page comparing districts."""
-    from walkcover.outputs import (
-        check_outputs,
-        district_dir,
-        read_proposed,
-        write_maps,
-    )
+    from walkcover.outputs import check_outputs, district_dir, write_report_sets
 
     def refuse_existing(the_city: City, chosen: gpd.GeoDataFrame) -> None:
         paths = [district_dir(out, the_city.id, s) / "report.pdf" for s in chosen["slug"]]
         check_outputs([*paths, Path(out) / the_city.id / "index.html"], overwrite=overwrite)
 
-    try:
-        from walkcover.report import write_reports
+    import walkcover.report  # noqa: F401 - fails early, with the install command, without the extra
 
-        cache = None if no_cache else (cache_dir or default_cache_dir())
+    cache = None if no_cache else (cache_dir or default_cache_dir())
+    _preflight(out=out, cache=cache, tiles=tiles)
+    with output_lock(out, command="report") as repairs:
+        _print_repairs(repairs)
         result = _assess(
             city,
             district,
@@ -217,21 +289,16 @@ def report(
             cache,
             before=refuse_existing,
         )
-        written = write_maps(result, out, tiles=tiles)
-        proposed = {
-            d["district_id"]: p
-            for _, d in result.districts.iterrows()
-            if (p := read_proposed(out, result.city.id, d["slug"])) is not None
-        }
-        written += write_reports(result, out, proposed=proposed)
-    except (WalkcoverError, ImportError) as exc:
-        _fail(exc)
-    for p in written:
-        if p.suffix in {".html", ".pdf"}:
-            out_console.print(f"wrote {p}", highlight=False)
+        try:
+            files = write_report_sets(result, out, tiles=tiles)
+        except RunIncompleteError as exc:
+            _print_written(exc.files.written)
+            raise
+    _print_written(files.written)
 
 
 @app.command()
+@_guarded
 def explain(
     city: CityOpt,
     district: Annotated[str, typer.Option(help="District: Chinese or English name or code.")],
@@ -245,21 +312,16 @@ def explain(
     """Print how one district's figures for one standard were made."""
     from walkcover.explanation import explanation
 
-    try:
-        if (
-            district.strip().lower() == "all"
-            or standard.strip().lower() == "all"
-            or "," in standard
-        ):
-            raise WalkcoverError("explain takes one district and one standard, not 'all' or a list")
-        cache = None if no_cache else (cache_dir or default_cache_dir())
-        result = _assess(city, district, standard, standards, source, population_raster, cache)
-    except WalkcoverError as exc:
-        _fail(exc)
-    out_console.print(explanation(result), highlight=False)
+    if district.strip().lower() == "all" or standard.strip().lower() == "all" or "," in standard:
+        raise WalkcoverError("explain takes one district and one standard, not 'all' or a list")
+    cache = None if no_cache else (cache_dir or default_cache_dir())
+    _preflight(cache=cache)
+    result = _assess(city, district, standard, standards, source, population_raster, cache)
+    out_console.print(terminal(explanation(result)))
 
 
 @app.command("site")
+@_guarded
 def site_command(
     city: CityOpt,
     district: DistrictOpt,
@@ -288,16 +350,23 @@ def site_command(
     from walkcover import siting
     from walkcover.outputs import write_proposed_sites
 
-    try:
-        if (target is None) == (k is None):
-            raise WalkcoverError(
-                "give exactly one of --target PCT (fewest new sites) or --k K (best K sites)"
-            )
-        if standard.strip().lower() == "all" or "," in standard:
-            raise WalkcoverError("site takes one standard, e.g. --standard toilet")
-        cache = None if no_cache else (cache_dir or default_cache_dir())
+    if (target is None) == (k is None):
+        raise WalkcoverError(
+            "give exactly one of --target PCT (fewest new sites) or --k K (best K sites)"
+        )
+    if standard.strip().lower() == "all" or "," in standard:
+        raise WalkcoverError("site takes one standard, e.g. --standard toilet")
+    if time_limit is not None and not time_limit > 0:
+        raise WalkcoverError(
+            f"--time-limit {time_limit:g}: give the seconds HiGHS may search as a positive number, "
+            "e.g. --time-limit 60 (or leave it out for the city config's)"
+        )
+    cache = None if no_cache else (cache_dir or default_cache_dir())
+    _preflight(out=out, cache=cache)
+    with output_lock(out, command="site") as repairs:
+        _print_repairs(repairs)
         result = _assess(city, district, standard, standards, source, population_raster, cache)
-        limit = time_limit or result.city.config.siting.time_limit_s
+        limit = time_limit if time_limit is not None else result.city.config.siting.time_limit_s
         rows, written = [], []
         for _, drow in result.districts.iterrows():
             did = drow["district_id"]
@@ -319,8 +388,6 @@ def site_command(
             after = float(sites["cumulative_coverage_pct"].iloc[-1]) if len(sites) else before
             rows.append((drow, before, after, len(sites), res.method, res.mip_gap))
             written += write_proposed_sites(result, drow, sites, out, overwrite=overwrite)
-    except WalkcoverError as exc:
-        _fail(exc)
     _print_siting(result, standard, rows, written, target_given=target is not None)
 
 
@@ -329,7 +396,9 @@ def _print_siting(
 ) -> None:
     std = next(s for s in result.standards if s.id == standard)
     table = Table(
-        title=f"{std.name} {std.name_zh}: new sites (residents within {std.threshold_m:g} m)",
+        title=terminal(
+            f"{std.name} {std.name_zh}: new sites (residents within {std.threshold_m:g} m)"
+        ),
         title_justify="left",
     )
     for col in ("district", "before %", "after %", "new sites", "how", "gap"):
@@ -338,8 +407,8 @@ def _print_siting(
     for drow, before, after, n, how, gap in rows:
         total += n
         table.add_row(
-            f"{drow['name']} ({drow['slug']})", f"{before:.1f}", "n/a" if after != after else f"{after:.1f}",
-            str(n), how, "" if gap != gap else f"{100 * gap:.2f}%",
+            terminal(f"{drow['name']} ({drow['slug']})"), f"{before:.1f}", "n/a" if after != after else f"{after:.1f}",
+            str(n), terminal(how), "" if gap != gap else f"{100 * gap:.2f}%",
         )  # fmt: skip
     out_console.print(table)
     if len(rows) > 1:
@@ -351,12 +420,12 @@ def _print_siting(
         out_console.print(f"new {standard} sites {how}, all these districts together: {total}")
     if std.plan_new is not None:
         p = std.plan_new
-        out_console.print(f"the plan orders {p.count:,} ({p.scope}; {p.section})", highlight=False)
-    for p in written:
-        out_console.print(f"wrote {p}", highlight=False)
+        out_console.print(terminal(f"the plan orders {p.count:,} ({p.scope}; {p.section})"))
+    _print_written(written)
 
 
 @app.command("import")
+@_guarded
 def import_command(
     file: Annotated[Path, typer.Argument(help="CSV, Excel, GeoJSON, Shapefile or GeoPackage.")],
     city: CityOpt,
@@ -374,6 +443,12 @@ def import_command(
         str | None, typer.Option(help="Latitude / y column (default: 纬度, lat, y).")
     ] = None,
     source: SourceOpt = None,
+    encoding: Annotated[
+        str | None,
+        typer.Option(
+            help="Text encoding of a CSV (default: detected; UTF-8, GBK or Windows-1252)."
+        ),
+    ] = None,
     check: Annotated[
         bool, typer.Option(help="Check the points against OpenStreetMap for a datum shift.")
     ] = True,
@@ -393,7 +468,12 @@ def import_command(
         the_city = load_city(city)
         std = load_standards().select([standard])[0]
         points = ff.read_facility_file(
-            file, coords=coords, name_col=name_col, lon_col=lon_col, lat_col=lat_col
+            file,
+            coords=coords,
+            name_col=name_col,
+            lon_col=lon_col,
+            lat_col=lat_col,
+            encoding=encoding,
         )
         if check:
             ff.check_points(
@@ -411,17 +491,26 @@ def import_command(
     src = the_city.config.facilities.get(std.id)
     use = src.source if src else "osm"
     out_console.print(
-        f"imported {len(points)} {std.id} facilities from {file.name} ({coords}) into {path}",
-        highlight=False,
+        terminal(
+            f"imported {len(points)} {std.id} facilities from {file.name} ({coords}) into {path}"
+        )
     )
+    if points.attrs.get("encoding") and not encoding:
+        out_console.print(
+            terminal(
+                f"read {file.name} as {points.attrs['encoding']} text (detected); "
+                "pass --encoding to choose another"
+            )
+        )
     if use == "osm":
         out_console.print(
             f"note: the city config takes {std.id} facilities from OSM only; set facilities.{std.id}.source to "
-            "files or both in the city config for run to use this import", highlight=False,
+            "files or both in the city config for run to use this import",
         )  # fmt: skip
 
 
 @app.command()
+@_guarded
 def fetch(
     city: CityOpt,
     district: DistrictOpt = "all",
@@ -475,20 +564,51 @@ def fetch(
             cut = cut_pbf(path, polygon, cache / "extracts" / f"{the_city.id}-{name}.osm.pbf")
     except WalkcoverError as exc:
         _fail(exc)
-    out_console.print(f"downloaded and verified {path}", highlight=False)
-    out_console.print(f"cut out {cut} ({cut.stat().st_size / 1e6:.1f} MB)", highlight=False)
+    out_console.print(terminal(f"downloaded and verified {path}"))
+    out_console.print(terminal(f"cut out {cut} ({cut.stat().st_size / 1e6:.1f} MB)"))
     scope = "" if name == "all" else f" --district {chosen['slug'].iloc[0]}"
     out_console.print(
-        f"next: walkcover run --city {the_city.id}{scope} --source {cut} --out out", highlight=False
+        terminal(f"next: walkcover run --city {the_city.id}{scope} --source {cut} --out out")
     )
 
 
-def _fail(exc: Exception) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+def _fail(exc: BaseException) -> NoReturn:
+    """Print `exc` as one error line (a config's list of problems keeps one line per problem)."""
+    if _state["verbose"]:
+        err_console.print(Text("".join(traceback.format_exception(exc)), style="dim"))
+    if isinstance(exc, WalkcoverError):
+        message = str(exc)
+    elif isinstance(exc, ImportError):
+        message = f"{exc}; install what is missing, e.g. pip install -e '.[report]'"
+    elif isinstance(exc, MemoryError):
+        message = "out of memory; run fewer districts at a time (--district) or on a larger machine"
+    elif isinstance(exc, OSError):
+        from walkcover.outputs import failure_reason
+
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        message = f"{where}{failure_reason(exc)}"
+    else:
+        message = (
+            f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())}; this is a walkcover "
+            "bug: run again with -v and report the traceback"
+        )
+    err_console.print(Text.assemble(("error: ", "bold red"), terminal(message)), soft_wrap=True)
     raise typer.Exit(code=2) from None
 
 
-def _print_summary(result: Assessment, written: list[Path]) -> None:
+def _print_repairs(repairs: list[str]) -> None:
+    for r in repairs:
+        err_console.print(f"note: {terminal(r)}")
+
+
+def _print_written(paths: list[Path]) -> None:
+    for p in paths:
+        out_console.print(f"wrote {terminal(p)}")
+
+
+def _print_summary(
+    result: Assessment, written: list[Path], *, removed: list[Path] | None = None
+) -> None:
     city = result.city.config
     sample = (
         " (SAMPLE districts, not administrative units)"
@@ -496,13 +616,18 @@ def _print_summary(result: Assessment, written: list[Path]) -> None:
         else ""
     )
     out_console.print(
-        f"[bold]{city.name} / {city.name_en}[/]: residents within walking distance{sample}"
+        Text.assemble(
+            (terminal(f"{city.name} / {city.name_en}"), "bold"),
+            f": residents within walking distance{sample}",
+        )
     )
     for district, rows in result.summary.groupby("district", sort=False):
         first = rows.iloc[0]
         table = Table(
-            title=f"{first.district_name} / {first.district_name_en} ({district}): "
-            f"{first.demand_units} demand units, {first.residents:,.0f} residents ({first.demand_model})",
+            title=terminal(
+                f"{first.district_name} / {first.district_name_en} ({district}): "
+                f"{first.demand_units} demand units, {first.residents:,.0f} residents ({first.demand_model})"
+            ),
             title_justify="left",
         )
         table.add_column("standard", no_wrap=True)
@@ -515,7 +640,7 @@ def _print_summary(result: Assessment, written: list[Path]) -> None:
                 mark = "" if r.meets_target is None else (" ✓" if r.meets_target else " ✗")
                 pct = f"{r.residents_covered_pct:.1f}{mark}"
             table.add_row(
-                r.standard,
+                terminal(r.standard),
                 f"{r.threshold_m:g}",
                 str(r.facilities),
                 str(r.facilities_in_reach),
@@ -542,15 +667,19 @@ def _print_summary(result: Assessment, written: list[Path]) -> None:
                 col, justify="left" if col in ("group", "standard") else "right", no_wrap=True
             )
         for r in g.itertuples():
-            table.add_row(r.group, r.standard, f"{r.residents:,.0f}", f"{r.residents_covered_pct:.1f}",
+            table.add_row(terminal(r.group), terminal(r.standard), f"{r.residents:,.0f}", f"{r.residents_covered_pct:.1f}",
                           "n/a" if r.area_covered_euclid_pct != r.area_covered_euclid_pct else f"{r.area_covered_euclid_pct:.1f}",
                           f"{r.target_pct:g}")  # fmt: skip
         out_console.print(table)
     for std in result.standards:
         if std.default_context is not None:
-            out_console.print(f"note: {std.id}: {std.context_applied}")
+            out_console.print(f"note: {std.id}: {terminal(std.context_applied)}")
     for note in result.notes:
-        out_console.print(f"note: {note}", highlight=False)
-    out_console.print(f"source: {result.source}", highlight=False)
-    for p in written:
-        out_console.print(f"wrote {p}", highlight=False)
+        out_console.print(f"note: {terminal(note)}")
+    out_console.print(f"source: {terminal(result.source)}")
+    _print_written(written)
+    for p in removed or []:
+        out_console.print(
+            f"removed {terminal(p)} (it described the previous run's figures; "
+            "run walkcover report again for new reports)"
+        )

@@ -8,7 +8,9 @@ as WGS84) before anything is written, and the file is written atomically.
 
 from __future__ import annotations
 
+import io
 import os
+import warnings
 from pathlib import Path
 
 import geopandas as gpd
@@ -54,15 +56,55 @@ def imported_path(city_id: str, standard_id: str) -> Path:
     return imports_dir() / city_id / f"{standard_id}.gpkg"
 
 
-def _read_table(path: Path) -> pd.DataFrame:
+#: Encodings a CSV is told apart between when it is not UTF-8: Chinese Excel saves GBK (GB18030
+#: is its superset), Western Windows Excel saves Windows-1252.
+FALLBACK_ENCODINGS = ("gb18030", "cp1252")
+
+
+def detect_encoding(raw: bytes) -> str:
+    """The text encoding of a CSV's bytes: UTF-8 (with or without BOM) when it decodes as such,
+    else the more likely of `FALLBACK_ENCODINGS` (charset-normalizer, which weighs how plausible
+    the decoded text is: Windows-1252 "Café" would read as GB18030 "Caf"+an unlikely ideograph).
+    """
+    if raw.startswith(b"\xef\xbb\xbf"):
+        return "utf-8-sig"
+    try:
+        raw.decode("utf-8")
+        return "utf-8"
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(raw, cp_isolation=list(FALLBACK_ENCODINGS)).best()
+    if best is None:
+        raise FacilityFileError(
+            "the file is not UTF-8, GBK/GB18030 or Windows-1252 text; save it as CSV UTF-8 or pass "
+            "--encoding"
+        )
+    return {"gb18030": "gb18030", "cp1252": "cp1252"}.get(best.encoding, best.encoding)
+
+
+def _read_table(path: Path, *, encoding: str | None = None) -> tuple[pd.DataFrame, str | None]:
+    """The table and the text encoding it was read with (None for Excel)."""
     if path.suffix.lower() in {".xlsx", ".xls"}:
-        return pd.read_excel(path)
-    for enc in ("utf-8-sig", "gb18030"):  # Chinese Excel saves CSV as GBK more often than not
-        try:
-            return pd.read_csv(path, encoding=enc)
-        except UnicodeDecodeError:
-            continue
-    raise FacilityFileError(f"{path}: not UTF-8 or GBK text; save it as CSV UTF-8")
+        return pd.read_excel(path), None
+    raw = path.read_bytes()
+    try:
+        enc = encoding or detect_encoding(raw)
+    except FacilityFileError as exc:
+        raise FacilityFileError(f"{path.name}: {exc}") from None
+    try:
+        text = raw.decode(enc)
+    except LookupError:
+        raise FacilityFileError(
+            f"--encoding {encoding!r} is not an encoding Python knows; use e.g. utf-8, gb18030 or cp1252"
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise FacilityFileError(
+            f"{path.name} is not {enc} text (byte {exc.start} cannot be read as {enc}); pass the "
+            "right --encoding or save it as CSV UTF-8"
+        ) from None
+    return pd.read_csv(io.StringIO(text)), enc
 
 
 def _find(columns: list[str], role: str, given: str | None) -> str | None:
@@ -99,8 +141,13 @@ def read_facility_file(
     name_col: str | None = None,
     lon_col: str | None = None,
     lat_col: str | None = None,
+    encoding: str | None = None,
 ) -> gpd.GeoDataFrame:
     """Read a facility list into WGS84 points with ``name``, ``address``, ``source_row``.
+
+    A CSV's encoding is detected (UTF-8, else GB18030 or Windows-1252) unless `encoding` is given;
+    the one used is in ``attrs["encoding"]``. Rows that repeat an earlier row (same name, address and
+    coordinates) are imported once, with a warning naming them.
 
     Raises
     ------
@@ -113,7 +160,7 @@ def read_facility_file(
         raise FacilityFileError(f"{str(path)!r} does not exist")
     datum = parse_coords(coords)
     if path.suffix.lower() in TABULAR:
-        table = _read_table(path)
+        table, used_encoding = _read_table(path, encoding=encoding)
         cols = [str(c) for c in table.columns]
         table.columns = cols
         lon_c, lat_c = _find(cols, "lon", lon_col), _find(cols, "lat", lat_col)
@@ -158,13 +205,14 @@ def read_facility_file(
         addrs = gdf[addr_c].astype(str).to_numpy() if addr_c else np.array([None] * len(gdf))
         if src_crs.is_geographic and not isinstance(datum, pyproj.CRS):
             _check_swapped(x, y, path.name, "x", "y")
+        used_encoding = None
     if len(x) == 0:
         raise FacilityFileError(f"{path.name} holds no rows")
     if not (isinstance(datum, str) and src_crs.is_geographic):
         x, y = pyproj.Transformer.from_crs(src_crs, 4326, always_xy=True).transform(x, y)
     if isinstance(datum, str):
         x, y = cc.to_wgs84(x, y, datum)  # type: ignore[arg-type]
-    return gpd.GeoDataFrame(
+    out = gpd.GeoDataFrame(
         {
             "name": names,
             "address": addrs,
@@ -174,6 +222,25 @@ def read_facility_file(
         geometry=shapely.points(np.asarray(x), np.asarray(y)),
         crs=4326,
     )
+    key = pd.DataFrame(
+        {"name": out["name"], "address": out["address"], "x": np.round(np.asarray(x, float), 7),
+         "y": np.round(np.asarray(y, float), 7)}
+    )  # fmt: skip
+    repeated = key.duplicated().to_numpy()
+    if repeated.any():
+        # as a spreadsheet numbers them (the header is row 1); features of a vector file from 1
+        rows = out["source_row"].to_numpy()[repeated] + (1 if path.suffix.lower() in TABULAR else 0)
+        shown = ", ".join(map(str, rows[:10])) + (" …" if len(rows) > 10 else "")
+        what = "row" if path.suffix.lower() in TABULAR else "feature"
+        warnings.warn(
+            f"{path.name}: {len(rows)} {what}(s) repeat an earlier one (same name, address and "
+            f"coordinates) and are imported once: {what}s {shown}",
+            UserWarning,
+            stacklevel=2,
+        )
+        out = out[~repeated].reset_index(drop=True)
+    out.attrs["encoding"] = used_encoding
+    return out
 
 
 def _check_swapped(lon: np.ndarray, lat: np.ndarray, name: str, lon_c: str, lat_c: str) -> None:

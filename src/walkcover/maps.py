@@ -8,7 +8,8 @@ shows every layer on a plain background.
 
 from __future__ import annotations
 
-import html
+import base64
+import hashlib
 import itertools
 import re
 from pathlib import Path
@@ -18,8 +19,13 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from folium.elements import MacroElement
+from folium.template import Template
 
 from walkcover import coverage as cov
+from walkcover._atomic import write_atomic
+from walkcover._errors import WalkcoverError
+from walkcover._escape import html_text, js_value
 from walkcover.gaps import district_service_areas, gap_polygons
 
 ASSETS = Path(__file__).resolve().parent / "_assets"
@@ -32,6 +38,11 @@ _LOCAL = {
     _JQUERY_JS: ASSETS / "jquery" / "jquery.min.js",  # folium's popups call $()
 }
 
+
+class MapOptionError(WalkcoverError, ValueError):
+    """A map option (such as ``tiles``) that walkcover does not know."""
+
+
 #: Distance bands: within the standard, up to 1.5 × it, beyond, not measured.
 BANDS = {
     "within": ("#1a9850", "within the standard · 达标"),
@@ -40,6 +51,136 @@ BANDS = {
     "unknown": ("#9e9e9e", "not reached or not snapped · 未连通/未匹配"),
 }
 TILES = {"osm": ("OpenStreetMap", "© OpenStreetMap contributors")}
+#: Where each online base map loads its tiles from (allowed by the maps' Content-Security-Policy).
+TILE_ORIGINS = {"osm": "https://tile.openstreetmap.org"}
+
+
+# Text from OSM, planners' files or shared configs never becomes HTML or JavaScript source on a map:
+# it travels as GeoJSON properties or JSON (`js_value`) and `walkcoverTable` puts it on the page with
+# textContent. folium's own Popup and Tooltip place their text inside a JavaScript template literal
+# (where `${...}` runs and `\u` breaks the script) and GeoJsonTooltip/GeoJsonPopup set property
+# values as innerHTML, so walkcover does not use them for data.
+_TABLE_JS = """
+function walkcoverTable(p, spec) {
+  var div = document.createElement('div');
+  div.className = 'walkcover-info';
+  function text(v) {
+    if (v === null || v === undefined || (typeof v === 'number' && isNaN(v))) return spec.missing || '—';
+    return String(v);
+  }
+  if (spec.title) {
+    var b = document.createElement('b');
+    b.textContent = text(p[spec.title]);
+    div.appendChild(b);
+  }
+  (spec.lines || []).forEach(function (f) {
+    var line = document.createElement('div');
+    line.textContent = text(p[f]);
+    div.appendChild(line);
+  });
+  if (spec.osm_link && /^(node|way|relation)\\/[0-9]+$/.test(String(p.osm_id))) {
+    var a = document.createElement('a');
+    a.href = 'https://www.openstreetmap.org/' + p.osm_id;
+    a.target = '_blank';
+    a.rel = 'noopener noreferrer';
+    a.textContent = p.osm_id;
+    div.appendChild(a);
+  } else if (spec.osm_link) {
+    var id = document.createElement('div');
+    id.textContent = text(p.osm_id);
+    div.appendChild(id);
+  }
+  if (spec.caption) {
+    var c = document.createElement('div');
+    c.textContent = spec.caption;
+    div.appendChild(c);
+  }
+  var t = document.createElement('table');
+  (spec.fields || []).forEach(function (f, i) {
+    var tr = t.insertRow();
+    if (spec.swatches) {
+      var s = tr.insertCell();
+      s.textContent = '\u25a0';
+      s.style.color = spec.swatches[i];
+    }
+    if (spec.aliases) {
+      var th = document.createElement('th');
+      th.textContent = spec.aliases[i];
+      th.style.textAlign = 'left';
+      tr.appendChild(th);
+    }
+    tr.insertCell().textContent = text(p[f]);
+  });
+  if (t.rows.length) div.appendChild(t);
+  return div;
+}
+"""
+
+
+class PropertyTable(MacroElement):
+    """A tooltip or popup for every feature of the parent `folium.GeoJson`, built from its
+    properties with ``textContent`` (see `_TABLE_JS`), so no property can run as script.
+
+    Parameters
+    ----------
+    fields, aliases
+        Properties shown as table rows, and their labels.
+    kind
+        ``"tooltip"`` or ``"popup"``.
+    title, lines
+        A property shown in bold first, and properties shown as lines under it.
+    caption
+        A fixed line above the table.
+    swatches
+        A colour per row, drawn as a square before its label.
+    osm_link
+        Add a link to the feature's ``osm_id`` on openstreetmap.org (when it is an OSM id).
+    """
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        {{ this._parent.get_name() }}.{{ this.method }}(function (layer) {
+            return walkcoverTable(layer.feature.properties, {{ this.spec }});
+        }, {{ this.options }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(
+        self,
+        fields: list[str] = (),  # type: ignore[assignment]
+        aliases: list[str] | None = None,
+        *,
+        kind: str = "tooltip",
+        title: str | None = None,
+        lines: list[str] = (),  # type: ignore[assignment]
+        caption: str | None = None,
+        swatches: list[str] | None = None,
+        osm_link: bool = False,
+        missing: str = "—",
+    ) -> None:
+        super().__init__()
+        self._name = "PropertyTable"
+        self.method = {"tooltip": "bindTooltip", "popup": "bindPopup"}[kind]
+        self.spec = js_value(
+            {"fields": list(fields), "aliases": list(aliases) if aliases else None, "title": title,
+             "lines": list(lines), "caption": caption, "swatches": swatches, "osm_link": osm_link,
+             "missing": missing}
+        )  # fmt: skip
+        self.options = js_value({"sticky": True} if kind == "tooltip" else {"maxWidth": 340})
+
+    def render(self, **kwargs) -> None:
+        figure = self.get_root()
+        if not getattr(figure, "_walkcover_table_js", False):
+            figure.script.add_child(folium.Element(_TABLE_JS), name="walkcover_table_js", index=0)
+            figure._walkcover_table_js = True
+        super().render(**kwargs)
+
+
+def _layer_name(text: str) -> str:
+    """A layer control label: Leaflet sets it as HTML, so it is escaped here."""
+    return html_text(text)
 
 
 def distance_band(dist_m: np.ndarray, threshold_m: np.ndarray | float) -> np.ndarray:
@@ -57,11 +198,27 @@ class WalkMap(folium.Map):
     """A folium map that also shows offline in Jupyter: its notebook view inlines Leaflet too."""
 
     def _repr_html_(self, **kwargs) -> str:
-        page = html.escape(render_html(self), quote=True)
+        page = html_text(render_html(self))
         return (
             f'<iframe srcdoc="{page}" style="width:100%;height:600px;border:none" '
             'sandbox="allow-scripts allow-popups"></iframe>'
         )
+
+
+def check_tiles(tiles: str) -> str:
+    """Refuse an unknown base map name (before any work is done).
+
+    Raises
+    ------
+    MapOptionError
+        Naming the value and the choices.
+    """
+    if tiles not in TILES:
+        raise MapOptionError(
+            f"--tiles {tiles!r} is not a base map walkcover knows; choose {', '.join(sorted(TILES))}, "
+            "or leave --tiles out for a map without one (it works offline)"
+        )
+    return tiles
 
 
 def _base_map(bounds_4326: np.ndarray, tiles: str | None) -> folium.Map:
@@ -72,8 +229,7 @@ def _base_map(bounds_4326: np.ndarray, tiles: str | None) -> folium.Map:
     m.default_js = [("leaflet", _LEAFLET_JS), ("jquery", _JQUERY_JS)]
     m.default_css = [("leaflet_css", _LEAFLET_CSS)]
     if tiles is not None:
-        if tiles not in TILES:
-            raise ValueError(f"tiles {tiles!r}: choose one of {sorted(TILES)} or none")
+        check_tiles(tiles)
         name, attribution = TILES[tiles]
         folium.TileLayer(name, attr=attribution, name=f"{name} (online)", control=True).add_to(m)
     m.fit_bounds([[y0, x0], [y1, x1]])
@@ -91,38 +247,20 @@ def _geojson(gdf: gpd.GeoDataFrame, *, simplify_m: float = 0.5) -> dict:
     return g.__geo_interface__
 
 
-def _facility_popup(row: pd.Series, counts: dict[str, int]) -> str:
-    raw = row.get("name")
-    name = html.escape(
-        "(no name · 无名称)" if raw is None or pd.isna(raw) or not str(raw) else str(raw)
-    )
-    osm = html.escape(str(row["osm_id"]))
-    kind = html.escape(str(row["matched_by"]))
-    link = f"https://www.openstreetmap.org/{osm}"
-    bands = "".join(
-        f"<tr><td style='color:{BANDS[b][0]}'>■</td><td>{html.escape(BANDS[b][1])}</td><td>{counts.get(b, 0)}</td></tr>"
-        for b in ("within", "near", "beyond")
-    )
-    return (
-        f"<b>{name}</b><br>{kind}<br><a href='{link}' target='_blank'>{osm}</a>"
-        f"<br>homes for which it is the nearest · 以其为最近设施的住宅:<table>{bands}</table>"
-    )
-
-
 def _legend(result, district_label: str, with_sites: bool) -> str:
     rows = "".join(
         f"<div><span style='background:{c};display:inline-block;width:12px;height:12px;margin-right:4px'></span>"
-        f"{html.escape(label)}</div>"
+        f"{html_text(label)}</div>"
         for c, label in BANDS.values()
     )
     stds = "".join(
-        f"<div><b>{html.escape(s.name_zh)} {html.escape(s.name)}</b>: {s.threshold_m:g} m"
+        f"<div><b>{html_text(s.name_zh)} {html_text(s.name)}</b>: {s.threshold_m:g} m"
         + (
-            f" ({', '.join(f'{k} {v:g} m' for k, v in s.context_thresholds_m.items())})"
+            f" ({html_text(', '.join(f'{k} {v:g} m' for k, v in s.context_thresholds_m.items()))})"
             if s.context_thresholds_m
             else ""
         )
-        + f" — {html.escape(s.citation.section)} {html.escape(s.citation.text)}</div>"
+        + f" — {html_text(s.citation.section)} {html_text(s.citation.text)}</div>"
         for s in result.standards
     )
     extra = (
@@ -145,10 +283,10 @@ def _legend(result, district_label: str, with_sites: bool) -> str:
         "<div id='walkcover-legend' style='position:fixed;bottom:12px;left:12px;z-index:9999;background:white;"
         "padding:8px 10px;border:1px solid #999;border-radius:4px;font:12px/1.4 sans-serif;max-width:460px;"
         "max-height:45%;overflow:auto'>"
-        f"<div style='font-weight:bold;margin-bottom:4px'>{html.escape(district_label)}{sample}</div>"
+        f"<div style='font-weight:bold;margin-bottom:4px'>{html_text(district_label)}{sample}</div>"
         f"{rows}{extra}<details open style='margin-top:4px'><summary>standards and plan citations · 标准与依据</summary>{stds}</details>"
         "<div style='color:#555;margin-top:4px'>Walking distance over OpenStreetMap streets · 沿街道步行距离；"
-        f"{html.escape(result.rules.document)} {html.escape(result.rules.title)}</div></div>"
+        f"{html_text(result.rules.document)} {html_text(result.rules.title)}</div></div>"
     )
 
 
@@ -186,23 +324,24 @@ def district_map(
     for i, std in enumerate(result.standards):
         sid = std.id
         group = folium.FeatureGroup(
-            name=f"{std.name_zh} {std.name} ({std.threshold_m:g} m)", show=(i == 0)
+            name=_layer_name(f"{std.name_zh} {std.name} ({std.threshold_m:g} m)"), show=(i == 0)
         )
         p = result.passes[sid]
         sa = areas.geometry[sid]
         if not shapely.is_empty(sa):
+            what = f"within walking distance · 步行{std.threshold_m:g}米可达"
             folium.GeoJson(
                 _geojson(
-                    gpd.GeoDataFrame(geometry=[sa], crs=result.crs), simplify_m=service_cell_m
+                    gpd.GeoDataFrame({"what": [what]}, geometry=[sa], crs=result.crs),
+                    simplify_m=service_cell_m,
                 ),
-                name=f"{sid} service area",
+                name=_layer_name(f"{sid} service area"),
                 style_function=lambda _f: {
                     "fillColor": "#1f78b4",
                     "fillOpacity": 0.18,
                     "weight": 0,
                 },
-                tooltip=f"within walking distance · 步行{std.threshold_m:g}米可达",
-            ).add_to(group)
+            ).add_child(PropertyTable(lines=["what"])).add_to(group)
         thr = result.thresholds(std, dsnaps)
         band = distance_band(demand[f"{sid}_dist_m"].to_numpy(), thr)
         units = gpd.GeoDataFrame(
@@ -225,10 +364,11 @@ def district_map(
                     "weight": 0.5,
                     "fillOpacity": 0.75,
                 },
-                tooltip=folium.GeoJsonTooltip(
-                    fields=["osm_id", "residents", "dist_m", "status"],
-                    aliases=["OSM", "residents 居民", "walk m 步行米", "status 状态"],
-                ),
+            ).add_child(
+                PropertyTable(
+                    ["osm_id", "residents", "dist_m", "status"],
+                    ["OSM", "residents 居民", "walk m 步行米", "status 状态"],
+                )
             ).add_to(group)
         gaps = gap_polygons(result, sid, district_id).head(200)
         if len(gaps):
@@ -245,32 +385,26 @@ def district_map(
                     "dashArray": "5,4",
                     "fillOpacity": 0.05,
                 },
-                tooltip=folium.GeoJsonTooltip(
-                    fields=["rank", "residents_uncovered", "area_m2", "dist_m_at_centre"],
-                    aliases=[
+            ).add_child(
+                PropertyTable(
+                    ["rank", "residents_uncovered", "area_m2", "dist_m_at_centre"],
+                    [
                         "gap rank 缺口排名",
                         "residents 未覆盖居民",
                         "area m² 面积",
                         "walk m at centre 中心步行米",
                     ],
-                ),
+                )
             ).add_to(group)
         _add_facilities(group, result, sid, p, demand, dsnaps, thr, dgeom)
         if proposed is not None and len(proposed):
-            mine = proposed[proposed["standard"] == sid]
-            for _, s in mine.to_crs(4326).iterrows():
-                folium.CircleMarker(
-                    [s.geometry.y, s.geometry.x], radius=9, color="#3f007d", weight=3, fill=True,
-                    fill_color="#6a3d9a", fill_opacity=0.9,
-                    tooltip=f"proposed site #{int(s['rank'])} · 建议选址: +{s['residents_newly_covered']:.0f} residents, "
-                    f"coverage {s['cumulative_coverage_pct']:.1f}%",
-                ).add_to(group)  # fmt: skip
+            _add_proposed(group, proposed[proposed["standard"] == sid])
         group.add_to(m)
     folium.GeoJson(
         _geojson(
             gpd.GeoDataFrame({"name": [label]}, geometry=[dgeom], crs=result.crs), simplify_m=1.0
         ),
-        name="District boundary · 区界",
+        name=_layer_name("District boundary · 区界"),
         style_function=lambda _f: {"color": "#000", "weight": 2.5, "fill": False},
     ).add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
@@ -279,7 +413,32 @@ def district_map(
     return m
 
 
+def _add_proposed(group: folium.FeatureGroup, sites: gpd.GeoDataFrame) -> None:
+    if not len(sites):
+        return
+    pts = sites.to_crs(4326)
+    frame = gpd.GeoDataFrame(
+        {"what": [f"proposed site #{int(r)} · 建议选址" for r in pts["rank"]],
+         "gain": pts["residents_newly_covered"].round(0).to_numpy(),
+         "cumulative": pts["cumulative_coverage_pct"].round(1).to_numpy()},
+        geometry=pts.geometry.to_numpy(), crs=4326,
+    )  # fmt: skip
+    folium.GeoJson(
+        frame.__geo_interface__,
+        marker=folium.CircleMarker(radius=9, weight=3, fill=True),
+        style_function=lambda _f: {"color": "#3f007d", "fillColor": "#6a3d9a", "fillOpacity": 0.9},
+    ).add_child(
+        PropertyTable(
+            ["gain", "cumulative"],
+            ["residents newly covered · 新增覆盖居民", "coverage after % · 覆盖率"],
+            title="what",
+        )
+    ).add_to(group)
+
+
 def _add_facilities(group, result, sid, p, demand, dsnaps, thr, dgeom) -> None:
+    """One layer of the standard's facilities near the district; each popup says its name, kind,
+    OSM id and how many homes have it as their nearest facility, by band."""
     counted = p.counted
     if not len(counted):
         return
@@ -288,27 +447,57 @@ def _add_facilities(group, result, sid, p, demand, dsnaps, thr, dgeom) -> None:
         rows >= 0, p.access.index.to_numpy()[p.snaps.item[np.maximum(rows, 0)]], -1
     )
     band = distance_band(demand[f"{sid}_dist_m"].to_numpy(), thr)
-    near = counted.geometry.distance(dgeom).to_numpy() <= p.limit_m
-    for pos in np.flatnonzero(near):
-        row = counted.iloc[pos]
-        mine = band[fac_of_unit == pos]
-        counts = {b: int((mine == b).sum()) for b in ("within", "near", "beyond")}
-        popup = folium.Popup(_facility_popup(row, counts), max_width=320)
-        geom = gpd.GeoSeries([row.geometry], crs=result.crs).to_crs(4326).iloc[0]
-        if geom.geom_type == "Point":
-            folium.CircleMarker([geom.y, geom.x], radius=6, color="#08306b", weight=1.5, fill=True,
-                                fill_color="#1f78b4", fill_opacity=0.95, popup=popup).add_to(group)  # fmt: skip
-        else:
-            folium.GeoJson(
-                _geojson(gpd.GeoDataFrame(geometry=[row.geometry], crs=result.crs)),
-                style_function=lambda _f: {
-                    "color": "#08306b",
-                    "weight": 1.5,
-                    "fillColor": "#1f78b4",
-                    "fillOpacity": 0.35,
-                },
-                popup=popup,
-            ).add_to(group)
+    near = np.flatnonzero(counted.geometry.distance(dgeom).to_numpy() <= p.limit_m)
+    if not len(near):
+        return
+    bands = ("within", "near", "beyond")
+    counts = {b: np.zeros(len(counted), dtype=int) for b in bands}
+    reached = fac_of_unit >= 0
+    for b in bands:
+        counts[b] = np.bincount(fac_of_unit[reached & (band == b)], minlength=len(counted))[
+            : len(counted)
+        ]
+    sub = counted.iloc[near]
+    names = sub["name"].astype(object).where(sub["name"].notna() & (sub["name"].astype(str) != ""))
+    props = {
+        "name": names.fillna("(no name · 无名称)").astype(str).to_numpy(),
+        "kind": sub["matched_by"].astype(str).to_numpy(),
+        "osm_id": sub["osm_id"].astype(str).to_numpy(),
+        **{b: counts[b][near] for b in bands},
+    }
+
+    def popup() -> PropertyTable:
+        return PropertyTable(
+            list(bands),
+            [BANDS[b][1] for b in bands],
+            kind="popup",
+            title="name",
+            lines=["kind"],
+            osm_link=True,
+            caption="homes for which it is the nearest · 以其为最近设施的住宅:",
+            swatches=[BANDS[b][0] for b in bands],
+        )
+
+    style = {"color": "#08306b", "weight": 1.5, "fillColor": "#1f78b4"}
+    is_point = (sub.geom_type == "Point").to_numpy()
+    if is_point.any():
+        pts = gpd.GeoDataFrame(
+            {k: v[is_point] for k, v in props.items()}, geometry=sub.geometry[is_point].to_numpy(),
+            crs=result.crs,
+        )  # fmt: skip
+        folium.GeoJson(
+            _geojson(pts),
+            marker=folium.CircleMarker(radius=6, fill=True),
+            style_function=lambda _f: {**style, "fillOpacity": 0.95},
+        ).add_child(popup()).add_to(group)
+    if (~is_point).any():
+        polys = gpd.GeoDataFrame(
+            {k: v[~is_point] for k, v in props.items()}, geometry=sub.geometry[~is_point].to_numpy(),
+            crs=result.crs,
+        )  # fmt: skip
+        folium.GeoJson(
+            _geojson(polys), style_function=lambda _f: {**style, "fillOpacity": 0.35}
+        ).add_child(popup()).add_to(group)
 
 
 def _hexes(units: gpd.GeoDataFrame, *, resolution: int) -> gpd.GeoDataFrame:
@@ -332,9 +521,9 @@ def _hexes(units: gpd.GeoDataFrame, *, resolution: int) -> gpd.GeoDataFrame:
     return out.to_crs(units.crs)
 
 
-def _ramp(pct: float) -> str:
-    """Red (0%) → yellow (50%) → green (100%)."""
-    if pct != pct:
+def _ramp(pct: float | None) -> str:
+    """Red (0%) → yellow (50%) → green (100%); grey where there is no figure (None or NaN)."""
+    if pct is None or pct != pct:
         return "#9e9e9e"
     stops = [(0, (215, 48, 39)), (50, (254, 224, 139)), (100, (26, 152, 80))]
     for (p0, c0), (p1, c1) in itertools.pairwise(stops):
@@ -359,10 +548,15 @@ def city_map(result, *, tiles: str | None = None, h3_resolution: int | None = No
     for i, std in enumerate(result.standards):
         sid = std.id
         group = folium.FeatureGroup(
-            name=f"{std.name_zh} {std.name} ({std.threshold_m:g} m)", overlay=False, show=(i == 0)
+            name=_layer_name(f"{std.name_zh} {std.name} ({std.threshold_m:g} m)"),
+            overlay=False,
+            show=(i == 0),
         )
         rows = result.summary[result.summary["standard"] == sid].set_index("district_id")
-        polys = d.assign(pct=rows["residents_covered_pct"].reindex(d["district_id"]).to_numpy())
+        pct = pd.to_numeric(
+            rows["residents_covered_pct"].reindex(d["district_id"]), errors="coerce"
+        ).to_numpy(float)
+        polys = d.assign(pct=pct)
         hx = pd.DataFrame({"cell": cells, "res": result.demand["residents"].to_numpy(),
                            "cov": result.demand["residents"].to_numpy() * result.demand[f"{sid}_covered"].to_numpy()})  # fmt: skip
         agg = hx.groupby("cell")[["res", "cov"]].sum()
@@ -381,24 +575,32 @@ def city_map(result, *, tiles: str | None = None, h3_resolution: int | None = No
                     "weight": 0,
                     "fillOpacity": 0.7,
                 },
-                tooltip=folium.GeoJsonTooltip(
-                    fields=["residents", "pct"], aliases=["residents 居民", "covered % 覆盖率"]
-                ),
+            ).add_child(
+                PropertyTable(["residents", "pct"], ["residents 居民", "covered % 覆盖率"])
             ).add_to(group)
         polys = polys.assign(
-            label=polys["name"] + " / " + polys["name_en"], pct=polys["pct"].round(1)
+            label=polys["name"] + " / " + polys["name_en"],
+            pct=polys["pct"].round(1),
+            note=np.where(
+                np.isnan(polys["pct"].to_numpy(float)),
+                "no residents in the data · 数据中无居民",
+                "",
+            ),
         )
         folium.GeoJson(
-            polys[["label", "pct", "geometry"]].__geo_interface__,
+            polys[["label", "pct", "note", "geometry"]].__geo_interface__,
             style_function=lambda f: {
                 "color": "#222",
                 "weight": 2,
                 "fillColor": _ramp(f["properties"]["pct"]),
                 "fillOpacity": 0.25,
             },
-            tooltip=folium.GeoJsonTooltip(
-                fields=["label", "pct"], aliases=["district 区", "residents covered % 居民覆盖率"]
-            ),
+        ).add_child(
+            PropertyTable(
+                ["label", "pct", "note"],
+                ["district 区", "residents covered % 居民覆盖率", ""],
+                missing="no data · 无数据",
+            )
         ).add_to(group)
         group.add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
@@ -409,7 +611,7 @@ def city_map(result, *, tiles: str | None = None, h3_resolution: int | None = No
     legend = (
         "<div id='walkcover-legend' style='position:fixed;bottom:12px;left:12px;z-index:9999;background:white;"
         "padding:8px 10px;border:1px solid #999;border-radius:4px;font:12px/1.4 sans-serif'>"
-        f"<b>{html.escape(result.city.config.name)} / {html.escape(result.city.config.name_en)}</b>: residents within walking "
+        f"<b>{html_text(result.city.config.name)} / {html_text(result.city.config.name_en)}</b>: residents within walking "
         f"distance · 步行范围内居民比例 (pick a standard top right · 右上角选择标准)<br>{ramp}<br>"
         f"0% <span style='float:right'>100%</span><br>hexagons: H3 resolution {res}</div>"
     )
@@ -439,12 +641,38 @@ def render_html(m: folium.Map) -> str:
 
     page = re.sub(r'<script src="([^"]+)"></script>', script, page)
     page = re.sub(r'<link rel="stylesheet" href="([^"]+)"\s*/>', style, page)
-    return page
+    return _with_csp(page)
+
+
+def _with_csp(page: str) -> str:
+    """Add a Content-Security-Policy that runs only the page's own scripts and loads nothing from
+    outside (but tiles of a base map asked for with ``tiles``).
+
+    Each inline script is allowed by its SHA-256 hash, so a script or event handler that text from
+    the data might smuggle into the page would not run; no ``eval``, no outside connection.
+    """
+    hashes = sorted(
+        {
+            "'sha256-"
+            + base64.b64encode(hashlib.sha256(body.encode("utf-8")).digest()).decode()
+            + "'"
+            for body in re.findall(r"<script>(.*?)</script>", page, flags=re.DOTALL)
+        }
+    )
+    img = ["data:", "blob:", *sorted({o for o in TILE_ORIGINS.values() if f"{o}/" in page})]
+    scripts = " ".join(hashes) or "'none'"
+    policy = (
+        f"default-src 'none'; script-src {scripts}; style-src 'unsafe-inline'; "
+        f"img-src {' '.join(img)}; font-src data:; base-uri 'none'; form-action 'none'"
+    )
+    meta = f'<meta http-equiv="Content-Security-Policy" content="{html_text(policy)}">'
+    head = re.search(r"<head[^>]*>", page)
+    if head is None:
+        raise RuntimeError("map page has no <head>; cannot add its Content-Security-Policy")
+    return page[: head.end()] + meta + page[head.end() :]
 
 
 def save_map(m: folium.Map, path: Path) -> Path:
     """Write the self-contained page atomically."""
-    from walkcover.outputs import write_atomic
-
     page = render_html(m)
     return write_atomic(Path(path), lambda tmp: tmp.write_text(page, encoding="utf-8"))

@@ -2,19 +2,40 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import errno
+import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import geopandas as gpd
 import pandas as pd
 
-from walkcover._errors import OutputExistsError
+from walkcover._atomic import atomic_path, staged_folder, write_atomic
+from walkcover._errors import OutputExistsError, RunIncompleteError, WalkcoverError
+from walkcover._escape import csv_frame
 from walkcover.assessment import FACILITY_OUTPUT_COLUMNS, Assessment, search_limit_m
 from walkcover.gaps import district_gaps, district_service_areas
 from walkcover.indicators import group_summary
+
+__all__ = [
+    "RunFiles",
+    "atomic_path",
+    "check_outputs",
+    "district_dir",
+    "planned_outputs",
+    "write_atomic",
+    "write_csv",
+    "write_proposed_sites",
+    "write_report_sets",
+    "write_run",
+]
+
+log = logging.getLogger(__name__)
+
+#: Files of a district folder that a new `run` carries over: proposals made by `walkcover site`
+#: (they are also copied into the new ``coverage.gpkg``). Anything else of the previous run (its
+#: map, its reports) describes the previous figures and is replaced or removed.
+KEPT_BY_RUN = ("proposed_sites.csv",)
 
 
 def district_dir(out: Path, city_id: str, slug: str) -> Path:
@@ -40,30 +61,6 @@ def check_outputs(paths: list[Path], *, overwrite: bool) -> None:
             f"--out already holds results ({shown}); pass --overwrite to replace them or choose "
             "another --out folder"
         )
-
-
-@contextmanager
-def atomic_path(final: Path) -> Iterator[Path]:
-    """A temporary path beside `final`, renamed onto it only if the block succeeds."""
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.stem}-", suffix=final.suffix, dir=final.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    tmp.unlink()  # writers such as GDAL want to create the file themselves
-    try:
-        yield tmp
-        tmp.replace(final)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def write_atomic(final: Path, writer: Callable[[Path], None]) -> Path:
-    """Call ``writer(tmp)``, then move the finished file onto `final`."""
-    with atomic_path(final) as tmp:
-        writer(tmp)
-    return Path(final)
 
 
 _PER_STANDARD = (
@@ -112,62 +109,166 @@ def read_proposed(out: Path, city_id: str, slug: str) -> gpd.GeoDataFrame | None
     return gpd.read_file(gpkg, layer="proposed_sites")
 
 
-def write_maps(assessment: Assessment, out: Path, *, tiles: str | None = None) -> list[Path]:
-    """``map.html`` per district (with earlier proposed sites) and the city ``map.html``."""
-    from walkcover.maps import city_map, district_map, save_map
+@dataclass
+class RunFiles:
+    """What `write_run` wrote, and what it could not write (district, step, reason)."""
 
-    city_id = assessment.city.id
-    written = []
-    for _, drow in assessment.districts.iterrows():
-        proposed = read_proposed(out, city_id, drow["slug"])
-        m = district_map(assessment, drow["district_id"], proposed=proposed, tiles=tiles)
-        written.append(save_map(m, district_dir(out, city_id, drow["slug"]) / "map.html"))
-    written.append(save_map(city_map(assessment, tiles=tiles), Path(out) / city_id / "map.html"))
-    return written
+    written: list[Path] = field(default_factory=list)
+    removed: list[Path] = field(default_factory=list)
+    failures: list[tuple[str, str, BaseException]] = field(default_factory=list)
 
 
-def write_outputs(
-    assessment: Assessment, out: Path, *, overwrite: bool, excel: bool = False
-) -> list[Path]:
-    """Write ``<out>/<city>/<district>/coverage.gpkg`` per district and ``<out>/<city>/summary.csv``.
+def write_run(
+    assessment: Assessment,
+    out: Path,
+    *,
+    overwrite: bool,
+    excel: bool = False,
+    maps: bool = True,
+    tiles: str | None = None,
+) -> RunFiles:
+    """Write a run's outputs: per district one complete set, then the city files.
 
-    Rows of `summary.csv` for districts outside this run are kept, so districts can be run one by
-    one. Every file is written to a temporary file and renamed into place.
+    Each district's folder (``coverage.gpkg``, ``map.html``, and an earlier ``site`` proposal) is
+    built in a staging folder and swapped in whole (`walkcover._atomic.staged_folder`), so after a
+    failure, a full disk or a kill it holds the previous complete set or the new one, never a mix.
+    A district that fails keeps its previous set and its previous rows of ``summary.csv``; the other
+    districts are still written. The city files (``summary.csv``, ``district_indicators.csv``,
+    ``group_summary.csv``, ``map.html``) are each written atomically afterwards.
+
+    Raises
+    ------
+    OutputExistsError
+        Outputs exist and `overwrite` is off (checked before anything is written).
+    RunIncompleteError
+        Some step failed; its ``files`` holds what was written, and the message names each district,
+        step and reason.
     """
     city_id = assessment.city.id
     slugs = list(assessment.districts["slug"])
     check_outputs(planned_outputs(out, city_id, slugs), overwrite=overwrite)
-    written = []
+    files = RunFiles()
+    done: list[str] = []
     d_proj = assessment.districts.to_crs(assessment.crs)
     for (_, drow), geom in zip(assessment.districts.iterrows(), d_proj.geometry):
-        path = district_dir(out, city_id, drow["slug"]) / "coverage.gpkg"
-        demand = demand_layer(assessment, drow["district_id"])
-        facilities = facilities_layer(assessment, geom)
-        proposed = read_proposed(out, city_id, drow["slug"])  # an earlier `site` proposal is kept
-        gaps = district_gaps(assessment, drow["district_id"])
-        areas = district_service_areas(assessment, drow["district_id"])
+        slug = drow["slug"]
+        folder = district_dir(out, city_id, slug)
+        previous = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
+        step = "coverage.gpkg"
+        try:
+            proposed = read_proposed(out, city_id, slug)  # an earlier `site` proposal is kept
+            with staged_folder(folder, keep=KEPT_BY_RUN) as stage:
+                layers = {
+                    "demand": demand_layer(assessment, drow["district_id"]),
+                    "facilities": facilities_layer(assessment, geom),
+                    "gaps": district_gaps(assessment, drow["district_id"]),
+                    "service_areas": district_service_areas(assessment, drow["district_id"]),
+                }
+                if proposed is not None:
+                    layers["proposed_sites"] = proposed
+                write_layers(stage / "coverage.gpkg", layers)
+                if maps:
+                    from walkcover.maps import district_map, save_map
 
-        def write(
-            tmp: Path,
-            demand=demand,
-            facilities=facilities,
-            proposed=proposed,
-            gaps=gaps,
-            areas=areas,
-        ) -> None:
-            demand.to_file(tmp, layer="demand", driver="GPKG")
-            facilities.to_file(tmp, layer="facilities", driver="GPKG", mode="a")
-            gaps.to_file(tmp, layer="gaps", driver="GPKG", mode="a")
-            areas.to_file(tmp, layer="service_areas", driver="GPKG", mode="a")
-            if proposed is not None:
-                proposed.to_file(tmp, layer="proposed_sites", driver="GPKG", mode="a")
+                    step = "map.html"
+                    m = district_map(
+                        assessment, drow["district_id"], proposed=proposed, tiles=tiles
+                    )
+                    save_map(m, stage / "map.html")
+                new = {p.name for p in stage.iterdir()}
+        except Exception as exc:
+            log.debug("district %s: %s failed", slug, step, exc_info=True)
+            files.failures.append((slug, step, exc))
+            continue
+        done.append(slug)
+        files.written += [folder / n for n in ("coverage.gpkg", "map.html") if n in new]
+        files.removed += [folder / n for n in sorted(previous - new)]
+    if done:
+        step = "summary.csv"
+        try:
+            files.written += _write_city_tables(assessment, out, done, excel=excel)
+        except Exception as exc:
+            log.debug("%s failed", step, exc_info=True)
+            files.failures.append(("(city)", step, exc))
+    if maps and done:
+        from walkcover.maps import city_map, save_map
 
-        written.append(write_atomic(path, write))
+        try:
+            files.written.append(
+                save_map(city_map(assessment, tiles=tiles), Path(out) / city_id / "map.html")
+            )
+        except Exception as exc:
+            log.debug("city map failed", exc_info=True)
+            files.failures.append(("(city)", "map.html", exc))
+    if files.failures:
+        raise RunIncompleteError(files, _failure_text(out, city_id, files.failures))
+    return files
+
+
+def write_report_sets(assessment: Assessment, out: Path, *, tiles: str | None = None) -> RunFiles:
+    """Per district ``map.html``, ``report.html``, ``report.pdf`` and ``maps/`` as one set (staged
+    and swapped in like `write_run`, keeping the district's other files), then the city
+    ``index.html`` and ``map.html``.
+
+    Raises
+    ------
+    RunIncompleteError
+        Some district or city page failed; the others are written.
+    """
+    from walkcover.maps import city_map, district_map, save_map
+    from walkcover.report import REPORT_FILES, write_city_index, write_district_report
+
+    city_id = assessment.city.id
+    files = RunFiles()
+    for _, drow in assessment.districts.iterrows():
+        slug, did = drow["slug"], drow["district_id"]
+        folder = district_dir(out, city_id, slug)
+        rewritten = {"map.html", *REPORT_FILES}
+        keep = (
+            [p.name for p in folder.iterdir() if p.name not in rewritten] if folder.is_dir() else []
+        )
+        step = "map.html"
+        try:
+            proposed = read_proposed(out, city_id, slug)
+            with staged_folder(folder, keep=keep) as stage:
+                save_map(
+                    district_map(assessment, did, proposed=proposed, tiles=tiles),
+                    stage / "map.html",
+                )
+                step = "report"
+                write_district_report(assessment, did, stage, proposed=proposed)
+                new = sorted(p.name for p in stage.iterdir() if p.name in rewritten)
+        except Exception as exc:
+            log.debug("district %s: %s failed", slug, step, exc_info=True)
+            files.failures.append((slug, step, exc))
+            continue
+        files.written += [folder / n for n in new]
+    city_dir = Path(out) / city_id
+    for step, make in (
+        ("index.html", lambda: write_city_index(assessment, city_dir)),
+        ("map.html", lambda: [save_map(city_map(assessment, tiles=tiles), city_dir / "map.html")]),
+    ):
+        try:
+            files.written += make()
+        except Exception as exc:
+            log.debug("city %s failed", step, exc_info=True)
+            files.failures.append(("(city)", step, exc))
+    if files.failures:
+        raise RunIncompleteError(files, _failure_text(out, city_id, files.failures))
+    return files
+
+
+def _write_city_tables(
+    assessment: Assessment, out: Path, done: list[str], *, excel: bool
+) -> list[Path]:
+    city_id = assessment.city.id
+    written = []
     for name, table in (
         ("summary.csv", assessment.summary),
         ("district_indicators.csv", assessment.district_rows),
     ):
-        written.append(_merge_csv(Path(out) / city_id / name, table, slugs, excel=excel))
+        mine = table[table["district"].isin(done)]
+        written.append(_merge_csv(Path(out) / city_id / name, mine, done, excel=excel))
     groups = assessment.city.config.groups
     if groups:
         summary = pd.read_csv(
@@ -179,10 +280,48 @@ def write_outputs(
     return written
 
 
+def write_layers(path: Path, layers: dict[str, gpd.GeoDataFrame]) -> Path:
+    """Write `layers` (name → frame) into one GeoPackage, atomically."""
+
+    def write(tmp: Path) -> None:
+        for i, (name, layer) in enumerate(layers.items()):
+            layer.to_file(tmp, layer=name, driver="GPKG", mode="w" if i == 0 else "a")
+
+    return write_atomic(path, write)
+
+
+def failure_reason(exc: BaseException) -> str:
+    """One line saying why writing failed, naming a full disk as such."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or any(
+        s in text.lower() for s in ("no space left", "disk is full", "disk full")
+    ):
+        return f"the disk is full ({text}); free some space and run again"
+    if isinstance(exc, PermissionError):
+        return f"permission denied ({text}); choose an --out folder you can write to"
+    if isinstance(exc, WalkcoverError):
+        return text
+    return f"{type(exc).__name__}: {text} (run with -v for the traceback)"
+
+
+def _failure_text(out: Path, city_id: str, failures: list[tuple[str, str, BaseException]]) -> str:
+    parts = []
+    for slug, step, exc in failures:
+        where = "city files" if slug == "(city)" else f"district {slug}"
+        kept = (
+            "its previous results are kept"
+            if slug == "(city)"
+            else f"its previous results in {district_dir(out, city_id, slug)} are kept"
+        )
+        parts.append(f"{where}: writing {step} failed: {failure_reason(exc)}; {kept}")
+    return "; ".join(parts)
+
+
 def write_csv(path: Path, table: pd.DataFrame, *, excel: bool = False) -> Path:
     """A CSV written atomically; with `excel`, UTF-8 with BOM so Chinese Excel opens it right."""
     enc = "utf-8-sig" if excel else "utf-8"
-    return write_atomic(path, lambda tmp: table.to_csv(tmp, index=False, encoding=enc))
+    safe = csv_frame(table)  # no cell a spreadsheet would run as a formula
+    return write_atomic(path, lambda tmp: safe.to_csv(tmp, index=False, encoding=enc))
 
 
 def _merge_csv(path: Path, table: pd.DataFrame, slugs: list[str], *, excel: bool = False) -> Path:
@@ -237,13 +376,11 @@ def write_proposed_sites(
         )
     layers["proposed_sites"] = gpd.GeoDataFrame(sites, geometry="geometry", crs=sites.crs)
 
-    def write(tmp: Path) -> None:
-        for i, (name, layer) in enumerate(layers.items()):
-            layer.to_file(tmp, layer=name, driver="GPKG", mode="w" if i == 0 else "a")
-
-    written = [write_atomic(gpkg, write)]
     table = pd.DataFrame(layers["proposed_sites"].drop(columns="geometry"))
     pts = layers["proposed_sites"].geometry.to_crs(4326)
     table["lon"], table["lat"] = pts.x.round(7), pts.y.round(7)
-    written.append(write_atomic(csv, lambda tmp: table.to_csv(tmp, index=False)))
-    return written
+    keep = [p.name for p in folder.iterdir()] if folder.is_dir() else []
+    with staged_folder(folder, keep=[n for n in keep if n not in {gpkg.name, csv.name}]) as stage:
+        write_layers(stage / gpkg.name, layers)
+        write_csv(stage / csv.name, table)
+    return [gpkg, csv]

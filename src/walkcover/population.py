@@ -12,12 +12,51 @@ import shapely
 from walkcover._errors import ConfigError, SourceError
 
 
+def _window(src, bounds: np.ndarray, *, path: Path, max_cells: int):
+    """The raster window over `bounds` (in the raster's CRS), refused when it misses the raster or
+    is too many cells to read."""
+    import rasterio.windows
+    from rasterio.errors import WindowError
+
+    x0, y0, x1, y1 = bounds
+    r = src.bounds
+    if x1 < r.left or x0 > r.right or y1 < r.bottom or y0 > r.top:
+        raise SourceError(
+            f"population raster {str(path)!r} does not cover the districts: it spans "
+            f"{r.left:.6g}, {r.bottom:.6g} to {r.right:.6g}, {r.top:.6g} in {src.crs.to_string()}, the "
+            f"districts {x0:.6g}, {y0:.6g} to {x1:.6g}, {y1:.6g} in that CRS. Pass the raster of "
+            "this city, or fix its CRS if it is labelled wrong"
+        )
+    try:
+        window = rasterio.windows.from_bounds(x0, y0, x1, y1, transform=src.transform)
+        window = (
+            window.round_offsets()
+            .round_lengths()
+            .intersection(rasterio.windows.Window(0, 0, src.width, src.height))
+        )
+    except WindowError as exc:
+        raise SourceError(
+            f"population raster {str(path)!r} does not overlap the districts ({exc}); check its CRS"
+        ) from None
+    cells = int(window.width) * int(window.height)
+    if cells > max_cells:
+        cx, cy = abs(src.transform.a), abs(src.transform.e)
+        raise SourceError(
+            f"population raster {str(path)!r} has cells of {cx:g} × {cy:g} ({src.crs.to_string()}): "
+            f"{cells:,} cells over the districts, about {cells * 8 / 1e9:.0f} GB to read. Population "
+            "rasters are 30–1,000 m (WorldPop 100 m); resample it first, e.g. "
+            "gdalwarp -tr 100 100 -r sum in.tif out.tif"
+        )
+    return window
+
+
 def allocate_raster(
     units: gpd.GeoDataFrame,
     districts: gpd.GeoDataFrame,
     raster_path: str | Path,
     *,
     weight: np.ndarray,
+    max_cells: int = 200_000_000,
 ) -> np.ndarray:
     """Allocate a population raster (GeoTIFF, any CRS, e.g. WorldPop) to demand units.
 
@@ -36,6 +75,9 @@ def allocate_raster(
         The population raster; nodata and negative cells count as 0.
     weight
         Per unit, its share key within a cell (e.g. floor area); non-positive weights become 1.
+    max_cells
+        Refuse a raster whose window over the districts holds more cells than this (a 0.1 m
+        raster over a city would need hundreds of GB); population rasters are 30–1,000 m.
 
     Returns
     -------
@@ -61,12 +103,7 @@ def allocate_raster(
                 f"population raster {str(path)!r} has no CRS; walkcover cannot place it"
             )
         d_r = districts.to_crs(src.crs)
-        window = rasterio.windows.from_bounds(*d_r.total_bounds, transform=src.transform)
-        window = (
-            window.round_offsets()
-            .round_lengths()
-            .intersection(rasterio.windows.Window(0, 0, src.width, src.height))
-        )
+        window = _window(src, d_r.total_bounds, path=path, max_cells=max_cells)
         data = src.read(1, window=window, masked=True).filled(0).astype(float)
         transform = src.window_transform(window)
         crs = src.crs

@@ -19,9 +19,9 @@ import pandas as pd
 
 from walkcover import __version__
 from walkcover import coverage as cov
+from walkcover._atomic import write_atomic
 from walkcover.gaps import gap_polygons
 from walkcover.maps import BANDS, distance_band
-from walkcover.outputs import write_atomic
 
 _INSTALL = "pip install 'walkcover[report]'"
 
@@ -324,6 +324,12 @@ def _table(frame: pd.DataFrame) -> str:
     return frame.to_html(index=False, escape=True, border=0, classes="t", na_rep="—")
 
 
+#: Reports run no script and load nothing from outside: their images are inline ``data:`` URIs.
+_CSP_META = (
+    "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; "
+    "style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'\">"
+)
+
 _CSS = """body{font-family:'Noto Sans CJK SC','Microsoft YaHei','PingFang SC',sans-serif;margin:24px;color:#222}
 table.t{border-collapse:collapse;font-size:13px;margin:8px 0}table.t th,table.t td{border:1px solid #bbb;padding:3px 6px;text-align:right}
 table.t th{background:#eee}h1{font-size:22px}h2{font-size:17px;border-bottom:1px solid #ccc}.note{color:#555;font-size:12px}
@@ -341,7 +347,7 @@ def district_report_html(result, district_id: str, *, maps_png: dict[str, bytes]
     )
     ind = indicator_view(result, district_id)
     parts = [
-        f"<!doctype html><html lang='zh'><head><meta charset='utf-8'><title>{html.escape(d['name'])} walkcover</title><style>{_CSS}</style></head><body>",
+        f"<!doctype html><html lang='zh'><head><meta charset='utf-8'>{_CSP_META}<title>{html.escape(d['name'])} walkcover</title><style>{_CSS}</style></head><body>",
         f"<h1>{html.escape(d['name'])} / {html.escape(d['name_en'])} — {html.escape(city.name)} / {html.escape(city.name_en)}</h1>",
         f"<p>Walking-distance coverage of the plan's standards · 规划步行距离标准覆盖情况. <a href='map.html'>Interactive map · 交互地图</a></p>{sample}",
         "<h2>Summary against targets · 指标与目标</h2>",
@@ -443,56 +449,76 @@ def district_report_pdf(result, district_id: str, path: Path, *, figures: dict[s
     return write_atomic(path, write)
 
 
+#: What `write_district_report` writes into a district folder.
+REPORT_FILES = ("report.html", "report.pdf", "maps")
+
+
 def write_reports(
     result, out: Path, *, proposed: dict[str, gpd.GeoDataFrame] | None = None
 ) -> list[Path]:
     """Per district: static maps (PNG), chart, ``report.html`` and ``report.pdf``; and the city
-    ``index.html`` comparing districts. Returns the files written."""
-    plt = _mpl()
+    ``index.html`` comparing districts. Returns the files written.
+
+    Writes straight into the district folders; the command line goes through
+    `walkcover.outputs.write_report_sets`, which stages each district's files as one set.
+    """
     written: list[Path] = []
     city_dir = Path(out) / result.city.id
     proposed = proposed or {}
     for _, drow in result.districts.iterrows():
-        did, slug = drow["district_id"], drow["slug"]
-        folder = city_dir / slug
-        sites = proposed.get(did)
-        figs = {s.id: static_map(result, did, s.id, proposed=sites) for s in result.standards}
-        pngs = {}
-        for sid, fig in figs.items():
-            pngs[sid] = _png(fig)
-            written.append(
-                write_atomic(
-                    folder / "maps" / f"{sid}.png", lambda tmp, b=pngs[sid]: tmp.write_bytes(b)
-                )
-            )
-        chart = district_chart(result, did)
-        chart_png = _png(chart)
+        did = drow["district_id"]
+        written += write_district_report(
+            result, did, city_dir / drow["slug"], proposed=proposed.get(did)
+        )
+    return written + write_city_index(result, city_dir)
+
+
+def write_district_report(
+    result, district_id: str, folder: Path, *, proposed: gpd.GeoDataFrame | None = None
+) -> list[Path]:
+    """``maps/<standard>.png``, ``maps/coverage_chart.png``, ``report.html`` and ``report.pdf`` of
+    one district, into `folder`."""
+    plt = _mpl()
+    written: list[Path] = []
+    did, sites = district_id, proposed
+    figs = {s.id: static_map(result, did, s.id, proposed=sites) for s in result.standards}
+    pngs = {}
+    for sid, fig in figs.items():
+        pngs[sid] = _png(fig)
         written.append(
             write_atomic(
-                folder / "maps" / "coverage_chart.png", lambda tmp, b=chart_png: tmp.write_bytes(b)
+                folder / "maps" / f"{sid}.png", lambda tmp, b=pngs[sid]: tmp.write_bytes(b)
             )
         )
-        gaps = top_gaps(result, did)
-        page = district_report_html(
-            result, did, maps_png=pngs, chart_png=chart_png, gaps=gaps, proposed=sites
+    chart = district_chart(result, did)
+    chart_png = _png(chart)
+    written.append(
+        write_atomic(
+            folder / "maps" / "coverage_chart.png", lambda tmp, b=chart_png: tmp.write_bytes(b)
         )
-        written.append(
-            write_atomic(
-                folder / "report.html", lambda tmp, p=page: tmp.write_text(p, encoding="utf-8")
-            )
+    )
+    gaps = top_gaps(result, did)
+    page = district_report_html(
+        result, did, maps_png=pngs, chart_png=chart_png, gaps=gaps, proposed=sites
+    )
+    written.append(
+        write_atomic(
+            folder / "report.html", lambda tmp, p=page: tmp.write_text(p, encoding="utf-8")
         )
-        written.append(
-            district_report_pdf(
-                result,
-                did,
-                folder / "report.pdf",
-                figures=figs,
-                chart=chart,
-                gaps=gaps,
-                proposed=sites,
-            )
+    )
+    written.append(
+        district_report_pdf(
+            result, did, folder / "report.pdf", figures=figs, chart=chart, gaps=gaps, proposed=sites
         )
-        plt.close("all")
+    )
+    plt.close("all")
+    return written
+
+
+def write_city_index(result, city_dir: Path) -> list[Path]:
+    """The city's ``index.html`` and ``coverage_by_district.png`` comparing its districts."""
+    plt = _mpl()
+    written: list[Path] = []
     chart = city_chart(result)
     png = _png(chart)
     plt.close("all")
@@ -513,7 +539,7 @@ def write_reports(
     )
     c = result.city.config
     page = (
-        f"<!doctype html><html lang='zh'><head><meta charset='utf-8'><title>{html.escape(c.name)} walkcover</title><style>{_CSS}</style></head><body>"
+        f"<!doctype html><html lang='zh'><head><meta charset='utf-8'>{_CSP_META}<title>{html.escape(c.name)} walkcover</title><style>{_CSS}</style></head><body>"
         f"<h1>{html.escape(c.name)} / {html.escape(c.name_en)}: districts compared · 各区对比</h1>"
         f"<p><a href='map.html'>City map · 全市地图</a></p><ul>{links}</ul>"
         f"<h2>Residents within walking distance, % · 步行范围内居民比例</h2>{_table(table)}{_img(png)}"

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pyproj
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -267,7 +268,7 @@ def load_city(name_or_path: str | Path) -> City:
     dpath = (path.parent / cfg.districts.path).resolve()
     if not dpath.is_file():
         raise ConfigError(f"city file {str(path)!r}: districts.path {str(dpath)!r} does not exist")
-    gdf = gpd.read_file(dpath)
+    gdf = _read_polygons(dpath, what=f"district file {str(dpath)!r}")
     fields = [cfg.districts.id_field, cfg.districts.name_field]
     if cfg.districts.name_en_field:
         fields.append(cfg.districts.name_en_field)
@@ -278,6 +279,7 @@ def load_city(name_or_path: str | Path) -> City:
         )
     if gdf.crs is None:
         raise CRSError(f"district file {str(dpath)!r} has no CRS; save it with one")
+    check_crs_matches_coordinates(gdf, what=f"district file {str(dpath)!r}")
     gdf = gdf.to_crs(4326)
     ids = gdf[cfg.districts.id_field].astype(str)
     if ids.duplicated().any():
@@ -292,11 +294,92 @@ def load_city(name_or_path: str | Path) -> City:
             "name_en": name_en.to_numpy(),
             "is_sample": cfg.districts.sample,
         },
-        geometry=gdf.geometry.make_valid().to_numpy(),
+        geometry=repaired_polygons(
+            gdf.geometry, names=gdf[cfg.districts.name_field].astype(str), file_name=dpath.name
+        ),
         crs=4326,
     )
     districts["slug"] = [_slug(i, e) for i, e in zip(districts.district_id, districts.name_en)]
+    check_unique_slugs(districts, file_name=dpath.name)
     return City(config=cfg, districts=districts, config_path=path)
+
+
+def _read_polygons(path: Path, *, what: str) -> gpd.GeoDataFrame:
+    """A vector file of polygons, refused with a clear message when empty or unreadable."""
+    import pyogrio.errors
+
+    try:
+        gdf = gpd.read_file(path)
+    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, ValueError) as exc:
+        raise ConfigError(
+            f"{what} could not be read as a vector file ({' '.join(str(exc).split())}); save it as "
+            "GeoPackage, GeoJSON or Shapefile"
+        ) from None
+    if len(gdf) == 0:
+        raise ConfigError(f"{what} holds no features; it needs one polygon per district")
+    kinds = set(gdf.geom_type.dropna())
+    if not kinds or not kinds <= {"Polygon", "MultiPolygon"}:
+        raise ConfigError(
+            f"{what} holds {', '.join(sorted(kinds)) or 'no geometries'}; districts must be polygons"
+        )
+    return gdf
+
+
+def check_crs_matches_coordinates(gdf: gpd.GeoDataFrame, *, what: str) -> None:
+    """Refuse coordinates that cannot be in the CRS the file declares (metres labelled degrees).
+
+    Raises
+    ------
+    CRSError
+        A geographic CRS whose coordinates go beyond ±180° / ±90°.
+    """
+    if gdf.crs is None or not gdf.crs.is_geographic or not len(gdf):
+        return
+    x0, y0, x1, y1 = gdf.total_bounds
+    if min(x0, y0) < -180 or x1 > 180 or abs(y0) > 90 or abs(y1) > 90:
+        raise CRSError(
+            f"{what} says its CRS is {gdf.crs.to_string()} (degrees), but its coordinates run from "
+            f"{x0:.0f}, {y0:.0f} to {x1:.0f}, {y1:.0f}: those are metres. Save it with its real CRS "
+            "(e.g. EPSG:4547, CGCS2000 Gauss-Kruger 114E, for Zhengzhou)"
+        )
+
+
+def repaired_polygons(geoms: gpd.GeoSeries, *, names: pd.Series, file_name: str) -> np.ndarray:
+    """`geoms` with invalid polygons (self-intersecting, bow-ties) repaired, each repair warned of
+    with the district's name and the reason, since it can change the district's area."""
+    import warnings
+
+    import shapely
+
+    values = geoms.to_numpy()
+    bad = ~shapely.is_valid(values)
+    for i in np.flatnonzero(bad):
+        before = float(shapely.area(values[i]))
+        fixed = shapely.make_valid(values[i])
+        fixed = shapely.union_all(
+            [g for g in shapely.get_parts(fixed) if shapely.get_type_id(g) in (3, 6)]
+        )
+        warnings.warn(
+            f"{file_name}: boundary of {names.iloc[i]} was invalid ({shapely.is_valid_reason(values[i])}); "
+            f"repaired (area {before:.6g} → {float(shapely.area(fixed)):.6g} in the file's units): "
+            "check the file",
+            UserWarning,
+            stacklevel=3,
+        )
+        values[i] = fixed
+    return values
+
+
+def check_unique_slugs(districts: gpd.GeoDataFrame, *, file_name: str) -> None:
+    """Refuse districts whose ids give the same output folder name (``../x`` and ``x``)."""
+    dup = districts["slug"].duplicated(keep=False)
+    if dup.any():
+        clash = districts[dup.to_numpy()].groupby("slug")["district_id"].apply(list)
+        shown = "; ".join(f"{ids} all give folder {slug!r}" for slug, ids in clash.items())
+        raise ConfigError(
+            f"{file_name}: district ids must differ in their letters and digits, since each names an "
+            f"output folder: {shown}; rename them in the file"
+        )
 
 
 def _slug(district_id: str, name_en: str) -> str:
@@ -406,9 +489,10 @@ def replace_boundaries(
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"--boundaries {str(path)!r} does not exist")
-    gdf = gpd.read_file(path)
+    gdf = _read_polygons(path, what=f"--boundaries {str(path)!r}")
     if gdf.crs is None:
         raise CRSError(f"--boundaries {str(path)!r} has no CRS; save it with one (e.g. EPSG:4547)")
+    check_crs_matches_coordinates(gdf, what=f"--boundaries {str(path)!r}")
     if name_field not in gdf.columns:
         raise ConfigError(
             f"--name-field {name_field!r} is not a field of {path.name}; it has {[c for c in gdf.columns if c != 'geometry']}"

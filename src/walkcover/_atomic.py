@@ -1,0 +1,177 @@
+"""Atomic writes: a file, or a whole folder of outputs, appears complete or not at all.
+
+A leaf module (standard library only), so that every writer can use it without loading the rest of
+walkcover.
+
+* `atomic_path` / `write_atomic`: one file, written under a temporary name beside it and renamed.
+* `staged_folder`: a folder of outputs (a district's ``coverage.gpkg``, ``map.html``, reports …)
+  built in a staging folder beside it and swapped in by two renames, so a reader sees the previous
+  complete set or the new complete set, never a mix.
+* `recover`: after a crash or a kill (``SIGKILL`` runs no clean-up), put back a folder whose swap was
+  interrupted and remove what staging and temporary files were left behind. Call it only while
+  holding the output folder's lock (`walkcover._lock`), when no other run can be writing there.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+#: Every temporary name walkcover makes starts with this, so `recover` knows what is its own.
+TMP_PREFIX = ".walkcover-tmp-"
+STAGING_PREFIX = ".walkcover-staging-"
+OLD_PREFIX = ".walkcover-old-"
+
+
+@contextmanager
+def atomic_path(final: Path) -> Iterator[Path]:
+    """A temporary path beside `final`, renamed onto it only if the block succeeds.
+
+    The temporary file (and any ``-journal``/``-wal`` file a SQLite writer such as GDAL's GeoPackage
+    driver leaves beside it) is removed when the block fails.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f"{TMP_PREFIX}{final.stem}-", suffix=final.suffix, dir=final.parent
+    )
+    os.close(fd)
+    tmp = Path(tmp_name)
+    tmp.unlink()  # writers such as GDAL want to create the file themselves
+    try:
+        yield tmp
+        tmp.replace(final)
+    finally:
+        for leftover in (tmp, *(tmp.with_name(tmp.name + s) for s in ("-journal", "-wal", "-shm"))):
+            if leftover.exists():
+                leftover.unlink()
+
+
+def write_atomic(final: Path, writer: Callable[[Path], None]) -> Path:
+    """Call ``writer(tmp)``, then move the finished file onto `final`."""
+    with atomic_path(final) as tmp:
+        writer(tmp)
+    return Path(final)
+
+
+@contextmanager
+def staged_folder(final: Path, *, keep: Iterable[str] = ()) -> Iterator[Path]:
+    """Build the new contents of folder `final` in a staging folder, then swap it in.
+
+    Parameters
+    ----------
+    final
+        The folder to replace (it need not exist yet).
+    keep
+        Names of files or folders in the current `final` to carry into the new set (hard-linked, or
+        copied where the file system cannot link). Everything else in the old folder is replaced by what the block
+        writes into the staging folder.
+
+    Yields
+    ------
+    pathlib.Path
+        The staging folder to write the complete new set into.
+
+    Notes
+    -----
+    On success the old folder is renamed aside, the staging folder renamed onto `final`, and the old
+    one removed. A crash between the two renames leaves the old set under a hidden name, which
+    `recover` puts back. On failure the staging folder is removed and `final` is untouched.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{final.name}-", dir=final.parent))
+    try:
+        for name in keep:
+            src = final / name
+            if src.is_dir():
+                shutil.copytree(src, staging / name, copy_function=_link_or_copy)
+            elif src.is_file():
+                _link_or_copy(src, staging / name)
+        yield staging
+        swap_in(staging, final)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _link_or_copy(src: str | Path, dst: str | Path) -> None:
+    # Every writer replaces files by rename, never in place, so a hard link shares nothing mutable.
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def swap_in(staging: Path, final: Path) -> None:
+    """Put folder `staging` in the place of `final` (two renames; see `staged_folder`)."""
+    old = None
+    if final.exists():
+        old = Path(tempfile.mkdtemp(prefix=f"{OLD_PREFIX}{final.name}-", dir=final.parent))
+        old.rmdir()
+        final.rename(old)
+    staging.rename(final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def recover(folder: Path) -> list[str]:
+    """Repair what an interrupted run left in `folder` (not recursively); return what was done.
+
+    A folder renamed aside by an interrupted swap is put back when its place is empty, else removed;
+    staging folders and temporary files are removed.
+    """
+    folder = Path(folder)
+    done: list[str] = []
+    if not folder.is_dir():
+        return done
+    for p in sorted(folder.iterdir()):
+        name = p.name
+        if name.startswith(OLD_PREFIX):
+            original = folder / name.removeprefix(OLD_PREFIX).rsplit("-", 1)[0]
+            if not original.exists():
+                p.rename(original)
+                done.append(f"restored {original.name} (a run was interrupted while replacing it)")
+            else:
+                shutil.rmtree(p, ignore_errors=True)
+                done.append(f"removed {name}")
+        elif name.startswith(STAGING_PREFIX):
+            shutil.rmtree(p, ignore_errors=True)
+            done.append(f"removed {name} (unfinished output of an interrupted run)")
+        elif name.startswith(TMP_PREFIX):
+            p.unlink(missing_ok=True)
+            done.append(f"removed {name} (unfinished file of an interrupted run)")
+    return done
+
+
+def check_writable_folder(path: Path, *, option: str) -> Path:
+    """Make sure `path` is (or can become) a folder this process can write, before any work.
+
+    Raises
+    ------
+    OutputFolderError
+        `path` is a file, or the folder cannot be created or written (read-only, no permission,
+        disk full); the message names `option`, the path and the reason.
+    """
+    from walkcover._errors import OutputFolderError
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputFolderError(
+            f"{option} {str(path)!r} is a file, not a folder; pass a folder (it is created if missing)"
+        )
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f"{TMP_PREFIX}probe-", dir=path)
+        os.close(fd)
+        Path(probe).unlink()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise OutputFolderError(
+            f"{option} {str(path)!r} cannot be written ({reason}); pass a folder you can write to"
+        ) from None
+    return path

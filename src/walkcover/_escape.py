@@ -1,0 +1,79 @@
+"""One escaping path for text from outside (OSM names, planners' files, shared configs).
+
+Each function is right for one place text lands:
+
+* `html_text`: HTML text and quoted attribute values (``&<>"'`` escaped).
+* `js_value`: a value inside a ``<script>`` (JSON with ``<``, ``>``, ``&``, ``'`` and the two
+  JavaScript line separators escaped, so neither ``</script>`` nor a quote can end it). Data reaches
+  the maps' JavaScript only this way, as GeoJSON properties or JSON literals, and is put on the page
+  with ``textContent``: never inside a template literal, where ``${…}`` and ``\\u`` are live.
+* `csv_frame`: cells of a CSV or spreadsheet (OWASP's rule against formula injection).
+* `terminal`: text printed to a terminal (control characters, ANSI escape sequences and bidirectional
+  overrides made visible instead of obeyed). The command line's consoles also print with Rich
+  markup off, so ``[/b]`` in a district name is text, not a tag.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from typing import Any
+
+import pandas as pd
+
+#: A spreadsheet treats a cell beginning with one of these as a formula (OWASP, CSV injection).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+# C0 and C1 controls (but newline and tab), DEL, and the Unicode bidirectional controls that can make
+# a terminal line read differently from what it holds ("Trojan Source").
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def html_text(value: object) -> str:
+    """`value` as HTML text or a quoted attribute value."""
+    return html.escape(str(value), quote=True)
+
+
+def js_value(value: Any) -> str:
+    """`value` as a JavaScript literal that is safe inside an HTML ``<script>`` element."""
+    return (
+        json.dumps(value, ensure_ascii=False, allow_nan=False)
+        .replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
+        .replace("'", "\\u0027")
+        .replace("\u2028", "\\u2028")
+        .replace("\u2029", "\\u2029")
+    )
+
+
+def csv_cell(value: object) -> object:
+    """A text cell that a spreadsheet would run as a formula gets a leading ``'``; others as they are.
+
+    Numbers written as text (``-12.5``) are left alone: they are data, and a spreadsheet reads them
+    as numbers, not formulas.
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_START) and not _NUMBER.match(value):
+        return "'" + value
+    return value
+
+
+def csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of `frame` whose text cells (and column names) are safe to open in a spreadsheet."""
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col].dtype):
+            out[col] = out[col].map(csv_cell)
+    out.columns = [csv_cell(str(c)) for c in out.columns]
+    return out
+
+
+def terminal(value: object) -> str:
+    """`value` for a terminal: control characters shown as ``\\xNN`` or ``\\uNNNN``."""
+
+    def show(m: re.Match[str]) -> str:
+        c = ord(m.group(0))
+        return f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+
+    return _CONTROL.sub(show, str(value))
