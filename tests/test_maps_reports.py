@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import io
-import shutil
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from conftest import CHROMIUM, open_offline  # noqa: F401 - browser is a conftest fixture
 from walkcover.cli import app
 from walkcover.standards import load_standards
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 STANDARD_LABELS = [
     f"{s.name_zh} {s.name} ({s.threshold_m:g} m)" for s in load_standards().standards.values()
 ]
@@ -34,49 +32,6 @@ def outputs(tmp_path_factory):
     res = runner.invoke(app, ["report", *common], catch_exceptions=False)
     assert res.exit_code == 0, res.output
     return out / "helsinki-sample"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    assert Path(CHROMIUM).exists(), (
-        "Debian's chromium is needed: apt-get install chromium (.ci/run does)"
-    )
-    with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        yield b
-        b.close()
-
-
-def open_offline(browser, path: Path):
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    errors: list[str] = []
-    outside: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-
-    def route(r):
-        if r.request.url.startswith(("file:", "data:")):
-            r.continue_()
-        else:
-            outside.append(r.request.url)
-            r.abort()
-
-    page.route("**/*", route)
-    page.goto(path.as_uri())
-    page.wait_for_timeout(800)
-    return page, errors, outside
 
 
 def not_blank(png: bytes) -> float:
