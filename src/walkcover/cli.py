@@ -603,7 +603,7 @@ def _print_repairs(repairs: list[str]) -> None:
 
 def _print_written(paths: list[Path]) -> None:
     for p in paths:
-        out_console.print(f"wrote {terminal(p)}")
+        out_console.print(f"wrote {terminal(p)}", soft_wrap=True)  # paths unbroken, to copy
 
 
 def _print_summary(
@@ -681,5 +681,6 @@ def _print_summary(
     for p in removed or []:
         out_console.print(
             f"removed {terminal(p)} (it described the previous run's figures; "
-            "run walkcover report again for new reports)"
+            "run walkcover report again for new reports)",
+            soft_wrap=True,
         )

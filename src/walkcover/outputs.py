@@ -290,18 +290,39 @@ def write_layers(path: Path, layers: dict[str, gpd.GeoDataFrame]) -> Path:
     return write_atomic(path, write)
 
 
-def failure_reason(exc: BaseException) -> str:
-    """One line saying why writing failed, naming a full disk as such."""
+#: Below this much free space, a failed write is put down to a full disk: GDAL's GeoPackage driver
+#: does not always say so (it reports the SQLite table it could not create instead).
+FULL_DISK_BYTES = 4 * 1024 * 1024
+
+
+def failure_reason(exc: BaseException, *, where: Path | None = None) -> str:
+    """One line saying why writing (into folder `where`) failed, naming a full disk as such."""
     text = " ".join(str(exc).split()) or type(exc).__name__
-    if (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or any(
-        s in text.lower() for s in ("no space left", "disk is full", "disk full")
+    free = _free_bytes(where) if where is not None else None
+    if (
+        (isinstance(exc, OSError) and exc.errno == errno.ENOSPC)
+        or any(s in text.lower() for s in ("no space left", "disk is full", "disk full"))
+        or (free is not None and free < FULL_DISK_BYTES)
     ):
-        return f"the disk is full ({text}); free some space and run again"
+        left = "" if free is None else f", {free / 1024:.0f} kB left"
+        return f"the disk is full ({text[:200]}{left}); free some space and run again"
     if isinstance(exc, PermissionError):
         return f"permission denied ({text}); choose an --out folder you can write to"
     if isinstance(exc, WalkcoverError):
         return text
     return f"{type(exc).__name__}: {text} (run with -v for the traceback)"
+
+
+def _free_bytes(where: Path) -> int | None:
+    import shutil
+
+    for folder in (Path(where), *Path(where).parents):
+        if folder.exists():
+            try:
+                return shutil.disk_usage(folder).free
+            except OSError:
+                return None
+    return None
 
 
 def _failure_text(out: Path, city_id: str, failures: list[tuple[str, str, BaseException]]) -> str:
@@ -313,7 +334,8 @@ def _failure_text(out: Path, city_id: str, failures: list[tuple[str, str, BaseEx
             if slug == "(city)"
             else f"its previous results in {district_dir(out, city_id, slug)} are kept"
         )
-        parts.append(f"{where}: writing {step} failed: {failure_reason(exc)}; {kept}")
+        folder = Path(out) / city_id if slug == "(city)" else district_dir(out, city_id, slug)
+        parts.append(f"{where}: writing {step} failed: {failure_reason(exc, where=folder)}; {kept}")
     return "; ".join(parts)
 
 

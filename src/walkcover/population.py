@@ -56,7 +56,7 @@ def allocate_raster(
     raster_path: str | Path,
     *,
     weight: np.ndarray,
-    max_cells: int = 200_000_000,
+    max_cells: int = 100_000_000,
 ) -> np.ndarray:
     """Allocate a population raster (GeoTIFF, any CRS, e.g. WorldPop) to demand units.
 

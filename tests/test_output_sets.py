@@ -1,0 +1,260 @@
+"""A failed, killed or concurrent run leaves the previous complete results or the new complete ones,
+never a mix (issue 11, items 6–10)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pyogrio
+import pytest
+from typer.testing import CliRunner
+
+from hostile import hostile_city
+from walkcover._atomic import STAGING_PREFIX, staged_folder
+from walkcover._lock import output_lock
+from walkcover.cli import app
+
+runner = CliRunner()
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def digest(folder: Path) -> dict[str, str]:
+    """Every file under `folder` (hidden ones too) with its SHA-256."""
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def columns(gpkg: Path) -> set[str]:
+    return set(pyogrio.read_info(gpkg, layer="demand")["fields"])
+
+
+@pytest.fixture
+def city(tmp_path):
+    cfg, _ = hostile_city(tmp_path)
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["run", "--city", str(cfg), "--standard", "toilet", "--out", str(out), "--no-cache"])
+    assert res.exit_code == 0, res.output
+    return cfg, out
+
+
+def run_args(cfg: Path, out: Path, *extra: str) -> list[str]:
+    return ["run", "--city", str(cfg), "--standard", "toilet,kindergarten", "--out", str(out),
+            "--no-cache", "--overwrite", *extra]  # fmt: skip
+
+
+def test_failure_in_a_map_keeps_that_districts_previous_set(city, monkeypatch):
+    cfg, out = city
+    d1, d2 = out / "handmade" / "d1", out / "handmade" / "d2"
+    before_d1 = digest(d1)
+    summary_before = pd.read_csv(out / "handmade" / "summary.csv")
+    import walkcover.maps
+
+    real = walkcover.maps.district_map
+
+    def broken(result, district_id, **kw):
+        if district_id == "d1":
+            raise OSError(28, "No space left on device")
+        return real(result, district_id, **kw)
+
+    monkeypatch.setattr(walkcover.maps, "district_map", broken)
+    res = runner.invoke(app, run_args(cfg, out))
+    assert res.exit_code == 2
+    line = " ".join(res.output.split())
+    assert "district d1: writing map.html failed: the disk is full" in line
+    assert f"its previous results in {d1} are kept" in line
+    assert "Traceback" not in res.output
+    # d1: exactly the previous set; d2: the new set (it measures kindergartens now)
+    assert digest(d1) == before_d1
+    assert "kindergarten_dist_m" not in columns(d1 / "coverage.gpkg")
+    assert "kindergarten_dist_m" in columns(d2 / "coverage.gpkg")
+    assert (d2 / "map.html").exists()
+    summary = pd.read_csv(out / "handmade" / "summary.csv")
+    assert set(summary.loc[summary.district == "d1", "standard"]) == {"toilet"}
+    assert set(summary.loc[summary.district == "d2", "standard"]) == {"toilet", "kindergarten"}
+    pd.testing.assert_frame_equal(
+        summary[summary.district == "d1"].reset_index(drop=True),
+        summary_before[summary_before.district == "d1"].reset_index(drop=True),
+    )
+    assert not [p for p in (out / "handmade").iterdir() if p.name.startswith(".")]
+
+
+def test_bad_tiles_with_overwrite_is_refused_before_any_work(city):
+    cfg, out = city
+    before = digest(out)
+    res = runner.invoke(app, run_args(cfg, out, "--tiles", "osmm"))
+    assert res.exit_code == 2
+    assert "--tiles 'osmm' is not a base map walkcover knows; choose osm" in " ".join(res.output.split())
+    assert digest(out) == before
+
+
+def test_a_rerun_replaces_stale_reports_and_keeps_proposals(city):
+    cfg, out = city
+    d1 = out / "handmade" / "d1"
+    (d1 / "report.pdf").write_bytes(b"%PDF old figures")
+    (d1 / "proposed_sites.csv").write_text("rank\n1\n", encoding="utf-8")
+    res = runner.invoke(app, run_args(cfg, out))
+    assert res.exit_code == 0, res.output
+    assert not (d1 / "report.pdf").exists()
+    assert (d1 / "proposed_sites.csv").read_text(encoding="utf-8") == "rank\n1\n"
+    assert f"removed {d1 / 'report.pdf'}" in " ".join(res.output.split())
+
+
+def _python(code: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(SRC), **env},
+        timeout=300,
+    )
+
+
+KILL_AFTER = """
+    import os, signal, sys
+    import walkcover.{module} as target
+    real = target.{function}
+    def then_kill(*args, **kwargs):
+        {call}
+        os.kill(os.getpid(), signal.SIGKILL)
+    target.{function} = then_kill
+    from walkcover.cli import entry
+    sys.argv = ["walkcover", *sys.argv[1:]]
+    entry()
+"""
+
+
+@pytest.mark.parametrize(
+    ("module", "function", "call", "leftover"),
+    [
+        # killed between the GeoPackage and the map
+        ("outputs", "write_layers", "real(*args, **kwargs)", STAGING_PREFIX),
+        # killed inside the GeoPackage write, after its first layer (-journal files and all)
+        ("outputs", "write_layers", "args[1]['demand'].to_file(args[0].with_name('.walkcover-tmp-x.gpkg'), layer='demand')", STAGING_PREFIX),
+        # killed between the two renames of the swap: the old set is aside, the new one not in place
+        ("_atomic", "swap_in", "args[1].rename(args[1].with_name('.walkcover-old-' + args[1].name + '-k1ll3d'))", ".walkcover-old-"),
+    ],
+)  # fmt: skip
+def test_a_kill_leaves_the_previous_set_or_a_repairable_state(city, module, function, call, leftover):
+    cfg, out = city
+    d1 = out / "handmade" / "d1"
+    before = digest(d1)
+    code = KILL_AFTER.format(module=module, function=function, call=call)
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *run_args(cfg, out)],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(SRC)}, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == -9, proc.stderr
+    left = [p.name for p in (out / "handmade").iterdir() if p.name.startswith(".")]
+    assert any(n.startswith(leftover) for n in left), left
+    if leftover == STAGING_PREFIX:
+        assert digest(d1) == before  # untouched while the new set was being built
+    # the next holder of the lock repairs: the previous complete set is back, leftovers gone
+    with output_lock(out, command="test") as repairs:
+        assert repairs
+    assert digest(d1) == before
+    assert not [p for p in (out / "handmade").iterdir() if p.name.startswith(".")]
+    assert not list(out.glob(".walkcover.lock*"))
+
+
+def test_a_second_run_into_the_same_folder_is_refused_and_says_who(city):
+    cfg, out = city
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import sys, time
+            from walkcover._lock import output_lock
+            with output_lock({str(out)!r}, command="run"):
+                print("held", flush=True)
+                time.sleep(60)
+        """)],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(SRC)},
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        before = digest(out)
+        res = runner.invoke(app, run_args(cfg, out))
+        assert res.exit_code == 2
+        line = " ".join(res.output.split())
+        assert f"is in use by another walkcover run (pid {holder.pid} on" in line
+        assert "`walkcover run`" in line and "wait for it to finish or choose another --out" in line
+        assert digest(out) == before
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+    res = runner.invoke(app, run_args(cfg, out))
+    assert res.exit_code == 0, res.output
+
+
+def test_staged_folder_keeps_the_old_set_when_the_block_fails(tmp_path):
+    final = tmp_path / "d"
+    final.mkdir()
+    (final / "a.txt").write_text("old a")
+    (final / "b.txt").write_text("old b")
+    with pytest.raises(RuntimeError), staged_folder(final, keep=["b.txt"]) as stage:
+        assert (stage / "b.txt").read_text() == "old b"
+        (stage / "a.txt").write_text("new a")
+        raise RuntimeError("disk full")
+    assert digest(final) == {"a.txt": hashlib.sha256(b"old a").hexdigest(),
+                             "b.txt": hashlib.sha256(b"old b").hexdigest()}  # fmt: skip
+    assert [p.name for p in tmp_path.iterdir()] == ["d"]
+    with staged_folder(final, keep=["b.txt"]) as stage:
+        (stage / "a.txt").write_text("new a")
+    assert (final / "a.txt").read_text() == "new a" and (final / "b.txt").read_text() == "old b"
+    assert [p.name for p in tmp_path.iterdir()] == ["d"]
+
+
+def _mount_tmpfs(path: Path, options: str) -> bool:
+    path.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
+                          capture_output=True).returncode == 0  # fmt: skip
+
+
+needs_root = pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0, reason="mounting a small tmpfs needs root"
+)
+
+
+@needs_root
+def test_disk_full_at_the_geopackage_is_one_line_and_keeps_the_previous_set(tmp_path):
+    cfg, _ = hostile_city(tmp_path)
+    disk = tmp_path / "disk"
+    assert _mount_tmpfs(disk, "size=4m"), "mount -t tmpfs failed although running as root"
+    try:
+        out = disk / "out"
+        res = runner.invoke(app, ["run", "--city", str(cfg), "--standard", "toilet", "--out", str(out),
+                                  "--no-cache", "--no-maps"])  # fmt: skip
+        assert res.exit_code == 0, res.output
+        before = digest(out)
+        free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
+        (disk / "filler").write_bytes(b"\0" * (free - 48 * 1024))
+        res = runner.invoke(app, run_args(cfg, out, "--no-maps"))
+        assert res.exit_code == 2
+        line = " ".join(res.output.split())
+        assert "writing coverage.gpkg failed: the disk is full" in line, line
+        assert "Traceback" not in res.output and "its previous results in" in line
+        assert digest(out) == before
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+
+
+@needs_root
+def test_read_only_out_is_refused_before_any_work(tmp_path):
+    cfg, _ = hostile_city(tmp_path)
+    ro = tmp_path / "ro"
+    assert _mount_tmpfs(ro, "size=1m,ro"), "mount -t tmpfs failed although running as root"
+    try:
+        res = runner.invoke(app, ["run", "--city", str(cfg), "--out", str(ro / "out"), "--no-cache"])
+        assert res.exit_code == 2
+        line = " ".join(res.output.split())
+        assert f"--out '{ro / 'out'}' cannot be written (Read-only file system); pass a folder you can write to" in line
+    finally:
+        subprocess.run(["umount", str(ro)], check=False)
