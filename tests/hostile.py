@@ -14,7 +14,7 @@ from conftest import LOCAL_CRS, box_way, write_city
 
 #: Would run as script if a map put it in a template literal (`${…}`), in HTML (`<img onerror>`),
 #: or in an attribute; would break a JavaScript string (`\u` not followed by hex digits).
-SCRIPT_NAME = "${document.title+=1}<img src=x onerror=\"window.__pwned=1\">'\"`"
+SCRIPT_NAME = '${document.title+=1}<img src=x onerror="window.__pwned=1">\'"`'
 BACKSLASH_NAME = "C:\\users\\new\\x41 \\u"
 FORMULA_NAME = '=HYPERLINK("https://example.invalid","点我")'
 DISTRICT_NAME = "[/b][north] 区"
@@ -37,7 +37,9 @@ def hostile_city(tmp_path):
         (100, [1, 2, 3], {"highway": "residential", "name": FORMULA_NAME}),
         (101, [4, 2, 5], {"highway": "footway"}),
         box_way(200, 10, 40, 10, 60, 30, {"building": "apartments"}, nodes),
-        box_way(201, 20, 300, 10, 320, 30, {"building": "apartments", "building:levels": "4"}, nodes),
+        box_way(
+            201, 20, 300, 10, 320, 30, {"building": "apartments", "building:levels": "4"}, nodes
+        ),
         box_way(202, 30, 140, -60, 160, -40, {"building": "house"}, nodes),
     ]
     cfg, osm = write_city(tmp_path, nodes=nodes, ways=ways, district=box(-50, -150, 450, 150))
@@ -55,5 +57,7 @@ def hostile_city(tmp_path):
              "geometry": mapping(wgs(box(2000, 2000, 2200, 2200)))},
         ],
     }  # fmt: skip
-    (tmp_path / "districts.geojson").write_text(json.dumps(fc, ensure_ascii=False), encoding="utf-8")
+    (tmp_path / "districts.geojson").write_text(
+        json.dumps(fc, ensure_ascii=False), encoding="utf-8"
+    )
     return cfg, osm

@@ -34,7 +34,17 @@ def hostile_run(tmp_path_factory):
     out = base / "out"
     res = runner.invoke(
         app,
-        ["run", "--city", str(cfg), "--standard", "toilet", "--out", str(out), "--no-cache", "--excel"],
+        [
+            "run",
+            "--city",
+            str(cfg),
+            "--standard",
+            "toilet",
+            "--out",
+            str(out),
+            "--no-cache",
+            "--excel",
+        ],
         catch_exceptions=False,
     )
     return res, cfg, out / "handmade"
@@ -89,7 +99,10 @@ def test_maps_run_no_script_from_names_and_still_draw(hostile_run, browser, whic
         assert before["pwned"] is None
         assert errors == [] and outside == []  # no syntax error from "\u", no CSP violation
         html = (city / which).read_text(encoding="utf-8")
-        assert "Content-Security-Policy" in html and "'unsafe-inline'" not in html.split("script-src")[1][:200]
+        assert (
+            "Content-Security-Policy" in html
+            and "'unsafe-inline'" not in html.split("script-src")[1][:200]
+        )
         # no data text in a template literal: folium's Tooltip/Popup are not used for data
         assert "bindTooltip(`" not in html and "$(`" not in html
         if which == "d1/map.html":
@@ -165,12 +178,14 @@ def test_yaml_alias_bomb_duplicate_ids_and_folders_are_refused(tmp_path):
         load_standards(bomb)
     assert time.perf_counter() - t0 < 1.0
     dup = tmp_path / "dup.yaml"
-    base = (load_standards.__globals__["_paths"].bundle_root() / "configs/standards/zhengzhou-2018.yaml").read_text(
-        encoding="utf-8"
-    )
+    base = (
+        load_standards.__globals__["_paths"].bundle_root() / "configs/standards/zhengzhou-2018.yaml"
+    ).read_text(encoding="utf-8")
     assert base.count("\nstandards:\n") == 1
     dup.write_text(
-        base.replace("\nstandards:\n", "\nstandards:\n  toilet:\n    name: Toilet\n    threshold_m: 100\n"),
+        base.replace(
+            "\nstandards:\n", "\nstandards:\n  toilet:\n    name: Toilet\n    threshold_m: 100\n"
+        ),
         encoding="utf-8",
     )
     with pytest.raises(ConfigError, match=r"duplicate key 'toilet' \(first at line \d+\)"):

@@ -41,7 +41,9 @@ def columns(gpkg: Path) -> set[str]:
 def city(tmp_path):
     cfg, _ = hostile_city(tmp_path)
     out = tmp_path / "out"
-    res = runner.invoke(app, ["run", "--city", str(cfg), "--standard", "toilet", "--out", str(out), "--no-cache"])
+    res = runner.invoke(
+        app, ["run", "--city", str(cfg), "--standard", "toilet", "--out", str(out), "--no-cache"]
+    )
     assert res.exit_code == 0, res.output
     return cfg, out
 
@@ -92,7 +94,9 @@ def test_bad_tiles_with_overwrite_is_refused_before_any_work(city):
     before = digest(out)
     res = runner.invoke(app, run_args(cfg, out, "--tiles", "osmm"))
     assert res.exit_code == 2
-    assert "--tiles 'osmm' is not a base map walkcover knows; choose osm" in " ".join(res.output.split())
+    assert "--tiles 'osmm' is not a base map walkcover knows; choose osm" in " ".join(
+        res.output.split()
+    )
     assert digest(out) == before
 
 
@@ -143,7 +147,9 @@ KILL_AFTER = """
         ("_atomic", "swap_in", "args[1].rename(args[1].with_name('.walkcover-old-' + args[1].name + '-k1ll3d'))", ".walkcover-old-"),
     ],
 )  # fmt: skip
-def test_a_kill_leaves_the_previous_set_or_a_repairable_state(city, module, function, call, leftover):
+def test_a_kill_leaves_the_previous_set_or_a_repairable_state(
+    city, module, function, call, leftover
+):
     cfg, out = city
     d1 = out / "handmade" / "d1"
     before = digest(d1)
@@ -252,9 +258,14 @@ def test_read_only_out_is_refused_before_any_work(tmp_path):
     ro = tmp_path / "ro"
     assert _mount_tmpfs(ro, "size=1m,ro"), "mount -t tmpfs failed although running as root"
     try:
-        res = runner.invoke(app, ["run", "--city", str(cfg), "--out", str(ro / "out"), "--no-cache"])
+        res = runner.invoke(
+            app, ["run", "--city", str(cfg), "--out", str(ro / "out"), "--no-cache"]
+        )
         assert res.exit_code == 2
         line = " ".join(res.output.split())
-        assert f"--out '{ro / 'out'}' cannot be written (Read-only file system); pass a folder you can write to" in line
+        assert (
+            f"--out '{ro / 'out'}' cannot be written (Read-only file system); pass a folder you can write to"
+            in line
+        )
     finally:
         subprocess.run(["umount", str(ro)], check=False)
