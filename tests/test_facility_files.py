@@ -202,3 +202,47 @@ def test_shapefile_in_cgcs2000_imports(tmp_path):
     assert list(got["name"]) == ["公厕A", "公厕B"]
     np.testing.assert_allclose(got.geometry.x, [113.64, 113.66], atol=1e-7)
     np.testing.assert_allclose(got.geometry.y, [34.74, 34.76], atol=1e-7)
+
+
+def _shift_by_pandas(points, reference, crs, *, bin_m=25.0, search_m=1500.0):
+    """The same vote held with every pair in one pandas frame (the first implementation)."""
+    import pandas as pd
+    import shapely
+
+    p = points.to_crs(crs).geometry
+    r = reference.to_crs(crs).geometry.representative_point()
+    ip, ir = shapely.STRtree(r.to_numpy()).query(p.to_numpy(), predicate="dwithin", distance=search_m)
+    dx = r.x.to_numpy()[ir] - p.x.to_numpy()[ip]
+    dy = r.y.to_numpy()[ir] - p.y.to_numpy()[ip]
+    votes = pd.DataFrame({"p": ip, "bx": np.round(dx / bin_m), "by": np.round(dy / bin_m)}).drop_duplicates()
+    allv = pd.concat(
+        [votes.assign(bx=votes.bx + i, by=votes.by + j) for i in (-1, 0, 1) for j in (-1, 0, 1)]
+    ).drop_duplicates()
+    counts = allv.groupby(["bx", "by"])["p"].nunique()
+    (bx, by), n = counts.idxmax(), counts.max()
+    k = (np.abs(np.round(dx / bin_m) - bx) <= 1) & (np.abs(np.round(dy / bin_m) - by) <= 1)
+    return float(np.median(dx[k])), float(np.median(dy[k])), n / len(points)
+
+
+@pytest.mark.parametrize("shifted", [True, False])
+def test_chunked_shift_vote_equals_the_all_pairs_vote(shifted):
+    """detect_shift votes in chunks (flat memory); the answer is the all-pairs answer."""
+    import geopandas as gpd
+    import shapely
+
+    from walkcover.facility_files import detect_shift
+
+    crs = "EPSG:32650"
+    rng = np.random.default_rng(7)
+    ref_xy = rng.uniform(0, 5000, (60, 2)) + [500_000, 3_800_000]
+    idx = rng.integers(0, 60, 3000)
+    pts_xy = ref_xy[idx] + rng.normal(0, 8, (3000, 2)) + ([-540, 125] if shifted else [0, 0])
+    ref = gpd.GeoDataFrame(geometry=shapely.points(ref_xy), crs=crs)
+    pts = gpd.GeoDataFrame(geometry=shapely.points(pts_xy), crs=crs)
+    east, north, share = _shift_by_pandas(pts, ref, crs)
+    got = detect_shift(pts, ref, crs, chunk_pairs=5_000)  # many chunks
+    if shifted:
+        assert got == pytest.approx((east, north, share), abs=1e-9)
+        assert got[0] == pytest.approx(540, abs=5) and got[1] == pytest.approx(-125, abs=5)
+    else:
+        assert np.hypot(east, north) < 100 and got is None
