@@ -17,7 +17,7 @@ from conftest import LOCAL_CRS, box_way, write_city
 SCRIPT_NAME = '${document.title+=1}<img src=x onerror="window.__pwned=1">\'"`'
 BACKSLASH_NAME = "C:\\users\\new\\x41 \\u"
 FORMULA_NAME = '=HYPERLINK("https://example.invalid","点我")'
-DISTRICT_NAME = "[/b][north] 区"
+DISTRICT_NAME = "[/b][north] 区 $\\frac{1}{"
 DISTRICT_NAME_EN = "<script>window.__pwned=2</script> ${document.title+=2} [/b]\x1b[31mred"
 
 

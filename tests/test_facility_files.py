@@ -211,10 +211,14 @@ def _shift_by_pandas(points, reference, crs, *, bin_m=25.0, search_m=1500.0):
 
     p = points.to_crs(crs).geometry
     r = reference.to_crs(crs).geometry.representative_point()
-    ip, ir = shapely.STRtree(r.to_numpy()).query(p.to_numpy(), predicate="dwithin", distance=search_m)
+    ip, ir = shapely.STRtree(r.to_numpy()).query(
+        p.to_numpy(), predicate="dwithin", distance=search_m
+    )
     dx = r.x.to_numpy()[ir] - p.x.to_numpy()[ip]
     dy = r.y.to_numpy()[ir] - p.y.to_numpy()[ip]
-    votes = pd.DataFrame({"p": ip, "bx": np.round(dx / bin_m), "by": np.round(dy / bin_m)}).drop_duplicates()
+    votes = pd.DataFrame(
+        {"p": ip, "bx": np.round(dx / bin_m), "by": np.round(dy / bin_m)}
+    ).drop_duplicates()
     allv = pd.concat(
         [votes.assign(bx=votes.bx + i, by=votes.by + j) for i in (-1, 0, 1) for j in (-1, 0, 1)]
     ).drop_duplicates()

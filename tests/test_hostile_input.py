@@ -55,7 +55,7 @@ def test_hostile_run_completes_and_prints_names_as_they_are(hostile_run):
     assert res.exit_code == 0, res.output
     text = res.output
     # Rich markup is not read from names: "[/b]" did not crash, "[north]" did not vanish
-    assert "[/b][north] 区" in text
+    assert DISTRICT_NAME in " ".join(text.split())
     # an ANSI escape in a name is shown, not obeyed
     assert "\x1b" not in text and "\\x1b[31mred" in text
 
@@ -200,3 +200,31 @@ def test_yaml_alias_bomb_duplicate_ids_and_folders_are_refused(tmp_path):
 
 def test_terminal_escaping_shows_controls():
     assert terminal("a\x1b[2Jb\u202ec\nd\te") == "a\\x1b[2Jb\\u202ec\nd\te"
+
+
+def test_report_and_explain_print_hostile_names_as_text(hostile_run, tmp_path):
+    import shutil
+    import subprocess
+
+    _, cfg, city = hostile_run
+    out = tmp_path / "out"
+    shutil.copytree(city, out / "handmade")
+    res = runner.invoke(
+        app, ["report", "--city", str(cfg), "--district", "d1", "--out", str(out), "--no-cache"]
+    )
+    assert res.exit_code == 0, res.output
+    page = (out / "handmade" / "d1" / "report.html").read_text(encoding="utf-8")
+    assert "Content-Security-Policy" in page and "script-src" not in page
+    assert "<script>window.__pwned" not in page and "&lt;script&gt;window.__pwned=2" in page
+    text = subprocess.run(["pdftotext", str(out / "handmade" / "d1" / "report.pdf"), "-"],
+                          capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert "$\\frac{1}{" in text  # printed, not read as mathtext
+    res = runner.invoke(
+        app,
+        ["explain", "--city", str(cfg), "--district", "d1", "--standard", "toilet", "--no-cache"],
+    )
+    assert res.exit_code == 0, res.output
+    first = " ".join(res.output.split())
+    assert first.startswith(f"{DISTRICT_NAME} / ") and "[bold]" not in first and "[/]" not in first
+    assert "\\x1b[31mred (d1) — Public toilet 公厕 Standard:" in first
+    assert "\x1b" not in res.output

@@ -310,14 +310,17 @@ def explain(
     no_cache: NoCacheOpt = False,
 ) -> None:
     """Print how one district's figures for one standard were made."""
-    from walkcover.explanation import explanation
+    from walkcover.explanation import HEADINGS, explanation
 
     if district.strip().lower() == "all" or standard.strip().lower() == "all" or "," in standard:
         raise WalkcoverError("explain takes one district and one standard, not 'all' or a list")
     cache = None if no_cache else (cache_dir or default_cache_dir())
     _preflight(cache=cache)
     result = _assess(city, district, standard, standards, source, population_raster, cache)
-    out_console.print(terminal(explanation(result)))
+    lines = explanation(result).splitlines()
+    for i, line in enumerate(lines):
+        heading = i == 0 or line in HEADINGS
+        out_console.print(Text(terminal(line), style="bold" if heading else ""))
 
 
 @app.command("site")

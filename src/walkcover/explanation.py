@@ -8,6 +8,9 @@ from walkcover.assessment import Assessment
 from walkcover.facilities import describe
 from walkcover.indicators import CONTEXTS
 
+#: Section headings of `explanation`'s text.
+HEADINGS = ("Facilities", "Residents", "Denominator land", "Figures", "Notes")
+
 
 def _f(v: float, unit: str = "%") -> str:
     return "n/a" if v != v else f"{v:.1f}{unit}"
@@ -22,13 +25,13 @@ def explanation(result: Assessment) -> str:
     in_d = fac[fac["in_district"] == did]
     counted = fac[fac["counts"].astype(bool)]
     lines = [
-        f"[bold]{row['district_name']} / {row['district_name_en']} ({row['district']}) — {std.name} {std.name_zh}[/]",
+        f"{row['district_name']} / {row['district_name_en']} ({row['district']}) — {std.name} {std.name_zh}",
         f"Standard: within {std.threshold_m:g} m walking; {std.context_applied}; target {std.target_pct:g}% "
         f"({std.target_basis or 'plan'})",
         f"Plan: {std.citation.section} {std.citation.text}  National: {std.citation.national or '—'}",
         f"Source: {result.source}; working CRS {result.crs.to_string()}",
         "",
-        "[bold]Facilities[/]",
+        "Facilities",
         f"  selectors: {'; '.join(describe(s) for s in std.selectors)}",
     ]
     for how, n in Counter(counted["matched_by"]).most_common():
@@ -46,17 +49,17 @@ def explanation(result: Assessment) -> str:
         )
     lines += [
         "",
-        "[bold]Residents[/]",
+        "Residents",
         f"  {row['demand_units']} demand units ({row['demand_model']}), {row['residents']:,.0f} residents",
         f"  model: {row['population_model']}",
         f"  not snapped to a street within {result.city.config.network.max_snap_m:g} m: {row['unsnapped_units']}; "
         f"unreachable: {row['unreachable_units']}; beyond the search limit: {row['beyond_search_units']}",
         "",
-        "[bold]Denominator land[/]",
+        "Denominator land",
         f"  {row['denominator']}: {row['land_km2']:.3f} km² "
         f"({'; '.join(describe(s) for s in getattr(result.rules.land, row['denominator']))})",
         "",
-        "[bold]Figures[/]",
+        "Figures",
         f"  official (straight-line {std.threshold_m:g} m circles ∩ land ÷ land): {_f(row['area_covered_euclid_pct'])}",
         f"  land within walking distance ({result.rules.land.cell_m:g} m grid):      {_f(row['area_covered_pct'])}",
         f"  residents within walking distance:                 {_f(row['residents_covered_pct'])}",
@@ -74,5 +77,5 @@ def explanation(result: Assessment) -> str:
             )
     notes = [n for n in result.notes if row["district"] in n or n.startswith(std.id)]
     if notes:
-        lines += ["", "[bold]Notes[/]", *[f"  {n}" for n in notes]]
+        lines += ["", "Notes", *[f"  {n}" for n in notes]]
     return "\n".join(lines)

@@ -307,9 +307,7 @@ def detect_shift(
             continue
         bx = np.round(dx / bin_m).astype(np.int64) + half
         by = np.round(dy / bin_m).astype(np.int64) + half
-        keys = np.concatenate(
-            [(bx + i) * width + (by + j) for i in (-1, 0, 1) for j in (-1, 0, 1)]
-        )
+        keys = np.concatenate([(bx + i) * width + (by + j) for i in (-1, 0, 1) for j in (-1, 0, 1)])
         rows = np.tile(ip - start, 9)
         # one vote per point and bin: a point × bin matrix sums its duplicates, then counts as 1
         m = scipy.sparse.csr_matrix(

@@ -42,8 +42,11 @@ def _mpl():
         font_manager.fontManager.addfont(str(font))
     name = font_manager.FontProperties(fname=str(font)).get_name()
     plt.rcParams.update(
-        {"font.family": [name, "DejaVu Sans"], "pdf.fonttype": 42, "axes.unicode_minus": False}
-    )
+        {"font.family": [name, "DejaVu Sans"], "pdf.fonttype": 42, "axes.unicode_minus": False,
+         # names from the data are text: "$" in a name must not start mathtext (which raises on
+         # an unbalanced "$\\frac{" and so would stop the report)
+         "text.parse_math": False}
+    )  # fmt: skip
     return plt
 
 
