@@ -238,9 +238,11 @@ def test_chunked_shift_vote_equals_the_all_pairs_vote(shifted):
 
     crs = "EPSG:32650"
     rng = np.random.default_rng(7)
-    ref_xy = rng.uniform(0, 5000, (60, 2)) + [500_000, 3_800_000]
+    ref_xy = rng.uniform(0, 5000, (60, 2)) + np.array([500_000, 3_800_000])
     idx = rng.integers(0, 60, 3000)
-    pts_xy = ref_xy[idx] + rng.normal(0, 8, (3000, 2)) + ([-540, 125] if shifted else [0, 0])
+    pts_xy = (
+        ref_xy[idx] + rng.normal(0, 8, (3000, 2)) + np.array([-540, 125] if shifted else [0, 0])
+    )
     ref = gpd.GeoDataFrame(geometry=shapely.points(ref_xy), crs=crs)
     pts = gpd.GeoDataFrame(geometry=shapely.points(pts_xy), crs=crs)
     east, north, share = _shift_by_pandas(pts, ref, crs)

@@ -117,6 +117,13 @@ function walkcoverTable(p, spec) {
 """
 
 
+_TABLE_CSS = (
+    "<style>.walkcover-info{font:12px/1.45 sans-serif}.walkcover-info table{border-collapse:collapse;"
+    "margin-top:2px}.walkcover-info th{font-weight:normal;color:#444;padding:0 8px 0 0}"
+    ".walkcover-info td{padding:0 4px 0 0;text-align:right}</style>"
+)
+
+
 class PropertyTable(MacroElement):
     """A tooltip or popup for every feature of the parent `folium.GeoJson`, built from its
     properties with ``textContent`` (see `_TABLE_JS`), so no property can run as script.
@@ -174,6 +181,7 @@ class PropertyTable(MacroElement):
         figure = self.get_root()
         if not getattr(figure, "_walkcover_table_js", False):
             figure.script.add_child(folium.Element(_TABLE_JS), name="walkcover_table_js", index=0)
+            figure.header.add_child(folium.Element(_TABLE_CSS), name="walkcover_table_css")
             figure._walkcover_table_js = True
         super().render(**kwargs)
 
