@@ -543,6 +543,7 @@ def fetch(
         if not link:
             raise WalkcoverError(f"{the_city.id}: no download_url in the city config; pass --url")
         cache = cache_dir or default_cache_dir()
+        _preflight(cache=cache)
         with Progress(
             TextColumn("downloading"),
             BarColumn(),
