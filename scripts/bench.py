@@ -18,8 +18,8 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from walkcover import coverage as cov
-from walkcover.network import Network, _symmetric_min_csr
+from walkcover.engine import coverage as cov
+from walkcover.engine.network import Network, _symmetric_min_csr
 
 
 def synthetic_city(n_nodes: int, *, seed: int) -> Network:
@@ -120,9 +120,9 @@ def bench_graph(label: str, net: Network, *, n_fac: int, limit_m: float, seed: i
 
 def sample_network() -> Network:
     from walkcover.assessment import study_polygon
-    from walkcover.network import network_from_streets
+    from walkcover.config.study_area import load_city, working_crs
+    from walkcover.engine.network import network_from_streets
     from walkcover.sources import OSMQuery, load_osm
-    from walkcover.study_area import load_city, working_crs
 
     city = load_city("helsinki-sample")
     crs = working_crs(city)

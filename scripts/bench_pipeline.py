@@ -21,10 +21,10 @@ import pyproj
 import shapely
 
 from walkcover.assessment import assess_layers
-from walkcover.outputs import write_run
+from walkcover.config.standards import load_standards
+from walkcover.config.study_area import load_city, resolve_districts
+from walkcover.presentation.outputs import write_run
 from walkcover.sources import OSMLayers
-from walkcover.standards import load_standards
-from walkcover.study_area import load_city, resolve_districts
 
 LOCAL = "+proj=tmerc +lat_0=34.75 +lon_0=113.65 +k=1 +x_0=0 +y_0=0 +ellps=WGS84 +units=m +no_defs"
 

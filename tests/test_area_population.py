@@ -10,10 +10,10 @@ from rasterio.transform import from_origin
 from shapely.geometry import Point, box
 
 from conftest import CRS_M, X0, Y0, features, shift, streets
-from walkcover import coverage as cov
-from walkcover import land as landmod
-from walkcover.network import build_network
-from walkcover.population import allocate_raster, scale_to_totals
+from walkcover.engine import coverage as cov
+from walkcover.engine.network import build_network
+from walkcover.measures import land as landmod
+from walkcover.measures.population import allocate_raster, scale_to_totals
 
 
 def test_river_with_one_distant_bridge():
@@ -113,8 +113,8 @@ def test_raster_allocation_and_scaling_conserve_district_totals(raster):
 
 
 def test_levels_from_tags_height_type_or_default():
-    from walkcover.demand import demand_from_buildings
-    from walkcover.study_area import DemandConfig
+    from walkcover.config.study_area import DemandConfig
+    from walkcover.measures.demand import demand_from_buildings
 
     cfg = DemandConfig(m2_per_person=50, default_levels=4, levels_by_type={"house": 2})
     f = features(

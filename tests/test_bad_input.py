@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from hostile import hostile_city
 from walkcover.cli import app
-from walkcover.facility_files import read_facility_file
+from walkcover.measures.facility_files import read_facility_file
 
 runner = CliRunner()
 
@@ -91,7 +91,7 @@ def test_district_ids_that_give_one_folder_are_refused(tmp_path, city):
 
 
 def test_self_intersecting_district_is_repaired_with_a_warning(tmp_path, city):
-    from walkcover.study_area import load_city
+    from walkcover.config.study_area import load_city
 
     bowtie = {"type": "Polygon", "coordinates": [[[113.6, 34.7], [113.61, 34.71], [113.61, 34.7],
                                                   [113.6, 34.71], [113.6, 34.7]]]}  # fmt: skip

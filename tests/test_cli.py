@@ -9,11 +9,11 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import split_graph_distances
-from walkcover import coverage as cov
 from walkcover.cli import app
-from walkcover.demand import demand_from_buildings, residential_buildings
-from walkcover.facilities import select_facilities
-from walkcover.standards import PLAN_STANDARD_IDS, load_standards
+from walkcover.config.standards import PLAN_STANDARD_IDS, load_standards
+from walkcover.engine import coverage as cov
+from walkcover.measures.demand import demand_from_buildings, residential_buildings
+from walkcover.measures.facilities import select_facilities
 
 runner = CliRunner()
 
@@ -196,7 +196,7 @@ def test_corrupt_pbf_writes_nothing(tmp_path):
 
 
 def test_interrupted_write_leaves_previous_file_intact(tmp_path, monkeypatch):
-    from walkcover.outputs import write_atomic
+    from walkcover.presentation.outputs import write_atomic
 
     target = tmp_path / "summary.csv"
     target.write_text("old\n")
@@ -228,8 +228,8 @@ def test_explain_prints_how_the_figures_were_made(sample_run):
 
 
 def test_zhengzhou_totals_are_read_from_the_bundled_table():
-    from walkcover.population import read_totals
-    from walkcover.study_area import load_city
+    from walkcover.config.study_area import load_city
+    from walkcover.measures.population import read_totals
 
     city = load_city("zhengzhou")
     t = city.config.population.totals

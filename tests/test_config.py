@@ -9,9 +9,9 @@ import pytest
 
 from conftest import streets
 from walkcover import ConfigError, CRSError, DistrictNotFoundError
-from walkcover.network import build_network
-from walkcover.standards import PLAN_STANDARD_IDS, load_standards, tag_matches
-from walkcover.study_area import load_city, resolve_districts, working_crs
+from walkcover.config.standards import PLAN_STANDARD_IDS, load_standards, tag_matches
+from walkcover.config.study_area import load_city, resolve_districts, working_crs
+from walkcover.engine.network import build_network
 
 DATA = Path(__file__).parent / "data"
 
@@ -114,7 +114,7 @@ def test_geographic_crs_is_refused_with_the_fix(tmp_path):
 def test_own_boundaries_in_cgcs2000_are_repaired_and_compared(tmp_path):
     import shapely
 
-    from walkcover.study_area import replace_boundaries
+    from walkcover.config.study_area import replace_boundaries
 
     city = load_city("zhengzhou")
     mine = city.districts[city.districts["name"].isin(["金水区", "中原区"])].to_crs("EPSG:4547")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from pyproj import Geod
 
-from walkcover import coords
+from walkcover.sources import coords
 
 GEOD = Geod(ellps="WGS84")
 

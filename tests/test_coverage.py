@@ -10,8 +10,8 @@ import pytest
 from shapely.geometry import Point, Polygon, box
 
 from conftest import CRS_M, shift, split_graph_distances, streets
-from walkcover import coverage as cov
-from walkcover.network import build_network
+from walkcover.engine import coverage as cov
+from walkcover.engine.network import build_network
 
 
 def gs(*geoms) -> gpd.GeoSeries:

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from conftest import split_graph_distances
-from walkcover import coverage as cov
-from walkcover.demand import demand_from_buildings, residential_buildings
-from walkcover.facilities import select_facilities
-from walkcover.standards import load_standards
+from walkcover.config.standards import load_standards
+from walkcover.engine import coverage as cov
+from walkcover.measures.demand import demand_from_buildings, residential_buildings
+from walkcover.measures.facilities import select_facilities
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,9 @@ import pytest
 from pyproj import Geod
 from typer.testing import CliRunner
 
-from walkcover import coords
 from walkcover.cli import app
-from walkcover.facility_files import FacilityFileError, imported_path, read_facility_file
+from walkcover.measures.facility_files import FacilityFileError, imported_path, read_facility_file
+from walkcover.sources import coords
 
 runner = CliRunner()
 GEOD = Geod(ellps="WGS84")
@@ -27,8 +27,8 @@ def data_home(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def osm_toilets(helsinki_layers):
-    from walkcover.facilities import select_facilities
-    from walkcover.standards import load_standards
+    from walkcover.config.standards import load_standards
+    from walkcover.measures.facilities import select_facilities
 
     _, _, layers = helsinki_layers
     t = select_facilities(layers.features, load_standards().standards["toilet"])
@@ -117,8 +117,8 @@ def test_missing_and_bad_cells_name_the_rows(tmp_path):
 
 def test_projected_file_and_run_uses_imports_merging_duplicates(osm_toilets, tmp_path, data_home):
     from walkcover.assessment import assess
-    from walkcover.standards import load_standards
-    from walkcover.study_area import load_city, resolve_districts
+    from walkcover.config.standards import load_standards
+    from walkcover.config.study_area import load_city, resolve_districts
 
     # Two planners' toilets: one 10 m from an OSM toilet (the same one, merged) and one new, given in UTM.
     base = gpd.GeoSeries(
@@ -234,7 +234,7 @@ def test_chunked_shift_vote_equals_the_all_pairs_vote(shifted):
     import geopandas as gpd
     import shapely
 
-    from walkcover.facility_files import detect_shift
+    from walkcover.measures.facility_files import detect_shift
 
     crs = "EPSG:32650"
     rng = np.random.default_rng(7)

@@ -7,10 +7,10 @@ import pytest
 from shapely.geometry import Point, box
 
 from conftest import features, shift, streets
-from walkcover import coverage as cov
-from walkcover.facilities import access_geometries, classify_school, select_facilities
-from walkcover.network import build_network
-from walkcover.standards import load_standards
+from walkcover.config.standards import load_standards
+from walkcover.engine import coverage as cov
+from walkcover.engine.network import build_network
+from walkcover.measures.facilities import access_geometries, classify_school, select_facilities
 
 STD = load_standards().standards
 

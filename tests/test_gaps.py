@@ -8,11 +8,11 @@ import shapely
 from shapely.geometry import box
 
 from conftest import box_way, write_city
-from walkcover import coverage as cov
 from walkcover.assessment import assess
-from walkcover.gaps import gap_polygons, service_area
-from walkcover.standards import load_standards
-from walkcover.study_area import load_city, resolve_districts
+from walkcover.config.standards import load_standards
+from walkcover.config.study_area import load_city, resolve_districts
+from walkcover.engine import coverage as cov
+from walkcover.measures.gaps import gap_polygons, service_area
 
 
 @pytest.fixture(scope="module")

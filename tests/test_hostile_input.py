@@ -22,7 +22,7 @@ from hostile import (
 from walkcover._errors import ConfigError
 from walkcover._escape import csv_cell, terminal
 from walkcover.cli import app
-from walkcover.standards import load_standards
+from walkcover.config.standards import load_standards
 
 runner = CliRunner()
 

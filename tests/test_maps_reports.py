@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from conftest import CHROMIUM, open_offline  # noqa: F401 - browser is a conftest fixture
 from walkcover.cli import app
-from walkcover.standards import load_standards
+from walkcover.config.standards import load_standards
 
 STANDARD_LABELS = [
     f"{s.name_zh} {s.name} ({s.threshold_m:g} m)" for s in load_standards().standards.values()

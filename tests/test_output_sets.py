@@ -58,16 +58,16 @@ def test_failure_in_a_map_keeps_that_districts_previous_set(city, monkeypatch):
     d1, d2 = out / "handmade" / "d1", out / "handmade" / "d2"
     before_d1 = digest(d1)
     summary_before = pd.read_csv(out / "handmade" / "summary.csv")
-    import walkcover.maps
+    import walkcover.presentation.maps
 
-    real = walkcover.maps.district_map
+    real = walkcover.presentation.maps.district_map
 
     def broken(result, district_id, **kw):
         if district_id == "d1":
             raise OSError(28, "No space left on device")
         return real(result, district_id, **kw)
 
-    monkeypatch.setattr(walkcover.maps, "district_map", broken)
+    monkeypatch.setattr(walkcover.presentation.maps, "district_map", broken)
     res = runner.invoke(app, run_args(cfg, out))
     assert res.exit_code == 2
     line = " ".join(res.output.split())
@@ -140,9 +140,9 @@ KILL_AFTER = """
     ("module", "function", "call", "leftover"),
     [
         # killed between the GeoPackage and the map
-        ("outputs", "write_layers", "real(*args, **kwargs)", STAGING_PREFIX),
+        ("presentation.outputs", "write_layers", "real(*args, **kwargs)", STAGING_PREFIX),
         # killed inside the GeoPackage write, after its first layer (-journal files and all)
-        ("outputs", "write_layers", "args[1]['demand'].to_file(args[0].with_name('.walkcover-tmp-x.gpkg'), layer='demand')", STAGING_PREFIX),
+        ("presentation.outputs", "write_layers", "args[1]['demand'].to_file(args[0].with_name('.walkcover-tmp-x.gpkg'), layer='demand')", STAGING_PREFIX),
         # killed between the two renames of the swap: the old set is aside, the new one not in place
         ("_atomic", "swap_in", "args[1].rename(args[1].with_name('.walkcover-old-' + args[1].name + '-k1ll3d'))", ".walkcover-old-"),
     ],

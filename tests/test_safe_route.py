@@ -9,9 +9,9 @@ import pytest
 from shapely.geometry import Point, box
 
 from conftest import CRS_M, shift, streets
-from walkcover import coverage as cov
-from walkcover.barriers import remap_snaps, safe_network
-from walkcover.network import build_network
+from walkcover.engine import coverage as cov
+from walkcover.engine.barriers import remap_snaps, safe_network
+from walkcover.engine.network import build_network
 
 # A residential street 1 (0,0) — 5 (200,0) — 2 (400,0) crosses a primary road 3 (200,-300) — 5 — 4 (200,300)
 # at node 5. A footbridge 6 (100,200) — 7 (300,200) spans the primary road without touching it,

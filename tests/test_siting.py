@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 from walkcover import siting
 from walkcover.assessment import assess
 from walkcover.cli import app
-from walkcover.standards import load_standards
-from walkcover.study_area import load_city, resolve_districts
+from walkcover.config.standards import load_standards
+from walkcover.config.study_area import load_city, resolve_districts
 
 
 def random_instance(seed: int, n_units: int = 30, n_cand: int = 9, density: float = 0.2):

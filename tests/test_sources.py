@@ -13,14 +13,14 @@ import pytest
 from shapely.geometry import box
 
 from walkcover import SourceError
-from walkcover import coverage as cov
-from walkcover.demand import demand_from_buildings, residential_buildings
-from walkcover.facilities import select_facilities
-from walkcover.network import network_from_streets
+from walkcover.config.standards import load_standards, selector_keys
+from walkcover.config.study_area import DEFAULT_WALK_HIGHWAYS, DemandConfig
+from walkcover.engine import coverage as cov
+from walkcover.engine.network import network_from_streets
+from walkcover.measures.demand import demand_from_buildings, residential_buildings
+from walkcover.measures.facilities import select_facilities
 from walkcover.sources import OSMQuery, load_osm
 from walkcover.sources import cache as cache_mod
-from walkcover.standards import load_standards, selector_keys
-from walkcover.study_area import DEFAULT_WALK_HIGHWAYS, DemandConfig
 
 DATA = Path(__file__).parent / "data"
 AREA = box(113.649, 34.749, 113.655, 34.752)

@@ -9,10 +9,10 @@ import pytest
 from shapely.geometry import Point, box
 
 from conftest import CRS_M, features, shift, streets
-from walkcover import coverage as cov
-from walkcover.network import build_network
-from walkcover.standards import load_standards
-from walkcover.street_context import classify_edges, unit_thresholds
+from walkcover.config.standards import load_standards
+from walkcover.engine import coverage as cov
+from walkcover.engine.network import build_network
+from walkcover.engine.street_context import classify_edges, unit_thresholds
 
 RULES = load_standards()
 TOILET = RULES.standards["toilet"]

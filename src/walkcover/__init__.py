@@ -8,8 +8,7 @@ from walkcover._errors import (
     SourceError,
     WalkcoverError,
 )
-
-__version__ = "0.1.0"
+from walkcover._version import __version__
 
 __all__ = [
     "CRSError",

@@ -15,10 +15,19 @@ import pandas as pd
 import pyproj
 import shapely
 
-from walkcover import coverage as cov
-from walkcover import land as landmod
-from walkcover.barriers import barrier_lines, remap_snaps, safe_network
-from walkcover.demand import (
+from walkcover.config.standards import Standard, StandardSet, features_matching
+from walkcover.config.study_area import City, working_crs
+from walkcover.engine import coverage as cov
+from walkcover.engine.barriers import barrier_lines, remap_snaps, safe_network
+from walkcover.engine.network import Network, build_network, walkable_streets
+from walkcover.engine.street_context import (
+    classify_edges,
+    context_radii,
+    unit_context,
+    unit_thresholds,
+)
+from walkcover.measures import land as landmod
+from walkcover.measures.demand import (
     MODEL_FLOOR_AREA,
     MODEL_RESIDENTIAL_LAND,
     assign_districts,
@@ -27,15 +36,11 @@ from walkcover.demand import (
     residential_buildings,
     residential_land,
 )
-from walkcover.facilities import access_geometries, features_matching, select_facilities
-from walkcover.facility_files import imported_facilities, merge_sources
-from walkcover.indicators import SUMMARY_COLUMNS, district_indicators, district_summary
-from walkcover.network import Network, build_network, walkable_streets
-from walkcover.population import allocate_raster, read_totals, scale_to_totals
+from walkcover.measures.facilities import access_geometries, select_facilities
+from walkcover.measures.facility_files import imported_facilities, merge_sources
+from walkcover.measures.indicators import SUMMARY_COLUMNS, district_indicators, district_summary
+from walkcover.measures.population import allocate_raster, read_totals, scale_to_totals
 from walkcover.sources import OSMLayers, OSMQuery, load_osm
-from walkcover.standards import Standard, StandardSet
-from walkcover.street_context import classify_edges, context_radii, unit_context, unit_thresholds
-from walkcover.study_area import City, working_crs
 
 log = logging.getLogger(__name__)
 

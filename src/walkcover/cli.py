@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     import geopandas as gpd
 
     from walkcover.assessment import Assessment
-    from walkcover.study_area import City
+    from walkcover.config.study_area import City
 
 app = typer.Typer(
     help="Measure a city's walking-distance service standards per district over OpenStreetMap.",
@@ -110,7 +110,7 @@ def _preflight(
     if cache is not None:
         check_writable_folder(cache, option="--cache-dir")
     if tiles is not None:
-        from walkcover.maps import check_tiles
+        from walkcover.presentation.maps import check_tiles
 
         check_tiles(tiles)
 
@@ -154,8 +154,8 @@ def _assess(
 ) -> Assessment:
     """Load everything the options name, check it, and measure it with a progress bar."""
     from walkcover.assessment import assess
-    from walkcover.standards import load_standards
-    from walkcover.study_area import load_city, replace_boundaries, resolve_districts
+    from walkcover.config.standards import load_standards
+    from walkcover.config.study_area import load_city, replace_boundaries, resolve_districts
 
     the_city = load_city(city)
     if boundaries is not None:
@@ -222,7 +222,7 @@ def run(
 ) -> None:
     """Measure coverage per district and standard; write GeoPackages, summary.csv,
     district_indicators.csv and interactive maps."""
-    from walkcover.outputs import check_outputs, planned_outputs, write_run
+    from walkcover.presentation.outputs import check_outputs, planned_outputs, write_run
 
     def refuse_existing(the_city: City, chosen: gpd.GeoDataFrame) -> None:
         check_outputs(planned_outputs(out, the_city.id, list(chosen["slug"])), overwrite=overwrite)
@@ -267,13 +267,13 @@ def report(
 ) -> None:
     """Write per district an HTML report and its PDF (summary against targets, charts, static maps,
     the ten largest gaps, proposed sites, methods) and a city index page comparing districts."""
-    from walkcover.outputs import check_outputs, district_dir, write_report_sets
+    from walkcover.presentation.outputs import check_outputs, district_dir, write_report_sets
 
     def refuse_existing(the_city: City, chosen: gpd.GeoDataFrame) -> None:
         paths = [district_dir(out, the_city.id, s) / "report.pdf" for s in chosen["slug"]]
         check_outputs([*paths, Path(out) / the_city.id / "index.html"], overwrite=overwrite)
 
-    import walkcover.report  # noqa: F401 - fails early, with the install command, without the extra
+    import walkcover.presentation.report  # noqa: F401 - fails early, with the install command, without the extra
 
     cache = None if no_cache else (cache_dir or default_cache_dir())
     _preflight(out=out, cache=cache, tiles=tiles)
@@ -310,7 +310,7 @@ def explain(
     no_cache: NoCacheOpt = False,
 ) -> None:
     """Print how one district's figures for one standard were made."""
-    from walkcover.explanation import HEADINGS, explanation
+    from walkcover.presentation.explanation import HEADINGS, explanation
 
     if district.strip().lower() == "all" or standard.strip().lower() == "all" or "," in standard:
         raise WalkcoverError("explain takes one district and one standard, not 'all' or a list")
@@ -351,7 +351,7 @@ def site_command(
 ) -> None:
     """Suggest where new facilities close the most gap: fewest sites for --target, or best --k."""
     from walkcover import siting
-    from walkcover.outputs import write_proposed_sites
+    from walkcover.presentation.outputs import write_proposed_sites
 
     if (target is None) == (k is None):
         raise WalkcoverError(
@@ -463,9 +463,9 @@ def import_command(
 ) -> None:
     """Import a planner's facility list (Chinese columns 名称/经度/纬度/地址 recognised), converting
     GCJ-02 or BD-09 exactly; refuse it whole when its coordinates look wrong."""
-    from walkcover import facility_files as ff
-    from walkcover.standards import load_standards
-    from walkcover.study_area import load_city
+    from walkcover.config.standards import load_standards
+    from walkcover.config.study_area import load_city
+    from walkcover.measures import facility_files as ff
 
     try:
         the_city = load_city(city)
@@ -531,10 +531,10 @@ def fetch(
     from rich.progress import DownloadColumn, TransferSpeedColumn
 
     from walkcover.assessment import study_polygon
+    from walkcover.config.standards import load_standards
+    from walkcover.config.study_area import load_city, resolve_districts, working_crs
     from walkcover.sources.download import download
     from walkcover.sources.extract import cut_pbf
-    from walkcover.standards import load_standards
-    from walkcover.study_area import load_city, resolve_districts, working_crs
 
     try:
         the_city = load_city(city)
@@ -587,7 +587,7 @@ def _fail(exc: BaseException) -> NoReturn:
     elif isinstance(exc, MemoryError):
         message = "out of memory; run fewer districts at a time (--district) or on a larger machine"
     elif isinstance(exc, OSError):
-        from walkcover.outputs import failure_reason
+        from walkcover.presentation.outputs import failure_reason
 
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
         message = f"{where}{failure_reason(exc)}"

@@ -23,9 +23,9 @@ import shapely
 from scipy import sparse
 from scipy.sparse.csgraph import dijkstra
 
-from walkcover import coverage as cov
 from walkcover._errors import CRSError, WalkcoverError
-from walkcover.network import Network
+from walkcover.engine import coverage as cov
+from walkcover.engine.network import Network
 
 
 class SitingError(WalkcoverError, ValueError):
@@ -505,7 +505,7 @@ def district_coverage_matrix(
     Candidates: street nodes in the district's gaps (thinned to the city's ``siting.spacing_m``,
     not in water), or, with `plots`, the planner's plots.
     """
-    from walkcover.land import land_union
+    from walkcover.measures.land import land_union
 
     _, mine, snaps, thr = _district_units(result, standard_id, district_id)
     cfg = result.city.config

@@ -14,7 +14,7 @@ from walkcover.sources._layers import OSMLayers, OSMQuery
 from walkcover.sources.cache import load_osm
 
 if TYPE_CHECKING:
-    from walkcover.study_area import SourceConfig
+    from walkcover.config.study_area import SourceConfig
 
 __all__ = ["OSMLayers", "OSMQuery", "load_osm", "source_spec"]
 

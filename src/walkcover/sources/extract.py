@@ -21,7 +21,7 @@ def cut_pbf(
     """Write the part of `source` inside `polygon_wgs84` to `dest` (atomically)."""
     import osmium
 
-    from walkcover.outputs import atomic_path
+    from walkcover._atomic import atomic_path
 
     source, dest = Path(source), Path(dest)
     if not source.is_file():

@@ -16,7 +16,7 @@ import pandas as pd
 import shapely
 from affine import Affine
 
-from walkcover import coverage as cov
+from walkcover.engine import coverage as cov
 
 GAP_COLUMNS = [
     "standard",

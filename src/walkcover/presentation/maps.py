@@ -22,13 +22,13 @@ import shapely
 from folium.elements import MacroElement
 from folium.template import Template
 
-from walkcover import coverage as cov
 from walkcover._atomic import write_atomic
 from walkcover._errors import WalkcoverError
 from walkcover._escape import html_text, js_value
-from walkcover.gaps import district_service_areas, gap_polygons
+from walkcover.engine import coverage as cov
+from walkcover.measures.gaps import district_service_areas, gap_polygons
 
-ASSETS = Path(__file__).resolve().parent / "_assets"
+ASSETS = Path(__file__).resolve().parents[1] / "_assets"
 _LEAFLET_JS = "https://cdn.jsdelivr.net/npm/leaflet@1.9.3/dist/leaflet.js"
 _LEAFLET_CSS = "https://cdn.jsdelivr.net/npm/leaflet@1.9.3/dist/leaflet.css"
 _JQUERY_JS = "https://code.jquery.com/jquery-3.7.1.min.js"

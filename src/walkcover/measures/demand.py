@@ -13,7 +13,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from walkcover.study_area import DemandConfig, require_metres
+from walkcover.config.study_area import DemandConfig, require_metres
 
 MODEL_FLOOR_AREA = "floor_area"
 MODEL_RESIDENTIAL_LAND = "residential_land"

@@ -15,10 +15,9 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from walkcover import coverage as cov
-from walkcover.facilities import features_matching
-from walkcover.network import Network, _symmetric_min_csr
-from walkcover.standards import SafeRoute
+from walkcover.config.standards import SafeRoute, features_matching
+from walkcover.engine import coverage as cov
+from walkcover.engine.network import Network, _symmetric_min_csr
 
 _PROBE_M = 1.0
 _SIDE_M = 3.0

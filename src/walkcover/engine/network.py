@@ -11,7 +11,7 @@ import shapely
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
-from walkcover.study_area import DEFAULT_WALK_HIGHWAYS, require_metres
+from walkcover.config.study_area import DEFAULT_WALK_HIGHWAYS, require_metres
 
 _NO_FOOT = {"no", "private"}
 _FOOT_OK = {"yes", "designated", "permissive", "official"}

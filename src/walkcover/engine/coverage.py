@@ -21,7 +21,7 @@ import shapely
 from scipy import sparse
 from scipy.sparse.csgraph import dijkstra
 
-from walkcover.network import Network
+from walkcover.engine.network import Network
 
 #: Why a demand unit has the distance it has; every NaN distance carries one of the last four.
 STATUS_COVERED = "covered"

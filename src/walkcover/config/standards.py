@@ -10,6 +10,8 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import geopandas as gpd
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from walkcover import _paths
@@ -360,3 +362,11 @@ def _query_tag(selector: Selector) -> tuple[str, bool | list[str]]:
         if all(isinstance(v, str) and not v.startswith("~") for v in values):
             return key, [str(v) for v in values]
     return next(iter(selector)), True
+
+
+def features_matching(features: gpd.GeoDataFrame, selectors: list[Selector]) -> gpd.GeoDataFrame:
+    """The features whose tags match any of `selectors`."""
+    mask = np.fromiter(
+        (matches_any(t, selectors) for t in features["tags"]), dtype=bool, count=len(features)
+    )
+    return features[mask]

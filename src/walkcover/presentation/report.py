@@ -17,11 +17,11 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from walkcover import __version__
-from walkcover import coverage as cov
 from walkcover._atomic import write_atomic
-from walkcover.gaps import gap_polygons
-from walkcover.maps import BANDS, distance_band
+from walkcover._version import __version__
+from walkcover.engine import coverage as cov
+from walkcover.measures.gaps import gap_polygons
+from walkcover.presentation.maps import BANDS, distance_band
 
 _INSTALL = "pip install 'walkcover[report]'"
 
@@ -463,7 +463,7 @@ def write_reports(
     ``index.html`` comparing districts. Returns the files written.
 
     Writes straight into the district folders; the command line goes through
-    `walkcover.outputs.write_report_sets`, which stages each district's files as one set.
+    `walkcover.presentation.outputs.write_report_sets`, which stages each district's files as one set.
     """
     written: list[Path] = []
     city_dir = Path(out) / result.city.id

@@ -14,8 +14,8 @@ from walkcover._atomic import atomic_path, staged_folder, write_atomic
 from walkcover._errors import OutputExistsError, RunIncompleteError, WalkcoverError
 from walkcover._escape import csv_frame
 from walkcover.assessment import FACILITY_OUTPUT_COLUMNS, Assessment, search_limit_m
-from walkcover.gaps import district_gaps, district_service_areas
-from walkcover.indicators import group_summary
+from walkcover.measures.gaps import district_gaps, district_service_areas
+from walkcover.measures.indicators import group_summary
 
 __all__ = [
     "RunFiles",
@@ -168,7 +168,7 @@ def write_run(
                     layers["proposed_sites"] = proposed
                 write_layers(stage / "coverage.gpkg", layers)
                 if maps:
-                    from walkcover.maps import district_map, save_map
+                    from walkcover.presentation.maps import district_map, save_map
 
                     step = "map.html"
                     m = district_map(
@@ -191,7 +191,7 @@ def write_run(
             log.debug("%s failed", step, exc_info=True)
             files.failures.append(("(city)", step, exc))
     if maps and done:
-        from walkcover.maps import city_map, save_map
+        from walkcover.presentation.maps import city_map, save_map
 
         try:
             files.written.append(
@@ -215,8 +215,8 @@ def write_report_sets(assessment: Assessment, out: Path, *, tiles: str | None = 
     RunIncompleteError
         Some district or city page failed; the others are written.
     """
-    from walkcover.maps import city_map, district_map, save_map
-    from walkcover.report import REPORT_FILES, write_city_index, write_district_report
+    from walkcover.presentation.maps import city_map, district_map, save_map
+    from walkcover.presentation.report import REPORT_FILES, write_city_index, write_district_report
 
     city_id = assessment.city.id
     files = RunFiles()

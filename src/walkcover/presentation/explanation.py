@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import Counter
 
 from walkcover.assessment import Assessment
-from walkcover.facilities import describe
-from walkcover.indicators import CONTEXTS
+from walkcover.measures.facilities import describe
+from walkcover.measures.indicators import CONTEXTS
 
 #: Section headings of `explanation`'s text.
 HEADINGS = ("Facilities", "Residents", "Denominator land", "Figures", "Notes")

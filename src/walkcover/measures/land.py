@@ -7,10 +7,9 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
-from walkcover import coverage as cov
-from walkcover.facilities import features_matching
-from walkcover.network import Network
-from walkcover.standards import Selector
+from walkcover.config.standards import Selector, features_matching
+from walkcover.engine import coverage as cov
+from walkcover.engine.network import Network
 
 
 def land_union(features: gpd.GeoDataFrame, selectors: list[Selector]) -> shapely.Geometry:

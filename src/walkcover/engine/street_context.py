@@ -8,10 +8,9 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from walkcover import coverage as cov
-from walkcover.facilities import features_matching
-from walkcover.network import Network
-from walkcover.standards import Standard, StreetContexts
+from walkcover.config.standards import Standard, StreetContexts, features_matching
+from walkcover.engine import coverage as cov
+from walkcover.engine.network import Network
 
 MAIN_STREET = "main_street"
 ORDINARY_ROAD = "ordinary_road"

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from walkcover.standards import Selector, Standard, matches_any, tag_matches
+from walkcover.config.standards import Selector, Standard, tag_matches
 
 PRIMARY, MIDDLE = "primary", "middle"
 
@@ -209,11 +209,3 @@ def describe(selector: Selector) -> str:
         else:
             parts.append(f"{key}={want}")
     return " & ".join(parts)
-
-
-def features_matching(features: gpd.GeoDataFrame, selectors: list[Selector]) -> gpd.GeoDataFrame:
-    """The features whose tags match any of `selectors`."""
-    mask = np.fromiter(
-        (matches_any(t, selectors) for t in features["tags"]), dtype=bool, count=len(features)
-    )
-    return features[mask]

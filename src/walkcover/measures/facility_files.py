@@ -20,8 +20,8 @@ import pyproj
 import scipy.sparse
 import shapely
 
-from walkcover import coords as cc
 from walkcover._errors import ConfigError, CRSError, WalkcoverError
+from walkcover.sources import coords as cc
 
 #: Column names recognised, first match wins (case-insensitive for Latin names).
 ALIASES = {
@@ -350,8 +350,8 @@ def write_import(
     points: gpd.GeoDataFrame, city_id: str, standard_id: str, *, overwrite: bool
 ) -> Path:
     """Store an import (WGS84 GeoPackage), atomically; refuse to replace one without `overwrite`."""
+    from walkcover._atomic import write_atomic
     from walkcover._errors import OutputExistsError
-    from walkcover.outputs import write_atomic
 
     target = imported_path(city_id, standard_id)
     if target.exists() and not overwrite:
@@ -419,9 +419,9 @@ def check_points(
     FacilityFileError
         Naming how many points lie outside, or the shift found and the ``--coords`` to pass.
     """
+    from walkcover.config.standards import query_tags
+    from walkcover.config.study_area import working_crs
     from walkcover.sources import OSMQuery, load_osm
-    from walkcover.standards import query_tags
-    from walkcover.study_area import working_crs
 
     crs = working_crs(city)
     area = city.districts.to_crs(crs).union_all().buffer(5000)
@@ -446,7 +446,7 @@ def check_points(
                  feature_tags=query_tags(list(standard.selectors))),
         cache_dir=cache_dir,
     )  # fmt: skip
-    from walkcover.facilities import select_facilities
+    from walkcover.measures.facilities import select_facilities
 
     reference = select_facilities(layers.features, standard)
     shift = detect_shift(points, reference, crs)

@@ -9,9 +9,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from walkcover import coverage as cov
-from walkcover.facilities import features_matching
-from walkcover.standards import Standard, StandardSet
+from walkcover.config.standards import Standard, StandardSet, features_matching
+from walkcover.engine import coverage as cov
 
 CONTEXTS = ("main_street", "ordinary_road", "riverside_park")
 
