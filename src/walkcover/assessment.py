@@ -26,7 +26,6 @@ from walkcover.engine.street_context import (
     unit_context,
     unit_thresholds,
 )
-from walkcover.measures import land as landmod
 from walkcover.measures.demand import (
     MODEL_FLOOR_AREA,
     MODEL_RESIDENTIAL_LAND,
@@ -39,6 +38,7 @@ from walkcover.measures.demand import (
 from walkcover.measures.facilities import access_geometries, select_facilities
 from walkcover.measures.facility_files import imported_facilities, merge_sources
 from walkcover.measures.indicators import SUMMARY_COLUMNS, district_indicators, district_summary
+from walkcover.measures.land import DenominatorLand
 from walkcover.measures.population import allocate_raster, read_totals, scale_to_totals
 from walkcover.sources import OSMLayers, OSMQuery, load_osm
 
@@ -51,6 +51,23 @@ FACILITY_OUTPUT_COLUMNS = [
 ]  # fmt: skip
 
 Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Note:
+    """Something a planner must know about the figures, and the district (slug) and standard it
+    concerns (None: every one)."""
+
+    text: str
+    district: str | None = None
+    standard: str | None = None
+
+    def __str__(self) -> str:
+        return self.text
+
+    def concerns(self, district: str, standard: str) -> bool:
+        """Whether the note bears on `district` (slug) × `standard`."""
+        return self.district in (None, district) and self.standard in (None, standard)
 
 
 @dataclass(frozen=True)
@@ -86,12 +103,14 @@ class Assessment:
     summary: pd.DataFrame
     district_rows: pd.DataFrame
     features: gpd.GeoDataFrame
-    notes: list[str] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
     source: str = ""
     population_model: str = ""
     passes: dict[str, StandardPass] = field(default_factory=dict)
     context: np.ndarray | None = None  # street context of every network edge, where classified
-    lands: Any = None  # per-district denominator land and its snapped grid cells (_Lands)
+    lands: DenominatorLand | None = None  # per-district denominator land, its snapped grid cells
+    #: Layers derived from this assessment on demand (gap polygons, service areas), computed once.
+    derived: dict[tuple[str, ...], Any] = field(default_factory=dict)
 
     def thresholds(self, standard: Standard, snaps: cov.Snaps) -> np.ndarray | float:
         """Each snapped item's radius for `standard` (its street's context radius where it has one)."""
@@ -201,9 +220,11 @@ def assess_layers(
         walkable_streets(streets, walk_highways=query.walk_highways),
         min_island_m=cfg.network.min_island_m,
     )
-    notes: list[str] = []
+    notes: list[Note] = []
     if len(network.edges) == 0:
-        notes.append("no walkable streets were found in the study area; every unit is unsnapped")
+        notes.append(
+            Note("no walkable streets were found in the study area; every unit is unsnapped")
+        )
 
     step("estimating residents")
     d_proj = districts.to_crs(crs)
@@ -217,8 +238,8 @@ def assess_layers(
     context = None
     if any(s.context_thresholds_m for s in standards):
         context = classify_edges(network, edge_tags, features, rules.street_contexts)
-    lands = _Lands(features, d_proj, rules, network, snap_m=snap_m, context=context)
-    safe = None
+    lands = DenominatorLand(features, d_proj, rules, network, snap_m=snap_m, context=context)
+    safe: SafeRoute | None = None
 
     fac_frames, extra, passes = [], {}, {}
     for std in standards:
@@ -229,8 +250,11 @@ def assess_layers(
             files = imported_facilities(city.id, std.id, crs)
             if files is None:
                 notes.append(
-                    f"{std.id}: the city config takes facilities from {fsrc.source} but nothing was imported; "
-                    f"run walkcover import --city {city.id} --standard {std.id} FILE"
+                    Note(
+                        f"{std.id}: the city config takes facilities from {fsrc.source} but nothing was imported; "
+                        f"run walkcover import --city {city.id} --standard {std.id} FILE",
+                        standard=std.id,
+                    )
                 )
             fac = merge_sources(fac, files, source=fsrc.source, merge_within_m=fsrc.merge_within_m)
         counted = fac[fac["counts"].to_numpy(dtype=bool)].reset_index(drop=True)
@@ -256,10 +280,10 @@ def assess_layers(
         if std.safe_route:
             if safe is None:
                 extent = gpd.GeoSeries([query.polygon], crs=4326).to_crs(crs).iloc[0]
-                safe = _safe(
+                safe = SafeRoute.build(
                     network, streets, features, edge_tags, rules, demand, demand_snaps, extent
                 )
-            sres = _safe_measure(safe, fac_snaps, access, std, limits[sid])
+            sres = safe.measure(fac_snaps, access, std, limits[sid])
             demand[f"{sid}_safe_dist_m"] = sres["dist_m"].to_numpy()
             demand[f"{sid}_safe_covered"] = sres["covered"].to_numpy()
             demand[f"{sid}_safe_status"] = sres["status"].to_numpy()
@@ -277,8 +301,11 @@ def assess_layers(
         unsnapped_fac = int(len(counted) - fac["snapped"].sum())
         if unsnapped_fac:
             notes.append(
-                f"{sid}: {unsnapped_fac} facilit(y/ies) lie farther than {snap_m:g} m from any walkable "
-                "street and serve no one"
+                Note(
+                    f"{sid}: {unsnapped_fac} facilit(y/ies) lie farther than {snap_m:g} m from any "
+                    "walkable street and serve no one",
+                    standard=sid,
+                )
             )
         extra[sid] = {
             "edge_cover": _edge_cover(network, fac_snaps, node_dist, std, context),
@@ -323,8 +350,12 @@ def assess_layers(
             rows.append(row)
             if int(near.sum()) == 0:
                 notes.append(
-                    f"{drow['slug']}: no {std.id} facilities found in the district or within "
-                    f"{limits[std.id]:g} m of it; its coverage is 0%"
+                    Note(
+                        f"{drow['slug']}: no {std.id} facilities found in the district or within "
+                        f"{limits[std.id]:g} m of it; its coverage is 0%",
+                        district=drow["slug"],
+                        standard=std.id,
+                    )
                 )
     summary = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
     district_rows = district_indicators(features, districts, d_proj, demand, rules, lands.union)
@@ -363,85 +394,49 @@ def _edge_cover(network, fac_snaps, node_dist, std, context):
     return cov.covered_length_m(network, fac_snaps, node_dist, context_radii(std, context))
 
 
-def _safe(network, streets, features, edge_tags, rules, demand, demand_snaps, extent):
-    barriers = barrier_lines(streets, features, rules.safe_route)
-    tags = edge_tags.copy()
-    tags["is_barrier"] = (
-        tags["highway"].astype("string").isin(rules.safe_route.barrier_highways).fillna(False)
-    )
-    tags["is_barrier"] &= ~(tags["bridge"].notna() | tags["tunnel"].notna())
-    crossings = features_matching(features, rules.safe_route.crossing_nodes)
-    ids = [int(i.split("/")[1]) for i in crossings["osm_id"] if str(i).startswith("node/")]
-    net, cell_tree = safe_network(
-        network, tags, barriers, np.asarray(ids, dtype=np.int64), extent=extent
-    )
-    dem = remap_snaps(demand_snaps, net, cell_tree, demand.geometry.to_numpy())
-    return net, cell_tree, dem
+@dataclass(frozen=True)
+class SafeRoute:
+    """The safe-route network (barrier roads and railways cut, crossings kept), the tree that maps
+    places onto its cells, and the demand units snapped onto it."""
 
+    network: Network
+    cell_tree: Any
+    demand: cov.Snaps
 
-def _safe_measure(safe, fac_snaps, access, std, limit_m):
-    net, cell_tree, dem = safe
-    fac = remap_snaps(fac_snaps, net, cell_tree, access.to_numpy())
-    return cov.measure(net, dem, fac, threshold_m=std.threshold_m, limit_m=limit_m)
+    @classmethod
+    def build(
+        cls,
+        network: Network,
+        streets: gpd.GeoDataFrame,
+        features: gpd.GeoDataFrame,
+        edge_tags: pd.DataFrame,
+        rules: StandardSet,
+        demand: gpd.GeoDataFrame,
+        demand_snaps: cov.Snaps,
+        extent: shapely.Geometry,
+    ) -> SafeRoute:
+        barriers = barrier_lines(streets, features, rules.safe_route)
+        tags = edge_tags.copy()
+        tags["is_barrier"] = (
+            tags["highway"].astype("string").isin(rules.safe_route.barrier_highways).fillna(False)
+        )
+        tags["is_barrier"] &= ~(tags["bridge"].notna() | tags["tunnel"].notna())
+        crossings = features_matching(features, rules.safe_route.crossing_nodes)
+        ids = [int(i.split("/")[1]) for i in crossings["osm_id"] if str(i).startswith("node/")]
+        net, cell_tree = safe_network(
+            network, tags, barriers, np.asarray(ids, dtype=np.int64), extent=extent
+        )
+        dem = remap_snaps(demand_snaps, net, cell_tree, demand.geometry.to_numpy())
+        return cls(net, cell_tree, dem)
 
-
-class _Lands:
-    """Denominator land per district, its grid cells snapped once, reused by every standard."""
-
-    def __init__(self, features, d_proj, rules, network, *, snap_m, context):
-        self.features, self.d_proj, self.rules, self.network = features, d_proj, rules, network
-        self.snap_m, self.context = snap_m, context
-        self._union: dict[str, shapely.Geometry] = {}
-        self._cells: dict[tuple[str, str], tuple[shapely.Geometry, np.ndarray, cov.Snaps]] = {}
-        self._edge_mid = None
-        #: Results derived from this assessment (gap polygons …), computed once.
-        self.memo: dict = {}
-
-    def union(self, kind: str) -> shapely.Geometry:
-        if kind not in self._union:
-            self._union[kind] = landmod.land_union(self.features, getattr(self.rules.land, kind))
-        return self._union[kind]
-
-    def district_land(self, kind: str, did: str) -> tuple[shapely.Geometry, cov.Snaps]:
-        """The district's land of `kind` and its grid cells snapped to the network."""
-        land, _, snaps = self.district_cells(kind, did)
-        return land, snaps
-
-    def district_cells(self, kind: str, did: str) -> tuple[shapely.Geometry, np.ndarray, cov.Snaps]:
-        """The district's land of `kind`, its grid cell centres, and those snapped to the network."""
-        key = (kind, did)
-        if key not in self._cells:
-            dgeom = self.d_proj.loc[self.d_proj["district_id"] == did].geometry.iloc[0]
-            land = shapely.intersection(self.union(kind), dgeom)
-            pts = landmod.grid_cells(land, cell_m=self.rules.land.cell_m)
-            snaps = cov.snap(self.network, pts, max_snap_m=self.snap_m)
-            self._cells[key] = (land, pts, snaps)
-        return self._cells[key]
-
-    def figures(
-        self, std: Standard, fac_geoms: np.ndarray, fac_snaps: cov.Snaps, node_dist
-    ) -> dict:
-        out = {}
-        for did in self.d_proj["district_id"]:
-            land, snaps = self.district_land(std.denominator, did)
-            euclid = landmod.euclid_covered_share(land, fac_geoms, std.threshold_m)
-            thr = unit_thresholds(std, self.context, snaps)
-            walk = landmod.walk_covered_share(
-                self.network, snaps, fac_snaps, node_dist, threshold_m=thr
-            )
-            out[did] = {
-                "land_km2": shapely.area(land) / 1e6,
-                "area_covered_euclid_pct": euclid,
-                "area_covered_pct": walk,
-            }
-        return out
-
-    def edge_district(self, did: str, dgeom) -> np.ndarray:
-        if self._edge_mid is None:
-            g = self.network.edges.geometry.to_numpy()
-            self._edge_mid = shapely.line_interpolate_point(g, 0.5, normalized=True)
-        shapely.prepare(dgeom)
-        return shapely.contains(dgeom, self._edge_mid)
+    def measure(
+        self, fac_snaps: cov.Snaps, access: gpd.GeoSeries, std: Standard, limit_m: float
+    ) -> pd.DataFrame:
+        """`walkcover.engine.coverage.measure` of `std` on the safe-route network."""
+        fac = remap_snaps(fac_snaps, self.network, self.cell_tree, access.to_numpy())
+        return cov.measure(
+            self.network, self.demand, fac, threshold_m=std.threshold_m, limit_m=limit_m
+        )
 
 
 def _demand(features, districts_proj, cfg, notes):
@@ -468,9 +463,12 @@ def _demand(features, districts_proj, cfg, notes):
         models[did] = MODEL_RESIDENTIAL_LAND
         if model != MODEL_RESIDENTIAL_LAND:
             notes.append(
-                f"{d['slug']}: no residential buildings mapped; residents estimated from "
-                f"{len(mine)} residential land polygon(s) at "
-                f"{cfg.demand.residents_per_ha_residential_land:g} per hectare"
+                Note(
+                    f"{d['slug']}: no residential buildings mapped; residents estimated from "
+                    f"{len(mine)} residential land polygon(s) at "
+                    f"{cfg.demand.residents_per_ha_residential_land:g} per hectare",
+                    district=d["slug"],
+                )
             )
     demand = pd.concat(frames, ignore_index=True)
     return gpd.GeoDataFrame(demand, geometry="geometry", crs=districts_proj.crs), models
@@ -525,6 +523,7 @@ def _concat_facilities(frames: list[gpd.GeoDataFrame], crs) -> gpd.GeoDataFrame:
 __all__ = [
     "FACILITY_OUTPUT_COLUMNS",
     "Assessment",
+    "Note",
     "StandardPass",
     "assess",
     "assess_layers",

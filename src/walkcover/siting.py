@@ -545,3 +545,87 @@ def coverage_with_sites(
     res = cov.measure(result.network, d, f, threshold_m=thr, limit_m=p.limit_m)
     w = mine["residents"].to_numpy(dtype=float)
     return 100.0 * float(w[res["covered"].to_numpy()].sum()) / float(w.sum())
+
+
+@dataclass(frozen=True)
+class DistrictSiting:
+    """The siting answer of one district: coverage before and after, the sites, how found.
+
+    ``sites`` is None when nothing was proposed; ``how`` then says why (no gap, or the
+    `SitingError` message for a target this district cannot reach).
+    """
+
+    district_id: str
+    name: str
+    slug: str
+    before_pct: float
+    after_pct: float
+    sites: gpd.GeoDataFrame | None
+    how: str
+    mip_gap: float
+
+    @property
+    def new_sites(self) -> int:
+        return 0 if self.sites is None else len(self.sites)
+
+
+def site_districts(
+    result,
+    standard_id: str,
+    *,
+    k: int | None = None,
+    target_pct: float | None = None,
+    time_limit_s: float | None = None,
+    plots: str | Path | None = None,
+) -> list[DistrictSiting]:
+    """`site` for every district of an assessment.
+
+    Parameters
+    ----------
+    result
+        A finished `walkcover.assessment.Assessment`.
+    standard_id
+        The standard to site.
+    k, target_pct
+        Exactly one: the best `k` new sites, or the fewest reaching `target_pct` % of residents.
+    time_limit_s
+        Seconds HiGHS may search per district (default: the city config's ``siting.time_limit_s``).
+    plots
+        The planner's candidate plots instead of street nodes in the gaps.
+
+    Raises
+    ------
+    SitingError
+        A request that cannot be answered; with several districts, a district whose target cannot
+        be reached is reported in its `DistrictSiting` instead.
+    """
+    if time_limit_s is not None and not time_limit_s > 0:
+        raise SitingError(
+            f"time limit {time_limit_s:g} s: give the seconds HiGHS may search as a positive number"
+        )
+    limit = time_limit_s if time_limit_s is not None else result.city.config.siting.time_limit_s
+    out = []
+    for _, drow in result.districts.iterrows():
+        did = drow["district_id"]
+        cm = district_coverage_matrix(result, standard_id, did, plots=plots)
+        before = 100.0 * cm.covered_before / cm.total if cm.total > 0 else float("nan")
+
+        def row(
+            after: float, sites: gpd.GeoDataFrame | None, how: str, gap: float, *, d=drow, b=before
+        ):
+            return DistrictSiting(d["district_id"], d["name"], d["slug"], b, after, sites, how, gap)
+
+        if cm.matrix.shape[0] == 0:
+            out.append(row(before, None, "no gap: every resident is covered", float("nan")))
+            continue
+        try:
+            res = site(cm, k=k, target_pct=target_pct, time_limit_s=limit)
+        except SitingError as exc:
+            if len(result.districts) == 1:
+                raise
+            out.append(row(float("nan"), None, str(exc), float("nan")))
+            continue
+        sites = proposed_sites(cm, res, standard=standard_id)
+        after = float(sites["cumulative_coverage_pct"].iloc[-1]) if len(sites) else before
+        out.append(row(after, sites, res.method, res.mip_gap))
+    return out

@@ -72,7 +72,7 @@ def gap_polygons(result, standard_id: str, district_id: str) -> gpd.GeoDataFrame
         (walking distance from the polygon's centre to the nearest facility; NaN beyond the search
         limit), geometry (working CRS).
     """
-    memo = result.lands.memo
+    memo = result.derived
     key = ("gaps", standard_id, district_id)
     if key not in memo:
         memo[key] = _gap_polygons(result, standard_id, district_id)
@@ -166,7 +166,7 @@ class Lattice:
 def district_service_areas(result, district_id: str, *, cell_m: float = 10.0) -> gpd.GeoDataFrame:
     """Layer ``service_areas``: per standard, the land within walking distance around one district
     (computed once per assessment and reused by the maps)."""
-    memo = result.lands.memo
+    memo = result.derived
     key = ("service_areas", district_id, cell_m)
     if key not in memo:
         dgeom = result.districts.to_crs(result.crs).set_index("district_id").geometry[district_id]

@@ -7,9 +7,10 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
-from walkcover.config.standards import Selector, features_matching
+from walkcover.config.standards import Selector, Standard, StandardSet, features_matching
 from walkcover.engine import coverage as cov
 from walkcover.engine.network import Network
+from walkcover.engine.street_context import unit_thresholds
 
 
 def land_union(features: gpd.GeoDataFrame, selectors: list[Selector]) -> shapely.Geometry:
@@ -67,3 +68,71 @@ def grid_cells(land: shapely.Geometry, *, cell_m: float) -> np.ndarray:
     shapely.prepare(land)
     inside = shapely.contains_xy(land, gx, gy)
     return shapely.points(gx[inside], gy[inside])
+
+
+class DenominatorLand:
+    """Denominator land per district (residential or built-up land, as each standard says), its
+    grid cells snapped to the network once and reused by every standard."""
+
+    def __init__(
+        self,
+        features: gpd.GeoDataFrame,
+        d_proj: gpd.GeoDataFrame,
+        rules: StandardSet,
+        network: Network,
+        *,
+        snap_m: float,
+        context: np.ndarray | None,
+    ) -> None:
+        self.features, self.d_proj, self.rules, self.network = features, d_proj, rules, network
+        self.snap_m, self.context = snap_m, context
+        self._union: dict[str, shapely.Geometry] = {}
+        self._cells: dict[tuple[str, str], tuple[shapely.Geometry, np.ndarray, cov.Snaps]] = {}
+        self._edge_mid: np.ndarray | None = None
+
+    def union(self, kind: str) -> shapely.Geometry:
+        if kind not in self._union:
+            self._union[kind] = land_union(self.features, getattr(self.rules.land, kind))
+        return self._union[kind]
+
+    def district_land(self, kind: str, did: str) -> tuple[shapely.Geometry, cov.Snaps]:
+        """The district's land of `kind` and its grid cells snapped to the network."""
+        land, _, snaps = self.district_cells(kind, did)
+        return land, snaps
+
+    def district_cells(self, kind: str, did: str) -> tuple[shapely.Geometry, np.ndarray, cov.Snaps]:
+        """The district's land of `kind`, its grid cell centres, and those snapped to the network."""
+        key = (kind, did)
+        if key not in self._cells:
+            dgeom = self.d_proj.loc[self.d_proj["district_id"] == did].geometry.iloc[0]
+            land = shapely.intersection(self.union(kind), dgeom)
+            pts = grid_cells(land, cell_m=self.rules.land.cell_m)
+            snaps = cov.snap(self.network, pts, max_snap_m=self.snap_m)
+            self._cells[key] = (land, pts, snaps)
+        return self._cells[key]
+
+    def figures(
+        self, std: Standard, fac_geoms: np.ndarray, fac_snaps: cov.Snaps, node_dist: np.ndarray
+    ) -> dict[str, dict[str, float]]:
+        """Per district: denominator land (km²), its share within the official circles and within
+        walking distance."""
+        out = {}
+        for did in self.d_proj["district_id"]:
+            land, snaps = self.district_land(std.denominator, did)
+            euclid = euclid_covered_share(land, fac_geoms, std.threshold_m)
+            thr = unit_thresholds(std, self.context, snaps)
+            walk = walk_covered_share(self.network, snaps, fac_snaps, node_dist, threshold_m=thr)
+            out[did] = {
+                "land_km2": shapely.area(land) / 1e6,
+                "area_covered_euclid_pct": euclid,
+                "area_covered_pct": walk,
+            }
+        return out
+
+    def edge_district(self, did: str, dgeom: shapely.Geometry) -> np.ndarray:
+        """Which network edges have their midpoint in the district."""
+        if self._edge_mid is None:
+            g = self.network.edges.geometry.to_numpy()
+            self._edge_mid = shapely.line_interpolate_point(g, 0.5, normalized=True)
+        shapely.prepare(dgeom)
+        return shapely.contains(dgeom, self._edge_mid)

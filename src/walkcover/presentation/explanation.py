@@ -16,9 +16,19 @@ def _f(v: float, unit: str = "%") -> str:
     return "n/a" if v != v else f"{v:.1f}{unit}"
 
 
-def explanation(result: Assessment) -> str:
-    """A plain-text account of the first district × standard of `result`."""
-    row = result.summary.iloc[0]
+def explanation(
+    result: Assessment, district_id: str | None = None, standard_id: str | None = None
+) -> str:
+    """A plain-text account of how one district × standard figure of `result` was made (by
+    default the first of its summary)."""
+    rows = result.summary
+    if district_id is not None:
+        rows = rows[rows["district_id"] == district_id]
+    if standard_id is not None:
+        rows = rows[rows["standard"] == standard_id]
+    if not len(rows):
+        raise KeyError(f"district {district_id!r} × standard {standard_id!r} was not measured")
+    row = rows.iloc[0]
     std = next(s for s in result.standards if s.id == row["standard"])
     did = row["district_id"]
     fac = result.facilities[result.facilities["standard"] == std.id]
@@ -75,7 +85,7 @@ def explanation(result: Assessment) -> str:
                 f"  {c}: {_f(row[f'street_km_{c}'], ' km')} of street, {_f(row[f'street_covered_pct_{c}'])} covered "
                 f"at {std.context_thresholds_m.get(c, std.threshold_m):g} m"
             )
-    notes = [n for n in result.notes if row["district"] in n or n.startswith(std.id)]
+    notes = [n.text for n in result.notes if n.concerns(row["district"], std.id)]
     if notes:
         lines += ["", "Notes", *[f"  {n}" for n in notes]]
     return "\n".join(lines)
