@@ -190,12 +190,12 @@ def test_windows_1252_csv_is_read_as_such_and_repeated_rows_once(tmp_path):
 
 
 def test_verbose_shows_the_traceback_unexpected_errors_are_one_line(tmp_path, city, monkeypatch):
-    import walkcover.assessment
+    import walkcover.api
 
     def boom(*_a, **_k):
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setattr(walkcover.assessment, "assess", boom)
+    monkeypatch.setattr(walkcover.api, "assess_layers", boom)
     res = runner.invoke(
         app, ["run", "--city", str(city), "--out", str(tmp_path / "o"), "--no-cache"]
     )

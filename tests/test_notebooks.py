@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import nbformat
@@ -11,11 +12,17 @@ from nbclient import NotebookClient
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
 
 
-def test_there_are_two_notebooks():
+def test_notebooks_use_only_the_public_api_in_three_lines():
     assert [p.name for p in NOTEBOOKS] == [
         "01_explore_district.ipynb",
         "02_compare_districts.ipynb",
     ]
+    for path in NOTEBOOKS:
+        code = [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+        first = [line for line in code[0].splitlines() if line.strip()]
+        assert first[0] == "import walkcover as wc" and "wc.assess(" in first[1] and len(first) <= 3
+        for cell in code:
+            assert "from walkcover" not in cell and "import walkcover." not in cell, cell
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -31,6 +38,18 @@ def test_notebook_runs_clean(path, tmp_path):
         o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"
     ]
     assert errors == []
+    text = "\n".join(
+        str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
+        + str(o.get("data", {}).get("text/html", ""))
+        for c in nb.cells if c.cell_type == "code" for o in c.outputs
+    )  # fmt: skip
+    # the results show their summary; what each notebook prints comes from the measured figures
+    assert "residents_covered_pct" in text
+    if path.name.startswith("01"):
+        assert "found by amenity=toilets" in text and "Facilities" in text
+        assert re.search(r"\d+\.\d% → \d+\.\d% \((optimal|greedy|HiGHS)", text), text[-2000:]
+    else:
+        assert "residents_uncovered" in text and "sample-nw" in text
     # the last cell shows a map, self-contained: Leaflet inlined, nothing fetched from a CDN
     shown = [str(o.get("data", {}).get("text/html", "")) for o in nb.cells[-1].outputs]
     assert any("leaflet" in h.lower() and "srcdoc" in h for h in shown)

@@ -1,21 +1,40 @@
-"""walkcover: walking-distance coverage of a city's service standards over the street network."""
+"""walkcover: walking-distance coverage of a city's service standards over the street network.
+
+>>> import walkcover as wc
+>>> a = wc.assess("helsinki-sample", district="sample-sw")  # doctest: +SKIP
+>>> a.summary, a.gaps("toilet"), a.map("toilet"), a.explain("toilet")  # doctest: +SKIP
+
+See `walkcover.api` for the whole public API.
+"""
 
 from walkcover._errors import (
     ConfigError,
     CRSError,
     DistrictNotFoundError,
     OutputExistsError,
+    OutputFolderError,
+    OutputLockedError,
+    RunIncompleteError,
     SourceError,
     WalkcoverError,
 )
 from walkcover._version import __version__
+from walkcover.api import Results, Study, assess, measure, study
 
 __all__ = [
     "CRSError",
     "ConfigError",
     "DistrictNotFoundError",
     "OutputExistsError",
+    "OutputFolderError",
+    "OutputLockedError",
+    "Results",
+    "RunIncompleteError",
     "SourceError",
+    "Study",
     "WalkcoverError",
     "__version__",
+    "assess",
+    "measure",
+    "study",
 ]

@@ -23,6 +23,8 @@ from walkcover._atomic import recover
 from walkcover._errors import OutputLockedError
 
 LOCK_NAME = ".walkcover.lock"
+#: Output folders this process holds the lock of (so nested holders in one process reenter).
+_held: set[Path] = set()
 OWNER_NAME = ".walkcover.lock.owner"
 
 
@@ -40,6 +42,10 @@ def output_lock(out: Path, *, command: str) -> Iterator[list[str]]:
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    key = out.resolve()
+    if key in _held:  # this process holds it already (the CLI around a library call): reenter
+        yield []
+        return
     lock = FileLock(out / LOCK_NAME, timeout=0)
     owner = out / OWNER_NAME
     try:
@@ -58,11 +64,13 @@ def output_lock(out: Path, *, command: str) -> Iterator[list[str]]:
             "since": time.strftime("%Y-%m-%d %H:%M:%S"),
         }
         owner.write_text(json.dumps(info, ensure_ascii=False), encoding="utf-8")
+        _held.add(key)
         repairs = recover(out)
         for sub in sorted(p for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")):
             repairs += [f"{sub.name}: {r}" for r in recover(sub)]
         yield repairs
     finally:
+        _held.discard(key)
         with suppress(OSError):
             owner.unlink()
         with suppress(OSError):

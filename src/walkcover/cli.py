@@ -22,13 +22,14 @@ from walkcover._errors import RunIncompleteError, WalkcoverError
 from walkcover._escape import terminal
 from walkcover._lock import output_lock
 from walkcover._paths import cache_dir as default_cache_dir
-from walkcover.sources import source_spec
 
 if TYPE_CHECKING:
     import geopandas as gpd
 
+    from walkcover.api import Results
     from walkcover.assessment import Assessment
     from walkcover.config.study_area import City
+    from walkcover.siting import DistrictSiting
 
 app = typer.Typer(
     help="Measure a city's walking-distance service standards per district over OpenStreetMap.",
@@ -151,35 +152,28 @@ def _assess(
     before: Callable[[City, gpd.GeoDataFrame], None] | None = None,
     boundaries: Path | None = None,
     name_field: str | None = None,
-) -> Assessment:
-    """Load everything the options name, check it, and measure it with a progress bar."""
-    from walkcover.assessment import assess
-    from walkcover.config.standards import load_standards
-    from walkcover.config.study_area import load_city, replace_boundaries, resolve_districts
+) -> Results:
+    """`walkcover.api.study` the options, show what the boundaries changed, run `before` (a check
+    that must refuse before any computation), then `walkcover.api.measure` with a progress bar."""
+    from walkcover import api
 
-    the_city = load_city(city)
-    if boundaries is not None:
-        if name_field is None:
-            raise WalkcoverError(
-                "--boundaries needs --name-field: the field holding each district's name or code"
-            )
-        the_city, diff = replace_boundaries(the_city, boundaries, name_field=name_field)
+    plan = api.study(
+        city, district=district, standard=standard, standards=standards, source=source,
+        population_raster=population_raster, boundaries=boundaries, name_field=name_field,
+        cache=cache is not None, cache_dir=cache,
+    )  # fmt: skip
+    if plan.boundary_changes is not None and boundaries is not None:
         table = Table(
             title=terminal(f"Boundaries from {boundaries.name} against the bundled ones"),
             title_justify="left",
         )
-        for col in diff.columns:
+        for col in plan.boundary_changes.columns:
             table.add_column(col)
-        for r in diff.itertuples(index=False):
+        for r in plan.boundary_changes.itertuples(index=False):
             table.add_row(*["" if v != v else terminal(v) for v in r])
         err_console.print(table)
-    chosen = resolve_districts(the_city, district)
-    std_set = load_standards(standards)
-    wanted = "all" if standard == "all" else [s.strip() for s in standard.split(",") if s.strip()]
-    stds = std_set.select(wanted)
-    kind, path = source_spec(source, the_city.config.source)
     if before is not None:
-        before(the_city, chosen)
+        before(plan.city, plan.districts)
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -188,15 +182,12 @@ def _assess(
         console=err_console,
         transient=True,
     ) as bar:
-        task = bar.add_task("starting", total=4 + len(stds))
+        task = bar.add_task("starting", total=4 + len(plan.standards))
 
         def step(label: str) -> None:
             bar.update(task, description=label, advance=0 if label == "reading OSM data" else 1)
 
-        return assess(
-            the_city, chosen, std_set, stds, source_kind=kind, source=path, cache_dir=cache,
-            population_raster=population_raster, progress=step,
-        )  # fmt: skip
+        return api.measure(plan, progress=step)
 
 
 @app.command()
@@ -222,7 +213,7 @@ def run(
 ) -> None:
     """Measure coverage per district and standard; write GeoPackages, summary.csv,
     district_indicators.csv and interactive maps."""
-    from walkcover.presentation.outputs import check_outputs, planned_outputs, write_run
+    from walkcover.presentation.outputs import check_outputs, planned_outputs
 
     def refuse_existing(the_city: City, chosen: gpd.GeoDataFrame) -> None:
         check_outputs(planned_outputs(out, the_city.id, list(chosen["slug"])), overwrite=overwrite)
@@ -244,11 +235,11 @@ def run(
             name_field=name_field,
         )
         try:
-            files = write_run(result, out, overwrite=overwrite, excel=excel, maps=maps, tiles=tiles)
+            files = result.save(out, overwrite=overwrite, excel=excel, maps=maps, tiles=tiles)
         except RunIncompleteError as exc:
-            _print_summary(result, exc.files.written, removed=exc.files.removed)
+            _print_summary(result.assessment, exc.files.written, removed=exc.files.removed)
             raise
-    _print_summary(result, files.written, removed=files.removed)
+    _print_summary(result.assessment, files.written, removed=files.removed)
 
 
 @app.command()
@@ -290,7 +281,7 @@ def report(
             before=refuse_existing,
         )
         try:
-            files = write_report_sets(result, out, tiles=tiles)
+            files = write_report_sets(result.assessment, out, tiles=tiles)
         except RunIncompleteError as exc:
             _print_written(exc.files.written)
             raise
@@ -310,14 +301,14 @@ def explain(
     no_cache: NoCacheOpt = False,
 ) -> None:
     """Print how one district's figures for one standard were made."""
-    from walkcover.presentation.explanation import HEADINGS, explanation
+    from walkcover.presentation.explanation import HEADINGS
 
     if district.strip().lower() == "all" or standard.strip().lower() == "all" or "," in standard:
         raise WalkcoverError("explain takes one district and one standard, not 'all' or a list")
     cache = None if no_cache else (cache_dir or default_cache_dir())
     _preflight(cache=cache)
     result = _assess(city, district, standard, standards, source, population_raster, cache)
-    lines = explanation(result).splitlines()
+    lines = result.explain(standard).splitlines()
     for i, line in enumerate(lines):
         heading = i == 0 or line in HEADINGS
         out_console.print(Text(terminal(line), style="bold" if heading else ""))
@@ -350,9 +341,6 @@ def site_command(
     no_cache: NoCacheOpt = False,
 ) -> None:
     """Suggest where new facilities close the most gap: fewest sites for --target, or best --k."""
-    from walkcover import siting
-    from walkcover.presentation.outputs import write_proposed_sites
-
     if (target is None) == (k is None):
         raise WalkcoverError(
             "give exactly one of --target PCT (fewest new sites) or --k K (best K sites)"
@@ -369,33 +357,20 @@ def site_command(
     with output_lock(out, command="site") as repairs:
         _print_repairs(repairs)
         result = _assess(city, district, standard, standards, source, population_raster, cache)
-        limit = time_limit if time_limit is not None else result.city.config.siting.time_limit_s
-        rows, written = [], []
-        for _, drow in result.districts.iterrows():
-            did = drow["district_id"]
-            cm = siting.district_coverage_matrix(result, standard, did, plots=plots)
-            before = 100.0 * cm.covered_before / cm.total if cm.total > 0 else float("nan")
-            if cm.matrix.shape[0] == 0:
-                rows.append(
-                    (drow, before, before, 0, "no gap: every resident is covered", float("nan"))
-                )
-                continue
-            try:
-                res = siting.site(cm, k=k, target_pct=target, time_limit_s=limit)
-            except siting.SitingError as exc:
-                if len(result.districts) == 1:
-                    raise
-                rows.append((drow, before, float("nan"), 0, str(exc), float("nan")))
-                continue
-            sites = siting.proposed_sites(cm, res, standard=standard)
-            after = float(sites["cumulative_coverage_pct"].iloc[-1]) if len(sites) else before
-            rows.append((drow, before, after, len(sites), res.method, res.mip_gap))
-            written += write_proposed_sites(result, drow, sites, out, overwrite=overwrite)
-    _print_siting(result, standard, rows, written, target_given=target is not None)
+        sitings = result.site(
+            standard, k=k, target_pct=target, plots=plots, time_limit_s=time_limit
+        )
+        written = result.save_sites(sitings, out, overwrite=overwrite)
+    _print_siting(result.assessment, standard, sitings, written, target_given=target is not None)
 
 
 def _print_siting(
-    result: Assessment, standard: str, rows: list, written: list[Path], *, target_given: bool
+    result: Assessment,
+    standard: str,
+    rows: list[DistrictSiting],
+    written: list[Path],
+    *,
+    target_given: bool,
 ) -> None:
     std = next(s for s in result.standards if s.id == standard)
     table = Table(
@@ -407,11 +382,12 @@ def _print_siting(
     for col in ("district", "before %", "after %", "new sites", "how", "gap"):
         table.add_column(col, justify="left" if col in ("district", "how") else "right")
     total = 0
-    for drow, before, after, n, how, gap in rows:
-        total += n
+    for r in rows:
+        total += r.new_sites
         table.add_row(
-            terminal(f"{drow['name']} ({drow['slug']})"), f"{before:.1f}", "n/a" if after != after else f"{after:.1f}",
-            str(n), terminal(how), "" if gap != gap else f"{100 * gap:.2f}%",
+            terminal(f"{r.name} ({r.slug})"), f"{r.before_pct:.1f}",
+            "n/a" if r.after_pct != r.after_pct else f"{r.after_pct:.1f}",
+            str(r.new_sites), terminal(r.how), "" if r.mip_gap != r.mip_gap else f"{100 * r.mip_gap:.2f}%",
         )  # fmt: skip
     out_console.print(table)
     if len(rows) > 1:

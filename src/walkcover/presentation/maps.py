@@ -307,6 +307,7 @@ def district_map(
     max_footprints: int = 3_000,
     max_units: int = 15_000,
     service_cell_m: float = 10.0,
+    show: str | None = None,
 ) -> folium.Map:
     """The interactive map of one district: a toggleable layer per standard.
 
@@ -332,7 +333,8 @@ def district_map(
     for i, std in enumerate(result.standards):
         sid = std.id
         group = folium.FeatureGroup(
-            name=_layer_name(f"{std.name_zh} {std.name} ({std.threshold_m:g} m)"), show=(i == 0)
+            name=_layer_name(f"{std.name_zh} {std.name} ({std.threshold_m:g} m)"),
+            show=(sid == show) if show else (i == 0),
         )
         p = result.passes[sid]
         sa = areas.geometry[sid]
@@ -542,7 +544,13 @@ def _ramp(pct: float | None) -> str:
     return "#1a9850"
 
 
-def city_map(result, *, tiles: str | None = None, h3_resolution: int | None = None) -> folium.Map:
+def city_map(
+    result,
+    *,
+    tiles: str | None = None,
+    h3_resolution: int | None = None,
+    show: str | None = None,
+) -> folium.Map:
     """The city map: districts coloured by residents covered, with a standard picker, and the
     residents' coverage aggregated to H3 hexagons so the page stays fast at city scale."""
     import h3
@@ -558,7 +566,7 @@ def city_map(result, *, tiles: str | None = None, h3_resolution: int | None = No
         group = folium.FeatureGroup(
             name=_layer_name(f"{std.name_zh} {std.name} ({std.threshold_m:g} m)"),
             overlay=False,
-            show=(i == 0),
+            show=(sid == show) if show else (i == 0),
         )
         rows = result.summary[result.summary["standard"] == sid].set_index("district_id")
         pct = pd.to_numeric(

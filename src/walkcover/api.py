@@ -1,0 +1,344 @@
+"""The public API: measure a city's standards in one call, then look at, site and save the results.
+
+>>> import walkcover as wc
+>>> a = wc.assess("helsinki-sample", district="sample-sw")    # doctest: +SKIP
+>>> a.summary                       # one row per district × standard
+>>> a.gaps("toilet")                # where residents are farther than the plan allows
+>>> a.map("toilet")                 # the interactive map (inline in Jupyter, offline too)
+>>> print(a.explain("toilet"))      # how the figures were made
+>>> a.site("toilet", k=3)           # where three new toilets would cover the most residents
+>>> a.save("out")                   # GeoPackages, CSVs and maps, as `walkcover run` writes them
+
+The command line is a thin layer over these functions: `study` resolves what to measure (city,
+districts, standards, source), `measure` measures it, `assess` does both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import geopandas as gpd
+import pandas as pd
+
+from walkcover._atomic import check_writable_folder
+from walkcover._errors import DistrictNotFoundError, WalkcoverError
+from walkcover._lock import output_lock
+from walkcover._paths import cache_dir as default_cache_dir
+from walkcover.assessment import Assessment, Note, assess_layers, study_query
+from walkcover.config.standards import Standard, StandardSet, load_standards
+from walkcover.config.study_area import City, load_city, replace_boundaries, resolve_districts
+from walkcover.sources import load_osm, source_spec
+
+if TYPE_CHECKING:
+    import folium
+
+    from walkcover.presentation.outputs import RunFiles
+    from walkcover.siting import DistrictSiting
+
+__all__ = ["Results", "Study", "assess", "measure", "study"]
+
+
+@dataclass(frozen=True)
+class Study:
+    """What a run measures, resolved and checked before anything is read or computed.
+
+    ``boundary_changes`` compares each district's area with the bundled one when planners'
+    boundaries replaced them (None otherwise).
+    """
+
+    city: City
+    districts: gpd.GeoDataFrame
+    rules: StandardSet
+    standards: list[Standard]
+    source_kind: str
+    source: str | None
+    population_raster: Path | None
+    cache_dir: Path | None
+    boundary_changes: pd.DataFrame | None = None
+
+
+def study(
+    city: str | Path | City,
+    *,
+    district: str = "all",
+    standard: str | Sequence[str] = "all",
+    standards: str | Path | None = None,
+    source: str | Path | None = None,
+    population_raster: str | Path | None = None,
+    boundaries: str | Path | None = None,
+    name_field: str | None = None,
+    cache: bool = True,
+    cache_dir: str | Path | None = None,
+) -> Study:
+    """Resolve what to measure; every name is checked and refused with the valid choices.
+
+    Parameters
+    ----------
+    city
+        A bundled city (``zhengzhou``, ``helsinki-sample``), a city YAML file, or a loaded `City`.
+    district
+        A district's Chinese or English name, code or slug, or ``all``.
+    standard
+        A standard id, several (a list or ``"toilet,park"``), or ``all``.
+    standards
+        A standards YAML file (default: the bundled Zhengzhou 2018 plan).
+    source
+        A local ``.osm.pbf`` or ``.osm`` file; default: the city config's source.
+    population_raster
+        A population GeoTIFF (any CRS) to allocate residents from.
+    boundaries, name_field
+        Planners' own district polygons (any vector file, any CRS) and the field naming each.
+    cache, cache_dir
+        Reuse parsed OSM data (on by default; ``cache_dir`` defaults to ``~/.cache/walkcover``).
+    """
+    the_city = city if isinstance(city, City) else load_city(city)
+    changes = None
+    if boundaries is not None:
+        if name_field is None:
+            raise WalkcoverError(
+                "boundaries need a name_field (--name-field): the field holding each district's "
+                "name or code"
+            )
+        the_city, changes = replace_boundaries(the_city, boundaries, name_field=name_field)
+    chosen = resolve_districts(the_city, district)
+    rules = load_standards(standards)
+    if isinstance(standard, str):
+        wanted: str | list[str] = (
+            "all" if standard == "all" else [s.strip() for s in standard.split(",") if s.strip()]
+        )
+    else:
+        wanted = list(standard)
+    kind, path = source_spec(Path(source) if source is not None else None, the_city.config.source)
+    folder = None
+    if cache:
+        folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    return Study(
+        city=the_city,
+        districts=chosen,
+        rules=rules,
+        standards=rules.select(wanted),
+        source_kind=kind,
+        source=path,
+        population_raster=Path(population_raster) if population_raster is not None else None,
+        cache_dir=folder,
+        boundary_changes=changes,
+    )
+
+
+def measure(plan: Study, *, progress: Callable[[str], None] | None = None) -> Results:
+    """Read the OSM data `plan` names and measure its standards for its districts.
+
+    Parameters
+    ----------
+    plan
+        From `study`.
+    progress
+        Called with a short label as each step starts.
+    """
+    if plan.cache_dir is not None:
+        check_writable_folder(plan.cache_dir, option="cache_dir (--cache-dir)")
+    step = progress or (lambda _label: None)
+    step("reading OSM data")
+    query = study_query(plan.city, plan.districts, plan.rules, plan.standards)
+    layers = load_osm(plan.source_kind, plan.source, query, cache_dir=plan.cache_dir)
+    assessment = assess_layers(
+        plan.city, plan.districts, plan.rules, plan.standards, layers,
+        population_raster=plan.population_raster, progress=progress,
+    )  # fmt: skip
+    return Results(assessment=assessment, study=plan)
+
+
+def assess(
+    city: str | Path | City,
+    *,
+    progress: Callable[[str], None] | None = None,
+    **options: Any,
+) -> Results:
+    """Measure a city's standards per district over the walk network.
+
+    Takes the options of `study` (``district``, ``standard``, ``standards``, ``source``,
+    ``population_raster``, ``boundaries``, ``name_field``, ``cache``, ``cache_dir``).
+
+    Returns
+    -------
+    Results
+        The figures, and methods to look at, site and save them.
+
+    Examples
+    --------
+    >>> a = assess("helsinki-sample", district="sample-sw", standard="toilet")  # doctest: +SKIP
+    >>> a.summary[["standard", "residents_covered_pct"]]  # doctest: +SKIP
+    """
+    return measure(study(city, **options), progress=progress)
+
+
+@dataclass(frozen=True)
+class Results:
+    """What one run measured (`assessment`), and what it was asked (`study`).
+
+    The frames are those `walkcover run` writes: ``summary`` (district × standard), ``demand`` (one
+    row per home, with ``<standard>_dist_m``, ``_covered``, ``_status``), ``facilities``,
+    ``district_rows`` (counts and densities); ``notes`` say what a planner must know.
+    """
+
+    assessment: Assessment
+    study: Study
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        return self.assessment.summary
+
+    @property
+    def demand(self) -> gpd.GeoDataFrame:
+        return self.assessment.demand
+
+    @property
+    def facilities(self) -> gpd.GeoDataFrame:
+        return self.assessment.facilities
+
+    @property
+    def district_rows(self) -> pd.DataFrame:
+        return self.assessment.district_rows
+
+    @property
+    def districts(self) -> gpd.GeoDataFrame:
+        return self.assessment.districts
+
+    @property
+    def notes(self) -> list[Note]:
+        return self.assessment.notes
+
+    def district_id(self, district: str | None = None) -> str:
+        """The id of `district` (name, code or slug) among the measured ones; None means the only one.
+
+        Raises
+        ------
+        DistrictNotFoundError
+            A name that matches no measured district, or None when several were measured.
+        """
+        measured = self.assessment.districts
+        if district is None:
+            if len(measured) == 1:
+                return str(measured["district_id"].iloc[0])
+            names = ", ".join(measured["slug"])
+            raise DistrictNotFoundError(
+                f"this run measured several districts ({names}); say which with district=…"
+            )
+        city = self.assessment.city.model_copy(update={"districts": measured})
+        return str(resolve_districts(city, district)["district_id"].iloc[0])
+
+    def gaps(self, standard: str, district: str | None = None) -> gpd.GeoDataFrame:
+        """Gap polygons of `standard`, ranked by residents uncovered, for one district (or all
+        measured districts when `district` is None and there are several)."""
+        from walkcover.measures.gaps import gap_polygons
+
+        self.assessment.standard(standard)  # refuses a standard not measured
+        ids = (
+            list(self.assessment.districts["district_id"])
+            if district is None and len(self.assessment.districts) > 1
+            else [self.district_id(district)]
+        )
+        frames = [gap_polygons(self.assessment, standard, d).assign(district_id=d) for d in ids]
+        return gpd.GeoDataFrame(
+            pd.concat(frames, ignore_index=True), geometry="geometry", crs=self.assessment.crs
+        )
+
+    def map(
+        self, standard: str | None = None, district: str | None = None, *, tiles: str | None = None
+    ) -> folium.Map:
+        """The interactive map of one district (or, with several measured and no `district`, the
+        city map), showing `standard` first. Shows inline in Jupyter, offline too."""
+        from walkcover.presentation.maps import city_map, district_map
+
+        if standard is not None:
+            self.assessment.standard(standard)
+        if district is None and len(self.assessment.districts) > 1:
+            return city_map(self.assessment, tiles=tiles, show=standard)
+        return district_map(self.assessment, self.district_id(district), tiles=tiles, show=standard)
+
+    def explain(self, standard: str, district: str | None = None) -> str:
+        """How the figures of `standard` in one district were made, in words a planner can check."""
+        from walkcover.presentation.explanation import explanation
+
+        self.assessment.standard(standard)
+        return explanation(self.assessment, self.district_id(district), standard)
+
+    def site(
+        self,
+        standard: str,
+        *,
+        k: int | None = None,
+        target_pct: float | None = None,
+        district: str | None = None,
+        plots: str | Path | None = None,
+        time_limit_s: float | None = None,
+    ) -> list[DistrictSiting]:
+        """Where new facilities close the most gap: the best `k` sites, or the fewest reaching
+        `target_pct`, per district (all measured ones unless `district` is given). Each answer has
+        its ``sites`` layer (rank, residents newly covered, cumulative coverage)."""
+        from walkcover.siting import site_districts
+
+        target = self.assessment
+        if district is not None:
+            did = self.district_id(district)
+            target = _only_district(self.assessment, did)
+        return site_districts(
+            target, standard, k=k, target_pct=target_pct, time_limit_s=time_limit_s, plots=plots
+        )
+
+    def save(
+        self,
+        out: str | Path,
+        *,
+        overwrite: bool = False,
+        maps: bool = True,
+        excel: bool = False,
+        tiles: str | None = None,
+    ) -> RunFiles:
+        """Write what `walkcover run` writes into `out`, holding the folder's lock; each district's
+        folder is replaced as one set (see `walkcover.presentation.outputs.write_run`)."""
+        from walkcover.presentation.maps import check_tiles
+        from walkcover.presentation.outputs import write_run
+
+        out = check_writable_folder(Path(out), option="out (--out)")
+        if maps and tiles is not None:
+            check_tiles(tiles)
+        with output_lock(out, command="save"):
+            return write_run(
+                self.assessment, out, overwrite=overwrite, excel=excel, maps=maps, tiles=tiles
+            )
+
+    def save_sites(
+        self, sitings: list[DistrictSiting], out: str | Path, *, overwrite: bool = False
+    ) -> list[Path]:
+        """Add proposed sites (from `site`) to each district's ``coverage.gpkg`` and
+        ``proposed_sites.csv`` in `out`, holding the folder's lock."""
+        from walkcover.presentation.outputs import write_proposed_sites
+
+        out = check_writable_folder(Path(out), option="out (--out)")
+        rows = self.assessment.districts.set_index("district_id", drop=False)
+        written: list[Path] = []
+        with output_lock(out, command="site"):
+            for s in sitings:
+                if s.sites is not None:
+                    written += write_proposed_sites(
+                        self.assessment, rows.loc[s.district_id], s.sites, out, overwrite=overwrite
+                    )
+        return written
+
+    def _repr_html_(self) -> str:
+        cols = ["district", "standard", "threshold_m", "residents_covered_pct",
+                "area_covered_euclid_pct", "target_pct", "meets_target"]  # fmt: skip
+        table = self.summary[[c for c in cols if c in self.summary.columns]]
+        return table.round(1).to_html(index=False, escape=True, na_rep="—")
+
+
+def _only_district(assessment: Assessment, district_id: str) -> Assessment:
+    """The assessment with only one of its districts listed (figures unchanged)."""
+    from dataclasses import replace
+
+    keep = assessment.districts["district_id"] == district_id
+    return replace(assessment, districts=assessment.districts[keep.to_numpy()])
