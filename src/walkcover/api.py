@@ -30,7 +30,7 @@ from walkcover._paths import cache_dir as default_cache_dir
 from walkcover.assessment import Assessment, Note, assess_layers, study_query
 from walkcover.config.standards import Standard, StandardSet, load_standards
 from walkcover.config.study_area import City, load_city, replace_boundaries, resolve_districts
-from walkcover.sources import load_osm, source_spec
+from walkcover.sources import SourceKind, load_osm, source_spec
 
 if TYPE_CHECKING:
     import folium
@@ -53,7 +53,7 @@ class Study:
     districts: gpd.GeoDataFrame
     rules: StandardSet
     standards: list[Standard]
-    source_kind: str
+    source_kind: SourceKind
     source: str | None
     population_raster: Path | None
     cache_dir: Path | None
@@ -333,7 +333,7 @@ class Results:
         cols = ["district", "standard", "threshold_m", "residents_covered_pct",
                 "area_covered_euclid_pct", "target_pct", "meets_target"]  # fmt: skip
         table = self.summary[[c for c in cols if c in self.summary.columns]]
-        return table.round(1).to_html(index=False, escape=True, na_rep="—")
+        return str(table.round(1).to_html(index=False, escape=True, na_rep="—"))
 
 
 def _only_district(assessment: Assessment, district_id: str) -> Assessment:

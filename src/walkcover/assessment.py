@@ -40,7 +40,7 @@ from walkcover.measures.facility_files import imported_facilities, merge_sources
 from walkcover.measures.indicators import SUMMARY_COLUMNS, district_indicators, district_summary
 from walkcover.measures.land import DenominatorLand
 from walkcover.measures.population import allocate_raster, read_totals, scale_to_totals
-from walkcover.sources import OSMLayers, OSMQuery, load_osm
+from walkcover.sources import OSMLayers, OSMQuery
 
 log = logging.getLogger(__name__)
 
@@ -132,55 +132,6 @@ def study_polygon(districts: gpd.GeoDataFrame, *, crs: pyproj.CRS, margin_m: flo
     """The districts' union grown by `margin_m`, in EPSG:4326: facilities across a border count."""
     grown = districts.to_crs(crs).union_all().buffer(margin_m)
     return gpd.GeoSeries([grown], crs=crs).to_crs(4326).iloc[0]
-
-
-def assess(
-    city: City,
-    districts: gpd.GeoDataFrame,
-    rules: StandardSet,
-    standards: list[Standard],
-    *,
-    source_kind: str,
-    source: str | None,
-    cache_dir: Path | None,
-    population_raster: str | Path | None = None,
-    progress: Progress | None = None,
-) -> Assessment:
-    """Measure `standards` for `districts` of `city` over the walk network.
-
-    Parameters
-    ----------
-    city
-        The loaded city.
-    districts
-        Rows of ``city.districts`` to measure (`study_area.resolve_districts`).
-    rules
-        The standards file (street contexts, land, safe-route and count rules).
-    standards
-        The standards to measure (from `rules`).
-    source_kind, source
-        ``pbf`` / ``xml`` with a file path, or ``overpass``.
-    cache_dir
-        Where parsed sources are cached (None: no cache).
-    population_raster
-        A population GeoTIFF; overrides the city's population model.
-    progress
-        Called with a short label as each step starts.
-    """
-    step = progress or (lambda _label: None)
-    step("reading OSM data")
-    layers = load_osm(
-        source_kind, source, study_query(city, districts, rules, standards), cache_dir=cache_dir
-    )  # type: ignore[arg-type]
-    return assess_layers(
-        city,
-        districts,
-        rules,
-        standards,
-        layers,
-        population_raster=population_raster,
-        progress=progress,
-    )
 
 
 def study_query(
@@ -525,7 +476,6 @@ __all__ = [
     "Assessment",
     "Note",
     "StandardPass",
-    "assess",
     "assess_layers",
     "search_limit_m",
     "study_polygon",

@@ -312,6 +312,7 @@ def _solve(
         last = sparse.csr_array(np.concatenate([np.zeros(n_cand), cm.weights])[None, :])
         cost = np.concatenate([np.ones(n_cand), np.zeros(n_units)])
         sense = highspy.ObjSense.kMinimize
+        assert need is not None  # the target model always has one
         last_lo, last_hi = float(need), highspy.kHighsInf
     matrix = sparse.vstack([sparse.hstack([left, right]), last]).tocsc()
     lp = highspy.HighsLp()

@@ -164,7 +164,7 @@ def node_distances(network: Network, sources: Snaps, *, limit_m: float) -> np.nd
     data = np.concatenate([csr.data, first[targets]])
     aug = sparse.csr_array((data, indices, indptr), shape=(n + 1, n + 1))
     dist = dijkstra(aug, directed=True, indices=n, limit=limit_m)
-    return dist[:n]
+    return np.asarray(dist[:n])
 
 
 def demand_distances(

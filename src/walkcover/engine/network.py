@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyproj
 import shapely
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
@@ -55,8 +56,8 @@ class Network:
         return len(self.node_osm_ids)
 
     @property
-    def crs(self):
-        return self.edges.crs
+    def crs(self) -> pyproj.CRS:
+        return pyproj.CRS.from_user_input(self.edges.crs)
 
 
 def walkable_streets(
@@ -150,7 +151,7 @@ def snappable_mask(streets: gpd.GeoDataFrame) -> np.ndarray:
     bad = tunnel.notna() & ~tunnel.isin(["no", "building_passage"])
     bad |= col("highway").eq("corridor").fillna(False)
     bad |= col("indoor").notna() & ~col("indoor").eq("no")
-    return ~bad.fillna(False).to_numpy(dtype=bool)
+    return np.asarray(~bad.fillna(False).to_numpy(dtype=bool))
 
 
 def _symmetric_min_csr(u: np.ndarray, v: np.ndarray, w: np.ndarray, n: int) -> sparse.csr_array:
@@ -174,7 +175,7 @@ def _symmetric_min_csr(u: np.ndarray, v: np.ndarray, w: np.ndarray, n: int) -> s
 def network_from_streets(
     streets: gpd.GeoDataFrame,
     *,
-    crs,
+    crs: pyproj.CRS | str,
     walk_highways: tuple[str, ...] = DEFAULT_WALK_HIGHWAYS,
     min_island_m: float = 0.0,
 ) -> Network:

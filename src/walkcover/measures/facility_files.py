@@ -315,20 +315,22 @@ def detect_shift(
         )
         m.sum_duplicates()
         votes += np.bincount(m.indices, minlength=width * width)
-    n = int(votes.max())
-    if n == 0:
+    n_best = int(votes.max())
+    if n_best == 0:
         return None
     best = int(np.argmax(votes))  # ties: the lowest east bin, then the lowest north bin
-    bx, by = best // width - half, best % width - half
-    share = n / len(points)
+    best_x, best_y = best // width - half, best % width - half
+    share = n_best / len(points)
     kept_dx, kept_dy = [], []
     for start in range(0, len(p), step):
         _, _, dx, dy = pairs(start)
-        k = (np.abs(np.round(dx / bin_m) - bx) <= 1) & (np.abs(np.round(dy / bin_m) - by) <= 1)
+        k = (np.abs(np.round(dx / bin_m) - best_x) <= 1) & (
+            np.abs(np.round(dy / bin_m) - best_y) <= 1
+        )
         kept_dx.append(dx[k])
         kept_dy.append(dy[k])
     ex, ny = float(np.median(np.concatenate(kept_dx))), float(np.median(np.concatenate(kept_dy)))
-    if share >= 0.5 and n >= 3 and np.hypot(ex, ny) > 100:
+    if share >= 0.5 and n_best >= 3 and np.hypot(ex, ny) > 100:
         return ex, ny, share
     return None
 

@@ -13,6 +13,7 @@ import hashlib
 import itertools
 import re
 from pathlib import Path
+from typing import Any
 
 import folium
 import geopandas as gpd
@@ -177,13 +178,20 @@ class PropertyTable(MacroElement):
         )  # fmt: skip
         self.options = js_value({"sticky": True} if kind == "tooltip" else {"maxWidth": 340})
 
-    def render(self, **kwargs) -> None:
-        figure = self.get_root()
-        if not getattr(figure, "_walkcover_table_js", False):
+    def render(self, **kwargs: Any) -> Any:
+        figure = _figure(self)
+        if "walkcover_table_js" not in figure.script._children:
             figure.script.add_child(folium.Element(_TABLE_JS), name="walkcover_table_js", index=0)
             figure.header.add_child(folium.Element(_TABLE_CSS), name="walkcover_table_css")
-            figure._walkcover_table_js = True
         super().render(**kwargs)
+
+
+def _figure(element: folium.Element) -> folium.Figure:
+    """The page (`folium.Figure`) an element is drawn on."""
+    root = element.get_root()
+    if not isinstance(root, folium.Figure):
+        raise TypeError(f"{type(element).__name__} is not on a page; add it to a folium.Map first")
+    return root
 
 
 def _layer_name(text: str) -> str:
@@ -419,7 +427,7 @@ def district_map(
     ).add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
     with_sites = proposed is not None and len(proposed) > 0
-    m.get_root().html.add_child(folium.Element(_legend(result, label, with_sites)))
+    _figure(m).html.add_child(folium.Element(_legend(result, label, with_sites)))
     return m
 
 
@@ -631,7 +639,7 @@ def city_map(
         f"distance · 步行范围内居民比例 (pick a standard top right · 右上角选择标准)<br>{ramp}<br>"
         f"0% <span style='float:right'>100%</span><br>hexagons: H3 resolution {res}</div>"
     )
-    m.get_root().html.add_child(folium.Element(legend))
+    _figure(m).html.add_child(folium.Element(legend))
     return m
 
 

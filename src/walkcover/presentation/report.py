@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import html
 import io
 from pathlib import Path
@@ -61,6 +62,7 @@ def static_map(
 ):
     """A matplotlib figure of one district and standard: homes by distance band, gaps, facilities."""
     plt = _mpl()
+    from matplotlib.artist import Artist
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
@@ -113,7 +115,7 @@ def static_map(
     ax.set_ylim(y0 - pad, y1 + pad)
     ax.set_aspect("equal")
     ax.set_axis_off()
-    handles = [Patch(color=c, label=label) for c, label in BANDS.values()]
+    handles: list[Artist] = [Patch(color=c, label=label) for c, label in BANDS.values()]
     handles += [
         Line2D([], [], color="#b2182b", linestyle="--", label="gap (ranked) · 缺口（排名）"),
         Line2D(
@@ -452,6 +454,14 @@ def district_report_pdf(result, district_id: str, path: Path, *, figures: dict[s
     return write_atomic(path, write)
 
 
+def _write_bytes(tmp: Path, *, data: bytes) -> None:
+    tmp.write_bytes(data)
+
+
+def _write_text(tmp: Path, *, text: str) -> None:
+    tmp.write_text(text, encoding="utf-8")
+
+
 #: What `write_district_report` writes into a district folder.
 REPORT_FILES = ("report.html", "report.pdf", "maps")
 
@@ -490,25 +500,21 @@ def write_district_report(
         pngs[sid] = _png(fig)
         written.append(
             write_atomic(
-                folder / "maps" / f"{sid}.png", lambda tmp, b=pngs[sid]: tmp.write_bytes(b)
+                folder / "maps" / f"{sid}.png", functools.partial(_write_bytes, data=pngs[sid])
             )
         )
     chart = district_chart(result, did)
     chart_png = _png(chart)
     written.append(
         write_atomic(
-            folder / "maps" / "coverage_chart.png", lambda tmp, b=chart_png: tmp.write_bytes(b)
+            folder / "maps" / "coverage_chart.png", functools.partial(_write_bytes, data=chart_png)
         )
     )
     gaps = top_gaps(result, did)
     page = district_report_html(
         result, did, maps_png=pngs, chart_png=chart_png, gaps=gaps, proposed=sites
     )
-    written.append(
-        write_atomic(
-            folder / "report.html", lambda tmp, p=page: tmp.write_text(p, encoding="utf-8")
-        )
-    )
+    written.append(write_atomic(folder / "report.html", functools.partial(_write_text, text=page)))
     written.append(
         district_report_pdf(
             result, did, folder / "report.pdf", figures=figs, chart=chart, gaps=gaps, proposed=sites

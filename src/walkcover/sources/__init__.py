@@ -11,15 +11,15 @@ from typing import TYPE_CHECKING
 
 from walkcover._errors import WalkcoverError
 from walkcover.sources._layers import OSMLayers, OSMQuery
-from walkcover.sources.cache import load_osm
+from walkcover.sources.cache import SourceKind, load_osm
 
 if TYPE_CHECKING:
     from walkcover.config.study_area import SourceConfig
 
-__all__ = ["OSMLayers", "OSMQuery", "load_osm", "source_spec"]
+__all__ = ["OSMLayers", "OSMQuery", "SourceKind", "load_osm", "source_spec"]
 
 
-def source_spec(source: Path | None, city_source: SourceConfig) -> tuple[str, str | None]:
+def source_spec(source: Path | None, city_source: SourceConfig) -> tuple[SourceKind, str | None]:
     """The source kind and path: --source wins (by suffix), else the city config's."""
     if source is not None:
         name = source.name.lower()

@@ -7,7 +7,9 @@ and the multipolygon relations touching them (with their member ways), like ``os
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import shapely
@@ -28,17 +30,22 @@ def cut_pbf(
         raise SourceError(f"{source} does not exist")
     shapely.prepare(polygon_wgs84)
     tracker = osmium.IdTracker()
-    ids, xs, ys = [], [], []
+    ids: list[int] = []
+    xs: list[float] = []
+    ys: list[float] = []
 
     def flush() -> None:
         if ids:
             inside = shapely.contains_xy(polygon_wgs84, np.asarray(xs), np.asarray(ys))
             for i in np.asarray(ids)[inside]:
                 tracker.add_node(int(i))
-            ids.clear(), xs.clear(), ys.clear()
+            ids.clear()
+            xs.clear()
+            ys.clear()
 
     try:
-        for n in osmium.FileProcessor(str(source), osmium.osm.NODE):
+        nodes: Iterable[Any] = osmium.FileProcessor(str(source), osmium.osm.NODE)
+        for n in nodes:
             if n.location.valid():
                 ids.append(n.id)
                 xs.append(n.location.lon)
@@ -46,8 +53,10 @@ def cut_pbf(
                 if len(ids) >= batch:
                     flush()
         flush()
-        ways, refs = [], []
-        for w in osmium.FileProcessor(str(source), osmium.osm.WAY):
+        ways: list[int] = []
+        refs: list[int] = []
+        way_objs: Iterable[Any] = osmium.FileProcessor(str(source), osmium.osm.WAY)
+        for w in way_objs:
             if tracker.contains_any_references(w):
                 ways.append(w.id)
                 refs.extend(n.ref for n in w.nodes)

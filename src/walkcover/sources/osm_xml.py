@@ -17,7 +17,7 @@ def read_osm_xml(path: str | Path, query: OSMQuery) -> OSMLayers:
     path = Path(path)
     if not path.is_file():
         raise SourceError(f"--source {str(path)!r} does not exist; pass an existing .osm file")
-    tags = {**query.feature_tags, "building": True}
+    tags: dict[str, bool | str | list[str]] = {**query.feature_tags, "building": True}
     try:
         with walk_tags():
             graph = ox.graph_from_xml(path, bidirectional=True, simplify=False, retain_all=True)

@@ -23,7 +23,7 @@ def download_overpass(query: OSMQuery) -> OSMLayers:
     SourceError
         When the server cannot be reached or answers with an error.
     """
-    tags = {**query.feature_tags, "building": True}
+    tags: dict[str, bool | str | list[str]] = {**query.feature_tags, "building": True}
     try:
         with walk_tags():
             graph = ox.graph_from_polygon(

@@ -82,7 +82,7 @@ def read_pbf(path: str | Path, query: OSMQuery) -> OSMLayers:
 
 
 def _pyrosm_filter(tags: dict[str, bool | list[str]]) -> dict[str, bool | list[str]]:
-    return {k: (True if v is True else list(v)) for k, v in tags.items()}
+    return {k: (True if v is True else list(v or [])) for k, v in tags.items()}
 
 
 def _streets(edges: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame:
