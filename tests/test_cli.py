@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pyogrio
 import pytest
@@ -79,32 +80,45 @@ def test_run_writes_layers_columns_and_summary(sample_run):
     assert not list(city.rglob(".*.gpkg")) and not list(city.rglob(".*.csv"))  # no temp files left
 
 
+@pytest.mark.parametrize("district", ["sample-ne", "sample-sw"])
 def test_toilet_figure_matches_an_independent_networkx_computation(
-    sample_run, helsinki_layers, helsinki_network
+    sample_run, helsinki_layers, helsinki_network, district
 ):
+    """Residents within each home's own toilet radius (300 m on a main street, 500 m on an ordinary
+    road, 800 m by a riverside park), by networkx on the split graph; in sample-sw some homes stand
+    on main streets, so a flat 500 m would give another figure."""
     _, out, _ = sample_run
     city, crs, layers = helsinki_layers
     summary = pd.read_csv(out / "helsinki-sample" / "summary.csv")
-    got = summary.query("district == 'sample-ne' and standard == 'toilet'")[
+    got = summary.query(f"district == '{district}' and standard == 'toilet'")[
         "residents_covered_pct"
     ].item()
-
+    toilet = load_standards().standards["toilet"]
     feats = layers.features.to_crs(crs)
     houses = demand_from_buildings(
         residential_buildings(feats, city.config.demand), city.config.demand
     )
-    ne = city.districts.to_crs(crs).query("district_id == 'sample-ne'").geometry.item()
-    houses = houses[houses.representative_point().within(ne)].reset_index(drop=True)
-    toilets = select_facilities(feats, load_standards().standards["toilet"])
+    geom = city.districts.to_crs(crs).query(f"district_id == '{district}'").geometry.item()
+    houses = houses[houses.representative_point().within(geom)].reset_index(drop=True)
+    toilets = select_facilities(feats, toilet)
     snap_m = city.config.network.max_snap_m
     dist = split_graph_distances(
         helsinki_network,
         cov.snap(helsinki_network, houses.geometry, max_snap_m=snap_m),
         cov.snap(helsinki_network, toilets.geometry, max_snap_m=snap_m, reach_polygon_edges=True),
     )
-    expected = 100 * houses["residents"][dist <= 500].sum() / houses["residents"].sum()
+    layer = gpd.read_file(out / "helsinki-sample" / district / "coverage.gpkg", layer="demand")
+    context = houses["osm_id"].map(layer.set_index("osm_id")["toilet_context"])
+    radius = context.map(toilet.context_thresholds_m).to_numpy(float)
+    assert not np.isnan(radius).any()
+    w = houses["residents"].to_numpy(float)
+    expected = 100 * w[dist <= radius].sum() / w.sum()
+    flat = 100 * w[dist <= 500].sum() / w.sum()
     assert 0 < expected < 100
     assert got == pytest.approx(expected, abs=1e-9)
+    if district == "sample-sw":
+        assert (context == "main_street").sum() >= 10
+        assert abs(expected - flat) > 1  # a broken per-street radius cannot pass
 
 
 def test_second_run_reads_the_cache_and_refuses_to_overwrite(sample_run, monkeypatch):

@@ -147,8 +147,12 @@ def test_own_boundaries_in_cgcs2000_are_repaired_and_compared(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "name", ["jinshui", "Jinshui", "jinshuiqu", "Guancheng", "guanchenghuizuqu", "410104"]
-)
-def test_district_names_in_pinyin(name):
+    ("name", "district_id"),
+    [("jinshui", "410105"), ("Jinshui", "410105"), ("jinshuiqu", "410105"), ("金水", "410105"),
+     ("Guancheng", "410104"), ("guanchenghuizuqu", "410104"), ("410104", "410104"),
+     ("erqi", "410103"), ("zhongyuan", "410102")],
+)  # fmt: skip
+def test_district_names_in_pinyin(name, district_id):
     city = load_city("zhengzhou")
-    assert len(resolve_districts(city, name)) == 1
+    hit = resolve_districts(city, name)
+    assert list(hit["district_id"]) == [district_id]

@@ -221,7 +221,7 @@ class SafeRoute(BaseModel):
 
 
 class CountRule(BaseModel):
-    """A per-district count or density rule of the plan (STANDARDS.md, second table)."""
+    """A per-district count or density rule of the plan (docs/standards.md, second table)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -231,6 +231,26 @@ class CountRule(BaseModel):
     measure: Literal["count", "per_km2"] = "count"
     target: float | None = None
     section: str = ""
+
+
+class IndicatorTarget(BaseModel):
+    """A per-district indicator's target and the plan section that sets it (None: no target)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    target: float | None = None
+    section: str = ""
+
+
+class LandIndicators(BaseModel):
+    """Targets of the land-based per-district indicators (``district_indicators.csv``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: Park green space per resident, m² (三、(六): 人均公园绿地面积).
+    park_per_capita_m2: IndicatorTarget = IndicatorTarget()
+    #: OSM-mapped green land as a share of built-up land, % (a proxy for 绿化覆盖率).
+    green_share_pct: IndicatorTarget = IndicatorTarget()
 
 
 class StandardSet(BaseModel):
@@ -247,6 +267,7 @@ class StandardSet(BaseModel):
     land: LandRules = LandRules()
     safe_route: SafeRoute = SafeRoute()
     counts: list[CountRule] = []
+    land_indicators: LandIndicators = LandIndicators()
 
     def feature_tags(self, standards: list[Standard]) -> dict[str, bool | list[str]]:
         """Every OSM tag the run needs: facilities of `standards`, land, water, crossings, counts."""

@@ -248,7 +248,7 @@ def _check_swapped(lon: np.ndarray, lat: np.ndarray, name: str, lon_c: str, lat_
     if np.any(np.abs(lat) > 90) and np.all(np.abs(lon) <= 90):
         raise FacilityFileError(f"{name}: latitude and longitude look swapped ({lat_c} holds values above 90); "
                            f"swap the columns or pass --lon-col {lat_c} --lat-col {lon_c}")  # fmt: skip
-    china_swapped = np.mean((lat > 72) & (lat < 137) & (lon > 3) & (lon < 54))
+    china_swapped = np.mean(~cc.out_of_china(lat, lon))  # read the other way round, in China
     if china_swapped > 0.5:
         raise FacilityFileError(
             f"{name}: latitude and longitude look swapped: {lat_c} holds values like {lat[0]:g} and {lon_c} like "

@@ -204,16 +204,17 @@ def district_indicators(
                 add(rule.id, rule.name, float("nan") if missing else float(n_in), "count", rule.target,
                     "mapped in OSM", note, rule.section)  # fmt: skip
         park_m2 = shapely.area(shapely.intersection(park, dgeom))
+        t = rules.land_indicators
         add("park.per_capita", "Park green space per resident", park_m2 / residents if residents > 0 else float("nan"),
-            "m² per resident", 10.0, f"{park_m2 / 1e4:.1f} ha of parks ÷ {residents:,.0f} modelled residents",
-            "" if park_m2 > 0 else "no parks mapped in the district", "三、(六)")  # fmt: skip
+            "m² per resident", t.park_per_capita_m2.target, f"{park_m2 / 1e4:.1f} ha of parks ÷ {residents:,.0f} modelled residents",
+            "" if park_m2 > 0 else "no parks mapped in the district", t.park_per_capita_m2.section)  # fmt: skip
         green_in_built = (
             shapely.area(shapely.intersection(shapely.intersection(green, built), dgeom)) / 1e6
         )
         add("green.coverage", "Green land share of built-up area (OSM-mapped green land; proxy for 绿化覆盖率, "
             "which counts tree canopy)", 100.0 * green_in_built / built_km2 if built_km2 > 0 else float("nan"),
-            "%", 39.0, f"{green_in_built:.3f} km² green ÷ {built_km2:.3f} km² built-up",
-            "" if built_km2 > 0 else "no built-up land mapped", "三、(六)")  # fmt: skip
+            "%", t.green_share_pct.target, f"{green_in_built:.3f} km² green ÷ {built_km2:.3f} km² built-up",
+            "" if built_km2 > 0 else "no built-up land mapped", t.green_share_pct.section)  # fmt: skip
     return pd.DataFrame(rows, columns=DISTRICT_COLUMNS)
 
 

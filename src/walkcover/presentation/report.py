@@ -313,7 +313,13 @@ def methods(result) -> list[str]:
         f"Residents: {result.population_model}; {cfg.demand.m2_per_person:g} m² of floor area per person.",
         f"Official figure: straight-line circles ∩ {', '.join(sorted({s.denominator for s in result.standards}))} ÷ that land; "
         f"walking land figure on a {result.rules.land.cell_m:g} m grid.",
-        "Toilets: radius by street context (main street 300 m, ordinary road 500 m, riverside park 800 m).",
+        *[
+            f"{s.name}: radius by street context ("
+            + ", ".join(f"{k.replace('_', ' ')} {v:g} m" for k, v in s.context_thresholds_m.items())
+            + ")."
+            for s in result.standards
+            if s.context_thresholds_m
+        ],
         f"walkcover {__version__}, run {dt.date.today().isoformat()}.",
     ]
 
