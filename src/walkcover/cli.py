@@ -262,7 +262,9 @@ def report(
 
     def refuse_existing(the_city: City, chosen: gpd.GeoDataFrame) -> None:
         paths = [district_dir(out, the_city.id, s) / "report.pdf" for s in chosen["slug"]]
-        check_outputs([*paths, Path(out) / the_city.id / "index.html"], overwrite=overwrite)
+        if len(chosen) == len(the_city.districts):
+            paths.append(Path(out) / the_city.id / "index.html")
+        check_outputs(paths, overwrite=overwrite)
 
     import walkcover.presentation.report  # noqa: F401 - fails early, with the install command, without the extra
 
@@ -281,7 +283,13 @@ def report(
             before=refuse_existing,
         )
         try:
-            files = write_report_sets(result.assessment, out, tiles=tiles)
+            every = len(result.districts) == len(result.study.city.districts)
+            files = write_report_sets(result.assessment, out, tiles=tiles, city_pages=every)
+            if not every:
+                out_console.print(
+                    "note: the city pages (index.html, map.html) compare every district; they "
+                    "are left as they are when only some are reported (--district all rewrites them)"
+                )
         except RunIncompleteError as exc:
             _print_written(exc.files.written)
             raise

@@ -205,10 +205,13 @@ def write_run(
     return files
 
 
-def write_report_sets(assessment: Assessment, out: Path, *, tiles: str | None = None) -> RunFiles:
+def write_report_sets(
+    assessment: Assessment, out: Path, *, tiles: str | None = None, city_pages: bool = True
+) -> RunFiles:
     """Per district ``map.html``, ``report.html``, ``report.pdf`` and ``maps/`` as one set (staged
-    and swapped in like `write_run`, keeping the district's other files), then the city
-    ``index.html`` and ``map.html``.
+    and swapped in like `write_run`, keeping the district's other files), then, with `city_pages`,
+    the city ``index.html`` and ``map.html`` (which compare the districts of `assessment`: leave
+    them out when it holds only some of the city's districts).
 
     Raises
     ------
@@ -244,10 +247,11 @@ def write_report_sets(assessment: Assessment, out: Path, *, tiles: str | None = 
             continue
         files.written += [folder / n for n in new]
     city_dir = Path(out) / city_id
-    for step, make in (
+    pages = (
         ("index.html", lambda: write_city_index(assessment, city_dir)),
         ("map.html", lambda: [save_map(city_map(assessment, tiles=tiles), city_dir / "map.html")]),
-    ):
+    )
+    for step, make in pages if city_pages else ():
         try:
             files.written += make()
         except Exception as exc:
