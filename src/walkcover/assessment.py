@@ -147,6 +147,42 @@ def study_query(
     )
 
 
+@dataclass
+class _Study:
+    """What every step of one assessment shares: the inputs in the working CRS, the network, the
+    residents and their snaps, the street contexts, the land, the notes so far."""
+
+    city: City
+    districts: gpd.GeoDataFrame
+    d_proj: gpd.GeoDataFrame
+    rules: StandardSet
+    crs: pyproj.CRS
+    query: OSMQuery
+    limits: dict[str, float]
+    features: gpd.GeoDataFrame
+    streets: gpd.GeoDataFrame
+    network: Network
+    demand: gpd.GeoDataFrame
+    models: dict[str, str]
+    population_model: str
+    demand_snaps: cov.Snaps
+    edge_tags: pd.DataFrame
+    context: np.ndarray | None
+    lands: DenominatorLand
+    notes: list[Note]
+    safe: SafeRoute | None = None
+
+
+@dataclass(frozen=True)
+class _Measured:
+    """One standard measured: its facilities (all candidates), its pass, and its land figures."""
+
+    facilities: gpd.GeoDataFrame
+    passed: StandardPass
+    edge_cover: np.ndarray | None
+    areas: dict[str, dict[str, float]]
+
+
 def assess_layers(
     city: City,
     districts: gpd.GeoDataFrame,
@@ -157,11 +193,53 @@ def assess_layers(
     population_raster: str | Path | None = None,
     progress: Progress | None = None,
 ) -> Assessment:
-    """`assess` on OSM layers already read (from any source, or built for a benchmark)."""
+    """Measure `standards` for `districts` of `city` on OSM layers already read (from any source,
+    or built for a benchmark): network, residents, one pass per standard, figures per district."""
     step = progress or (lambda _label: None)
+    study = _prepare(city, districts, rules, standards, layers, population_raster, step)
+    measured = {}
+    for std in standards:
+        step(f"measuring {std.id}")
+        measured[std.id] = _measure_standard(study, std)
+    facilities = _concat_facilities([m.facilities for m in measured.values()], study.crs)
+    summary = _summary(study, standards, measured, facilities)
+    district_rows = district_indicators(
+        study.features, districts, study.d_proj, study.demand, rules, study.lands.union
+    )
+    return Assessment(
+        city=city,
+        districts=districts,
+        standards=standards,
+        rules=rules,
+        crs=study.crs,
+        network=study.network,
+        demand=study.demand,
+        facilities=facilities,
+        summary=summary,
+        district_rows=district_rows,
+        features=study.features,
+        notes=study.notes,
+        source=layers.source,
+        population_model=study.population_model,
+        passes={sid: m.passed for sid, m in measured.items()},
+        context=study.context,
+        lands=study.lands,
+    )
+
+
+def _prepare(
+    city: City,
+    districts: gpd.GeoDataFrame,
+    rules: StandardSet,
+    standards: list[Standard],
+    layers: OSMLayers,
+    population_raster: str | Path | None,
+    step: Progress,
+) -> _Study:
+    """The steps every standard shares: the walk network, the residents, their snaps, the street
+    contexts and the denominator land."""
     cfg = city.config
     crs = working_crs(city)
-    limits = {s.id: search_limit_m(s, city) for s in standards}
     query = study_query(city, districts, rules, standards)
     features = layers.features.to_crs(crs)
     streets = layers.streets.to_crs(crs)
@@ -189,146 +267,143 @@ def assess_layers(
     context = None
     if any(s.context_thresholds_m for s in standards):
         context = classify_edges(network, edge_tags, features, rules.street_contexts)
-    lands = DenominatorLand(features, d_proj, rules, network, snap_m=snap_m, context=context)
-    safe: SafeRoute | None = None
+    return _Study(
+        city=city, districts=districts, d_proj=d_proj, rules=rules, crs=crs, query=query,
+        limits={s.id: search_limit_m(s, city) for s in standards}, features=features,
+        streets=streets, network=network, demand=demand, models=models,
+        population_model=pop_model, demand_snaps=demand_snaps, edge_tags=edge_tags,
+        context=context,
+        lands=DenominatorLand(features, d_proj, rules, network, snap_m=snap_m, context=context),
+        notes=notes,
+    )  # fmt: skip
 
-    fac_frames, extra, passes = [], {}, {}
-    for std in standards:
-        step(f"measuring {std.id}")
-        fac = select_facilities(features, std)
-        fsrc = cfg.facilities.get(std.id)
-        if fsrc is not None and fsrc.source != "osm":
-            files = imported_facilities(city.id, std.id, crs)
-            if files is None:
-                notes.append(
-                    Note(
-                        f"{std.id}: the city config takes facilities from {fsrc.source} but nothing was imported; "
-                        f"run walkcover import --city {city.id} --standard {std.id} FILE",
-                        standard=std.id,
-                    )
-                )
-            fac = merge_sources(fac, files, source=fsrc.source, merge_within_m=fsrc.merge_within_m)
-        counted = fac[fac["counts"].to_numpy(dtype=bool)].reset_index(drop=True)
-        access, n_entr = access_geometries(counted, features, std)
-        fac_snaps = cov.snap(network, access, max_snap_m=snap_m, reach_polygon_edges=True)
-        node_dist = cov.node_distances(network, fac_snaps, limit_m=limits[std.id])
-        passes[std.id] = StandardPass(counted, access, fac_snaps, node_dist, limits[std.id])
-        thr = unit_thresholds(std, context, demand_snaps)
-        result = cov.measure(
-            network,
-            demand_snaps,
-            fac_snaps,
-            threshold_m=thr,
-            limit_m=limits[std.id],
-            node_dist=node_dist,
-        )
-        sid = std.id
-        demand[f"{sid}_dist_m"] = result["dist_m"].to_numpy()
-        demand[f"{sid}_covered"] = result["covered"].to_numpy()
-        demand[f"{sid}_status"] = result["status"].to_numpy()
-        if context is not None and std.context_thresholds_m:
-            demand[f"{sid}_context"] = unit_context(context, demand_snaps, std)
-        if std.safe_route:
-            if safe is None:
-                extent = gpd.GeoSeries([query.polygon], crs=4326).to_crs(crs).iloc[0]
-                safe = SafeRoute.build(
-                    network, streets, features, edge_tags, rules, demand, demand_snaps, extent
-                )
-            sres = safe.measure(fac_snaps, access, std, limits[sid])
-            demand[f"{sid}_safe_dist_m"] = sres["dist_m"].to_numpy()
-            demand[f"{sid}_safe_covered"] = sres["covered"].to_numpy()
-            demand[f"{sid}_safe_status"] = sres["status"].to_numpy()
-        snapped_access = np.isin(np.arange(len(access)), fac_snaps.item)
-        fac["snapped"] = False
-        fac["entrances"] = 0
-        if len(counted):
-            owner = access.index.to_numpy()  # access rows carry their facility's position
-            snapped_fac = np.unique(owner[snapped_access])
-            counted_pos = np.flatnonzero(fac["counts"].to_numpy(dtype=bool))
-            fac.loc[fac.index[counted_pos[snapped_fac]], "snapped"] = True
-            fac.loc[fac.index[counted_pos], "entrances"] = n_entr
-        fac["in_district"] = assign_districts(fac, d_proj).to_numpy() if len(fac) else []
-        fac_frames.append(fac)
-        unsnapped_fac = int(len(counted) - fac["snapped"].sum())
-        if unsnapped_fac:
-            notes.append(
-                Note(
-                    f"{sid}: {unsnapped_fac} facilit(y/ies) lie farther than {snap_m:g} m from any "
-                    "walkable street and serve no one",
-                    standard=sid,
-                )
+
+def _standard_facilities(study: _Study, std: Standard) -> gpd.GeoDataFrame:
+    """The standard's candidate facilities: from OSM, planners' imports, or both (city config)."""
+    fac = select_facilities(study.features, std)
+    fsrc = study.city.config.facilities.get(std.id)
+    if fsrc is None or fsrc.source == "osm":
+        return fac
+    files = imported_facilities(study.city.id, std.id, study.crs)
+    if files is None:
+        study.notes.append(
+            Note(
+                f"{std.id}: the city config takes facilities from {fsrc.source} but nothing was "
+                f"imported; run walkcover import --city {study.city.id} --standard {std.id} FILE",
+                standard=std.id,
             )
-        extra[sid] = {
-            "edge_cover": _edge_cover(network, fac_snaps, node_dist, std, context),
-            "areas": lands.figures(std, counted.geometry.to_numpy(), fac_snaps, node_dist),
-        }
+        )
+    return merge_sources(fac, files, source=fsrc.source, merge_within_m=fsrc.merge_within_m)
 
-    facilities = _concat_facilities(fac_frames, crs)
+
+def _measure_standard(study: _Study, std: Standard) -> _Measured:
+    """One engine pass for `std`: every home's distance, status and (for safe-route standards) the
+    safe-route distance go into ``study.demand``; the facilities are marked snapped or not."""
+    sid, network, demand = std.id, study.network, study.demand
+    snap_m = study.city.config.network.max_snap_m
+    fac = _standard_facilities(study, std)
+    counted = fac[fac["counts"].to_numpy(dtype=bool)].reset_index(drop=True)
+    access, n_entr = access_geometries(counted, study.features, std)
+    fac_snaps = cov.snap(network, access, max_snap_m=snap_m, reach_polygon_edges=True)
+    node_dist = cov.node_distances(network, fac_snaps, limit_m=study.limits[sid])
+    thr = unit_thresholds(std, study.context, study.demand_snaps)
+    result = cov.measure(
+        network, study.demand_snaps, fac_snaps, threshold_m=thr, limit_m=study.limits[sid],
+        node_dist=node_dist,
+    )  # fmt: skip
+    for col in ("dist_m", "covered", "status"):
+        demand[f"{sid}_{col}"] = result[col].to_numpy()
+    if study.context is not None and std.context_thresholds_m:
+        demand[f"{sid}_context"] = unit_context(study.context, study.demand_snaps, std)
+    if std.safe_route:
+        if study.safe is None:
+            extent = gpd.GeoSeries([study.query.polygon], crs=4326).to_crs(study.crs).iloc[0]
+            study.safe = SafeRoute.build(
+                network, study.streets, study.features, study.edge_tags, study.rules, demand,
+                study.demand_snaps, extent,
+            )  # fmt: skip
+        sres = study.safe.measure(fac_snaps, access, std, study.limits[sid])
+        for col in ("dist_m", "covered", "status"):
+            demand[f"{sid}_safe_{col}"] = sres[col].to_numpy()
+    _mark_snapped(fac, counted, access, fac_snaps, n_entr)
+    fac["in_district"] = assign_districts(fac, study.d_proj).to_numpy() if len(fac) else []
+    unsnapped_fac = int(len(counted) - fac["snapped"].sum())
+    if unsnapped_fac:
+        study.notes.append(
+            Note(
+                f"{sid}: {unsnapped_fac} facilit(y/ies) lie farther than {snap_m:g} m from any "
+                "walkable street and serve no one",
+                standard=sid,
+            )
+        )
+    return _Measured(
+        facilities=fac,
+        passed=StandardPass(counted, access, fac_snaps, node_dist, study.limits[sid]),
+        edge_cover=_edge_cover(network, fac_snaps, node_dist, std, study.context),
+        areas=study.lands.figures(std, counted.geometry.to_numpy(), fac_snaps, node_dist),
+    )
+
+
+def _mark_snapped(
+    fac: gpd.GeoDataFrame,
+    counted: gpd.GeoDataFrame,
+    access: gpd.GeoSeries,
+    fac_snaps: cov.Snaps,
+    n_entr: np.ndarray,
+) -> None:
+    """Columns ``snapped`` (some access point reaches a street) and ``entrances`` of `fac`."""
+    fac["snapped"] = False
+    fac["entrances"] = 0
+    if not len(counted):
+        return
+    snapped_access = np.isin(np.arange(len(access)), fac_snaps.item)
+    owner = access.index.to_numpy()  # access rows carry their facility's position
+    snapped_fac = np.unique(owner[snapped_access])
+    counted_pos = np.flatnonzero(fac["counts"].to_numpy(dtype=bool))
+    fac.loc[fac.index[counted_pos[snapped_fac]], "snapped"] = True
+    fac.loc[fac.index[counted_pos], "entrances"] = n_entr
+
+
+def _summary(
+    study: _Study,
+    standards: list[Standard],
+    measured: dict[str, _Measured],
+    facilities: gpd.GeoDataFrame,
+) -> pd.DataFrame:
+    """One row per district × standard (`indicators.district_summary`)."""
+    demand, counts = study.demand, facilities["counts"].to_numpy(dtype=bool)
     rows = []
-    for (_, drow), dgeom in zip(districts.iterrows(), d_proj.geometry):
+    for (_, drow), dgeom in zip(study.districts.iterrows(), study.d_proj.geometry):
         did = drow["district_id"]
         mask = (demand["district_id"] == did).to_numpy()
-        edge_in = lands.edge_district(did, dgeom)
+        edge_in = study.lands.edge_district(did, dgeom)
         for std in standards:
-            fac = facilities[
-                (facilities["standard"] == std.id) & facilities["counts"].to_numpy(dtype=bool)
-            ]
-            n_in = int((fac["in_district"] == did).sum())
-            near = fac.geometry.dwithin(dgeom, limits[std.id]).to_numpy() & fac["snapped"].to_numpy(
-                bool
-            )
-            row = district_summary(
-                demand[mask],
-                district=drow,
-                standard=std,
-                facilities_in_district=n_in,
-                facilities_in_reach=int(near.sum()),
-                facilities_excluded=int(
-                    (
-                        (facilities["standard"] == std.id)
-                        & ~facilities["counts"].to_numpy(dtype=bool)
-                        & (facilities["in_district"] == did)
-                    ).sum()
-                ),
-                demand_model=models[did],
-                population_model=pop_model,
-                areas=extra[std.id]["areas"].get(did, {}),
-                edge_cover=extra[std.id]["edge_cover"],
-                edge_in_district=edge_in,
-                context=context,
-                network=network,
-            )
-            rows.append(row)
+            limit = study.limits[std.id]
+            mine = (facilities["standard"] == std.id).to_numpy()
+            fac = facilities[mine & counts]
+            near = fac.geometry.dwithin(dgeom, limit).to_numpy() & fac["snapped"].to_numpy(bool)
+            excluded = mine & ~counts & (facilities["in_district"] == did).to_numpy()
+            rows.append(
+                district_summary(
+                    demand[mask], district=drow, standard=std,
+                    facilities_in_district=int((fac["in_district"] == did).sum()),
+                    facilities_in_reach=int(near.sum()), facilities_excluded=int(excluded.sum()),
+                    demand_model=study.models[did], population_model=study.population_model,
+                    areas=measured[std.id].areas.get(did, {}),
+                    edge_cover=measured[std.id].edge_cover, edge_in_district=edge_in,
+                    context=study.context, network=study.network,
+                )
+            )  # fmt: skip
             if int(near.sum()) == 0:
-                notes.append(
+                study.notes.append(
                     Note(
                         f"{drow['slug']}: no {std.id} facilities found in the district or within "
-                        f"{limits[std.id]:g} m of it; its coverage is 0%",
+                        f"{limit:g} m of it; its coverage is 0%",
                         district=drow["slug"],
                         standard=std.id,
                     )
                 )
-    summary = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
-    district_rows = district_indicators(features, districts, d_proj, demand, rules, lands.union)
-    return Assessment(
-        city=city,
-        districts=districts,
-        standards=standards,
-        rules=rules,
-        crs=crs,
-        network=network,
-        demand=demand,
-        facilities=facilities,
-        summary=summary,
-        district_rows=district_rows,
-        features=features,
-        notes=notes,
-        source=layers.source,
-        population_model=pop_model,
-        passes=passes,
-        context=context,
-        lands=lands,
-    )
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
 def _edge_tags(network: Network) -> pd.DataFrame:
