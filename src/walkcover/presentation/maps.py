@@ -339,84 +339,18 @@ def district_map(
     dsnaps = cov.snap(result.network, demand.geometry, max_snap_m=snap_m)
     areas = district_service_areas(result, district_id, cell_m=service_cell_m).set_index("standard")
     for i, std in enumerate(result.standards):
-        sid = std.id
         group = folium.FeatureGroup(
             name=_layer_name(f"{std.name_zh} {std.name} ({std.threshold_m:g} m)"),
-            show=(sid == show) if show else (i == 0),
+            show=(std.id == show) if show else (i == 0),
         )
-        p = result.passes[sid]
-        sa = areas.geometry[sid]
-        if not shapely.is_empty(sa):
-            what = f"within walking distance · 步行{std.threshold_m:g}米可达"
-            folium.GeoJson(
-                _geojson(
-                    gpd.GeoDataFrame({"what": [what]}, geometry=[sa], crs=result.crs),
-                    simplify_m=service_cell_m,
-                ),
-                name=_layer_name(f"{sid} service area"),
-                style_function=lambda _f: {
-                    "fillColor": "#1f78b4",
-                    "fillOpacity": 0.18,
-                    "weight": 0,
-                },
-            ).add_child(PropertyTable(lines=["what"])).add_to(group)
+        _add_service_area(group, result, std, areas.geometry[std.id], cell_m=service_cell_m)
         thr = result.thresholds(std, dsnaps)
-        band = distance_band(demand[f"{sid}_dist_m"].to_numpy(), thr)
-        units = gpd.GeoDataFrame(
-            {"osm_id": demand["osm_id"], "residents": demand["residents"].round(0),
-             "dist_m": demand[f"{sid}_dist_m"].round(0), "band": band, "status": demand[f"{sid}_status"]},
-            geometry=demand.geometry, crs=result.crs,
-        )  # fmt: skip
-        if len(units) > max_units:
-            units = _hexes(units, resolution=9)
-        elif len(units) > max_footprints:
-            units = units.assign(geometry=units.geometry.representative_point())
-        if len(units):
-            dots = bool((units.geom_type == "Point").all())
-            folium.GeoJson(
-                _geojson(units),
-                marker=folium.CircleMarker(radius=3, weight=0.5, fill=True) if dots else None,
-                style_function=lambda f: {
-                    "fillColor": BANDS[f["properties"]["band"]][0],
-                    "color": BANDS[f["properties"]["band"]][0],
-                    "weight": 0.5,
-                    "fillOpacity": 0.75,
-                },
-            ).add_child(
-                PropertyTable(
-                    ["osm_id", "residents", "dist_m", "status"],
-                    ["OSM", "residents 居民", "walk m 步行米", "status 状态"],
-                )
-            ).add_to(group)
-        gaps = gap_polygons(result, sid, district_id).head(200)
-        if len(gaps):
-            folium.GeoJson(
-                _geojson(
-                    gaps[
-                        ["rank", "residents_uncovered", "area_m2", "dist_m_at_centre", "geometry"]
-                    ],
-                    simplify_m=result.rules.land.cell_m,
-                ),
-                style_function=lambda _f: {
-                    "color": "#b2182b",
-                    "weight": 2,
-                    "dashArray": "5,4",
-                    "fillOpacity": 0.05,
-                },
-            ).add_child(
-                PropertyTable(
-                    ["rank", "residents_uncovered", "area_m2", "dist_m_at_centre"],
-                    [
-                        "gap rank 缺口排名",
-                        "residents 未覆盖居民",
-                        "area m² 面积",
-                        "walk m at centre 中心步行米",
-                    ],
-                )
-            ).add_to(group)
-        _add_facilities(group, result, sid, p, demand, dsnaps, thr, dgeom)
+        _add_homes(group, demand, std.id, thr, crs=result.crs, max_footprints=max_footprints,
+                   max_units=max_units)  # fmt: skip
+        _add_gaps(group, result, std.id, district_id)
+        _add_facilities(group, result, std.id, result.passes[std.id], demand, dsnaps, thr, dgeom)
         if proposed is not None and len(proposed):
-            _add_proposed(group, proposed[proposed["standard"] == sid])
+            _add_proposed(group, proposed[proposed["standard"] == std.id])
         group.add_to(m)
     folium.GeoJson(
         _geojson(
@@ -429,6 +363,90 @@ def district_map(
     with_sites = proposed is not None and len(proposed) > 0
     _figure(m).html.add_child(folium.Element(_legend(result, label, with_sites)))
     return m
+
+
+def _add_service_area(
+    group: folium.FeatureGroup, result, std, area: shapely.Geometry, *, cell_m: float
+) -> None:
+    """The land within walking distance of the standard's facilities."""
+    if shapely.is_empty(area):
+        return
+    what = f"within walking distance · 步行{std.threshold_m:g}米可达"
+    folium.GeoJson(
+        _geojson(
+            gpd.GeoDataFrame({"what": [what]}, geometry=[area], crs=result.crs), simplify_m=cell_m
+        ),
+        name=_layer_name(f"{std.id} service area"),
+        style_function=lambda _f: {"fillColor": "#1f78b4", "fillOpacity": 0.18, "weight": 0},
+    ).add_child(PropertyTable(lines=["what"])).add_to(group)
+
+
+def _add_homes(
+    group: folium.FeatureGroup,
+    demand: gpd.GeoDataFrame,
+    sid: str,
+    thr: np.ndarray | float,
+    *,
+    crs,
+    max_footprints: int,
+    max_units: int,
+) -> None:
+    """Homes coloured by distance band: footprints, dots, or H3 hexagons as their number grows."""
+    band = distance_band(demand[f"{sid}_dist_m"].to_numpy(), thr)
+    units = gpd.GeoDataFrame(
+        {"osm_id": demand["osm_id"], "residents": demand["residents"].round(0),
+         "dist_m": demand[f"{sid}_dist_m"].round(0), "band": band, "status": demand[f"{sid}_status"]},
+        geometry=demand.geometry, crs=crs,
+    )  # fmt: skip
+    if len(units) > max_units:
+        units = _hexes(units, resolution=9)
+    elif len(units) > max_footprints:
+        units = units.assign(geometry=units.geometry.representative_point())
+    if not len(units):
+        return
+    dots = bool((units.geom_type == "Point").all())
+    folium.GeoJson(
+        _geojson(units),
+        marker=folium.CircleMarker(radius=3, weight=0.5, fill=True) if dots else None,
+        style_function=lambda f: {
+            "fillColor": BANDS[f["properties"]["band"]][0],
+            "color": BANDS[f["properties"]["band"]][0],
+            "weight": 0.5,
+            "fillOpacity": 0.75,
+        },
+    ).add_child(
+        PropertyTable(
+            ["osm_id", "residents", "dist_m", "status"],
+            ["OSM", "residents 居民", "walk m 步行米", "status 状态"],
+        )
+    ).add_to(group)
+
+
+def _add_gaps(group: folium.FeatureGroup, result, sid: str, district_id: str) -> None:
+    """The 200 largest gaps, dashed red, with their rank, residents and distance."""
+    gaps = gap_polygons(result, sid, district_id).head(200)
+    if not len(gaps):
+        return
+    fields = ["rank", "residents_uncovered", "area_m2", "dist_m_at_centre"]
+    folium.GeoJson(
+        _geojson(gaps[[*fields, "geometry"]], simplify_m=result.rules.land.cell_m),
+        style_function=lambda _f: {
+            "color": "#b2182b",
+            "weight": 2,
+            "dashArray": "5,4",
+            "fillOpacity": 0.05,
+        },
+    ).add_child(
+        PropertyTable(
+            fields,
+            [
+                "gap rank 缺口排名",
+                "residents 未覆盖居民",
+                "area m² 面积",
+                "walk m at centre 中心步行米",
+            ],
+        )
+    ).add_to(group)
 
 
 def _add_proposed(group: folium.FeatureGroup, sites: gpd.GeoDataFrame) -> None:
