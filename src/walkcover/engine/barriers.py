@@ -88,6 +88,35 @@ def _cell_of(tree: shapely.STRtree, points: np.ndarray) -> np.ndarray:
     return out
 
 
+def _sides(geoms: np.ndarray, length: np.ndarray, tree: shapely.STRtree) -> list[np.ndarray]:
+    """The cell on the left and on the right of each barrier carriageway (probed beside its middle)."""
+    if not len(geoms):
+        return []
+    mid = shapely.line_interpolate_point(geoms, 0.5, normalized=True)
+    ahead = shapely.line_interpolate_point(geoms, np.minimum(length / 2 + 0.5, length))
+    dx = shapely.get_x(ahead) - shapely.get_x(mid)
+    dy = shapely.get_y(ahead) - shapely.get_y(mid)
+    norm = np.hypot(dx, dy)
+    norm[norm == 0] = 1.0
+    out = []
+    for sign in (1.0, -1.0):
+        px = shapely.get_x(mid) - sign * dy / norm * _SIDE_M
+        py = shapely.get_y(mid) + sign * dx / norm * _SIDE_M
+        out.append(_cell_of(tree, shapely.points(px, py)))
+    return out
+
+
+def _crossing_links(
+    copy_osm_ids: np.ndarray, crossing_node_ids: np.ndarray, copy_node: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Zero-length links joining all copies of each mapped crossing node (first copy to the rest)."""
+    is_crossing = np.isin(copy_osm_ids, crossing_node_ids)
+    cross = pd.DataFrame({"node": copy_node[is_crossing], "copy": np.flatnonzero(is_crossing)})
+    first = cross.groupby("node")["copy"].transform("first").to_numpy()
+    link = first != cross["copy"].to_numpy()
+    return first[link], cross["copy"].to_numpy()[link]
+
+
 def safe_network(
     network: Network,
     street_tags: pd.DataFrame,
@@ -143,24 +172,12 @@ def safe_network(
     orig.append(idx)
     # Barrier carriageways: copied into the cells on both sides.
     bidx = np.flatnonzero(is_barrier)
-    if len(bidx):
-        mid = shapely.line_interpolate_point(geoms[bidx], 0.5, normalized=True)
-        ahead = shapely.line_interpolate_point(
-            geoms[bidx], np.minimum(length[bidx] / 2 + 0.5, length[bidx])
-        )
-        dx = shapely.get_x(ahead) - shapely.get_x(mid)
-        dy = shapely.get_y(ahead) - shapely.get_y(mid)
-        norm = np.hypot(dx, dy)
-        norm[norm == 0] = 1.0
-        for sign in (1.0, -1.0):
-            px = shapely.get_x(mid) - sign * dy / norm * _SIDE_M
-            py = shapely.get_y(mid) + sign * dx / norm * _SIDE_M
-            side = _cell_of(tree, shapely.points(px, py))
-            rows_u.append(e["u_idx"].to_numpy()[bidx])
-            rows_v.append(e["v_idx"].to_numpy()[bidx])
-            cells_u.append(side)
-            cells_v.append(side)
-            orig.append(bidx)
+    for side in _sides(geoms[bidx], length[bidx], tree):
+        rows_u.append(e["u_idx"].to_numpy()[bidx])
+        rows_v.append(e["v_idx"].to_numpy()[bidx])
+        cells_u.append(side)
+        cells_v.append(side)
+        orig.append(bidx)
     u = np.concatenate(rows_u)
     v = np.concatenate(rows_v)
     cu = np.concatenate(cells_u)
@@ -172,13 +189,7 @@ def safe_network(
     m = len(u)
     nu, nv = codes[:m], codes[m:]
     copy_node = uniq.get_level_values(0).to_numpy()
-    # Crossings: all copies of a crossing node meet at zero cost.
-    is_crossing = np.isin(network.node_osm_ids[copy_node], crossing_node_ids)
-    cross = pd.DataFrame({"node": copy_node[is_crossing], "copy": np.flatnonzero(is_crossing)})
-    first = cross.groupby("node")["copy"].transform("first").to_numpy()
-    link = first != cross["copy"].to_numpy()
-    lu, lv = first[link], cross["copy"].to_numpy()[link]
-
+    lu, lv = _crossing_links(network.node_osm_ids[copy_node], crossing_node_ids, copy_node)
     n_copies = len(copy_node)
     all_u = np.concatenate([nu, lu])
     all_v = np.concatenate([nv, lv])

@@ -8,6 +8,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from affine import Affine
 
 from walkcover._errors import ConfigError, SourceError
 
@@ -108,15 +109,7 @@ def allocate_raster(
         transform = src.window_transform(window)
         crs = src.crs
     data[~np.isfinite(data) | (data < 0)] = 0.0
-    rows, cols = np.nonzero(data > 0)
-    xs, ys = rasterio.transform.xy(transform, rows, cols, offset="center")
-    cells = gpd.GeoDataFrame(
-        {"people": data[rows, cols], "cell": rows * data.shape[1] + cols},
-        geometry=shapely.points(np.asarray(xs), np.asarray(ys)),
-        crs=crs,
-    )
-    cells = gpd.sjoin(cells, d_r[["district_id", "geometry"]], predicate="within", how="inner")
-    cells = cells[~cells.index.duplicated()]
+    cells = _populated_cells(data, transform, crs, d_r)
     # Which cell each unit's representative point is in.
     pts = gpd.GeoSeries(units.geometry.representative_point(), crs=units.crs).to_crs(crs)
     inv = ~transform
@@ -124,16 +117,41 @@ def allocate_raster(
     ucell = np.floor(urow).astype(np.int64) * data.shape[1] + np.floor(ucol).astype(np.int64)
     w = np.where(np.asarray(weight, dtype=float) > 0, weight, 1.0)
     u = pd.DataFrame(
-        {
-            "unit": np.arange(len(units)),
-            "cell": ucell,
-            "w": w,
-            "district_id": units["district_id"].to_numpy(),
-        }
-    )
+        {"unit": np.arange(len(units)), "cell": ucell, "w": w,
+         "district_id": units["district_id"].to_numpy()}
+    )  # fmt: skip
     out = np.zeros(len(units))
+    orphans = _share_within_cells(cells, u, out)
+    _give_to_nearest(orphans, u, pts.to_numpy(), out)
+    return out
+
+
+def _populated_cells(
+    data: np.ndarray, transform: Affine, crs: object, districts: gpd.GeoDataFrame
+) -> gpd.GeoDataFrame:
+    """The raster cells with people, as centre points, each with its district (centre inside)."""
+    import rasterio.transform
+
+    rows, cols = np.nonzero(data > 0)
+    xs, ys = rasterio.transform.xy(transform, rows, cols, offset="center")
+    cells = gpd.GeoDataFrame(
+        {"people": data[rows, cols], "cell": rows * data.shape[1] + cols},
+        geometry=shapely.points(np.asarray(xs), np.asarray(ys)),
+        crs=crs,
+    )
+    cells = gpd.sjoin(
+        cells, districts[["district_id", "geometry"]], predicate="within", how="inner"
+    )
+    return cells[~cells.index.duplicated()]
+
+
+def _share_within_cells(
+    cells: gpd.GeoDataFrame, units: pd.DataFrame, out: np.ndarray
+) -> gpd.GeoDataFrame:
+    """Add each cell's people to the units of its district inside it, by weight; return the cells
+    that hold no such unit."""
     joined = cells[["cell", "people", "district_id"]].merge(
-        u, on=["cell", "district_id"], how="left"
+        units, on=["cell", "district_id"], how="left"
     )
     has = joined["unit"].notna()
     housed = joined[has].copy()
@@ -143,15 +161,20 @@ def allocate_raster(
         housed["unit"].to_numpy(dtype=np.int64),
         (housed["people"] * housed["share"]).to_numpy(),
     )
-    orphan = cells[cells["cell"].isin(joined.loc[~has, "cell"])]
-    for did, group in orphan.groupby("district_id"):
-        mine = np.flatnonzero(u["district_id"].to_numpy() == did)
+    return cells[cells["cell"].isin(joined.loc[~has, "cell"])]
+
+
+def _give_to_nearest(
+    orphans: gpd.GeoDataFrame, units: pd.DataFrame, unit_points: np.ndarray, out: np.ndarray
+) -> None:
+    """Add the people of cells without a unit to the nearest unit of the same district."""
+    for did, group in orphans.groupby("district_id"):
+        mine = np.flatnonzero(units["district_id"].to_numpy() == did)
         if not len(mine):
             continue  # a district with people but no demand unit: reported by the caller
-        tree = shapely.STRtree(pts.to_numpy()[mine])
+        tree = shapely.STRtree(unit_points[mine])
         nearest = tree.nearest(group.geometry.to_numpy())
         np.add.at(out, mine[nearest], group["people"].to_numpy())
-    return out
 
 
 def scale_to_totals(
