@@ -37,14 +37,14 @@ def test_best_k_matches_brute_force_and_greedy_is_never_better(seed):
         best = siting.brute_force(cm, k)
         assert res.method == "optimal (HiGHS)"
         assert res.objective == pytest.approx(best)
-        assert siting._covered(cm, siting.greedy(cm, k=k)) <= best + 1e-9
+        assert siting.covered_residents(cm, siting.greedy(cm, k=k)) <= best + 1e-9
 
 
 def test_greedy_is_sometimes_worse_so_the_exact_solver_matters():
     worse = 0
     for seed in range(6):
         cm = random_instance(seed)
-        worse += siting._covered(cm, siting.greedy(cm, k=3)) < siting.brute_force(cm, 3) - 1e-9
+        worse += siting.covered_residents(cm, siting.greedy(cm, k=3)) < siting.brute_force(cm, 3) - 1e-9
     assert worse >= 1
 
 
@@ -62,7 +62,7 @@ def test_time_limit_falls_back_to_greedy():
     cm = random_instance(5, n_units=400, n_cand=120, density=0.05)
     res = siting.site(cm, k=8, time_limit_s=1e-6)
     assert res.method.startswith("greedy")
-    assert res.objective == pytest.approx(siting._covered(cm, siting.greedy(cm, k=8)))
+    assert res.objective == pytest.approx(siting.covered_residents(cm, siting.greedy(cm, k=8)))
 
 
 def test_bad_requests_are_refused_clearly():

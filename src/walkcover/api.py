@@ -145,9 +145,14 @@ def measure(plan: Study, *, progress: Callable[[str], None] | None = None) -> Re
     query = study_query(plan.city, plan.districts, plan.rules, plan.standards)
     layers = load_osm(plan.source_kind, plan.source, query, cache_dir=plan.cache_dir)
     assessment = assess_layers(
-        plan.city, plan.districts, plan.rules, plan.standards, layers,
-        population_raster=plan.population_raster, progress=progress,
-    )  # fmt: skip
+        plan.city,
+        plan.districts,
+        plan.rules,
+        plan.standards,
+        layers,
+        population_raster=plan.population_raster,
+        progress=progress,
+    )
     return Results(assessment=assessment, study=plan)
 
 
@@ -330,8 +335,15 @@ class Results:
         return written
 
     def _repr_html_(self) -> str:
-        cols = ["district", "standard", "threshold_m", "residents_covered_pct",
-                "area_covered_euclid_pct", "target_pct", "meets_target"]  # fmt: skip
+        cols = [
+            "district",
+            "standard",
+            "threshold_m",
+            "residents_covered_pct",
+            "area_covered_euclid_pct",
+            "target_pct",
+            "meets_target",
+        ]
         table = self.summary[[c for c in cols if c in self.summary.columns]]
         return str(table.round(1).to_html(index=False, escape=True, na_rep="—"))
 

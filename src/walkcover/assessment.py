@@ -47,8 +47,16 @@ log = logging.getLogger(__name__)
 #: Columns of ``Assessment.facilities`` (besides geometry): every candidate, whether it counts and
 #: why not, whether it reaches a street, how many mapped entrances it has, and its district.
 FACILITY_OUTPUT_COLUMNS = [
-    "osm_id", "standard", "name", "matched_by", "counts", "reason", "snapped", "entrances", "in_district",
-]  # fmt: skip
+    "osm_id",
+    "standard",
+    "name",
+    "matched_by",
+    "counts",
+    "reason",
+    "snapped",
+    "entrances",
+    "in_district",
+]
 
 Progress = Callable[[str], None]
 
@@ -268,14 +276,25 @@ def _prepare(
     if any(s.context_thresholds_m for s in standards):
         context = classify_edges(network, edge_tags, features, rules.street_contexts)
     return _Study(
-        city=city, districts=districts, d_proj=d_proj, rules=rules, crs=crs, query=query,
-        limits={s.id: search_limit_m(s, city) for s in standards}, features=features,
-        streets=streets, network=network, demand=demand, models=models,
-        population_model=pop_model, demand_snaps=demand_snaps, edge_tags=edge_tags,
+        city=city,
+        districts=districts,
+        d_proj=d_proj,
+        rules=rules,
+        crs=crs,
+        query=query,
+        limits={s.id: search_limit_m(s, city) for s in standards},
+        features=features,
+        streets=streets,
+        network=network,
+        demand=demand,
+        models=models,
+        population_model=pop_model,
+        demand_snaps=demand_snaps,
+        edge_tags=edge_tags,
         context=context,
         lands=DenominatorLand(features, d_proj, rules, network, snap_m=snap_m, context=context),
         notes=notes,
-    )  # fmt: skip
+    )
 
 
 def _standard_facilities(study: _Study, std: Standard) -> gpd.GeoDataFrame:
@@ -308,9 +327,13 @@ def _measure_standard(study: _Study, std: Standard) -> _Measured:
     node_dist = cov.node_distances(network, fac_snaps, limit_m=study.limits[sid])
     thr = unit_thresholds(std, study.context, study.demand_snaps)
     result = cov.measure(
-        network, study.demand_snaps, fac_snaps, threshold_m=thr, limit_m=study.limits[sid],
+        network,
+        study.demand_snaps,
+        fac_snaps,
+        threshold_m=thr,
+        limit_m=study.limits[sid],
         node_dist=node_dist,
-    )  # fmt: skip
+    )
     for col in ("dist_m", "covered", "status"):
         demand[f"{sid}_{col}"] = result[col].to_numpy()
     if study.context is not None and std.context_thresholds_m:
@@ -319,9 +342,15 @@ def _measure_standard(study: _Study, std: Standard) -> _Measured:
         if study.safe is None:
             extent = gpd.GeoSeries([study.query.polygon], crs=4326).to_crs(study.crs).iloc[0]
             study.safe = SafeRoute.build(
-                network, study.streets, study.features, study.edge_tags, study.rules, demand,
-                study.demand_snaps, extent,
-            )  # fmt: skip
+                network,
+                study.streets,
+                study.features,
+                study.edge_tags,
+                study.rules,
+                demand,
+                study.demand_snaps,
+                extent,
+            )
         sres = study.safe.measure(fac_snaps, access, std, study.limits[sid])
         for col in ("dist_m", "covered", "status"):
             demand[f"{sid}_safe_{col}"] = sres[col].to_numpy()
@@ -385,15 +414,21 @@ def _summary(
             excluded = mine & ~counts & (facilities["in_district"] == did).to_numpy()
             rows.append(
                 district_summary(
-                    demand[mask], district=drow, standard=std,
+                    demand[mask],
+                    district=drow,
+                    standard=std,
                     facilities_in_district=int((fac["in_district"] == did).sum()),
-                    facilities_in_reach=int(near.sum()), facilities_excluded=int(excluded.sum()),
-                    demand_model=study.models[did], population_model=study.population_model,
+                    facilities_in_reach=int(near.sum()),
+                    facilities_excluded=int(excluded.sum()),
+                    demand_model=study.models[did],
+                    population_model=study.population_model,
                     areas=measured[std.id].areas.get(did, {}),
-                    edge_cover=measured[std.id].edge_cover, edge_in_district=edge_in,
-                    context=study.context, network=study.network,
+                    edge_cover=measured[std.id].edge_cover,
+                    edge_in_district=edge_in,
+                    context=study.context,
+                    network=study.network,
                 )
-            )  # fmt: skip
+            )
             if int(near.sum()) == 0:
                 study.notes.append(
                     Note(

@@ -158,10 +158,17 @@ def _assess(
     from walkcover import api
 
     plan = api.study(
-        city, district=district, standard=standard, standards=standards, source=source,
-        population_raster=population_raster, boundaries=boundaries, name_field=name_field,
-        cache=cache is not None, cache_dir=cache,
-    )  # fmt: skip
+        city,
+        district=district,
+        standard=standard,
+        standards=standards,
+        source=source,
+        population_raster=population_raster,
+        boundaries=boundaries,
+        name_field=name_field,
+        cache=cache is not None,
+        cache_dir=cache,
+    )
     if plan.boundary_changes is not None and boundaries is not None:
         table = Table(
             title=terminal(f"Boundaries from {boundaries.name} against the bundled ones"),
@@ -393,10 +400,13 @@ def _print_siting(
     for r in rows:
         total += r.new_sites
         table.add_row(
-            terminal(f"{r.name} ({r.slug})"), f"{r.before_pct:.1f}",
+            terminal(f"{r.name} ({r.slug})"),
+            f"{r.before_pct:.1f}",
             "n/a" if r.after_pct != r.after_pct else f"{r.after_pct:.1f}",
-            str(r.new_sites), terminal(r.how), "" if r.mip_gap != r.mip_gap else f"{100 * r.mip_gap:.2f}%",
-        )  # fmt: skip
+            str(r.new_sites),
+            terminal(r.how),
+            "" if r.mip_gap != r.mip_gap else f"{100 * r.mip_gap:.2f}%",
+        )
     out_console.print(table)
     if len(rows) > 1:
         how = (
@@ -493,7 +503,7 @@ def import_command(
         out_console.print(
             f"note: the city config takes {std.id} facilities from OSM only; set facilities.{std.id}.source to "
             "files or both in the city config for run to use this import",
-        )  # fmt: skip
+        )
 
 
 @app.command()
@@ -655,9 +665,16 @@ def _print_summary(
                 col, justify="left" if col in ("group", "standard") else "right", no_wrap=True
             )
         for r in g.itertuples():
-            table.add_row(terminal(r.group), terminal(r.standard), f"{r.residents:,.0f}", f"{r.residents_covered_pct:.1f}",
-                          "n/a" if r.area_covered_euclid_pct != r.area_covered_euclid_pct else f"{r.area_covered_euclid_pct:.1f}",
-                          f"{r.target_pct:g}")  # fmt: skip
+            table.add_row(
+                terminal(r.group),
+                terminal(r.standard),
+                f"{r.residents:,.0f}",
+                f"{r.residents_covered_pct:.1f}",
+                "n/a"
+                if r.area_covered_euclid_pct != r.area_covered_euclid_pct
+                else f"{r.area_covered_euclid_pct:.1f}",
+                f"{r.target_pct:g}",
+            )
         out_console.print(table)
     for std in result.standards:
         if std.default_context is not None:

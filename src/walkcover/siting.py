@@ -191,9 +191,14 @@ def coverage_matrix(
     pos[uncovered] = np.arange(len(uncovered))
     keep = pos[demand_snaps.item] >= 0
     sub = cov.Snaps(
-        pos[demand_snaps.item[keep]], demand_snaps.edge[keep], demand_snaps.lo_m[keep],
-        demand_snaps.hi_m[keep], demand_snaps.leg_m[keep], np.array([], dtype=np.int64), len(uncovered),
-    )  # fmt: skip
+        pos[demand_snaps.item[keep]],
+        demand_snaps.edge[keep],
+        demand_snaps.lo_m[keep],
+        demand_snaps.hi_m[keep],
+        demand_snaps.leg_m[keep],
+        np.array([], dtype=np.int64),
+        len(uncovered),
+    )
     sub_thr = thr[uncovered]
     csnaps = cov.snap(network, candidates.geometry, max_snap_m=max_snap_m)
     e = network.edges
@@ -214,9 +219,14 @@ def coverage_matrix(
                 csnaps.leg_m[s] + length[s] - csnaps.hi_m[s] + d[inv[k + j]],
             )
             one = cov.Snaps(
-                np.array([0]), csnaps.edge[s : s + 1], csnaps.lo_m[s : s + 1], csnaps.hi_m[s : s + 1],
-                csnaps.leg_m[s : s + 1], np.array([], dtype=np.int64), 1,
-            )  # fmt: skip
+                np.array([0]),
+                csnaps.edge[s : s + 1],
+                csnaps.lo_m[s : s + 1],
+                csnaps.hi_m[s : s + 1],
+                csnaps.leg_m[s : s + 1],
+                np.array([], dtype=np.int64),
+                1,
+            )
             dist = cov.demand_distances(network, sub, one, node_dist)
             hit = np.flatnonzero(dist <= sub_thr)
             rows.append(hit)
@@ -421,7 +431,7 @@ def site(
     chosen, status, gap = _solve(cm, k=k, need=need, time_limit_s=time_limit_s, warm=warm)
 
     def score(c: np.ndarray) -> float:  # larger is better for both models
-        return _covered(cm, c) if k is not None else -float(len(c))
+        return covered_residents(cm, c) if k is not None else -float(len(c))
 
     if chosen is None:
         chosen, method, gap = (
@@ -444,7 +454,8 @@ def site(
     return SitingResult(chosen=order, gain=gains, method=method, mip_gap=gap, objective=objective)
 
 
-def _covered(cm: CoverageMatrix, chosen: np.ndarray) -> float:
+def covered_residents(cm: CoverageMatrix, chosen: np.ndarray) -> float:
+    """Residents of the uncovered units that the `chosen` candidates would cover together."""
     if not len(chosen):
         return 0.0
     hit = np.asarray(cm.matrix[:, chosen].sum(axis=1)).ravel() > 0
@@ -455,7 +466,7 @@ def brute_force(cm: CoverageMatrix, k: int) -> float:
     """Best residents newly covered by any `k` candidates (for checking small instances)."""
     best = 0.0
     for combo in itertools.combinations(range(cm.matrix.shape[1]), k):
-        best = max(best, _covered(cm, np.asarray(combo)))
+        best = max(best, covered_residents(cm, np.asarray(combo)))
     return best
 
 
@@ -517,13 +528,22 @@ def district_coverage_matrix(
     else:
         water = land_union(result.features, result.rules.street_contexts.water)  # no sites in water
         cands = street_candidates(
-            result.network, dgeom, mine.geometry[~covered], reach_m=float(thr.max()) if len(thr) else 0.0,
-            spacing_m=cfg.siting.spacing_m, no_go=water,
-        )  # fmt: skip
+            result.network,
+            dgeom,
+            mine.geometry[~covered],
+            reach_m=float(thr.max()) if len(thr) else 0.0,
+            spacing_m=cfg.siting.spacing_m,
+            no_go=water,
+        )
     return coverage_matrix(
-        result.network, cands, snaps, mine["residents"].to_numpy(), covered, thr,
+        result.network,
+        cands,
+        snaps,
+        mine["residents"].to_numpy(),
+        covered,
+        thr,
         max_snap_m=cfg.network.max_snap_m,
-    )  # fmt: skip
+    )
 
 
 def coverage_with_sites(

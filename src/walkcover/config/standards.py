@@ -155,9 +155,15 @@ class StreetContexts(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     main_street_highways: list[str] = [
-        "trunk", "trunk_link", "primary", "primary_link", "secondary", "secondary_link",
-        "tertiary", "tertiary_link",
-    ]  # fmt: skip
+        "trunk",
+        "trunk_link",
+        "primary",
+        "primary_link",
+        "secondary",
+        "secondary_link",
+        "tertiary",
+        "tertiary_link",
+    ]
     #: footway=sidewalk/crossing ways within this distance of a main street are its pedestrian sides.
     sidewalk_within_m: Annotated[float, Field(ge=0)] = 20.0
     parks: list[Selector] = [{"leisure": "park"}]

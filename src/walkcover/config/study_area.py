@@ -71,9 +71,15 @@ class DemandConfig(BaseModel):
     default_levels: Annotated[float, Field(gt=0, le=200)] = 3.0
     #: Levels by ``building=*`` value when neither ``building:levels`` nor ``height`` is mapped.
     levels_by_type: dict[str, Annotated[float, Field(gt=0, le=200)]] = {
-        "house": 2, "detached": 2, "semidetached_house": 2, "terrace": 2, "bungalow": 1,
-        "farm": 2, "hut": 1, "static_caravan": 1,
-    }  # fmt: skip
+        "house": 2,
+        "detached": 2,
+        "semidetached_house": 2,
+        "terrace": 2,
+        "bungalow": 1,
+        "farm": 2,
+        "hut": 1,
+        "static_caravan": 1,
+    }
     residents_per_ha_residential_land: Annotated[float, Field(gt=0)] = 150.0
     non_residential_buildings: tuple[str, ...] = (
         "commercial",
@@ -523,12 +529,27 @@ def replace_boundaries(
         new.loc[new["district_id"] == did, "geometry"] = g4326
         new_km2 = gpd.GeoSeries([g4326], crs=4326).to_crs(crs).area.iloc[0] / 1e6
         before = old_area[did] / 1e6
-        rows.append({"district_id": did, "name": hit["name"].iloc[0], "bundled_km2": round(before, 3),
-                     "new_km2": round(new_km2, 3), "diff_pct": round(100 * (new_km2 - before) / before, 3),
-                     "repaired": repaired})  # fmt: skip
+        rows.append(
+            {
+                "district_id": did,
+                "name": hit["name"].iloc[0],
+                "bundled_km2": round(before, 3),
+                "new_km2": round(new_km2, 3),
+                "diff_pct": round(100 * (new_km2 - before) / before, 3),
+                "repaired": repaired,
+            }
+        )
     kept = sorted(set(new["district_id"]) - {r["district_id"] for r in rows})
     for did in kept:
         name = new.loc[new["district_id"] == did, "name"].iloc[0]
-        rows.append({"district_id": did, "name": name, "bundled_km2": round(old_area[did] / 1e6, 3),
-                     "new_km2": float("nan"), "diff_pct": float("nan"), "repaired": "not in file: bundled polygon kept"})  # fmt: skip
+        rows.append(
+            {
+                "district_id": did,
+                "name": name,
+                "bundled_km2": round(old_area[did] / 1e6, 3),
+                "new_km2": float("nan"),
+                "diff_pct": float("nan"),
+                "repaired": "not in file: bundled polygon kept",
+            }
+        )
     return city.model_copy(update={"districts": new}), pd.DataFrame(rows)

@@ -17,7 +17,7 @@ import shapely
 
 from walkcover.config.standards import SafeRoute, features_matching
 from walkcover.engine import coverage as cov
-from walkcover.engine.network import Network, _symmetric_min_csr
+from walkcover.engine.network import Network, symmetric_min_csr
 
 _PROBE_M = 1.0
 _SIDE_M = 3.0
@@ -194,7 +194,7 @@ def safe_network(
     all_u = np.concatenate([nu, lu])
     all_v = np.concatenate([nv, lv])
     all_w = np.concatenate([length[orig_e], np.zeros(len(lu))])
-    csr = _symmetric_min_csr(all_u, all_v, all_w, n_copies)
+    csr = symmetric_min_csr(all_u, all_v, all_w, n_copies)
     from scipy.sparse.csgraph import connected_components
 
     _, comp = connected_components(csr, directed=False)
@@ -204,9 +204,13 @@ def safe_network(
         crs=e.crs,
     )
     safe = Network(
-        edges=edges, node_osm_ids=network.node_osm_ids[copy_node], csr=csr, component=comp,
-        tree=network.tree, snappable=np.arange(len(edges)),
-    )  # fmt: skip
+        edges=edges,
+        node_osm_ids=network.node_osm_ids[copy_node],
+        csr=csr,
+        component=comp,
+        tree=network.tree,
+        snappable=np.arange(len(edges)),
+    )
     return safe, tree
 
 
@@ -237,6 +241,11 @@ def remap_snaps(
     kept_items = snaps.item[rows]
     unsnapped = np.union1d(snaps.unsnapped, np.setdiff1d(snaps.item, kept_items))
     return cov.Snaps(
-        kept_items, j["copy"].to_numpy(), snaps.lo_m[rows], snaps.hi_m[rows], snaps.leg_m[rows],
-        unsnapped, snaps.n_items,
-    )  # fmt: skip
+        kept_items,
+        j["copy"].to_numpy(),
+        snaps.lo_m[rows],
+        snaps.hi_m[rows],
+        snaps.leg_m[rows],
+        unsnapped,
+        snaps.n_items,
+    )

@@ -123,7 +123,7 @@ def _build(streets: gpd.GeoDataFrame) -> Network:
         crs=streets.crs,
     )
     n = len(node_osm_ids)
-    csr = _symmetric_min_csr(u_idx, v_idx, length_m, n)
+    csr = symmetric_min_csr(u_idx, v_idx, length_m, n)
     _, component = connected_components(csr, directed=False)
     edges["snappable"] = snappable_mask(streets)
     snappable = np.flatnonzero(edges["snappable"].to_numpy())
@@ -154,7 +154,7 @@ def snappable_mask(streets: gpd.GeoDataFrame) -> np.ndarray:
     return np.asarray(~bad.fillna(False).to_numpy(dtype=bool))
 
 
-def _symmetric_min_csr(u: np.ndarray, v: np.ndarray, w: np.ndarray, n: int) -> sparse.csr_array:
+def symmetric_min_csr(u: np.ndarray, v: np.ndarray, w: np.ndarray, n: int) -> sparse.csr_array:
     """CSR of both directions of every edge, keeping the minimum weight among parallel edges."""
     keep = u != v  # self-loops never shorten a path
     rows = np.concatenate([u[keep], v[keep]])

@@ -224,9 +224,13 @@ def read_facility_file(
         crs=4326,
     )
     key = pd.DataFrame(
-        {"name": out["name"], "address": out["address"], "x": np.round(np.asarray(x, float), 7),
-         "y": np.round(np.asarray(y, float), 7)}
-    )  # fmt: skip
+        {
+            "name": out["name"],
+            "address": out["address"],
+            "x": np.round(np.asarray(x, float), 7),
+            "y": np.round(np.asarray(y, float), 7),
+        }
+    )
     repeated = key.duplicated().to_numpy()
     if repeated.any():
         # as a spreadsheet numbers them (the header is row 1); features of a vector file from 1
@@ -246,8 +250,10 @@ def read_facility_file(
 
 def _check_swapped(lon: np.ndarray, lat: np.ndarray, name: str, lon_c: str, lat_c: str) -> None:
     if np.any(np.abs(lat) > 90) and np.all(np.abs(lon) <= 90):
-        raise FacilityFileError(f"{name}: latitude and longitude look swapped ({lat_c} holds values above 90); "
-                           f"swap the columns or pass --lon-col {lat_c} --lat-col {lon_c}")  # fmt: skip
+        raise FacilityFileError(
+            f"{name}: latitude and longitude look swapped ({lat_c} holds values above 90); "
+            f"swap the columns or pass --lon-col {lat_c} --lat-col {lon_c}"
+        )
     china_swapped = np.mean(~cc.out_of_china(lat, lon))  # read the other way round, in China
     if china_swapped > 0.5:
         raise FacilityFileError(
@@ -256,8 +262,10 @@ def _check_swapped(lon: np.ndarray, lat: np.ndarray, name: str, lon_c: str, lat_
             f"pass --lon-col {lat_c} --lat-col {lon_c}"
         )
     if np.any(np.abs(lon) > 180) or np.any(np.abs(lat) > 90):
-        raise FacilityFileError(f"{name}: coordinates are not degrees (values beyond ±180/±90); "
-                           "if they are projected metres, pass --coords EPSG:n")  # fmt: skip
+        raise FacilityFileError(
+            f"{name}: coordinates are not degrees (values beyond ±180/±90); "
+            "if they are projected metres, pass --coords EPSG:n"
+        )
 
 
 def detect_shift(
@@ -443,11 +451,15 @@ def check_points(
 
     kind, path = source_spec(source, city.config.source)
     layers = load_osm(
-        kind, path,
-        OSMQuery(polygon=hull.to_crs(4326).iloc[0], walk_highways=tuple(city.config.network.walk_highways),
-                 feature_tags=query_tags(list(standard.selectors))),
+        kind,
+        path,
+        OSMQuery(
+            polygon=hull.to_crs(4326).iloc[0],
+            walk_highways=tuple(city.config.network.walk_highways),
+            feature_tags=query_tags(list(standard.selectors)),
+        ),
         cache_dir=cache_dir,
-    )  # fmt: skip
+    )
     from walkcover.measures.facilities import select_facilities
 
     reference = select_facilities(layers.features, standard)

@@ -15,20 +15,56 @@ from walkcover.engine import coverage as cov
 CONTEXTS = ("main_street", "ordinary_road", "riverside_park")
 
 SUMMARY_COLUMNS = [
-    "district", "district_id", "district_name", "district_name_en", "is_sample", "standard",
-    "standard_name", "threshold_m", "context_applied", "facilities", "facilities_in_reach",
-    "facilities_excluded", "demand_units", "residents", "residents_covered", "residents_covered_pct",
-    "units_covered_pct", "denominator", "land_km2", "area_covered_euclid_pct", "area_covered_pct",
-    "detour_loss_pp", "residents_covered_safe_pct", "target_pct", "meets_target",
-    "meets_target_official", "unsnapped_units", "unreachable_units", "beyond_search_units",
-    *[f"street_km_{c}" for c in CONTEXTS], *[f"street_covered_pct_{c}" for c in CONTEXTS],
-    "demand_model", "population_model", "citation",
-]  # fmt: skip
+    "district",
+    "district_id",
+    "district_name",
+    "district_name_en",
+    "is_sample",
+    "standard",
+    "standard_name",
+    "threshold_m",
+    "context_applied",
+    "facilities",
+    "facilities_in_reach",
+    "facilities_excluded",
+    "demand_units",
+    "residents",
+    "residents_covered",
+    "residents_covered_pct",
+    "units_covered_pct",
+    "denominator",
+    "land_km2",
+    "area_covered_euclid_pct",
+    "area_covered_pct",
+    "detour_loss_pp",
+    "residents_covered_safe_pct",
+    "target_pct",
+    "meets_target",
+    "meets_target_official",
+    "unsnapped_units",
+    "unreachable_units",
+    "beyond_search_units",
+    *[f"street_km_{c}" for c in CONTEXTS],
+    *[f"street_covered_pct_{c}" for c in CONTEXTS],
+    "demand_model",
+    "population_model",
+    "citation",
+]
 
 DISTRICT_COLUMNS = [
-    "district", "district_id", "district_name", "indicator", "name", "value", "unit", "target",
-    "meets_target", "basis", "note", "section",
-]  # fmt: skip
+    "district",
+    "district_id",
+    "district_name",
+    "indicator",
+    "name",
+    "value",
+    "unit",
+    "target",
+    "meets_target",
+    "basis",
+    "note",
+    "section",
+]
 
 
 def _pct(num: float, den: float) -> float:
@@ -171,9 +207,20 @@ def district_indicators(
             meets = None
             if target is not None and value == value:
                 meets = bool(value >= target) if op == ">=" else bool(value <= target)
-            rows.append({**base, "indicator": indicator, "name": name, "value": value, "unit": unit,
-                         "target": target, "meets_target": meets, "basis": basis, "note": note,
-                         "section": section})  # fmt: skip
+            rows.append(
+                {
+                    **base,
+                    "indicator": indicator,
+                    "name": name,
+                    "value": value,
+                    "unit": unit,
+                    "target": target,
+                    "meets_target": meets,
+                    "basis": basis,
+                    "note": note,
+                    "section": section,
+                }
+            )
 
         add("area", "District area", area_km2, "km²", None, "district polygon")
         add(
@@ -196,25 +243,63 @@ def district_indicators(
             if rule.measure == "per_km2":
                 v1 = float("nan") if missing else n_in / area_km2 if area_km2 > 0 else float("nan")
                 v2 = float("nan") if missing or built_km2 <= 0 else n_in / built_km2
-                add(rule.id + ".district_area", f"{rule.name} (per km² of district area)", v1, "per km²",
-                    rule.target, f"{n_in} mapped ÷ {area_km2:.2f} km²", note, rule.section)  # fmt: skip
-                add(rule.id + ".built_up_area", f"{rule.name} (per km² of built-up area)", v2, "per km²",
-                    rule.target, f"{n_in} mapped ÷ {built_km2:.2f} km² built-up", note, rule.section)  # fmt: skip
+                add(
+                    rule.id + ".district_area",
+                    f"{rule.name} (per km² of district area)",
+                    v1,
+                    "per km²",
+                    rule.target,
+                    f"{n_in} mapped ÷ {area_km2:.2f} km²",
+                    note,
+                    rule.section,
+                )
+                add(
+                    rule.id + ".built_up_area",
+                    f"{rule.name} (per km² of built-up area)",
+                    v2,
+                    "per km²",
+                    rule.target,
+                    f"{n_in} mapped ÷ {built_km2:.2f} km² built-up",
+                    note,
+                    rule.section,
+                )
             else:
-                add(rule.id, rule.name, float("nan") if missing else float(n_in), "count", rule.target,
-                    "mapped in OSM", note, rule.section)  # fmt: skip
+                add(
+                    rule.id,
+                    rule.name,
+                    float("nan") if missing else float(n_in),
+                    "count",
+                    rule.target,
+                    "mapped in OSM",
+                    note,
+                    rule.section,
+                )
         park_m2 = shapely.area(shapely.intersection(park, dgeom))
         t = rules.land_indicators
-        add("park.per_capita", "Park green space per resident", park_m2 / residents if residents > 0 else float("nan"),
-            "m² per resident", t.park_per_capita_m2.target, f"{park_m2 / 1e4:.1f} ha of parks ÷ {residents:,.0f} modelled residents",
-            "" if park_m2 > 0 else "no parks mapped in the district", t.park_per_capita_m2.section)  # fmt: skip
+        add(
+            "park.per_capita",
+            "Park green space per resident",
+            park_m2 / residents if residents > 0 else float("nan"),
+            "m² per resident",
+            t.park_per_capita_m2.target,
+            f"{park_m2 / 1e4:.1f} ha of parks ÷ {residents:,.0f} modelled residents",
+            "" if park_m2 > 0 else "no parks mapped in the district",
+            t.park_per_capita_m2.section,
+        )
         green_in_built = (
             shapely.area(shapely.intersection(shapely.intersection(green, built), dgeom)) / 1e6
         )
-        add("green.coverage", "Green land share of built-up area (OSM-mapped green land; proxy for 绿化覆盖率, "
-            "which counts tree canopy)", 100.0 * green_in_built / built_km2 if built_km2 > 0 else float("nan"),
-            "%", t.green_share_pct.target, f"{green_in_built:.3f} km² green ÷ {built_km2:.3f} km² built-up",
-            "" if built_km2 > 0 else "no built-up land mapped", t.green_share_pct.section)  # fmt: skip
+        add(
+            "green.coverage",
+            "Green land share of built-up area (OSM-mapped green land; proxy for 绿化覆盖率, "
+            "which counts tree canopy)",
+            100.0 * green_in_built / built_km2 if built_km2 > 0 else float("nan"),
+            "%",
+            t.green_share_pct.target,
+            f"{green_in_built:.3f} km² green ÷ {built_km2:.3f} km² built-up",
+            "" if built_km2 > 0 else "no built-up land mapped",
+            t.green_share_pct.section,
+        )
     return pd.DataFrame(rows, columns=DISTRICT_COLUMNS)
 
 
@@ -239,11 +324,21 @@ def group_summary(summary: pd.DataFrame, groups: dict[str, list[str]]) -> pd.Dat
                 )
 
             euclid, walk = weighted("area_covered_euclid_pct"), weighted("area_covered_pct")
-            rows.append({
-                "group": group, "districts": len(s), "standard": sid, "threshold_m": s["threshold_m"].iloc[0],
-                "facilities": int(s["facilities"].sum()), "residents": round(res, 1),
-                "residents_covered_pct": 100.0 * float(s["residents_covered"].sum()) / res if res > 0 else float("nan"),
-                "area_covered_euclid_pct": euclid, "area_covered_pct": walk, "detour_loss_pp": euclid - walk,
-                "target_pct": s["target_pct"].iloc[0],
-            })  # fmt: skip
+            rows.append(
+                {
+                    "group": group,
+                    "districts": len(s),
+                    "standard": sid,
+                    "threshold_m": s["threshold_m"].iloc[0],
+                    "facilities": int(s["facilities"].sum()),
+                    "residents": round(res, 1),
+                    "residents_covered_pct": 100.0 * float(s["residents_covered"].sum()) / res
+                    if res > 0
+                    else float("nan"),
+                    "area_covered_euclid_pct": euclid,
+                    "area_covered_pct": walk,
+                    "detour_loss_pp": euclid - walk,
+                    "target_pct": s["target_pct"].iloc[0],
+                }
+            )
     return pd.DataFrame(rows)

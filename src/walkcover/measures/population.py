@@ -117,9 +117,13 @@ def allocate_raster(
     ucell = np.floor(urow).astype(np.int64) * data.shape[1] + np.floor(ucol).astype(np.int64)
     w = np.where(np.asarray(weight, dtype=float) > 0, weight, 1.0)
     u = pd.DataFrame(
-        {"unit": np.arange(len(units)), "cell": ucell, "w": w,
-         "district_id": units["district_id"].to_numpy()}
-    )  # fmt: skip
+        {
+            "unit": np.arange(len(units)),
+            "cell": ucell,
+            "w": w,
+            "district_id": units["district_id"].to_numpy(),
+        }
+    )
     out = np.zeros(len(units))
     orphans = _share_within_cells(cells, u, out)
     _give_to_nearest(orphans, u, pts.to_numpy(), out)

@@ -172,10 +172,17 @@ class PropertyTable(MacroElement):
         self._name = "PropertyTable"
         self.method = {"tooltip": "bindTooltip", "popup": "bindPopup"}[kind]
         self.spec = js_value(
-            {"fields": list(fields), "aliases": list(aliases) if aliases else None, "title": title,
-             "lines": list(lines), "caption": caption, "swatches": swatches, "osm_link": osm_link,
-             "missing": missing}
-        )  # fmt: skip
+            {
+                "fields": list(fields),
+                "aliases": list(aliases) if aliases else None,
+                "title": title,
+                "lines": list(lines),
+                "caption": caption,
+                "swatches": swatches,
+                "osm_link": osm_link,
+                "missing": missing,
+            }
+        )
         self.options = js_value({"sticky": True} if kind == "tooltip" else {"maxWidth": 340})
 
     def render(self, **kwargs: Any) -> Any:
@@ -345,8 +352,15 @@ def district_map(
         )
         _add_service_area(group, result, std, areas.geometry[std.id], cell_m=service_cell_m)
         thr = result.thresholds(std, dsnaps)
-        _add_homes(group, demand, std.id, thr, crs=result.crs, max_footprints=max_footprints,
-                   max_units=max_units)  # fmt: skip
+        _add_homes(
+            group,
+            demand,
+            std.id,
+            thr,
+            crs=result.crs,
+            max_footprints=max_footprints,
+            max_units=max_units,
+        )
         _add_gaps(group, result, std.id, district_id)
         _add_facilities(group, result, std.id, result.passes[std.id], demand, dsnaps, thr, dgeom)
         if proposed is not None and len(proposed):
@@ -394,10 +408,16 @@ def _add_homes(
     """Homes coloured by distance band: footprints, dots, or H3 hexagons as their number grows."""
     band = distance_band(demand[f"{sid}_dist_m"].to_numpy(), thr)
     units = gpd.GeoDataFrame(
-        {"osm_id": demand["osm_id"], "residents": demand["residents"].round(0),
-         "dist_m": demand[f"{sid}_dist_m"].round(0), "band": band, "status": demand[f"{sid}_status"]},
-        geometry=demand.geometry, crs=crs,
-    )  # fmt: skip
+        {
+            "osm_id": demand["osm_id"],
+            "residents": demand["residents"].round(0),
+            "dist_m": demand[f"{sid}_dist_m"].round(0),
+            "band": band,
+            "status": demand[f"{sid}_status"],
+        },
+        geometry=demand.geometry,
+        crs=crs,
+    )
     if len(units) > max_units:
         units = _hexes(units, resolution=9)
     elif len(units) > max_footprints:
@@ -454,11 +474,14 @@ def _add_proposed(group: folium.FeatureGroup, sites: gpd.GeoDataFrame) -> None:
         return
     pts = sites.to_crs(4326)
     frame = gpd.GeoDataFrame(
-        {"what": [f"proposed site #{int(r)} · 建议选址" for r in pts["rank"]],
-         "gain": pts["residents_newly_covered"].round(0).to_numpy(),
-         "cumulative": pts["cumulative_coverage_pct"].round(1).to_numpy()},
-        geometry=pts.geometry.to_numpy(), crs=4326,
-    )  # fmt: skip
+        {
+            "what": [f"proposed site #{int(r)} · 建议选址" for r in pts["rank"]],
+            "gain": pts["residents_newly_covered"].round(0).to_numpy(),
+            "cumulative": pts["cumulative_coverage_pct"].round(1).to_numpy(),
+        },
+        geometry=pts.geometry.to_numpy(),
+        crs=4326,
+    )
     folium.GeoJson(
         frame.__geo_interface__,
         marker=folium.CircleMarker(radius=9, weight=3, fill=True),
@@ -518,9 +541,10 @@ def _add_facilities(group, result, sid, p, demand, dsnaps, thr, dgeom) -> None:
     is_point = (sub.geom_type == "Point").to_numpy()
     if is_point.any():
         pts = gpd.GeoDataFrame(
-            {k: v[is_point] for k, v in props.items()}, geometry=sub.geometry[is_point].to_numpy(),
+            {k: v[is_point] for k, v in props.items()},
+            geometry=sub.geometry[is_point].to_numpy(),
             crs=result.crs,
-        )  # fmt: skip
+        )
         folium.GeoJson(
             _geojson(pts),
             marker=folium.CircleMarker(radius=6, fill=True),
@@ -528,9 +552,10 @@ def _add_facilities(group, result, sid, p, demand, dsnaps, thr, dgeom) -> None:
         ).add_child(popup()).add_to(group)
     if (~is_point).any():
         polys = gpd.GeoDataFrame(
-            {k: v[~is_point] for k, v in props.items()}, geometry=sub.geometry[~is_point].to_numpy(),
+            {k: v[~is_point] for k, v in props.items()},
+            geometry=sub.geometry[~is_point].to_numpy(),
             crs=result.crs,
-        )  # fmt: skip
+        )
         folium.GeoJson(
             _geojson(polys), style_function=lambda _f: {**style, "fillOpacity": 0.35}
         ).add_child(popup()).add_to(group)
@@ -550,10 +575,16 @@ def _hexes(units: gpd.GeoDataFrame, *, resolution: int) -> gpd.GeoDataFrame:
         shapely.Polygon([(lng, lat) for lat, lng in h3.cell_to_boundary(c)]) for c in top["cell"]
     ]
     out = gpd.GeoDataFrame(
-        {"osm_id": top["cell"].to_numpy(), "residents": tot.reindex(top["cell"]).round(0).to_numpy(),
-         "dist_m": np.nan, "band": top["band"].to_numpy(), "status": "H3 hexagon"},
-        geometry=polys, crs=4326,
-    )  # fmt: skip
+        {
+            "osm_id": top["cell"].to_numpy(),
+            "residents": tot.reindex(top["cell"]).round(0).to_numpy(),
+            "dist_m": np.nan,
+            "band": top["band"].to_numpy(),
+            "status": "H3 hexagon",
+        },
+        geometry=polys,
+        crs=4326,
+    )
     return out.to_crs(units.crs)
 
 
@@ -599,16 +630,28 @@ def city_map(
             rows["residents_covered_pct"].reindex(d["district_id"]), errors="coerce"
         ).to_numpy(float)
         polys = d.assign(pct=pct)
-        hx = pd.DataFrame({"cell": cells, "res": result.demand["residents"].to_numpy(),
-                           "cov": result.demand["residents"].to_numpy() * result.demand[f"{sid}_covered"].to_numpy()})  # fmt: skip
+        hx = pd.DataFrame(
+            {
+                "cell": cells,
+                "res": result.demand["residents"].to_numpy(),
+                "cov": result.demand["residents"].to_numpy()
+                * result.demand[f"{sid}_covered"].to_numpy(),
+            }
+        )
         agg = hx.groupby("cell")[["res", "cov"]].sum()
         agg = agg[agg["res"] > 0]
         hexes = gpd.GeoDataFrame(
-            {"cell": agg.index, "residents": agg["res"].round(0).to_numpy(),
-             "pct": (100 * agg["cov"] / agg["res"]).round(1).to_numpy()},
-            geometry=[shapely.Polygon([(lng, lat) for lat, lng in h3.cell_to_boundary(c)]) for c in agg.index],
+            {
+                "cell": agg.index,
+                "residents": agg["res"].round(0).to_numpy(),
+                "pct": (100 * agg["cov"] / agg["res"]).round(1).to_numpy(),
+            },
+            geometry=[
+                shapely.Polygon([(lng, lat) for lat, lng in h3.cell_to_boundary(c)])
+                for c in agg.index
+            ],
             crs=4326,
-        )  # fmt: skip
+        )
         if len(hexes):
             folium.GeoJson(
                 hexes.__geo_interface__,

@@ -43,11 +43,15 @@ def _mpl():
         font_manager.fontManager.addfont(str(font))
     name = font_manager.FontProperties(fname=str(font)).get_name()
     plt.rcParams.update(
-        {"font.family": [name, "DejaVu Sans"], "pdf.fonttype": 42, "axes.unicode_minus": False,
-         # names from the data are text: "$" in a name must not start mathtext (which raises on
-         # an unbalanced "$\\frac{" and so would stop the report)
-         "text.parse_math": False}
-    )  # fmt: skip
+        {
+            "font.family": [name, "DejaVu Sans"],
+            "pdf.fonttype": 42,
+            "axes.unicode_minus": False,
+            # names from the data are text: "$" in a name must not start mathtext (which raises on
+            # an unbalanced "$\\frac{" and so would stop the report)
+            "text.parse_math": False,
+        }
+    )
     return plt
 
 
@@ -347,8 +351,15 @@ table.t th{background:#eee}h1{font-size:22px}h2{font-size:17px;border-bottom:1px
 @media print{.pb{page-break-before:always}}"""
 
 
-def district_report_html(result, district_id: str, *, maps_png: dict[str, bytes], chart_png: bytes,
-                         gaps: pd.DataFrame, proposed: gpd.GeoDataFrame | None) -> str:  # fmt: skip
+def district_report_html(
+    result,
+    district_id: str,
+    *,
+    maps_png: dict[str, bytes],
+    chart_png: bytes,
+    gaps: pd.DataFrame,
+    proposed: gpd.GeoDataFrame | None,
+) -> str:
     d = result.districts.set_index("district_id").loc[district_id]
     city = result.city.config
     sample = (
@@ -369,10 +380,17 @@ def district_report_html(result, district_id: str, *, maps_png: dict[str, bytes]
     ]
     if proposed is not None and len(proposed):
         pts = proposed.to_crs(4326)
-        view = pd.DataFrame({"standard": proposed["standard"], "rank": proposed["rank"],
-                             "residents newly covered": proposed["residents_newly_covered"],
-                             "coverage %": proposed["cumulative_coverage_pct"].round(1),
-                             "lon": pts.geometry.x.round(6), "lat": pts.geometry.y.round(6), "method": proposed["method"]})  # fmt: skip
+        view = pd.DataFrame(
+            {
+                "standard": proposed["standard"],
+                "rank": proposed["rank"],
+                "residents newly covered": proposed["residents_newly_covered"],
+                "coverage %": proposed["cumulative_coverage_pct"].round(1),
+                "lon": pts.geometry.x.round(6),
+                "lat": pts.geometry.y.round(6),
+                "method": proposed["method"],
+            }
+        )
         parts += ["<h2>Proposed sites · 建议选址</h2>", _table(view)]
     parts += ["<h2>Counts and densities · 数量与密度</h2>", _table(ind)]
     parts += ["<h2 class='pb'>Maps · 地图</h2>"] + [_img(png) for png in maps_png.values()]
@@ -385,8 +403,16 @@ def district_report_html(result, district_id: str, *, maps_png: dict[str, bytes]
     return "\n".join(parts)
 
 
-def district_report_pdf(result, district_id: str, path: Path, *, figures: dict[str, object], chart, gaps: pd.DataFrame,
-                        proposed: gpd.GeoDataFrame | None) -> Path:  # fmt: skip
+def district_report_pdf(
+    result,
+    district_id: str,
+    path: Path,
+    *,
+    figures: dict[str, object],
+    chart,
+    gaps: pd.DataFrame,
+    proposed: gpd.GeoDataFrame | None,
+) -> Path:
     """The report as a PDF: summary, chart, gaps, counts, one map per standard, methods."""
     plt = _mpl()
     from matplotlib.backends.backend_pdf import PdfPages
@@ -430,8 +456,13 @@ def district_report_pdf(result, district_id: str, path: Path, *, figures: dict[s
                 if d["is_sample"]
                 else ""
             )
-            pdf.savefig(table_page(f"{head}: summary · 指标汇总", summary_view(result, district_id),
-                                   subtitle=sample + "Walking distance over OpenStreetMap streets · 沿街道步行距离")); plt.close("all")  # fmt: skip  # noqa: E702
+            first = table_page(
+                f"{head}: summary · 指标汇总",
+                summary_view(result, district_id),
+                subtitle=sample + "Walking distance over OpenStreetMap streets · 沿街道步行距离",
+            )
+            pdf.savefig(first)
+            plt.close(first)
             pdf.savefig(chart, bbox_inches="tight")
             pdf.savefig(table_page("Ten largest gaps · 十大缺口", gaps))
             ind = indicator_view(result, district_id).drop(columns="note\n说明")
