@@ -169,3 +169,25 @@ def test_nearest_facility_is_the_one_giving_the_distance(line_net):
     rows = cov.nearest_sources(line_net, d, f, limit_m=1000)
     assert list(f.item[rows[:2]]) == [0, 1]
     assert rows[2] == -1  # the island house: no facility reachable
+
+
+def test_taking_snaps_equals_snapping_the_subset(helsinki_network, helsinki_layers):
+    """A district's homes taken from the run's snaps are exactly what snapping them alone gives."""
+    from walkcover.measures.demand import demand_from_buildings, residential_buildings
+
+    city, crs, layers = helsinki_layers
+    feats = layers.features.to_crs(crs)
+    homes = demand_from_buildings(
+        residential_buildings(feats, city.config.demand), city.config.demand
+    )
+    homes = homes.reset_index(drop=True)
+    every = cov.snap(helsinki_network, homes.geometry, max_snap_m=200)
+    rng = np.random.default_rng(3)
+    pick = np.sort(rng.choice(len(homes), size=len(homes) // 3, replace=False))
+    alone = cov.snap(
+        helsinki_network, homes.geometry.iloc[pick].reset_index(drop=True), max_snap_m=200
+    )
+    taken = every.take(pick)
+    assert taken.n_items == alone.n_items == len(pick)
+    for field in ("item", "edge", "lo_m", "hi_m", "leg_m", "unsnapped"):
+        np.testing.assert_array_equal(getattr(taken, field), getattr(alone, field), err_msg=field)

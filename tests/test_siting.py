@@ -44,7 +44,9 @@ def test_greedy_is_sometimes_worse_so_the_exact_solver_matters():
     worse = 0
     for seed in range(6):
         cm = random_instance(seed)
-        worse += siting.covered_residents(cm, siting.greedy(cm, k=3)) < siting.brute_force(cm, 3) - 1e-9
+        worse += (
+            siting.covered_residents(cm, siting.greedy(cm, k=3)) < siting.brute_force(cm, 3) - 1e-9
+        )
     assert worse >= 1
 
 

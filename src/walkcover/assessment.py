@@ -117,12 +117,22 @@ class Assessment:
     passes: dict[str, StandardPass] = field(default_factory=dict)
     context: np.ndarray | None = None  # street context of every network edge, where classified
     lands: DenominatorLand | None = None  # per-district denominator land, its snapped grid cells
+    demand_snaps: cov.Snaps | None = None  # every home snapped once, for maps, reports and siting
     #: Layers derived from this assessment on demand (gap polygons, service areas), computed once.
     derived: dict[tuple[str, ...], Any] = field(default_factory=dict)
 
     def thresholds(self, standard: Standard, snaps: cov.Snaps) -> np.ndarray | float:
         """Each snapped item's radius for `standard` (its street's context radius where it has one)."""
         return unit_thresholds(standard, self.context, snaps)
+
+    def district_demand(self, district_id: str) -> tuple[gpd.GeoDataFrame, cov.Snaps]:
+        """One district's homes (renumbered from 0) and their snaps, reused from the run."""
+        mask = (self.demand["district_id"] == district_id).to_numpy()
+        homes = self.demand[mask].reset_index(drop=True)
+        if self.demand_snaps is None:  # an assessment built by hand
+            snap_m = self.city.config.network.max_snap_m
+            return homes, cov.snap(self.network, homes.geometry, max_snap_m=snap_m)
+        return homes, self.demand_snaps.take(np.flatnonzero(mask))
 
     def standard(self, standard_id: str) -> Standard:
         for s in self.standards:
@@ -232,6 +242,7 @@ def assess_layers(
         passes={sid: m.passed for sid, m in measured.items()},
         context=study.context,
         lands=study.lands,
+        demand_snaps=study.demand_snaps,
     )
 
 

@@ -496,11 +496,7 @@ def _district_units(result, standard_id: str, district_id: str):
         std = result.standard(standard_id)
     except KeyError as exc:
         raise SitingError(str(exc.args[0])) from None
-    d = result.demand
-    mine = d[(d["district_id"] == district_id).to_numpy()].reset_index(drop=True)
-    snaps = cov.snap(
-        result.network, mine.geometry, max_snap_m=result.city.config.network.max_snap_m
-    )
+    mine, snaps = result.district_demand(district_id)
     thr = np.broadcast_to(np.asarray(result.thresholds(std, snaps), dtype=float), (len(mine),))
     return std, mine, snaps, thr
 

@@ -339,11 +339,7 @@ def district_map(
     d4326 = result.districts.set_index("district_id").geometry[district_id]
     m = _base_map(np.asarray(d4326.bounds), tiles)
     label = f"{d_row['name']} / {d_row['name_en']}"
-    demand = result.demand[(result.demand["district_id"] == district_id).to_numpy()].reset_index(
-        drop=True
-    )
-    snap_m = result.city.config.network.max_snap_m
-    dsnaps = cov.snap(result.network, demand.geometry, max_snap_m=snap_m)
+    demand, dsnaps = result.district_demand(district_id)
     areas = district_service_areas(result, district_id, cell_m=service_cell_m).set_index("standard")
     for i, std in enumerate(result.standards):
         group = folium.FeatureGroup(

@@ -20,7 +20,6 @@ import pandas as pd
 
 from walkcover._atomic import write_atomic
 from walkcover._version import __version__
-from walkcover.engine import coverage as cov
 from walkcover.measures.gaps import gap_polygons
 from walkcover.presentation.maps import BANDS, distance_band
 
@@ -73,12 +72,7 @@ def static_map(
     std = result.standard(standard_id)
     d_row = result.districts.set_index("district_id").loc[district_id]
     dgeom = result.districts.to_crs(result.crs).set_index("district_id").geometry[district_id]
-    demand = result.demand[(result.demand["district_id"] == district_id).to_numpy()].reset_index(
-        drop=True
-    )
-    snaps = cov.snap(
-        result.network, demand.geometry, max_snap_m=result.city.config.network.max_snap_m
-    )
+    demand, snaps = result.district_demand(district_id)
     band = distance_band(demand[f"{standard_id}_dist_m"].to_numpy(), result.thresholds(std, snaps))
     fig, ax = plt.subplots(figsize=(7.5, 7.5))
     gpd.GeoSeries([dgeom], crs=result.crs).boundary.plot(ax=ax, color="black", linewidth=1.2)
