@@ -146,6 +146,17 @@ def search_limit_m(standard: Standard, city: City) -> float:
     return standard.max_threshold_m * city.config.network.search_factor
 
 
+def can_serve(
+    facilities: gpd.GeoSeries, district: shapely.Geometry, limit_m: float | np.ndarray
+) -> np.ndarray:
+    """Which facilities can serve a district: inside it or within the search limit of its edge.
+
+    The one rule for "facilities near the district" (the summary's ``facilities_in_reach``, the
+    ``facilities`` layer, the maps and the reports).
+    """
+    return np.asarray(facilities.distance(district).to_numpy() <= limit_m, dtype=bool)
+
+
 def study_polygon(districts: gpd.GeoDataFrame, *, crs: pyproj.CRS, margin_m: float):
     """The districts' union grown by `margin_m`, in EPSG:4326: facilities across a border count."""
     grown = districts.to_crs(crs).union_all().buffer(margin_m)
@@ -421,7 +432,7 @@ def _summary(
             limit = study.limits[std.id]
             mine = (facilities["standard"] == std.id).to_numpy()
             fac = facilities[mine & counts]
-            near = fac.geometry.dwithin(dgeom, limit).to_numpy() & fac["snapped"].to_numpy(bool)
+            near = can_serve(fac.geometry, dgeom, limit) & fac["snapped"].to_numpy(bool)
             excluded = mine & ~counts & (facilities["in_district"] == did).to_numpy()
             rows.append(
                 district_summary(
@@ -598,6 +609,7 @@ __all__ = [
     "Note",
     "StandardPass",
     "assess_layers",
+    "can_serve",
     "search_limit_m",
     "study_polygon",
     "study_query",

@@ -26,6 +26,7 @@ from folium.template import Template
 from walkcover._atomic import write_atomic
 from walkcover._errors import WalkcoverError
 from walkcover._escape import html_text, js_value
+from walkcover.assessment import can_serve
 from walkcover.engine import coverage as cov
 from walkcover.measures.gaps import district_service_areas, gap_polygons
 
@@ -502,7 +503,7 @@ def _add_facilities(group, result, sid, p, demand, dsnaps, thr, dgeom) -> None:
         rows >= 0, p.access.index.to_numpy()[p.snaps.item[np.maximum(rows, 0)]], -1
     )
     band = distance_band(demand[f"{sid}_dist_m"].to_numpy(), thr)
-    near = np.flatnonzero(counted.geometry.distance(dgeom).to_numpy() <= p.limit_m)
+    near = np.flatnonzero(can_serve(counted.geometry, dgeom, p.limit_m))
     if not len(near):
         return
     bands = ("within", "near", "beyond")

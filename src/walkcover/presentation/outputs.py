@@ -13,7 +13,7 @@ import pandas as pd
 from walkcover._atomic import atomic_path, staged_folder, write_atomic
 from walkcover._errors import OutputExistsError, RunIncompleteError, WalkcoverError
 from walkcover._escape import csv_frame
-from walkcover.assessment import FACILITY_OUTPUT_COLUMNS, Assessment, search_limit_m
+from walkcover.assessment import FACILITY_OUTPUT_COLUMNS, Assessment, can_serve, search_limit_m
 from walkcover.measures.gaps import district_gaps, district_service_areas
 from walkcover.measures.indicators import group_summary
 
@@ -92,9 +92,7 @@ def facilities_layer(assessment: Assessment, district_geom) -> gpd.GeoDataFrame:
     """Facilities inside the district or within reach of it (those that can serve it)."""
     f = assessment.facilities
     limit = {s.id: search_limit_m(s, assessment.city) for s in assessment.standards}
-    reach = f.geometry.distance(district_geom).to_numpy() <= f["standard"].map(limit).to_numpy(
-        float
-    )
+    reach = can_serve(f.geometry, district_geom, f["standard"].map(limit).to_numpy(float))
     sub = f.loc[reach, [*FACILITY_OUTPUT_COLUMNS, "geometry"]]
     return gpd.GeoDataFrame(sub.reset_index(drop=True), geometry="geometry", crs=f.crs)
 

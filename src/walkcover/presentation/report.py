@@ -20,6 +20,7 @@ import pandas as pd
 
 from walkcover._atomic import write_atomic
 from walkcover._version import __version__
+from walkcover.assessment import can_serve
 from walkcover.measures.gaps import gap_polygons
 from walkcover.presentation.maps import BANDS, distance_band
 
@@ -92,8 +93,8 @@ def static_map(
                 fontsize=8,
                 ha="center",
             )
-    fac = result.passes[standard_id].counted
-    fac = fac[fac.geometry.distance(dgeom) <= std.max_threshold_m]
+    p = result.passes[standard_id]
+    fac = p.counted[can_serve(p.counted.geometry, dgeom, p.limit_m)]
     if len(fac):
         pts = fac[fac.geom_type == "Point"]
         polys = fac[fac.geom_type != "Point"]
