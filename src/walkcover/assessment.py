@@ -146,6 +146,12 @@ def search_limit_m(standard: Standard, city: City) -> float:
     return standard.max_threshold_m * city.config.network.search_factor
 
 
+def study_margin_m(city: City, standards: list[Standard]) -> float:
+    """How far around the districts to read: the largest search limit plus the snap distance, so a
+    facility across the border that can serve a home is read, and so is the street it snaps to."""
+    return max(search_limit_m(s, city) for s in standards) + city.config.network.max_snap_m
+
+
 def can_serve(
     facilities: gpd.GeoSeries, district: shapely.Geometry, limit_m: float | np.ndarray
 ) -> np.ndarray:
@@ -167,10 +173,10 @@ def study_query(
     city: City, districts: gpd.GeoDataFrame, rules: StandardSet, standards: list[Standard]
 ) -> OSMQuery:
     """What to read for `districts`: their area grown by the search limit, the walk classes, the tags."""
-    limits = [search_limit_m(s, city) for s in standards]
-    margin_m = max(limits) + city.config.network.max_snap_m
     return OSMQuery(
-        polygon=study_polygon(districts, crs=working_crs(city), margin_m=margin_m),
+        polygon=study_polygon(
+            districts, crs=working_crs(city), margin_m=study_margin_m(city, standards)
+        ),
         walk_highways=tuple(city.config.network.walk_highways),
         feature_tags=rules.feature_tags(standards),
     )
@@ -611,6 +617,7 @@ __all__ = [
     "assess_layers",
     "can_serve",
     "search_limit_m",
+    "study_margin_m",
     "study_polygon",
     "study_query",
 ]

@@ -524,7 +524,7 @@ def fetch(
     district out of it, so later runs read a small file."""
     from rich.progress import DownloadColumn, TransferSpeedColumn
 
-    from walkcover.assessment import study_polygon
+    from walkcover.assessment import study_margin_m, study_polygon
     from walkcover.config.standards import load_standards
     from walkcover.config.study_area import load_city, resolve_districts, working_crs
     from walkcover.sources.download import download
@@ -551,11 +551,8 @@ def fetch(
                 cache / "downloads",
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
-        rules = load_standards()
         if margin_m is None:
-            cfg = the_city.config.network
-            search = max(s.max_threshold_m for s in rules.standards.values()) * cfg.search_factor
-            margin_m = search + cfg.max_snap_m
+            margin_m = study_margin_m(the_city, list(load_standards().standards.values()))
         polygon = study_polygon(chosen, crs=working_crs(the_city), margin_m=margin_m)
         name = "all" if district.strip().lower() == "all" else chosen["slug"].iloc[0]
         with err_console.status(f"cutting {the_city.id} ({name}) out of {path.name}"):

@@ -187,18 +187,7 @@ def coverage_matrix(
     thr = np.broadcast_to(np.asarray(threshold_m, dtype=float), (n,))
     uncovered = np.flatnonzero(~np.asarray(covered, dtype=bool))
     # The demand snaps restricted to the uncovered units, renumbered 0..len(uncovered)-1.
-    pos = np.full(n, -1)
-    pos[uncovered] = np.arange(len(uncovered))
-    keep = pos[demand_snaps.item] >= 0
-    sub = cov.Snaps(
-        pos[demand_snaps.item[keep]],
-        demand_snaps.edge[keep],
-        demand_snaps.lo_m[keep],
-        demand_snaps.hi_m[keep],
-        demand_snaps.leg_m[keep],
-        np.array([], dtype=np.int64),
-        len(uncovered),
-    )
+    sub = demand_snaps.take(uncovered)
     sub_thr = thr[uncovered]
     csnaps = cov.snap(network, candidates.geometry, max_snap_m=max_snap_m)
     e = network.edges
@@ -218,15 +207,7 @@ def coverage_matrix(
                 csnaps.leg_m[s] + csnaps.lo_m[s] + d[inv[j]],
                 csnaps.leg_m[s] + length[s] - csnaps.hi_m[s] + d[inv[k + j]],
             )
-            one = cov.Snaps(
-                np.array([0]),
-                csnaps.edge[s : s + 1],
-                csnaps.lo_m[s : s + 1],
-                csnaps.hi_m[s : s + 1],
-                csnaps.leg_m[s : s + 1],
-                np.array([], dtype=np.int64),
-                1,
-            )
+            one = csnaps.take(csnaps.item[s : s + 1])
             dist = cov.demand_distances(network, sub, one, node_dist)
             hit = np.flatnonzero(dist <= sub_thr)
             rows.append(hit)

@@ -175,15 +175,20 @@ def node_distances(network: Network, sources: Snaps, *, limit_m: float) -> np.nd
     first = np.full(n, np.inf)
     np.minimum.at(first, u, sources.leg_m + sources.lo_m)
     np.minimum.at(first, v, sources.leg_m + (length - sources.hi_m))
+    dist = dijkstra(_with_source(network, first), directed=True, indices=n, limit=limit_m)
+    return np.asarray(dist[:n])
+
+
+def _with_source(network: Network, first: np.ndarray) -> sparse.csr_array:
+    """The network's CSR with a virtual source appended as node ``n``: an arc of length ``first[i]``
+    to every node ``i`` where it is finite, and no arc back."""
+    n = network.n_nodes
     targets = np.flatnonzero(np.isfinite(first))
     csr = network.csr
-    # Append the virtual source as row n: arcs to `targets`; no arc leads back to it.
     indptr = np.append(csr.indptr, csr.indptr[-1] + len(targets))
     indices = np.concatenate([csr.indices, targets.astype(csr.indices.dtype)])
     data = np.concatenate([csr.data, first[targets]])
-    aug = sparse.csr_array((data, indices, indptr), shape=(n + 1, n + 1))
-    dist = dijkstra(aug, directed=True, indices=n, limit=limit_m)
-    return np.asarray(dist[:n])
+    return sparse.csr_array((data, indices, indptr), shape=(n + 1, n + 1))
 
 
 def demand_distances(
@@ -355,14 +360,13 @@ def nearest_sources(
     first_row = np.full(n, -1, dtype=np.int64)
     first[best["node"].to_numpy()] = best["w"].to_numpy()
     first_row[best["node"].to_numpy()] = best["row"].to_numpy()
-    targets = np.flatnonzero(np.isfinite(first))
-    csr = network.csr
-    indptr = np.append(csr.indptr, csr.indptr[-1] + len(targets))
-    indices = np.concatenate([csr.indices, targets.astype(csr.indices.dtype)])
-    aug = sparse.csr_array(
-        (np.concatenate([csr.data, first[targets]]), indices, indptr), shape=(n + 1, n + 1)
+    dist, pred = dijkstra(
+        _with_source(network, first),
+        directed=True,
+        indices=n,
+        limit=limit_m,
+        return_predecessors=True,
     )
-    dist, pred = dijkstra(aug, directed=True, indices=n, limit=limit_m, return_predecessors=True)
     dist, pred = dist[:n], pred[:n]
     # The node each shortest path enters the network at: follow predecessors back (pointer jumping).
     hop = np.where((pred == n) | (pred < 0), np.arange(n), pred)
