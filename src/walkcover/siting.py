@@ -24,6 +24,7 @@ from scipy import sparse
 from scipy.sparse.csgraph import dijkstra
 
 from walkcover._errors import CRSError, WalkcoverError
+from walkcover.assessment import Assessment
 from walkcover.engine import coverage as cov
 from walkcover.engine.network import Network
 
@@ -471,7 +472,7 @@ def proposed_sites(cm: CoverageMatrix, result: SitingResult, *, standard: str) -
     )
 
 
-def _district_units(result, standard_id: str, district_id: str):
+def _district_units(result: Assessment, standard_id: str, district_id: str):
     """The standard, the district's homes, their snaps and their radii (context radii included)."""
     try:
         std = result.standard(standard_id)
@@ -483,7 +484,7 @@ def _district_units(result, standard_id: str, district_id: str):
 
 
 def district_coverage_matrix(
-    result,
+    result: Assessment,
     standard_id: str,
     district_id: str,
     *,
@@ -524,7 +525,7 @@ def district_coverage_matrix(
 
 
 def coverage_with_sites(
-    result,
+    result: Assessment,
     standard_id: str,
     district_id: str,
     sites: gpd.GeoSeries,
@@ -568,7 +569,7 @@ class DistrictSiting:
 
 
 def site_districts(
-    result,
+    result: Assessment,
     standard_id: str,
     *,
     k: int | None = None,

@@ -26,7 +26,7 @@ from folium.template import Template
 from walkcover._atomic import write_atomic
 from walkcover._errors import WalkcoverError
 from walkcover._escape import html_text, js_value
-from walkcover.assessment import can_serve
+from walkcover.assessment import Assessment, can_serve
 from walkcover.engine import coverage as cov
 from walkcover.measures.gaps import district_service_areas, gap_polygons
 
@@ -271,7 +271,7 @@ def _geojson(gdf: gpd.GeoDataFrame, *, simplify_m: float = 0.5) -> dict:
     return g.__geo_interface__
 
 
-def _legend(result, district_label: str, with_sites: bool) -> str:
+def _legend(result: Assessment, district_label: str, with_sites: bool) -> str:
     rows = "".join(
         f"<div><span style='background:{c};display:inline-block;width:12px;height:12px;margin-right:4px'></span>"
         f"{html_text(label)}</div>"
@@ -315,7 +315,7 @@ def _legend(result, district_label: str, with_sites: bool) -> str:
 
 
 def district_map(
-    result,
+    result: Assessment,
     district_id: str,
     *,
     proposed: gpd.GeoDataFrame | None = None,
@@ -377,7 +377,7 @@ def district_map(
 
 
 def _add_service_area(
-    group: folium.FeatureGroup, result, std, area: shapely.Geometry, *, cell_m: float
+    group: folium.FeatureGroup, result: Assessment, std, area: shapely.Geometry, *, cell_m: float
 ) -> None:
     """The land within walking distance of the standard's facilities."""
     if shapely.is_empty(area):
@@ -439,7 +439,7 @@ def _add_homes(
     ).add_to(group)
 
 
-def _add_gaps(group: folium.FeatureGroup, result, sid: str, district_id: str) -> None:
+def _add_gaps(group: folium.FeatureGroup, result: Assessment, sid: str, district_id: str) -> None:
     """The 200 largest gaps, dashed red, with their rank, residents and distance."""
     gaps = gap_polygons(result, sid, district_id).head(200)
     if not len(gaps):
@@ -492,7 +492,7 @@ def _add_proposed(group: folium.FeatureGroup, sites: gpd.GeoDataFrame) -> None:
     ).add_to(group)
 
 
-def _add_facilities(group, result, sid, p, demand, dsnaps, thr, dgeom) -> None:
+def _add_facilities(group, result: Assessment, sid, p, demand, dsnaps, thr, dgeom) -> None:
     """One layer of the standard's facilities near the district; each popup says its name, kind,
     OSM id and how many homes have it as their nearest facility, by band."""
     counted = p.counted
@@ -599,7 +599,7 @@ def _ramp(pct: float | None) -> str:
 
 
 def city_map(
-    result,
+    result: Assessment,
     *,
     tiles: str | None = None,
     h3_resolution: int | None = None,

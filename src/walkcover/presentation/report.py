@@ -20,7 +20,7 @@ import pandas as pd
 
 from walkcover._atomic import write_atomic
 from walkcover._version import __version__
-from walkcover.assessment import can_serve
+from walkcover.assessment import Assessment, can_serve
 from walkcover.measures.gaps import gap_polygons
 from walkcover.presentation.maps import BANDS, distance_band
 
@@ -155,7 +155,7 @@ def static_map(
     return fig
 
 
-def district_chart(result, district_id: str):
+def district_chart(result: Assessment, district_id: str):
     """Coverage against target across standards: residents (walking), land (walking), land (official)."""
     plt = _mpl()
     rows = result.summary[result.summary["district_id"] == district_id]
@@ -194,7 +194,7 @@ def district_chart(result, district_id: str):
     return fig
 
 
-def city_chart(result):
+def city_chart(result: Assessment):
     """Residents covered per district, one panel per standard, with the target line."""
     plt = _mpl()
     stds = result.standards
@@ -218,7 +218,7 @@ def city_chart(result):
     return fig
 
 
-def top_gaps(result, district_id: str, *, n: int = 10) -> pd.DataFrame:
+def top_gaps(result: Assessment, district_id: str, *, n: int = 10) -> pd.DataFrame:
     """The `n` largest gaps of the district across standards, with their location in lon/lat."""
     frames = []
     for std in result.standards:
@@ -259,7 +259,7 @@ SUMMARY_VIEW = [
 ]
 
 
-def summary_view(result, district_id: str) -> pd.DataFrame:
+def summary_view(result: Assessment, district_id: str) -> pd.DataFrame:
     rows = result.summary[result.summary["district_id"] == district_id]
     view = rows[[c for c, _ in SUMMARY_VIEW]].copy()
     view.insert(1, "name", [result.standard(s).name_zh for s in rows["standard"]])
@@ -278,7 +278,7 @@ def _mark(meets: object) -> str:
     return "✓" if meets is True else ("✗" if meets is False else "—")
 
 
-def indicator_view(result, district_id: str) -> pd.DataFrame:
+def indicator_view(result: Assessment, district_id: str) -> pd.DataFrame:
     """The district's counts, densities and per-capita rows, formatted for a report."""
     rows = result.district_rows[result.district_rows["district_id"] == district_id]
     return pd.DataFrame(
@@ -295,7 +295,7 @@ def indicator_view(result, district_id: str) -> pd.DataFrame:
     )
 
 
-def methods(result) -> list[str]:
+def methods(result: Assessment) -> list[str]:
     """How the numbers were made, line by line."""
     cfg = result.city.config
     src = Path(result.source)
@@ -347,7 +347,7 @@ table.t th{background:#eee}h1{font-size:22px}h2{font-size:17px;border-bottom:1px
 
 
 def district_report_html(
-    result,
+    result: Assessment,
     district_id: str,
     *,
     maps_png: dict[str, bytes],
@@ -399,7 +399,7 @@ def district_report_html(
 
 
 def district_report_pdf(
-    result,
+    result: Assessment,
     district_id: str,
     path: Path,
     *,
@@ -556,7 +556,7 @@ def write_district_report(
     return written
 
 
-def write_city_index(result, city_dir: Path) -> list[Path]:
+def write_city_index(result: Assessment, city_dir: Path) -> list[Path]:
     """The city's ``index.html`` and ``coverage_by_district.png`` comparing its districts."""
     plt = _mpl()
     written: list[Path] = []
