@@ -100,7 +100,7 @@ def _gap_polygons(result, standard_id: str, district_id: str) -> gpd.GeoDataFram
     from rasterio.features import rasterize
     from scipy.ndimage import binary_closing
 
-    boxes = [shapely.bounds(shapely.union_all(foot))] if len(foot) else []
+    boxes = [shapely.total_bounds(foot)] if len(foot) else []  # a box, never a union
     if uncovered.any():
         ux, uy = shapely.get_x(pts[uncovered]), shapely.get_y(pts[uncovered])
         boxes.append((ux.min(), uy.min(), ux.max(), uy.max()))
@@ -171,10 +171,18 @@ def district_service_areas(result, district_id: str, *, cell_m: float = 10.0) ->
     if key not in memo:
         dgeom = result.districts.to_crs(result.crs).set_index("district_id").geometry[district_id]
         reach = max(s.max_threshold_m for s in result.standards)
-        lattice = Lattice.over(result, shapely.buffer(dgeom, reach), cell_m=cell_m)
+        extent = _reached_extent(result, shapely.buffer(dgeom, reach), reach)
+        lattice = None if extent is None else Lattice.over(result, extent, cell_m=cell_m)
         rows = []
         for std in result.standards:
-            area = service_area(result, std.id, within=dgeom, lattice=lattice)
+            if lattice is None:  # no street near the district is within reach of a facility
+                polys = [
+                    g for g in result.passes[std.id].counted.geometry.to_numpy()
+                    if shapely.get_type_id(g) in (3, 6) and shapely.intersects(g, dgeom)
+                ]  # fmt: skip
+                area = shapely.union_all(polys) if polys else shapely.Polygon()
+            else:
+                area = service_area(result, std.id, within=dgeom, lattice=lattice)
             rows.append(
                 {
                     "standard": std.id,
@@ -185,6 +193,28 @@ def district_service_areas(result, district_id: str, *, cell_m: float = 10.0) ->
             )
         memo[key] = gpd.GeoDataFrame(rows, geometry="geometry", crs=result.crs)
     return memo[key].copy()
+
+
+def _reached_extent(result, around: shapely.Geometry, reach_m: float) -> shapely.Geometry | None:
+    """The part of `around`'s bounding box near a street some facility reaches within `reach_m`
+    (a box): the lattice goes only where there is something to measure, not over a county's empty
+    extent. None when nothing is reached there."""
+    e = result.network.edges
+    if not len(e):
+        return None
+    u, v = e["u_idx"].to_numpy(), e["v_idx"].to_numpy()
+    near = np.zeros(len(e), dtype=bool)
+    for p in result.passes.values():
+        near |= np.minimum(p.node_dist[u], p.node_dist[v]) < reach_m
+        near[p.snaps.edge] = True
+    geoms = e.geometry.to_numpy()[near]
+    if not len(geoms):
+        return None
+    x0, y0, x1, y1 = shapely.total_bounds(geoms)
+    pad = reach_m  # land up to the threshold beyond the last reached street
+    box = shapely.box(x0 - pad, y0 - pad, x1 + pad, y1 + pad)
+    clipped = shapely.intersection(box, shapely.envelope(around))
+    return None if shapely.is_empty(clipped) or shapely.area(clipped) == 0 else clipped
 
 
 def district_gaps(result, district_id: str) -> gpd.GeoDataFrame:
