@@ -156,3 +156,11 @@ def test_district_names_in_pinyin(name, district_id):
     city = load_city("zhengzhou")
     hit = resolve_districts(city, name)
     assert list(hit["district_id"]) == [district_id]
+
+
+def test_a_list_of_districts():
+    city = load_city("zhengzhou")
+    hit = resolve_districts(city, "金水区, erqi，410104")
+    assert sorted(hit["district_id"]) == ["410103", "410104", "410105"]
+    with pytest.raises(DistrictNotFoundError, match="'Kallio' matches no district"):
+        resolve_districts(city, "金水区,Kallio")

@@ -118,7 +118,8 @@ def _preflight(
 
 CityOpt = Annotated[str, typer.Option(help="City name (zhengzhou, helsinki-sample) or YAML file.")]
 DistrictOpt = Annotated[
-    str, typer.Option(help="District: Chinese or English name, code, or 'all'.")
+    str,
+    typer.Option(help="District: Chinese or English name, code, a comma-separated list, or 'all'."),
 ]
 StandardsOpt = Annotated[Path | None, typer.Option(help="Your own standards YAML file.")]
 SourceOpt = Annotated[Path | None, typer.Option(help="OSM data: .osm.pbf or .osm file.")]
@@ -318,7 +319,8 @@ def explain(
     """Print how one district's figures for one standard were made."""
     from walkcover.presentation.explanation import HEADINGS
 
-    if district.strip().lower() == "all" or standard.strip().lower() == "all" or "," in standard:
+    one = district.strip().lower() != "all" and not any(c in district for c in ",，、")
+    if not one or standard.strip().lower() == "all" or "," in standard:
         raise WalkcoverError("explain takes one district and one standard, not 'all' or a list")
     cache = None if no_cache else (cache_dir or default_cache_dir())
     _preflight(cache=cache)
@@ -554,14 +556,14 @@ def fetch(
         if margin_m is None:
             margin_m = study_margin_m(the_city, list(load_standards().standards.values()))
         polygon = study_polygon(chosen, crs=working_crs(the_city), margin_m=margin_m)
-        name = "all" if district.strip().lower() == "all" else chosen["slug"].iloc[0]
+        name = "all" if district.strip().lower() == "all" else "+".join(chosen["slug"])
         with err_console.status(f"cutting {the_city.id} ({name}) out of {path.name}"):
             cut = cut_pbf(path, polygon, cache / "extracts" / f"{the_city.id}-{name}.osm.pbf")
     except WalkcoverError as exc:
         _fail(exc)
     out_console.print(terminal(f"downloaded and verified {path}"))
     out_console.print(terminal(f"cut out {cut} ({cut.stat().st_size / 1e6:.1f} MB)"))
-    scope = "" if name == "all" else f" --district {chosen['slug'].iloc[0]}"
+    scope = "" if name == "all" else f" --district {','.join(chosen['slug'])}"
     out_console.print(
         terminal(f"next: walkcover run --city {the_city.id}{scope} --source {cut} --out out")
     )

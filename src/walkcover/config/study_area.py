@@ -402,7 +402,8 @@ def _slug(district_id: str, name_en: str) -> str:
 
 
 def resolve_districts(city: City, name: str) -> gpd.GeoDataFrame:
-    """The districts `name` designates: 'all', or one by Chinese or English name, code or slug.
+    """The districts `name` designates: 'all', one by Chinese or English name, code or slug, or a
+    comma-separated list of those (``金水区,二七区``; ``，`` and ``、`` separate too).
 
     Raises
     ------
@@ -412,6 +413,11 @@ def resolve_districts(city: City, name: str) -> gpd.GeoDataFrame:
     d = city.districts
     if name.strip().lower() == "all":
         return d
+    parts = [p.strip() for p in re.split(r"[,，、]", name) if p.strip()]
+    if len(parts) > 1:
+        hits = [resolve_districts(city, p) for p in parts]
+        ids = {i for h in hits for i in h["district_id"]}
+        return d[d["district_id"].isin(ids).to_numpy()]
     key = name.strip()
     low = key.lower()
 
