@@ -1,0 +1,99 @@
+"""The whole pipeline on city-size inputs made of real OSM data (run by hand; issue: city scale).
+
+For each size it writes the city with `scripts/make_city.py` (the Helsinki extract repeated over
+central Zhengzhou), then runs `walkcover.assess` + `Results.save` for Zhengzhou in a fresh process,
+cold (parse included, empty cache) and again from the cache, and once for a county the city does
+not reach (a district with no data). Each run records its steps' wall times and its peak memory;
+the table goes into docs/benchmarks.md (section "City scale").
+
+    python scripts/bench_city.py --sizes S M            # L takes long: see docs/benchmarks.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "benchmarks.md"
+HEAD = "## City scale (`scripts/bench_city.py`)"
+EMPTY_COUNTY = "登封市"  # 60 km from the centre: the synthetic city never reaches it
+
+CHILD = """
+import json, resource, sys, time
+t0 = time.perf_counter()
+import walkcover as wc
+steps, last = [], [time.perf_counter(), "importing walkcover"]
+def progress(label):
+    now = time.perf_counter()
+    steps.append((last[1], now - last[0]))
+    last[:] = [now, label]
+source, district, cache, out, maps = sys.argv[1:6]
+res = wc.assess("zhengzhou", district=district, source=source, cache_dir=cache, progress=progress)
+progress("writing outputs" + (" and maps" if maps == "1" else ""))
+files = res.save(out, overwrite=True, maps=maps == "1")
+progress("done")
+print(json.dumps({
+    "steps": steps, "wall_s": time.perf_counter() - t0,
+    "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "homes": int(len(res.demand)), "edges": int(len(res.assessment.network.edges)),
+    "nodes": int(res.assessment.network.n_nodes),
+}))
+"""
+
+
+def run(source: Path, district: str, cache: Path, out: Path, *, maps: bool) -> dict:
+    cmd = [sys.executable, "-c", CHILD, str(source), district, str(cache), str(out), "1" if maps else "0"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"run failed ({district}): {proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", nargs="+", default=["S", "M"], choices=["S", "M", "L"])
+    ap.add_argument("--maps", action="store_true", help="also write the maps")
+    ap.add_argument("--out", type=Path, default=DOC)
+    args = ap.parse_args()
+    lines = [
+        HEAD,
+        "",
+        f"Measured {time.strftime('%Y-%m-%d')} on this 2-core machine: `walkcover.assess(\"zhengzhou\", "
+        "district=…, source=city-X.osm.pbf)` then `.save(out)`"
+        + (" with maps" if args.maps else " (GeoPackages and CSVs, no maps)")
+        + ", each in a fresh process; wall seconds and peak resident memory (MB).",
+        "",
+        "| city | run | districts | walk nodes | homes | wall s | peak MB | slowest steps |",
+        "|---|---|---|---:|---:|---:|---:|---|",
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for size in args.sizes:
+            pbf = tmp / f"city-{size}.osm.pbf"
+            subprocess.run([sys.executable, str(ROOT / "scripts" / "make_city.py"), "--size", size,
+                            "--out", str(pbf)], check=True)  # fmt: skip
+            cache = tmp / f"cache-{size}"
+            for label, district in (("cold", "all"), ("cached", "all"), ("empty county", EMPTY_COUNTY)):
+                r = run(pbf, district, cache, tmp / f"out-{size}", maps=args.maps)
+                top = sorted(r["steps"], key=lambda s: -s[1])[:3]
+                slow = "; ".join(f"{name} {sec:.1f}" for name, sec in top)
+                lines.append(
+                    f"| {size} | {label} | {district} | {r['nodes']:,} | {r['homes']:,} | "
+                    f"{r['wall_s']:.1f} | {r['peak_mb']:,.0f} | {slow} |"
+                )
+                print(lines[-1], flush=True)
+    lines.append("")
+    text = args.out.read_text(encoding="utf-8") if args.out.exists() else "# Benchmarks\n"
+    text = re.sub(rf"\n{re.escape(HEAD)}\n.*?(?=\n## |\Z)", "", text, flags=re.DOTALL).rstrip()
+    args.out.write_text(text + "\n\n" + "\n".join(lines), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
