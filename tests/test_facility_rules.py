@@ -102,3 +102,24 @@ def test_park_reached_through_its_entrance_where_mapped():
         limit_m=1000,
     )
     assert res2["dist_m"].iloc[0] == pytest.approx(20.0, abs=1e-9)
+
+
+def test_columnar_tag_matching_equals_matching_each_feature(helsinki_layers):
+    """features_matching (column by column) selects exactly the features that matches_any
+    (feature by feature) does, for every selector of the standards file, regexes included."""
+    from walkcover.config.standards import features_matching, load_standards, matches_any
+
+    _, _, layers = helsinki_layers
+    feats = layers.features
+    rules = load_standards()
+    groups = [list(s.selectors) for s in rules.standards.values()]
+    groups += [c.selectors for c in rules.counts]
+    groups += [rules.land.built_up, rules.land.green, rules.safe_route.crossing_nodes]
+    groups += [[{"name": "~(?i)park|puisto"}], [{"amenity": True, "name": "~kirjasto"}]]
+    hits = 0
+    for selectors in groups:
+        got = features_matching(feats, list(selectors)).index
+        want = feats.index[[matches_any(t, list(selectors)) for t in feats["tags"]]]
+        assert list(got) == list(want), selectors
+        hits += len(want)
+    assert hits > 200

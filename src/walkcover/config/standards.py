@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from walkcover import _paths
@@ -392,8 +393,36 @@ def _query_tag(selector: Selector) -> tuple[str, bool | list[str]]:
 
 
 def features_matching(features: gpd.GeoDataFrame, selectors: list[Selector]) -> gpd.GeoDataFrame:
-    """The features whose tags match any of `selectors`."""
-    mask = np.fromiter(
-        (matches_any(t, selectors) for t in features["tags"]), dtype=bool, count=len(features)
-    )
+    """The features whose tags match any of `selectors` (the rule of `tag_matches`).
+
+    Column by column: each tag key a selector names is looked up once per feature, and its values
+    compared as arrays, instead of matching every feature against every selector in Python.
+    """
+    tags = features["tags"].to_numpy()
+    columns: dict[str, pd.Series] = {}
+
+    def column(key: str) -> pd.Series:
+        if key not in columns:
+            values = pd.Series([t.get(key) for t in tags], dtype=object)
+            present = values.notna().to_numpy()  # None and NaN are missing, as in tag_matches
+            columns[key] = values.where(present).map(str, na_action="ignore")
+        return columns[key]
+
+    mask = np.zeros(len(tags), dtype=bool)
+    for selector in selectors:
+        sel = np.ones(len(tags), dtype=bool)
+        for key, want in selector.items():
+            have = column(key)
+            present = have.notna().to_numpy()
+            hit = np.zeros(len(tags), dtype=bool)
+            for w in want if isinstance(want, list) else [want]:
+                if w is True:
+                    hit |= present
+                elif isinstance(w, str) and w.startswith("~"):
+                    found = have.str.contains(w[1:], case=False, regex=True, na=False)
+                    hit |= found.to_numpy(dtype=bool)
+                else:
+                    hit |= (have == str(w)).to_numpy(dtype=bool)
+            sel &= hit & present
+        mask |= sel
     return features[mask]

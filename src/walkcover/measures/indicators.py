@@ -11,6 +11,7 @@ import shapely
 
 from walkcover.config.standards import Standard, StandardSet, features_matching
 from walkcover.engine import coverage as cov
+from walkcover.measures.land import area_within
 
 CONTEXTS = ("main_street", "ordinary_road", "riverside_park")
 
@@ -192,11 +193,12 @@ def district_indicators(
     built = land_union("built_up")
     green = land_union("green")
     park = land_union("park_green")
+    green_built = shapely.intersection(green, built)  # once for the city, not per district
     pts = features.geometry.representative_point()
     for (_, d), dgeom in zip(districts.iterrows(), districts_proj.geometry):
         base = {"district": d["slug"], "district_id": d["district_id"], "district_name": d["name"]}
         area_km2 = shapely.area(dgeom) / 1e6
-        built_km2 = shapely.area(shapely.intersection(built, dgeom)) / 1e6
+        built_km2 = area_within(built, dgeom) / 1e6
         shapely.prepare(dgeom)
         inside = shapely.contains(dgeom, pts.to_numpy())
         residents = float(demand.loc[demand["district_id"] == d["district_id"], "residents"].sum())
@@ -274,7 +276,7 @@ def district_indicators(
                     note,
                     rule.section,
                 )
-        park_m2 = shapely.area(shapely.intersection(park, dgeom))
+        park_m2 = area_within(park, dgeom)
         t = rules.land_indicators
         add(
             "park.per_capita",
@@ -286,9 +288,7 @@ def district_indicators(
             "" if park_m2 > 0 else "no parks mapped in the district",
             t.park_per_capita_m2.section,
         )
-        green_in_built = (
-            shapely.area(shapely.intersection(shapely.intersection(green, built), dgeom)) / 1e6
-        )
+        green_in_built = area_within(green_built, dgeom) / 1e6
         add(
             "green.coverage",
             "Green land share of built-up area (OSM-mapped green land; proxy for 绿化覆盖率, "

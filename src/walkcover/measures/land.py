@@ -55,6 +55,20 @@ def walk_covered_share(
     return 100.0 * float(np.mean(dist <= threshold_m))
 
 
+def area_within(geom: shapely.Geometry, district: shapely.Geometry) -> float:
+    """Area (m²) of `geom` (a union: disjoint parts) inside `district`, clipping only the parts that
+    cross its edge; the same as ``area(intersection(geom, district))`` without intersecting a whole
+    city's union with every district."""
+    parts = shapely.get_parts(geom)
+    if not len(parts):
+        return 0.0
+    cand = parts[shapely.STRtree(parts).query(district, predicate="intersects")]
+    shapely.prepare(district)
+    inside = shapely.contains_properly(district, cand)
+    crossing = shapely.intersection(cand[~inside], district)
+    return float(shapely.area(cand[inside]).sum() + shapely.area(crossing).sum())
+
+
 def grid_cells(land: shapely.Geometry, *, cell_m: float) -> np.ndarray:
     """Centres of the `cell_m` grid cells whose centre lies in `land` (a grid anchored at 0, 0)."""
     if shapely.is_empty(land):
