@@ -191,3 +191,34 @@ def test_taking_snaps_equals_snapping_the_subset(helsinki_network, helsinki_laye
     assert taken.n_items == alone.n_items == len(pick)
     for field in ("item", "edge", "lo_m", "hi_m", "leg_m", "unsnapped"):
         np.testing.assert_array_equal(getattr(taken, field), getattr(alone, field), err_msg=field)
+
+
+def test_kdtree_nearest_edges_equal_the_rtree(helsinki_network):
+    """For many points (a 10 m lattice and random points over the sample), the KD-tree search
+    gives the R-tree's answer: the same points snapped, the same distance to the chosen edge, and
+    the same edge wherever the two nearest edges are not equally near."""
+    import shapely
+
+    net = helsinki_network
+    x0, y0, x1, y1 = net.edges.total_bounds
+    gx, gy = np.meshgrid(np.arange(x0 - 300, x1 + 300, 10.0), np.arange(y0 - 300, y1 + 300, 10.0))
+    rng = np.random.default_rng(5)
+    xy = np.vstack(
+        [np.column_stack([gx.ravel(), gy.ravel()]),
+         rng.uniform([x0, y0], [x1, y1], size=(20_000, 2))]
+    )  # fmt: skip
+    found, edge = cov.nearest_edges(net, xy, max_snap_m=200)
+    pts = shapely.points(xy)
+    ref = net.tree.query_nearest(pts, max_distance=200, all_matches=False)
+    np.testing.assert_array_equal(found, ref[0])
+    lines = net.edges.geometry.to_numpy()[net.snappable]
+    d_ours = shapely.distance(pts[found], lines[edge])
+    d_ref = shapely.distance(pts[ref[0]], lines[ref[1]])
+    np.testing.assert_allclose(d_ours, d_ref, rtol=0, atol=1e-9)
+    # where another edge is chosen, it is an exact tie that reaches the street at the same place
+    # (a junction both edges end at), so every distance measured from the point is the same
+    differ = np.flatnonzero(edge != ref[1])
+    ours_at = shapely.get_point(shapely.shortest_line(pts[found[differ]], lines[edge[differ]]), 1)
+    ref_at = shapely.get_point(shapely.shortest_line(pts[found[differ]], lines[ref[1][differ]]), 1)
+    assert (shapely.distance(ours_at, ref_at) < 1e-6).mean() > 0.99
+    assert len(found) > 40_000

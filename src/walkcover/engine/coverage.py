@@ -21,7 +21,7 @@ import shapely
 from scipy import sparse
 from scipy.sparse.csgraph import dijkstra
 
-from walkcover.engine.network import Network
+from walkcover.engine.network import SAMPLE_SPACING_M, Network
 
 #: Why a demand unit has the distance it has; every NaN distance carries one of the last four.
 STATUS_COVERED = "covered"
@@ -73,6 +73,84 @@ class Snaps:
         )
 
 
+#: From this many points on, `snap` finds nearest edges with a KD-tree (`nearest_edges`).
+KDTREE_MIN_POINTS = 20_000
+
+
+def nearest_edges(
+    network: Network,
+    xy: np.ndarray,
+    *,
+    max_snap_m: float,
+    k: int = 8,
+    chunk: int = 250_000,
+) -> tuple[np.ndarray, np.ndarray]:
+    """For many points (an ``(n, 2)`` array), the nearest snappable edge within `max_snap_m`:
+    the answer of the edge R-tree's ``query_nearest``, found with array operations.
+
+    The edges are sampled every ``SAMPLE_SPACING_M`` along their segments (`Network.edge_samples`,
+    built once per network) and the samples put in a ``scipy.spatial.cKDTree``. A point's nearest
+    edge has a sample within (distance to its nearest sample) + half the spacing, so the segments
+    of its `k` nearest samples hold it whenever the `k`-th sample is farther than that; the exact
+    point-to-segment distance picks among them (ties: the lowest edge). The few points whose `k`
+    samples are all that near (dense junctions) go to the R-tree. Points go in chunks of `chunk`.
+
+    Returns
+    -------
+    (positions, edges)
+        Positions in `xy` of the points snapped, and their edges as positions among the
+        snappable edges (as ``STRtree.query_nearest`` returns them).
+    """
+    found_parts, edge_parts = [], []
+    for start in range(0, len(xy), chunk):
+        f, e = _nearest_edges_chunk(network, xy[start : start + chunk], max_snap_m=max_snap_m, k=k)
+        found_parts.append(f + start)
+        edge_parts.append(e)
+    if not found_parts:
+        return np.array([], dtype=np.int64), np.array([], dtype=np.int64)
+    return np.concatenate(found_parts), np.concatenate(edge_parts)
+
+
+def _nearest_edges_chunk(
+    network: Network, xy: np.ndarray, *, max_snap_m: float, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    kd, seg_of_sample, a, b, seg_edge = network.edge_samples
+    spacing = SAMPLE_SPACING_M
+    n_samples = len(seg_of_sample)
+    kk = min(k, n_samples)
+    if kk == 0:
+        return np.array([], dtype=np.int64), np.array([], dtype=np.int64)
+    d, i = kd.query(xy, k=kk, distance_upper_bound=max_snap_m + spacing)
+    d, i = d.reshape(len(xy), kk), i.reshape(len(xy), kk)
+    have = np.isfinite(d[:, 0])
+    seg = np.where(i < n_samples, seg_of_sample[np.minimum(i, n_samples - 1)], -1)
+    # exact distance from each point to each candidate segment
+    sa, sb = a[np.maximum(seg, 0)], b[np.maximum(seg, 0)]
+    ab = sb - sa
+    ap = xy[:, None, :] - sa
+    den = np.einsum("...i,...i", ab, ab)
+    tt = np.clip(np.einsum("...i,...i", ap, ab) / np.where(den > 0, den, 1.0), 0.0, 1.0)
+    dist = np.hypot(*(ap - ab * tt[..., None]).transpose(2, 0, 1))
+    dist = np.where(seg >= 0, dist, np.inf)
+    cand_edge = np.where(seg >= 0, seg_edge[np.maximum(seg, 0)], np.iinfo(np.int64).max)
+    order = np.lexsort((cand_edge, dist), axis=1)[:, 0]
+    rows = np.arange(len(xy))
+    best_d, best_e = dist[rows, order], cand_edge[rows, order]
+    # complete when the k-th sample lies beyond the radius that can hold the nearest edge
+    complete = (d[:, -1] > d[:, 0] + spacing / 2 + 1e-9) | ~have
+    ok = have & complete & (best_d <= max_snap_m)
+    found, edge = np.flatnonzero(ok), best_e[ok]
+    rest = np.flatnonzero(have & ~complete)
+    if len(rest):
+        pairs = network.tree.query_nearest(
+            shapely.points(xy[rest]), max_distance=max_snap_m, all_matches=False
+        )
+        found = np.concatenate([found, rest[pairs[0]]])
+        edge = np.concatenate([edge, pairs[1]])
+    order = np.argsort(found, kind="stable")
+    return found[order], edge[order].astype(np.int64)
+
+
 def snap(
     network: Network,
     geoms: gpd.GeoSeries | np.ndarray,
@@ -122,7 +200,14 @@ def snap(
     single = ~is_area if reach_polygon_edges else np.ones(n, dtype=bool)
     if single.any():
         idx = np.flatnonzero(single)
-        pairs = network.tree.query_nearest(arr[idx], max_distance=max_snap_m, all_matches=False)
+        points = shapely.get_type_id(arr[idx]) == 0
+        if points.all() and len(idx) >= KDTREE_MIN_POINTS:
+            found, edge = nearest_edges(
+                network, shapely.get_coordinates(arr[idx]), max_snap_m=max_snap_m
+            )
+            pairs = (found, edge)
+        else:
+            pairs = network.tree.query_nearest(arr[idx], max_distance=max_snap_m, all_matches=False)
         items.append(idx[pairs[0]])
         edges.append(network.snappable[pairs[1]])
     if reach_polygon_edges and is_area.any():

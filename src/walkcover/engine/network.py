@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import geopandas as gpd
@@ -11,6 +12,7 @@ import pyproj
 import shapely
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
 
 from walkcover.config.study_area import DEFAULT_WALK_HIGHWAYS, require_metres
 
@@ -19,6 +21,10 @@ _FOOT_OK = {"yes", "designated", "permissive", "official"}
 _NO_ACCESS = {"no", "private"}
 #: Way tags kept on network edges for street contexts and safe routes.
 _CARRIED = ("footway", "bridge", "tunnel")
+
+
+#: Spacing of the samples along the edges that the KD-tree search for nearest edges uses.
+SAMPLE_SPACING_M = 10.0
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,26 @@ class Network:
     @property
     def crs(self) -> pyproj.CRS:
         return pyproj.CRS.from_user_input(self.edges.crs)
+
+    @functools.cached_property
+    def edge_samples(
+        self,
+    ) -> tuple[cKDTree, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Points every 10 m along the snappable edges' segments in a KD-tree, built once:
+        ``(tree, segment of each sample, segment starts, segment ends, edge of each segment)``,
+        the edge as a position among `snappable` (see `walkcover.engine.coverage.nearest_edges`)."""
+        geoms = self.edges.geometry.to_numpy()[self.snappable]
+        coords, owner = shapely.get_coordinates(geoms, return_index=True)
+        same = owner[1:] == owner[:-1]
+        a, b, seg_edge = coords[:-1][same], coords[1:][same], owner[:-1][same]
+        length = np.hypot(*(b - a).T)
+        pieces = np.maximum(np.ceil(length / SAMPLE_SPACING_M).astype(np.int64), 1)
+        per = pieces + 1  # both ends of each segment, and every piece between
+        seg_of_sample = np.repeat(np.arange(len(a)), per)
+        start = np.repeat(np.cumsum(per) - per, per)
+        t = (np.arange(len(seg_of_sample)) - start) / np.repeat(pieces, per)
+        samples = a[seg_of_sample] + (b - a)[seg_of_sample] * t[:, None]
+        return cKDTree(samples), seg_of_sample, a, b, seg_edge.astype(np.int64)
 
 
 def walkable_streets(
