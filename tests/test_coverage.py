@@ -222,3 +222,31 @@ def test_kdtree_nearest_edges_equal_the_rtree(helsinki_network):
     ref_at = shapely.get_point(shapely.shortest_line(pts[found[differ]], lines[ref[1][differ]]), 1)
     assert (shapely.distance(ours_at, ref_at) < 1e-6).mean() > 0.99
     assert len(found) > 40_000
+
+
+def test_snapping_coordinates_equals_snapping_points(helsinki_network):
+    """snap_xy (coordinates, no geometry per point) gives what snap gives for the same points:
+    the same items snapped and unsnapped, the same legs, and where the edge is the same, the same
+    offset along it."""
+    import shapely
+
+    net = helsinki_network
+    x0, y0, x1, y1 = net.edges.total_bounds
+    gx, gy = np.meshgrid(np.arange(x0 - 250, x1 + 250, 10.0), np.arange(y0 - 250, y1 + 250, 10.0))
+    xy = np.column_stack([gx.ravel(), gy.ravel()])
+    ours = cov.snap_xy(net, xy, max_snap_m=200)
+    ref = cov.snap(net, shapely.points(xy[:19_999]), max_snap_m=200)  # below the KD-tree size
+    ref2 = cov.snap(net, shapely.points(xy[19_999:]), max_snap_m=200)
+    item = np.concatenate([ref.item, ref2.item + 19_999])
+    edge = np.concatenate([ref.edge, ref2.edge])
+    leg = np.concatenate([ref.leg_m, ref2.leg_m])
+    lo = np.concatenate([ref.lo_m, ref2.lo_m])
+    unsnapped = np.concatenate([ref.unsnapped, ref2.unsnapped + 19_999])
+    np.testing.assert_array_equal(ours.item, item)
+    np.testing.assert_array_equal(ours.unsnapped, unsnapped)
+    np.testing.assert_allclose(ours.leg_m, leg, rtol=0, atol=1e-9)
+    same = ours.edge == edge
+    assert same.mean() > 0.95
+    np.testing.assert_allclose(ours.lo_m[same], lo[same], rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(ours.hi_m, ours.lo_m)
+    assert ours.n_items == len(xy) and len(ours.item) > 20_000

@@ -101,25 +101,56 @@ def nearest_edges(
         Positions in `xy` of the points snapped, and their edges as positions among the
         snappable edges (as ``STRtree.query_nearest`` returns them).
     """
-    found_parts, edge_parts = [], []
-    for start in range(0, len(xy), chunk):
-        f, e = _nearest_edges_chunk(network, xy[start : start + chunk], max_snap_m=max_snap_m, k=k)
-        found_parts.append(f + start)
-        edge_parts.append(e)
-    if not found_parts:
-        return np.array([], dtype=np.int64), np.array([], dtype=np.int64)
-    return np.concatenate(found_parts), np.concatenate(edge_parts)
+    found, edge, _, _ = _nearest(network, xy, max_snap_m=max_snap_m, k=k, chunk=chunk)
+    return found, edge
 
 
-def _nearest_edges_chunk(
+def snap_xy(network: Network, xy: np.ndarray, *, max_snap_m: float) -> Snaps:
+    """`snap` for points given as coordinates (an ``(n, 2)`` array, e.g. a lattice), without making
+    a geometry per point: the nearest edge, the access leg and the offset along the edge come
+    straight from `nearest_edges`' exact point-to-segment search."""
+    xy = np.asarray(xy, dtype=float).reshape(-1, 2)
+    n = len(xy)
+    if n == 0 or len(network.snappable) == 0:
+        empty = np.array([], dtype=np.int64)
+        z = empty.astype(float)
+        return Snaps(empty, empty, z, z, z, np.arange(n), n)
+    found, edge, leg, lo = _nearest(network, xy, max_snap_m=max_snap_m, k=8, chunk=250_000)
+    snapped = np.zeros(n, dtype=bool)
+    snapped[found] = True
+    return Snaps(found, network.snappable[edge], lo, lo.copy(), leg, np.flatnonzero(~snapped), n)
+
+
+def _nearest(
+    network: Network, xy: np.ndarray, *, max_snap_m: float, k: int, chunk: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Positions snapped, their snappable-edge positions, legs and offsets along the edges."""
+    parts = [
+        _nearest_chunk(network, xy[s : s + chunk], max_snap_m=max_snap_m, k=k)
+        for s in range(0, len(xy), chunk)
+    ]
+    if not parts:
+        empty = np.array([], dtype=np.int64)
+        return empty, empty, empty.astype(float), empty.astype(float)
+    starts = range(0, len(xy), chunk)
+    return (
+        np.concatenate([p[0] + s for p, s in zip(parts, starts)]),
+        np.concatenate([p[1] for p in parts]),
+        np.concatenate([p[2] for p in parts]),
+        np.concatenate([p[3] for p in parts]),
+    )
+
+
+def _nearest_chunk(
     network: Network, xy: np.ndarray, *, max_snap_m: float, k: int
-) -> tuple[np.ndarray, np.ndarray]:
-    kd, seg_of_sample, a, b, seg_edge = network.edge_samples
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    kd, seg_of_sample, a, b, seg_edge, seg_offset = network.edge_samples
     spacing = SAMPLE_SPACING_M
     n_samples = len(seg_of_sample)
     kk = min(k, n_samples)
-    if kk == 0:
-        return np.array([], dtype=np.int64), np.array([], dtype=np.int64)
+    empty = np.array([], dtype=np.int64)
+    if kk == 0 or not len(xy):
+        return empty, empty, empty.astype(float), empty.astype(float)
     d, i = kd.query(xy, k=kk, distance_upper_bound=max_snap_m + spacing)
     d, i = d.reshape(len(xy), kk), i.reshape(len(xy), kk)
     have = np.isfinite(d[:, 0])
@@ -136,19 +167,26 @@ def _nearest_edges_chunk(
     order = np.lexsort((cand_edge, dist), axis=1)[:, 0]
     rows = np.arange(len(xy))
     best_d, best_e = dist[rows, order], cand_edge[rows, order]
+    best_s, best_t = seg[rows, order], tt[rows, order]
     # complete when the k-th sample lies beyond the radius that can hold the nearest edge
     complete = (d[:, -1] > d[:, 0] + spacing / 2 + 1e-9) | ~have
     ok = have & complete & (best_d <= max_snap_m)
-    found, edge = np.flatnonzero(ok), best_e[ok]
+    found, edge, leg = np.flatnonzero(ok), best_e[ok], best_d[ok]
+    s_ok = best_s[ok]
+    lo = seg_offset[s_ok] + best_t[ok] * np.sqrt(den[rows[ok], order[ok]])
     rest = np.flatnonzero(have & ~complete)
-    if len(rest):
-        pairs = network.tree.query_nearest(
-            shapely.points(xy[rest]), max_distance=max_snap_m, all_matches=False
-        )
+    if len(rest):  # dense junctions: the R-tree, and shapely for the leg and the offset
+        pts = shapely.points(xy[rest])
+        pairs = network.tree.query_nearest(pts, max_distance=max_snap_m, all_matches=False)
+        lines = network.edges.geometry.to_numpy()[network.snappable[pairs[1]]]
+        g = pts[pairs[0]]
+        near = shapely.get_point(shapely.shortest_line(g, lines), 1)
         found = np.concatenate([found, rest[pairs[0]]])
         edge = np.concatenate([edge, pairs[1]])
+        leg = np.concatenate([leg, shapely.distance(g, lines)])
+        lo = np.concatenate([lo, shapely.line_locate_point(lines, near)])
     order = np.argsort(found, kind="stable")
-    return found[order], edge[order].astype(np.int64)
+    return found[order], edge[order].astype(np.int64), leg[order], lo[order]
 
 
 def snap(
@@ -193,21 +231,18 @@ def snap(
             np.arange(n),
             n,
         )
+    kinds = shapely.get_type_id(arr)
+    if n >= KDTREE_MIN_POINTS and not reach_polygon_edges and (kinds == 0).all():
+        # many points (a grid of land cells): the KD-tree search, no geometry work per point
+        return snap_xy(network, shapely.get_coordinates(arr), max_snap_m=max_snap_m)
     edge_geoms = network.edges.geometry.to_numpy()
-    is_area = shapely.get_type_id(arr) >= 3  # Polygon, MultiPolygon and collections
+    is_area = kinds >= 3  # Polygon, MultiPolygon and collections
     items, edges = [], []
     # Points and demand: the single nearest edge.
     single = ~is_area if reach_polygon_edges else np.ones(n, dtype=bool)
     if single.any():
         idx = np.flatnonzero(single)
-        points = shapely.get_type_id(arr[idx]) == 0
-        if points.all() and len(idx) >= KDTREE_MIN_POINTS:
-            found, edge = nearest_edges(
-                network, shapely.get_coordinates(arr[idx]), max_snap_m=max_snap_m
-            )
-            pairs = (found, edge)
-        else:
-            pairs = network.tree.query_nearest(arr[idx], max_distance=max_snap_m, all_matches=False)
+        pairs = network.tree.query_nearest(arr[idx], max_distance=max_snap_m, all_matches=False)
         items.append(idx[pairs[0]])
         edges.append(network.snappable[pairs[1]])
     if reach_polygon_edges and is_area.any():

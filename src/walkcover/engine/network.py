@@ -68,10 +68,11 @@ class Network:
     @functools.cached_property
     def edge_samples(
         self,
-    ) -> tuple[cKDTree, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    ) -> tuple[cKDTree, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Points every 10 m along the snappable edges' segments in a KD-tree, built once:
-        ``(tree, segment of each sample, segment starts, segment ends, edge of each segment)``,
-        the edge as a position among `snappable` (see `walkcover.engine.coverage.nearest_edges`)."""
+        ``(tree, segment of each sample, segment starts, segment ends, edge of each segment,
+        distance along its edge where each segment starts)``, the edge as a position among
+        `snappable` (see `walkcover.engine.coverage.nearest_edges`)."""
         geoms = self.edges.geometry.to_numpy()[self.snappable]
         coords, owner = shapely.get_coordinates(geoms, return_index=True)
         same = owner[1:] == owner[:-1]
@@ -83,7 +84,11 @@ class Network:
         start = np.repeat(np.cumsum(per) - per, per)
         t = (np.arange(len(seg_of_sample)) - start) / np.repeat(pieces, per)
         samples = a[seg_of_sample] + (b - a)[seg_of_sample] * t[:, None]
-        return cKDTree(samples), seg_of_sample, a, b, seg_edge.astype(np.int64)
+        # where each segment starts along its edge: the lengths of the edge's earlier segments
+        first = np.r_[True, seg_edge[1:] != seg_edge[:-1]]
+        cum = np.cumsum(length) - length
+        offset = cum - np.maximum.accumulate(np.where(first, cum, 0.0))
+        return cKDTree(samples), seg_of_sample, a, b, seg_edge.astype(np.int64), offset
 
 
 def walkable_streets(

@@ -158,8 +158,11 @@ class Lattice:
         xs = np.arange(np.floor(x0 / cell_m) * cell_m, x1 + cell_m, cell_m)
         ys = np.arange(np.floor(y0 / cell_m) * cell_m, y1 + cell_m, cell_m)
         gx, gy = np.meshgrid(xs, ys)
-        corners = shapely.points(gx.ravel(), gy.ravel())
-        snaps = cov.snap(result.network, corners, max_snap_m=result.city.config.network.max_snap_m)
+        snaps = cov.snap_xy(
+            result.network,
+            np.column_stack([gx.ravel(), gy.ravel()]),
+            max_snap_m=result.city.config.network.max_snap_m,
+        )
         return cls(gx, gy, snaps, cell_m)
 
 
