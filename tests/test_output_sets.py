@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -218,15 +220,20 @@ def test_staged_folder_keeps_the_old_set_when_the_block_fails(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["d"]
 
 
-def _mount_tmpfs(path: Path, options: str) -> bool:
-    """Mount a small tmpfs; skip when this root lacks the privilege (a container without
-    CAP_SYS_ADMIN), fail on any other error."""
+@contextmanager
+def tmpfs(path: Path, options: str) -> Iterator[Path]:
+    """A small tmpfs mounted at `path` for the block; skipped when this root may not mount one (a
+    container without CAP_SYS_ADMIN), failed on any other error."""
     path.mkdir(parents=True, exist_ok=True)
     res = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
                          capture_output=True, text=True)  # fmt: skip
     if res.returncode != 0 and "permission denied" in res.stderr.lower():
         pytest.skip(f"root here may not mount a tmpfs: {res.stderr.strip()}")
-    return res.returncode == 0
+    assert res.returncode == 0, f"mount -t tmpfs failed although running as root: {res.stderr}"
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", str(path)], check=False)
 
 
 needs_root = pytest.mark.skipif(
@@ -237,9 +244,7 @@ needs_root = pytest.mark.skipif(
 @needs_root
 def test_disk_full_at_the_geopackage_is_one_line_and_keeps_the_previous_set(tmp_path):
     cfg, _ = hostile_city(tmp_path)
-    disk = tmp_path / "disk"
-    assert _mount_tmpfs(disk, "size=4m"), "mount -t tmpfs failed although running as root"
-    try:
+    with tmpfs(tmp_path / "disk", "size=4m") as disk:
         out = disk / "out"
         res = runner.invoke(app, ["run", "--city", str(cfg), "--standard", "toilet", "--out", str(out),
                                   "--no-cache", "--no-maps"])  # fmt: skip
@@ -253,16 +258,12 @@ def test_disk_full_at_the_geopackage_is_one_line_and_keeps_the_previous_set(tmp_
         assert "writing coverage.gpkg failed: the disk is full" in line, line
         assert "Traceback" not in res.output and "its previous results in" in line
         assert digest(out) == before
-    finally:
-        subprocess.run(["umount", str(disk)], check=False)
 
 
 @needs_root
 def test_read_only_out_is_refused_before_any_work(tmp_path):
     cfg, _ = hostile_city(tmp_path)
-    ro = tmp_path / "ro"
-    assert _mount_tmpfs(ro, "size=1m,ro"), "mount -t tmpfs failed although running as root"
-    try:
+    with tmpfs(tmp_path / "ro", "size=1m,ro") as ro:
         res = runner.invoke(
             app, ["run", "--city", str(cfg), "--out", str(ro / "out"), "--no-cache"]
         )
@@ -272,5 +273,3 @@ def test_read_only_out_is_refused_before_any_work(tmp_path):
             f"--out '{ro / 'out'}' cannot be written (Read-only file system); pass a folder you can write to"
             in line
         )
-    finally:
-        subprocess.run(["umount", str(ro)], check=False)

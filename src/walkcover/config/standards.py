@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from walkcover import _paths
 from walkcover._config import read_yaml, validate
 from walkcover._errors import ConfigError
+from walkcover.config.study_area import MAIN_ROAD_HIGHWAYS
 
 TagValue = str | list[str] | bool
 Selector = dict[str, TagValue]
@@ -155,16 +156,7 @@ class StreetContexts(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    main_street_highways: list[str] = [
-        "trunk",
-        "trunk_link",
-        "primary",
-        "primary_link",
-        "secondary",
-        "secondary_link",
-        "tertiary",
-        "tertiary_link",
-    ]
+    main_street_highways: list[str] = list(MAIN_ROAD_HIGHWAYS)
     #: footway=sidewalk/crossing ways within this distance of a main street are its pedestrian sides.
     sidewalk_within_m: Annotated[float, Field(ge=0)] = 20.0
     parks: list[Selector] = [{"leisure": "park"}]

@@ -19,6 +19,18 @@ from walkcover._errors import ConfigError, CRSError, DistrictNotFoundError
 
 #: Highway values walked on by default: footways, paths, steps, pedestrian and living streets,
 #: residential and service roads, and the streets with pavements. Motorways and their links are out.
+#: Main roads (trunk to tertiary and their links): walkable along their pavements, and the
+#: default main streets of the toilet standard's street contexts (`standards.StreetContexts`).
+MAIN_ROAD_HIGHWAYS = (
+    "trunk",
+    "trunk_link",
+    "primary",
+    "primary_link",
+    "secondary",
+    "secondary_link",
+    "tertiary",
+    "tertiary_link",
+)
 DEFAULT_WALK_HIGHWAYS = (
     "footway",
     "path",
@@ -33,14 +45,7 @@ DEFAULT_WALK_HIGHWAYS = (
     "cycleway",
     "bridleway",
     "road",
-    "trunk",
-    "trunk_link",
-    "primary",
-    "primary_link",
-    "secondary",
-    "secondary_link",
-    "tertiary",
-    "tertiary_link",
+    *MAIN_ROAD_HIGHWAYS,
 )
 
 

@@ -60,13 +60,7 @@ def gcj02_to_wgs84(
 ) -> tuple[np.ndarray, np.ndarray]:
     """GCJ-02 → WGS84, exact to `tol_deg` by fixed-point iteration of the forward formula."""
     glon, glat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
-    wlon, wlat = glon.copy(), glat.copy()
-    for _ in range(max_iter):
-        flon, flat = wgs84_to_gcj02(wlon, wlat)
-        dlon, dlat = flon - glon, flat - glat
-        wlon, wlat = wlon - dlon, wlat - dlat
-        if np.all(np.abs(dlon) < tol_deg) and np.all(np.abs(dlat) < tol_deg):
-            break
+    wlon, wlat = _invert(wgs84_to_gcj02, glon, glat, glon.copy(), glat.copy(), tol_deg, max_iter)
     out = out_of_china(glon, glat)
     return np.where(out, glon, wlon), np.where(out, glat, wlat)
 
@@ -88,39 +82,53 @@ def bd09_to_gcj02(
     x, y = blon - 0.0065, blat - 0.006
     z = np.sqrt(x * x + y * y) - 0.00002 * np.sin(y * _X_PI)
     theta = np.arctan2(y, x) - 0.000003 * np.cos(x * _X_PI)
-    glon, glat = z * np.cos(theta), z * np.sin(theta)
+    start = z * np.cos(theta), z * np.sin(theta)
+    return _invert(gcj02_to_bd09, blon, blat, *start, tol_deg, max_iter)
+
+
+def _invert(
+    forward,
+    lon: np.ndarray,
+    lat: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    tol_deg: float,
+    max_iter: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The (x, y) that `forward` maps onto (lon, lat), by fixed-point iteration from a start guess:
+    both offsets are small and smooth, so each step moves the guess by the remaining error."""
     for _ in range(max_iter):
-        flon, flat = gcj02_to_bd09(glon, glat)
-        dlon, dlat = flon - blon, flat - blat
-        glon, glat = glon - dlon, glat - dlat
+        flon, flat = forward(x, y)
+        dlon, dlat = flon - lon, flat - lat
+        x, y = x - dlon, y - dlat
         if np.all(np.abs(dlon) < tol_deg) and np.all(np.abs(dlat) < tol_deg):
             break
-    return glon, glat
+    return x, y
 
 
 def to_wgs84(lon, lat, datum: Datum) -> tuple[np.ndarray, np.ndarray]:
     """Convert lon/lat given in `datum` to WGS84."""
-    if datum == "wgs84":
-        return np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
-    if datum == "gcj02":
-        return gcj02_to_wgs84(lon, lat)
-    if datum == "bd09":
-        lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
-        wlon, wlat = gcj02_to_wgs84(*bd09_to_gcj02(lon, lat))
-        out = out_of_china(lon, lat)
-        return np.where(out, lon, wlon), np.where(out, lat, wlat)
-    raise ValueError(f"datum {datum!r}: use wgs84, gcj02 or bd09")
+    return _convert(lon, lat, datum, _TO_WGS84)
 
 
 def from_wgs84(lon, lat, datum: Datum) -> tuple[np.ndarray, np.ndarray]:
     """Convert WGS84 lon/lat to `datum`."""
-    if datum == "wgs84":
-        return np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
-    if datum == "gcj02":
-        return wgs84_to_gcj02(lon, lat)
-    if datum == "bd09":
-        lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
-        blon, blat = gcj02_to_bd09(*wgs84_to_gcj02(lon, lat))
+    return _convert(lon, lat, datum, _FROM_WGS84)
+
+
+#: Per datum, the conversions from it to WGS84 and back, applied in order.
+_TO_WGS84 = {"wgs84": (), "gcj02": (gcj02_to_wgs84,), "bd09": (bd09_to_gcj02, gcj02_to_wgs84)}
+_FROM_WGS84 = {"wgs84": (), "gcj02": (wgs84_to_gcj02,), "bd09": (wgs84_to_gcj02, gcj02_to_bd09)}
+
+
+def _convert(lon, lat, datum: Datum, chains: dict) -> tuple[np.ndarray, np.ndarray]:
+    if datum not in chains:
+        raise ValueError(f"datum {datum!r}: use wgs84, gcj02 or bd09")
+    lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+    x, y = lon, lat
+    for step in chains[datum]:
+        x, y = step(x, y)
+    if datum == "bd09":  # BD-09 outside China is left as it is too
         out = out_of_china(lon, lat)
-        return np.where(out, lon, blon), np.where(out, lat, blat)
-    raise ValueError(f"datum {datum!r}: use wgs84, gcj02 or bd09")
+        x, y = np.where(out, lon, x), np.where(out, lat, y)
+    return np.asarray(x, dtype=float), np.asarray(y, dtype=float)
