@@ -121,11 +121,15 @@ def helsinki_layers():
 
 @pytest.fixture(scope="session")
 def helsinki_network(helsinki_layers):
-    from walkcover.engine.network import network_from_streets
+    """The sample's walk network as a run builds it (locked gates cut)."""
+    from walkcover.engine.network import locked_gates, network_from_streets
 
     city, crs, layers = helsinki_layers
     return network_from_streets(
-        layers.streets, crs=crs, min_island_m=city.config.network.min_island_m
+        layers.streets,
+        crs=crs,
+        min_island_m=city.config.network.min_island_m,
+        cut_nodes=locked_gates(layers.features),
     )
 
 

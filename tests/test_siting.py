@@ -131,14 +131,12 @@ def test_adding_the_proposed_sites_gives_the_promised_coverage(
     a = helsinki_assessment
     homes = a.demand[(a.demand["district_id"] == district).to_numpy()].reset_index(drop=True)
     snap_m = a.city.config.network.max_snap_m
-    dem = cov.snap(a.network, homes.geometry, max_snap_m=snap_m)
+    dem = cov.snap(a.network, homes.geometry, max_snap_m=snap_m, tie_m=a.city.config.network.tie_m)
     geoms = np.concatenate([a.passes[standard].access.to_numpy(), sites.geometry.to_numpy()])
     src = cov.snap(a.network, geoms, max_snap_m=snap_m, reach_polygon_edges=True)
-    dist = np.full(len(homes), np.inf)
-    dist[dem.item] = split_graph_distances(a.network, dem, src)
-    radius = np.broadcast_to(a.thresholds(a.standard(standard), dem), (len(dem.item),))
-    covered = np.zeros(len(homes), dtype=bool)
-    covered[dem.item] = dist[dem.item] <= radius
+    dist = split_graph_distances(a.network, dem, src)  # per home, inf when unsnapped
+    radius = np.broadcast_to(a.thresholds(a.standard(standard), dem), (len(homes),))
+    covered = dist <= radius
     w = homes["residents"].to_numpy(float)
     assert 100 * w[covered].sum() / w.sum() == pytest.approx(promised, abs=1e-6)
 

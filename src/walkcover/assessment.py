@@ -19,7 +19,7 @@ from walkcover.config.standards import Standard, StandardSet, features_matching
 from walkcover.config.study_area import City, working_crs
 from walkcover.engine import coverage as cov
 from walkcover.engine.barriers import barrier_lines, remap_snaps, safe_network
-from walkcover.engine.network import Network, build_network, walkable_streets
+from walkcover.engine.network import Network, build_network, locked_gates, walkable_streets
 from walkcover.engine.street_context import (
     classify_edges,
     context_radii,
@@ -35,7 +35,11 @@ from walkcover.measures.demand import (
     residential_buildings,
     residential_land,
 )
-from walkcover.measures.facilities import access_geometries, select_facilities
+from walkcover.measures.facilities import (
+    OUT_OF_SERVICE,
+    access_geometries,
+    select_facilities,
+)
 from walkcover.measures.facility_files import imported_facilities, merge_sources
 from walkcover.measures.indicators import SUMMARY_COLUMNS, district_indicators, district_summary
 from walkcover.measures.land import DenominatorLand
@@ -130,8 +134,10 @@ class Assessment:
         mask = (self.demand["district_id"] == district_id).to_numpy()
         homes = self.demand[mask].reset_index(drop=True)
         if self.demand_snaps is None:  # an assessment built by hand
-            snap_m = self.city.config.network.max_snap_m
-            return homes, cov.snap(self.network, homes.geometry, max_snap_m=snap_m)
+            net_cfg = self.city.config.network
+            return homes, cov.snap(
+                self.network, homes.geometry, max_snap_m=net_cfg.max_snap_m, tie_m=net_cfg.tie_m
+            )
         return homes, self.demand_snaps.take(np.flatnonzero(mask))
 
     def standard(self, standard_id: str) -> Standard:
@@ -281,11 +287,19 @@ def _prepare(
     streets = layers.streets.to_crs(crs)
 
     step("building the walk network")
-    network = build_network(
-        walkable_streets(streets, walk_highways=query.walk_highways),
-        min_island_m=cfg.network.min_island_m,
-    )
+    walk = walkable_streets(streets, walk_highways=query.walk_highways)
+    gates = locked_gates(features)
+    network = build_network(walk, min_island_m=cfg.network.min_island_m, cut_nodes=gates)
     notes: list[Note] = []
+    on_paths = np.intersect1d(gates, np.concatenate([walk["u"], walk["v"]]).astype(np.int64))
+    if len(on_paths):
+        ids = ", ".join(f"node/{g}" for g in on_paths[:5]) + (" …" if len(on_paths) > 5 else "")
+        notes.append(
+            Note(
+                f"{len(on_paths)} locked gate(s) (access=no|private or locked=yes) cut the paths "
+                f"through them ({ids})"
+            )
+        )
     if len(network.edges) == 0:
         notes.append(
             Note("no walkable streets were found in the study area; every unit is unsnapped")
@@ -298,7 +312,7 @@ def _prepare(
 
     step("snapping demand units")
     snap_m = cfg.network.max_snap_m
-    demand_snaps = cov.snap(network, demand.geometry, max_snap_m=snap_m)
+    demand_snaps = cov.snap(network, demand.geometry, max_snap_m=snap_m, tie_m=cfg.network.tie_m)
     edge_tags = _edge_tags(network)
     context = None
     if any(s.context_thresholds_m for s in standards):
@@ -384,6 +398,17 @@ def _measure_standard(study: _Study, std: Standard) -> _Measured:
             demand[f"{sid}_safe_{col}"] = sres[col].to_numpy()
     _mark_snapped(fac, counted, access, fac_snaps, n_entr)
     fac["in_district"] = assign_districts(fac, study.d_proj).to_numpy() if len(fac) else []
+    retired = fac["reason"].astype(str).str.startswith(OUT_OF_SERVICE).to_numpy()
+    if retired.any():
+        ids = ", ".join(fac["osm_id"].astype(str).to_numpy()[retired][:5])
+        more = " …" if retired.sum() > 5 else ""
+        study.notes.append(
+            Note(
+                f"{sid}: {int(retired.sum())} feature(s) tagged disused or abandoned left out "
+                f"({ids}{more})",
+                standard=sid,
+            )
+        )
     unsnapped_fac = int(len(counted) - fac["snapped"].sum())
     if unsnapped_fac:
         study.notes.append(

@@ -177,6 +177,10 @@ class NetworkConfig(BaseModel):
     max_snap_m: Annotated[float, Field(gt=0, le=2000)] = 200.0
     search_factor: Annotated[float, Field(ge=1, le=10)] = 2.0
     min_island_m: Annotated[float, Field(ge=0)] = 250.0
+    #: A home is attached to every street this close to as near as its nearest one (a building
+    #: crossed or touched by two footways, a house midway between two streets) and walks from the
+    #: best of them.
+    tie_m: Annotated[float, Field(ge=0, le=50)] = 1.0
 
 
 class SitingConfig(BaseModel):

@@ -73,6 +73,16 @@ class Snaps:
         )
 
 
+def run_starts(*keys: np.ndarray) -> np.ndarray:
+    """For rows sorted by `keys`, True where a run of equal keys starts (the first row of each
+    item, or of each (item, edge) pair)."""
+    n = len(keys[0])
+    out = np.ones(n, dtype=bool)
+    if n > 1:
+        out[1:] = np.any([k[1:] != k[:-1] for k in keys], axis=0)
+    return out
+
+
 #: From this many points on, `snap` finds nearest edges with a KD-tree (`nearest_edges`).
 KDTREE_MIN_POINTS = 20_000
 
@@ -105,28 +115,38 @@ def nearest_edges(
     return found, edge
 
 
-def snap_xy(network: Network, xy: np.ndarray, *, max_snap_m: float) -> Snaps:
+def snap_xy(network: Network, xy: np.ndarray, *, max_snap_m: float, tie_m: float = 0.0) -> Snaps:
     """`snap` for points given as coordinates (an ``(n, 2)`` array, e.g. a lattice), without making
-    a geometry per point: the nearest edge, the access leg and the offset along the edge come
-    straight from `nearest_edges`' exact point-to-segment search."""
+    a geometry per point: the nearest edge (and, with `tie_m`, the equally near ones), the access
+    leg and the offset along the edge come straight from `nearest_edges`' exact point-to-segment
+    search."""
     xy = np.asarray(xy, dtype=float).reshape(-1, 2)
     n = len(xy)
     if n == 0 or len(network.snappable) == 0:
         empty = np.array([], dtype=np.int64)
         z = empty.astype(float)
         return Snaps(empty, empty, z, z, z, np.arange(n), n)
-    found, edge, leg, lo = _nearest(network, xy, max_snap_m=max_snap_m, k=8, chunk=250_000)
+    found, edge, leg, lo = _nearest(
+        network, xy, max_snap_m=max_snap_m, k=8, chunk=250_000, tie_m=tie_m
+    )
     snapped = np.zeros(n, dtype=bool)
     snapped[found] = True
     return Snaps(found, network.snappable[edge], lo, lo.copy(), leg, np.flatnonzero(~snapped), n)
 
 
 def _nearest(
-    network: Network, xy: np.ndarray, *, max_snap_m: float, k: int, chunk: int
+    network: Network,
+    xy: np.ndarray,
+    *,
+    max_snap_m: float,
+    k: int,
+    chunk: int,
+    tie_m: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Positions snapped, their snappable-edge positions, legs and offsets along the edges."""
+    """Positions snapped, their snappable-edge positions, legs and offsets along the edges; rows
+    sorted by position, leg and edge."""
     parts = [
-        _nearest_chunk(network, xy[s : s + chunk], max_snap_m=max_snap_m, k=k)
+        _nearest_chunk(network, xy[s : s + chunk], max_snap_m=max_snap_m, k=k, tie_m=tie_m)
         for s in range(0, len(xy), chunk)
     ]
     if not parts:
@@ -142,7 +162,7 @@ def _nearest(
 
 
 def _nearest_chunk(
-    network: Network, xy: np.ndarray, *, max_snap_m: float, k: int
+    network: Network, xy: np.ndarray, *, max_snap_m: float, k: int, tie_m: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     kd, seg_of_sample, a, b, seg_edge, seg_offset = network.edge_samples
     spacing = SAMPLE_SPACING_M
@@ -164,20 +184,27 @@ def _nearest_chunk(
     dist = np.hypot(*(ap - ab * tt[..., None]).transpose(2, 0, 1))
     dist = np.where(seg >= 0, dist, np.inf)
     cand_edge = np.where(seg >= 0, seg_edge[np.maximum(seg, 0)], np.iinfo(np.int64).max)
-    order = np.lexsort((cand_edge, dist), axis=1)[:, 0]
-    rows = np.arange(len(xy))
-    best_d, best_e = dist[rows, order], cand_edge[rows, order]
-    best_s, best_t = seg[rows, order], tt[rows, order]
-    # complete when the k-th sample lies beyond the radius that can hold the nearest edge
-    complete = (d[:, -1] > d[:, 0] + spacing / 2 + 1e-9) | ~have
+    best_d = dist.min(axis=1)
+    # Complete when the k-th sample lies beyond the radius that can hold the nearest edge (and
+    # every edge within tie_m of it): each such edge has a sample within its distance + spacing/2.
+    complete = (d[:, -1] > d[:, 0] + spacing / 2 + tie_m + 1e-9) | ~have
     ok = have & complete & (best_d <= max_snap_m)
-    found, edge, leg = np.flatnonzero(ok), best_e[ok], best_d[ok]
-    s_ok = best_s[ok]
-    lo = seg_offset[s_ok] + best_t[ok] * np.sqrt(den[rows[ok], order[ok]])
+    reach = np.minimum(best_d + tie_m, max_snap_m)
+    r, c = np.nonzero(ok[:, None] & (seg >= 0) & (dist <= reach[:, None]))
+    de, ee = dist[r, c], cand_edge[r, c]
+    if tie_m <= 0:  # the nearest edge only; among exact ties the lowest
+        o = np.lexsort((ee, de, r))
+        o = o[run_starts(r[o])]
+    else:  # every edge within reach, each at its nearest segment
+        o = np.lexsort((de, ee, r))
+        o = o[run_starts(r[o], ee[o])]
+    r, c = r[o], c[o]
+    found, edge, leg = r, cand_edge[r, c], dist[r, c]
+    lo = seg_offset[seg[r, c]] + tt[r, c] * np.sqrt(den[r, c])
     rest = np.flatnonzero(have & ~complete)
     if len(rest):  # dense junctions: the R-tree, and shapely for the leg and the offset
         pts = shapely.points(xy[rest])
-        pairs = network.tree.query_nearest(pts, max_distance=max_snap_m, all_matches=False)
+        pairs = _nearest_with_ties(network, pts, max_snap_m=max_snap_m, tie_m=tie_m)
         lines = network.edges.geometry.to_numpy()[network.snappable[pairs[1]]]
         g = pts[pairs[0]]
         near = shapely.get_point(shapely.shortest_line(g, lines), 1)
@@ -185,7 +212,7 @@ def _nearest_chunk(
         edge = np.concatenate([edge, pairs[1]])
         leg = np.concatenate([leg, shapely.distance(g, lines)])
         lo = np.concatenate([lo, shapely.line_locate_point(lines, near)])
-    order = np.argsort(found, kind="stable")
+    order = np.lexsort((edge, leg, found))
     return found[order], edge[order].astype(np.int64), leg[order], lo[order]
 
 
@@ -196,6 +223,7 @@ def snap(
     max_snap_m: float,
     reach_polygon_edges: bool = False,
     polygon_reach_m: float = 25.0,
+    tie_m: float = 0.0,
 ) -> Snaps:
     """Snap geometries onto the nearest street edge within `max_snap_m`.
 
@@ -213,10 +241,16 @@ def snap(
         runs into it is inside it over the whole crossing.
     polygon_reach_m
         How close a street must pass a polygon facility to count as one of its access streets.
+    tie_m
+        Attach each point or home (not a facility polygon) to every edge within `tie_m` of as near
+        as its nearest one, not to whichever of equally near edges the index returns first: a home
+        crossed by two footways, or midway between two streets, walks from the better one
+        (`demand_distances` takes the best attachment). 0 keeps the single nearest edge.
 
     Returns
     -------
     Snaps
+        Rows sorted by item, then access leg, then edge: an item's first row is its nearest edge.
     """
     arr = np.asarray(geoms.to_numpy() if hasattr(geoms, "to_numpy") else geoms, dtype=object)
     n = len(arr)
@@ -234,7 +268,7 @@ def snap(
     kinds = shapely.get_type_id(arr)
     if n >= KDTREE_MIN_POINTS and not reach_polygon_edges and (kinds == 0).all():
         # many points (a grid of land cells): the KD-tree search, no geometry work per point
-        return snap_xy(network, shapely.get_coordinates(arr), max_snap_m=max_snap_m)
+        return snap_xy(network, shapely.get_coordinates(arr), max_snap_m=max_snap_m, tie_m=tie_m)
     edge_geoms = network.edges.geometry.to_numpy()
     is_area = kinds >= 3  # Polygon, MultiPolygon and collections
     items, edges = [], []
@@ -242,7 +276,7 @@ def snap(
     single = ~is_area if reach_polygon_edges else np.ones(n, dtype=bool)
     if single.any():
         idx = np.flatnonzero(single)
-        pairs = network.tree.query_nearest(arr[idx], max_distance=max_snap_m, all_matches=False)
+        pairs = _nearest_with_ties(network, arr[idx], max_snap_m=max_snap_m, tie_m=tie_m)
         items.append(idx[pairs[0]])
         edges.append(network.snappable[pairs[1]])
     if reach_polygon_edges and is_area.any():
@@ -280,8 +314,25 @@ def snap(
                 offs = shapely.line_locate_point(e[k], pts)
                 lo[k], hi[k] = offs.min(), offs.max()
     unsnapped = np.setdiff1d(np.arange(n), item)
-    order = np.lexsort((edge, item))
+    order = np.lexsort((edge, leg, item))
     return Snaps(item[order], edge[order], lo[order], hi[order], leg[order], unsnapped, n)
+
+
+def _nearest_with_ties(
+    network: Network, geoms: np.ndarray, *, max_snap_m: float, tie_m: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(positions in geoms, snappable-edge positions)`` of each geometry's nearest edge within
+    `max_snap_m` and, with `tie_m` > 0, of every other edge within `tie_m` of that distance."""
+    pairs = network.tree.query_nearest(geoms, max_distance=max_snap_m, all_matches=False)
+    if tie_m <= 0 or not len(pairs[0]):
+        return pairs[0], pairs[1]
+    lines = network.edges.geometry.to_numpy()[network.snappable]
+    got = geoms[pairs[0]]
+    reach = np.minimum(shapely.distance(got, lines[pairs[1]]) + tie_m, max_snap_m)
+    near = network.tree.query(got, predicate="dwithin", distance=reach)
+    dist = shapely.distance(got[near[0]], lines[near[1]])
+    keep = dist <= reach[near[0]]
+    return pairs[0][near[0][keep]], near[1][keep]
 
 
 def node_distances(network: Network, sources: Snaps, *, limit_m: float) -> np.ndarray:
@@ -530,6 +581,8 @@ def nearest_sources(
     k = np.arange(len(demand.edge))
     d_best = d_all[pick, k] + demand.leg_m
     r_best = np.where(d_best <= limit_m, r_all[pick, k], -1)
-    # An item snapped once: its row; items with several snaps do not occur for demand.
-    out[demand.item] = r_best
+    # An item attached to several edges (ties) takes its best attachment; ties to the lower row.
+    o = np.lexsort((r_best, np.where(r_best >= 0, d_best, np.inf), demand.item))
+    first = o[run_starts(demand.item[o])]
+    out[demand.item[first]] = r_best[first]
     return out

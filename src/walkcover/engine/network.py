@@ -107,7 +107,36 @@ def walkable_streets(
     return streets[ok.fillna(False).to_numpy(dtype=bool)].reset_index(drop=True)
 
 
-def build_network(streets: gpd.GeoDataFrame, *, min_island_m: float = 0.0) -> Network:
+#: Gate tags that let walkers through a gate whose ``access`` says no.
+_GATE_TYPES = ("gate", "entrance")
+
+
+def locked_gates(features: gpd.GeoDataFrame) -> np.ndarray:
+    """OSM node ids of gates walkers may not pass: ``barrier=gate|entrance`` nodes with
+    ``access=no|private`` or ``locked=yes``, unless ``foot`` allows them (yes, designated, …)."""
+    if not len(features):
+        return np.array([], dtype=np.int64)
+    osm_id = features["osm_id"].astype(str)
+    is_node = osm_id.str.startswith("node/").to_numpy()
+    locked = np.array(
+        [
+            t.get("barrier") in _GATE_TYPES
+            and (t.get("access") in _NO_ACCESS or t.get("locked") == "yes")
+            and t.get("foot") not in _FOOT_OK
+            for t in features["tags"]
+        ],
+        dtype=bool,
+    )
+    pick = is_node & locked
+    return np.unique(osm_id[pick].str.slice(5).astype(np.int64).to_numpy())
+
+
+def build_network(
+    streets: gpd.GeoDataFrame,
+    *,
+    min_island_m: float = 0.0,
+    cut_nodes: np.ndarray | None = None,
+) -> Network:
     """Build the engine's network from projected street segments (columns ``u, v``, geometry).
 
     Parameters
@@ -118,6 +147,9 @@ def build_network(streets: gpd.GeoDataFrame, *, min_island_m: float = 0.0) -> Ne
         Drop connected pieces whose total street length is below this: indoor corridors, courtyard
         footways and fragments cut at the study-area edge, which would otherwise capture nearby
         buildings and leave them "unreachable".
+    cut_nodes
+        OSM node ids nobody may pass (locked gates, `locked_gates`): each street ending there ends
+        at a node of its own, so every path keeps its length up to the gate but none goes through.
 
     Returns
     -------
@@ -125,19 +157,34 @@ def build_network(streets: gpd.GeoDataFrame, *, min_island_m: float = 0.0) -> Ne
     """
     require_metres(streets, what="streets")
     streets = streets[streets.geometry.notna() & ~streets.geometry.is_empty].reset_index(drop=True)
-    net = _build(streets)
+    cut = np.asarray(cut_nodes if cut_nodes is not None else [], dtype=np.int64)
+    net = _build(streets, cut)
     if min_island_m > 0 and len(net.edges):
         edge_comp = net.component[net.edges["u_idx"].to_numpy()]
         total = np.bincount(edge_comp, weights=net.edges["length_m"].to_numpy())
         keep = total[edge_comp] >= min_island_m
         if not keep.all():
-            net = _build(streets[keep].reset_index(drop=True))
+            net = _build(streets[keep].reset_index(drop=True), cut)
     return net
 
 
-def _build(streets: gpd.GeoDataFrame) -> Network:
+def _node_positions(ids: np.ndarray, cut: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Node position of each street end, and the OSM id of each position: ends at a shared node
+    share its position, except at `cut` nodes, where each end gets a position of its own."""
+    if not len(cut):
+        node_osm_ids, inverse = np.unique(ids, return_inverse=True)
+        return node_osm_ids, inverse
+    at_cut = np.isin(ids, cut)
+    shared, inverse_shared = np.unique(ids[~at_cut], return_inverse=True)
+    inverse = np.empty(len(ids), dtype=np.int64)
+    inverse[~at_cut] = inverse_shared
+    inverse[at_cut] = len(shared) + np.arange(int(at_cut.sum()))
+    return np.concatenate([shared, ids[at_cut]]), inverse
+
+
+def _build(streets: gpd.GeoDataFrame, cut: np.ndarray) -> Network:
     ids = np.concatenate([streets["u"].to_numpy(np.int64), streets["v"].to_numpy(np.int64)])
-    node_osm_ids, inverse = np.unique(ids, return_inverse=True)
+    node_osm_ids, inverse = _node_positions(ids, cut)
     m = len(streets)
     u_idx, v_idx = inverse[:m], inverse[m:]
     length_m = shapely.length(streets.geometry.to_numpy())
@@ -209,7 +256,8 @@ def network_from_streets(
     crs: pyproj.CRS | str,
     walk_highways: tuple[str, ...] = DEFAULT_WALK_HIGHWAYS,
     min_island_m: float = 0.0,
+    cut_nodes: np.ndarray | None = None,
 ) -> Network:
     """Filter `streets` (EPSG:4326) to walkable ones, project them to `crs` and build the network."""
     walk = walkable_streets(streets, walk_highways=walk_highways)
-    return build_network(walk.to_crs(crs), min_island_m=min_island_m)
+    return build_network(walk.to_crs(crs), min_island_m=min_island_m, cut_nodes=cut_nodes)

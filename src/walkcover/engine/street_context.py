@@ -32,9 +32,11 @@ def riverside_parks(features: gpd.GeoDataFrame, rules: StreetContexts) -> gpd.Ge
 
 
 def unit_context(context: np.ndarray, snaps: cov.Snaps, std: Standard) -> np.ndarray:
-    """The context of each snapped item's street (the standard's default context when unsnapped)."""
+    """The context of each snapped item's street: its nearest one when it is attached to several
+    (`coverage.snap` lists that first), the standard's default context when unsnapped."""
     out = np.full(snaps.n_items, std.default_context or "", dtype=object)
-    out[snaps.item] = context[snaps.edge]
+    first = cov.run_starts(snaps.item)
+    out[snaps.item[first]] = context[snaps.edge[first]]
     return out
 
 

@@ -8,6 +8,7 @@ a planner sees what was left out and why.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 import geopandas as gpd
 import numpy as np
@@ -28,6 +29,12 @@ _LEVEL_WORDS = re.compile(
     re.I,
 )
 _PRIMARY_WORDS = {"小学", "primary", "elementary", "ala-aste", "alaaste", "alakoulu"}
+
+#: OSM lifecycle words: a feature carrying one (``disused=yes``, ``abandoned:amenity=toilets``)
+#: is no longer in service, whatever its other tags say.
+LIFECYCLE_WORDS = ("disused", "abandoned", "demolished", "razed", "removed", "was")
+#: Reasons that start with this mark a feature left out because it is no longer in service.
+OUT_OF_SERVICE = "out of service"
 
 
 def classify_school(tags: dict[str, str]) -> frozenset[str] | None:
@@ -96,12 +103,13 @@ def select_facilities(features: gpd.GeoDataFrame, standard: Standard) -> gpd.Geo
         ``osm_id, standard, name, matched_by`` (the selector that matched, as ``k=v`` text),
         ``counts`` (bool), ``reason`` ("" when it counts), geometry.
     """
-    rows, matched = [], []
+    rows, matched, keys = [], [], []
     for pos, tags in enumerate(features["tags"]):
         for sel in standard.selectors:
             if tag_matches(tags, sel):
                 rows.append(pos)
                 matched.append(describe(sel))
+                keys.append(tuple(sel))
                 break
     picked = features.iloc[rows]
     ok = picked.geometry.notna().to_numpy() & ~picked.geometry.is_empty.to_numpy()
@@ -110,7 +118,11 @@ def select_facilities(features: gpd.GeoDataFrame, standard: Standard) -> gpd.Geo
     ).to_numpy()
     picked = picked[ok]
     matched = [m for m, k in zip(matched, ok) if k]
-    reasons = [_reason(tags, geom, standard) for tags, geom in zip(picked["tags"], picked.geometry)]
+    keys = [m for m, k in zip(keys, ok) if k]
+    reasons = [
+        _reason(tags, geom, standard, kk)
+        for tags, geom, kk in zip(picked["tags"], picked.geometry, keys)
+    ]
     return gpd.GeoDataFrame(
         {
             "osm_id": picked["osm_id"].to_numpy(),
@@ -125,7 +137,32 @@ def select_facilities(features: gpd.GeoDataFrame, standard: Standard) -> gpd.Geo
     )
 
 
-def _reason(tags: dict[str, str], geom: shapely.Geometry, standard: Standard) -> str:
+def out_of_service(tags: dict[str, str], keys: Iterable[str] = ()) -> str | None:
+    """The lifecycle tag that says a feature is no longer in service, as ``k=v`` text, or None.
+
+    ``disused=yes`` or ``abandoned=yes`` retire the whole feature; a prefixed key
+    (``disused:highway=bus_stop``) retires it only for a key among `keys` (those the standard's
+    selector matched on): a school that was once a shop (``disused:shop=*``) is still a school.
+    """
+    wanted = set(keys)
+    for key, value in tags.items():
+        word, _, rest = key.partition(":")
+        if word not in LIFECYCLE_WORDS:
+            continue
+        if rest:
+            if rest in wanted and str(value).lower() not in ("no", "false", "0"):
+                return f"{key}={value}"
+        elif str(value).lower() not in ("no", "false", "0"):
+            return f"{key}={value}"
+    return None
+
+
+def _reason(
+    tags: dict[str, str], geom: shapely.Geometry, standard: Standard, keys: Iterable[str]
+) -> str:
+    lifecycle = out_of_service(tags, keys)
+    if lifecycle is not None:
+        return f"{OUT_OF_SERVICE} ({lifecycle})"
     for sel in standard.exclude:
         if tag_matches(tags, sel):
             return f"excluded ({describe(sel)})"

@@ -11,6 +11,7 @@ import shapely
 
 from walkcover.config.standards import Standard, StandardSet, features_matching
 from walkcover.engine import coverage as cov
+from walkcover.measures.facilities import out_of_service
 from walkcover.measures.land import area_within
 
 CONTEXTS = ("main_street", "ordinary_road", "riverside_park")
@@ -66,6 +67,11 @@ DISTRICT_COLUMNS = [
     "note",
     "section",
 ]
+
+
+def _keys(selectors: list) -> set[str]:
+    """Every key the selectors test (for lifecycle prefixes on those keys)."""
+    return {k for sel in selectors for k in sel}
 
 
 def _pct(num: float, den: float) -> float:
@@ -235,6 +241,7 @@ def district_indicators(
         )
         for rule in rules.counts:
             hits = features_matching(features, rule.selectors)
+            hits = hits[[out_of_service(t, _keys(rule.selectors)) is None for t in hits["tags"]]]
             n_in = int(inside[features.index.get_indexer(hits.index)].sum()) if len(hits) else 0
             missing = len(hits) == 0
             note = (
