@@ -104,7 +104,9 @@ def test_toilet_figure_matches_an_independent_networkx_computation(
     snap_m = city.config.network.max_snap_m
     dist = split_graph_distances(
         helsinki_network,
-        cov.snap(helsinki_network, houses.geometry, max_snap_m=snap_m, tie_m=city.config.network.tie_m),
+        cov.snap(
+            helsinki_network, houses.geometry, max_snap_m=snap_m, tie_m=city.config.network.tie_m
+        ),
         cov.snap(helsinki_network, toilets.geometry, max_snap_m=snap_m, reach_polygon_edges=True),
     )
     layer = gpd.read_file(out / "helsinki-sample" / district / "coverage.gpkg", layer="demand")

@@ -10,7 +10,8 @@ from conftest import features, shift, streets
 from walkcover.config.standards import load_standards
 from walkcover.engine import coverage as cov
 from walkcover.engine.network import build_network
-from walkcover.measures.facilities import access_geometries, classify_school, select_facilities
+from walkcover.measures.entrances import facility_access
+from walkcover.measures.facilities import classify_school, select_facilities
 
 STD = load_standards().standards
 
@@ -67,41 +68,95 @@ def test_park_size_and_private_rules():
     assert list(green["counts"]) == [True, True, False, False, False]
 
 
-def test_park_reached_through_its_entrance_where_mapped():
-    # A 200 × 100 m park north of a street; its only gate is at the east end (200, 0).
+def park_access(*extra, fenced: bool):
+    """A 200 × 100 m park north of a street y=-10; a gate at its east end (200, 0); a fence along
+    its whole outline when `fenced`. Returns (network, counted parks, Access)."""
     net = build_network(streets([(1, 2, [(-100, -10), (400, -10)])]))
     park = box(0, 0, 200, 100)
-    f = features(
-        ({"leisure": "park"}, park),
-        ({"entrance": "yes", "barrier": "gate"}, Point(200, 0)),
-        prefix="node",
-    )
+    items = [({"leisure": "park"}, park), ({"barrier": "gate"}, Point(200, 0)), *extra]
+    if fenced:
+        items.append(({"barrier": "fence"}, park.exterior))
+    f = features(*items, prefix="node")
     std = STD["park"]
     counted = select_facilities(f, std)
     counted = counted[counted["counts"]].reset_index(drop=True)
-    access, n_entr = access_geometries(counted, f, std)
-    assert list(n_entr) == [1] and list(access.geom_type) == ["Point"]
-    house = gpd.GeoSeries([shift(Point(0, -20))], crs=counted.crs)
+    return net, counted, facility_access(counted, f, net, use_entrances=std.use_entrances)
+
+
+def park_distance(net, acc) -> float:
+    house = gpd.GeoSeries([shift(Point(0, -20))], crs=acc.geoms.crs)
     res = cov.measure(
         net,
         cov.snap(net, house, max_snap_m=100),
-        cov.snap(net, access, max_snap_m=100, reach_polygon_edges=True),
+        cov.snap(net, acc.geoms, max_snap_m=100, reach_polygon_edges=True),
         threshold_m=500,
         limit_m=1000,
     )
-    # house (0,-20): leg 10 to (0,-10); walk east 200 m; gate leg 10 → 220 m. Without the gate
-    # rule the park edge right above the house would give 10 + 10 = 20 m.
-    assert res["dist_m"].iloc[0] == pytest.approx(220.0, abs=1e-9)
-    no_gate = features(({"leisure": "park"}, park))
-    access2, _ = access_geometries(counted, no_gate, std)
-    res2 = cov.measure(
-        net,
-        cov.snap(net, house, max_snap_m=100),
-        cov.snap(net, access2, max_snap_m=100, reach_polygon_edges=True),
-        threshold_m=500,
-        limit_m=1000,
+    return float(res["dist_m"].iloc[0])
+
+
+def test_a_fenced_park_is_reached_through_its_gate():
+    # house (0,-20): leg 10 to (0,-10); walk east 200 m; gate leg 10 → 220 m.
+    net, _, acc = park_access(fenced=True)
+    assert list(acc.entrances) == [1] and list(acc.reached_by) == ["entrances"]
+    assert list(acc.geoms.geom_type) == ["Point"] and acc.enclosed_pct[0] == pytest.approx(100)
+    assert park_distance(net, acc) == pytest.approx(220.0, abs=1e-9)
+
+
+def test_an_open_park_is_reached_along_its_outline_whatever_gates_it_has():
+    # no fence: the park's edge right above the house, 10 + 10 = 20 m
+    net, _, acc = park_access(fenced=False)
+    assert list(acc.reached_by) == ["outline"] and list(acc.entrances) == [0]
+    assert park_distance(net, acc) == pytest.approx(20.0, abs=1e-9)
+
+
+def test_locked_gates_and_building_doors_are_not_ways_into_a_park():
+    # a locked gate at (0, 0) and a building's door at (100, 0) on the fence line: the only
+    # public way in is still the east gate (220 m); the locked gate would give 20 m, the door 120 m
+    library = box(80, -8, 120, 0)  # a building whose north wall runs along the park's south side
+    net, _, acc = park_access(
+        ({"barrier": "gate", "access": "private"}, Point(0, 0)),
+        ({"entrance": "main"}, Point(100, 0)),
+        ({"building": "library"}, library),
+        fenced=True,
     )
-    assert res2["dist_m"].iloc[0] == pytest.approx(20.0, abs=1e-9)
+    assert list(acc.entrances) == [1]
+    assert park_distance(net, acc) == pytest.approx(220.0, abs=1e-9)
+
+
+def test_a_path_through_the_fence_is_a_way_in():
+    # a footway from the street at (60,-10) north into the park crosses the fence at (60, 0):
+    # house → (0,-10) → 60 m east → 10 m north = 10 + 60 + 10 = 80 m
+    net = build_network(
+        streets(
+            [(1, 2, [(-100, -10), (60, -10)]), (2, 3, [(60, -10), (400, -10)]),
+             (2, 4, [(60, -10), (60, 50)])],
+            highway=["residential", "residential", "footway"],
+        )
+    )  # fmt: skip
+    park = box(0, 0, 200, 100)
+    f = features(({"leisure": "park"}, park), ({"barrier": "fence"}, park.exterior), prefix="way")
+    counted = select_facilities(f, STD["park"])
+    acc = facility_access(counted, f, net, use_entrances=True)
+    assert list(acc.reached_by) == ["entrances"] and list(acc.entrances) == [1]
+    assert park_distance(net, acc) == pytest.approx(80.0, abs=1e-9)
+
+
+def test_a_fenced_park_with_only_locked_gates_is_closed():
+    net = build_network(streets([(1, 2, [(-100, -10), (400, -10)])]))
+    f = features(
+        ({"leisure": "park"}, box(0, 0, 200, 100)),
+        ({"barrier": "gate", "access": "no"}, Point(200, 0)),
+        ({"barrier": "wall"}, box(0, 0, 200, 100).exterior),
+        prefix="node",
+    )
+    counted = select_facilities(f, STD["park"])
+    acc = facility_access(counted, f, net, use_entrances=True)
+    assert list(acc.reached_by) == ["closed"]
+    # fenced with no gate mapped at all: reached along the outline, and said so
+    f2 = f.drop(index=1)
+    acc2 = facility_access(counted, f2, net, use_entrances=True)
+    assert list(acc2.reached_by) == ["outline (fenced; no entrance mapped)"]
 
 
 def test_columnar_tag_matching_equals_matching_each_feature(helsinki_layers):

@@ -35,11 +35,8 @@ from walkcover.measures.demand import (
     residential_buildings,
     residential_land,
 )
-from walkcover.measures.facilities import (
-    OUT_OF_SERVICE,
-    access_geometries,
-    select_facilities,
-)
+from walkcover.measures.entrances import CLOSED_REASON, Access, facility_access
+from walkcover.measures.facilities import OUT_OF_SERVICE, select_facilities
 from walkcover.measures.facility_files import imported_facilities, merge_sources
 from walkcover.measures.indicators import SUMMARY_COLUMNS, district_indicators, district_summary
 from walkcover.measures.land import DenominatorLand
@@ -49,7 +46,8 @@ from walkcover.sources import OSMLayers, OSMQuery
 log = logging.getLogger(__name__)
 
 #: Columns of ``Assessment.facilities`` (besides geometry): every candidate, whether it counts and
-#: why not, whether it reaches a street, how many mapped entrances it has, and its district.
+#: why not, whether it reaches a street, how it is reached (along its outline or through how many
+#: public entrances; how much of its outline is fenced) and its district.
 FACILITY_OUTPUT_COLUMNS = [
     "osm_id",
     "standard",
@@ -59,6 +57,8 @@ FACILITY_OUTPUT_COLUMNS = [
     "reason",
     "snapped",
     "entrances",
+    "reached_by",
+    "enclosed_pct",
     "in_district",
 ]
 
@@ -363,8 +363,8 @@ def _measure_standard(study: _Study, std: Standard) -> _Measured:
     sid, network, demand = std.id, study.network, study.demand
     snap_m = study.city.config.network.max_snap_m
     fac = _standard_facilities(study, std)
-    counted = fac[fac["counts"].to_numpy(dtype=bool)].reset_index(drop=True)
-    access, n_entr = access_geometries(counted, study.features, std)
+    counted, acc = _reachable(fac, study.features, network, std)
+    access, n_entr = acc.geoms, acc.entrances
     fac_snaps = cov.snap(network, access, max_snap_m=snap_m, reach_polygon_edges=True)
     node_dist = cov.node_distances(network, fac_snaps, limit_m=study.limits[sid])
     thr = unit_thresholds(std, study.context, study.demand_snaps)
@@ -397,6 +397,11 @@ def _measure_standard(study: _Study, std: Standard) -> _Measured:
         for col in ("dist_m", "covered", "status"):
             demand[f"{sid}_safe_{col}"] = sres[col].to_numpy()
     _mark_snapped(fac, counted, access, fac_snaps, n_entr)
+    counted_rows = fac.index[fac["counts"].to_numpy(dtype=bool)]
+    fac["reached_by"] = ""
+    fac.loc[counted_rows, "reached_by"] = acc.reached_by
+    fac["enclosed_pct"] = np.nan
+    fac.loc[counted_rows, "enclosed_pct"] = acc.enclosed_pct
     fac["in_district"] = assign_districts(fac, study.d_proj).to_numpy() if len(fac) else []
     retired = fac["reason"].astype(str).str.startswith(OUT_OF_SERVICE).to_numpy()
     if retired.any():
@@ -424,6 +429,24 @@ def _measure_standard(study: _Study, std: Standard) -> _Measured:
         edge_cover=_edge_cover(network, fac_snaps, node_dist, std, study.context),
         areas=study.lands.figures(std, counted.geometry.to_numpy(), fac_snaps, node_dist),
     )
+
+
+def _reachable(
+    fac: gpd.GeoDataFrame, features: gpd.GeoDataFrame, network: Network, std: Standard
+) -> tuple[gpd.GeoDataFrame, Access]:
+    """The counted facilities and how each is reached; an enclosure with no public way in
+    (`entrances.CLOSED_REASON`) stops counting, with that reason, in `fac`."""
+    counts = fac["counts"].to_numpy(dtype=bool)
+    counted = fac[counts].reset_index(drop=True)
+    acc = facility_access(counted, features, network, use_entrances=std.use_entrances)
+    closed = acc.reached_by == "closed"
+    if closed.any():
+        rows = fac.index[np.flatnonzero(counts)[closed]]
+        fac.loc[rows, "counts"] = False
+        fac.loc[rows, "reason"] = CLOSED_REASON
+        counted = counted[~closed].reset_index(drop=True)
+        acc = facility_access(counted, features, network, use_entrances=std.use_entrances)
+    return counted, acc
 
 
 def _mark_snapped(

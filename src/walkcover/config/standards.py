@@ -252,6 +252,12 @@ class LandIndicators(BaseModel):
     green_share_pct: IndicatorTarget = IndicatorTarget()
 
 
+#: ``barrier`` values of a way through a fence or wall (gates the walk network may pass or not).
+GATE_BARRIERS = ("gate", "entrance", "kissing_gate", "turnstile", "swing_gate")
+#: ``barrier`` values that close an outline to walkers (a fenced park is entered at its gates).
+ENCLOSING_BARRIERS = ("fence", "wall", "hedge", "city_wall")
+
+
 class StandardSet(BaseModel):
     """A plan's standards, keyed by id, and the rules the indicators need."""
 
@@ -276,7 +282,9 @@ class StandardSet(BaseModel):
         sels += [*land.residential_land, *land.built_up, *land.green, *land.park_green]
         sels += list(self.safe_route.crossing_nodes)
         sels.append({"railway": list(self.safe_route.barrier_railways)})
-        sels += [{"entrance": True}, {"barrier": ["gate", "entrance"]}]
+        sels += [{"entrance": True}, {"barrier": list(GATE_BARRIERS)}]
+        if any(s.use_entrances for s in standards):
+            sels.append({"barrier": list(ENCLOSING_BARRIERS)})
         sels += [s for c in self.counts for s in c.selectors]
         return query_tags(sels)
 

@@ -14,6 +14,7 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
+from walkcover.config.standards import GATE_BARRIERS
 from walkcover.config.study_area import DEFAULT_WALK_HIGHWAYS, require_metres
 
 _NO_FOOT = {"no", "private"}
@@ -107,12 +108,8 @@ def walkable_streets(
     return streets[ok.fillna(False).to_numpy(dtype=bool)].reset_index(drop=True)
 
 
-#: Gate tags that let walkers through a gate whose ``access`` says no.
-_GATE_TYPES = ("gate", "entrance")
-
-
 def locked_gates(features: gpd.GeoDataFrame) -> np.ndarray:
-    """OSM node ids of gates walkers may not pass: ``barrier=gate|entrance`` nodes with
+    """OSM node ids of gates walkers may not pass: ``barrier=gate|entrance|…`` nodes with
     ``access=no|private`` or ``locked=yes``, unless ``foot`` allows them (yes, designated, …)."""
     if not len(features):
         return np.array([], dtype=np.int64)
@@ -120,7 +117,7 @@ def locked_gates(features: gpd.GeoDataFrame) -> np.ndarray:
     is_node = osm_id.str.startswith("node/").to_numpy()
     locked = np.array(
         [
-            t.get("barrier") in _GATE_TYPES
+            t.get("barrier") in GATE_BARRIERS
             and (t.get("access") in _NO_ACCESS or t.get("locked") == "yes")
             and t.get("foot") not in _FOOT_OK
             for t in features["tags"]

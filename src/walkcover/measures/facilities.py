@@ -12,7 +12,6 @@ from collections.abc import Iterable
 
 import geopandas as gpd
 import numpy as np
-import pandas as pd
 import shapely
 
 from walkcover.config.standards import Selector, Standard, tag_matches
@@ -178,61 +177,6 @@ def _reason(
         if standard.school_level not in levels:
             return f"{'/'.join(sorted(levels))} school"
     return ""
-
-
-def entrance_points(
-    facilities: gpd.GeoDataFrame, features: gpd.GeoDataFrame, *, within_m: float = 5.0
-) -> gpd.GeoDataFrame:
-    """Mapped entrances (``entrance=*``, ``barrier=gate|entrance``) on the edge of polygon facilities.
-
-    Returns
-    -------
-    geopandas.GeoDataFrame
-        ``facility`` (position in `facilities`) and the entrance point geometry.
-    """
-    is_entrance = [
-        "entrance" in t or t.get("barrier") in ("gate", "entrance") for t in features["tags"]
-    ]
-    ent = features[np.asarray(is_entrance, dtype=bool) & (features.geom_type == "Point").to_numpy()]
-    poly = facilities.geometry.to_numpy()
-    is_area = shapely.get_type_id(poly) >= 3
-    if not len(ent) or not is_area.any():
-        return gpd.GeoDataFrame({"facility": []}, geometry=[], crs=facilities.crs)
-    boundary = shapely.boundary(poly[is_area])
-    tree = shapely.STRtree(boundary)
-    e_idx, b_idx = tree.query(ent.geometry.to_numpy(), predicate="dwithin", distance=within_m)
-    fac_pos = np.flatnonzero(is_area)[b_idx]
-    return gpd.GeoDataFrame(
-        {"facility": fac_pos}, geometry=ent.geometry.to_numpy()[e_idx], crs=facilities.crs
-    )
-
-
-def access_geometries(
-    counted: gpd.GeoDataFrame, features: gpd.GeoDataFrame, standard: Standard
-) -> tuple[gpd.GeoSeries, np.ndarray]:
-    """Where each facility is reached: its mapped entrances (when the standard uses them and it has
-    any), else its own geometry (a polygon at its edge).
-
-    Returns
-    -------
-    (GeoSeries, numpy.ndarray)
-        Access geometries indexed by the facility's position in `counted`, and the number of
-        entrances each facility has.
-    """
-    geoms = gpd.GeoSeries(
-        counted.geometry.to_numpy(), index=np.arange(len(counted)), crs=counted.crs
-    )
-    n_entr = np.zeros(len(counted), dtype=int)
-    if standard.use_entrances and len(counted):
-        ent = entrance_points(counted, features)
-        if len(ent):
-            owners = ent["facility"].to_numpy()
-            n_entr = np.bincount(owners, minlength=len(counted))
-            keep = geoms[n_entr[geoms.index] == 0]
-            geoms = pd.concat(
-                [keep, gpd.GeoSeries(ent.geometry.to_numpy(), index=owners, crs=counted.crs)]
-            )
-    return gpd.GeoSeries(geoms, crs=counted.crs), n_entr
 
 
 def describe(selector: Selector) -> str:

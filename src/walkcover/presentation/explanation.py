@@ -12,6 +12,15 @@ from walkcover.measures.indicators import CONTEXTS
 HEADINGS = ("Facilities", "Residents", "Denominator land", "Figures", "Notes")
 
 
+#: How a facility is reached, in words (`walkcover.measures.entrances`).
+_REACHED = {
+    "outline": "along their outline (open, not fenced)",
+    "entrances": "only through their public gates or paths through the fence (fenced)",
+    "outline (fenced; no entrance mapped)": "along their outline (fenced, but no entrance mapped)",
+    "point": "at their point",
+}
+
+
 def _f(v: float, unit: str = "%") -> str:
     return "n/a" if v != v else f"{v:.1f}{unit}"
 
@@ -52,11 +61,9 @@ def explanation(
     )
     for reason, n in Counter(fac.loc[~fac["counts"].astype(bool), "reason"]).most_common():
         lines.append(f"  left out: {n} × {reason}")
-    if std.use_entrances:
-        with_ent = int((counted["entrances"] > 0).sum())
-        lines.append(
-            f"  reached through mapped entrances: {with_ent} facilit(y/ies); the rest at their edge"
-        )
+    if std.use_entrances and "reached_by" in counted:
+        for how, n in Counter(counted["reached_by"]).most_common():
+            lines.append(f"  reached {_REACHED.get(how, how)}: {n}")
     lines += [
         "",
         "Residents",
