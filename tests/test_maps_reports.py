@@ -79,14 +79,17 @@ def test_pdf_report_pages_tables_and_chinese_text(outputs, tmp_path):
     pdf = outputs / "sample-nw" / "report.pdf"
     info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout
     pages = int(next(line.split()[-1] for line in info.splitlines() if line.startswith("Pages:")))
-    # summary, chart, gaps, counts, proposed sites, one map per standard, methods
-    assert pages == 5 + len(STANDARD_LABELS) + 1
+    # summary, notes ("read first"), chart, gaps, counts, proposed sites, one map per standard,
+    # methods
+    assert pages == 6 + len(STANDARD_LABELS) + 1
     text = subprocess.run(
         ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
     ).stdout
     for phrase in [
         "样例区（西北）",
         "指标汇总",
+        "Read first",
+        "only 3.9% of its residents live on residential land",
         "十大缺口",
         "建议选址",
         "residents",

@@ -73,6 +73,9 @@ class Note:
     text: str
     district: str | None = None
     standard: str | None = None
+    #: What the note warns of, for pages that show only some kinds ("official_land": the official
+    #: figure's land holds few residents).
+    kind: str = ""
 
     def __str__(self) -> str:
         return self.text
@@ -139,6 +142,12 @@ class Assessment:
                 self.network, homes.geometry, max_snap_m=net_cfg.max_snap_m, tie_m=net_cfg.tie_m
             )
         return homes, self.demand_snaps.take(np.flatnonzero(mask))
+
+    def district_notes(self, slug: str, *, kind: str | None = None) -> list[Note]:
+        """The notes that bear on district `slug` (its own and the city's), of `kind` if given."""
+        return [
+            n for n in self.notes if n.district in (None, slug) and (kind is None or n.kind == kind)
+        ]
 
     def standard(self, standard_id: str) -> Standard:
         for s in self.standards:
@@ -477,6 +486,11 @@ def _summary(
 ) -> pd.DataFrame:
     """One row per district × standard (`indicators.district_summary`)."""
     demand, counts = study.demand, facilities["counts"].to_numpy(dtype=bool)
+    homes = demand.geometry.to_numpy()
+    on_land: dict[str, np.ndarray] = {
+        k: study.lands.homes_on(k, homes) for k in {s.denominator for s in standards}
+    }
+    _warn_off_land(study, on_land)
     rows = []
     for (_, drow), dgeom in zip(study.districts.iterrows(), study.d_proj.geometry):
         did = drow["district_id"]
@@ -503,6 +517,7 @@ def _summary(
                     edge_in_district=edge_in,
                     context=study.context,
                     network=study.network,
+                    on_land=on_land[std.denominator][mask],
                 )
             )
             if int(near.sum()) == 0:
@@ -515,6 +530,37 @@ def _summary(
                     )
                 )
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+#: Below this share of residents on the official figure's land, the summary warns that the
+#: official figure speaks for few of them.
+OFFICIAL_LAND_WARN_PCT = 50.0
+OFFICIAL_LAND_NOTE = "official_land"
+
+
+def _warn_off_land(study: _Study, on_land: dict[str, np.ndarray]) -> None:
+    """A note per district and denominator land where under `OFFICIAL_LAND_WARN_PCT` of the
+    modelled residents live on that land (the official area figure then speaks for few of them)."""
+    res = study.demand["residents"].to_numpy(dtype=float)
+    did_of = study.demand["district_id"].to_numpy()
+    for _, d in study.districts.iterrows():
+        mine = did_of == d["district_id"]
+        total = float(res[mine].sum())
+        if total <= 0:
+            continue
+        for kind, mask in sorted(on_land.items()):
+            pct = 100.0 * float(res[mine & mask].sum()) / total
+            if pct < OFFICIAL_LAND_WARN_PCT:
+                study.notes.append(
+                    Note(
+                        f"{d['slug']}: only {pct:.1f}% of its residents live on "
+                        f"{kind.replace('_', ' ')}, the land the official figure "
+                        "(area_covered_euclid_pct) divides; that figure speaks for few of them, "
+                        "read residents_covered_pct",
+                        district=d["slug"],
+                        kind=OFFICIAL_LAND_NOTE,
+                    )
+                )
 
 
 def _edge_tags(network: Network) -> pd.DataFrame:
@@ -659,6 +705,7 @@ def _concat_facilities(frames: list[gpd.GeoDataFrame], crs) -> gpd.GeoDataFrame:
 
 __all__ = [
     "FACILITY_OUTPUT_COLUMNS",
+    "OFFICIAL_LAND_NOTE",
     "Assessment",
     "Note",
     "StandardPass",

@@ -36,6 +36,7 @@ SUMMARY_COLUMNS = [
     "units_covered_pct",
     "denominator",
     "land_km2",
+    "residents_on_land_pct",
     "area_covered_euclid_pct",
     "area_covered_pct",
     "detour_loss_pp",
@@ -93,6 +94,7 @@ def district_summary(
     edge_in_district: np.ndarray | None = None,
     context: np.ndarray | None = None,
     network=None,
+    on_land: np.ndarray | None = None,
 ) -> dict:
     """One summary row: the figures of `standard` for one district.
 
@@ -110,8 +112,12 @@ def district_summary(
     facilities_excluded
         Candidates in the district that do not count (too small, private, other school level).
     areas
-        ``land_km2``, ``area_covered_euclid_pct`` (official, straight-line) and ``area_covered_pct``
-        (walking) for the standard's denominator land.
+        ``land_km2``, ``area_covered_euclid_pct`` (official, straight-line), ``area_covered_pct``
+        (walking) and ``detour_loss_pp`` (straight line − walking at the same radii) for the
+        standard's denominator land.
+    on_land
+        Which of `demand` lie on that land: ``residents_on_land_pct``, how many residents the
+        official figure speaks for.
     edge_cover, edge_in_district, context, network
         Covered length per edge, which edges lie in the district, and each edge's street context,
         for the share of each context's street length that is covered.
@@ -148,8 +154,11 @@ def district_summary(
         "denominator": standard.denominator,
         "land_km2": areas.get("land_km2", float("nan")),
         "area_covered_euclid_pct": euclid,
+        "residents_on_land_pct": (
+            _pct(float(res[on_land].sum()), residents) if on_land is not None else float("nan")
+        ),
         "area_covered_pct": walk,
-        "detour_loss_pp": euclid - walk,
+        "detour_loss_pp": areas.get("detour_loss_pp", euclid - walk),
         "residents_covered_safe_pct": float("nan"),
         "target_pct": standard.target_pct,
         "meets_target": (resid_pct >= standard.target_pct) if residents > 0 else None,

@@ -12,6 +12,7 @@ import base64
 import hashlib
 import itertools
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from folium.template import Template
 from walkcover._atomic import write_atomic
 from walkcover._errors import WalkcoverError
 from walkcover._escape import html_text, js_value
-from walkcover.assessment import Assessment, can_serve
+from walkcover.assessment import OFFICIAL_LAND_NOTE, Assessment, can_serve
 from walkcover.engine import coverage as cov
 from walkcover.measures.gaps import district_service_areas, gap_polygons
 
@@ -271,7 +272,12 @@ def _geojson(gdf: gpd.GeoDataFrame, *, simplify_m: float = 0.5) -> dict:
     return g.__geo_interface__
 
 
-def _legend(result: Assessment, district_label: str, with_sites: bool) -> str:
+def _legend(
+    result: Assessment, district_label: str, with_sites: bool, warnings: Sequence[str] = ()
+) -> str:
+    warn = "".join(
+        f"<div style='color:#b35806;margin:2px 0'>⚠ {html_text(w)}</div>" for w in warnings
+    )
     rows = "".join(
         f"<div><span style='background:{c};display:inline-block;width:12px;height:12px;margin-right:4px'></span>"
         f"{html_text(label)}</div>"
@@ -308,7 +314,7 @@ def _legend(result: Assessment, district_label: str, with_sites: bool) -> str:
         "padding:8px 10px;border:1px solid #999;border-radius:4px;font:12px/1.4 sans-serif;max-width:460px;"
         "max-height:45%;overflow:auto'>"
         f"<div style='font-weight:bold;margin-bottom:4px'>{html_text(district_label)}{sample}</div>"
-        f"{rows}{extra}<details open style='margin-top:4px'><summary>standards and plan citations · 标准与依据</summary>{stds}</details>"
+        f"{warn}{rows}{extra}<details open style='margin-top:4px'><summary>standards and plan citations · 标准与依据</summary>{stds}</details>"
         "<div style='color:#555;margin-top:4px'>Walking distance over OpenStreetMap streets · 沿街道步行距离；"
         f"{html_text(result.rules.document)} {html_text(result.rules.title)}</div></div>"
     )
@@ -372,7 +378,8 @@ def district_map(
     ).add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
     with_sites = proposed is not None and len(proposed) > 0
-    _figure(m).html.add_child(folium.Element(_legend(result, label, with_sites)))
+    warnings = [n.text for n in result.district_notes(d_row["slug"], kind=OFFICIAL_LAND_NOTE)]
+    _figure(m).html.add_child(folium.Element(_legend(result, label, with_sites, warnings)))
     return m
 
 

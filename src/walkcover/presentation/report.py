@@ -250,6 +250,7 @@ SUMMARY_VIEW = [
     ("threshold_m", "within m\n距离"),
     ("facilities_in_reach", "facilities\n设施"),
     ("residents", "residents\n居民"),
+    ("residents_on_land_pct", "on official land %\n官方用地居民"),
     ("area_covered_euclid_pct", "official %\n官方圆形"),
     ("area_covered_pct", "land walk %\n用地步行"),
     ("residents_covered_pct", "residents %\n居民步行"),
@@ -342,7 +343,7 @@ _CSP_META = (
 
 _CSS = """body{font-family:'Noto Sans CJK SC','Microsoft YaHei','PingFang SC',sans-serif;margin:24px;color:#222}
 table.t{border-collapse:collapse;font-size:13px;margin:8px 0}table.t th,table.t td{border:1px solid #bbb;padding:3px 6px;text-align:right}
-table.t th{background:#eee}h1{font-size:22px}h2{font-size:17px;border-bottom:1px solid #ccc}.note{color:#555;font-size:12px}
+table.t th{background:#eee}h1{font-size:22px}h2{font-size:17px;border-bottom:1px solid #ccc}.note{color:#555;font-size:12px}.warn{border-left:4px solid #e08214;background:#fff7ec;padding:4px 10px;margin:8px 0;font-size:13px}
 @media print{.pb{page-break-before:always}}"""
 
 
@@ -368,6 +369,7 @@ def district_report_html(
         f"<h1>{html.escape(d['name'])} / {html.escape(d['name_en'])} — {html.escape(city.name)} / {html.escape(city.name_en)}</h1>",
         f"<p>Walking-distance coverage of the plan's standards · 规划步行距离标准覆盖情况. <a href='map.html'>Interactive map · 交互地图</a></p>{sample}",
         "<h2>Summary against targets · 指标与目标</h2>",
+        _notes_html(result.district_notes(d["slug"])),
         _table(summary_view(result, district_id)),
         _img(chart_png),
         "<h2>Ten largest gaps · 十大缺口</h2>",
@@ -396,6 +398,14 @@ def district_report_html(
     )
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _notes_html(notes: list) -> str:
+    """What a planner must know before reading the table, as a list (empty: nothing)."""
+    if not notes:
+        return ""
+    items = "".join(f"<li>{html.escape(n.text)}</li>" for n in notes)
+    return f"<div class='warn'><b>Read first · 注意</b><ul>{items}</ul></div>"
 
 
 def district_report_pdf(
@@ -458,6 +468,14 @@ def district_report_pdf(
             )
             pdf.savefig(first)
             plt.close(first)
+            notes = result.district_notes(d["slug"])
+            if notes:
+                page = plt.figure(figsize=(11.69, 8.27))
+                page.text(0.04, 0.95, "Read first · 注意", fontsize=15)
+                for i, n in enumerate(notes[:14]):
+                    page.text(0.04, 0.88 - i * 0.06, "• " + n.text, fontsize=8, wrap=True)
+                pdf.savefig(page)
+                plt.close(page)
             pdf.savefig(chart, bbox_inches="tight")
             pdf.savefig(table_page("Ten largest gaps · 十大缺口", gaps))
             ind = indicator_view(result, district_id).drop(columns="note\n说明")

@@ -1,0 +1,70 @@
+"""The official figure with its caveats: how many residents its land holds, and a detour loss that
+compares straight line and walking at the same radii.
+
+The city (local metres): a primary road (a main street: toilets within 300 m) along y=0 from
+x=-1000 to 1000; a toilet beside it at (2, 0). Residential land is the strip (-600..600) × (0..10):
+its 10 m cells have centres at y=5 and x = -595, -585, …, 595 (120 cells), each 5 m from the road.
+Two one-storey homes: A (0..20, 20..40), 400 m² → 10 residents, off the residential land; B
+(100..120, 1..9), 160 m² → 4 residents, on it.
+
+- Official (500 m circle ∩ land ÷ land): the circle spans x = 2 ± √(500² − y²) ≈ 2 ± 499.97 on average
+  over the strip: ≈ 999.93 of its 1,200 m, 83.33%.
+- Straight line at the walking radius (300 m): √((x−2)² + 5²) ≤ 300 → x ∈ [−297.96, 301.96]: the 60
+  cells −295 … 295.
+- Walking: leg 5 + |x − 2| ≤ 300 → x ∈ [−293, 297]: the 59 cells −285 … 295 → 49.17%.
+- Detour loss at the same radii: (60 − 59) / 120 = 0.83 pp; the old official − walking difference,
+  33.3 pp, measured the change of radius, not the detour.
+- Residents on residential land: 4 of 14 = 28.6% (< 50%: a warning on the summary, report and map).
+"""
+
+from __future__ import annotations
+
+import pytest
+from shapely.geometry import box
+
+import walkcover as wc
+from conftest import box_way, write_city
+
+
+@pytest.fixture(scope="module")
+def city(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("official")
+    nodes: dict = {1: (-1000, 0), 2: (1000, 0), 3: (2, 0, {"amenity": "toilets"})}
+    home = {"building": "apartments", "building:levels": "1"}
+    ways = [
+        (100, [1, 2], {"highway": "primary"}),
+        box_way(200, 10, 0, 20, 20, 40, home, nodes),  # A
+        box_way(201, 20, 100, 1, 120, 9, home, nodes),  # B
+        box_way(300, 30, -600, 0, 600, 10, {"landuse": "residential"}, nodes),
+    ]
+    cfg, osm = write_city(tmp, nodes=nodes, ways=ways, district=box(-700, -200, 700, 200))
+    return wc.assess(cfg, standard="toilet", source=osm, cache=False)
+
+
+def test_detour_loss_compares_straight_line_and_walking_at_the_same_radii(city):
+    row = city.summary.iloc[0]
+    # the circle is drawn with 128 sides (up to 0.15 m inside the true circle): 83.31 vs 83.33
+    assert row["area_covered_euclid_pct"] == pytest.approx(100 * 999.93 / 1200, abs=0.03)
+    assert row["area_covered_pct"] == pytest.approx(100 * 59 / 120, abs=1e-9)
+    assert row["detour_loss_pp"] == pytest.approx(100 * 1 / 120, abs=1e-9)
+
+
+def test_share_of_residents_on_the_official_land_and_its_warning(city, tmp_path):
+    row = city.summary.iloc[0]
+    assert row["residents"] == pytest.approx(14.0, abs=0.01)
+    assert row["residents_on_land_pct"] == pytest.approx(100 * 4 / 14, abs=0.01)
+    warn = [n for n in city.notes if n.kind == "official_land"]
+    assert len(warn) == 1 and warn[0].district == "d1"
+    assert "only 28.6% of its residents live on residential land" in warn[0].text
+    # on the map's legend and at the top of the report
+    from walkcover.presentation.maps import district_map
+
+    html = district_map(city.assessment, "d1").get_root().render()
+    assert "only 28.6% of its residents" in html
+    city.save(tmp_path / "out", maps=False)
+    from walkcover.presentation.report import district_report_html
+
+    page = district_report_html(
+        city.assessment, "d1", maps_png={}, chart_png=b"", gaps=city.gaps("toilet"), proposed=None
+    )
+    assert "Read first" in page and "only 28.6% of its residents" in page
