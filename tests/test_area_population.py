@@ -85,7 +85,8 @@ def test_raster_allocation_and_scaling_conserve_district_totals(raster):
     ).assign(district_id=["w", "w", "e"])
     units = gpd.GeoDataFrame(houses, geometry="geometry", crs=CRS_M)
     weight = units.geometry.area.to_numpy()
-    res = allocate_raster(units, districts, path, weight=weight)
+    res, cells = allocate_raster(units, districts, path, weight=weight)
+    assert len(cells) == 0  # every cell's people went to a building
     # Which raster cells fall in each district, by cell centre, computed independently:
     import pyproj
 
@@ -110,6 +111,13 @@ def test_raster_allocation_and_scaling_conserve_district_totals(raster):
         250.0, abs=1e-9
     )
     assert scaled[1] / scaled[0] == pytest.approx(res[1] / res[0])
+    # where buildings are too incomplete, cells without one are places of their own: the east
+    # district's building keeps only its own cell's people, and the rest stay where they live
+    res2, cells2 = allocate_raster(units, districts, path, weight=weight, cells_as_units=["e"])
+    np.testing.assert_allclose(res2[:2], res[:2], atol=1e-9)
+    assert set(cells2["district_id"]) == {"e"} and len(cells2) >= 2
+    assert res2[2] + cells2["people"].sum() == pytest.approx(per["e"], abs=1e-9)
+    assert res2[2] < res[2]
 
 
 def test_levels_from_tags_height_type_or_default():

@@ -19,11 +19,12 @@ Two one-storey homes: A (0..20, 20..40), 400 m² → 10 residents, off the resid
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from shapely.geometry import box
 
 import walkcover as wc
-from conftest import box_way, write_city
+from conftest import LOCAL_CRS, box_way, write_city
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +69,63 @@ def test_share_of_residents_on_the_official_land_and_its_warning(city, tmp_path)
         city.assessment, "d1", maps_png={}, chart_png=b"", gaps=city.gaps("toilet"), proposed=None
     )
     assert "Read first" in page and "only 28.6% of its residents" in page
+
+
+def sparse_city(tmp_path, *, raster: bool):
+    """Residential land (0..200) × (0..200), 40,000 m², with one mapped 20 × 20 m building at
+    (10..30, 10..30): 1% of the land against the 25% of fully mapped land, ≈ 4% complete. A street
+    along y=-5. With `raster`: a 100 m population raster over (-100..300) × (-100..300) in the
+    city's CRS whose cells hold 1, 2, … 16 people; the district (−50..250)² takes the cells whose
+    centre lies in it: centres 0±50 … 200±50 → the 3 × 3 cells centred at 0, 100, 200 (x and y)."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    nodes: dict = {1: (-100, -5), 2: (300, -5)}
+    home = {"building": "apartments", "building:levels": "1"}
+    ways = [
+        (100, [1, 2], {"highway": "residential"}),
+        box_way(200, 10, 10, 10, 30, 30, home, nodes),
+        box_way(300, 20, 0, 0, 200, 200, {"landuse": "residential"}, nodes),
+    ]
+    cfg, osm = write_city(tmp_path, nodes=nodes, ways=ways, district=box(-50, -50, 250, 250))
+    data = np.arange(1, 17, dtype="float32").reshape(4, 4)
+    path = tmp_path / "pop.tif"
+    with rasterio.open(
+        path, "w", driver="GTiff", width=4, height=4, count=1, dtype="float32", crs=LOCAL_CRS,
+        transform=from_origin(-150, 350, 100, 100),
+    ) as dst:  # fmt: skip
+        dst.write(data, 1)
+    opts = {"population_raster": path} if raster else {}
+    return wc.assess(cfg, standard="toilet", source=osm, cache=False, **opts), data
+
+
+def test_a_sparsely_mapped_district_takes_its_residents_from_the_raster(tmp_path):
+    res, data = sparse_city(tmp_path, raster=True)
+    row = res.summary.iloc[0]
+    assert row["building_completeness_pct"] == pytest.approx(4.0, abs=0.01)
+    # cell centres: x = -100, 0, 100, 200 (columns), y = 300, 200, 100, 0 (rows); the district
+    # (-50..250)² holds columns 1..3 and rows 1..3
+    inside = data[1:4, 1:4]
+    assert row["residents"] == pytest.approx(float(inside.sum()), abs=0.05)  # totals preserved
+    kinds = res.demand["kind"].value_counts().to_dict()
+    # the building's cell (centre (0, 0)) gives its people to the building; the 8 others are units
+    assert kinds == {"building": 1, "raster_cell": 8}
+    b = res.demand[res.demand["kind"] == "building"]
+    assert b["residents"].iloc[0] == pytest.approx(float(data[3, 1]), abs=1e-6)
+    # a cell with residential land puts its people on that land, not at its centre: every cell
+    # here touches the land (0..200)², even the one centred on its corner (200, 200)
+    cells = res.demand[res.demand["kind"] == "raster_cell"].to_crs(LOCAL_CRS)
+    inner = box(0, 0, 200, 200).buffer(-0.5)
+    assert all(inner.contains(g) for g in cells.geometry)
+    assert row["demand_model"] == "raster (buildings incomplete)"
+    note = [n.text for n in res.notes if n.kind == "demand"]
+    assert len(note) == 1 and "look 4% complete" in note[0] and "8 raster cell(s)" in note[0]
+
+
+def test_without_a_raster_a_sparse_district_is_warned_about(tmp_path):
+    res, _ = sparse_city(tmp_path, raster=False)
+    assert res.summary.iloc[0]["building_completeness_pct"] == pytest.approx(4.0, abs=0.01)
+    note = [n.text for n in res.notes if n.kind == "demand"]
+    assert len(note) == 1 and note[0].startswith("d1: WARNING its mapped buildings look only 4%")
+    assert "covers only the mapped part" in note[0]
+    assert "buildings mapped: ≈ 4% complete" in res.explain("toilet")

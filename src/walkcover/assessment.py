@@ -26,6 +26,7 @@ from walkcover.engine.street_context import (
     unit_context,
     unit_thresholds,
 )
+from walkcover.measures.completeness import building_completeness
 from walkcover.measures.demand import (
     MODEL_FLOOR_AREA,
     MODEL_RESIDENTIAL_LAND,
@@ -39,7 +40,7 @@ from walkcover.measures.entrances import CLOSED_REASON, Access, facility_access
 from walkcover.measures.facilities import OUT_OF_SERVICE, select_facilities
 from walkcover.measures.facility_files import imported_facilities, merge_sources
 from walkcover.measures.indicators import SUMMARY_COLUMNS, district_indicators, district_summary
-from walkcover.measures.land import DenominatorLand
+from walkcover.measures.land import DenominatorLand, land_union
 from walkcover.measures.population import allocate_raster, read_totals, scale_to_totals
 from walkcover.sources import OSMLayers, OSMQuery
 
@@ -125,6 +126,8 @@ class Assessment:
     context: np.ndarray | None = None  # street context of every network edge, where classified
     lands: DenominatorLand | None = None  # per-district denominator land, its snapped grid cells
     demand_snaps: cov.Snaps | None = None  # every home snapped once, for maps, reports and siting
+    #: How complete each district's mapped buildings look (`completeness.COMPLETENESS_COLUMNS`).
+    completeness: pd.DataFrame | None = None
     #: Layers derived from this assessment on demand (gap polygons, service areas), computed once.
     derived: dict[tuple[str, ...], Any] = field(default_factory=dict)
 
@@ -220,6 +223,7 @@ class _Study:
     context: np.ndarray | None
     lands: DenominatorLand
     notes: list[Note]
+    completeness: pd.DataFrame
     safe: SafeRoute | None = None
 
 
@@ -275,6 +279,7 @@ def assess_layers(
         context=study.context,
         lands=study.lands,
         demand_snaps=study.demand_snaps,
+        completeness=study.completeness,
     )
 
 
@@ -317,7 +322,18 @@ def _prepare(
     step("estimating residents")
     d_proj = districts.to_crs(crs)
     demand, models = _demand(features, d_proj, cfg, notes)
-    pop_model = _population(city, demand, d_proj, population_raster, models, notes)
+    totals = _known_totals(city, d_proj)
+    res_land = land_union(features, rules.land.residential_land)
+    completeness = building_completeness(
+        demand[(demand["kind"] == "building").to_numpy()],
+        res_land,
+        d_proj,
+        expected_footprint_share=cfg.demand.expected_footprint_share,
+        known_totals=totals,
+    )
+    demand, pop_model = _population(
+        city, demand, d_proj, population_raster, models, notes, completeness, totals, res_land
+    )
 
     step("snapping demand units")
     snap_m = cfg.network.max_snap_m
@@ -343,8 +359,17 @@ def _prepare(
         demand_snaps=demand_snaps,
         edge_tags=edge_tags,
         context=context,
-        lands=DenominatorLand(features, d_proj, rules, network, snap_m=snap_m, context=context),
+        lands=DenominatorLand(
+            features,
+            d_proj,
+            rules,
+            network,
+            snap_m=snap_m,
+            context=context,
+            unions={"residential_land": res_land},
+        ),
         notes=notes,
+        completeness=completeness,
     )
 
 
@@ -491,6 +516,7 @@ def _summary(
         k: study.lands.homes_on(k, homes) for k in {s.denominator for s in standards}
     }
     _warn_off_land(study, on_land)
+    complete = study.completeness.set_index("district_id")["building_completeness_pct"]
     rows = []
     for (_, drow), dgeom in zip(study.districts.iterrows(), study.d_proj.geometry):
         did = drow["district_id"]
@@ -518,6 +544,7 @@ def _summary(
                     context=study.context,
                     network=study.network,
                     on_land=on_land[std.denominator][mask],
+                    building_completeness_pct=float(complete.get(did, np.nan)),
                 )
             )
             if int(near.sum()) == 0:
@@ -536,6 +563,8 @@ def _summary(
 #: official figure speaks for few of them.
 OFFICIAL_LAND_WARN_PCT = 50.0
 OFFICIAL_LAND_NOTE = "official_land"
+#: Notes on where the residents come from (buildings too incomplete to carry them).
+DEMAND_NOTE = "demand"
 
 
 def _warn_off_land(study: _Study, on_land: dict[str, np.ndarray]) -> None:
@@ -657,8 +686,35 @@ def _demand(features, districts_proj, cfg, notes):
     return gpd.GeoDataFrame(demand, geometry="geometry", crs=districts_proj.crs), models
 
 
-def _population(city, demand, d_proj, raster, models, notes) -> str:
-    """Apply the raster model and the scaling to known totals; describe what was done."""
+def _known_totals(city: City, d_proj: gpd.GeoDataFrame) -> dict[str, float]:
+    """Known residents of the districts measured, where the city config names a totals file."""
+    t = city.config.population.totals
+    if t is None:
+        return {}
+    totals = read_totals(
+        city.resolve(t.path),
+        id_field=t.id_field,
+        value_field=t.value_field,
+        multiplier=t.multiplier,
+    )
+    return {k: v for k, v in totals.items() if k in set(d_proj["district_id"])}
+
+
+def _population(
+    city: City,
+    demand: gpd.GeoDataFrame,
+    d_proj: gpd.GeoDataFrame,
+    raster: str | Path | None,
+    models: dict[str, str],
+    notes: list[Note],
+    completeness: pd.DataFrame,
+    totals: dict[str, float],
+    res_land: shapely.Geometry,
+) -> tuple[gpd.GeoDataFrame, str]:
+    """Apply the raster model and the scaling to known totals; say what was done. Where a district's
+    buildings are too incomplete to carry its residents, the raster's cells without a building become
+    demand units of their own (placed on residential land where the cell has some); without a raster,
+    a note warns that the figures cover only the mapped part."""
     pcfg = city.config.population
     raster = raster or (city.resolve(pcfg.raster) if pcfg.raster else None)
     if pcfg.model == "raster" and raster is None:
@@ -667,33 +723,94 @@ def _population(city, demand, d_proj, raster, models, notes) -> str:
         raise ConfigError(
             "population.model is 'raster' but no raster is given; set population.raster or pass --population-raster"
         )
+    slug = dict(zip(d_proj["district_id"], d_proj["slug"]))
+    floor = city.config.demand.min_building_completeness_pct
+    comp = completeness.set_index("district_id")["building_completeness_pct"]
+    incomplete = [
+        did
+        for did, pct in comp.items()
+        if pct == pct and pct < floor and models.get(did) == MODEL_FLOOR_AREA
+    ]
     parts = []
     if raster is not None:
         weight = demand["floor_area_m2"].fillna(demand.geometry.area).to_numpy()
-        demand["residents"] = allocate_raster(demand, d_proj, raster, weight=weight)
+        residents, cells = allocate_raster(
+            demand, d_proj, raster, weight=weight, cells_as_units=incomplete
+        )
+        demand["residents"] = residents
         parts.append(f"population raster {Path(raster).name} allocated by floor area")
         for did in d_proj["district_id"]:
             models[did] = "raster"
+        if len(cells):
+            demand = _with_raster_cells(demand, cells, res_land)
+        for did in incomplete:
+            n_cells = int((cells["district_id"].astype(str) == str(did)).sum())
+            models[did] = "raster (buildings incomplete)"
+            notes.append(
+                Note(
+                    f"{slug[did]}: its mapped buildings look {comp[did]:.0f}% complete (under "
+                    f"{floor:g}%): residents come from the population raster, and {n_cells} raster "
+                    "cell(s) with people but no mapped building are demand units of their own "
+                    "(on residential land where the cell has some)",
+                    district=slug[did],
+                    kind=DEMAND_NOTE,
+                )
+            )
     else:
         parts.append(
             "floor area ÷ m² per person"
             if pcfg.model != MODEL_RESIDENTIAL_LAND
             else "residential land × density"
         )
-    if pcfg.totals is not None:
+        for did in incomplete:
+            notes.append(
+                Note(
+                    f"{slug[did]}: WARNING its mapped buildings look only {comp[did]:.0f}% complete "
+                    f"(under {floor:g}%): every figure covers only the mapped part"
+                    + (", and its known total is spread over those few buildings" if totals else "")
+                    + "; pass a population raster (--population-raster: WorldPop, GHS-POP; see "
+                    "docs/population.md)",
+                    district=slug[did],
+                    kind=DEMAND_NOTE,
+                )
+            )
+    if totals:
         t = pcfg.totals
-        totals = read_totals(
-            city.resolve(t.path),
-            id_field=t.id_field,
-            value_field=t.value_field,
-            multiplier=t.multiplier,
-        )
-        wanted = {k: v for k, v in totals.items() if k in set(d_proj["district_id"])}
+        assert t is not None
         demand["residents"] = scale_to_totals(
-            demand["residents"].to_numpy(), demand["district_id"].to_numpy(), wanted
+            demand["residents"].to_numpy(), demand["district_id"].to_numpy(), totals
         )
         parts.append(f"scaled to district totals ({t.label or Path(t.path).name})")
-    return "; ".join(parts)
+    return demand, "; ".join(parts)
+
+
+def _with_raster_cells(
+    demand: gpd.GeoDataFrame, cells: gpd.GeoDataFrame, res_land: shapely.Geometry
+) -> gpd.GeoDataFrame:
+    """`demand` plus one unit per raster cell returned by `allocate_raster`: a point on the
+    cell's residential land where it has some, else the cell's centre."""
+    cells = cells.to_crs(demand.crs)
+    boxes = cells.geometry.to_numpy()
+    on_land = shapely.intersection(boxes, res_land) if not shapely.is_empty(res_land) else boxes
+    has_land = ~shapely.is_empty(on_land) & (shapely.area(on_land) > 0)
+    where = np.where(has_land, shapely.point_on_surface(on_land), shapely.centroid(boxes))
+    units = gpd.GeoDataFrame(
+        {
+            "osm_id": [f"raster/{r}/{c}" for r, c in zip(cells["row"], cells["col"])],
+            "kind": "raster_cell",
+            "building": None,
+            "levels": np.nan,
+            "levels_from": None,
+            "floor_area_m2": np.nan,
+            "residents": cells["people"].to_numpy(dtype=float),
+            "district_id": cells["district_id"].to_numpy(),
+        },
+        geometry=where,
+        crs=demand.crs,
+    )
+    return gpd.GeoDataFrame(
+        pd.concat([demand, units], ignore_index=True), geometry="geometry", crs=demand.crs
+    )
 
 
 def _concat_facilities(frames: list[gpd.GeoDataFrame], crs) -> gpd.GeoDataFrame:
@@ -704,6 +821,7 @@ def _concat_facilities(frames: list[gpd.GeoDataFrame], crs) -> gpd.GeoDataFrame:
 
 
 __all__ = [
+    "DEMAND_NOTE",
     "FACILITY_OUTPUT_COLUMNS",
     "OFFICIAL_LAND_NOTE",
     "Assessment",

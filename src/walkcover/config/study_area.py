@@ -86,6 +86,13 @@ class DemandConfig(BaseModel):
         "static_caravan": 1,
     }
     residents_per_ha_residential_land: Annotated[float, Field(gt=0)] = 150.0
+    #: Footprint share of fully mapped residential land (建筑密度 of residential compounds, 20–30%),
+    #: against which a district's mapped buildings are judged complete.
+    expected_footprint_share: Annotated[float, Field(gt=0, le=1)] = 0.25
+    #: Below this building completeness (%), a district's residents come from the population raster
+    #: (cells without a mapped building become demand units of their own) or, without a raster, a
+    #: warning says the figures cover only the mapped part.
+    min_building_completeness_pct: Annotated[float, Field(ge=0, le=100)] = 50.0
     non_residential_buildings: tuple[str, ...] = (
         "commercial",
         "industrial",

@@ -50,6 +50,7 @@ SUMMARY_COLUMNS = [
     *[f"street_km_{c}" for c in CONTEXTS],
     *[f"street_covered_pct_{c}" for c in CONTEXTS],
     "demand_model",
+    "building_completeness_pct",
     "population_model",
     "citation",
 ]
@@ -95,6 +96,7 @@ def district_summary(
     context: np.ndarray | None = None,
     network=None,
     on_land: np.ndarray | None = None,
+    building_completeness_pct: float = float("nan"),
 ) -> dict:
     """One summary row: the figures of `standard` for one district.
 
@@ -118,6 +120,8 @@ def district_summary(
     on_land
         Which of `demand` lie on that land: ``residents_on_land_pct``, how many residents the
         official figure speaks for.
+    building_completeness_pct
+        How complete the district's mapped buildings look (`completeness.building_completeness`).
     edge_cover, edge_in_district, context, network
         Covered length per edge, which edges lie in the district, and each edge's street context,
         for the share of each context's street length that is covered.
@@ -167,6 +171,7 @@ def district_summary(
         "unreachable_units": int((status == cov.STATUS_UNREACHABLE).sum()),
         "beyond_search_units": int((status == cov.STATUS_BEYOND_LIMIT).sum()),
         "demand_model": demand_model,
+        "building_completeness_pct": building_completeness_pct,
         "population_model": population_model,
         "citation": f"{standard.citation.section} {standard.citation.text}".strip(),
     }

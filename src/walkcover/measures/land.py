@@ -116,10 +116,12 @@ class DenominatorLand:
         *,
         snap_m: float,
         context: np.ndarray | None,
+        unions: dict[str, shapely.Geometry] | None = None,
     ) -> None:
         self.features, self.d_proj, self.rules, self.network = features, d_proj, rules, network
         self.snap_m, self.context = snap_m, context
-        self._union: dict[str, shapely.Geometry] = {}
+        #: land unions by kind, seeded with any the caller already made
+        self._union: dict[str, shapely.Geometry] = dict(unions or {})
         self._cells: dict[tuple[str, str], tuple[shapely.Geometry, np.ndarray, cov.Snaps]] = {}
         self._edge_mid: np.ndarray | None = None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import geopandas as gpd
@@ -58,7 +59,8 @@ def allocate_raster(
     *,
     weight: np.ndarray,
     max_cells: int = 100_000_000,
-) -> np.ndarray:
+    cells_as_units: Iterable[str] = (),
+) -> tuple[np.ndarray, gpd.GeoDataFrame]:
     """Allocate a population raster (GeoTIFF, any CRS, e.g. WorldPop) to demand units.
 
     Each raster cell whose centre lies in a district gives its people to the units of that district
@@ -79,11 +81,16 @@ def allocate_raster(
     max_cells
         Refuse a raster whose window over the districts holds more cells than this (a 0.1 m
         raster over a city would need hundreds of GB); population rasters are 30–1,000 m.
+    cells_as_units
+        Districts whose buildings are too incomplete to carry the raster's people: there a cell
+        with people but no unit is returned as a place of its own instead of being given to the
+        nearest unit.
 
     Returns
     -------
-    numpy.ndarray
-        Residents per unit.
+    (numpy.ndarray, geopandas.GeoDataFrame)
+        Residents per unit, and the cells returned as places of their own (``people``,
+        ``district_id``, ``row``, ``col`` in the whole raster, the cell polygon in the raster's CRS).
     """
     import rasterio
     import rasterio.windows
@@ -126,8 +133,25 @@ def allocate_raster(
     )
     out = np.zeros(len(units))
     orphans = _share_within_cells(cells, u, out)
-    _give_to_nearest(orphans, u, pts.to_numpy(), out)
-    return out
+    own = orphans["district_id"].astype(str).isin(set(map(str, cells_as_units))).to_numpy()
+    _give_to_nearest(orphans[~own], u, pts.to_numpy(), out)
+    places = orphans[own]
+    width = data.shape[1]
+    row, col = places["cell"].to_numpy() // width, places["cell"].to_numpy() % width
+    x0, y0 = transform * (col, row)
+    x1, y1 = transform * (col + 1, row + 1)
+    return out, gpd.GeoDataFrame(
+        {
+            "people": places["people"].to_numpy(),
+            "district_id": places["district_id"].to_numpy(),
+            "row": row + int(window.row_off),
+            "col": col + int(window.col_off),
+        },
+        geometry=shapely.box(
+            np.minimum(x0, x1), np.minimum(y0, y1), np.maximum(x0, x1), np.maximum(y0, y1)
+        ),
+        crs=crs,
+    )
 
 
 def _populated_cells(

@@ -12,6 +12,12 @@ from walkcover.measures.indicators import CONTEXTS
 HEADINGS = ("Facilities", "Residents", "Denominator land", "Figures", "Notes")
 
 
+def _completeness(pct: float) -> str:
+    if pct != pct:
+        return "completeness unknown (no residential land mapped and no known total)"
+    return f"≈ {pct:.0f}% complete (footprint on residential land, residents against known totals)"
+
+
 #: How a facility is reached, in words (`walkcover.measures.entrances`).
 _REACHED = {
     "outline": "along their outline (open, not fenced)",
@@ -69,6 +75,7 @@ def explanation(
         "Residents",
         f"  {row['demand_units']} demand units ({row['demand_model']}), {row['residents']:,.0f} residents",
         f"  model: {row['population_model']}",
+        f"  buildings mapped: {_completeness(row['building_completeness_pct'])}",
         f"  not snapped to a street within {result.city.config.network.max_snap_m:g} m: {row['unsnapped_units']}; "
         f"unreachable: {row['unreachable_units']}; beyond the search limit: {row['beyond_search_units']}",
         "",

@@ -27,7 +27,7 @@ from folium.template import Template
 from walkcover._atomic import write_atomic
 from walkcover._errors import WalkcoverError
 from walkcover._escape import html_text, js_value
-from walkcover.assessment import OFFICIAL_LAND_NOTE, Assessment, can_serve
+from walkcover.assessment import DEMAND_NOTE, OFFICIAL_LAND_NOTE, Assessment, can_serve
 from walkcover.engine import coverage as cov
 from walkcover.measures.gaps import district_service_areas, gap_polygons
 
@@ -272,12 +272,27 @@ def _geojson(gdf: gpd.GeoDataFrame, *, simplify_m: float = 0.5) -> dict:
     return g.__geo_interface__
 
 
+def _completeness_line(result: Assessment, district_id: str) -> str:
+    """How complete the district's mapped buildings look, in words for the legend."""
+    comp = result.completeness
+    if comp is None or district_id not in set(comp["district_id"]):
+        return ""
+    pct = comp.set_index("district_id").loc[district_id, "building_completeness_pct"]
+    if pct != pct:
+        return "Buildings mapped: completeness unknown (no residential land or known total)"
+    return f"Buildings mapped: ≈ {pct:.0f}% complete · 建筑物完整度约 {pct:.0f}%"
+
+
 def _legend(
-    result: Assessment, district_label: str, with_sites: bool, warnings: Sequence[str] = ()
+    result: Assessment,
+    district_label: str,
+    with_sites: bool,
+    warnings: Sequence[str] = (),
+    facts: Sequence[str] = (),
 ) -> str:
     warn = "".join(
         f"<div style='color:#b35806;margin:2px 0'>⚠ {html_text(w)}</div>" for w in warnings
-    )
+    ) + "".join(f"<div style='color:#444;margin:2px 0'>{html_text(f)}</div>" for f in facts if f)
     rows = "".join(
         f"<div><span style='background:{c};display:inline-block;width:12px;height:12px;margin-right:4px'></span>"
         f"{html_text(label)}</div>"
@@ -378,8 +393,13 @@ def district_map(
     ).add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
     with_sites = proposed is not None and len(proposed) > 0
-    warnings = [n.text for n in result.district_notes(d_row["slug"], kind=OFFICIAL_LAND_NOTE)]
-    _figure(m).html.add_child(folium.Element(_legend(result, label, with_sites, warnings)))
+    warnings = [
+        n.text
+        for kind in (DEMAND_NOTE, OFFICIAL_LAND_NOTE)
+        for n in result.district_notes(d_row["slug"], kind=kind)
+    ]
+    facts = [_completeness_line(result, district_id)]
+    _figure(m).html.add_child(folium.Element(_legend(result, label, with_sites, warnings, facts)))
     return m
 
 
