@@ -137,3 +137,27 @@ def test_levels_from_tags_height_type_or_default():
     np.testing.assert_allclose(
         d["residents"], [100 * 9 / 50, 100 * 10 / 50, 100 * 2 / 50, 100 * 4 / 50]
     )
+
+
+def test_cell_areas_for_density_rasters():
+    """ASPECT gives persons per hectare: a cell's people = density × its area. In degrees the
+    area comes from the ellipsoid; checked against the sphere's R² Δλ (sin φ1 − sin φ2)."""
+    import math
+
+    from rasterio.transform import from_origin
+
+    from walkcover.measures.population import cell_area_ha
+
+    d = 3 / 3600  # 3 arc-seconds, WorldPop's and ASPECT's cell
+    got = cell_area_ha(from_origin(113.6, 34.76, d, d), "EPSG:4326", 2)
+    r = 6_371_008.8
+    for i, top in enumerate((34.76, 34.76 - d)):
+        sphere = (
+            r
+            * r
+            * math.radians(d)
+            * (math.sin(math.radians(top)) - math.sin(math.radians(top - d)))
+        )
+        assert got[i] == pytest.approx(sphere / 1e4, rel=5e-3)
+    assert 0.6 < got[0] < 0.8  # ≈ 0.70 ha at Zhengzhou's latitude, not 1 ha
+    np.testing.assert_allclose(cell_area_ha(from_origin(0, 0, 100, 100), "EPSG:32650", 3), 1.0)

@@ -129,3 +129,82 @@ def test_without_a_raster_a_sparse_district_is_warned_about(tmp_path):
     assert len(note) == 1 and note[0].startswith("d1: WARNING its mapped buildings look only 4%")
     assert "covers only the mapped part" in note[0]
     assert "buildings mapped: ≈ 4% complete" in res.explain("toilet")
+
+
+def test_schools_count_children_and_toilets_report_the_elderly(tmp_path):
+    """Groups by age from rasters. A street y=0 from x=-100 to 1000; a primary school at (0, 5) and
+    a toilet at (100, 5); home A (90..110, 10..30) near both, home B (890..910, 10..30) 800 m on.
+    100 m rasters with one row of cells centred at y=100, x=-100 … 900: total 50 and 50 people in
+    A's and B's cells, children 30 and 10, over-65s 2 and 6. Primary school (500 m): A covered, B
+    not → residents 50%, children 30 / 40 = 75%. Toilet: residents 50%, over-65s 2 / 8 = 25%."""
+    import rasterio
+    import yaml
+    from rasterio.transform import from_origin
+
+    from walkcover import _paths
+
+    nodes: dict = {
+        1: (-100, 0), 2: (1000, 0),
+        3: (0, 5, {"amenity": "school", "isced:level": "1"}),
+        4: (100, 5, {"amenity": "toilets"}),
+    }  # fmt: skip
+    home = {"building": "apartments", "building:levels": "1"}
+    ways = [
+        (100, [1, 2], {"highway": "residential"}),
+        box_way(200, 10, 90, 10, 110, 30, home, nodes),
+        box_way(201, 20, 890, 10, 910, 30, home, nodes),
+    ]
+    cfg, osm = write_city(tmp_path, nodes=nodes, ways=ways, district=box(-150, -100, 1050, 150))
+    for name, a, b in (("total", 50, 50), ("kids", 30, 10), ("old", 2, 6)):
+        data = np.zeros((1, 11), dtype="float32")
+        data[0, 2], data[0, 10] = a, b
+        with rasterio.open(
+            tmp_path / f"{name}.tif", "w", driver="GTiff", width=11, height=1, count=1,
+            dtype="float32", crs=LOCAL_CRS, transform=from_origin(-150, 150, 100, 100),
+        ) as dst:  # fmt: skip
+            dst.write(data, 1)
+    with cfg.open("a", encoding="utf-8") as f:
+        f.write(
+            "population: {raster: total.tif, groups: {school_age: {rasters: [kids.tif]}, "
+            "over_65: {rasters: [old.tif], label: residents over 65}}}\n"
+        )
+    shipped = _paths.config_file("standards", "zhengzhou-2018")
+    rules = yaml.safe_load(shipped.read_text(encoding="utf-8"))
+    rules["standards"]["primary_school"]["population_group"] = "school_age"
+    rules["standards"]["toilet"]["report_group"] = "over_65"
+    std_file = tmp_path / "standards.yaml"
+    std_file.write_text(yaml.safe_dump(rules, allow_unicode=True), encoding="utf-8")
+    res = wc.assess(
+        cfg, standard="primary_school,toilet", standards=std_file, source=osm, cache=False
+    )
+    s = res.summary.set_index("standard")
+    assert s.loc["primary_school", "residents_group"] == "school_age"
+    assert s.loc["primary_school", "residents"] == pytest.approx(40.0, abs=1e-6)
+    assert s.loc["primary_school", "residents_covered_pct"] == pytest.approx(75.0, abs=1e-6)
+    assert s.loc["toilet", "residents_group"] == "all"
+    assert s.loc["toilet", "residents_covered_pct"] == pytest.approx(50.0, abs=1e-6)
+    assert s.loc["toilet", "report_group"] == "over_65"
+    assert s.loc["toilet", "report_group_covered_pct"] == pytest.approx(25.0, abs=1e-6)
+    # a group with no raster: all residents, and a note
+    rules["standards"]["primary_school"]["population_group"] = "age_6_11"
+    std_file.write_text(yaml.safe_dump(rules, allow_unicode=True), encoding="utf-8")
+    res2 = wc.assess(cfg, standard="primary_school", standards=std_file, source=osm, cache=False)
+    assert res2.summary.iloc[0]["residents_covered_pct"] == pytest.approx(50.0, abs=1e-6)
+    assert any("'age_6_11' has no raster" in n.text for n in res2.notes)
+
+
+def test_a_threshold_in_minutes_at_a_walking_speed():
+    from walkcover.config.standards import Standard
+
+    base = {
+        "name": "x",
+        "selectors": [{"amenity": "x"}],
+        "target_pct": 100,
+        "citation": {"section": "1"},
+    }
+    assert Standard(**base, threshold_min=15).threshold_m == pytest.approx(1080.0)
+    assert Standard(**base, threshold_min=15, walk_speed_mps=0.9).threshold_m == pytest.approx(
+        810.0
+    )
+    with pytest.raises(ValueError, match="not both"):
+        Standard(**base, threshold_min=15, threshold_m=500)

@@ -41,7 +41,12 @@ from walkcover.measures.facilities import OUT_OF_SERVICE, select_facilities
 from walkcover.measures.facility_files import imported_facilities, merge_sources
 from walkcover.measures.indicators import SUMMARY_COLUMNS, district_indicators, district_summary
 from walkcover.measures.land import DenominatorLand, land_union
-from walkcover.measures.population import allocate_raster, read_totals, scale_to_totals
+from walkcover.measures.population import (
+    allocate_groups,
+    allocate_raster,
+    read_totals,
+    scale_to_totals,
+)
 from walkcover.sources import OSMLayers, OSMQuery
 
 log = logging.getLogger(__name__)
@@ -145,6 +150,12 @@ class Assessment:
                 self.network, homes.geometry, max_snap_m=net_cfg.max_snap_m, tie_m=net_cfg.tie_m
             )
         return homes, self.demand_snaps.take(np.flatnonzero(mask))
+
+    def residents_column(self, standard_id: str) -> str:
+        """The demand column a standard's residents figures count: its population group's where
+        the city has a raster for it, else ``residents``."""
+        group = self.standard(standard_id).population_group
+        return f"residents_{group}" if group and f"residents_{group}" in self.demand else "residents"
 
     def district_notes(self, slug: str, *, kind: str | None = None) -> list[Note]:
         """The notes that bear on district `slug` (its own and the city's), of `kind` if given."""
@@ -517,6 +528,7 @@ def _summary(
     }
     _warn_off_land(study, on_land)
     complete = study.completeness.set_index("district_id")["building_completeness_pct"]
+    groups = {s.id: _groups(study, s) for s in standards}
     rows = []
     for (_, drow), dgeom in zip(study.districts.iterrows(), study.d_proj.geometry):
         did = drow["district_id"]
@@ -545,6 +557,8 @@ def _summary(
                     network=study.network,
                     on_land=on_land[std.denominator][mask],
                     building_completeness_pct=float(complete.get(did, np.nan)),
+                    group=groups[std.id][0],
+                    report_group=groups[std.id][1],
                 )
             )
             if int(near.sum()) == 0:
@@ -557,6 +571,32 @@ def _summary(
                     )
                 )
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+def _groups(study: _Study, std: Standard) -> tuple[str | None, str | None]:
+    """The population group and report group `std` can use: those the city has rasters for; a
+    note for each it names but cannot use."""
+    out: list[str | None] = []
+    for what, name in (
+        ("population_group", std.population_group),
+        ("report_group", std.report_group),
+    ):
+        if name and f"residents_{name}" not in study.demand:
+            study.notes.append(
+                Note(
+                    f"{std.id}: its {what} {name!r} has no raster in the city config "
+                    f"(population.groups); "
+                    + (
+                        "all residents are counted"
+                        if what == "population_group"
+                        else "not reported"
+                    ),
+                    standard=std.id,
+                )
+            )
+            name = None
+        out.append(name)
+    return out[0], out[1]
 
 
 #: Below this share of residents on the official figure's land, the summary warns that the
@@ -735,7 +775,12 @@ def _population(
     if raster is not None:
         weight = demand["floor_area_m2"].fillna(demand.geometry.area).to_numpy()
         residents, cells = allocate_raster(
-            demand, d_proj, raster, weight=weight, cells_as_units=incomplete
+            demand,
+            d_proj,
+            raster,
+            weight=weight,
+            cells_as_units=incomplete,
+            units_per=pcfg.raster_units,
         )
         demand["residents"] = residents
         parts.append(f"population raster {Path(raster).name} allocated by floor area")
@@ -774,12 +819,24 @@ def _population(
                     kind=DEMAND_NOTE,
                 )
             )
+    if pcfg.groups:
+        weight = demand["floor_area_m2"].fillna(demand.geometry.area).to_numpy()
+        wanted = {
+            name: ([city.resolve(p) for p in g.rasters], g.units) for name, g in pcfg.groups.items()
+        }
+        for name, people in allocate_groups(demand, d_proj, wanted, weight=weight).items():
+            demand[f"residents_{name}"] = people
+        parts.append(f"groups by age from rasters: {', '.join(pcfg.groups)}")
     if totals:
         t = pcfg.totals
         assert t is not None
-        demand["residents"] = scale_to_totals(
-            demand["residents"].to_numpy(), demand["district_id"].to_numpy(), totals
+        before = demand["residents"].to_numpy(dtype=float)
+        demand["residents"] = scale_to_totals(before, demand["district_id"].to_numpy(), totals)
+        factor = np.divide(
+            demand["residents"].to_numpy(), before, out=np.ones(len(before)), where=before > 0
         )
+        for name in pcfg.groups:  # the groups keep the raster's age structure
+            demand[f"residents_{name}"] = demand[f"residents_{name}"].to_numpy() * factor
         parts.append(f"scaled to district totals ({t.label or Path(t.path).name})")
     return demand, "; ".join(parts)
 

@@ -517,7 +517,7 @@ def district_coverage_matrix(
         result.network,
         cands,
         snaps,
-        mine["residents"].to_numpy(),
+        mine[result.residents_column(standard_id)].to_numpy(),
         covered,
         thr,
         max_snap_m=cfg.network.max_snap_m,
@@ -542,7 +542,7 @@ def coverage_with_sites(
         reach_polygon_edges=True,
     )
     res = cov.measure(result.network, d, f, threshold_m=thr, limit_m=p.limit_m)
-    w = mine["residents"].to_numpy(dtype=float)
+    w = mine[result.residents_column(standard_id)].to_numpy(dtype=float)
     return 100.0 * float(w[res["covered"].to_numpy()].sum()) / float(w.sum())
 
 

@@ -86,6 +86,31 @@ class Standard(BaseModel):
     denominator: Literal["residential_land", "built_up"] = "residential_land"
     #: New facilities the plan orders (for comparison with what reaching the standard would take).
     plan_new: PlanTarget | None = None
+    #: The threshold as a walking time (a "15-minute circle"); threshold_m is then
+    #: threshold_min × 60 × walk_speed_mps (give one of the two).
+    threshold_min: Annotated[float, Field(gt=0, le=120)] | None = None
+    #: Walking speed for threshold_min: 1.2 m/s for adults, 0.9 m/s for the elderly or children.
+    walk_speed_mps: Annotated[float, Field(gt=0, le=3)] = 1.2
+    #: The population group the residents figures count (e.g. "school_age" for schools), where the
+    #: city config gives a raster for it (`population.groups`); otherwise all residents, and a note.
+    population_group: str | None = None
+    #: A further group whose coverage is reported beside (e.g. "over_65" for toilets and clinics).
+    report_group: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _minutes_to_metres(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("threshold_min") is not None:
+            if data.get("threshold_m") is not None:
+                raise ValueError(
+                    "give threshold_m or threshold_min (with walk_speed_mps), not both"
+                )
+            try:
+                speed = float(data.get("walk_speed_mps", 1.2))
+                data = {**data, "threshold_m": float(data["threshold_min"]) * 60.0 * speed}
+            except (TypeError, ValueError):
+                pass  # the field validators say what is wrong with the numbers
+        return data
 
     @field_validator("selectors")
     @classmethod

@@ -165,6 +165,21 @@ class TotalsConfig(BaseModel):
     label: str = ""
 
 
+RasterUnits = Literal["people", "per_ha"]
+
+
+class PopulationGroup(BaseModel):
+    """A population group (children of school age, residents over 65) from rasters by age: their
+    cells are summed (e.g. WorldPop's ``chn_f_05`` + ``chn_m_05`` + ``chn_f_10`` + ``chn_m_10``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rasters: list[str] = Field(min_length=1)
+    #: ``people`` per cell (WorldPop, GHS-POP) or persons ``per_ha`` (ASPECT's density files).
+    units: RasterUnits = "people"
+    label: str = ""
+
+
 class PopulationConfig(BaseModel):
     """Which model gives residents: building floor area, residential land, or a raster."""
 
@@ -172,7 +187,11 @@ class PopulationConfig(BaseModel):
 
     model: Literal["floor_area", "residential_land", "raster"] = "floor_area"
     raster: str | None = None
+    #: What the raster's cells hold: ``people`` per cell or persons ``per_ha`` (ASPECT).
+    raster_units: RasterUnits = "people"
     totals: TotalsConfig | None = None
+    #: Groups by age, named as standards' ``population_group`` / ``report_group`` name them.
+    groups: dict[str, PopulationGroup] = {}
 
 
 class NetworkConfig(BaseModel):

@@ -30,9 +30,13 @@ SUMMARY_COLUMNS = [
     "facilities_in_reach",
     "facilities_excluded",
     "demand_units",
+    "residents_group",
     "residents",
     "residents_covered",
     "residents_covered_pct",
+    "report_group",
+    "report_group_residents",
+    "report_group_covered_pct",
     "units_covered_pct",
     "denominator",
     "land_km2",
@@ -97,6 +101,8 @@ def district_summary(
     network=None,
     on_land: np.ndarray | None = None,
     building_completeness_pct: float = float("nan"),
+    group: str | None = None,
+    report_group: str | None = None,
 ) -> dict:
     """One summary row: the figures of `standard` for one district.
 
@@ -122,12 +128,15 @@ def district_summary(
         official figure speaks for.
     building_completeness_pct
         How complete the district's mapped buildings look (`completeness.building_completeness`).
+    group, report_group
+        The population group the residents figures count (column ``residents_<group>``; None: all
+        residents), and a group whose coverage is reported beside them.
     edge_cover, edge_in_district, context, network
         Covered length per edge, which edges lie in the district, and each edge's street context,
         for the share of each context's street length that is covered.
     """
     sid = standard.id
-    res = demand["residents"].to_numpy(dtype=float)
+    res = demand[f"residents_{group}" if group else "residents"].to_numpy(dtype=float)
     residents = float(res.sum())
     covered_mask = demand[f"{sid}_covered"].to_numpy(dtype=bool)
     covered = float(res[covered_mask].sum())
@@ -151,6 +160,7 @@ def district_summary(
         "facilities_in_reach": facilities_in_reach,
         "facilities_excluded": facilities_excluded,
         "demand_units": n,
+        "residents_group": group or "all",
         "residents": round(residents, 1),
         "residents_covered": round(covered, 1),
         "residents_covered_pct": resid_pct,
@@ -175,6 +185,13 @@ def district_summary(
         "population_model": population_model,
         "citation": f"{standard.citation.section} {standard.citation.text}".strip(),
     }
+    row["report_group"] = report_group or ""
+    row["report_group_residents"] = float("nan")
+    row["report_group_covered_pct"] = float("nan")
+    if report_group:
+        rg = demand[f"residents_{report_group}"].to_numpy(dtype=float)
+        row["report_group_residents"] = round(float(rg.sum()), 1)
+        row["report_group_covered_pct"] = _pct(float(rg[covered_mask].sum()), float(rg.sum()))
     if f"{sid}_safe_covered" in demand:
         safe = demand[f"{sid}_safe_covered"].to_numpy(dtype=bool)
         row["residents_covered_safe_pct"] = _pct(float(res[safe].sum()), residents)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Literal
 
 import geopandas as gpd
 import numpy as np
@@ -60,6 +61,7 @@ def allocate_raster(
     weight: np.ndarray,
     max_cells: int = 100_000_000,
     cells_as_units: Iterable[str] = (),
+    units_per: Literal["people", "per_ha"] = "people",
 ) -> tuple[np.ndarray, gpd.GeoDataFrame]:
     """Allocate a population raster (GeoTIFF, any CRS, e.g. WorldPop) to demand units.
 
@@ -81,6 +83,9 @@ def allocate_raster(
     max_cells
         Refuse a raster whose window over the districts holds more cells than this (a 0.1 m
         raster over a city would need hundreds of GB); population rasters are 30–1,000 m.
+    units_per
+        What a cell holds: ``people``, or persons ``per_ha`` (multiplied by each cell's area: on
+        the ellipsoid for a raster in degrees).
     cells_as_units
         Districts whose buildings are too incomplete to carry the raster's people: there a cell
         with people but no unit is returned as a place of its own instead of being given to the
@@ -116,6 +121,8 @@ def allocate_raster(
         transform = src.window_transform(window)
         crs = src.crs
     data[~np.isfinite(data) | (data < 0)] = 0.0
+    if units_per == "per_ha":
+        data *= cell_area_ha(transform, crs, data.shape[0])[:, None]
     cells = _populated_cells(data, transform, crs, d_r)
     # Which cell each unit's representative point is in.
     pts = gpd.GeoSeries(units.geometry.representative_point(), crs=units.crs).to_crs(crs)
@@ -152,6 +159,44 @@ def allocate_raster(
         ),
         crs=crs,
     )
+
+
+def cell_area_ha(transform: Affine, crs: object, n_rows: int) -> np.ndarray:
+    """Area (ha) of a cell in each of the `n_rows` rows of a north-up raster: |a·e| in a projected
+    CRS, the ellipsoidal area of the row's cell in a geographic one."""
+    import pyproj
+
+    c = pyproj.CRS.from_user_input(crs)
+    if not c.is_geographic:
+        return np.full(n_rows, abs(transform.a * transform.e) / 1e4)
+    geod = c.get_geod() or pyproj.Geod(ellps="WGS84")
+    x0, dx = transform.c, transform.a
+    top = transform.f + transform.e * np.arange(n_rows)
+    bottom = top + transform.e
+    out = np.empty(n_rows)
+    for i, (t, b) in enumerate(zip(top, bottom)):  # one polygon per row, not per cell
+        area, _ = geod.polygon_area_perimeter([x0, x0 + dx, x0 + dx, x0], [b, b, t, t])
+        out[i] = abs(area) / 1e4
+    return out
+
+
+def allocate_groups(
+    units: gpd.GeoDataFrame,
+    districts: gpd.GeoDataFrame,
+    groups: dict[str, tuple[list[Path], Literal["people", "per_ha"]]],
+    *,
+    weight: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """People of each group per unit: each of the group's rasters allocated like the total raster
+    (`allocate_raster`, cells without a unit to the nearest unit of the district), summed."""
+    out = {}
+    for name, (paths, per) in groups.items():
+        total = np.zeros(len(units))
+        for path in paths:
+            got, _ = allocate_raster(units, districts, path, weight=weight, units_per=per)
+            total += got
+        out[name] = total
+    return out
 
 
 def _populated_cells(

@@ -78,6 +78,7 @@ def demand_layer(assessment: Assessment, district_id: str) -> gpd.GeoDataFrame:
     """The ``demand`` layer of one district: geometry, ``osm_id``, residents and per-standard results."""
     d = assessment.demand
     cols = ["osm_id", "kind", "building", "levels", "levels_from", "floor_area_m2", "residents"]
+    cols += [c for c in d.columns if c.startswith("residents_")]  # groups by age
     for s in assessment.standards:
         cols += [
             c
