@@ -124,6 +124,26 @@ def test_locked_gates_and_building_doors_are_not_ways_into_a_park():
     assert park_distance(net, acc) == pytest.approx(220.0, abs=1e-9)
 
 
+def test_an_open_square_is_reached_along_its_outline_not_through_a_library_door():
+    # Kansalaistori and Oodi: a 100 × 100 m square north of the street y=-10, a library on its
+    # east side whose main door (entrance=main) is on the square's outline at (100, 50). The
+    # square has no fence: the house at (0,-20) reaches its edge right above it, 10 + 10 = 20 m
+    # (through the door: 10 + 100 + 60 = 170 m)
+    net = build_network(streets([(1, 2, [(-100, -10), (400, -10)])]))
+    square = box(0, 0, 100, 100)
+    f = features(
+        ({"place": "square", "name": "Tori"}, square),
+        ({"building": "library"}, box(100, 0, 160, 100)),
+        ({"entrance": "main"}, Point(100, 50)),
+        prefix="node",
+    )
+    counted = select_facilities(f, STD["green_space"])
+    counted = counted[counted["counts"]].reset_index(drop=True)
+    acc = facility_access(counted, f, net, use_entrances=True)
+    assert list(acc.reached_by) == ["outline"] and acc.enclosed_pct[0] == 0
+    assert park_distance(net, acc) == pytest.approx(20.0, abs=1e-9)
+
+
 def test_a_path_through_the_fence_is_a_way_in():
     # a footway from the street at (60,-10) north into the park crosses the fence at (60, 0):
     # house → (0,-10) → 60 m east → 10 m north = 10 + 60 + 10 = 80 m
