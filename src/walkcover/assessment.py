@@ -155,7 +155,9 @@ class Assessment:
         """The demand column a standard's residents figures count: its population group's where
         the city has a raster for it, else ``residents``."""
         group = self.standard(standard_id).population_group
-        return f"residents_{group}" if group and f"residents_{group}" in self.demand else "residents"
+        return (
+            f"residents_{group}" if group and f"residents_{group}" in self.demand else "residents"
+        )
 
     def district_notes(self, slug: str, *, kind: str | None = None) -> list[Note]:
         """The notes that bear on district `slug` (its own and the city's), of `kind` if given."""

@@ -14,7 +14,7 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
-from walkcover.config.standards import GATE_BARRIERS
+from walkcover.config.standards import GATE_BARRIERS, features_matching
 from walkcover.config.study_area import DEFAULT_WALK_HIGHWAYS, require_metres
 
 _NO_FOOT = {"no", "private"}
@@ -111,6 +111,7 @@ def walkable_streets(
 def locked_gates(features: gpd.GeoDataFrame) -> np.ndarray:
     """OSM node ids of gates walkers may not pass: ``barrier=gate|entrance|…`` nodes with
     ``access=no|private`` or ``locked=yes``, unless ``foot`` allows them (yes, designated, …)."""
+    features = features_matching(features, [{"barrier": list(GATE_BARRIERS)}])
     if not len(features):
         return np.array([], dtype=np.int64)
     osm_id = features["osm_id"].astype(str)

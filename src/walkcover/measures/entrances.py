@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from walkcover.config.standards import ENCLOSING_BARRIERS, GATE_BARRIERS
+from walkcover.config.standards import ENCLOSING_BARRIERS, GATE_BARRIERS, features_matching
 from walkcover.engine.network import Network, locked_gates
 
 #: An outline is enclosed when at least this share of it runs along enclosing barriers.
@@ -73,9 +73,7 @@ def enclosed_share(
         [t.get("barrier") in ENCLOSING_BARRIERS for t in _tags(facilities, features)], dtype=bool
     )
     out[is_area & own] = 1.0
-    walls = features[
-        np.array([t.get("barrier") in ENCLOSING_BARRIERS for t in features["tags"]], dtype=bool)
-    ]
+    walls = features_matching(features, [{"barrier": list(ENCLOSING_BARRIERS)}])
     todo = np.flatnonzero(is_area & ~own)
     if not len(walls) or not len(todo):
         return out
@@ -155,12 +153,8 @@ def _tags(facilities: pd.DataFrame, features: pd.DataFrame) -> list[dict[str, st
 def _gates_on_outline(enclosures: gpd.GeoDataFrame, features: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """Gate and entrance nodes within `ON_OUTLINE_M` of each enclosure's outline (``facility`` is
     the position in `enclosures`), with ``public``: open to walkers and not a building's door."""
-    tags = features["tags"]
-    is_way_in = np.array(
-        ["entrance" in t or t.get("barrier") in GATE_BARRIERS for t in tags], dtype=bool
-    )
-    is_point = shapely.get_type_id(features.geometry.to_numpy()) == 0
-    nodes = features[is_way_in & is_point]
+    nodes = features_matching(features, [{"entrance": True}, {"barrier": list(GATE_BARRIERS)}])
+    nodes = nodes[shapely.get_type_id(nodes.geometry.to_numpy()) == 0]
     empty = gpd.GeoDataFrame({"facility": [], "public": []}, geometry=[], crs=features.crs)
     if not len(nodes):
         return empty
@@ -189,11 +183,10 @@ def _doors(
     ``entrance=*`` node that is not a gate, on a building's outline."""
     not_gate = np.array([t.get("barrier") not in GATE_BARRIERS for t in nodes["tags"]], dtype=bool)
     out = np.zeros(len(nodes), dtype=bool)
-    is_bld = np.array(["building" in t for t in features["tags"]], dtype=bool)
-    is_bld &= shapely.get_type_id(features.geometry.to_numpy()) >= 3
-    if not not_gate.any() or not is_bld.any():
+    blds = features_matching(features, [{"building": True}])
+    blds = blds[shapely.get_type_id(blds.geometry.to_numpy()) >= 3]
+    if not not_gate.any() or not len(blds):
         return out
-    blds = features[is_bld]
     walls = shapely.boundary(blds.geometry.to_numpy())
     cand = np.flatnonzero(not_gate)
     n_idx, b_idx = shapely.STRtree(walls).query(
@@ -227,7 +220,7 @@ def _path_crossings(
     pts, part_of = shapely.get_parts(hits, return_index=True)
     keep = shapely.get_type_id(pts) == 0  # a path running along the outline is not a way in
     pts, owner = pts[keep], f_idx[part_of[keep]]
-    gates = features[features["osm_id"].astype(str).str.startswith("node/").to_numpy()]
+    gates = features_matching(features, [{"barrier": list(GATE_BARRIERS)}])
     locked = locked_gates(gates)
     if len(locked) and len(pts):
         ids = gates["osm_id"].astype(str).str.slice(5)
