@@ -69,6 +69,23 @@ def csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def csv_unescape_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` read back from a CSV `csv_frame` wrote: the ``'`` put before formula-like text
+    taken off again (only there: a name that starts with ``'`` itself is left alone)."""
+    out = frame.copy()
+
+    def undo(value: object) -> object:
+        if isinstance(value, str) and value.startswith("'") and value[1:].startswith(FORMULA_START):
+            return value[1:] if not _NUMBER.match(value[1:]) else value
+        return value
+
+    for col in out.columns:
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col].dtype):
+            out[col] = out[col].map(undo)
+    out.columns = [str(undo(c)) for c in out.columns]
+    return out
+
+
 def terminal(value: object) -> str:
     """`value` for a terminal: control characters shown as ``\\xNN`` or ``\\uNNNN``."""
 

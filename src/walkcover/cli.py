@@ -252,6 +252,67 @@ def run(
 
 @app.command()
 @_guarded
+def batch(
+    region: Annotated[str, typer.Option(help="A bundled region ('henan') or a region YAML file.")],
+    source: Annotated[
+        Path, typer.Option(help="The .osm.pbf covering the cities, e.g. henan-latest.osm.pbf.")
+    ],
+    out: Annotated[Path, typer.Option(help="Output folder; results go to OUT/<region>/.")],
+    cities: Annotated[
+        str, typer.Option(help="City ids or names, comma-separated, or 'all'.")
+    ] = "all",
+    standard: Annotated[
+        str, typer.Option(help="Standard id, comma-separated ids, or 'all'.")
+    ] = "all",
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Worker processes of a local Dask cluster (default: one per core)."
+        ),
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(help="Address of a running Dask scheduler, e.g. tcp://host:8786."),
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option(help="Measure cities again even when complete outputs exist.")
+    ] = False,
+    maps: Annotated[bool, typer.Option(help="Also write the interactive maps (map.html).")] = True,
+) -> None:
+    """Measure every city of a region on Dask, one task per city (cut to the city plus a halo),
+    then write the region's summary, map and ranking page."""
+    from walkcover.batch import STATUS_EMPTY, STATUS_FAILED, run_batch
+
+    if workers is not None and scheduler is not None:
+        raise WalkcoverError("give --workers (a local cluster) or --scheduler, not both")
+    result = run_batch(
+        region,
+        source=source,
+        out=out,
+        cities=cities,
+        standard=standard,
+        workers=workers,
+        scheduler=scheduler,
+        overwrite=overwrite,
+        maps=maps,
+        progress=lambda line: err_console.print(terminal(line)),
+    )
+    for o in result.outcomes:
+        if o.status in (STATUS_EMPTY, STATUS_FAILED):
+            err_console.print(terminal(f"{o.status}: {o.city_id} {o.name}: {o.reason}"))
+    for f in result.files:
+        out_console.print(terminal(f"wrote {f}"))
+    failed = result.failed()
+    if failed:
+        raise WalkcoverError(
+            f"{len(failed)} of {len(result.outcomes)} cities failed ("
+            + ", ".join(f"{o.city_id} {o.name}" for o in failed)
+            + "); the others are complete; run the same command again to retry only those"
+        )
+
+
+@app.command()
+@_guarded
 def report(
     city: CityOpt,
     out: Annotated[Path, typer.Option(help="Output folder (the one `run` and `site` wrote to).")],

@@ -309,7 +309,7 @@ def load_city(name_or_path: str | Path) -> City:
     dpath = (path.parent / cfg.districts.path).resolve()
     if not dpath.is_file():
         raise ConfigError(f"city file {str(path)!r}: districts.path {str(dpath)!r} does not exist")
-    gdf = _read_polygons(dpath, what=f"district file {str(dpath)!r}")
+    gdf = read_polygons(dpath, what=f"district file {str(dpath)!r}")
     fields = [cfg.districts.id_field, cfg.districts.name_field]
     if cfg.districts.name_en_field:
         fields.append(cfg.districts.name_en_field)
@@ -340,12 +340,14 @@ def load_city(name_or_path: str | Path) -> City:
         ),
         crs=4326,
     )
-    districts["slug"] = [_slug(i, e) for i, e in zip(districts.district_id, districts.name_en)]
+    districts["slug"] = [
+        district_slug(i, e) for i, e in zip(districts.district_id, districts.name_en)
+    ]
     check_unique_slugs(districts, file_name=dpath.name)
     return City(config=cfg, districts=districts, config_path=path)
 
 
-def _read_polygons(path: Path, *, what: str) -> gpd.GeoDataFrame:
+def read_polygons(path: Path, *, what: str) -> gpd.GeoDataFrame:
     """A vector file of polygons, refused with a clear message when empty or unreadable."""
     import pyogrio.errors
 
@@ -423,7 +425,7 @@ def check_unique_slugs(districts: gpd.GeoDataFrame, *, file_name: str) -> None:
         )
 
 
-def _slug(district_id: str, name_en: str) -> str:
+def district_slug(district_id: str, name_en: str) -> str:
     ascii_name = unicodedata.normalize("NFKD", name_en).encode("ascii", "ignore").decode()
     words = re.sub(r"\(.*?\)", "", ascii_name).lower()
     words = re.sub(r"\b(district|county)\b", "", words)
@@ -536,7 +538,7 @@ def replace_boundaries(
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"--boundaries {str(path)!r} does not exist")
-    gdf = _read_polygons(path, what=f"--boundaries {str(path)!r}")
+    gdf = read_polygons(path, what=f"--boundaries {str(path)!r}")
     if gdf.crs is None:
         raise CRSError(f"--boundaries {str(path)!r} has no CRS; save it with one (e.g. EPSG:4547)")
     check_crs_matches_coordinates(gdf, what=f"--boundaries {str(path)!r}")

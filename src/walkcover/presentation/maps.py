@@ -728,6 +728,69 @@ def city_map(
     return m
 
 
+def region_map(summary: gpd.GeoDataFrame, cities: gpd.GeoDataFrame, *, title: str) -> folium.Map:
+    """The region map: each city's districts coloured by residents covered, one standard at a time
+    (a radio choice), the cities outlined; hovering a district gives its city, figure and target.
+
+    Parameters
+    ----------
+    summary
+        ``region_summary`` rows (EPSG:4326, district polygons) with ``city_name, district_name,
+        standard, standard_name, residents_covered_pct, target_pct``.
+    cities
+        City outlines (EPSG:4326) with ``name``.
+    """
+    m = _base_map(np.asarray(cities.total_bounds), None)
+    for i, (sid, rows) in enumerate(summary.groupby("standard", sort=False)):
+        name = str(rows["standard_name"].iloc[0])
+        group = folium.FeatureGroup(name=_layer_name(f"{name} ({sid})"), overlay=False, show=i == 0)
+        pct = pd.to_numeric(rows["residents_covered_pct"], errors="coerce")
+        polys = gpd.GeoDataFrame(
+            {
+                "label": (rows["city_name"] + " " + rows["district_name"]).to_numpy(),
+                "pct": pct.round(1).to_numpy(),
+                "target": pd.to_numeric(rows["target_pct"], errors="coerce").to_numpy(),
+            },
+            geometry=rows.geometry.to_numpy(),
+            crs=4326,
+        )
+        folium.GeoJson(
+            _geojson(polys.to_crs(3857), simplify_m=20.0),
+            style_function=lambda f: {
+                "color": "#555",
+                "weight": 0.5,
+                "fillColor": _ramp(f["properties"]["pct"]),
+                "fillOpacity": 0.75,
+            },
+        ).add_child(
+            PropertyTable(
+                ["label", "pct", "target"],
+                ["district 区县", "residents covered % 居民覆盖率", "target % 目标"],
+                missing="no data · 无数据",
+            )
+        ).add_to(group)
+        group.add_to(m)
+    folium.GeoJson(
+        _geojson(cities[["name", "geometry"]].to_crs(3857), simplify_m=50.0),
+        name=_layer_name("Cities · 城市"),
+        style_function=lambda _f: {"color": "#111", "weight": 2.5, "fill": False},
+    ).add_to(m)
+    folium.LayerControl(collapsed=False).add_to(m)
+    ramp = "".join(
+        f"<span style='background:{_ramp(v)};display:inline-block;width:22px;height:12px'></span>"
+        for v in range(0, 101, 10)
+    )
+    legend = (
+        "<div id='walkcover-legend' style='position:fixed;bottom:12px;left:12px;z-index:9999;background:white;"
+        "padding:8px 10px;border:1px solid #999;border-radius:4px;font:12px/1.4 sans-serif'>"
+        f"<b>{html_text(title)}</b>: residents within walking distance · 步行范围内居民比例 "
+        f"(pick a standard top right · 右上角选择标准)<br>{ramp}<br>0% "
+        "<span style='float:right'>100%</span><br>grey: no data · 灰色：无数据</div>"
+    )
+    _figure(m).html.add_child(folium.Element(legend))
+    return m
+
+
 def render_html(m: folium.Map) -> str:
     """The map as one self-contained HTML page: Leaflet inlined, no other outside script or style."""
     page = m.get_root().render()

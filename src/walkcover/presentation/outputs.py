@@ -8,12 +8,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 
 from walkcover._atomic import atomic_path, staged_folder, write_atomic
 from walkcover._errors import OutputExistsError, RunIncompleteError, WalkcoverError
-from walkcover._escape import csv_frame
+from walkcover._escape import csv_frame, csv_unescape_frame
 from walkcover.assessment import FACILITY_OUTPUT_COLUMNS, Assessment, can_serve, search_limit_m
+from walkcover.config.region import Region
+from walkcover.config.study_area import City
 from walkcover.measures.gaps import district_gaps, district_service_areas
 from walkcover.measures.indicators import group_summary
 
@@ -409,3 +412,82 @@ def write_proposed_sites(
         write_layers(stage / gpkg.name, layers)
         write_csv(stage / csv.name, table)
     return [gpkg, csv]
+
+
+def read_city_summary(folder: Path) -> pd.DataFrame:
+    """A city's ``summary.csv`` as written (text cells un-escaped, district ids as text)."""
+    table = pd.read_csv(folder / "summary.csv", dtype={"district_id": str}, encoding="utf-8-sig")
+    return csv_unescape_frame(table)
+
+
+#: The region files `write_region` writes into ``OUT/<region>/``.
+REGION_FILES = (
+    "region_summary.csv",
+    "region_summary.parquet",
+    "batch_status.csv",
+    "map.html",
+    "index.html",
+)
+
+
+def write_region(
+    base: Path, region: Region, cities: dict[str, City], *, outcomes: list
+) -> tuple[gpd.GeoDataFrame, list[Path]]:
+    """The region's files from its complete cities' outputs: ``region_summary.csv`` (one row per
+    city × district × standard, the columns of ``summary.csv`` after ``city, city_name``), the same
+    as GeoParquet with the district polygons, ``batch_status.csv`` (each city's outcome), the
+    region ``map.html`` and the ranking page ``index.html``.
+
+    Returns
+    -------
+    (geopandas.GeoDataFrame, list of Path)
+        The region summary and the files written.
+    """
+    from walkcover.presentation.maps import region_map, save_map
+    from walkcover.presentation.report import region_index_html
+
+    frames, geoms = [], []
+    names = dict(zip(region.cities["city_id"], region.cities["name"]))
+    for cid, city in cities.items():
+        table = read_city_summary(base / city.id)
+        table.insert(0, "city", cid)
+        table.insert(1, "city_name", names[cid])
+        frames.append(table)
+        polys = city.districts.set_index("district_id").geometry
+        geoms.append(polys.reindex(table["district_id"]).to_numpy())
+    if frames:
+        summary = gpd.GeoDataFrame(
+            pd.concat(frames, ignore_index=True), geometry=np.concatenate(geoms), crs=4326
+        )
+    else:
+        summary = gpd.GeoDataFrame({"city": [], "city_name": []}, geometry=[], crs=4326)
+    written = [
+        write_csv(base / "region_summary.csv", pd.DataFrame(summary.drop(columns="geometry"))),
+        write_atomic(base / "region_summary.parquet", lambda tmp: summary.to_parquet(tmp)),
+        write_csv(
+            base / "batch_status.csv",
+            pd.DataFrame(
+                {
+                    "city": [o.city_id for o in outcomes],
+                    "city_name": [o.name for o in outcomes],
+                    "status": [o.status for o in outcomes],
+                    "reason": [o.reason for o in outcomes],
+                    "seconds": [round(o.seconds, 1) for o in outcomes],
+                }
+            ),
+        ),
+    ]
+    title = f"{region.config.name} / {region.config.name_en or region.id}"
+    if len(summary):
+        outlines = region.cities[region.cities["city_id"].isin(list(cities))]
+        written.append(save_map(region_map(summary, outlines, title=title), base / "map.html"))
+    page = region_index_html(
+        title,
+        pd.DataFrame(summary.drop(columns="geometry")) if len(summary) else summary,
+        outcomes,
+        city_folders={names[c]: city.id for c, city in cities.items()},
+    )
+    written.append(
+        write_atomic(base / "index.html", lambda tmp: tmp.write_text(page, encoding="utf-8"))
+    )
+    return summary, written

