@@ -49,7 +49,16 @@ print(json.dumps({
 
 
 def run(source: Path, district: str, cache: Path, out: Path, *, maps: bool) -> dict:
-    cmd = [sys.executable, "-c", CHILD, str(source), district, str(cache), str(out), "1" if maps else "0"]
+    cmd = [
+        sys.executable,
+        "-c",
+        CHILD,
+        str(source),
+        district,
+        str(cache),
+        str(out),
+        "1" if maps else "0",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"run failed ({district}): {proc.stderr[-3000:]}")
@@ -65,7 +74,7 @@ def main() -> None:
     lines = [
         HEAD,
         "",
-        f"Measured {time.strftime('%Y-%m-%d')} on this 2-core machine: `walkcover.assess(\"zhengzhou\", "
+        f'Measured {time.strftime("%Y-%m-%d")} on this 2-core machine: `walkcover.assess("zhengzhou", '
         "district=…, source=city-X.osm.pbf)` then `.save(out)`"
         + (" with maps" if args.maps else " (GeoPackages and CSVs, no maps)")
         + ", each in a fresh process; wall seconds and peak resident memory (MB).",
@@ -80,7 +89,11 @@ def main() -> None:
             subprocess.run([sys.executable, str(ROOT / "scripts" / "make_city.py"), "--size", size,
                             "--out", str(pbf)], check=True)  # fmt: skip
             cache = tmp / f"cache-{size}"
-            for label, district in (("cold", "all"), ("cached", "all"), ("empty county", EMPTY_COUNTY)):
+            for label, district in (
+                ("cold", "all"),
+                ("cached", "all"),
+                ("empty county", EMPTY_COUNTY),
+            ):
                 r = run(pbf, district, cache, tmp / f"out-{size}", maps=args.maps)
                 top = sorted(r["steps"], key=lambda s: -s[1])[:3]
                 slow = "; ".join(f"{name} {sec:.1f}" for name, sec in top)

@@ -239,3 +239,33 @@ def test_bad_input_is_refused_with_the_valid_choices(tmp_path, batch_run):
     (other / "region.json").write_text(json.dumps({"region": "henan", "config": "/x/henan.yaml"}))
     with pytest.raises(ConfigError, match="holds the results of region 'henan'"):
         run_batch(cfg, source=source, out=tmp_path / "o2", cities="A")
+
+
+def test_region_ranking_figures():
+    """Cities' figures are residents-weighted over their districts; a standard with no facility
+    in reach of a city is "no data", not 0%; 99.96% shows 99.9 and does not meet 100."""
+    from walkcover.batch import CityOutcome
+    from walkcover.presentation.report import city_figures, region_index_html
+
+    rows = pd.DataFrame(
+        {
+            "city": ["A", "A", "B", "A", "B"],
+            "city_name": ["A", "A", "B", "A", "B"],
+            "standard": ["toilet", "toilet", "toilet", "kindergarten", "kindergarten"],
+            "standard_name": ["Toilet"] * 3 + ["Kindergarten"] * 2,
+            "residents": [100.0, 300.0, 10_000.0, 400.0, 10_000.0],
+            "residents_covered": [100.0, 150.0, 9_996.0, 0.0, 0.0],
+            "facilities_in_reach": [1, 2, 5, 0, 0],
+            "target_pct": [100, 100, 100, 100, 100],
+        }
+    )
+    f = city_figures(rows).set_index(["standard", "city"])
+    assert f.loc[("toilet", "A"), "residents_covered_pct"] == pytest.approx(62.5)
+    assert f.loc[("toilet", "B"), "rank"] == 1 and f.loc[("toilet", "A"), "rank"] == 2
+    assert np.isnan(f.loc[("kindergarten", "A"), "residents_covered_pct"])
+    assert "no facility in the data" in f.loc[("kindergarten", "B"), "note"]
+    page = region_index_html(
+        "T", rows, [CityOutcome("A", "A", "done"), CityOutcome("B", "B", "done")],
+        city_folders={"A": "t-a", "B": "t-b"},
+    )  # fmt: skip
+    assert "<td>99.9</td>" in page and "100.0" not in page

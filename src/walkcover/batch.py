@@ -23,6 +23,7 @@ import logging
 import os
 import socket
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +67,8 @@ class CityOutcome:
     status: str
     reason: str = ""
     seconds: float = 0.0
+    #: Peak resident memory of the worker process that ran it, so far (MB).
+    peak_mb: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -158,6 +161,7 @@ def run_city(
                     "status": STATUS_EMPTY,
                     "reason": "no OSM ways in the city and its halo",
                     "seconds": time.perf_counter() - t0,
+                    "peak_mb": _peak_mb(),
                 }
             res = wc.assess(
                 city, standard=standard, standards=standards_file, source=cut, cache=False
@@ -183,9 +187,19 @@ def run_city(
             "status": STATUS_DONE,
             "reason": "",
             "seconds": time.perf_counter() - t0,
+            "peak_mb": _peak_mb(),
         }
     finally:
         running.unlink(missing_ok=True)
+
+
+def _peak_mb() -> float:
+    """Peak resident memory of this process so far, in MB (Linux and macOS)."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024 if sys.platform == "darwin" else 1024)
 
 
 def _empty(pbf: Path) -> bool:
@@ -322,17 +336,17 @@ def run_batch(
                     try:
                         r = fut.result()
                         outcomes[cid] = CityOutcome(
-                            cid, names[cid], r["status"], r["reason"], r["seconds"]
+                            cid, names[cid], r["status"], r["reason"], r["seconds"], r["peak_mb"]
                         )
                     except Exception as exc:
                         reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
                         outcomes[cid] = CityOutcome(cid, names[cid], STATUS_FAILED, reason)
-                    done = sum(o.status != STATUS_FAILED for o in outcomes.values())
-                    failed = sum(o.status == STATUS_FAILED for o in outcomes.values())
+                    counts = Counter(o.status for o in outcomes.values())
                     o = outcomes[cid]
                     say(
-                        f"[{done} done, {len(chosen) - len(outcomes)} running or queued, {failed} "
-                        f"failed; {time.perf_counter() - t0:.0f} s] {cid} {o.name}: {o.status}"
+                        f"[{', '.join(f'{n} {k}' for k, n in sorted(counts.items()))}, "
+                        f"{len(chosen) - len(outcomes)} running or queued; "
+                        f"{time.perf_counter() - t0:.0f} s] {cid} {o.name}: {o.status}"
                         + (f" ({o.reason})" if o.reason else "")
                     )
         finally:

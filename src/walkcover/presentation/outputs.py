@@ -473,6 +473,7 @@ def write_region(
                     "status": [o.status for o in outcomes],
                     "reason": [o.reason for o in outcomes],
                     "seconds": [round(o.seconds, 1) for o in outcomes],
+                    "worker_peak_mb": [round(o.peak_mb) for o in outcomes],
                 }
             ),
         ),

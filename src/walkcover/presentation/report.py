@@ -625,11 +625,19 @@ def city_figures(summary: pd.DataFrame) -> pd.DataFrame:
         covered=("residents_covered", "sum"),
         target_pct=("target_pct", "first"),
     ).reset_index()
+    reach = (
+        pd.to_numeric(s["facilities_in_reach"], errors="coerce")
+        .groupby([s["standard"], s["city"]], sort=False)
+        .sum()
+    )
+    in_reach = reach.reindex(pd.MultiIndex.from_frame(out[["standard", "city"]])).to_numpy()
     out["residents_covered_pct"] = np.where(
-        out["residents"] > 0,
+        (out["residents"] > 0) & (in_reach > 0),
         100 * out["covered"] / out["residents"].where(out["residents"] > 0),
         np.nan,
     )
+    # a standard with no facility in reach of any of the city's districts: no data, not 0%
+    out["note"] = np.where(in_reach > 0, "", "no facility in the data · 数据中无设施")
     out["meets_target"] = out["residents_covered_pct"] >= pd.to_numeric(out["target_pct"])
     out["rank"] = out.groupby("standard")["residents_covered_pct"].rank(
         ascending=False, method="min"
@@ -658,14 +666,16 @@ def region_index_html(
                 "rank 排名": rows["rank"].map(lambda r: "—" if r != r else f"{r:.0f}"),
                 "city 城市": rows["city_name"],
                 "residents 居民": rows["residents"].map(lambda v: f"{v:,.0f}"),
+                # truncated, not rounded: 99.96% shows 99.9, never the 100 it does not reach
                 "covered % 覆盖率": rows["residents_covered_pct"].map(
-                    lambda v: "—" if v != v else f"{v:.1f}"
+                    lambda v: "—" if v != v else f"{np.floor(v * 10) / 10:.1f}"
                 ),
                 "target % 目标": rows["target_pct"].map(lambda v: f"{float(v):g}"),
                 "meets 达标": [
                     "—" if p != p else ("✓" if m else "✗")
                     for p, m in zip(rows["residents_covered_pct"], rows["meets_target"])
                 ],
+                "note 说明": rows["note"],
             }
         )
         parts += [
