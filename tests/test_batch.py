@@ -269,3 +269,30 @@ def test_region_ranking_figures():
         city_folders={"A": "t-a", "B": "t-b"},
     )  # fmt: skip
     assert "<td>99.9</td>" in page and "100.0" not in page
+
+
+def test_a_city_too_big_for_one_task_runs_one_task_per_district(tmp_path):
+    """With split_above_mb: 0, city A (two districts) runs as one task per district, each cut to
+    its district and halo; merged, its figures equal measuring the whole city at once."""
+    import walkcover as wc
+    from walkcover.batch import run_batch
+    from walkcover.config.region import load_region, region_city
+
+    cfg, source = helsinki_region(tmp_path)
+    cfg.write_text(cfg.read_text(encoding="utf-8") + "split_above_mb: 0\n", encoding="utf-8")
+    res = run_batch(cfg, source=source, out=tmp_path / "out", cities="A", standard=STANDARDS,
+                    workers=2)  # fmt: skip
+    assert [o.status for o in res.outcomes] == ["done"]
+    city_dir = tmp_path / "out" / "testland" / "testland-a"
+    assert sorted(p.name for p in city_dir.iterdir() if p.is_dir()) == ["sample-nw", "sample-sw"]
+    assert (city_dir / "map.html").is_file() and (city_dir / "sample-sw" / "map.html").is_file()
+    assert "one task per district" in (city_dir / "index.html").read_text(encoding="utf-8")
+    got = pd.read_csv(city_dir / "summary.csv", dtype={"district_id": str})
+    whole = wc.assess(region_city(load_region(cfg), "A"), standard=STANDARDS, source=source,
+                      cache=False).summary  # fmt: skip
+    got = got.set_index(["district_id", "standard"]).sort_index()
+    want = whole.set_index(["district_id", "standard"]).sort_index()
+    assert list(got.index) == list(want.index)
+    for col in ("residents", "residents_covered_pct", "area_covered_pct", "facilities_in_reach"):
+        np.testing.assert_allclose(got[col].to_numpy(float), want[col].to_numpy(float), rtol=1e-9)
+    assert not (tmp_path / "out" / "testland" / ".work" / "testland-a-parts").exists()

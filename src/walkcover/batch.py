@@ -163,10 +163,14 @@ def run_city(
                     "seconds": time.perf_counter() - t0,
                     "peak_mb": _peak_mb(),
                 }
-            res = wc.assess(
-                city, standard=standard, standards=standards_file, source=cut, cache=False
-            )
-            write_run(res.assessment, base, overwrite=True, maps=maps)
+            size_mb = cut.stat().st_size / 1e6
+            if size_mb > region.config.split_above_mb and len(city.districts) > 1:
+                _run_split(region, city_id, cut, base, standard, maps)
+            else:
+                res = wc.assess(
+                    city, standard=standard, standards=standards_file, source=cut, cache=False
+                )
+                write_run(res.assessment, base, overwrite=True, maps=maps)
         finally:
             cut.unlink(missing_ok=True)
         folder = base / city.id
@@ -191,6 +195,83 @@ def run_city(
         }
     finally:
         running.unlink(missing_ok=True)
+
+
+def run_district(
+    region_path: str,
+    city_id: str,
+    slug: str,
+    city_cut: str,
+    part: str,
+    standard: str = "all",
+    maps: bool = True,
+) -> str:
+    """One district of a city too big for one task: cut it and its halo out of the city's cut,
+    measure it alone and write its outputs under `part` (merged into the city by its city task)."""
+    import walkcover as wc
+    from walkcover.assessment import study_margin_m
+    from walkcover.config.standards import load_standards
+    from walkcover.config.study_area import working_crs
+    from walkcover.presentation.outputs import write_run
+    from walkcover.sources.extract import cut_pbf
+
+    region = load_region(region_path)
+    city = region_city(region, city_id)
+    standards_file = city_standards(region, city_id)
+    stds = load_standards(standards_file).select(
+        standard if standard == "all" else standard.split(",")
+    )
+    mine = city.districts[city.districts["slug"] == slug]
+    margin = study_margin_m(city, stds) + HALO_EXTRA_M
+    halo = mine.to_crs(working_crs(city)).buffer(margin).to_crs(4326).iloc[0]
+    dcut = cut_pbf(Path(city_cut), halo, Path(part) / f"{slug}.osm.pbf")
+    try:
+        res = wc.assess(
+            city,
+            district=slug,
+            standard=standard,
+            standards=standards_file,
+            source=dcut,
+            cache=False,
+        )
+        write_run(res.assessment, Path(part), overwrite=True, maps=maps)
+    finally:
+        dcut.unlink(missing_ok=True)
+    return slug
+
+
+def _run_split(
+    region: Region, city_id: str, cut: Path, base: Path, standard: str, maps: bool
+) -> None:
+    """Measure a city one district per task (on the cluster when run by a worker, else here),
+    then merge the districts' outputs into the city's folder."""
+    import shutil
+
+    from walkcover.presentation.outputs import merge_district_parts
+
+    city = region_city(region, city_id)
+    parts = base / ".work" / f"{city.id}-parts"
+    shutil.rmtree(parts, ignore_errors=True)
+    jobs = [
+        (str(region.config_path), city_id, slug, str(cut), str(parts / slug), standard, maps)
+        for slug in city.districts["slug"]
+    ]
+    try:
+        from distributed import get_worker, worker_client
+
+        get_worker()
+    except (ImportError, ValueError):
+        for job in jobs:
+            run_district(*job)
+    else:
+        with worker_client() as client:  # this task steps aside while its districts run
+            futures = [
+                client.submit(run_district, *job, key=f"walkcover-{city.id}-{job[2]}", pure=False)
+                for job in jobs
+            ]
+            client.gather(futures)
+    merge_district_parts(base, city, [parts / j[2] for j in jobs], maps=maps)
+    shutil.rmtree(parts, ignore_errors=True)
 
 
 def _peak_mb() -> float:

@@ -68,6 +68,10 @@ class RegionConfig(BaseModel):
     city_configs: dict[str, str] = {}
     #: Settings every generated city config takes (``demand``, ``network``, ``population``, …).
     defaults: dict[str, Any] = {}
+    #: A city whose cut (city and halo) exceeds this many MB of .osm.pbf runs as one task per
+    #: district: an L city (1.2 M walk nodes, a 137 MB source) needs 4–5 GB and 5–8 min as one
+    #: task (docs/benchmarks.md); 100 MB keeps a task near 3.5 GB.
+    split_above_mb: float = Field(default=100.0, ge=0)
 
 
 class Region(BaseModel):

@@ -492,3 +492,56 @@ def write_region(
         write_atomic(base / "index.html", lambda tmp: tmp.write_text(page, encoding="utf-8"))
     )
     return summary, written
+
+
+def merge_district_parts(base: Path, city: City, parts: list[Path], *, maps: bool) -> list[Path]:
+    """Put the outputs of a city measured one district at a time (each `part` holds a
+    ``walkcover run`` of one district) into ``base/<city>``: each district's folder swapped in
+    whole, the rows of ``summary.csv`` and ``district_indicators.csv`` merged (other districts'
+    rows kept), ``group_summary.csv`` made again; the city's ``map.html`` and ``index.html`` are
+    drawn from the merged summary (districts coloured per standard)."""
+    import shutil
+
+    from walkcover.presentation.maps import region_map, save_map
+    from walkcover.presentation.report import split_city_index_html
+
+    city_dir = base / city.id
+    written: list[Path] = []
+    tables: dict[str, list[pd.DataFrame]] = {"summary.csv": [], "district_indicators.csv": []}
+    slugs = []
+    for part in parts:
+        src = part / city.id
+        for folder in sorted(p for p in src.iterdir() if p.is_dir()):
+            with staged_folder(city_dir / folder.name) as stage:
+                for item in folder.iterdir():
+                    shutil.move(str(item), stage / item.name)
+            written.append(city_dir / folder.name)
+            slugs.append(folder.name)
+        for name in tables:
+            table = pd.read_csv(src / name, dtype={"district_id": str}, encoding="utf-8-sig")
+            tables[name].append(csv_unescape_frame(table))
+    for name, frames in tables.items():
+        merged = pd.concat(frames, ignore_index=True)
+        written.append(_merge_csv(city_dir / name, merged, slugs))
+    summary = read_city_summary(city_dir)
+    if city.config.groups:
+        table = group_summary(summary, city.config.groups)
+        if len(table):
+            written.append(write_csv(city_dir / "group_summary.csv", table))
+    polys = city.districts.set_index("district_id").geometry
+    geo = gpd.GeoDataFrame(
+        summary.assign(city_name=city.config.name),
+        geometry=polys.reindex(summary["district_id"]).to_numpy(),
+        crs=4326,
+    )
+    if maps:
+        outline = gpd.GeoDataFrame(
+            {"name": [city.config.name]}, geometry=[city.districts.union_all()], crs=4326
+        )
+        title = f"{city.config.name} / {city.config.name_en}"
+        written.append(save_map(region_map(geo, outline, title=title), city_dir / "map.html"))
+    page = split_city_index_html(city, summary)
+    written.append(
+        write_atomic(city_dir / "index.html", lambda tmp: tmp.write_text(page, encoding="utf-8"))
+    )
+    return written

@@ -700,3 +700,29 @@ def region_index_html(
         f"<ul>{links}</ul></body></html>",
     ]
     return "\n".join(parts)
+
+
+def split_city_index_html(city, summary: pd.DataFrame) -> str:
+    """The ``index.html`` of a city measured one district at a time: its districts compared from
+    the merged ``summary.csv`` (no hexagon map or chart: no single run holds all its homes)."""
+    table = summary.pivot_table(
+        index=["district_name", "district"],
+        columns="standard",
+        values="residents_covered_pct",
+        sort=False,
+    )
+    table = table.map(lambda v: v if v != v else np.floor(v * 10) / 10).reset_index()
+    links = "".join(
+        f"<li>{html.escape(r['name'])}: <a href='{html.escape(r['slug'])}/map.html'>map</a> · "
+        f"<a href='{html.escape(r['slug'])}/coverage.gpkg'>coverage.gpkg</a></li>"
+        for _, r in city.districts.iterrows()
+    )
+    c = city.config
+    return (
+        f"<!doctype html><html lang='zh'><head><meta charset='utf-8'>{_CSP_META}<title>{html.escape(c.name)} walkcover</title><style>{_CSS}</style></head><body>"
+        f"<h1>{html.escape(c.name)} / {html.escape(c.name_en)}: districts compared · 各区对比</h1>"
+        f"<p><a href='map.html'>City map · 全市地图</a> · measured one district at a time "
+        "(a city this large runs as one task per district) · 按区分别计算</p>"
+        f"<ul>{links}</ul><h2>Residents within walking distance, % · 步行范围内居民比例</h2>"
+        f"{_table(table)}</body></html>"
+    )
