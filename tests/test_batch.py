@@ -296,3 +296,34 @@ def test_a_city_too_big_for_one_task_runs_one_task_per_district(tmp_path):
     for col in ("residents", "residents_covered_pct", "area_covered_pct", "facilities_in_reach"):
         np.testing.assert_allclose(got[col].to_numpy(float), want[col].to_numpy(float), rtol=1e-9)
     assert not (tmp_path / "out" / "testland" / ".work" / "testland-a-parts").exists()
+
+
+def test_region_map_in_a_browser(batch_run, browser):
+    """The region map offline: one standard at a time (radio buttons), and hovering a district
+    shows its figure and its whole city's, with the cities' outlines on top not catching it."""
+    from conftest import open_offline
+
+    tmp = batch_run[0]
+    page, errors, outside = open_offline(browser, tmp / "out" / "testland" / "map.html")
+    try:
+        radios = page.evaluate(
+            "() => document.querySelectorAll('.leaflet-control-layers-base input[type=radio]').length"
+        )
+        assert radios == 2  # toilet, park
+        # the screen point inside district "A-sample-sw" (its polygon's centre) under the mouse
+        point = page.evaluate(
+            "() => { const m = Object.values(window).find(v => v instanceof L.Map); let hit = null;"
+            " m.eachLayer(l => { if (l.feature && l.feature.properties &&"
+            " String(l.feature.properties.label).endsWith('A-sample-sw')) hit = l; });"
+            " const p = m.latLngToContainerPoint(hit.getBounds().getCenter());"
+            " const r = m.getContainer().getBoundingClientRect(); return [r.x + p.x, r.y + p.y]; }"
+        )
+        page.mouse.move(point[0], point[1])
+        page.wait_for_timeout(300)
+        shown = page.evaluate(
+            "() => { const t = document.querySelector('.leaflet-tooltip'); return t ? t.innerText : ''; }"
+        )
+        assert "residents covered" in shown and "whole city" in shown and "City" in shown
+        assert errors == [] and outside == []
+    finally:
+        page.close()

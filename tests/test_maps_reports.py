@@ -128,3 +128,61 @@ def test_city_index_compares_every_district(tmp_path):
     assert res.exit_code == 0, res.output
     index = (tmp_path / "out" / "handmade" / "index.html").read_text(encoding="utf-8")
     assert "d1/report.pdf" in index and "d2/report.pdf" in index and "d2/map.html" in index
+
+
+def test_district_map_answers_hovers_and_clicks_with_the_boundary_on(outputs, browser):
+    """With the district boundary shown (it is by default), a real mouse over a gap shows the
+    gap's tooltip and a click on a facility opens its popup: the boundary is a line and catches
+    nothing inside the district."""
+    page, errors, _ = open_offline(browser, outputs / "sample-nw" / "map.html")
+    try:
+        on = page.evaluate(
+            "() => [...document.querySelectorAll('.leaflet-control-layers-overlays label')]"
+            ".filter(l => l.innerText.includes('District boundary'))"
+            ".map(l => l.querySelector('input').checked)"
+        )
+        assert on == [True]
+        find = (
+            "const m = Object.values(window).find(v => v instanceof L.Map); let hit = null;"
+            " m.eachLayer(l => { if (l.feature && l.feature.properties && ({cond})) hit = l; });"
+        )
+        gap_point = page.evaluate(
+            "() => { "
+            + find.replace("{cond}", "l.feature.properties.rank === 1")
+            + " const b = hit._pxBounds; for (let y = b.min.y; y <= b.max.y; y += 2)"
+            " for (let x = b.min.x; x <= b.max.x; x += 2) { const p = L.point(x, y);"
+            " if (hit._containsPoint(p)) { const c = m.layerPointToContainerPoint(p);"
+            " const r = m.getContainer().getBoundingClientRect(); return [r.x + c.x, r.y + c.y]; } }"
+            " return null; }"
+        )
+        assert gap_point is not None
+        page.mouse.move(*gap_point)
+        page.wait_for_timeout(300)
+        tip = page.evaluate(
+            "() => { const t = document.querySelector('.leaflet-tooltip'); return t ? t.innerText : ''; }"
+        )
+        assert "gap rank" in tip
+        # a facility drawn where neither the legend nor the layer control covers it
+        fac_point = page.evaluate(
+            "() => { const m = Object.values(window).find(v => v instanceof L.Map);"
+            " const s = m.getSize(); const r = m.getContainer().getBoundingClientRect();"
+            " const ui = [...document.querySelectorAll('#walkcover-legend, .leaflet-control')]"
+            ".map(e => e.getBoundingClientRect());"
+            " const under = (x, y) => ui.some(b => x >= b.left - 8 && x <= b.right + 8 &&"
+            " y >= b.top - 8 && y <= b.bottom + 8);"
+            " let best = null; m.eachLayer(l => { if (best || !l.feature || !l.getLatLng ||"
+            " !l.feature.properties || !l.feature.properties.osm_id) return;"
+            " const c = m.latLngToContainerPoint(l.getLatLng()); const x = r.x + c.x, y = r.y + c.y;"
+            " if (c.x > 10 && c.x < s.x - 10 && c.y > 10 && c.y < s.y - 10 && !under(x, y))"
+            " best = [x, y]; }); return best; }"
+        )
+        assert fac_point is not None
+        page.mouse.click(*fac_point)
+        page.wait_for_timeout(300)
+        popup = page.evaluate(
+            "() => { const p = document.querySelector('.leaflet-popup-content'); return p ? p.innerText : ''; }"
+        )
+        assert "homes for which it is the nearest" in popup
+        assert errors == []
+    finally:
+        page.close()

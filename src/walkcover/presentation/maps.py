@@ -384,12 +384,15 @@ def district_map(
         if proposed is not None and len(proposed):
             _add_proposed(group, proposed[proposed["standard"] == std.id])
         group.add_to(m)
+    # the boundary as a line: as a polygon (even unfilled) it would catch every hover and click
+    # inside the district on Leaflet's canvas, and no gap or facility would answer
     folium.GeoJson(
         _geojson(
-            gpd.GeoDataFrame({"name": [label]}, geometry=[dgeom], crs=result.crs), simplify_m=1.0
+            gpd.GeoDataFrame({"name": [label]}, geometry=[dgeom.boundary], crs=result.crs),
+            simplify_m=1.0,
         ),
         name=_layer_name("District boundary · 区界"),
-        style_function=lambda _f: {"color": "#000", "weight": 2.5, "fill": False},
+        style_function=lambda _f: {"color": "#000", "weight": 2.5},
     ).add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
     with_sites = proposed is not None and len(proposed) > 0
@@ -745,10 +748,14 @@ def region_map(summary: gpd.GeoDataFrame, cities: gpd.GeoDataFrame, *, title: st
         name = str(rows["standard_name"].iloc[0])
         group = folium.FeatureGroup(name=_layer_name(f"{name} ({sid})"), overlay=False, show=i == 0)
         pct = pd.to_numeric(rows["residents_covered_pct"], errors="coerce")
+        res = pd.to_numeric(rows["residents"], errors="coerce")
+        cov = pd.to_numeric(rows["residents_covered"], errors="coerce")
+        by_city = cov.groupby(rows["city_name"]).sum() / res.groupby(rows["city_name"]).sum()
         polys = gpd.GeoDataFrame(
             {
                 "label": (rows["city_name"] + " " + rows["district_name"]).to_numpy(),
                 "pct": pct.round(1).to_numpy(),
+                "city_pct": (100 * rows["city_name"].map(by_city)).round(1).to_numpy(),
                 "target": pd.to_numeric(rows["target_pct"], errors="coerce").to_numpy(),
             },
             geometry=rows.geometry.to_numpy(),
@@ -764,16 +771,24 @@ def region_map(summary: gpd.GeoDataFrame, cities: gpd.GeoDataFrame, *, title: st
             },
         ).add_child(
             PropertyTable(
-                ["label", "pct", "target"],
-                ["district 区县", "residents covered % 居民覆盖率", "target % 目标"],
+                ["label", "pct", "city_pct", "target"],
+                [
+                    "district 区县",
+                    "residents covered % 居民覆盖率",
+                    "whole city % 全市",
+                    "target % 目标",
+                ],
                 missing="no data · 无数据",
             )
         ).add_to(group)
         group.add_to(m)
+    # outlines as lines, not polygons: a polygon (even unfilled) catches every hover inside it
+    # on Leaflet's canvas, and the districts' tooltips would never show
+    lines = cities[["name", "geometry"]].assign(geometry=cities.geometry.boundary)
     folium.GeoJson(
-        _geojson(cities[["name", "geometry"]].to_crs(3857), simplify_m=50.0),
+        _geojson(lines.to_crs(3857), simplify_m=50.0),
         name=_layer_name("Cities · 城市"),
-        style_function=lambda _f: {"color": "#111", "weight": 2.5, "fill": False},
+        style_function=lambda _f: {"color": "#111", "weight": 2.5},
     ).add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
     ramp = "".join(
