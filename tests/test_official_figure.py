@@ -129,6 +129,12 @@ def test_without_a_raster_a_sparse_district_is_warned_about(tmp_path):
     assert len(note) == 1 and note[0].startswith("d1: WARNING its mapped buildings look only 4%")
     assert "covers only the mapped part" in note[0]
     assert "buildings mapped: ≈ 4% complete" in res.explain("toilet")
+    from walkcover.presentation.report import district_report_html
+
+    page = district_report_html(
+        res.assessment, "d1", maps_png={}, chart_png=b"", gaps=res.gaps("toilet"), proposed=None
+    )
+    assert "Buildings mapped: ≈ 4% complete" in page and "WARNING" in page
 
 
 def test_schools_count_children_and_toilets_report_the_elderly(tmp_path):

@@ -369,6 +369,7 @@ def district_report_html(
         f"<h1>{html.escape(d['name'])} / {html.escape(d['name_en'])} — {html.escape(city.name)} / {html.escape(city.name_en)}</h1>",
         f"<p>Walking-distance coverage of the plan's standards · 规划步行距离标准覆盖情况. <a href='map.html'>Interactive map · 交互地图</a></p>{sample}",
         "<h2>Summary against targets · 指标与目标</h2>",
+        f"<p class='note'>{html.escape(completeness_text(result, district_id))}</p>",
         _notes_html(result.district_notes(d["slug"])),
         _table(summary_view(result, district_id)),
         _img(chart_png),
@@ -398,6 +399,19 @@ def district_report_html(
     )
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def completeness_text(result: Assessment, district_id: str) -> str:
+    """How complete the district's mapped buildings look, and where its residents come from."""
+    rows = result.summary[result.summary["district_id"] == district_id]
+    if not len(rows):
+        return ""
+    pct = rows["building_completeness_pct"].iloc[0]
+    known = "unknown (no residential land or known total)" if pct != pct else f"≈ {pct:.0f}%"
+    return (
+        f"Buildings mapped: {known} complete · 建筑物完整度 {known}; residents from: "
+        f"{rows['demand_model'].iloc[0]} ({result.population_model})"
+    )
 
 
 def _notes_html(notes: list) -> str:
@@ -464,7 +478,9 @@ def district_report_pdf(
             first = table_page(
                 f"{head}: summary · 指标汇总",
                 summary_view(result, district_id),
-                subtitle=sample + "Walking distance over OpenStreetMap streets · 沿街道步行距离",
+                subtitle=sample
+                + "Walking distance over OpenStreetMap streets · 沿街道步行距离. "
+                + completeness_text(result, district_id),
             )
             pdf.savefig(first)
             plt.close(first)
