@@ -186,3 +186,44 @@ def test_district_map_answers_hovers_and_clicks_with_the_boundary_on(outputs, br
         assert errors == []
     finally:
         page.close()
+
+
+def test_homes_beyond_the_search_limit_are_farther_not_grey(sample_results):
+    """In sample-sw most homes are beyond the primary-school search limit (1,000 m): they are drawn
+    red ("farther") with "> 1,000" m, never in the grey of homes no walk reaches."""
+    import json
+
+    from walkcover.presentation.maps import district_map
+
+    a = sample_results.assessment
+    d = a.demand[a.demand["district_id"] == "sample-sw"]
+    past = int((d["primary_school_status"] == "beyond_search_limit").sum())
+    assert past > 50
+    m = district_map(a, "sample-sw", show="primary_school")
+    homes = []
+    for child in m._children.values():
+        for layer in getattr(child, "_children", {}).values():
+            data = getattr(layer, "data", None)
+            if isinstance(data, dict) and data.get("features"):
+                props = [f["properties"] for f in data["features"]]
+                if props and "band" in props[0] and props[0].get("status") != "H3 hexagon":
+                    homes.append(props)
+    assert homes  # one homes layer per standard
+    beyond = [p for layer in homes for p in layer if p["status"] == "beyond_search_limit"]
+    assert beyond and all(p["band"] == "beyond" and p["dist_m"] == "> 1,000" for p in beyond)
+    assert not any(p["band"] == "unknown" for p in beyond)
+    json.dumps(homes)  # plain data
+
+
+def test_one_standard_at_a_time_and_no_data_where_no_facility(outputs, browser):
+    page, errors, _ = open_offline(browser, outputs / "sample-nw" / "map.html")
+    try:
+        radios = page.evaluate(
+            "() => document.querySelectorAll('.leaflet-control-layers-base input[type=radio]').length"
+        )
+        assert radios == len(STANDARD_LABELS)
+        assert errors == []
+    finally:
+        page.close()
+    city = (outputs / "map.html").read_text(encoding="utf-8")
+    assert "no facility in the data" in city  # kindergartens: none in the sample

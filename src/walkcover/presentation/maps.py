@@ -50,9 +50,15 @@ class MapOptionError(WalkcoverError, ValueError):
 BANDS = {
     "within": ("#1a9850", "within the standard · 达标"),
     "near": ("#fdae61", "up to 1.5 × the distance · 1.5倍以内"),
-    "beyond": ("#d73027", "farther · 超出1.5倍"),
-    "unknown": ("#9e9e9e", "not reached or not snapped · 未连通/未匹配"),
+    "beyond": ("#d73027", "farther, or beyond the search limit · 超出1.5倍或搜索范围"),
+    "unknown": (
+        "#9e9e9e",
+        "unreachable, not snapped, or no facility in the data · 不可达/未匹配/无设施数据",
+    ),
 }
+#: Facilities and the land within walking distance: colours no band, water or park uses.
+FACILITY_COLOUR = ("#3f007d", "#ffffff")  # outline, fill
+SERVICE_AREA_COLOUR = "#807dba"
 TILES = {"osm": ("OpenStreetMap", "© OpenStreetMap contributors")}
 #: Where each online base map loads its tiles from (allowed by the maps' Content-Security-Policy).
 TILE_ORIGINS = {"osm": "https://tile.openstreetmap.org"}
@@ -219,6 +225,19 @@ def distance_band(dist_m: np.ndarray, threshold_m: np.ndarray | float) -> np.nda
     return out
 
 
+class MetricScale(MacroElement):
+    """A metric scale bar (no feet or miles) at the bottom right, clear of the legend."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        L.control.scale({imperial: false, metric: true, position: "bottomright"})
+            .addTo({{ this._parent.get_name() }});
+        {% endmacro %}
+        """
+    )
+
+
 class WalkMap(folium.Map):
     """A folium map that also shows offline in Jupyter: its notebook view inlines Leaflet too."""
 
@@ -249,14 +268,18 @@ def check_tiles(tiles: str) -> str:
 def _base_map(bounds_4326: np.ndarray, tiles: str | None) -> folium.Map:
     x0, y0, x1, y1 = bounds_4326
     m = WalkMap(
-        location=[(y0 + y1) / 2, (x0 + x1) / 2], tiles=None, control_scale=True, prefer_canvas=True
+        location=[(y0 + y1) / 2, (x0 + x1) / 2], tiles=None, control_scale=False, prefer_canvas=True
     )
+    MetricScale().add_to(m)
     m.default_js = [("leaflet", _LEAFLET_JS), ("jquery", _JQUERY_JS)]
     m.default_css = [("leaflet_css", _LEAFLET_CSS)]
     if tiles is not None:
         check_tiles(tiles)
         name, attribution = TILES[tiles]
-        folium.TileLayer(name, attr=attribution, name=f"{name} (online)", control=True).add_to(m)
+        # an overlay (a checkbox): the standards are the base layers, one shown at a time
+        folium.TileLayer(
+            name, attr=attribution, name=f"{name} (online)", control=True, overlay=True
+        ).add_to(m)
     m.fit_bounds([[y0, x0], [y1, x1]])
     return m
 
@@ -309,8 +332,8 @@ def _legend(
         for s in result.standards
     )
     extra = (
-        "<div><span style='color:#1f78b4'>●</span> facility · 设施 &nbsp;"
-        "<span style='background:#1f78b4;opacity:.25;display:inline-block;width:12px;height:12px'></span> within walking distance · 步行可达 &nbsp;"
+        f"<div><span style='color:{FACILITY_COLOUR[0]}'>◉</span> facility · 设施 &nbsp;"
+        f"<span style='background:{SERVICE_AREA_COLOUR};opacity:.35;display:inline-block;width:12px;height:12px'></span> within walking distance · 步行可达 &nbsp;"
         "<span style='border:2px dashed #b2182b;display:inline-block;width:10px;height:10px'></span> gap · 缺口"
         + (
             " &nbsp;<span style='color:#6a3d9a'>●</span> proposed site · 建议选址"
@@ -324,14 +347,15 @@ def _legend(
         if result.districts["is_sample"].any()
         else ""
     )
+    # collapsible (click its title), the plan's citations folded: it leaves the map its room
     return (
         "<div id='walkcover-legend' style='position:fixed;bottom:12px;left:12px;z-index:9999;background:white;"
-        "padding:8px 10px;border:1px solid #999;border-radius:4px;font:12px/1.4 sans-serif;max-width:460px;"
-        "max-height:45%;overflow:auto'>"
-        f"<div style='font-weight:bold;margin-bottom:4px'>{html_text(district_label)}{sample}</div>"
-        f"{warn}{rows}{extra}<details open style='margin-top:4px'><summary>standards and plan citations · 标准与依据</summary>{stds}</details>"
+        "padding:6px 10px;border:1px solid #999;border-radius:4px;font:12px/1.4 sans-serif;max-width:400px;"
+        "max-height:40%;overflow:auto'><details open><summary style='font-weight:bold;cursor:pointer'>"
+        f"{html_text(district_label)}{sample}</summary>"
+        f"{warn}{rows}{extra}<details style='margin-top:4px'><summary>standards and plan citations · 标准与依据</summary>{stds}</details>"
         "<div style='color:#555;margin-top:4px'>Walking distance over OpenStreetMap streets · 沿街道步行距离；"
-        f"{html_text(result.rules.document)} {html_text(result.rules.title)}</div></div>"
+        f"{html_text(result.rules.document)} {html_text(result.rules.title)}</div></details></div>"
     )
 
 
@@ -364,8 +388,9 @@ def district_map(
     demand, dsnaps = result.district_demand(district_id)
     areas = district_service_areas(result, district_id, cell_m=service_cell_m).set_index("standard")
     for i, std in enumerate(result.standards):
-        group = folium.FeatureGroup(
+        group = folium.FeatureGroup(  # one standard at a time: base layers, a radio choice
             name=_layer_name(f"{std.name_zh} {std.name} ({std.threshold_m:g} m)"),
+            overlay=False,
             show=(std.id == show) if show else (i == 0),
         )
         _add_service_area(group, result, std, areas.geometry[std.id], cell_m=service_cell_m)
@@ -378,6 +403,7 @@ def district_map(
             crs=result.crs,
             max_footprints=max_footprints,
             max_units=max_units,
+            limit_m=result.passes[std.id].limit_m,
         )
         _add_gaps(group, result, std.id, district_id)
         _add_facilities(group, result, std.id, result.passes[std.id], demand, dsnaps, thr, dgeom)
@@ -418,7 +444,11 @@ def _add_service_area(
             gpd.GeoDataFrame({"what": [what]}, geometry=[area], crs=result.crs), simplify_m=cell_m
         ),
         name=_layer_name(f"{std.id} service area"),
-        style_function=lambda _f: {"fillColor": "#1f78b4", "fillOpacity": 0.18, "weight": 0},
+        style_function=lambda _f: {
+            "fillColor": SERVICE_AREA_COLOUR,
+            "fillOpacity": 0.22,
+            "weight": 0,
+        },
     ).add_child(PropertyTable(lines=["what"])).add_to(group)
 
 
@@ -431,14 +461,24 @@ def _add_homes(
     crs,
     max_footprints: int,
     max_units: int,
+    limit_m: float,
 ) -> None:
-    """Homes coloured by distance band: footprints, dots, or H3 hexagons as their number grows."""
-    band = distance_band(demand[f"{sid}_dist_m"].to_numpy(), thr)
+    """Homes coloured by distance band: footprints, dots, or H3 hexagons as their number grows.
+
+    A home beyond the search limit (no distance: the search stops at `limit_m`) is "farther", red,
+    and its walk reads "> limit"; grey is kept for homes no walk reaches at all."""
+    dist = demand[f"{sid}_dist_m"].to_numpy(dtype=float)
+    past = demand[f"{sid}_status"].to_numpy() == cov.STATUS_BEYOND_LIMIT
+    band = distance_band(dist, thr)
+    band[past] = "beyond"
+    walk = [
+        f"> {limit_m:,.0f}" if p else ("—" if d != d else f"{d:,.0f}") for d, p in zip(dist, past)
+    ]
     units = gpd.GeoDataFrame(
         {
             "osm_id": demand["osm_id"],
             "residents": demand["residents"].round(0),
-            "dist_m": demand[f"{sid}_dist_m"].round(0),
+            "dist_m": walk,
             "band": band,
             "status": demand[f"{sid}_status"],
         },
@@ -564,7 +604,7 @@ def _add_facilities(group, result: Assessment, sid, p, demand, dsnaps, thr, dgeo
             swatches=[BANDS[b][0] for b in bands],
         )
 
-    style = {"color": "#08306b", "weight": 1.5, "fillColor": "#1f78b4"}
+    style = {"color": FACILITY_COLOUR[0], "weight": 2, "fillColor": FACILITY_COLOUR[1]}
     is_point = (sub.geom_type == "Point").to_numpy()
     if is_point.any():
         pts = gpd.GeoDataFrame(
@@ -584,7 +624,12 @@ def _add_facilities(group, result: Assessment, sid, p, demand, dsnaps, thr, dgeo
             crs=result.crs,
         )
         folium.GeoJson(
-            _geojson(polys), style_function=lambda _f: {**style, "fillOpacity": 0.35}
+            _geojson(polys),
+            style_function=lambda _f: {
+                **style,
+                "fillColor": FACILITY_COLOUR[0],
+                "fillOpacity": 0.15,
+            },
         ).add_child(popup()).add_to(group)
 
 
@@ -656,13 +701,30 @@ def city_map(
         pct = pd.to_numeric(
             rows["residents_covered_pct"].reindex(d["district_id"]), errors="coerce"
         ).to_numpy(float)
+        # no facility of the standard in reach of a district: no data there, not 0%
+        none = (
+            pd.to_numeric(rows["facilities_in_reach"].reindex(d["district_id"]), errors="coerce")
+            .fillna(0)
+            .to_numpy()
+            == 0
+        )
+        pct = np.where(none, np.nan, pct)
+        nobody = (
+            pd.to_numeric(rows["residents"].reindex(d["district_id"]), errors="coerce")
+            .fillna(0)
+            .to_numpy()
+            <= 0
+        )
         polys = d.assign(pct=pct)
+        measured = ~result.demand["district_id"].isin(set(d["district_id"][none])).to_numpy()
         hx = pd.DataFrame(
             {
-                "cell": cells,
-                "res": result.demand["residents"].to_numpy(),
-                "cov": result.demand["residents"].to_numpy()
-                * result.demand[f"{sid}_covered"].to_numpy(),
+                "cell": cells[measured],
+                "res": result.demand["residents"].to_numpy()[measured],
+                "cov": (
+                    result.demand["residents"].to_numpy()
+                    * result.demand[f"{sid}_covered"].to_numpy()
+                )[measured],
             }
         )
         agg = hx.groupby("cell")[["res", "cov"]].sum()
@@ -679,24 +741,13 @@ def city_map(
             ],
             crs=4326,
         )
-        if len(hexes):
-            folium.GeoJson(
-                hexes.__geo_interface__,
-                style_function=lambda f: {
-                    "fillColor": _ramp(f["properties"]["pct"]),
-                    "weight": 0,
-                    "fillOpacity": 0.7,
-                },
-            ).add_child(
-                PropertyTable(["residents", "pct"], ["residents 居民", "covered % 覆盖率"])
-            ).add_to(group)
         polys = polys.assign(
             label=polys["name"] + " / " + polys["name_en"],
             pct=polys["pct"].round(1),
             note=np.where(
-                np.isnan(polys["pct"].to_numpy(float)),
+                nobody,
                 "no residents in the data · 数据中无居民",
-                "",
+                np.where(none, "no facility in the data · 数据中无设施", ""),
             ),
         )
         folium.GeoJson(
@@ -714,6 +765,18 @@ def city_map(
                 missing="no data · 无数据",
             )
         ).add_to(group)
+        # the hexagons above the districts: their values answer where there are homes
+        if len(hexes):
+            folium.GeoJson(
+                hexes.__geo_interface__,
+                style_function=lambda f: {
+                    "fillColor": _ramp(f["properties"]["pct"]),
+                    "weight": 0,
+                    "fillOpacity": 0.7,
+                },
+            ).add_child(
+                PropertyTable(["residents", "pct"], ["residents 居民", "covered % 覆盖率"])
+            ).add_to(group)
         group.add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
     ramp = "".join(
