@@ -279,3 +279,19 @@ def test_groups_are_reported_and_excel_csv_has_a_bom(tmp_path, sample_run):
         expected, abs=1e-6
     )
     assert "Groups of districts" in res.output
+
+
+def test_quiet_and_verbose_also_after_the_command(tmp_path, sample_cache):
+    """`walkcover run … -q` works (the flags are the group's; people type them at the end), prints
+    nothing but errors, and the help shows --no-cache, not --no-no-cache."""
+    from walkcover.cli import hoist_global_flags
+
+    args = ["run", "--city", "helsinki-sample", "--district", "sample-nw", "--standard", "toilet",
+            "--out", str(tmp_path / "o"), "--cache-dir", str(sample_cache), "--no-maps", "-q"]  # fmt: skip
+    assert hoist_global_flags(args)[0] == "-q"
+    res = runner.invoke(app, hoist_global_flags(args))
+    assert res.exit_code == 0, res.output
+    assert res.stdout.strip() == ""
+    helptext = runner.invoke(app, ["run", "--help"], terminal_width=200).output
+    assert "--no-cache" in helptext and "--no-no-cache" not in helptext
+    assert "--no-excel" not in helptext

@@ -227,3 +227,13 @@ def test_one_standard_at_a_time_and_no_data_where_no_facility(outputs, browser):
         page.close()
     city = (outputs / "map.html").read_text(encoding="utf-8")
     assert "no facility in the data" in city  # kindergartens: none in the sample
+
+
+def test_csv_figures_carry_no_float_noise(outputs):
+    import re
+
+    for name in ("summary.csv", "district_indicators.csv", "group_summary.csv"):
+        text = (outputs / name).read_text(encoding="utf-8-sig")
+        assert not re.search(r"(^|,)-0\.0(,|$)", text, re.M), name
+        assert not re.search(r"\d\.\d*0000000\d", text), name
+        assert not re.search(r"\d\.\d*9999999\d", text), name

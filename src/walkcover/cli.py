@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import signal
+import sys
 import traceback
 import warnings
 from collections.abc import Callable
@@ -54,6 +55,7 @@ def main(
 ) -> None:
     """walkcover: where people cannot reach the services their city promised them."""
     _state["verbose"] = verbose
+    out_console.quiet = quiet  # -q: nothing but errors (they go to stderr)
     level = logging.ERROR if quiet else (logging.WARNING - 10 * min(verbose, 2))
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
@@ -67,7 +69,18 @@ def entry() -> None:
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, stop)
-    app(prog_name="walkcover")
+    app(args=hoist_global_flags(sys.argv[1:]), prog_name="walkcover")
+
+
+#: Options of the ``walkcover`` group that people also type after the command (``run … -q``).
+GLOBAL_FLAGS = ("-q", "--quiet", "-v", "-vv", "-vvv", "--verbose")
+
+
+def hoist_global_flags(args: list[str]) -> list[str]:
+    """`args` with ``-q``/``-v`` given after the command moved before it, where the group reads
+    them (``walkcover run --city x -q`` works as ``walkcover -q run --city x``)."""
+    flags = [a for a in args if a in GLOBAL_FLAGS]
+    return [*flags, *(a for a in args if a not in GLOBAL_FLAGS)]
 
 
 def _guarded(command: F) -> F:
@@ -128,14 +141,16 @@ RasterOpt = Annotated[
     typer.Option(help="Population GeoTIFF (any CRS, e.g. WorldPop) to allocate residents."),
 ]
 CacheOpt = Annotated[Path | None, typer.Option(help="Cache folder for parsed OSM data.")]
-NoCacheOpt = Annotated[bool, typer.Option(help="Do not read or write the cache.")]
+NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Do not read or write the cache.")]
 BoundariesOpt = Annotated[
     Path | None, typer.Option(help="Your own district boundaries (any vector file, any CRS).")
 ]
 NameFieldOpt = Annotated[
     str | None, typer.Option(help="Field of --boundaries holding each district's name or code.")
 ]
-ExcelOpt = Annotated[bool, typer.Option(help="CSV as UTF-8 with BOM, for Chinese Excel.")]
+ExcelOpt = Annotated[
+    bool, typer.Option("--excel", help="CSV as UTF-8 with BOM, for Chinese Excel.")
+]
 TilesOpt = Annotated[
     str | None, typer.Option(help="Add an online base map ('osm'); maps work without it, offline.")
 ]
@@ -688,8 +703,16 @@ def _print_summary(
             ),
             title_justify="left",
         )
+        # two-line headers: the table fits 80 columns instead of cutting them ("in re…")
         table.add_column("standard", no_wrap=True)
-        for col in ("within m", "in district", "in reach", "covered %", "target %", "unsnapped"):
+        for col in (
+            "within\nm",
+            "in\ndistrict",
+            "in\nreach",
+            "covered\n%",
+            "target\n%",
+            "un-\nsnapped",
+        ):
             table.add_column(col, justify="right", no_wrap=True)
         for r in rows.itertuples():
             if r.residents_covered_pct != r.residents_covered_pct:
@@ -717,12 +740,15 @@ def _print_summary(
             "group",
             "standard",
             "residents",
-            "residents covered %",
-            "official %",
-            "target %",
+            "covered\n%",
+            "official\n%",
+            "target\n%",
         ):
             table.add_column(
-                col, justify="left" if col in ("group", "standard") else "right", no_wrap=True
+                col,
+                justify="left" if col in ("group", "standard") else "right",
+                no_wrap=col != "group",
+                overflow="fold",
             )
         for r in g.itertuples():
             table.add_row(

@@ -345,10 +345,20 @@ def _failure_text(out: Path, city_id: str, failures: list[tuple[str, str, BaseEx
     return "; ".join(parts)
 
 
+def _tidy_numbers(table: pd.DataFrame) -> pd.DataFrame:
+    """Floats rounded to 9 decimals and -0 written as 0: float noise (100.00000000000001,
+    -1.4e-14) is not a figure anyone measured."""
+    out = table.copy()
+    for col in out.columns:
+        if out[col].dtype.kind == "f":
+            out[col] = out[col].round(9) + 0.0  # + 0.0 turns -0.0 into 0.0
+    return out
+
+
 def write_csv(path: Path, table: pd.DataFrame, *, excel: bool = False) -> Path:
     """A CSV written atomically; with `excel`, UTF-8 with BOM so Chinese Excel opens it right."""
     enc = "utf-8-sig" if excel else "utf-8"
-    safe = csv_frame(table)  # no cell a spreadsheet would run as a formula
+    safe = csv_frame(_tidy_numbers(table))  # no cell a spreadsheet would run as a formula
     return write_atomic(path, lambda tmp: safe.to_csv(tmp, index=False, encoding=enc))
 
 
