@@ -41,6 +41,7 @@ from walkcover.config.region import (
     region_city,
     select_cities,
 )
+from walkcover.config.standards import Standard
 
 log = logging.getLogger(__name__)
 
@@ -127,11 +128,7 @@ def run_city(
         ``city_id, status`` (done or empty), ``reason`` and ``seconds``.
     """
     import walkcover as wc
-    from walkcover.assessment import study_margin_m
-    from walkcover.config.standards import load_standards
-    from walkcover.config.study_area import working_crs
     from walkcover.presentation.outputs import write_run
-    from walkcover.sources.extract import cut_pbf
 
     t0 = time.perf_counter()
     region = load_region(region_path)
@@ -146,14 +143,9 @@ def run_city(
     )
     try:
         standards_file = city_standards(region, city_id)
-        rules = load_standards(standards_file)
-        stds = rules.select(standard if standard == "all" else standard.split(","))
-        crs = working_crs(city)
-        # the study margin, and a further HALO_EXTRA_M so that a way crossing the margin with no
-        # node inside it is in the cut whole, as a read of the whole source would give it
-        margin = study_margin_m(city, stds) + HALO_EXTRA_M
-        halo = gpd.GeoSeries([city.districts.union_all()], crs=4326).to_crs(crs).buffer(margin)
-        cut = cut_pbf(Path(source), halo.to_crs(4326).iloc[0], work / f"{city_id}.osm.pbf")
+        cut = _cut_with_halo(
+            region, city_id, city.districts, standard, Path(source), work / f"{city_id}.osm.pbf"
+        )
         try:
             if _empty(cut):
                 return {
@@ -178,7 +170,7 @@ def run_city(
             "region": region.id,
             "city_id": city_id,
             "source": source_fingerprint(Path(source)),
-            "standards": [s.id for s in stds],
+            "standards": [s.id for s in _standards(region, city_id, standard)],
             "seconds": round(time.perf_counter() - t0, 1),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
@@ -209,22 +201,15 @@ def run_district(
     """One district of a city too big for one task: cut it and its halo out of the city's cut,
     measure it alone and write its outputs under `part` (merged into the city by its city task)."""
     import walkcover as wc
-    from walkcover.assessment import study_margin_m
-    from walkcover.config.standards import load_standards
-    from walkcover.config.study_area import working_crs
     from walkcover.presentation.outputs import write_run
-    from walkcover.sources.extract import cut_pbf
 
     region = load_region(region_path)
     city = region_city(region, city_id)
     standards_file = city_standards(region, city_id)
-    stds = load_standards(standards_file).select(
-        standard if standard == "all" else standard.split(",")
-    )
     mine = city.districts[city.districts["slug"] == slug]
-    margin = study_margin_m(city, stds) + HALO_EXTRA_M
-    halo = mine.to_crs(working_crs(city)).buffer(margin).to_crs(4326).iloc[0]
-    dcut = cut_pbf(Path(city_cut), halo, Path(part) / f"{slug}.osm.pbf")
+    dcut = _cut_with_halo(
+        region, city_id, mine, standard, Path(city_cut), Path(part) / f"{slug}.osm.pbf"
+    )
     try:
         res = wc.assess(
             city,
@@ -444,17 +429,38 @@ def run_batch(
     return BatchResult(reg.id, base, ordered, summary, files, dashboard)
 
 
-def _standard_ids(region: Region, cities: list[str], standard: str) -> dict[str, list[str]]:
-    """The standard ids each city is measured for (its standards file may differ)."""
+def _standards(region: Region, city_id: str, standard: str) -> list[Standard]:
+    """The standards a city is measured for: `standard` ('all' or ids) of its standards file."""
     from walkcover.config.standards import load_standards
 
-    out = {}
-    for cid in cities:
-        rules = load_standards(city_standards(region, cid))
-        out[cid] = [
-            s.id for s in rules.select(standard if standard == "all" else standard.split(","))
-        ]
-    return out
+    rules = load_standards(city_standards(region, city_id))
+    return rules.select(standard if standard == "all" else standard.split(","))
+
+
+def _standard_ids(region: Region, cities: list[str], standard: str) -> dict[str, list[str]]:
+    """The standard ids each city is measured for (its standards file may differ)."""
+    return {cid: [s.id for s in _standards(region, cid, standard)] for cid in cities}
+
+
+def _cut_with_halo(
+    region: Region,
+    city_id: str,
+    area: gpd.GeoDataFrame,
+    standard: str,
+    source: Path,
+    dest: Path,
+) -> Path:
+    """Cut `area` (districts of the city, EPSG:4326) and its halo out of `source` into `dest`: the
+    study margin of the city's standards, and a further HALO_EXTRA_M so that a way crossing the
+    margin with no node inside it is in the cut whole, as a read of the whole source gives it."""
+    from walkcover.assessment import study_margin_m
+    from walkcover.config.study_area import working_crs
+    from walkcover.sources.extract import cut_pbf
+
+    city = region_city(region, city_id)
+    margin = study_margin_m(city, _standards(region, city_id, standard)) + HALO_EXTRA_M
+    halo = gpd.GeoSeries([area.union_all()], crs=4326).to_crs(working_crs(city)).buffer(margin)
+    return cut_pbf(source, halo.to_crs(4326).iloc[0], dest)
 
 
 def _claim_region_folder(base: Path, region: Region, *, overwrite: bool) -> None:

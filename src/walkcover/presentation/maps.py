@@ -779,17 +779,8 @@ def city_map(
             ).add_to(group)
         group.add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
-    ramp = "".join(
-        f"<span style='background:{_ramp(v)};display:inline-block;width:22px;height:12px'></span>"
-        for v in range(0, 101, 10)
-    )
-    legend = (
-        "<div id='walkcover-legend' style='position:fixed;bottom:12px;left:12px;z-index:9999;background:white;"
-        "padding:8px 10px;border:1px solid #999;border-radius:4px;font:12px/1.4 sans-serif'>"
-        f"<b>{html_text(result.city.config.name)} / {html_text(result.city.config.name_en)}</b>: residents within walking "
-        f"distance · 步行范围内居民比例 (pick a standard top right · 右上角选择标准)<br>{ramp}<br>"
-        f"0% <span style='float:right'>100%</span><br>hexagons: H3 resolution {res}</div>"
-    )
+    title = f"{result.city.config.name} / {result.city.config.name_en}"
+    legend = _ramp_legend(title, f"hexagons: H3 resolution {res}; grey: no data · 灰色：无数据")
     _figure(m).html.add_child(folium.Element(legend))
     return m
 
@@ -854,19 +845,24 @@ def region_map(summary: gpd.GeoDataFrame, cities: gpd.GeoDataFrame, *, title: st
         style_function=lambda _f: {"color": "#111", "weight": 2.5},
     ).add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
+    legend = _ramp_legend(title, "grey: no data · 灰色：无数据")
+    _figure(m).html.add_child(folium.Element(legend))
+    return m
+
+
+def _ramp_legend(title: str, note: str) -> str:
+    """The legend of a map coloured by residents covered (red 0% → green 100%)."""
     ramp = "".join(
         f"<span style='background:{_ramp(v)};display:inline-block;width:22px;height:12px'></span>"
         for v in range(0, 101, 10)
     )
-    legend = (
+    return (
         "<div id='walkcover-legend' style='position:fixed;bottom:12px;left:12px;z-index:9999;background:white;"
         "padding:8px 10px;border:1px solid #999;border-radius:4px;font:12px/1.4 sans-serif'>"
         f"<b>{html_text(title)}</b>: residents within walking distance · 步行范围内居民比例 "
         f"(pick a standard top right · 右上角选择标准)<br>{ramp}<br>0% "
-        "<span style='float:right'>100%</span><br>grey: no data · 灰色：无数据</div>"
+        f"<span style='float:right'>100%</span><br>{html_text(note)}</div>"
     )
-    _figure(m).html.add_child(folium.Element(legend))
-    return m
 
 
 def render_html(m: folium.Map) -> str:
