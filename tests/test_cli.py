@@ -295,3 +295,16 @@ def test_quiet_and_verbose_also_after_the_command(tmp_path, sample_cache):
     helptext = runner.invoke(app, ["run", "--help"], terminal_width=200).output
     assert "--no-cache" in helptext and "--no-no-cache" not in helptext
     assert "--no-excel" not in helptext
+
+
+def test_site_says_why_it_proposes_fewer_sites_than_asked(tmp_path, sample_cache):
+    """sample-se: three new toilets reach every resident, so --k 5 gives three and says why; the
+    plan's own figures (Zhengzhou's 1,450 new toilets) are not printed for Helsinki."""
+    args = ["site", "--city", "helsinki-sample", "--district", "sample-se", "--standard", "toilet",
+            "--k", "5", "--out", str(tmp_path / "o"), "--cache-dir", str(sample_cache)]  # fmt: skip
+    res = runner.invoke(app, args, terminal_width=200)
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.stdout.split())
+    assert "3 site(s), not the 5 asked: they already reach every resident" in text
+    assert "solver's" in text and "optimality" in text
+    assert "plan orders" not in text

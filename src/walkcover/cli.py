@@ -454,7 +454,9 @@ def site_command(
             standard, k=k, target_pct=target, plots=plots, time_limit_s=time_limit
         )
         written = result.save_sites(sitings, out, overwrite=overwrite)
-    _print_siting(result.assessment, standard, sitings, written, target_given=target is not None)
+    _print_siting(
+        result.assessment, standard, sitings, written, target_given=target is not None, k=k
+    )
 
 
 def _print_siting(
@@ -464,6 +466,7 @@ def _print_siting(
     written: list[Path],
     *,
     target_given: bool,
+    k: int | None = None,
 ) -> None:
     std = next(s for s in result.standards if s.id == standard)
     table = Table(
@@ -472,9 +475,11 @@ def _print_siting(
         ),
         title_justify="left",
     )
-    for col in ("district", "before %", "after %", "new sites", "how", "gap"):
+    cols = ("district", "before %", "after %", "new sites", "how", "solver's\noptimality gap")
+    for col in cols:
         table.add_column(col, justify="left" if col in ("district", "how") else "right")
     total = 0
+    fewer = []
     for r in rows:
         total += r.new_sites
         table.add_row(
@@ -485,7 +490,18 @@ def _print_siting(
             terminal(r.how),
             "" if r.mip_gap != r.mip_gap else f"{100 * r.mip_gap:.2f}%",
         )
+        if k is not None and r.sites is not None and r.new_sites < k:
+            fewer.append(r)
     out_console.print(table)
+    for r in fewer:
+        why = (
+            "they already reach every resident a new site could"
+            if r.after_pct == r.after_pct and r.after_pct >= 100 - 1e-9
+            else "no other candidate site adds a resident"
+        )
+        out_console.print(
+            terminal(f"{r.name} ({r.slug}): {r.new_sites} site(s), not the {k} asked: {why}")
+        )
     if len(rows) > 1:
         how = (
             "needed to reach the target"
@@ -493,7 +509,7 @@ def _print_siting(
             else "proposed (the best k of each district)"
         )
         out_console.print(f"new {standard} sites {how}, all these districts together: {total}")
-    if std.plan_new is not None:
+    if std.plan_new is not None and result.rules.city == result.city.id:
         p = std.plan_new
         out_console.print(terminal(f"the plan orders {p.count:,} ({p.scope}; {p.section})"))
     _print_written(written)

@@ -292,6 +292,9 @@ class StandardSet(BaseModel):
     title: str = ""
     document: str = ""
     issued: str = ""
+    #: The city whose plan this is (its config id): the plan's own figures (``plan_new``: how many
+    #: new facilities it orders) are shown only for that city.
+    city: str | None = None
     standards: dict[str, Standard] = Field(min_length=1)
     street_contexts: StreetContexts = StreetContexts()
     land: LandRules = LandRules()
