@@ -260,14 +260,19 @@ def test_zhengzhou_totals_are_read_from_the_bundled_table():
     assert set(totals) == {*city.districts["district_id"], "410100"}
 
 
-def test_groups_are_reported_and_excel_csv_has_a_bom(tmp_path, sample_run):
+def test_groups_are_reported_and_csv_has_a_bom_unless_no_bom(tmp_path, sample_run):
     _, _, cache = sample_run
     out = tmp_path / "out"
     res = invoke("run", "--city", "helsinki-sample", "--standard", "toilet", "--out", str(out), "--cache-dir",
-                 str(cache), "--excel", "--no-maps")  # fmt: skip
+                 str(cache), "--no-maps")  # fmt: skip
     assert res.exit_code == 0, res.output
     city = out / "helsinki-sample"
+    # a BOM by default, so Excel opens Chinese text right; --no-bom for scripts
     assert (city / "summary.csv").read_bytes()[:3] == b"\xef\xbb\xbf"
+    plain = invoke("run", "--city", "helsinki-sample", "--standard", "toilet", "--out", str(tmp_path / "o2"),
+                   "--cache-dir", str(cache), "--no-maps", "--no-bom")  # fmt: skip
+    assert plain.exit_code == 0, plain.output
+    assert (tmp_path / "o2" / "helsinki-sample" / "summary.csv").read_bytes()[:3] != b"\xef\xbb\xbf"
     summary = pd.read_csv(city / "summary.csv", encoding="utf-8-sig")
     groups = pd.read_csv(city / "group_summary.csv", encoding="utf-8-sig").set_index("group")
     north = summary[summary["district"].isin(["sample-nw", "sample-ne"])]
@@ -294,7 +299,7 @@ def test_quiet_and_verbose_also_after_the_command(tmp_path, sample_cache):
     assert res.stdout.strip() == ""
     helptext = runner.invoke(app, ["run", "--help"], terminal_width=200).output
     assert "--no-cache" in helptext and "--no-no-cache" not in helptext
-    assert "--no-excel" not in helptext
+    assert "--bom" in helptext and "--no-bom" in helptext
 
 
 def test_site_says_why_it_proposes_fewer_sites_than_asked(tmp_path, sample_cache):

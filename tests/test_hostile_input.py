@@ -43,7 +43,6 @@ def hostile_run(tmp_path_factory):
             "--out",
             str(out),
             "--no-cache",
-            "--excel",
         ],
         catch_exceptions=False,
     )

@@ -300,7 +300,7 @@ class Results:
         *,
         overwrite: bool = False,
         maps: bool = True,
-        excel: bool = False,
+        bom: bool = True,
         tiles: str | None = None,
     ) -> RunFiles:
         """Write what `walkcover run` writes into `out`, holding the folder's lock; each district's
@@ -313,7 +313,7 @@ class Results:
             check_tiles(tiles)
         with output_lock(out, command="save"):
             return write_run(
-                self.assessment, out, overwrite=overwrite, excel=excel, maps=maps, tiles=tiles
+                self.assessment, out, overwrite=overwrite, bom=bom, maps=maps, tiles=tiles
             )
 
     def save_sites(

@@ -148,8 +148,12 @@ BoundariesOpt = Annotated[
 NameFieldOpt = Annotated[
     str | None, typer.Option(help="Field of --boundaries holding each district's name or code.")
 ]
-ExcelOpt = Annotated[
-    bool, typer.Option("--excel", help="CSV as UTF-8 with BOM, for Chinese Excel.")
+BomOpt = Annotated[
+    bool,
+    typer.Option(
+        "--bom/--no-bom",
+        help="CSV as UTF-8 with a BOM, so Excel opens Chinese text right (default); --no-bom for scripts.",
+    ),
 ]
 TilesOpt = Annotated[
     str | None, typer.Option(help="Add an online base map ('osm'); maps work without it, offline.")
@@ -230,7 +234,7 @@ def run(
     tiles: TilesOpt = None,
     boundaries: BoundariesOpt = None,
     name_field: NameFieldOpt = None,
-    excel: ExcelOpt = False,
+    bom: BomOpt = True,
     cache_dir: CacheOpt = None,
     no_cache: NoCacheOpt = False,
 ) -> None:
@@ -258,7 +262,7 @@ def run(
             name_field=name_field,
         )
         try:
-            files = result.save(out, overwrite=overwrite, excel=excel, maps=maps, tiles=tiles)
+            files = result.save(out, overwrite=overwrite, bom=bom, maps=maps, tiles=tiles)
         except RunIncompleteError as exc:
             _print_summary(result.assessment, exc.files.written, removed=exc.files.removed)
             raise

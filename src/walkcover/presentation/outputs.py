@@ -125,7 +125,7 @@ def write_run(
     out: Path,
     *,
     overwrite: bool,
-    excel: bool = False,
+    bom: bool = True,
     maps: bool = True,
     tiles: str | None = None,
 ) -> RunFiles:
@@ -188,7 +188,7 @@ def write_run(
     if done:
         step = "summary.csv"
         try:
-            files.written += _write_city_tables(assessment, out, done, excel=excel)
+            files.written += _write_city_tables(assessment, out, done, bom=bom)
         except Exception as exc:
             log.debug("%s failed", step, exc_info=True)
             files.failures.append(("(city)", step, exc))
@@ -265,7 +265,7 @@ def write_report_sets(
 
 
 def _write_city_tables(
-    assessment: Assessment, out: Path, done: list[str], *, excel: bool
+    assessment: Assessment, out: Path, done: list[str], *, bom: bool
 ) -> list[Path]:
     city_id = assessment.city.id
     written = []
@@ -274,7 +274,7 @@ def _write_city_tables(
         ("district_indicators.csv", assessment.district_rows),
     ):
         mine = table[table["district"].isin(done)]
-        written.append(_merge_csv(Path(out) / city_id / name, mine, done, excel=excel))
+        written.append(_merge_csv(Path(out) / city_id / name, mine, done, bom=bom))
     groups = assessment.city.config.groups
     if groups:
         summary = pd.read_csv(
@@ -282,7 +282,7 @@ def _write_city_tables(
         )
         table = group_summary(summary, groups)
         if len(table):
-            written.append(write_csv(Path(out) / city_id / "group_summary.csv", table, excel=excel))
+            written.append(write_csv(Path(out) / city_id / "group_summary.csv", table, bom=bom))
     return written
 
 
@@ -355,21 +355,22 @@ def _tidy_numbers(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def write_csv(path: Path, table: pd.DataFrame, *, excel: bool = False) -> Path:
-    """A CSV written atomically; with `excel`, UTF-8 with BOM so Chinese Excel opens it right."""
-    enc = "utf-8-sig" if excel else "utf-8"
+def write_csv(path: Path, table: pd.DataFrame, *, bom: bool = True) -> Path:
+    """A CSV written atomically, UTF-8 with a BOM so that Excel opens Chinese text right (without
+    `bom` for scripts that do not expect one)."""
+    enc = "utf-8-sig" if bom else "utf-8"
     safe = csv_frame(_tidy_numbers(table))  # no cell a spreadsheet would run as a formula
     return write_atomic(path, lambda tmp: safe.to_csv(tmp, index=False, encoding=enc))
 
 
-def _merge_csv(path: Path, table: pd.DataFrame, slugs: list[str], *, excel: bool = False) -> Path:
+def _merge_csv(path: Path, table: pd.DataFrame, slugs: list[str], *, bom: bool = True) -> Path:
     """Write `table`, keeping the rows of districts outside this run from an existing file."""
     if path.exists():
         old = pd.read_csv(path, dtype={"district_id": str}, encoding="utf-8-sig")
         old = old[~old["district"].isin(slugs)]
         if len(old):
             table = pd.concat([old.astype(object), table.astype(object)], ignore_index=True)
-    return write_csv(path, table, excel=excel)
+    return write_csv(path, table, bom=bom)
 
 
 def write_proposed_sites(
