@@ -55,12 +55,29 @@ def test_run_writes_layers_columns_and_summary(sample_run):
     ).all()
     for slug in ["sample-nw", "sample-ne", "sample-sw", "sample-se"]:
         gpkg = city / slug / "coverage.gpkg"
-        assert {n for n, _ in pyogrio.list_layers(gpkg)} == {
-            "demand",
-            "facilities",
-            "gaps",
-            "service_areas",
-        }
+        layers = {name: kind for name, kind in pyogrio.list_layers(gpkg)}
+        assert {"demand", "facilities", "gaps", "service_areas", "layer_styles"} <= set(layers)
+        assert set(layers) <= {
+            "demand", "facilities", "facility_areas", "facility_lines", "gaps", "service_areas",
+            "layer_styles",
+        }  # fmt: skip
+        # one geometry type per layer: QGIS opens each as one layer, not as sub-layers
+        assert layers["facilities"] == "Point"
+        assert layers.get("facility_areas") in (None, "MultiPolygon")
+        assert layers["demand"] == "MultiPolygon"
+        # QGIS styles: the demand layer coloured by each standard's status, the first by default
+        import sqlite3
+
+        con = sqlite3.connect(gpkg)
+        styles = con.execute(
+            "SELECT f_table_name, styleName, useAsDefault, styleQML FROM layer_styles"
+        ).fetchall()
+        con.close()
+        demand_styles = [s for s in styles if s[0] == "demand"]
+        assert [s[1] for s in demand_styles][:2] == ["toilet", "kindergarten"]
+        assert [s[2] for s in demand_styles].count(1) == 1
+        assert 'attr="toilet_status"' in demand_styles[0][3] and "<qgis" in demand_styles[0][3]
+        assert {s[0] for s in styles} >= {"demand", "facilities", "gaps", "service_areas"}
         gaps = gpd.read_file(gpkg, layer="gaps")
         assert {"standard", "rank", "residents_uncovered", "area_m2", "dist_m_at_centre"} <= set(
             gaps.columns

@@ -286,12 +286,62 @@ def _write_city_tables(
     return written
 
 
+#: Where a layer's features of each geometry family go: one geometry type per layer, so QGIS and
+#: ArcGIS open each as one layer (a mixed layer splits into sub-layers). The first name always
+#: exists; the others only when the run has such features.
+SPLIT_LAYERS = {
+    "facilities": {"point": "facilities", "polygon": "facility_areas", "line": "facility_lines"},
+    "demand": {"polygon": "demand", "point": "demand_points", "line": "demand_lines"},
+}
+_FAMILY = {0: "point", 4: "point", 1: "line", 2: "line", 5: "line", 3: "polygon", 6: "polygon"}
+
+
+def single_type_layers(name: str, frame: gpd.GeoDataFrame) -> dict[str, gpd.GeoDataFrame]:
+    """`frame` as layers of one geometry type each (`SPLIT_LAYERS`); polygons and lines promoted
+    to their multi types so a layer never mixes Polygon and MultiPolygon."""
+    import shapely
+
+    routes = SPLIT_LAYERS.get(name)
+    if routes is None:
+        return {name: frame}
+    geoms = frame.geometry.to_numpy()
+    family = np.array([_FAMILY.get(int(t), "other") for t in shapely.get_type_id(geoms)])
+    out: dict[str, gpd.GeoDataFrame] = {}
+    first = next(iter(routes.values()))
+    for fam, layer in routes.items():
+        mask = family == fam
+        if not mask.any() and layer != first:
+            continue
+        part = frame[mask].reset_index(drop=True)
+        if fam != "point" and len(part):
+            parts, idx = shapely.get_parts(part.geometry.to_numpy(), return_index=True)
+            multi = shapely.multipolygons if fam == "polygon" else shapely.multilinestrings
+            part = part.set_geometry(multi(parts, indices=idx))
+        out[layer] = part
+    return out
+
+
 def write_layers(path: Path, layers: dict[str, gpd.GeoDataFrame]) -> Path:
-    """Write `layers` (name → frame) into one GeoPackage, atomically."""
+    """Write `layers` (name → frame) into one GeoPackage, atomically: one geometry type per layer
+    (`single_type_layers`) and QGIS styles in its ``layer_styles`` table (`styles`)."""
+    from walkcover.presentation.styles import layer_styles, write_layer_styles
+
+    split: dict[str, gpd.GeoDataFrame] = {}
+    for name, frame in layers.items():
+        split.update(single_type_layers(name, frame))
+    families = {n: f for routes in SPLIT_LAYERS.values() for f, n in routes.items()}
+    kinds = {
+        name: (
+            families.get(name, "polygon"),
+            [c.removesuffix("_status") for c in frame.columns if c.endswith("_status")],
+        )
+        for name, frame in split.items()
+    }
 
     def write(tmp: Path) -> None:
-        for i, (name, layer) in enumerate(layers.items()):
+        for i, (name, layer) in enumerate(split.items()):
             layer.to_file(tmp, layer=name, driver="GPKG", mode="w" if i == 0 else "a")
+        write_layer_styles(tmp, layer_styles(kinds))
 
     return write_atomic(path, write)
 
@@ -394,8 +444,9 @@ def write_proposed_sites(
     standard = str(sites["standard"].iloc[0]) if len(sites) else ""
     layers: dict[str, gpd.GeoDataFrame] = {}
     if gpkg.exists():
-        for name, _ in pyogrio.list_layers(gpkg):
-            layers[name] = gpd.read_file(gpkg, layer=name)
+        for name, kind in pyogrio.list_layers(gpkg):
+            if kind is not None:  # the styles table is written again with the layers
+                layers[name] = gpd.read_file(gpkg, layer=name)
     else:
         geom = (
             assessment.districts.to_crs(assessment.crs)
