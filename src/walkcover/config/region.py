@@ -23,6 +23,7 @@ from walkcover.config.study_area import (
     City,
     CityConfig,
     DistrictSource,
+    LoadedConfig,
     SourceConfig,
     check_unique_slugs,
     district_slug,
@@ -74,22 +75,12 @@ class RegionConfig(BaseModel):
     split_above_mb: float = Field(default=100.0, ge=0)
 
 
-class Region(BaseModel):
+class Region(LoadedConfig):
     """A loaded region: its config, cities and districts (EPSG:4326)."""
-
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
     config: RegionConfig
     cities: gpd.GeoDataFrame  # city_id, name, name_en, geometry
     districts: gpd.GeoDataFrame  # district_id, name, name_en, city_id, geometry
-    config_path: Path
-
-    @property
-    def id(self) -> str:
-        return self.config.id
-
-    def resolve(self, relative: str) -> Path:
-        return (self.config_path.parent / relative).resolve()
 
 
 def load_region(name_or_path: str | Path) -> Region:

@@ -265,22 +265,27 @@ class CityConfig(BaseModel):
         return value
 
 
-class City(BaseModel):
-    """A loaded city: its config, the folder it came from and its districts (EPSG:4326)."""
+class LoadedConfig(BaseModel):
+    """A config loaded from a file (a city's, a region's): its id, and paths relative to it."""
 
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
-    config: CityConfig
-    districts: gpd.GeoDataFrame
     config_path: Path
 
     @property
     def id(self) -> str:
-        return self.config.id
+        return str(self.config.id)  # type: ignore[attr-defined]
 
     def resolve(self, relative: str) -> Path:
-        """A path from the city config, relative to the config file's folder."""
+        """A path from the config, relative to the config file's folder."""
         return (self.config_path.parent / relative).resolve()
+
+
+class City(LoadedConfig):
+    """A loaded city: its config, the folder it came from and its districts (EPSG:4326)."""
+
+    config: CityConfig
+    districts: gpd.GeoDataFrame
 
 
 def load_city(name_or_path: str | Path) -> City:
