@@ -330,3 +330,15 @@ def test_site_says_why_it_proposes_fewer_sites_than_asked(tmp_path, sample_cache
     assert "3 site(s), not the 5 asked: they already reach every resident" in text
     assert "solver's" in text and "optimality" in text
     assert "plan orders" not in text
+
+
+def test_explain_does_not_suggest_all_which_it_refuses(sample_cache):
+    res = runner.invoke(
+        app,
+        ["explain", "--city", "helsinki-sample", "--district", "nowhere", "--standard", "toilet",
+         "--cache-dir", str(sample_cache)],
+        terminal_width=300,
+    )  # fmt: skip
+    assert res.exit_code == 2
+    text = " ".join(res.output.split())
+    assert "explain takes one of:" in text and "sample-nw" in text and "'all'" not in text

@@ -22,6 +22,9 @@ class SourceError(WalkcoverError, OSError):
 class DistrictNotFoundError(WalkcoverError, KeyError):
     """A district name, English name or code matches no district of the city."""
 
+    #: The valid districts, as the message lists them.
+    choices: str = ""
+
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
 

@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from walkcover._atomic import check_writable_folder
-from walkcover._errors import RunIncompleteError, WalkcoverError
+from walkcover._errors import DistrictNotFoundError, RunIncompleteError, WalkcoverError
 from walkcover._escape import terminal
 from walkcover._lock import output_lock
 from walkcover._paths import cache_dir as default_cache_dir
@@ -404,7 +404,13 @@ def explain(
         raise WalkcoverError("explain takes one district and one standard, not 'all' or a list")
     cache = None if no_cache else (cache_dir or default_cache_dir())
     _preflight(cache=cache)
-    result = _assess(city, district, standard, standards, source, population_raster, cache)
+    try:
+        result = _assess(city, district, standard, standards, source, population_raster, cache)
+    except DistrictNotFoundError as exc:  # explain takes one district: do not suggest 'all'
+        raise DistrictNotFoundError(
+            f"--district {district!r} matches no single district; explain takes one of: "
+            f"{exc.choices}"
+        ) from None
     lines = result.explain(standard).splitlines()
     for i, line in enumerate(lines):
         heading = i == 0 or line in HEADINGS

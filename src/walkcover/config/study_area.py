@@ -492,9 +492,11 @@ def resolve_districts(city: City, name: str) -> gpd.GeoDataFrame:
         return hit
     valid = "; ".join(f"{r.name} / {r.name_en} / {r.district_id}" for r in d.itertuples())
     why = "is ambiguous" if len(hit) > 1 else "matches no district"
-    raise DistrictNotFoundError(
+    err = DistrictNotFoundError(
         f"--district {name!r} {why} of {city.id}; use 'all' or one of: {valid}"
     )
+    err.choices = valid  # for commands that take one district only
+    raise err
 
 
 def working_crs(city: City) -> pyproj.CRS:
