@@ -237,3 +237,12 @@ def test_csv_figures_carry_no_float_noise(outputs):
         assert not re.search(r"(^|,)-0\.0(,|$)", text, re.M), name
         assert not re.search(r"\d\.\d*0000000\d", text), name
         assert not re.search(r"\d\.\d*9999999\d", text), name
+
+
+def test_district_map_draws_the_streets_for_offline_reading(outputs):
+    html = (outputs / "sample-nw" / "map.html").read_text(encoding="utf-8")
+    # a layer named in the layer control (through JSON, escaped), one MultiLineString feature
+    assert "Streets \\u00b7" in html
+    lines = html.index('"type": "MultiLineString"')
+    # added before the standards' layers: drawn under the homes, which answer hovers first
+    assert lines < html.index('"band"')

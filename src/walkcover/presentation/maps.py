@@ -387,6 +387,7 @@ def district_map(
     label = f"{d_row['name']} / {d_row['name_en']}"
     demand, dsnaps = result.district_demand(district_id)
     areas = district_service_areas(result, district_id, cell_m=service_cell_m).set_index("standard")
+    _add_streets(m, result, dgeom)
     for i, std in enumerate(result.standards):
         group = folium.FeatureGroup(  # one standard at a time: base layers, a radio choice
             name=_layer_name(f"{std.name_zh} {std.name} ({std.threshold_m:g} m)"),
@@ -430,6 +431,22 @@ def district_map(
     facts = [_completeness_line(result, district_id)]
     _figure(m).html.add_child(folium.Element(_legend(result, label, with_sites, warnings, facts)))
     return m
+
+
+def _add_streets(m: folium.Map, result: Assessment, dgeom: shapely.Geometry) -> None:
+    """The walk network around the district as one light line layer, drawn first (under the
+    standards, whose homes, gaps and facilities answer hovers before it), so the map reads
+    offline, without a base map."""
+    edges = result.network.edges
+    near = edges.sindex.query(shapely.buffer(dgeom, 300.0), predicate="intersects")
+    if not len(near):
+        return
+    lines = shapely.multilinestrings(edges.geometry.to_numpy()[near])
+    folium.GeoJson(
+        _geojson(gpd.GeoDataFrame(geometry=[lines], crs=result.crs), simplify_m=2.0),
+        name=_layer_name("Streets · 街道"),
+        style_function=lambda _f: {"color": "#8c8c8c", "weight": 1, "opacity": 0.7},
+    ).add_to(m)
 
 
 def _add_service_area(
