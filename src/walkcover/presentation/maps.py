@@ -433,17 +433,28 @@ def district_map(
     return m
 
 
+#: Above this many street edges around a district, its map draws only the street grid.
+MAX_STREET_EDGES = 20_000
+MINOR_WAYS = ("footway", "path", "steps", "service", "pedestrian", "corridor", "track", "cycleway")
+
+
 def _add_streets(m: folium.Map, result: Assessment, dgeom: shapely.Geometry) -> None:
     """The walk network around the district as one light line layer, drawn first (under the
     standards, whose homes, gaps and facilities answer hovers before it), so the map reads
     offline, without a base map."""
     edges = result.network.edges
     near = edges.sindex.query(shapely.buffer(dgeom, 300.0), predicate="intersects")
+    simplify_m = 2.0
+    if len(near) > MAX_STREET_EDGES:
+        # a big district: the street grid only (no footways, paths, steps or service roads),
+        # simplified more, so the page stays light
+        minor = edges["highway"].iloc[near].isin(MINOR_WAYS).to_numpy()
+        near, simplify_m = near[~minor], 5.0
     if not len(near):
         return
     lines = shapely.multilinestrings(edges.geometry.to_numpy()[near])
     folium.GeoJson(
-        _geojson(gpd.GeoDataFrame(geometry=[lines], crs=result.crs), simplify_m=2.0),
+        _geojson(gpd.GeoDataFrame(geometry=[lines], crs=result.crs), simplify_m=simplify_m),
         name=_layer_name("Streets · 街道"),
         style_function=lambda _f: {"color": "#8c8c8c", "weight": 1, "opacity": 0.7},
     ).add_to(m)
