@@ -246,3 +246,20 @@ def test_district_map_draws_the_streets_for_offline_reading(outputs):
     lines = html.index('"type": "MultiLineString"')
     # added before the standards' layers: drawn under the homes, which answer hovers first
     assert lines < html.index('"band"')
+
+
+def test_report_tables_speak_to_people(outputs):
+    """Gaps and proposed sites in the report: human column names in both languages, no raw field
+    name, no "nan", and each proposed site with its location."""
+    import subprocess
+
+    page = (outputs / "sample-nw" / "report.html").read_text(encoding="utf-8")
+    pdf = subprocess.run(
+        ["pdftotext", "-layout", str(outputs / "sample-nw" / "report.pdf"), "-"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    for text in (page, pdf):
+        assert "rank_in_standard" not in text and "residents_uncovered" not in text
+        assert "residents not covered" in text and "未覆盖居民" in text
+        assert "新增覆盖居民" in text and "经度" in text
+    assert ">nan<" not in page and " nan " not in pdf

@@ -227,7 +227,15 @@ def top_gaps(result: Assessment, district_id: str, *, n: int = 10) -> pd.DataFra
             frames.append(g)
     if not frames:
         return pd.DataFrame(
-            columns=["standard", "residents_uncovered", "area_m2", "dist_m_at_centre", "lon", "lat"]
+            columns=[
+                "standard",
+                "rank_in_standard",
+                "residents_uncovered",
+                "area_m2",
+                "dist_m_at_centre",
+                "lon",
+                "lat",
+            ]
         )
     g = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=result.crs)
     g = g.sort_values("residents_uncovered", ascending=False).head(n)
@@ -241,6 +249,48 @@ def top_gaps(result: Assessment, district_id: str, *, n: int = 10) -> pd.DataFra
             "dist_m_at_centre": g["dist_m_at_centre"].to_numpy(),
             "lon": pts.x.round(6).to_numpy(),
             "lat": pts.y.round(6).to_numpy(),
+        }
+    )
+
+
+def gaps_view(gaps: pd.DataFrame) -> pd.DataFrame:
+    """`top_gaps` as a report shows it: named in English and Chinese, whole numbers, and a gap
+    whose centre is beyond the search limit saying so instead of "nan"."""
+
+    def whole(v: float) -> str:
+        return "—" if v != v else f"{v:,.0f}"
+
+    return pd.DataFrame(
+        {
+            "standard 标准": gaps["standard"],
+            "rank in standard 标准内排名": gaps["rank_in_standard"],
+            "residents not covered 未覆盖居民": gaps["residents_uncovered"].map(whole),
+            "area m² 面积": gaps["area_m2"].map(whole),
+            "walk m at centre 中心步行米": gaps["dist_m_at_centre"].map(
+                lambda v: "beyond the search limit · 超出搜索范围" if v != v else f"{v:,.0f}"
+            ),
+            "lon 经度": gaps["lon"].map(lambda v: f"{v:.6f}"),
+            "lat 纬度": gaps["lat"].map(lambda v: f"{v:.6f}"),
+        }
+    )
+
+
+def sites_view(proposed: gpd.GeoDataFrame) -> pd.DataFrame:
+    """Proposed sites as a report shows them: rank, residents gained, coverage after, where."""
+    pts = proposed.to_crs(4326).geometry
+    return pd.DataFrame(
+        {
+            "standard 标准": proposed["standard"].to_numpy(),
+            "rank 序号": proposed["rank"].to_numpy(),
+            "residents newly covered 新增覆盖居民": proposed["residents_newly_covered"]
+            .map(lambda v: f"{v:,.0f}")
+            .to_numpy(),
+            "coverage after % 覆盖率": proposed["cumulative_coverage_pct"]
+            .map(lambda v: f"{np.floor(v * 10) / 10:.1f}")
+            .to_numpy(),
+            "lon 经度": pts.x.map(lambda v: f"{v:.6f}").to_numpy(),
+            "lat 纬度": pts.y.map(lambda v: f"{v:.6f}").to_numpy(),
+            "method 方法": proposed["method"].to_numpy(),
         }
     )
 
@@ -374,22 +424,10 @@ def district_report_html(
         _table(summary_view(result, district_id)),
         _img(chart_png),
         "<h2>Ten largest gaps · 十大缺口</h2>",
-        _table(gaps),
+        _table(gaps_view(gaps)),
     ]
     if proposed is not None and len(proposed):
-        pts = proposed.to_crs(4326)
-        view = pd.DataFrame(
-            {
-                "standard": proposed["standard"],
-                "rank": proposed["rank"],
-                "residents newly covered": proposed["residents_newly_covered"],
-                "coverage %": proposed["cumulative_coverage_pct"].round(1),
-                "lon": pts.geometry.x.round(6),
-                "lat": pts.geometry.y.round(6),
-                "method": proposed["method"],
-            }
-        )
-        parts += ["<h2>Proposed sites · 建议选址</h2>", _table(view)]
+        parts += ["<h2>Proposed sites · 建议选址</h2>", _table(sites_view(proposed))]
     parts += ["<h2>Counts and densities · 数量与密度</h2>", _table(ind)]
     parts += ["<h2 class='pb'>Maps · 地图</h2>"] + [_img(png) for png in maps_png.values()]
     parts += (
@@ -493,21 +531,11 @@ def district_report_pdf(
                 pdf.savefig(page)
                 plt.close(page)
             pdf.savefig(chart, bbox_inches="tight")
-            pdf.savefig(table_page("Ten largest gaps · 十大缺口", gaps))
+            pdf.savefig(table_page("Ten largest gaps · 十大缺口", gaps_view(gaps)))
             ind = indicator_view(result, district_id).drop(columns="note\n说明")
             pdf.savefig(table_page("Counts and densities · 数量与密度", ind))
             if proposed is not None and len(proposed):
-                view = proposed[
-                    [
-                        "standard",
-                        "rank",
-                        "residents_newly_covered",
-                        "cumulative_coverage_pct",
-                        "method",
-                    ]
-                ].copy()
-                view["cumulative_coverage_pct"] = view["cumulative_coverage_pct"].round(1)
-                pdf.savefig(table_page("Proposed sites · 建议选址", view))
+                pdf.savefig(table_page("Proposed sites · 建议选址", sites_view(proposed)))
             for fig in figures.values():
                 pdf.savefig(fig, bbox_inches="tight")
             fig = plt.figure(figsize=(11.69, 8.27))
