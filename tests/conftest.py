@@ -266,6 +266,30 @@ def browser():
         b.close()
 
 
+#: What `leaflet_eval` gives its script: the page's Leaflet map `m`, `screen(c)` turning a
+#: container point into page coordinates (for `page.mouse`), and `feature(test)` the first
+#: GeoJSON feature layer whose properties pass `test`.
+LEAFLET_PRELUDE = (
+    "const m = Object.values(window).find(v => v instanceof L.Map);"
+    " const box = m.getContainer().getBoundingClientRect();"
+    " const screen = c => [box.x + c.x, box.y + c.y];"
+    " const feature = test => { let hit = null; m.eachLayer(l => { if (!hit && l.feature &&"
+    " l.feature.properties && test(l.feature.properties, l)) hit = l; }); return hit; };"
+)
+
+
+def leaflet_eval(page, body: str):
+    """Run `body` (JavaScript ending in a ``return``) on a folium page with `LEAFLET_PRELUDE`."""
+    return page.evaluate("() => { " + LEAFLET_PRELUDE + " " + body + " }")
+
+
+def shown_text(page, selector: str) -> str:
+    """The text of the first element matching `selector` (a tooltip, a popup), or ''."""
+    return page.evaluate(
+        "(s) => { const e = document.querySelector(s); return e ? e.innerText : ''; }", selector
+    )
+
+
 def open_offline(browser, path: Path):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     errors: list[str] = []

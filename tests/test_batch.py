@@ -301,7 +301,7 @@ def test_a_city_too_big_for_one_task_runs_one_task_per_district(tmp_path):
 def test_region_map_in_a_browser(batch_run, browser):
     """The region map offline: one standard at a time (radio buttons), and hovering a district
     shows its figure and its whole city's, with the cities' outlines on top not catching it."""
-    from conftest import open_offline
+    from conftest import leaflet_eval, open_offline, shown_text
 
     tmp = batch_run[0]
     page, errors, outside = open_offline(browser, tmp / "out" / "testland" / "map.html")
@@ -311,18 +311,14 @@ def test_region_map_in_a_browser(batch_run, browser):
         )
         assert radios == 2  # toilet, park
         # the screen point inside district "A-sample-sw" (its polygon's centre) under the mouse
-        point = page.evaluate(
-            "() => { const m = Object.values(window).find(v => v instanceof L.Map); let hit = null;"
-            " m.eachLayer(l => { if (l.feature && l.feature.properties &&"
-            " String(l.feature.properties.label).endsWith('A-sample-sw')) hit = l; });"
-            " const p = m.latLngToContainerPoint(hit.getBounds().getCenter());"
-            " const r = m.getContainer().getBoundingClientRect(); return [r.x + p.x, r.y + p.y]; }"
+        point = leaflet_eval(
+            page,
+            "const hit = feature(p => String(p.label).endsWith('A-sample-sw'));"
+            " return screen(m.latLngToContainerPoint(hit.getBounds().getCenter()));",
         )
-        page.mouse.move(point[0], point[1])
+        page.mouse.move(*point)
         page.wait_for_timeout(300)
-        shown = page.evaluate(
-            "() => { const t = document.querySelector('.leaflet-tooltip'); return t ? t.innerText : ''; }"
-        )
+        shown = shown_text(page, ".leaflet-tooltip")
         assert "residents covered" in shown and "whole city" in shown and "City" in shown
         assert errors == [] and outside == []
     finally:

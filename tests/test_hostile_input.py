@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from conftest import open_offline
+from conftest import leaflet_eval, open_offline
 from hostile import (
     BACKSLASH_NAME,
     DISTRICT_NAME,
@@ -81,11 +81,8 @@ def _state(page) -> dict:
 
 
 def _find_layer_js(prop: str, value: str) -> str:
-    return (
-        "(() => { const m = Object.values(window).find(v => v instanceof L.Map); let hit = null;"
-        f" m.eachLayer(l => {{ if (l.feature && l.feature.properties && l.feature.properties[{prop!r}] === {value!r}) hit = l; }});"
-        " return hit; })()"
-    )
+    """The feature layer whose property `prop` is `value` (for `leaflet_eval`)."""
+    return f"feature(p => p[{prop!r}] === {value!r})"
 
 
 @pytest.mark.parametrize("which", ["d1/map.html", "map.html"])
@@ -107,28 +104,31 @@ def test_maps_run_no_script_from_names_and_still_draw(hostile_run, browser, whic
         if which == "d1/map.html":
             # the popup of each hostile facility shows its name as text, runs nothing
             for name in (SCRIPT_NAME, BACKSLASH_NAME):
-                shown = page.evaluate(
-                    f"() => {{ const l = {_find_layer_js('name', name)}; l.fire('click', {{latlng: l.getLatLng()}}, true);"
+                shown = leaflet_eval(
+                    page,
+                    f"const l = {_find_layer_js('name', name)}; l.fire('click', {{latlng: l.getLatLng()}}, true);"
                     " const p = document.querySelector('.leaflet-popup-content');"
-                    " return {text: p.innerText, imgs: p.querySelectorAll('img').length}; }"
+                    " return {text: p.innerText, imgs: p.querySelectorAll('img').length};",
                 )
                 assert name in shown["text"] and shown["imgs"] == 0
                 assert "homes for which it is the nearest" in shown["text"]
         else:
             label = f"{DISTRICT_NAME} / {DISTRICT_NAME_EN}"
-            shown = page.evaluate(
-                f"() => {{ const l = {_find_layer_js('label', label)};"
+            shown = leaflet_eval(
+                page,
+                f"const l = {_find_layer_js('label', label)};"
                 " l.fire('mouseover', {latlng: l.getBounds().getCenter()}, true);"
                 " const t = document.querySelector('.leaflet-tooltip');"
-                " return {text: t.innerText, scripts: t.querySelectorAll('script').length}; }"
+                " return {text: t.innerText, scripts: t.querySelectorAll('script').length};",
             )
             assert DISTRICT_NAME in shown["text"] and "<script>" in shown["text"]
             assert shown["scripts"] == 0
             # the district without residents has no figure, and says so
-            empty = page.evaluate(
-                f"() => {{ const l = {_find_layer_js('label', FORMULA_NAME + ' / Empty')};"
+            empty = leaflet_eval(
+                page,
+                f"const l = {_find_layer_js('label', FORMULA_NAME + ' / Empty')};"
                 " l.fire('mouseover', {latlng: l.getBounds().getCenter()}, true);"
-                " const t = document.querySelectorAll('.leaflet-tooltip'); return t[t.length - 1].innerText; }"
+                " const t = document.querySelectorAll('.leaflet-tooltip'); return t[t.length - 1].innerText;",
             )
             assert "no residents in the data" in empty
         page.wait_for_timeout(300)

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from conftest import CHROMIUM, open_offline  # noqa: F401 - browser is a conftest fixture
+from conftest import CHROMIUM, leaflet_eval, open_offline, shown_text  # noqa: F401 - browser is a conftest fixture
 from walkcover.cli import app
 from walkcover.config.standards import load_standards
 
@@ -142,46 +142,36 @@ def test_district_map_answers_hovers_and_clicks_with_the_boundary_on(outputs, br
             ".map(l => l.querySelector('input').checked)"
         )
         assert on == [True]
-        find = (
-            "const m = Object.values(window).find(v => v instanceof L.Map); let hit = null;"
-            " m.eachLayer(l => { if (l.feature && l.feature.properties && ({cond})) hit = l; });"
-        )
-        gap_point = page.evaluate(
-            "() => { "
-            + find.replace("{cond}", "l.feature.properties.rank === 1")
-            + " const b = hit._pxBounds; for (let y = b.min.y; y <= b.max.y; y += 2)"
-            " for (let x = b.min.x; x <= b.max.x; x += 2) { const p = L.point(x, y);"
-            " if (hit._containsPoint(p)) { const c = m.layerPointToContainerPoint(p);"
-            " const r = m.getContainer().getBoundingClientRect(); return [r.x + c.x, r.y + c.y]; } }"
-            " return null; }"
+        # a point inside the largest gap's polygon, under the mouse: the gap's tooltip
+        gap_point = leaflet_eval(
+            page,
+            "const hit = feature(p => p.rank === 1); const b = hit._pxBounds;"
+            " for (let y = b.min.y; y <= b.max.y; y += 2) for (let x = b.min.x; x <= b.max.x; x += 2)"
+            " { const p = L.point(x, y);"
+            " if (hit._containsPoint(p)) return screen(m.layerPointToContainerPoint(p)); }"
+            " return null;",
         )
         assert gap_point is not None
         page.mouse.move(*gap_point)
         page.wait_for_timeout(300)
-        tip = page.evaluate(
-            "() => { const t = document.querySelector('.leaflet-tooltip'); return t ? t.innerText : ''; }"
-        )
-        assert "gap rank" in tip
+        assert "gap rank" in shown_text(page, ".leaflet-tooltip")
         # a facility drawn where neither the legend nor the layer control covers it
-        fac_point = page.evaluate(
-            "() => { const m = Object.values(window).find(v => v instanceof L.Map);"
-            " const s = m.getSize(); const r = m.getContainer().getBoundingClientRect();"
+        fac_point = leaflet_eval(
+            page,
+            "const s = m.getSize();"
             " const ui = [...document.querySelectorAll('#walkcover-legend, .leaflet-control')]"
             ".map(e => e.getBoundingClientRect());"
-            " const under = (x, y) => ui.some(b => x >= b.left - 8 && x <= b.right + 8 &&"
+            " const under = ([x, y]) => ui.some(b => x >= b.left - 8 && x <= b.right + 8 &&"
             " y >= b.top - 8 && y <= b.bottom + 8);"
-            " let best = null; m.eachLayer(l => { if (best || !l.feature || !l.getLatLng ||"
-            " !l.feature.properties || !l.feature.properties.osm_id) return;"
-            " const c = m.latLngToContainerPoint(l.getLatLng()); const x = r.x + c.x, y = r.y + c.y;"
-            " if (c.x > 10 && c.x < s.x - 10 && c.y > 10 && c.y < s.y - 10 && !under(x, y))"
-            " best = [x, y]; }); return best; }"
+            " const hit = feature((p, l) => { if (!p.osm_id || !l.getLatLng) return false;"
+            " const c = m.latLngToContainerPoint(l.getLatLng());"
+            " return c.x > 10 && c.x < s.x - 10 && c.y > 10 && c.y < s.y - 10 && !under(screen(c)); });"
+            " return hit ? screen(m.latLngToContainerPoint(hit.getLatLng())) : null;",
         )
         assert fac_point is not None
         page.mouse.click(*fac_point)
         page.wait_for_timeout(300)
-        popup = page.evaluate(
-            "() => { const p = document.querySelector('.leaflet-popup-content'); return p ? p.innerText : ''; }"
-        )
+        popup = shown_text(page, ".leaflet-popup-content")
         assert "homes for which it is the nearest" in popup
         assert errors == []
     finally:

@@ -24,6 +24,7 @@ from walkcover.config.study_area import (
     CityConfig,
     DistrictSource,
     LoadedConfig,
+    PolygonFile,
     SourceConfig,
     check_unique_slugs,
     district_slug,
@@ -33,18 +34,7 @@ from walkcover.config.study_area import (
 )
 
 
-class RegionUnits(BaseModel):
-    """A polygon file of the region's cities or districts and its fields."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    path: str
-    id_field: str
-    name_field: str
-    name_en_field: str | None = None
-
-
-class RegionDistricts(RegionUnits):
+class RegionDistricts(PolygonFile):
     """The districts file, and the field naming each district's city (its name or its id)."""
 
     city_field: str
@@ -58,7 +48,7 @@ class RegionConfig(BaseModel):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     name: str
     name_en: str = ""
-    cities: RegionUnits
+    cities: PolygonFile
     districts: RegionDistricts
     #: Working CRS of every city: ``utm`` (each city its own zone) or e.g. ``EPSG:4547``.
     crs: str = "utm"
@@ -104,7 +94,7 @@ def load_region(name_or_path: str | Path) -> Region:
 
 
 def _units(
-    region_path: Path, src: RegionUnits, *, what: str, extra: tuple[str, ...] = ()
+    region_path: Path, src: PolygonFile, *, what: str, extra: tuple[str, ...] = ()
 ) -> gpd.GeoDataFrame:
     file = (region_path.parent / src.path).resolve()
     if not file.is_file():

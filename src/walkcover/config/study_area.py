@@ -49,13 +49,21 @@ DEFAULT_WALK_HIGHWAYS = (
 )
 
 
-class DistrictSource(BaseModel):
+class PolygonFile(BaseModel):
+    """A vector file of named polygons (districts, cities) and the fields holding each one's id,
+    name and English name."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     path: str
     id_field: str
     name_field: str
     name_en_field: str | None = None
+
+
+class DistrictSource(PolygonFile):
+    """A city's district polygons; ``sample`` marks them as sample areas, not administrative units."""
+
     sample: bool = False
 
 

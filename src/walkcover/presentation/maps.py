@@ -778,32 +778,19 @@ def city_map(
                 np.where(none, "no facility in the data · 数据中无设施", ""),
             ),
         )
-        folium.GeoJson(
+        _coverage_layer(
             polys[["label", "pct", "note", "geometry"]].__geo_interface__,
-            style_function=lambda f: {
-                "color": "#222",
-                "weight": 2,
-                "fillColor": _ramp(f["properties"]["pct"]),
-                "fillOpacity": 0.25,
-            },
-        ).add_child(
-            PropertyTable(
-                ["label", "pct", "note"],
-                ["district 区", "residents covered % 居民覆盖率", ""],
-                missing="no data · 无数据",
-            )
+            {"label": "district 区", "pct": "residents covered % 居民覆盖率", "note": ""},
+            outline=("#222", 2.0),
+            fill_opacity=0.25,
         ).add_to(group)
         # the hexagons above the districts: their values answer where there are homes
         if len(hexes):
-            folium.GeoJson(
+            _coverage_layer(
                 hexes.__geo_interface__,
-                style_function=lambda f: {
-                    "fillColor": _ramp(f["properties"]["pct"]),
-                    "weight": 0,
-                    "fillOpacity": 0.7,
-                },
-            ).add_child(
-                PropertyTable(["residents", "pct"], ["residents 居民", "covered % 覆盖率"])
+                {"residents": "residents 居民", "pct": "covered % 覆盖率"},
+                outline=None,
+                fill_opacity=0.7,
             ).add_to(group)
         group.add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
@@ -843,25 +830,16 @@ def region_map(summary: gpd.GeoDataFrame, cities: gpd.GeoDataFrame, *, title: st
             geometry=rows.geometry.to_numpy(),
             crs=4326,
         )
-        folium.GeoJson(
+        _coverage_layer(
             _geojson(polys.to_crs(3857), simplify_m=20.0),
-            style_function=lambda f: {
-                "color": "#555",
-                "weight": 0.5,
-                "fillColor": _ramp(f["properties"]["pct"]),
-                "fillOpacity": 0.75,
+            {
+                "label": "district 区县",
+                "pct": "residents covered % 居民覆盖率",
+                "city_pct": "whole city % 全市",
+                "target": "target % 目标",
             },
-        ).add_child(
-            PropertyTable(
-                ["label", "pct", "city_pct", "target"],
-                [
-                    "district 区县",
-                    "residents covered % 居民覆盖率",
-                    "whole city % 全市",
-                    "target % 目标",
-                ],
-                missing="no data · 无数据",
-            )
+            outline=("#555", 0.5),
+            fill_opacity=0.75,
         ).add_to(group)
         group.add_to(m)
     # outlines as lines, not polygons: a polygon (even unfilled) catches every hover inside it
@@ -876,6 +854,29 @@ def region_map(summary: gpd.GeoDataFrame, cities: gpd.GeoDataFrame, *, title: st
     legend = _ramp_legend(title, "grey: no data · 灰色：无数据")
     _figure(m).html.add_child(folium.Element(legend))
     return m
+
+
+def _coverage_layer(
+    data: dict,
+    fields: dict[str, str],
+    *,
+    outline: tuple[str, float] | None,
+    fill_opacity: float,
+) -> folium.GeoJson:
+    """Polygons (GeoJSON with a ``pct`` property) filled by the share covered (`_ramp`: grey where
+    there is no figure), with `outline` (colour, weight) or none, and a tooltip of `fields`
+    (property → label)."""
+    line = {"color": outline[0], "weight": outline[1]} if outline else {"weight": 0}
+    layer = folium.GeoJson(
+        data,
+        style_function=lambda f: {
+            **line,
+            "fillColor": _ramp(f["properties"]["pct"]),
+            "fillOpacity": fill_opacity,
+        },
+    )
+    layer.add_child(PropertyTable(list(fields), list(fields.values()), missing="no data · 无数据"))
+    return layer
 
 
 def _ramp_legend(title: str, note: str) -> str:
