@@ -20,8 +20,27 @@ STANDARD_LABELS = [
 runner = CliRunner()
 
 
+#: Files `run` and `site` write, which `report` must leave byte for byte and untouched.
+RUN_FILES = ("coverage.gpkg", "run.json", "map.html", "proposed_sites.csv")
+
+
+def run_files(city_dir) -> dict[str, tuple[bytes, int]]:
+    files = [*city_dir.glob("*.csv"), city_dir / "map.html"]
+    files += [p for name in RUN_FILES for p in city_dir.glob(f"*/{name}")]
+    return {str(p): (p.read_bytes(), p.stat().st_mtime_ns) for p in files}
+
+
+#: What the `outputs` fixture saw around `report`: the engine calls and the run files before it.
+REPORT_RUN: dict = {}
+
+
 @pytest.fixture(scope="module")
 def outputs(tmp_path_factory):
+    import walkcover.engine.coverage
+    import walkcover.engine.network
+    import walkcover.siting
+    import walkcover.sources
+
     out = tmp_path_factory.mktemp("out")
     cache = tmp_path_factory.mktemp("cache")
     common = ["--city", "helsinki-sample", "--out", str(out), "--cache-dir", str(cache)]
@@ -29,9 +48,31 @@ def outputs(tmp_path_factory):
     res = runner.invoke(app, ["site", *common, "--district", "sample-nw", "--standard", "toilet", "--k", "2"],
                         catch_exceptions=False)  # fmt: skip
     assert res.exit_code == 0, res.output
-    # the report of one district (each takes ~5 s: 9 static maps and a PDF); the maps of all four
-    res = runner.invoke(app, ["report", *common, "--district", "sample-nw"], catch_exceptions=False)
+    before = run_files(out / "helsinki-sample")
+    # the report of one district, made from the run's files: no OSM read, no network built, no
+    # shortest-path pass (every entry to the engine counts its calls)
+    calls: list[str] = []
+
+    def counting(name, fn):
+        def wrapper(*args, **kwargs):
+            calls.append(name)
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    with pytest.MonkeyPatch.context() as mp:
+        for module, name in [
+            (walkcover.engine.coverage, "dijkstra"),
+            (walkcover.siting, "dijkstra"),
+            (walkcover.engine.network, "build_network"),
+            (walkcover.sources, "load_osm"),
+        ]:
+            mp.setattr(module, name, counting(name, getattr(module, name)))
+        res = runner.invoke(
+            app, ["report", *common[:4], "--district", "sample-nw"], catch_exceptions=False
+        )
     assert res.exit_code == 0, res.output
+    REPORT_RUN.update(calls=calls, before=before)
     return out / "helsinki-sample"
 
 
@@ -75,47 +116,100 @@ def test_district_map_shows_proposed_sites_and_popups(outputs, browser):
         page.close()
 
 
-def test_pdf_report_pages_tables_and_chinese_text(outputs, tmp_path):
-    pdf = outputs / "sample-nw" / "report.pdf"
-    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout
-    pages = int(next(line.split()[-1] for line in info.splitlines() if line.startswith("Pages:")))
-    # summary, notes ("read first"), chart, gaps, counts, proposed sites, one map per standard,
-    # methods
-    assert pages == 6 + len(STANDARD_LABELS) + 1
+def test_report_measures_nothing_and_touches_no_run_file(outputs):
+    assert REPORT_RUN["calls"] == []
+    before = REPORT_RUN["before"]
+    after = run_files(outputs)
+    assert after.keys() == before.keys() and len(after) >= 4 * 3 + 4
+    changed = [p for p in after if after[p] != before[p]]
+    assert changed == []
+    assert (outputs / "sample-nw" / "report.pdf").exists()
+
+
+def pdf_pages(pdf) -> list[str]:
     text = subprocess.run(
         ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
     ).stdout
+    return text.split("\f")[:-1]
+
+
+def test_pdf_report_pages_tables_and_chinese_text(outputs, tmp_path):
+    pdf = outputs / "sample-nw" / "report.pdf"
+    pages = pdf_pages(pdf)
+    # a title page, the summary, a page per standard (its name at the top), then gaps and methods
+    assert "Sample district NW" in pages[0] and "Read first" in pages[0]
+    assert "Summary against targets" in pages[1]
+    for std, page in zip(load_standards().standards.values(), pages[2:]):
+        assert page.strip().startswith(f"{std.name_zh} {std.name}"), (std.id, page[:80])
+    text = "\n".join(pages)
     for phrase in [
         "样例区（西北）",
-        "指标汇总",
-        "Read first",
+        "指标与目标",
         "only 3.9% of its residents live on residential land",
         "十大缺口",
         "建议选址",
-        "residents",
+        "after the proposed sites",
         "official %",
         "计算方法",
         "公厕",
     ]:
         assert phrase in text, phrase
+    assert "nan" not in text.replace("nanometre", "").lower().split()  # no "nan" cell
+    # the kindergartens (none in the sample) say "no data", on their page and in the chart's place
+    kg = next(p for p in pages if p.strip().startswith("幼儿园 Kindergarten"))
+    assert "no facility in the data" in kg and "0.0%" not in kg
     subprocess.run(
-        ["pdftoppm", "-r", "40", "-png", "-f", "1", "-l", "1", str(pdf), str(tmp_path / "p")],
+        ["pdftoppm", "-r", "40", "-png", "-f", "3", "-l", "3", str(pdf), str(tmp_path / "p")],
         check=True,
     )
     png = next(tmp_path.glob("p*.png")).read_bytes()
     assert not_blank(png) > 5
     fonts = subprocess.run(["pdffonts", str(pdf)], capture_output=True, text=True).stdout
-    assert "NotoSansCJK" in fonts and " yes " in fonts  # embedded
+    cjk = [line for line in fonts.splitlines() if "walkcover-CJK" in line]
+    assert cjk and all(line.split()[-5:-3] == ["yes", "yes"] for line in cjk)  # embedded subsets
+
+
+def test_pdf_text_stays_within_every_page(outputs):
+    """Every word pdftotext finds lies inside its page: no table or label runs off the paper."""
+    import re
+
+    bbox = subprocess.run(
+        ["pdftotext", "-bbox", str(outputs / "sample-nw" / "report.pdf"), "-"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    n_words, off = 0, []
+    for page in re.finditer(r'<page width="([\d.]+)" height="([\d.]+)">(.*?)</page>', bbox, re.S):
+        w, h = float(page.group(1)), float(page.group(2))
+        for m in re.finditer(
+            r'<word xMin="([-\d.]+)" yMin="([-\d.]+)" xMax="([-\d.]+)" yMax="([-\d.]+)">(.*?)</word>',
+            page.group(3),
+        ):
+            x0, y0, x1, y1 = map(float, m.groups()[:4])
+            n_words += 1
+            if x0 < 0 or y0 < 0 or x1 > w or y1 > h:
+                off.append(m.group(5))
+    assert n_words > 500 and off == []
 
 
 def test_html_report_and_index(outputs):
     page = (outputs / "sample-nw" / "report.html").read_text(encoding="utf-8")
     for phrase in ["Summary against targets", "Ten largest gaps", "Proposed sites", "How the numbers were made",
-                   "data:image/png;base64", "样例区（西北）"]:  # fmt: skip
+                   "data:image/png;base64", "样例区（西北）", "after the proposed sites"]:  # fmt: skip
         assert phrase in page, phrase
     # one district reported: the city pages of the run (all four districts) are left as they are
     assert not (outputs / "index.html").exists()
     assert (outputs / "sample-nw" / "maps" / "toilet.png").stat().st_size > 10_000
+    assert (outputs / "sample-nw" / "maps" / "toilet_after.png").stat().st_size > 10_000
+
+
+def test_report_needs_a_run_and_keeps_its_reports(tmp_path):
+    """Without a run there is nothing to report: refused, naming the district and the fix, with
+    nothing written. Reports are not replaced without --overwrite."""
+    common = ["--city", "helsinki-sample", "--out", str(tmp_path)]
+    res = runner.invoke(app, ["report", *common, "--district", "sample-sw"])
+    assert res.exit_code != 0
+    assert "summary.csv is missing" in res.output and "walkcover run" in res.output
+    assert not (tmp_path / "helsinki-sample" / "sample-sw").exists()
 
 
 def test_city_index_compares_every_district(tmp_path):
@@ -253,3 +347,29 @@ def test_report_tables_speak_to_people(outputs):
         assert "residents not covered" in text and "未覆盖居民" in text
         assert "新增覆盖居民" in text and "经度" in text
     assert ">nan<" not in page and " nan " not in pdf
+
+
+def test_proposed_sites_show_homes_before_and_after(outputs, browser):
+    """`site` leaves each home's walk once the sites are built beside its walk today (never
+    longer, shorter for some), and the map an overlay, off at first, drawing the homes after."""
+    import geopandas as gpd
+
+    homes = gpd.read_file(outputs / "sample-nw" / "coverage.gpkg", layer="demand")
+    now, later = (
+        homes["toilet_dist_m"].to_numpy(float),
+        homes["toilet_after_dist_m"].to_numpy(float),
+    )
+    both = ~np.isnan(now) & ~np.isnan(later)
+    assert (later[both] <= now[both] + 1e-9).all() and (later[both] < now[both] - 1).any()
+    gained = homes["toilet_after_status"].eq("covered") & ~homes["toilet_status"].eq("covered")
+    assert gained.any()
+    page, errors, _ = open_offline(browser, outputs / "sample-nw" / "map.html")
+    try:
+        label = "公厕 Public toilet: after 2 proposed site(s)"
+        box = page.locator(".leaflet-control-layers-overlays label", has_text=label)
+        assert box.count() == 1 and not box.locator("input").is_checked()
+        box.locator("input").check()
+        page.wait_for_timeout(200)
+        assert errors == []
+    finally:
+        page.close()

@@ -63,12 +63,10 @@ def test_share_of_residents_on_the_official_land_and_its_warning(city, tmp_path)
     html = district_map(city.assessment, "d1").get_root().render()
     assert "only 28.6% of its residents" in html
     city.save(tmp_path / "out", maps=False)
-    from walkcover.presentation.report import district_report_html, top_gaps
+    from walkcover.presentation.record import district_run
+    from walkcover.presentation.report import district_report_html
 
-    page = district_report_html(
-        city.assessment, "d1", maps_png={}, chart_png=b"",
-        gaps=top_gaps(city.assessment, "d1"), proposed=None,
-    )  # fmt: skip
+    page = district_report_html(district_run(city.assessment, "d1"), maps_png={}, chart_png=b"")
     assert "Read first" in page and "only 28.6% of its residents" in page
 
 
@@ -130,12 +128,10 @@ def test_without_a_raster_a_sparse_district_is_warned_about(tmp_path):
     assert len(note) == 1 and note[0].startswith("d1: WARNING its mapped buildings look only 4%")
     assert "covers only the mapped part" in note[0]
     assert "buildings mapped: ≈ 4% complete" in res.explain("toilet")
-    from walkcover.presentation.report import district_report_html, top_gaps
+    from walkcover.presentation.record import district_run
+    from walkcover.presentation.report import district_report_html
 
-    page = district_report_html(
-        res.assessment, "d1", maps_png={}, chart_png=b"",
-        gaps=top_gaps(res.assessment, "d1"), proposed=None,
-    )  # fmt: skip
+    page = district_report_html(district_run(res.assessment, "d1"), maps_png={}, chart_png=b"")
     assert "Buildings mapped: ≈ 4% complete" in page and "WARNING" in page
 
 

@@ -19,7 +19,7 @@ from walkcover._errors import (
     WalkcoverError,
 )
 from walkcover._version import __version__
-from walkcover.api import Results, Study, assess, measure, study
+from walkcover.api import Results, Study, assess, measure, report, study
 
 __all__ = [
     "CRSError",
@@ -36,5 +36,6 @@ __all__ = [
     "__version__",
     "assess",
     "measure",
+    "report",
     "study",
 ]

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from walkcover.presentation.outputs import RunFiles
     from walkcover.siting import DistrictSiting
 
-__all__ = ["Results", "Study", "assess", "measure", "study"]
+__all__ = ["Results", "Study", "assess", "measure", "report", "study"]
 
 
 @dataclass(frozen=True)
@@ -94,16 +94,7 @@ def study(
     cache, cache_dir
         Reuse parsed OSM data (on by default; ``cache_dir`` defaults to ``~/.cache/walkcover``).
     """
-    the_city = city if isinstance(city, City) else load_city(city)
-    changes = None
-    if boundaries is not None:
-        if name_field is None:
-            raise WalkcoverError(
-                "boundaries need a name_field (--name-field): the field holding each district's "
-                "name or code"
-            )
-        the_city, changes = replace_boundaries(the_city, boundaries, name_field=name_field)
-    chosen = resolve_districts(the_city, district)
+    the_city, chosen, changes = _districts(city, district, boundaries, name_field)
     rules = load_standards(standards)
     if isinstance(standard, str):
         wanted: str | list[str] = (
@@ -126,6 +117,73 @@ def study(
         cache_dir=folder,
         boundary_changes=changes,
     )
+
+
+def _districts(
+    city: str | Path | City,
+    district: str,
+    boundaries: str | Path | None,
+    name_field: str | None,
+) -> tuple[City, gpd.GeoDataFrame, pd.DataFrame | None]:
+    """The city (with planners' boundaries, if given), the districts chosen, and what the
+    boundaries changed."""
+    the_city = city if isinstance(city, City) else load_city(city)
+    changes = None
+    if boundaries is not None:
+        if name_field is None:
+            raise WalkcoverError(
+                "boundaries need a name_field (--name-field): the field holding each district's "
+                "name or code"
+            )
+        the_city, changes = replace_boundaries(the_city, boundaries, name_field=name_field)
+    return the_city, resolve_districts(the_city, district), changes
+
+
+def report(
+    city: str | Path | City,
+    out: str | Path,
+    *,
+    district: str = "all",
+    boundaries: str | Path | None = None,
+    name_field: str | None = None,
+    overwrite: bool = False,
+) -> RunFiles:
+    """Write reports from what ``walkcover run`` (and ``site``) wrote into `out`, measuring
+    nothing again: per district ``report.html``, ``report.pdf`` and ``maps/``; with every district,
+    the city's ``index.html``. The run's own files are left untouched.
+
+    Parameters
+    ----------
+    city
+        The city of the run (as for `study`).
+    out
+        The folder `run` wrote to.
+    district
+        Districts to report (as for `study`).
+    boundaries, name_field
+        The planners' boundaries the run was made with, if any.
+    overwrite
+        Replace existing reports (refused otherwise, before anything is read).
+
+    Raises
+    ------
+    OutputExistsError
+        Reports exist and `overwrite` is off.
+    walkcover.presentation.record.RunRecordError
+        A chosen district has no complete run outputs in `out`.
+    """
+    import walkcover.presentation.report  # noqa: F401 - fails early, with the install command, without the extra
+    from walkcover.presentation.outputs import check_outputs, district_dir, write_report_sets
+
+    the_city, chosen, _ = _districts(city, district, boundaries, name_field)
+    out = check_writable_folder(Path(out), option="out (--out)")
+    every = len(chosen) == len(the_city.districts)
+    with output_lock(out, command="report"):
+        paths = [district_dir(out, the_city.id, s) / "report.pdf" for s in chosen["slug"]]
+        if every:
+            paths.append(Path(out) / the_city.id / "index.html")
+        check_outputs(paths, overwrite=overwrite)
+        return write_report_sets(the_city, chosen, out, city_pages=every)
 
 
 def measure(plan: Study, *, progress: Callable[[str], None] | None = None) -> Results:

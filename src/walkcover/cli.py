@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import signal
@@ -170,11 +171,13 @@ def _assess(
     cache: Path | None,
     *,
     before: Callable[[City, gpd.GeoDataFrame], None] | None = None,
+    also: Callable[[City, gpd.GeoDataFrame], list[str]] | None = None,
     boundaries: Path | None = None,
     name_field: str | None = None,
 ) -> Results:
     """`walkcover.api.study` the options, show what the boundaries changed, run `before` (a check
-    that must refuse before any computation), then `walkcover.api.measure` with a progress bar."""
+    that must refuse before any computation), add the standards `also` names, then
+    `walkcover.api.measure` with a progress bar."""
     from walkcover import api
 
     plan = api.study(
@@ -201,6 +204,14 @@ def _assess(
         err_console.print(table)
     if before is not None:
         before(plan.city, plan.districts)
+    if also is not None:
+        have = [s.id for s in plan.standards]
+        more = [s for s in also(plan.city, plan.districts) if s not in have]
+        if more:
+            wanted = {*have, *more}  # in the standards file's order, as a run lists them
+            plan = dataclasses.replace(
+                plan, standards=[s for s in plan.rules.select("all") if s.id in wanted]
+            )
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -336,52 +347,61 @@ def report(
     city: CityOpt,
     out: Annotated[Path, typer.Option(help="Output folder (the one `run` and `site` wrote to).")],
     district: DistrictOpt = "all",
-    standards: StandardsOpt = None,
-    source: SourceOpt = None,
-    population_raster: RasterOpt = None,
-    tiles: TilesOpt = None,
+    boundaries: BoundariesOpt = None,
+    name_field: NameFieldOpt = None,
     overwrite: Annotated[bool, typer.Option(help="Replace existing reports.")] = False,
-    cache_dir: CacheOpt = None,
-    no_cache: NoCacheOpt = False,
+    # what `report` took when it measured again; accepted, so that older scripts still run
+    source: Annotated[Path | None, typer.Option(hidden=True)] = None,
+    standards: Annotated[Path | None, typer.Option(hidden=True)] = None,
+    population_raster: Annotated[Path | None, typer.Option(hidden=True)] = None,
+    tiles: Annotated[str | None, typer.Option(hidden=True)] = None,
+    cache_dir: Annotated[Path | None, typer.Option(hidden=True)] = None,
+    no_cache: Annotated[bool, typer.Option(hidden=True)] = False,
 ) -> None:
-    """Write per district an HTML report and its PDF (summary against targets, charts, static maps,
-    the ten largest gaps, proposed sites, methods) and a city index page comparing districts."""
-    from walkcover.presentation.outputs import check_outputs, district_dir, write_report_sets
+    """Write per district an HTML report and its PDF (summary against targets, a page per standard
+    with its map, the ten largest gaps, proposed sites, methods) and a city index page comparing
+    districts, from what `run` and `site` wrote: nothing is measured again and their files are
+    left as they are."""
+    from walkcover import api
 
-    def refuse_existing(the_city: City, chosen: gpd.GeoDataFrame) -> None:
-        paths = [district_dir(out, the_city.id, s) / "report.pdf" for s in chosen["slug"]]
-        if len(chosen) == len(the_city.districts):
-            paths.append(Path(out) / the_city.id / "index.html")
-        check_outputs(paths, overwrite=overwrite)
-
-    import walkcover.presentation.report  # noqa: F401 - fails early, with the install command, without the extra
-
-    cache = None if no_cache else (cache_dir or default_cache_dir())
-    _preflight(out=out, cache=cache, tiles=tiles)
+    ignored = [
+        flag
+        for flag, given in (
+            ("--source", source),
+            ("--standards", standards),
+            ("--population-raster", population_raster),
+            ("--tiles", tiles),
+            ("--cache-dir", cache_dir),
+            ("--no-cache", no_cache or None),
+        )
+        if given is not None
+    ]
+    if ignored:
+        err_console.print(
+            f"note: {', '.join(ignored)} ignored: reports are made from what `run` wrote to --out, "
+            "without reading OSM data or measuring again"
+        )
+    _preflight(out=out)
     with output_lock(out, command="report") as repairs:
         _print_repairs(repairs)
-        result = _assess(
-            city,
-            district,
-            "all",
-            standards,
-            source,
-            population_raster,
-            cache,
-            before=refuse_existing,
-        )
         try:
-            every = len(result.districts) == len(result.study.city.districts)
-            files = write_report_sets(result.assessment, out, tiles=tiles, city_pages=every)
-            if not every:
-                out_console.print(
-                    "note: the city pages (index.html, map.html) compare every district; they "
-                    "are left as they are when only some are reported (--district all rewrites them)"
-                )
+            files = api.report(
+                city,
+                out,
+                district=district,
+                boundaries=boundaries,
+                name_field=name_field,
+                overwrite=overwrite,
+            )
         except RunIncompleteError as exc:
             _print_written(exc.files.written)
             raise
     _print_written(files.written)
+    if not any(p.name == "index.html" for p in files.written):
+        out_console.print(
+            "note: the city page (index.html) compares every district; it is left as it is when "
+            "only some are reported (--district all rewrites it)"
+        )
 
 
 @app.command()
@@ -459,7 +479,23 @@ def site_command(
     _preflight(out=out, cache=cache)
     with output_lock(out, command="site") as repairs:
         _print_repairs(repairs)
-        result = _assess(city, district, standard, standards, source, population_raster, cache)
+
+        def measured_by_run(the_city: City, chosen: gpd.GeoDataFrame) -> list[str]:
+            # the district files are written again whole, with every standard the run measured
+            from walkcover.presentation.outputs import recorded_standards
+
+            return recorded_standards(out, the_city.id, list(chosen["slug"]))
+
+        result = _assess(
+            city,
+            district,
+            standard,
+            standards,
+            source,
+            population_raster,
+            cache,
+            also=measured_by_run,
+        )
         sitings = result.site(
             standard, k=k, target_pct=target, plots=plots, time_limit_s=time_limit
         )

@@ -524,15 +524,16 @@ def district_coverage_matrix(
     )
 
 
-def coverage_with_sites(
+def walks_with_sites(
     result: Assessment,
     standard_id: str,
     district_id: str,
     sites: gpd.GeoSeries,
-) -> float:
-    """Residents covered (%) in the district when `sites` are added to the existing facilities,
-    measured afresh with the engine `run` uses."""
-    _, mine, d, thr = _district_units(result, standard_id, district_id)
+) -> pd.DataFrame:
+    """Each home of the district's walk (``dist_m``, ``covered``, ``status``) when `sites` are
+    added to the existing facilities, measured afresh with the engine `run` uses; rows in the order
+    of `Assessment.district_demand`."""
+    _, _, d, thr = _district_units(result, standard_id, district_id)
     p = result.passes[standard_id]  # the facilities `run` used, imported ones included
     geoms = np.concatenate([p.access.to_numpy(), sites.to_crs(result.crs).to_numpy()])
     f = cov.snap(
@@ -541,9 +542,37 @@ def coverage_with_sites(
         max_snap_m=result.city.config.network.max_snap_m,
         reach_polygon_edges=True,
     )
-    res = cov.measure(result.network, d, f, threshold_m=thr, limit_m=p.limit_m)
+    return cov.measure(result.network, d, f, threshold_m=thr, limit_m=p.limit_m)
+
+
+def coverage_with_sites(
+    result: Assessment,
+    standard_id: str,
+    district_id: str,
+    sites: gpd.GeoSeries,
+) -> float:
+    """Residents covered (%) in the district when `sites` are added to the existing facilities,
+    measured afresh with the engine `run` uses."""
+    mine, _ = result.district_demand(district_id)
+    res = walks_with_sites(result, standard_id, district_id, sites)
     w = mine[result.residents_column(standard_id)].to_numpy(dtype=float)
     return 100.0 * float(w[res["covered"].to_numpy()].sum()) / float(w.sum())
+
+
+def walks_after(
+    result: Assessment, district_id: str, proposed: gpd.GeoDataFrame | None
+) -> dict[str, pd.DataFrame]:
+    """Per standard with sites in `proposed` (a district's ``proposed_sites`` layer), each home's
+    walk once they are built (`walks_with_sites`: ``dist_m``, ``covered``, ``status``), for maps
+    and layers that show homes before and after."""
+    if proposed is None or not len(proposed):
+        return {}
+    measured = {s.id for s in result.standards}
+    return {
+        str(sid): walks_with_sites(result, str(sid), district_id, g.geometry)
+        for sid, g in proposed.groupby("standard")
+        if sid in measured
+    }
 
 
 @dataclass(frozen=True)

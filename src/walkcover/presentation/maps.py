@@ -336,7 +336,8 @@ def _legend(
         f"<span style='background:{SERVICE_AREA_COLOUR};opacity:.35;display:inline-block;width:12px;height:12px'></span> within walking distance · 步行可达 &nbsp;"
         "<span style='border:2px dashed #b2182b;display:inline-block;width:10px;height:10px'></span> gap · 缺口"
         + (
-            " &nbsp;<span style='color:#6a3d9a'>●</span> proposed site · 建议选址"
+            " &nbsp;<span style='color:#6a3d9a'>●</span> proposed site · 建议选址 (tick "
+            "“after proposed sites” to see the homes they would reach · 勾选“建议选址后”查看效果)"
             if with_sites
             else ""
         )
@@ -364,6 +365,7 @@ def district_map(
     district_id: str,
     *,
     proposed: gpd.GeoDataFrame | None = None,
+    after: dict[str, pd.DataFrame] | None = None,
     tiles: str | None = None,
     max_footprints: int = 3_000,
     max_units: int = 15_000,
@@ -374,7 +376,9 @@ def district_map(
 
     Each standard's layer shows the homes coloured by distance band, the gaps, the land within
     walking distance, the facilities (popup: name, kind, ``osm_id``, how many homes have it as their
-    nearest, by band) and, where given, the proposed sites. Homes are drawn as footprints up to
+    nearest, by band) and, where given, the proposed sites. With `after` (per standard, each home's
+    walk once its proposed sites are built: `walkcover.siting.walks_after`) an overlay, off at
+    first, draws the homes again in their bands after the proposed sites. Homes are drawn as footprints up to
     `max_footprints`, as dots up to `max_units`, and beyond that as H3 hexagons (resolution 9, about
     350 m across) coloured by the band most of their residents fall in, so the page stays light:
     each standard's layer repeats them (measured: a 144 km² district with 29,000 homes gives a
@@ -410,6 +414,37 @@ def district_map(
         _add_facilities(group, result, std.id, result.passes[std.id], demand, dsnaps, thr, dgeom)
         if proposed is not None and len(proposed):
             _add_proposed(group, proposed[proposed["standard"] == std.id])
+        group.add_to(m)
+    for std in result.standards:
+        walks = (after or {}).get(std.id)
+        if walks is None or proposed is None:
+            continue
+        mine = proposed[proposed["standard"] == std.id]
+        # before/after: the homes once the proposed sites are built, over the standard's layer
+        group = folium.FeatureGroup(
+            name=_layer_name(
+                f"{std.name_zh} {std.name}: after {len(mine)} proposed site(s) · 建议选址后"
+            ),
+            overlay=True,
+            show=False,
+        )
+        later = demand.assign(
+            **{
+                f"{std.id}_dist_m": walks["dist_m"].to_numpy(),
+                f"{std.id}_status": walks["status"].to_numpy(),
+            }
+        )
+        _add_homes(
+            group,
+            later,
+            std.id,
+            result.thresholds(std, dsnaps),
+            crs=result.crs,
+            max_footprints=max_footprints,
+            max_units=max_units,
+            limit_m=result.passes[std.id].limit_m,
+        )
+        _add_proposed(group, mine)
         group.add_to(m)
     # the boundary as a line: as a polygon (even unfilled) it would catch every hover and click
     # inside the district on Leaflet's canvas, and no gap or facility would answer

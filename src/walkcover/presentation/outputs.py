@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,14 @@ from walkcover.config.region import Region
 from walkcover.config.study_area import City
 from walkcover.measures.gaps import district_gaps, district_service_areas
 from walkcover.measures.indicators import group_summary
+from walkcover.presentation.record import (
+    RECORD_FILE,
+    RunRecordError,
+    read_city_table,
+    read_district_run,
+    record_data,
+    write_record,
+)
 
 __all__ = [
     "RunFiles",
@@ -111,6 +120,54 @@ def read_proposed(out: Path, city_id: str, slug: str) -> gpd.GeoDataFrame | None
     return gpd.read_file(gpkg, layer="proposed_sites")
 
 
+def write_district_files(
+    assessment: Assessment,
+    district_id: str,
+    geom,
+    stage: Path,
+    *,
+    proposed: gpd.GeoDataFrame | None,
+    tiles: str | None = None,
+) -> dict[str, pd.DataFrame]:
+    """Write one district's ``coverage.gpkg`` and ``run.json`` (the record reports are made from)
+    into `stage`. Homes get ``<standard>_after_dist_m`` and ``_after_status`` for every standard
+    with `proposed` sites, measured afresh; those walks are returned for the map."""
+    from walkcover.siting import walks_after
+
+    after = walks_after(assessment, district_id, proposed)
+    demand = demand_layer(assessment, district_id)
+    for sid, walks in after.items():
+        demand[f"{sid}_after_dist_m"] = walks["dist_m"].to_numpy()
+        demand[f"{sid}_after_status"] = walks["status"].to_numpy()
+    layers = {
+        "demand": demand,
+        "facilities": facilities_layer(assessment, geom),
+        "gaps": district_gaps(assessment, district_id),
+        "service_areas": district_service_areas(assessment, district_id),
+    }
+    if proposed is not None:
+        layers["proposed_sites"] = proposed
+    write_layers(stage / "coverage.gpkg", layers)
+    write_record(stage / RECORD_FILE, record_data(assessment, district_id, tiles=tiles))
+    return after
+
+
+def write_district_map(
+    assessment: Assessment,
+    district_id: str,
+    stage: Path,
+    *,
+    proposed: gpd.GeoDataFrame | None,
+    after: dict[str, pd.DataFrame],
+    tiles: str | None = None,
+) -> Path:
+    """The district's ``map.html`` into `stage`, homes before and after any proposed sites."""
+    from walkcover.presentation.maps import district_map, save_map
+
+    m = district_map(assessment, district_id, proposed=proposed, after=after, tiles=tiles)
+    return save_map(m, stage / "map.html")
+
+
 @dataclass
 class RunFiles:
     """What `write_run` wrote, and what it could not write (district, step, reason)."""
@@ -160,30 +217,28 @@ def write_run(
         try:
             proposed = read_proposed(out, city_id, slug)  # an earlier `site` proposal is kept
             with staged_folder(folder, keep=KEPT_BY_RUN) as stage:
-                layers = {
-                    "demand": demand_layer(assessment, drow["district_id"]),
-                    "facilities": facilities_layer(assessment, geom),
-                    "gaps": district_gaps(assessment, drow["district_id"]),
-                    "service_areas": district_service_areas(assessment, drow["district_id"]),
-                }
-                if proposed is not None:
-                    layers["proposed_sites"] = proposed
-                write_layers(stage / "coverage.gpkg", layers)
+                after = write_district_files(
+                    assessment, drow["district_id"], geom, stage, proposed=proposed, tiles=tiles
+                )
                 if maps:
-                    from walkcover.presentation.maps import district_map, save_map
-
                     step = "map.html"
-                    m = district_map(
-                        assessment, drow["district_id"], proposed=proposed, tiles=tiles
+                    write_district_map(
+                        assessment,
+                        drow["district_id"],
+                        stage,
+                        proposed=proposed,
+                        after=after,
+                        tiles=tiles,
                     )
-                    save_map(m, stage / "map.html")
                 new = {p.name for p in stage.iterdir()}
         except Exception as exc:
             log.debug("district %s: %s failed", slug, step, exc_info=True)
             files.failures.append((slug, step, exc))
             continue
         done.append(slug)
-        files.written += [folder / n for n in ("coverage.gpkg", "map.html") if n in new]
+        files.written += [
+            folder / n for n in ("coverage.gpkg", RECORD_FILE, "map.html") if n in new
+        ]
         files.removed += [folder / n for n in sorted(previous - new)]
     if done:
         step = "summary.csv"
@@ -208,59 +263,71 @@ def write_run(
 
 
 def write_report_sets(
-    assessment: Assessment, out: Path, *, tiles: str | None = None, city_pages: bool = True
+    city: City, districts: gpd.GeoDataFrame, out: Path, *, city_pages: bool = True
 ) -> RunFiles:
-    """Per district ``map.html``, ``report.html``, ``report.pdf`` and ``maps/`` as one set (staged
-    and swapped in like `write_run`, keeping the district's other files), then, with `city_pages`,
-    the city ``index.html`` and ``map.html`` (which compare the districts of `assessment`: leave
-    them out when it holds only some of the city's districts).
+    """Reports from what ``walkcover run`` (and ``site``) wrote, measuring nothing again: per
+    district ``report.html``, ``report.pdf`` and ``maps/`` as one set (staged and swapped in, the
+    run's files carried over untouched), then, with `city_pages`, the city ``index.html`` and
+    ``coverage_by_district.png`` (they compare every district: leave them out when `districts`
+    holds only some).
+
+    Every district's outputs are read before anything is written, so a district never run is
+    refused with nothing changed.
 
     Raises
     ------
+    RunRecordError
+        A district (or the city's ``summary.csv``) has no complete run outputs in `out`.
     RunIncompleteError
         Some district or city page failed; the others are written.
     """
-    from walkcover.presentation.maps import city_map, district_map, save_map
     from walkcover.presentation.report import REPORT_FILES, write_city_index, write_district_report
 
-    city_id = assessment.city.id
-    files = RunFiles()
-    for _, drow in assessment.districts.iterrows():
-        slug, did = drow["slug"], drow["district_id"]
-        folder = district_dir(out, city_id, slug)
-        rewritten = {"map.html", *REPORT_FILES}
-        keep = (
-            [p.name for p in folder.iterdir() if p.name not in rewritten] if folder.is_dir() else []
-        )
-        step = "map.html"
+    city_dir = Path(out) / city.id
+    summary = read_city_table(city_dir, "summary.csv")
+    indicators = read_city_table(city_dir, "district_indicators.csv")
+    runs, missing = [], []
+    for _, drow in districts.iterrows():
+        folder = district_dir(out, city.id, drow["slug"])
         try:
-            proposed = read_proposed(out, city_id, slug)
-            with staged_folder(folder, keep=keep) as stage:
-                save_map(
-                    district_map(assessment, did, proposed=proposed, tiles=tiles),
-                    stage / "map.html",
+            runs.append(
+                read_district_run(
+                    folder,
+                    boundary=gpd.GeoSeries([drow.geometry], crs=districts.crs),
+                    summary=summary,
+                    indicators=indicators,
                 )
-                step = "report"
-                write_district_report(assessment, did, stage, proposed=proposed)
-                new = sorted(p.name for p in stage.iterdir() if p.name in rewritten)
+            )
+        except RunRecordError as exc:
+            missing.append((drow, exc))
+    if missing:
+        names = ", ".join(str(d["name"]) for d, _ in missing)
+        raise RunRecordError(
+            f"no complete `walkcover run` outputs in {city_dir} for {names} ({missing[0][1]}); "
+            f"run `walkcover run --city {city.id} --district ... --out {out}` first, with the "
+            "same --boundaries if the run had them"
+        )
+    files = RunFiles()
+    for run in runs:
+        folder = district_dir(out, city.id, run.slug)
+        keep = [p.name for p in folder.iterdir() if p.name not in REPORT_FILES]
+        try:
+            with staged_folder(folder, keep=keep) as stage:
+                write_district_report(run, stage)
+                new = sorted(p.name for p in stage.iterdir() if p.name in REPORT_FILES)
         except Exception as exc:
-            log.debug("district %s: %s failed", slug, step, exc_info=True)
-            files.failures.append((slug, step, exc))
+            log.debug("district %s: report failed", run.slug, exc_info=True)
+            files.failures.append((run.slug, "report", exc))
             continue
         files.written += [folder / n for n in new]
-    city_dir = Path(out) / city_id
-    pages = (
-        ("index.html", lambda: write_city_index(assessment, city_dir)),
-        ("map.html", lambda: [save_map(city_map(assessment, tiles=tiles), city_dir / "map.html")]),
-    )
-    for step, make in pages if city_pages else ():
+    if city_pages and runs:
         try:
-            files.written += make()
+            files.written += write_city_index(city_dir, summary, runs)
         except Exception as exc:
-            log.debug("city %s failed", step, exc_info=True)
-            files.failures.append(("(city)", step, exc))
+            log.debug("city index failed", exc_info=True)
+            files.failures.append(("(city)", "index.html", exc))
     if files.failures:
-        raise RunIncompleteError(files, _failure_text(out, city_id, files.failures))
+        raise RunIncompleteError(files, _failure_text(out, city.id, files.failures))
     return files
 
 
@@ -423,6 +490,20 @@ def _merge_csv(path: Path, table: pd.DataFrame, slugs: list[str], *, bom: bool =
     return write_csv(path, table, bom=bom)
 
 
+def recorded_standards(out: Path, city_id: str, slugs: list[str]) -> list[str]:
+    """The standards an earlier ``run`` measured in these districts (from their ``run.json``)."""
+    ids: list[str] = []
+    for slug in slugs:
+        rec = district_dir(out, city_id, slug) / RECORD_FILE
+        if rec.is_file():
+            try:
+                stds = json.loads(rec.read_text(encoding="utf-8"))["standards"]
+            except (ValueError, KeyError):
+                continue
+            ids += [s["id"] for s in stds if s["id"] not in ids]
+    return ids
+
+
 def write_proposed_sites(
     assessment: Assessment,
     district: pd.Series,
@@ -430,32 +511,29 @@ def write_proposed_sites(
     out: Path,
     *,
     overwrite: bool,
+    tiles: str | None = None,
 ) -> list[Path]:
-    """Add the ``proposed_sites`` of one standard to the district's ``coverage.gpkg`` and
-    ``proposed_sites.csv``, replacing that standard's earlier proposal only with `overwrite`.
+    """Add the proposed `sites` of one standard to a district's outputs, replacing that standard's
+    earlier proposal only with `overwrite`.
 
-    The GeoPackage is rebuilt in a temporary file (its other layers copied) and renamed into place;
-    without an earlier ``run`` it also gets the ``demand`` and ``facilities`` layers.
+    The district's set is written again as one (staged and swapped in): ``coverage.gpkg`` with the
+    ``proposed_sites`` layer and each home's walk after them, ``run.json``, ``proposed_sites.csv``
+    and, unless the run was made without maps, ``map.html`` with the sites and the homes before and
+    after. `assessment` must hold every standard the district's earlier ``run`` measured, so that
+    nothing of it is lost.
     """
-    import pyogrio
-
-    folder = district_dir(out, assessment.city.id, district["slug"])
+    city_id, slug, did = assessment.city.id, district["slug"], district["district_id"]
+    folder = district_dir(out, city_id, slug)
     gpkg, csv = folder / "coverage.gpkg", folder / "proposed_sites.csv"
     standard = str(sites["standard"].iloc[0]) if len(sites) else ""
-    layers: dict[str, gpd.GeoDataFrame] = {}
-    if gpkg.exists():
-        for name, kind in pyogrio.list_layers(gpkg):
-            if kind is not None:  # the styles table is written again with the layers
-                layers[name] = gpd.read_file(gpkg, layer=name)
-    else:
-        geom = (
-            assessment.districts.to_crs(assessment.crs)
-            .set_index("district_id")
-            .geometry[district["district_id"]]
+    measured = {s.id for s in assessment.standards}
+    lost = [s for s in recorded_standards(out, city_id, [slug]) if s not in measured]
+    if lost:
+        raise WalkcoverError(
+            f"{folder} holds a run of {', '.join(lost)} too, which this assessment did not measure; "
+            "assess every standard of that run (standard='all') so its files stay whole"
         )
-        layers["demand"] = demand_layer(assessment, district["district_id"])
-        layers["facilities"] = facilities_layer(assessment, geom)
-    old = layers.get("proposed_sites")
+    old = read_proposed(out, city_id, slug)
     if old is not None and len(old):
         if (old["standard"] == standard).any() and not overwrite:
             raise OutputExistsError(
@@ -464,22 +542,30 @@ def write_proposed_sites(
         sites = pd.concat(
             [old[old["standard"] != standard].to_crs(sites.crs), sites], ignore_index=True
         )
-    layers["proposed_sites"] = gpd.GeoDataFrame(sites, geometry="geometry", crs=sites.crs)
-
-    table = pd.DataFrame(layers["proposed_sites"].drop(columns="geometry"))
-    pts = layers["proposed_sites"].geometry.to_crs(4326)
+    proposed = gpd.GeoDataFrame(sites, geometry="geometry", crs=sites.crs)
+    table = pd.DataFrame(proposed.drop(columns="geometry"))
+    pts = proposed.geometry.to_crs(4326)
     table["lon"], table["lat"] = pts.x.round(7), pts.y.round(7)
-    keep = [p.name for p in folder.iterdir()] if folder.is_dir() else []
-    with staged_folder(folder, keep=[n for n in keep if n not in {gpkg.name, csv.name}]) as stage:
-        write_layers(stage / gpkg.name, layers)
+    maps = not folder.is_dir() or (folder / "map.html").exists()  # as the run chose
+    if tiles is None and (folder / RECORD_FILE).is_file():
+        try:
+            tiles = json.loads((folder / RECORD_FILE).read_text(encoding="utf-8")).get("tiles")
+        except ValueError:
+            tiles = None
+    mine = {gpkg.name, csv.name, RECORD_FILE, "map.html"}
+    keep = [p.name for p in folder.iterdir() if p.name not in mine] if folder.is_dir() else []
+    geom = assessment.districts.to_crs(assessment.crs).set_index("district_id").geometry[did]
+    with staged_folder(folder, keep=keep) as stage:
+        after = write_district_files(assessment, did, geom, stage, proposed=proposed, tiles=tiles)
         write_csv(stage / csv.name, table)
-    return [gpkg, csv]
+        if maps:
+            write_district_map(assessment, did, stage, proposed=proposed, after=after, tiles=tiles)
+    return [gpkg, folder / RECORD_FILE, csv, *([folder / "map.html"] if maps else [])]
 
 
 def read_city_summary(folder: Path) -> pd.DataFrame:
     """A city's ``summary.csv`` as written (text cells un-escaped, district ids as text)."""
-    table = pd.read_csv(folder / "summary.csv", dtype={"district_id": str}, encoding="utf-8-sig")
-    return csv_unescape_frame(table)
+    return read_city_table(folder, "summary.csv")
 
 
 #: The region files `write_region` writes into ``OUT/<region>/``.

@@ -1,8 +1,11 @@
-"""Reports for site-selection meetings: static maps and charts (matplotlib), an HTML report and a PDF
-of it per district, and a city index page comparing districts.
+"""Reports for site-selection meetings, made from what ``walkcover run`` (and ``site``) wrote: per
+district an HTML report and its PDF, and a city index page comparing districts.
 
-The PDF embeds a CJK font (Noto Sans CJK SC from the ``mplfonts`` package), so Chinese names print
-without missing-glyph boxes and stay searchable in the text layer.
+Pages are Jinja2 templates (``presentation/templates``); the PDF is the same HTML laid out by
+WeasyPrint (A4 landscape: a title page, the summary, a page per standard with its map, then the
+gaps, proposed sites, counts and methods). Static maps and charts are drawn with matplotlib. The
+CJK font (Noto Sans CJK SC from the ``mplfonts`` package) is embedded in the PDF as a subset, so
+Chinese names print without missing-glyph boxes and stay searchable in the text layer.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import datetime as dt
 import functools
 import html
 import io
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import geopandas as gpd
@@ -20,11 +24,14 @@ import pandas as pd
 
 from walkcover._atomic import write_atomic
 from walkcover._version import __version__
-from walkcover.assessment import Assessment, can_serve
-from walkcover.measures.gaps import gap_polygons
-from walkcover.presentation.maps import BANDS, distance_band
+from walkcover.config.standards import Standard
+from walkcover.presentation.maps import BANDS, FACILITY_COLOUR, distance_band
+from walkcover.presentation.record import DistrictRun
 
 _INSTALL = "pip install 'walkcover[report]'"
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+GAP_COLOUR = "#b2182b"
+SITE_COLOUR = "#6a3d9a"
 
 
 def _mpl():
@@ -34,11 +41,10 @@ def _mpl():
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-        import mplfonts
         from matplotlib import font_manager
     except ImportError as exc:  # pragma: no cover - exercised by users without the extra
         raise ImportError(f"reports need matplotlib and a CJK font: {_INSTALL} ({exc})") from exc
-    font = Path(mplfonts.__file__).parent / "fonts" / "NotoSansCJKsc-Regular.otf"
+    font = cjk_font()
     if font.name not in {Path(f.fname).name for f in font_manager.fontManager.ttflist}:
         font_manager.fontManager.addfont(str(font))
     name = font_manager.FontProperties(fname=str(font)).get_name()
@@ -55,160 +61,206 @@ def _mpl():
     return plt
 
 
-def _png(fig) -> bytes:
+def cjk_font() -> Path:
+    """The CJK font reports print with (Noto Sans CJK SC, shipped by ``mplfonts``)."""
+    try:
+        import mplfonts
+    except ImportError as exc:  # pragma: no cover - exercised by users without the extra
+        raise ImportError(f"reports need a CJK font: {_INSTALL} ({exc})") from exc
+    return Path(mplfonts.__file__).parent / "fonts" / "NotoSansCJKsc-Regular.otf"
+
+
+def _png(fig, *, dpi: int = 130) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     return buf.getvalue()
 
 
-def static_map(
-    result, district_id: str, standard_id: str, *, proposed: gpd.GeoDataFrame | None = None
-):
-    """A matplotlib figure of one district and standard: homes by distance band, gaps, facilities."""
-    plt = _mpl()
-    from matplotlib.artist import Artist
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
+def _data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode()
 
-    std = result.standard(standard_id)
-    d_row = result.districts.set_index("district_id").loc[district_id]
-    dgeom = result.districts.to_crs(result.crs).set_index("district_id").geometry[district_id]
-    demand, snaps = result.district_demand(district_id)
-    band = distance_band(demand[f"{standard_id}_dist_m"].to_numpy(), result.thresholds(std, snaps))
-    fig, ax = plt.subplots(figsize=(7.5, 7.5))
-    gpd.GeoSeries([dgeom], crs=result.crs).boundary.plot(ax=ax, color="black", linewidth=1.2)
-    if len(demand):
-        demand.assign(c=[BANDS[b][0] for b in band]).plot(
-            ax=ax, color=demand.assign(c=[BANDS[b][0] for b in band])["c"], linewidth=0
+
+def home_bands(run: DistrictRun, standard_id: str, *, after: bool = False) -> np.ndarray:
+    """Each home's distance band for a standard (`walkcover.presentation.maps.distance_band`),
+    as measured or, with `after`, once the proposed sites are built. A home beyond the search limit
+    is "beyond" (farther), never "unknown"."""
+    std = run.standard(standard_id)
+    key = f"{standard_id}_after" if after else standard_id
+    dist = run.demand[f"{key}_dist_m"].to_numpy(dtype=float)
+    band = distance_band(dist, run.thresholds(std))
+    band[(run.demand[f"{key}_status"] == "beyond_search_limit").to_numpy()] = "beyond"
+    return band
+
+
+def _nice_length(span_m: float) -> float:
+    """A round scale-bar length near a fifth of `span_m` (1, 2 or 5 × a power of ten)."""
+    target = max(span_m / 5, 1.0)
+    base = 10 ** np.floor(np.log10(target))
+    return float(max(m * base for m in (1, 2, 5) if m * base <= target))
+
+
+def static_map(run: DistrictRun, standard_id: str, *, after: bool = False):
+    """A matplotlib figure of one district and standard: homes by distance band, the gaps with
+    their rank, the facilities and (`after`: homes once they are built) the proposed sites, with a
+    metric scale bar and a north arrow. The legend is left to the page beside it."""
+    plt = _mpl()
+    from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
+
+    fig, ax = plt.subplots(figsize=(6.4, 6.4))
+    gpd.GeoSeries([run.boundary], crs=run.crs).boundary.plot(ax=ax, color="black", linewidth=1.2)
+    if len(run.demand):
+        colours = [BANDS[b][0] for b in home_bands(run, standard_id, after=after)]
+        run.demand.plot(ax=ax, color=colours, linewidth=0, markersize=6)
+    gaps = run.gaps[run.gaps["standard"] == standard_id] if len(run.gaps) else run.gaps
+    none = run.no_facility(standard_id)
+    if none:  # no facility in the data: no data, hatched and said, never a map of gaps
+        gpd.GeoSeries([run.boundary], crs=run.crs).plot(
+            ax=ax, facecolor="none", edgecolor="#757575", hatch="///", linewidth=0
         )
-    gaps = gap_polygons(result, standard_id, district_id)
-    if len(gaps):
-        gaps.boundary.plot(ax=ax, color="#b2182b", linewidth=1.0, linestyle="--")
-        for _, g in gaps.head(10).iterrows():
+        ax.text(
+            0.5,
+            0.5,
+            "no facility in the data\n数据中无设施",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            fontsize=13,
+            color="#424242",
+            bbox={"facecolor": "white", "edgecolor": "#757575", "boxstyle": "round,pad=0.4"},
+        )
+    elif len(gaps) and not after:
+        gaps.boundary.plot(ax=ax, color=GAP_COLOUR, linewidth=1.0, linestyle="--")
+        for _, g in gaps.sort_values("rank").head(10).iterrows():
             pt = g.geometry.representative_point()
             ax.annotate(
-                str(g["rank"]),
-                (pt.x, pt.y),
-                color="#b2182b",
-                fontsize=8,
-                ha="center",
+                str(int(g["rank"])), (pt.x, pt.y), color=GAP_COLOUR, fontsize=8, ha="center"
             )
-    p = result.passes[standard_id]
-    fac = p.counted[can_serve(p.counted.geometry, dgeom, p.limit_m)]
+    fac = run.facilities
+    fac = fac[(fac["standard"] == standard_id) & fac["counts"].astype(bool)]
     if len(fac):
-        pts = fac[fac.geom_type == "Point"]
         polys = fac[fac.geom_type != "Point"]
+        pts = fac[fac.geom_type == "Point"]
         if len(polys):
-            polys.plot(ax=ax, color="#1f78b4", alpha=0.45, linewidth=0.5, edgecolor="#08306b")
+            polys.plot(
+                ax=ax, color="#bcbddc", alpha=0.6, linewidth=0.6, edgecolor=FACILITY_COLOUR[0]
+            )
         if len(pts):
-            pts.plot(ax=ax, color="#1f78b4", markersize=28, edgecolor="#08306b", zorder=5)
-    if proposed is not None and len(proposed):
-        mine = proposed[proposed["standard"] == standard_id].to_crs(result.crs)
+            pts.plot(ax=ax, color=FACILITY_COLOUR[0], markersize=22, edgecolor="white", zorder=5)
+    if after and run.proposed is not None:
+        mine = run.proposed[run.proposed["standard"] == standard_id].to_crs(run.crs)
         if len(mine):
             mine.plot(
-                ax=ax, color="#6a3d9a", markersize=70, marker="D", edgecolor="white", zorder=6
+                ax=ax, color=SITE_COLOUR, markersize=70, marker="D", edgecolor="white", zorder=6
             )
-    x0, y0, x1, y1 = dgeom.bounds
-    pad = 0.05 * max(x1 - x0, y1 - y0)
+    x0, y0, x1, y1 = run.boundary.bounds
+    pad = 0.04 * max(x1 - x0, y1 - y0, 1.0)
     ax.set_xlim(x0 - pad, x1 + pad)
     ax.set_ylim(y0 - pad, y1 + pad)
     ax.set_aspect("equal")
-    ax.set_axis_off()
-    handles: list[Artist] = [Patch(color=c, label=label) for c, label in BANDS.values()]
-    handles += [
-        Line2D([], [], color="#b2182b", linestyle="--", label="gap (ranked) · 缺口（排名）"),
-        Line2D(
-            [],
-            [],
-            marker="o",
-            color="w",
-            markerfacecolor="#1f78b4",
-            markersize=8,
-            label="facility · 设施",
-        ),
-    ]
-    if proposed is not None and len(proposed):
-        handles.append(
-            Line2D(
-                [],
-                [],
-                marker="D",
-                color="w",
-                markerfacecolor="#6a3d9a",
-                markersize=8,
-                label="proposed site · 建议选址",
-            )
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_xlabel("")
+    ax.set_ylabel("")
+    for spine in ax.spines.values():
+        spine.set_color("#999")
+    span = (x1 - x0) + 2 * pad
+    length = _nice_length(span)
+    ax.add_artist(
+        AnchoredSizeBar(
+            ax.transData,
+            length,
+            f"{length:,.0f} m",
+            "lower right",
+            pad=0.5,
+            frameon=True,
+            size_vertical=span / 200,
+            fontproperties={"size": 8},
         )
-    ax.legend(handles=handles, loc="lower left", fontsize=7, framealpha=0.9)
-    ax.set_title(
-        f"{d_row['name']} / {d_row['name_en']}\n{std.name_zh} {std.name}: ≤ {std.threshold_m:g} m walk · 步行距离",
-        fontsize=11,
+    )
+    ax.annotate(
+        "N",
+        xy=(0.95, 0.97),
+        xytext=(0.95, 0.86),
+        xycoords="axes fraction",
+        ha="center",
+        va="center",
+        fontsize=10,
+        bbox={
+            "boxstyle": "round,pad=0.15",
+            "facecolor": "white",
+            "edgecolor": "none",
+            "alpha": 0.8,
+        },
+        arrowprops={"facecolor": "black", "width": 3, "headwidth": 9, "headlength": 8},
     )
     ax.text(
-        1.0,
-        -0.02,
-        f"{result.crs.to_string()} · OSM © contributors",
+        0.0,
+        -0.015,
+        f"{run.crs.to_string() if hasattr(run.crs, 'to_string') else run.crs} · "
+        "© OpenStreetMap contributors",
         transform=ax.transAxes,
-        ha="right",
+        ha="left",
+        va="top",
         fontsize=6,
+        color="#555",
     )
     return fig
 
 
-def district_chart(result: Assessment, district_id: str):
-    """Coverage against target across standards: residents (walking), land (walking), land (official)."""
+def district_chart(run: DistrictRun):
+    """Coverage against target across standards: residents (walking), land (walking), land
+    (official); a standard with no facility in the data says so instead of drawing 0%."""
     plt = _mpl()
-    rows = result.summary[result.summary["district_id"] == district_id]
-    labels = [f"{result.standard(s).name_zh}\n{s}" for s in rows["standard"]]
+    rows = run.summary
+    labels = [f"{run.standard(s).name_zh}\n{s}" for s in rows["standard"]]
     x = np.arange(len(rows))
-    fig, ax = plt.subplots(figsize=(9, 4.2))
-    ax.bar(
-        x - 0.27,
-        rows["residents_covered_pct"].fillna(0),
-        0.27,
-        label="residents, walking · 居民（步行）",
-        color="#1a9850",
+    none = np.array([run.no_facility(s) for s in rows["standard"]], dtype=bool)
+
+    def bars(col: str) -> np.ndarray:
+        v = pd.to_numeric(rows[col], errors="coerce").to_numpy(dtype=float)
+        return np.where(none, np.nan, v)
+
+    fig, ax = plt.subplots(figsize=(10, 3.6))
+    series = (
+        ("residents_covered_pct", -0.27, "residents, walking · 居民（步行）", "#1a9850"),
+        ("area_covered_pct", 0.0, "land, walking · 用地（步行）", "#91cf60"),
+        ("area_covered_euclid_pct", 0.27, "land, official circles · 用地（官方圆形）", "#bdbdbd"),
     )
-    ax.bar(
-        x,
-        rows["area_covered_pct"].fillna(0),
-        0.27,
-        label="land, walking · 用地（步行）",
-        color="#91cf60",
-    )
-    ax.bar(
-        x + 0.27,
-        rows["area_covered_euclid_pct"].fillna(0),
-        0.27,
-        label="land, official circles · 用地（官方圆形）",
-        color="#bdbdbd",
-    )
+    for col, dx, label, colour in series:
+        ax.bar(x + dx, bars(col), 0.27, label=label, color=colour)
     ax.scatter(
         x, rows["target_pct"], marker="_", s=600, color="black", label="target · 目标", zorder=5
     )
+    for xi in x[none]:
+        ax.text(xi, 4, "no data\n无数据", ha="center", va="bottom", fontsize=7, color="#555")
     ax.set_xticks(x, labels, fontsize=7)
     ax.set_ylim(0, 105)
     ax.set_ylabel("%")
-    ax.legend(fontsize=7, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.22), frameon=False)
+    ax.legend(fontsize=7, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
     ax.set_title("Coverage against target · 覆盖率与目标", fontsize=10)
     return fig
 
 
-def city_chart(result: Assessment):
-    """Residents covered per district, one panel per standard, with the target line."""
+def city_chart(summary: pd.DataFrame, standards: list[Standard]):
+    """Residents covered per district, one panel per standard, with the target line; a district
+    with no facility of the standard in the data says "no data" instead of a 0% bar."""
     plt = _mpl()
-    stds = result.standards
-    n = len(stds)
+    n = len(standards)
     cols = 3
-    rows_n = int(np.ceil(n / cols))
+    rows_n = max(int(np.ceil(n / cols)), 1)
     fig, axes = plt.subplots(rows_n, cols, figsize=(11, 3.2 * rows_n), squeeze=False)
-    for ax, std in zip(axes.ravel(), stds):
-        r = result.summary[result.summary["standard"] == std.id]
-        ax.bar(r["district_name"], r["residents_covered_pct"].fillna(0), color="#1a9850")
+    for ax, std in zip(axes.ravel(), standards):
+        r = summary[summary["standard"] == std.id]
+        none = pd.to_numeric(r["facilities_in_reach"], errors="coerce").fillna(0).to_numpy() == 0
+        pct = pd.to_numeric(r["residents_covered_pct"], errors="coerce").to_numpy(dtype=float)
+        x = np.arange(len(r))
+        ax.bar(x, np.where(none, np.nan, pct), color="#1a9850")
+        for xi in x[none]:
+            ax.text(xi, 3, "no data\n无数据", ha="center", va="bottom", fontsize=6, color="#555")
         ax.axhline(std.target_pct, color="black", linewidth=1)
         ax.set_ylim(0, 105)
+        ax.set_xticks(x, list(r["district_name"]), rotation=30, fontsize=7, ha="right")
         ax.set_title(f"{std.name_zh} {std.name} ({std.threshold_m:g} m)", fontsize=9)
-        ax.tick_params(axis="x", labelrotation=30, labelsize=7)
     for ax in axes.ravel()[n:]:
         ax.set_axis_off()
     fig.suptitle(
@@ -218,27 +270,18 @@ def city_chart(result: Assessment):
     return fig
 
 
-def top_gaps(result: Assessment, district_id: str, *, n: int = 10) -> pd.DataFrame:
-    """The `n` largest gaps of the district across standards, with their location in lon/lat."""
-    frames = []
-    for std in result.standards:
-        g = gap_polygons(result, std.id, district_id)
-        if len(g):
-            frames.append(g)
-    if not frames:
-        return pd.DataFrame(
-            columns=[
-                "standard",
-                "rank_in_standard",
-                "residents_uncovered",
-                "area_m2",
-                "dist_m_at_centre",
-                "lon",
-                "lat",
-            ]
-        )
-    g = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=result.crs)
-    g = g.sort_values("residents_uncovered", ascending=False).head(n)
+def top_gaps(run: DistrictRun, *, n: int = 10, standard: str | None = None) -> pd.DataFrame:
+    """The `n` largest gaps of the district (of one `standard`, or across standards), with the
+    lon/lat of a point inside each."""
+    g = run.gaps
+    if standard is not None and len(g):
+        g = g[g["standard"] == standard]
+    if len(g):  # a standard with no facility in the data has no gaps to rank, only no data
+        g = g[[not run.no_facility(s) for s in g["standard"]]]
+    cols = ["standard", "rank_in_standard", "residents_uncovered", "area_m2", "dist_m_at_centre"]
+    if not len(g):
+        return pd.DataFrame(columns=[*cols, "lon", "lat"])
+    g = g.sort_values("residents_uncovered", ascending=False, kind="stable").head(n)
     pts = g.geometry.representative_point().to_crs(4326)
     return pd.DataFrame(
         {
@@ -246,31 +289,31 @@ def top_gaps(result: Assessment, district_id: str, *, n: int = 10) -> pd.DataFra
             "rank_in_standard": g["rank"].to_numpy(),
             "residents_uncovered": g["residents_uncovered"].to_numpy(),
             "area_m2": g["area_m2"].to_numpy(),
-            "dist_m_at_centre": g["dist_m_at_centre"].to_numpy(),
+            "dist_m_at_centre": g["dist_m_at_centre"].to_numpy(dtype=float),
             "lon": pts.x.round(6).to_numpy(),
             "lat": pts.y.round(6).to_numpy(),
         }
     )
 
 
+def _whole(v: float) -> str:
+    return "—" if v != v else f"{v:,.0f}"
+
+
 def gaps_view(gaps: pd.DataFrame) -> pd.DataFrame:
     """`top_gaps` as a report shows it: named in English and Chinese, whole numbers, and a gap
     whose centre is beyond the search limit saying so instead of "nan"."""
-
-    def whole(v: float) -> str:
-        return "—" if v != v else f"{v:,.0f}"
-
     return pd.DataFrame(
         {
-            "standard 标准": gaps["standard"],
-            "rank in standard 标准内排名": gaps["rank_in_standard"],
-            "residents not covered 未覆盖居民": gaps["residents_uncovered"].map(whole),
-            "area m² 面积": gaps["area_m2"].map(whole),
-            "walk m at centre 中心步行米": gaps["dist_m_at_centre"].map(
+            "standard\n标准": gaps["standard"],
+            "rank in standard\n标准内排名": gaps["rank_in_standard"].map(lambda v: f"{int(v)}"),
+            "residents not covered\n未覆盖居民": gaps["residents_uncovered"].map(_whole),
+            "area m²\n面积": gaps["area_m2"].map(_whole),
+            "walk m at centre\n中心步行米": gaps["dist_m_at_centre"].map(
                 lambda v: "beyond the search limit · 超出搜索范围" if v != v else f"{v:,.0f}"
             ),
-            "lon 经度": gaps["lon"].map(lambda v: f"{v:.6f}"),
-            "lat 纬度": gaps["lat"].map(lambda v: f"{v:.6f}"),
+            "lon\n经度": gaps["lon"].map(lambda v: f"{v:.6f}"),
+            "lat\n纬度": gaps["lat"].map(lambda v: f"{v:.6f}"),
         }
     )
 
@@ -280,17 +323,18 @@ def sites_view(proposed: gpd.GeoDataFrame) -> pd.DataFrame:
     pts = proposed.to_crs(4326).geometry
     return pd.DataFrame(
         {
-            "standard 标准": proposed["standard"].to_numpy(),
-            "rank 序号": proposed["rank"].to_numpy(),
-            "residents newly covered 新增覆盖居民": proposed["residents_newly_covered"]
-            .map(lambda v: f"{v:,.0f}")
+            "standard\n标准": proposed["standard"].to_numpy(),
+            "rank\n序号": proposed["rank"].map(lambda v: f"{int(v)}").to_numpy(),
+            "residents newly covered\n新增覆盖居民": proposed["residents_newly_covered"]
+            .map(_whole)
             .to_numpy(),
-            "coverage after % 覆盖率": proposed["cumulative_coverage_pct"]
-            .map(lambda v: f"{np.floor(v * 10) / 10:.1f}")
+            # truncated, not rounded: 99.96% shows 99.9, never the 100 it does not reach
+            "coverage after %\n覆盖率": proposed["cumulative_coverage_pct"]
+            .map(lambda v: "—" if v != v else f"{np.floor(v * 10) / 10:.1f}")
             .to_numpy(),
-            "lon 经度": pts.x.map(lambda v: f"{v:.6f}").to_numpy(),
-            "lat 纬度": pts.y.map(lambda v: f"{v:.6f}").to_numpy(),
-            "method 方法": proposed["method"].to_numpy(),
+            "lon\n经度": pts.x.map(lambda v: f"{v:.6f}").to_numpy(),
+            "lat\n纬度": pts.y.map(lambda v: f"{v:.6f}").to_numpy(),
+            "method\n方法": proposed["method"].to_numpy(),
         }
     )
 
@@ -310,240 +354,269 @@ SUMMARY_VIEW = [
 ]
 
 
-def summary_view(result: Assessment, district_id: str) -> pd.DataFrame:
-    rows = result.summary[result.summary["district_id"] == district_id]
-    view = rows[[c for c, _ in SUMMARY_VIEW]].copy()
-    view.insert(1, "name", [result.standard(s).name_zh for s in rows["standard"]])
-    view["meets\n达标"] = [_mark(m) for m in rows["meets_target"]]
-    whole = {"threshold_m", "residents", "target_pct"}
-    for c in view.columns:
-        if view[c].dtype.kind == "f":
-            fmt = "{:,.0f}" if c in whole else "{:,.1f}"
-            view[c] = view[c].map(
-                lambda v, f=fmt: "—" if v != v else f.format(0.0 if abs(v) < 0.05 else v)
-            )
-    return view.rename(columns=dict(SUMMARY_VIEW) | {"name": "名称\nname"})
-
-
 def _mark(meets: object) -> str:
+    if isinstance(meets, str):
+        meets = {"True": True, "False": False}.get(meets)
+    if isinstance(meets, np.bool_):
+        meets = bool(meets)
     return "✓" if meets is True else ("✗" if meets is False else "—")
 
 
-def indicator_view(result: Assessment, district_id: str) -> pd.DataFrame:
+def summary_view(run: DistrictRun) -> pd.DataFrame:
+    """The district's figures against targets, one row per standard, formatted for a report;
+    a standard with no facility in the data shows "—" for its coverage figures, not 0."""
+    rows = run.summary
+    view = rows[[c for c, _ in SUMMARY_VIEW]].copy()
+    none = np.array([run.no_facility(s) for s in rows["standard"]], dtype=bool)
+    for c in (
+        "area_covered_pct",
+        "residents_covered_pct",
+        "detour_loss_pp",
+        "residents_covered_safe_pct",
+    ):
+        view[c] = pd.to_numeric(view[c], errors="coerce").where(~none)
+    view.insert(1, "name", [run.standard(s).name_zh for s in rows["standard"]])
+    view["meets\n达标"] = ["no data" if n else _mark(m) for n, m in zip(none, rows["meets_target"])]
+    whole = {"threshold_m", "facilities_in_reach", "residents", "target_pct"}
+    for c in [c for c, _ in SUMMARY_VIEW if c != "standard"]:
+        fmt = "{:,.0f}" if c in whole else "{:,.1f}"
+        view[c] = pd.to_numeric(view[c], errors="coerce").map(
+            lambda v, f=fmt: "—" if v != v else f.format(0.0 if abs(v) < 0.05 else v)
+        )
+    return view.rename(columns=dict(SUMMARY_VIEW) | {"name": "name\n名称"})
+
+
+def indicator_view(run: DistrictRun) -> pd.DataFrame:
     """The district's counts, densities and per-capita rows, formatted for a report."""
-    rows = result.district_rows[result.district_rows["district_id"] == district_id]
+    rows = run.indicators
+
+    def target(v: object) -> str:
+        v = pd.to_numeric(v, errors="coerce")
+        return "—" if v != v else f"{v:g}"
+
     return pd.DataFrame(
         {
-            "indicator\n指标": rows["name"],
-            "value\n数值": rows["value"].map(lambda v: "—" if v != v else f"{v:,.2f}"),
-            "unit\n单位": rows["unit"],
-            "target\n目标": rows["target"].map(lambda v: "—" if v is None or v != v else f"{v:g}"),
-            "meets\n达标": rows["meets_target"].map(
-                lambda m: _mark(m if m in (True, False) else None)
+            "indicator\n指标": rows["name"].astype(str),
+            "value\n数值": pd.to_numeric(rows["value"], errors="coerce").map(
+                lambda v: "—" if v != v else f"{v:,.2f}"
             ),
-            "note\n说明": rows["note"].fillna(""),
+            "unit\n单位": rows["unit"].fillna("").astype(str),
+            "target\n目标": rows["target"].map(target),
+            "meets\n达标": rows["meets_target"].map(_mark),
+            "note\n说明": rows["note"].fillna("").astype(str),
         }
     )
 
 
-def methods(result: Assessment) -> list[str]:
-    """How the numbers were made, line by line."""
-    cfg = result.city.config
-    src = Path(result.source)
-    when = (
-        dt.datetime.fromtimestamp(src.stat().st_mtime).date().isoformat()
-        if src.is_file()
-        else "download time"
+@dataclass(frozen=True)
+class PageTable:
+    """A table as the templates draw it: column labels, cells as text, which columns are text
+    (left-aligned) and relative widths (%) that keep it within the page."""
+
+    columns: list[str]
+    rows: list[list[str]]
+    text_columns: frozenset[int] = frozenset()
+    widths: list[float] = field(default_factory=list)
+
+    @classmethod
+    def of(
+        cls, frame: pd.DataFrame, *, text: tuple[int, ...] = (), widths: list[float] | None = None
+    ):
+        cells = frame.astype(object).where(frame.notna(), "—").astype(str)
+        return cls(
+            [str(c) for c in frame.columns],
+            cells.to_numpy().tolist(),
+            frozenset(text),
+            widths or [],
+        )
+
+
+@functools.cache
+def _env():
+    try:
+        import jinja2
+    except ImportError as exc:  # pragma: no cover - jinja2 comes with folium
+        raise ImportError(f"reports need Jinja2: {_INSTALL} ({exc})") from exc
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
     )
-    return [
-        f"Standards: {result.rules.document} {result.rules.title} ({result.rules.issued}); ids {', '.join(s.id for s in result.standards)}.",
-        f"Streets and facilities: OpenStreetMap, {result.source} (file date {when}); © OpenStreetMap contributors, ODbL.",
-        f"Walking network: {len(result.network.edges):,} street segments in {result.crs.to_string()}; homes and facilities "
-        f"snap to the nearest street edge within {cfg.network.max_snap_m:g} m; distances = access legs + along-edge offsets + shortest path.",
-        f"Residents: {result.population_model}; {cfg.demand.m2_per_person:g} m² of floor area per person.",
-        f"Official figure: straight-line circles ∩ {', '.join(sorted({s.denominator for s in result.standards}))} ÷ that land; "
-        f"walking land figure on a {result.rules.land.cell_m:g} m grid.",
-        *[
-            f"{s.name}: radius by street context ("
-            + ", ".join(f"{k.replace('_', ' ')} {v:g} m" for k, v in s.context_thresholds_m.items())
-            + ")."
-            for s in result.standards
-            if s.context_thresholds_m
-        ],
-        f"walkcover {__version__}, run {dt.date.today().isoformat()}.",
-    ]
 
 
-def _img(png: bytes) -> str:
-    return (
-        f"<img src='data:image/png;base64,{base64.b64encode(png).decode()}' style='max-width:100%'>"
-    )
+def _css() -> str:
+    return (TEMPLATES / "report.css").read_text(encoding="utf-8")
 
 
-def _table(frame: pd.DataFrame) -> str:
-    frame = frame.rename(columns=lambda c: str(c).replace("\n", " "))
-    return frame.to_html(index=False, escape=True, border=0, classes="t", na_rep="—")
-
-
-#: Reports run no script and load nothing from outside: their images are inline ``data:`` URIs.
-_CSP_META = (
-    "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; "
-    "style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'\">"
-)
-
-_CSS = """body{font-family:'Noto Sans CJK SC','Microsoft YaHei','PingFang SC',sans-serif;margin:24px;color:#222}
-table.t{border-collapse:collapse;font-size:13px;margin:8px 0}table.t th,table.t td{border:1px solid #bbb;padding:3px 6px;text-align:right}
-table.t th{background:#eee}h1{font-size:22px}h2{font-size:17px;border-bottom:1px solid #ccc}.note{color:#555;font-size:12px}.warn{border-left:4px solid #e08214;background:#fff7ec;padding:4px 10px;margin:8px 0;font-size:13px}
-@media print{.pb{page-break-before:always}}"""
-
-
-def district_report_html(
-    result: Assessment,
-    district_id: str,
-    *,
-    maps_png: dict[str, bytes],
-    chart_png: bytes,
-    gaps: pd.DataFrame,
-    proposed: gpd.GeoDataFrame | None,
-) -> str:
-    d = result.districts.set_index("district_id").loc[district_id]
-    city = result.city.config
-    sample = (
-        "<p class='note'>SAMPLE district: a quadrant of the sample extract, not an administrative unit · 样例区，非行政区</p>"
-        if d["is_sample"]
-        else ""
-    )
-    ind = indicator_view(result, district_id)
-    parts = [
-        f"<!doctype html><html lang='zh'><head><meta charset='utf-8'>{_CSP_META}<title>{html.escape(d['name'])} walkcover</title><style>{_CSS}</style></head><body>",
-        f"<h1>{html.escape(d['name'])} / {html.escape(d['name_en'])} — {html.escape(city.name)} / {html.escape(city.name_en)}</h1>",
-        f"<p>Walking-distance coverage of the plan's standards · 规划步行距离标准覆盖情况. <a href='map.html'>Interactive map · 交互地图</a></p>{sample}",
-        "<h2>Summary against targets · 指标与目标</h2>",
-        f"<p class='note'>{html.escape(completeness_text(result, district_id))}</p>",
-        _notes_html(result.district_notes(d["slug"])),
-        _table(summary_view(result, district_id)),
-        _img(chart_png),
-        "<h2>Ten largest gaps · 十大缺口</h2>",
-        _table(gaps_view(gaps)),
-    ]
-    if proposed is not None and len(proposed):
-        parts += ["<h2>Proposed sites · 建议选址</h2>", _table(sites_view(proposed))]
-    parts += ["<h2>Counts and densities · 数量与密度</h2>", _table(ind)]
-    parts += ["<h2 class='pb'>Maps · 地图</h2>"] + [_img(png) for png in maps_png.values()]
-    parts += (
-        ["<h2>How the numbers were made · 计算方法</h2><ul>"]
-        + [f"<li>{html.escape(m)}</li>" for m in methods(result)]
-        + ["</ul>"]
-    )
-    parts.append("</body></html>")
-    return "\n".join(parts)
-
-
-def completeness_text(result: Assessment, district_id: str) -> str:
+def completeness_text(run: DistrictRun) -> str:
     """How complete the district's mapped buildings look, and where its residents come from."""
-    rows = result.summary[result.summary["district_id"] == district_id]
+    rows = run.summary
     if not len(rows):
         return ""
-    pct = rows["building_completeness_pct"].iloc[0]
+    pct = pd.to_numeric(rows["building_completeness_pct"], errors="coerce").iloc[0]
     known = "unknown (no residential land or known total)" if pct != pct else f"≈ {pct:.0f}%"
     return (
         f"Buildings mapped: {known} complete · 建筑物完整度 {known}; residents from: "
-        f"{rows['demand_model'].iloc[0]} ({result.population_model})"
+        f"{rows['demand_model'].iloc[0]} ({run.population_model})"
     )
 
 
-def _notes_html(notes: list) -> str:
-    """What a planner must know before reading the table, as a list (empty: nothing)."""
-    if not notes:
-        return ""
-    items = "".join(f"<li>{html.escape(n.text)}</li>" for n in notes)
-    return f"<div class='warn'><b>Read first · 注意</b><ul>{items}</ul></div>"
+def _radius(std: Standard) -> str:
+    if std.context_thresholds_m:
+        return "≤ " + ", ".join(
+            f"{v:g} m {k.replace('_', ' ')}" for k, v in std.context_thresholds_m.items()
+        )
+    return f"≤ {std.threshold_m:g} m walk · 步行{std.threshold_m:g}米"
 
 
-def district_report_pdf(
-    result: Assessment,
-    district_id: str,
-    path: Path,
-    *,
-    figures: dict[str, object],
-    chart,
-    gaps: pd.DataFrame,
-    proposed: gpd.GeoDataFrame | None,
-) -> Path:
-    """The report as a PDF: summary, chart, gaps, counts, one map per standard, methods."""
-    plt = _mpl()
-    from matplotlib.backends.backend_pdf import PdfPages
+def _pct(v: object) -> str:
+    x = float(pd.to_numeric(pd.Series([v]), errors="coerce").iloc[0])
+    # truncated, not rounded: 99.96% shows 99.9, never the 100 it does not reach
+    return "—" if x != x else f"{np.floor(x * 10) / 10:.1f}%"
 
-    d = result.districts.set_index("district_id").loc[district_id]
 
-    def table_page(title: str, frame: pd.DataFrame, *, subtitle: str = "", font: float = 7.5):
-        fig = plt.figure(figsize=(11.69, 8.27))
-        fig.text(0.04, 0.95, title, fontsize=15)
-        if subtitle:
-            fig.text(0.04, 0.915, subtitle, fontsize=9, color="#444")
-        ax = fig.add_axes([0.03, 0.05, 0.94, 0.83])
-        ax.set_axis_off()
-        if len(frame):
-            cells = frame.astype(str).replace({"nan": "—"}).to_numpy()
-            tab = ax.table(
-                cellText=cells, colLabels=list(frame.columns), loc="upper center", cellLoc="center"
+def _standard_figures(run: DistrictRun, std: Standard) -> list[tuple[str, str]]:
+    rows = run.summary[run.summary["standard"] == std.id]
+    if not len(rows):
+        return []
+    r = rows.iloc[0]
+    none = run.no_facility(std.id)
+    figures = [
+        (
+            "residents within reach · 步行范围内居民",
+            "no data · 无数据" if none else _pct(r["residents_covered_pct"]),
+        ),
+        ("target · 目标", f"{float(r['target_pct']):g}%"),
+        (
+            "official figure (circles on land) · 官方口径",
+            "no data · 无数据" if none else _pct(r["area_covered_euclid_pct"]),
+        ),
+        ("facilities serving the district · 设施", _whole(float(r["facilities_in_reach"]))),
+        ("residents · 居民", _whole(float(r["residents"]))),
+        (
+            "beyond the search limit · 超出搜索范围",
+            _whole(float(r["beyond_search_units"])) + " homes",
+        ),
+    ]
+    if run.proposed is not None and (run.proposed["standard"] == std.id).any():
+        mine = run.proposed[run.proposed["standard"] == std.id]
+        figures.append(
+            (
+                f"after {len(mine)} proposed site(s) · 建议选址后",
+                _pct(mine["cumulative_coverage_pct"].iloc[-1]),
             )
-            tab.auto_set_font_size(False)
-            tab.set_fontsize(font)
-            tab.scale(1, 1.5)
-            for (r, _c), cell in tab.get_celld().items():
-                if r == 0:
-                    cell.set_height(cell.get_height() * 1.8)
-                    cell.set_facecolor("#eeeeee")
-        else:
-            ax.text(0.5, 0.8, "none · 无", ha="center", fontsize=11)
-        return fig
+        )
+    return figures
+
+
+def _bands() -> list[tuple[str, str]]:
+    return [(c, label) for c, label in BANDS.values()]
+
+
+def district_report_html(
+    run: DistrictRun,
+    *,
+    maps_png: dict[str, list[tuple[bytes, str]]],
+    chart_png: bytes,
+) -> str:
+    """The district's report page: title, summary against targets, a section per standard with
+    its maps (before, and after proposed sites), the largest gaps, proposed sites, counts, methods."""
+    summary = summary_view(run)
+    notes = [n.text for n in run.notes]
+    met = run.summary["meets_target"].map(_mark)
+    standards = []
+    for std in run.standards:
+        if std.id not in set(run.summary["standard"]):
+            continue
+        with_sites = run.proposed is not None and bool((run.proposed["standard"] == std.id).any())
+        pair = len(maps_png.get(std.id, [])) > 1
+        standards.append(
+            {
+                "name": std.name,
+                "name_zh": std.name_zh,
+                "radius": _radius(std),
+                "maps": [
+                    {"src": _data_uri(png), "caption": caption, "pair": pair}
+                    for png, caption in maps_png.get(std.id, [])
+                ],
+                "no_data": run.no_facility(std.id),
+                "figures": _standard_figures(run, std),
+                "with_sites": with_sites,
+                "citation": f"{std.citation.section} {std.citation.text}",
+                "gaps": PageTable.of(
+                    gaps_view(top_gaps(run, n=5, standard=std.id))
+                    .drop(columns="standard\n标准")
+                    .rename(columns={"rank in standard\n标准内排名": "rank\n排名"}),
+                    widths=[9, 18, 14, 25, 17, 17],
+                ),
+            }
+        )
+    sites = None
+    if run.proposed is not None and len(run.proposed):
+        sites = PageTable.of(
+            sites_view(run.proposed), text=(0, 6), widths=[14, 7, 16, 12, 13, 13, 25]
+        )
+    return (
+        _env()
+        .get_template("district_report.html.j2")
+        .render(
+            title=f"{run.name} {run.name_en} · walkcover",
+            css=_css(),
+            d=run,
+            written=run.written.replace("T", " "),
+            today=dt.date.today().isoformat(),
+            version=__version__,
+            completeness=completeness_text(run),
+            met=f"{(met == '✓').sum()} of {len(met)} standards · {len(met)}项中{(met == '✓').sum()}项达标",
+            notes=notes,
+            summary=PageTable.of(
+                summary,
+                text=(0, 1),
+                widths=[11, 7, 6, 7, 8, 9, 8, 8, 8, 8, 8, 6, 6],
+            ),
+            chart=_data_uri(chart_png),
+            standards=standards,
+            bands=_bands(),
+            gaps=PageTable.of(
+                gaps_view(top_gaps(run)), text=(0,), widths=[13, 10, 13, 10, 26, 14, 14]
+            ),
+            sites=sites,
+            indicators=PageTable.of(
+                indicator_view(run), text=(0, 2, 5), widths=[30, 12, 12, 8, 6, 32]
+            ),
+            methods=run.methods,
+        )
+    )
+
+
+def _pdf_css() -> str:
+    """The font the PDF embeds, by file: the same on every machine, whatever fontconfig has."""
+    url = cjk_font().as_uri()
+    return (
+        "@font-face{font-family:'walkcover CJK';src:url('" + url + "')}"
+        "body{font-family:'walkcover CJK','Noto Sans CJK SC','WenQuanYi Micro Hei',sans-serif}"
+        "@page{font-family:'walkcover CJK','Noto Sans CJK SC',sans-serif}"
+    )
+
+
+def pdf_of(page: str, path: Path, *, base: Path) -> Path:
+    """`page` (report HTML) laid out by WeasyPrint into the PDF `path`, written atomically."""
+    try:
+        import weasyprint
+        from weasyprint.text.fonts import FontConfiguration
+    except (ImportError, OSError) as exc:  # pragma: no cover - users without the extra or Pango
+        raise ImportError(
+            f"PDF reports need WeasyPrint and Pango: {_INSTALL} and, on Debian/Ubuntu, "
+            f"apt-get install libpango-1.0-0 libpangoft2-1.0-0 ({exc})"
+        ) from exc
+    fonts = FontConfiguration()
+    css = weasyprint.CSS(string=_pdf_css(), font_config=fonts)
+    doc = weasyprint.HTML(string=page, base_url=str(base))
 
     def write(tmp: Path) -> None:
-        with PdfPages(
-            tmp,
-            metadata={
-                "Title": f"walkcover {d['name']} {d['name_en']}",
-                "Creator": f"walkcover {__version__}",
-            },
-        ) as pdf:
-            head = f"{d['name']} / {d['name_en']} — {result.city.config.name} / {result.city.config.name_en}"
-            sample = (
-                "SAMPLE district, not an administrative unit · 样例区，非行政区. "
-                if d["is_sample"]
-                else ""
-            )
-            first = table_page(
-                f"{head}: summary · 指标汇总",
-                summary_view(result, district_id),
-                subtitle=sample
-                + "Walking distance over OpenStreetMap streets · 沿街道步行距离. "
-                + completeness_text(result, district_id),
-            )
-            pdf.savefig(first)
-            plt.close(first)
-            notes = result.district_notes(d["slug"])
-            if notes:
-                page = plt.figure(figsize=(11.69, 8.27))
-                page.text(0.04, 0.95, "Read first · 注意", fontsize=15)
-                for i, n in enumerate(notes[:14]):
-                    page.text(0.04, 0.88 - i * 0.06, "• " + n.text, fontsize=8, wrap=True)
-                pdf.savefig(page)
-                plt.close(page)
-            pdf.savefig(chart, bbox_inches="tight")
-            pdf.savefig(table_page("Ten largest gaps · 十大缺口", gaps_view(gaps)))
-            ind = indicator_view(result, district_id).drop(columns="note\n说明")
-            pdf.savefig(table_page("Counts and densities · 数量与密度", ind))
-            if proposed is not None and len(proposed):
-                pdf.savefig(table_page("Proposed sites · 建议选址", sites_view(proposed)))
-            for fig in figures.values():
-                pdf.savefig(fig, bbox_inches="tight")
-            fig = plt.figure(figsize=(11.69, 8.27))
-            fig.text(0.04, 0.95, "How the numbers were made · 计算方法", fontsize=15)
-            for i, line in enumerate(methods(result)):
-                fig.text(0.04, 0.88 - i * 0.06, "• " + line, fontsize=8, wrap=True)
-            pdf.savefig(fig)
-        plt.close("all")
+        doc.write_pdf(tmp, stylesheets=[css], font_config=fonts)
 
     return write_atomic(path, write)
 
@@ -560,100 +633,138 @@ def _write_text(tmp: Path, *, text: str) -> None:
 REPORT_FILES = ("report.html", "report.pdf", "maps")
 
 
-def write_reports(
-    result, out: Path, *, proposed: dict[str, gpd.GeoDataFrame] | None = None
-) -> list[Path]:
-    """Per district: static maps (PNG), chart, ``report.html`` and ``report.pdf``; and the city
-    ``index.html`` comparing districts. Returns the files written.
-
-    Writes straight into the district folders; the command line goes through
-    `walkcover.presentation.outputs.write_report_sets`, which stages each district's files as one set.
-    """
-    written: list[Path] = []
-    city_dir = Path(out) / result.city.id
-    proposed = proposed or {}
-    for _, drow in result.districts.iterrows():
-        did = drow["district_id"]
-        written += write_district_report(
-            result, did, city_dir / drow["slug"], proposed=proposed.get(did)
-        )
-    return written + write_city_index(result, city_dir)
-
-
-def write_district_report(
-    result, district_id: str, folder: Path, *, proposed: gpd.GeoDataFrame | None = None
-) -> list[Path]:
-    """``maps/<standard>.png``, ``maps/coverage_chart.png``, ``report.html`` and ``report.pdf`` of
-    one district, into `folder`."""
+def write_district_report(run: DistrictRun, folder: Path) -> list[Path]:
+    """``maps/<standard>.png`` (and ``<standard>_after.png`` where sites were proposed),
+    ``maps/coverage_chart.png``, ``report.html`` and ``report.pdf`` of one district, into `folder`."""
     plt = _mpl()
     written: list[Path] = []
-    did, sites = district_id, proposed
-    figs = {s.id: static_map(result, did, s.id, proposed=sites) for s in result.standards}
-    pngs = {}
-    for sid, fig in figs.items():
-        pngs[sid] = _png(fig)
-        written.append(
-            write_atomic(
-                folder / "maps" / f"{sid}.png", functools.partial(_write_bytes, data=pngs[sid])
+    pngs: dict[str, list[tuple[bytes, str]]] = {}
+    for std in run.standards:
+        if std.id not in set(run.summary["standard"]) or f"{std.id}_dist_m" not in run.demand:
+            continue
+        views = [(False, std.id, "as measured · 现状")]
+        if f"{std.id}_after_dist_m" in run.demand:
+            views.append((True, f"{std.id}_after", "after the proposed sites · 建议选址后"))
+        for after, name, caption in views:
+            fig = static_map(run, std.id, after=after)
+            png = _png(fig)
+            plt.close(fig)
+            pngs.setdefault(std.id, []).append((png, caption))
+            written.append(
+                write_atomic(
+                    folder / "maps" / f"{name}.png", functools.partial(_write_bytes, data=png)
+                )
             )
-        )
-    chart = district_chart(result, did)
+    chart = district_chart(run)
     chart_png = _png(chart)
+    plt.close(chart)
     written.append(
         write_atomic(
             folder / "maps" / "coverage_chart.png", functools.partial(_write_bytes, data=chart_png)
         )
     )
-    gaps = top_gaps(result, did)
-    page = district_report_html(
-        result, did, maps_png=pngs, chart_png=chart_png, gaps=gaps, proposed=sites
-    )
+    page = district_report_html(run, maps_png=pngs, chart_png=chart_png)
     written.append(write_atomic(folder / "report.html", functools.partial(_write_text, text=page)))
-    written.append(
-        district_report_pdf(
-            result, did, folder / "report.pdf", figures=figs, chart=chart, gaps=gaps, proposed=sites
-        )
-    )
+    written.append(pdf_of(page, folder / "report.pdf", base=folder))
     plt.close("all")
     return written
 
 
-def write_city_index(result: Assessment, city_dir: Path) -> list[Path]:
-    """The city's ``index.html`` and ``coverage_by_district.png`` comparing its districts."""
-    plt = _mpl()
-    written: list[Path] = []
-    chart = city_chart(result)
-    png = _png(chart)
-    plt.close("all")
-    written.append(
-        write_atomic(city_dir / "coverage_by_district.png", lambda tmp: tmp.write_bytes(png))
-    )
-    table = result.summary.pivot_table(
+def city_index_html(
+    city_name: str,
+    city_name_en: str,
+    summary: pd.DataFrame,
+    districts: list[dict],
+    *,
+    chart_png: bytes | None = None,
+    methods: list[str] = (),  # type: ignore[assignment]
+    note: str = "",
+) -> str:
+    """A city's ``index.html``: its districts (each with links to its pages) and the residents
+    covered per district and standard, from ``summary.csv``; "—" where there is no figure."""
+    s = summary.copy()
+    none = pd.to_numeric(s["facilities_in_reach"], errors="coerce").fillna(0) == 0
+    s["pct"] = pd.to_numeric(s["residents_covered_pct"], errors="coerce").where(~none)
+    table = s.pivot_table(
         index=["district_name", "district"],
         columns="standard",
-        values="residents_covered_pct",
+        values="pct",
         sort=False,
+        dropna=False,
     )
-    table = table.round(1).reset_index()
-    links = "".join(
-        f"<li>{html.escape(r['name'])} / {html.escape(r['name_en'])}: <a href='{r['slug']}/report.html'>report</a> · "
-        f"<a href='{r['slug']}/report.pdf'>PDF</a> · <a href='{r['slug']}/map.html'>map</a></li>"
-        for _, r in result.districts.iterrows()
+    table = table.reindex(columns=list(dict.fromkeys(s["standard"])))
+    # truncated, not rounded: 99.96% shows 99.9, never the 100 it does not reach
+    shown = table.map(lambda v: "—" if v != v else f"{np.floor(v * 10) / 10:.1f}").reset_index()
+    shown = shown.rename(columns={"district_name": "district\n区", "district": "id"})
+    return (
+        _env()
+        .get_template("city_index.html.j2")
+        .render(
+            title=f"{city_name} · walkcover",
+            css=_css(),
+            city_name=city_name,
+            city_name_en=city_name_en,
+            note=note,
+            districts=districts,
+            table=PageTable.of(shown, text=(0, 1)),
+            chart=_data_uri(chart_png) if chart_png else "",
+            methods=list(methods),
+        )
     )
-    c = result.city.config
-    page = (
-        f"<!doctype html><html lang='zh'><head><meta charset='utf-8'>{_CSP_META}<title>{html.escape(c.name)} walkcover</title><style>{_CSS}</style></head><body>"
-        f"<h1>{html.escape(c.name)} / {html.escape(c.name_en)}: districts compared · 各区对比</h1>"
-        f"<p><a href='map.html'>City map · 全市地图</a></p><ul>{links}</ul>"
-        f"<h2>Residents within walking distance, % · 步行范围内居民比例</h2>{_table(table)}{_img(png)}"
-        "<h2>How the numbers were made · 计算方法</h2><ul>"
-        + "".join(f"<li>{html.escape(m)}</li>" for m in methods(result))
-        + "</ul></body></html>"
+
+
+def write_city_index(city_dir: Path, summary: pd.DataFrame, runs: list[DistrictRun]) -> list[Path]:
+    """The city's ``index.html`` and ``coverage_by_district.png`` comparing its districts, from
+    its ``summary.csv`` and the districts' records."""
+    plt = _mpl()
+    first = runs[0]
+    standards = [s for s in first.standards if s.id in set(summary["standard"])]
+    chart = city_chart(summary, standards)
+    png = _png(chart)
+    plt.close("all")
+    written = [
+        write_atomic(
+            city_dir / "coverage_by_district.png", functools.partial(_write_bytes, data=png)
+        )
+    ]
+    links = [
+        {
+            "name": r.name,
+            "name_en": r.name_en,
+            "links": [
+                ("report", f"{r.slug}/report.html"),
+                ("PDF", f"{r.slug}/report.pdf"),
+                ("map", f"{r.slug}/map.html"),
+            ],
+        }
+        for r in runs
+    ]
+    newest = max(runs, key=lambda r: r.written)
+    page = city_index_html(
+        first.city_name,
+        first.city_name_en,
+        summary,
+        links,
+        chart_png=png,
+        methods=newest.methods,
     )
-    written.append(
-        write_atomic(city_dir / "index.html", lambda tmp: tmp.write_text(page, encoding="utf-8"))
-    )
+    written.append(write_atomic(city_dir / "index.html", functools.partial(_write_text, text=page)))
     return written
+
+
+#: Kept for the region and batch pages, which are built as strings.
+_CSP_META = (
+    "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; "
+    "style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'\">"
+)
+_CSS = """body{font-family:'Noto Sans CJK SC','Microsoft YaHei','PingFang SC',sans-serif;margin:24px;color:#222}
+table.t{border-collapse:collapse;font-size:13px;margin:8px 0}table.t th,table.t td{border:1px solid #bbb;padding:3px 6px;text-align:right}
+table.t th{background:#eee}h1{font-size:22px}h2{font-size:17px;border-bottom:1px solid #ccc}.note{color:#555;font-size:12px}"""
+
+
+def _table(frame: pd.DataFrame) -> str:
+    frame = frame.rename(columns=lambda c: str(c).replace("\n", " "))
+    return frame.to_html(index=False, escape=True, border=0, classes="t", na_rep="—")
 
 
 def city_figures(summary: pd.DataFrame) -> pd.DataFrame:
@@ -748,25 +859,23 @@ def region_index_html(
 
 def split_city_index_html(city, summary: pd.DataFrame) -> str:
     """The ``index.html`` of a city measured one district at a time: its districts compared from
-    the merged ``summary.csv`` (no hexagon map or chart: no single run holds all its homes)."""
-    table = summary.pivot_table(
-        index=["district_name", "district"],
-        columns="standard",
-        values="residents_covered_pct",
-        sort=False,
-    )
-    table = table.map(lambda v: v if v != v else np.floor(v * 10) / 10).reset_index()
-    links = "".join(
-        f"<li>{html.escape(r['name'])}: <a href='{html.escape(r['slug'])}/map.html'>map</a> · "
-        f"<a href='{html.escape(r['slug'])}/coverage.gpkg'>coverage.gpkg</a></li>"
+    the merged ``summary.csv`` (no chart: no single run holds all its homes)."""
+    links = [
+        {
+            "name": r["name"],
+            "name_en": r["name_en"],
+            "links": [
+                ("map", f"{r['slug']}/map.html"),
+                ("coverage.gpkg", f"{r['slug']}/coverage.gpkg"),
+            ],
+        }
         for _, r in city.districts.iterrows()
-    )
-    c = city.config
-    return (
-        f"<!doctype html><html lang='zh'><head><meta charset='utf-8'>{_CSP_META}<title>{html.escape(c.name)} walkcover</title><style>{_CSS}</style></head><body>"
-        f"<h1>{html.escape(c.name)} / {html.escape(c.name_en)}: districts compared · 各区对比</h1>"
-        f"<p><a href='map.html'>City map · 全市地图</a> · measured one district at a time "
-        "(a city this large runs as one task per district) · 按区分别计算</p>"
-        f"<ul>{links}</ul><h2>Residents within walking distance, % · 步行范围内居民比例</h2>"
-        f"{_table(table)}</body></html>"
+    ]
+    return city_index_html(
+        city.config.name,
+        city.config.name_en,
+        summary,
+        links,
+        note="measured one district at a time (a city this large runs as one task per district) "
+        "· 按区分别计算",
     )
