@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -91,6 +93,15 @@ def test_run_writes_layers_columns_and_summary(sample_run):
         assert (demand.loc[nan, "toilet_status"] != cov.STATUS_COVERED).all()
         fac = gpd.read_file(gpkg, layer="facilities")
         assert {"geometry", "osm_id", "standard"} <= set(fac.columns)
+        # GDAL's own tool (Debian's, as QGIS LTR uses) opens every layer without a warning
+        info = subprocess.run(
+            ["ogrinfo", "-ro", "-al", "-so", str(gpkg)], capture_output=True, text=True
+        )
+        assert info.returncode == 0 and info.stderr == "", info.stderr
+        kinds = [
+            ln.split(": ", 1)[1] for ln in info.stdout.splitlines() if ln.startswith("Geometry: ")
+        ]
+        assert len(kinds) == len(layers) and "Unknown (any)" not in kinds  # one type per layer
     # The printed table and the kindergarten note (the extract maps none).
     assert "Helsinki sample" in res.output and "SAMPLE" in res.output
     assert "no kindergarten facilities found" in res.output

@@ -368,7 +368,9 @@ def write_import(
         raise OutputExistsError(
             f"{target} already holds an import for {standard_id}; pass --overwrite to replace it"
         )
-    return write_atomic(target, lambda tmp: points.to_file(tmp, layer="facilities", driver="GPKG"))
+    return write_atomic(
+        target, lambda tmp: points.to_file(tmp, layer="facilities", driver="GPKG", VERSION="1.2")
+    )
 
 
 def imported_facilities(city_id: str, standard_id: str, crs) -> gpd.GeoDataFrame | None:
