@@ -73,6 +73,31 @@ def test_csv_cells_that_would_run_as_formulas_are_neutralised(hostile_run):
     assert csv_cell("@SUM(A1)") == "'@SUM(A1)" and csv_cell("\tx") == "'\tx"
 
 
+def test_workbook_keeps_formula_like_names_as_text(hostile_run):
+    """``summary.xlsx``: the district named ``=HYPERLINK(…)`` is a text cell holding exactly that
+    name (Excel shows it, never runs it); numbers stay numbers."""
+    import zipfile
+
+    import openpyxl
+
+    _, _, city = hostile_run
+    wb = openpyxl.load_workbook(city / "summary.xlsx")
+    ws = wb["summary"]
+    header = [c.value for c in ws[1]]
+    names = [row[header.index("district_name")] for row in ws.iter_rows(min_row=2)]
+    hit = [c for c in names if c.value == FORMULA_NAME]
+    assert hit and all(c.data_type == "s" for c in hit)
+    assert all(c.data_type == "s" for c in names)
+    # a control character cannot be stored in a sheet: it is shown, as in the terminal
+    names_en = [row[header.index("district_name_en")].value for row in ws.iter_rows(min_row=2)]
+    assert any("\\x1b[31mred" in str(v) for v in names_en)
+    residents = [row[header.index("residents")].value for row in ws.iter_rows(min_row=2)]
+    assert all(isinstance(v, int | float) for v in residents)
+    with zipfile.ZipFile(city / "summary.xlsx") as z:
+        sheet = z.read("xl/worksheets/sheet1.xml").decode()
+    assert "<f>" not in sheet  # no formula anywhere in the file
+
+
 def _state(page) -> dict:
     return page.evaluate(
         "() => ({title: document.title, pwned: window.__pwned || null,"

@@ -350,7 +350,66 @@ def _write_city_tables(
         table = group_summary(summary, groups)
         if len(table):
             written.append(write_csv(Path(out) / city_id / "group_summary.csv", table, bom=bom))
+    written.append(write_city_workbook(Path(out) / city_id))
     return written
+
+
+#: The city tables gathered in ``summary.xlsx``, one sheet each (those that exist).
+WORKBOOK_SHEETS = ("summary", "district_indicators", "group_summary")
+
+
+def write_city_workbook(city_dir: Path) -> Path:
+    """``summary.xlsx`` beside the city's CSVs, from them as written: a sheet per table, the
+    header bold and frozen, columns sized to their contents, percentages to one decimal."""
+    sheets = {
+        name: read_city_table(city_dir, f"{name}.csv")
+        for name in WORKBOOK_SHEETS
+        if (city_dir / f"{name}.csv").is_file()
+    }
+    return write_workbook(city_dir / "summary.xlsx", sheets)
+
+
+def write_workbook(path: Path, sheets: dict[str, pd.DataFrame]) -> Path:
+    """An Excel workbook of `sheets` (name → table), written atomically. Text is always stored
+    as text: a name starting with ``=`` is never a formula. Empty cells stand for NaN."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
+
+    wb = Workbook()
+    wb.remove(wb.active)
+    for name, table in sheets.items():
+        ws = wb.create_sheet(title=name[:31])
+        ws.append([str(c) for c in table.columns])
+        for cell in ws[1]:
+            cell.font = Font(bold=True)
+        for row in table.itertuples(index=False):
+            ws.append([_excel_value(v) for v in row])
+        for col_cells in ws.iter_cols(min_row=2):
+            for cell in col_cells:
+                if isinstance(cell.value, str):
+                    cell.data_type = "s"  # openpyxl makes "=…" a formula; data never is one
+        for j, col in enumerate(table.columns, start=1):
+            letter = get_column_letter(j)
+            longest = int(table[col].astype(str).str.len().fillna(0).max()) if len(table) else 0
+            ws.column_dimensions[letter].width = min(max(len(str(col)), longest) + 2, 48)
+            if str(col).endswith("_pct") or str(col).endswith("_pp"):
+                for cell in ws[letter][1:]:
+                    cell.number_format = "0.0"
+        ws.freeze_panes = "A2"
+    return write_atomic(path, lambda tmp: wb.save(tmp))
+
+
+def _excel_value(v: object) -> object:
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    if v is None or (isinstance(v, float) and v != v):
+        return None
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, str):  # control characters cannot be stored in a sheet: shown as \x1b
+        return ILLEGAL_CHARACTERS_RE.sub(lambda m: f"\\x{ord(m.group()):02x}", v)
+    return v
 
 
 #: Where a layer's features of each geometry family go: one geometry type per layer, so QGIS and
@@ -679,6 +738,7 @@ def merge_district_parts(base: Path, city: City, parts: list[Path], *, maps: boo
         table = group_summary(summary, city.config.groups)
         if len(table):
             written.append(write_csv(city_dir / "group_summary.csv", table))
+    written.append(write_city_workbook(city_dir))
     polys = city.districts.set_index("district_id").geometry
     geo = gpd.GeoDataFrame(
         summary.assign(city_name=city.config.name),
