@@ -335,9 +335,15 @@ def test_site_says_why_it_proposes_fewer_sites_than_asked(tmp_path, sample_cache
     plan's own figures (Zhengzhou's 1,450 new toilets) are not printed for Helsinki."""
     args = ["site", "--city", "helsinki-sample", "--district", "sample-se", "--standard", "toilet",
             "--k", "5", "--out", str(tmp_path / "o"), "--cache-dir", str(sample_cache)]  # fmt: skip
-    res = runner.invoke(app, args, terminal_width=200)
+    res = runner.invoke(app, args, terminal_width=80)
     assert res.exit_code == 0, res.output
+    # the table fits an 80-column terminal, every name whole (wrapped, never cut with "…")
+    from rich.cells import cell_len
+
+    table = [ln for ln in res.stdout.splitlines() if ln[:1] in "┏┃┡│└"]
+    assert "…" not in res.stdout and table and max(map(cell_len, table)) <= 80
     text = " ".join(res.stdout.split())
+    assert "样例区（东南） (sample-se)" in text
     assert "3 site(s), not the 5 asked: they already reach every resident" in text
     assert "solver's" in text and "optimality" in text
     assert "plan orders" not in text

@@ -198,7 +198,7 @@ def _assess(
             title_justify="left",
         )
         for col in plan.boundary_changes.columns:
-            table.add_column(col)
+            table.add_column(col, overflow="fold")  # wrapped, never cut with "…"
         for r in plan.boundary_changes.itertuples(index=False):
             table.add_row(*["" if v != v else terminal(v) for v in r])
         err_console.print(table)
@@ -521,9 +521,13 @@ def _print_siting(
         ),
         title_justify="left",
     )
-    cols = ("district", "before %", "after %", "new sites", "how", "solver's\noptimality gap")
+    # two-line headers and text that wraps instead of "…": the table fits 80 columns
+    cols = ("district", "before\n%", "after\n%", "new\nsites", "how", "solver's\noptimality\ngap")
     for col in cols:
-        table.add_column(col, justify="left" if col in ("district", "how") else "right")
+        text = col in ("district", "how")
+        table.add_column(
+            col, justify="left" if text else "right", overflow="fold", no_wrap=not text
+        )
     total = 0
     fewer = []
     for r in rows:
