@@ -265,12 +265,23 @@ def check_tiles(tiles: str) -> str:
     return tiles
 
 
+#: The layer control and popups made compact, so the map keeps its room on a laptop screen or in
+#: a notebook cell: smaller type, tighter rows, and a scroll bar past 60% of the map's height.
+_COMPACT_CSS = """<style>
+.leaflet-control-layers-expanded{padding:3px 8px 3px 6px;font:12px/1.25 sans-serif;
+  max-height:60vh;overflow-y:auto}
+.leaflet-control-layers-expanded label{margin:0}
+.leaflet-control-layers-separator{margin:3px -8px 3px -6px}
+</style>"""
+
+
 def _base_map(bounds_4326: np.ndarray, tiles: str | None) -> folium.Map:
     x0, y0, x1, y1 = bounds_4326
     m = WalkMap(
         location=[(y0 + y1) / 2, (x0 + x1) / 2], tiles=None, control_scale=False, prefer_canvas=True
     )
     MetricScale().add_to(m)
+    _figure(m).header.add_child(folium.Element(_COMPACT_CSS))
     m.default_js = [("leaflet", _LEAFLET_JS), ("jquery", _JQUERY_JS)]
     m.default_css = [("leaflet_css", _LEAFLET_CSS)]
     if tiles is not None:
@@ -351,7 +362,7 @@ def _legend(
     # collapsible (click its title), the plan's citations folded: it leaves the map its room
     return (
         "<div id='walkcover-legend' style='position:fixed;bottom:12px;left:12px;z-index:9999;background:white;"
-        "padding:6px 10px;border:1px solid #999;border-radius:4px;font:12px/1.4 sans-serif;max-width:400px;"
+        "padding:5px 9px;border:1px solid #999;border-radius:4px;font:11px/1.35 sans-serif;max-width:380px;"
         "max-height:40%;overflow:auto'><details open><summary style='font-weight:bold;cursor:pointer'>"
         f"{html_text(district_label)}{sample}</summary>"
         f"{warn}{rows}{extra}<details style='margin-top:4px'><summary>standards and plan citations · 标准与依据</summary>{stds}</details>"
