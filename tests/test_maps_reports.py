@@ -222,6 +222,9 @@ def test_city_index_compares_every_district(tmp_path):
     assert res.exit_code == 0, res.output
     index = (tmp_path / "out" / "handmade" / "index.html").read_text(encoding="utf-8")
     assert "d1/report.pdf" in index and "d2/report.pdf" in index and "d2/map.html" in index
+    # the comparison table: one row per district (two), under one header row
+    table = index[index.index("<table") : index.index("</table>")]
+    assert table.count("<tr>") == 3
 
 
 def test_district_map_answers_hovers_and_clicks_with_the_boundary_on(outputs, browser):

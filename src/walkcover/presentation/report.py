@@ -258,6 +258,7 @@ def city_chart(summary: pd.DataFrame, standards: list[Standard]):
         for xi in x[none]:
             ax.text(xi, 3, "no data\n无数据", ha="center", va="bottom", fontsize=6, color="#555")
         ax.axhline(std.target_pct, color="black", linewidth=1)
+        ax.set_xlim(-0.6, len(r) - 0.4)  # every district's place, with or without a bar
         ax.set_ylim(0, 105)
         ax.set_xticks(x, list(r["district_name"]), rotation=30, fontsize=7, ha="right")
         ax.set_title(f"{std.name_zh} {std.name} ({std.threshold_m:g} m)", fontsize=9)
@@ -685,17 +686,19 @@ def city_index_html(
     s = summary.copy()
     none = pd.to_numeric(s["facilities_in_reach"], errors="coerce").fillna(0) == 0
     s["pct"] = pd.to_numeric(s["residents_covered_pct"], errors="coerce").where(~none)
+    # one row per district (its name beside), one column per standard, in the run's orders
     table = s.pivot_table(
-        index=["district_name", "district"],
-        columns="standard",
-        values="pct",
-        sort=False,
-        dropna=False,
+        index="district", columns="standard", values="pct", sort=False, dropna=False
     )
-    table = table.reindex(columns=list(dict.fromkeys(s["standard"])))
+    table = table.reindex(
+        index=list(dict.fromkeys(s["district"])), columns=list(dict.fromkeys(s["standard"]))
+    )
     # truncated, not rounded: 99.96% shows 99.9, never the 100 it does not reach
-    shown = table.map(lambda v: "—" if v != v else f"{np.floor(v * 10) / 10:.1f}").reset_index()
-    shown = shown.rename(columns={"district_name": "district\n区", "district": "id"})
+    shown = table.map(lambda v: "—" if v != v else f"{np.floor(v * 10) / 10:.1f}")
+    names = s.drop_duplicates("district").set_index("district")["district_name"]
+    shown.insert(0, "district\n区", names.reindex(shown.index).to_numpy())
+    shown = shown.reset_index().rename(columns={"district": "id"})
+    shown = shown[["district\n区", "id", *shown.columns[2:]]]
     return (
         _env()
         .get_template("city_index.html.j2")
