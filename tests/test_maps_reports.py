@@ -158,6 +158,8 @@ def test_pdf_report_pages_tables_and_chinese_text(outputs, tmp_path):
     # the kindergartens (none in the sample) say "no data", on their page and in the chart's place
     kg = next(p for p in pages if p.strip().startswith("幼儿园 Kindergarten"))
     assert "no facility in the data" in kg and "0.0%" not in kg
+    row = next(ln for ln in pages[1].splitlines() if ln.split()[:2] == ["kindergarten", "幼儿园"])
+    assert "no data" in row and "0.0" not in row  # the summary: no figure, not 0%
     subprocess.run(
         ["pdftoppm", "-r", "40", "-png", "-f", "3", "-l", "3", str(pdf), str(tmp_path / "p")],
         check=True,

@@ -370,6 +370,7 @@ def summary_view(run: DistrictRun) -> pd.DataFrame:
     view = rows[[c for c, _ in SUMMARY_VIEW]].copy()
     none = np.array([run.no_facility(s) for s in rows["standard"]], dtype=bool)
     for c in (
+        "area_covered_euclid_pct",
         "area_covered_pct",
         "residents_covered_pct",
         "detour_loss_pp",
