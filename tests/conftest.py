@@ -290,8 +290,8 @@ def shown_text(page, selector: str) -> str:
     )
 
 
-def open_offline(browser, path: Path):
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+def open_offline(browser, path: Path, *, size: tuple[int, int] = (1280, 900)):
+    page = browser.new_page(viewport={"width": size[0], "height": size[1]})
     errors: list[str] = []
     outside: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)

@@ -378,3 +378,26 @@ def test_proposed_sites_show_homes_before_and_after(outputs, browser):
         assert errors == []
     finally:
         page.close()
+
+
+def test_layer_control_leaves_the_map_its_room(outputs, browser):
+    """On a laptop screen the layer control takes a modest corner; in a notebook-sized map it folds
+    into Leaflet's layers button and opens under the mouse."""
+    page, errors, _ = open_offline(browser, outputs / "sample-nw" / "map.html")
+    try:
+        box = page.locator(".leaflet-control-layers").bounding_box()
+        assert box is not None and box["width"] * box["height"] < 0.15 * 1280 * 900
+    finally:
+        page.close()
+    page, errors, _ = open_offline(browser, outputs / "sample-nw" / "map.html", size=(900, 500))
+    try:
+        control = page.locator(".leaflet-control-layers")
+        assert not page.locator(".leaflet-control-layers-list").is_visible()
+        small = control.bounding_box()
+        assert small is not None and small["width"] < 60 and small["height"] < 60
+        control.hover()
+        page.wait_for_timeout(200)
+        assert page.locator(".leaflet-control-layers-list").is_visible()
+        assert errors == []
+    finally:
+        page.close()

@@ -265,13 +265,23 @@ def check_tiles(tiles: str) -> str:
     return tiles
 
 
-#: The layer control and popups made compact, so the map keeps its room on a laptop screen or in
-#: a notebook cell: smaller type, tighter rows, and a scroll bar past 60% of the map's height.
+#: The layer control made compact, so the map keeps its room on a laptop screen: smaller type,
+#: tighter rows, a scroll bar past 60% of the map's height; on a small map (a notebook cell) it
+#: folds into Leaflet's layers button and opens under the mouse.
 _COMPACT_CSS = """<style>
 .leaflet-control-layers-expanded{padding:3px 8px 3px 6px;font:12px/1.25 sans-serif;
   max-height:60vh;overflow-y:auto}
 .leaflet-control-layers-expanded label{margin:0}
 .leaflet-control-layers-separator{margin:3px -8px 3px -6px}
+@media (max-width:1000px),(max-height:560px){
+  .leaflet-control-layers-expanded{padding:0!important}
+  .leaflet-control-layers-expanded .leaflet-control-layers-toggle{display:block!important}
+  .leaflet-control-layers-expanded .leaflet-control-layers-list{display:none!important}
+  .leaflet-control-layers-expanded:hover{padding:3px 8px 3px 6px!important}
+  .leaflet-control-layers-expanded:hover .leaflet-control-layers-toggle{display:none!important}
+  .leaflet-control-layers-expanded:hover .leaflet-control-layers-list{display:block!important}
+  #walkcover-legend{max-width:300px!important}
+}
 </style>"""
 
 
