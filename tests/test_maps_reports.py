@@ -401,3 +401,36 @@ def test_layer_control_leaves_the_map_its_room(outputs, browser):
         assert errors == []
     finally:
         page.close()
+
+
+def test_report_of_a_run_with_planners_boundaries(tmp_path):
+    """A run over planners' own boundaries (d1 cut back to x ≤ 300 m): `report` takes the same
+    --boundaries, and without them still draws the boundary the figures were measured in."""
+    import json
+
+    import geopandas as gpd
+    import shapely
+    from shapely.geometry import box
+
+    from conftest import LOCAL_CRS
+    from hostile import hostile_city
+
+    cfg, _ = hostile_city(tmp_path)
+    own = gpd.GeoDataFrame(
+        {"code": ["d1", "d2"]},
+        geometry=[box(-50, -150, 300, 150), box(2000, 2000, 2200, 2200)],
+        crs=LOCAL_CRS,
+    ).to_crs(4326)
+    own.to_file(tmp_path / "own.gpkg")
+    common = ["--city", str(cfg), "--out", str(tmp_path / "out")]
+    planners = ["--boundaries", str(tmp_path / "own.gpkg"), "--name-field", "code"]
+    res = runner.invoke(app, ["run", *common, *planners, "--standard", "toilet", "--no-cache"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["report", *common, *planners])
+    assert res.exit_code == 0, res.output
+    record = json.loads((tmp_path / "out" / "handmade" / "d1" / "run.json").read_text("utf-8"))
+    drawn = shapely.from_wkt(record["boundary_wkt"])
+    assert drawn.bounds == pytest.approx((-50, -150, 300, 150), abs=0.05)
+    res = runner.invoke(app, ["report", *common, "--overwrite"])  # the bundled names still match
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "out" / "handmade" / "d1" / "report.pdf").stat().st_size > 10_000

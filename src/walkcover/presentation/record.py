@@ -117,6 +117,14 @@ def record_data(assessment: Assessment, district_id: str, *, tiles: str | None =
             "is_sample": bool(d["is_sample"]),
         },
         "crs": assessment.crs.to_wkt(),
+        # the boundary the figures were measured in (planners' own with --boundaries), in the
+        # run's CRS to the centimetre: reports draw this one, whatever the city config says now
+        "boundary_wkt": shapely.to_wkt(
+            assessment.districts.to_crs(assessment.crs)
+            .set_index("district_id")
+            .geometry[district_id],
+            rounding_precision=2,
+        ),
         "standards": [s.model_dump(mode="json") for s in assessment.standards],
         "limits_m": {s.id: search_limit_m(s, assessment.city) for s in assessment.standards},
         "notes": [
@@ -257,8 +265,9 @@ def read_district_run(
     indicators: pd.DataFrame,
 ) -> DistrictRun:
     """Read what ``walkcover run`` wrote into a district `folder` (``run.json`` and
-    ``coverage.gpkg``), with the district's rows of the city tables and its `boundary` (any CRS
-    with ``.crs`` as a GeoSeries, or a geometry in the run's CRS).
+    ``coverage.gpkg``), with the district's rows of the city tables. The boundary is the one the
+    run recorded; `boundary` (a GeoSeries in any CRS, or a geometry in the run's CRS) stands in
+    for a record without one.
 
     Raises
     ------
@@ -296,7 +305,9 @@ def read_district_run(
         raise RunRecordError(f"{gpkg} has no demand layer; run `walkcover run --overwrite` again")
     facilities = layers("facilities", "facility_areas", "facility_lines")
     gaps = layers("gaps")
-    if isinstance(boundary, gpd.GeoSeries):
+    if data.get("boundary_wkt"):
+        boundary = shapely.from_wkt(data["boundary_wkt"])
+    elif isinstance(boundary, gpd.GeoSeries):
         boundary = boundary.to_crs(demand.crs).iloc[0]
     did = data["district"]["district_id"]
     return _from_record(
