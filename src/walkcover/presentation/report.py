@@ -452,6 +452,11 @@ def _css() -> str:
     return (TEMPLATES / "report.css").read_text(encoding="utf-8")
 
 
+def _page(template: str, *, title: str, **context: object) -> str:
+    """A page from one of the templates, with its title and the reports' stylesheet."""
+    return _env().get_template(template).render(title=title, css=_css(), **context)
+
+
 def completeness_text(run: DistrictRun) -> str:
     """How complete the district's mapped buildings look, and where its residents come from."""
     rows = run.summary
@@ -560,36 +565,28 @@ def district_report_html(
         sites = PageTable.of(
             sites_view(run.proposed), text=(0, 6), widths=[14, 7, 16, 12, 13, 13, 25]
         )
-    return (
-        _env()
-        .get_template("district_report.html.j2")
-        .render(
-            title=f"{run.name} {run.name_en} · walkcover",
-            css=_css(),
-            d=run,
-            written=run.written.replace("T", " "),
-            today=dt.date.today().isoformat(),
-            version=__version__,
-            completeness=completeness_text(run),
-            met=f"{(met == '✓').sum()} of {len(met)} standards · {len(met)}项中{(met == '✓').sum()}项达标",
-            notes=notes,
-            summary=PageTable.of(
-                summary,
-                text=(0, 1),
-                widths=[11, 7, 6, 7, 8, 9, 8, 8, 8, 8, 8, 6, 6],
-            ),
-            chart=_data_uri(chart_png),
-            standards=standards,
-            bands=_bands(),
-            gaps=PageTable.of(
-                gaps_view(top_gaps(run)), text=(0,), widths=[13, 10, 13, 10, 26, 14, 14]
-            ),
-            sites=sites,
-            indicators=PageTable.of(
-                indicator_view(run), text=(0, 2, 5), widths=[30, 12, 12, 8, 6, 32]
-            ),
-            methods=run.methods,
-        )
+    return _page(
+        "district_report.html.j2",
+        title=f"{run.name} {run.name_en} · walkcover",
+        d=run,
+        written=run.written.replace("T", " "),
+        today=dt.date.today().isoformat(),
+        version=__version__,
+        completeness=completeness_text(run),
+        met=f"{(met == '✓').sum()} of {len(met)} standards · {len(met)}项中{(met == '✓').sum()}项达标",
+        notes=notes,
+        summary=PageTable.of(
+            summary,
+            text=(0, 1),
+            widths=[11, 7, 6, 7, 8, 9, 8, 8, 8, 8, 8, 6, 6],
+        ),
+        chart=_data_uri(chart_png),
+        standards=standards,
+        bands=_bands(),
+        gaps=PageTable.of(gaps_view(top_gaps(run)), text=(0,), widths=[13, 10, 13, 10, 26, 14, 14]),
+        sites=sites,
+        indicators=PageTable.of(indicator_view(run), text=(0, 2, 5), widths=[30, 12, 12, 8, 6, 32]),
+        methods=run.methods,
     )
 
 
@@ -700,20 +697,16 @@ def city_index_html(
     shown.insert(0, "district\n区", names.reindex(shown.index).to_numpy())
     shown = shown.reset_index().rename(columns={"district": "id"})
     shown = shown[["district\n区", "id", *shown.columns[2:]]]
-    return (
-        _env()
-        .get_template("city_index.html.j2")
-        .render(
-            title=f"{city_name} · walkcover",
-            css=_css(),
-            city_name=city_name,
-            city_name_en=city_name_en,
-            note=note,
-            districts=districts,
-            table=PageTable.of(shown, text=(0, 1)),
-            chart=_data_uri(chart_png) if chart_png else "",
-            methods=list(methods),
-        )
+    return _page(
+        "city_index.html.j2",
+        title=f"{city_name} · walkcover",
+        city_name=city_name,
+        city_name_en=city_name_en,
+        note=note,
+        districts=districts,
+        table=PageTable.of(shown, text=(0, 1)),
+        chart=_data_uri(chart_png) if chart_png else "",
+        methods=list(methods),
     )
 
 
