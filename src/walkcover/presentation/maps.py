@@ -431,7 +431,14 @@ def district_map(
             max_units=max_units,
             limit_m=result.passes[std.id].limit_m,
         )
-        _add_gaps(group, result, std.id, district_id)
+        row = result.summary[
+            (result.summary["district_id"] == district_id) & (result.summary["standard"] == std.id)
+        ]
+        if len(row) and not row["facilities_in_reach"].iloc[0]:
+            # no facility in the data: no data, said so; the whole district is no gap to rank
+            _add_no_data(group, [d4326.representative_point()])
+        else:
+            _add_gaps(group, result, std.id, district_id)
         _add_facilities(group, result, std.id, result.passes[std.id], demand, dsnaps, thr, dgeom)
         if proposed is not None and len(proposed):
             _add_proposed(group, proposed[proposed["standard"] == std.id])
@@ -618,6 +625,28 @@ def _add_gaps(group: folium.FeatureGroup, result: Assessment, sid: str, district
             ],
         )
     ).add_to(group)
+
+
+#: The label of a district where a standard has no facility in the data: no data, said in words
+#: on the map (a grey fill alone reads as 0%), on a hatched ground.
+_NO_DATA_HTML = (
+    "<div style='transform:translate(-50%,-50%);width:max-content;padding:3px 8px;"
+    "font:bold 12px sans-serif;color:#424242;border:1px solid #757575;border-radius:4px;"
+    "background:repeating-linear-gradient(45deg,#fff 0 6px,#e0e0e0 6px 9px)'>"
+    "no facility in the data · 数据中无设施</div>"
+)
+
+
+def _add_no_data(group: folium.FeatureGroup, points_4326: list[shapely.Point]) -> None:
+    """A "no data" label at each point (WGS84), in the standard's layer."""
+    for pt in points_4326:
+        folium.Marker(
+            [pt.y, pt.x],
+            icon=folium.DivIcon(
+                html=_NO_DATA_HTML, icon_size=(0, 0), class_name="walkcover-nodata"
+            ),
+            interactive=False,
+        ).add_to(group)
 
 
 def _add_proposed(group: folium.FeatureGroup, sites: gpd.GeoDataFrame) -> None:
@@ -848,6 +877,7 @@ def city_map(
                 outline=None,
                 fill_opacity=0.7,
             ).add_to(group)
+        _add_no_data(group, list(d.geometry[none & ~nobody].representative_point()))
         group.add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
     title = f"{result.city.config.name} / {result.city.config.name_en}"
