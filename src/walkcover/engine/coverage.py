@@ -85,6 +85,8 @@ def run_starts(*keys: np.ndarray) -> np.ndarray:
 
 #: From this many points on, `snap` finds nearest edges with a KD-tree (`nearest_edges`).
 KDTREE_MIN_POINTS = 20_000
+#: The most samples asked of the KD-tree for one point before the R-tree decides (8, 32, 128).
+KDTREE_MAX_K = 128
 
 
 def nearest_edges(
@@ -189,20 +191,32 @@ def _nearest_chunk(
     # every edge within tie_m of it): each such edge has a sample within its distance + spacing/2.
     complete = (d[:, -1] > d[:, 0] + spacing / 2 + tie_m + 1e-9) | ~have
     ok = have & complete & (best_d <= max_snap_m)
-    reach = np.minimum(best_d + tie_m, max_snap_m)
-    r, c = np.nonzero(ok[:, None] & (seg >= 0) & (dist <= reach[:, None]))
-    de, ee = dist[r, c], cand_edge[r, c]
-    if tie_m <= 0:  # the nearest edge only; among exact ties the lowest
-        o = np.lexsort((ee, de, r))
-        o = o[run_starts(r[o])]
+    if tie_m <= 0:  # the nearest edge only; among exact ties the lowest (no sort: row minima)
+        r = np.flatnonzero(ok)
+        c = np.argmin(
+            np.where(dist[r] == best_d[r, None], cand_edge[r], np.iinfo(np.int64).max), axis=1
+        )
     else:  # every edge within reach, each at its nearest segment
+        reach = np.minimum(best_d + tie_m, max_snap_m)
+        r, c = np.nonzero(ok[:, None] & (seg >= 0) & (dist <= reach[:, None]))
+        de, ee = dist[r, c], cand_edge[r, c]
         o = np.lexsort((de, ee, r))
         o = o[run_starts(r[o], ee[o])]
-    r, c = r[o], c[o]
+        r, c = r[o], c[o]
     found, edge, leg = r, cand_edge[r, c], dist[r, c]
     lo = seg_offset[seg[r, c]] + tt[r, c] * np.sqrt(den[r, c])
     rest = np.flatnonzero(have & ~complete)
-    if len(rest):  # dense junctions: the R-tree, and shapely for the leg and the offset
+    if len(rest) and kk < min(KDTREE_MAX_K, n_samples):
+        # dense junctions and footway meshes: ask the KD-tree for more samples (exact by the same
+        # test), which is several times faster than the R-tree for these points
+        more = _nearest_chunk(network, xy[rest], max_snap_m=max_snap_m, k=4 * kk, tie_m=tie_m)
+        found = np.concatenate([found, rest[more[0]]])
+        edge = np.concatenate([edge, more[1]])
+        leg = np.concatenate([leg, more[2]])
+        lo = np.concatenate([lo, more[3]])
+        order = np.lexsort((edge, leg, found))
+        return found[order], edge[order].astype(np.int64), leg[order], lo[order]
+    if len(rest):  # still undecided: the R-tree, and shapely for the leg and the offset
         pts = shapely.points(xy[rest])
         pairs = _nearest_with_ties(network, pts, max_snap_m=max_snap_m, tie_m=tie_m)
         lines = network.edges.geometry.to_numpy()[network.snappable[pairs[1]]]
