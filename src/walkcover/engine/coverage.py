@@ -320,13 +320,23 @@ def snap(
     if reach_polygon_edges:
         # A polygon is reached anywhere along the stretch of street that runs at its nearest
         # distance: all of a park's side that lines the street, all of a path's crossing inside it.
-        for k in np.flatnonzero(area_item):
-            zone = g[k] if leg[k] == 0 else shapely.buffer(g[k], leg[k] + _SPAN_TOL_M)
+        # All at once: each area grown by its leg, cut from its street, and the span of the
+        # cut's vertices along the street (no Python step per polygon and street).
+        k = np.flatnonzero(area_item)
+        if len(k):
+            grow = leg[k] > 0
+            zone = g[k].copy()
+            zone[grow] = shapely.buffer(g[k][grow], leg[k][grow] + _SPAN_TOL_M)
             part = shapely.intersection(e[k], zone)
-            pts = shapely.points(shapely.get_coordinates(part))
-            if len(pts):
-                offs = shapely.line_locate_point(e[k], pts)
-                lo[k], hi[k] = offs.min(), offs.max()
+            xy, at = shapely.get_coordinates(part, return_index=True)
+            if len(at):
+                offs = shapely.line_locate_point(e[k][at], shapely.points(xy))
+                first = np.full(len(k), np.inf)
+                last = np.full(len(k), -np.inf)
+                np.minimum.at(first, at, offs)
+                np.maximum.at(last, at, offs)
+                got = np.isfinite(first)
+                lo[k[got]], hi[k[got]] = first[got], last[got]
     unsnapped = np.setdiff1d(np.arange(n), item)
     order = np.lexsort((edge, leg, item))
     return Snaps(item[order], edge[order], lo[order], hi[order], leg[order], unsnapped, n)
