@@ -7,6 +7,7 @@ once with its YAML path, the value found and what is allowed.
 from __future__ import annotations
 
 import re
+import weakref
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -420,6 +421,20 @@ def _query_tag(selector: Selector) -> tuple[str, bool | list[str]]:
     return next(iter(selector)), True
 
 
+#: Tag columns already read out of a features frame's ``tags`` dicts, per frame (by identity,
+#: dropped with the frame): every standard, land use and barrier rule reads the same few keys of
+#: the same frame, and reading a key is a Python step per feature.
+_TAG_COLUMNS: dict[int, dict[str, pd.Series]] = {}
+
+
+def _tag_columns(features: pd.DataFrame) -> dict[str, pd.Series]:
+    key = id(features)
+    if key not in _TAG_COLUMNS:
+        _TAG_COLUMNS[key] = {}
+        weakref.finalize(features, _TAG_COLUMNS.pop, key, None)
+    return _TAG_COLUMNS[key]
+
+
 def features_matching(features: gpd.GeoDataFrame, selectors: list[Selector]) -> gpd.GeoDataFrame:
     """The features whose tags match any of `selectors` (the rule of `tag_matches`).
 
@@ -427,7 +442,7 @@ def features_matching(features: gpd.GeoDataFrame, selectors: list[Selector]) -> 
     compared as arrays, instead of matching every feature against every selector in Python.
     """
     tags = features["tags"].to_numpy()
-    columns: dict[str, pd.Series] = {}
+    columns = _tag_columns(features)
 
     def column(key: str) -> pd.Series:
         if key not in columns:

@@ -166,15 +166,22 @@ class Lattice:
         return cls(gx, gy, snaps, cell_m)
 
 
+#: How far past its boundary a district's service areas are drawn: enough for the map to show
+#: them running on across the border, not the whole walking distance (a 1 km band around a 5 km
+#: district doubled its lattice, and the neighbours measured the same land again).
+SERVICE_AREA_MARGIN_M = 100.0
+
+
 def district_service_areas(result, district_id: str, *, cell_m: float = 10.0) -> gpd.GeoDataFrame:
-    """Layer ``service_areas``: per standard, the land within walking distance around one district
-    (computed once per assessment and reused by the maps)."""
+    """Layer ``service_areas``: per standard, the land within walking distance in one district and
+    `SERVICE_AREA_MARGIN_M` around it (computed once per assessment and reused by the maps)."""
     memo = result.derived
     key = ("service_areas", district_id, cell_m)
     if key not in memo:
         dgeom = result.districts.to_crs(result.crs).set_index("district_id").geometry[district_id]
         reach = max(s.max_threshold_m for s in result.standards)
-        extent = _reached_extent(result, shapely.buffer(dgeom, reach), reach)
+        around = shapely.buffer(dgeom, SERVICE_AREA_MARGIN_M)
+        extent = _reached_extent(result, around, reach)
         lattice = None if extent is None else Lattice.over(result, extent, cell_m=cell_m)
         rows = []
         for std in result.standards:
