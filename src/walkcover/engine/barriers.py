@@ -52,9 +52,12 @@ def _yes(v: object) -> bool:
 
 
 def _is_yes(frame: pd.DataFrame, col: str) -> np.ndarray:
+    """`_yes` of a whole column, as array operations."""
     if col not in frame:
         return np.zeros(len(frame), dtype=bool)
-    return np.array([_yes(v) for v in frame[col]], dtype=bool)
+    v = frame[col]
+    low = v.astype(str).str.lower()
+    return (v.notna() & ~low.isin(["no", "", "nan", "none"])).to_numpy(dtype=bool)
 
 
 def cells(lines: np.ndarray, extent: shapely.Geometry, *, edge_gap_m: float = 100.0) -> np.ndarray:
@@ -81,9 +84,14 @@ def cells(lines: np.ndarray, extent: shapely.Geometry, *, edge_gap_m: float = 10
 
 
 def _cell_of(tree: shapely.STRtree, points: np.ndarray) -> np.ndarray:
+    """The cell (position in `tree`) each point lies inside, -1 for none.
+
+    The cells ask a tree of the points which they contain: a predicate runs on the prepared query
+    geometry, and a prepared cell answers for its many points far faster than each point asking
+    the few large cells whether it lies within them (the same answer: strictly inside)."""
     out = np.full(len(points), -1, dtype=np.int64)
-    if len(points):
-        p, c = tree.query(points, predicate="within")
+    if len(points) and len(tree.geometries):
+        c, p = shapely.STRtree(points).query(tree.geometries, predicate="contains")
         out[p] = c
     return out
 
