@@ -191,7 +191,16 @@ def can_serve(
     The one rule for "facilities near the district" (the summary's ``facilities_in_reach``, the
     ``facilities`` layer, the maps and the reports).
     """
-    return np.asarray(facilities.distance(district).to_numpy() <= limit_m, dtype=bool)
+    geoms = np.asarray(
+        facilities.to_numpy() if hasattr(facilities, "to_numpy") else facilities, dtype=object
+    )
+    if not len(geoms):
+        return np.zeros(0, dtype=bool)
+    # the district prepared once (on a copy): "within the limit" is answered by its prepared
+    # index, not by a full distance computation against its every vertex for each facility
+    area = shapely.from_wkb(shapely.to_wkb(district))
+    shapely.prepare(area)
+    return np.asarray(shapely.dwithin(area, geoms, limit_m), dtype=bool)
 
 
 def study_polygon(districts: gpd.GeoDataFrame, *, crs: pyproj.CRS, margin_m: float):
