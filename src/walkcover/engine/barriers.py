@@ -57,7 +57,8 @@ def _is_yes(frame: pd.DataFrame, col: str) -> np.ndarray:
         return np.zeros(len(frame), dtype=bool)
     v = frame[col]
     low = v.astype(str).str.lower()
-    return (v.notna() & ~low.isin(["no", "", "nan", "none"])).to_numpy(dtype=bool)
+    yes: np.ndarray = (v.notna() & ~low.isin(["no", "", "nan", "none"])).to_numpy(dtype=bool)
+    return yes
 
 
 def cells(lines: np.ndarray, extent: shapely.Geometry, *, edge_gap_m: float = 100.0) -> np.ndarray:

@@ -8,7 +8,10 @@ so they never include land beyond the walking distance.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -45,16 +48,31 @@ def _burn_points(grid: np.ndarray, c0: int, r1: int, points: np.ndarray, cell_m:
     grid[r1 - row, col - c0] = 1
 
 
+#: rasterio hides its NotGeoreferencedWarning with ``warnings.catch_warnings``, which is not
+#: thread-safe: districts written on two threads (`walkcover.presentation.outputs.write_run`)
+#: take turns at its ``rasterize`` and ``shapes`` (a small share of their time).
+_RASTERIO = threading.Lock()
+
+
+def rasterize(shapes: Sequence, **kwargs: Any) -> np.ndarray:
+    """`rasterio.features.rasterize`, one thread at a time."""
+    from rasterio.features import rasterize as _rasterize
+
+    with _RASTERIO:
+        return _rasterize(shapes, **kwargs)
+
+
 def _polygons(grid: np.ndarray, transform: Affine) -> list[shapely.Geometry]:
     from rasterio.features import shapes
 
     if not grid.any():
         return []
-    return [
-        shapely.geometry.shape(g)
-        for g, v in shapes(grid, mask=grid == 1, transform=transform)
-        if v == 1
-    ]
+    with _RASTERIO:
+        return [
+            shapely.geometry.shape(g)
+            for g, v in shapes(grid, mask=grid == 1, transform=transform)
+            if v == 1
+        ]
 
 
 def gap_polygons(result, standard_id: str, district_id: str) -> gpd.GeoDataFrame:
@@ -97,7 +115,6 @@ def _gap_polygons(result, standard_id: str, district_id: str) -> gpd.GeoDataFram
         return gpd.GeoDataFrame({c: [] for c in GAP_COLUMNS[:-1]}, geometry=[], crs=result.crs)
     # One raster on the land grid: the uncovered land cells and every cell an uncovered home
     # touches; a closing joins areas less than a cell apart (a block stays exactly as it is).
-    from rasterio.features import rasterize
     from scipy.ndimage import binary_closing
 
     boxes = [shapely.total_bounds(foot)] if len(foot) else []  # a box, never a union
@@ -284,8 +301,6 @@ def service_area(
     grid = covered[::-1].astype(np.uint8)
     transform = Affine(cell_m, 0, gx[0, 0], 0, -cell_m, gy[-1, 0])
     if polys:  # the facilities' own grounds are within reach
-        from rasterio.features import rasterize
-
         grid |= rasterize(polys, out_shape=grid.shape, transform=transform, dtype=np.uint8)
     pieces = _polygons(grid, transform)
     return shapely.multipolygons(pieces) if pieces else shapely.Polygon()

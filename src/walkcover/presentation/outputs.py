@@ -5,6 +5,8 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +45,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: Districts written at a time by `write_run` (threads: the heavy steps run outside the GIL).
+WRITE_THREADS = min(2, os.cpu_count() or 1)
 
 #: Files of a district folder that a new `run` carries over: proposals made by `walkcover site`
 #: (they are also copied into the new ``coverage.gpkg``). Anything else of the previous run (its
@@ -209,7 +214,8 @@ def write_run(
     files = RunFiles()
     done: list[str] = []
     d_proj = assessment.districts.to_crs(assessment.crs)
-    for (_, drow), geom in zip(assessment.districts.iterrows(), d_proj.geometry):
+
+    def one(drow: pd.Series, geom) -> tuple[str, str, Exception | None, set[str], set[str]]:
         slug = drow["slug"]
         folder = district_dir(out, city_id, slug)
         previous = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
@@ -233,8 +239,19 @@ def write_run(
                 new = {p.name for p in stage.iterdir()}
         except Exception as exc:
             log.debug("district %s: %s failed", slug, step, exc_info=True)
+            return slug, step, exc, set(), previous
+        return slug, step, None, new, previous
+
+    # Districts are independent once measured: two at a time (the lattices, GeoPackages and
+    # rasters release the GIL), each still staged and swapped in whole.
+    rows = [drow for _, drow in assessment.districts.iterrows()]
+    with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
+        results = list(pool.map(one, rows, d_proj.geometry))
+    for slug, step, exc, new, previous in results:
+        if exc is not None:
             files.failures.append((slug, step, exc))
             continue
+        folder = district_dir(out, city_id, slug)
         done.append(slug)
         files.written += [
             folder / n for n in ("coverage.gpkg", RECORD_FILE, "map.html") if n in new
