@@ -209,7 +209,15 @@ def _nearest_chunk(
     if len(rest) and kk < min(KDTREE_MAX_K, n_samples):
         # dense junctions and footway meshes: ask the KD-tree for more samples (exact by the same
         # test), which is several times faster than the R-tree for these points
-        more = _nearest_chunk(network, xy[rest], max_snap_m=max_snap_m, k=4 * kk, tie_m=tie_m)
+        # (in chunks holding as many point × sample pairs as the first pass, so memory stays flat)
+        more = _nearest(
+            network,
+            xy[rest],
+            max_snap_m=max_snap_m,
+            k=4 * kk,
+            chunk=max(1, len(xy) * kk // (4 * kk)),
+            tie_m=tie_m,
+        )
         found = np.concatenate([found, rest[more[0]]])
         edge = np.concatenate([edge, more[1]])
         leg = np.concatenate([leg, more[2]])

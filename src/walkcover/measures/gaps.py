@@ -160,27 +160,65 @@ def _gap_polygons(result, standard_id: str, district_id: str) -> gpd.GeoDataFram
     return out.reset_index(drop=True)[GAP_COLUMNS]
 
 
+#: Lattice corners snapped and measured at a time: memory stays flat however large the district.
+LATTICE_BAND_POINTS = 100_000
+
+
 @dataclass(frozen=True)
 class Lattice:
-    """Lattice corners over an extent, snapped to the network once for every standard."""
+    """Lattice corners over an extent (coordinates only: no geometry per corner)."""
 
     gx: np.ndarray
     gy: np.ndarray
-    snaps: cov.Snaps
     cell_m: float
 
     @classmethod
-    def over(cls, result, extent: shapely.Geometry, *, cell_m: float) -> Lattice:
+    def over(cls, extent: shapely.Geometry, *, cell_m: float) -> Lattice:
         x0, y0, x1, y1 = shapely.bounds(extent)
         xs = np.arange(np.floor(x0 / cell_m) * cell_m, x1 + cell_m, cell_m)
         ys = np.arange(np.floor(y0 / cell_m) * cell_m, y1 + cell_m, cell_m)
         gx, gy = np.meshgrid(xs, ys)
-        snaps = cov.snap_xy(
-            result.network,
-            np.column_stack([gx.ravel(), gy.ravel()]),
-            max_snap_m=result.city.config.network.max_snap_m,
-        )
-        return cls(gx, gy, snaps, cell_m)
+        return cls(gx, gy, cell_m)
+
+    def within_reach(self, result, standards: list) -> dict[str, np.ndarray]:
+        """Per standard, which corners are within its threshold less ``√2 · cell_m`` (a boolean
+        grid shaped like ``gx``): each band of rows is snapped once and measured for every
+        standard, then let go."""
+        net = result.network
+        ok = {s.id: np.zeros(self.gx.shape, dtype=bool) for s in standards}
+        n_rows, n_cols = self.gx.shape
+        step = max(1, LATTICE_BAND_POINTS // max(n_cols, 1))
+        for r0 in range(0, n_rows, step):
+            r1 = min(r0 + step, n_rows)
+            xy = np.column_stack([self.gx[r0:r1].ravel(), self.gy[r0:r1].ravel()])
+            snaps = cov.snap_xy(net, xy, max_snap_m=result.city.config.network.max_snap_m)
+            for std in standards:
+                p = result.passes[std.id]
+                dist = cov.demand_distances(net, snaps, p.snaps, p.node_dist)
+                limit = np.asarray(result.thresholds(std, snaps)) - np.sqrt(2.0) * self.cell_m
+                ok[std.id][r0:r1] = (dist <= limit).reshape(r1 - r0, n_cols)
+        return ok
+
+    def area(self, ok: np.ndarray, polys: list) -> shapely.Geometry:
+        """The cells whose four corners are `ok`, with the facilities' own grounds `polys`, as one
+        (multi)polygon."""
+        covered = ok[:-1, :-1] & ok[1:, :-1] & ok[:-1, 1:] & ok[1:, 1:]
+        # Raster rows run north to south: flip the lattice (south to north) into image order.
+        grid = covered[::-1].astype(np.uint8)
+        transform = Affine(self.cell_m, 0, self.gx[0, 0], 0, -self.cell_m, self.gy[-1, 0])
+        if polys:  # the facilities' own grounds are within reach
+            grid |= rasterize(polys, out_shape=grid.shape, transform=transform, dtype=np.uint8)
+        pieces = _polygons(grid, transform)
+        return shapely.multipolygons(pieces) if pieces else shapely.Polygon()
+
+
+def _grounds(result, standard_id: str) -> list:
+    """The standard's counted facilities that are areas (their grounds are within reach)."""
+    return [
+        g
+        for g in result.passes[standard_id].counted.geometry.to_numpy()
+        if shapely.get_type_id(g) in (3, 6)
+    ]
 
 
 #: How far past its boundary a district's service areas are drawn: enough for the map to show
@@ -199,17 +237,15 @@ def district_service_areas(result, district_id: str, *, cell_m: float = 10.0) ->
         reach = max(s.max_threshold_m for s in result.standards)
         around = shapely.buffer(dgeom, SERVICE_AREA_MARGIN_M)
         extent = _reached_extent(result, around, reach)
-        lattice = None if extent is None else Lattice.over(result, extent, cell_m=cell_m)
+        lattice = None if extent is None else Lattice.over(extent, cell_m=cell_m)
+        ok = {} if lattice is None else lattice.within_reach(result, result.standards)
         rows = []
         for std in result.standards:
             if lattice is None:  # no street near the district is within reach of a facility
-                polys = [
-                    g for g in result.passes[std.id].counted.geometry.to_numpy()
-                    if shapely.get_type_id(g) in (3, 6) and shapely.intersects(g, dgeom)
-                ]  # fmt: skip
+                polys = [g for g in _grounds(result, std.id) if shapely.intersects(g, dgeom)]
                 area = shapely.union_all(polys) if polys else shapely.Polygon()
             else:
-                area = service_area(result, std.id, within=dgeom, lattice=lattice)
+                area = lattice.area(ok[std.id], _grounds(result, std.id))
             rows.append(
                 {
                     "standard": std.id,
@@ -261,7 +297,6 @@ def service_area(
     *,
     within: shapely.Geometry | None = None,
     cell_m: float = 5.0,
-    lattice: Lattice | None = None,
 ) -> shapely.Geometry:
     """The land within walking distance of the standard's facilities, as one (multi)polygon.
 
@@ -270,12 +305,11 @@ def service_area(
     only when all four corners are within the threshold less ``√2 · cell_m`` (the most the distance
     can grow inside a cell), so the area never includes land beyond the walking distance. The
     facilities' own polygons are added. With `within`, only land within the largest threshold of it.
-    A `Lattice` built once (`Lattice.over`) can be shared by every standard of a district.
+    `district_service_areas` measures every standard of a district on one `Lattice`.
     """
     std = result.standard(standard_id)
     p = result.passes[standard_id]
-    net = result.network
-    e = net.edges
+    e = result.network.edges
     du, dv = p.node_dist[e["u_idx"].to_numpy()], p.node_dist[e["v_idx"].to_numpy()]
     near = np.minimum(du, dv) < std.max_threshold_m
     near[p.snaps.edge] = True
@@ -285,22 +319,8 @@ def service_area(
         extent = shapely.buffer(shapely.union_all(e.geometry.to_numpy()[near]), std.max_threshold_m)
     else:
         extent = shapely.Polygon()
-    polys = [g for g in p.counted.geometry.to_numpy() if shapely.get_type_id(g) in (3, 6)]
+    polys = _grounds(result, standard_id)
     if shapely.is_empty(extent) or not near.any():
         return shapely.union_all(polys) if polys else shapely.Polygon()
-    if lattice is None:
-        lattice = Lattice.over(result, extent, cell_m=cell_m)
-    gx, snaps, cell_m = lattice.gx, lattice.snaps, lattice.cell_m
-    gy = lattice.gy
-    dist = cov.demand_distances(net, snaps, p.snaps, p.node_dist)
-    ok = (dist <= np.asarray(result.thresholds(std, snaps)) - np.sqrt(2.0) * cell_m).reshape(
-        gx.shape
-    )
-    covered = ok[:-1, :-1] & ok[1:, :-1] & ok[:-1, 1:] & ok[1:, 1:]
-    # Raster rows run north to south: flip the lattice (south to north) into image order.
-    grid = covered[::-1].astype(np.uint8)
-    transform = Affine(cell_m, 0, gx[0, 0], 0, -cell_m, gy[-1, 0])
-    if polys:  # the facilities' own grounds are within reach
-        grid |= rasterize(polys, out_shape=grid.shape, transform=transform, dtype=np.uint8)
-    pieces = _polygons(grid, transform)
-    return shapely.multipolygons(pieces) if pieces else shapely.Polygon()
+    lattice = Lattice.over(extent, cell_m=cell_m)
+    return lattice.area(lattice.within_reach(result, [std])[std.id], polys)
