@@ -9,6 +9,7 @@ so they never include land beyond the walking distance.
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ import numpy as np
 import pandas as pd
 import shapely
 from affine import Affine
+from rasterio.errors import NotGeoreferencedWarning
 
 from walkcover.engine import coverage as cov
 
@@ -48,10 +50,13 @@ def _burn_points(grid: np.ndarray, c0: int, r1: int, points: np.ndarray, cell_m:
     grid[r1 - row, col - c0] = 1
 
 
-#: rasterio hides its NotGeoreferencedWarning with ``warnings.catch_warnings``, which is not
-#: thread-safe: districts written on two threads (`walkcover.presentation.outputs.write_run`)
-#: take turns at its ``rasterize`` and ``shapes`` (a small share of their time).
+#: rasterio hides its NotGeoreferencedWarning (its in-memory rasters "have no geotransform";
+#: walkcover always passes one) with ``warnings.catch_warnings``, which is not thread-safe: a
+#: ``catch_warnings`` on another thread can restore the filters in the middle of it. Districts are
+#: written on two threads (`walkcover.presentation.outputs.write_run`), so the warning is ignored
+#: for good, and rasterio's ``rasterize`` and ``shapes`` take turns (a small share of their time).
 _RASTERIO = threading.Lock()
+warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
 
 
 def rasterize(shapes: Sequence, **kwargs: Any) -> np.ndarray:

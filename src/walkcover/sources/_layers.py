@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 from shapely.geometry.base import BaseGeometry
 
@@ -102,6 +103,54 @@ def tags_from_row(row: dict[str, Any], *, json_tags: Any = None, skip: set[str])
             continue
         tags[str(key)] = str(value)
     return tags
+
+
+def tag_dicts(
+    frame: pd.DataFrame, *, json_tags: pd.Series | None, skip: set[str]
+) -> list[dict[str, str]]:
+    """`tags_from_row` for every row of `frame` at once, column by column: pyrosm's frames are
+    wide and sparse (a column per common key, most cells empty), so only the cells that hold a
+    value are visited, never every row × column (the JSON ``tags`` blobs first, then the columns,
+    which win, as in `tags_from_row`)."""
+    n = len(frame)
+    out: list[dict[str, str]] = [{} for _ in range(n)]
+    if json_tags is not None:
+        blobs = json_tags.to_numpy(dtype=object)
+        for i in np.flatnonzero(pd.notna(blobs)):
+            out[i] = tags_from_row({}, json_tags=blobs[i], skip=skip)
+    for key in frame.columns:
+        if key in skip:
+            continue
+        values = frame[key].to_numpy(dtype=object)
+        have = np.flatnonzero(pd.notna(values))
+        name = str(key)
+        for i in have:
+            v = values[i]
+            if v is pd.NA or v is pd.NaT or isinstance(v, list | dict | BaseGeometry):
+                continue
+            out[i][name] = str(v)
+    return out
+
+
+def tag_column(frame: pd.DataFrame, key: str, *, json_tags: pd.Series | None) -> np.ndarray:
+    """One tag's value per row as text (None where the row has none), from its column or, where
+    the column is empty, the row's JSON ``tags`` blob: `tags_from_row`'s answer for one key,
+    reading only the blobs that mention it."""
+    out = np.full(len(frame), None, dtype=object)
+    if json_tags is not None:
+        blobs = json_tags.to_numpy(dtype=object)
+        text = pd.Series(blobs, dtype=object).where(pd.notna(blobs), "")
+        mention = text.astype(str).str.contains(f'"{key}"', regex=False).to_numpy()
+        for i in np.flatnonzero(mention):
+            out[i] = tags_from_row({}, json_tags=blobs[i], skip=set()).get(key)
+    if key in frame.columns:
+        values = frame[key].to_numpy(dtype=object)
+        for i in np.flatnonzero(pd.notna(values)):
+            v = values[i]
+            if v is pd.NA or v is pd.NaT or isinstance(v, list | dict | BaseGeometry):
+                continue
+            out[i] = str(v)
+    return out
 
 
 def merge_duplicate_features(features: pd.DataFrame) -> gpd.GeoDataFrame:

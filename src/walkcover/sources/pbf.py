@@ -17,7 +17,8 @@ from walkcover.sources._layers import (
     empty_features,
     empty_streets,
     merge_duplicate_features,
-    tags_from_row,
+    tag_column,
+    tag_dicts,
 )
 
 _META = {
@@ -88,17 +89,14 @@ def _pyrosm_filter(tags: dict[str, bool | list[str]]) -> dict[str, bool | list[s
 def _streets(edges: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame:
     if edges is None or len(edges) == 0:
         return empty_streets()
-    tags = edges["tags"] if "tags" in edges else pd.Series([None] * len(edges), index=edges.index)
-    rows = []
-    for rec, extra in zip(edges.drop(columns="geometry").to_dict("records"), tags):
-        t = tags_from_row(rec, json_tags=extra, skip=_META)
-        rows.append(tuple(t.get(k) for k in STREET_TAGS))
+    blobs = edges.get("tags")
+    # the few tags a street needs, column by column (not a dict of every tag per edge)
     out = gpd.GeoDataFrame(
         {
             "u": edges["u"].astype("int64").to_numpy(),
             "v": edges["v"].astype("int64").to_numpy(),
             "osm_id": ("way/" + edges["id"].astype("int64").astype(str)).to_numpy(),
-            **{k: [r[i] for r in rows] for i, k in enumerate(STREET_TAGS)},
+            **{k: tag_column(edges, k, json_tags=blobs) for k in STREET_TAGS},
         },
         geometry=edges.geometry.to_numpy(),
         crs=4326,
@@ -111,9 +109,11 @@ def _features(frames: list[gpd.GeoDataFrame | None]) -> gpd.GeoDataFrame:
     for gdf in frames:
         if gdf is None or len(gdf) == 0:
             continue
-        extra = gdf["tags"] if "tags" in gdf else [None] * len(gdf)
-        recs = gdf.drop(columns="geometry").to_dict("records")
-        tag_dicts = [tags_from_row(r, json_tags=x, skip=_META) for r, x in zip(recs, extra)]
+        dicts = tag_dicts(
+            gdf.drop(columns="geometry"),
+            json_tags=gdf.get("tags"),
+            skip=_META,
+        )
         osm_type = gdf["osm_type"].astype(str).to_numpy()
         ids = gdf["id"].astype("int64").astype(str).to_numpy()
         parts.append(
@@ -121,8 +121,8 @@ def _features(frames: list[gpd.GeoDataFrame | None]) -> gpd.GeoDataFrame:
                 {
                     "osm_id": [f"{t}/{i}" for t, i in zip(osm_type, ids)],
                     "osm_type": osm_type,
-                    "name": [t.get("name") for t in tag_dicts],
-                    "tags": tag_dicts,
+                    "name": [t.get("name") for t in dicts],
+                    "tags": dicts,
                 },
                 geometry=gdf.geometry.to_numpy(),
                 crs=4326,
