@@ -6,6 +6,7 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
+import shapely
 from rasterio.transform import from_origin
 from shapely.geometry import Point, box
 
@@ -52,6 +53,39 @@ def test_official_area_formula_by_hand():
     assert landmod.euclid_covered_share(land, ground, 50.0) == pytest.approx(50.0, abs=1e-9)
     assert landmod.euclid_covered_share(land, np.array([], dtype=object), 50.0) == 0.0
     assert np.isnan(landmod.euclid_covered_share(shift(box(0, 0, 0, 0)), ground, 50.0))
+
+
+def test_official_circles_reach_in_from_outside_the_land():
+    land = shift(box(0, 0, 100, 100))
+    # A stop 30 m west of the land's edge: its 50 m circle cuts in a segment of area
+    # r²·acos(d/r) − d·√(r² − d²) = 2500·acos(0.6) − 30·40 ≈ 1118.24 m² of the 10,000 m² (11.18%);
+    # a stop 5 km away reaches nothing and changes nothing.
+    near, far = shift(Point(-30, 50)), shift(Point(5000, 5000))
+    expected = 100.0 * (2500.0 * np.arccos(0.6) - 1200.0) / 10_000.0
+    for stops in ([near], [near, far]):
+        got = landmod.euclid_covered_share(land, np.array(stops, dtype=object), 50.0)
+        assert got == pytest.approx(expected, abs=0.02)  # the circle is a 128-gon
+    assert landmod.euclid_covered_share(land, np.array([far], dtype=object), 50.0) == 0.0
+
+
+def test_overlap_of_two_unions_piece_by_piece(helsinki_layers):
+    from walkcover.config.standards import load_standards
+
+    _, crs, layers = helsinki_layers
+    rules = load_standards()
+    feats = layers.features.to_crs(crs)
+    # the sample maps no built-up land use: green land and parks overlap (17 pieces, 24.9 ha)
+    green = landmod.land_union(feats, rules.land.green)
+    parks = landmod.land_union(feats, rules.land.park_green)
+    pieces = landmod.overlap_pieces(green, parks)
+    whole = shapely.intersection(green, parks)
+    assert len(pieces) > 10 and shapely.area(whole) > 100_000
+    x0, y0, x1, y1 = shapely.bounds(whole)
+    half = box(x0, y0, (x0 + x1) / 2, y1)
+    for district in (half, box(x0, y0, x1, y1)):
+        assert landmod.area_within(pieces, district) == pytest.approx(
+            shapely.area(shapely.intersection(whole, district)), rel=1e-9
+        )
 
 
 @pytest.fixture

@@ -90,9 +90,9 @@ def test_polygon_facility_reached_at_its_edge_not_centroid():
     # House (350,-10): offset 350, leg 10. Park corner: offset 450, leg 10 → 10 + 100 + 10 = 120.
     # (From the centroid (450,110) it would be 10 + 100 + 110 = 220.)
     res, d, f = run(net, gs(Point(350, -10)), gs(park))
-    # The stretch of street at the park's nearest distance is found within 1 µm of that distance,
-    # which can widen it by far less than a millimetre.
-    assert res["dist_m"].iloc[0] == pytest.approx(120.0, abs=1e-3)
+    # The corner is the only point at the park's nearest distance: no stretch around it.
+    assert res["dist_m"].iloc[0] == pytest.approx(120.0, abs=1e-9)
+    assert f.lo_m[0] == f.hi_m[0] == pytest.approx(450.0, abs=1e-9)
     assert split_graph_distances(net, d, f)[0] == pytest.approx(res["dist_m"].iloc[0], abs=1e-9)
 
 
@@ -101,8 +101,33 @@ def test_polygon_facility_lining_a_street_is_reached_along_its_whole_side():
     park = box(0, 10, 200, 110)  # its south side runs 10 m from the street for 200 m
     # Houses opposite both ends of that side: each 5 + 10 = 15 m, not 15 + 200 for one of them.
     res, d, f = run(net, gs(Point(0, -5), Point(200, -5), Point(300, -5)), gs(park))
-    np.testing.assert_allclose(res["dist_m"], [15.0, 15.0, 115.0], atol=1e-2)
+    np.testing.assert_allclose(res["dist_m"], [15.0, 15.0, 115.0], atol=1e-9)
     np.testing.assert_allclose(split_graph_distances(net, d, f), res["dist_m"], atol=1e-9)
+    np.testing.assert_allclose([f.lo_m[0], f.hi_m[0]], [100.0, 300.0], atol=1e-9)
+
+
+def test_a_side_lining_two_street_segments_is_reached_along_each():
+    # The street is cut at (100,0) under the park's south side (0..200, 10 m off): the first
+    # segment runs along it from its offset 100 to its end (offset 200), the second from its start
+    # to offset 100. Houses under x = 0, 100 and 200: 5 + 10 = 15 m each; (300,-5): 5 + 100 + 10.
+    net = build_network(streets([(1, 2, [(-100, 0), (100, 0)]), (2, 3, [(100, 0), (600, 0)])]))
+    houses = gs(Point(0, -5), Point(100, -5), Point(200, -5), Point(300, -5))
+    res, d, f = run(net, houses, gs(box(0, 10, 200, 110)))
+    np.testing.assert_allclose(res["dist_m"], [15.0, 15.0, 15.0, 115.0], atol=1e-9)
+    np.testing.assert_allclose(split_graph_distances(net, d, f), res["dist_m"], atol=1e-9)
+    spans = sorted(zip(f.edge.tolist(), f.lo_m.tolist(), f.hi_m.tolist()))
+    np.testing.assert_allclose([s[1:] for s in spans], [[100.0, 200.0], [0.0, 100.0]], atol=1e-9)
+
+
+def test_a_street_ending_beside_a_park_reaches_it_up_to_its_end():
+    # A dead end (0,0)-(50,0) under the park's side (0..200, 10 m off) and a street the other way:
+    # the dead end's whole length lines the park; nothing else is within 25 m.
+    net = build_network(streets([(1, 2, [(0, 0), (50, 0)]), (2, 3, [(50, 0), (50, -300)])]))
+    res, d, f = run(net, gs(Point(60, -200)), gs(box(0, 10, 200, 110)))
+    assert (f.lo_m[0], f.hi_m[0]) == pytest.approx((0.0, 50.0), abs=1e-9)
+    # (60,-200): 10 to the street at offset 200 of 2-3, 200 up to node 2, then the leg of 10 m.
+    assert res["dist_m"].iloc[0] == pytest.approx(220.0, abs=1e-9)
+    assert split_graph_distances(net, d, f)[0] == pytest.approx(220.0, abs=1e-9)
 
 
 def test_street_crossing_a_park_is_inside_it_over_the_crossing():

@@ -328,26 +328,58 @@ def snap(
     if reach_polygon_edges:
         # A polygon is reached anywhere along the stretch of street that runs at its nearest
         # distance: all of a park's side that lines the street, all of a path's crossing inside it.
-        # All at once: each area grown by its leg, cut from its street, and the span of the
-        # cut's vertices along the street (no Python step per polygon and street).
         k = np.flatnonzero(area_item)
         if len(k):
-            grow = leg[k] > 0
-            zone = g[k].copy()
-            zone[grow] = shapely.buffer(g[k][grow], leg[k][grow] + _SPAN_TOL_M)
-            part = shapely.intersection(e[k], zone)
-            xy, at = shapely.get_coordinates(part, return_index=True)
-            if len(at):
-                offs = shapely.line_locate_point(e[k][at], shapely.points(xy))
-                first = np.full(len(k), np.inf)
-                last = np.full(len(k), -np.inf)
-                np.minimum.at(first, at, offs)
-                np.maximum.at(last, at, offs)
-                got = np.isfinite(first)
-                lo[k[got]], hi[k[got]] = first[got], last[got]
+            at, offs = _span_points(g[k], e[k], leg[k], item[k])
+            np.minimum.at(lo, k[at], offs)
+            np.maximum.at(hi, k[at], offs)
     unsnapped = np.setdiff1d(np.arange(n), item)
     order = np.lexsort((edge, leg, item))
     return Snaps(item[order], edge[order], lo[order], hi[order], leg[order], unsnapped, n)
+
+
+def _span_points(
+    areas: np.ndarray, streets: np.ndarray, leg: np.ndarray, owner: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Points of each street within its leg (+ `_SPAN_TOL_M`) of its area, as (pair, offset along
+    the street): the first and last of them bound the stretch the area is reached from.
+
+    A street that touches or enters its area (leg 0): the ends of its cut through the area. A street
+    that passes at a distance: the stretch at that nearest distance is bounded by the street's own
+    vertices or by the projections of the area's vertices at that distance (two straight pieces at
+    their nearest are either parallel, with a vertex at each end of the shared stretch, or meet at
+    a single point), so those are the only candidates: found through a tree of the areas' vertices,
+    with no buffer of an area per street (exact, where a buffer's rounded corners are chords).
+    `owner` says which area each pair's area is (pairs of one area share its vertices).
+    """
+    ats, offs = [], []
+    cross = np.flatnonzero(leg == 0)
+    if len(cross):
+        part = shapely.intersection(streets[cross], areas[cross])
+        xy, at = shapely.get_coordinates(part, return_index=True)
+        ats.append(cross[at])
+        offs.append(shapely.line_locate_point(streets[cross][at], shapely.points(xy)))
+    along = np.flatnonzero(leg > 0)
+    if len(along):
+        e, g, reach = streets[along], areas[along], leg[along] + _SPAN_TOL_M
+        # the street's own vertices that close to the area
+        exy, eat = shapely.get_coordinates(e, return_index=True)
+        ep = shapely.points(exy)
+        ok = shapely.distance(ep, g[eat]) <= reach[eat]
+        ats.append(along[eat[ok]])
+        offs.append(shapely.line_locate_point(e[eat[ok]], ep[ok]))
+        # the area's vertices that close to the street, projected onto it
+        _, first, which = np.unique(owner[along], return_index=True, return_inverse=True)
+        vxy, vat = shapely.get_coordinates(g[first], return_index=True)
+        vp = shapely.points(vxy)
+        pair, vert = shapely.STRtree(vp).query(e, predicate="dwithin", distance=reach)
+        mine = vat[vert] == which[pair]
+        pair, vert = pair[mine], vert[mine]
+        ats.append(along[pair])
+        offs.append(shapely.line_locate_point(e[pair], vp[vert]))
+    if not ats:
+        return np.array([], dtype=np.int64), np.array([], dtype=float)
+    return np.concatenate(ats), np.concatenate(offs)
 
 
 def _nearest_with_ties(

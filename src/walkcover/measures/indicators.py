@@ -12,7 +12,7 @@ import shapely
 from walkcover.config.standards import Standard, StandardSet, features_matching
 from walkcover.engine import coverage as cov
 from walkcover.measures.facilities import out_of_service
-from walkcover.measures.land import area_within
+from walkcover.measures.land import area_within, overlap_pieces
 
 CONTEXTS = ("main_street", "ordinary_road", "riverside_park")
 
@@ -230,7 +230,7 @@ def district_indicators(
     built = land_union("built_up")
     green = land_union("green")
     park = land_union("park_green")
-    green_built = shapely.intersection(green, built)  # once for the city, not per district
+    green_built = overlap_pieces(green, built)  # once for the city, not per district
     pts = features.geometry.representative_point()
     for (_, d), dgeom in zip(districts.iterrows(), districts_proj.geometry):
         base = {"district": d["slug"], "district_id": d["district_id"], "district_name": d["name"]}

@@ -33,7 +33,14 @@ def euclid_covered_share(land: shapely.Geometry, facilities: np.ndarray, radius_
         return float("nan")
     if len(facilities) == 0:
         return 0.0
-    reach = shapely.union_all(shapely.buffer(facilities, radius_m, quad_segs=32))
+    # only the circles that can reach the land's box: a district's share never buffers and unites
+    # the whole city's facilities
+    x0, y0, x1, y1 = shapely.bounds(land)
+    box = shapely.box(x0 - radius_m, y0 - radius_m, x1 + radius_m, y1 + radius_m)
+    near = facilities[shapely.STRtree(facilities).query(box)]
+    if len(near) == 0:
+        return 0.0
+    reach = shapely.union_all(shapely.buffer(near, radius_m, quad_segs=32))
     return 100.0 * shapely.area(shapely.intersection(land, reach)) / area
 
 
@@ -74,10 +81,10 @@ def straight_covered_share(
     return 100.0 * float(near.mean())
 
 
-def area_within(geom: shapely.Geometry, district: shapely.Geometry) -> float:
-    """Area (m²) of `geom` (a union: disjoint parts) inside `district`, clipping only the parts that
-    cross its edge; the same as ``area(intersection(geom, district))`` without intersecting a whole
-    city's union with every district."""
+def area_within(geom: shapely.Geometry | np.ndarray, district: shapely.Geometry) -> float:
+    """Area (m²) of `geom` (a union, or an array of pieces: disjoint parts) inside `district`,
+    clipping only the parts that cross its edge; the same as ``area(intersection(geom, district))``
+    without intersecting a whole city's union with every district."""
     parts = shapely.get_parts(geom)
     if not len(parts):
         return 0.0
@@ -86,6 +93,19 @@ def area_within(geom: shapely.Geometry, district: shapely.Geometry) -> float:
     inside = shapely.contains_properly(district, cand)
     crossing = shapely.intersection(cand[~inside], district)
     return float(shapely.area(cand[inside]).sum() + shapely.area(crossing).sum())
+
+
+def overlap_pieces(a: shapely.Geometry, b: shapely.Geometry) -> np.ndarray:
+    """``intersection(a, b)`` of two unions (each made of disjoint parts) as an array of disjoint
+    pieces: the parts are intersected pair by pair where they meet, which is far cheaper than one
+    overlay of two city-wide unions and covers the same land."""
+    pa, pb = shapely.get_parts(a), shapely.get_parts(b)
+    if not len(pa) or not len(pb):
+        return np.array([], dtype=object)
+    ia, ib = shapely.STRtree(pb).query(pa, predicate="intersects")
+    # a collection's members are split, and a multipolygon among them too
+    pieces = shapely.get_parts(shapely.get_parts(shapely.intersection(pa[ia], pb[ib])))
+    return pieces[shapely.get_type_id(pieces) == 3]  # polygons (touching lines and points: no area)
 
 
 def grid_cells(land: shapely.Geometry, *, cell_m: float) -> np.ndarray:
