@@ -85,3 +85,23 @@ def test_service_area_never_includes_land_beyond_the_walking_distance(handmade):
     assert np.nanmax(d) <= 500 + 1e-6
     # ... and it is not timid: points at 480 m along the street are inside.
     assert area.contains(shapely.Point(470, 5))
+
+
+def test_service_areas_stop_at_the_district_and_its_margin(tmp_path):
+    from walkcover.measures.gaps import SERVICE_AREA_MARGIN_M, district_service_areas
+
+    # An L-shaped district (a strip south of the street, a column up its west end): its box reaches
+    # far north-east of it, where the street's service area would run on (the toilet reaches 300 m
+    # and more along y=0). Only the district and 100 m around it are measured and drawn.
+    nodes = {1: (-100, 0), 2: (0, 0), 3: (700, 0), 4: (1500, 0), 9: (0, -5, {"amenity": "toilets"})}
+    ways = [(100, [1, 2, 3, 4], {"highway": "residential"})]
+    district = shapely.union(box(-200, -200, 1600, -50), box(-200, -200, 100, 300))
+    cfg, osm = write_city(tmp_path, nodes=nodes, ways=ways, district=district)
+    res = wc.assess(load_city(cfg), standard="toilet", source=osm, cache=False).assessment
+    area = district_service_areas(res, "d1").geometry.iloc[0]
+    around = shapely.buffer(district, SERVICE_AREA_MARGIN_M)
+    assert shapely.area(area) > 10_000
+    assert shapely.area(shapely.difference(area, around)) < 1e-6
+    # within the margin it is drawn: along the street south of it and up the column
+    assert area.contains(shapely.Point(250, -45)) and area.contains(shapely.Point(50, 60))
+    assert not area.intersects(box(250, 60, 600, 100))  # north-east: outside district and margin

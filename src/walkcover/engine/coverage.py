@@ -173,7 +173,8 @@ def _nearest_chunk(
     empty = np.array([], dtype=np.int64)
     if kk == 0 or not len(xy):
         return empty, empty, empty.astype(float), empty.astype(float)
-    d, i = kd.query(xy, k=kk, distance_upper_bound=max_snap_m + spacing)
+    # every core (the query releases the GIL; two writing threads simply share them)
+    d, i = kd.query(xy, k=kk, distance_upper_bound=max_snap_m + spacing, workers=-1)
     d, i = d.reshape(len(xy), kk), i.reshape(len(xy), kk)
     have = np.isfinite(d[:, 0])
     seg = np.where(i < n_samples, seg_of_sample[np.minimum(i, n_samples - 1)], -1)

@@ -1,27 +1,25 @@
 """Where the gaps are: uncovered residential areas as polygons, and the land within walking distance.
 
 Gap polygons are the denominator land's grid cells that are not within walking distance and the
-cells the uncovered homes touch, on one raster, closed so areas a cell apart join, and polygonised. Service areas are built from
-the covered pieces of the street edges, each grown only by the distance still left at its far end,
-so they never include land beyond the walking distance.
+cells the uncovered homes touch, on one raster, closed so areas a cell apart join, and polygonised.
+Service areas are measured on a lattice, each corner the way a home is measured (its leg to the
+nearest street, then the walk), and a cell counts only when all four corners are within the
+threshold less the most the distance can grow inside a cell, so they never include land beyond the
+walking distance.
 """
 
 from __future__ import annotations
 
-import threading
-import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
 from affine import Affine
-from rasterio.errors import NotGeoreferencedWarning
 
 from walkcover.engine import coverage as cov
+from walkcover.measures.raster import centres_inside, polygons, rasterize
 
 GAP_COLUMNS = [
     "standard",
@@ -48,36 +46,6 @@ def _burn_points(grid: np.ndarray, c0: int, r1: int, points: np.ndarray, cell_m:
     col = np.floor(shapely.get_x(points) / cell_m).astype(np.int64)
     row = np.floor(shapely.get_y(points) / cell_m).astype(np.int64)
     grid[r1 - row, col - c0] = 1
-
-
-#: rasterio hides its NotGeoreferencedWarning (its in-memory rasters "have no geotransform";
-#: walkcover always passes one) with ``warnings.catch_warnings``, which is not thread-safe: a
-#: ``catch_warnings`` on another thread can restore the filters in the middle of it. Districts are
-#: written on two threads (`walkcover.presentation.outputs.write_run`), so the warning is ignored
-#: for good, and rasterio's ``rasterize`` and ``shapes`` take turns (a small share of their time).
-_RASTERIO = threading.Lock()
-warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
-
-
-def rasterize(shapes: Sequence, **kwargs: Any) -> np.ndarray:
-    """`rasterio.features.rasterize`, one thread at a time."""
-    from rasterio.features import rasterize as _rasterize
-
-    with _RASTERIO:
-        return _rasterize(shapes, **kwargs)
-
-
-def _polygons(grid: np.ndarray, transform: Affine) -> list[shapely.Geometry]:
-    from rasterio.features import shapes
-
-    if not grid.any():
-        return []
-    with _RASTERIO:
-        return [
-            shapely.geometry.shape(g)
-            for g, v in shapes(grid, mask=grid == 1, transform=transform)
-            if v == 1
-        ]
 
 
 def gap_polygons(result, standard_id: str, district_id: str) -> gpd.GeoDataFrame:
@@ -137,7 +105,7 @@ def _gap_polygons(result, standard_id: str, district_id: str) -> gpd.GeoDataFram
             foot, out_shape=grid.shape, transform=transform, all_touched=True, dtype=np.uint8
         )
     grid = binary_closing(grid, structure=np.ones((3, 3), dtype=bool)).astype(np.uint8)
-    merged = np.array(_polygons(grid, transform), dtype=object)
+    merged = np.array(polygons(grid, transform), dtype=object)
     tree = shapely.STRtree(merged)
     rep = shapely.point_on_surface(miss.geometry.to_numpy())
     hit_unit, hit_gap = tree.query(rep, predicate="within")
@@ -171,19 +139,28 @@ LATTICE_BAND_POINTS = 100_000
 
 @dataclass(frozen=True)
 class Lattice:
-    """Lattice corners over an extent (coordinates only: no geometry per corner)."""
+    """Lattice corners over an extent (coordinates only: no geometry per corner); with `inside`,
+    only the corners set there are measured (the others are never within reach)."""
 
     gx: np.ndarray
     gy: np.ndarray
     cell_m: float
+    inside: np.ndarray | None = None
 
     @classmethod
-    def over(cls, extent: shapely.Geometry, *, cell_m: float) -> Lattice:
+    def over(
+        cls, extent: shapely.Geometry, *, cell_m: float, within: shapely.Geometry | None = None
+    ) -> Lattice:
+        """The corners over `extent`'s box; with `within`, only those inside it are measured (a
+        district's outline is far smaller than its box, which overlaps its neighbours)."""
         x0, y0, x1, y1 = shapely.bounds(extent)
         xs = np.arange(np.floor(x0 / cell_m) * cell_m, x1 + cell_m, cell_m)
         ys = np.arange(np.floor(y0 / cell_m) * cell_m, y1 + cell_m, cell_m)
         gx, gy = np.meshgrid(xs, ys)
-        return cls(gx, gy, cell_m)
+        inside = None
+        if within is not None:
+            inside = centres_inside(within, xs[0], ys[0], cell_m, gx.shape)
+        return cls(gx, gy, cell_m, inside)
 
     def within_reach(self, result, standards: list) -> dict[str, np.ndarray]:
         """Per standard, which corners are within its threshold less ``√2 · cell_m`` (a boolean
@@ -196,12 +173,18 @@ class Lattice:
         for r0 in range(0, n_rows, step):
             r1 = min(r0 + step, n_rows)
             xy = np.column_stack([self.gx[r0:r1].ravel(), self.gy[r0:r1].ravel()])
-            snaps = cov.snap_xy(net, xy, max_snap_m=result.city.config.network.max_snap_m)
+            at = np.arange(len(xy))
+            if self.inside is not None:
+                at = np.flatnonzero(self.inside[r0:r1].ravel())
+            if not len(at):
+                continue
+            snaps = cov.snap_xy(net, xy[at], max_snap_m=result.city.config.network.max_snap_m)
             for std in standards:
                 p = result.passes[std.id]
                 dist = cov.demand_distances(net, snaps, p.snaps, p.node_dist)
                 limit = np.asarray(result.thresholds(std, snaps)) - np.sqrt(2.0) * self.cell_m
-                ok[std.id][r0:r1] = (dist <= limit).reshape(r1 - r0, n_cols)
+                band = ok[std.id][r0:r1].reshape(-1)  # a view: rows of the grid are contiguous
+                band[at] = dist <= limit
         return ok
 
     def area(self, ok: np.ndarray, polys: list) -> shapely.Geometry:
@@ -213,7 +196,7 @@ class Lattice:
         transform = Affine(self.cell_m, 0, self.gx[0, 0], 0, -self.cell_m, self.gy[-1, 0])
         if polys:  # the facilities' own grounds are within reach
             grid |= rasterize(polys, out_shape=grid.shape, transform=transform, dtype=np.uint8)
-        pieces = _polygons(grid, transform)
+        pieces = polygons(grid, transform)
         return shapely.multipolygons(pieces) if pieces else shapely.Polygon()
 
 
@@ -242,7 +225,7 @@ def district_service_areas(result, district_id: str, *, cell_m: float = 10.0) ->
         reach = max(s.max_threshold_m for s in result.standards)
         around = shapely.buffer(dgeom, SERVICE_AREA_MARGIN_M)
         extent = _reached_extent(result, around, reach)
-        lattice = None if extent is None else Lattice.over(extent, cell_m=cell_m)
+        lattice = None if extent is None else Lattice.over(extent, cell_m=cell_m, within=around)
         ok = {} if lattice is None else lattice.within_reach(result, result.standards)
         rows = []
         for std in result.standards:

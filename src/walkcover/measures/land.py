@@ -11,6 +11,7 @@ from walkcover.config.standards import Selector, Standard, StandardSet, features
 from walkcover.engine import coverage as cov
 from walkcover.engine.network import Network
 from walkcover.engine.street_context import unit_thresholds
+from walkcover.measures.raster import centres_inside
 
 
 def land_union(features: gpd.GeoDataFrame, selectors: list[Selector]) -> shapely.Geometry:
@@ -109,7 +110,9 @@ def overlap_pieces(a: shapely.Geometry, b: shapely.Geometry) -> np.ndarray:
 
 
 def grid_cells(land: shapely.Geometry, *, cell_m: float) -> np.ndarray:
-    """Centres of the `cell_m` grid cells whose centre lies in `land` (a grid anchored at 0, 0)."""
+    """Centres of the `cell_m` grid cells whose centre lies in `land` (a grid anchored at 0, 0),
+    south to north and west to east; found by burning `land` onto the grid, not by testing a point
+    per cell."""
     if shapely.is_empty(land):
         return np.array([], dtype=object)
     x0, y0, x1, y1 = shapely.bounds(land)
@@ -117,10 +120,8 @@ def grid_cells(land: shapely.Geometry, *, cell_m: float) -> np.ndarray:
     ys = np.arange(np.floor(y0 / cell_m) * cell_m + cell_m / 2, y1, cell_m)
     if not len(xs) or not len(ys):
         return np.array([], dtype=object)
-    gx, gy = (a.ravel() for a in np.meshgrid(xs, ys))
-    shapely.prepare(land)
-    inside = shapely.contains_xy(land, gx, gy)
-    return shapely.points(gx[inside], gy[inside])
+    rows, cols = np.nonzero(centres_inside(land, xs[0], ys[0], cell_m, (len(ys), len(xs))))
+    return shapely.points(xs[cols], ys[rows])
 
 
 class DenominatorLand:
