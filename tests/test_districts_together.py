@@ -29,3 +29,22 @@ def test_one_by_one_equals_all_at_once(sample_results, sample_cache):
             s1 = alone.summary[cols].reset_index(drop=True)
             s2 = other.summary[other.summary["district"] == slug][cols].reset_index(drop=True)
             pd.testing.assert_frame_equal(s1, s2, check_exact=False, atol=1e-9)
+
+
+def test_standards_on_one_thread_or_two_give_the_same_results(sample_cache, monkeypatch):
+    from walkcover import assessment
+
+    runs = []
+    for threads in (1, 2):
+        monkeypatch.setattr(assessment, "MEASURE_THREADS", threads)
+        runs.append(wc.assess("helsinki-sample", cache_dir=sample_cache))
+    one, two = runs
+    # the same columns in the same (standard) order, the same values, the same notes in order
+    pd.testing.assert_frame_equal(
+        pd.DataFrame(one.demand.drop(columns="geometry")),
+        pd.DataFrame(two.demand.drop(columns="geometry")),
+        check_exact=True,
+    )
+    pd.testing.assert_frame_equal(one.summary, two.summary, check_exact=True)
+    assert [n.text for n in one.assessment.notes] == [n.text for n in two.assessment.notes]
+    assert len(one.assessment.notes) > 3

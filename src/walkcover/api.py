@@ -29,7 +29,13 @@ from walkcover._lock import output_lock
 from walkcover._paths import cache_dir as default_cache_dir
 from walkcover.assessment import Assessment, Note, assess_layers, study_query
 from walkcover.config.standards import Standard, StandardSet, load_standards
-from walkcover.config.study_area import City, load_city, replace_boundaries, resolve_districts
+from walkcover.config.study_area import (
+    City,
+    load_city,
+    replace_boundaries,
+    resolve_districts,
+    working_crs,
+)
 from walkcover.sources import SourceKind, load_osm, source_spec
 
 if TYPE_CHECKING:
@@ -202,6 +208,7 @@ def measure(plan: Study, *, progress: Callable[[str], None] | None = None) -> Re
     step("reading OSM data")
     query = study_query(plan.city, plan.districts, plan.rules, plan.standards)
     layers = load_osm(plan.source_kind, plan.source, query, cache_dir=plan.cache_dir)
+    layers = layers.to_crs(working_crs(plan.city))  # the EPSG:4326 copies are let go here
     assessment = assess_layers(
         plan.city,
         plan.districts,

@@ -4,7 +4,10 @@ indicators. One run gives every figure the outputs, maps and reports need."""
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -247,16 +250,27 @@ class _Study:
     notes: list[Note]
     completeness: pd.DataFrame
     safe: SafeRoute | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 @dataclass(frozen=True)
 class _Measured:
-    """One standard measured: its facilities (all candidates), its pass, and its land figures."""
+    """One standard measured: its facilities (all candidates), its pass, its land figures, the
+    demand columns it adds and its notes (both taken in standard order by `assess_layers`)."""
 
     facilities: gpd.GeoDataFrame
     passed: StandardPass
     edge_cover: np.ndarray | None
     areas: dict[str, dict[str, float]]
+    columns: dict[str, np.ndarray]
+    notes: list[Note]
+
+
+#: Standards measured at a time. Their passes share only read-only inputs (the network, the
+#: homes' snaps, the land cells, each computed once under a lock), and their heavy steps (KD-tree
+#: and R-tree queries, shapely, the shortest paths) release the GIL, so two cores share the work;
+#: the columns and notes are added in standard order, so the results do not depend on it.
+MEASURE_THREADS = min(2, os.cpu_count() or 1)
 
 
 def assess_layers(
@@ -273,10 +287,20 @@ def assess_layers(
     or built for a benchmark): network, residents, one pass per standard, figures per district."""
     step = progress or (lambda _label: None)
     study = _prepare(city, districts, rules, standards, layers, population_raster, step)
-    measured = {}
-    for std in standards:
-        step(f"measuring {std.id}")
-        measured[std.id] = _measure_standard(study, std)
+    measured: dict[str, _Measured] = {}
+    with ThreadPoolExecutor(max_workers=MEASURE_THREADS) as pool:
+        futures = [pool.submit(_measure_standard, study, std) for std in standards]
+        try:
+            for std, fut in zip(standards, futures):
+                step(f"measuring {std.id}")
+                m = measured[std.id] = fut.result()
+                for col, values in m.columns.items():
+                    study.demand[col] = values
+                study.notes.extend(m.notes)
+        except BaseException:
+            for fut in futures:  # a failure (or Ctrl-C) does not wait for the standards queued
+                fut.cancel()
+            raise
     facilities = _concat_facilities([m.facilities for m in measured.values()], study.crs)
     summary = _summary(study, standards, measured, facilities)
     district_rows = district_indicators(
@@ -343,6 +367,9 @@ def _prepare(
 
     step("estimating residents")
     d_proj = districts.to_crs(crs)
+    # prepared once here, before the standards' threads use them (`shapely.prepare` on a shared
+    # geometry from two threads at once is not safe; on a prepared one it does nothing)
+    shapely.prepare(d_proj.geometry.to_numpy())
     demand, models = _demand(features, d_proj, cfg, notes)
     totals = _known_totals(city, d_proj)
     res_land = land_union(features, rules.land.residential_land)
@@ -395,15 +422,16 @@ def _prepare(
     )
 
 
-def _standard_facilities(study: _Study, std: Standard) -> gpd.GeoDataFrame:
-    """The standard's candidate facilities: from OSM, planners' imports, or both (city config)."""
+def _standard_facilities(study: _Study, std: Standard, notes: list[Note]) -> gpd.GeoDataFrame:
+    """The standard's candidate facilities: from OSM, planners' imports, or both (city config);
+    a missing import is said in `notes`."""
     fac = select_facilities(study.features, std)
     fsrc = study.city.config.facilities.get(std.id)
     if fsrc is None or fsrc.source == "osm":
         return fac
     files = imported_facilities(study.city.id, std.id, study.crs)
     if files is None:
-        study.notes.append(
+        notes.append(
             Note(
                 f"{std.id}: the city config takes facilities from {fsrc.source} but nothing was "
                 f"imported; run walkcover import --city {study.city.id} --standard {std.id} FILE",
@@ -416,9 +444,11 @@ def _standard_facilities(study: _Study, std: Standard) -> gpd.GeoDataFrame:
 def _measure_standard(study: _Study, std: Standard) -> _Measured:
     """One engine pass for `std`: every home's distance, status and (for safe-route standards) the
     safe-route distance go into ``study.demand``; the facilities are marked snapped or not."""
-    sid, network, demand = std.id, study.network, study.demand
+    sid, network = std.id, study.network
     snap_m = study.city.config.network.max_snap_m
-    fac = _standard_facilities(study, std)
+    columns: dict[str, np.ndarray] = {}
+    notes: list[Note] = []
+    fac = _standard_facilities(study, std, notes)
     counted, acc = _reachable(fac, study.features, network, std)
     access, n_entr = acc.geoms, acc.entrances
     fac_snaps = cov.snap(network, access, max_snap_m=snap_m, reach_polygon_edges=True)
@@ -433,25 +463,13 @@ def _measure_standard(study: _Study, std: Standard) -> _Measured:
         node_dist=node_dist,
     )
     for col in ("dist_m", "covered", "status"):
-        demand[f"{sid}_{col}"] = result[col].to_numpy()
+        columns[f"{sid}_{col}"] = result[col].to_numpy()
     if study.context is not None and std.context_thresholds_m:
-        demand[f"{sid}_context"] = unit_context(study.context, study.demand_snaps, std)
+        columns[f"{sid}_context"] = unit_context(study.context, study.demand_snaps, std)
     if std.safe_route:
-        if study.safe is None:
-            extent = gpd.GeoSeries([study.query.polygon], crs=4326).to_crs(study.crs).iloc[0]
-            study.safe = SafeRoute.build(
-                network,
-                study.streets,
-                study.features,
-                study.edge_tags,
-                study.rules,
-                demand,
-                study.demand_snaps,
-                extent,
-            )
-        sres = study.safe.measure(fac_snaps, access, std, study.limits[sid])
+        sres = _safe_route(study).measure(fac_snaps, access, std, study.limits[sid])
         for col in ("dist_m", "covered", "status"):
-            demand[f"{sid}_safe_{col}"] = sres[col].to_numpy()
+            columns[f"{sid}_safe_{col}"] = sres[col].to_numpy()
     _mark_snapped(fac, counted, access, fac_snaps, n_entr)
     counted_rows = fac.index[fac["counts"].to_numpy(dtype=bool)]
     fac["reached_by"] = ""
@@ -463,7 +481,7 @@ def _measure_standard(study: _Study, std: Standard) -> _Measured:
     if retired.any():
         ids = ", ".join(fac["osm_id"].astype(str).to_numpy()[retired][:5])
         more = " …" if retired.sum() > 5 else ""
-        study.notes.append(
+        notes.append(
             Note(
                 f"{sid}: {int(retired.sum())} feature(s) tagged disused or abandoned left out "
                 f"({ids}{more})",
@@ -472,7 +490,7 @@ def _measure_standard(study: _Study, std: Standard) -> _Measured:
         )
     unsnapped_fac = int(len(counted) - fac["snapped"].sum())
     if unsnapped_fac:
-        study.notes.append(
+        notes.append(
             Note(
                 f"{sid}: {unsnapped_fac} facilit(y/ies) lie farther than {snap_m:g} m from any "
                 "walkable street and serve no one",
@@ -484,7 +502,27 @@ def _measure_standard(study: _Study, std: Standard) -> _Measured:
         passed=StandardPass(counted, access, fac_snaps, node_dist, study.limits[sid]),
         edge_cover=_edge_cover(network, fac_snaps, node_dist, std, study.context),
         areas=study.lands.figures(std, counted.geometry.to_numpy(), fac_snaps, node_dist),
+        columns=columns,
+        notes=notes,
     )
+
+
+def _safe_route(study: _Study) -> SafeRoute:
+    """The study's safe-route network, built once by the first standard that asks for it."""
+    with study.lock:
+        if study.safe is None:
+            extent = gpd.GeoSeries([study.query.polygon], crs=4326).to_crs(study.crs).iloc[0]
+            study.safe = SafeRoute.build(
+                study.network,
+                study.streets,
+                study.features,
+                study.edge_tags,
+                study.rules,
+                study.demand,
+                study.demand_snaps,
+                extent,
+            )
+        return study.safe
 
 
 def _reachable(

@@ -3,6 +3,8 @@ and the share within walking distance measured on a grid of cells."""
 
 from __future__ import annotations
 
+import threading
+
 import geopandas as gpd
 import numpy as np
 import shapely
@@ -145,10 +147,19 @@ class DenominatorLand:
         self._union: dict[str, shapely.Geometry] = dict(unions or {})
         self._cells: dict[tuple[str, str], tuple[shapely.Geometry, np.ndarray, cov.Snaps]] = {}
         self._edge_mid: np.ndarray | None = None
+        # standards are measured on several threads: each union and each district's cells is
+        # made once, by the first thread that asks, while the others asking for it wait
+        self._guard = threading.Lock()
+        self._locks: dict[tuple[str, ...], threading.Lock] = {}
+
+    def _lock(self, *key: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
 
     def union(self, kind: str) -> shapely.Geometry:
-        if kind not in self._union:
-            self._union[kind] = land_union(self.features, getattr(self.rules.land, kind))
+        with self._lock("union", kind):
+            if kind not in self._union:
+                self._union[kind] = land_union(self.features, getattr(self.rules.land, kind))
         return self._union[kind]
 
     def district_land(self, kind: str, did: str) -> tuple[shapely.Geometry, cov.Snaps]:
@@ -159,12 +170,13 @@ class DenominatorLand:
     def district_cells(self, kind: str, did: str) -> tuple[shapely.Geometry, np.ndarray, cov.Snaps]:
         """The district's land of `kind`, its grid cell centres, and those snapped to the network."""
         key = (kind, did)
-        if key not in self._cells:
-            dgeom = self.d_proj.loc[self.d_proj["district_id"] == did].geometry.iloc[0]
-            land = shapely.intersection(self.union(kind), dgeom)
-            pts = grid_cells(land, cell_m=self.rules.land.cell_m)
-            snaps = cov.snap(self.network, pts, max_snap_m=self.snap_m)
-            self._cells[key] = (land, pts, snaps)
+        with self._lock("cells", kind, did):
+            if key not in self._cells:
+                dgeom = self.d_proj.loc[self.d_proj["district_id"] == did].geometry.iloc[0]
+                land = shapely.intersection(self.union(kind), dgeom)
+                pts = grid_cells(land, cell_m=self.rules.land.cell_m)
+                snaps = cov.snap(self.network, pts, max_snap_m=self.snap_m)
+                self._cells[key] = (land, pts, snaps)
         return self._cells[key]
 
     def figures(

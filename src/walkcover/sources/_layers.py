@@ -48,7 +48,7 @@ class OSMQuery:
 
 @dataclass(frozen=True)
 class OSMLayers:
-    """Streets (one row per node-to-node segment) and tagged features, both EPSG:4326.
+    """Streets (one row per node-to-node segment) and tagged features, both EPSG:4326 as read.
 
     ``streets``: ``u, v`` (OSM node ids), ``osm_id`` ("way/123"), ``highway``, ``access``, ``foot``,
     ``area``, ``tunnel``, ``indoor``, ``bridge``, ``footway``, geometry. ``features``: ``osm_id``, ``osm_type``, ``name``, ``tags`` (dict), geometry;
@@ -58,6 +58,11 @@ class OSMLayers:
     streets: gpd.GeoDataFrame
     features: gpd.GeoDataFrame
     source: str
+
+    def to_crs(self, crs: Any) -> OSMLayers:
+        """Both layers in `crs` (metres for measuring). Rebinding the name to the result lets the
+        EPSG:4326 geometries go: on a city that is a third of the memory the layers take."""
+        return OSMLayers(self.streets.to_crs(crs), self.features.to_crs(crs), self.source)
 
 
 def empty_streets() -> gpd.GeoDataFrame:
