@@ -447,8 +447,10 @@ def demand_distances(
     v = network.edges["v_idx"].to_numpy()[e]
     off = demand.lo_m
     best = np.minimum(node_dist[u] + off, node_dist[v] + (length - off))
-    if len(sources.item):
-        same = pd.DataFrame({"row": np.arange(len(e)), "edge": e, "off": off}).merge(
+    # rows on an edge that holds a source too (few): along the edge may be shorter
+    hit = np.flatnonzero(np.isin(e, sources.edge))
+    if len(hit):
+        same = pd.DataFrame({"row": hit, "edge": e[hit], "off": off[hit]}).merge(
             pd.DataFrame(
                 {"edge": sources.edge, "lo": sources.lo_m, "hi": sources.hi_m, "leg": sources.leg_m}
             ),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 
@@ -156,13 +157,16 @@ def build_network(
     require_metres(streets, what="streets")
     streets = streets[streets.geometry.notna() & ~streets.geometry.is_empty].reset_index(drop=True)
     cut = np.asarray(cut_nodes if cut_nodes is not None else [], dtype=np.int64)
-    net = _build(streets, cut)
-    if min_island_m > 0 and len(net.edges):
-        edge_comp = net.component[net.edges["u_idx"].to_numpy()]
-        total = np.bincount(edge_comp, weights=net.edges["length_m"].to_numpy())
-        keep = total[edge_comp] >= min_island_m
-        if not keep.all():
-            net = _build(streets[keep].reset_index(drop=True), cut)
+    islands = min_island_m > 0
+    # the edge index is built once, for the network kept (not for one about to lose its islands)
+    net = _build(streets, cut, index=not islands)
+    if islands:
+        keep = np.ones(len(net.edges), dtype=bool)
+        if len(net.edges):
+            edge_comp = net.component[net.edges["u_idx"].to_numpy()]
+            total = np.bincount(edge_comp, weights=net.edges["length_m"].to_numpy())
+            keep = total[edge_comp] >= min_island_m
+        net = _build(streets[keep].reset_index(drop=True), cut) if not keep.all() else _index(net)
     return net
 
 
@@ -180,7 +184,14 @@ def _node_positions(ids: np.ndarray, cut: np.ndarray) -> tuple[np.ndarray, np.nd
     return np.concatenate([shared, ids[at_cut]]), inverse
 
 
-def _build(streets: gpd.GeoDataFrame, cut: np.ndarray) -> Network:
+def _index(net: Network) -> Network:
+    """`net` with its tree of snappable edges."""
+    return dataclasses.replace(
+        net, tree=shapely.STRtree(net.edges.geometry.to_numpy()[net.snappable])
+    )
+
+
+def _build(streets: gpd.GeoDataFrame, cut: np.ndarray, *, index: bool = True) -> Network:
     ids = np.concatenate([streets["u"].to_numpy(np.int64), streets["v"].to_numpy(np.int64)])
     node_osm_ids, inverse = _node_positions(ids, cut)
     m = len(streets)
@@ -203,15 +214,15 @@ def _build(streets: gpd.GeoDataFrame, cut: np.ndarray) -> Network:
     _, component = connected_components(csr, directed=False)
     edges["snappable"] = snappable_mask(streets)
     snappable = np.flatnonzero(edges["snappable"].to_numpy())
-    tree = shapely.STRtree(edges.geometry.to_numpy()[snappable])
-    return Network(
+    net = Network(
         edges=edges,
         node_osm_ids=node_osm_ids,
         csr=csr,
         component=component,
-        tree=tree,
+        tree=shapely.STRtree([]),
         snappable=snappable,
     )
+    return _index(net) if index else net
 
 
 def snappable_mask(streets: gpd.GeoDataFrame) -> np.ndarray:

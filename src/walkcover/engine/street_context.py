@@ -42,9 +42,10 @@ def unit_context(context: np.ndarray, snaps: cov.Snaps, std: Standard) -> np.nda
 
 def context_radii(std: Standard, contexts: np.ndarray) -> np.ndarray:
     """The standard's radius for each street context (its one threshold for an unknown context)."""
-    return np.array(
-        [std.context_thresholds_m.get(c, std.threshold_m) for c in contexts], dtype=float
-    )
+    out = np.full(len(contexts), std.threshold_m, dtype=float)
+    for context, radius in std.context_thresholds_m.items():
+        out[np.asarray(contexts == context, dtype=bool)] = radius
+    return out
 
 
 def unit_thresholds(
