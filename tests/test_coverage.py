@@ -218,6 +218,31 @@ def test_taking_snaps_equals_snapping_the_subset(helsinki_network, helsinki_laye
         np.testing.assert_array_equal(getattr(taken, field), getattr(alone, field), err_msg=field)
 
 
+def test_snapping_in_runs_on_threads_equals_snapping_at_once(
+    helsinki_network, helsinki_layers, monkeypatch
+):
+    """Many homes (and areas reached along their sides) are snapped in halves on two threads:
+    the same rows, in the same order, as one run on one thread."""
+    from walkcover.measures.demand import demand_from_buildings, residential_buildings
+
+    city, crs, layers = helsinki_layers
+    feats = layers.features.to_crs(crs)
+    homes = demand_from_buildings(
+        residential_buildings(feats, city.config.demand), city.config.demand
+    ).geometry.to_numpy()
+    assert len(homes) > 300
+    monkeypatch.setattr(cov, "SNAP_CHUNK_MIN", 100)
+    for options in ({"tie_m": 1.0}, {"reach_polygon_edges": True}):
+        runs = []
+        for threads in (1, 2):
+            monkeypatch.setattr(cov, "SNAP_THREADS", threads)
+            runs.append(cov.snap(helsinki_network, homes, max_snap_m=15, **options))
+        one, two = runs
+        assert one.n_items == two.n_items == len(homes) and len(one.unsnapped) > 0
+        for field in ("item", "edge", "lo_m", "hi_m", "leg_m", "unsnapped"):
+            np.testing.assert_array_equal(getattr(one, field), getattr(two, field), err_msg=field)
+
+
 def test_kdtree_nearest_edges_equal_the_rtree(helsinki_network):
     """For many points (a 10 m lattice and random points over the sample), the KD-tree search
     gives the R-tree's answer: the same points snapped, the same distance to the chosen edge, and

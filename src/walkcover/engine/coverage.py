@@ -12,6 +12,9 @@ node (scipy.sparse.csgraph, cut off at ``limit_m``) gives every node its distanc
 
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import geopandas as gpd
@@ -83,6 +86,10 @@ def run_starts(*keys: np.ndarray) -> np.ndarray:
     return out
 
 
+#: From twice this many geometries on, `snap` (called from the main thread) snaps them in
+#: `SNAP_THREADS` runs at once: the R-tree queries and shapely's distances release the GIL.
+SNAP_CHUNK_MIN = 20_000
+SNAP_THREADS = min(2, os.cpu_count() or 1)
 #: From this many points on, `snap` finds nearest edges with a KD-tree (`nearest_edges`).
 KDTREE_MIN_POINTS = 20_000
 #: The most samples asked of the KD-tree for one point before the R-tree decides (8, 32, 128).
@@ -288,6 +295,28 @@ def snap(
             np.arange(n),
             n,
         )
+    if (
+        n >= 2 * SNAP_CHUNK_MIN
+        and SNAP_THREADS > 1
+        and threading.current_thread() is threading.main_thread()
+    ):
+        # many homes: halves snapped on threads (the R-tree and shapely release the GIL)
+        parts = np.array_split(np.arange(n), SNAP_THREADS)
+        with ThreadPoolExecutor(max_workers=SNAP_THREADS) as pool:
+            done = list(
+                pool.map(
+                    lambda at: snap(
+                        network,
+                        arr[at],
+                        max_snap_m=max_snap_m,
+                        reach_polygon_edges=reach_polygon_edges,
+                        polygon_reach_m=polygon_reach_m,
+                        tie_m=tie_m,
+                    ),
+                    parts,
+                )
+            )
+        return _joined(done)
     kinds = shapely.get_type_id(arr)
     if n >= KDTREE_MIN_POINTS and not reach_polygon_edges and (kinds == 0).all():
         # many points (a grid of land cells): the KD-tree search, no geometry work per point
@@ -337,6 +366,20 @@ def snap(
     unsnapped = np.setdiff1d(np.arange(n), item)
     order = np.lexsort((edge, leg, item))
     return Snaps(item[order], edge[order], lo[order], hi[order], leg[order], unsnapped, n)
+
+
+def _joined(parts: list[Snaps]) -> Snaps:
+    """The snaps of consecutive runs of items, snapped apart, as one (items renumbered on)."""
+    start = np.cumsum([0] + [p.n_items for p in parts])
+    return Snaps(
+        np.concatenate([p.item + s for p, s in zip(parts, start)]),
+        np.concatenate([p.edge for p in parts]),
+        np.concatenate([p.lo_m for p in parts]),
+        np.concatenate([p.hi_m for p in parts]),
+        np.concatenate([p.leg_m for p in parts]),
+        np.concatenate([p.unsnapped + s for p, s in zip(parts, start)]),
+        int(start[-1]),
+    )
 
 
 def _span_points(

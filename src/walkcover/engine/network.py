@@ -202,9 +202,10 @@ def _build(streets: gpd.GeoDataFrame, cut: np.ndarray, *, index: bool = True) ->
             "u_idx": u_idx,
             "v_idx": v_idx,
             "length_m": length_m,
-            "osm_id": streets["osm_id"].to_numpy() if "osm_id" in streets else None,
-            "highway": streets["highway"].to_numpy() if "highway" in streets else None,
-            **{c: streets[c].to_numpy() for c in _CARRIED if c in streets},
+            # the columns' own arrays: no round trip through Python strings (a second a column)
+            "osm_id": streets["osm_id"].array if "osm_id" in streets else None,
+            "highway": streets["highway"].array if "highway" in streets else None,
+            **{c: streets[c].array for c in _CARRIED if c in streets},
         },
         geometry=streets.geometry.to_numpy(),
         crs=streets.crs,
@@ -247,16 +248,18 @@ def symmetric_min_csr(u: np.ndarray, v: np.ndarray, w: np.ndarray, n: int) -> sp
     rows = np.concatenate([u[keep], v[keep]])
     cols = np.concatenate([v[keep], u[keep]])
     data = np.concatenate([w[keep], w[keep]])
-    frame = pd.DataFrame({"r": rows, "c": cols, "w": data})
-    best = frame.groupby(["r", "c"], sort=True)["w"].min()
-    r = best.index.get_level_values(0).to_numpy()
-    c = best.index.get_level_values(1).to_numpy()
+    # sorted by (row, column, weight): the first of each (row, column) run is its shortest edge
+    order = np.lexsort((data, cols, rows))
+    rows, cols, data = rows[order], cols[order], data[order]
+    first = np.ones(len(rows), dtype=bool)
+    first[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])
+    r, c, w = rows[first], cols[first], data[first]
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.add.at(indptr, r + 1, 1)
     np.cumsum(indptr, out=indptr)
     # Built directly from sorted arrays: coo→csr conversion would *sum* duplicates and may drop
     # explicit zeros (zero-length segments are real edges).
-    return sparse.csr_array((best.to_numpy(), c.astype(np.int32), indptr), shape=(n, n))
+    return sparse.csr_array((w, c.astype(np.int32), indptr), shape=(n, n))
 
 
 def network_from_streets(
