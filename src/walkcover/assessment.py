@@ -42,7 +42,12 @@ from walkcover.measures.demand import (
 from walkcover.measures.entrances import CLOSED_REASON, Access, facility_access
 from walkcover.measures.facilities import OUT_OF_SERVICE, select_facilities
 from walkcover.measures.facility_files import imported_facilities, merge_sources
-from walkcover.measures.indicators import SUMMARY_COLUMNS, district_indicators, district_summary
+from walkcover.measures.indicators import (
+    INDICATOR_LANDS,
+    SUMMARY_COLUMNS,
+    district_indicators,
+    district_summary,
+)
 from walkcover.measures.land import DenominatorLand, land_union
 from walkcover.measures.population import (
     allocate_groups,
@@ -290,6 +295,10 @@ def assess_layers(
     measured: dict[str, _Measured] = {}
     with ThreadPoolExecutor(max_workers=MEASURE_THREADS) as pool:
         futures = [pool.submit(_measure_standard, study, std) for std in standards]
+        # the city-wide land unions the district indicators need, made by whichever thread is
+        # free first, while the other finishes the last standards
+        for kind in INDICATOR_LANDS:
+            pool.submit(study.lands.union, kind)
         try:
             for std, fut in zip(standards, futures):
                 step(f"measuring {std.id}")

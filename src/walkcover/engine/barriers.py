@@ -192,12 +192,13 @@ def safe_network(
     cu = np.concatenate(cells_u)
     cv = np.concatenate(cells_v)
     orig_e = np.concatenate(orig)
-    # Node copies (node, cell) → new index.
-    keys = pd.MultiIndex.from_arrays([np.concatenate([u, v]), np.concatenate([cu, cv])])
-    codes, uniq = pd.factorize(keys)
+    # Node copies (node, cell) → new index, through one integer key per pair (cells from -1 up)
+    span = int(max(cu.max(initial=-1), cv.max(initial=-1))) + 2
+    key = np.concatenate([u, v]).astype(np.int64) * span + (np.concatenate([cu, cv]) + 1)
+    uniq, codes = np.unique(key, return_inverse=True)
     m = len(u)
     nu, nv = codes[:m], codes[m:]
-    copy_node = uniq.get_level_values(0).to_numpy()
+    copy_node = uniq // span
     lu, lv = _crossing_links(network.node_osm_ids[copy_node], crossing_node_ids, copy_node)
     n_copies = len(copy_node)
     all_u = np.concatenate([nu, lu])

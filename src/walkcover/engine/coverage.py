@@ -37,6 +37,9 @@ STATUS_NO_FACILITIES = "no_facilities"
 
 #: How much farther than its nearest point a stretch of street may be and still line a polygon.
 _SPAN_TOL_M = 1e-6
+#: Held while preparing facility areas: standards are measured on threads, and one area (a park
+#: that is also green space) may be prepared by two of them at once.
+_PREPARING = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -399,10 +402,18 @@ def _span_points(
     ats, offs = [], []
     cross = np.flatnonzero(leg == 0)
     if len(cross):
-        part = shapely.intersection(streets[cross], areas[cross])
+        g = areas[cross]
+        with _PREPARING:  # one area may be a facility of two standards measured at once
+            shapely.prepare(g)
+        # a street wholly inside its area (a path through a park): all of it, with no overlay
+        inside = shapely.contains_properly(g, streets[cross])
+        ats += [cross[inside], cross[inside]]
+        offs += [np.zeros(int(inside.sum())), shapely.length(streets[cross[inside]])]
+        cut = cross[~inside]
+        part = shapely.intersection(streets[cut], areas[cut])
         xy, at = shapely.get_coordinates(part, return_index=True)
-        ats.append(cross[at])
-        offs.append(shapely.line_locate_point(streets[cross][at], shapely.points(xy)))
+        ats.append(cut[at])
+        offs.append(shapely.line_locate_point(streets[cut][at], shapely.points(xy)))
     along = np.flatnonzero(leg > 0)
     if len(along):
         e, g, reach = streets[along], areas[along], leg[along] + _SPAN_TOL_M

@@ -213,6 +213,10 @@ def district_summary(
     return row
 
 
+#: The land unions `district_indicators` reads: built-up land, green land, parks.
+INDICATOR_LANDS = ("built_up", "green", "park_green")
+
+
 def district_indicators(
     features: gpd.GeoDataFrame,
     districts: gpd.GeoDataFrame,
@@ -227,9 +231,7 @@ def district_indicators(
     missing data is not zero.
     """
     rows = []
-    built = land_union("built_up")
-    green = land_union("green")
-    park = land_union("park_green")
+    built, green, park = (land_union(kind) for kind in INDICATOR_LANDS)
     green_built = overlap_pieces(green, built)  # once for the city, not per district
     pts = features.geometry.representative_point()
     for (_, d), dgeom in zip(districts.iterrows(), districts_proj.geometry):
