@@ -176,6 +176,22 @@ def test_tunnels_carry_walkers_but_nobody_snaps_to_them():
     assert d.leg_m[0] == pytest.approx(30.0)
 
 
+def test_many_facilities_on_one_edge_equal_networkx(line_net):
+    """Several facilities (and parks spanning stretches) on the same edges as many homes: each
+    home's best along its own edge, or through either end, is networkx's on the split graph."""
+    rng = np.random.default_rng(11)
+    xs = rng.uniform(-50, 350, 60)
+    homes = gs(*[Point(x, y) for x, y in zip(xs, rng.choice([-8.0, 6.0], 60))])
+    shops = [Point(x, y) for x, y in zip(rng.uniform(0, 300, 12), rng.uniform(-12, 12, 12))]
+    parks = [box(40, 5, 70, 20), box(150, -30, 160, 30)]  # beside one edge, across the other
+    d = cov.snap(line_net, homes, max_snap_m=100)
+    f = cov.snap(line_net, gs(*shops, *parks), max_snap_m=100, reach_polygon_edges=True)
+    assert np.bincount(f.edge).max() >= 5  # many sources share an edge
+    nd = cov.node_distances(line_net, f, limit_m=5000)
+    got = cov.demand_distances(line_net, d, f, nd)
+    np.testing.assert_allclose(got, split_graph_distances(line_net, d, f), atol=1e-9)
+
+
 def test_threshold_per_unit_and_limit_checked(line_net):
     d = cov.snap(line_net, gs(diamond(250, 20, 5), diamond(280, 10, 5)), max_snap_m=100)
     f = cov.snap(line_net, gs(Point(50, 10)), max_snap_m=100)

@@ -12,6 +12,7 @@ node (scipy.sparse.csgraph, cut off at ``limit_m``) gives every node its distanc
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -58,6 +59,14 @@ class Snaps:
     leg_m: np.ndarray
     unsnapped: np.ndarray
     n_items: int
+
+    @functools.cached_property
+    def by_edge(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Rows grouped by edge, made once: ``(order, edges, first, count)``: the rows in edge
+        order, each edge that holds a row (sorted), where its rows start in that order, how many."""
+        order = np.argsort(self.edge, kind="stable")
+        edges, first, count = np.unique(self.edge[order], return_index=True, return_counts=True)
+        return order, edges, first, count
 
     def take(self, positions: np.ndarray) -> Snaps:
         """The snaps of the items at `positions` (in that order), renumbered from 0: the same as
@@ -501,22 +510,21 @@ def demand_distances(
     v = network.edges["v_idx"].to_numpy()[e]
     off = demand.lo_m
     best = np.minimum(node_dist[u] + off, node_dist[v] + (length - off))
-    # rows on an edge that holds a source too (few): along the edge may be shorter
-    hit = np.flatnonzero(np.isin(e, sources.edge))
-    if len(hit):
-        same = pd.DataFrame({"row": hit, "edge": e[hit], "off": off[hit]}).merge(
-            pd.DataFrame(
-                {"edge": sources.edge, "lo": sources.lo_m, "hi": sources.hi_m, "leg": sources.leg_m}
-            ),
-            on="edge",
-        )
-        if len(same):
-            along = same["leg"] + np.maximum(
-                0.0, np.maximum(same["lo"] - same["off"], same["off"] - same["hi"])
-            )
-            per_row = along.groupby(same["row"]).min()
-            rows = per_row.index.to_numpy()
-            best[rows] = np.minimum(best[rows], per_row.to_numpy())
+    # rows on an edge that holds a source too (few): along the edge may be shorter. The sources
+    # are grouped by edge once; each such row tries its edge's sources one rank at a time
+    order, src_edges, first, count = sources.by_edge
+    if len(src_edges):
+        at = np.minimum(np.searchsorted(src_edges, e), len(src_edges) - 1)
+        rows = np.flatnonzero(src_edges[at] == e)
+        start, many = first[at[rows]], count[at[rows]]
+        lo, hi, leg = sources.lo_m[order], sources.hi_m[order], sources.leg_m[order]
+        along = np.full(len(rows), np.inf)
+        for rank in range(int(many.max(initial=0))):
+            ok = np.flatnonzero(many > rank)
+            k, o = start[ok] + rank, off[rows[ok]]
+            a = leg[k] + np.maximum(0.0, np.maximum(lo[k] - o, o - hi[k]))
+            along[ok] = np.minimum(along[ok], a)
+        best[rows] = np.minimum(best[rows], along)
     np.minimum.at(out, demand.item, demand.leg_m + best)
     return out
 

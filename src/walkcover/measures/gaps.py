@@ -250,6 +250,18 @@ def _reached_extent(result, around: shapely.Geometry, reach_m: float) -> shapely
     """The part of `around`'s bounding box near a street some facility reaches within `reach_m`
     (a box): the lattice goes only where there is something to measure, not over a county's empty
     extent. None when nothing is reached there."""
+    key = ("reached_box", reach_m)
+    if key not in result.derived:  # the same for every district: made once per assessment
+        result.derived[key] = _reached_box(result, reach_m)
+    box = result.derived[key]
+    if box is None:
+        return None
+    clipped = shapely.intersection(box, shapely.envelope(around))
+    return None if shapely.is_empty(clipped) or shapely.area(clipped) == 0 else clipped
+
+
+def _reached_box(result, reach_m: float) -> shapely.Geometry | None:
+    """The box of the streets some facility reaches within `reach_m`, grown by `reach_m`."""
     e = result.network.edges
     if not len(e):
         return None
@@ -263,9 +275,7 @@ def _reached_extent(result, around: shapely.Geometry, reach_m: float) -> shapely
         return None
     x0, y0, x1, y1 = shapely.total_bounds(geoms)
     pad = reach_m  # land up to the threshold beyond the last reached street
-    box = shapely.box(x0 - pad, y0 - pad, x1 + pad, y1 + pad)
-    clipped = shapely.intersection(box, shapely.envelope(around))
-    return None if shapely.is_empty(clipped) or shapely.area(clipped) == 0 else clipped
+    return shapely.box(x0 - pad, y0 - pad, x1 + pad, y1 + pad)
 
 
 def district_gaps(result, district_id: str) -> gpd.GeoDataFrame:
