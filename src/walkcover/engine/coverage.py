@@ -38,9 +38,6 @@ STATUS_NO_FACILITIES = "no_facilities"
 
 #: How much farther than its nearest point a stretch of street may be and still line a polygon.
 _SPAN_TOL_M = 1e-6
-#: Held while preparing facility areas: standards are measured on threads, and one area (a park
-#: that is also green space) may be prepared by two of them at once.
-_PREPARING = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -411,11 +408,14 @@ def _span_points(
     ats, offs = [], []
     cross = np.flatnonzero(leg == 0)
     if len(cross):
-        g = areas[cross]
-        with _PREPARING:  # one area may be a facility of two standards measured at once
-            shapely.prepare(g)
+        # Each area prepared once, on a copy: GEOS builds a prepared geometry's indexes on first
+        # use, which is not thread-safe, and a park may be a facility of two standards measured
+        # on two threads at once (their shared geometries are only ever read).
+        _, first, which = np.unique(owner[cross], return_index=True, return_inverse=True)
+        private = shapely.from_wkb(shapely.to_wkb(areas[cross][first]))
+        shapely.prepare(private)
         # a street wholly inside its area (a path through a park): all of it, with no overlay
-        inside = shapely.contains_properly(g, streets[cross])
+        inside = shapely.contains_properly(private[which], streets[cross])
         ats += [cross[inside], cross[inside]]
         offs += [np.zeros(int(inside.sum())), shapely.length(streets[cross[inside]])]
         cut = cross[~inside]

@@ -137,27 +137,6 @@ def tag_dicts(
     return out
 
 
-def tag_column(frame: pd.DataFrame, key: str, *, json_tags: pd.Series | None) -> np.ndarray:
-    """One tag's value per row as text (None where the row has none), from its column or, where
-    the column is empty, the row's JSON ``tags`` blob: `tags_from_row`'s answer for one key,
-    reading only the blobs that mention it."""
-    out = np.full(len(frame), None, dtype=object)
-    if json_tags is not None:
-        blobs = json_tags.to_numpy(dtype=object)
-        text = pd.Series(blobs, dtype=object).where(pd.notna(blobs), "")
-        mention = text.astype(str).str.contains(f'"{key}"', regex=False).to_numpy()
-        for i in np.flatnonzero(mention):
-            out[i] = tags_from_row({}, json_tags=blobs[i], skip=set()).get(key)
-    if key in frame.columns:
-        values = frame[key].to_numpy(dtype=object)
-        for i in np.flatnonzero(pd.notna(values)):
-            v = values[i]
-            if v is pd.NA or v is pd.NaT or isinstance(v, list | dict | BaseGeometry):
-                continue
-            out[i] = str(v)
-    return out
-
-
 def merge_duplicate_features(features: pd.DataFrame) -> gpd.GeoDataFrame:
     """One row per OSM element: an element found by several queries keeps the union of its tags."""
     first = features.drop_duplicates(subset="osm_id").set_index("osm_id")
