@@ -88,6 +88,65 @@ def test_overlap_of_two_unions_piece_by_piece(helsinki_layers):
         )
 
 
+def test_dissolve_unites_only_what_meets():
+    # Two overlapping squares (a 150 × 100 block once united), a square touching them along an
+    # edge, a far square with a hole that a small square fills, a polygon collapsed to a line by
+    # make_valid (no area: dropped), and a lone square that stays exactly as it is.
+    a, b = box(0, 0, 100, 100), box(50, 0, 150, 100)
+    touching = box(150, 0, 200, 100)
+    holed = shapely.Polygon(
+        [(500, 0), (600, 0), (600, 100), (500, 100)], [[(540, 40), (560, 40), (560, 60), (540, 60)]]
+    )
+    plug = box(540, 40, 560, 60)
+    lone = box(1000, 1000, 1010, 1010)
+    flat = shapely.make_valid(shapely.Polygon([(0, 500), (10, 500), (20, 500)]))
+    geoms = np.array([lone, a, holed, flat, b, touching, plug], dtype=object)
+    parts = landmod.dissolve(geoms)
+    assert (shapely.get_type_id(parts) == 3).all()
+    # the lone square first, untouched; then one polygon per group
+    assert shapely.equals(parts[0], lone) and len(parts) == 3
+    assert sorted(np.round(shapely.area(parts))) == [100.0, 10_000.0, 20_000.0]
+    # the same land as one union of everything, and no two parts meet
+    whole = shapely.union_all(geoms[shapely.get_type_id(geoms) != 1])
+    assert shapely.area(shapely.symmetric_difference(shapely.multipolygons(parts), whole)) == 0
+    i, j = shapely.STRtree(parts).query(parts, predicate="intersects")
+    assert (i == j).all()
+    assert len(landmod.dissolve(np.array([], dtype=object))) == 0
+
+
+def test_rasterize_burns_holes_collections_and_lines_as_shapely_would():
+    from affine import Affine
+    from rasterio.features import rasterize as rio_rasterize
+
+    from walkcover.measures.raster import rasterize
+
+    ring = shapely.Polygon(
+        [(0, 0), (80, 0), (80, 80), (0, 80)], [[(20, 20), (60, 20), (60, 60), (20, 60)]]
+    )
+    geoms = [
+        ring,
+        shapely.MultiPolygon([box(90, 0, 100, 10), box(90, 50, 100, 70)]),
+        shapely.GeometryCollection([box(0, 90, 30, 100), shapely.LineString([(40, 95), (99, 95)])]),
+        shapely.Polygon(),
+    ]
+    kw = dict(out_shape=(10, 10), transform=Affine(10, 0, 0, 0, -10, 100), dtype=np.uint8)
+    got = rasterize(geoms, **kw)
+    # rasterio itself, one shapely part at a time (its own GeoJSON of each)
+    parts = shapely.get_parts(shapely.get_parts(np.array(geoms, dtype=object)))
+    want = rio_rasterize([p for p in parts if not p.is_empty], **kw)
+    assert (got == want).all()
+    assert got.sum() == 64 - 16 + 1 + 2 + 3 + 6  # the ring's hole stays empty; the line burns too
+    assert got[5, 3] == 0 and got[8, 1] == 1  # row 0 is the north: y 90–100
+
+
+def test_a_share_of_100_pct_meets_its_target_despite_rounding():
+    from walkcover.measures.indicators import meets
+
+    assert meets(100.0 - 1e-12, 100.0) and meets(100.0, 100.0)
+    assert not meets(99.9, 100.0) and not meets(float("nan"), 100.0)
+    assert list(meets(np.array([80.0, 79.99]), np.array([80.0, 80.0]))) == [True, False]
+
+
 @pytest.fixture
 def raster(tmp_path):
     """A 4 × 3 population raster in Web Mercator (not the working CRS), 100 m cells."""

@@ -8,6 +8,8 @@ import threading
 import geopandas as gpd
 import numpy as np
 import shapely
+from scipy import sparse
+from scipy.sparse.csgraph import connected_components
 
 from walkcover.config.standards import Selector, Standard, StandardSet, features_matching
 from walkcover.engine import coverage as cov
@@ -17,12 +19,44 @@ from walkcover.measures.raster import centres_inside
 
 
 def land_union(features: gpd.GeoDataFrame, selectors: list[Selector]) -> shapely.Geometry:
-    """The union of the polygons matching `selectors` (projected), made valid."""
+    """The union of the polygons matching `selectors` (projected), made valid, as one
+    (multi)polygon of disjoint parts (`dissolve`)."""
     polys = features_matching(features, selectors)
     polys = polys[polys.geom_type.isin(["Polygon", "MultiPolygon"])]
-    if not len(polys):
+    parts = dissolve(shapely.make_valid(polys.geometry.to_numpy()))
+    if not len(parts):
         return shapely.Polygon()
-    return shapely.union_all(shapely.make_valid(polys.geometry.to_numpy()))
+    return shapely.multipolygons(parts)
+
+
+def dissolve(geoms: np.ndarray) -> np.ndarray:
+    """The union of `geoms`' polygons as an array of disjoint polygons (lines and points that
+    `make_valid` leaves of a collapsed polygon have no area and are dropped).
+
+    Only polygons that meet (overlap or touch) are united, group by group: a city's land is
+    thousands of separate blocks, and one ``union_all`` of all of them overlays pieces that never
+    meet (green land on L: 8.0 s against 1.4 s, the same polygons).
+    """
+    parts = shapely.get_parts(shapely.get_parts(geoms))  # a collection's members, then theirs
+    parts = parts[shapely.get_type_id(parts) == 3]
+    n = len(parts)
+    if n < 2:
+        return parts
+    a, b = shapely.STRtree(parts).query(parts, predicate="intersects")
+    link = sparse.coo_array((np.ones(len(a), dtype=bool), (a, b)), shape=(n, n))
+    _, group = connected_components(link, directed=False)
+    size = np.bincount(group)
+    alone = size[group] == 1
+    # the members of each group of several, group after group (sorted by group label)
+    members = np.flatnonzero(~alone)
+    if not len(members):
+        return parts
+    members = members[np.argsort(group[members], kind="stable")]
+    _, first = np.unique(group[members], return_index=True)
+    united = [shapely.union_all(parts[m]) for m in np.split(members, first[1:])]
+    out = np.concatenate([parts[alone], np.array(united, dtype=object)])
+    out = shapely.get_parts(out)
+    return out[shapely.get_type_id(out) == 3]
 
 
 def euclid_covered_share(land: shapely.Geometry, facilities: np.ndarray, radius_m: float) -> float:

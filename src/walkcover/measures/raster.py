@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import warnings
 from collections.abc import Sequence
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -22,12 +23,36 @@ _RASTERIO = threading.Lock()
 warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
 
 
-def rasterize(shapes: Sequence, **kwargs: Any) -> np.ndarray:
-    """`rasterio.features.rasterize`, one thread at a time."""
+def rasterize(geoms: Sequence[shapely.Geometry] | np.ndarray, **kwargs: Any) -> np.ndarray:
+    """`rasterio.features.rasterize` of shapely geometries (each burned with ``default_value``),
+    one thread at a time.
+
+    Polygons reach rasterio as GeoJSON-like mappings made from one array of all their coordinates;
+    shapely's ``__geo_interface__`` builds a tuple per vertex in Python, which took most of the
+    time of burning a city's land (green land on L: 1.3 s against 0.7 s, the same cells).
+    """
     from rasterio.features import rasterize as _rasterize
 
+    shapes = _as_mappings(np.asarray(geoms, dtype=object))
     with _RASTERIO:
         return _rasterize(shapes, **kwargs)
+
+
+def _as_mappings(geoms: np.ndarray) -> list:
+    """Polygons (of polygons, multipolygons and collections) as GeoJSON-like mappings; other
+    geometries (lines, points) as they are."""
+    parts = shapely.get_parts(shapely.get_parts(geoms))
+    parts = parts[~shapely.is_empty(parts)]
+    polygon = shapely.get_type_id(parts) == 3
+    out: list = list(parts[~polygon])
+    if polygon.any():
+        _, xy, (ring_at, poly_at) = shapely.to_ragged_array(parts[polygon])
+        coords = xy.tolist()
+        rings = [coords[a:b] for a, b in pairwise(ring_at.tolist())]
+        out += [
+            {"type": "Polygon", "coordinates": rings[a:b]} for a, b in pairwise(poly_at.tolist())
+        ]
+    return out
 
 
 def polygons(grid: np.ndarray, transform: Affine) -> list[shapely.Geometry]:

@@ -25,6 +25,7 @@ import pandas as pd
 from walkcover._atomic import write_atomic
 from walkcover._version import __version__
 from walkcover.config.standards import Standard
+from walkcover.measures.indicators import meets
 from walkcover.presentation.maps import BANDS, FACILITY_COLOUR, distance_band
 from walkcover.presentation.record import DistrictRun
 
@@ -790,7 +791,9 @@ def city_figures(summary: pd.DataFrame) -> pd.DataFrame:
     )
     # a standard with no facility in reach of any of the city's districts: no data, not 0%
     out["note"] = np.where(in_reach > 0, "", "no facility in the data · 数据中无设施")
-    out["meets_target"] = out["residents_covered_pct"] >= pd.to_numeric(out["target_pct"])
+    out["meets_target"] = meets(
+        out["residents_covered_pct"].to_numpy(), pd.to_numeric(out["target_pct"]).to_numpy()
+    )
     out["rank"] = out.groupby("standard")["residents_covered_pct"].rank(
         ascending=False, method="min"
     )
