@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import geopandas as gpd
 import numpy as np
@@ -68,13 +69,9 @@ class Network:
         return pyproj.CRS.from_user_input(self.edges.crs)
 
     @functools.cached_property
-    def edge_samples(
-        self,
-    ) -> tuple[cKDTree, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Points every 10 m along the snappable edges' segments in a KD-tree, built once:
-        ``(tree, segment of each sample, segment starts, segment ends, edge of each segment,
-        distance along its edge where each segment starts)``, the edge as a position among
-        `snappable` (see `walkcover.engine.coverage.nearest_edges`)."""
+    def edge_samples(self) -> EdgeSamples:
+        """Points every `SAMPLE_SPACING_M` along the snappable edges' segments in a KD-tree, and
+        the segments as arrays, built once (see `walkcover.engine.coverage.nearest_edges`)."""
         geoms = self.edges.geometry.to_numpy()[self.snappable]
         coords, owner = shapely.get_coordinates(geoms, return_index=True)
         same = owner[1:] == owner[:-1]
@@ -90,7 +87,48 @@ class Network:
         first = np.r_[True, seg_edge[1:] != seg_edge[:-1]]
         cum = np.cumsum(length) - length
         offset = cum - np.maximum.accumulate(np.where(first, cum, 0.0))
-        return cKDTree(samples), seg_of_sample, a, b, seg_edge.astype(np.int64), offset
+        ab = b - a
+        return EdgeSamples(
+            tree=cKDTree(samples),
+            segment=seg_of_sample,
+            x=np.ascontiguousarray(a[:, 0]),
+            y=np.ascontiguousarray(a[:, 1]),
+            dx=np.ascontiguousarray(ab[:, 0]),
+            dy=np.ascontiguousarray(ab[:, 1]),
+            len2=np.einsum("ij,ij->i", ab, ab),
+            edge=seg_edge.astype(np.int64),
+            offset_m=offset,
+        )
+
+
+class EdgeSamples(NamedTuple):
+    """The snappable edges' segments as flat arrays, and samples along them in a KD-tree.
+
+    Attributes
+    ----------
+    tree
+        ``cKDTree`` of the samples (both ends of each segment and points at most
+        `SAMPLE_SPACING_M` apart between them).
+    segment
+        The segment of each sample.
+    x, y, dx, dy, len2
+        Each segment's start, its vector to its end, and that vector's squared length (one array
+        per coordinate: the nearest-edge search gathers them for millions of point × segment pairs).
+    edge
+        Each segment's edge, as a position among `Network.snappable`.
+    offset_m
+        Where each segment starts along its edge.
+    """
+
+    tree: cKDTree
+    segment: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    dx: np.ndarray
+    dy: np.ndarray
+    len2: np.ndarray
+    edge: np.ndarray
+    offset_m: np.ndarray
 
 
 def walkable_streets(
