@@ -283,21 +283,22 @@ def snappable_mask(streets: gpd.GeoDataFrame) -> np.ndarray:
 def symmetric_min_csr(u: np.ndarray, v: np.ndarray, w: np.ndarray, n: int) -> sparse.csr_array:
     """CSR of both directions of every edge, keeping the minimum weight among parallel edges."""
     keep = u != v  # self-loops never shorten a path
-    rows = np.concatenate([u[keep], v[keep]])
-    cols = np.concatenate([v[keep], u[keep]])
+    rows = np.concatenate([u[keep], v[keep]]).astype(np.int64)
+    cols = np.concatenate([v[keep], u[keep]]).astype(np.int64)
     data = np.concatenate([w[keep], w[keep]])
-    # sorted by (row, column, weight): the first of each (row, column) run is its shortest edge
-    order = np.lexsort((data, cols, rows))
-    rows, cols, data = rows[order], cols[order], data[order]
-    first = np.ones(len(rows), dtype=bool)
-    first[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])
-    r, c, w = rows[first], cols[first], data[first]
+    # one integer key per (row, column), sorted: each run of a key is one pair's parallel edges,
+    # and its minimum their shortest (one stable sort of one key, not a lexsort of three)
+    key = rows * n + cols
+    order = np.argsort(key, kind="stable")
+    key, data = key[order], data[order]
+    first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.zeros(0, int)
+    w_min = np.minimum.reduceat(data, first) if len(first) else data
+    r, c = np.divmod(key[first], n)
     indptr = np.zeros(n + 1, dtype=np.int64)
-    np.add.at(indptr, r + 1, 1)
-    np.cumsum(indptr, out=indptr)
+    np.cumsum(np.bincount(r, minlength=n), out=indptr[1:])
     # Built directly from sorted arrays: coo→csr conversion would *sum* duplicates and may drop
     # explicit zeros (zero-length segments are real edges).
-    return sparse.csr_array((w, c.astype(np.int32), indptr), shape=(n, n))
+    return sparse.csr_array((w_min, c.astype(np.int32), indptr), shape=(n, n))
 
 
 def network_from_streets(

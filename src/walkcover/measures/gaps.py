@@ -19,7 +19,7 @@ import shapely
 from affine import Affine
 
 from walkcover.engine import coverage as cov
-from walkcover.measures.raster import centres_inside, polygons, rasterize
+from walkcover.measures.raster import as_shapes, burn, centres_inside, polygons, rasterize
 
 GAP_COLUMNS = [
     "standard",
@@ -80,10 +80,9 @@ def _gap_polygons(result, standard_id: str, district_id: str) -> gpd.GeoDataFram
     if cells.n_items:
         dist = cov.demand_distances(net, cells, p.snaps, p.node_dist)
         uncovered = ~(dist <= result.thresholds(std, cells))
-    d = result.demand
-    mine = d[(d["district_id"] == district_id).to_numpy()]
-    miss = mine[~mine[f"{standard_id}_covered"].to_numpy(dtype=bool)]
-    foot = shapely.make_valid(miss.geometry.to_numpy())
+    homes = _district_homes(result, district_id)
+    miss = ~result.demand[f"{standard_id}_covered"].to_numpy(dtype=bool)[homes.at]
+    foot = homes.footprints[miss]
     if not uncovered.any() and not len(foot):
         return gpd.GeoDataFrame({c: [] for c in GAP_COLUMNS[:-1]}, geometry=[], crs=result.crs)
     # One raster on the land grid: the uncovered land cells and every cell an uncovered home
@@ -101,17 +100,20 @@ def _gap_polygons(result, standard_id: str, district_id: str) -> gpd.GeoDataFram
     if uncovered.any():
         _burn_points(grid, c0, r1, pts[uncovered], cell_m)
     if len(foot):
-        grid |= rasterize(
-            foot, out_shape=grid.shape, transform=transform, all_touched=True, dtype=np.uint8
+        grid |= burn(
+            homes.shapes[miss[homes.owner]],
+            out_shape=grid.shape,
+            transform=transform,
+            all_touched=True,
+            dtype=np.uint8,
         )
     grid = binary_closing(grid, structure=np.ones((3, 3), dtype=bool)).astype(np.uint8)
-    merged = np.array(polygons(grid, transform), dtype=object)
+    merged = polygons(grid, transform)
     tree = shapely.STRtree(merged)
-    rep = shapely.point_on_surface(miss.geometry.to_numpy())
-    hit_unit, hit_gap = tree.query(rep, predicate="within")
+    hit_unit, hit_gap = tree.query(homes.inside[miss], predicate="within")
     res = np.zeros(len(merged))
     units = np.zeros(len(merged), dtype=np.int64)
-    np.add.at(res, hit_gap, miss["residents"].to_numpy(dtype=float)[hit_unit])
+    np.add.at(res, hit_gap, homes.residents[miss][hit_unit])
     np.add.at(units, hit_gap, 1)
     centre = shapely.point_on_surface(merged)
     cs = cov.snap(net, centre, max_snap_m=result.city.config.network.max_snap_m)
@@ -131,6 +133,40 @@ def _gap_polygons(result, standard_id: str, district_id: str) -> gpd.GeoDataFram
     out = out.sort_values(["residents_uncovered", "area_m2"], ascending=False, kind="mergesort")
     out.insert(1, "rank", np.arange(1, len(out) + 1))
     return out.reset_index(drop=True)[GAP_COLUMNS]
+
+
+@dataclass(frozen=True)
+class _Homes:
+    """A district's homes as every standard's gaps use them, made once per district: their rows
+    in the demand frame, footprints made valid, those footprints as shapes to burn (`as_shapes`:
+    ``owner`` says whose), a point inside each, and their residents."""
+
+    at: np.ndarray
+    footprints: np.ndarray
+    shapes: np.ndarray
+    owner: np.ndarray
+    inside: np.ndarray
+    residents: np.ndarray
+
+
+def _district_homes(result, district_id: str) -> _Homes:
+    key = ("homes", district_id)
+    if key not in result.derived:
+        d = result.demand
+        at = np.flatnonzero((d["district_id"] == district_id).to_numpy())
+        raw = d.geometry.to_numpy()[at]
+        foot = shapely.make_valid(raw)
+        shapes, owner = as_shapes(foot)
+        result.derived[key] = _Homes(
+            at=at,
+            footprints=foot,
+            shapes=shapes,
+            owner=owner,
+            inside=shapely.point_on_surface(raw),
+            residents=d["residents"].to_numpy(dtype=float)[at],
+        )
+    home: _Homes = result.derived[key]
+    return home
 
 
 #: Lattice corners snapped and measured at a time: memory stays flat however large the district.
@@ -197,7 +233,7 @@ class Lattice:
         if polys:  # the facilities' own grounds are within reach
             grid |= rasterize(polys, out_shape=grid.shape, transform=transform, dtype=np.uint8)
         pieces = polygons(grid, transform)
-        return shapely.multipolygons(pieces) if pieces else shapely.Polygon()
+        return shapely.multipolygons(pieces) if len(pieces) else shapely.Polygon()
 
 
 def _grounds(result, standard_id: str) -> list:
