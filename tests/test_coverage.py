@@ -7,6 +7,7 @@ import math
 import geopandas as gpd
 import numpy as np
 import pytest
+import shapely
 from shapely.geometry import Point, Polygon, box
 
 from conftest import CRS_M, shift, split_graph_distances, streets
@@ -257,6 +258,40 @@ def test_snapping_in_runs_on_threads_equals_snapping_at_once(
         assert one.n_items == two.n_items == len(homes) and len(one.unsnapped) > 0
         for field in ("item", "edge", "lo_m", "hi_m", "leg_m", "unsnapped"):
             np.testing.assert_array_equal(getattr(one, field), getattr(two, field), err_msg=field)
+
+
+def test_a_park_s_stretch_holds_its_nearest_point_and_points_sit_at_their_projection(
+    helsinki_network, helsinki_layers, monkeypatch
+):
+    """Areas reached along their sides are never located by a shortest line: their stretch of
+    street (from the span points) holds the street's nearest point to them, on the real sample's
+    parks; a point facility sits where it projects onto its street; and should the span find
+    nothing, the nearest point is taken."""
+    from walkcover.config.standards import features_matching, load_standards
+
+    _, crs, layers = helsinki_layers
+    feats = layers.features.to_crs(crs)
+    parks = features_matching(feats, load_standards().land.green).geometry.to_numpy()
+    parks = parks[shapely.get_type_id(parks) >= 3]
+    stops = feats[feats["tags"].map(lambda t: t.get("highway") == "bus_stop")].geometry.to_numpy()
+    assert len(parks) > 20 and len(stops) > 20
+    items = np.concatenate([parks, stops])
+    net = helsinki_network
+    lines = net.edges.geometry.to_numpy()
+    snaps = cov.snap(net, items, max_snap_m=200, reach_polygon_edges=True)
+    g, e = items[snaps.item], lines[snaps.edge]
+    nearest = shapely.line_locate_point(e, shapely.get_point(shapely.shortest_line(g, e), 1))
+    is_park = snaps.item < len(parks)
+    assert is_park.sum() > 100 and (snaps.hi_m[is_park] - snaps.lo_m[is_park] > 1).sum() > 20
+    assert (snaps.lo_m <= nearest + 1e-9).all() and (nearest <= snaps.hi_m + 1e-9).all()
+    np.testing.assert_allclose(snaps.lo_m[~is_park], nearest[~is_park], rtol=0, atol=1e-9)
+    monkeypatch.setattr(
+        cov, "_span_points", lambda *a: (np.array([], dtype=np.int64), np.array([]))
+    )
+    bare = cov.snap(net, items, max_snap_m=200, reach_polygon_edges=True)
+    np.testing.assert_array_equal(bare.edge, snaps.edge)
+    np.testing.assert_allclose(bare.lo_m, nearest, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(bare.hi_m, nearest, rtol=0, atol=1e-9)
 
 
 def test_kdtree_nearest_edges_equal_the_rtree(helsinki_network):

@@ -362,21 +362,30 @@ def snap(
     edge = np.concatenate(edges) if edges else np.array([], dtype=np.int64)
     g, e = arr[item], edge_geoms[edge]
     leg = shapely.distance(g, e)
-    near = shapely.get_point(shapely.shortest_line(g, e), 1)
     area_item = is_area[item]
+    # A point is located where it projects onto its street (the street's nearest point to it).
+    lo = np.empty(len(item))
+    pt = ~area_item
+    lo[pt] = shapely.line_locate_point(e[pt], g[pt])
     if not reach_polygon_edges:
         # A home's door is taken opposite its middle, not at whichever corner happens to be nearest.
-        near = np.where(area_item, shapely.centroid(g), near)
-    lo = shapely.line_locate_point(e, near)
+        lo[area_item] = shapely.line_locate_point(e[area_item], shapely.centroid(g[area_item]))
     hi = lo.copy()
     if reach_polygon_edges:
         # A polygon is reached anywhere along the stretch of street that runs at its nearest
         # distance: all of a park's side that lines the street, all of a path's crossing inside it.
+        # That stretch holds the street's nearest point to the polygon (a nearest pair of two
+        # outlines has a vertex on one of them, and every such vertex is a candidate).
         k = np.flatnonzero(area_item)
         if len(k):
+            lo[k], hi[k] = np.inf, -np.inf
             at, offs = _span_points(g[k], e[k], leg[k], item[k])
             np.minimum.at(lo, k[at], offs)
             np.maximum.at(hi, k[at], offs)
+            lost = k[~np.isfinite(lo[k])]  # none, but never a stretch from infinity
+            if len(lost):
+                near = shapely.get_point(shapely.shortest_line(g[lost], e[lost]), 1)
+                lo[lost] = hi[lost] = shapely.line_locate_point(e[lost], near)
     unsnapped = np.setdiff1d(np.arange(n), item)
     order = np.lexsort((edge, leg, item))
     return Snaps(item[order], edge[order], lo[order], hi[order], leg[order], unsnapped, n)
