@@ -198,3 +198,27 @@ def test_columnar_tag_matching_equals_matching_each_feature(helsinki_layers):
         assert list(got) == list(want), selectors
         hits += len(want)
     assert hits > 200
+
+
+def test_each_facility_is_matched_by_its_first_selector(helsinki_layers):
+    """select_facilities names, for every feature it picks, the first of the standard's selectors
+    that matches it feature by feature (`tag_matches`), and picks nothing else."""
+    from walkcover.config.standards import tag_matches
+    from walkcover.measures.facilities import describe
+
+    _, crs, layers = helsinki_layers
+    feats = layers.features.to_crs(crs)
+    rules = load_standards()
+    several = 0
+    for std in rules.standards.values():
+        got = select_facilities(feats, std)
+        want_ids, want_by = [], []
+        for osm_id, tags, geom in zip(feats["osm_id"], feats["tags"], feats.geometry):
+            first = next((s for s in std.selectors if tag_matches(tags, s)), None)
+            if first is not None and geom is not None and not geom.is_empty:
+                want_ids.append(osm_id)
+                want_by.append(describe(first))
+        assert list(got["osm_id"]) == want_ids, std.id
+        assert list(got["matched_by"]) == want_by, std.id
+        several += len(set(want_by)) > 1
+    assert several >= 2  # standards whose facilities come from different selectors

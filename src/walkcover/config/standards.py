@@ -436,10 +436,19 @@ def _tag_columns(features: pd.DataFrame) -> dict[str, pd.Series]:
 
 
 def features_matching(features: gpd.GeoDataFrame, selectors: list[Selector]) -> gpd.GeoDataFrame:
-    """The features whose tags match any of `selectors` (the rule of `tag_matches`).
+    """The features whose tags match any of `selectors` (the rule of `tag_matches`)."""
+    mask = np.zeros(len(features), dtype=bool)
+    for sel in selector_masks(features, selectors):
+        mask |= sel
+    return features[mask]
 
-    Column by column: each tag key a selector names is looked up once per feature, and its values
-    compared as arrays, instead of matching every feature against every selector in Python.
+
+def selector_masks(features: pd.DataFrame, selectors: list[Selector]) -> list[np.ndarray]:
+    """Per selector, which features' tags match it (the rule of `tag_matches`).
+
+    Column by column: each tag key a selector names is looked up once per feature (and kept for
+    the frame's other rules), and its values compared as arrays, instead of matching every feature
+    against every selector in Python.
     """
     tags = features["tags"].to_numpy()
     columns = _tag_columns(features)
@@ -451,7 +460,7 @@ def features_matching(features: gpd.GeoDataFrame, selectors: list[Selector]) -> 
             columns[key] = values.where(present).map(str, na_action="ignore")
         return columns[key]
 
-    mask = np.zeros(len(tags), dtype=bool)
+    masks = []
     for selector in selectors:
         sel = np.ones(len(tags), dtype=bool)
         for key, want in selector.items():
@@ -467,5 +476,5 @@ def features_matching(features: gpd.GeoDataFrame, selectors: list[Selector]) -> 
                 else:
                     hit |= (have == str(w)).to_numpy(dtype=bool)
             sel &= hit & present
-        mask |= sel
-    return features[mask]
+        masks.append(sel)
+    return masks

@@ -14,7 +14,7 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
-from walkcover.config.standards import Selector, Standard, tag_matches
+from walkcover.config.standards import Selector, Standard, selector_masks, tag_matches
 
 PRIMARY, MIDDLE = "primary", "middle"
 
@@ -102,14 +102,13 @@ def select_facilities(features: gpd.GeoDataFrame, standard: Standard) -> gpd.Geo
         ``osm_id, standard, name, matched_by`` (the selector that matched, as ``k=v`` text),
         ``counts`` (bool), ``reason`` ("" when it counts), geometry.
     """
-    rows, matched, keys = [], [], []
-    for pos, tags in enumerate(features["tags"]):
-        for sel in standard.selectors:
-            if tag_matches(tags, sel):
-                rows.append(pos)
-                matched.append(describe(sel))
-                keys.append(tuple(sel))
-                break
+    # each feature's first matching selector, from one array mask per selector
+    first = np.full(len(features), -1)
+    for j, mask in reversed(list(enumerate(selector_masks(features, standard.selectors)))):
+        first[mask] = j
+    rows = np.flatnonzero(first >= 0)
+    matched = [describe(standard.selectors[j]) for j in first[rows]]
+    keys = [tuple(standard.selectors[j]) for j in first[rows]]
     picked = features.iloc[rows]
     ok = picked.geometry.notna().to_numpy() & ~picked.geometry.is_empty.to_numpy()
     ok &= picked.geom_type.isin(
