@@ -354,8 +354,9 @@ def _prepare(
     cfg = city.config
     crs = working_crs(city)
     query = study_query(city, districts, rules, standards)
-    features = layers.features.to_crs(crs)
-    streets = layers.streets.to_crs(crs)
+    # layers read for a run are in its CRS already (`walkcover.sources.load_osm`): no copy
+    features = _in_crs(layers.features, crs)
+    streets = _in_crs(layers.streets, crs)
 
     step("building the walk network")
     walk = walkable_streets(streets, walk_highways=query.walk_highways)
@@ -447,6 +448,13 @@ def _standard_facilities(study: _Study, std: Standard, notes: list[Note]) -> gpd
             )
         )
     return merge_sources(fac, files, source=fsrc.source, merge_within_m=fsrc.merge_within_m)
+
+
+def _in_crs(frame: gpd.GeoDataFrame, crs: Any) -> gpd.GeoDataFrame:
+    """`frame` in `crs`: itself when it is in it already (``to_crs`` would copy every column)."""
+    if frame.crs is not None and frame.crs.is_exact_same(pyproj.CRS.from_user_input(crs)):
+        return frame
+    return frame.to_crs(crs)
 
 
 def _measure_standard(study: _Study, std: Standard) -> _Measured:
