@@ -245,8 +245,15 @@ def write_run(
     # Districts are independent once measured: two at a time (the lattices, GeoPackages and
     # rasters release the GIL), each still staged and swapped in whole.
     rows = [drow for _, drow in assessment.districts.iterrows()]
+    geoms = list(d_proj.geometry)
+    # the districts with most homes first: a large district started last would run on alone
+    homes = assessment.demand["district_id"].value_counts()
+    order = sorted(range(len(rows)), key=lambda i: -int(homes.get(rows[i]["district_id"], 0)))
     with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
-        results = list(pool.map(one, rows, d_proj.geometry))
+        done_by = dict(
+            zip(order, pool.map(one, [rows[i] for i in order], [geoms[i] for i in order]))
+        )
+    results = [done_by[i] for i in range(len(rows))]
     for slug, step, exc, new, previous in results:
         if exc is not None:
             files.failures.append((slug, step, exc))
