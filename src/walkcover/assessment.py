@@ -43,7 +43,6 @@ from walkcover.measures.entrances import CLOSED_REASON, Access, facility_access
 from walkcover.measures.facilities import OUT_OF_SERVICE, select_facilities
 from walkcover.measures.facility_files import imported_facilities, merge_sources
 from walkcover.measures.indicators import (
-    INDICATOR_LANDS,
     SUMMARY_COLUMNS,
     district_indicators,
     district_summary,
@@ -295,14 +294,24 @@ def assess_layers(
     measured: dict[str, _Measured] = {}
     with ThreadPoolExecutor(max_workers=MEASURE_THREADS) as pool:
         futures = [pool.submit(_measure_standard, study, std) for std in standards]
-        # the city-wide land unions the district indicators need, made by whichever thread is
-        # free first, while the other finishes the last standards
-        for kind in INDICATOR_LANDS:
-            pool.submit(study.lands.union, kind)
+        # the district indicators (counts, densities, land per resident: they read the homes'
+        # residents, never a standard's result) by whichever thread is free first, while the
+        # other finishes the last standards
+        indicators = pool.submit(
+            district_indicators,
+            study.features,
+            districts,
+            study.d_proj,
+            study.demand,
+            rules,
+            study.lands.union,
+        )
+        futures.append(indicators)
         try:
             for std, fut in zip(standards, futures):
                 step(f"measuring {std.id}")
                 measured[std.id] = fut.result()
+            district_rows = indicators.result()
         except BaseException:
             for fut in futures:  # a failure (or Ctrl-C) does not wait for the standards queued
                 fut.cancel()
@@ -314,9 +323,6 @@ def assess_layers(
         study.notes.extend(m.notes)
     facilities = _concat_facilities([m.facilities for m in measured.values()], study.crs)
     summary = _summary(study, standards, measured, facilities)
-    district_rows = district_indicators(
-        study.features, districts, study.d_proj, study.demand, rules, study.lands.union
-    )
     return Assessment(
         city=city,
         districts=districts,
