@@ -364,48 +364,41 @@ def _prepare(
     features = _in_crs(layers.features, crs)
     streets = _in_crs(layers.streets, crs)
 
-    step("building the walk network")
-    walk = walkable_streets(streets, walk_highways=query.walk_highways)
-    gates = locked_gates(features)
-    network = build_network(walk, min_island_m=cfg.network.min_island_m, cut_nodes=gates)
-    notes: list[Note] = []
-    on_paths = np.intersect1d(gates, np.concatenate([walk["u"], walk["v"]]).astype(np.int64))
-    if len(on_paths):
-        ids = ", ".join(f"node/{g}" for g in on_paths[:5]) + (" …" if len(on_paths) > 5 else "")
-        notes.append(
-            Note(
-                f"{len(on_paths)} locked gate(s) (access=no|private or locked=yes) cut the paths "
-                f"through them ({ids})"
-            )
-        )
-    if len(network.edges) == 0:
-        notes.append(
-            Note("no walkable streets were found in the study area; every unit is unsnapped")
-        )
-
-    step("estimating residents")
     d_proj = districts.to_crs(crs)
-    demand, models = _demand(features, d_proj, cfg, notes)
-    totals = _known_totals(city, d_proj)
-    res_land = land_union(features, rules.land.residential_land)
-    completeness = building_completeness(
-        demand[(demand["kind"] == "building").to_numpy()],
-        res_land,
-        d_proj,
-        expected_footprint_share=cfg.demand.expected_footprint_share,
-        known_totals=totals,
-    )
-    demand, pop_model = _population(
-        city, demand, d_proj, population_raster, models, notes, completeness, totals, res_land
-    )
+    notes: list[Note] = []
+    with ThreadPoolExecutor(max_workers=1) as side:
+        # The residents come from the features, the network from the streets: the residents are
+        # estimated on a second thread while this one builds the network and its street contexts.
+        people = side.submit(_residents, city, features, d_proj, rules, population_raster)
+        step("building the walk network")
+        walk = walkable_streets(streets, walk_highways=query.walk_highways)
+        gates = locked_gates(features)
+        network = build_network(walk, min_island_m=cfg.network.min_island_m, cut_nodes=gates)
+        on_paths = np.intersect1d(gates, np.concatenate([walk["u"], walk["v"]]).astype(np.int64))
+        if len(on_paths):
+            ids = ", ".join(f"node/{g}" for g in on_paths[:5])
+            ids += " …" if len(on_paths) > 5 else ""
+            notes.append(
+                Note(
+                    f"{len(on_paths)} locked gate(s) (access=no|private or locked=yes) cut the "
+                    f"paths through them ({ids})"
+                )
+            )
+        if len(network.edges) == 0:
+            notes.append(
+                Note("no walkable streets were found in the study area; every unit is unsnapped")
+            )
+        edge_tags = _edge_tags(network)
+        context = None
+        if any(s.context_thresholds_m for s in standards):
+            context = classify_edges(network, edge_tags, features, rules.street_contexts)
+        step("estimating residents")
+        demand, models, pop_model, completeness, res_land, resident_notes = people.result()
+    notes += resident_notes  # after the network's, as when they were made one after the other
 
     step("snapping demand units")
     snap_m = cfg.network.max_snap_m
     demand_snaps = cov.snap(network, demand.geometry, max_snap_m=snap_m, tie_m=cfg.network.tie_m)
-    edge_tags = _edge_tags(network)
-    context = None
-    if any(s.context_thresholds_m for s in standards):
-        context = classify_edges(network, edge_tags, features, rules.street_contexts)
     return _Study(
         city=city,
         districts=districts,
@@ -435,6 +428,33 @@ def _prepare(
         notes=notes,
         completeness=completeness,
     )
+
+
+def _residents(
+    city: City,
+    features: gpd.GeoDataFrame,
+    d_proj: gpd.GeoDataFrame,
+    rules: StandardSet,
+    population_raster: str | Path | None,
+) -> tuple[gpd.GeoDataFrame, dict[str, str], str, pd.DataFrame, shapely.Geometry, list[Note]]:
+    """The homes and their residents: ``(demand, demand models, population model, building
+    completeness, residential land, notes)``."""
+    cfg = city.config
+    notes: list[Note] = []
+    demand, models = _demand(features, d_proj, cfg, notes)
+    totals = _known_totals(city, d_proj)
+    res_land = land_union(features, rules.land.residential_land)
+    completeness = building_completeness(
+        demand[(demand["kind"] == "building").to_numpy()],
+        res_land,
+        d_proj,
+        expected_footprint_share=cfg.demand.expected_footprint_share,
+        known_totals=totals,
+    )
+    demand, pop_model = _population(
+        city, demand, d_proj, population_raster, models, notes, completeness, totals, res_land
+    )
+    return demand, models, pop_model, completeness, res_land, notes
 
 
 def _standard_facilities(study: _Study, std: Standard, notes: list[Note]) -> gpd.GeoDataFrame:
