@@ -7,7 +7,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -293,10 +293,12 @@ def assess_layers(
     study = _prepare(city, districts, rules, standards, layers, population_raster, step)
     measured: dict[str, _Measured] = {}
     with ThreadPoolExecutor(max_workers=MEASURE_THREADS) as pool:
-        futures = [pool.submit(_measure_standard, study, std) for std in standards]
-        # the district indicators (counts, densities, land per resident: they read the homes'
-        # residents, never a standard's result) by whichever thread is free first, while the
-        # other finishes the last standards
+        futures: list[Future[Any]] = [
+            pool.submit(_measure_standard, study, std) for std in standards
+        ]
+        # Then, by whichever thread is free first while the other finishes the last standards,
+        # what needs no standard's result: the district indicators (counts, densities, land per
+        # resident), the edges' midpoints and the homes on each denominator land.
         indicators = pool.submit(
             district_indicators,
             study.features,
@@ -306,12 +308,16 @@ def assess_layers(
             rules,
             study.lands.union,
         )
-        futures.append(indicators)
+        midpoints = pool.submit(study.lands.edge_midpoints)
+        on_land = pool.submit(_homes_on_land, study, standards)
+        futures += [indicators, midpoints, on_land]
         try:
             for std, fut in zip(standards, futures):
                 step(f"measuring {std.id}")
                 measured[std.id] = fut.result()
             district_rows = indicators.result()
+            midpoints.result()
+            homes_on = on_land.result()
         except BaseException:
             for fut in futures:  # a failure (or Ctrl-C) does not wait for the standards queued
                 fut.cancel()
@@ -322,7 +328,7 @@ def assess_layers(
             study.demand[col] = values
         study.notes.extend(m.notes)
     facilities = _concat_facilities([m.facilities for m in measured.values()], study.crs)
-    summary = _summary(study, standards, measured, facilities)
+    summary = _summary(study, standards, measured, facilities, homes_on)
     return Assessment(
         city=city,
         districts=districts,
@@ -610,13 +616,10 @@ def _summary(
     standards: list[Standard],
     measured: dict[str, _Measured],
     facilities: gpd.GeoDataFrame,
+    on_land: dict[str, np.ndarray],
 ) -> pd.DataFrame:
     """One row per district × standard (`indicators.district_summary`)."""
     demand, counts = study.demand, facilities["counts"].to_numpy(dtype=bool)
-    homes = demand.geometry.to_numpy()
-    on_land: dict[str, np.ndarray] = {
-        k: study.lands.homes_on(k, homes) for k in {s.denominator for s in standards}
-    }
     _warn_off_land(study, on_land)
     complete = study.completeness.set_index("district_id")["building_completeness_pct"]
     groups = {s.id: _groups(study, s) for s in standards}
@@ -696,6 +699,12 @@ OFFICIAL_LAND_WARN_PCT = 50.0
 OFFICIAL_LAND_NOTE = "official_land"
 #: Notes on where the residents come from (buildings too incomplete to carry them).
 DEMAND_NOTE = "demand"
+
+
+def _homes_on_land(study: _Study, standards: list[Standard]) -> dict[str, np.ndarray]:
+    """Per denominator land, which homes touch it (those the official figure counts)."""
+    homes = study.demand.geometry.to_numpy()
+    return {k: study.lands.homes_on(k, homes) for k in sorted({s.denominator for s in standards})}
 
 
 def _warn_off_land(study: _Study, on_land: dict[str, np.ndarray]) -> None:

@@ -247,8 +247,13 @@ class DenominatorLand:
 
     def edge_district(self, did: str, dgeom: shapely.Geometry) -> np.ndarray:
         """Which network edges have their midpoint in the district."""
-        if self._edge_mid is None:
-            g = self.network.edges.geometry.to_numpy()
-            self._edge_mid = shapely.line_interpolate_point(g, 0.5, normalized=True)
         shapely.prepare(dgeom)
-        return shapely.contains(dgeom, self._edge_mid)
+        return shapely.contains(dgeom, self.edge_midpoints())
+
+    def edge_midpoints(self) -> np.ndarray:
+        """The network edges' midpoints (made once, by the first thread that asks)."""
+        with self._lock("edge_mid"):
+            if self._edge_mid is None:
+                g = self.network.edges.geometry.to_numpy()
+                self._edge_mid = shapely.line_interpolate_point(g, 0.5, normalized=True)
+        return self._edge_mid
