@@ -6,6 +6,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
+import shapely
 from shapely.geometry import Point, box
 
 from conftest import CRS_M, shift, streets
@@ -96,3 +97,31 @@ def test_a_footbridge_is_a_safe_crossing():
     via_bridge = 5 + 50 + 2 * np.hypot(100, 200) + 200 + 50 + 5
     assert safe["dist_m"].iloc[0] == pytest.approx(via_bridge)
     assert plain["dist_m"].iloc[0] == pytest.approx(310.0)
+
+
+def test_edge_ends_placed_by_their_nodes_equal_probing_every_edge(
+    helsinki_network, helsinki_layers
+):
+    """On the sample's real barriers (its primary roads and railways), the cells found for each
+    edge's ends through their nodes (probing only edges at nodes near a barrier) are exactly those
+    of a probe on every edge."""
+    from walkcover.config.standards import load_standards
+    from walkcover.engine import barriers as bar
+
+    _, crs, layers = helsinki_layers
+    net = helsinki_network
+    lines = bar.barrier_lines(
+        layers.streets.to_crs(crs), layers.features.to_crs(crs), load_standards().safe_route
+    )
+    geoms = net.edges.geometry.to_numpy()
+    polys = bar.cells(lines, shapely.box(*shapely.total_bounds(geoms)))
+    assert len(lines) > 50 and len(polys) > 10
+    tree = shapely.STRtree(polys)
+    length = net.edges["length_m"].to_numpy()
+    probe = np.minimum(bar._PROBE_M, length / 2)
+    want_u = bar._cell_of(tree, shapely.line_interpolate_point(geoms, probe))
+    want_v = bar._cell_of(tree, shapely.line_interpolate_point(geoms, length - probe))
+    got_u, got_v = bar._end_cells(net, tree, length)
+    np.testing.assert_array_equal(got_u, want_u)
+    np.testing.assert_array_equal(got_v, want_v)
+    assert (want_u != want_v).sum() > 20  # edges that cross a barrier: ends in different cells

@@ -97,6 +97,50 @@ def _cell_of(tree: shapely.STRtree, points: np.ndarray) -> np.ndarray:
     return out
 
 
+def _end_cells(
+    network: Network, tree: shapely.STRtree, length: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The cell each edge leaves its ``u`` end into and arrives from at its ``v`` end: the cell
+    of a probe `_PROBE_M` along the edge from that end (half-way on shorter edges).
+
+    A probe lies within `_PROBE_M` of its node, so where no cell boundary passes that close to the
+    node the probe is in the node's cell: the nodes are placed in their cells (one point per node,
+    not two per edge), and only the edges at nodes near a barrier are probed.
+    """
+    e = network.edges
+    geoms = e.geometry.to_numpy()
+    u, v = e["u_idx"].to_numpy(), e["v_idx"].to_numpy()
+    if not len(geoms):
+        return np.array([], dtype=np.int64), np.array([], dtype=np.int64)
+    # node positions: each edge runs from its u node to its v node
+    xy = shapely.get_coordinates(geoms)
+    last = np.cumsum(shapely.get_num_coordinates(geoms)) - 1
+    first = np.r_[0, last[:-1] + 1]
+    node_xy = np.zeros((network.n_nodes, 2))
+    node_xy[u], node_xy[v] = xy[first], xy[last]
+    nodes = shapely.points(node_xy)
+    node_cell = _cell_of(tree, nodes)
+    # nodes within the probe distance of a cell boundary (barriers and the study area's edge):
+    # their edges are probed
+    ring_xy, ring = shapely.get_coordinates(shapely.get_rings(tree.geometries), return_index=True)
+    same = ring[1:] == ring[:-1]
+    bounds = shapely.linestrings(np.stack([ring_xy[:-1][same], ring_xy[1:][same]], axis=1))
+    close = np.zeros(network.n_nodes, dtype=bool)
+    if len(bounds):
+        near_node, _ = shapely.STRtree(bounds).query(
+            nodes, predicate="dwithin", distance=_PROBE_M * (1 + 1e-9)
+        )
+        close[near_node] = True
+    c_u, c_v = node_cell[u], node_cell[v]
+    probe = np.minimum(_PROBE_M, length / 2)
+    at_u, at_v = np.flatnonzero(close[u]), np.flatnonzero(close[v])
+    c_u[at_u] = _cell_of(tree, shapely.line_interpolate_point(geoms[at_u], probe[at_u]))
+    c_v[at_v] = _cell_of(
+        tree, shapely.line_interpolate_point(geoms[at_v], length[at_v] - probe[at_v])
+    )
+    return c_u, c_v
+
+
 def _sides(geoms: np.ndarray, length: np.ndarray, tree: shapely.STRtree) -> list[np.ndarray]:
     """The cell on the left and on the right of each barrier carriageway (probed beside its middle)."""
     if not len(geoms):
@@ -161,9 +205,7 @@ def safe_network(
     cell_polys = cells(barriers, extent)
     tree = shapely.STRtree(cell_polys)
     length = e["length_m"].to_numpy()
-    probe = np.minimum(_PROBE_M, length / 2)
-    c_u = _cell_of(tree, shapely.line_interpolate_point(geoms, probe))
-    c_v = _cell_of(tree, shapely.line_interpolate_point(geoms, length - probe))
+    c_u, c_v = _end_cells(network, tree, length)
     is_barrier = street_tags["is_barrier"].to_numpy(dtype=bool)
     may_cross = _is_yes(street_tags, "bridge") | _is_yes(street_tags, "tunnel")
     may_cross |= (
