@@ -223,26 +223,33 @@ class Lattice:
                 band[at] = dist <= limit
         return ok
 
-    def area(self, ok: np.ndarray, polys: list) -> shapely.Geometry:
+    def area(self, ok: np.ndarray, polys: np.ndarray) -> shapely.Geometry:
         """The cells whose four corners are `ok`, with the facilities' own grounds `polys`, as one
         (multi)polygon."""
         covered = ok[:-1, :-1] & ok[1:, :-1] & ok[:-1, 1:] & ok[1:, 1:]
         # Raster rows run north to south: flip the lattice (south to north) into image order.
         grid = covered[::-1].astype(np.uint8)
         transform = Affine(self.cell_m, 0, self.gx[0, 0], 0, -self.cell_m, self.gy[-1, 0])
-        if polys:  # the facilities' own grounds are within reach
-            grid |= rasterize(polys, out_shape=grid.shape, transform=transform, dtype=np.uint8)
+        if len(polys):  # the facilities' own grounds are within reach: those over the lattice
+            b = shapely.bounds(polys)
+            x0, y0 = self.gx[0, 0], self.gy[0, 0]
+            x1, y1 = self.gx[-1, -1], self.gy[-1, -1]
+            over = (b[:, 0] <= x1) & (b[:, 2] >= x0) & (b[:, 1] <= y1) & (b[:, 3] >= y0)
+            if over.any():
+                grid |= rasterize(
+                    polys[over],
+                    out_shape=grid.shape,
+                    transform=transform,
+                    dtype=np.uint8,
+                )
         pieces = polygons(grid, transform)
         return shapely.multipolygons(pieces) if len(pieces) else shapely.Polygon()
 
 
-def _grounds(result, standard_id: str) -> list:
+def _grounds(result, standard_id: str) -> np.ndarray:
     """The standard's counted facilities that are areas (their grounds are within reach)."""
-    return [
-        g
-        for g in result.passes[standard_id].counted.geometry.to_numpy()
-        if shapely.get_type_id(g) in (3, 6)
-    ]
+    g = result.passes[standard_id].counted.geometry.to_numpy()
+    return g[np.isin(shapely.get_type_id(g), (3, 6))]
 
 
 #: How far past its boundary a district's service areas are drawn: enough for the map to show
@@ -266,8 +273,9 @@ def district_service_areas(result, district_id: str, *, cell_m: float = 10.0) ->
         rows = []
         for std in result.standards:
             if lattice is None:  # no street near the district is within reach of a facility
-                polys = [g for g in _grounds(result, std.id) if shapely.intersects(g, dgeom)]
-                area = shapely.union_all(polys) if polys else shapely.Polygon()
+                polys = _grounds(result, std.id)
+                polys = polys[shapely.intersects(polys, dgeom)]
+                area = shapely.union_all(polys) if len(polys) else shapely.Polygon()
             else:
                 area = lattice.area(ok[std.id], _grounds(result, std.id))
             rows.append(
@@ -355,6 +363,6 @@ def service_area(
         extent = shapely.Polygon()
     polys = _grounds(result, standard_id)
     if shapely.is_empty(extent) or not near.any():
-        return shapely.union_all(polys) if polys else shapely.Polygon()
+        return shapely.union_all(polys) if len(polys) else shapely.Polygon()
     lattice = Lattice.over(extent, cell_m=cell_m)
     return lattice.area(lattice.within_reach(result, [std])[std.id], polys)
