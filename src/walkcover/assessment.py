@@ -380,7 +380,8 @@ def _prepare(
         walk = walkable_streets(streets, walk_highways=query.walk_highways)
         gates = locked_gates(features)
         network = build_network(walk, min_island_m=cfg.network.min_island_m, cut_nodes=gates)
-        on_paths = np.intersect1d(gates, np.concatenate([walk["u"], walk["v"]]).astype(np.int64))
+        ends = np.concatenate([walk["u"], walk["v"]]).astype(np.int64)
+        on_paths = np.unique(ends[pd.Series(ends).isin(gates).to_numpy()])  # hashed, no sort
         if len(on_paths):
             ids = ", ".join(f"node/{g}" for g in on_paths[:5])
             ids += " …" if len(on_paths) > 5 else ""

@@ -69,6 +69,14 @@ class Network:
         return pyproj.CRS.from_user_input(self.edges.crs)
 
     @functools.cached_property
+    def midpoints(self) -> np.ndarray:
+        """Each edge's midpoint along its length (street contexts and districts place edges by
+        it)."""
+        geoms = self.edges.geometry.to_numpy()
+        mid: np.ndarray = shapely.line_interpolate_point(geoms, 0.5, normalized=True)
+        return mid
+
+    @functools.cached_property
     def edge_samples(self) -> EdgeSamples:
         """Points every `SAMPLE_SPACING_M` along the snappable edges' segments in a KD-tree, and
         the segments as arrays, built once (see `walkcover.engine.coverage.nearest_edges`)."""

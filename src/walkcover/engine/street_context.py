@@ -83,7 +83,7 @@ def classify_edges(
     if n == 0:
         return ctx
     geoms = network.edges.geometry.to_numpy()
-    mid = shapely.line_interpolate_point(geoms, 0.5, normalized=True)
+    mid = network.midpoints
     parks = riverside_parks(features, rules)
     if len(parks):
         inside = shapely.STRtree(parks.geometry.to_numpy()).query(mid, predicate="within")[0]

@@ -180,7 +180,6 @@ class DenominatorLand:
         #: land unions by kind, seeded with any the caller already made
         self._union: dict[str, shapely.Geometry] = dict(unions or {})
         self._cells: dict[tuple[str, str], tuple[shapely.Geometry, np.ndarray, cov.Snaps]] = {}
-        self._edge_mid: np.ndarray | None = None
         # standards are measured on several threads: each union and each district's cells is
         # made once, by the first thread that asks, while the others asking for it wait
         self._guard = threading.Lock()
@@ -251,9 +250,5 @@ class DenominatorLand:
         return shapely.contains(dgeom, self.edge_midpoints())
 
     def edge_midpoints(self) -> np.ndarray:
-        """The network edges' midpoints (made once, by the first thread that asks)."""
-        with self._lock("edge_mid"):
-            if self._edge_mid is None:
-                g = self.network.edges.geometry.to_numpy()
-                self._edge_mid = shapely.line_interpolate_point(g, 0.5, normalized=True)
-        return self._edge_mid
+        """The network edges' midpoints (`Network.midpoints`)."""
+        return self.network.midpoints
