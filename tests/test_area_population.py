@@ -37,8 +37,8 @@ def test_river_with_one_distant_bridge():
     # Walking to a 10 m cell centred (x, y): 10 + 900 + 100 + (1000 − x) + (y − 100) = 1910 − x + y.
     # Row y=115 is covered for x ≥ 125 (8 cells), row y=125 for x ≥ 135 (7 cells): 15 of 40 = 37.5%.
     cells = landmod.grid_cells(land, cell_m=10)
-    assert len(cells) == 40
-    cs = cov.snap(net, cells, max_snap_m=50)
+    assert cells.shape == (40, 2)
+    cs = cov.snap_xy(net, cells, max_snap_m=50)
     fs = cov.snap(net, stop, max_snap_m=50, reach_polygon_edges=True)
     nd = cov.node_distances(net, fs, limit_m=2 * radius)
     walk = landmod.walk_covered_share(net, cs, fs, nd, threshold_m=radius)

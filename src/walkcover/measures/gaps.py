@@ -42,9 +42,9 @@ def _grid(xmin: float, ymin: float, xmax: float, ymax: float, cell_m: float, pad
     return grid, Affine(cell_m, 0, c0 * cell_m, 0, -cell_m, (r1 + 1) * cell_m), c0, r1
 
 
-def _burn_points(grid: np.ndarray, c0: int, r1: int, points: np.ndarray, cell_m: float) -> None:
-    col = np.floor(shapely.get_x(points) / cell_m).astype(np.int64)
-    row = np.floor(shapely.get_y(points) / cell_m).astype(np.int64)
+def _burn_points(grid: np.ndarray, c0: int, r1: int, xy: np.ndarray, cell_m: float) -> None:
+    col = np.floor(xy[:, 0] / cell_m).astype(np.int64)
+    row = np.floor(xy[:, 1] / cell_m).astype(np.int64)
     grid[r1 - row, col - c0] = 1
 
 
@@ -91,7 +91,7 @@ def _gap_polygons(result, standard_id: str, district_id: str) -> gpd.GeoDataFram
 
     boxes = [shapely.total_bounds(foot)] if len(foot) else []  # a box, never a union
     if uncovered.any():
-        ux, uy = shapely.get_x(pts[uncovered]), shapely.get_y(pts[uncovered])
+        ux, uy = pts[uncovered, 0], pts[uncovered, 1]
         boxes.append((ux.min(), uy.min(), ux.max(), uy.max()))
     b = np.array(boxes)
     grid, transform, c0, r1 = _grid(

@@ -146,18 +146,19 @@ def overlap_pieces(a: shapely.Geometry, b: shapely.Geometry) -> np.ndarray:
 
 
 def grid_cells(land: shapely.Geometry, *, cell_m: float) -> np.ndarray:
-    """Centres of the `cell_m` grid cells whose centre lies in `land` (a grid anchored at 0, 0),
-    south to north and west to east; found by burning `land` onto the grid, not by testing a point
-    per cell."""
+    """Centres (an ``(n, 2)`` array) of the `cell_m` grid cells whose centre lies in `land` (a
+    grid anchored at 0, 0), south to north and west to east; found by burning `land` onto the grid,
+    not by testing a point per cell, and kept as coordinates, not a point geometry per cell."""
+    empty = np.zeros((0, 2))
     if shapely.is_empty(land):
-        return np.array([], dtype=object)
+        return empty
     x0, y0, x1, y1 = shapely.bounds(land)
     xs = np.arange(np.floor(x0 / cell_m) * cell_m + cell_m / 2, x1, cell_m)
     ys = np.arange(np.floor(y0 / cell_m) * cell_m + cell_m / 2, y1, cell_m)
     if not len(xs) or not len(ys):
-        return np.array([], dtype=object)
+        return empty
     rows, cols = np.nonzero(centres_inside(land, xs[0], ys[0], cell_m, (len(ys), len(xs))))
-    return shapely.points(xs[cols], ys[rows])
+    return np.column_stack([xs[cols], ys[rows]])
 
 
 class DenominatorLand:
@@ -179,6 +180,7 @@ class DenominatorLand:
         self.snap_m, self.context = snap_m, context
         #: land unions by kind, seeded with any the caller already made
         self._union: dict[str, shapely.Geometry] = dict(unions or {})
+        #: per (kind, district): the land, its cell centres (coordinates) and their snaps
         self._cells: dict[tuple[str, str], tuple[shapely.Geometry, np.ndarray, cov.Snaps]] = {}
         # standards are measured on several threads: each union and each district's cells is
         # made once, by the first thread that asks, while the others asking for it wait
@@ -201,14 +203,15 @@ class DenominatorLand:
         return land, snaps
 
     def district_cells(self, kind: str, did: str) -> tuple[shapely.Geometry, np.ndarray, cov.Snaps]:
-        """The district's land of `kind`, its grid cell centres, and those snapped to the network."""
+        """The district's land of `kind`, its grid cell centres (an ``(n, 2)`` array), and those
+        snapped to the network."""
         key = (kind, did)
         with self._lock("cells", kind, did):
             if key not in self._cells:
                 dgeom = self.d_proj.loc[self.d_proj["district_id"] == did].geometry.iloc[0]
                 land = shapely.intersection(self.union(kind), dgeom)
                 pts = grid_cells(land, cell_m=self.rules.land.cell_m)
-                snaps = cov.snap(self.network, pts, max_snap_m=self.snap_m)
+                snaps = cov.snap_xy(self.network, pts, max_snap_m=self.snap_m)
                 self._cells[key] = (land, pts, snaps)
         return self._cells[key]
 
@@ -227,7 +230,7 @@ class DenominatorLand:
             if std.context_thresholds_m:
                 # the official circles use one radius, the walk each street's: the detour compares
                 # the same cells at the same radii, straight line against walking
-                detour = straight_covered_share(pts, fac_geoms, thr) - walk
+                detour = straight_covered_share(shapely.points(pts), fac_geoms, thr) - walk
             out[did] = {
                 "land_km2": shapely.area(land) / 1e6,
                 "area_covered_euclid_pct": euclid,
