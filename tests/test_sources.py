@@ -151,6 +151,8 @@ def test_cache_reuses_parse_and_never_serves_a_changed_file(tmp_path, monkeypatc
     monkeypatch.setattr(cache_mod, "_read_source", lambda *a: calls.append(a) or real(*a))
     again = load_osm("xml", str(src), query(), cache_dir=tmp_path / "c")
     assert calls == [] and len(again.streets) == len(first.streets)
+    assert list(again.features["tags"]) == list(first.features["tags"])  # dicts, as parsed
+    assert any(t.get("name") == "测试公厕" for t in again.features["tags"])
     # Edit the file: the toilet disappears. The cache must not hide that.
     text = src.read_text().replace('<tag k="amenity" v="toilets"/>', "")
     src.write_text(text)
