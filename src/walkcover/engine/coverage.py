@@ -528,9 +528,13 @@ def demand_distances(
     # are grouped by edge once; each such row tries its edge's sources one rank at a time
     order, src_edges, first, count = sources.by_edge
     if len(src_edges):
-        at = np.minimum(np.searchsorted(src_edges, e), len(src_edges) - 1)
-        rows = np.flatnonzero(src_edges[at] == e)
-        start, many = first[at[rows]], count[at[rows]]
+        # which rows those are, through a table of the edges that hold a source (a binary search
+        # of millions of lattice corners' edges took longer than the rest of the call)
+        holds = np.zeros(len(network.edges), dtype=bool)
+        holds[src_edges] = True
+        rows = np.flatnonzero(holds[e])
+        at = np.searchsorted(src_edges, e[rows])
+        start, many = first[at], count[at]
         lo, hi, leg = sources.lo_m[order], sources.hi_m[order], sources.leg_m[order]
         along = np.full(len(rows), np.inf)
         for rank in range(int(many.max(initial=0))):
