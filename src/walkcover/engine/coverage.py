@@ -215,9 +215,8 @@ def _nearest_chunk(
     ok = have & complete & (best_d <= max_snap_m)
     if tie_m <= 0:  # the nearest edge only; among exact ties the lowest (no sort: row minima)
         r = np.flatnonzero(ok)
-        c = np.argmin(
-            np.where(dist[r] == best_d[r, None], cand_edge[r], np.iinfo(np.int64).max), axis=1
-        )
+        c = np.argmin(np.where(dist == best_d[:, None], cand_edge, np.iinfo(np.int64).max), axis=1)
+        c = c[r]
     else:  # every edge within reach, each at its nearest segment
         reach = np.minimum(best_d + tie_m, max_snap_m)
         r, c = np.nonzero(ok[:, None] & (seg >= 0) & (dist <= reach[:, None]))
@@ -228,6 +227,8 @@ def _nearest_chunk(
     found, edge, leg = r, cand_edge[r, c], dist[r, c]
     lo = es.offset_m[seg[r, c]] + tt[r, c] * np.sqrt(den[r, c])
     rest = np.flatnonzero(have & ~complete)
+    if not len(rest) and tie_m <= 0:  # one row per point, in point order already
+        return found, edge.astype(np.int64), leg, lo
     if len(rest) and kk < min(KDTREE_MAX_K, n_samples):
         # dense junctions and footway meshes: ask the KD-tree for more samples (exact by the same
         # test), which is several times faster than the R-tree for these points
