@@ -294,6 +294,29 @@ def test_a_park_s_stretch_holds_its_nearest_point_and_points_sit_at_their_projec
     np.testing.assert_allclose(bare.hi_m, nearest, rtol=0, atol=1e-9)
 
 
+def test_bounded_nearest_streets_equal_the_rtree_nearest_search(helsinki_network, helsinki_layers):
+    """Homes' nearest streets (and those within the tie) found from the bound of a point inside
+    each home are exactly those of the R-tree's nearest search, including homes beyond the snap
+    distance (none) and homes that streets cross (distance 0)."""
+    from walkcover.measures.demand import demand_from_buildings, residential_buildings
+
+    city, crs, layers = helsinki_layers
+    feats = layers.features.to_crs(crs)
+    homes = demand_from_buildings(
+        residential_buildings(feats, city.config.demand), city.config.demand
+    ).geometry.to_numpy()
+    net = helsinki_network
+    for max_snap_m, tie_m in ((200.0, 1.0), (12.0, 3.0)):
+        got = cov._nearest_with_ties(net, homes, max_snap_m=max_snap_m, tie_m=tie_m, bounded=True)
+        want = cov._nearest_with_ties(net, homes, max_snap_m=max_snap_m, tie_m=tie_m)
+        g, w = np.lexsort((got[1], got[0])), np.lexsort((want[1], want[0]))
+        np.testing.assert_array_equal(got[0][g], want[0][w])
+        np.testing.assert_array_equal(got[1][g], want[1][w])
+        assert len(np.unique(want[0])) > 300
+        assert len(want[0]) > len(np.unique(want[0]))  # some homes have several streets in reach
+    assert len(np.unique(want[0])) < len(homes)  # at 12 m, some homes reach no street
+
+
 def test_kdtree_nearest_edges_equal_the_rtree(helsinki_network):
     """For many points (a 10 m lattice and random points over the sample), the KD-tree search
     gives the R-tree's answer: the same points snapped, the same distance to the chosen edge, and

@@ -343,7 +343,9 @@ def snap(
     single = ~is_area if reach_polygon_edges else np.ones(n, dtype=bool)
     if single.any():
         idx = np.flatnonzero(single)
-        pairs = _nearest_with_ties(network, arr[idx], max_snap_m=max_snap_m, tie_m=tie_m)
+        pairs = _nearest_with_ties(
+            network, arr[idx], max_snap_m=max_snap_m, tie_m=tie_m, bounded=True
+        )
         items.append(idx[pairs[0]])
         edges.append(network.snappable[pairs[1]])
     if reach_polygon_edges and is_area.any():
@@ -462,10 +464,32 @@ def _span_points(
 
 
 def _nearest_with_ties(
-    network: Network, geoms: np.ndarray, *, max_snap_m: float, tie_m: float
+    network: Network, geoms: np.ndarray, *, max_snap_m: float, tie_m: float, bounded: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(positions in geoms, snappable-edge positions)`` of each geometry's nearest edge within
-    `max_snap_m` and, with `tie_m` > 0, of every other edge within `tie_m` of that distance."""
+    `max_snap_m` and, with `tie_m` > 0, of every other edge within `tie_m` of that distance.
+
+    With `bounded` (and `tie_m` > 0), the R-tree's nearest search is replaced by a bound: a
+    geometry is no farther from the streets than from the street nearest a point inside it (found
+    by the KD-tree search), so every street within that bound (+ `tie_m`) is measured exactly and
+    those within `tie_m` of the nearest kept: the same pairs, without a nearest search per home.
+    """
+    if bounded and tie_m > 0 and len(geoms):
+        lines = network.edges.geometry.to_numpy()[network.snappable]
+        inner = shapely.get_coordinates(shapely.point_on_surface(geoms))
+        at, edge, _, _ = _nearest(
+            network, inner, max_snap_m=max_snap_m, k=8, chunk=NEAREST_CHUNK_POINTS
+        )
+        upper = np.full(len(geoms), float(max_snap_m))
+        upper[at] = np.minimum(shapely.distance(geoms[at], lines[edge]), max_snap_m)
+        near = network.tree.query(
+            geoms, predicate="dwithin", distance=np.minimum(upper + tie_m, max_snap_m)
+        )
+        dist = shapely.distance(geoms[near[0]], lines[near[1]])
+        best = np.full(len(geoms), np.inf)
+        np.minimum.at(best, near[0], dist)
+        keep = dist <= np.minimum(best[near[0]] + tie_m, max_snap_m)
+        return near[0][keep], near[1][keep]
     pairs = network.tree.query_nearest(geoms, max_distance=max_snap_m, all_matches=False)
     if tie_m <= 0 or not len(pairs[0]):
         return pairs[0], pairs[1]
