@@ -65,6 +65,16 @@ class Snaps:
         edges, first, count = np.unique(self.edge[order], return_index=True, return_counts=True)
         return order, edges, first, count
 
+    def holds(self, n_edges: int) -> np.ndarray:
+        """Which of a network's `n_edges` edges hold a row (a boolean table, made once)."""
+        tables = self.__dict__.setdefault("_holds", {})
+        if n_edges not in tables:
+            table = np.zeros(n_edges, dtype=bool)
+            table[self.by_edge[1]] = True
+            tables[n_edges] = table
+        out: np.ndarray = tables[n_edges]
+        return out
+
     def take(self, positions: np.ndarray) -> Snaps:
         """The snaps of the items at `positions` (in that order), renumbered from 0: the same as
         snapping those items alone, without snapping again."""
@@ -554,10 +564,9 @@ def demand_distances(
     order, src_edges, first, count = sources.by_edge
     if len(src_edges):
         # which rows those are, through a table of the edges that hold a source (a binary search
-        # of millions of lattice corners' edges took longer than the rest of the call)
-        holds = np.zeros(len(network.edges), dtype=bool)
-        holds[src_edges] = True
-        rows = np.flatnonzero(holds[e])
+        # of millions of lattice corners' edges took longer than the rest of the call), made once
+        # per set of sources
+        rows = np.flatnonzero(sources.holds(len(network.edges))[e])
         at = np.searchsorted(src_edges, e[rows])
         start, many = first[at], count[at]
         lo, hi, leg = sources.lo_m[order], sources.hi_m[order], sources.leg_m[order]

@@ -169,8 +169,9 @@ def _district_homes(result, district_id: str) -> _Homes:
     return home
 
 
-#: Lattice corners snapped and measured at a time: memory stays flat however large the district.
-LATTICE_BAND_POINTS = 100_000
+#: Lattice corners snapped and measured at a time: memory stays flat however large the district
+#: (about 40 MB a band), and each standard's distances are taken for many corners per call.
+LATTICE_BAND_POINTS = 250_000
 
 
 @dataclass(frozen=True)
