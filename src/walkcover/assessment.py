@@ -624,8 +624,9 @@ def _summary(
     _warn_off_land(study, on_land)
     complete = study.completeness.set_index("district_id")["building_completeness_pct"]
     groups = {s.id: _groups(study, s) for s in standards}
-    rows = []
-    for (_, drow), dgeom in zip(study.districts.iterrows(), study.d_proj.geometry):
+
+    def one(drow: pd.Series, dgeom: shapely.Geometry) -> tuple[list[dict], list[Note]]:
+        rows, notes = [], []
         did = drow["district_id"]
         mask = (demand["district_id"] == did).to_numpy()
         edge_in = study.lands.edge_district(did, dgeom)
@@ -657,7 +658,7 @@ def _summary(
                 )
             )
             if int(near.sum()) == 0:
-                study.notes.append(
+                notes.append(
                     Note(
                         f"{drow['slug']}: no {std.id} facilities found in the district or within "
                         f"{limit:g} m of it; its coverage is 0%",
@@ -665,6 +666,16 @@ def _summary(
                         standard=std.id,
                     )
                 )
+        return rows, notes
+
+    # districts two at a time (each its own outline: no prepared geometry is shared), rows and
+    # notes kept in district order
+    drows = [drow for _, drow in study.districts.iterrows()]
+    with ThreadPoolExecutor(max_workers=MEASURE_THREADS) as pool:
+        done = list(pool.map(one, drows, list(study.d_proj.geometry)))
+    rows = [row for district_rows, _ in done for row in district_rows]
+    for _, notes in done:
+        study.notes.extend(notes)
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
