@@ -374,7 +374,7 @@ def _prepare(
     notes: list[Note] = []
     with ThreadPoolExecutor(max_workers=1) as side:
         # The residents come from the features, the network from the streets: the residents are
-        # estimated on a second thread while this one builds the network and its street contexts.
+        # estimated on a second thread while this one builds the network.
         people = side.submit(_residents, city, features, d_proj, rules, population_raster)
         step("building the walk network")
         walk = walkable_streets(streets, walk_highways=query.walk_highways)
@@ -396,16 +396,23 @@ def _prepare(
                 Note("no walkable streets were found in the study area; every unit is unsnapped")
             )
         edge_tags = _edge_tags(network)
-        context = None
+        # the street contexts on the second thread once the residents are done, while this one
+        # snaps the homes
+        contexts = None
         if any(s.context_thresholds_m for s in standards):
-            context = classify_edges(network, edge_tags, features, rules.street_contexts)
+            contexts = side.submit(
+                classify_edges, network, edge_tags, features, rules.street_contexts
+            )
         step("estimating residents")
         demand, models, pop_model, completeness, res_land, resident_notes = people.result()
-    notes += resident_notes  # after the network's, as when they were made one after the other
+        notes += resident_notes  # after the network's, as when they were made one after the other
 
-    step("snapping demand units")
-    snap_m = cfg.network.max_snap_m
-    demand_snaps = cov.snap(network, demand.geometry, max_snap_m=snap_m, tie_m=cfg.network.tie_m)
+        step("snapping demand units")
+        snap_m = cfg.network.max_snap_m
+        demand_snaps = cov.snap(
+            network, demand.geometry, max_snap_m=snap_m, tie_m=cfg.network.tie_m
+        )
+        context = contexts.result() if contexts is not None else None
     return _Study(
         city=city,
         districts=districts,
