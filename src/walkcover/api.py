@@ -370,11 +370,12 @@ class Results:
     ) -> RunFiles:
         """Write what `walkcover run` writes into `out`, holding the folder's lock; each district's
         folder is replaced as one set (see `walkcover.presentation.outputs.write_run`)."""
-        from walkcover.presentation.maps import check_tiles
         from walkcover.presentation.outputs import write_run
 
         out = check_writable_folder(Path(out), option="out (--out)")
         if maps and tiles is not None:
+            from walkcover.presentation.maps import check_tiles  # folium: only for maps
+
             check_tiles(tiles)
         with output_lock(out, command="save"):
             return write_run(

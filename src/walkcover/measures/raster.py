@@ -3,6 +3,7 @@ grid and turning a grid back into polygons, through rasterio, safely from severa
 
 from __future__ import annotations
 
+import functools
 import threading
 import warnings
 from collections.abc import Sequence
@@ -12,7 +13,6 @@ from typing import Any
 import numpy as np
 import shapely
 from affine import Affine
-from rasterio.errors import NotGeoreferencedWarning
 
 #: rasterio hides its NotGeoreferencedWarning (its in-memory rasters "have no geotransform";
 #: walkcover always passes one) with ``warnings.catch_warnings``, which is not thread-safe: a
@@ -20,7 +20,17 @@ from rasterio.errors import NotGeoreferencedWarning
 #: written on two threads (`walkcover.presentation.outputs.write_run`), so the warning is ignored
 #: for good, and rasterio's ``rasterize`` and ``shapes`` take turns (a small share of their time).
 _RASTERIO = threading.Lock()
-warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
+
+
+@functools.cache
+def _features() -> Any:
+    """``rasterio.features``, imported on first use (importing rasterio starts GDAL: a third of a
+    second a run with nothing to burn need not pay), with its warning ignored for good."""
+    import rasterio.features
+    from rasterio.errors import NotGeoreferencedWarning
+
+    warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
+    return rasterio.features
 
 
 def rasterize(geoms: Sequence[shapely.Geometry] | np.ndarray, **kwargs: Any) -> np.ndarray:
@@ -37,10 +47,9 @@ def rasterize(geoms: Sequence[shapely.Geometry] | np.ndarray, **kwargs: Any) -> 
 
 def burn(shapes: Sequence | np.ndarray, **kwargs: Any) -> np.ndarray:
     """`rasterio.features.rasterize` of shapes `as_shapes` made, one thread at a time."""
-    from rasterio.features import rasterize as _rasterize
-
+    features = _features()
     with _RASTERIO:
-        return _rasterize(list(shapes), **kwargs)
+        return features.rasterize(list(shapes), **kwargs)
 
 
 def as_shapes(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -78,13 +87,13 @@ def polygons(grid: np.ndarray, transform: Affine) -> np.ndarray:
     array: rasterio traces them, and shapely builds them all at once from one array of their
     rings' coordinates (not a shapely constructor per polygon and ring: 3.5 → 1.2 s for 16,000
     polygons)."""
-    from rasterio.features import shapes
-
     if not grid.any():
         return np.array([], dtype=object)
     with _RASTERIO:
         traced = [
-            g["coordinates"] for g, v in shapes(grid, mask=grid == 1, transform=transform) if v == 1
+            g["coordinates"]
+            for g, v in _features().shapes(grid, mask=grid == 1, transform=transform)
+            if v == 1
         ]
     if not traced:
         return np.array([], dtype=object)

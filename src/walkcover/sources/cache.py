@@ -9,19 +9,34 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import geopandas as gpd
+import numpy as np
+import shapely
 
+from walkcover._atomic import write_atomic
 from walkcover._errors import SourceError
 from walkcover.sources._layers import OSMLayers, OSMQuery
 
 log = logging.getLogger(__name__)
 
 #: Bump when the cached layers' columns or meaning change, so old entries are never reused.
-CACHE_SCHEMA = 3
+#: 4: a bounding-box column, row groups and each entry's area, so a smaller area is cut from a
+#: cached larger one.
+CACHE_SCHEMA = 4
 #: Overpass data changes upstream without notice; downloads older than this are fetched again.
 OVERPASS_MAX_AGE_S = 7 * 24 * 3600
+#: A cached area serves a smaller one it covers up to this (degrees; about 1 cm). A district grown
+#: by the study margin and the union of all districts grown by it differ by slivers of about
+#: 1e-12 square degrees along their common outer edge: data there lies at the margin's far edge,
+#: farther than any search limit by the snap distance, so it can serve no home of the district.
+COVER_TOL_DEG = 1e-7
+#: Rows per Parquet row group in an entry: a small area's read skips the groups whose boxes miss it.
+ROW_GROUP_ROWS = 32_768
+#: Where the file stamps (size, times, inode -> SHA-256) are kept, so an unchanged source is not
+#: hashed again on every run (a province's 200 MB file: about a second).
+STAMPS_FILE = "sources.json"
 
 SourceKind = Literal["pbf", "xml", "overpass"]
 
@@ -35,25 +50,69 @@ def file_sha256(path: Path, *, chunk_bytes: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def cache_key(kind: SourceKind, source: str | None, query: OSMQuery) -> str:
-    """The key under which a source's parsed layers are cached.
+def source_sha256(path: Path, *, cache_dir: Path | None) -> str:
+    """`file_sha256`, remembered in `cache_dir` against the file's size, modification and change
+    times and inode: any edit, copy or re-download changes one of them and the file is hashed
+    again. The change time cannot be set back by hand (``touch -d`` sets only the others)."""
+    st = path.stat()
+    stat = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+    if cache_dir is None:
+        return file_sha256(path)
+    memo_path = Path(cache_dir) / STAMPS_FILE
+    name = str(path.resolve())
+    try:
+        memo = json.loads(memo_path.read_text(encoding="utf-8"))
+        if not isinstance(memo, dict):
+            memo = {}
+    except (OSError, ValueError):  # missing or damaged: hash again and rewrite it
+        memo = {}
+    known = memo.get(name)
+    if (
+        isinstance(known, dict)
+        and known.get("stat") == stat
+        and isinstance(known.get("sha256"), str)
+    ):
+        return known["sha256"]
+    digest = file_sha256(path)
+    memo[name] = {"stat": stat, "sha256": digest}
+    try:
+        write_atomic(memo_path, lambda tmp: tmp.write_text(json.dumps(memo), encoding="utf-8"))
+    except OSError as exc:  # a read-only cache still serves; the file is hashed next time again
+        log.warning("could not record the source's hash in %s (%s)", memo_path, exc)
+    return digest
 
-    A file source is keyed by the SHA-256 of its content, so an edited or re-downloaded file is
-    parsed afresh; Overpass by its URL. The query (area, street classes, tags) is always part of it.
-    """
+
+def _stamp(kind: SourceKind, source: str | None, cache_dir: Path | None) -> dict[str, str]:
     if kind == "overpass":
         import osmnx as ox
 
-        stamp = {"url": ox.settings.overpass_url}
-    else:
-        path = _local_path(kind, source)
-        stamp = {"sha256": file_sha256(path)}
-    blob = json.dumps(
-        {"schema": CACHE_SCHEMA, "kind": kind, "source": stamp, "query": query.fingerprint()},
-        sort_keys=True,
-        ensure_ascii=True,
-    )
+        return {"url": ox.settings.overpass_url}
+    return {"sha256": source_sha256(_local_path(kind, source), cache_dir=cache_dir)}
+
+
+def _digest(obj: object) -> str:
+    blob = json.dumps(obj, sort_keys=True, ensure_ascii=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+def cache_family(kind: SourceKind, stamp: dict[str, str], query: OSMQuery) -> str:
+    """What an entry was read from and for, but its area: entries of one family differ only in
+    area, and one covering another's area holds all of its data."""
+    fp = query.fingerprint()
+    fp.pop("polygon")
+    return _digest({"schema": CACHE_SCHEMA, "kind": kind, "source": stamp, "query": fp})
+
+
+def cache_key(kind: SourceKind, stamp: dict[str, str], query: OSMQuery) -> str:
+    """The key under which a source's parsed layers are cached.
+
+    A file source is keyed by the SHA-256 of its content (`source_sha256`), so an edited or
+    re-downloaded file is parsed afresh; Overpass by its URL. The query (area, street classes,
+    tags) is always part of it.
+    """
+    return _digest(
+        {"family": cache_family(kind, stamp, query), "polygon": query.fingerprint()["polygon"]}
+    )
 
 
 def _local_path(kind: SourceKind, source: str | None) -> Path:
@@ -95,16 +154,67 @@ def load_osm(
     refresh
         Parse or download again even when a cached entry exists.
     """
-    key = cache_key(kind, source, query) if cache_dir is not None else None
-    if cache_dir is not None and key is not None and not refresh:
-        cached = _read_entry(Path(cache_dir) / "osm" / key, kind=kind)
+    if cache_dir is None:
+        return _read_source(kind, source, query)
+    root = Path(cache_dir) / "osm"
+    stamp = _stamp(kind, source, Path(cache_dir))
+    family, key = cache_family(kind, stamp, query), cache_key(kind, stamp, query)
+    if not refresh:
+        cached = _read_entry(root / key, kind=kind)
+        if cached is None and kind == "pbf":
+            # a larger area of the same file and query read before (the whole city, say): cut
+            # this one from it. Only for PBF files, whose reader keeps exactly what `clip` keeps.
+            wider = _covering_entry(root, family, query.polygon)
+            if wider is not None:
+                cached = _read_entry(wider, kind=kind, within=query.polygon)
         if cached is not None:
             log.info("using cached OSM layers %s", key)
             return cached
     layers = _read_source(kind, source, query)
-    if cache_dir is not None and key is not None:
-        _write_entry(Path(cache_dir) / "osm", key, layers, kind=kind)
+    _write_entry(root, key, layers, kind=kind, family=family, area=query.polygon)
     return layers
+
+
+def clip(layers: OSMLayers, polygon: shapely.Geometry) -> OSMLayers:
+    """The part of `layers` a PBF read of `polygon` (EPSG:4326) gives, when `layers` were read for
+    an area covering it: the street segments with an end inside, and the features with a vertex
+    inside (a way or relation is read whole when one of its nodes is in the area; a node when it
+    is). Rows keep their order.
+    """
+    return OSMLayers(
+        streets=layers.streets[_vertex_inside(layers.streets.geometry.to_numpy(), polygon)],
+        features=layers.features[_vertex_inside(layers.features.geometry.to_numpy(), polygon)],
+        source=layers.source,
+    )
+
+
+def _vertex_inside(geoms: np.ndarray, polygon: shapely.Geometry) -> np.ndarray:
+    coords, owner = shapely.get_coordinates(geoms, return_index=True)
+    area = shapely.from_wkb(shapely.to_wkb(polygon))  # prepared on a copy
+    shapely.prepare(area)
+    hit = np.zeros(len(geoms), dtype=bool)
+    hit[owner[shapely.contains_xy(area, coords[:, 0], coords[:, 1])]] = True
+    return hit
+
+
+def _covering_entry(root: Path, family: str, polygon: shapely.Geometry) -> Path | None:
+    """The smallest cached area of `family` that covers `polygon` (up to `COVER_TOL_DEG`)."""
+    best: tuple[float, Path] | None = None
+    if not root.is_dir():
+        return None
+    for meta_path in root.glob("*/meta.json"):
+        try:
+            meta = json.loads(meta_path.read_text())
+            if meta.get("family") != family:
+                continue
+            area = shapely.from_wkb(bytes.fromhex(meta["area_wkb"]))
+        except Exception:  # an entry being written, or damaged: not a candidate
+            continue
+        if not shapely.covers(area.buffer(COVER_TOL_DEG, quad_segs=2), polygon):
+            continue
+        if best is None or area.area < best[0]:
+            best = (area.area, meta_path.parent)
+    return None if best is None else best[1]
 
 
 def _read_source(kind: SourceKind, source: str | None, query: OSMQuery) -> OSMLayers:
@@ -121,16 +231,36 @@ def _read_source(kind: SourceKind, source: str | None, query: OSMQuery) -> OSMLa
     return download_overpass(query)
 
 
-def _read_entry(folder: Path, *, kind: SourceKind) -> OSMLayers | None:
+def _read_entry(
+    folder: Path, *, kind: SourceKind, within: shapely.Geometry | None = None
+) -> OSMLayers | None:
+    """An entry's layers; with `within`, only the part a read of it gives (`clip`)."""
     meta_path = folder / "meta.json"
     if not meta_path.is_file():
         return None
     try:
         meta = json.loads(meta_path.read_text())
+        if meta.get("schema") != CACHE_SCHEMA:
+            return None
         if kind == "overpass" and time.time() - meta["created"] > OVERPASS_MAX_AGE_S:
             return None
-        streets = gpd.read_parquet(folder / "streets.parquet")
-        features = gpd.read_parquet(folder / "features.parquet")
+        if within is None:
+            streets = gpd.read_parquet(
+                folder / "streets.parquet", columns=_columns(folder, "streets")
+            )
+            features = gpd.read_parquet(
+                folder / "features.parquet", columns=_columns(folder, "features")
+            )
+        else:
+            layers = clip(
+                OSMLayers(
+                    streets=_rows_near(folder / "streets.parquet", within.bounds),
+                    features=_rows_near(folder / "features.parquet", within.bounds),
+                    source=meta["source"],
+                ),
+                within,
+            )
+            streets, features = layers.streets, layers.features.copy()
         # one JSON array, parsed in one call: half the time of a call per feature
         features["tags"] = json.loads("[" + ",".join(features["tags"].to_numpy(dtype=object)) + "]")
         return OSMLayers(streets=streets, features=features, source=meta["source"])
@@ -139,20 +269,96 @@ def _read_entry(folder: Path, *, kind: SourceKind) -> OSMLayers | None:
         return None
 
 
-def _write_entry(root: Path, key: str, layers: OSMLayers, *, kind: SourceKind) -> None:
-    """Write the entry into a temporary folder, then rename it into place in one step."""
+def _columns(folder: Path, name: str) -> list[str]:
+    """The layer's columns without the bounding boxes, which only `_rows_near` reads."""
+    import pyarrow.parquet as pq
+
+    return [c for c in pq.read_schema(folder / f"{name}.parquet").names if c != "bbox"]
+
+
+def _rows_near(path: Path, box: tuple[float, float, float, float]) -> gpd.GeoDataFrame:
+    """The rows whose bounding boxes meet `box`, in stored order.
+
+    A row group whose box statistics miss `box` is skipped unread; of the others the box column
+    is read first, and the rest only from the groups that hold a row near `box`. A district the
+    data never reaches reads next to nothing.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(path)
+    names = [c for c in pf.schema_arrow.names if c != "bbox"]
+    x0, y0, x1, y1 = box
+    parts = []
+    for i in range(pf.num_row_groups):
+        if not _group_may_meet(pf.metadata.row_group(i), box):
+            continue
+        bb = pf.read_row_group(i, columns=["bbox"]).column("bbox").combine_chunks()
+        near = (
+            (bb.field("xmin").to_numpy() <= x1)
+            & (bb.field("xmax").to_numpy() >= x0)
+            & (bb.field("ymin").to_numpy() <= y1)
+            & (bb.field("ymax").to_numpy() >= y0)
+        )
+        if near.any():
+            parts.append(pf.read_row_group(i, columns=names).filter(pa.array(near)))
+    table = pa.concat_tables(parts) if parts else pf.schema_arrow.empty_table().select(names)
+    frame = table.drop_columns(["geometry"]).to_pandas()
+    geometry = shapely.from_wkb(table.column("geometry").to_numpy(zero_copy_only=False))
+    return gpd.GeoDataFrame(frame, geometry=geometry, crs=4326)
+
+
+def _group_may_meet(group: Any, box: tuple[float, float, float, float]) -> bool:
+    """False when a row group's box statistics show that none of its rows meets `box`."""
+    stats = {}
+    for j in range(group.num_columns):
+        col = group.column(j)
+        if col.path_in_schema.startswith("bbox.") and col.is_stats_set:
+            stats[col.path_in_schema.removeprefix("bbox.")] = col.statistics
+    if len(stats) < 4 or not all(s.has_min_max for s in stats.values()):
+        return True
+    x0, y0, x1, y1 = box
+    return not (
+        stats["xmin"].min > x1
+        or stats["xmax"].max < x0
+        or stats["ymin"].min > y1
+        or stats["ymax"].max < y0
+    )
+
+
+def _write_entry(
+    root: Path,
+    key: str,
+    layers: OSMLayers,
+    *,
+    kind: SourceKind,
+    family: str,
+    area: shapely.Geometry,
+) -> None:
+    """Write the entry into a temporary folder, then rename it into place in one step.
+
+    Each layer keeps its read order and a bounding-box column (GeoParquet 1.1), in row groups of
+    `ROW_GROUP_ROWS`: a read of a smaller area (`_rows_near`) skips the groups that miss it.
+    """
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
     try:
-        layers.streets.to_parquet(tmp / "streets.parquet")
         feats = layers.features.copy()
         feats["tags"] = [json.dumps(t, ensure_ascii=False, sort_keys=True) for t in feats["tags"]]
-        feats.to_parquet(tmp / "features.parquet")
+        for name, frame in (("streets", layers.streets), ("features", feats)):
+            frame.to_parquet(
+                tmp / f"{name}.parquet",
+                index=False,
+                write_covering_bbox=True,
+                row_group_size=ROW_GROUP_ROWS,
+            )
         meta = {
             "schema": CACHE_SCHEMA,
             "kind": kind,
             "source": layers.source,
             "created": time.time(),
+            "family": family,
+            "area_wkb": shapely.to_wkb(area, hex=True),
         }
         (tmp / "meta.json").write_text(json.dumps(meta))
         final = root / key
