@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import shapely
 
 import walkcover as wc
+from walkcover.measures.gaps import district_service_areas
 
 
 def test_one_by_one_equals_all_at_once(sample_results, sample_cache):
@@ -29,6 +31,19 @@ def test_one_by_one_equals_all_at_once(sample_results, sample_cache):
             s1 = alone.summary[cols].reset_index(drop=True)
             s2 = other.summary[other.summary["district"] == slug][cols].reset_index(drop=True)
             pd.testing.assert_frame_equal(s1, s2, check_exact=False, atol=1e-9)
+            # the service areas too: the lattice and the grounds do not depend on where the
+            # run's streets end (a district run's stop at its study area)
+            did = alone.district_id(slug)
+            sa1 = district_service_areas(alone.assessment, did)
+            sa2 = district_service_areas(other.assessment, did)
+            assert list(sa1["standard"]) == list(sa2["standard"])
+            assert list(sa1["area_m2"]) == list(sa2["area_m2"]) and sa1["area_m2"].sum() > 0
+            assert (
+                shapely.area(
+                    shapely.symmetric_difference(sa1.geometry.to_numpy(), sa2.geometry.to_numpy())
+                ).max()
+                < 1e-6
+            )
 
 
 def test_standards_on_one_thread_or_two_give_the_same_results(sample_cache, monkeypatch):

@@ -93,8 +93,14 @@ def test_service_areas_stop_at_the_district_and_its_margin(tmp_path):
     # An L-shaped district (a strip south of the street, a column up its west end): its box reaches
     # far north-east of it, where the street's service area would run on (the toilet reaches 300 m
     # and more along y=0). Only the district and 100 m around it are measured and drawn.
+    # A toilet block north of the street runs out of the margin (y 10 to 150, the margin ends at
+    # y = 50): its grounds are drawn only up to the margin, as the walking part is.
     nodes = {1: (-100, 0), 2: (0, 0), 3: (700, 0), 4: (1500, 0), 9: (0, -5, {"amenity": "toilets"})}
-    ways = [(100, [1, 2, 3, 4], {"highway": "residential"})]
+    nodes |= {21: (400, 10), 22: (600, 10), 23: (600, 150), 24: (400, 150)}
+    ways = [
+        (100, [1, 2, 3, 4], {"highway": "residential"}),
+        (200, [21, 22, 23, 24, 21], {"amenity": "toilets", "building": "yes"}),
+    ]
     district = shapely.union(box(-200, -200, 1600, -50), box(-200, -200, 100, 300))
     cfg, osm = write_city(tmp_path, nodes=nodes, ways=ways, district=district)
     res = wc.assess(load_city(cfg), standard="toilet", source=osm, cache=False).assessment
@@ -105,3 +111,4 @@ def test_service_areas_stop_at_the_district_and_its_margin(tmp_path):
     # within the margin it is drawn: along the street south of it and up the column
     assert area.contains(shapely.Point(250, -45)) and area.contains(shapely.Point(50, 60))
     assert not area.intersects(box(250, 60, 600, 100))  # north-east: outside district and margin
+    assert area.contains(shapely.Point(500, 30))  # the block's grounds inside the margin

@@ -237,12 +237,19 @@ class Lattice:
             x1, y1 = self.gx[-1, -1], self.gy[-1, -1]
             over = (b[:, 0] <= x1) & (b[:, 2] >= x0) & (b[:, 1] <= y1) & (b[:, 3] >= y0)
             if over.any():
-                grid |= rasterize(
+                grounds = rasterize(
                     polys[over],
                     out_shape=grid.shape,
                     transform=transform,
                     dtype=np.uint8,
                 )
+                if self.inside is not None:
+                    # the grounds too stop where the lattice does: at the cells whose four
+                    # corners are measured (not wherever the grid's box happens to end)
+                    i = self.inside
+                    cells = i[:-1, :-1] & i[1:, :-1] & i[:-1, 1:] & i[1:, 1:]
+                    grounds &= cells[::-1].astype(np.uint8)
+                grid |= grounds
         pieces = polygons(grid, transform)
         return shapely.multipolygons(pieces) if len(pieces) else shapely.Polygon()
 
@@ -269,6 +276,8 @@ def district_service_areas(result, district_id: str, *, cell_m: float = 10.0) ->
         reach = max(s.max_threshold_m for s in result.standards)
         around = shapely.buffer(dgeom, SERVICE_AREA_MARGIN_M)
         extent = _reached_extent(result, around, reach)
+        if extent is not None:
+            extent = _with_grounds(result, extent, around)
         lattice = None if extent is None else Lattice.over(extent, cell_m=cell_m, within=around)
         ok = {} if lattice is None else lattice.within_reach(result, result.standards)
         rows = []
@@ -303,6 +312,24 @@ def _reached_extent(result, around: shapely.Geometry, reach_m: float) -> shapely
         return None
     clipped = shapely.intersection(box, shapely.envelope(around))
     return None if shapely.is_empty(clipped) or shapely.area(clipped) == 0 else clipped
+
+
+def _with_grounds(result, extent: shapely.Geometry, around: shapely.Geometry) -> shapely.Geometry:
+    """`extent` grown to hold the facilities' grounds that meet `around` (within its box): they
+    belong to the service areas wherever streets are reached, and the lattice must not cut them
+    where the streets a run holds happen to end (a district run's network stops at its study
+    area, the city's does not)."""
+    boxes = [shapely.bounds(extent)]
+    area = shapely.from_wkb(shapely.to_wkb(around))  # prepared on a copy
+    shapely.prepare(area)
+    for std in result.standards:
+        g = _grounds(result, std.id)
+        g = g[shapely.intersects(area, g)] if len(g) else g
+        if len(g):
+            boxes.append(shapely.total_bounds(g))
+    b = np.array(boxes)
+    grown = shapely.box(b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max())
+    return shapely.intersection(grown, shapely.envelope(around))
 
 
 def _reached_box(result, reach_m: float) -> shapely.Geometry | None:
