@@ -1,0 +1,100 @@
+"""The S city (`scripts/make_city.py`: the real Helsinki extract repeated 2 × 2 over central
+Zhengzhou, four districts reached, eight not) end to end: every district run alone gives what the
+whole-city run gives, districts with no data included, and a district cut from the city's cache
+entry is what reading the file for it gives."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+
+import walkcover as wc
+from walkcover.measures.gaps import district_gaps, district_service_areas
+
+ROOT = Path(__file__).resolve().parents[1]
+FIGURES = [
+    "residents",
+    "residents_covered_pct",
+    "area_covered_pct",
+    "area_covered_euclid_pct",
+    "facilities_in_reach",
+]
+
+
+@pytest.fixture(scope="module")
+def s_city(tmp_path_factory):
+    """The S city's file, its cache and its whole-city results."""
+    tmp = tmp_path_factory.mktemp("s-city")
+    pbf = tmp / "city-S.osm.pbf"
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "make_city.py"), "--size", "S", "--out", str(pbf)],
+        check=True,
+        capture_output=True,
+    )
+    cache = tmp / "cache"
+    return pbf, cache, wc.assess("zhengzhou", source=pbf, cache_dir=cache)
+
+
+def _same_district(alone, whole, did: str) -> None:
+    a = alone.demand.set_index("osm_id").sort_index()
+    b = whole.demand[whole.demand["district_id"] == did].set_index("osm_id").sort_index()
+    assert list(a.index) == list(b.index)
+    for std in alone.assessment.standards:
+        np.testing.assert_allclose(
+            a[f"{std.id}_dist_m"], b[f"{std.id}_dist_m"], rtol=0, atol=1e-6, err_msg=std.id
+        )
+        assert list(a[f"{std.id}_status"]) == list(b[f"{std.id}_status"]), std.id
+    s1 = alone.summary[FIGURES].reset_index(drop=True)
+    s2 = whole.summary[whole.summary["district_id"] == did][FIGURES].reset_index(drop=True)
+    pd.testing.assert_frame_equal(s1, s2, check_exact=False, atol=1e-9)
+    sa1 = district_service_areas(alone.assessment, did)
+    sa2 = district_service_areas(whole.assessment, did)
+    assert list(sa1["area_m2"]) == list(sa2["area_m2"])
+    diff = shapely.symmetric_difference(sa1.geometry.to_numpy(), sa2.geometry.to_numpy())
+    assert shapely.area(diff).max() < 1e-6
+    g1, g2 = district_gaps(alone.assessment, did), district_gaps(whole.assessment, did)
+    assert list(g1["residents_uncovered"]) == list(g2["residents_uncovered"])
+    np.testing.assert_allclose(g1["area_m2"], g2["area_m2"], rtol=0, atol=1e-6)
+
+
+def test_s_city_districts_alone_equal_the_whole_city(s_city):
+    pbf, cache, whole = s_city
+    ids = list(whole.districts["district_id"])
+    assert len(ids) == 12
+    homes = whole.demand.groupby("district_id").size()
+    reached = [d for d in ids if homes.get(d, 0) > 0]
+    assert 2 <= len(reached) < len(ids)  # districts with homes and districts with no data
+    for did in ids:
+        alone = wc.assess("zhengzhou", district=did, source=pbf, cache_dir=cache)
+        _same_district(alone, whole, did)
+        if did not in reached:
+            assert len(alone.demand) == 0
+            rows = alone.summary
+            assert rows["residents"].fillna(0).eq(0).all()
+            assert rows["residents_covered_pct"].isna().all()  # no data, never 0% covered
+            assert sum(district_service_areas(alone.assessment, did)["area_m2"]) == 0
+
+
+def test_a_district_cut_from_the_city_cache_equals_reading_the_file(s_city, tmp_path):
+    pbf, cache, whole = s_city
+    did = next(
+        d for d in whole.districts["district_id"] if (whole.demand["district_id"] == d).sum()
+    )
+    cut = wc.assess("zhengzhou", district=did, source=pbf, cache_dir=cache)
+    read = wc.assess("zhengzhou", district=did, source=pbf, cache=False)
+    _same_district(cut, read, did)
+    a, b = cut.assessment, read.assessment
+    assert list(a.features["osm_id"]) == list(b.features["osm_id"]) and len(a.features) > 100
+    assert len(a.network.edges) == len(b.network.edges) > 1000
+    for col in ("u_idx", "v_idx", "length_m", "osm_id"):
+        np.testing.assert_array_equal(a.network.edges[col], b.network.edges[col])
+    # and the run's files are written for every district, the empty ones too
+    files = whole.save(tmp_path / "out", maps=False)
+    written = {p.parent.name for p in files.written if p.name == "coverage.gpkg"}
+    assert len(written) == 12
