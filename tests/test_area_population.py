@@ -65,7 +65,13 @@ def test_official_circles_reach_in_from_outside_the_land():
     for stops in ([near], [near, far]):
         got = landmod.euclid_covered_share(land, np.array(stops, dtype=object), 50.0)
         assert got == pytest.approx(expected, abs=0.02)  # the circle is a 128-gon
+        # the city's union made once and cut to the land gives the same figure
+        reach = landmod.official_reach(np.array(stops, dtype=object), 50.0)
+        again = landmod.euclid_covered_share(land, np.array(stops, dtype=object), 50.0, reach=reach)
+        assert again == pytest.approx(got, rel=1e-12)
     assert landmod.euclid_covered_share(land, np.array([far], dtype=object), 50.0) == 0.0
+    far_reach = landmod.official_reach(np.array([far], dtype=object), 50.0)
+    assert landmod.euclid_covered_share(land, np.array([far]), 50.0, reach=far_reach) == 0.0
 
 
 def test_overlap_of_two_unions_piece_by_piece(helsinki_layers):

@@ -59,26 +59,45 @@ def dissolve(geoms: np.ndarray) -> np.ndarray:
     return out[shapely.get_type_id(out) == 3]
 
 
-def euclid_covered_share(land: shapely.Geometry, facilities: np.ndarray, radius_m: float) -> float:
+def euclid_covered_share(
+    land: shapely.Geometry,
+    facilities: np.ndarray,
+    radius_m: float,
+    *,
+    reach: shapely.Geometry | None = None,
+) -> float:
     """The official method, exactly: area(union of circles of `radius_m` around the facilities ∩ land)
     ÷ area(land), in percent. A polygon facility's circle is its outline grown by the radius.
 
-    NaN when there is no land.
+    `reach`, when given, is that union already made (`official_reach` of the same facilities and
+    radius): one union for the whole city, cut to each district's land, instead of one per
+    district of the circles near it. NaN when there is no land.
     """
     area = shapely.area(land)
     if area <= 0:
         return float("nan")
     if len(facilities) == 0:
         return 0.0
-    # only the circles that can reach the land's box: a district's share never buffers and unites
-    # the whole city's facilities
     x0, y0, x1, y1 = shapely.bounds(land)
-    box = shapely.box(x0 - radius_m, y0 - radius_m, x1 + radius_m, y1 + radius_m)
-    near = facilities[shapely.STRtree(facilities).query(box)]
-    if len(near) == 0:
-        return 0.0
-    reach = shapely.union_all(shapely.buffer(near, radius_m, quad_segs=32))
+    if reach is None:
+        # only the circles that can reach the land's box: a district's share never buffers and
+        # unites the whole city's facilities
+        box = shapely.box(x0 - radius_m, y0 - radius_m, x1 + radius_m, y1 + radius_m)
+        near = facilities[shapely.STRtree(facilities).query(box)]
+        if len(near) == 0:
+            return 0.0
+        reach = official_reach(near, radius_m)
+    else:
+        reach = shapely.clip_by_rect(reach, x0, y0, x1, y1)
     return 100.0 * shapely.area(shapely.intersection(land, reach)) / area
+
+
+def official_reach(facilities: np.ndarray, radius_m: float) -> shapely.Geometry:
+    """The union of the official circles of `radius_m` around `facilities` (an empty polygon when
+    there are none): the area `euclid_covered_share` counts."""
+    if len(facilities) == 0:
+        return shapely.Polygon()
+    return shapely.union_all(shapely.buffer(facilities, radius_m, quad_segs=32))
 
 
 def walk_covered_share(
@@ -221,9 +240,12 @@ class DenominatorLand:
         """Per district: denominator land (km²), its share within the official circles and within
         walking distance."""
         out = {}
+        reach = None  # the circles' union, made once for every district that has land
         for did in self.d_proj["district_id"]:
             land, pts, snaps = self.district_cells(std.denominator, did)
-            euclid = euclid_covered_share(land, fac_geoms, std.threshold_m)
+            if reach is None and len(fac_geoms) and shapely.area(land) > 0:
+                reach = official_reach(fac_geoms, std.threshold_m)
+            euclid = euclid_covered_share(land, fac_geoms, std.threshold_m, reach=reach)
             thr = unit_thresholds(std, self.context, snaps)
             walk = walk_covered_share(self.network, snaps, fac_snaps, node_dist, threshold_m=thr)
             detour = euclid - walk
