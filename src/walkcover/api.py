@@ -207,7 +207,12 @@ def measure(plan: Study, *, progress: Callable[[str], None] | None = None) -> Re
     step = progress or (lambda _label: None)
     step("reading OSM data")
     query = study_query(plan.city, plan.districts, plan.rules, plan.standards)
-    layers = load_osm(plan.source_kind, plan.source, query, cache_dir=plan.cache_dir)
+    # Some districts of a city: a PBF file is scanned whole however small the area, so its first
+    # read covers the whole city and is cached; the other districts are then cut from the cache.
+    city = None
+    if len(plan.districts) < len(plan.city.districts):
+        city = study_query(plan.city, plan.city.districts, plan.rules, plan.standards)
+    layers = load_osm(plan.source_kind, plan.source, query, cache_dir=plan.cache_dir, wider=city)
     layers = layers.to_crs(working_crs(plan.city))  # the EPSG:4326 copies are let go here
     assessment = assess_layers(
         plan.city,

@@ -255,10 +255,8 @@ def _nearest_chunk(
         edge = np.concatenate([edge, more[1]])
         leg = np.concatenate([leg, more[2]])
         lo = np.concatenate([lo, more[3]])
-        if tie_m <= 0:  # one row per point: the point order alone (a radix sort, not three keys)
-            order = np.argsort(found, kind="stable")
-        else:
-            order = np.lexsort((edge, leg, found))
+        # one row per point (no ties): the point order alone, a radix sort, not three keys
+        order = np.argsort(found, kind="stable") if tie_m <= 0 else np.lexsort((edge, leg, found))
         return found[order], edge[order].astype(np.int64), leg[order], lo[order]
     if len(rest):  # still undecided: the R-tree, and shapely for the leg and the offset
         pts = shapely.points(xy[rest])

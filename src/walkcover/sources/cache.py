@@ -138,6 +138,7 @@ def load_osm(
     *,
     cache_dir: Path | None,
     refresh: bool = False,
+    wider: OSMQuery | None = None,
 ) -> OSMLayers:
     """Read `query` from a source, reusing the cached parse when the source and query are unchanged.
 
@@ -153,6 +154,11 @@ def load_osm(
         Cache folder; None disables caching.
     refresh
         Parse or download again even when a cached entry exists.
+    wider
+        A larger area to read and cache instead when `query` is not cached (the whole city, for
+        one district): a PBF file is read whole either way, and the city's other districts are
+        then cut from the cache without reading it again. Used for PBF files with a cache only,
+        and only when it covers `query` and asks the same of the file.
     """
     if cache_dir is None:
         return _read_source(kind, source, query)
@@ -164,12 +170,28 @@ def load_osm(
         if cached is None and kind == "pbf":
             # a larger area of the same file and query read before (the whole city, say): cut
             # this one from it. Only for PBF files, whose reader keeps exactly what `clip` keeps.
-            wider = _covering_entry(root, family, query.polygon)
-            if wider is not None:
-                cached = _read_entry(wider, kind=kind, within=query.polygon)
+            covering = _covering_entry(root, family, query.polygon)
+            if covering is not None:
+                cached = _read_entry(covering, kind=kind, within=query.polygon)
         if cached is not None:
             log.info("using cached OSM layers %s", key)
             return cached
+    if (
+        wider is not None
+        and kind == "pbf"
+        and cache_family(kind, stamp, wider) == family
+        and shapely.covers(wider.polygon.buffer(COVER_TOL_DEG, quad_segs=2), query.polygon)
+    ):
+        layers = _read_source(kind, source, wider)
+        _write_entry(
+            root,
+            cache_key(kind, stamp, wider),
+            layers,
+            kind=kind,
+            family=family,
+            area=wider.polygon,
+        )
+        return clip(layers, query.polygon)
     layers = _read_source(kind, source, query)
     _write_entry(root, key, layers, kind=kind, family=family, area=query.polygon)
     return layers
@@ -181,9 +203,14 @@ def clip(layers: OSMLayers, polygon: shapely.Geometry) -> OSMLayers:
     inside (a way or relation is read whole when one of its nodes is in the area; a node when it
     is). Rows keep their order.
     """
+    streets, features = layers.streets, layers.features
     return OSMLayers(
-        streets=layers.streets[_vertex_inside(layers.streets.geometry.to_numpy(), polygon)],
-        features=layers.features[_vertex_inside(layers.features.geometry.to_numpy(), polygon)],
+        streets=streets[_vertex_inside(streets.geometry.to_numpy(), polygon)].reset_index(
+            drop=True
+        ),
+        features=features[_vertex_inside(features.geometry.to_numpy(), polygon)].reset_index(
+            drop=True
+        ),
         source=layers.source,
     )
 
