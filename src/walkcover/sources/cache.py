@@ -182,6 +182,10 @@ def load_osm(
         and cache_family(kind, stamp, wider) == family
         and shapely.covers(wider.polygon.buffer(COVER_TOL_DEG, quad_segs=2), query.polygon)
     ):
+        log.info(
+            "reading the whole city's area once (the file is read whole either way); its other "
+            "districts will be cut from the cache"
+        )
         layers = _read_source(kind, source, wider)
         _write_entry(
             root,
