@@ -40,5 +40,32 @@ def test_no_residents_and_no_facilities(tmp_path):
     texts = [str(n) for n in a.notes if n.district == "d2"]
     assert any("no residential buildings mapped" in t for t in texts)
     assert any("no toilet facilities found" in t for t in texts)
+    # no homes: the note says there is nothing to cover, not that coverage is 0 %
+    toilet = [t for t in texts if "no toilet facilities found" in t]
+    assert all("no data" in t and "0%" not in t for t in toilet), toilet
     out = a.save(tmp_path / "out")  # maps, the city map and the GeoPackage of an empty district
     assert not out.failures and (tmp_path / "out" / "handmade" / "d2" / "map.html").exists()
+
+
+def test_a_group_with_no_residents_reads_n_a_not_nan(tmp_path):
+    """The terminal's group table says n/a for a group of districts with no homes, as the district
+    table does; never a bare "nan"."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from hostile import hostile_city
+    from walkcover.cli import app
+
+    cfg, osm = hostile_city(tmp_path)
+    data = yaml.safe_load(cfg.read_text(encoding="utf-8"))
+    data["groups"] = {"empty group": ["d2"]}
+    cfg.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    res = CliRunner().invoke(
+        app,
+        ["run", "--city", str(cfg), "--district", "d2", "--standard", "toilet", "--source",
+         str(osm), "--out", str(tmp_path / "out"), "--no-cache", "--no-maps"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "Groups of districts" in res.output and "empty group" in res.output
+    assert "nan" not in res.output.lower().replace("nanning", "")
+    assert "n/a" in res.output

@@ -665,10 +665,12 @@ def _summary(
                 )
             )
             if int(near.sum()) == 0:
+                # 0% only where there are homes to cover: a district with none has no figure
+                outcome = "its coverage is 0%" if mask.any() else "and no homes to cover (no data)"
                 notes.append(
                     Note(
                         f"{drow['slug']}: no {std.id} facilities found in the district or within "
-                        f"{limit:g} m of it; its coverage is 0%",
+                        f"{limit:g} m of it, {outcome}",
                         district=drow["slug"],
                         standard=std.id,
                     )

@@ -821,7 +821,9 @@ def _print_summary(
                 terminal(r.group),
                 terminal(r.standard),
                 f"{r.residents:,.0f}",
-                f"{r.residents_covered_pct:.1f}",
+                "n/a"
+                if r.residents_covered_pct != r.residents_covered_pct
+                else f"{r.residents_covered_pct:.1f}",
                 "n/a"
                 if r.area_covered_euclid_pct != r.area_covered_euclid_pct
                 else f"{r.area_covered_euclid_pct:.1f}",
