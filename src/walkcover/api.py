@@ -212,7 +212,14 @@ def measure(plan: Study, *, progress: Callable[[str], None] | None = None) -> Re
     city = None
     if len(plan.districts) < len(plan.city.districts):
         city = study_query(plan.city, plan.city.districts, plan.rules, plan.standards)
-    layers = load_osm(plan.source_kind, plan.source, query, cache_dir=plan.cache_dir, wider=city)
+    layers = load_osm(
+        plan.source_kind,
+        plan.source,
+        query,
+        cache_dir=plan.cache_dir,
+        wider=city,
+        on_wider=lambda: step("reading OSM data for the whole city, once (then cut per district)"),
+    )
     layers = layers.to_crs(working_crs(plan.city))  # the EPSG:4326 copies are let go here
     assessment = assess_layers(
         plan.city,

@@ -223,7 +223,8 @@ def _assess(
         task = bar.add_task("starting", total=4 + len(plan.standards))
 
         def step(label: str) -> None:
-            bar.update(task, description=label, advance=0 if label == "reading OSM data" else 1)
+            reading = label.startswith("reading OSM data")  # one step, however it is read
+            bar.update(task, description=label, advance=0 if reading else 1)
 
         return api.measure(plan, progress=step)
 

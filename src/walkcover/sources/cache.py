@@ -8,6 +8,7 @@ import logging
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -139,6 +140,7 @@ def load_osm(
     cache_dir: Path | None,
     refresh: bool = False,
     wider: OSMQuery | None = None,
+    on_wider: Callable[[], None] | None = None,
 ) -> OSMLayers:
     """Read `query` from a source, reusing the cached parse when the source and query are unchanged.
 
@@ -159,6 +161,8 @@ def load_osm(
         one district): a PBF file is read whole either way, and the city's other districts are
         then cut from the cache without reading it again. Used for PBF files with a cache only,
         and only when it covers `query` and asks the same of the file.
+    on_wider
+        Called just before `wider` is read (to tell the user why this read takes longer).
     """
     if cache_dir is None:
         return _read_source(kind, source, query)
@@ -186,6 +190,8 @@ def load_osm(
             "reading the whole city's area once (the file is read whole either way); its other "
             "districts will be cut from the cache"
         )
+        if on_wider is not None:
+            on_wider()
         layers = _read_source(kind, source, wider)
         _write_entry(
             root,
