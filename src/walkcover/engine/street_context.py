@@ -10,7 +10,7 @@ import shapely
 
 from walkcover.config.standards import Standard, StreetContexts, features_matching
 from walkcover.engine import coverage as cov
-from walkcover.engine.network import Network
+from walkcover.engine.network import MIDPOINT_CHUNK, Network
 
 MAIN_STREET = "main_street"
 ORDINARY_ROAD = "ordinary_road"
@@ -86,8 +86,10 @@ def classify_edges(
     mid = network.midpoints
     parks = riverside_parks(features, rules)
     if len(parks):
-        inside = shapely.STRtree(parks.geometry.to_numpy()).query(mid, predicate="within")[0]
-        ctx[np.unique(inside)] = RIVERSIDE_PARK
+        tree = shapely.STRtree(parks.geometry.to_numpy())
+        for s in range(0, n, MIDPOINT_CHUNK):  # points a chunk at a time, never a city's at once
+            pts = shapely.points(mid[s : s + MIDPOINT_CHUNK])
+            ctx[s + np.unique(tree.query(pts, predicate="within")[0])] = RIVERSIDE_PARK
     hw = streets_tags["highway"].astype("string")
     main = hw.isin(rules.main_street_highways).fillna(False).to_numpy(dtype=bool)
     footway = streets_tags["footway"].astype("string")
@@ -96,7 +98,9 @@ def classify_edges(
     side &= ~main
     if side.any() and main.any():
         tree = shapely.STRtree(geoms[main])
-        near = tree.query(mid[side], predicate="dwithin", distance=rules.sidewalk_within_m)[0]
+        near = tree.query(
+            shapely.points(mid[side]), predicate="dwithin", distance=rules.sidewalk_within_m
+        )[0]
         side_idx = np.flatnonzero(side)[np.unique(near)]
         ctx[side_idx] = MAIN_STREET
     ctx[main] = MAIN_STREET

@@ -272,8 +272,10 @@ class DenominatorLand:
     def edge_district(self, did: str, dgeom: shapely.Geometry) -> np.ndarray:
         """Which network edges have their midpoint in the district."""
         shapely.prepare(dgeom)
-        return shapely.contains(dgeom, self.edge_midpoints())
+        mid = self.edge_midpoints()
+        inside: np.ndarray = shapely.contains_xy(dgeom, mid[:, 0], mid[:, 1])
+        return inside
 
     def edge_midpoints(self) -> np.ndarray:
-        """The network edges' midpoints (`Network.midpoints`)."""
+        """The network edges' midpoints as coordinates (`Network.midpoints`)."""
         return self.network.midpoints
