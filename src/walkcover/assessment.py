@@ -26,6 +26,7 @@ from walkcover.engine.network import Network, build_network, locked_gates, walka
 from walkcover.engine.street_context import (
     classify_edges,
     context_radii,
+    snap_radii,
     unit_context,
     unit_thresholds,
 )
@@ -144,8 +145,14 @@ class Assessment:
     derived: dict[tuple[str, ...], Any] = field(default_factory=dict)
 
     def thresholds(self, standard: Standard, snaps: cov.Snaps) -> np.ndarray | float:
-        """Each snapped item's radius for `standard` (its street's context radius where it has one)."""
-        return unit_thresholds(standard, self.context, snaps)
+        """Each snapped item's radius for `standard` (its street's context radius where it has one):
+        the edges' radii are made once per standard, then gathered for every set of snaps."""
+        if self.context is None or not standard.context_thresholds_m:
+            return standard.threshold_m
+        key = ("edge_radii", standard.id)
+        if key not in self.derived:
+            self.derived[key] = context_radii(standard, self.context)
+        return snap_radii(standard, self.derived[key], snaps)
 
     def district_demand(self, district_id: str) -> tuple[gpd.GeoDataFrame, cov.Snaps]:
         """One district's homes (renumbered from 0) and their snaps, reused from the run."""

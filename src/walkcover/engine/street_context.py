@@ -57,6 +57,16 @@ def unit_thresholds(
     return context_radii(std, unit_context(context, snaps, std))
 
 
+def snap_radii(std: Standard, edge_radii: np.ndarray, snaps: cov.Snaps) -> np.ndarray:
+    """`unit_thresholds` from each edge's radius (``context_radii`` of the edges' contexts, made
+    once): numbers gathered, no context string per item (a lattice has millions, and an array of
+    strings holds the interpreter lock throughout)."""
+    out = np.full(snaps.n_items, std.threshold_m)  # unsnapped: the default context's radius
+    first = cov.run_starts(snaps.item)
+    out[snaps.item[first]] = edge_radii[snaps.edge[first]]
+    return out
+
+
 def classify_edges(
     network: Network, streets_tags: pd.DataFrame, features: gpd.GeoDataFrame, rules: StreetContexts
 ) -> np.ndarray:
