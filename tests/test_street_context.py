@@ -12,7 +12,12 @@ from conftest import CRS_M, features, shift, streets
 from walkcover.config.standards import load_standards
 from walkcover.engine import coverage as cov
 from walkcover.engine.network import build_network
-from walkcover.engine.street_context import classify_edges, unit_thresholds
+from walkcover.engine.street_context import (
+    classify_edges,
+    context_radii,
+    snap_radii,
+    unit_thresholds,
+)
 
 RULES = load_standards()
 TOILET = RULES.standards["toilet"]
@@ -52,6 +57,37 @@ def test_edges_are_classified(three_streets):
         "main_street",
         "ordinary_road",
     ]
+
+
+def test_edges_are_classified_a_chunk_of_midpoints_at_a_time(three_streets, monkeypatch):
+    # midpoints are made as points two edges at a time: every chunk's hits land on its own edges
+    net, ctx = three_streets
+    monkeypatch.setattr("walkcover.engine.street_context.MIDPOINT_CHUNK", 2)
+    monkeypatch.setattr("walkcover.engine.network.MIDPOINT_CHUNK", 2)
+    net.__dict__.pop("midpoints", None)
+    tags = pd.DataFrame({"highway": net.edges["highway"], "footway": net.edges["footway"]})
+    f = features(
+        ({"leisure": "park"}, box(-10, 1950, 2010, 2040)),
+        ({"natural": "water"}, box(-10, 2060, 2010, 2200)),
+    )
+    assert list(classify_edges(net, tags, f, RULES.street_contexts)) == list(ctx)
+    mids = [shift(Point(1000, y)).coords[0] for y in (0, 1000, 2000)]  # half-way along each
+    np.testing.assert_allclose(net.midpoints[:3], mids)
+
+
+def test_radii_gathered_from_the_edges_equal_the_radii_by_context(three_streets):
+    # snap_radii (per-edge radii made once, gathered) against unit_thresholds (a context per item):
+    # one home per context, one beyond every street (unsnapped: the default context's radius)
+    net, ctx = three_streets
+    homes = gpd.GeoSeries(
+        [shift(Point(300, 5)), shift(Point(500, 1005)), shift(Point(800, 2005)), Point(5e4, 5e4)],
+        crs=CRS_M,
+    )
+    d = cov.snap(net, homes, max_snap_m=20)
+    assert list(d.unsnapped) == [3]
+    got = snap_radii(TOILET, context_radii(TOILET, ctx), d)
+    np.testing.assert_array_equal(got, [300, 500, 800, 500])
+    np.testing.assert_array_equal(got, unit_thresholds(TOILET, ctx, d))
 
 
 def test_each_unit_is_held_to_its_own_context_radius(three_streets):
