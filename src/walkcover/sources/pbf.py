@@ -68,7 +68,11 @@ def read_pbf(path: str | Path, query: OSMQuery) -> OSMLayers:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pyrosm's pandas deprecations, not actionable
             streets = read_street_segments(path, query.polygon)
-            osm = pyrosm.OSM(str(path), bounding_box=query.polygon, complete_relations=True)
+            # progress=False: pyrosm's own bar (or, without a terminal, its "Reading … took"
+            # line) would land in the middle of walkcover's progress and output
+            osm = pyrosm.OSM(
+                str(path), bounding_box=query.polygon, complete_relations=True, progress=False
+            )
             features = [
                 osm.get_pois(custom_filter=_pyrosm_filter(query.feature_tags))
                 if query.feature_tags
