@@ -446,3 +446,27 @@ def test_report_of_a_run_with_planners_boundaries(tmp_path):
     res = runner.invoke(app, ["report", *common, "--overwrite"])  # the bundled names still match
     assert res.exit_code == 0, res.output
     assert (tmp_path / "out" / "handmade" / "d1" / "report.pdf").stat().st_size > 10_000
+
+
+def test_district_map_opens_on_the_whole_district(outputs, browser):
+    """The district's outline is seen whole when its map opens, a margin from the window's edges,
+    and still fills most of the window (whole zoom steps either cut its edges or, with a margin,
+    left it at half the window)."""
+    from walkcover.config.study_area import load_city
+
+    d = load_city("helsinki-sample").districts.set_index("slug").geometry["sample-nw"]
+    x0, y0, x1, y1 = d.bounds
+    page, errors, _ = open_offline(browser, outputs / "sample-nw" / "map.html", size=(1280, 720))
+    try:
+        left, top, right, bottom, width, height = leaflet_eval(
+            page,
+            f"const a = m.latLngToContainerPoint([{y1}, {x0}]);"
+            f" const b = m.latLngToContainerPoint([{y0}, {x1}]); const s = m.getSize();"
+            " return [a.x, a.y, b.x, b.y, s.x, s.y];",
+        )
+        margins = [left, top, width - right, height - bottom]
+        assert min(margins) >= 20, margins
+        assert max((right - left) / width, (bottom - top) / height) > 0.75
+        assert errors == []
+    finally:
+        page.close()

@@ -285,10 +285,20 @@ _COMPACT_CSS = """<style>
 </style>"""
 
 
+#: Screen pixels left round the district (or city) when a map opens.
+FIT_PADDING_PX = (24, 24)
+
+
 def _base_map(bounds_4326: np.ndarray, tiles: str | None) -> folium.Map:
     x0, y0, x1, y1 = bounds_4326
     m = WalkMap(
-        location=[(y0 + y1) / 2, (x0 + x1) / 2], tiles=None, control_scale=False, prefer_canvas=True
+        location=[(y0 + y1) / 2, (x0 + x1) / 2],
+        tiles=None,
+        control_scale=False,
+        prefer_canvas=True,
+        # quarter zoom steps: with whole steps, the margin below often cost a whole level and
+        # the district filled half the window
+        zoom_snap=0.25,
     )
     MetricScale().add_to(m)
     _figure(m).header.add_child(folium.Element(_COMPACT_CSS))
@@ -301,7 +311,9 @@ def _base_map(bounds_4326: np.ndarray, tiles: str | None) -> folium.Map:
         folium.TileLayer(
             name, attr=attribution, name=f"{name} (online)", control=True, overlay=True
         ).add_to(m)
-    m.fit_bounds([[y0, x0], [y1, x1]])
+    # a margin of screen pixels round the bounds: a district's outline is seen whole, not cut
+    # by the window's edges
+    m.fit_bounds([[y0, x0], [y1, x1]], padding=FIT_PADDING_PX)
     return m
 
 
