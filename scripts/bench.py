@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from walkcover.engine import coverage as cov
-from walkcover.engine.network import Network, symmetric_min_csr
+from walkcover.engine.network import Network, components, symmetric_min_adjacency
 
 #: (facilities, cutoff in metres) measured on every synthetic graph: a light load, and a city's
 #: (bus stops or toilets by the thousand, a middle school's 1,000 m).
@@ -41,15 +41,13 @@ def synthetic_city(n_nodes: int, *, seed: int) -> tuple[Network, np.ndarray]:
     u, v = u[keep], v[keep]
     w = rng.uniform(60.0, 140.0, len(u))
     n = side * side
-    csr = symmetric_min_csr(u, v, w, n)
-    from scipy.sparse.csgraph import connected_components
-
-    _, comp = connected_components(csr, directed=False)
+    adjacency = symmetric_min_adjacency(u, v, w, n)
+    comp = components(adjacency)
     edges = pd.DataFrame({"u_idx": u, "v_idx": v, "length_m": w})
     net = Network(
         edges=edges,
         node_osm_ids=np.arange(n),
-        csr=csr,
+        adjacency=adjacency,
         component=comp,
         tree=None,
         snappable=np.arange(len(u)),
@@ -122,9 +120,9 @@ def bench_graph(
     src = node_sources(net, fac_nodes)
     e = net.edges
     t0 = time.perf_counter()
-    symmetric_min_csr(
+    symmetric_min_adjacency(
         e["u_idx"].to_numpy(), e["v_idx"].to_numpy(), e["length_m"].to_numpy(), net.n_nodes
-    )
+    ).matrix()
     t_csr = time.perf_counter() - t0
     t0 = time.perf_counter()
     ours = cov.node_distances(net, src, limit_m=limit_m)

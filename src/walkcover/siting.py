@@ -19,9 +19,8 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import scipy
 import shapely
-from scipy import sparse
-from scipy.sparse.csgraph import dijkstra
 
 from walkcover._errors import CRSError, WalkcoverError
 from walkcover.assessment import Assessment
@@ -42,7 +41,7 @@ class CoverageMatrix:
     already covered and in all.
     """
 
-    matrix: sparse.csc_array
+    matrix: scipy.sparse.csc_array
     weights: np.ndarray
     units: np.ndarray
     candidates: gpd.GeoDataFrame
@@ -200,7 +199,7 @@ def coverage_matrix(
     for start in range(0, len(csnaps.item), chunk):
         sl = slice(start, start + chunk)
         nodes, inv = np.unique(np.concatenate([cand_u[sl], cand_v[sl]]), return_inverse=True)
-        d = dijkstra(network.csr, indices=nodes, limit=limit)
+        d = scipy.sparse.csgraph.dijkstra(network.csr, indices=nodes, limit=limit)
         k = len(cand_u[sl])
         for j in range(k):
             s = start + j
@@ -215,7 +214,7 @@ def coverage_matrix(
             cols.append(np.full(len(hit), csnaps.item[s]))
     r = np.concatenate(rows) if rows else np.array([], dtype=np.int64)
     c = np.concatenate(cols) if cols else np.array([], dtype=np.int64)
-    matrix = sparse.csc_array(
+    matrix = scipy.sparse.csc_array(
         (np.ones(len(r), dtype=bool), (r, c)), shape=(len(uncovered), len(candidates))
     )
     res = np.asarray(residents, dtype=float)
@@ -294,19 +293,19 @@ def _solve(
     n_units, n_cand = a.shape
     # Rows 0..n_units-1: y_i − Σ a_ij x_j ≤ 0; last row: Σ x_j ≤ k, or Σ w_i y_i ≥ need.
     left = -a
-    right = sparse.identity(n_units, format="csr")
+    right = scipy.sparse.identity(n_units, format="csr")
     if k is not None:
-        last = sparse.csr_array(np.concatenate([np.ones(n_cand), np.zeros(n_units)])[None, :])
+        last = scipy.sparse.csr_array(np.concatenate([np.ones(n_cand), np.zeros(n_units)])[None, :])
         cost = np.concatenate([np.zeros(n_cand), cm.weights])
         sense = highspy.ObjSense.kMaximize
         last_lo, last_hi = -highspy.kHighsInf, float(k)
     else:
-        last = sparse.csr_array(np.concatenate([np.zeros(n_cand), cm.weights])[None, :])
+        last = scipy.sparse.csr_array(np.concatenate([np.zeros(n_cand), cm.weights])[None, :])
         cost = np.concatenate([np.ones(n_cand), np.zeros(n_units)])
         sense = highspy.ObjSense.kMinimize
         assert need is not None  # the target model always has one
         last_lo, last_hi = float(need), highspy.kHighsInf
-    matrix = sparse.vstack([sparse.hstack([left, right]), last]).tocsc()
+    matrix = scipy.sparse.vstack([scipy.sparse.hstack([left, right]), last]).tocsc()
     lp = highspy.HighsLp()
     lp.num_col_ = n_cand + n_units
     lp.num_row_ = n_units + 1

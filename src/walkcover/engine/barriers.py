@@ -17,7 +17,7 @@ import shapely
 
 from walkcover.config.standards import SafeRoute, features_matching
 from walkcover.engine import coverage as cov
-from walkcover.engine.network import Network, symmetric_min_csr
+from walkcover.engine.network import Network, components, symmetric_min_adjacency
 
 _PROBE_M = 1.0
 _SIDE_M = 3.0
@@ -246,10 +246,8 @@ def safe_network(
     all_u = np.concatenate([nu, lu])
     all_v = np.concatenate([nv, lv])
     all_w = np.concatenate([length[orig_e], np.zeros(len(lu))])
-    csr = symmetric_min_csr(all_u, all_v, all_w, n_copies)
-    from scipy.sparse.csgraph import connected_components
-
-    _, comp = connected_components(csr, directed=False)
+    adjacency = symmetric_min_adjacency(all_u, all_v, all_w, n_copies)
+    comp = components(adjacency)
     edges = gpd.GeoDataFrame(
         {"u_idx": nu, "v_idx": nv, "length_m": length[orig_e], "orig_edge": orig_e, "cell": cu},
         geometry=geoms[orig_e],
@@ -258,7 +256,7 @@ def safe_network(
     safe = Network(
         edges=edges,
         node_osm_ids=network.node_osm_ids[copy_node],
-        csr=csr,
+        adjacency=adjacency,
         component=comp,
         tree=network.tree,
         snappable=np.arange(len(edges)),

@@ -21,9 +21,8 @@ from dataclasses import dataclass
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import scipy
 import shapely
-from scipy import sparse
-from scipy.sparse.csgraph import dijkstra
 
 from walkcover.engine.network import SAMPLE_SPACING_M, Network
 
@@ -524,20 +523,22 @@ def node_distances(network: Network, sources: Snaps, *, limit_m: float) -> np.nd
     first = np.full(n, np.inf)
     np.minimum.at(first, u, sources.leg_m + sources.lo_m)
     np.minimum.at(first, v, sources.leg_m + (length - sources.hi_m))
-    dist = dijkstra(_with_source(network, first), directed=True, indices=n, limit=limit_m)
+    dist = scipy.sparse.csgraph.dijkstra(
+        _with_source(network, first), directed=True, indices=n, limit=limit_m
+    )
     return np.asarray(dist[:n])
 
 
-def _with_source(network: Network, first: np.ndarray) -> sparse.csr_array:
+def _with_source(network: Network, first: np.ndarray) -> scipy.sparse.csr_array:
     """The network's CSR with a virtual source appended as node ``n``: an arc of length ``first[i]``
     to every node ``i`` where it is finite, and no arc back."""
     n = network.n_nodes
     targets = np.flatnonzero(np.isfinite(first))
-    csr = network.csr
-    indptr = np.append(csr.indptr, csr.indptr[-1] + len(targets))
-    indices = np.concatenate([csr.indices, targets.astype(csr.indices.dtype)])
-    data = np.concatenate([csr.data, first[targets]])
-    return sparse.csr_array((data, indices, indptr), shape=(n + 1, n + 1))
+    adj = network.adjacency
+    indptr = np.append(adj.indptr, adj.indptr[-1] + len(targets))
+    indices = np.concatenate([adj.indices, targets.astype(adj.indices.dtype)])
+    data = np.concatenate([adj.weight_m, first[targets]])
+    return scipy.sparse.csr_array((data, indices, indptr), shape=(n + 1, n + 1))
 
 
 def demand_distances(
@@ -713,7 +714,7 @@ def nearest_sources(
     first_row = np.full(n, -1, dtype=np.int64)
     first[best["node"].to_numpy()] = best["w"].to_numpy()
     first_row[best["node"].to_numpy()] = best["row"].to_numpy()
-    dist, pred = dijkstra(
+    dist, pred = scipy.sparse.csgraph.dijkstra(
         _with_source(network, first),
         directed=True,
         indices=n,

@@ -11,10 +11,8 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyproj
+import scipy
 import shapely
-from scipy import sparse
-from scipy.sparse.csgraph import connected_components
-from scipy.spatial import cKDTree
 
 from walkcover.config.standards import GATE_BARRIERS, features_matching
 from walkcover.config.study_area import DEFAULT_WALK_HIGHWAYS, require_metres
@@ -33,6 +31,22 @@ MIDPOINT_CHUNK = 131_072
 SAMPLE_SPACING_M = 10.0
 
 
+class Adjacency(NamedTuple):
+    """A symmetric weighted graph as CSR arrays: node i's neighbours are
+    ``indices[indptr[i]:indptr[i + 1]]``, at ``weight_m`` metres."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    weight_m: np.ndarray
+    n: int
+
+    def matrix(self) -> scipy.sparse.csr_array:
+        """The ``n × n`` scipy CSR matrix of these arrays (no copy)."""
+        return scipy.sparse.csr_array(
+            (self.weight_m, self.indices, self.indptr), shape=(self.n, self.n)
+        )
+
+
 @dataclass(frozen=True)
 class Network:
     """A walk network: undirected edges with geometry, and a symmetric CSR matrix of metres.
@@ -44,9 +58,9 @@ class Network:
         projected geometry, which the engine's offsets use), ``osm_id``, ``highway``, geometry.
     node_osm_ids
         OSM node id of each node position.
-    csr
-        ``n × n`` matrix; entry (i, j) is the shortest edge joining nodes i and j (parallel edges keep
-        the shortest, never their sum).
+    adjacency
+        Both directions of every edge as CSR arrays (`Adjacency`): the shortest edge joining nodes
+        i and j (parallel edges keep the shortest, never their sum). `csr` is its scipy matrix.
     component
         Connected-component label of each node.
     tree
@@ -58,7 +72,7 @@ class Network:
 
     edges: gpd.GeoDataFrame
     node_osm_ids: np.ndarray
-    csr: sparse.csr_array
+    adjacency: Adjacency
     component: np.ndarray
     tree: shapely.STRtree
     snappable: np.ndarray
@@ -70,6 +84,12 @@ class Network:
     @property
     def crs(self) -> pyproj.CRS:
         return pyproj.CRS.from_user_input(self.edges.crs)
+
+    @functools.cached_property
+    def csr(self) -> scipy.sparse.csr_array:
+        """The ``n × n`` scipy matrix of `adjacency`, made when first used: scipy.sparse takes
+        0.16 s to import, which a county without streets never needs."""
+        return self.adjacency.matrix()
 
     @functools.cached_property
     def midpoints(self) -> np.ndarray:
@@ -108,7 +128,7 @@ class Network:
         return EdgeSamples(
             # sliding-midpoint splits, nodes not shrunk to their points: built in 0.4 s
             # instead of 1.0 s for L's 3.8 million samples, queried as fast
-            tree=cKDTree(samples, balanced_tree=False, compact_nodes=False),
+            tree=scipy.spatial.cKDTree(samples, balanced_tree=False, compact_nodes=False),
             segment=seg_of_sample,
             x=np.ascontiguousarray(a[:, 0]),
             y=np.ascontiguousarray(a[:, 1]),
@@ -139,7 +159,7 @@ class EdgeSamples(NamedTuple):
         Where each segment starts along its edge.
     """
 
-    tree: cKDTree
+    tree: scipy.spatial.cKDTree
     segment: np.ndarray
     x: np.ndarray
     y: np.ndarray
@@ -268,19 +288,28 @@ def _build(streets: gpd.GeoDataFrame, cut: np.ndarray, *, index: bool = True) ->
         crs=streets.crs,
     )
     n = len(node_osm_ids)
-    csr = symmetric_min_csr(u_idx, v_idx, length_m, n)
-    _, component = connected_components(csr, directed=False)
+    adjacency = symmetric_min_adjacency(u_idx, v_idx, length_m, n)
+    component = components(adjacency)
     edges["snappable"] = snappable_mask(streets)
     snappable = np.flatnonzero(edges["snappable"].to_numpy())
     net = Network(
         edges=edges,
         node_osm_ids=node_osm_ids,
-        csr=csr,
+        adjacency=adjacency,
         component=component,
         tree=shapely.STRtree([]),
         snappable=snappable,
     )
     return _index(net) if index else net
+
+
+def components(adjacency: Adjacency) -> np.ndarray:
+    """The connected component of each node of a symmetric adjacency. With no nodes there are none,
+    and scipy is not imported for them (a county without streets runs in about a second)."""
+    if adjacency.n == 0:
+        return np.zeros(0, dtype=np.int32)
+    _, label = scipy.sparse.csgraph.connected_components(adjacency.matrix(), directed=False)
+    return np.asarray(label)
 
 
 def snappable_mask(streets: gpd.GeoDataFrame) -> np.ndarray:
@@ -299,8 +328,9 @@ def snappable_mask(streets: gpd.GeoDataFrame) -> np.ndarray:
     return np.asarray(~bad.fillna(False).to_numpy(dtype=bool))
 
 
-def symmetric_min_csr(u: np.ndarray, v: np.ndarray, w: np.ndarray, n: int) -> sparse.csr_array:
-    """CSR of both directions of every edge, keeping the minimum weight among parallel edges."""
+def symmetric_min_adjacency(u: np.ndarray, v: np.ndarray, w: np.ndarray, n: int) -> Adjacency:
+    """CSR arrays of both directions of every edge, keeping the minimum weight among parallel
+    edges."""
     keep = u != v  # self-loops never shorten a path
     rows = np.concatenate([u[keep], v[keep]]).astype(np.int64)
     cols = np.concatenate([v[keep], u[keep]]).astype(np.int64)
@@ -317,7 +347,7 @@ def symmetric_min_csr(u: np.ndarray, v: np.ndarray, w: np.ndarray, n: int) -> sp
     np.cumsum(np.bincount(r, minlength=n), out=indptr[1:])
     # Built directly from sorted arrays: coo→csr conversion would *sum* duplicates and may drop
     # explicit zeros (zero-length segments are real edges).
-    return sparse.csr_array((w_min, c.astype(np.int32), indptr), shape=(n, n))
+    return Adjacency(indptr=indptr, indices=c.astype(np.int32), weight_m=w_min, n=n)
 
 
 def network_from_streets(

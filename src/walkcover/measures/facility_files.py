@@ -17,7 +17,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyproj
-import scipy.sparse
+import scipy
 import shapely
 
 from walkcover._errors import ConfigError, CRSError, WalkcoverError

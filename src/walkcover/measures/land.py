@@ -7,9 +7,8 @@ import threading
 
 import geopandas as gpd
 import numpy as np
+import scipy
 import shapely
-from scipy import sparse
-from scipy.sparse.csgraph import connected_components
 
 from walkcover.config.standards import Selector, Standard, StandardSet, features_matching
 from walkcover.engine import coverage as cov
@@ -43,8 +42,8 @@ def dissolve(geoms: np.ndarray) -> np.ndarray:
     if n < 2:
         return parts
     a, b = shapely.STRtree(parts).query(parts, predicate="intersects")
-    link = sparse.coo_array((np.ones(len(a), dtype=bool), (a, b)), shape=(n, n))
-    _, group = connected_components(link, directed=False)
+    link = scipy.sparse.coo_array((np.ones(len(a), dtype=bool), (a, b)), shape=(n, n))
+    _, group = scipy.sparse.csgraph.connected_components(link, directed=False)
     size = np.bincount(group)
     alone = size[group] == 1
     # the members of each group of several, group after group (sorted by group label)
