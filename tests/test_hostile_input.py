@@ -93,6 +93,15 @@ def test_workbook_keeps_formula_like_names_as_text(hostile_run):
     assert any("\\x1b[31mred" in str(v) for v in names_en)
     residents = [row[header.index("residents")].value for row in ws.iter_rows(min_row=2)]
     assert all(isinstance(v, int | float) for v in residents)
+    # the header bold and frozen, percentages to one decimal
+    assert ws.freeze_panes == "A2" and all(c.font.b for c in ws[1])
+    pct = [
+        row[j]
+        for row in ws.iter_rows(min_row=2)
+        for j, name in enumerate(header)
+        if str(name).endswith("_pct") and row[j].value is not None
+    ]
+    assert pct and all(c.number_format == "0.0" for c in pct)
     with zipfile.ZipFile(city / "summary.xlsx") as z:
         sheet = z.read("xl/worksheets/sheet1.xml").decode()
     assert "<f>" not in sheet  # no formula anywhere in the file

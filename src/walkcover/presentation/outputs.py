@@ -6,9 +6,11 @@ import errno
 import json
 import logging
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -395,45 +397,66 @@ def write_city_workbook(city_dir: Path) -> Path:
 
 def write_workbook(path: Path, sheets: dict[str, pd.DataFrame]) -> Path:
     """An Excel workbook of `sheets` (name → table), written atomically. Text is always stored
-    as text: a name starting with ``=`` is never a formula. Empty cells stand for NaN."""
-    from openpyxl import Workbook
-    from openpyxl.styles import Font
-    from openpyxl.utils import get_column_letter
+    as text: a name starting with ``=`` is never a formula. Empty cells stand for NaN.
 
-    wb = Workbook()
-    wb.remove(wb.active)
-    for name, table in sheets.items():
-        ws = wb.create_sheet(title=name[:31])
-        ws.append([str(c) for c in table.columns])
-        for cell in ws[1]:
-            cell.font = Font(bold=True)
-        for row in table.itertuples(index=False):
-            ws.append([_excel_value(v) for v in row])
-        for col_cells in ws.iter_cols(min_row=2):
-            for cell in col_cells:
-                if isinstance(cell.value, str):
-                    cell.data_type = "s"  # openpyxl makes "=…" a formula; data never is one
-        for j, col in enumerate(table.columns, start=1):
-            letter = get_column_letter(j)
-            longest = int(table[col].astype(str).str.len().fillna(0).max()) if len(table) else 0
-            ws.column_dimensions[letter].width = min(max(len(str(col)), longest) + 2, 48)
-            if str(col).endswith("_pct") or str(col).endswith("_pp"):
-                for cell in ws[letter][1:]:
-                    cell.number_format = "0.0"
-        ws.freeze_panes = "A2"
-    return write_atomic(path, lambda tmp: wb.save(tmp))
+    XlsxWriter writes it: a fifth of openpyxl's import time (0.03 against 0.13 s), which a run of
+    one small district pays in full. openpyxl still reads planners' workbooks.
+    """
+    import xlsxwriter
+
+    def save(tmp: Path) -> None:
+        # no text is turned into a formula, a link or a number: data is data
+        wb = xlsxwriter.Workbook(
+            str(tmp),
+            {
+                "strings_to_formulas": False,
+                "strings_to_urls": False,
+                "strings_to_numbers": False,
+                "nan_inf_to_errors": True,  # an infinite ratio shows as #DIV/0!, never fails
+            },
+        )
+        bold = wb.add_format({"bold": True})
+        one_decimal = wb.add_format({"num_format": "0.0"})
+        for name, table in sheets.items():
+            ws = wb.add_worksheet(name[:31])
+            for j, col in enumerate(table.columns):
+                ws.write_string(0, j, str(col), bold)
+                longest = int(table[col].astype(str).str.len().fillna(0).max()) if len(table) else 0
+                decimals = str(col).endswith(("_pct", "_pp"))
+                ws.set_column(
+                    j,
+                    j,
+                    min(max(len(str(col)), longest) + 2, 48),
+                    one_decimal if decimals else None,
+                )
+            for i, row in enumerate(table.itertuples(index=False), start=1):
+                for j, value in enumerate(row):
+                    _write_cell(ws, i, j, value)
+            ws.freeze_panes(1, 0)
+        wb.close()
+
+    return write_atomic(path, save)
 
 
-def _excel_value(v: object) -> object:
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+#: What a sheet cannot store: control characters other than tab, newline and carriage return
+_ILLEGAL_IN_SHEET = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
-    if v is None or (isinstance(v, float) and v != v):
-        return None
+
+def _write_cell(ws: Any, row: int, col: int, v: object) -> None:
+    """One cell by its type: nothing for None/NaN, numbers and booleans as such, the rest as text
+    (a control character cannot be stored in a sheet: it is shown as ``\\x1b``, as in the
+    terminal)."""
     if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, str):  # control characters cannot be stored in a sheet: shown as \x1b
-        return ILLEGAL_CHARACTERS_RE.sub(lambda m: f"\\x{ord(m.group()):02x}", v)
-    return v
+        v = v.item()
+    if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and v != v):
+        return
+    if isinstance(v, bool):
+        ws.write_boolean(row, col, v)
+    elif isinstance(v, int | float):
+        ws.write_number(row, col, v)
+    else:
+        text = _ILLEGAL_IN_SHEET.sub(lambda m: f"\\x{ord(m.group()):02x}", str(v))
+        ws.write_string(row, col, text)
 
 
 #: Where a layer's features of each geometry family go: one geometry type per layer, so QGIS and
