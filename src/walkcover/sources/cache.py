@@ -9,6 +9,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -41,10 +42,10 @@ STAMPS_FILE = "sources.json"
 
 SourceKind = Literal["pbf", "xml", "overpass"]
 
-#: Each layer's geometries in the working CRS of the run that wrote the entry, beside the layer
-#: (same rows, same order): a run in that CRS reads them as they are used instead of projecting
-#: 2.2 million geometries again (L: about 2 s of each run from the cache).
-WORKING_SUFFIX = ".working.parquet"
+#: Each layer's geometries in a run's working CRS, beside the layer (same rows, same order), one
+#: file per layer and CRS (``streets.working-<CRS digest>.parquet``): a run in that CRS reads them
+#: as it measures them instead of projecting 2.2 million geometries again (L: 3 s of each run).
+WORKING_PREFIX = ".working-"
 
 
 def file_sha256(path: Path, *, chunk_bytes: int = 1 << 20) -> str:
@@ -203,7 +204,6 @@ def load_osm(
         if on_wider is not None:
             on_wider()
         layers = _read_source(kind, source, wider)
-        working = _projected(layers, crs)
         _write_entry(
             root,
             cache_key(kind, stamp, wider),
@@ -211,9 +211,8 @@ def load_osm(
             kind=kind,
             family=family,
             area=wider.polygon,
-            working=working if crs is not None else None,
-        )
-        return clip(layers, query.polygon, keep=working)
+        )  # kept as read: the whole city's layers are projected when a run reads them whole
+        return _projected(clip(layers, query.polygon), crs)
     layers = _read_source(kind, source, query)
     working = _projected(layers, crs)
     _write_entry(
@@ -233,23 +232,20 @@ def _projected(layers: OSMLayers, crs: Any) -> OSMLayers:
     return layers if crs is None else layers.to_crs(crs)
 
 
-def clip(
-    layers: OSMLayers, polygon: shapely.Geometry, *, keep: OSMLayers | None = None
-) -> OSMLayers:
+def clip(layers: OSMLayers, polygon: shapely.Geometry) -> OSMLayers:
     """The part of `layers` a PBF read of `polygon` (EPSG:4326) gives, when `layers` were read for
     an area covering it: the street segments with an end inside, and the features with a vertex
     inside (a way or relation is read whole when one of its nodes is in the area; a node when it
     is). Rows keep their order.
-
-    With `keep` (the same layers in another CRS, row for row), those rows of `keep` are returned:
-    the test is always made in EPSG:4326, as the PBF reader makes it.
     """
-    out = layers if keep is None else keep
-    s_in = _vertex_inside(layers.streets.geometry.to_numpy(), polygon)
-    f_in = _vertex_inside(layers.features.geometry.to_numpy(), polygon)
+    streets, features = layers.streets, layers.features
     return OSMLayers(
-        streets=out.streets[s_in].reset_index(drop=True),
-        features=out.features[f_in].reset_index(drop=True),
+        streets=streets[_vertex_inside(streets.geometry.to_numpy(), polygon)].reset_index(
+            drop=True
+        ),
+        features=features[_vertex_inside(features.geometry.to_numpy(), polygon)].reset_index(
+            drop=True
+        ),
         source=layers.source,
     )
 
@@ -301,8 +297,8 @@ def _read_entry(
     folder: Path, *, kind: SourceKind, within: shapely.Geometry | None = None, crs: Any = None
 ) -> OSMLayers | None:
     """An entry's layers in `crs` (default EPSG:4326); with `within`, only the part a read of it
-    gives (`clip`). The whole entry in the CRS it was written with is read from its working files
-    (`WORKING_SUFFIX`), not projected again."""
+    gives (`clip`). The whole entry is read in `crs` from its working files (`WORKING_PREFIX`)
+    when it has them, and given them otherwise."""
     meta_path = folder / "meta.json"
     if not meta_path.is_file():
         return None
@@ -313,7 +309,7 @@ def _read_entry(
         if kind == "overpass" and time.time() - meta["created"] > OVERPASS_MAX_AGE_S:
             return None
         projected = False
-        if within is None and crs is not None and _has_working(folder, meta, crs):
+        if within is None and crs is not None and _has_working(folder, crs):
             try:
                 streets = _read_working(folder, "streets", crs)
                 features = _read_working(folder, "features", crs)
@@ -344,28 +340,55 @@ def _read_entry(
         # one JSON array, parsed in one call: half the time of a call per feature
         features["tags"] = json.loads("[" + ",".join(features["tags"].to_numpy(dtype=object)) + "]")
         layers = OSMLayers(streets=streets, features=features, source=meta["source"])
-        return layers if projected else _projected(layers, crs)
+        if projected or crs is None:
+            return layers
+        layers = _projected(layers, crs)
+        if within is None:  # the next run in this CRS reads them as they are
+            _add_working(folder, layers)
+        return layers
     except Exception as exc:  # a damaged entry is rebuilt, never trusted
         log.warning("cache entry %s is unreadable (%s); parsing the source again", folder, exc)
         return None
 
 
-def _crs_text(crs: Any) -> str:
+def _working_file(name: str, crs: Any) -> str:
+    """The file name of layer `name`'s geometries in `crs` (a digest of its WKT: the same CRS
+    written the same way)."""
     import pyproj
 
-    return str(pyproj.CRS.from_user_input(crs).to_wkt())
+    wkt = pyproj.CRS.from_user_input(crs).to_wkt()
+    return f"{name}{WORKING_PREFIX}{hashlib.sha256(wkt.encode()).hexdigest()[:16]}.parquet"
 
 
-def _has_working(folder: Path, meta: dict[str, Any], crs: Any) -> bool:
-    """Whether the entry keeps its layers in `crs` too (the same CRS, written the same way)."""
-    return meta.get("working_crs") == _crs_text(crs) and all(
-        (folder / f"{name}{WORKING_SUFFIX}").is_file() for name in ("streets", "features")
-    )
+def _has_working(folder: Path, crs: Any) -> bool:
+    """Whether the entry keeps its layers in `crs` too."""
+    return all((folder / _working_file(name, crs)).is_file() for name in ("streets", "features"))
+
+
+def _write_working(folder: Path, working: OSMLayers) -> None:
+    """Each layer's geometries (in its CRS) into the entry's working files, each written whole
+    under a temporary name and then renamed: a reader finds a complete file or none."""
+    for name, frame in (("streets", working.streets), ("features", working.features)):
+        geometry = gpd.GeoDataFrame(geometry=frame.geometry.to_numpy(), crs=frame.crs)
+        write_atomic(folder / _working_file(name, frame.crs), partial(_write_parquet, geometry))
+
+
+def _write_parquet(frame: gpd.GeoDataFrame, path: Path) -> None:
+    frame.to_parquet(path, index=False, row_group_size=ROW_GROUP_ROWS)
+
+
+def _add_working(folder: Path, working: OSMLayers) -> None:
+    """Give an entry read whole its working files in `working`'s CRS; a failure (a full disk, a
+    read-only cache) costs only the speed-up."""
+    try:
+        _write_working(folder, working)
+    except Exception as exc:
+        log.info("cache entry %s: its working-CRS files could not be written (%s)", folder, exc)
 
 
 def _read_working(folder: Path, name: str, crs: Any) -> gpd.GeoDataFrame:
-    """A layer's columns with its geometries in the working CRS (read from the working file), in
-    the frame `gpd.read_parquet` makes of the layer itself.
+    """A layer's columns with its geometries in `crs` (read from its working file), in the frame
+    `gpd.read_parquet` makes of the layer itself.
 
     The frame takes `crs` itself (`_has_working` found it the same): the file's PROJJSON copy is
     equal but not "exactly the same" to pyproj, and would have the run project it once more."""
@@ -373,9 +396,10 @@ def _read_working(folder: Path, name: str, crs: Any) -> gpd.GeoDataFrame:
 
     names = [c for c in _columns(folder, name) if c != "geometry"]
     frame = pq.read_table(folder / f"{name}.parquet", columns=names).to_pandas()
-    geometry = gpd.read_parquet(folder / f"{name}{WORKING_SUFFIX}").geometry
+    path = folder / _working_file(name, crs)
+    geometry = gpd.read_parquet(path).geometry
     if len(geometry) != len(frame):
-        raise ValueError(f"{name}{WORKING_SUFFIX} has {len(geometry)} rows, the layer {len(frame)}")
+        raise ValueError(f"{path.name} has {len(geometry)} rows, the layer {len(frame)}")
     return gpd.GeoDataFrame(frame, geometry=geometry.to_numpy(), crs=crs)
 
 
@@ -450,8 +474,7 @@ def _write_entry(
 
     Each layer keeps its read order and a bounding-box column (GeoParquet 1.1), in row groups of
     `ROW_GROUP_ROWS`: a read of a smaller area (`_rows_near`) skips the groups that miss it. With
-    `working` (the same layers in the run's CRS), their geometries go beside, one file per layer
-    (`WORKING_SUFFIX`).
+    `working` (the same layers in the run's CRS), their geometries go beside (`WORKING_PREFIX`).
     """
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
@@ -466,10 +489,7 @@ def _write_entry(
                 row_group_size=ROW_GROUP_ROWS,
             )
         if working is not None:
-            for name, frame in (("streets", working.streets), ("features", working.features)):
-                gpd.GeoDataFrame(geometry=frame.geometry.to_numpy(), crs=frame.crs).to_parquet(
-                    tmp / f"{name}{WORKING_SUFFIX}", index=False, row_group_size=ROW_GROUP_ROWS
-                )
+            _write_working(tmp, working)
         meta = {
             "schema": CACHE_SCHEMA,
             "kind": kind,
@@ -478,8 +498,6 @@ def _write_entry(
             "family": family,
             "area_wkb": shapely.to_wkb(area, hex=True),
         }
-        if working is not None:
-            meta["working_crs"] = _crs_text(working.streets.crs)
         (tmp / "meta.json").write_text(json.dumps(meta))
         final = root / key
         if final.exists():
