@@ -639,23 +639,36 @@ def _summary(
     complete = study.completeness.set_index("district_id")["building_completeness_pct"]
     groups = {s.id: _groups(study, s) for s in standards}
 
+    # each standard's facilities picked out once, not once per district
+    fac_in = facilities["in_district"].to_numpy(dtype=object)
+    per_std = {}
+    for std in standards:
+        mine = (facilities["standard"] == std.id).to_numpy()
+        fac = facilities[mine & counts]
+        per_std[std.id] = (
+            mine,
+            fac.geometry,
+            fac["snapped"].to_numpy(bool),
+            fac["in_district"].to_numpy(dtype=object),
+        )
+
     def one(drow: pd.Series, dgeom: shapely.Geometry) -> tuple[list[dict], list[Note]]:
         rows, notes = [], []
         did = drow["district_id"]
         mask = (demand["district_id"] == did).to_numpy()
+        homes = demand[mask]  # the district's homes, taken once for every standard
         edge_in = study.lands.edge_district(did, dgeom)
         for std in standards:
             limit = study.limits[std.id]
-            mine = (facilities["standard"] == std.id).to_numpy()
-            fac = facilities[mine & counts]
-            near = can_serve(fac.geometry, dgeom, limit) & fac["snapped"].to_numpy(bool)
-            excluded = mine & ~counts & (facilities["in_district"] == did).to_numpy()
+            mine, fac_geoms, fac_snapped, fac_district = per_std[std.id]
+            near = can_serve(fac_geoms, dgeom, limit) & fac_snapped
+            excluded = mine & ~counts & (fac_in == did)
             rows.append(
                 district_summary(
-                    demand[mask],
+                    homes,
                     district=drow,
                     standard=std,
-                    facilities_in_district=int((fac["in_district"] == did).sum()),
+                    facilities_in_district=int((fac_district == did).sum()),
                     facilities_in_reach=int(near.sum()),
                     facilities_excluded=int(excluded.sum()),
                     demand_model=study.models[did],
