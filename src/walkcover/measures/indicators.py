@@ -247,6 +247,13 @@ def district_indicators(
     built, green, park = (land_union(kind) for kind in INDICATOR_LANDS)
     green_built = overlap_pieces(green, built)  # once for the city, not per district
     pts = features.geometry.representative_point()
+    # each count's features (the same for every district): their rows in `features`, or None
+    # when OSM maps none in the study area
+    counted: dict[str, np.ndarray | None] = {}
+    for rule in rules.counts:
+        hits = features_matching(features, rule.selectors)
+        hits = hits[[out_of_service(t, _keys(rule.selectors)) is None for t in hits["tags"]]]
+        counted[rule.id] = features.index.get_indexer(hits.index) if len(hits) else None
     for (_, d), dgeom in zip(districts.iterrows(), districts_proj.geometry):
         base = {"district": d["slug"], "district_id": d["district_id"], "district_name": d["name"]}
         area_km2 = shapely.area(dgeom) / 1e6
@@ -286,10 +293,9 @@ def district_indicators(
             "land.built_up selectors",
         )
         for rule in rules.counts:
-            hits = features_matching(features, rule.selectors)
-            hits = hits[[out_of_service(t, _keys(rule.selectors)) is None for t in hits["tags"]]]
-            n_in = int(inside[features.index.get_indexer(hits.index)].sum()) if len(hits) else 0
-            missing = len(hits) == 0
+            rows_at = counted[rule.id]
+            missing = rows_at is None
+            n_in = 0 if rows_at is None else int(inside[rows_at].sum())
             note = (
                 "no such features mapped in OSM in the study area: missing data, not zero"
                 if missing
