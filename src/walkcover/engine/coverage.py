@@ -74,6 +74,23 @@ class Snaps:
         out: np.ndarray = tables[n_edges]
         return out
 
+    def edge_ends(self, network: Network) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each row's edge length and its ``u`` and ``v`` nodes on `network`, gathered once:
+        every standard's distances (`demand_distances`) read the same rows of the edge table,
+        and on a city the gathers took most of each call."""
+        cached = self.__dict__.get("_edge_ends")
+        if cached is None or cached[0] is not network:
+            e = network.edges
+            ends = (
+                e["length_m"].to_numpy()[self.edge],
+                e["u_idx"].to_numpy()[self.edge],
+                e["v_idx"].to_numpy()[self.edge],
+            )
+            cached = (network, ends)
+            self.__dict__["_edge_ends"] = cached
+        out: tuple[np.ndarray, np.ndarray, np.ndarray] = cached[1]
+        return out
+
     def take(self, positions: np.ndarray) -> Snaps:
         """The snaps of the items at `positions` (in that order), renumbered from 0: the same as
         snapping those items alone, without snapping again."""
@@ -560,9 +577,7 @@ def demand_distances(
     if len(demand.item) == 0:
         return out
     e = demand.edge
-    length = network.edges["length_m"].to_numpy()[e]
-    u = network.edges["u_idx"].to_numpy()[e]
-    v = network.edges["v_idx"].to_numpy()[e]
+    length, u, v = demand.edge_ends(network)
     off = demand.lo_m
     best = np.minimum(node_dist[u] + off, node_dist[v] + (length - off))
     # rows on an edge that holds a source too (few): along the edge may be shorter. The sources
