@@ -44,6 +44,7 @@ from walkcover.measures.entrances import CLOSED_REASON, Access, facility_access
 from walkcover.measures.facilities import OUT_OF_SERVICE, select_facilities
 from walkcover.measures.facility_files import imported_facilities, merge_sources
 from walkcover.measures.indicators import (
+    CONTEXTS,
     SUMMARY_COLUMNS,
     district_indicators,
     district_summary,
@@ -652,6 +653,8 @@ def _summary(
             fac["in_district"].to_numpy(dtype=object),
         )
 
+    context_masks = None if study.context is None else {c: study.context == c for c in CONTEXTS}
+
     def one(drow: pd.Series, dgeom: shapely.Geometry) -> tuple[list[dict], list[Note]]:
         rows, notes = [], []
         did = drow["district_id"]
@@ -678,6 +681,7 @@ def _summary(
                     edge_in_district=edge_in,
                     context=study.context,
                     network=study.network,
+                    context_masks=context_masks,
                     on_land=on_land[std.denominator][mask],
                     building_completeness_pct=float(complete.get(did, np.nan)),
                     group=groups[std.id][0],

@@ -110,6 +110,7 @@ def district_summary(
     edge_in_district: np.ndarray | None = None,
     context: np.ndarray | None = None,
     network=None,
+    context_masks: dict[str, np.ndarray] | None = None,
     on_land: np.ndarray | None = None,
     building_completeness_pct: float = float("nan"),
     group: str | None = None,
@@ -145,6 +146,9 @@ def district_summary(
     edge_cover, edge_in_district, context, network
         Covered length per edge, which edges lie in the district, and each edge's street context,
         for the share of each context's street length that is covered.
+    context_masks
+        ``{c: context == c}`` for each of `CONTEXTS`, made once by a caller summing many districts
+        (a comparison of 1.8 million strings takes 20 ms); made here when not given.
     """
     sid = standard.id
     res = demand[f"residents_{group}" if group else "residents"].to_numpy(dtype=float)
@@ -218,8 +222,9 @@ def district_summary(
         and edge_in_district is not None
     ):
         length = network.edges["length_m"].to_numpy()
+        is_c = context_masks or {c: context == c for c in CONTEXTS}
         for c in CONTEXTS:
-            m = edge_in_district & (context == c)
+            m = edge_in_district & is_c[c]
             total = float(length[m].sum())
             row[f"street_km_{c}"] = total / 1000.0
             row[f"street_covered_pct_{c}"] = _pct(float(edge_cover[m].sum()), total)
