@@ -144,6 +144,10 @@ class Assessment:
     completeness: pd.DataFrame | None = None
     #: Layers derived from this assessment on demand (gap polygons, service areas), computed once.
     derived: dict[tuple[str, ...], Any] = field(default_factory=dict)
+    #: ``districts`` in ``crs``, projected once by the thread that measured: pyproj makes its
+    #: transformers per thread, and a worker thread's first projection searches PROJ's database
+    #: again (about 60 ms for EPSG:4326 to EPSG:4547), which a small district's run feels.
+    districts_proj: gpd.GeoDataFrame | None = None
 
     def thresholds(self, standard: Standard, snaps: cov.Snaps) -> np.ndarray | float:
         """Each snapped item's radius for `standard` (its street's context radius where it has one):
@@ -173,6 +177,21 @@ class Assessment:
         return (
             f"residents_{group}" if group and f"residents_{group}" in self.demand else "residents"
         )
+
+    def district_geometry(self, district_id: str) -> shapely.Geometry:
+        """One district's boundary in ``crs``.
+
+        Raises
+        ------
+        KeyError
+            `district_id` is not one of the run's districts.
+        """
+        proj = self.districts_proj
+        if proj is None:  # an assessment built by hand
+            if ("districts_proj",) not in self.derived:
+                self.derived[("districts_proj",)] = self.districts.to_crs(self.crs)
+            proj = self.derived[("districts_proj",)]
+        return proj.set_index("district_id").geometry[district_id]
 
     def district_notes(self, slug: str, *, kind: str | None = None) -> list[Note]:
         """The notes that bear on district `slug` (its own and the city's), of `kind` if given."""
@@ -261,6 +280,9 @@ class _Study:
     lands: DenominatorLand
     notes: list[Note]
     completeness: pd.DataFrame
+    #: The area read (`query`'s polygon) in `crs`, projected here and not by the measuring
+    #: thread that first needs it: a thread's first projection searches PROJ's database again.
+    extent: shapely.Geometry
     safe: SafeRoute | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -357,6 +379,7 @@ def assess_layers(
         lands=study.lands,
         demand_snaps=study.demand_snaps,
         completeness=study.completeness,
+        districts_proj=study.d_proj,
     )
 
 
@@ -449,6 +472,7 @@ def _prepare(
         ),
         notes=notes,
         completeness=completeness,
+        extent=gpd.GeoSeries([query.polygon], crs=4326).to_crs(crs).iloc[0],
     )
 
 
@@ -575,7 +599,6 @@ def _safe_route(study: _Study) -> SafeRoute:
     """The study's safe-route network, built once by the first standard that asks for it."""
     with study.lock:
         if study.safe is None:
-            extent = gpd.GeoSeries([study.query.polygon], crs=4326).to_crs(study.crs).iloc[0]
             study.safe = SafeRoute.build(
                 study.network,
                 study.streets,
@@ -584,7 +607,7 @@ def _safe_route(study: _Study) -> SafeRoute:
                 study.rules,
                 study.demand,
                 study.demand_snaps,
-                extent,
+                study.extent,
             )
         return study.safe
 

@@ -498,7 +498,7 @@ def district_coverage_matrix(
 
     _, mine, snaps, thr = _district_units(result, standard_id, district_id)
     cfg = result.city.config
-    dgeom = result.districts.to_crs(result.crs).set_index("district_id").geometry[district_id]
+    dgeom = result.district_geometry(district_id)
     covered = mine[f"{standard_id}_covered"].to_numpy(dtype=bool)
     if plots is not None:
         cands = plot_candidates(plots, dgeom, result.crs)

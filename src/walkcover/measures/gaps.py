@@ -272,7 +272,7 @@ def district_service_areas(result, district_id: str, *, cell_m: float = 10.0) ->
     memo = result.derived
     key = ("service_areas", district_id, cell_m)
     if key not in memo:
-        dgeom = result.districts.to_crs(result.crs).set_index("district_id").geometry[district_id]
+        dgeom = result.district_geometry(district_id)
         reach = max(s.max_threshold_m for s in result.standards)
         around = shapely.buffer(dgeom, SERVICE_AREA_MARGIN_M)
         extent = _reached_extent(result, around, reach)

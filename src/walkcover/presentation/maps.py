@@ -418,7 +418,7 @@ def district_map(
     14 MB page; docs/benchmarks.md).
     """
     d_row = result.districts.set_index("district_id").loc[district_id]
-    dgeom = result.districts.to_crs(result.crs).set_index("district_id").geometry[district_id]
+    dgeom = result.district_geometry(district_id)
     d4326 = result.districts.set_index("district_id").geometry[district_id]
     m = _base_map(np.asarray(d4326.bounds), tiles)
     label = f"{d_row['name']} / {d_row['name_en']}"

@@ -215,7 +215,6 @@ def write_run(
     check_outputs(planned_outputs(out, city_id, slugs), overwrite=overwrite)
     files = RunFiles()
     done: list[str] = []
-    d_proj = assessment.districts.to_crs(assessment.crs)
 
     def one(drow: pd.Series, geom) -> tuple[str, str, Exception | None, set[str], set[str]]:
         slug = drow["slug"]
@@ -247,7 +246,7 @@ def write_run(
     # Districts are independent once measured: two at a time (the lattices, GeoPackages and
     # rasters release the GIL), each still staged and swapped in whole.
     rows = [drow for _, drow in assessment.districts.iterrows()]
-    geoms = list(d_proj.geometry)
+    geoms = [assessment.district_geometry(d) for d in assessment.districts["district_id"]]
     # the districts with most homes first: a large district started last would run on alone
     homes = assessment.demand["district_id"].value_counts()
     order = sorted(range(len(rows)), key=lambda i: -int(homes.get(rows[i]["district_id"], 0)))
@@ -671,7 +670,7 @@ def write_proposed_sites(
             tiles = None
     mine = {gpkg.name, csv.name, RECORD_FILE, "map.html"}
     keep = [p.name for p in folder.iterdir() if p.name not in mine] if folder.is_dir() else []
-    geom = assessment.districts.to_crs(assessment.crs).set_index("district_id").geometry[did]
+    geom = assessment.district_geometry(did)
     with staged_folder(folder, keep=keep) as stage:
         after = write_district_files(assessment, did, geom, stage, proposed=proposed, tiles=tiles)
         write_csv(stage / csv.name, table)

@@ -120,9 +120,7 @@ def record_data(assessment: Assessment, district_id: str, *, tiles: str | None =
         # the boundary the figures were measured in (planners' own with --boundaries), in the
         # run's CRS to the centimetre: reports draw this one, whatever the city config says now
         "boundary_wkt": shapely.to_wkt(
-            assessment.districts.to_crs(assessment.crs)
-            .set_index("district_id")
-            .geometry[district_id],
+            assessment.district_geometry(district_id),
             rounding_precision=2,
         ),
         "standards": [s.model_dump(mode="json") for s in assessment.standards],
@@ -226,9 +224,7 @@ def district_run(
     from walkcover.measures.gaps import district_gaps
     from walkcover.presentation.outputs import demand_layer, facilities_layer
 
-    geom = (
-        assessment.districts.to_crs(assessment.crs).set_index("district_id").geometry[district_id]
-    )
+    geom = assessment.district_geometry(district_id)
     demand = demand_layer(assessment, district_id)
     for sid, dist in (after or {}).items():
         demand[f"{sid}_after_dist_m"] = dist

@@ -46,6 +46,12 @@ class OSMQuery:
         }
 
 
+#: Rows from which `OSMLayers.to_crs` projects the streets on a second thread. Below, one thread:
+#: pyproj makes its transformers per thread, and the second thread's search of PROJ's database
+#: (about 60 ms) would cost more than it saves.
+PROJECT_APART_ROWS = 200_000
+
+
 @dataclass(frozen=True)
 class OSMLayers:
     """Streets (one row per node-to-node segment) and tagged features, both EPSG:4326 as read.
@@ -64,6 +70,8 @@ class OSMLayers:
         EPSG:4326 geometries go: on a city that is a third of the memory the layers take."""
         from concurrent.futures import ThreadPoolExecutor
 
+        if len(self.streets) + len(self.features) < PROJECT_APART_ROWS:
+            return OSMLayers(self.streets.to_crs(crs), self.features.to_crs(crs), self.source)
         # the two layers side by side (pyproj's transformers are per thread; a city's streets
         # and features: 3.5 -> 3.0 s on two cores, the rest holds the GIL)
         with ThreadPoolExecutor(max_workers=2) as pool:
