@@ -145,7 +145,7 @@ def load_osm(
     *,
     cache_dir: Path | None,
     refresh: bool = False,
-    wider: OSMQuery | None = None,
+    wider: OSMQuery | Callable[[], OSMQuery] | None = None,
     on_wider: Callable[[], None] | None = None,
     crs: Any = None,
 ) -> OSMLayers:
@@ -167,7 +167,8 @@ def load_osm(
         A larger area to read and cache instead when `query` is not cached (the whole city, for
         one district): a PBF file is read whole either way, and the city's other districts are
         then cut from the cache without reading it again. Used for PBF files with a cache only,
-        and only when it covers `query` and asks the same of the file.
+        and only when it covers `query` and asks the same of the file. Or a function that makes it, called only
+        then.
     on_wider
         Called just before `wider` is read (to tell the user why this read takes longer).
     crs
@@ -191,8 +192,10 @@ def load_osm(
         if cached is not None:
             log.info("using cached OSM layers %s", key)
             return cached
+    if callable(wider) and kind == "pbf":
+        wider = wider()
     if (
-        wider is not None
+        isinstance(wider, OSMQuery)
         and kind == "pbf"
         and cache_family(kind, stamp, wider) == family
         and shapely.covers(wider.polygon.buffer(COVER_TOL_DEG, quad_segs=2), query.polygon)
