@@ -7,19 +7,25 @@
 See `walkcover.api` for the whole public API.
 """
 
-from walkcover._errors import (
-    ConfigError,
-    CRSError,
-    DistrictNotFoundError,
-    OutputExistsError,
-    OutputFolderError,
-    OutputLockedError,
-    RunIncompleteError,
-    SourceError,
-    WalkcoverError,
-)
-from walkcover._version import __version__
-from walkcover.api import Results, Study, assess, measure, report, study
+from walkcover._gc import collector_paused
+
+# Importing the geospatial stack makes only objects that live as long as the process: the cyclic
+# garbage collector's passes over them meanwhile are wasted (about 50 ms of every command).
+with collector_paused():
+    from walkcover._errors import (
+        ConfigError,
+        CRSError,
+        DistrictNotFoundError,
+        OutputExistsError,
+        OutputFolderError,
+        OutputLockedError,
+        RunIncompleteError,
+        SourceError,
+        WalkcoverError,
+    )
+    from walkcover._version import __version__
+    from walkcover.api import Results, Study, assess, measure, report, study
+del collector_paused
 
 __all__ = [
     "CRSError",

@@ -8,6 +8,7 @@ import logging
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import pandas as pd
 from walkcover._atomic import atomic_path, staged_folder, write_atomic
 from walkcover._errors import OutputExistsError, RunIncompleteError, WalkcoverError
 from walkcover._escape import csv_frame, csv_unescape_frame
+from walkcover._gc import collector_paused
 from walkcover.assessment import FACILITY_OUTPUT_COLUMNS, Assessment, can_serve, search_limit_m
 from walkcover.config.region import Region
 from walkcover.config.study_area import City
@@ -210,6 +212,22 @@ def write_run(
         Some step failed; its ``files`` holds what was written, and the message names each district,
         step and reason.
     """
+    # The collector is paused while tables and GeoPackages are written (`walkcover._gc`), but not
+    # with maps: folium's element trees are reference cycles, each holding a map's data, that
+    # only the collector frees.
+    with nullcontext() if maps else collector_paused():
+        return _write_run(assessment, out, overwrite=overwrite, bom=bom, maps=maps, tiles=tiles)
+
+
+def _write_run(
+    assessment: Assessment,
+    out: Path,
+    *,
+    overwrite: bool,
+    bom: bool,
+    maps: bool,
+    tiles: str | None,
+) -> RunFiles:
     city_id = assessment.city.id
     slugs = list(assessment.districts["slug"])
     check_outputs(planned_outputs(out, city_id, slugs), overwrite=overwrite)
