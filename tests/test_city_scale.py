@@ -126,15 +126,17 @@ def test_a_county_with_no_data_loads_no_graph_code(s_city, tmp_path):
 def test_a_county_with_no_data_makes_its_transformations_on_one_thread(s_city, tmp_path):
     """pyproj makes its transformers per thread, and each thread's first projection searches
     PROJ's database again (about 60 ms for EPSG:4326 to EPSG:4547, a tenth of a run that should
-    take under a second): the measuring and writing threads project nothing themselves, so a county
-    with no data makes each transformation once, on the main thread."""
+    take under a second): the measuring and writing threads project nothing themselves, and the
+    study area goes back to EPSG:4326 by the projection's inverse (`config.crs.to_lonlat`), so a
+    county with no data searches once, on the main thread."""
     pbf, cache, _ = s_city
     child = (
         "import threading, pyproj.transformer as T, walkcover as wc\n"
         "made = []\n"
         "make = T.TransformerFromCRS.__call__\n"
         "def spy(self):\n"
-        "    made.append(threading.current_thread().name)\n"
+        "    made.append((threading.current_thread().name, self.crs_from.decode()[:9],\n"
+        "                 self.crs_to.decode()[:9]))\n"
         "    return make(self)\n"
         "T.TransformerFromCRS.__call__ = spy\n"
         f"res = wc.assess('zhengzhou', district='登封市', source={str(pbf)!r}, "
@@ -144,6 +146,7 @@ def test_a_county_with_no_data_makes_its_transformations_on_one_thread(s_city, t
     )
     run = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, check=False)
     assert run.returncode == 0, run.stderr[-2000:]
-    made = eval(run.stdout.strip().splitlines()[-1])  # a list of thread names
-    assert made and set(made) == {"MainThread"}, made
-    assert len(made) <= 2, made  # EPSG:4326 to the working CRS and back
+    made = eval(run.stdout.strip().splitlines()[-1])  # (thread, from, to) per transformer made
+    assert made and {t for t, _, _ in made} == {"MainThread"}, made
+    pairs = [(a, b) for _, a, b in made]
+    assert ("EPSG:4326", "EPSG:4547") in pairs and ("EPSG:4547", "EPSG:4326") not in pairs, made

@@ -18,6 +18,7 @@ import pandas as pd
 import pyproj
 import shapely
 
+from walkcover.config.crs import to_lonlat
 from walkcover.config.standards import Standard, StandardSet, features_matching
 from walkcover.config.study_area import City, working_crs
 from walkcover.engine import coverage as cov
@@ -240,7 +241,7 @@ def can_serve(
 def study_polygon(districts: gpd.GeoDataFrame, *, crs: pyproj.CRS, margin_m: float):
     """The districts' union grown by `margin_m`, in EPSG:4326: facilities across a border count."""
     grown = districts.to_crs(crs).union_all().buffer(margin_m)
-    return gpd.GeoSeries([grown], crs=crs).to_crs(4326).iloc[0]
+    return to_lonlat(grown, crs)
 
 
 def study_query(
