@@ -103,14 +103,15 @@ def test_a_district_cut_from_the_city_cache_equals_reading_the_file(s_city, tmp_
 def test_a_county_with_no_data_loads_no_graph_code(s_city, tmp_path):
     """A county the city never reaches, cut from the city's cache in a fresh interpreter, runs
     and writes its files without importing the engine's scipy (0.3 s of a run that should take
-    about a second): it has no network to search."""
+    about a second) or the rasters' affine and rasterio: it has no network to search and no land
+    to rasterise."""
     pbf, cache, whole = s_city
     empty = "登封市"  # 60 km from the centre; the districts next to the city have its streets
     d = whole.districts.set_index("name").loc[empty, "district_id"]
     assert not whole.demand["district_id"].eq(d).any()
     child = (
         "import sys, walkcover as wc\n"
-        "graph = ('scipy.sparse', 'scipy.spatial', 'scipy.ndimage')\n"
+        "graph = ('scipy.sparse', 'scipy.spatial', 'scipy.ndimage', 'affine', 'rasterio')\n"
         "assert not [m for m in sys.modules if m.startswith(graph)], 'walkcover imports them'\n"
         f"res = wc.assess('zhengzhou', district={empty!r}, source={str(pbf)!r}, "
         f"cache_dir={str(cache)!r})\n"

@@ -16,7 +16,6 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from affine import Affine
 
 from walkcover.engine import coverage as cov
 from walkcover.measures.raster import as_shapes, burn, centres_inside, polygons, rasterize
@@ -39,6 +38,8 @@ def _grid(xmin: float, ymin: float, xmax: float, ymax: float, cell_m: float, pad
     c1 = int(np.floor(xmax / cell_m)) + pad
     r1 = int(np.floor(ymax / cell_m)) + pad
     grid = np.zeros((r1 - r0 + 1, c1 - c0 + 1), dtype=np.uint8)
+    from affine import Affine  # (with attrs: 15 ms of importing, for rasters only)
+
     return grid, Affine(cell_m, 0, c0 * cell_m, 0, -cell_m, (r1 + 1) * cell_m), c0, r1
 
 
@@ -230,6 +231,8 @@ class Lattice:
         covered = ok[:-1, :-1] & ok[1:, :-1] & ok[:-1, 1:] & ok[1:, 1:]
         # Raster rows run north to south: flip the lattice (south to north) into image order.
         grid = covered[::-1].astype(np.uint8)
+        from affine import Affine  # (with attrs: 15 ms of importing, for rasters only)
+
         transform = Affine(self.cell_m, 0, self.gx[0, 0], 0, -self.cell_m, self.gy[-1, 0])
         if len(polys):  # the facilities' own grounds are within reach: those over the lattice
             b = shapely.bounds(polys)

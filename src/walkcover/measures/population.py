@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from affine import Affine
 
 from walkcover._errors import ConfigError, SourceError
+
+if TYPE_CHECKING:
+    from affine import Affine
 
 
 def _window(src, bounds: np.ndarray, *, path: Path, max_cells: int):
