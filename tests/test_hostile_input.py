@@ -102,6 +102,11 @@ def test_workbook_keeps_formula_like_names_as_text(hostile_run):
         if str(name).endswith("_pct") and row[j].value is not None
     ]
     assert pct and all(c.number_format == "0.0" for c in pct)
+    # columns as wide as their longest text (up to 48 characters)
+    from openpyxl.utils import get_column_letter
+
+    width = ws.column_dimensions[get_column_letter(header.index("district_name") + 1)].width
+    assert width >= min(max(len(str(c.value)) for c in names), 46)
     with zipfile.ZipFile(city / "summary.xlsx") as z:
         sheet = z.read("xl/worksheets/sheet1.xml").decode()
     assert "<f>" not in sheet  # no formula anywhere in the file
