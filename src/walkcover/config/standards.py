@@ -451,6 +451,8 @@ def selector_masks(features: pd.DataFrame, selectors: list[Selector]) -> list[np
     against every selector in Python.
     """
     tags = features["tags"].to_numpy()
+    if not len(tags):  # nothing to match (a county with no data: no pandas passes for nothing)
+        return [np.zeros(0, dtype=bool) for _ in selectors]
     columns = _tag_columns(features)
 
     def column(key: str) -> pd.Series:
