@@ -61,28 +61,37 @@ def csv_cell(value: object) -> object:
 
 def csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """A copy of `frame` whose text cells (and column names) are safe to open in a spreadsheet."""
-    out = frame.copy()
-    for col in out.columns:
-        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col].dtype):
-            out[col] = out[col].map(csv_cell)
+    out = _cells_mapped(frame, csv_cell)
     out.columns = [csv_cell(str(c)) for c in out.columns]
     return out
+
+
+def _csv_uncell(value: object) -> object:
+    """`csv_cell` undone: the ``'`` before formula-like text taken off (only there)."""
+    if isinstance(value, str) and value.startswith("'") and value[1:].startswith(FORMULA_START):
+        return value[1:] if not _NUMBER.match(value[1:]) else value
+    return value
 
 
 def csv_unescape_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """`frame` read back from a CSV `csv_frame` wrote: the ``'`` put before formula-like text
     taken off again (only there: a name that starts with ``'`` itself is left alone)."""
+    out = _cells_mapped(frame, _csv_uncell)
+    out.columns = [str(_csv_uncell(c)) for c in out.columns]
+    return out
+
+
+def _cells_mapped(frame: pd.DataFrame, cell: Any) -> pd.DataFrame:
+    """A copy of `frame` with `cell` applied to its text columns' values; a column none of whose
+    values it changes is not set again (most are not: a column set back costs more than reading it,
+    a city's CSVs have dozens)."""
     out = frame.copy()
-
-    def undo(value: object) -> object:
-        if isinstance(value, str) and value.startswith("'") and value[1:].startswith(FORMULA_START):
-            return value[1:] if not _NUMBER.match(value[1:]) else value
-        return value
-
     for col in out.columns:
         if out[col].dtype == object or pd.api.types.is_string_dtype(out[col].dtype):
-            out[col] = out[col].map(undo)
-    out.columns = [str(undo(c)) for c in out.columns]
+            values = out[col].to_numpy(dtype=object)
+            mapped = [cell(v) for v in values]
+            if any(m is not v for m, v in zip(mapped, values, strict=True)):
+                out[col] = pd.Series(mapped, index=out.index, dtype=out[col].dtype, name=col)
     return out
 
 
