@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import geopandas as gpd
@@ -17,6 +19,14 @@ from walkcover.engine.network import Network, build_network
 
 CRS_M = "EPSG:32650"  # UTM 50N, metres; hand-made coordinates are offsets from (500000, 3800000)
 X0, Y0 = 500_000.0, 3_800_000.0
+
+
+def run_python(code: str) -> str:
+    """Run `code` in a fresh interpreter (nothing imported or cached by earlier tests) and return
+    the last line it printed; the run must succeed."""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return run.stdout.strip().splitlines()[-1]
 
 
 def streets(segments: list[tuple[int, int, list[tuple[float, float]]]], **cols) -> gpd.GeoDataFrame:

@@ -15,6 +15,7 @@ import pytest
 import shapely
 
 import walkcover as wc
+from conftest import run_python
 from walkcover.measures.gaps import district_gaps, district_service_areas
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,9 +120,7 @@ def test_a_county_with_no_data_loads_no_graph_code(s_city, tmp_path):
         "assert len(res.demand) == 0 and len(files.written) > 3\n"
         "print(sorted({m for m in sys.modules if m.startswith(graph)}))"
     )
-    run = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, check=False)
-    assert run.returncode == 0, run.stderr[-2000:]
-    assert run.stdout.strip().splitlines()[-1] == "[]"
+    assert run_python(child) == "[]"
 
 
 def test_a_county_with_no_data_makes_its_transformations_on_one_thread(s_city, tmp_path):
@@ -145,9 +144,7 @@ def test_a_county_with_no_data_makes_its_transformations_on_one_thread(s_city, t
         f"res.save({str(tmp_path / 'out')!r}, maps=False)\n"
         "print(made)"
     )
-    run = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, check=False)
-    assert run.returncode == 0, run.stderr[-2000:]
-    made = eval(run.stdout.strip().splitlines()[-1])  # (thread, from, to) per transformer made
+    made = eval(run_python(child))  # (thread, from, to) per transformer made
     assert made and {t for t, _, _ in made} == {"MainThread"}, made
     pairs = [(a, b) for _, a, b in made]
     assert ("EPSG:4326", "EPSG:4547") in pairs and ("EPSG:4547", "EPSG:4326") not in pairs, made

@@ -4,14 +4,12 @@ transformation, and with PROJ's transformation where a datum is shifted from WGS
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import geopandas as gpd
 import numpy as np
 import pyproj
 import shapely
 
+from conftest import run_python
 from walkcover.config.crs import to_lonlat
 
 
@@ -62,8 +60,6 @@ def test_no_search_for_the_way_back_from_epsg_4547():
         "to_lonlat(p.buffer(2000), 'EPSG:4547')\n"
         "print(made)"
     )
-    run = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, check=False)
-    assert run.returncode == 0, run.stderr[-2000:]
-    made = run.stdout.strip().splitlines()[-1]
+    made = run_python(child)
     assert "('EPSG:4547', 'EPSG:4326')" not in made, made
     assert "('EPSG:4326', 'EPSG:4547')" in made, made  # the spy sees the searches it should

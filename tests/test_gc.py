@@ -4,12 +4,11 @@ after the last block, whatever happened in it, and left off when the caller turn
 from __future__ import annotations
 
 import gc
-import subprocess
-import sys
 import threading
 
 import pytest
 
+from conftest import run_python
 from walkcover._gc import collector_paused
 
 
@@ -64,6 +63,4 @@ def test_importing_and_running_leave_the_collector_on(sample_cache):
         "assert gc.isenabled(), 'assess'\n"
         "print('on')"
     )
-    run = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, check=False)
-    assert run.returncode == 0, run.stderr[-2000:]
-    assert run.stdout.strip().splitlines()[-1] == "on"
+    assert run_python(child) == "on"
