@@ -1,6 +1,6 @@
-"""Projected geometries back to EPSG:4326 (`walkcover.config.crs.to_lonlat`): what
-``GeoSeries.to_crs(4326)`` gives, without PROJ's 50 ms search where the projection's inverse is the
-transformation, and with PROJ's transformation where a datum is shifted from WGS 84."""
+"""Projected geometries back to EPSG:4326 (`walkcover.config.crs`): what ``to_crs(4326)`` gives,
+without PROJ's 50 ms search where the projection's inverse is the transformation, and with PROJ's
+transformation where a datum is shifted from WGS 84."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pyproj
 import shapely
 
 from conftest import run_python
-from walkcover.config.crs import to_lonlat
+from walkcover.config.crs import frame_to_lonlat, to_lonlat
 
 
 def _area(lon: float, lat: float, crs: str) -> shapely.Geometry:
@@ -49,7 +49,7 @@ def test_no_search_for_the_way_back_from_epsg_4547():
     # in a fresh interpreter: an earlier test's transformers are cached in this one
     child = (
         "import pyproj.transformer as T, geopandas as gpd, shapely\n"
-        "from walkcover.config.crs import to_lonlat\n"
+        "from walkcover.config.crs import frame_to_lonlat, to_lonlat\n"
         "made = []\n"
         "make = T.TransformerFromCRS.__call__\n"
         "def spy(self):\n"
@@ -63,3 +63,23 @@ def test_no_search_for_the_way_back_from_epsg_4547():
     made = run_python(child)
     assert "('EPSG:4547', 'EPSG:4326')" not in made, made
     assert "('EPSG:4326', 'EPSG:4547')" in made, made  # the spy sees the searches it should
+
+
+def test_frames_keep_their_columns_index_and_names():
+    area = _area(113.65, 34.76, "EPSG:4547")
+    frame = gpd.GeoDataFrame(
+        {"name": ["a", "b", "c"]},
+        geometry=gpd.GeoSeries([area, area.centroid, None]),
+        index=[7, 8, 9],
+        crs="EPSG:4547",
+    ).rename_geometry("geom")
+    got, expected = frame_to_lonlat(frame), frame.to_crs(4326)
+    assert got.crs.equals("EPSG:4326") and got.geometry.name == "geom"
+    assert list(got.columns) == ["name", "geom"] and list(got.index) == [7, 8, 9]
+    assert shapely.to_wkb(got.geometry.to_numpy()[:2]).tolist() == (
+        shapely.to_wkb(expected.geometry.to_numpy()[:2]).tolist()
+    )
+    assert got.geometry.iloc[2] is None
+    points = frame_to_lonlat(frame.geometry.centroid.rename("centre"))
+    assert isinstance(points, gpd.GeoSeries) and points.name == "centre"
+    assert points.crs.equals("EPSG:4326")

@@ -28,6 +28,7 @@ from walkcover._atomic import write_atomic
 from walkcover._errors import WalkcoverError
 from walkcover._escape import html_text, js_value
 from walkcover.assessment import DEMAND_NOTE, OFFICIAL_LAND_NOTE, Assessment, can_serve
+from walkcover.config.crs import frame_to_lonlat
 from walkcover.engine import coverage as cov
 from walkcover.measures.gaps import district_service_areas, gap_polygons
 
@@ -320,7 +321,7 @@ def _base_map(bounds_4326: np.ndarray, tiles: str | None) -> folium.Map:
 def _geojson(gdf: gpd.GeoDataFrame, *, simplify_m: float = 0.5) -> dict:
     g = gdf.copy()
     g["geometry"] = g.geometry.simplify(simplify_m)
-    g = g.to_crs(4326)
+    g = frame_to_lonlat(g)
     g["geometry"] = shapely.transform(g.geometry.to_numpy(), lambda xy: np.round(xy, 6))  # ~0.1 m
     for c in g.columns:
         if c != "geometry" and g[c].dtype.kind == "f":
@@ -664,7 +665,7 @@ def _add_no_data(group: folium.FeatureGroup, points_4326: list[shapely.Point]) -
 def _add_proposed(group: folium.FeatureGroup, sites: gpd.GeoDataFrame) -> None:
     if not len(sites):
         return
-    pts = sites.to_crs(4326)
+    pts = frame_to_lonlat(sites)
     frame = gpd.GeoDataFrame(
         {
             "what": [f"proposed site #{int(r)} · 建议选址" for r in pts["rank"]],
@@ -762,7 +763,7 @@ def _hexes(units: gpd.GeoDataFrame, *, resolution: int) -> gpd.GeoDataFrame:
     """Aggregate units to H3 cells: residents summed, the band of the residents' majority."""
     import h3
 
-    pts = units.geometry.representative_point().to_crs(4326)
+    pts = frame_to_lonlat(units.geometry.representative_point())
     cells = [h3.latlng_to_cell(y, x, resolution) for x, y in zip(pts.x, pts.y)]
     frame = pd.DataFrame({"cell": cells, "band": units["band"], "residents": units["residents"]})
     agg = frame.groupby(["cell", "band"])["residents"].sum().reset_index()
@@ -813,7 +814,7 @@ def city_map(
     d = result.districts
     area_km2 = float(d.to_crs(result.crs).area.sum()) / 1e6
     res = h3_resolution or (9 if area_km2 < 50 else 8 if area_km2 < 2000 else 7)
-    pts = result.demand.geometry.representative_point().to_crs(4326)
+    pts = frame_to_lonlat(result.demand.geometry.representative_point())
     cells = np.array([h3.latlng_to_cell(y, x, res) for x, y in zip(pts.x, pts.y)])
     for i, std in enumerate(result.standards):
         sid = std.id

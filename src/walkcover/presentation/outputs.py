@@ -22,6 +22,7 @@ from walkcover._errors import OutputExistsError, RunIncompleteError, WalkcoverEr
 from walkcover._escape import csv_frame, csv_unescape_frame
 from walkcover._gc import collector_paused
 from walkcover.assessment import FACILITY_OUTPUT_COLUMNS, Assessment, can_serve, search_limit_m
+from walkcover.config.crs import frame_to_lonlat
 from walkcover.config.region import Region
 from walkcover.config.study_area import City
 from walkcover.measures.gaps import district_gaps, district_service_areas
@@ -697,7 +698,7 @@ def write_proposed_sites(
         )
     proposed = gpd.GeoDataFrame(sites, geometry="geometry", crs=sites.crs)
     table = pd.DataFrame(proposed.drop(columns="geometry"))
-    pts = proposed.geometry.to_crs(4326)
+    pts = frame_to_lonlat(proposed.geometry)
     table["lon"], table["lat"] = pts.x.round(7), pts.y.round(7)
     maps = not folder.is_dir() or (folder / "map.html").exists()  # as the run chose
     if tiles is None and (folder / RECORD_FILE).is_file():

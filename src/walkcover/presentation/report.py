@@ -24,6 +24,7 @@ import pandas as pd
 
 from walkcover._atomic import write_atomic
 from walkcover._version import __version__
+from walkcover.config.crs import frame_to_lonlat
 from walkcover.config.standards import Standard
 from walkcover.measures.indicators import meets
 from walkcover.presentation.maps import BANDS, FACILITY_COLOUR, distance_band
@@ -284,7 +285,7 @@ def top_gaps(run: DistrictRun, *, n: int = 10, standard: str | None = None) -> p
     if not len(g):
         return pd.DataFrame(columns=[*cols, "lon", "lat"])
     g = g.sort_values("residents_uncovered", ascending=False, kind="stable").head(n)
-    pts = g.geometry.representative_point().to_crs(4326)
+    pts = frame_to_lonlat(g.geometry.representative_point())
     return pd.DataFrame(
         {
             "standard": g["standard"].to_numpy(),
@@ -322,7 +323,7 @@ def gaps_view(gaps: pd.DataFrame) -> pd.DataFrame:
 
 def sites_view(proposed: gpd.GeoDataFrame) -> pd.DataFrame:
     """Proposed sites as a report shows them: rank, residents gained, coverage after, where."""
-    pts = proposed.to_crs(4326).geometry
+    pts = frame_to_lonlat(proposed).geometry
     return pd.DataFrame(
         {
             "standard\n标准": proposed["standard"].to_numpy(),
