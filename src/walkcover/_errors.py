@@ -41,6 +41,10 @@ class OutputFolderError(WalkcoverError, OSError):
     """An output or cache folder cannot be used (not a folder, not writable, disk full)."""
 
 
+class UnsafePathError(WalkcoverError, PermissionError):
+    """A path or name would make walkcover write or delete outside its output folder or cache."""
+
+
 class RunIncompleteError(WalkcoverError, RuntimeError):
     """Some outputs of a run could not be written; `files` holds what was (and what failed)."""
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
-from walkcover._errors import ConfigError
+from walkcover._errors import ConfigError, UnsafePathError
 
 _PKG = Path(__file__).resolve().parent
 
@@ -48,3 +49,73 @@ def cache_dir() -> Path:
         return Path(env)
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "walkcover"
+
+
+#: A name walkcover may use as one folder or file name: letters, digits, ``_`` and ``-``, starting
+#: with a letter or digit (no ``.``, no separator, no drive, nothing hidden), at most 100 long.
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
+
+
+def check_safe_name(value: object, *, what: str) -> str:
+    """`value` if it is a safe single folder or file name (`SAFE_NAME`), else a clear error.
+
+    Raises
+    ------
+    UnsafePathError
+        Naming `what`, the value received and the rule.
+    """
+    if not isinstance(value, str) or not SAFE_NAME.fullmatch(value):
+        shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "…"
+        raise UnsafePathError(
+            f"{what} {shown} cannot name a folder: use letters, digits, '_' and '-' only "
+            "(starting with a letter or digit, at most 100 characters)"
+        )
+    return value
+
+
+def inside(root: Path, path: Path, *, what: str) -> Path:
+    """`path`, after making sure it resolves (symbolic links followed) inside folder `root`.
+
+    Every file walkcover writes or deletes goes through this with ``--out`` (or the cache) as
+    `root`, so that no name read from a file, and no link planted in a result folder, can make it
+    write or delete anywhere else.
+
+    Raises
+    ------
+    UnsafePathError
+        `path` leads outside `root`; the message names `what`, the path and where it leads.
+    """
+    base = Path(root).resolve()
+    target = Path(path).resolve()
+    if target != base and not target.is_relative_to(base):
+        raise UnsafePathError(
+            f"{what} {str(path)!r} leads outside {str(root)!r} (to {str(target)!r}); walkcover writes "
+            "and deletes only inside its output folder and its cache: remove the link or fix the name"
+        )
+    return Path(path)
+
+
+#: One segment of a link walkcover writes into its pages: a plain file or folder name.
+_LINK_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
+
+
+def relative_href(*parts: str) -> str:
+    """The one rule for every link in walkcover's generated HTML: a relative path of plain names.
+
+    Each part must be a plain file or folder name (letters, digits, ``_``, ``-``, ``.``; no ``..``,
+    no separator, no scheme such as ``javascript:``), so a link can only lead to a file beside
+    the page or below it.
+
+    Raises
+    ------
+    UnsafePathError
+        A part that is not a plain name (for example a district slug read from a tampered file).
+    """
+    for part in parts:
+        if not isinstance(part, str) or not _LINK_PART.fullmatch(part) or ".." in part:
+            shown = repr(part) if len(repr(part)) <= 80 else repr(part)[:77] + "…"
+            raise UnsafePathError(
+                f"link part {shown} is not a plain file or folder name; walkcover links only to "
+                "its own files beside a page"
+            )
+    return "/".join(parts)

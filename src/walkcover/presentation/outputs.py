@@ -21,6 +21,7 @@ from walkcover._atomic import atomic_path, staged_folder, write_atomic
 from walkcover._errors import OutputExistsError, RunIncompleteError, WalkcoverError
 from walkcover._escape import csv_frame, csv_unescape_frame
 from walkcover._gc import collector_paused
+from walkcover._paths import check_safe_name, inside
 from walkcover.assessment import FACILITY_OUTPUT_COLUMNS, Assessment, can_serve, search_limit_m
 from walkcover.config.crs import frame_to_lonlat
 from walkcover.config.region import Region
@@ -61,7 +62,20 @@ KEPT_BY_RUN = ("proposed_sites.csv",)
 
 
 def district_dir(out: Path, city_id: str, slug: str) -> Path:
-    return Path(out) / city_id / slug
+    """A district's output folder, ``out/<city>/<slug>``.
+
+    The city id and the slug must be safe single names (they come from the city config, never
+    from a file walkcover reads back), and the folder must resolve inside `out` after symbolic
+    links: anything else is refused before a byte is written or deleted.
+
+    Raises
+    ------
+    UnsafePathError
+        A name that is not a plain folder name, or a folder that leads outside `out`.
+    """
+    check_safe_name(city_id, what="city id")
+    check_safe_name(slug, what="district folder name")
+    return inside(out, Path(out) / city_id / slug, what="district folder")
 
 
 def planned_outputs(out: Path, city_id: str, slugs: list[str]) -> list[Path]:
@@ -343,11 +357,15 @@ def write_report_sets(
     indicators = read_city_table(city_dir, "district_indicators.csv")
     runs, missing = [], []
     for _, drow in districts.iterrows():
+        # the folder and every link to it come from the city config: a record's own slug is
+        # never a path (a tampered run.json must not make `report` write anywhere else)
         folder = district_dir(out, city.id, drow["slug"])
         try:
             runs.append(
                 read_district_run(
                     folder,
+                    district_id=str(drow["district_id"]),
+                    slug=str(drow["slug"]),
                     boundary=gpd.GeoSeries([drow.geometry], crs=districts.crs),
                     summary=summary,
                     indicators=indicators,

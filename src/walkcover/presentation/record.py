@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any, Literal
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from walkcover._errors import WalkcoverError
 from walkcover._escape import csv_unescape_frame
@@ -35,6 +38,140 @@ RECORD_VERSION = 1
 
 class RunRecordError(WalkcoverError, FileNotFoundError):
     """A district's run outputs are missing or unreadable: `report` cannot be made from them."""
+
+
+# --- the record's schema -------------------------------------------------------------------------
+# A run folder is mailed, edited by hand and put back: ``run.json`` is untrusted input. Its size is
+# checked before it is read, its nesting while it is parsed, and every field's type and length by
+# the schema below. No path, folder name or URL is ever taken from it: a district's folder and the
+# links to it come from the city config (`district_dir`), the base map from walkcover's own list.
+
+#: ``run.json`` larger than this is refused before it is read (a city district's record, with its
+#: boundary to the centimetre, is well under 1 MB; Zhengzhou's largest county about 0.3 MB).
+MAX_RECORD_BYTES = 32 * 1024 * 1024
+
+_Text = Annotated[str, Field(max_length=2_000)]
+_Id = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
+
+
+class _CityRecord(_Part):
+    id: _Id
+    name: _Text
+    name_en: _Text
+
+
+class _DistrictRecord(_Part):
+    district_id: _Id
+    slug: _Id
+    name: _Text
+    name_en: _Text
+    is_sample: bool
+
+
+class _NoteRecord(_Part):
+    text: Annotated[str, Field(max_length=20_000)]
+    district: _Id | None = None
+    standard: _Id | None = None
+    kind: Annotated[str, Field(max_length=100)] = ""
+
+
+class RunRecord(_Part):
+    """The schema of ``run.json`` (version 1); unknown keys are ignored."""
+
+    record_version: Literal[1]
+    walkcover: Annotated[str, Field(max_length=100)]
+    written: Annotated[str, Field(max_length=100)]
+    city: _CityRecord
+    district: _DistrictRecord
+    crs: Annotated[str, Field(max_length=100_000)]
+    boundary_wkt: Annotated[str, Field(max_length=MAX_RECORD_BYTES)] | None = None
+    standards: Annotated[list[dict[str, Any]], Field(min_length=1, max_length=200)]
+    limits_m: Annotated[dict[_Id, float], Field(max_length=200)]
+    notes: Annotated[list[_NoteRecord], Field(max_length=100_000)]
+    methods: Annotated[list[Annotated[str, Field(max_length=20_000)]], Field(max_length=1_000)]
+    population_model: Annotated[str, Field(max_length=20_000)]
+    tiles: Annotated[str, Field(max_length=100)] | None = None
+
+
+def load_record(path: Path) -> RunRecord:
+    """Read and validate a district's ``run.json``.
+
+    Raises
+    ------
+    RunRecordError
+        The file is too large, not UTF-8 JSON, nested too deep, not an object, or breaks the schema
+        (a missing key, a wrong type, a string too long, a number that is not finite); the message
+        names the file, the first problem and the fix.
+    """
+    path = Path(path)
+    fix = "run `walkcover run --overwrite` for this district again"
+    if path.is_symlink():
+        raise RunRecordError(
+            f"{path} is a symbolic link; walkcover reads back only the files it wrote: {fix}"
+        )
+    try:
+        size = path.stat().st_size
+        if size > MAX_RECORD_BYTES:
+            raise RunRecordError(
+                f"{path} is {size:,} bytes, more than a run record can be "
+                f"({MAX_RECORD_BYTES:,}); it was not written by walkcover: {fix}"
+            )
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RunRecordError(f"{path} cannot be read ({_reason(exc)}): {fix}") from None
+    try:
+        data = json.loads(text, parse_constant=_no_constant)
+    except RecursionError:  # CPython's parser refuses nesting deeper than its stack allows
+        raise RunRecordError(f"{path} nests too deep to be a run record: {fix}") from None
+    except ValueError as exc:
+        raise RunRecordError(f"{path} is not valid JSON ({_reason(exc)}): {fix}") from None
+    if not isinstance(data, dict):
+        raise RunRecordError(
+            f"{path} holds a JSON {type(data).__name__}, not the object a run record is: {fix}"
+        )
+    if data.get("record_version") != RECORD_VERSION:
+        got = data.get("record_version")
+        shown = repr(got) if len(repr(got)) < 40 else repr(got)[:37] + "…"
+        raise RunRecordError(
+            f"{path} has record_version {shown}; this walkcover reads version {RECORD_VERSION}: "
+            f"{fix}"
+        )
+    try:
+        record = RunRecord.model_validate(data)
+        for i, std in enumerate(record.standards):
+            try:
+                Standard.model_validate(std)
+            except ValidationError as exc:
+                raise ValueError(f"standards.{i}: {_first_problem(exc)}") from None
+        bad = [k for k, v in record.limits_m.items() if not (math.isfinite(v) and v > 0)]
+        if bad:
+            raise ValueError(f"limits_m.{bad[0]} must be a positive finite distance in metres")
+    except (ValidationError, ValueError) as exc:
+        raise RunRecordError(
+            f"{path} does not hold a run record ({_first_problem(exc)}): {fix}"
+        ) from None
+    return record
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "…"
+
+
+def _first_problem(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        err = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(p) for p in err["loc"]) or "(top)"
+        return _reason(ValueError(f"{where}: {err['msg']}"))
+    return _reason(exc)
 
 
 @dataclass(frozen=True)
@@ -148,7 +285,8 @@ def methods(result: Assessment) -> list[str]:
     lines = [
         f"Standards: {rules.document} {rules.title} ({rules.issued}); "
         f"ids {', '.join(s.id for s in result.standards)}.",
-        f"Streets and facilities: OpenStreetMap, {result.source} (file date {when}); "
+        # the file's name, never its folder: a record and its reports travel to other machines
+        f"Streets and facilities: OpenStreetMap, {src.name or result.source} (file date {when}); "
         "© OpenStreetMap contributors, ODbL.",
         f"Walking network: {len(result.network.edges):,} street segments in "
         f"{result.crs.to_string()}; homes and facilities snap to the nearest street edge within "
@@ -175,8 +313,9 @@ def write_record(path: Path, data: dict) -> Path:
 
 
 def _from_record(
-    data: dict,
+    record: RunRecord,
     *,
+    slug: str,
     boundary: shapely.Geometry,
     demand: gpd.GeoDataFrame,
     facilities: gpd.GeoDataFrame,
@@ -185,30 +324,33 @@ def _from_record(
     summary: pd.DataFrame,
     indicators: pd.DataFrame,
 ) -> DistrictRun:
-    d = data["district"]
+    d = record.district
     return DistrictRun(
-        city_id=data["city"]["id"],
-        city_name=data["city"]["name"],
-        city_name_en=data["city"]["name_en"],
-        district_id=d["district_id"],
-        slug=d["slug"],
-        name=d["name"],
-        name_en=d["name_en"],
-        is_sample=bool(d["is_sample"]),
+        city_id=record.city.id,
+        city_name=record.city.name,
+        city_name_en=record.city.name_en,
+        district_id=d.district_id,
+        slug=slug,  # the city config's, never the record's: it names folders and links
+        name=d.name,
+        name_en=d.name_en,
+        is_sample=d.is_sample,
         boundary=boundary,
         crs=demand.crs,
-        standards=[Standard.model_validate(s) for s in data["standards"]],
-        limits_m={k: float(v) for k, v in data["limits_m"].items()},
-        notes=[Note(**n) for n in data["notes"]],
-        methods=list(data["methods"]),
-        population_model=data["population_model"],
+        standards=[Standard.model_validate(s) for s in record.standards],
+        limits_m=dict(record.limits_m),
+        notes=[
+            Note(text=n.text, district=n.district, standard=n.standard, kind=n.kind)
+            for n in record.notes
+        ],
+        methods=list(record.methods),
+        population_model=record.population_model,
         demand=demand,
         facilities=facilities,
         gaps=gaps,
         proposed=proposed,
         summary=summary.reset_index(drop=True),
         indicators=indicators.reset_index(drop=True),
-        written=data["written"],
+        written=record.written,
     )
 
 
@@ -228,8 +370,10 @@ def district_run(
     demand = demand_layer(assessment, district_id)
     for sid, dist in (after or {}).items():
         demand[f"{sid}_after_dist_m"] = dist
+    record = RunRecord.model_validate(json.loads(json.dumps(record_data(assessment, district_id))))
     return _from_record(
-        json.loads(json.dumps(record_data(assessment, district_id))),
+        record,
+        slug=record.district.slug,
         boundary=geom,
         demand=demand,
         facilities=facilities_layer(assessment, geom),
@@ -240,22 +384,66 @@ def district_run(
     )
 
 
+#: Columns of a city table read back as text whatever they look like ("410202" stays a string).
+_TEXT_COLUMNS = ("city", "district", "district_id", "standard", "name", "name_en")
+#: Columns a city table must hold for a report to be made from it.
+_REQUIRED_COLUMNS = {
+    "summary.csv": ("district", "district_id", "standard"),
+    "district_indicators.csv": ("district_id",),
+}
+#: A city table larger than this is not one walkcover wrote for a report (Zhengzhou's: ~1 MB).
+MAX_TABLE_BYTES = 512 * 1024 * 1024
+
+
 def read_city_table(folder: Path, name: str) -> pd.DataFrame:
     """A city table as written (``summary.csv``, ``district_indicators.csv``): text cells
-    un-escaped, district ids as text."""
+    un-escaped, ids as text.
+
+    Raises
+    ------
+    RunRecordError
+        The table is missing, a symbolic link, not a CSV walkcover wrote, or lacks a column a
+        report needs; the message names the file and the fix.
+    """
     path = Path(folder) / name
+    fix = "run `walkcover run --overwrite` with the same --out again"
+    if path.is_symlink():
+        raise RunRecordError(
+            f"{path} is a symbolic link; walkcover reads back only the files it wrote: {fix}"
+        )
     if not path.is_file():
         raise RunRecordError(
             f"{path} is missing: run `walkcover run` with the same --out first (reports are made "
             "from its outputs)"
         )
-    table = pd.read_csv(path, dtype={"district_id": str}, encoding="utf-8-sig")
+    if path.stat().st_size > MAX_TABLE_BYTES:
+        raise RunRecordError(f"{path} is larger than any table walkcover writes: {fix}")
+    try:
+        table = pd.read_csv(
+            path,
+            dtype=dict.fromkeys(_TEXT_COLUMNS, str),
+            encoding="utf-8-sig",
+            keep_default_na=False,
+            na_values=[""],
+        )
+    except (ValueError, UnicodeDecodeError, OSError, pd.errors.ParserError) as exc:
+        raise RunRecordError(
+            f"{path} cannot be read as a CSV table ({_reason(exc)}): {fix}"
+        ) from None
+    missing = [c for c in _REQUIRED_COLUMNS.get(name, ()) if c not in table.columns]
+    if missing:
+        raise RunRecordError(
+            f"{path} lacks the column{'s' if len(missing) > 1 else ''} {', '.join(missing)}; it "
+            f"was not written by walkcover: {fix}"
+        )
     return csv_unescape_frame(table)
 
 
 def read_district_run(
     folder: Path,
     *,
+    district_id: str,
+    slug: str,
     boundary: shapely.Geometry,
     summary: pd.DataFrame,
     indicators: pd.DataFrame,
@@ -265,10 +453,14 @@ def read_district_run(
     run recorded; `boundary` (a GeoSeries in any CRS, or a geometry in the run's CRS) stands in
     for a record without one.
 
+    `district_id` and `slug` are the city config's: the record must be this district's, and its
+    own slug is never used (folders and links are named from the config alone).
+
     Raises
     ------
     RunRecordError
-        The folder holds no complete run (never run, or run by a walkcover without ``run.json``).
+        The folder holds no complete run (never run, or run by a walkcover without ``run.json``),
+        or what it holds is damaged, tampered with, or another district's.
     """
     import pyogrio
 
@@ -280,41 +472,69 @@ def read_district_run(
             f"{missing} is missing: run `walkcover run` for this district with the same --out "
             "first (reports are made from its outputs, without measuring again)"
         )
-    try:
-        data = json.loads(rec.read_text(encoding="utf-8"))
-        if data.get("record_version") != RECORD_VERSION:
-            raise ValueError(f"record_version {data.get('record_version')!r}")
-    except (ValueError, KeyError) as exc:
+    fix = "run `walkcover run --overwrite` for this district again"
+    record = load_record(rec)
+    if record.district.district_id != str(district_id):
         raise RunRecordError(
-            f"{rec} cannot be read ({exc}); run `walkcover run --overwrite` for this district again"
+            f"{rec} records district {record.district.district_id!r}, not {district_id!r} whose "
+            f"folder it is in: {fix}"
+        )
+    if gpkg.is_symlink():
+        raise RunRecordError(
+            f"{gpkg} is a symbolic link; walkcover reads back only the files it wrote: {fix}"
+        )
+    try:
+        names = {n for n, _ in pyogrio.list_layers(gpkg)}
+
+        def layers(*wanted: str) -> gpd.GeoDataFrame | None:
+            frames = [gpd.read_file(gpkg, layer=n) for n in wanted if n in names]
+            if not frames:
+                return None
+            return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=frames[0].crs)
+
+        demand = layers("demand", "demand_points", "demand_lines")
+        facilities = layers("facilities", "facility_areas", "facility_lines")
+        gaps = layers("gaps")
+        proposed = layers("proposed_sites")
+    except Exception as exc:  # GDAL and pyogrio raise several kinds for a damaged file
+        raise RunRecordError(
+            f"{gpkg} cannot be read as a GeoPackage ({_reason(exc)}): {fix}"
         ) from None
-    names = {n for n, _ in pyogrio.list_layers(gpkg)}
-
-    def layers(*wanted: str) -> gpd.GeoDataFrame | None:
-        frames = [gpd.read_file(gpkg, layer=n) for n in wanted if n in names]
-        if not frames:
-            return None
-        return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=frames[0].crs)
-
-    demand = layers("demand", "demand_points", "demand_lines")
     if demand is None:
-        raise RunRecordError(f"{gpkg} has no demand layer; run `walkcover run --overwrite` again")
-    facilities = layers("facilities", "facility_areas", "facility_lines")
-    gaps = layers("gaps")
-    if data.get("boundary_wkt"):
-        boundary = shapely.from_wkt(data["boundary_wkt"])
+        raise RunRecordError(f"{gpkg} has no demand layer: {fix}")
+    for std in record.standards:
+        sid = std.get("id")
+        absent = [
+            c
+            for c in (f"{sid}_dist_m", f"{sid}_status")
+            if not isinstance(sid, str) or c not in demand
+        ]
+        if absent:
+            raise RunRecordError(
+                f"{gpkg}: the demand layer lacks {absent[0]} for a standard run.json records: {fix}"
+            )
+    if record.boundary_wkt:
+        try:
+            boundary = shapely.from_wkt(record.boundary_wkt)
+        except shapely.errors.ShapelyError as exc:
+            raise RunRecordError(
+                f"{rec}: boundary_wkt is not a geometry ({_reason(exc)}): {fix}"
+            ) from None
+        if boundary is None or boundary.geom_type not in ("Polygon", "MultiPolygon"):
+            raise RunRecordError(f"{rec}: boundary_wkt is not a polygon: {fix}")
     elif isinstance(boundary, gpd.GeoSeries):
         boundary = boundary.to_crs(demand.crs).iloc[0]
-    did = data["district"]["district_id"]
+    did = str(district_id)
     return _from_record(
-        data,
+        record,
+        slug=slug,
         boundary=boundary,
         demand=demand,
         facilities=facilities
         if facilities is not None
         else gpd.GeoDataFrame({"standard": [], "counts": []}, geometry=[], crs=demand.crs),
         gaps=gaps if gaps is not None else gpd.GeoDataFrame(geometry=[], crs=demand.crs),
-        proposed=layers("proposed_sites"),
-        summary=summary[summary["district_id"].astype(str) == str(did)],
-        indicators=indicators[indicators["district_id"].astype(str) == str(did)],
+        proposed=proposed,
+        summary=summary[summary["district_id"].astype(str) == did],
+        indicators=indicators[indicators["district_id"].astype(str) == did],
     )

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from walkcover._atomic import write_atomic
+from walkcover._paths import relative_href
 from walkcover._version import __version__
 from walkcover.config.crs import frame_to_lonlat
 from walkcover.config.standards import Standard
@@ -731,9 +732,9 @@ def write_city_index(city_dir: Path, summary: pd.DataFrame, runs: list[DistrictR
             "name": r.name,
             "name_en": r.name_en,
             "links": [
-                ("report", f"{r.slug}/report.html"),
-                ("PDF", f"{r.slug}/report.pdf"),
-                ("map", f"{r.slug}/map.html"),
+                ("report", relative_href(r.slug, "report.html")),
+                ("PDF", relative_href(r.slug, "report.pdf")),
+                ("map", relative_href(r.slug, "map.html")),
             ],
         }
         for r in runs
@@ -847,7 +848,7 @@ def region_index_html(
         }
     )
     links = "".join(
-        f"<li><a href='{html.escape(folder)}/index.html'>{html.escape(name)}</a></li>"
+        f"<li><a href='{html.escape(relative_href(folder, 'index.html'))}'>{html.escape(name)}</a></li>"
         for name, folder in city_folders.items()
     )
     parts += [
@@ -866,8 +867,8 @@ def split_city_index_html(city, summary: pd.DataFrame) -> str:
             "name": r["name"],
             "name_en": r["name_en"],
             "links": [
-                ("map", f"{r['slug']}/map.html"),
-                ("coverage.gpkg", f"{r['slug']}/coverage.gpkg"),
+                ("map", relative_href(r["slug"], "map.html")),
+                ("coverage.gpkg", relative_href(r["slug"], "coverage.gpkg")),
             ],
         }
         for _, r in city.districts.iterrows()
