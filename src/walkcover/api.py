@@ -40,6 +40,7 @@ from walkcover.config.study_area import (
     working_crs,
 )
 from walkcover.sources import SourceKind, load_osm, source_spec
+from walkcover.sources.extent import check_source_covers
 
 if TYPE_CHECKING:
     import folium
@@ -214,6 +215,9 @@ def measure(plan: Study, *, progress: Callable[[str], None] | None = None) -> Re
 
 def _measure(plan: Study, *, progress: Callable[[str], None] | None) -> Results:
     step = progress or (lambda _label: None)
+    # the wrong city's file: said before it is read (a warning per district it misses, an error
+    # when it misses them all), from the extent its header declares
+    check_source_covers(plan.source_kind, plan.source, plan.districts)
     step("reading OSM data")
     query = study_query(plan.city, plan.districts, plan.rules, plan.standards)
     # Some districts of a city: a PBF file is scanned whole however small the area, so its first

@@ -451,21 +451,41 @@ def district_slug(district_id: str, name_en: str) -> str:
     return id_part
 
 
-def resolve_districts(city: City, name: str) -> gpd.GeoDataFrame:
+def resolve_districts(city: City, name: str, *, option: str = "--district") -> gpd.GeoDataFrame:
     """The districts `name` designates: 'all', one by Chinese or English name, code or slug, or a
     comma-separated list of those (``金水区,二七区``; ``，`` and ``、`` separate too).
+
+    `option` names where `name` came from in messages (``--district``, or a field of the file
+    given with ``--boundaries``).
 
     Raises
     ------
     DistrictNotFoundError
-        Listing the valid names.
+        Listing the valid names; an empty item of a list is named with its position.
     """
     d = city.districts
     if name.strip().lower() == "all":
         return d
-    parts = [p.strip() for p in re.split(r"[,，、]", name) if p.strip()]
+    items = re.split(r"[,，、]", name)
+    if len(items) > 1 or not name.strip():
+        empty = [i for i, p in enumerate(items, start=1) if not p.strip()]
+        if empty:
+            where = (
+                "is empty"
+                if len(items) == 1
+                else f"has an empty item (item {empty[0]} of {len(items)})"
+            )
+            err = DistrictNotFoundError(
+                f"{option} {_shown(name)} {where}; name each district once, separated by commas, "
+                "or use 'all'"
+            )
+            err.choices = "; ".join(
+                f"{r.name} / {r.name_en} / {r.district_id}" for r in d.itertuples()
+            )
+            raise err
+    parts = [p.strip() for p in items]
     if len(parts) > 1:
-        hits = [resolve_districts(city, p) for p in parts]
+        hits = [resolve_districts(city, p, option=option) for p in parts]
         ids = {i for h in hits for i in h["district_id"]}
         return d[d["district_id"].isin(ids).to_numpy()]
     key = name.strip()
@@ -501,10 +521,16 @@ def resolve_districts(city: City, name: str) -> gpd.GeoDataFrame:
     valid = "; ".join(f"{r.name} / {r.name_en} / {r.district_id}" for r in d.itertuples())
     why = "is ambiguous" if len(hit) > 1 else "matches no district"
     err = DistrictNotFoundError(
-        f"--district {name!r} {why} of {city.id}; use 'all' or one of: {valid}"
+        f"{option} {_shown(name)} {why} of {city.id}; use 'all' or one of: {valid}"
     )
     err.choices = valid  # for commands that take one district only
     raise err
+
+
+def _shown(value: str, *, limit: int = 80) -> str:
+    """`value` quoted for a message, cut to `limit` characters (a name can be a megabyte)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def working_crs(city: City) -> pyproj.CRS:
@@ -566,7 +592,11 @@ def replace_boundaries(
     old_area = new.to_crs(crs).set_index("district_id").area
     rows = []
     for _, f in gdf.iterrows():
-        hit = resolve_districts(city, str(f[name_field]))
+        hit = resolve_districts(
+            city,
+            str(f[name_field]),
+            option=f"--boundaries {path.name}: --name-field {name_field!r} value",
+        )
         did = hit["district_id"].iloc[0]
         geom = f.geometry
         repaired = ""

