@@ -995,7 +995,8 @@ def _ramp_legend(title: str, note: str) -> str:
 
 def render_html(m: folium.Map) -> str:
     """The map as one self-contained HTML page: Leaflet inlined, no other outside script or style."""
-    page = m.get_root().render()
+    root = m.get_root()
+    page = _stable_ids(root, root.render())
 
     def script(match: re.Match) -> str:
         url = match.group(1)
@@ -1016,6 +1017,32 @@ def render_html(m: folium.Map) -> str:
     page = re.sub(r'<script src="([^"]+)"></script>', script, page)
     page = re.sub(r'<link rel="stylesheet" href="([^"]+)"\s*/>', style, page)
     return _with_csp(page)
+
+
+def _stable_ids(root: object, page: str) -> str:
+    """`page` with folium's random element ids (128 random bits each, so the script hashes of
+    the Content-Security-Policy changed too) replaced by counters in order of first appearance:
+    the same map gives the same bytes, run after run.
+
+    The ids are those of the rendered element tree (elements a render adds included), replaced
+    exactly: text from the data is never touched, whatever it looks like.
+    """
+    ids: set[str] = set()
+    stack = [root]
+    while stack:
+        el = stack.pop()
+        if isinstance(getattr(el, "_id", None), str):
+            ids.add(el._id)  # type: ignore[attr-defined]
+        stack.extend(getattr(el, "_children", {}).values())
+    if not ids:
+        return page
+    order: dict[str, str] = {}
+
+    def stable(match: re.Match) -> str:
+        return order.setdefault(match.group(0), f"{len(order) + 1:032x}")
+
+    pattern = re.compile("|".join(re.escape(i) for i in sorted(ids, key=len, reverse=True)))
+    return pattern.sub(stable, page)
 
 
 def _with_csp(page: str) -> str:
