@@ -29,7 +29,7 @@ def tree_digest(folder: Path) -> dict[str, str]:
     for p in sorted(folder.rglob("*")):
         key = str(p.relative_to(folder))
         if p.is_symlink():
-            out[key] = "link:" + os.readlink(p)
+            out[key] = "link:" + str(p.readlink())
         elif p.is_file():
             out[key] = hashlib.sha256(p.read_bytes()).hexdigest()
         else:

@@ -22,7 +22,7 @@ import pandas as pd
 import scipy
 import shapely
 
-from walkcover._errors import CRSError, WalkcoverError
+from walkcover._errors import ConfigError, CRSError, WalkcoverError
 from walkcover.assessment import Assessment
 from walkcover.engine import coverage as cov
 from walkcover.engine.network import Network
@@ -131,7 +131,20 @@ def plot_candidates(path: str | Path, district: shapely.Geometry, crs) -> gpd.Ge
         When the file has no CRS, or none of its plots lies in the district (the usual sign of a
         wrong CRS), naming the CRS read and where the plots are.
     """
-    plots = gpd.read_file(path)
+    try:
+        plots = gpd.read_file(path)
+    except Exception as exc:  # pyogrio and GDAL raise several kinds for a file they cannot open
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise ConfigError(
+            f"--plots {str(path)!r} cannot be read as a GIS file ({reason}); pass a GeoPackage, "
+            "shapefile or GeoJSON of the available plots"
+        ) from None
+    plots = plots[~(plots.geometry.isna() | plots.geometry.is_empty).to_numpy()]
+    if not len(plots):
+        raise ConfigError(
+            f"--plots {str(path)!r} holds no plot with a geometry; add the available plots to it, "
+            "or leave --plots out to consider the streets' nodes"
+        )
     if plots.crs is None:
         raise CRSError(
             f"--plots {str(path)!r} has no CRS; save it with one (e.g. EPSG:4326 or EPSG:4547)"
