@@ -952,6 +952,7 @@ def _population(
         if pct == pct and pct < floor and models.get(did) == MODEL_FLOOR_AREA
     ]
     parts = []
+    raster_notes: list[str] = []  # a raster in another CRS than the run's, said once each
     if raster is not None:
         weight = demand["floor_area_m2"].fillna(demand.geometry.area).to_numpy()
         residents, cells = allocate_raster(
@@ -961,6 +962,7 @@ def _population(
             weight=weight,
             cells_as_units=incomplete,
             units_per=pcfg.raster_units,
+            notes=raster_notes,
         )
         demand["residents"] = residents
         parts.append(f"population raster {Path(raster).name} allocated by floor area")
@@ -1004,9 +1006,11 @@ def _population(
         wanted = {
             name: ([city.resolve(p) for p in g.rasters], g.units) for name, g in pcfg.groups.items()
         }
-        for name, people in allocate_groups(demand, d_proj, wanted, weight=weight).items():
+        groups = allocate_groups(demand, d_proj, wanted, weight=weight, notes=raster_notes)
+        for name, people in groups.items():
             demand[f"residents_{name}"] = people
         parts.append(f"groups by age from rasters: {', '.join(pcfg.groups)}")
+    notes.extend(Note(t, kind=DEMAND_NOTE) for t in raster_notes)
     if totals:
         t = pcfg.totals
         assert t is not None

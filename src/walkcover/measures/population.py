@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -17,9 +18,16 @@ if TYPE_CHECKING:
     from affine import Affine
 
 
-def _window(src, bounds: np.ndarray, *, path: Path, max_cells: int):
-    """The raster window over `bounds` (in the raster's CRS), refused when it misses the raster or
-    is too many cells to read."""
+def _window(src, bounds: np.ndarray, *, path: Path, max_cells: int, label: str):
+    """The raster window over `bounds` (in the raster's CRS): every cell the bounds touch, so every
+    cell whose centre lies in them, refused when it misses the raster or is too many cells to read.
+
+    The window is the range of cell indices of rasterio's fractional window
+    (`rasterio.windows.from_bounds`), its start floored and its end ceiled. Flooring the start but
+    rounding the length to the nearest (``round_offsets().round_lengths()``) ends the window short
+    by the start's fraction: at about half the alignments it dropped the last column or row, and
+    the residents of the cells along the districts' east or south edge. A cell too many on an edge
+    is harmless: cells count by their centres."""
     import rasterio.windows
     from rasterio.errors import WindowError
 
@@ -27,32 +35,64 @@ def _window(src, bounds: np.ndarray, *, path: Path, max_cells: int):
     r = src.bounds
     if x1 < r.left or x0 > r.right or y1 < r.bottom or y0 > r.top:
         raise SourceError(
-            f"population raster {str(path)!r} does not cover the districts: it spans "
+            f"{label} {str(path)!r} does not cover the districts: it spans "
             f"{r.left:.6g}, {r.bottom:.6g} to {r.right:.6g}, {r.top:.6g} in {src.crs.to_string()}, the "
             f"districts {x0:.6g}, {y0:.6g} to {x1:.6g}, {y1:.6g} in that CRS. Pass the raster of "
             "this city, or fix its CRS if it is labelled wrong"
         )
     try:
-        window = rasterio.windows.from_bounds(x0, y0, x1, y1, transform=src.transform)
-        window = (
-            window.round_offsets()
-            .round_lengths()
-            .intersection(rasterio.windows.Window(0, 0, src.width, src.height))
+        fraction = rasterio.windows.from_bounds(x0, y0, x1, y1, transform=src.transform)
+        (row0, row1), (col0, col1) = fraction.toranges()
+        row0, col0 = math.floor(row0), math.floor(col0)  # may be negative: clipped below
+        touched = rasterio.windows.Window(
+            col0, row0, math.ceil(col1) - col0, math.ceil(row1) - row0
         )
+        window = touched.intersection(rasterio.windows.Window(0, 0, src.width, src.height))
     except WindowError as exc:
         raise SourceError(
-            f"population raster {str(path)!r} does not overlap the districts ({exc}); check its CRS"
+            f"{label} {str(path)!r} does not overlap the districts ({exc}); check its CRS"
         ) from None
     cells = int(window.width) * int(window.height)
     if cells > max_cells:
         cx, cy = abs(src.transform.a), abs(src.transform.e)
         raise SourceError(
-            f"population raster {str(path)!r} has cells of {cx:g} × {cy:g} ({src.crs.to_string()}): "
+            f"{label} {str(path)!r} has cells of {cx:g} × {cy:g} ({src.crs.to_string()}): "
             f"{cells:,} cells over the districts, about {cells * 8 / 1e9:.0f} GB to read. Population "
             "rasters are 30–1,000 m (WorldPop 100 m); resample it first, e.g. "
             "gdalwarp -tr 100 100 -r sum in.tif out.tif"
         )
     return window
+
+
+def _epsg(crs: object) -> int | None:
+    """`crs`'s EPSG code, or None. A GeoTIFF's own code first (rasterio's CRS keeps the one it was
+    written with; pyproj, identifying the WKT rasterio gives it, finds none for EPSG:3067)."""
+    import pyproj
+
+    own = getattr(crs, "to_epsg", None)
+    code = own() if callable(own) else pyproj.CRS.from_user_input(crs).to_epsg()
+    return int(code) if code is not None else None
+
+
+def _same_crs(a: object, b: object) -> bool:
+    """Whether two CRSs (rasterio's, pyproj's, or anything pyproj reads) are the same: by EPSG code
+    where both have one, else by pyproj's comparison of the two, axis order aside."""
+    import pyproj
+
+    ea, eb = _epsg(a), _epsg(b)
+    if ea is not None and eb is not None:
+        return ea == eb
+    ca, cb = pyproj.CRS.from_user_input(a), pyproj.CRS.from_user_input(b)
+    return bool(ca.equals(cb, ignore_axis_order=True))
+
+
+def _crs_name(crs: object) -> str:
+    """A CRS as a reader knows it: ``EPSG:3067 (EUREF-FIN / TM35FIN(E,N))``."""
+    import pyproj
+
+    name = pyproj.CRS.from_user_input(crs).name
+    epsg = _epsg(crs)
+    return f"EPSG:{epsg} ({name})" if epsg is not None else name
 
 
 def allocate_raster(
@@ -64,13 +104,19 @@ def allocate_raster(
     max_cells: int = 100_000_000,
     cells_as_units: Iterable[str] = (),
     units_per: Literal["people", "per_ha"] = "people",
+    label: str = "population raster",
+    notes: list[str] | None = None,
 ) -> tuple[np.ndarray, gpd.GeoDataFrame]:
     """Allocate a population raster (GeoTIFF, any CRS, e.g. WorldPop) to demand units.
 
     Each raster cell whose centre lies in a district gives its people to the units of that district
     whose representative point falls in the cell, in proportion to `weight` (floor area); a cell with
     people but no unit gives them to the nearest unit of the same district. So the units of a district
-    hold exactly the raster's people of that district.
+    hold exactly the raster's people of that district: the sum of its cells whose centres lie in it.
+
+    A raster in another CRS than the units' (the working CRS) is not resampled: the districts and
+    the units' points are projected onto its grid, each of its cells counts whole by its centre, and
+    `notes` says so.
 
     Parameters
     ----------
@@ -79,7 +125,8 @@ def allocate_raster(
     districts
         The districts (any CRS) with ``district_id``.
     raster_path
-        The population raster; nodata and negative cells count as 0.
+        The population raster; nodata, non-finite and negative cells count as 0. A raster holding
+        only nodata over the districts is refused.
     weight
         Per unit, its share key within a cell (e.g. floor area); non-positive weights become 1.
     max_cells
@@ -92,12 +139,24 @@ def allocate_raster(
         Districts whose buildings are too incomplete to carry the raster's people: there a cell
         with people but no unit is returned as a place of its own instead of being given to the
         nearest unit.
+    label
+        What the raster is to the user (the option or config key that named it), for messages:
+        ``population raster``, ``population.groups.over_65 raster``.
+    notes
+        Where to append what a planner must know about the raster (its CRS is not the working
+        CRS); None: not said.
 
     Returns
     -------
     (numpy.ndarray, geopandas.GeoDataFrame)
         Residents per unit, and the cells returned as places of their own (``people``,
         ``district_id``, ``row``, ``col`` in the whole raster, the cell polygon in the raster's CRS).
+
+    Raises
+    ------
+    SourceError
+        When the raster is missing, unreadable, has no CRS, misses the districts, has too many
+        cells over them, or holds only nodata there.
     """
     import rasterio
     import rasterio.windows
@@ -105,32 +164,55 @@ def allocate_raster(
 
     path = Path(raster_path)
     if not path.is_file():
-        raise SourceError(
-            f"population raster {str(path)!r} does not exist; pass an existing GeoTIFF"
-        )
+        raise SourceError(f"{label} {str(path)!r} does not exist; pass an existing GeoTIFF")
     try:
         src = rasterio.open(path)
     except RasterioIOError as exc:
-        raise SourceError(f"population raster {str(path)!r} could not be read: {exc}") from exc
+        raise SourceError(f"{label} {str(path)!r} could not be read: {exc}") from exc
     with src:
         if src.crs is None:
             raise SourceError(
-                f"population raster {str(path)!r} has no CRS; walkcover cannot place it"
+                f"{label} {str(path)!r} has no CRS; walkcover cannot place it. Set it, e.g. "
+                f"gdal_edit.py -a_srs EPSG:4326 {path.name}"
             )
         d_r = districts.to_crs(src.crs)
-        window = _window(src, d_r.total_bounds, path=path, max_cells=max_cells)
-        data = src.read(1, window=window, masked=True).filled(0).astype(float)
+        window = _window(src, d_r.total_bounds, path=path, max_cells=max_cells, label=label)
+        read = src.read(1, window=window, masked=True)
         transform = src.window_transform(window)
         crs = src.crs
-    data[~np.isfinite(data) | (data < 0)] = 0.0
+        nodata = src.nodata
+    empty = np.ma.getmaskarray(read) | ~np.isfinite(read.data)
+    if empty.size and empty.all():
+        said = f"nodata {nodata:g}" if nodata is not None else "masked or NaN"
+        raise SourceError(
+            f"{label} {str(path)!r} holds only nodata over the districts ({empty.size:,} cells, "
+            f"all {said}): it has no residents to give. Pass a raster with people over this "
+            f"city, or fix its nodata value if it is set wrong (gdal_edit.py -a_nodata VALUE "
+            f"{path.name})"
+        )
+    data = np.where(empty, 0.0, read.data.astype(float))
+    data[data < 0] = 0.0
+    if notes is not None and units.crs is not None and not _same_crs(crs, units.crs):
+        notes.append(
+            f"{label} {path.name} is in {_crs_name(crs)}, not the working CRS "
+            f"{_crs_name(units.crs)}: the districts and homes were projected onto its grid, and "
+            "each of its cells counts whole, in the district holding its centre (not resampled: "
+            "its people are kept)"
+        )
     if units_per == "per_ha":
         data *= cell_area_ha(transform, crs, data.shape[0])[:, None]
     cells = _populated_cells(data, transform, crs, d_r)
-    # Which cell each unit's representative point is in.
+    # Which cell of the window each unit's representative point is in; -1 outside it (a row-major
+    # index of a point beyond the last column would name the next row's first cell).
     pts = gpd.GeoSeries(units.geometry.representative_point(), crs=units.crs).to_crs(crs)
     inv = ~transform
     ucol, urow = inv @ (shapely.get_x(pts.to_numpy()), shapely.get_y(pts.to_numpy()))
-    ucell = np.floor(urow).astype(np.int64) * data.shape[1] + np.floor(ucol).astype(np.int64)
+    n_rows, n_cols = data.shape
+    within = np.isfinite(ucol) & np.isfinite(urow)
+    within &= (ucol >= 0) & (ucol < n_cols) & (urow >= 0) & (urow < n_rows)
+    ucell = np.full(len(units), -1, dtype=np.int64)
+    at_row, at_col = np.floor(urow[within]), np.floor(ucol[within])
+    ucell[within] = at_row.astype(np.int64) * n_cols + at_col.astype(np.int64)
     w = np.where(np.asarray(weight, dtype=float) > 0, weight, 1.0)
     u = pd.DataFrame(
         {
@@ -165,12 +247,16 @@ def allocate_raster(
 
 def cell_area_ha(transform: Affine, crs: object, n_rows: int) -> np.ndarray:
     """Area (ha) of a cell in each of the `n_rows` rows of a north-up raster: |a·e| in a projected
-    CRS, the ellipsoidal area of the row's cell in a geographic one."""
+    CRS (in its unit: metres, or feet × 0.3048² …), the ellipsoidal area of the row's cell in a
+    geographic one."""
     import pyproj
 
     c = pyproj.CRS.from_user_input(crs)
     if not c.is_geographic:
-        return np.full(n_rows, abs(transform.a * transform.e) / 1e4)
+        axes = c.axis_info
+        m_per_unit = axes[0].unit_conversion_factor if axes else 1.0
+        m_per_unit = m_per_unit if m_per_unit and m_per_unit > 0 else 1.0
+        return np.full(n_rows, abs(transform.a * transform.e) * m_per_unit**2 / 1e4)
     geod = c.get_geod() or pyproj.Geod(ellps="WGS84")
     x0, dx = transform.c, transform.a
     top = transform.f + transform.e * np.arange(n_rows)
@@ -188,14 +274,46 @@ def allocate_groups(
     groups: dict[str, tuple[list[Path], Literal["people", "per_ha"]]],
     *,
     weight: np.ndarray,
+    notes: list[str] | None = None,
 ) -> dict[str, np.ndarray]:
     """People of each group per unit: each of the group's rasters allocated like the total raster
-    (`allocate_raster`, cells without a unit to the nearest unit of the district), summed."""
+    (`allocate_raster`: in any CRS, cells without a unit to the nearest unit of the district),
+    summed.
+
+    Parameters
+    ----------
+    units, districts, weight
+        As `allocate_raster`.
+    groups
+        Per group, its rasters and what their cells hold (``people`` or ``per_ha``).
+    notes
+        Where to append what a planner must know about each raster (a CRS other than the working
+        CRS); None: not said.
+
+    Returns
+    -------
+    dict
+        Per group, its people per unit.
+
+    Raises
+    ------
+    SourceError
+        When a group's raster is missing, unreadable, misses the districts or holds only nodata
+        over them; the message names the group (``population.groups.<name>``) and the file.
+    """
     out = {}
     for name, (paths, per) in groups.items():
         total = np.zeros(len(units))
         for path in paths:
-            got, _ = allocate_raster(units, districts, path, weight=weight, units_per=per)
+            got, _ = allocate_raster(
+                units,
+                districts,
+                path,
+                weight=weight,
+                units_per=per,
+                label=f"population.groups.{name} raster",
+                notes=notes,
+            )
             total += got
         out[name] = total
     return out
