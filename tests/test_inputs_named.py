@@ -100,3 +100,24 @@ def test_a_bad_name_in_boundaries_is_named_as_the_file_s(tmp_path):
     assert (
         "--district" not in text and "x" * 200 not in text
     )  # a long name is cut, not printed whole
+
+
+def test_a_population_group_name_must_be_a_plain_column_name(tmp_path):
+    """Group names become columns (``residents_<name>``) of every table and layer: plain ones only."""
+    from walkcover._errors import ConfigError
+    from walkcover._paths import bundle_root
+
+    text = (bundle_root() / "configs" / "cities" / "helsinki-sample.yaml").read_text(
+        encoding="utf-8"
+    )
+    text = text.replace("../../data", str(bundle_root() / "data"))
+    bad = tmp_path / "city.yaml"
+    bad.write_text(
+        text + 'population:\n  groups:\n    "../=x":\n      rasters: [a.tif]\n', encoding="utf-8"
+    )
+    with pytest.raises(ConfigError, match=r"population\.groups.*found '\.\./=x'"):
+        load_city(bad)
+    bad.write_text(
+        text + "population:\n  groups:\n    over_65:\n      rasters: [a.tif]\n", encoding="utf-8"
+    )
+    assert list(load_city(bad).config.population.groups) == ["over_65"]

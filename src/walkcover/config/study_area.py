@@ -199,7 +199,8 @@ class PopulationConfig(BaseModel):
     raster_units: RasterUnits = "people"
     totals: TotalsConfig | None = None
     #: Groups by age, named as standards' ``population_group`` / ``report_group`` name them.
-    groups: dict[str, PopulationGroup] = {}
+    #: A name becomes column names (``residents_<name>``) in every table and GeoPackage layer.
+    groups: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")], PopulationGroup] = {}
 
 
 class NetworkConfig(BaseModel):
