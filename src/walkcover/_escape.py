@@ -22,9 +22,10 @@ from typing import Any
 
 import pandas as pd
 
-#: A spreadsheet treats a cell beginning with one of these as a formula (OWASP, CSV injection).
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+#: A spreadsheet treats a cell beginning with one of these as a formula (OWASP, CSV injection; line
+#: feed as CR; the full-width forms, which spreadsheets in East Asian locales read as the ASCII ones).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 # C0 and C1 controls (but newline and tab), DEL, and the Unicode bidirectional controls that can make
 # a terminal line read differently from what it holds ("Trojan Source").
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
@@ -48,19 +49,32 @@ def js_value(value: Any) -> str:
     )
 
 
+def _formula_like(text: str) -> bool:
+    """Whether `text`, after any leading ``'``, begins as a formula would (a plain number such as
+    ``-12.5`` does not: it is data, and a spreadsheet reads it as a number)."""
+    core = text.lstrip("'")
+    return core.startswith(FORMULA_START) and _NUMBER.fullmatch(core) is None
+
+
 def csv_cell(value: object) -> object:
     """A text cell that a spreadsheet would run as a formula gets a leading ``'``; others as they are.
 
     Numbers written as text (``-12.5``) are left alone: they are data, and a spreadsheet reads them
-    as numbers, not formulas.
+    as numbers, not formulas. Text that already begins with ``'`` before a formula (``'=x``) gets
+    one more, so that `csv_unescape_frame` gives back exactly what was written: the escape is undone
+    only where it was made.
     """
-    if isinstance(value, str) and value.startswith(FORMULA_START) and not _NUMBER.match(value):
+    if isinstance(value, str) and _formula_like(value):
         return "'" + value
     return value
 
 
 def csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """A copy of `frame` whose text cells (and column names) are safe to open in a spreadsheet."""
+    """A copy of `frame` whose text cells (and column names) are safe to open in a spreadsheet.
+
+    Every text cell is checked, whatever its column's dtype (object, string or categorical); values
+    of a numeric dtype are numbers and are left as they are.
+    """
     out = _cells_mapped(frame, csv_cell)
     out.columns = [csv_cell(str(c)) for c in out.columns]
     return out
@@ -68,8 +82,8 @@ def csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _csv_uncell(value: object) -> object:
     """`csv_cell` undone: the ``'`` before formula-like text taken off (only there)."""
-    if isinstance(value, str) and value.startswith("'") and value[1:].startswith(FORMULA_START):
-        return value[1:] if not _NUMBER.match(value[1:]) else value
+    if isinstance(value, str) and value.startswith("'") and _formula_like(value[1:]):
+        return value[1:]
     return value
 
 
@@ -84,14 +98,22 @@ def csv_unescape_frame(frame: pd.DataFrame) -> pd.DataFrame:
 def _cells_mapped(frame: pd.DataFrame, cell: Any) -> pd.DataFrame:
     """A copy of `frame` with `cell` applied to its text columns' values; a column none of whose
     values it changes is not set again (most are not: a column set back costs more than reading it,
-    a city's CSVs have dozens)."""
+    a city's CSVs have dozens). A categorical column is mapped value by value too (its categories
+    are text like any other), and comes back as an object column where a value changed."""
     out = frame.copy()
     for col in out.columns:
-        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col].dtype):
+        dtype = out[col].dtype
+        categorical = isinstance(dtype, pd.CategoricalDtype)
+        if (
+            pd.api.types.is_object_dtype(dtype)
+            or categorical
+            or pd.api.types.is_string_dtype(dtype)
+        ):
             values = out[col].to_numpy(dtype=object)
             mapped = [cell(v) for v in values]
             if any(m is not v for m, v in zip(mapped, values, strict=True)):
-                out[col] = pd.Series(mapped, index=out.index, dtype=out[col].dtype, name=col)
+                kept = object if categorical else dtype
+                out[col] = pd.Series(mapped, index=out.index, dtype=kept, name=col)
     return out
 
 

@@ -1,17 +1,15 @@
-"""Write a run's files: per-district GeoPackages and the city summary CSV, atomically."""
+"""Write a run's files: per-district GeoPackages, atomically, and the city files as one set
+(`walkcover.presentation.tables`)."""
 
 from __future__ import annotations
 
 import errno
-import json
 import logging
 import os
-import re
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -19,7 +17,6 @@ import pandas as pd
 
 from walkcover._atomic import atomic_path, staged_folder, write_atomic
 from walkcover._errors import OutputExistsError, RunIncompleteError, WalkcoverError
-from walkcover._escape import csv_frame, csv_unescape_frame
 from walkcover._gc import collector_paused
 from walkcover._paths import check_safe_name, inside
 from walkcover.assessment import FACILITY_OUTPUT_COLUMNS, Assessment, can_serve, search_limit_m
@@ -31,18 +28,35 @@ from walkcover.measures.indicators import group_summary
 from walkcover.presentation.record import (
     RECORD_FILE,
     RunRecordError,
+    load_record,
     read_city_table,
     read_district_run,
     record_data,
     write_record,
 )
+from walkcover.presentation.tables import (
+    ID_COLUMNS,
+    CityTables,
+    check_city_set,
+    city_set,
+    merged_rows,
+    read_earlier_rows,
+    read_table_parquet,
+    recover_city_set,
+    reseal_city_set,
+    write_city_set,
+    write_city_tables,
+    write_csv,
+)
 
 __all__ = [
     "RunFiles",
     "atomic_path",
+    "check_city_set",
     "check_outputs",
     "district_dir",
     "planned_outputs",
+    "recover_city_set",
     "write_atomic",
     "write_csv",
     "write_proposed_sites",
@@ -228,7 +242,9 @@ def write_run(
     failure, a full disk or a kill it holds the previous complete set or the new one, never a mix.
     A district that fails keeps its previous set and its previous rows of ``summary.csv``; the other
     districts are still written. The city files (``summary.csv``, ``district_indicators.csv``,
-    ``group_summary.csv``, ``map.html``) are each written atomically afterwards.
+    ``group_summary.csv``, their Parquet copies, ``summary.xlsx``, ``map.html``) are written
+    afterwards as one set (`walkcover.presentation.tables.city_set`): the folder holds the
+    previous complete set or the new one, and ``city_files.json`` lists it.
 
     Raises
     ------
@@ -257,6 +273,8 @@ def _write_run(
     city_id = assessment.city.id
     slugs = list(assessment.districts["slug"])
     check_outputs(planned_outputs(out, city_id, slugs), overwrite=overwrite)
+    city_dir = Path(out) / city_id
+    _recover_city_files(city_dir)
     files = RunFiles()
     done: list[str] = []
 
@@ -312,20 +330,19 @@ def _write_run(
     if done:
         step = "summary.csv"
         try:
-            files.written += _write_city_tables(assessment, out, done, bom=bom)
-        except Exception as exc:
-            log.debug("%s failed", step, exc_info=True)
-            files.failures.append(("(city)", step, exc))
-    if maps and done:
-        from walkcover.presentation.maps import city_map, save_map
+            tables = _city_tables(assessment, city_dir, done)
+            with city_set(city_dir) as built:
+                write_city_tables(built.folder, tables, bom=bom)
+                if maps:
+                    from walkcover.presentation.maps import city_map, save_map
 
-        try:
-            files.written.append(
-                save_map(city_map(assessment, tiles=tiles), Path(out) / city_id / "map.html")
-            )
+                    step = "map.html"
+                    save_map(city_map(assessment, tiles=tiles), built.folder / "map.html")
+            files.written += built.written
+            files.removed += built.removed
         except Exception as exc:
-            log.debug("city map failed", exc_info=True)
-            files.failures.append(("(city)", "map.html", exc))
+            log.debug("city files: %s failed", step, exc_info=True)
+            files.failures.append(("(city)", step, exc))
     if files.failures:
         raise RunIncompleteError(files, _failure_text(out, city_id, files.failures))
     return files
@@ -353,8 +370,10 @@ def write_report_sets(
     from walkcover.presentation.report import REPORT_FILES, write_city_index, write_district_report
 
     city_dir = Path(out) / city.id
+    _recover_city_files(city_dir)
     summary = read_city_table(city_dir, "summary.csv")
     indicators = read_city_table(city_dir, "district_indicators.csv")
+    check_city_set(city_dir)  # the tables read are of one complete set
     runs, missing = [], []
     for _, drow in districts.iterrows():
         # the folder and every link to it come from the city config: a record's own slug is
@@ -395,7 +414,9 @@ def write_report_sets(
         files.written += [folder / n for n in new]
     if city_pages and runs:
         try:
-            files.written += write_city_index(city_dir, summary, runs)
+            pages = write_city_index(city_dir, summary, runs)
+            reseal_city_set(city_dir, [p.name for p in pages])  # a split city's index.html
+            files.written += pages
         except Exception as exc:
             log.debug("city index failed", exc_info=True)
             files.failures.append(("(city)", "index.html", exc))
@@ -404,107 +425,30 @@ def write_report_sets(
     return files
 
 
-def _write_city_tables(
-    assessment: Assessment, out: Path, done: list[str], *, bom: bool
-) -> list[Path]:
-    city_id = assessment.city.id
-    written = []
+def _recover_city_files(city_dir: Path) -> None:
+    """Repair a set of city files an interrupted run left half in place (completed if it was
+    sealed, else removed: `walkcover.presentation.tables.recover_city_set`), saying what was done."""
+    for done in recover_city_set(city_dir):
+        log.warning("%s: %s", city_dir, done)
+
+
+def _city_tables(assessment: Assessment, city_dir: Path, done: list[str]) -> CityTables:
+    """The city tables of a run in memory: this run's rows of the `done` districts after the rows
+    of other districts from the files of an earlier run, and the groups' figures from them."""
+    tables = {}
     for name, table in (
         ("summary.csv", assessment.summary),
         ("district_indicators.csv", assessment.district_rows),
     ):
         mine = table[table["district"].isin(done)]
-        written.append(_merge_csv(Path(out) / city_id / name, mine, done, bom=bom))
+        tables[name] = merged_rows(mine, read_earlier_rows(city_dir / name, like=mine), done)
     groups = assessment.city.config.groups
-    if groups:
-        summary = pd.read_csv(
-            Path(out) / city_id / "summary.csv", dtype={"district_id": str}, encoding="utf-8-sig"
-        )
-        table = group_summary(summary, groups)
-        if len(table):
-            written.append(write_csv(Path(out) / city_id / "group_summary.csv", table, bom=bom))
-    written.append(write_city_workbook(Path(out) / city_id))
-    return written
-
-
-#: The city tables gathered in ``summary.xlsx``, one sheet each (those that exist).
-WORKBOOK_SHEETS = ("summary", "district_indicators", "group_summary")
-
-
-def write_city_workbook(city_dir: Path) -> Path:
-    """``summary.xlsx`` beside the city's CSVs, from them as written: a sheet per table, the
-    header bold and frozen, columns sized to their contents, percentages to one decimal."""
-    sheets = {
-        name: read_city_table(city_dir, f"{name}.csv")
-        for name in WORKBOOK_SHEETS
-        if (city_dir / f"{name}.csv").is_file()
-    }
-    return write_workbook(city_dir / "summary.xlsx", sheets)
-
-
-def write_workbook(path: Path, sheets: dict[str, pd.DataFrame]) -> Path:
-    """An Excel workbook of `sheets` (name → table), written atomically. Text is always stored
-    as text: a name starting with ``=`` is never a formula. Empty cells stand for NaN.
-
-    XlsxWriter writes it: a fifth of openpyxl's import time (0.03 against 0.13 s), which a run of
-    one small district pays in full. openpyxl still reads planners' workbooks.
-    """
-    import xlsxwriter
-
-    def save(tmp: Path) -> None:
-        # no text is turned into a formula, a link or a number: data is data
-        wb = xlsxwriter.Workbook(
-            str(tmp),
-            {
-                "strings_to_formulas": False,
-                "strings_to_urls": False,
-                "strings_to_numbers": False,
-                "nan_inf_to_errors": True,  # an infinite ratio shows as #DIV/0!, never fails
-            },
-        )
-        bold = wb.add_format({"bold": True})
-        one_decimal = wb.add_format({"num_format": "0.0"})
-        for name, table in sheets.items():
-            ws = wb.add_worksheet(name[:31])
-            longest = [len(str(col)) for col in table.columns]
-            for j, col in enumerate(table.columns):
-                ws.write_string(0, j, str(col), bold)
-            for i, row in enumerate(table.itertuples(index=False), start=1):
-                for j, value in enumerate(row):
-                    longest[j] = max(longest[j], _write_cell(ws, i, j, value))
-            # each column as wide as its longest text (the cells' own formats are set by column,
-            # and apply to cells written before)
-            for j, col in enumerate(table.columns):
-                decimals = str(col).endswith(("_pct", "_pp"))
-                ws.set_column(j, j, min(longest[j] + 2, 48), one_decimal if decimals else None)
-            ws.freeze_panes(1, 0)
-        wb.close()
-
-    return write_atomic(path, save)
-
-
-#: What a sheet cannot store: control characters other than tab, newline and carriage return
-_ILLEGAL_IN_SHEET = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
-
-
-def _write_cell(ws: Any, row: int, col: int, v: object) -> int:
-    """One cell by its type: nothing for None/NaN, numbers and booleans as such, the rest as text
-    (a control character cannot be stored in a sheet: it is shown as ``\\x1b``, as in the
-    terminal). Returns the length of the text the cell shows (0 when empty), for its column's
-    width."""
-    if isinstance(v, np.generic):
-        v = v.item()
-    if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and v != v):
-        return 0
-    if isinstance(v, bool):
-        ws.write_boolean(row, col, v)
-        return len(str(v).upper())
-    if isinstance(v, int | float):
-        ws.write_number(row, col, v)
-        return len(str(v))
-    text = _ILLEGAL_IN_SHEET.sub(lambda m: f"\\x{ord(m.group()):02x}", str(v))
-    ws.write_string(row, col, text)
-    return len(text)
+    summary = tables["summary.csv"]
+    return CityTables(
+        summary=summary,
+        indicators=tables["district_indicators.csv"],
+        groups=group_summary(summary, groups) if groups else None,
+    )
 
 
 #: Where a layer's features of each geometry family go: one geometry type per layer, so QGIS and
@@ -634,45 +578,21 @@ def _failure_text(out: Path, city_id: str, failures: list[tuple[str, str, BaseEx
     return "; ".join(parts)
 
 
-def _tidy_numbers(table: pd.DataFrame) -> pd.DataFrame:
-    """Floats rounded to 9 decimals and -0 written as 0: float noise (100.00000000000001,
-    -1.4e-14) is not a figure anyone measured."""
-    out = table.copy()
-    for col in out.columns:
-        if out[col].dtype.kind == "f":
-            out[col] = out[col].round(9) + 0.0  # + 0.0 turns -0.0 into 0.0
-    return out
-
-
-def write_csv(path: Path, table: pd.DataFrame, *, bom: bool = True) -> Path:
-    """A CSV written atomically, UTF-8 with a BOM so that Excel opens Chinese text right (without
-    `bom` for scripts that do not expect one)."""
-    enc = "utf-8-sig" if bom else "utf-8"
-    safe = csv_frame(_tidy_numbers(table))  # no cell a spreadsheet would run as a formula
-    return write_atomic(path, lambda tmp: safe.to_csv(tmp, index=False, encoding=enc))
-
-
-def _merge_csv(path: Path, table: pd.DataFrame, slugs: list[str], *, bom: bool = True) -> Path:
-    """Write `table`, keeping the rows of districts outside this run from an existing file."""
-    if path.exists():
-        old = pd.read_csv(path, dtype={"district_id": str}, encoding="utf-8-sig")
-        old = old[~old["district"].isin(slugs)]
-        if len(old):
-            table = pd.concat([old.astype(object), table.astype(object)], ignore_index=True)
-    return write_csv(path, table, bom=bom)
-
-
 def recorded_standards(out: Path, city_id: str, slugs: list[str]) -> list[str]:
-    """The standards an earlier ``run`` measured in these districts (from their ``run.json``)."""
+    """The standards an earlier ``run`` measured in these districts (from their ``run.json``).
+
+    Raises
+    ------
+    RunRecordError
+        A district's ``run.json`` is not a run record (not a JSON object, a key missing, damaged);
+        the message names the file and the fix (``walkcover run --overwrite``).
+    """
     ids: list[str] = []
     for slug in slugs:
         rec = district_dir(out, city_id, slug) / RECORD_FILE
-        if rec.is_file():
-            try:
-                stds = json.loads(rec.read_text(encoding="utf-8"))["standards"]
-            except (ValueError, KeyError):
-                continue
-            ids += [s["id"] for s in stds if s["id"] not in ids]
+        if rec.exists() or rec.is_symlink():
+            standards = load_record(rec).standards
+            ids += [s["id"] for s in standards if s["id"] not in ids]
     return ids
 
 
@@ -719,11 +639,8 @@ def write_proposed_sites(
     pts = frame_to_lonlat(proposed.geometry)
     table["lon"], table["lat"] = pts.x.round(7), pts.y.round(7)
     maps = not folder.is_dir() or (folder / "map.html").exists()  # as the run chose
-    if tiles is None and (folder / RECORD_FILE).is_file():
-        try:
-            tiles = json.loads((folder / RECORD_FILE).read_text(encoding="utf-8")).get("tiles")
-        except ValueError:
-            tiles = None
+    if tiles is None and ((folder / RECORD_FILE).exists() or (folder / RECORD_FILE).is_symlink()):
+        tiles = load_record(folder / RECORD_FILE).tiles  # RunRecordError names file and fix
     mine = {gpkg.name, csv.name, RECORD_FILE, "map.html"}
     keep = [p.name for p in folder.iterdir() if p.name not in mine] if folder.is_dir() else []
     geom = assessment.district_geometry(did)
@@ -736,8 +653,37 @@ def write_proposed_sites(
 
 
 def read_city_summary(folder: Path) -> pd.DataFrame:
-    """A city's ``summary.csv`` as written (text cells un-escaped, district ids as text)."""
-    return read_city_table(folder, "summary.csv")
+    """A city's summary as its run wrote it, typed: ``summary.parquet`` (ids as text, numbers as
+    numbers); for a folder written before Parquet copies, ``summary.csv`` read as text, un-escaped
+    and typed by its values, ids as text.
+
+    Raises
+    ------
+    RunRecordError
+        Neither file is there, or the one read is damaged.
+    """
+    folder = Path(folder)
+    parquet = folder / "summary.parquet"
+    if parquet.exists() or parquet.is_symlink():
+        return read_table_parquet(parquet)
+    log.warning("%s has no summary.parquet (an earlier walkcover): reading summary.csv", folder)
+    table = read_earlier_rows(folder / "summary.csv")
+    if table is None:
+        raise RunRecordError(f"{folder / 'summary.parquet'} is missing: run the city again")
+    return table
+
+
+def _ids_as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with its id columns as text (None where missing), whatever they were read as."""
+    from walkcover.presentation.tables import _text
+
+    for col in ID_COLUMNS:
+        if col in frame.columns:
+            frame[col] = pd.Series(
+                [_text(v) for v in frame[col].to_numpy(dtype=object)],
+                index=frame.index, dtype=object, name=col,
+            )  # fmt: skip
+    return frame
 
 
 #: The region files `write_region` writes into ``OUT/<region>/``.
@@ -769,16 +715,16 @@ def write_region(
     frames, geoms = [], []
     names = dict(zip(region.cities["city_id"], region.cities["name"]))
     for cid, city in cities.items():
-        table = read_city_summary(base / city.id)
-        table.insert(0, "city", cid)
-        table.insert(1, "city_name", names[cid])
+        table = _ids_as_text(read_city_summary(base / city.id))  # typed: never through CSV
+        table.insert(0, "city", str(cid))
+        table.insert(1, "city_name", str(names[cid]))
         frames.append(table)
         polys = city.districts.set_index("district_id").geometry
+        polys.index = polys.index.astype(str)
         geoms.append(polys.reindex(table["district_id"]).to_numpy())
     if frames:
-        summary = gpd.GeoDataFrame(
-            pd.concat(frames, ignore_index=True), geometry=np.concatenate(geoms), crs=4326
-        )
+        merged = _ids_as_text(pd.concat(frames, ignore_index=True))
+        summary = gpd.GeoDataFrame(merged, geometry=np.concatenate(geoms), crs=4326)
     else:
         summary = gpd.GeoDataFrame({"city": [], "city_name": []}, geometry=[], crs=4326)
     written = [
@@ -826,43 +772,49 @@ def merge_district_parts(base: Path, city: City, parts: list[Path], *, maps: boo
     from walkcover.presentation.report import split_city_index_html
 
     city_dir = base / city.id
+    _recover_city_files(city_dir)
     written: list[Path] = []
-    tables: dict[str, list[pd.DataFrame]] = {"summary.csv": [], "district_indicators.csv": []}
+    tables: dict[str, list[pd.DataFrame]] = {"summary": [], "district_indicators": []}
     slugs = []
     for part in parts:
         src = part / city.id
-        for folder in sorted(p for p in src.iterdir() if p.is_dir()):
+        for folder in sorted(p for p in src.iterdir() if p.is_dir() and not p.name.startswith(".")):
             with staged_folder(city_dir / folder.name) as stage:
                 for item in folder.iterdir():
                     shutil.move(str(item), stage / item.name)
             written.append(city_dir / folder.name)
             slugs.append(folder.name)
-        for name in tables:
-            table = pd.read_csv(src / name, dtype={"district_id": str}, encoding="utf-8-sig")
-            tables[name].append(csv_unescape_frame(table))
+        for name in tables:  # the parts' tables as typed Parquet, never their CSVs
+            tables[name].append(_ids_as_text(read_table_parquet(src / f"{name}.parquet")))
+    merged = {}
     for name, frames in tables.items():
-        merged = pd.concat(frames, ignore_index=True)
-        written.append(_merge_csv(city_dir / name, merged, slugs))
-    summary = read_city_summary(city_dir)
-    if city.config.groups:
-        table = group_summary(summary, city.config.groups)
-        if len(table):
-            written.append(write_csv(city_dir / "group_summary.csv", table))
-    written.append(write_city_workbook(city_dir))
+        mine = pd.concat(frames, ignore_index=True)
+        earlier = read_earlier_rows(city_dir / f"{name}.csv", like=mine)  # an earlier run's rows
+        merged[name] = merged_rows(mine, earlier, slugs)
+    summary = merged["summary"]
+    groups = city.config.groups
+    city_tables = CityTables(
+        summary=summary,
+        indicators=merged["district_indicators"],
+        groups=group_summary(summary, groups) if groups else None,
+    )
     polys = city.districts.set_index("district_id").geometry
+    polys.index = polys.index.astype(str)
     geo = gpd.GeoDataFrame(
         summary.assign(city_name=city.config.name),
         geometry=polys.reindex(summary["district_id"]).to_numpy(),
         crs=4326,
     )
-    if maps:
-        outline = gpd.GeoDataFrame(
-            {"name": [city.config.name]}, geometry=[city.districts.union_all()], crs=4326
-        )
-        title = f"{city.config.name} / {city.config.name_en}"
-        written.append(save_map(region_map(geo, outline, title=title), city_dir / "map.html"))
     page = split_city_index_html(city, summary)
-    written.append(
-        write_atomic(city_dir / "index.html", lambda tmp: tmp.write_text(page, encoding="utf-8"))
-    )
-    return written
+
+    def pages(stage: Path) -> None:
+        if maps:
+            outline = gpd.GeoDataFrame(
+                {"name": [city.config.name]}, geometry=[city.districts.union_all()], crs=4326
+            )
+            title = f"{city.config.name} / {city.config.name_en}"
+            save_map(region_map(geo, outline, title=title), stage / "map.html")
+        write_atomic(stage / "index.html", lambda tmp: tmp.write_text(page, encoding="utf-8"))
+
+    built = write_city_set(city_dir, city_tables, pages=pages)
+    return [*written, *built.written]

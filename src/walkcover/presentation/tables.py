@@ -1,0 +1,712 @@
+"""The city's tables (CSV, Excel, Parquet) and the city-level files as one set.
+
+* CSVs are written with the csv module's full quoting rules and RFC 4180 line ends (``\\r\\n``), so
+  a CR, LF or quote in a name always stays inside its cell, and every formula-like text cell gets
+  OWASP's leading ``'`` (`walkcover._escape.csv_frame`); numbers stay numbers.
+* ``summary.xlsx`` is written from the tables in memory, text as text with no escape at all: any
+  name comes back from the workbook exactly as it is.
+* ``summary.parquet`` and ``district_indicators.parquet`` hold the same tables typed by an explicit
+  schema (ids as text, numbers as numbers): what programs (the region merge, the merge of a city
+  measured one district at a time) read, never the CSVs.
+* The city-level files are one set (`city_set`): they are built in a staging folder, and once all
+  are complete a manifest (``city_files.json``: each file's SHA-256 and size) is sealed into it;
+  the files are then renamed into place and the manifest last. A kill before the seal leaves the
+  previous set; after it, `recover_city_set` (run at the next start) completes the new one.
+  `check_city_set` tells a reader whether the folder holds one complete set.
+
+Rows of districts outside a run are read back only from a file of an earlier run
+(`read_earlier_rows`): typed as the new table's columns, ids as text, text un-escaped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import re
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from walkcover._atomic import write_atomic
+from walkcover._escape import csv_frame, csv_unescape_frame
+from walkcover.presentation.record import RunRecordError
+
+__all__ = [
+    "CITY_FILES",
+    "CITY_MANIFEST",
+    "CitySet",
+    "CitySetError",
+    "CityTables",
+    "check_city_set",
+    "city_set",
+    "merged_rows",
+    "read_earlier_rows",
+    "read_table_parquet",
+    "recover_city_set",
+    "reseal_city_set",
+    "write_city_tables",
+    "write_csv",
+    "write_table_parquet",
+    "write_workbook",
+]
+
+log = logging.getLogger(__name__)
+
+#: The city-level files that make one set (those a run writes; ``index.html`` only where the
+#: merge of a city measured one district at a time writes it).
+CITY_FILES = (
+    "summary.csv",
+    "district_indicators.csv",
+    "group_summary.csv",
+    "summary.xlsx",
+    "summary.parquet",
+    "district_indicators.parquet",
+    "map.html",
+    "index.html",
+)
+#: Written last: which files make the set, with their SHA-256 and size.
+CITY_MANIFEST = "city_files.json"
+MANIFEST_FORMAT = 1
+#: The folder a new set is built in, inside the city folder. Not `walkcover._atomic`'s staging
+#: prefix: `walkcover._atomic.recover` removes those, while a sealed set must be completed.
+SET_PREFIX = ".walkcover-cityset-"
+#: Pages other commands also write into the city folder (``walkcover report``'s ``index.html``):
+#: a page that is no set's own is not a mix.
+_SHARED_PAGES = ("index.html",)
+
+#: Columns that are text whatever they look like (``410202`` is an id, not a number).
+ID_COLUMNS = ("city", "district", "district_id")
+TEXT_COLUMNS = (
+    *ID_COLUMNS,
+    "city_name",
+    "district_name",
+    "district_name_en",
+    "standard",
+    "standard_name",
+    "name",
+    "name_en",
+    "group",
+    "indicator",
+)
+#: Larger than any table walkcover writes: refused before it is read.
+MAX_TABLE_BYTES = 512 * 1024 * 1024
+#: The date ``summary.xlsx`` says it was made: fixed, so the same tables give the same bytes.
+WORKBOOK_DATE = datetime(2000, 1, 1, tzinfo=UTC)
+#: The sheets of ``summary.xlsx``, one per table (those that exist).
+WORKBOOK_SHEETS = ("summary", "district_indicators", "group_summary")
+
+_FIX = "run `walkcover run --overwrite` with the same --out again"
+
+
+class CitySetError(RunRecordError):
+    """The city folder does not hold one complete set of city files (mixed, partial or damaged)."""
+
+
+# --- CSV ------------------------------------------------------------------------------------------
+
+
+def tidy_numbers(table: pd.DataFrame) -> pd.DataFrame:
+    """Floats rounded to 9 decimals and -0 written as 0: float noise (100.00000000000001,
+    -1.4e-14) is not a figure anyone measured."""
+    out = table.copy()
+    for col in out.columns:
+        if out[col].dtype.kind == "f":
+            out[col] = out[col].round(9) + 0.0  # + 0.0 turns -0.0 into 0.0
+    return out
+
+
+def write_csv(path: Path, table: pd.DataFrame, *, bom: bool = True) -> Path:
+    """A CSV written atomically, UTF-8 with a BOM so that Excel opens Chinese text right (without
+    `bom` for scripts that do not expect one).
+
+    Rows end in ``\\r\\n`` (RFC 4180): the csv module quotes a cell holding any character of the
+    line end, so with ``\\r\\n`` a bare CR is quoted as well as LF and ``"`` (with pandas' default
+    ``\\n`` a bare CR was not, and ended the row). Quoting every text cell would do as much but
+    makes every file larger and every diff noisier; this quotes exactly the cells that need it.
+    """
+    enc = "utf-8-sig" if bom else "utf-8"
+    safe = csv_frame(tidy_numbers(table))  # no cell a spreadsheet would run as a formula
+    return write_atomic(
+        path, lambda tmp: safe.to_csv(tmp, index=False, encoding=enc, lineterminator="\r\n")
+    )
+
+
+def read_earlier_rows(path: Path, like: pd.DataFrame | None = None) -> pd.DataFrame | None:
+    """The rows of a city table an earlier run wrote (None when there is no such file): every cell
+    read as text and un-escaped, then each column typed as `like`'s column of that name (ids and
+    names always text; a column `like` lacks is typed by its values).
+
+    Raises
+    ------
+    RunRecordError
+        The file is a symbolic link, too large, not a CSV, lacks ``district``, or holds text where
+        the table has numbers; the message names the file and the fix.
+    """
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        return None
+    fix = f"delete {path} and run every district again (`walkcover run --district all --overwrite`)"
+    if path.is_symlink() or not path.is_file():
+        raise RunRecordError(f"{path} is not a file walkcover wrote (a link or a folder): {fix}")
+    if path.stat().st_size > MAX_TABLE_BYTES:
+        raise RunRecordError(f"{path} is larger than any table walkcover writes: {fix}")
+    try:
+        raw = pd.read_csv(
+            path, dtype=str, encoding="utf-8-sig", keep_default_na=False, na_values=[""]
+        )
+    except (ValueError, UnicodeDecodeError, OSError, pd.errors.ParserError) as exc:
+        reason = " ".join(str(exc).split())[:200]
+        raise RunRecordError(f"{path} cannot be read as a CSV table ({reason}): {fix}") from None
+    raw = csv_unescape_frame(raw)
+    if "district" not in raw.columns:
+        raise RunRecordError(
+            f"{path} lacks the column district; it was not written by walkcover: {fix}"
+        )
+    out = {}
+    for col in raw.columns:
+        model = like[col] if like is not None and col in like.columns else None
+        out[col] = _typed(raw[col], model, path=path, fix=fix)
+    return pd.DataFrame(out, index=raw.index)
+
+
+def _typed(text: pd.Series, like: pd.Series | None, *, path: Path, fix: str) -> pd.Series:
+    """A column read as text, typed as `like` (or by its values)."""
+    name = str(text.name)
+    values = text.to_numpy(dtype=object)
+    present = [v for v in values if isinstance(v, str)]
+    as_text = pd.Series(values, index=text.index, dtype=object, name=text.name)
+    if name in TEXT_COLUMNS:
+        return as_text
+    kind = like.dtype.kind if like is not None else None
+    if (
+        kind == "b"
+        or (like is not None and _boolish(like))
+        or (like is None and present and set(present) <= {"True", "False"})
+    ):
+        bad = [v for v in present if v not in ("True", "False")]
+        if bad:
+            raise RunRecordError(
+                f"{path}: column {name} holds {bad[0][:40]!r} where this table has True or False: "
+                f"{fix}"
+            )
+        flags = [None if not isinstance(v, str) else v == "True" for v in values]
+        if all(f is not None for f in flags):
+            return pd.Series(flags, index=text.index, dtype=bool, name=text.name)
+        return pd.Series(flags, index=text.index, dtype=object, name=text.name)
+    numeric = kind in ("i", "u", "f") or (like is not None and kind == "O" and _numberish(like))
+    if numeric or like is None:
+        numbers = pd.to_numeric(text, errors="coerce")
+        lost = text.notna() & numbers.isna() & ~text.isin(["nan", "NaN"])
+        if lost.any():
+            if not numeric:  # a column the table lacks, holding text
+                return as_text
+            raise RunRecordError(
+                f"{path}: column {name} holds {str(text[lost].iloc[0])[:40]!r} where this table "
+                f"has numbers: {fix}"
+            )
+        if kind in ("i", "u") and numbers.notna().all() and (numbers % 1 == 0).all():
+            return numbers.astype(like.dtype if like is not None else "int64")
+        return numbers.astype("float64")
+    return as_text
+
+
+def _boolish(s: pd.Series) -> bool:
+    vals = [v for v in s.to_numpy(dtype=object) if not _missing(v)]
+    return bool(vals) and all(isinstance(v, bool | np.bool_) for v in vals)
+
+
+def _numberish(s: pd.Series) -> bool:
+    vals = [v for v in s.to_numpy(dtype=object) if not _missing(v)]
+    return bool(vals) and all(
+        isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool | np.bool_)
+        for v in vals
+    )
+
+
+def _missing(v: object) -> bool:
+    return v is None or v is pd.NA or (isinstance(v, float) and v != v)
+
+
+def merged_rows(
+    table: pd.DataFrame, earlier: pd.DataFrame | None, districts: list[str]
+) -> pd.DataFrame:
+    """`table` (this run's rows) after the `earlier` rows of districts it does not hold."""
+    table = table.reset_index(drop=True)
+    if earlier is None:
+        return table
+    kept = earlier[~earlier["district"].isin([str(d) for d in districts])]
+    if not len(kept):
+        return table
+    return pd.concat([kept, table], ignore_index=True)
+
+
+# --- Parquet --------------------------------------------------------------------------------------
+
+
+def _text(v: object) -> str | None:
+    """A cell of a text column as text (an id read as a number: ``410202.0`` → ``410202``)."""
+    if _missing(v):
+        return None
+    if isinstance(v, float | np.floating) and float(v).is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def arrow_table(frame: pd.DataFrame) -> Any:
+    """`frame` as an Arrow table with an explicit schema: ids and names as text, booleans as
+    booleans, integers as int64, other numbers as float64, anything else as text."""
+    import pyarrow as pa
+
+    fields, arrays = [], []
+    for col in frame.columns:
+        s, name = frame[col], str(col)
+        data: Any
+        kind = s.dtype.kind
+        if name in TEXT_COLUMNS:
+            typ, data = pa.string(), [_text(v) for v in s.to_numpy(dtype=object)]
+        elif kind == "b":
+            typ, data = pa.bool_(), s.to_numpy(dtype=bool).tolist()
+        elif kind in ("i", "u"):
+            typ, data = pa.int64(), s.to_numpy(dtype="int64").tolist()
+        elif kind == "f":
+            typ, data = pa.float64(), s.to_numpy(dtype="float64")
+        elif _boolish(s):
+            typ = pa.bool_()
+            data = [None if _missing(v) else bool(v) for v in s.to_numpy(dtype=object)]
+        elif _numberish(s):
+            typ = pa.float64()
+            data = [None if _missing(v) else float(v) for v in s.to_numpy(dtype=object)]
+        else:
+            typ, data = pa.string(), [_text(v) for v in s.to_numpy(dtype=object)]
+        fields.append(pa.field(name, typ))
+        arrays.append(pa.array(data, type=typ, from_pandas=True))
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def write_table_parquet(path: Path, table: pd.DataFrame) -> Path:
+    """`table` as Parquet with an explicit schema (`arrow_table`), atomically."""
+    import pyarrow.parquet as pq
+
+    data = arrow_table(tidy_numbers(table))
+    return write_atomic(path, lambda tmp: pq.write_table(data, str(tmp)))
+
+
+def read_table_parquet(path: Path) -> pd.DataFrame:
+    """A table `write_table_parquet` wrote: ids as text, numbers as numbers.
+
+    Raises
+    ------
+    RunRecordError
+        The file is missing, a link, too large, not Parquet, or its ids are not text.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    if path.is_symlink() or not path.is_file():
+        raise RunRecordError(f"{path} is missing or not a file walkcover wrote: {_FIX}")
+    if path.stat().st_size > MAX_TABLE_BYTES:
+        raise RunRecordError(f"{path} is larger than any table walkcover writes: {_FIX}")
+    try:
+        data = pq.read_table(str(path))
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        reason = " ".join(str(exc).split())[:200]
+        raise RunRecordError(f"{path} cannot be read as Parquet ({reason}): {_FIX}") from None
+    wrong = [
+        f.name for f in data.schema if f.name in TEXT_COLUMNS and not pa.types.is_string(f.type)
+    ]
+    if wrong:
+        raise RunRecordError(f"{path}: column {wrong[0]} is not text; {_FIX}")
+    frame = data.to_pandas()
+    for col in frame.columns:
+        if col in TEXT_COLUMNS:
+            frame[col] = pd.Series(
+                [_text(v) for v in frame[col].to_numpy(dtype=object)], index=frame.index,
+                dtype=object, name=col,
+            )  # fmt: skip
+    return frame
+
+
+# --- Excel ----------------------------------------------------------------------------------------
+
+
+def write_workbook(path: Path, sheets: dict[str, pd.DataFrame]) -> Path:
+    """An Excel workbook of `sheets` (name → table), written atomically. Text is always stored
+    as text, with no escape: a name starting with ``=`` (or ``'=``) comes back exactly as it is and
+    is never a formula. Empty cells stand for NaN. The same tables give the same bytes (the
+    workbook's date is fixed).
+
+    XlsxWriter writes it: a fifth of openpyxl's import time (0.03 against 0.13 s), which a run of
+    one small district pays in full. openpyxl still reads planners' workbooks.
+    """
+    import xlsxwriter
+
+    def save(tmp: Path) -> None:
+        # no text is turned into a formula, a link or a number: data is data
+        wb = xlsxwriter.Workbook(
+            str(tmp),
+            {
+                "strings_to_formulas": False,
+                "strings_to_urls": False,
+                "strings_to_numbers": False,
+                "nan_inf_to_errors": True,  # an infinite ratio shows as #DIV/0!, never fails
+            },
+        )
+        wb.set_properties({"created": WORKBOOK_DATE.replace(tzinfo=None)})
+        bold = wb.add_format({"bold": True})
+        one_decimal = wb.add_format({"num_format": "0.0"})
+        for name, table in sheets.items():
+            table = tidy_numbers(table)
+            ws = wb.add_worksheet(name[:31])
+            longest = [len(str(col)) for col in table.columns]
+            for j, col in enumerate(table.columns):
+                ws.write_string(0, j, _sheet_text(col), bold)
+            for i, row in enumerate(table.itertuples(index=False), start=1):
+                for j, value in enumerate(row):
+                    longest[j] = max(longest[j], _write_cell(ws, i, j, value))
+            # each column as wide as its longest text (the cells' own formats are set by column,
+            # and apply to cells written before)
+            for j, col in enumerate(table.columns):
+                decimals = str(col).endswith(("_pct", "_pp"))
+                ws.set_column(j, j, min(longest[j] + 2, 48), one_decimal if decimals else None)
+            ws.freeze_panes(1, 0)
+        wb.close()
+        _carriage_returns_as_references(tmp)
+
+    return write_atomic(path, save)
+
+
+#: What a sheet cannot store: control characters other than tab, newline and carriage return
+_ILLEGAL_IN_SHEET = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+#: The escapes of OOXML text (``_xHHHH_``), matched left to right as Excel decodes them.
+_OOXML_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
+
+
+def _sheet_text(v: object) -> str:
+    """Text as a sheet cell holds it (a control character shown as ``\\x1b``, as in the terminal)."""
+    return _ILLEGAL_IN_SHEET.sub(lambda m: f"\\x{ord(m.group()):02x}", str(v))
+
+
+def _write_cell(ws: Any, row: int, col: int, v: object) -> int:
+    """One cell by its type: nothing for None/NaN, numbers and booleans as such, the rest as text
+    (a control character cannot be stored in a sheet: it is shown as ``\\x1b``, as in the
+    terminal). Returns the length of the text the cell shows (0 when empty), for its column's
+    width."""
+    if isinstance(v, np.generic):
+        v = v.item()
+    if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and v != v):
+        return 0
+    if isinstance(v, bool):
+        ws.write_boolean(row, col, v)
+        return len(str(v).upper())
+    if isinstance(v, int | float):
+        ws.write_number(row, col, v)
+        return len(str(v))
+    text = _sheet_text(v)
+    ws.write_string(row, col, text)
+    return len(text)
+
+
+def _carriage_returns_as_references(path: Path) -> None:
+    """XlsxWriter stores a CR in text as ``_x000D_``, which Excel decodes and openpyxl does not;
+    as the XML character reference ``&#13;`` every reader gets the CR back (a raw CR would be read
+    as LF). Rewrites the shared strings of the workbook at `path` in place, entries and their
+    dates as they were."""
+    name = "xl/sharedStrings.xml"
+    with zipfile.ZipFile(path) as z:
+        if name not in z.namelist():
+            return
+        xml = z.read(name).decode("utf-8")
+        fixed = _OOXML_ESCAPE.sub(
+            lambda m: "&#13;" if m.group(1).upper() == "000D" else m.group(0), xml
+        )
+        if fixed == xml:
+            return
+        entries = [(info, z.read(info.filename)) for info in z.infolist()]
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as out:
+        for info, data in entries:
+            out.writestr(info, fixed.encode("utf-8") if info.filename == name else data)
+    Path(path).write_bytes(buf.getvalue())
+
+
+# --- The city tables ------------------------------------------------------------------------------
+
+
+@dataclass
+class CityTables:
+    """A city's tables in memory: each written as CSV, Parquet and a sheet of ``summary.xlsx``."""
+
+    summary: pd.DataFrame
+    indicators: pd.DataFrame
+    groups: pd.DataFrame | None = None
+
+
+def write_city_tables(folder: Path, tables: CityTables, *, bom: bool = True) -> list[Path]:
+    """The city's tables into `folder` (a `city_set` staging folder): ``summary.csv``,
+    ``district_indicators.csv``, ``group_summary.csv`` (with groups), their Parquet copies and
+    ``summary.xlsx``, all from `tables` (nothing is read back)."""
+    folder = Path(folder)
+    sheets = {"summary": tables.summary, "district_indicators": tables.indicators}
+    written = [
+        write_csv(folder / "summary.csv", tables.summary, bom=bom),
+        write_csv(folder / "district_indicators.csv", tables.indicators, bom=bom),
+    ]
+    if tables.groups is not None and len(tables.groups):
+        sheets["group_summary"] = tables.groups
+        written.append(write_csv(folder / "group_summary.csv", tables.groups, bom=bom))
+    written += [
+        write_table_parquet(folder / "summary.parquet", tables.summary),
+        write_table_parquet(folder / "district_indicators.parquet", tables.indicators),
+        write_workbook(folder / "summary.xlsx", sheets),
+    ]
+    return written
+
+
+# --- The city files as one set --------------------------------------------------------------------
+
+
+@dataclass
+class CitySet:
+    """A set of city files being built: write them into `folder`; once the block ends they are
+    in place in `city_dir` (`written`), and files of the previous set the new one lacks are gone
+    (`removed`)."""
+
+    city_dir: Path
+    folder: Path
+    written: list[Path] = field(default_factory=list)
+    removed: list[Path] = field(default_factory=list)
+
+
+@contextmanager
+def city_set(city_dir: Path) -> Iterator[CitySet]:
+    """Build a new set of city files (`CITY_FILES`) in a staging folder, then put it in place.
+
+    When the block ends, the manifest of what it wrote is sealed into the staging folder (the
+    commit point); each file is renamed into place, files of the previous set that the new one
+    lacks are removed, and the manifest is renamed into place last. If the block fails, the staging
+    folder is removed and the previous set is untouched. A kill before the seal leaves the previous
+    set (and a staging folder `recover_city_set` removes); a kill after it leaves a folder that
+    `check_city_set` reports as mixed until `recover_city_set` completes the new set.
+    """
+    city_dir = Path(city_dir)
+    city_dir.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=SET_PREFIX, dir=city_dir))
+    built = CitySet(city_dir, stage)
+    try:
+        yield built
+        _seal(stage)
+        built.written, built.removed = _put_in_place(city_dir, stage)
+    finally:
+        if stage.exists() and not (stage / CITY_MANIFEST).exists():
+            shutil.rmtree(stage, ignore_errors=True)
+
+
+def _digest(path: Path) -> dict[str, Any]:
+    h = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return {"sha256": h.hexdigest(), "size": path.stat().st_size}
+
+
+def _manifest_text(files: dict[str, dict[str, Any]]) -> str:
+    listed = {n: files[n] for n in sorted(files)}
+    set_id = hashlib.sha256(
+        "".join(f"{n}\0{d['sha256']}\0" for n, d in listed.items()).encode()
+    ).hexdigest()
+    data = {"format": MANIFEST_FORMAT, "set_sha256": set_id, "files": listed}
+    return json.dumps(data, indent=1, ensure_ascii=True) + "\n"
+
+
+def _seal(stage: Path) -> None:
+    names = sorted(p.name for p in stage.iterdir())
+    strange = [n for n in names if n not in CITY_FILES]
+    if strange:
+        raise ValueError(f"not a city file: {strange[0]!r}")  # a bug: writers use CITY_FILES
+    text = _manifest_text({n: _digest(stage / n) for n in names})
+    write_atomic(stage / CITY_MANIFEST, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def _read_manifest(path: Path) -> dict[str, dict[str, Any]]:
+    """The files a manifest lists (name → sha256, size).
+
+    Raises
+    ------
+    CitySetError
+        Not a manifest walkcover wrote (too large, not JSON, not an object, a name that is not a
+        city file, a digest or size of the wrong kind).
+    """
+    bad = CitySetError(f"{path} is not a list of city files walkcover wrote: {_FIX}")
+    if path.is_symlink() or not path.is_file() or path.stat().st_size > 1024 * 1024:
+        raise bad
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise bad from None
+    if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
+        raise bad
+    files = data.get("files")
+    if not isinstance(files, dict):
+        raise bad
+    for name, entry in files.items():
+        if (
+            name not in CITY_FILES
+            or not isinstance(entry, dict)
+            or not isinstance(entry.get("sha256"), str)
+            or not re.fullmatch(r"[0-9a-f]{64}", entry["sha256"])
+            or not isinstance(entry.get("size"), int)
+            or isinstance(entry.get("size"), bool)
+        ):
+            raise bad
+    return files
+
+
+def _previous_names(city_dir: Path) -> list[str]:
+    """The files of the set in place: as its manifest lists them, or (a folder written before
+    manifests, or one whose manifest is damaged) every city file but shared pages."""
+    try:
+        return list(_read_manifest(city_dir / CITY_MANIFEST))
+    except CitySetError:
+        return [n for n in CITY_FILES if n not in _SHARED_PAGES]
+
+
+def _put_in_place(city_dir: Path, stage: Path) -> tuple[list[Path], list[Path]]:
+    """Move the sealed set in `stage` into `city_dir`, manifest last (also to complete a set an
+    interrupted run sealed: files already moved are skipped)."""
+    new = _read_manifest(stage / CITY_MANIFEST)
+    old = _previous_names(city_dir)
+    written = []
+    for name in sorted(new):
+        if (stage / name).exists():
+            (stage / name).replace(city_dir / name)
+        written.append(city_dir / name)
+    removed = []
+    for name in old:
+        if name not in new and (city_dir / name).is_file():
+            (city_dir / name).unlink()
+            removed.append(city_dir / name)
+    (stage / CITY_MANIFEST).replace(city_dir / CITY_MANIFEST)
+    shutil.rmtree(stage, ignore_errors=True)
+    return written, removed
+
+
+def recover_city_set(city_dir: Path) -> list[str]:
+    """Repair what an interrupted run left of the city files in `city_dir`; return what was done.
+
+    A set sealed before the run was killed is completed (its files moved into place, its manifest
+    last); an unsealed one is removed (the previous set was never touched). Call it only while
+    holding the output folder's lock (`walkcover._lock`), like `walkcover._atomic.recover`.
+    """
+    city_dir = Path(city_dir)
+    done: list[str] = []
+    if not city_dir.is_dir():
+        return done
+    stages = sorted(
+        (p for p in city_dir.iterdir() if p.name.startswith(SET_PREFIX)),
+        key=lambda p: (p.stat().st_mtime_ns, p.name),
+    )
+    for stage in stages:
+        sealed = stage.is_dir() and (stage / CITY_MANIFEST).is_file()
+        if sealed:
+            try:
+                _put_in_place(city_dir, stage)
+            except (CitySetError, OSError) as exc:
+                log.warning("could not complete the city files in %s: %s", stage, exc)
+                shutil.rmtree(stage, ignore_errors=True)
+                done.append(f"removed {stage.name} (a damaged set of city files)")
+            else:
+                done.append("completed the city files (a run was interrupted while replacing them)")
+        else:
+            if stage.is_dir():
+                shutil.rmtree(stage, ignore_errors=True)
+            else:
+                stage.unlink(missing_ok=True)
+            done.append(f"removed {stage.name} (unfinished city files of an interrupted run)")
+    return done
+
+
+def check_city_set(city_dir: Path) -> None:
+    """Make sure `city_dir` holds one complete set of city files: each file its manifest
+    (``city_files.json``) lists present with that size and SHA-256, and no other city file
+    beside them. A folder with no manifest and no sealed set waiting (written by a walkcover
+    before manifests) passes: there is nothing to check it against.
+
+    Raises
+    ------
+    CitySetError
+        The set is mixed or partial (a run was killed while replacing it, or a file was changed,
+        removed or added since); the message names the first such file and the fix.
+    """
+    city_dir = Path(city_dir)
+    manifest = city_dir / CITY_MANIFEST
+    pending = [
+        p for p in city_dir.glob(f"{SET_PREFIX}*") if (p / CITY_MANIFEST).is_file()
+    ] if city_dir.is_dir() else []  # fmt: skip
+    if not manifest.exists() and not manifest.is_symlink():
+        if pending:
+            present = [n for n in CITY_FILES if (city_dir / n).exists()]
+            raise CitySetError(
+                f"{city_dir / (present[0] if present else CITY_MANIFEST)}: the city files are "
+                "partly replaced (a run was interrupted); the next walkcover command into this "
+                f"--out completes them, or {_FIX}"
+            )
+        return
+    files = _read_manifest(manifest)
+    for name in CITY_FILES:
+        path = city_dir / name
+        if name not in files:
+            if name not in _SHARED_PAGES and (path.exists() or path.is_symlink()):
+                raise CitySetError(f"{path} is not one of the city files of this set: {_FIX}")
+            continue
+        want = files[name]
+        if path.is_symlink() or not path.is_file():
+            raise CitySetError(f"{path} is missing from the set of city files: {_FIX}")
+        if path.stat().st_size != want["size"] or _digest(path)["sha256"] != want["sha256"]:
+            why = "a run was interrupted while replacing it" if pending else "changed since"
+            raise CitySetError(f"{path} is not the file of this set of city files ({why}): {_FIX}")
+
+
+def reseal_city_set(city_dir: Path, names: list[str]) -> None:
+    """After a command replaced city files `names` of the set in place by itself (``walkcover
+    report``'s ``index.html``), write the manifest again with their new digests. Files the set does
+    not list are left out of it."""
+    city_dir = Path(city_dir)
+    manifest = city_dir / CITY_MANIFEST
+    if not manifest.is_file():
+        return
+    files = dict(_read_manifest(manifest))
+    changed = [n for n in names if n in files and (city_dir / n).is_file()]
+    if not changed:
+        return
+    for n in changed:
+        files[n] = _digest(city_dir / n)
+    text = _manifest_text(files)
+    write_atomic(manifest, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def write_city_set(
+    city_dir: Path,
+    tables: CityTables,
+    *,
+    bom: bool = True,
+    pages: Callable[[Path], object] | None = None,
+) -> CitySet:
+    """The city's tables (and, with `pages`, what it writes into the staging folder: the city's
+    ``map.html``, ``index.html``) as one set (`city_set`)."""
+    with city_set(city_dir) as built:
+        write_city_tables(built.folder, tables, bom=bom)
+        if pages is not None:
+            pages(built.folder)
+    return built
