@@ -385,7 +385,20 @@ def district_run(
 
 
 #: Columns of a city table read back as text whatever they look like ("410202" stays a string).
-_TEXT_COLUMNS = ("city", "district", "district_id", "standard", "name", "name_en")
+_TEXT_COLUMNS = (
+    "city",
+    "city_name",
+    "district",
+    "district_id",
+    "district_name",
+    "district_name_en",
+    "standard",
+    "standard_name",
+    "name",
+    "name_en",
+    "group",
+    "indicator",
+)
 #: Columns a city table must hold for a report to be made from it.
 _REQUIRED_COLUMNS = {
     "summary.csv": ("district", "district_id", "standard"),
