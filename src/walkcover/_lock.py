@@ -4,6 +4,11 @@ Two runs writing into one ``--out`` would each read, merge and rewrite ``summary
 other's rows. The lock is an operating-system file lock (``filelock``: ``flock`` on POSIX, ``LockFileEx``
 on Windows), so it is released when its process ends, even by ``SIGKILL``; beside it a small text file
 says which process holds it, for the message the second run prints.
+
+A run killed by ``SIGKILL`` leaves both files behind. They are harmless: the next run takes the
+operating-system lock of the file, which no process holds any more, without a word, rewrites the
+holder's file and removes both when it ends. A lock file it cannot reuse (a symbolic link, which
+walkcover never makes, or a file of another user that no process holds locked) is removed first.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ import getpass
 import json
 import os
 import socket
+import stat
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -20,7 +27,8 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from walkcover._atomic import recover
-from walkcover._errors import OutputLockedError
+from walkcover._errors import OutputFolderError, OutputLockedError
+from walkcover._paths import inside
 
 LOCK_NAME = ".walkcover.lock"
 #: Output folders this process holds the lock of (so nested holders in one process reenter).
@@ -46,6 +54,7 @@ def output_lock(out: Path, *, command: str) -> Iterator[list[str]]:
     if key in _held:  # this process holds it already (the CLI around a library call): reenter
         yield []
         return
+    _clear_stale(out)
     lock = FileLock(out / LOCK_NAME, timeout=0)
     owner = out / OWNER_NAME
     try:
@@ -63,7 +72,7 @@ def output_lock(out: Path, *, command: str) -> Iterator[list[str]]:
             "command": command,
             "since": time.strftime("%Y-%m-%d %H:%M:%S"),
         }
-        owner.write_text(json.dumps(info, ensure_ascii=False), encoding="utf-8")
+        _write_owner(inside(out, owner, what="lock holder file"), info)
         _held.add(key)
         repairs = recover(out)
         for sub in sorted(p for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")):
@@ -80,6 +89,65 @@ def output_lock(out: Path, *, command: str) -> Iterator[list[str]]:
         lock.release()
 
 
+def _clear_stale(out: Path) -> None:
+    """Remove what a killed run left that the next one could not reuse: a lock or holder file
+    that is a symbolic link (removed itself, never followed), or a lock file this user cannot open
+    for writing that no process holds locked (another user's run, killed). A lock file of this
+    user's is reused as it is (`FileLock` takes its lock, free since its holder is gone).
+
+    Raises
+    ------
+    OutputFolderError
+        Something that is not a file stands in the lock file's place (a folder).
+    """
+    for name in (LOCK_NAME, OWNER_NAME):
+        path = out / name
+        try:
+            st = path.lstat()
+        except FileNotFoundError:
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            path.unlink()
+        elif not stat.S_ISREG(st.st_mode):
+            raise OutputFolderError(
+                f"--out {str(out)!r}: {name} is not a file walkcover made (it is a folder or a "
+                "device); remove it, or choose another --out folder"
+            )
+        elif name == LOCK_NAME and not os.access(path, os.W_OK):
+            _remove_if_free(path)
+
+
+def _remove_if_free(path: Path) -> None:
+    """Remove lock file `path` (one this process may only read) if no process holds its
+    operating-system lock: removed while this process holds it, so that a run opening it meanwhile
+    finds its file gone and tries again (`FileLock` checks). Left alone where that cannot be told."""
+    if sys.platform == "win32":
+        return
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        path.unlink()
+    except OSError:  # held by a live run (its refusal names it), or not ours to remove
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_owner(owner: Path, info: dict[str, object]) -> None:
+    """Write the holder's file anew (an earlier run's, or a link planted in its place, is
+    removed first: the new file is created, never written through a link)."""
+    owner.unlink(missing_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(owner, flags, 0o644)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(info, ensure_ascii=False))
+
+
 def _user() -> str:
     try:
         return getpass.getuser()
@@ -89,10 +157,28 @@ def _user() -> str:
 
 def _describe(owner: Path) -> str:
     try:
+        if owner.is_symlink():
+            return "holder unknown"
         info = json.loads(owner.read_text(encoding="utf-8"))
-        return (
+        text = (
             f"pid {info['pid']} on {info['host']}, user {info['user']}, "
             f"`walkcover {info['command']}` since {info['since']}"
         )
     except (OSError, ValueError, KeyError, TypeError):
         return "holder unknown"
+    if info["host"] == socket.gethostname() and not _alive(info["pid"]):
+        text += "; that process has ended, so a process it started holds the lock: stop it"
+    return text
+
+
+def _alive(pid: object) -> bool:
+    """Whether process `pid` of this machine is running (True when that cannot be told)."""
+    if not isinstance(pid, int) or pid <= 0 or sys.platform == "win32":
+        return True  # (on Windows os.kill would stop the process, not probe it)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True

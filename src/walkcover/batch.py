@@ -21,10 +21,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import socket
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,7 @@ import geopandas as gpd
 from walkcover._atomic import check_writable_folder, write_atomic
 from walkcover._errors import ConfigError, SourceError, WalkcoverError
 from walkcover._lock import output_lock
+from walkcover._paths import inside
 from walkcover.config.region import (
     Region,
     city_standards,
@@ -57,6 +60,10 @@ STATUS_DONE = "done"
 STATUS_SKIPPED = "skipped"  # complete from an earlier run
 STATUS_EMPTY = "empty"  # no OSM data in the city's cut
 STATUS_FAILED = "failed"
+
+#: Where the Dask dashboard listens when asked for (``--dashboard``): this machine only, any free
+#: port. The scheduler, the nannies and the workers listen on 127.0.0.1 too (`connect`).
+DASHBOARD_ADDRESS = "127.0.0.1:0"
 
 
 @dataclass(frozen=True)
@@ -127,25 +134,51 @@ def run_city(
     dict
         ``city_id, status`` (done or empty), ``reason`` and ``seconds``.
     """
+    t0 = time.perf_counter()
+    try:
+        return _run_city(region_path, city_id, source, out, standard, maps, t0)
+    except WalkcoverError as exc:
+        # bad data or a refused path: the same on every try, so reported at once, not retried
+        # (anything else is raised, and the scheduler tries it again)
+        return {
+            "city_id": city_id,
+            "status": STATUS_FAILED,
+            "reason": _reason(exc),
+            "seconds": time.perf_counter() - t0,
+            "peak_mb": _peak_mb(),
+            "source_unreadable": isinstance(exc, _SourceUnreadableError),
+        }
+
+
+class _SourceUnreadableError(SourceError):
+    """The source file itself could not be read for a city's cut (truncated, damaged)."""
+
+
+def _run_city(
+    region_path: str, city_id: str, source: str, out: str, standard: str, maps: bool, t0: float
+) -> dict[str, Any]:
     import walkcover as wc
     from walkcover.presentation.outputs import write_run
 
-    t0 = time.perf_counter()
-    region = load_region(region_path)
+    root = Path(out)
+    region = load_region(region_path)  # refuses a city id that is not a plain name
     city = region_city(region, city_id)
-    base = Path(out) / region.id
-    work = base / ".work"
+    base = inside(root, root / region.id, what="region folder")
+    work = inside(root, base / ".work", what="batch work folder")
     work.mkdir(parents=True, exist_ok=True)
-    running = work / f"{city_id}.running"
+    running = inside(root, work / f"{city_id}.running", what="task marker")
+    cut_path = inside(root, work / f"{city_id}.osm.pbf", what="city cut")
+    folder = inside(root, base / city.id, what="city folder")
     running.write_text(
         json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}),
         encoding="utf-8",
     )
     try:
         standards_file = city_standards(region, city_id)
-        cut = _cut_with_halo(
-            region, city_id, city.districts, standard, Path(source), work / f"{city_id}.osm.pbf"
-        )
+        try:
+            cut = _cut_with_halo(region, city_id, city.districts, standard, Path(source), cut_path)
+        except SourceError as exc:
+            raise _SourceUnreadableError(str(exc)) from None
         try:
             if _empty(cut):
                 return {
@@ -157,15 +190,14 @@ def run_city(
                 }
             size_mb = cut.stat().st_size / 1e6
             if size_mb > region.config.split_above_mb and len(city.districts) > 1:
-                _run_split(region, city_id, cut, base, standard, maps)
+                _run_split(region, city_id, cut, root, base, standard, maps)
             else:
                 res = wc.assess(
                     city, standard=standard, standards=standards_file, source=cut, cache=False
                 )
                 write_run(res.assessment, base, overwrite=True, maps=maps)
         finally:
-            cut.unlink(missing_ok=True)
-        folder = base / city.id
+            cut_path.unlink(missing_ok=True)
         record = {
             "region": region.id,
             "city_id": city_id,
@@ -175,7 +207,7 @@ def run_city(
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         write_atomic(
-            folder / RECORD_NAME,
+            inside(root, folder / RECORD_NAME, what="city record"),
             lambda tmp: tmp.write_text(json.dumps(record, ensure_ascii=False), encoding="utf-8"),
         )
         return {
@@ -197,9 +229,11 @@ def run_district(
     part: str,
     standard: str = "all",
     maps: bool = True,
+    out: str | None = None,
 ) -> str:
     """One district of a city too big for one task: cut it and its halo out of the city's cut,
-    measure it alone and write its outputs under `part` (merged into the city by its city task)."""
+    measure it alone and write its outputs under `part` (merged into the city by its city task).
+    Everything it writes stays inside `out` (default: `part`)."""
     import walkcover as wc
     from walkcover.presentation.outputs import write_run
 
@@ -207,9 +241,10 @@ def run_district(
     city = region_city(region, city_id)
     standards_file = city_standards(region, city_id)
     mine = city.districts[city.districts["slug"] == slug]
-    dcut = _cut_with_halo(
-        region, city_id, mine, standard, Path(city_cut), Path(part) / f"{slug}.osm.pbf"
-    )
+    root = Path(out) if out is not None else Path(part)
+    part_dir = inside(root, Path(part), what="district part folder")
+    dest = inside(root, part_dir / f"{slug}.osm.pbf", what="district cut")
+    dcut = _cut_with_halo(region, city_id, mine, standard, Path(city_cut), dest)
     try:
         res = wc.assess(
             city,
@@ -219,26 +254,33 @@ def run_district(
             source=dcut,
             cache=False,
         )
-        write_run(res.assessment, Path(part), overwrite=True, maps=maps)
+        write_run(res.assessment, part_dir, overwrite=True, maps=maps)
     finally:
-        dcut.unlink(missing_ok=True)
+        dest.unlink(missing_ok=True)
     return slug
 
 
 def _run_split(
-    region: Region, city_id: str, cut: Path, base: Path, standard: str, maps: bool
+    region: Region, city_id: str, cut: Path, root: Path, base: Path, standard: str, maps: bool
 ) -> None:
     """Measure a city one district per task (on the cluster when run by a worker, else here),
     then merge the districts' outputs into the city's folder."""
-    import shutil
-
     from walkcover.presentation.outputs import merge_district_parts
 
     city = region_city(region, city_id)
-    parts = base / ".work" / f"{city.id}-parts"
-    shutil.rmtree(parts, ignore_errors=True)
+    parts = inside(root, base / ".work" / f"{city.id}-parts", what="district parts folder")
+    _remove_tree(parts, root)
     jobs = [
-        (str(region.config_path), city_id, slug, str(cut), str(parts / slug), standard, maps)
+        (
+            str(region.config_path),
+            city_id,
+            slug,
+            str(cut),
+            str(inside(root, parts / slug, what="district part folder")),
+            standard,
+            maps,
+            str(root),
+        )
         for slug in city.districts["slug"]
     ]
     try:
@@ -256,7 +298,17 @@ def _run_split(
             ]
             client.gather(futures)
     merge_district_parts(base, city, [parts / j[2] for j in jobs], maps=maps)
-    shutil.rmtree(parts, ignore_errors=True)
+    _remove_tree(parts, root)
+
+
+def _remove_tree(path: Path, root: Path) -> None:
+    """Remove folder `path` (inside `root`); a symbolic link in its place is removed itself, never
+    followed."""
+    if path.is_symlink():
+        inside(root, path.parent, what="folder holding a link")
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(inside(root, path, what="folder to remove"), ignore_errors=True)
 
 
 def _peak_mb() -> float:
@@ -277,35 +329,155 @@ def _empty(pbf: Path) -> bool:
     return True
 
 
-def connect(*, workers: int | None, scheduler: str | None, timeout_s: float = 10.0):
-    """A Dask client: to the scheduler at `scheduler`, or to a new `LocalCluster` of `workers`
-    single-threaded worker processes (default: one per core).
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS tells it, else all)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def worker_count(workers: int | None) -> tuple[int, str]:
+    """How many worker processes a local cluster gets for `workers` (None: one per core), and a
+    line to tell when that is fewer than asked: never more than the machine has cores (each
+    worker runs one city at a time, single-threaded; more would only share the cores and split
+    the memory Dask gives each worker).
 
     Raises
     ------
     WalkcoverError
-        When no scheduler answers at `scheduler` within `timeout_s`.
+        `workers` is not a whole number of at least 1.
+    """
+    cores = available_cores()
+    if workers is None:
+        return cores, ""
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise WalkcoverError(
+            f"--workers {workers!r}: give the number of worker processes, a whole number of at "
+            f"least 1 (this machine has {cores} cores), or leave it out for one per core"
+        )
+    if workers > cores:
+        return cores, (
+            f"--workers {workers}: this machine has {cores} core(s); running {cores} worker "
+            "process(es), one per core"
+        )
+    return workers, ""
+
+
+def connect(
+    *,
+    workers: int | None,
+    scheduler: str | None,
+    timeout_s: float = 10.0,
+    dashboard: bool = False,
+    verbose: bool = False,
+) -> Any:
+    """A Dask client: to the scheduler at `scheduler`, or to a new `LocalCluster` of `workers`
+    single-threaded worker processes (default: one per core; never more, see `worker_count`).
+
+    The local cluster listens on 127.0.0.1 only: its scheduler, nannies and workers, and the
+    dashboard, which runs only with `dashboard` (at a free port, `DASHBOARD_ADDRESS`). Its
+    workers log errors only, unless `verbose`.
+
+    Raises
+    ------
+    WalkcoverError
+        When no scheduler answers at `scheduler` within `timeout_s`, or `workers` is below 1.
     """
     from distributed import Client, LocalCluster
 
     if scheduler:
         try:
             return Client(scheduler, timeout=f"{timeout_s}s")
+        except ValueError as exc:
+            raise WalkcoverError(
+                f"--scheduler {scheduler!r} is not a scheduler's address "
+                f"({' '.join(str(exc).split())[:200]}); give one such as tcp://host:8786"
+            ) from None
         except (OSError, TimeoutError) as exc:
             raise WalkcoverError(
                 f"--scheduler {scheduler!r}: no Dask scheduler answered within {timeout_s:g} s "
                 f"({' '.join(str(exc).split())[:200]}); start one (`dask scheduler`) or leave "
                 "--scheduler out to run on this machine"
             ) from None
-    n = workers or os.cpu_count() or 1
+    n, _ = worker_count(workers)
     cluster = LocalCluster(
         n_workers=n,
         threads_per_worker=1,
         processes=True,
-        dashboard_address=":0",
-        silence_logs=logging.ERROR,
+        host="127.0.0.1",
+        # the scheduler's HTTP server (health checks, and the dashboard when asked for) runs
+        # either way: on 127.0.0.1 at a free port, never on every interface
+        dashboard_address=DASHBOARD_ADDRESS,
+        scheduler_kwargs={"dashboard": dashboard},
+        worker_dashboard_address=None,
+        # a worker's "Compute Failed" comes with a traceback; the batch reports each failed city
+        # in one line itself
+        silence_logs=logging.WARNING if verbose else logging.CRITICAL,
     )
-    return Client(cluster)
+    try:
+        return Client(cluster)
+    except BaseException:
+        cluster.close()
+        raise
+
+
+@contextmanager
+def dask_logs(*, verbose: bool) -> Iterator[None]:
+    """Within the block, the ``distributed`` loggers of this process (scheduler, nannies, client)
+    pass only warnings and errors, unless `verbose`: their INFO lines (a dozen per worker
+    started or stopped) would bury the batch's own lines. Their levels are restored after."""
+    import distributed  # noqa: F401  (it sets its loggers' levels when first imported)
+
+    if verbose:
+        yield
+        return
+    changed: list[tuple[logging.Logger, int]] = []
+    for name in ["distributed", *list(logging.root.manager.loggerDict)]:
+        if name != "distributed" and not name.startswith("distributed."):
+            continue
+        logger = logging.getLogger(name)
+        if (name == "distributed" or logger.level) and logger.getEffectiveLevel() < logging.WARNING:
+            changed.append((logger, logger.level))
+            logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in reversed(changed):
+            logger.setLevel(level)
+
+
+def check_source(source: Path) -> Path:
+    """`source`, once its first block reads as OSM data: an empty, damaged or foreign file is
+    refused before any city is started (a file cut short later in its length fails each city's
+    cut, and the batch says so, `run_batch`).
+
+    Raises
+    ------
+    SourceError
+        Naming ``--source``, the file, what is wrong and what to do.
+    """
+    src = Path(source)
+    if not src.is_file() or not src.name.endswith(".osm.pbf"):
+        raise SourceError(
+            f"--source {str(src)!r} is not an existing .osm.pbf file; pass the province extract, "
+            "e.g. henan-latest.osm.pbf from Geofabrik"
+        )
+    import osmium
+
+    try:
+        for _ in osmium.FileProcessor(str(src)):
+            return src
+    except Exception as exc:  # osmium raises RuntimeError, ValueError … for a damaged file
+        raise SourceError(
+            f"--source {str(src)!r} cannot be read as an .osm.pbf file "
+            f"({' '.join(str(exc).split())[:200] or type(exc).__name__}); download it again "
+            "(e.g. henan-latest.osm.pbf from Geofabrik) or pass another --source"
+        ) from None
+    raise SourceError(
+        f"--source {str(src)!r} ({src.stat().st_size} bytes) holds no OSM data; pass the extract "
+        "that covers the region's cities, e.g. henan-latest.osm.pbf from Geofabrik"
+    )
 
 
 def run_batch(
@@ -321,6 +493,9 @@ def run_batch(
     maps: bool = True,
     retries: int = 2,
     progress: Callable[[str], None] | None = None,
+    dashboard: bool = False,
+    verbose: bool = False,
+    scheduler_timeout_s: float = 10.0,
 ) -> BatchResult:
     """Measure every city of `region` (or those `cities` names) on Dask, then write the region's
     files (`presentation.region.write_region`).
@@ -338,95 +513,209 @@ def run_batch(
     standard
         ``all`` or standard ids separated by commas.
     workers, scheduler
-        Worker processes of a local cluster, or the address of an existing scheduler.
+        Worker processes of a local cluster (at most one per core), or the address of an
+        existing scheduler.
     overwrite
         Measure cities again even when their complete outputs exist.
     maps
         Also write each district's and city's interactive map, as ``walkcover run`` does.
     retries
-        How many times a failed task is tried again before it is reported.
+        How many times a task that failed unexpectedly is tried again before it is reported (a
+        city whose data is refused is reported at once).
     progress
         Called with a line of text as cities start and finish.
+    dashboard
+        Run the local cluster's Dask dashboard, on 127.0.0.1 (its address is told by `progress`).
+    verbose
+        Let Dask's own INFO lines through (otherwise only its warnings and errors).
+    scheduler_timeout_s
+        How long to wait for `scheduler` to answer.
+
+    Raises
+    ------
+    SourceError
+        `source` is empty, damaged or no .osm.pbf, or no city could be measured from it (every
+        city's cut unreadable or without data); ``batch_status.csv`` says why for each city.
+    WalkcoverError
+        `scheduler` does not answer, `workers` is below 1, or a path would lead outside `out`.
+        Nothing is written into `out` then.
     """
-    from distributed import as_completed
-
-    from walkcover.presentation.outputs import write_region
-
     say = progress or (lambda _line: None)
     reg = load_region(region)
     chosen = select_cities(reg, cities)
-    src = Path(source)
-    if not src.is_file() or not src.name.endswith(".osm.pbf"):
-        raise SourceError(
-            f"--source {str(src)!r} is not an existing .osm.pbf file; pass the province extract, "
-            "e.g. henan-latest.osm.pbf from Geofabrik"
-        )
-    base = check_writable_folder(Path(out), option="out (--out)") / reg.id
+    src = check_source(Path(source))
+    n_workers, capped = (None, "") if scheduler else worker_count(workers)
+    root = Path(out)
+    existed = root.exists()
+    check_writable_folder(root, option="out (--out)")
+    base = inside(root, root / reg.id, what="region folder")
     std_ids = _standard_ids(reg, chosen, standard)
-    with output_lock(base, command="batch"):
-        _claim_region_folder(base, reg, overwrite=overwrite)
-        names = dict(zip(reg.cities["city_id"], reg.cities["name"]))
-        outcomes: dict[str, CityOutcome] = {}
-        todo = []
-        for cid in chosen:
-            folder = base / region_city(reg, cid).id
-            if not overwrite and is_complete(folder, source=src, standards=std_ids[cid]):
-                outcomes[cid] = CityOutcome(cid, names[cid], STATUS_SKIPPED, "complete already")
-            else:
-                todo.append(cid)
-        if outcomes:
-            say(f"{len(outcomes)} cit(y/ies) complete from an earlier run, skipped")
-        client = connect(workers=workers, scheduler=scheduler) if todo else None
-        dashboard = client.dashboard_link if client is not None else ""
+    folders = {
+        cid: inside(root, base / region_city(reg, cid).id, what="city folder") for cid in chosen
+    }
+    _check_region_folder(base, reg, overwrite=overwrite)  # before any cluster starts
+    names = dict(zip(reg.cities["city_id"], reg.cities["name"]))
+    outcomes: dict[str, CityOutcome] = {}
+    todo = []
+    for cid in chosen:
+        if not overwrite and is_complete(folders[cid], source=src, standards=std_ids[cid]):
+            outcomes[cid] = CityOutcome(cid, names[cid], STATUS_SKIPPED, "complete already")
+        else:
+            todo.append(cid)
+    if outcomes:
+        say(f"{len(outcomes)} cit(y/ies) complete from an earlier run, skipped")
+    unreadable: set[str] = set()
+    with dask_logs(verbose=verbose):
+        client = None
+        if todo:
+            if capped:
+                say(capped)
+            try:
+                client = connect(
+                    workers=n_workers,
+                    scheduler=scheduler,
+                    timeout_s=scheduler_timeout_s,
+                    dashboard=dashboard,
+                    verbose=verbose,
+                )
+            except BaseException:
+                if not existed:  # leave no trace of a batch that never started
+                    with suppress(OSError):
+                        root.rmdir()
+                raise
+        dashboard_link = _dashboard_link(client, local=scheduler is None, wanted=dashboard)
         try:
-            if client is not None:
-                say(f"Dask dashboard: {dashboard}")
-                futures = {
-                    client.submit(
-                        run_city,
-                        str(reg.config_path),
-                        cid,
-                        str(src.resolve()),
-                        str(Path(out).resolve()),
-                        standard,
-                        maps,
-                        key=f"walkcover-{reg.id}-{cid}",
-                        retries=retries,
-                        pure=False,
-                    ): cid
-                    for cid in todo
-                }
-                t0 = time.perf_counter()
-                for fut in as_completed(futures):
-                    cid = futures[fut]
-                    try:
-                        r = fut.result()
-                        outcomes[cid] = CityOutcome(
-                            cid, names[cid], r["status"], r["reason"], r["seconds"], r["peak_mb"]
-                        )
-                    except Exception as exc:
-                        reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
-                        outcomes[cid] = CityOutcome(cid, names[cid], STATUS_FAILED, reason)
-                    counts = Counter(o.status for o in outcomes.values())
-                    o = outcomes[cid]
+            with output_lock(base, command="batch"):
+                _claim_region_folder(base, reg, overwrite=overwrite)
+                if client is not None:
                     say(
-                        f"[{', '.join(f'{n} {k}' for k, n in sorted(counts.items()))}, "
-                        f"{len(chosen) - len(outcomes)} running or queued; "
-                        f"{time.perf_counter() - t0:.0f} s] {cid} {o.name}: {o.status}"
-                        + (f" ({o.reason})" if o.reason else "")
+                        f"Dask dashboard: {dashboard_link}"
+                        if dashboard_link
+                        else "Dask dashboard: off (pass --dashboard to watch the cluster at an "
+                        "address of this machine, 127.0.0.1)"
                     )
+                    _gather(
+                        client, reg, todo, src, root, standard, maps, retries, names, outcomes,
+                        unreadable, len(chosen), say,
+                    )  # fmt: skip
+                ordered = [outcomes[c] for c in chosen]
+                complete = [o.city_id for o in ordered if o.status in (STATUS_DONE, STATUS_SKIPPED)]
+                summary, files = _write_region_files(base, reg, complete, ordered)
         finally:
             if client is not None:
                 cluster = client.cluster
                 client.close()
                 if cluster is not None:
                     cluster.close()
-        ordered = [outcomes[c] for c in chosen]
-        complete = [o.city_id for o in ordered if o.status in (STATUS_DONE, STATUS_SKIPPED)]
-        summary, files = write_region(
-            base, reg, {c: region_city(reg, c) for c in complete}, outcomes=ordered
+    if (
+        todo
+        and not complete
+        and all(outcomes[c].status == STATUS_EMPTY or c in unreadable for c in todo)
+    ):
+        why = "; ".join(sorted({o.reason for o in ordered if o.reason}))[:300]
+        raise SourceError(
+            f"--source {str(src)!r}: no city of region {reg.id!r} could be measured from it ({why}); "
+            "pass a complete extract that covers the region's cities, e.g. henan-latest.osm.pbf "
+            f"from Geofabrik (each city's outcome: {base / 'batch_status.csv'})"
         )
-    return BatchResult(reg.id, base, ordered, summary, files, dashboard)
+    return BatchResult(reg.id, base, ordered, summary, files, dashboard_link)
+
+
+def _dashboard_link(client: Any, *, local: bool, wanted: bool) -> str:
+    """The dashboard's address: the local cluster's when `wanted`, an existing scheduler's own."""
+    if client is None or (local and not wanted):
+        return ""
+    try:
+        return str(client.dashboard_link or "")
+    except Exception:  # a scheduler without a dashboard
+        return ""
+
+
+def _gather(
+    client: Any,
+    reg: Region,
+    todo: list[str],
+    src: Path,
+    root: Path,
+    standard: str,
+    maps: bool,
+    retries: int,
+    names: dict[str, str],
+    outcomes: dict[str, CityOutcome],
+    unreadable: set[str],
+    n_chosen: int,
+    say: Callable[[str], None],
+) -> None:
+    """Submit a task per city of `todo` and record each outcome as it comes."""
+    from distributed import as_completed
+
+    futures = {
+        client.submit(
+            run_city,
+            str(reg.config_path),
+            cid,
+            str(src.resolve()),
+            str(root.resolve()),
+            standard,
+            maps,
+            key=f"walkcover-{reg.id}-{cid}",
+            retries=retries,
+            pure=False,
+        ): cid
+        for cid in todo
+    }
+    t0 = time.perf_counter()
+    for fut in as_completed(futures):
+        cid = futures[fut]
+        try:
+            r = fut.result()
+            outcomes[cid] = CityOutcome(
+                cid, names[cid], r["status"], r["reason"], r["seconds"], r["peak_mb"]
+            )
+            if r.get("source_unreadable"):
+                unreadable.add(cid)
+        except Exception as exc:
+            outcomes[cid] = CityOutcome(cid, names[cid], STATUS_FAILED, _reason(exc))
+        counts = Counter(o.status for o in outcomes.values())
+        o = outcomes[cid]
+        say(
+            f"[{', '.join(f'{n} {k}' for k, n in sorted(counts.items()))}, "
+            f"{n_chosen - len(outcomes)} running or queued; "
+            f"{time.perf_counter() - t0:.0f} s] {cid} {o.name}: {o.status}"
+            + (f" ({o.reason})" if o.reason else "")
+        )
+
+
+def _reason(exc: BaseException) -> str:
+    """One line saying why a city failed."""
+    text = " ".join(str(exc).split())[:300]
+    return text if isinstance(exc, WalkcoverError) else f"{type(exc).__name__}: {text}"
+
+
+def _write_region_files(
+    base: Path, reg: Region, complete: list[str], ordered: list[CityOutcome]
+) -> tuple[gpd.GeoDataFrame, list[Path]]:
+    """The region's files (`write_region`); with no complete city, only ``batch_status.csv``,
+    which says why each city is missing."""
+    from walkcover.presentation.outputs import write_csv, write_region
+
+    if complete:
+        return write_region(base, reg, {c: region_city(reg, c) for c in complete}, outcomes=ordered)
+    import pandas as pd
+
+    status = pd.DataFrame(
+        {
+            "city": [o.city_id for o in ordered],
+            "city_name": [o.name for o in ordered],
+            "status": [o.status for o in ordered],
+            "reason": [o.reason for o in ordered],
+            "seconds": [round(o.seconds, 1) for o in ordered],
+            "worker_peak_mb": [round(o.peak_mb) for o in ordered],
+        }
+    )
+    path = write_csv(inside(base, base / "batch_status.csv", what="batch status"), status)
+    empty = gpd.GeoDataFrame({"city": [], "city_name": []}, geometry=[], crs=4326)
+    return empty, [path]
 
 
 def _standards(region: Region, city_id: str, standard: str) -> list[Standard]:
@@ -463,14 +752,16 @@ def _cut_with_halo(
     return cut_pbf(source, halo.to_crs(4326).iloc[0], dest)
 
 
-def _claim_region_folder(base: Path, region: Region, *, overwrite: bool) -> None:
-    """Refuse a folder holding another region's results; record this region's."""
+def _check_region_folder(base: Path, region: Region, *, overwrite: bool) -> None:
+    """Refuse a folder holding another region's results (or files not a batch's); writes nothing."""
     record = base / REGION_RECORD
     mine = {"region": region.id, "config": str(region.config_path.resolve())}
     if record.is_file():
         try:
             got = json.loads(record.read_text(encoding="utf-8"))
-        except ValueError:
+        except (OSError, ValueError):
+            got = {}
+        if not isinstance(got, dict):
             got = {}
         if got != mine and not overwrite:
             raise ConfigError(
@@ -478,21 +769,33 @@ def _claim_region_folder(base: Path, region: Region, *, overwrite: bool) -> None
                 f"({got.get('config')}), not {region.id!r} ({mine['config']}); choose another --out "
                 "or pass --overwrite to replace them"
             )
-    elif not overwrite and any(not p.name.startswith(".") for p in base.iterdir()):
+    elif (
+        not overwrite and base.is_dir() and any(not p.name.startswith(".") for p in base.iterdir())
+    ):
         raise ConfigError(
             f"--out folder {str(base)!r} holds files that are not a walkcover batch's; choose "
             "another --out or pass --overwrite"
         )
+
+
+def _claim_region_folder(base: Path, region: Region, *, overwrite: bool) -> None:
+    """Refuse a folder holding another region's results; record this region's."""
+    _check_region_folder(base, region, overwrite=overwrite)
+    mine = {"region": region.id, "config": str(region.config_path.resolve())}
     write_atomic(
-        record, lambda tmp: tmp.write_text(json.dumps(mine, ensure_ascii=False), encoding="utf-8")
+        inside(base, base / REGION_RECORD, what="region record"),
+        lambda tmp: tmp.write_text(json.dumps(mine, ensure_ascii=False), encoding="utf-8"),
     )
 
 
 __all__ = [
     "BatchResult",
     "CityOutcome",
+    "check_source",
     "connect",
+    "dask_logs",
     "is_complete",
     "run_batch",
     "run_city",
+    "worker_count",
 ]

@@ -298,7 +298,7 @@ def batch(
     workers: Annotated[
         int | None,
         typer.Option(
-            min=1, help="Worker processes of a local Dask cluster (default: one per core)."
+            help="Worker processes of a local Dask cluster (default and most: one per core)."
         ),
     ] = None,
     scheduler: Annotated[
@@ -309,13 +309,27 @@ def batch(
         bool, typer.Option(help="Measure cities again even when complete outputs exist.")
     ] = False,
     maps: Annotated[bool, typer.Option(help="Also write the interactive maps (map.html).")] = True,
+    dashboard: Annotated[
+        bool,
+        typer.Option(
+            "--dashboard",
+            help="Run the local cluster's Dask dashboard on 127.0.0.1 and print its address.",
+        ),
+    ] = False,
 ) -> None:
     """Measure every city of a region on Dask, one task per city (cut to the city plus a halo),
     then write the region's summary, map and ranking page."""
-    from walkcover.batch import STATUS_EMPTY, STATUS_FAILED, run_batch
+    from walkcover.batch import STATUS_EMPTY, STATUS_FAILED, run_batch, worker_count
 
     if workers is not None and scheduler is not None:
         raise WalkcoverError("give --workers (a local cluster) or --scheduler, not both")
+    if dashboard and scheduler is not None:
+        raise WalkcoverError(
+            "--dashboard runs the dashboard of a local cluster; a --scheduler has its own "
+            "(its address is printed): leave --dashboard out"
+        )
+    if workers is not None:
+        worker_count(workers)  # 0 or negative: refused before anything is read
     result = run_batch(
         region,
         source=source,
@@ -326,13 +340,16 @@ def batch(
         scheduler=scheduler,
         overwrite=overwrite,
         maps=maps,
-        progress=lambda line: err_console.print(terminal(line)),
+        progress=lambda line: err_console.print(terminal(line), soft_wrap=True),
+        dashboard=dashboard,
+        verbose=bool(_state["verbose"]),
     )
     for o in result.outcomes:
         if o.status in (STATUS_EMPTY, STATUS_FAILED):
-            err_console.print(terminal(f"{o.status}: {o.city_id} {o.name}: {o.reason}"))
-    for f in result.files:
-        out_console.print(terminal(f"wrote {f}"))
+            err_console.print(
+                terminal(f"{o.status}: {o.city_id} {o.name}: {o.reason}"), soft_wrap=True
+            )
+    _print_written(result.files)
     failed = result.failed()
     if failed:
         raise WalkcoverError(

@@ -115,6 +115,11 @@ def _units(
         )
     gdf = gdf.to_crs(4326)
     ids = gdf[src.id_field].astype(str).str.removesuffix(".0")
+    if what == "cities":  # a city id names its work files and Dask keys: a plain name only
+        for value in ids:
+            _paths.check_safe_name(
+                value, what=f"cities file {str(file)!r}: city id (field {src.id_field!r})"
+            )
     if ids.duplicated().any():
         raise ConfigError(
             f"{what} file {str(file)!r} has duplicate ids: {sorted(set(ids[ids.duplicated()]))}"
@@ -187,6 +192,11 @@ def region_city(region: Region, city_id: str) -> City:
         district_slug(i, "" if e == i else e)
         for i, e in zip(districts.district_id, districts.name_en)
     ]
+    for slug, did in zip(districts["slug"], districts["district_id"]):  # folder and file names
+        _paths.check_safe_name(
+            slug,
+            what=f"districts file {region.config.districts.path!r}: district id {did!r} gives folder",
+        )
     check_unique_slugs(districts, file_name=region.config.districts.path)
     src = region.config.districts
     data = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -18,7 +19,8 @@ import numpy as np
 import shapely
 
 from walkcover._atomic import write_atomic
-from walkcover._errors import SourceError
+from walkcover._errors import OutputFolderError, SourceError, UnsafePathError
+from walkcover._paths import inside
 from walkcover.sources._layers import OSMLayers, OSMQuery
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,8 @@ def source_sha256(path: Path, *, cache_dir: Path | None) -> str:
     memo_path = Path(cache_dir) / STAMPS_FILE
     name = str(path.resolve())
     try:
+        if memo_path.is_symlink():  # never read through a link: replaced below
+            raise ValueError(f"{memo_path} is a symbolic link")
         memo = json.loads(memo_path.read_text(encoding="utf-8"))
         if not isinstance(memo, dict):
             memo = {}
@@ -83,7 +87,10 @@ def source_sha256(path: Path, *, cache_dir: Path | None) -> str:
     digest = file_sha256(path)
     memo[name] = {"stat": stat, "sha256": digest}
     try:
-        write_atomic(memo_path, lambda tmp: tmp.write_text(json.dumps(memo), encoding="utf-8"))
+        write_atomic(
+            inside(cache_dir, memo_path, what="cache file"),
+            lambda tmp: tmp.write_text(json.dumps(memo), encoding="utf-8"),
+        )
     except OSError as exc:  # a read-only cache still serves; the file is hashed next time again
         log.warning("could not record the source's hash in %s (%s)", memo_path, exc)
     return digest
@@ -178,17 +185,20 @@ def load_osm(
     """
     if cache_dir is None:
         return _projected(_read_source(kind, source, query), crs)
-    root = Path(cache_dir) / "osm"
-    stamp = _stamp(kind, source, Path(cache_dir))
+    cache_root = Path(cache_dir)
+    root = inside(cache_root, cache_root / "osm", what="cache folder")
+    stamp = _stamp(kind, source, cache_root)
     family, key = cache_family(kind, stamp, query), cache_key(kind, stamp, query)
     if not refresh:
-        cached = _read_entry(root / key, kind=kind, crs=crs)
+        cached = _read_entry(root / key, kind=kind, crs=crs, cache_root=cache_root)
         if cached is None and kind == "pbf":
             # a larger area of the same file and query read before (the whole city, say): cut
             # this one from it. Only for PBF files, whose reader keeps exactly what `clip` keeps.
             covering = _covering_entry(root, family, query.polygon)
             if covering is not None:
-                cached = _read_entry(covering, kind=kind, within=query.polygon, crs=crs)
+                cached = _read_entry(
+                    covering, kind=kind, within=query.polygon, crs=crs, cache_root=cache_root
+                )
         if cached is not None:
             log.info("using cached OSM layers %s", key)
             return cached
@@ -214,6 +224,7 @@ def load_osm(
             kind=kind,
             family=family,
             area=wider.polygon,
+            cache_root=cache_root,
         )  # kept as read: the whole city's layers are projected when a run reads them whole
         return _projected(clip(layers, query.polygon), crs)
     layers = _read_source(kind, source, query)
@@ -226,6 +237,7 @@ def load_osm(
         family=family,
         area=query.polygon,
         working=working if crs is not None else None,
+        cache_root=cache_root,
     )
     return working
 
@@ -267,13 +279,21 @@ def _covering_entry(root: Path, family: str, polygon: shapely.Geometry) -> Path 
     best: tuple[float, Path] | None = None
     if not root.is_dir():
         return None
-    for meta_path in root.glob("*/meta.json"):
+    for folder in sorted(root.iterdir()):
+        if folder.name.startswith("."):  # an entry being written
+            continue
+        meta_path = folder / "meta.json"
+        damage = _entry_damage(folder)
+        if damage is not None:
+            log.warning("cache entry %s %s; it is not used", folder, damage)
+            continue
         try:
             meta = json.loads(meta_path.read_text())
             if meta.get("family") != family:
                 continue
             area = shapely.from_wkb(bytes.fromhex(meta["area_wkb"]))
-        except Exception:  # an entry being written, or damaged: not a candidate
+        except Exception as exc:  # damaged: not a candidate
+            log.warning("cache entry %s is unreadable (%s); it is not used", folder, exc)
             continue
         if not shapely.covers(area.buffer(COVER_TOL_DEG, quad_segs=2), polygon):
             continue
@@ -296,15 +316,43 @@ def _read_source(kind: SourceKind, source: str | None, query: OSMQuery) -> OSMLa
     return download_overpass(query)
 
 
+def _entry_damage(folder: Path) -> str | None:
+    """What is wrong with cache entry `folder` as walkcover wrote it (None: nothing seen): a
+    symbolic link (never followed: walkcover makes none), not a folder, no ``meta.json`` (an
+    entry is renamed into place whole, with it)."""
+    if folder.is_symlink():
+        return "is a symbolic link"
+    if not folder.is_dir():
+        return "is not a folder"
+    for item in folder.iterdir():
+        if item.is_symlink():
+            return f"holds a symbolic link ({item.name})"
+    if not (folder / "meta.json").is_file():
+        return "has no meta.json"
+    return None
+
+
 def _read_entry(
-    folder: Path, *, kind: SourceKind, within: shapely.Geometry | None = None, crs: Any = None
+    folder: Path,
+    *,
+    kind: SourceKind,
+    within: shapely.Geometry | None = None,
+    crs: Any = None,
+    cache_root: Path | None = None,
 ) -> OSMLayers | None:
     """An entry's layers in `crs` (default EPSG:4326); with `within`, only the part a read of it
     gives (`clip`). The whole entry is read in `crs` from its working files (`WORKING_PREFIX`)
-    when it has them, and given them otherwise."""
-    meta_path = folder / "meta.json"
-    if not meta_path.is_file():
+    when it has them, and given them otherwise (inside `cache_root`, the cache folder).
+
+    None when there is no such entry, or it is damaged (a warning names it; it is then parsed
+    again and replaced)."""
+    if not folder.is_symlink() and not folder.exists():
         return None
+    damage = _entry_damage(folder)
+    if damage is not None:
+        log.warning("cache entry %s %s (damaged); parsing the source again", folder, damage)
+        return None
+    meta_path = folder / "meta.json"
     try:
         meta = json.loads(meta_path.read_text())
         if meta.get("schema") != CACHE_SCHEMA:
@@ -347,7 +395,7 @@ def _read_entry(
             return layers
         layers = _projected(layers, crs)
         if within is None:  # the next run in this CRS reads them as they are
-            _add_working(folder, layers)
+            _add_working(folder, layers, cache_root=cache_root or folder.parent.parent)
         return layers
     except Exception as exc:  # a damaged entry is rebuilt, never trusted
         log.warning("cache entry %s is unreadable (%s); parsing the source again", folder, exc)
@@ -380,11 +428,11 @@ def _write_parquet(frame: gpd.GeoDataFrame, path: Path) -> None:
     frame.to_parquet(path, index=False, row_group_size=ROW_GROUP_ROWS)
 
 
-def _add_working(folder: Path, working: OSMLayers) -> None:
+def _add_working(folder: Path, working: OSMLayers, *, cache_root: Path) -> None:
     """Give an entry read whole its working files in `working`'s CRS; a failure (a full disk, a
     read-only cache) costs only the speed-up."""
     try:
-        _write_working(folder, working)
+        _write_working(inside(cache_root, folder, what="cache entry"), working)
     except Exception as exc:
         log.info("cache entry %s: its working-CRS files could not be written (%s)", folder, exc)
 
@@ -472,13 +520,61 @@ def _write_entry(
     family: str,
     area: shapely.Geometry,
     working: OSMLayers | None = None,
+    cache_root: Path | None = None,
 ) -> None:
     """Write the entry into a temporary folder, then rename it into place in one step.
 
     Each layer keeps its read order and a bounding-box column (GeoParquet 1.1), in row groups of
     `ROW_GROUP_ROWS`: a read of a smaller area (`_rows_near`) skips the groups that miss it. With
     `working` (the same layers in the run's CRS), their geometries go beside (`WORKING_PREFIX`).
+
+    Everything is written and deleted inside `cache_root` (default: `root`'s parent); an entry
+    that is a symbolic link is replaced by the entry, the link removed and never followed.
+
+    Raises
+    ------
+    OutputFolderError
+        The cache cannot be written (disk full, permission denied, read-only); the message names
+        the cache folder, and ``--cache-dir`` and ``--no-cache`` as the ways out.
+    UnsafePathError
+        A link would make it write outside the cache folder.
     """
+    cache_root = Path(cache_root) if cache_root is not None else root.parent
+    try:
+        _write_entry_files(root, key, layers, kind, family, area, working, cache_root)
+    except UnsafePathError:
+        raise
+    except OSError as exc:
+        raise _cache_write_error(exc, cache_root) from None
+
+
+def _cache_write_error(exc: OSError, cache_root: Path) -> OutputFolderError:
+    """One line: the cache folder, why it cannot be written, and what to do."""
+    text = " ".join(str(exc).split())[:200] or type(exc).__name__
+    lower = text.lower()
+    if exc.errno == errno.ENOSPC or "no space left" in lower or "disk full" in lower:
+        why, fix = f"the disk is full ({text})", "free some space, "
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS) or isinstance(exc, PermissionError):
+        why, fix = f"it cannot be written ({text})", ""
+    else:
+        why, fix = f"writing it failed ({text})", ""
+    return OutputFolderError(
+        f"cache folder {str(cache_root)!r}: {why}; {fix}choose another with --cache-dir DIR, "
+        "or pass --no-cache to read the source without caching it"
+    )
+
+
+def _write_entry_files(
+    root: Path,
+    key: str,
+    layers: OSMLayers,
+    kind: SourceKind,
+    family: str,
+    area: shapely.Geometry,
+    working: OSMLayers | None,
+    cache_root: Path,
+) -> None:
+    inside(cache_root, root, what="cache folder")
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
     try:
@@ -503,9 +599,14 @@ def _write_entry(
         }
         (tmp / "meta.json").write_text(json.dumps(meta))
         final = root / key
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.replace(final)
+        if final.is_symlink():  # planted or damaged: the link goes, whatever it points at stays
+            log.warning("cache entry %s is a symbolic link; replaced by a new entry", final)
+            final.unlink()
+        elif final.is_dir():
+            shutil.rmtree(inside(cache_root, final, what="cache entry"))
+        elif final.exists():  # a file in the entry's place
+            inside(cache_root, final, what="cache entry").unlink()
+        tmp.replace(inside(cache_root, final, what="cache entry"))
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        if tmp.exists() and not tmp.is_symlink():
+            shutil.rmtree(inside(cache_root, tmp, what="cache entry"), ignore_errors=True)

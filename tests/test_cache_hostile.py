@@ -1,0 +1,187 @@
+"""The parse cache against what walkcover did not write: entries that are links or damaged, a
+cache folder that is a link out of it, a full disk and a cache it may not write."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import shutil
+from pathlib import Path
+
+import geopandas as gpd
+import pytest
+from shapely.geometry import box
+
+from conftest import write_city
+from walkcover._errors import OutputFolderError, UnsafePathError
+from walkcover.config.standards import load_standards, selector_keys
+from walkcover.config.study_area import DEFAULT_WALK_HIGHWAYS
+from walkcover.sources import OSMQuery, load_osm
+from walkcover.sources import cache as cache_mod
+
+DATA = Path(__file__).parent / "data"
+AREA = box(113.649, 34.749, 113.655, 34.752)
+LOGGER = "walkcover.sources.cache"
+
+
+def query() -> OSMQuery:
+    return OSMQuery(
+        AREA, DEFAULT_WALK_HIGHWAYS, selector_keys([load_standards().standards["toilet"]])
+    )
+
+
+def source(tmp_path: Path) -> str:
+    src = tmp_path / "city.osm"
+    src.write_bytes((DATA / "tiny.osm").read_bytes())
+    return str(src)
+
+
+def only_entry(cache: Path) -> Path:
+    entries = [p for p in (cache / "osm").iterdir() if not p.name.startswith(".")]
+    assert len(entries) == 1, entries
+    return entries[0]
+
+
+def counting_reads(monkeypatch) -> list:
+    calls: list = []
+    real = cache_mod._read_source
+    monkeypatch.setattr(cache_mod, "_read_source", lambda *a: calls.append(a) or real(*a))
+    return calls
+
+
+def test_an_entry_that_is_a_link_is_not_read_through_and_only_the_link_is_replaced(
+    tmp_path, monkeypatch, caplog
+):
+    src, cache = source(tmp_path), tmp_path / "cache"
+    first = load_osm("xml", src, query(), cache_dir=cache)
+    entry = only_entry(cache)
+    outside = tmp_path / "outside" / entry.name
+    outside.parent.mkdir()
+    shutil.move(str(entry), str(outside))  # a complete, valid entry, now outside the cache
+    entry.symlink_to(outside, target_is_directory=True)
+    kept = sorted(p.name for p in outside.iterdir())
+    calls = counting_reads(monkeypatch)
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        again = load_osm("xml", src, query(), cache_dir=cache)
+    assert len(calls) == 1  # parsed again, not served through the link
+    assert len(again.streets) == len(first.streets)
+    warned = [r.getMessage() for r in caplog.records if r.name == LOGGER]
+    assert any(entry.name in m and "symbolic link" in m for m in warned), warned
+    assert entry.is_dir() and not entry.is_symlink()  # a real entry in its place
+    assert sorted(p.name for p in outside.iterdir()) == kept  # what the link pointed at stays
+
+
+def test_a_link_to_garbage_outside_is_replaced_without_touching_its_target(
+    tmp_path, monkeypatch, caplog
+):
+    """Before: the damaged entry was re-read, then `rmtree` refused the link (OSError)."""
+    src, cache = source(tmp_path), tmp_path / "cache"
+    load_osm("xml", src, query(), cache_dir=cache)
+    entry = only_entry(cache)
+    shutil.rmtree(entry)
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "meta.json").write_text("{not json", encoding="utf-8")
+    (victim / "precious.txt").write_text("keep me", encoding="utf-8")
+    entry.symlink_to(victim, target_is_directory=True)
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        layers = load_osm("xml", src, query(), cache_dir=cache)
+    assert len(layers.streets) > 0
+    assert entry.is_dir() and not entry.is_symlink()
+    assert sorted(p.name for p in victim.iterdir()) == ["meta.json", "precious.txt"]
+    assert (victim / "precious.txt").read_text(encoding="utf-8") == "keep me"
+
+
+def test_an_entry_holding_a_link_is_damaged(tmp_path, monkeypatch, caplog):
+    src, cache = source(tmp_path), tmp_path / "cache"
+    load_osm("xml", src, query(), cache_dir=cache)
+    entry = only_entry(cache)
+    elsewhere = tmp_path / "elsewhere.parquet"
+    shutil.move(str(entry / "streets.parquet"), str(elsewhere))
+    (entry / "streets.parquet").symlink_to(elsewhere)
+    calls = counting_reads(monkeypatch)
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        load_osm("xml", src, query(), cache_dir=cache)
+    assert len(calls) == 1
+    assert any(
+        entry.name in r.getMessage() and "streets.parquet" in r.getMessage() for r in caplog.records
+    )
+    assert not (entry / "streets.parquet").is_symlink() and elsewhere.is_file()
+
+
+def test_a_damaged_entry_is_named_in_a_warning_when_it_is_read_again(tmp_path, monkeypatch, caplog):
+    """An entry without its meta.json was re-read silently before."""
+    src, cache = source(tmp_path), tmp_path / "cache"
+    load_osm("xml", src, query(), cache_dir=cache)
+    entry = only_entry(cache)
+    (entry / "meta.json").unlink()
+    calls = counting_reads(monkeypatch)
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        load_osm("xml", src, query(), cache_dir=cache)
+    assert len(calls) == 1
+    warned = [r for r in caplog.records if r.name == LOGGER and r.levelno == logging.WARNING]
+    assert any(str(entry) in r.getMessage() and "meta.json" in r.getMessage() for r in warned)
+    assert (entry / "meta.json").is_file()  # rebuilt
+
+
+def test_a_cache_folder_that_leads_out_of_the_cache_is_refused(tmp_path):
+    src, cache = source(tmp_path), tmp_path / "cache"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    cache.mkdir()
+    (cache / "osm").symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(UnsafePathError, match="leads outside"):
+        load_osm("xml", src, query(), cache_dir=cache)
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_a_full_disk_names_the_cache_folder_and_the_way_out(tmp_path, monkeypatch):
+    src, cache = source(tmp_path), tmp_path / "cache"
+
+    def full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(gpd.GeoDataFrame, "to_parquet", full)
+    with pytest.raises(OutputFolderError) as err:
+        load_osm("xml", src, query(), cache_dir=cache)
+    text = str(err.value)
+    assert text.startswith(f"cache folder {str(cache)!r}: the disk is full")
+    assert "--cache-dir" in text and "--no-cache" in text and "\n" not in text
+    assert [p.name for p in (cache / "osm").iterdir()] == []  # no half-written entry left
+
+
+def test_a_cache_it_may_not_write_names_the_cache_folder_and_the_way_out(tmp_path, monkeypatch):
+    src, cache = source(tmp_path), tmp_path / "cache"
+
+    def denied(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(cache / "osm"))
+
+    monkeypatch.setattr(cache_mod.tempfile, "mkdtemp", denied)
+    with pytest.raises(OutputFolderError) as err:
+        load_osm("xml", src, query(), cache_dir=cache)
+    text = str(err.value)
+    assert text.startswith(f"cache folder {str(cache)!r}: it cannot be written (")
+    assert "Permission denied" in text and "--cache-dir" in text and "--no-cache" in text
+
+
+def test_the_cli_prints_the_cache_error_in_one_line(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from walkcover.cli import app
+
+    nodes = {1: (0, 0), 2: (400, 0)}
+    ways = [(100, [1, 2], {"highway": "residential"})]
+    cfg, osm = write_city(tmp_path, nodes=nodes, ways=ways, district=box(-50, -150, 450, 150))
+
+    def full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(gpd.GeoDataFrame, "to_parquet", full)
+    cache = tmp_path / "cache"
+    args = ["run", "--city", str(cfg), "--source", str(osm), "--out", str(tmp_path / "out"),
+            "--standard", "toilet", "--no-maps", "--cache-dir", str(cache)]  # fmt: skip
+    res = CliRunner().invoke(app, args, catch_exceptions=False)
+    assert res.exit_code == 2
+    errors = [line for line in res.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "the disk is full" in errors[0] and str(cache) in errors[0]
+    assert "--no-cache" in errors[0] and "Traceback" not in res.output
