@@ -243,7 +243,8 @@ def test_bad_input_is_refused_with_the_valid_choices(tmp_path, batch_run):
 
 def test_region_ranking_figures():
     """Cities' figures are residents-weighted over their districts; a standard with no facility
-    in reach of a city is "no data", not 0%; 99.96% shows 99.9 and does not meet 100."""
+    in reach of a city is "no data", not 0%; 99.96% shows 100.0 (rounded, never truncated: one
+    rule in every output) and does not meet 100."""
     from walkcover.batch import CityOutcome
     from walkcover.presentation.report import city_figures, region_index_html
 
@@ -268,7 +269,8 @@ def test_region_ranking_figures():
         "T", rows, [CityOutcome("A", "A", "done"), CityOutcome("B", "B", "done")],
         city_folders={"A": "t-a", "B": "t-b"},
     )  # fmt: skip
-    assert "<td>99.9</td>" in page and "100.0" not in page
+    assert "<td>100.0</td>" in page and "<td>99.9</td>" not in page and "<td>✗</td>" in page
+    assert "<td>no data · 无数据</td>" in page  # kindergartens: no figure, not 0
 
 
 def test_a_city_too_big_for_one_task_runs_one_task_per_district(tmp_path):

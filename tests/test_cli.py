@@ -51,7 +51,12 @@ def test_run_writes_layers_columns_and_summary(sample_run):
     ]:
         assert col in summary.columns
     pct = summary["residents_covered_pct"]
-    assert pct.between(0, 100).all()
+    # a standard with no facility in reach (kindergartens: none in the sample) has no figure and
+    # says why; every other figure is a share
+    none = summary["facilities_in_reach"] == 0
+    assert none.any() and pct[none].isna().all() and summary.loc[none, "meets_target"].isna().all()
+    assert summary.loc[none, "no_data_reason"].str.contains("no facility").all()
+    assert pct[~none].between(0, 100).all()
     assert (
         summary.loc[summary.standard == "toilet", "context_applied"].str.contains("ordinary_road")
     ).all()

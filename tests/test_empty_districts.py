@@ -1,8 +1,9 @@
 """Districts with nothing to measure: no residents, no facilities, residents but no streets. Each
-says so in the notes and the summary (n/a, never a made-up 0 %), and nothing crashes."""
+says so in the notes and the summary (no figure, never a made-up 0 %), and nothing crashes."""
 
 from __future__ import annotations
 
+import numpy as np
 from shapely.geometry import box
 
 import walkcover as wc
@@ -20,7 +21,10 @@ def test_residents_without_streets(tmp_path):
     a = wc.assess(cfg, standard="toilet", source=osm, cache=False)
     row = a.summary.iloc[0]
     assert row["demand_units"] == 2 and row["residents"] == 2 * 400 * 2 / 40
-    assert row["unsnapped_units"] == 2 and row["residents_covered_pct"] == 0.0
+    # the toilet cannot be snapped either (no street): no facility can serve the district, so
+    # there is no figure (NaN and its reason), never a made-up 0 %
+    assert row["unsnapped_units"] == 2 and np.isnan(row["residents_covered_pct"])
+    assert row["facilities_in_reach"] == 0 and "no facility" in row["no_data_reason"]
     assert set(a.demand["toilet_status"]) == {"unsnapped"}
     assert a.demand["toilet_dist_m"].isna().all()  # NaN with a status, never a sentinel
     texts = [n.text for n in a.notes]
@@ -48,8 +52,8 @@ def test_no_residents_and_no_facilities(tmp_path):
 
 
 def test_a_group_with_no_residents_reads_n_a_not_nan(tmp_path):
-    """The terminal's group table says n/a for a group of districts with no homes, as the district
-    table does; never a bare "nan"."""
+    """The terminal's group table says "—" for a group of districts with no homes, as the district
+    table and every other output do (`walkcover.presentation.figures`); never a bare "nan"."""
     import yaml
     from typer.testing import CliRunner
 
@@ -68,4 +72,4 @@ def test_a_group_with_no_residents_reads_n_a_not_nan(tmp_path):
     assert res.exit_code == 0, res.output
     assert "Groups of districts" in res.output and "empty group" in res.output
     assert "nan" not in res.output.lower().replace("nanning", "")
-    assert "n/a" in res.output
+    assert "—" in res.output

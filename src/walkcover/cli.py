@@ -24,6 +24,13 @@ from walkcover._errors import DistrictNotFoundError, RunIncompleteError, Walkcov
 from walkcover._escape import terminal
 from walkcover._lock import output_lock
 from walkcover._paths import cache_dir as default_cache_dir
+from walkcover.presentation.figures import (
+    EMPTY,
+    NO_DATA,
+    count_text,
+    figure_text,
+    meets_text,
+)
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -552,8 +559,8 @@ def _print_siting(
         total += r.new_sites
         table.add_row(
             terminal(f"{r.name} ({r.slug})"),
-            f"{r.before_pct:.1f}",
-            "n/a" if r.after_pct != r.after_pct else f"{r.after_pct:.1f}",
+            figure_text(r.before_pct),
+            figure_text(r.after_pct),
             str(r.new_sites),
             terminal(r.how),
             "" if r.mip_gap != r.mip_gap else f"{100 * r.mip_gap:.2f}%",
@@ -766,6 +773,8 @@ def _print_written(paths: list[Path]) -> None:
 def _print_summary(
     result: Assessment, written: list[Path], *, removed: list[Path] | None = None
 ) -> None:
+    from walkcover.measures.indicators import group_summary
+
     city = result.city.config
     sample = (
         " (SAMPLE districts, not administrative units)"
@@ -799,11 +808,13 @@ def _print_summary(
         ):
             table.add_column(col, justify="right", no_wrap=True)
         for r in rows.itertuples():
-            if r.residents_covered_pct != r.residents_covered_pct:
-                pct = "n/a"
+            if r.facilities_in_reach == 0:
+                pct = NO_DATA  # no facility of the standard in reach: no data, never 0%
+            elif r.residents_covered_pct != r.residents_covered_pct:
+                pct = EMPTY
             else:
-                mark = "" if r.meets_target is None else (" ✓" if r.meets_target else " ✗")
-                pct = f"{r.residents_covered_pct:.1f}{mark}"
+                mark = "" if r.meets_target is None else f" {meets_text(r.meets_target)}"
+                pct = f"{figure_text(r.residents_covered_pct)}{mark}"
             table.add_row(
                 terminal(r.standard),
                 f"{r.threshold_m:g}",
@@ -814,11 +825,10 @@ def _print_summary(
                 str(r.unsnapped_units),
             )
         out_console.print(table)
-    groups = [p for p in written if p.name == "group_summary.csv"]
-    if groups:
-        import pandas as pd
-
-        g = pd.read_csv(groups[0], encoding="utf-8-sig")
+    # the groups of districts from the figures in memory, as group_summary.csv has them (never
+    # read back from the file this run wrote)
+    g = group_summary(result.summary, city.groups) if city.groups else None
+    if g is not None and len(g):
         table = Table(title="Groups of districts · 区组", title_justify="left")
         for col in (
             "group",
@@ -838,13 +848,9 @@ def _print_summary(
             table.add_row(
                 terminal(r.group),
                 terminal(r.standard),
-                f"{r.residents:,.0f}",
-                "n/a"
-                if r.residents_covered_pct != r.residents_covered_pct
-                else f"{r.residents_covered_pct:.1f}",
-                "n/a"
-                if r.area_covered_euclid_pct != r.area_covered_euclid_pct
-                else f"{r.area_covered_euclid_pct:.1f}",
+                count_text(r.residents),
+                figure_text(r.residents_covered_pct),
+                figure_text(r.area_covered_euclid_pct),
                 f"{r.target_pct:g}",
             )
         out_console.print(table)

@@ -34,6 +34,7 @@ SUMMARY_COLUMNS = [
     "residents",
     "residents_covered",
     "residents_covered_pct",
+    "no_data_reason",
     "report_group",
     "report_group_residents",
     "report_group_covered_pct",
@@ -228,7 +229,33 @@ def district_summary(
             total = float(length[m].sum())
             row[f"street_km_{c}"] = total / 1000.0
             row[f"street_covered_pct_{c}"] = _pct(float(edge_cover[m].sum()), total)
+    row["no_data_reason"] = ""
+    if facilities_in_reach == 0:
+        # no facility of the standard can serve the district: the data has none, so there is no
+        # figure to give (never 0%), and no target met or missed
+        row["no_data_reason"] = NO_FACILITY_REASON
+        for col in NO_DATA_FIGURES:
+            row[col] = float("nan")
+        for c in CONTEXTS:
+            row[f"street_covered_pct_{c}"] = float("nan")
+        row["meets_target"] = None
+        row["meets_target_official"] = None
     return row
+
+
+#: Why a summary row has no figures: no facility of its standard within reach of the district.
+NO_FACILITY_REASON = "no facility in reach in the data · 数据中无可服务设施"
+#: The figures a row without a facility in reach leaves empty (NaN), never 0.
+NO_DATA_FIGURES = (
+    "residents_covered",
+    "residents_covered_pct",
+    "report_group_covered_pct",
+    "units_covered_pct",
+    "area_covered_euclid_pct",
+    "area_covered_pct",
+    "detour_loss_pp",
+    "residents_covered_safe_pct",
+)
 
 
 #: The land unions `district_indicators` reads: built-up land, green land, parks.
@@ -388,6 +415,8 @@ def group_summary(summary: pd.DataFrame, groups: dict[str, list[str]]) -> pd.Dat
                 )
 
             euclid, walk = weighted("area_covered_euclid_pct"), weighted("area_covered_pct")
+            # no facility in reach of any of its districts: the group has no figure (never 0%)
+            none = bool((pd.to_numeric(s["facilities_in_reach"], errors="coerce") == 0).all())
             rows.append(
                 {
                     "group": group,
@@ -397,8 +426,9 @@ def group_summary(summary: pd.DataFrame, groups: dict[str, list[str]]) -> pd.Dat
                     "facilities": int(s["facilities"].sum()),
                     "residents": round(res, 1),
                     "residents_covered_pct": 100.0 * float(s["residents_covered"].sum()) / res
-                    if res > 0
+                    if res > 0 and not none
                     else float("nan"),
+                    "no_data_reason": NO_FACILITY_REASON if none else "",
                     "area_covered_euclid_pct": euclid,
                     "area_covered_pct": walk,
                     "detour_loss_pp": euclid - walk,

@@ -7,6 +7,7 @@ from collections import Counter
 from walkcover.assessment import Assessment
 from walkcover.measures.facilities import describe
 from walkcover.measures.indicators import CONTEXTS
+from walkcover.presentation.figures import figure_text
 
 #: Section headings of `explanation`'s text.
 HEADINGS = ("Facilities", "Residents", "Denominator land", "Figures", "Notes")
@@ -28,7 +29,7 @@ _REACHED = {
 
 
 def _f(v: float, unit: str = "%") -> str:
-    return "n/a" if v != v else f"{v:.1f}{unit}"
+    return figure_text(v, unit=unit)
 
 
 def explanation(

@@ -31,6 +31,7 @@ from walkcover.assessment import DEMAND_NOTE, OFFICIAL_LAND_NOTE, Assessment, ca
 from walkcover.config.crs import frame_to_lonlat
 from walkcover.engine import coverage as cov
 from walkcover.measures.gaps import district_service_areas, gap_polygons
+from walkcover.presentation.figures import round_figures
 
 ASSETS = Path(__file__).resolve().parents[1] / "_assets"
 _LEAFLET_JS = "https://cdn.jsdelivr.net/npm/leaflet@1.9.3/dist/leaflet.js"
@@ -670,7 +671,7 @@ def _add_proposed(group: folium.FeatureGroup, sites: gpd.GeoDataFrame) -> None:
         {
             "what": [f"proposed site #{int(r)} · 建议选址" for r in pts["rank"]],
             "gain": pts["residents_newly_covered"].round(0).to_numpy(),
-            "cumulative": pts["cumulative_coverage_pct"].round(1).to_numpy(),
+            "cumulative": round_figures(pts["cumulative_coverage_pct"]),
         },
         geometry=pts.geometry.to_numpy(),
         crs=4326,
@@ -859,7 +860,7 @@ def city_map(
             {
                 "cell": agg.index,
                 "residents": agg["res"].round(0).to_numpy(),
-                "pct": (100 * agg["cov"] / agg["res"]).round(1).to_numpy(),
+                "pct": round_figures(100 * agg["cov"] / agg["res"]),
             },
             geometry=[
                 shapely.Polygon([(lng, lat) for lat, lng in h3.cell_to_boundary(c)])
@@ -869,7 +870,7 @@ def city_map(
         )
         polys = polys.assign(
             label=polys["name"] + " / " + polys["name_en"],
-            pct=polys["pct"].round(1),
+            pct=round_figures(polys["pct"]),
             note=np.where(
                 nobody,
                 "no residents in the data · 数据中无居民",
@@ -922,8 +923,8 @@ def region_map(summary: gpd.GeoDataFrame, cities: gpd.GeoDataFrame, *, title: st
         polys = gpd.GeoDataFrame(
             {
                 "label": (rows["city_name"] + " " + rows["district_name"]).to_numpy(),
-                "pct": pct.round(1).to_numpy(),
-                "city_pct": (100 * rows["city_name"].map(by_city)).round(1).to_numpy(),
+                "pct": round_figures(pct),
+                "city_pct": round_figures(100 * rows["city_name"].map(by_city)),
                 "target": pd.to_numeric(rows["target_pct"], errors="coerce").to_numpy(),
             },
             geometry=rows.geometry.to_numpy(),

@@ -28,6 +28,13 @@ from walkcover._version import __version__
 from walkcover.config.crs import frame_to_lonlat
 from walkcover.config.standards import Standard
 from walkcover.measures.indicators import meets
+from walkcover.presentation.figures import (
+    NO_DATA,
+    count_text,
+    figure_text,
+    meets_text,
+    pct_text,
+)
 from walkcover.presentation.maps import BANDS, FACILITY_COLOUR, distance_band
 from walkcover.presentation.record import DistrictRun
 
@@ -301,7 +308,7 @@ def top_gaps(run: DistrictRun, *, n: int = 10, standard: str | None = None) -> p
 
 
 def _whole(v: float) -> str:
-    return "—" if v != v else f"{v:,.0f}"
+    return count_text(v)
 
 
 def gaps_view(gaps: pd.DataFrame) -> pd.DataFrame:
@@ -332,9 +339,8 @@ def sites_view(proposed: gpd.GeoDataFrame) -> pd.DataFrame:
             "residents newly covered\n新增覆盖居民": proposed["residents_newly_covered"]
             .map(_whole)
             .to_numpy(),
-            # truncated, not rounded: 99.96% shows 99.9, never the 100 it does not reach
             "coverage after %\n覆盖率": proposed["cumulative_coverage_pct"]
-            .map(lambda v: "—" if v != v else f"{np.floor(v * 10) / 10:.1f}")
+            .map(figure_text)
             .to_numpy(),
             "lon\n经度": pts.x.map(lambda v: f"{v:.6f}").to_numpy(),
             "lat\n纬度": pts.y.map(lambda v: f"{v:.6f}").to_numpy(),
@@ -363,7 +369,7 @@ def _mark(meets: object) -> str:
         meets = {"True": True, "False": False}.get(meets)
     if isinstance(meets, np.bool_):
         meets = bool(meets)
-    return "✓" if meets is True else ("✗" if meets is False else "—")
+    return meets_text(meets if isinstance(meets, bool) else None)
 
 
 def summary_view(run: DistrictRun) -> pd.DataFrame:
@@ -381,13 +387,17 @@ def summary_view(run: DistrictRun) -> pd.DataFrame:
     ):
         view[c] = pd.to_numeric(view[c], errors="coerce").where(~none)
     view.insert(1, "name", [run.standard(s).name_zh for s in rows["standard"]])
-    view["meets\n达标"] = ["no data" if n else _mark(m) for n, m in zip(none, rows["meets_target"])]
+    view["meets\n达标"] = [
+        meets_text(None, no_data=True) if n else _mark(m)
+        for n, m in zip(none, rows["meets_target"])
+    ]
     whole = {"threshold_m", "facilities_in_reach", "residents", "target_pct"}
     for c in [c for c, _ in SUMMARY_VIEW if c != "standard"]:
-        fmt = "{:,.0f}" if c in whole else "{:,.1f}"
-        view[c] = pd.to_numeric(view[c], errors="coerce").map(
-            lambda v, f=fmt: "—" if v != v else f.format(0.0 if abs(v) < 0.05 else v)
-        )
+        values = pd.to_numeric(view[c], errors="coerce")
+        view[c] = values.map(count_text) if c in whole else values.map(figure_text)
+    # a standard with no facility says so where its coverage figures would be
+    for c in ("area_covered_euclid_pct", "area_covered_pct", "residents_covered_pct"):
+        view.loc[none, c] = NO_DATA
     return view.rename(columns=dict(SUMMARY_VIEW) | {"name": "name\n名称"})
 
 
@@ -483,8 +493,7 @@ def _radius(std: Standard) -> str:
 
 def _pct(v: object) -> str:
     x = float(pd.to_numeric(pd.Series([v]), errors="coerce").iloc[0])
-    # truncated, not rounded: 99.96% shows 99.9, never the 100 it does not reach
-    return "—" if x != x else f"{np.floor(x * 10) / 10:.1f}%"
+    return figure_text(x, unit="%")
 
 
 def _standard_figures(run: DistrictRun, std: Standard) -> list[tuple[str, str]]:
@@ -496,12 +505,12 @@ def _standard_figures(run: DistrictRun, std: Standard) -> list[tuple[str, str]]:
     figures = [
         (
             "residents within reach · 步行范围内居民",
-            "no data · 无数据" if none else _pct(r["residents_covered_pct"]),
+            pct_text(r["residents_covered_pct"], no_data=none, unit="%"),
         ),
         ("target · 目标", f"{float(r['target_pct']):g}%"),
         (
             "official figure (circles on land) · 官方口径",
-            "no data · 无数据" if none else _pct(r["area_covered_euclid_pct"]),
+            pct_text(r["area_covered_euclid_pct"], no_data=none, unit="%"),
         ),
         ("facilities serving the district · 设施", _whole(float(r["facilities_in_reach"]))),
         ("residents · 居民", _whole(float(r["residents"]))),
@@ -694,8 +703,7 @@ def city_index_html(
     table = table.reindex(
         index=list(dict.fromkeys(s["district"])), columns=list(dict.fromkeys(s["standard"]))
     )
-    # truncated, not rounded: 99.96% shows 99.9, never the 100 it does not reach
-    shown = table.map(lambda v: "—" if v != v else f"{np.floor(v * 10) / 10:.1f}")
+    shown = table.map(figure_text)
     names = s.drop_duplicates("district").set_index("district")["district_name"]
     shown.insert(0, "district\n区", names.reindex(shown.index).to_numpy())
     shown = shown.reset_index().rename(columns={"district": "id"})
@@ -822,11 +830,11 @@ def region_index_html(
             {
                 "rank 排名": rows["rank"].map(lambda r: "—" if r != r else f"{r:.0f}"),
                 "city 城市": rows["city_name"],
-                "residents 居民": rows["residents"].map(lambda v: f"{v:,.0f}"),
-                # truncated, not rounded: 99.96% shows 99.9, never the 100 it does not reach
-                "covered % 覆盖率": rows["residents_covered_pct"].map(
-                    lambda v: "—" if v != v else f"{np.floor(v * 10) / 10:.1f}"
-                ),
+                "residents 居民": rows["residents"].map(count_text),
+                "covered % 覆盖率": [
+                    pct_text(v, no_data=bool(n))
+                    for v, n in zip(rows["residents_covered_pct"], rows["note"] != "")
+                ],
                 "target % 目标": rows["target_pct"].map(lambda v: f"{float(v):g}"),
                 "meets 达标": [
                     "—" if p != p else ("✓" if m else "✗")
