@@ -110,6 +110,10 @@ class StandardPass:
     snaps: cov.Snaps  # `access` snapped onto the network
     node_dist: np.ndarray  # distance from every node to the nearest facility (inf beyond limit_m)
     limit_m: float
+    #: Per home (demand row), its nearest counted facility by walking: a position in `counted`,
+    #: -1 where none is within `limit_m`. Taken in the measuring pass, so maps and popups need no
+    #: shortest path of their own.
+    nearest: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 @dataclass(frozen=True)
@@ -170,6 +174,23 @@ class Assessment:
                 self.network, homes.geometry, max_snap_m=net_cfg.max_snap_m, tie_m=net_cfg.tie_m
             )
         return homes, self.demand_snaps.take(np.flatnonzero(mask))
+
+    def district_nearest(self, standard_id: str, district_id: str) -> np.ndarray:
+        """Each of one district's homes' (in `district_demand` order) nearest counted facility of
+        a standard: a position in its pass's ``counted``, -1 where none is within the limit.
+
+        Taken by the measuring pass; an assessment built by hand (without it) takes it here.
+        """
+        p = self.passes[standard_id]
+        mask = (self.demand["district_id"] == district_id).to_numpy()
+        if len(p.nearest) == len(self.demand):
+            return p.nearest[mask]
+        _, snaps = self.district_demand(district_id)
+        rows = cov.nearest_sources(self.network, snaps, p.snaps, limit_m=p.limit_m)
+        out = np.full(len(rows), -1, dtype=np.int64)
+        found = rows >= 0
+        out[found] = p.access.index.to_numpy()[p.snaps.item[rows[found]]]
+        return out
 
     def residents_column(self, standard_id: str) -> str:
         """The demand column a standard's residents figures count: its population group's where
@@ -552,7 +573,17 @@ def _measure_standard(study: _Study, std: Standard) -> _Measured:
     counted, acc = _reachable(fac, study.features, network, std)
     access, n_entr = acc.geoms, acc.entrances
     fac_snaps = cov.snap(network, access, max_snap_m=snap_m, reach_polygon_edges=True)
-    node_dist = cov.node_distances(network, fac_snaps, limit_m=study.limits[sid])
+    # one pass gives each node's distance and the facility it comes from: the homes' nearest
+    # facility is taken here, with their distances, never by a second pass while drawing
+    nodes = cov.node_sources(network, fac_snaps, limit_m=study.limits[sid])
+    node_dist = nodes.dist_m
+    rows = cov.nearest_sources(
+        network, study.demand_snaps, fac_snaps, limit_m=study.limits[sid], nodes=nodes
+    )
+    nearest = np.full(len(rows), -1, dtype=np.int64)
+    if len(fac_snaps.item):
+        found = rows >= 0
+        nearest[found] = access.index.to_numpy()[fac_snaps.item[rows[found]]]
     thr = unit_thresholds(std, study.context, study.demand_snaps)
     result = cov.measure(
         network,
@@ -599,7 +630,7 @@ def _measure_standard(study: _Study, std: Standard) -> _Measured:
         )
     return _Measured(
         facilities=fac,
-        passed=StandardPass(counted, access, fac_snaps, node_dist, study.limits[sid]),
+        passed=StandardPass(counted, access, fac_snaps, node_dist, study.limits[sid], nearest),
         edge_cover=_edge_cover(network, fac_snaps, node_dist, std, study.context),
         areas=study.lands.figures(std, counted.geometry.to_numpy(), fac_snaps, node_dist),
         columns=columns,

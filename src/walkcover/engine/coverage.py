@@ -550,6 +550,59 @@ def node_distances(network: Network, sources: Snaps, *, limit_m: float) -> np.nd
     return np.asarray(dist[:n])
 
 
+@dataclass(frozen=True)
+class NodeSources:
+    """One bounded pass from every source at once: each node's distance to its nearest source
+    (inf beyond the limit or unreachable) and which source that is (its row in the `Snaps`,
+    -1 where none). Ties go to the lower row."""
+
+    dist_m: np.ndarray
+    row: np.ndarray
+
+
+def node_sources(network: Network, sources: Snaps, *, limit_m: float) -> NodeSources:
+    """`node_distances`, and the source each node's shortest path starts from, in one pass.
+
+    The distances are those of `node_distances` (the same virtual source, the same arcs); the
+    predecessors of that pass are followed back to the node each path enters the network at, whose
+    cheapest source arc names the source.
+    """
+    n = network.n_nodes
+    if len(sources.item) == 0:
+        return NodeSources(np.full(n, np.inf), np.full(n, -1, dtype=np.int64))
+    e = network.edges
+    length = e["length_m"].to_numpy()
+    su, sv = e["u_idx"].to_numpy()[sources.edge], e["v_idx"].to_numpy()[sources.edge]
+    node = np.concatenate([su, sv])
+    # the arcs' lengths written as `node_distances` writes them: the same floats, to the last bit
+    w = np.concatenate(
+        [sources.leg_m + sources.lo_m, sources.leg_m + (length[sources.edge] - sources.hi_m)]
+    )
+    row = np.concatenate([np.arange(len(su)), np.arange(len(sv))])
+    order = np.lexsort((row, w, node))  # by node, then the cheapest arc, then the lower row
+    best = order[run_starts(node[order])]
+    first = np.full(n, np.inf)
+    first_row = np.full(n, -1, dtype=np.int64)
+    first[node[best]] = w[best]
+    first_row[node[best]] = row[best]
+    dist, pred = scipy.sparse.csgraph.dijkstra(
+        _with_source(network, first),
+        directed=True,
+        indices=n,
+        limit=limit_m,
+        return_predecessors=True,
+    )
+    dist, pred = np.asarray(dist[:n]), np.asarray(pred[:n])
+    # The node each shortest path enters the network at: follow predecessors back (pointer jumping).
+    hop = np.where((pred == n) | (pred < 0), np.arange(n), pred)
+    while True:
+        nxt = hop[hop]
+        if np.array_equal(nxt, hop):
+            break
+        hop = nxt
+    return NodeSources(dist, np.where(np.isfinite(dist), first_row[hop], -1))
+
+
 def _with_source(network: Network, first: np.ndarray) -> scipy.sparse.csr_array:
     """The network's CSR with a virtual source appended as node ``n``: an arc of length ``first[i]``
     to every node ``i`` where it is finite, and no arc back."""
@@ -708,47 +761,27 @@ def measure(
 
 
 def nearest_sources(
-    network: Network, demand: Snaps, sources: Snaps, *, limit_m: float
+    network: Network,
+    demand: Snaps,
+    sources: Snaps,
+    *,
+    limit_m: float,
+    nodes: NodeSources | None = None,
 ) -> np.ndarray:
     """For each demand item, the row of `sources` (its facility access) that is nearest by walking,
-    or -1 when none is within `limit_m`. Ties go to the lower row."""
-    n = network.n_nodes
+    or -1 when none is within `limit_m`. Ties go to the lower row.
+
+    `nodes` is the `node_sources` pass of `sources` when the caller has it (the measuring pass
+    does): no shortest path is computed again.
+    """
     out = np.full(demand.n_items, -1, dtype=np.int64)
     if len(sources.item) == 0 or len(demand.item) == 0:
         return out
+    if nodes is None:
+        nodes = node_sources(network, sources, limit_m=limit_m)
     e = network.edges
     length = e["length_m"].to_numpy()
-    su, sv = e["u_idx"].to_numpy()[sources.edge], e["v_idx"].to_numpy()[sources.edge]
-    arcs = pd.DataFrame(
-        {
-            "node": np.concatenate([su, sv]),
-            "w": np.concatenate(
-                [sources.leg_m + sources.lo_m, sources.leg_m + length[sources.edge] - sources.hi_m]
-            ),
-            "row": np.concatenate([np.arange(len(su)), np.arange(len(sv))]),
-        }
-    ).sort_values(["node", "w", "row"], kind="mergesort")
-    best = arcs.drop_duplicates("node")
-    first = np.full(n, np.inf)
-    first_row = np.full(n, -1, dtype=np.int64)
-    first[best["node"].to_numpy()] = best["w"].to_numpy()
-    first_row[best["node"].to_numpy()] = best["row"].to_numpy()
-    dist, pred = scipy.sparse.csgraph.dijkstra(
-        _with_source(network, first),
-        directed=True,
-        indices=n,
-        limit=limit_m,
-        return_predecessors=True,
-    )
-    dist, pred = dist[:n], pred[:n]
-    # The node each shortest path enters the network at: follow predecessors back (pointer jumping).
-    hop = np.where((pred == n) | (pred < 0), np.arange(n), pred)
-    while True:
-        nxt = hop[hop]
-        if np.array_equal(nxt, hop):
-            break
-        hop = nxt
-    node_row = np.where(np.isfinite(dist), first_row[hop], -1)
+    dist, node_row = nodes.dist_m, nodes.row
     du, dv = dist[e["u_idx"].to_numpy()[demand.edge]], dist[e["v_idx"].to_numpy()[demand.edge]]
     off, dl = demand.lo_m, length[demand.edge]
     cand = [

@@ -453,7 +453,9 @@ def district_map(
             _add_no_data(group, [d4326.representative_point()])
         else:
             _add_gaps(group, result, std.id, district_id)
-        _add_facilities(group, result, std.id, result.passes[std.id], demand, dsnaps, thr, dgeom)
+        _add_facilities(
+            group, result, std.id, result.passes[std.id], demand, district_id, thr, dgeom
+        )
         if proposed is not None and len(proposed):
             _add_proposed(group, proposed[proposed["standard"] == std.id])
         group.add_to(m)
@@ -689,16 +691,14 @@ def _add_proposed(group: folium.FeatureGroup, sites: gpd.GeoDataFrame) -> None:
     ).add_to(group)
 
 
-def _add_facilities(group, result: Assessment, sid, p, demand, dsnaps, thr, dgeom) -> None:
+def _add_facilities(group, result: Assessment, sid, p, demand, district_id, thr, dgeom) -> None:
     """One layer of the standard's facilities near the district; each popup says its name, kind,
     OSM id and how many homes have it as their nearest facility, by band."""
     counted = p.counted
     if not len(counted):
         return
-    rows = cov.nearest_sources(result.network, dsnaps, p.snaps, limit_m=p.limit_m)
-    fac_of_unit = np.where(
-        rows >= 0, p.access.index.to_numpy()[p.snaps.item[np.maximum(rows, 0)]], -1
-    )
+    # each home's nearest facility, as the measuring pass found it (no shortest path here)
+    fac_of_unit = result.district_nearest(sid, district_id)
     band = distance_band(demand[f"{sid}_dist_m"].to_numpy(), thr)
     near = np.flatnonzero(can_serve(counted.geometry, dgeom, p.limit_m))
     if not len(near):
