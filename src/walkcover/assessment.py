@@ -192,6 +192,13 @@ class Assessment:
         out[found] = p.access.index.to_numpy()[p.snaps.item[rows[found]]]
         return out
 
+    def facilities_serving(self, district: shapely.Geometry) -> np.ndarray:
+        """Which of ``facilities`` can serve a district (`can_serve`, each at its standard's
+        search limit): the one decision the summary, the layers, maps and reports share."""
+        f = self.facilities
+        limit = {s.id: search_limit_m(s, self.city) for s in self.standards}
+        return can_serve(f.geometry, district, f["standard"].map(limit).to_numpy(float))
+
     def residents_column(self, standard_id: str) -> str:
         """The demand column a standard's residents figures count: its population group's where
         the city has a raster for it, else ``residents``."""

@@ -19,12 +19,13 @@ from walkcover._atomic import atomic_path, staged_folder, write_atomic
 from walkcover._errors import OutputExistsError, RunIncompleteError, WalkcoverError
 from walkcover._gc import collector_paused
 from walkcover._paths import check_safe_name, inside
-from walkcover.assessment import FACILITY_OUTPUT_COLUMNS, Assessment, can_serve, search_limit_m
+from walkcover.assessment import Assessment
 from walkcover.config.crs import frame_to_lonlat
 from walkcover.config.region import Region
 from walkcover.config.study_area import City
 from walkcover.measures.gaps import district_gaps, district_service_areas
 from walkcover.measures.indicators import group_summary
+from walkcover.presentation.layers import demand_layer, facilities_layer
 from walkcover.presentation.record import (
     RECORD_FILE,
     RunRecordError,
@@ -111,41 +112,6 @@ def check_outputs(paths: list[Path], *, overwrite: bool) -> None:
             f"--out already holds results ({shown}); pass --overwrite to replace them or choose "
             "another --out folder"
         )
-
-
-_PER_STANDARD = (
-    "dist_m",
-    "covered",
-    "status",
-    "context",
-    "safe_dist_m",
-    "safe_covered",
-    "safe_status",
-)
-
-
-def demand_layer(assessment: Assessment, district_id: str) -> gpd.GeoDataFrame:
-    """The ``demand`` layer of one district: geometry, ``osm_id``, residents and per-standard results."""
-    d = assessment.demand
-    cols = ["osm_id", "kind", "building", "levels", "levels_from", "floor_area_m2", "residents"]
-    cols += [c for c in d.columns if c.startswith("residents_")]  # groups by age
-    for s in assessment.standards:
-        cols += [
-            c
-            for c in d.columns
-            if c.startswith(f"{s.id}_") and c.removeprefix(f"{s.id}_") in _PER_STANDARD
-        ]
-    sub = d.loc[d["district_id"] == district_id, [*cols, "geometry"]]
-    return gpd.GeoDataFrame(sub.reset_index(drop=True), geometry="geometry", crs=d.crs)
-
-
-def facilities_layer(assessment: Assessment, district_geom) -> gpd.GeoDataFrame:
-    """Facilities inside the district or within reach of it (those that can serve it)."""
-    f = assessment.facilities
-    limit = {s.id: search_limit_m(s, assessment.city) for s in assessment.standards}
-    reach = can_serve(f.geometry, district_geom, f["standard"].map(limit).to_numpy(float))
-    sub = f.loc[reach, [*FACILITY_OUTPUT_COLUMNS, "geometry"]]
-    return gpd.GeoDataFrame(sub.reset_index(drop=True), geometry="geometry", crs=f.crs)
 
 
 def read_proposed(out: Path, city_id: str, slug: str) -> gpd.GeoDataFrame | None:

@@ -364,7 +364,7 @@ def district_run(
     """The record of one district of an assessment in memory (what `read_district_run` reads
     back after ``walkcover run``)."""
     from walkcover.measures.gaps import district_gaps
-    from walkcover.presentation.outputs import demand_layer, facilities_layer
+    from walkcover.presentation.layers import demand_layer, facilities_layer
 
     geom = assessment.district_geometry(district_id)
     demand = demand_layer(assessment, district_id)
