@@ -806,7 +806,8 @@ def _print_summary(
             "target\n%",
             "un-\nsnapped",
         ):
-            table.add_column(col, justify="right", no_wrap=True)
+            # the figure wraps rather than lose its words ("no data · 无数据" on two lines)
+            table.add_column(col, justify="right", no_wrap=col != "covered\n%", overflow="fold")
         for r in rows.itertuples():
             if r.facilities_in_reach == 0:
                 pct = NO_DATA  # no facility of the standard in reach: no data, never 0%

@@ -704,6 +704,15 @@ def city_index_html(
         index=list(dict.fromkeys(s["district"])), columns=list(dict.fromkeys(s["standard"]))
     )
     shown = table.map(figure_text)
+    # a standard with no facility in reach of a district: "no data" there, as on every page
+    nodata = (
+        s.assign(none=none)
+        .pivot_table(index="district", columns="standard", values="none", aggfunc="any")
+        .reindex(index=shown.index, columns=shown.columns)
+        .fillna(False)
+        .astype(bool)
+    )
+    shown = shown.mask(nodata, NO_DATA)
     names = s.drop_duplicates("district").set_index("district")["district_name"]
     shown.insert(0, "district\n区", names.reindex(shown.index).to_numpy())
     shown = shown.reset_index().rename(columns={"district": "id"})
