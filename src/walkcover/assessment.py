@@ -762,8 +762,13 @@ def _summary(
                 )
             )
             if int(near.sum()) == 0:
-                # 0% only where there are homes to cover: a district with none has no figure
-                outcome = "its coverage is 0%" if mask.any() else "and no homes to cover (no data)"
+                # no facility in the data: no figure (never 0%), whether or not there are homes
+                outcome = (
+                    "so its figures read no data (not 0%): map them or import the bureau's list "
+                    "(walkcover import)"
+                    if mask.any()
+                    else "and no homes to cover (no data)"
+                )
                 notes.append(
                     Note(
                         f"{drow['slug']}: no {std.id} facilities found in the district or within "

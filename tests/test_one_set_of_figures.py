@@ -1,0 +1,215 @@
+"""One set of figures: `run`, `site --k 3` and `report` on the sample, then every figure shown for
+a district and standard collected from every output (summary.csv, summary.xlsx, the terminal table,
+the city map, index.html, the HTML and PDF reports, the proposed sites' CSV, layer and popups).
+All equal after the one rounding rule (`walkcover.presentation.figures`), "no data" rows
+included, and the "after proposed sites" figures too."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+import numpy as np
+import openpyxl
+import pandas as pd
+import pyogrio
+import pytest
+from typer.testing import CliRunner
+
+from walkcover.cli import app
+from walkcover.presentation.figures import NO_DATA, figure_text
+
+runner = CliRunner()
+CITY = "helsinki-sample"
+SITED = "sample-sw"
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory, sample_cache):
+    out = tmp_path_factory.mktemp("figures")
+    common = ["--city", CITY, "--out", str(out), "--cache-dir", str(sample_cache)]
+    wide = {"COLUMNS": "250"}  # the terminal's tables unwrapped, to read them back
+    run = runner.invoke(app, ["run", *common], env=wide, catch_exceptions=False)
+    assert run.exit_code == 0, run.output
+    site = runner.invoke(
+        app,
+        ["site", *common, "--district", SITED, "--standard", "toilet", "--k", "3"],
+        env=wide,
+        catch_exceptions=False,
+    )
+    assert site.exit_code == 0, site.output
+    rep = runner.invoke(app, ["report", "--city", CITY, "--out", str(out)], catch_exceptions=False)
+    assert rep.exit_code == 0, rep.output
+    return out / CITY, run.output, site.output
+
+
+@pytest.fixture(scope="module")
+def truth(made):
+    """What every output must show, from the stored figures: the rule applied, or "no data"."""
+    city, _, _ = made
+    s = pd.read_csv(city / "summary.csv", dtype={"district": str, "district_id": str})
+    return {
+        (r.district, r.standard): NO_DATA
+        if r.facilities_in_reach == 0
+        else figure_text(r.residents_covered_pct)
+        for r in s.itertuples()
+    }
+
+
+def shown(value) -> str:
+    """A figure as an output stored it (a number, or text), under the one rule."""
+    if isinstance(value, str):
+        return NO_DATA if "no data" in value else value.rstrip("%").strip()
+    return figure_text(value)
+
+
+def test_the_csv_holds_no_figure_where_there_is_no_facility(made, truth):
+    city, _, _ = made
+    s = pd.read_csv(city / "summary.csv", dtype={"district": str})
+    none = s["facilities_in_reach"] == 0
+    assert none.any() and s.loc[none, "residents_covered_pct"].isna().all()
+    assert s.loc[none, "meets_target"].isna().all() and (s.loc[none, "no_data_reason"] != "").all()
+    assert sum(v == NO_DATA for v in truth.values()) == none.sum()
+
+
+def test_the_workbook_agrees(made, truth):
+    city, _, _ = made
+    ws = openpyxl.load_workbook(city / "summary.xlsx", read_only=True)["summary"]
+    rows = ws.iter_rows(values_only=True)
+    head = list(next(rows))
+    at = {c: head.index(c) for c in ("district", "standard", "residents_covered_pct")}
+    reach = head.index("facilities_in_reach")
+    got = {}
+    for r in rows:
+        value = NO_DATA if r[reach] == 0 else shown(r[at["residents_covered_pct"]])
+        got[(str(r[at["district"]]), r[at["standard"]])] = value
+    assert got == truth
+
+
+def test_the_terminal_agrees(made, truth):
+    _, out, _ = made
+    got, district = {}, None
+    for line in out.splitlines():
+        m = re.search(r"\((sample-[a-z]+)\): \d+ demand units", line)
+        if m:
+            district = m.group(1)
+            continue
+        cells = [c.strip() for c in line.strip().strip("│").split("│")]
+        if district and len(cells) == 7 and re.fullmatch(r"[a-z_]+", cells[0]):
+            got[(district, cells[0])] = shown(re.sub(r" [✓✗]$", "", cells[4]))
+    assert got == truth
+
+
+def _geojson_blobs(page: str) -> list[dict]:
+    return [json.loads(m) for m in re.findall(r"_add\((\{.*?\})\);\n", page, flags=re.DOTALL)]
+
+
+def test_the_city_map_agrees(made, truth):
+    """Each standard's layer of the city map: the district polygons' figures (in standard order)."""
+    city, _, _ = made
+    page = (city / "map.html").read_text(encoding="utf-8")
+    summary = pd.read_csv(city / "summary.csv", dtype={"district": str})
+    standards = list(dict.fromkeys(summary["standard"]))
+    label = {f"{r.district_name} / {r.district_name_en}": r.district for r in summary.itertuples()}
+    layers = [
+        b
+        for b in _geojson_blobs(page)
+        if b["features"] and "label" in b["features"][0]["properties"]
+    ]
+    assert len(layers) == len(standards)
+    got = {}
+    for sid, layer in zip(standards, layers):
+        for f in layer["features"]:
+            p = f["properties"]
+            value = NO_DATA if "no facility" in p["note"] else shown(p["pct"])
+            got[(label[p["label"]], sid)] = value
+    assert got == truth
+
+
+def test_the_city_index_agrees(made, truth):
+    city, _, _ = made
+    page = (city / "index.html").read_text(encoding="utf-8")
+    table = page[page.index("<table") : page.index("</table>")]
+    head = re.findall(r"<th[^>]*>(.*?)</th>", table.split("</thead>")[0], flags=re.DOTALL)
+    standards = [re.sub(r"<.*?>", "", h).strip() for h in head[2:]]
+    got = {}
+    for row in re.findall(r"<tr>(.*?)</tr>", table.split("</thead>")[1], flags=re.DOTALL):
+        cells = [re.sub(r"<.*?>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row)]
+        for sid, cell in zip(standards, cells[2:]):
+            got[(cells[1], sid)] = shown(cell)
+    assert got == truth
+
+
+def _report_figures(page: str) -> tuple[dict[str, str], list[str]]:
+    """The summary table's residents figure per standard, and each standard page's."""
+    table = page[page.index('<section class="summary">') :]
+    table = table[: table.index("</table>")]
+    summary = {}
+    for row in re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>")[1], flags=re.DOTALL):
+        cells = [re.sub(r"<.*?>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row)]
+        summary[cells[0]] = shown(cells[8])
+    pages = re.findall(r"residents within reach · 步行范围内居民</th><td>(.*?)</td>", page)
+    return summary, [shown(p) for p in pages]
+
+
+def test_each_html_report_agrees_with_itself_and_the_table(made, truth):
+    city, _, _ = made
+    for district in ("sample-nw", "sample-ne", "sample-sw", "sample-se"):
+        page = (city / district / "report.html").read_text(encoding="utf-8")
+        summary, pages = _report_figures(page)
+        want = {sid: v for (d, sid), v in truth.items() if d == district}
+        assert summary == want, district
+        assert pages == list(want.values()), district
+
+
+def test_each_pdf_report_prints_the_same_figures(made, truth):
+    """pdftotext of the PDF: each standard's page says the figure the table has, and no figure
+    a truncation would print."""
+    city, _, _ = made
+    for district in ("sample-sw", "sample-nw"):
+        text = subprocess.run(
+            ["pdftotext", "-layout", str(city / district / "report.pdf"), "-"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        flat = " ".join(text.split())
+        for (d, _sid), value in truth.items():
+            if d != district:
+                continue
+            if value == NO_DATA:
+                assert "no data" in flat
+            else:
+                assert f"{value}%" in flat, (district, _sid, value)
+
+
+def test_the_after_sites_figures_agree_everywhere(made):
+    """The coverage after the proposed sites: the site layer, its CSV, the terminal, the report
+    (page and table) and the map's popups show one figure (100.0, never a truncated 99.9)."""
+    city, _, site_out = made
+    folder = city / SITED
+    layer = pyogrio.read_dataframe(folder / "coverage.gpkg", layer="proposed_sites")
+    csv = pd.read_csv(folder / "proposed_sites.csv")
+    last = float(layer["cumulative_coverage_pct"].iloc[-1])
+    want = figure_text(last)
+    assert want == figure_text(csv["cumulative_coverage_pct"].iloc[-1])
+    assert np.allclose(layer["cumulative_coverage_pct"], csv["cumulative_coverage_pct"])
+    row = next(line for line in site_out.splitlines() if "样例区" in line and "│" in line)
+    assert [c.strip() for c in row.strip().strip("│").split("│")][2] == want
+    page = (folder / "report.html").read_text(encoding="utf-8")
+    after = re.findall(r"after 3 proposed site\(s\) · 建议选址后</th><td>(.*?)</td>", page)
+    assert after == [f"{want}%"]
+    table = page[page.index("coverage after %") :]
+    cells = [figure_text(v) for v in layer["cumulative_coverage_pct"]]
+    for cell in cells:
+        assert f"<td>{cell}</td>" in table
+    popups = [
+        f["properties"]["cumulative"]
+        for b in _geojson_blobs((folder / "map.html").read_text(encoding="utf-8"))
+        for f in b["features"]
+        if "cumulative" in f["properties"]
+    ]
+    # each site's popup (the sites are drawn in the standard's layer and its "after" overlay)
+    assert popups and sorted({figure_text(v) for v in popups}) == sorted(set(cells))
+    assert want == "100.0" and "99.9%" not in page
