@@ -1,6 +1,7 @@
 """The same inputs give the same files: two runs into two folders are byte-identical (maps
-included: folium's random element ids, and the CSP hashes made from them, are made stable), but
-for the documented ``written`` time of ``run.json``."""
+included: folium's random element ids, and the CSP hashes made from them, are made stable; the
+GeoPackages' and the workbook's time stamps are fixed), but for the documented ``written`` time of
+``run.json``."""
 
 from __future__ import annotations
 
@@ -30,6 +31,11 @@ def test_two_runs_write_the_same_maps_and_records(tmp_path):
         "map.html",
         "summary.csv",
         "district_indicators.csv",
+        "summary.xlsx",
+        "summary.parquet",
+        "city_files.json",
+        "d1/coverage.gpkg",
+        "d2/coverage.gpkg",
     ):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
     page = (a / "d1" / "map.html").read_text(encoding="utf-8")

@@ -120,13 +120,20 @@ def layer_styles(layers: dict[str, tuple[str, list[str]]]) -> list[tuple[str, st
     return out
 
 
+#: The time stamped in a GeoPackage's ``gpkg_contents.last_change`` and ``layer_styles``: fixed, so
+#: that the same inputs give the same file, byte for byte (``run.json`` says when a run was made).
+STAMP = "2000-01-01T00:00:00.000Z"
+
+
 def write_layer_styles(gpkg: Path, styles: list[tuple[str, str, str, bool]]) -> None:
     """Store `styles` in the GeoPackage's ``layer_styles`` table (made as QGIS makes it, and
-    registered as an attribute table)."""
-    if not styles:
-        return
+    registered as an attribute table), and set its time stamps to `STAMP`."""
     con = sqlite3.connect(gpkg)
     try:
+        if not styles:
+            con.execute("UPDATE gpkg_contents SET last_change = ?", (STAMP,))
+            con.commit()
+            return
         geom = dict(
             con.execute("SELECT table_name, column_name FROM gpkg_geometry_columns").fetchall()
         )
@@ -143,10 +150,11 @@ def write_layer_styles(gpkg: Path, styles: list[tuple[str, str, str, bool]]) -> 
         )
         con.executemany(
             "INSERT INTO layer_styles (f_table_catalog, f_table_schema, f_table_name, "
-            "f_geometry_column, styleName, styleQML, styleSLD, useAsDefault, description, owner) "
-            "VALUES ('', '', ?, ?, ?, ?, '', ?, 'walkcover', '')",
-            [(t, geom.get(t, "geom"), n, q, int(d)) for t, n, q, d in styles if t in geom],
+            "f_geometry_column, styleName, styleQML, styleSLD, useAsDefault, description, owner, "
+            "update_time) VALUES ('', '', ?, ?, ?, ?, '', ?, 'walkcover', '', ?)",
+            [(t, geom.get(t, "geom"), n, q, int(d), STAMP) for t, n, q, d in styles if t in geom],
         )
+        con.execute("UPDATE gpkg_contents SET last_change = ?", (STAMP,))
         con.commit()
     finally:
         con.close()
