@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 
 import geopandas as gpd
@@ -83,7 +84,14 @@ def test_run_writes_layers_columns_and_summary(sample_run):
         demand_styles = [s for s in styles if s[0] == "demand"]
         assert [s[1] for s in demand_styles][:2] == ["toilet", "kindergarten"]
         assert [s[2] for s in demand_styles].count(1) == 1
-        assert 'attr="toilet_status"' in demand_styles[0][3] and "<qgis" in demand_styles[0][3]
+        assert 'attr="toilet_band"' in demand_styles[0][3] and "<qgis" in demand_styles[0][3]
+        # QGIS colours the homes by the web map's bands, in its colours
+        from walkcover.presentation.palette import BANDS, rgb
+
+        qml = demand_styles[0][3]
+        assert re.findall(r'<category symbol="\d+" value="([a-z]+)"', qml) == list(BANDS)
+        colours = re.findall(r'name="color" value="(\d+),(\d+),(\d+),\d+"', qml)
+        assert [tuple(map(int, c)) for c in colours] == [rgb(c) for c, _ in BANDS.values()]
         assert {s[0] for s in styles} >= {"demand", "facilities", "gaps", "service_areas"}
         gaps = gpd.read_file(gpkg, layer="gaps")
         assert {"standard", "rank", "residents_uncovered", "area_m2", "dist_m_at_centre"} <= set(

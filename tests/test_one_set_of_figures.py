@@ -75,9 +75,12 @@ def test_the_csv_holds_no_figure_where_there_is_no_facility(made, truth):
 
 def test_the_workbook_agrees(made, truth):
     city, _, _ = made
-    ws = openpyxl.load_workbook(city / "summary.xlsx", read_only=True)["summary"]
-    rows = ws.iter_rows(values_only=True)
-    head = list(next(rows))
+    wb = openpyxl.load_workbook(city / "summary.xlsx", read_only=True)
+    try:
+        rows = list(wb["summary"].iter_rows(values_only=True))
+    finally:
+        wb.close()  # a read-only workbook holds its file open until closed
+    head, rows = list(rows[0]), rows[1:]
     at = {c: head.index(c) for c in ("district", "standard", "residents_covered_pct")}
     reach = head.index("facilities_in_reach")
     got = {}

@@ -31,6 +31,7 @@ from walkcover.engine.street_context import (
     unit_context,
     unit_thresholds,
 )
+from walkcover.measures.bands import distance_band
 from walkcover.measures.completeness import building_completeness
 from walkcover.measures.demand import (
     MODEL_FLOOR_AREA,
@@ -602,6 +603,10 @@ def _measure_standard(study: _Study, std: Standard) -> _Measured:
     )
     for col in ("dist_m", "covered", "status"):
         columns[f"{sid}_{col}"] = result[col].to_numpy()
+    # each home's band, decided here with its distance: every output colours by it
+    columns[f"{sid}_band"] = distance_band(
+        result["dist_m"].to_numpy(), thr, result["status"].to_numpy()
+    )
     if study.context is not None and std.context_thresholds_m:
         columns[f"{sid}_context"] = unit_context(study.context, study.demand_snaps, std)
     if std.safe_route:

@@ -26,6 +26,7 @@ from walkcover._errors import ConfigError, CRSError, WalkcoverError
 from walkcover.assessment import Assessment
 from walkcover.engine import coverage as cov
 from walkcover.engine.network import Network
+from walkcover.measures.bands import distance_band
 
 
 class SitingError(WalkcoverError, ValueError):
@@ -542,9 +543,9 @@ def walks_with_sites(
     district_id: str,
     sites: gpd.GeoSeries,
 ) -> pd.DataFrame:
-    """Each home of the district's walk (``dist_m``, ``covered``, ``status``) when `sites` are
-    added to the existing facilities, measured afresh with the engine `run` uses; rows in the order
-    of `Assessment.district_demand`."""
+    """Each home of the district's walk (``dist_m``, ``covered``, ``status``, ``band``) when
+    `sites` are added to the existing facilities, measured afresh with the engine `run` uses; rows
+    in the order of `Assessment.district_demand`."""
     _, _, d, thr = _district_units(result, standard_id, district_id)
     p = result.passes[standard_id]  # the facilities `run` used, imported ones included
     geoms = np.concatenate([p.access.to_numpy(), sites.to_crs(result.crs).to_numpy()])
@@ -554,7 +555,9 @@ def walks_with_sites(
         max_snap_m=result.city.config.network.max_snap_m,
         reach_polygon_edges=True,
     )
-    return cov.measure(result.network, d, f, threshold_m=thr, limit_m=p.limit_m)
+    walks = cov.measure(result.network, d, f, threshold_m=thr, limit_m=p.limit_m)
+    walks["band"] = distance_band(walks["dist_m"].to_numpy(), thr, walks["status"].to_numpy())
+    return walks
 
 
 def coverage_with_sites(

@@ -11,6 +11,7 @@ _PER_STANDARD = (
     "dist_m",
     "covered",
     "status",
+    "band",
     "context",
     "safe_dist_m",
     "safe_covered",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import itertools
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,8 +29,18 @@ from walkcover._escape import html_text, js_value
 from walkcover.assessment import DEMAND_NOTE, OFFICIAL_LAND_NOTE, Assessment, can_serve
 from walkcover.config.crs import frame_to_lonlat
 from walkcover.engine import coverage as cov
+from walkcover.measures.bands import distance_band
 from walkcover.measures.gaps import district_service_areas, gap_polygons
 from walkcover.presentation.figures import round_figures
+from walkcover.presentation.palette import (
+    BANDS,
+    FACILITY_COLOUR,
+    GAP_COLOUR,
+    SERVICE_AREA_COLOUR,
+    SITE_COLOUR,
+    SITE_OUTLINE,
+    ramp,
+)
 
 ASSETS = Path(__file__).resolve().parents[1] / "_assets"
 _LEAFLET_JS = "https://cdn.jsdelivr.net/npm/leaflet@1.9.3/dist/leaflet.js"
@@ -48,19 +57,6 @@ class MapOptionError(WalkcoverError, ValueError):
     """A map option (such as ``tiles``) that walkcover does not know."""
 
 
-#: Distance bands: within the standard, up to 1.5 × it, beyond, not measured.
-BANDS = {
-    "within": ("#1a9850", "within the standard · 达标"),
-    "near": ("#fdae61", "up to 1.5 × the distance · 1.5倍以内"),
-    "beyond": ("#d73027", "farther, or beyond the search limit · 超出1.5倍或搜索范围"),
-    "unknown": (
-        "#9e9e9e",
-        "unreachable, not snapped, or no facility in the data · 不可达/未匹配/无设施数据",
-    ),
-}
-#: Facilities and the land within walking distance: colours no band, water or park uses.
-FACILITY_COLOUR = ("#3f007d", "#ffffff")  # outline, fill
-SERVICE_AREA_COLOUR = "#807dba"
 TILES = {"osm": ("OpenStreetMap", "© OpenStreetMap contributors")}
 #: Where each online base map loads its tiles from (allowed by the maps' Content-Security-Policy).
 TILE_ORIGINS = {"osm": "https://tile.openstreetmap.org"}
@@ -216,17 +212,6 @@ def _layer_name(text: str) -> str:
     return html_text(text)
 
 
-def distance_band(dist_m: np.ndarray, threshold_m: np.ndarray | float) -> np.ndarray:
-    """The band of each distance: ``within``, ``near`` (≤ 1.5 ×), ``beyond`` or ``unknown`` (NaN)."""
-    d = np.asarray(dist_m, dtype=float)
-    t = np.broadcast_to(np.asarray(threshold_m, dtype=float), d.shape)
-    out = np.full(d.shape, "beyond", dtype=object)
-    out[d <= 1.5 * t] = "near"
-    out[d <= t] = "within"
-    out[np.isnan(d)] = "unknown"
-    return out
-
-
 class MetricScale(MacroElement):
     """A metric scale bar (no feet or miles) at the bottom right, clear of the legend."""
 
@@ -369,9 +354,9 @@ def _legend(
     extra = (
         f"<div><span style='color:{FACILITY_COLOUR[0]}'>◉</span> facility · 设施 &nbsp;"
         f"<span style='background:{SERVICE_AREA_COLOUR};opacity:.35;display:inline-block;width:12px;height:12px'></span> within walking distance · 步行可达 &nbsp;"
-        "<span style='border:2px dashed #b2182b;display:inline-block;width:10px;height:10px'></span> gap · 缺口"
+        f"<span style='border:2px dashed {GAP_COLOUR};display:inline-block;width:10px;height:10px'></span> gap · 缺口"
         + (
-            " &nbsp;<span style='color:#6a3d9a'>●</span> proposed site · 建议选址 (tick "
+            f" &nbsp;<span style='color:{SITE_COLOUR}'>●</span> proposed site · 建议选址 (tick "
             "“after proposed sites” to see the homes they would reach · 勾选“建议选址后”查看效果)"
             if with_sites
             else ""
@@ -476,6 +461,7 @@ def district_map(
             **{
                 f"{std.id}_dist_m": walks["dist_m"].to_numpy(),
                 f"{std.id}_status": walks["status"].to_numpy(),
+                f"{std.id}_band": walks["band"].to_numpy(),
             }
         )
         _add_homes(
@@ -559,6 +545,16 @@ def _add_service_area(
     ).add_child(PropertyTable(lines=["what"])).add_to(group)
 
 
+def _bands(demand: pd.DataFrame, key: str, thr: np.ndarray | float) -> np.ndarray:
+    """Each home's band as measured (``<key>_band``); a table without that column (an after-sites
+    walk, a hand-built assessment) has its bands taken by the one rule (`distance_band`)."""
+    if f"{key}_band" in demand:
+        return demand[f"{key}_band"].to_numpy(dtype=object)
+    return distance_band(
+        demand[f"{key}_dist_m"].to_numpy(dtype=float), thr, demand[f"{key}_status"].to_numpy()
+    )
+
+
 def _add_homes(
     group: folium.FeatureGroup,
     demand: gpd.GeoDataFrame,
@@ -576,8 +572,7 @@ def _add_homes(
     and its walk reads "> limit"; grey is kept for homes no walk reaches at all."""
     dist = demand[f"{sid}_dist_m"].to_numpy(dtype=float)
     past = demand[f"{sid}_status"].to_numpy() == cov.STATUS_BEYOND_LIMIT
-    band = distance_band(dist, thr)
-    band[past] = "beyond"
+    band = _bands(demand, sid, thr)
     walk = [
         f"> {limit_m:,.0f}" if p else ("—" if d != d else f"{d:,.0f}") for d, p in zip(dist, past)
     ]
@@ -625,7 +620,7 @@ def _add_gaps(group: folium.FeatureGroup, result: Assessment, sid: str, district
     folium.GeoJson(
         _geojson(gaps[[*fields, "geometry"]], simplify_m=result.rules.land.cell_m),
         style_function=lambda _f: {
-            "color": "#b2182b",
+            "color": GAP_COLOUR,
             "weight": 2,
             "dashArray": "5,4",
             "fillOpacity": 0.05,
@@ -681,7 +676,11 @@ def _add_proposed(group: folium.FeatureGroup, sites: gpd.GeoDataFrame) -> None:
     folium.GeoJson(
         frame.__geo_interface__,
         marker=folium.CircleMarker(radius=9, weight=3, fill=True),
-        style_function=lambda _f: {"color": "#3f007d", "fillColor": "#6a3d9a", "fillOpacity": 0.9},
+        style_function=lambda _f: {
+            "color": SITE_OUTLINE,
+            "fillColor": SITE_COLOUR,
+            "fillOpacity": 0.9,
+        },
     ).add_child(
         PropertyTable(
             ["gain", "cumulative"],
@@ -699,7 +698,7 @@ def _add_facilities(group, result: Assessment, sid, p, demand, district_id, thr,
         return
     # each home's nearest facility, as the measuring pass found it (no shortest path here)
     fac_of_unit = result.district_nearest(sid, district_id)
-    band = distance_band(demand[f"{sid}_dist_m"].to_numpy(), thr)
+    band = _bands(demand, sid, thr)
     near = np.flatnonzero(can_serve(counted.geometry, dgeom, p.limit_m))
     if not len(near):
         return
@@ -788,16 +787,7 @@ def _hexes(units: gpd.GeoDataFrame, *, resolution: int) -> gpd.GeoDataFrame:
 
 
 def _ramp(pct: float | None) -> str:
-    """Red (0%) → yellow (50%) → green (100%); grey where there is no figure (None or NaN)."""
-    if pct is None or pct != pct:
-        return "#9e9e9e"
-    stops = [(0, (215, 48, 39)), (50, (254, 224, 139)), (100, (26, 152, 80))]
-    for (p0, c0), (p1, c1) in itertools.pairwise(stops):
-        if pct <= p1:
-            t = (pct - p0) / (p1 - p0)
-            r, g, b = (round(a + (b - a) * t) for a, b in zip(c0, c1))
-            return f"#{r:02x}{g:02x}{b:02x}"
-    return "#1a9850"
+    return ramp(pct)
 
 
 def city_map(

@@ -154,6 +154,7 @@ def write_district_files(
     for sid, walks in after.items():
         demand[f"{sid}_after_dist_m"] = walks["dist_m"].to_numpy()
         demand[f"{sid}_after_status"] = walks["status"].to_numpy()
+        demand[f"{sid}_after_band"] = walks["band"].to_numpy()
     layers = {
         "demand": demand,
         "facilities": facilities_layer(assessment, geom),
@@ -471,7 +472,7 @@ def write_layers(path: Path, layers: dict[str, gpd.GeoDataFrame]) -> Path:
     kinds = {
         name: (
             families.get(name, "polygon"),
-            [c.removesuffix("_status") for c in frame.columns if c.endswith("_status")],
+            [c.removesuffix("_band") for c in frame.columns if c.endswith("_band")],
         )
         for name, frame in split.items()
     }

@@ -27,6 +27,7 @@ from walkcover._paths import relative_href
 from walkcover._version import __version__
 from walkcover.config.crs import frame_to_lonlat
 from walkcover.config.standards import Standard
+from walkcover.measures.bands import distance_band
 from walkcover.measures.indicators import meets
 from walkcover.presentation.figures import (
     NO_DATA,
@@ -35,13 +36,11 @@ from walkcover.presentation.figures import (
     meets_text,
     pct_text,
 )
-from walkcover.presentation.maps import BANDS, FACILITY_COLOUR, distance_band
+from walkcover.presentation.palette import BANDS, FACILITY_COLOUR, GAP_COLOUR, SITE_COLOUR
 from walkcover.presentation.record import DistrictRun
 
 _INSTALL = "pip install 'walkcover[report]'"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-GAP_COLOUR = "#b2182b"
-SITE_COLOUR = "#6a3d9a"
 
 
 def _mpl():
@@ -96,10 +95,12 @@ def home_bands(run: DistrictRun, standard_id: str, *, after: bool = False) -> np
     is "beyond" (farther), never "unknown"."""
     std = run.standard(standard_id)
     key = f"{standard_id}_after" if after else standard_id
+    if f"{key}_band" in run.demand:  # as measured
+        return run.demand[f"{key}_band"].to_numpy(dtype=object)
+    # a run written before bands were stored: the one rule, from its distances and statuses
     dist = run.demand[f"{key}_dist_m"].to_numpy(dtype=float)
-    band = distance_band(dist, run.thresholds(std))
-    band[(run.demand[f"{key}_status"] == "beyond_search_limit").to_numpy()] = "beyond"
-    return band
+    status = run.demand[f"{key}_status"].to_numpy() if f"{key}_status" in run.demand else None
+    return distance_band(dist, run.thresholds(std), status)
 
 
 def _nice_length(span_m: float) -> float:
@@ -232,7 +233,7 @@ def district_chart(run: DistrictRun):
 
     fig, ax = plt.subplots(figsize=(10, 3.6))
     series = (
-        ("residents_covered_pct", -0.27, "residents, walking · 居民（步行）", "#1a9850"),
+        ("residents_covered_pct", -0.27, "residents, walking · 居民（步行）", BANDS["within"][0]),
         ("area_covered_pct", 0.0, "land, walking · 用地（步行）", "#91cf60"),
         ("area_covered_euclid_pct", 0.27, "land, official circles · 用地（官方圆形）", "#bdbdbd"),
     )
@@ -264,7 +265,7 @@ def city_chart(summary: pd.DataFrame, standards: list[Standard]):
         none = pd.to_numeric(r["facilities_in_reach"], errors="coerce").fillna(0).to_numpy() == 0
         pct = pd.to_numeric(r["residents_covered_pct"], errors="coerce").to_numpy(dtype=float)
         x = np.arange(len(r))
-        ax.bar(x, np.where(none, np.nan, pct), color="#1a9850")
+        ax.bar(x, np.where(none, np.nan, pct), color=BANDS["within"][0])
         for xi in x[none]:
             ax.text(xi, 3, "no data\n无数据", ha="center", va="bottom", fontsize=6, color="#555")
         ax.axhline(std.target_pct, color="black", linewidth=1)

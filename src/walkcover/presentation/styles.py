@@ -1,7 +1,8 @@
 """QGIS styles stored in a GeoPackage (its ``layer_styles`` table), so the layers open coloured.
 
 QGIS reads the table when a layer is added and applies the style marked ``useAsDefault``; the
-demand layer gets one style per standard (coloured by that standard's status), the first the
+demand layer gets one style per standard (coloured by that standard's distance band, as the web
+and printed maps are), the first the
 default, the others a right-click away (Styles ▸ …).
 """
 
@@ -11,18 +12,19 @@ import sqlite3
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
-#: Status → (RGB, label) for homes; the colours of the maps' bands.
-STATUS_STYLE = {
-    "covered": ((26, 152, 80), "within the standard · 达标"),
-    "beyond_threshold": ((253, 174, 97), "farther than the standard · 超出标准"),
-    "beyond_search_limit": ((215, 48, 39), "beyond the search limit · 超出搜索范围"),
-    "unreachable": ((158, 158, 158), "unreachable · 不可达"),
-    "unsnapped": ((158, 158, 158), "no street within reach · 未匹配街道"),
-    "no_facilities": ((158, 158, 158), "no facility in the data · 无设施数据"),
-}
-FACILITY_RGB = (63, 0, 125)
-SERVICE_AREA_RGB = (128, 125, 186)
-GAP_RGB = (178, 24, 43)
+from walkcover.presentation.palette import (
+    BANDS,
+    FACILITY_COLOUR,
+    GAP_COLOUR,
+    SERVICE_AREA_COLOUR,
+    rgb,
+)
+
+#: Band → (RGB, label) for homes: the web maps' and the printed maps' bands, from one palette.
+BAND_STYLE = {band: (rgb(colour), label) for band, (colour, label) in BANDS.items()}
+FACILITY_RGB = rgb(FACILITY_COLOUR[0])
+SERVICE_AREA_RGB = rgb(SERVICE_AREA_COLOUR)
+GAP_RGB = rgb(GAP_COLOUR)
 
 
 def _rgba(rgb: tuple[int, int, int], alpha: int = 255) -> str:
@@ -73,13 +75,13 @@ def _qml(renderer: str) -> str:
 
 
 def categorized_qml(field: str, kind: str) -> str:
-    """Homes coloured by `field` (a standard's status), as the maps colour them."""
+    """Homes coloured by `field` (a standard's distance band), as the maps colour them."""
     cats = "".join(
         f'<category symbol="{i}" value={quoteattr(v)} label={quoteattr(lab)} render="true"/>'
-        for i, (v, (_, lab)) in enumerate(STATUS_STYLE.items())
+        for i, (v, (_, lab)) in enumerate(BAND_STYLE.items())
     )
     syms = "".join(
-        _symbol(kind, str(i), rgb, alpha=200) for i, (rgb, _) in enumerate(STATUS_STYLE.values())
+        _symbol(kind, str(i), c, alpha=200) for i, (c, _) in enumerate(BAND_STYLE.values())
     )
     return _qml(
         f'<renderer-v2 type="categorizedSymbol" attr={quoteattr(field)} symbollevels="0" '
@@ -103,14 +105,14 @@ def layer_styles(layers: dict[str, tuple[str, list[str]]]) -> list[tuple[str, st
     ----------
     layers
         Layer name → (geometry family: ``point``, ``polygon``, ``line``; the standards whose
-        ``<id>_status`` columns it has, for the demand layers).
+        ``<id>_band`` columns it has, for the demand layers).
     """
     out = []
     for name, (family, standards) in layers.items():
         marker = "marker" if family == "point" else "fill"
         if name.startswith("demand") and standards:
             for i, sid in enumerate(standards):
-                out.append((name, sid, categorized_qml(f"{sid}_status", marker), i == 0))
+                out.append((name, sid, categorized_qml(f"{sid}_band", marker), i == 0))
         elif name.startswith("facilit"):
             out.append((name, "facilities", single_qml(marker, FACILITY_RGB, alpha=90), True))
         elif name == "service_areas":
