@@ -4,6 +4,7 @@ district list, a name in a planner's boundaries file."""
 from __future__ import annotations
 
 import json
+import re
 
 import geopandas as gpd
 import pyrosm
@@ -121,3 +122,72 @@ def test_a_population_group_name_must_be_a_plain_column_name(tmp_path):
         text + "population:\n  groups:\n    over_65:\n      rasters: [a.tif]\n", encoding="utf-8"
     )
     assert list(load_city(bad).config.population.groups) == ["over_65"]
+
+
+def _boundaries(tmp_path, features):
+    path = tmp_path / "b.geojson"
+    fc = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"qu": name}, "geometry": geom} for name, geom in features]}  # fmt: skip
+    path.write_text(json.dumps(fc), encoding="utf-8")
+    return path
+
+
+def test_boundaries_that_cannot_be_districts_are_refused(tmp_path):
+    """NaN coordinates, two polygons for one district, a polygon far from the city, a folder:
+    each one line naming --boundaries, never a GEOS traceback or a district of nobody."""
+    from walkcover._errors import ConfigError
+
+    city = load_city("helsinki-sample")
+    geom = mapping(city.districts.geometry.iloc[0])
+    nan_ring = {"type": "Polygon", "coordinates": [[[24.94, 60.17], [float("nan"), 60.17],
+                                                    [24.95, 60.18], [24.94, 60.17]]]}  # fmt: skip
+    cases = [
+        ([("sample-nw", nan_ring)], "not numbers (NaN or infinite)"),
+        ([("sample-nw", geom), ("Sample district NW", geom)], "both name district"),
+        ([("sample-nw", mapping(box(0, 0, 0.01, 0.01)))], "far from helsinki-sample"),
+    ]
+    for features, needle in cases:
+        with pytest.raises(ConfigError, match=re.escape(needle)):
+            replace_boundaries(city, _boundaries(tmp_path, features), name_field="qu")
+    with pytest.raises(ConfigError, match="is not a file"):
+        replace_boundaries(city, tmp_path, name_field="qu")
+
+
+def test_a_standard_id_names_no_path():
+    """A standard id names files and columns: plain lower-case names only (a run.json whose
+    standard is ../../victim/PWNED wrote PWNED.png outside --out)."""
+    from pydantic import ValidationError
+
+    from walkcover.config.standards import load_standards
+
+    toilet = load_standards().standards["toilet"].model_dump()
+    for bad in ["../../victim/PWNED", "/abs/x", "Toilet", "a.b", "x" * 41]:
+        with pytest.raises(ValidationError, match="id"):
+            type(load_standards().standards["toilet"]).model_validate({**toilet, "id": bad})
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [(["--k", "0"], "--k 0: give how many new sites"), (["--target", "nan"], "--target nan"),
+     (["--target", "0"], "--target 0:"), (["--target", "101"], "--target 101")],
+)  # fmt: skip
+def test_site_options_are_checked_before_anything_runs(tmp_path, args, needle):
+    res = runner.invoke(
+        app,
+        ["site", "--city", "helsinki-sample", "--district", "sample-sw", "--standard", "toilet",
+         "--out", str(tmp_path / "o"), *args],
+    )  # fmt: skip
+    assert res.exit_code == 2 and needle in " ".join(res.output.split())
+    assert not (tmp_path / "o").exists()
+
+
+def test_an_empty_item_of_cities_is_named(tmp_path):
+    from walkcover._errors import ConfigError
+    from walkcover.config.region import load_region, select_cities
+
+    region = load_region("henan")
+    with pytest.raises(
+        ConfigError, match=r"--cities '410100,,410200' has an empty item \(item 2 of 3\)"
+    ):
+        select_cities(region, "410100,,410200")
+    assert select_cities(region, "410100,410200") == ["410100", "410200"]

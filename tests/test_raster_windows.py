@@ -287,3 +287,22 @@ def test_the_sample_city_keeps_every_resident_of_a_raster_in_another_crs(
     # and the run says the raster was not in its CRS (the note reaches the summary's notes)
     said = [str(n) for n in a.assessment.notes if "pop.tif is in EPSG:3067" in str(n)]
     assert len(said) == 1 and "not resampled: its people are kept" in said[0]
+
+
+@pytest.mark.parametrize(
+    ("value", "needle"),
+    [(-50.0, "holds no positive count"), (3e38, "people per hectare, more than any place holds")],
+    ids=["all-negative", "overflowing"],
+)
+def test_a_raster_whose_values_are_no_residents_is_refused(tmp_path, sample, value, needle):
+    """Every cell negative (no nodata declared), or values no place can hold (3e38 per 100 m cell):
+    refused in one line, not 0 residents or 10^39."""
+    districts, homes = sample
+    x0, y0, shape = over(districts, TM35FIN, cell=100, fx=0.6, fy=0.35)
+    path = write_raster(
+        tmp_path / "odd.tif", np.full(shape, value, dtype="float32"), crs=TM35FIN, x0=x0, y0=y0,
+        cell=100,
+    )  # fmt: skip
+    with pytest.raises(SourceError, match=needle) as err:
+        allocate_raster(homes, districts, path, weight=np.ones(len(homes)))
+    assert "\n" not in str(err.value) and "odd.tif" in str(err.value)

@@ -168,9 +168,11 @@ def test_a_broken_record_is_one_line(world, content, needle):
         (lambda d: d.update(boundary_wkt="POINT (0 0)"), "boundary_wkt is not a polygon"),
         (lambda d: d["district"].update(district_id="d2"), "records district 'd2'"),
         (lambda d: d["standards"][0].update(id="park"), "park_dist_m"),
+        (lambda d: d["standards"][0].update(id="../../victim/PWNED"), "standards.0: id"),
     ],
     ids=["bool", "name-type", "standards-type", "infinity", "huge-number", "negative", "huge-name",
-         "standard-field", "wkt", "wkt-point", "other-district", "unmeasured-standard"],
+         "standard-field", "wkt", "wkt-point", "other-district", "unmeasured-standard",
+         "standard-id-path"],
 )  # fmt: skip
 def test_a_record_with_wrong_fields_is_one_line(world, change, needle):
     cfg, out, _ = world

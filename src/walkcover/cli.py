@@ -495,6 +495,13 @@ def site_command(
         )
     if standard.strip().lower() == "all" or "," in standard:
         raise WalkcoverError("site takes one standard, e.g. --standard toilet")
+    if k is not None and k < 1:
+        raise WalkcoverError(f"--k {k}: give how many new sites to suggest, 1 or more, e.g. --k 3")
+    if target is not None and not 0 < target <= 100:  # NaN fails both comparisons
+        raise WalkcoverError(
+            f"--target {target:g}: give the coverage to reach as a percentage above 0 and at most "
+            "100, e.g. --target 95"
+        )
     if time_limit is not None and not time_limit > 0:
         raise WalkcoverError(
             f"--time-limit {time_limit:g}: give the seconds HiGHS may search as a positive number, "

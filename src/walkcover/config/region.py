@@ -8,6 +8,7 @@ of its own (Zhengzhou) keeps it.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -148,7 +149,15 @@ def select_cities(region: Region, spec: str | list[str]) -> list[str]:
     valid = list(region.cities["city_id"])
     if spec == "all" or spec == ["all"]:
         return valid
-    wanted = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
+    items = [s.strip() for s in (re.split(r"[,，、]", spec) if isinstance(spec, str) else spec)]
+    empty = [i for i, s in enumerate(items, start=1) if not s]
+    if empty:
+        shown = repr(spec) if len(repr(spec)) <= 80 else repr(spec)[:79] + "…"
+        raise ConfigError(
+            f"--cities {shown} has an empty item (item {empty[0]} of {len(items)}); name each "
+            "city once, separated by commas, or use 'all'"
+        )
+    wanted = items
     by_name = dict(zip(region.cities["name"], region.cities["city_id"]))
     out = []
     for w in wanted:

@@ -63,7 +63,9 @@ class Standard(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: str = ""
+    #: The key it is listed under: it names files (``maps/<id>.png``) and columns (``<id>_dist_m``),
+    #: so plain lower-case letters, digits and ``_`` only.
+    id: str = Field(default="", pattern=r"^([a-z][a-z0-9_]{0,39})?$")
     name: str = Field(min_length=1)
     name_zh: str = ""
     threshold_m: Annotated[float, Field(gt=0, le=10_000)]

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pyproj
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from shapely.geometry import box
 
 from walkcover import _paths
 from walkcover._config import read_yaml, validate
@@ -363,17 +364,28 @@ def load_city(name_or_path: str | Path) -> City:
 
 def read_polygons(path: Path, *, what: str) -> gpd.GeoDataFrame:
     """A vector file of polygons, refused with a clear message when empty or unreadable."""
+    import warnings
+
     import pyogrio.errors
+    import shapely
 
     try:
-        gdf = gpd.read_file(path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # GDAL's own complaints: the one line below says it
+            gdf = gpd.read_file(path)
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, ValueError) as exc:
         raise ConfigError(
-            f"{what} could not be read as a vector file ({' '.join(str(exc).split())}); save it as "
-            "GeoPackage, GeoJSON or Shapefile"
+            f"{what} could not be read as a vector file ({' '.join(str(exc).split())[:200]}); "
+            "save it as GeoPackage, GeoJSON or Shapefile"
         ) from None
     if len(gdf) == 0:
         raise ConfigError(f"{what} holds no features; it needs one polygon per district")
+    xy = shapely.get_coordinates(gdf.geometry.to_numpy())
+    if not np.isfinite(xy).all():
+        raise ConfigError(
+            f"{what} holds coordinates that are not numbers (NaN or infinite); fix or redraw "
+            "those polygons"
+        )
     kinds = set(gdf.geom_type.dropna())
     if not kinds or not kinds <= {"Polygon", "MultiPolygon"}:
         raise ConfigError(
@@ -579,7 +591,10 @@ def replace_boundaries(
 
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"--boundaries {str(path)!r} does not exist")
+        why = "is not a file" if path.exists() else "does not exist"
+        raise ConfigError(
+            f"--boundaries {str(path)!r} {why}; pass a GeoPackage, GeoJSON or Shapefile"
+        )
     gdf = read_polygons(path, what=f"--boundaries {str(path)!r}")
     if gdf.crs is None:
         raise CRSError(f"--boundaries {str(path)!r} has no CRS; save it with one (e.g. EPSG:4547)")
@@ -592,6 +607,11 @@ def replace_boundaries(
     new = city.districts.copy()
     old_area = new.to_crs(crs).set_index("district_id").area
     rows = []
+    seen: dict[str, str] = {}
+    # where the city is (its bundled districts, 0.2° ≈ 20 km around): a polygon far from it is a
+    # wrong CRS or the wrong file, never a new boundary
+    x0, y0, x1, y1 = city.districts.total_bounds
+    near_city = box(x0 - 0.2, y0 - 0.2, x1 + 0.2, y1 + 0.2)
     for _, f in gdf.iterrows():
         hit = resolve_districts(
             city,
@@ -599,7 +619,24 @@ def replace_boundaries(
             option=f"--boundaries {path.name}: --name-field {name_field!r} value",
         )
         did = hit["district_id"].iloc[0]
+        if did in seen:
+            raise ConfigError(
+                f"--boundaries {path.name}: {_shown(str(f[name_field]))} and {_shown(seen[did])} "
+                f"both name district {hit['name'].iloc[0]} ({did}); keep one polygon per district "
+                "(merge them into one multipolygon)"
+            )
+        seen[did] = str(f[name_field])
         geom = f.geometry
+        where = gpd.GeoSeries([geom], crs=gdf.crs).to_crs(4326).iloc[0]
+        if where.is_empty or not where.intersects(near_city):
+            cx, cy = (
+                (where.centroid.x, where.centroid.y) if not where.is_empty else (np.nan, np.nan)
+            )
+            raise ConfigError(
+                f"--boundaries {path.name}: the polygon for {_shown(str(f[name_field]))} lies at "
+                f"lon {cx:.3f}, lat {cy:.3f}, far from {city.id} (lon {x0:.2f}–{x1:.2f}, lat "
+                f"{y0:.2f}–{y1:.2f}); check the file's CRS, or pass this city's boundaries"
+            )
         repaired = ""
         if not geom.is_valid:
             import shapely

@@ -18,6 +18,11 @@ if TYPE_CHECKING:
     from affine import Affine
 
 
+#: More people per hectare than a raster cell can hold (the densest blocks on Earth hold about
+#: 1,000 per ha): a raster above it holds something else, and is refused.
+MAX_PEOPLE_PER_HA = 10_000
+
+
 def _window(src, bounds: np.ndarray, *, path: Path, max_cells: int, label: str):
     """The raster window over `bounds` (in the raster's CRS): every cell the bounds touch, so every
     cell whose centre lies in them, refused when it misses the raster or is too many cells to read.
@@ -199,8 +204,25 @@ def allocate_raster(
             "each of its cells counts whole, in the district holding its centre (not resampled: "
             "its people are kept)"
         )
+    if not (data > 0).any():
+        raise SourceError(
+            f"{label} {str(path)!r} holds no positive count over the districts (every cell is 0 "
+            "or negative, and negatives count as 0): it has no residents to give. Pass a raster "
+            f"with people over this city, or set its nodata value (gdal_edit.py -a_nodata VALUE "
+            f"{path.name})"
+        )
+    area_ha = cell_area_ha(transform, crs, data.shape[0])[:, None]
+    per_ha = data if units_per == "per_ha" else data / np.where(area_ha > 0, area_ha, np.inf)
+    if float(per_ha.max()) > MAX_PEOPLE_PER_HA:
+        raise SourceError(
+            f"{label} {str(path)!r} has cells of {float(per_ha.max()):.3g} people per hectare, more "
+            f"than any place holds (the densest city blocks: about 1,000; refused above "
+            f"{MAX_PEOPLE_PER_HA:,}): its values are not residents (a scale factor, a nodata value "
+            "not declared as such, or per_ha read as people?); fix the raster or "
+            "population.raster_units"
+        )
     if units_per == "per_ha":
-        data *= cell_area_ha(transform, crs, data.shape[0])[:, None]
+        data *= area_ha
     cells = _populated_cells(data, transform, crs, d_r)
     # Which cell of the window each unit's representative point is in; -1 outside it (a row-major
     # index of a point beyond the last column would name the next row's first cell).

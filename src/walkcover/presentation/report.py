@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from walkcover._atomic import write_atomic
-from walkcover._paths import relative_href
+from walkcover._paths import check_safe_name, inside, relative_href
 from walkcover._version import __version__
 from walkcover.config.crs import frame_to_lonlat
 from walkcover.config.standards import Standard
@@ -101,6 +101,18 @@ def home_bands(run: DistrictRun, standard_id: str, *, after: bool = False) -> np
     dist = run.demand[f"{key}_dist_m"].to_numpy(dtype=float)
     status = run.demand[f"{key}_status"].to_numpy() if f"{key}_status" in run.demand else None
     return distance_band(dist, run.thresholds(std), status)
+
+
+def _crs_label(crs: object) -> str:
+    """A CRS as a caption names it: ``EPSG:4547``, else its name (never a page of WKT)."""
+    import pyproj
+
+    try:
+        c = pyproj.CRS.from_user_input(crs)
+    except pyproj.exceptions.CRSError:
+        return str(crs)[:60]
+    code = c.to_epsg()
+    return f"EPSG:{code}" if code else c.name[:60]
 
 
 def _nice_length(span_m: float) -> float:
@@ -207,8 +219,7 @@ def static_map(run: DistrictRun, standard_id: str, *, after: bool = False):
     ax.text(
         0.0,
         -0.015,
-        f"{run.crs.to_string() if hasattr(run.crs, 'to_string') else run.crs} · "
-        "© OpenStreetMap contributors",
+        f"{_crs_label(run.crs)} · © OpenStreetMap contributors",
         transform=ax.transAxes,
         ha="left",
         va="top",
@@ -662,11 +673,10 @@ def write_district_report(run: DistrictRun, folder: Path) -> list[Path]:
             png = _png(fig)
             plt.close(fig)
             pngs.setdefault(std.id, []).append((png, caption))
-            written.append(
-                write_atomic(
-                    folder / "maps" / f"{name}.png", functools.partial(_write_bytes, data=png)
-                )
-            )
+            # a file named from a standard id: a plain name, inside the district's folder
+            target = folder / "maps" / f"{check_safe_name(name, what='standard id')}.png"
+            inside(folder, target, what="map image")
+            written.append(write_atomic(target, functools.partial(_write_bytes, data=png)))
     chart = district_chart(run)
     chart_png = _png(chart)
     plt.close(chart)
