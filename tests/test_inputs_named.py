@@ -168,7 +168,7 @@ def test_a_standard_id_names_no_path():
 
 @pytest.mark.parametrize(
     ("args", "needle"),
-    [(["--k", "0"], "--k 0: give how many new sites"), (["--target", "nan"], "--target nan"),
+    [(["--k", "0"], "--k 0: the number of new sites must be at least 1"), (["--target", "nan"], "--target nan"),
      (["--target", "0"], "--target 0:"), (["--target", "101"], "--target 101")],
 )  # fmt: skip
 def test_site_options_are_checked_before_anything_runs(tmp_path, args, needle):

@@ -88,8 +88,11 @@ def staged_folder(final: Path, *, keep: Iterable[str] = ()) -> Iterator[Path]:
     try:
         for name in keep:
             src = final / name
+            if final.is_symlink() or src.is_symlink():
+                continue  # never carried through a link: only what the folder itself holds
             if src.is_dir():
-                shutil.copytree(src, staging / name, copy_function=_link_or_copy)
+                # links inside are copied as links (never followed into what they point at)
+                shutil.copytree(src, staging / name, symlinks=True, copy_function=_link_or_copy)
             elif src.is_file():
                 _link_or_copy(src, staging / name)
         yield staging
@@ -110,13 +113,13 @@ def _link_or_copy(src: str | Path, dst: str | Path) -> None:
 def swap_in(staging: Path, final: Path) -> None:
     """Put folder `staging` in the place of `final` (two renames; see `staged_folder`)."""
     old = None
-    if final.exists():
+    if final.exists() or final.is_symlink():
         old = Path(tempfile.mkdtemp(prefix=f"{OLD_PREFIX}{final.name}-", dir=final.parent))
         old.rmdir()
-        final.rename(old)
+        final.rename(old)  # a link in its place is renamed itself, never followed
     staging.rename(final)
     if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        _remove(old)
 
 
 def recover(folder: Path) -> list[str]:
@@ -124,28 +127,51 @@ def recover(folder: Path) -> list[str]:
 
     A folder renamed aside by an interrupted swap is put back when its place is empty, else removed;
     staging folders and temporary files are removed.
+
+    Nothing is ever followed through a symbolic link (walkcover makes none): a `folder` that is a
+    link is left alone, and an entry with one of walkcover's names that is a link is removed as a
+    link (what it points at stays untouched), never put back in place.
     """
     folder = Path(folder)
     done: list[str] = []
-    if not folder.is_dir():
+    if folder.is_symlink() or not folder.is_dir():
         return done
     for p in sorted(folder.iterdir()):
         name = p.name
-        if name.startswith(OLD_PREFIX):
-            original = folder / name.removeprefix(OLD_PREFIX).rsplit("-", 1)[0]
-            if not original.exists():
+        if not name.startswith((OLD_PREFIX, STAGING_PREFIX, TMP_PREFIX)):
+            continue
+        if p.is_symlink():
+            p.unlink(missing_ok=True)
+            done.append(f"removed {name} (a symbolic link, which walkcover never makes)")
+        elif name.startswith(OLD_PREFIX):
+            base = name.removeprefix(OLD_PREFIX).rsplit("-", 1)[0]
+            original = folder / base
+            if (
+                base not in ("", ".", "..")
+                and os.sep not in base
+                and not (original.exists() or original.is_symlink())
+            ):
                 p.rename(original)
                 done.append(f"restored {original.name} (a run was interrupted while replacing it)")
             else:
-                shutil.rmtree(p, ignore_errors=True)
+                _remove(p)
                 done.append(f"removed {name}")
         elif name.startswith(STAGING_PREFIX):
-            shutil.rmtree(p, ignore_errors=True)
+            _remove(p)
             done.append(f"removed {name} (unfinished output of an interrupted run)")
-        elif name.startswith(TMP_PREFIX):
-            p.unlink(missing_ok=True)
+        else:
+            _remove(p)
             done.append(f"removed {name} (unfinished file of an interrupted run)")
     return done
+
+
+def _remove(path: Path) -> None:
+    """Remove `path`: a link or a file itself, a folder with all it holds (links inside removed,
+    never followed)."""
+    if path.is_symlink() or not path.is_dir():
+        path.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def check_writable_folder(path: Path, *, option: str) -> Path:

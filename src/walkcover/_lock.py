@@ -41,7 +41,8 @@ def output_lock(out: Path, *, command: str) -> Iterator[list[str]]:
     """Hold the exclusive lock of output folder `out` for the block.
 
     Once held, what an interrupted earlier run left behind is repaired (see `walkcover._atomic.recover`)
-    in `out` and in each city folder under it; the block receives the list of repairs made.
+    in `out` and in each city folder under it (never in a folder reached through a symbolic link);
+    the block receives the list of repairs made.
 
     Raises
     ------
@@ -75,8 +76,12 @@ def output_lock(out: Path, *, command: str) -> Iterator[list[str]]:
         _write_owner(inside(out, owner, what="lock holder file"), info)
         _held.add(key)
         repairs = recover(out)
-        for sub in sorted(p for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            repairs += [f"{sub.name}: {r}" for r in recover(sub)]
+        for sub in sorted(out.iterdir()):
+            # a linked folder is never entered: what it points at is no folder of this --out
+            if sub.name.startswith(".") or sub.is_symlink() or not sub.is_dir():
+                continue
+            folder = inside(out, sub, what="city folder")
+            repairs += [f"{sub.name}: {r}" for r in recover(folder)]
         yield repairs
     finally:
         _held.discard(key)

@@ -496,7 +496,7 @@ def site_command(
     if standard.strip().lower() == "all" or "," in standard:
         raise WalkcoverError("site takes one standard, e.g. --standard toilet")
     if k is not None and k < 1:
-        raise WalkcoverError(f"--k {k}: give how many new sites to suggest, 1 or more, e.g. --k 3")
+        raise WalkcoverError(f"--k {k}: the number of new sites must be at least 1, e.g. --k 3")
     if target is not None and not 0 < target <= 100:  # NaN fails both comparisons
         raise WalkcoverError(
             f"--target {target:g}: give the coverage to reach as a percentage above 0 and at most "

@@ -6,10 +6,12 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import geopandas as gpd
 import numpy as np
@@ -114,12 +116,81 @@ def check_outputs(paths: list[Path], *, overwrite: bool) -> None:
         )
 
 
-def read_proposed(out: Path, city_id: str, slug: str) -> gpd.GeoDataFrame | None:
-    """The ``proposed_sites`` layer an earlier ``walkcover site`` wrote for a district, if any."""
+#: The columns of a ``proposed_sites`` layer that are read back (`walkcover.siting.proposed_sites`).
+PROPOSED_NUMBERS = ("residents_newly_covered", "cumulative_coverage_pct")
+
+
+def read_proposed(
+    out: Path, city_id: str, slug: str, *, damaged: Literal["raise", "drop"] = "raise"
+) -> gpd.GeoDataFrame | None:
+    """The ``proposed_sites`` layer an earlier ``walkcover site`` wrote for a district, if any.
+
+    A ``coverage.gpkg`` that is not a GeoPackage walkcover wrote (a link, a folder, not SQLite,
+    damaged tables, or a ``proposed_sites`` layer with a rank that is not a whole number, text
+    where numbers belong, geometries that are not points) is, with `damaged` ``"raise"``, an error
+    naming it and the fix; with ``"drop"`` (a run with ``--overwrite``, which replaces the file)
+    one warning naming it, and its proposals are dropped.
+
+    Raises
+    ------
+    RunRecordError
+        The file is damaged and `damaged` is ``"raise"``.
+    """
     gpkg = district_dir(out, city_id, slug) / "coverage.gpkg"
-    if not gpkg.exists() or not _has_table(gpkg, "proposed_sites"):
+    if not gpkg.exists() and not gpkg.is_symlink():
         return None
-    return gpd.read_file(gpkg, layer="proposed_sites")
+    try:
+        if gpkg.is_symlink() or not gpkg.is_file():
+            raise ValueError("it is a link or a folder, not a file walkcover wrote")
+        if not _has_table(gpkg, "proposed_sites"):
+            return None
+        return _checked_proposed(gpd.read_file(gpkg, layer="proposed_sites"))
+    except Exception as exc:  # SQLite, GDAL and pyogrio raise several kinds for a damaged file
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        if damaged == "raise":
+            raise RunRecordError(
+                f"{gpkg} cannot be read as a GeoPackage walkcover wrote ({reason}): run "
+                "`walkcover run --overwrite` for this district again"
+            ) from None
+        warnings.warn(
+            f"{gpkg} cannot be read as a GeoPackage walkcover wrote ({reason}); it is replaced, "
+            "and the sites proposed in it are dropped (run `walkcover site` again for them)",
+            UserWarning,
+            stacklevel=1,
+        )
+        return None
+
+
+def _checked_proposed(sites: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """`sites` as `walkcover.siting.proposed_sites` makes them (ranks whole numbers, figures
+    numbers, standards text, one point each).
+
+    Raises
+    ------
+    ValueError
+        A column is missing or holds values of another kind.
+    """
+    lacking = [c for c in ("standard", "rank", *PROPOSED_NUMBERS) if c not in sites.columns]
+    if lacking:
+        raise ValueError(f"its proposed_sites layer lacks the column {lacking[0]}")
+    if not all(isinstance(v, str) for v in sites["standard"].to_numpy(dtype=object)):
+        raise ValueError("its proposed_sites layer holds a standard that is not text")
+    rank = pd.to_numeric(sites["rank"], errors="coerce")
+    if rank.isna().any() or not ((rank % 1 == 0) & (rank >= 1) & (rank < 2**31)).all():
+        raise ValueError("its proposed_sites layer holds a rank that is not a whole number")
+    sites = sites.copy()
+    sites["rank"] = rank.astype("int64")
+    for col in PROPOSED_NUMBERS:
+        values = pd.to_numeric(sites[col], errors="coerce")
+        if (values.isna() & sites[col].notna()).any():
+            raise ValueError(f"its proposed_sites layer holds text in {col}, not numbers")
+        sites[col] = values.astype("float64")
+    geoms = sites.geometry
+    if sites.crs is None or geoms.isna().any() or geoms.is_empty.any():
+        raise ValueError("its proposed_sites layer holds a site with no location")
+    if not (geoms.geom_type == "Point").all():
+        raise ValueError("its proposed_sites layer holds a site that is not a point")
+    return sites
 
 
 def _has_table(gpkg: Path, name: str) -> bool:
@@ -241,7 +312,7 @@ def _write_run(
     slugs = list(assessment.districts["slug"])
     check_outputs(planned_outputs(out, city_id, slugs), overwrite=overwrite)
     city_dir = Path(out) / city_id
-    _recover_city_files(city_dir)
+    _recover_city_files(out, city_dir)
     files = RunFiles()
     done: list[str] = []
 
@@ -251,7 +322,9 @@ def _write_run(
         previous = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
         step = "coverage.gpkg"
         try:
-            proposed = read_proposed(out, city_id, slug)  # an earlier `site` proposal is kept
+            # an earlier `site` proposal is kept; a damaged file (only ever replaced here with
+            # --overwrite: `check_outputs`) is replaced, its proposals dropped with a warning
+            proposed = read_proposed(out, city_id, slug, damaged="drop" if overwrite else "raise")
             with staged_folder(folder, keep=KEPT_BY_RUN) as stage:
                 after = write_district_files(
                     assessment, drow["district_id"], geom, stage, proposed=proposed, tiles=tiles
@@ -337,7 +410,7 @@ def write_report_sets(
     from walkcover.presentation.report import REPORT_FILES, write_city_index, write_district_report
 
     city_dir = Path(out) / city.id
-    _recover_city_files(city_dir)
+    _recover_city_files(out, city_dir)
     summary = read_city_table(city_dir, "summary.csv")
     indicators = read_city_table(city_dir, "district_indicators.csv")
     check_city_set(city_dir)  # the tables read are of one complete set
@@ -392,9 +465,16 @@ def write_report_sets(
     return files
 
 
-def _recover_city_files(city_dir: Path) -> None:
+def _recover_city_files(out: Path, city_dir: Path) -> None:
     """Repair a set of city files an interrupted run left half in place (completed if it was
-    sealed, else removed: `walkcover.presentation.tables.recover_city_set`), saying what was done."""
+    sealed, else removed: `walkcover.presentation.tables.recover_city_set`), saying what was done.
+
+    Raises
+    ------
+    UnsafePathError
+        `city_dir` leads outside `out` (a link planted in its place): nothing is repaired there.
+    """
+    city_dir = inside(out, city_dir, what="city folder")
     for done in recover_city_set(city_dir):
         log.warning("%s: %s", city_dir, done)
 
@@ -739,14 +819,15 @@ def merge_district_parts(base: Path, city: City, parts: list[Path], *, maps: boo
     from walkcover.presentation.report import split_city_index_html
 
     city_dir = base / city.id
-    _recover_city_files(city_dir)
+    _recover_city_files(base, city_dir)
     written: list[Path] = []
     tables: dict[str, list[pd.DataFrame]] = {"summary": [], "district_indicators": []}
     slugs = []
     for part in parts:
         src = part / city.id
         for folder in sorted(p for p in src.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            with staged_folder(city_dir / folder.name) as stage:
+            final = inside(base, city_dir / folder.name, what="district folder")
+            with staged_folder(final) as stage:
                 for item in folder.iterdir():
                     shutil.move(str(item), stage / item.name)
             written.append(city_dir / folder.name)

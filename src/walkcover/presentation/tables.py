@@ -40,6 +40,7 @@ import pandas as pd
 
 from walkcover._atomic import write_atomic
 from walkcover._escape import csv_frame, csv_unescape_frame
+from walkcover._paths import inside
 from walkcover.presentation.record import RunRecordError
 
 __all__ = [
@@ -589,8 +590,11 @@ def _put_in_place(city_dir: Path, stage: Path) -> tuple[list[Path], list[Path]]:
     old = _previous_names(city_dir)
     written = []
     for name in sorted(new):
-        if (stage / name).exists():
-            (stage / name).replace(city_dir / name)
+        src = stage / name
+        if src.is_symlink():  # never moved into place: what it points at is none of ours
+            raise CitySetError(f"{src} is a symbolic link, not a city file walkcover wrote: {_FIX}")
+        if src.exists():
+            src.replace(city_dir / name)  # a link standing there is replaced, never followed
         written.append(city_dir / name)
     removed = []
     for name in old:
@@ -608,19 +612,30 @@ def recover_city_set(city_dir: Path) -> list[str]:
     A set sealed before the run was killed is completed (its files moved into place, its manifest
     last); an unsealed one is removed (the previous set was never touched). Call it only while
     holding the output folder's lock (`walkcover._lock`), like `walkcover._atomic.recover`.
+
+    Nothing is followed through a symbolic link: a `city_dir` that is a link is left alone, a
+    staging folder that is a link is removed as a link, and a sealed set is put in place only when
+    it holds nothing but regular files its manifest lists, each of the size and SHA-256 listed
+    (`_check_sealed`); any other is removed as damaged.
     """
     city_dir = Path(city_dir)
     done: list[str] = []
-    if not city_dir.is_dir():
+    if city_dir.is_symlink() or not city_dir.is_dir():
         return done
     stages = sorted(
         (p for p in city_dir.iterdir() if p.name.startswith(SET_PREFIX)),
-        key=lambda p: (p.stat().st_mtime_ns, p.name),
+        key=lambda p: (p.lstat().st_mtime_ns, p.name),
     )
     for stage in stages:
-        sealed = stage.is_dir() and (stage / CITY_MANIFEST).is_file()
+        if stage.is_symlink():
+            stage.unlink(missing_ok=True)
+            done.append(f"removed {stage.name} (a symbolic link, which walkcover never makes)")
+            continue
+        manifest = stage / CITY_MANIFEST
+        sealed = stage.is_dir() and not manifest.is_symlink() and manifest.is_file()
         if sealed:
             try:
+                _check_sealed(city_dir, stage)
                 _put_in_place(city_dir, stage)
             except (CitySetError, OSError) as exc:
                 log.warning("could not complete the city files in %s: %s", stage, exc)
@@ -635,6 +650,30 @@ def recover_city_set(city_dir: Path) -> list[str]:
                 stage.unlink(missing_ok=True)
             done.append(f"removed {stage.name} (unfinished city files of an interrupted run)")
     return done
+
+
+def _check_sealed(city_dir: Path, stage: Path) -> None:
+    """Make sure sealed set `stage` (a real folder in `city_dir`) holds only regular files its
+    manifest lists, each of the listed size and SHA-256 (files already moved into place by the
+    interrupted run are absent), so that completing it moves nothing else into place.
+
+    Raises
+    ------
+    CitySetError
+        A link, a folder, a file the manifest does not list, or one that differs from its entry.
+    """
+    inside(city_dir, stage, what="set of city files")
+    files = _read_manifest(stage / CITY_MANIFEST)
+    for path in sorted(stage.iterdir()):
+        if path.name == CITY_MANIFEST:
+            continue
+        if path.name not in files:
+            raise CitySetError(f"{path} is not one of the files its manifest lists")
+        if path.is_symlink() or not path.is_file():
+            raise CitySetError(f"{path} is not a file walkcover wrote (a link or a folder)")
+        want = files[path.name]
+        if path.stat().st_size != want["size"] or _digest(path)["sha256"] != want["sha256"]:
+            raise CitySetError(f"{path} is not the file its manifest lists")
 
 
 def check_city_set(city_dir: Path) -> None:
@@ -652,7 +691,8 @@ def check_city_set(city_dir: Path) -> None:
     city_dir = Path(city_dir)
     manifest = city_dir / CITY_MANIFEST
     pending = [
-        p for p in city_dir.glob(f"{SET_PREFIX}*") if (p / CITY_MANIFEST).is_file()
+        p for p in city_dir.glob(f"{SET_PREFIX}*")
+        if not p.is_symlink() and (p / CITY_MANIFEST).is_file()
     ] if city_dir.is_dir() else []  # fmt: skip
     if not manifest.exists() and not manifest.is_symlink():
         if pending:

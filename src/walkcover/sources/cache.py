@@ -74,8 +74,13 @@ def source_sha256(path: Path, *, cache_dir: Path | None) -> str:
             raise ValueError(f"{memo_path} is a symbolic link")
         memo = json.loads(memo_path.read_text(encoding="utf-8"))
         if not isinstance(memo, dict):
-            memo = {}
-    except (OSError, ValueError):  # missing or damaged: hash again and rewrite it
+            raise ValueError("not a JSON object")
+    except FileNotFoundError:  # the first source hashed with this cache
+        memo = {}
+    except (OSError, ValueError, RecursionError) as exc:
+        # damaged (not JSON, nested deeper than any parser goes, a folder): hash again, rewrite it
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        log.warning("cache file %s is unreadable (%s); hashing the source again", memo_path, reason)
         memo = {}
     known = memo.get(name)
     if (
