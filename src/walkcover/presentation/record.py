@@ -13,6 +13,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -20,6 +23,7 @@ from typing import Annotated, Any, Literal
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyproj
 import shapely
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -30,6 +34,7 @@ from walkcover.assessment import Assessment, Note
 from walkcover.config.standards import Standard
 from walkcover.engine.coverage import STATUS_BEYOND_LIMIT
 from walkcover.engine.street_context import context_radii
+from walkcover.measures.bands import BAND_NAMES
 
 #: The record's file in each district folder, written with the district's other files as one set.
 RECORD_FILE = "run.json"
@@ -49,6 +54,19 @@ class RunRecordError(WalkcoverError, FileNotFoundError):
 #: ``run.json`` larger than this is refused before it is read (a city district's record, with its
 #: boundary to the centimetre, is well under 1 MB; Zhengzhou's largest county about 0.3 MB).
 MAX_RECORD_BYTES = 32 * 1024 * 1024
+#: ``run.json`` without its boundary (standards, notes, methods, CRS) is a few tens of kilobytes; one
+#: this large is refused before its fields are validated.
+MAX_RECORD_TEXT_CHARS = 1_000_000
+#: Notes and lines of methods a record may hold, and their characters together: a real district has
+#: a few dozen notes; a report of more pages than these make is not one walkcover wrote.
+MAX_NOTES = 2_000
+MAX_METHODS = 200
+MAX_NOTES_CHARS = 200_000
+#: A boundary coordinate farther from the origin than this (metres) lies beyond any projected CRS
+#: (Gauss-Krüger eastings carry their zone in the millions); a district wider than
+#: `MAX_DISTRICT_SPAN_M` is none on Earth.
+MAX_COORDINATE_M = 1e8
+MAX_DISTRICT_SPAN_M = 2_000_000.0
 
 _Text = Annotated[str, Field(max_length=2_000)]
 _Id = Annotated[str, Field(min_length=1, max_length=200)]
@@ -91,8 +109,10 @@ class RunRecord(_Part):
     boundary_wkt: Annotated[str, Field(max_length=MAX_RECORD_BYTES)] | None = None
     standards: Annotated[list[dict[str, Any]], Field(min_length=1, max_length=200)]
     limits_m: Annotated[dict[_Id, float], Field(max_length=200)]
-    notes: Annotated[list[_NoteRecord], Field(max_length=100_000)]
-    methods: Annotated[list[Annotated[str, Field(max_length=20_000)]], Field(max_length=1_000)]
+    notes: Annotated[list[_NoteRecord], Field(max_length=MAX_NOTES)]
+    methods: Annotated[
+        list[Annotated[str, Field(max_length=20_000)]], Field(max_length=MAX_METHODS)
+    ]
     population_model: Annotated[str, Field(max_length=20_000)]
     tiles: Annotated[str, Field(max_length=100)] | None = None
 
@@ -103,9 +123,10 @@ def load_record(path: Path) -> RunRecord:
     Raises
     ------
     RunRecordError
-        The file is too large, not UTF-8 JSON, nested too deep, not an object, or breaks the schema
-        (a missing key, a wrong type, a string too long, a number that is not finite); the message
-        names the file, the first problem and the fix.
+        The file is too large, not UTF-8 JSON, nested too deep, not an object, not version 1 (the
+        integer: ``true`` and ``1.0`` are not), or breaks the schema (a missing key, a wrong type,
+        a string or list too long, notes too long together, a number that is not finite); the
+        message names the file, the first problem and the fix.
     """
     path = Path(path)
     fix = "run `walkcover run --overwrite` for this district again"
@@ -133,15 +154,29 @@ def load_record(path: Path) -> RunRecord:
         raise RunRecordError(
             f"{path} holds a JSON {type(data).__name__}, not the object a run record is: {fix}"
         )
-    if data.get("record_version") != RECORD_VERSION:
-        got = data.get("record_version")
+    got = data.get("record_version")
+    # exactly the int 1: JSON's ``true`` and ``1.0`` equal 1 in Python, and are not version 1
+    if type(got) is not int or got != RECORD_VERSION:
         shown = repr(got) if len(repr(got)) < 40 else repr(got)[:37] + "…"
         raise RunRecordError(
             f"{path} has record_version {shown}; this walkcover reads version {RECORD_VERSION}: "
             f"{fix}"
         )
+    boundary_wkt = data.get("boundary_wkt")
+    rest = len(text) - (len(boundary_wkt) if isinstance(boundary_wkt, str) else 0)
+    if rest > MAX_RECORD_TEXT_CHARS:
+        raise RunRecordError(
+            f"{path} holds {rest:,} characters besides its boundary, more than a run record can "
+            f"({MAX_RECORD_TEXT_CHARS:,}); it was not written by walkcover: {fix}"
+        )
     try:
         record = RunRecord.model_validate(data)
+        chars = sum(len(n.text) for n in record.notes) + sum(len(m) for m in record.methods)
+        if chars > MAX_NOTES_CHARS:
+            raise ValueError(
+                f"notes and methods hold {chars:,} characters, more than a report shows "
+                f"({MAX_NOTES_CHARS:,})"
+            )
         for i, std in enumerate(record.standards):
             try:
                 Standard.model_validate(std)
@@ -407,10 +442,133 @@ _REQUIRED_COLUMNS = {
 #: A city table larger than this is not one walkcover wrote for a report (Zhengzhou's: ~1 MB).
 MAX_TABLE_BYTES = 512 * 1024 * 1024
 
+# --- what reports read, and what it must hold ----------------------------------------------------
+# Each figure column a report reads: its kind (the range it must lie in) and whether it may be
+# empty. Kinds: "pct" 0–100 (with float noise), "pp" −100–100 (a difference of two percentages),
+# "count" 0 or more (residents, facilities, metres, m²), "figure" any size a real figure has, "rank"
+# a whole number from 1. Empty cells are "no figure" where a report says "—".
+_Figure = tuple[str, bool]
+_SUMMARY_FIGURES: dict[str, _Figure] = {
+    "threshold_m": ("count", True),
+    "facilities_in_reach": ("count", True),
+    "residents": ("count", True),
+    "beyond_search_units": ("count", True),
+    "residents_on_land_pct": ("pct", True),
+    "area_covered_euclid_pct": ("pct", True),
+    "area_covered_pct": ("pct", True),
+    "residents_covered_pct": ("pct", True),
+    "detour_loss_pp": ("pp", True),
+    "residents_covered_safe_pct": ("pct", True),
+    "target_pct": ("pct", False),
+    "building_completeness_pct": ("pct", True),
+}
+_SUMMARY_TEXT = ("district", "district_id", "district_name", "standard", "demand_model")
+_INDICATOR_FIGURES: dict[str, _Figure] = {"value": ("figure", True), "target": ("figure", True)}
+_INDICATOR_TEXT = ("district_id", "name", "unit", "note")
+_DEMAND_STATUSES = frozenset(
+    {
+        "covered",
+        "beyond_threshold",
+        STATUS_BEYOND_LIMIT,
+        "unreachable",
+        "unsnapped",
+        "no_facilities",
+    }
+)
+_GAP_FIGURES: dict[str, _Figure] = {
+    "rank": ("rank", False),
+    "residents_uncovered": ("count", False),
+    "area_m2": ("count", False),
+    "dist_m_at_centre": ("count", True),  # empty: the gap's centre is beyond the search limit
+}
+_PROPOSED_FIGURES: dict[str, _Figure] = {
+    "rank": ("rank", False),
+    "residents_newly_covered": ("count", False),
+    "cumulative_coverage_pct": ("pct", False),
+}
+#: No figure a report shows is this large (a district's residents, m², metres, densities).
+_MAX_FIGURE = 1e12
+#: Float noise a percentage may carry past 0 or 100.
+_PCT_NOISE = 1e-6
+_RANGES = {
+    "pct": (-_PCT_NOISE, 100 + _PCT_NOISE, "a percentage from 0 to 100"),
+    "pp": (-100 - _PCT_NOISE, 100 + _PCT_NOISE, "percentage points from -100 to 100"),
+    "count": (0.0, _MAX_FIGURE, "a number from 0 up"),
+    "figure": (-_MAX_FIGURE, _MAX_FIGURE, "a finite number"),
+    "rank": (1.0, _MAX_FIGURE, "a whole number from 1 up"),
+}
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Library warnings (GDAL's through pyogrio, shapely's, numpy's) silenced while a run's files
+    are read: a damaged file ends in walkcover's one line, never in their lines before it.
+    `read_district_run` reads on the main thread, where ``catch_warnings`` is safe."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with np.errstate(all="ignore"):
+            yield
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, np.generic):  # as the cell reads: 1e+308, not np.float64(1e+308)
+        value = value.item()
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "…"
+
+
+def _check_columns(frame: pd.DataFrame, columns: tuple[str, ...], *, where: str, fix: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise RunRecordError(
+            f"{where} lacks the column{'s' if len(missing) > 1 else ''} {', '.join(missing)} a "
+            f"report reads: {fix}"
+        )
+
+
+def _check_figures(
+    frame: pd.DataFrame, figures: dict[str, _Figure], *, where: str, fix: str
+) -> pd.DataFrame:
+    """`frame` with each of `figures` present and a number in its range (empty only where
+    allowed), as numbers; otherwise one line naming `where`, the column, the cell and `fix`."""
+    _check_columns(frame, tuple(figures), where=where, fix=fix)
+    frame = frame.copy()
+    for col, (kind, may_be_empty) in figures.items():
+        raw = frame[col]
+        try:
+            values = pd.to_numeric(raw, errors="coerce").astype(float)
+        except (TypeError, ValueError):
+            values = pd.Series(np.nan, index=raw.index)
+        low, high, what = _RANGES[kind]
+        empty = raw.isna().to_numpy()
+        v = values.to_numpy()
+        with np.errstate(invalid="ignore"):
+            bad = (~empty & np.isnan(v)) | (~np.isnan(v) & ~((v >= low) & (v <= high)))
+            if kind == "rank":
+                bad |= ~np.isnan(v) & (np.mod(v, 1) != 0)
+        if not may_be_empty:
+            bad |= np.isnan(v)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            cell = raw.iloc[i]
+            got = "an empty cell" if empty[i] or cell is None else _shown(cell)
+            raise RunRecordError(
+                f"{where}: column {col} holds {got} (row {i + 1}), not {what}: {fix}"
+            )
+        frame[col] = values
+    return frame
+
+
+def _table_path(table: pd.DataFrame, fallback: Path) -> Path:
+    path = table.attrs.get("path")
+    return Path(path) if isinstance(path, str) else fallback
+
 
 def read_city_table(folder: Path, name: str) -> pd.DataFrame:
     """A city table as written (``summary.csv``, ``district_indicators.csv``): text cells
     un-escaped, ids as text.
+
+    The table's path is kept in ``attrs["path"]``, for `read_district_run` to name it.
 
     Raises
     ------
@@ -449,7 +607,199 @@ def read_city_table(folder: Path, name: str) -> pd.DataFrame:
             f"{path} lacks the column{'s' if len(missing) > 1 else ''} {', '.join(missing)}; it "
             f"was not written by walkcover: {fix}"
         )
-    return csv_unescape_frame(table)
+    table = csv_unescape_frame(table)
+    table.attrs["path"] = str(path)
+    return table
+
+
+def _check_meets(frame: pd.DataFrame, *, where: str, fix: str) -> None:
+    """``meets_target``: True, False or empty (a report marks ✓, ✗ or —)."""
+    _check_columns(frame, ("meets_target",), where=where, fix=fix)
+    cells = frame["meets_target"]
+    ok = cells.isna() | cells.map(lambda v: v is True or v is False or v in ("True", "False"))
+    if not ok.all():
+        i = int(np.flatnonzero(~ok.to_numpy())[0])
+        raise RunRecordError(
+            f"{where}: column meets_target holds {_shown(cells.iloc[i])} (row {i + 1}), not "
+            f"True, False or empty: {fix}"
+        )
+
+
+def _check_summary(summary: pd.DataFrame, *, where: str, fix: str) -> pd.DataFrame:
+    _check_columns(summary, _SUMMARY_TEXT, where=where, fix=fix)
+    _check_meets(summary, where=where, fix=fix)
+    return _check_figures(summary, _SUMMARY_FIGURES, where=where, fix=fix)
+
+
+def _check_indicators(indicators: pd.DataFrame, *, where: str, fix: str) -> pd.DataFrame:
+    _check_columns(indicators, _INDICATOR_TEXT, where=where, fix=fix)
+    _check_meets(indicators, where=where, fix=fix)
+    return _check_figures(indicators, _INDICATOR_FIGURES, where=where, fix=fix)
+
+
+def _check_geometry(frame: gpd.GeoDataFrame, *, where: str, fix: str) -> None:
+    """Every row a geometry with finite coordinates: a map draws each."""
+    if not len(frame):
+        return
+    geoms = frame.geometry.to_numpy()
+    bad = shapely.is_missing(geoms) | shapely.is_empty(geoms)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise RunRecordError(f"{where}: row {i + 1} has no geometry (null or empty): {fix}")
+    with _quiet():
+        bounds = shapely.bounds(geoms)
+    if not np.isfinite(bounds).all() or np.abs(bounds).max() > MAX_COORDINATE_M:
+        i = int(np.flatnonzero(~(np.isfinite(bounds) & (np.abs(bounds) <= MAX_COORDINATE_M)))[0])
+        raise RunRecordError(
+            f"{where}: row {i // 4 + 1} has coordinates that are not finite or lie beyond any "
+            f"projected CRS: {fix}"
+        )
+
+
+def _check_text(frame: pd.DataFrame, col: str, allowed: frozenset[str], *, where: str, fix: str,
+                may_be_empty: bool = True) -> None:  # fmt: skip
+    cells = frame[col]
+    ok = cells.map(lambda v: v in allowed if isinstance(v, str) else False)
+    if may_be_empty:
+        ok |= cells.isna()
+    if not ok.all():
+        i = int(np.flatnonzero(~ok.to_numpy())[0])
+        raise RunRecordError(
+            f"{where}: column {col} holds {_shown(cells.iloc[i])} (row {i + 1}), not one of "
+            f"{', '.join(sorted(allowed))}: {fix}"
+        )
+
+
+def _check_flags(frame: pd.DataFrame, col: str, *, where: str, fix: str) -> pd.DataFrame:
+    """`col` as booleans: True/False (or 1/0, "True"/"False"), never empty."""
+    truth: dict[object, bool] = {True: True, False: False, "True": True, "False": False}
+
+    def flag(v: object) -> bool | None:
+        try:
+            return truth.get(v)
+        except TypeError:  # unhashable
+            return None
+
+    flags = frame[col].map(flag)
+    if flags.isna().any():
+        i = int(np.flatnonzero(flags.isna().to_numpy())[0])
+        raise RunRecordError(
+            f"{where}: column {col} holds {_shown(frame[col].iloc[i])} (row {i + 1}), not True or "
+            f"False: {fix}"
+        )
+    frame = frame.copy()
+    frame[col] = flags.astype(bool)
+    return frame
+
+
+def _record_crs(record: RunRecord, *, rec: Path, fix: str) -> pyproj.CRS:
+    try:
+        crs = pyproj.CRS.from_user_input(record.crs)
+    except pyproj.exceptions.CRSError as exc:
+        raise RunRecordError(
+            f"{rec}: crs is not a coordinate reference system ({_reason(exc)}): {fix}"
+        ) from None
+    if not crs.is_projected:
+        raise RunRecordError(
+            f"{rec}: crs is not a projected CRS in metres (a run measures in one): {fix}"
+        )
+    return crs
+
+
+def _record_boundary(
+    wkt: str, *, rec: Path, fix: str, demand: gpd.GeoDataFrame, gpkg: Path
+) -> shapely.Geometry:
+    """The record's boundary: a polygon of finite coordinates within a projected CRS's range,
+    repaired if it crosses itself, and holding the district's homes (if it has any)."""
+    with _quiet():
+        try:
+            boundary = shapely.from_wkt(wkt)
+        except shapely.errors.ShapelyError as exc:
+            raise RunRecordError(
+                f"{rec}: boundary_wkt is not a geometry ({_reason(exc)}): {fix}"
+            ) from None
+    if boundary is None or boundary.geom_type not in ("Polygon", "MultiPolygon"):
+        raise RunRecordError(f"{rec}: boundary_wkt is not a polygon: {fix}")
+    if boundary.is_empty:
+        raise RunRecordError(f"{rec}: boundary_wkt is an empty polygon: {fix}")
+    xy = shapely.get_coordinates(boundary)
+    if not np.isfinite(xy).all():
+        raise RunRecordError(f"{rec}: boundary_wkt has coordinates that are not numbers: {fix}")
+    if np.abs(xy).max() > MAX_COORDINATE_M:
+        raise RunRecordError(
+            f"{rec}: boundary_wkt has a coordinate of {np.abs(xy).max():.3g} m, beyond any "
+            f"projected CRS: {fix}"
+        )
+    x0, y0, x1, y1 = boundary.bounds
+    if max(x1 - x0, y1 - y0) > MAX_DISTRICT_SPAN_M:
+        raise RunRecordError(
+            f"{rec}: boundary_wkt spans {max(x1 - x0, y1 - y0) / 1000:,.0f} km, wider than any "
+            f"district: {fix}"
+        )
+    if not boundary.is_valid:
+        with _quiet():
+            parts = shapely.get_parts(shapely.make_valid(boundary))
+            polys = [g for g in parts if g.geom_type in ("Polygon", "MultiPolygon")]
+            boundary = shapely.union_all(polys) if polys else shapely.Polygon()
+    if boundary.is_empty or not boundary.area > 0:
+        raise RunRecordError(f"{rec}: boundary_wkt encloses no area, even repaired: {fix}")
+    if len(demand):
+        homes = shapely.box(*demand.total_bounds)
+        if not boundary.intersects(homes):
+            raise RunRecordError(
+                f"{rec}: boundary_wkt does not hold the district's homes (the demand layer of "
+                f"{gpkg.name}): it is not this run's boundary: {fix}"
+            )
+    return boundary
+
+
+def _read_layers(gpkg: Path, *, crs: pyproj.CRS, fix: str) -> tuple[gpd.GeoDataFrame | None, ...]:
+    """The demand, facilities, gaps and proposed-sites layers of `gpkg` (None where absent), each
+    in `crs`, read with library warnings silenced."""
+    import pyogrio
+
+    with _quiet():
+        try:
+            names = {n for n, _ in pyogrio.list_layers(gpkg)}
+        except Exception as exc:  # GDAL and pyogrio raise several kinds for a damaged file
+            raise RunRecordError(
+                f"{gpkg} cannot be read as a GeoPackage ({_reason(exc)}): {fix}"
+            ) from None
+
+        def layers(*wanted: str) -> gpd.GeoDataFrame | None:
+            frames = []
+            for n in wanted:
+                if n not in names:
+                    continue
+                try:
+                    frame = gpd.read_file(gpkg, layer=n)
+                except Exception as exc:  # as above
+                    raise RunRecordError(
+                        f"{gpkg} cannot be read as a GeoPackage (layer {n}: {_reason(exc)}): {fix}"
+                    ) from None
+                if not isinstance(frame, gpd.GeoDataFrame):
+                    raise RunRecordError(f"{gpkg}: layer {n} has no geometry: {fix}")
+                try:
+                    same = frame.crs is not None and pyproj.CRS.from_user_input(frame.crs) == crs
+                except pyproj.exceptions.CRSError:
+                    same = False
+                if not same:
+                    shown = frame.crs.to_string() if frame.crs is not None else "no CRS"
+                    raise RunRecordError(
+                        f"{gpkg}: layer {n} is in {_reason(ValueError(shown))}, not the run's CRS "
+                        f"(run.json's crs): {fix}"
+                    )
+                frames.append(frame)
+            if not frames:
+                return None
+            return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=frames[0].crs)
+
+        return (
+            layers("demand", "demand_points", "demand_lines"),
+            layers("facilities", "facility_areas", "facility_lines"),
+            layers("gaps"),
+            layers("proposed_sites"),
+        )
 
 
 def read_district_run(
@@ -469,14 +819,18 @@ def read_district_run(
     `district_id` and `slug` are the city config's: the record must be this district's, and its
     own slug is never used (folders and links are named from the config alone).
 
+    Everything a report reads is checked first: the record's boundary (a polygon in range that
+    holds the district's homes), every layer in the record's CRS with the columns and types a
+    report reads and a geometry on every row, and the city tables' columns (numbers finite and in
+    range) with one row of ``summary.csv`` per standard the record measured.
+
     Raises
     ------
     RunRecordError
         The folder holds no complete run (never run, or run by a walkcover without ``run.json``),
-        or what it holds is damaged, tampered with, or another district's.
+        or what it holds is damaged, tampered with, or another district's; one line naming the
+        file (and the layer or column) and the fix.
     """
-    import pyogrio
-
     folder = Path(folder)
     rec, gpkg = folder / RECORD_FILE, folder / "coverage.gpkg"
     if not rec.is_file() or not gpkg.is_file():
@@ -496,27 +850,13 @@ def read_district_run(
         raise RunRecordError(
             f"{gpkg} is a symbolic link; walkcover reads back only the files it wrote: {fix}"
         )
-    try:
-        names = {n for n, _ in pyogrio.list_layers(gpkg)}
-
-        def layers(*wanted: str) -> gpd.GeoDataFrame | None:
-            frames = [gpd.read_file(gpkg, layer=n) for n in wanted if n in names]
-            if not frames:
-                return None
-            return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=frames[0].crs)
-
-        demand = layers("demand", "demand_points", "demand_lines")
-        facilities = layers("facilities", "facility_areas", "facility_lines")
-        gaps = layers("gaps")
-        proposed = layers("proposed_sites")
-    except Exception as exc:  # GDAL and pyogrio raise several kinds for a damaged file
-        raise RunRecordError(
-            f"{gpkg} cannot be read as a GeoPackage ({_reason(exc)}): {fix}"
-        ) from None
+    crs = _record_crs(record, rec=rec, fix=fix)
+    demand, facilities, gaps, proposed = _read_layers(gpkg, crs=crs, fix=fix)
     if demand is None:
         raise RunRecordError(f"{gpkg} has no demand layer: {fix}")
-    for std in record.standards:
-        sid = std.get("id")
+    sids = [std.get("id") for std in record.standards]
+    where = f"{gpkg}: the demand layer"
+    for sid in sids:
         absent = [
             c
             for c in (f"{sid}_dist_m", f"{sid}_status")
@@ -524,30 +864,84 @@ def read_district_run(
         ]
         if absent:
             raise RunRecordError(
-                f"{gpkg}: the demand layer lacks {absent[0]} for a standard run.json records: {fix}"
+                f"{where} lacks {absent[0]} for a standard run.json records: {fix}"
             )
+    _check_geometry(demand, where=where, fix=fix)
+    figures: dict[str, _Figure] = {}
+    for sid in sids:
+        figures[f"{sid}_dist_m"] = ("count", True)  # empty: no walk (see its status)
+        if f"{sid}_after_dist_m" in demand:
+            figures[f"{sid}_after_dist_m"] = ("count", True)
+        _check_text(demand, f"{sid}_status", _DEMAND_STATUSES, where=where, fix=fix)
+        for band in (f"{sid}_band", f"{sid}_after_band"):
+            if band in demand:
+                _check_text(
+                    demand, band, frozenset(BAND_NAMES), where=where, fix=fix, may_be_empty=False
+                )
+    demand = _check_figures(demand, figures, where=where, fix=fix)
+
+    if facilities is None:
+        facilities = gpd.GeoDataFrame(
+            {"standard": pd.Series([], dtype=object), "counts": pd.Series([], dtype=bool)},
+            geometry=[],
+            crs=demand.crs,
+        )
+    else:
+        where = f"{gpkg}: the facilities layer"
+        _check_columns(facilities, ("standard", "name", "counts"), where=where, fix=fix)
+        _check_geometry(facilities, where=where, fix=fix)
+        facilities = _check_flags(facilities, "counts", where=where, fix=fix)
+    if gaps is None:
+        gaps = gpd.GeoDataFrame(geometry=[], crs=demand.crs)
+    elif len(gaps):
+        where = f"{gpkg}: the gaps layer"
+        _check_columns(gaps, ("standard",), where=where, fix=fix)
+        _check_geometry(gaps, where=where, fix=fix)
+        gaps = _check_figures(gaps, _GAP_FIGURES, where=where, fix=fix)
+    if proposed is not None:
+        where = f"{gpkg}: the proposed_sites layer"
+        _check_columns(proposed, ("standard", "method"), where=where, fix=fix)
+        _check_geometry(proposed, where=where, fix=fix)
+        proposed = _check_figures(proposed, _PROPOSED_FIGURES, where=where, fix=fix)
+
     if record.boundary_wkt:
-        try:
-            boundary = shapely.from_wkt(record.boundary_wkt)
-        except shapely.errors.ShapelyError as exc:
-            raise RunRecordError(
-                f"{rec}: boundary_wkt is not a geometry ({_reason(exc)}): {fix}"
-            ) from None
-        if boundary is None or boundary.geom_type not in ("Polygon", "MultiPolygon"):
-            raise RunRecordError(f"{rec}: boundary_wkt is not a polygon: {fix}")
+        boundary = _record_boundary(record.boundary_wkt, rec=rec, fix=fix, demand=demand, gpkg=gpkg)
     elif isinstance(boundary, gpd.GeoSeries):
         boundary = boundary.to_crs(demand.crs).iloc[0]
+
+    table_fix = "run `walkcover run --overwrite` with the same --out again"
+    summary_path = _table_path(summary, folder.parent / "summary.csv")
+    summary = _check_summary(summary, where=str(summary_path), fix=table_fix)
+    indicators_path = _table_path(indicators, folder.parent / "district_indicators.csv")
+    indicators = _check_indicators(indicators, where=str(indicators_path), fix=table_fix)
     did = str(district_id)
+    rows = summary[summary["district_id"].astype(str) == did]
+    measured = rows["standard"].tolist()
+    for sid in sids:
+        if sid not in measured:
+            raise RunRecordError(
+                f"{summary_path} has no row for district {did!r} and standard {sid!r}, which "
+                f"{rec.name} records: {fix}"
+            )
+        if measured.count(sid) > 1:
+            raise RunRecordError(
+                f"{summary_path} has {measured.count(sid)} rows for district {did!r} and standard "
+                f"{sid!r}, not one: {fix}"
+            )
+    stray = [s for s in measured if s not in sids]
+    if stray:
+        raise RunRecordError(
+            f"{summary_path} has a row for district {did!r} and standard {_shown(stray[0])}, "
+            f"which {rec.name} does not record: {fix}"
+        )
     return _from_record(
         record,
         slug=slug,
         boundary=boundary,
         demand=demand,
-        facilities=facilities
-        if facilities is not None
-        else gpd.GeoDataFrame({"standard": [], "counts": []}, geometry=[], crs=demand.crs),
-        gaps=gaps if gaps is not None else gpd.GeoDataFrame(geometry=[], crs=demand.crs),
+        facilities=facilities,
+        gaps=gaps,
         proposed=proposed,
-        summary=summary[summary["district_id"].astype(str) == did],
+        summary=rows,
         indicators=indicators[indicators["district_id"].astype(str) == did],
     )
