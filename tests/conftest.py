@@ -318,3 +318,22 @@ def open_offline(browser, path: Path, *, size: tuple[int, int] = (1280, 900)):
     page.goto(path.as_uri())
     page.wait_for_timeout(800)
     return page, errors, outside
+
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory):
+    """The hostile hand-made city (`hostile.hostile_city`) run once per module (toilets): a
+    pristine ``--out`` that tampering tests copy, as ``(city config, out)``."""
+    from typer.testing import CliRunner
+
+    from hostile import hostile_city
+    from walkcover.cli import app
+
+    base = tmp_path_factory.mktemp("measured")
+    cfg, _ = hostile_city(base)
+    out = base / "out"
+    res = CliRunner().invoke(
+        app, ["run", "--city", str(cfg), "--out", str(out), "--no-cache", "--standard", "toilet"]
+    )
+    assert res.exit_code == 0, res.output
+    return cfg, out

@@ -61,3 +61,20 @@ def hostile_city(tmp_path):
         json.dumps(fc, ensure_ascii=False), encoding="utf-8"
     )
     return cfg, osm
+
+
+def tree_digest(folder):
+    """Every entry under `folder` and `folder` itself: files by content hash and mode, links by
+    their targets (never followed), folders as such. Equal digests: nothing there changed."""
+    import hashlib
+
+    out = {}
+    for p in sorted([folder, *folder.rglob("*")]):
+        key = str(p.relative_to(folder))
+        if p.is_symlink():
+            out[key] = "link:" + str(p.readlink())
+        elif p.is_file():
+            out[key] = hashlib.sha256(p.read_bytes()).hexdigest() + f":{p.stat().st_mode:o}"
+        else:
+            out[key] = "dir"
+    return out

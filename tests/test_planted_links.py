@@ -18,27 +18,13 @@ import pytest
 import shapely
 from typer.testing import CliRunner
 
+from hostile import tree_digest
 from walkcover._atomic import recover
 from walkcover.cli import app
 from walkcover.presentation.record import RunRecordError
 
 runner = CliRunner()
 CITY = "handmade"
-
-
-def tree_digest(folder: Path) -> dict[str, str]:
-    """Every entry under `folder` and `folder` itself: files by content hash and mode, links by
-    their targets (never followed), folders as such."""
-    out = {}
-    for p in sorted([folder, *folder.rglob("*")]):
-        key = str(p.relative_to(folder))
-        if p.is_symlink():
-            out[key] = "link:" + str(p.readlink())
-        elif p.is_file():
-            out[key] = hashlib.sha256(p.read_bytes()).hexdigest() + f":{p.stat().st_mode:o}"
-        else:
-            out[key] = "dir"
-    return out
 
 
 def plant_hidden(folder: Path) -> None:
@@ -50,21 +36,6 @@ def plant_hidden(folder: Path) -> None:
     (folder / ".walkcover-cityset-theirs" / "summary.csv").write_text("their unsealed set")
     (folder / ".walkcover-old-keep-1").mkdir()
     (folder / ".walkcover-old-keep-1" / "x").write_text("their old")
-
-
-@pytest.fixture(scope="module")
-def measured(tmp_path_factory):
-    """The hostile hand-made city run once (toilets): a pristine ``--out`` each test copies."""
-    from hostile import hostile_city
-
-    base = tmp_path_factory.mktemp("measured")
-    cfg, _ = hostile_city(base)
-    out = base / "out"
-    res = runner.invoke(
-        app, ["run", "--city", str(cfg), "--out", str(out), "--no-cache", "--standard", "toilet"]
-    )
-    assert res.exit_code == 0, res.output
-    return cfg, out
 
 
 @pytest.fixture

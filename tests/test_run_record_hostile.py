@@ -4,7 +4,6 @@ inside ``--out``; every broken file ends in one line that names it and the fix."
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -15,41 +14,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from hostile import tree_digest
 from walkcover._errors import UnsafePathError
 from walkcover._paths import check_safe_name, inside, relative_href
 from walkcover.cli import app
 from walkcover.presentation.record import MAX_RECORD_BYTES, RunRecordError, load_record
 
 runner = CliRunner()
-
-
-def tree_digest(folder: Path) -> dict[str, str]:
-    """Every file under `folder` (links as their targets' names), with its content's hash."""
-    out = {}
-    for p in sorted(folder.rglob("*")):
-        key = str(p.relative_to(folder))
-        if p.is_symlink():
-            out[key] = "link:" + str(p.readlink())
-        elif p.is_file():
-            out[key] = hashlib.sha256(p.read_bytes()).hexdigest()
-        else:
-            out[key] = "dir"
-    return out
-
-
-@pytest.fixture(scope="module")
-def measured(tmp_path_factory):
-    """The hostile hand-made city run once (toilets): a pristine ``--out`` each test copies."""
-    from hostile import hostile_city
-
-    base = tmp_path_factory.mktemp("measured")
-    cfg, _ = hostile_city(base)
-    out = base / "out"
-    res = runner.invoke(
-        app, ["run", "--city", str(cfg), "--out", str(out), "--no-cache", "--standard", "toilet"]
-    )
-    assert res.exit_code == 0, res.output
-    return cfg, out
 
 
 @pytest.fixture

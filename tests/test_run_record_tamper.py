@@ -39,21 +39,6 @@ RAW = (
 )
 
 
-@pytest.fixture(scope="module")
-def measured(tmp_path_factory):
-    """The hostile hand-made city run once (toilets): a pristine ``--out`` each test copies."""
-    from hostile import hostile_city
-
-    base = tmp_path_factory.mktemp("measured")
-    cfg, _ = hostile_city(base)
-    out = base / "out"
-    res = runner.invoke(
-        app, ["run", "--city", str(cfg), "--out", str(out), "--no-cache", "--standard", "toilet"]
-    )
-    assert res.exit_code == 0, res.output
-    return cfg, out
-
-
 @pytest.fixture
 def world(measured, tmp_path):
     """A fresh copy of the run's ``--out`` (``tmp/out``)."""

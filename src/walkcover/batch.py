@@ -697,23 +697,11 @@ def _write_region_files(
 ) -> tuple[gpd.GeoDataFrame, list[Path]]:
     """The region's files (`write_region`); with no complete city, only ``batch_status.csv``,
     which says why each city is missing."""
-    from walkcover.presentation.outputs import write_csv, write_region
+    from walkcover.presentation.outputs import write_batch_status, write_region
 
     if complete:
         return write_region(base, reg, {c: region_city(reg, c) for c in complete}, outcomes=ordered)
-    import pandas as pd
-
-    status = pd.DataFrame(
-        {
-            "city": [o.city_id for o in ordered],
-            "city_name": [o.name for o in ordered],
-            "status": [o.status for o in ordered],
-            "reason": [o.reason for o in ordered],
-            "seconds": [round(o.seconds, 1) for o in ordered],
-            "worker_peak_mb": [round(o.peak_mb) for o in ordered],
-        }
-    )
-    path = write_csv(inside(base, base / "batch_status.csv", what="batch status"), status)
+    path = write_batch_status(base, ordered)
     empty = gpd.GeoDataFrame({"city": [], "city_name": []}, geometry=[], crs=4326)
     return empty, [path]
 

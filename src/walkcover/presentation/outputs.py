@@ -29,6 +29,7 @@ from walkcover.measures.gaps import district_gaps, district_service_areas
 from walkcover.measures.indicators import group_summary
 from walkcover.presentation.layers import demand_layer, facilities_layer
 from walkcover.presentation.record import (
+    ID_COLUMNS,
     RECORD_FILE,
     RunRecordError,
     load_record,
@@ -38,7 +39,6 @@ from walkcover.presentation.record import (
     write_record,
 )
 from walkcover.presentation.tables import (
-    ID_COLUMNS,
     CityTables,
     check_city_set,
     city_set,
@@ -743,6 +743,21 @@ REGION_FILES = (
 )
 
 
+def write_batch_status(base: Path, outcomes: list) -> Path:
+    """``batch_status.csv``: each city's outcome (status, why, seconds, the worker's peak MB)."""
+    table = pd.DataFrame(
+        {
+            "city": [o.city_id for o in outcomes],
+            "city_name": [o.name for o in outcomes],
+            "status": [o.status for o in outcomes],
+            "reason": [o.reason for o in outcomes],
+            "seconds": [round(o.seconds, 1) for o in outcomes],
+            "worker_peak_mb": [round(o.peak_mb) for o in outcomes],
+        }
+    )
+    return write_csv(inside(base, Path(base) / "batch_status.csv", what="batch status"), table)
+
+
 def write_region(
     base: Path, region: Region, cities: dict[str, City], *, outcomes: list
 ) -> tuple[gpd.GeoDataFrame, list[Path]]:
@@ -777,19 +792,7 @@ def write_region(
     written = [
         write_csv(base / "region_summary.csv", pd.DataFrame(summary.drop(columns="geometry"))),
         write_atomic(base / "region_summary.parquet", lambda tmp: summary.to_parquet(tmp)),
-        write_csv(
-            base / "batch_status.csv",
-            pd.DataFrame(
-                {
-                    "city": [o.city_id for o in outcomes],
-                    "city_name": [o.name for o in outcomes],
-                    "status": [o.status for o in outcomes],
-                    "reason": [o.reason for o in outcomes],
-                    "seconds": [round(o.seconds, 1) for o in outcomes],
-                    "worker_peak_mb": [round(o.peak_mb) for o in outcomes],
-                }
-            ),
-        ),
+        write_batch_status(base, outcomes),
     ]
     title = f"{region.config.name} / {region.config.name_en or region.id}"
     if len(summary):

@@ -419,12 +419,12 @@ def district_run(
     )
 
 
-#: Columns of a city table read back as text whatever they look like ("410202" stays a string).
-_TEXT_COLUMNS = (
-    "city",
+#: Columns of a city table that are text whatever they look like (``410202`` is an id, not a
+#: number): read back as text here and by `walkcover.presentation.tables`.
+ID_COLUMNS = ("city", "district", "district_id")
+TEXT_COLUMNS = (
+    *ID_COLUMNS,
     "city_name",
-    "district",
-    "district_id",
     "district_name",
     "district_name_en",
     "standard",
@@ -592,7 +592,7 @@ def read_city_table(folder: Path, name: str) -> pd.DataFrame:
     try:
         table = pd.read_csv(
             path,
-            dtype=dict.fromkeys(_TEXT_COLUMNS, str),
+            dtype=dict.fromkeys(TEXT_COLUMNS, str),
             encoding="utf-8-sig",
             keep_default_na=False,
             na_values=[""],

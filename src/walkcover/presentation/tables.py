@@ -41,7 +41,11 @@ import pandas as pd
 from walkcover._atomic import write_atomic
 from walkcover._escape import csv_frame, csv_unescape_frame
 from walkcover._paths import inside
-from walkcover.presentation.record import RunRecordError
+from walkcover.presentation.record import (
+    MAX_TABLE_BYTES,
+    TEXT_COLUMNS,
+    RunRecordError,
+)
 
 __all__ = [
     "CITY_FILES",
@@ -86,22 +90,6 @@ SET_PREFIX = ".walkcover-cityset-"
 #: a page that is no set's own is not a mix.
 _SHARED_PAGES = ("index.html",)
 
-#: Columns that are text whatever they look like (``410202`` is an id, not a number).
-ID_COLUMNS = ("city", "district", "district_id")
-TEXT_COLUMNS = (
-    *ID_COLUMNS,
-    "city_name",
-    "district_name",
-    "district_name_en",
-    "standard",
-    "standard_name",
-    "name",
-    "name_en",
-    "group",
-    "indicator",
-)
-#: Larger than any table walkcover writes: refused before it is read.
-MAX_TABLE_BYTES = 512 * 1024 * 1024
 #: The date ``summary.xlsx`` says it was made: fixed, so the same tables give the same bytes.
 WORKBOOK_DATE = datetime(2000, 1, 1, tzinfo=UTC)
 #: The sheets of ``summary.xlsx``, one per table (those that exist).
