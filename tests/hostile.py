@@ -78,3 +78,14 @@ def tree_digest(folder):
         else:
             out[key] = "dir"
     return out
+
+
+def plant_canary(victim):
+    """A planner's own folder beside ``--out`` (``maps/mine.png``, ``report.html``,
+    ``d1/coverage.gpkg``) that nothing walkcover does may touch: compare `tree_digest` after."""
+    (victim / "maps").mkdir(parents=True)
+    (victim / "maps" / "mine.png").write_bytes(b"\x89PNG planner's own file")
+    (victim / "report.html").write_text("the planner's own page", encoding="utf-8")
+    (victim / "d1").mkdir()
+    (victim / "d1" / "coverage.gpkg").write_bytes(b"the planner's own GeoPackage")
+    return victim

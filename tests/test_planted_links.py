@@ -18,7 +18,7 @@ import pytest
 import shapely
 from typer.testing import CliRunner
 
-from hostile import tree_digest
+from hostile import plant_canary, tree_digest
 from walkcover._atomic import recover
 from walkcover.cli import app
 from walkcover.presentation.record import RunRecordError
@@ -43,13 +43,7 @@ def world(measured, tmp_path):
     """A fresh copy of the run's ``--out`` (``tmp/out``) beside a canary folder (``tmp/victim``)."""
     cfg, out = measured
     shutil.copytree(out, tmp_path / "out", symlinks=True)
-    victim = tmp_path / "victim"
-    (victim / "maps").mkdir(parents=True)
-    (victim / "maps" / "mine.png").write_bytes(b"\x89PNG planner's own file")
-    (victim / "report.html").write_text("the planner's own page", encoding="utf-8")
-    (victim / "d1").mkdir()
-    (victim / "d1" / "coverage.gpkg").write_bytes(b"the planner's own GeoPackage")
-    return cfg, tmp_path / "out", victim
+    return cfg, tmp_path / "out", plant_canary(tmp_path / "victim")
 
 
 def invoke(cfg: Path, out: Path, command: str = "report", *extra: str):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from hostile import tree_digest
+from hostile import plant_canary, tree_digest
 from walkcover._errors import UnsafePathError
 from walkcover._paths import check_safe_name, inside, relative_href
 from walkcover.cli import app
@@ -29,11 +29,7 @@ def world(measured, tmp_path):
     that nothing may touch."""
     cfg, out = measured
     shutil.copytree(out, tmp_path / "out", symlinks=True)
-    victim = tmp_path / "victim"
-    (victim / "maps").mkdir(parents=True)
-    (victim / "maps" / "mine.png").write_bytes(b"\x89PNG planner's own file")
-    (victim / "report.html").write_text("the planner's own page", encoding="utf-8")
-    return cfg, tmp_path / "out", victim
+    return cfg, tmp_path / "out", plant_canary(tmp_path / "victim")
 
 
 def report(cfg, out, *extra: str):
