@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import functools
-import html
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -780,21 +779,6 @@ def write_city_index(city_dir: Path, summary: pd.DataFrame, runs: list[DistrictR
     return written
 
 
-#: Kept for the region and batch pages, which are built as strings.
-_CSP_META = (
-    "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; "
-    "style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'\">"
-)
-_CSS = """body{font-family:'Noto Sans CJK SC','Microsoft YaHei','PingFang SC',sans-serif;margin:24px;color:#222}
-table.t{border-collapse:collapse;font-size:13px;margin:8px 0}table.t th,table.t td{border:1px solid #bbb;padding:3px 6px;text-align:right}
-table.t th{background:#eee}h1{font-size:22px}h2{font-size:17px;border-bottom:1px solid #ccc}.note{color:#555;font-size:12px}"""
-
-
-def _table(frame: pd.DataFrame) -> str:
-    frame = frame.rename(columns=lambda c: str(c).replace("\n", " "))
-    return frame.to_html(index=False, escape=True, border=0, classes="t", na_rep="—")
-
-
 def city_figures(summary: pd.DataFrame) -> pd.DataFrame:
     """Each city's residents-weighted figure per standard from its districts' rows: residents
     covered ÷ residents, against the standard's target, ranked within the standard."""
@@ -833,58 +817,60 @@ def city_figures(summary: pd.DataFrame) -> pd.DataFrame:
 def region_index_html(
     title: str, summary: pd.DataFrame, outcomes: list, *, city_folders: dict[str, str]
 ) -> str:
-    """The region's page: cities ranked against the plan's targets, one table per standard, and
-    what became of every city (measured, skipped as complete, empty, failed and why)."""
-    figs = city_figures(summary)
-    parts = [
-        f"<!doctype html><html lang='zh'><head><meta charset='utf-8'>{_CSP_META}<title>{html.escape(title)} walkcover</title><style>{_CSS}</style></head><body>",
-        f"<h1>{html.escape(title)}: cities ranked against the plan's targets · 城市对标排名</h1>",
-        "<p><a href='map.html'>Region map · 全省地图</a> · <a href='region_summary.csv'>region_summary.csv</a></p>",
-        "<p class='note'>Residents within walking distance over each city's streets, summed over its "
-        "districts; a city's homes are counted only in that city, its neighbours' facilities serve "
-        "across the border. · 按城市汇总各区县步行范围内居民比例。</p>",
-    ]
-    for sid, rows in figs.groupby("standard", sort=False):
-        rows = rows.sort_values(["rank", "city"])
-        view = pd.DataFrame(
-            {
-                "rank 排名": rows["rank"].map(lambda r: "—" if r != r else f"{r:.0f}"),
-                "city 城市": rows["city_name"],
-                "residents 居民": rows["residents"].map(count_text),
-                "covered % 覆盖率": [
-                    pct_text(v, no_data=bool(n))
-                    for v, n in zip(rows["residents_covered_pct"], rows["note"] != "")
-                ],
-                "target % 目标": rows["target_pct"].map(lambda v: f"{float(v):g}"),
-                "meets 达标": [
-                    "—" if p != p else ("✓" if m else "✗")
-                    for p, m in zip(rows["residents_covered_pct"], rows["meets_target"])
-                ],
-                "note 说明": rows["note"],
-            }
-        )
-        parts += [
-            f"<h2>{html.escape(str(rows['standard_name'].iloc[0]))} ({html.escape(sid)})</h2>",
-            _table(view),
-        ]
+    """The region's page (``region_index.html.j2``): cities ranked against the plan's targets, one
+    table per standard, and what became of every city (measured, skipped as complete, empty,
+    failed and why). A batch with no complete city has only the last."""
+    standards = []
+    if len(summary):
+        figs = city_figures(summary)
+        for sid, rows in figs.groupby("standard", sort=False):
+            rows = rows.sort_values(["rank", "city"])
+            none = (rows["note"] != "").to_numpy()
+            view = pd.DataFrame(
+                {
+                    "rank\n排名": rows["rank"].map(lambda r: "—" if r != r else f"{r:.0f}"),
+                    "city\n城市": rows["city_name"].astype(str),
+                    "residents\n居民": rows["residents"].map(count_text),
+                    "covered %\n覆盖率": [
+                        pct_text(v, no_data=bool(n))
+                        for v, n in zip(rows["residents_covered_pct"], none)
+                    ],
+                    "target %\n目标": rows["target_pct"].map(lambda v: f"{float(v):g}"),
+                    "meets\n达标": [
+                        meets_text(None if p != p else bool(mt), no_data=bool(n))
+                        for p, mt, n in zip(
+                            rows["residents_covered_pct"], rows["meets_target"], none
+                        )
+                    ],
+                    "note\n说明": rows["note"].astype(str),
+                }
+            )
+            standards.append(
+                {
+                    "id": sid,
+                    "name": str(rows["standard_name"].iloc[0]),
+                    "table": PageTable.of(view, text=(1, 6)),
+                }
+            )
     status = pd.DataFrame(
         {
-            "city 城市": [f"{o.city_id} {o.name}" for o in outcomes],
-            "status 状态": [o.status for o in outcomes],
-            "why 原因": [o.reason for o in outcomes],
-            "seconds 秒": [f"{o.seconds:.0f}" if o.seconds else "" for o in outcomes],
+            "city\n城市": [f"{o.city_id} {o.name}" for o in outcomes],
+            "status\n状态": [o.status for o in outcomes],
+            "why\n原因": [o.reason for o in outcomes],
+            "seconds\n秒": [f"{o.seconds:.0f}" if o.seconds else "" for o in outcomes],
         }
     )
-    links = "".join(
-        f"<li><a href='{html.escape(relative_href(folder, 'index.html'))}'>{html.escape(name)}</a></li>"
-        for name, folder in city_folders.items()
+    return _page(
+        "region_index.html.j2",
+        title=f"{title} walkcover",
+        region=title,
+        has_map=bool(len(summary)),
+        standards=standards,
+        status=PageTable.of(status, text=(0, 1, 2)),
+        cities=[
+            (name, relative_href(folder, "index.html")) for name, folder in city_folders.items()
+        ],
     )
-    parts += [
-        "<h2>Cities in this batch · 本批城市</h2>",
-        _table(status),
-        f"<ul>{links}</ul></body></html>",
-    ]
-    return "\n".join(parts)
 
 
 def split_city_index_html(city, summary: pd.DataFrame) -> str:
