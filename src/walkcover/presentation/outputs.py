@@ -69,6 +69,13 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+# pyogrio silences geopandas' "GeoSeries.notna() previously returned False …" note while it infers
+# a layer's geometry type, with warnings.catch_warnings, which is not thread-safe: with two
+# districts written at a time, one thread's block ends and takes the other's filter with it, and
+# the note escapes (an error under `-W error`). It is about geopandas' own API change, never about
+# walkcover's data: ignored for good, as pyogrio means it to be.
+warnings.filterwarnings("ignore", r"GeoSeries\.notna", UserWarning)
+
 #: Districts written at a time by `write_run` (threads: the heavy steps run outside the GIL).
 WRITE_THREADS = min(2, os.cpu_count() or 1)
 
