@@ -12,7 +12,7 @@ import geopandas as gpd
 import networkx as nx
 import numpy as np
 import pytest
-from shapely.geometry import LineString
+from shapely.geometry import LineString, box
 
 from walkcover.engine import coverage as cov
 from walkcover.engine.network import Network, build_network
@@ -337,3 +337,48 @@ def measured(tmp_path_factory):
     )
     assert res.exit_code == 0, res.output
     return cfg, out
+
+
+def border_pbf(tmp_path, name: str = "border"):
+    """Two cities' worth of street in local metres, as an ``.osm.pbf``: a street along y=0 from
+    x=-1000 to 1000, a home 50 m inside x<0 at (-60..-40, 10..30), a toilet inside x>0 at (150, 5)."""
+    import osmium
+
+    nodes: dict = {1: (-1000, 0), 2: (1000, 0), 3: (150, 5, {"amenity": "toilets"})}
+    home = {"building": "apartments", "building:levels": "1"}
+    ways = [(100, [1, 2], {"highway": "residential"}),
+            box_way(200, 10, -60, 10, -40, 30, home, nodes)]  # fmt: skip
+    _, osm = write_city(tmp_path, nodes=nodes, ways=ways, district=box(-1000, -500, 0, 500))
+    pbf = tmp_path / f"{name}.osm.pbf"
+    with osmium.SimpleWriter(str(pbf)) as w:
+        for obj in osmium.FileProcessor(str(osm)):
+            w.add(obj)
+    return pbf
+
+
+def write_region(
+    folder, *, region: str, cities: dict, districts: dict, geoms, local: bool = False,
+    name: str | None = None, name_en: str | None = None,
+):  # fmt: skip
+    """A region config and its two boundary files in `folder`: `cities` (columns ``code, name``)
+    and `districts` (``code, name, city`` and optionally ``name_en``), one shape each from
+    `geoms` (EPSG:4326). With `local`, the region works in the tests' local metres and keeps
+    every street island. Returns the config's path."""
+    gpd.GeoDataFrame(cities, geometry=list(geoms), crs=4326).to_file(
+        folder / "cities.geojson", driver="GeoJSON"
+    )
+    gpd.GeoDataFrame(districts, geometry=list(geoms), crs=4326).to_file(
+        folder / "districts.geojson", driver="GeoJSON"
+    )
+    en = ", name_en_field: name_en" if "name_en" in districts else ""
+    text = (
+        f"id: {region}\nname: {name or region}\n"
+        + (f"name_en: {name_en}\n" if name_en else "")
+        + "cities: {path: cities.geojson, id_field: code, name_field: name}\n"
+        + f"districts: {{path: districts.geojson, id_field: code, name_field: name{en}, "
+        "city_field: city}\n"
+        + (f"crs: '{LOCAL_CRS}'\ndefaults: {{network: {{min_island_m: 0}}}}\n" if local else "")
+    )
+    cfg = folder / f"{region}.yaml"
+    cfg.write_text(text, encoding="utf-8")
+    return cfg

@@ -22,7 +22,7 @@ import pytest
 from shapely import affinity
 from shapely.geometry import box
 
-from conftest import LOCAL_CRS, box_way, write_city
+from conftest import LOCAL_CRS, border_pbf, write_region
 from walkcover._errors import ConfigError, WalkcoverError
 
 STANDARDS = "toilet,park"
@@ -179,35 +179,17 @@ def test_a_home_near_the_border_is_served_across_it(tmp_path):
     """City A is x < 0, city B x > 0 (local metres). A home 50 m inside A, at (-60..-40, 10..30),
     by a street along y=0; a toilet inside B at (150, 5). Walk: leg 10 + 50 + 150 + 5 = 215 m ≤ 500 m
     (ordinary road): covered, because A's cut takes B's toilet in its halo."""
-    import osmium
-
     from walkcover.batch import run_batch
 
-    nodes: dict = {1: (-1000, 0), 2: (1000, 0), 3: (150, 5, {"amenity": "toilets"})}
-    home = {"building": "apartments", "building:levels": "1"}
-    ways = [(100, [1, 2], {"highway": "residential"}),
-            box_way(200, 10, -60, 10, -40, 30, home, nodes)]  # fmt: skip
-    _, osm = write_city(tmp_path, nodes=nodes, ways=ways, district=box(-1000, -500, 0, 500))
-    pbf = tmp_path / "border.osm.pbf"
-    with osmium.SimpleWriter(str(pbf)) as w:
-        for obj in osmium.FileProcessor(str(osm)):
-            w.add(obj)
+    pbf = border_pbf(tmp_path)
     a, b = box(-1000, -500, 0, 500), box(0, -500, 1000, 500)
-    polys = gpd.GeoSeries([a, b], crs=LOCAL_CRS).to_crs(4326)
-    gpd.GeoDataFrame(
-        {"code": ["A", "B"], "name": ["A", "B"]}, geometry=polys.to_numpy(), crs=4326
-    ).to_file(tmp_path / "c.geojson", driver="GeoJSON")
-    gpd.GeoDataFrame(
-        {"code": ["A1", "B1"], "name": ["A1", "B1"], "city": ["A", "B"]},
-        geometry=polys.to_numpy(),
-        crs=4326,
-    ).to_file(tmp_path / "d.geojson", driver="GeoJSON")
-    cfg = tmp_path / "border.yaml"
-    cfg.write_text(
-        "id: border\nname: border\ncities: {path: c.geojson, id_field: code, name_field: name}\n"
-        "districts: {path: d.geojson, id_field: code, name_field: name, city_field: city}\n"
-        f"crs: '{LOCAL_CRS}'\ndefaults: {{network: {{min_island_m: 0}}}}\n",
-        encoding="utf-8",
+    cfg = write_region(
+        tmp_path,
+        region="border",
+        cities={"code": ["A", "B"], "name": ["A", "B"]},
+        districts={"code": ["A1", "B1"], "name": ["A1", "B1"], "city": ["A", "B"]},
+        geoms=gpd.GeoSeries([a, b], crs=LOCAL_CRS).to_crs(4326).to_numpy(),
+        local=True,
     )
     res = run_batch(cfg, source=pbf, out=tmp_path / "out", standard="toilet", workers=1, maps=False)
     rows = res.summary.set_index("city")

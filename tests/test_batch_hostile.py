@@ -25,48 +25,25 @@ import pytest
 from shapely.geometry import box
 from typer.testing import CliRunner
 
-from conftest import LOCAL_CRS, box_way, write_city
+from conftest import LOCAL_CRS, border_pbf, write_region
 from walkcover._errors import SourceError, UnsafePathError, WalkcoverError
 
 runner = CliRunner()
 LOOPBACK = {"127.0.0.1", "::1"}
 
 
-def tiny_pbf(tmp_path: Path) -> Path:
-    """A home 50 m inside A by a street along y=0, a toilet inside B (local metres)."""
-    import osmium
-
-    nodes: dict = {1: (-1000, 0), 2: (1000, 0), 3: (150, 5, {"amenity": "toilets"})}
-    home = {"building": "apartments", "building:levels": "1"}
-    ways = [(100, [1, 2], {"highway": "residential"}),
-            box_way(200, 10, -60, 10, -40, 30, home, nodes)]  # fmt: skip
-    _, osm = write_city(tmp_path, nodes=nodes, ways=ways, district=box(-1000, -500, 0, 500))
-    pbf = tmp_path / "tiny.osm.pbf"
-    with osmium.SimpleWriter(str(pbf)) as w:
-        for obj in osmium.FileProcessor(str(osm)):
-            w.add(obj)
-    return pbf
-
-
 def tiny_region(tmp_path: Path, ids: tuple[str, str, str] = ("A", "B", "C")) -> tuple[Path, Path]:
-    """The region file (cities `ids`: A, B and the far, empty C) and its source."""
-    pbf = tiny_pbf(tmp_path)
+    """The region file (cities `ids`: A, B and the far, empty C) and its source
+    (`conftest.border_pbf`)."""
+    pbf = border_pbf(tmp_path, "tiny")
     a, b, c = box(-1000, -500, 0, 500), box(0, -500, 1000, 500), box(50_000, 0, 51_000, 1000)
-    polys = gpd.GeoSeries([a, b, c], crs=LOCAL_CRS).to_crs(4326).to_numpy()
-    gpd.GeoDataFrame(
-        {"code": list(ids), "name": ["A", "B", "C"]}, geometry=polys, crs=4326
-    ).to_file(tmp_path / "c.geojson", driver="GeoJSON")
-    gpd.GeoDataFrame(
-        {"code": ["A1", "B1", "C1"], "name": ["A1", "B1", "C1"], "city": list(ids)},
-        geometry=polys,
-        crs=4326,
-    ).to_file(tmp_path / "d.geojson", driver="GeoJSON")
-    cfg = tmp_path / "tiny.yaml"
-    cfg.write_text(
-        "id: tiny\nname: tiny\ncities: {path: c.geojson, id_field: code, name_field: name}\n"
-        "districts: {path: d.geojson, id_field: code, name_field: name, city_field: city}\n"
-        f"crs: '{LOCAL_CRS}'\ndefaults: {{network: {{min_island_m: 0}}}}\n",
-        encoding="utf-8",
+    cfg = write_region(
+        tmp_path,
+        region="tiny",
+        cities={"code": list(ids), "name": ["A", "B", "C"]},
+        districts={"code": ["A1", "B1", "C1"], "name": ["A1", "B1", "C1"], "city": list(ids)},
+        geoms=gpd.GeoSeries([a, b, c], crs=LOCAL_CRS).to_crs(4326).to_numpy(),
+        local=True,
     )
     return cfg, pbf
 

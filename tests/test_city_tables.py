@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from shapely.geometry import box
 
+from conftest import write_region
 from hostile import DISTRICT_NAME, FORMULA_NAME, SCRIPT_NAME
 from walkcover._escape import FORMULA_START, csv_cell, csv_unescape_frame
 from walkcover.presentation.record import RunRecordError, read_city_table
@@ -242,27 +243,19 @@ def two_city_region(tmp_path: Path):
     are text that CSV readers take for a formula and a number."""
     from walkcover.config.region import load_region
 
-    a, b = box(113.6, 34.7, 113.7, 34.8), box(114.3, 34.7, 114.4, 34.8)
-    gpd.GeoDataFrame(
-        {"code": ["410100", "410200"], "name": ["郑州市", "开封市"]}, geometry=[a, b], crs=4326
-    ).to_file(tmp_path / "cities.geojson", driver="GeoJSON")
-    gpd.GeoDataFrame(
-        {
+    cfg = write_region(
+        tmp_path,
+        region="henantest",
+        name="河南",
+        name_en="Henan",
+        cities={"code": ["410100", "410200"], "name": ["郑州市", "开封市"]},
+        districts={
             "code": ["410102", "410202"],
             "name": ["'=already quoted", "0410202"],  # a name that reads as a number
             "name_en": ["Zhongyuan District", "410202"],
             "city": ["410100", "410200"],
         },
-        geometry=[a, b],
-        crs=4326,
-    ).to_file(tmp_path / "districts.geojson", driver="GeoJSON")
-    cfg = tmp_path / "region.yaml"
-    cfg.write_text(
-        "id: henantest\nname: 河南\nname_en: Henan\n"
-        "cities: {path: cities.geojson, id_field: code, name_field: name}\n"
-        "districts: {path: districts.geojson, id_field: code, name_field: name, "
-        "name_en_field: name_en, city_field: city}\n",
-        encoding="utf-8",
+        geoms=[box(113.6, 34.7, 113.7, 34.8), box(114.3, 34.7, 114.4, 34.8)],
     )
     return load_region(cfg)
 

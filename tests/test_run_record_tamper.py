@@ -235,6 +235,16 @@ def test_a_layer_in_another_crs_is_refused(world, layer, epsg):
     refused(report(cfg, out), "coverage.gpkg", f"layer {layer} is in", "crs", FIX, out=out)
 
 
+def _one_row(layers, name: str, base: dict, geometry, values: dict) -> None:
+    """Layer `name` as one well-formed row (`base`, with `values` changed), at `geometry`, in the
+    demand layer's CRS."""
+    layers[name] = gpd.GeoDataFrame(
+        {k: [v] for k, v in (base | values).items()},
+        geometry=[geometry],
+        crs=layers["demand"].crs,
+    )
+
+
 def _gap(layers, **values):
     base = {
         "standard": "toilet",
@@ -244,12 +254,7 @@ def _gap(layers, **values):
         "area_m2": 100.0,
         "dist_m_at_centre": 700.0,
     }
-    crs = layers["demand"].crs
-    layers["gaps"] = gpd.GeoDataFrame(
-        {k: [v] for k, v in (base | values).items()},
-        geometry=[shapely.box(10, 10, 20, 20)],
-        crs=crs,
-    )
+    _one_row(layers, "gaps", base, shapely.box(10, 10, 20, 20), values)
 
 
 def _proposed(layers, **values):
@@ -260,11 +265,7 @@ def _proposed(layers, **values):
         "cumulative_coverage_pct": 90.0,
         "method": "greedy",
     }
-    layers["proposed_sites"] = gpd.GeoDataFrame(
-        {k: [v] for k, v in (base | values).items()},
-        geometry=[shapely.Point(100, 0)],
-        crs=layers["demand"].crs,
-    )
+    _one_row(layers, "proposed_sites", base, shapely.Point(100, 0), values)
 
 
 def _set(layer: str, col: str, value):

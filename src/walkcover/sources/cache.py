@@ -546,7 +546,44 @@ def _write_entry(
     """
     cache_root = Path(cache_root) if cache_root is not None else root.parent
     try:
-        _write_entry_files(root, key, layers, kind, family, area, working, cache_root)
+        inside(cache_root, root, what="cache folder")
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
+        try:
+            feats = layers.features.copy()
+            feats["tags"] = [
+                json.dumps(t, ensure_ascii=False, sort_keys=True) for t in feats["tags"]
+            ]
+            for name, frame in (("streets", layers.streets), ("features", feats)):
+                frame.to_parquet(
+                    tmp / f"{name}.parquet",
+                    index=False,
+                    write_covering_bbox=True,
+                    row_group_size=ROW_GROUP_ROWS,
+                )
+            if working is not None:
+                _write_working(tmp, working)
+            meta = {
+                "schema": CACHE_SCHEMA,
+                "kind": kind,
+                "source": layers.source,
+                "created": time.time(),
+                "family": family,
+                "area_wkb": shapely.to_wkb(area, hex=True),
+            }
+            (tmp / "meta.json").write_text(json.dumps(meta))
+            final = root / key
+            if final.is_symlink():  # planted or damaged: the link goes, whatever it points at stays
+                log.warning("cache entry %s is a symbolic link; replaced by a new entry", final)
+                final.unlink()
+            elif final.is_dir():
+                shutil.rmtree(inside(cache_root, final, what="cache entry"))
+            elif final.exists():  # a file in the entry's place
+                inside(cache_root, final, what="cache entry").unlink()
+            tmp.replace(inside(cache_root, final, what="cache entry"))
+        finally:
+            if tmp.exists() and not tmp.is_symlink():
+                shutil.rmtree(inside(cache_root, tmp, what="cache entry"), ignore_errors=True)
     except UnsafePathError:
         raise
     except OSError as exc:
@@ -567,51 +604,3 @@ def _cache_write_error(exc: OSError, cache_root: Path) -> OutputFolderError:
         f"cache folder {str(cache_root)!r}: {why}; {fix}choose another with --cache-dir DIR, "
         "or pass --no-cache to read the source without caching it"
     )
-
-
-def _write_entry_files(
-    root: Path,
-    key: str,
-    layers: OSMLayers,
-    kind: SourceKind,
-    family: str,
-    area: shapely.Geometry,
-    working: OSMLayers | None,
-    cache_root: Path,
-) -> None:
-    inside(cache_root, root, what="cache folder")
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
-    try:
-        feats = layers.features.copy()
-        feats["tags"] = [json.dumps(t, ensure_ascii=False, sort_keys=True) for t in feats["tags"]]
-        for name, frame in (("streets", layers.streets), ("features", feats)):
-            frame.to_parquet(
-                tmp / f"{name}.parquet",
-                index=False,
-                write_covering_bbox=True,
-                row_group_size=ROW_GROUP_ROWS,
-            )
-        if working is not None:
-            _write_working(tmp, working)
-        meta = {
-            "schema": CACHE_SCHEMA,
-            "kind": kind,
-            "source": layers.source,
-            "created": time.time(),
-            "family": family,
-            "area_wkb": shapely.to_wkb(area, hex=True),
-        }
-        (tmp / "meta.json").write_text(json.dumps(meta))
-        final = root / key
-        if final.is_symlink():  # planted or damaged: the link goes, whatever it points at stays
-            log.warning("cache entry %s is a symbolic link; replaced by a new entry", final)
-            final.unlink()
-        elif final.is_dir():
-            shutil.rmtree(inside(cache_root, final, what="cache entry"))
-        elif final.exists():  # a file in the entry's place
-            inside(cache_root, final, what="cache entry").unlink()
-        tmp.replace(inside(cache_root, final, what="cache entry"))
-    finally:
-        if tmp.exists() and not tmp.is_symlink():
-            shutil.rmtree(inside(cache_root, tmp, what="cache entry"), ignore_errors=True)
