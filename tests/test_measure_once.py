@@ -4,10 +4,12 @@ distance, and writing every output (tables, GeoPackages, maps) makes no shortest
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse.csgraph
 
 import walkcover.engine.coverage as cov
+import walkcover.measures.gaps as gaps
 
 
 def test_one_pass_gives_the_distances_and_the_nearest_source(helsinki_network):
@@ -72,6 +74,40 @@ def test_writing_makes_no_shortest_path_call(sample_results, tmp_path):
         mp.setattr(cov, "node_sources", refuse)
         mp.setattr(cov, "node_distances", refuse)
         mp.setattr(cov, "nearest_sources", refuse)
+        # nor a snap, a gather of distances, a gap or a service area: those are measured with
+        # the run, before anything is written
+        mp.setattr(cov, "snap", refuse)
+        mp.setattr(cov, "snap_xy", refuse)
+        mp.setattr(cov, "demand_distances", refuse)
+        mp.setattr(cov, "measure", refuse)
+        mp.setattr(gaps, "district_layers", refuse)
+        mp.setattr(gaps, "_gap_polygons", refuse)
+        mp.setattr(gaps.Lattice, "within_reach", refuse)
         files = sample_results.save(tmp_path / "out", maps=True)
     names = {p.name for p in files.written}
     assert {"coverage.gpkg", "map.html", "summary.csv"} <= names
+
+
+def test_the_results_hold_every_districts_gaps_and_service_areas(sample_results):
+    """The run's model holds each district's gaps and service areas, equal to measuring them
+    afresh; the model keeps no lazily filled cache, and what a reader changes stays its own."""
+    a = sample_results.assessment
+    assert not hasattr(a, "derived")
+    assert set(a.district_layers) == set(a.districts["district_id"])
+    for did in a.districts["district_id"]:
+        fresh_gaps = gaps.district_gaps(a, did)
+        assert len(fresh_gaps) > 0
+        pd.testing.assert_frame_equal(
+            pd.DataFrame(a.gaps(did).drop(columns="geometry")),
+            pd.DataFrame(fresh_gaps.drop(columns="geometry")),
+        )
+        assert a.gaps(did).geometry.geom_equals_exact(fresh_gaps.geometry, 1e-9).all()
+        fresh_areas = gaps.district_service_areas(a, did)
+        assert (a.service_areas(did)["area_m2"].to_numpy() == fresh_areas["area_m2"]).all()
+        toilet = a.gaps(did, "toilet")
+        assert len(toilet) and (toilet["standard"] == "toilet").all()
+        mine = a.gaps(did)
+        mine["rank"] = -1  # a reader's copy
+        assert (a.gaps(did)["rank"] > 0).all()
+    with pytest.raises(KeyError, match="not measured in this run"):
+        a.gaps("no-such-district")

@@ -330,15 +330,13 @@ class Results:
     def gaps(self, standard: str, district: str | None = None) -> gpd.GeoDataFrame:
         """Gap polygons of `standard`, ranked by residents uncovered, for one district (or all
         measured districts when `district` is None and there are several)."""
-        from walkcover.measures.gaps import gap_polygons
-
         self.assessment.standard(standard)  # refuses a standard not measured
         ids = (
             list(self.assessment.districts["district_id"])
             if district is None and len(self.assessment.districts) > 1
             else [self.district_id(district)]
         )
-        frames = [gap_polygons(self.assessment, standard, d).assign(district_id=d) for d in ids]
+        frames = [self.assessment.gaps(d, standard).assign(district_id=d) for d in ids]
         return gpd.GeoDataFrame(
             pd.concat(frames, ignore_index=True), geometry="geometry", crs=self.assessment.crs
         )

@@ -6,9 +6,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ from walkcover.measures.demand import (
 from walkcover.measures.entrances import CLOSED_REASON, Access, facility_access
 from walkcover.measures.facilities import OUT_OF_SERVICE, select_facilities
 from walkcover.measures.facility_files import imported_facilities, merge_sources
+from walkcover.measures.gaps import DistrictLayers, measure_district_layers
 from walkcover.measures.indicators import (
     CONTEXTS,
     SUMMARY_COLUMNS,
@@ -115,6 +116,9 @@ class StandardPass:
     #: -1 where none is within `limit_m`. Taken in the measuring pass, so maps and popups need no
     #: shortest path of their own.
     nearest: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    #: Each network edge's radius for the standard where it depends on the street's context
+    #: (`context_radii`), made once by the pass; None where the standard has one radius.
+    edge_radii: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -148,22 +152,55 @@ class Assessment:
     demand_snaps: cov.Snaps | None = None  # every home snapped once, for maps, reports and siting
     #: How complete each district's mapped buildings look (`completeness.COMPLETENESS_COLUMNS`).
     completeness: pd.DataFrame | None = None
-    #: Layers derived from this assessment on demand (gap polygons, service areas), computed once.
-    derived: dict[tuple[str, ...], Any] = field(default_factory=dict)
     #: ``districts`` in ``crs``, projected once by the thread that measured: pyproj makes its
     #: transformers per thread, and a worker thread's first projection searches PROJ's database
     #: again (about 60 ms for EPSG:4326 to EPSG:4547), which a small district's run feels.
     districts_proj: gpd.GeoDataFrame | None = None
+    #: Per district id, its gaps and service areas (`walkcover.measures.gaps.DistrictLayers`),
+    #: measured with the run (`assess_layers`), before any output is written.
+    district_layers: Mapping[str, DistrictLayers] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.districts_proj is None:  # made here, once, never later by a reader's thread
+            object.__setattr__(self, "districts_proj", self.districts.to_crs(self.crs))
 
     def thresholds(self, standard: Standard, snaps: cov.Snaps) -> np.ndarray | float:
         """Each snapped item's radius for `standard` (its street's context radius where it has one):
-        the edges' radii are made once per standard, then gathered for every set of snaps."""
+        the edges' radii, made once by the standard's pass, gathered for `snaps`."""
         if self.context is None or not standard.context_thresholds_m:
             return standard.threshold_m
-        key = ("edge_radii", standard.id)
-        if key not in self.derived:
-            self.derived[key] = context_radii(standard, self.context)
-        return snap_radii(standard, self.derived[key], snaps)
+        p = self.passes.get(standard.id)
+        radii = p.edge_radii if p is not None else None
+        if radii is None:
+            radii = context_radii(standard, self.context)
+        return snap_radii(standard, radii, snaps)
+
+    def gaps(self, district_id: str, standard_id: str | None = None) -> gpd.GeoDataFrame:
+        """One district's gap polygons (`walkcover.measures.gaps.GAP_COLUMNS`), of one standard
+        where given, as the run measured them (a copy: the run's own stays as measured).
+
+        Raises
+        ------
+        KeyError
+            `district_id` is not one of the run's districts.
+        """
+        gaps = self._layers(district_id).gaps
+        if standard_id is not None:
+            gaps = gaps[gaps["standard"] == standard_id].reset_index(drop=True)
+        return gaps.copy()
+
+    def service_areas(self, district_id: str) -> gpd.GeoDataFrame:
+        """One district's service areas, a row per standard, as the run measured them (a copy)."""
+        return self._layers(district_id).service_areas.copy()
+
+    def _layers(self, district_id: str) -> DistrictLayers:
+        try:
+            return self.district_layers[district_id]
+        except KeyError:
+            raise KeyError(
+                f"district {district_id!r} was not measured in this run; measured: "
+                f"{', '.join(map(str, self.district_layers)) or 'none'}"
+            ) from None
 
     def district_demand(self, district_id: str) -> tuple[gpd.GeoDataFrame, cov.Snaps]:
         """One district's homes (renumbered from 0) and their snaps, reused from the run."""
@@ -217,10 +254,7 @@ class Assessment:
             `district_id` is not one of the run's districts.
         """
         proj = self.districts_proj
-        if proj is None:  # an assessment built by hand
-            if ("districts_proj",) not in self.derived:
-                self.derived[("districts_proj",)] = self.districts.to_crs(self.crs)
-            proj = self.derived[("districts_proj",)]
+        assert proj is not None  # set by __post_init__
         return proj.set_index("district_id").geometry[district_id]
 
     def district_notes(self, slug: str, *, kind: str | None = None) -> list[Note]:
@@ -400,7 +434,7 @@ def assess_layers(
         study.notes.extend(m.notes)
     facilities = _concat_facilities([m.facilities for m in measured.values()], study.crs)
     summary = _summary(study, standards, measured, facilities, homes_on)
-    return Assessment(
+    measured_run = Assessment(
         city=city,
         districts=districts,
         standards=standards,
@@ -421,6 +455,14 @@ def assess_layers(
         demand_snaps=study.demand_snaps,
         completeness=study.completeness,
         districts_proj=study.d_proj,
+    )
+    # the gaps and service areas, with the distances at hand: the run's results are complete
+    # before any output is written, and no output measures
+    step("gaps and service areas")
+    ids = [str(d) for d in districts["district_id"]]
+    homes = study.demand["district_id"].value_counts().to_dict()
+    return replace(
+        measured_run, district_layers=measure_district_layers(measured_run, ids, homes=homes)
     )
 
 
@@ -642,7 +684,19 @@ def _measure_standard(study: _Study, std: Standard) -> _Measured:
         )
     return _Measured(
         facilities=fac,
-        passed=StandardPass(counted, access, fac_snaps, node_dist, study.limits[sid], nearest),
+        passed=StandardPass(
+            counted,
+            access,
+            fac_snaps,
+            node_dist,
+            study.limits[sid],
+            nearest,
+            edge_radii=(
+                context_radii(std, study.context)
+                if study.context is not None and std.context_thresholds_m
+                else None
+            ),
+        ),
         edge_cover=_edge_cover(network, fac_snaps, node_dist, std, study.context),
         areas=study.lands.figures(std, counted.geometry.to_numpy(), fac_snaps, node_dist),
         columns=columns,

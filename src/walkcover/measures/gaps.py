@@ -10,7 +10,10 @@ walking distance.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import geopandas as gpd
 import numpy as np
@@ -19,6 +22,13 @@ import shapely
 
 from walkcover.engine import coverage as cov
 from walkcover.measures.raster import as_shapes, burn, centres_inside, polygons, rasterize
+
+if TYPE_CHECKING:
+    import pyproj
+
+    from walkcover.config.standards import Standard, StandardSet
+    from walkcover.engine.network import Network
+    from walkcover.measures.land import DenominatorLand
 
 GAP_COLUMNS = [
     "standard",
@@ -29,6 +39,80 @@ GAP_COLUMNS = [
     "dist_m_at_centre",
     "geometry",
 ]
+
+#: The lattice step of the service areas (m).
+SERVICE_AREA_CELL_M = 10.0
+
+
+class Measured(Protocol):
+    """What gaps and service areas read of a run's measurement (`walkcover.assessment.Assessment`
+    has it all; this layer cannot import it). Read-only: nothing here is written to."""
+
+    @property
+    def standards(self) -> list[Standard]: ...
+    @property
+    def rules(self) -> StandardSet: ...
+    @property
+    def crs(self) -> pyproj.CRS: ...
+    @property
+    def network(self) -> Network: ...
+    @property
+    def demand(self) -> gpd.GeoDataFrame: ...
+    @property
+    def passes(self) -> Mapping[str, Any]: ...  # standard id → `assessment.StandardPass`
+    @property
+    def lands(self) -> DenominatorLand | None: ...
+    @property
+    def city(self) -> Any: ...  # `walkcover.config.study_area.City`
+
+    def standard(self, standard_id: str) -> Standard: ...
+
+    def thresholds(self, standard: Standard, snaps: cov.Snaps) -> np.ndarray | float: ...
+
+    def district_geometry(self, district_id: str) -> shapely.Geometry: ...
+
+
+@dataclass(frozen=True)
+class DistrictLayers:
+    """One district's derived layers, measured once with the run: its ``gaps`` (every standard,
+    `GAP_COLUMNS`) and ``service_areas`` (a row per standard). Outputs render them; none
+    measures them again."""
+
+    gaps: gpd.GeoDataFrame
+    service_areas: gpd.GeoDataFrame
+
+
+def district_layers(
+    result: Measured, district_id: str, *, reached: shapely.Geometry | None
+) -> DistrictLayers:
+    """`DistrictLayers` of one district (`reached`: the run's `reached_box`)."""
+    return DistrictLayers(
+        gaps=district_gaps(result, district_id),
+        service_areas=district_service_areas(result, district_id, reached=reached),
+    )
+
+
+#: Districts whose layers are measured at a time: the lattices, rasters and shortest-path
+#: gathers release the interpreter lock, so two cores share them.
+LAYER_THREADS = 2
+
+
+def measure_district_layers(
+    result: Measured, district_ids: list[str], *, homes: Mapping[str, int] | None = None
+) -> dict[str, DistrictLayers]:
+    """`DistrictLayers` of every district in `district_ids`, `LAYER_THREADS` at a time, those with
+    most `homes` first (a large district started last would run on alone); keyed by district id,
+    in the order given."""
+    reached = reached_box(result)
+    counts = homes or {}
+    order = sorted(district_ids, key=lambda d: -int(counts.get(d, 0)))
+    if len(order) < 2:
+        done = [district_layers(result, d, reached=reached) for d in order]
+    else:
+        with ThreadPoolExecutor(max_workers=LAYER_THREADS) as pool:
+            done = list(pool.map(lambda d: district_layers(result, d, reached=reached), order))
+    by_id = dict(zip(order, done))
+    return {d: by_id[d] for d in district_ids}
 
 
 def _grid(xmin: float, ymin: float, xmax: float, ymax: float, cell_m: float, pad: int = 2):
@@ -49,7 +133,7 @@ def _burn_points(grid: np.ndarray, c0: int, r1: int, xy: np.ndarray, cell_m: flo
     grid[r1 - row, col - c0] = 1
 
 
-def gap_polygons(result, standard_id: str, district_id: str) -> gpd.GeoDataFrame:
+def gap_polygons(result: Measured, standard_id: str, district_id: str) -> gpd.GeoDataFrame:
     """The uncovered residential areas of one district for one standard, ranked by residents.
 
     Parameters
@@ -64,24 +148,23 @@ def gap_polygons(result, standard_id: str, district_id: str) -> gpd.GeoDataFrame
         (walking distance from the polygon's centre to the nearest facility; NaN beyond the search
         limit), geometry (working CRS).
     """
-    memo = result.derived
-    key = ("gaps", standard_id, district_id)
-    if key not in memo:
-        memo[key] = _gap_polygons(result, standard_id, district_id)
-    return memo[key].copy()
+    return _gap_polygons(result, standard_id, district_id, _district_homes(result, district_id))
 
 
-def _gap_polygons(result, standard_id: str, district_id: str) -> gpd.GeoDataFrame:
+def _gap_polygons(
+    result: Measured, standard_id: str, district_id: str, homes: _Homes
+) -> gpd.GeoDataFrame:
     std = result.standard(standard_id)
     p = result.passes[standard_id]
     net = result.network
+    if result.lands is None:
+        raise ValueError("gap polygons need the run's denominator land (`Assessment.lands`)")
     _, pts, cells = result.lands.district_cells(std.denominator, district_id)
     cell_m = result.rules.land.cell_m
     uncovered = np.zeros(len(pts), dtype=bool)
     if cells.n_items:
         dist = cov.demand_distances(net, cells, p.snaps, p.node_dist)
         uncovered = ~(dist <= result.thresholds(std, cells))
-    homes = _district_homes(result, district_id)
     miss = ~result.demand[f"{standard_id}_covered"].to_numpy(dtype=bool)[homes.at]
     foot = homes.footprints[miss]
     if not uncovered.any() and not len(foot):
@@ -150,24 +233,20 @@ class _Homes:
     residents: np.ndarray
 
 
-def _district_homes(result, district_id: str) -> _Homes:
-    key = ("homes", district_id)
-    if key not in result.derived:
-        d = result.demand
-        at = np.flatnonzero((d["district_id"] == district_id).to_numpy())
-        raw = d.geometry.to_numpy()[at]
-        foot = shapely.make_valid(raw)
-        shapes, owner = as_shapes(foot)
-        result.derived[key] = _Homes(
-            at=at,
-            footprints=foot,
-            shapes=shapes,
-            owner=owner,
-            inside=shapely.point_on_surface(raw),
-            residents=d["residents"].to_numpy(dtype=float)[at],
-        )
-    home: _Homes = result.derived[key]
-    return home
+def _district_homes(result: Measured, district_id: str) -> _Homes:
+    d = result.demand
+    at = np.flatnonzero((d["district_id"] == district_id).to_numpy())
+    raw = d.geometry.to_numpy()[at]
+    foot = shapely.make_valid(raw)
+    shapes, owner = as_shapes(foot)
+    return _Homes(
+        at=at,
+        footprints=foot,
+        shapes=shapes,
+        owner=owner,
+        inside=shapely.point_on_surface(raw),
+        residents=d["residents"].to_numpy(dtype=float)[at],
+    )
 
 
 #: Lattice corners snapped and measured at a time: memory stays flat however large the district
@@ -200,7 +279,7 @@ class Lattice:
             inside = centres_inside(within, xs[0], ys[0], cell_m, gx.shape)
         return cls(gx, gy, cell_m, inside)
 
-    def within_reach(self, result, standards: list) -> dict[str, np.ndarray]:
+    def within_reach(self, result: Measured, standards: list) -> dict[str, np.ndarray]:
         """Per standard, which corners are within its threshold less ``√2 · cell_m`` (a boolean
         grid shaped like ``gx``): each band of rows is snapped once and measured for every
         standard, then let go."""
@@ -257,7 +336,7 @@ class Lattice:
         return shapely.multipolygons(pieces) if len(pieces) else shapely.Polygon()
 
 
-def _grounds(result, standard_id: str) -> np.ndarray:
+def _grounds(result: Measured, standard_id: str) -> np.ndarray:
     """The standard's counted facilities that are areas (their grounds are within reach)."""
     g = result.passes[standard_id].counted.geometry.to_numpy()
     return g[np.isin(shapely.get_type_id(g), (3, 6))]
@@ -269,55 +348,59 @@ def _grounds(result, standard_id: str) -> np.ndarray:
 SERVICE_AREA_MARGIN_M = 100.0
 
 
-def district_service_areas(result, district_id: str, *, cell_m: float = 10.0) -> gpd.GeoDataFrame:
+def district_service_areas(
+    result: Measured,
+    district_id: str,
+    *,
+    cell_m: float = SERVICE_AREA_CELL_M,
+    reached: shapely.Geometry | Literal["measure"] | None = "measure",
+) -> gpd.GeoDataFrame:
     """Layer ``service_areas``: per standard, the land within walking distance in one district and
-    `SERVICE_AREA_MARGIN_M` around it (computed once per assessment and reused by the maps)."""
-    memo = result.derived
-    key = ("service_areas", district_id, cell_m)
-    if key not in memo:
-        dgeom = result.district_geometry(district_id)
-        reach = max(s.max_threshold_m for s in result.standards)
-        around = shapely.buffer(dgeom, SERVICE_AREA_MARGIN_M)
-        extent = _reached_extent(result, around, reach)
-        if extent is not None:
-            extent = _with_grounds(result, extent, around)
-        lattice = None if extent is None else Lattice.over(extent, cell_m=cell_m, within=around)
-        ok = {} if lattice is None else lattice.within_reach(result, result.standards)
-        rows = []
-        for std in result.standards:
-            if lattice is None:  # no street near the district is within reach of a facility
-                polys = _grounds(result, std.id)
-                polys = polys[shapely.intersects(polys, dgeom)]
-                area = shapely.union_all(polys) if len(polys) else shapely.Polygon()
-            else:
-                area = lattice.area(ok[std.id], _grounds(result, std.id))
-            rows.append(
-                {
-                    "standard": std.id,
-                    "threshold_m": std.threshold_m,
-                    "area_m2": round(shapely.area(area), 1),
-                    "geometry": area,
-                }
-            )
-        memo[key] = gpd.GeoDataFrame(rows, geometry="geometry", crs=result.crs)
-    return memo[key].copy()
+    `SERVICE_AREA_MARGIN_M` around it. `reached` is `reached_box` of the run where the caller has
+    it (the same for every district), else it is measured here."""
+    if isinstance(reached, str):
+        reached = reached_box(result)
+    dgeom = result.district_geometry(district_id)
+    around = shapely.buffer(dgeom, SERVICE_AREA_MARGIN_M)
+    extent = _reached_extent(reached, around)
+    if extent is not None:
+        extent = _with_grounds(result, extent, around)
+    lattice = None if extent is None else Lattice.over(extent, cell_m=cell_m, within=around)
+    ok = {} if lattice is None else lattice.within_reach(result, result.standards)
+    rows = []
+    for std in result.standards:
+        if lattice is None:  # no street near the district is within reach of a facility
+            polys = _grounds(result, std.id)
+            polys = polys[shapely.intersects(polys, dgeom)]
+            area = shapely.union_all(polys) if len(polys) else shapely.Polygon()
+        else:
+            area = lattice.area(ok[std.id], _grounds(result, std.id))
+        rows.append(
+            {
+                "standard": std.id,
+                "threshold_m": std.threshold_m,
+                "area_m2": round(shapely.area(area), 1),
+                "geometry": area,
+            }
+        )
+    return gpd.GeoDataFrame(rows, geometry="geometry", crs=result.crs)
 
 
-def _reached_extent(result, around: shapely.Geometry, reach_m: float) -> shapely.Geometry | None:
-    """The part of `around`'s bounding box near a street some facility reaches within `reach_m`
-    (a box): the lattice goes only where there is something to measure, not over a county's empty
-    extent. None when nothing is reached there."""
-    key = ("reached_box", reach_m)
-    if key not in result.derived:  # the same for every district: made once per assessment
-        result.derived[key] = _reached_box(result, reach_m)
-    box = result.derived[key]
+def _reached_extent(
+    box: shapely.Geometry | None, around: shapely.Geometry
+) -> shapely.Geometry | None:
+    """The part of `around`'s bounding box inside `box` (`reached_box`): the lattice goes only
+    where there is something to measure, not over a county's empty extent. None when nothing is
+    reached there."""
     if box is None:
         return None
     clipped = shapely.intersection(box, shapely.envelope(around))
     return None if shapely.is_empty(clipped) or shapely.area(clipped) == 0 else clipped
 
 
-def _with_grounds(result, extent: shapely.Geometry, around: shapely.Geometry) -> shapely.Geometry:
+def _with_grounds(
+    result: Measured, extent: shapely.Geometry, around: shapely.Geometry
+) -> shapely.Geometry:
     """`extent` grown to hold the facilities' grounds that meet `around` (within its box): they
     belong to the service areas wherever streets are reached, and the lattice must not cut them
     where the streets a run holds happen to end (a district run's network stops at its study
@@ -335,8 +418,10 @@ def _with_grounds(result, extent: shapely.Geometry, around: shapely.Geometry) ->
     return shapely.intersection(grown, shapely.envelope(around))
 
 
-def _reached_box(result, reach_m: float) -> shapely.Geometry | None:
-    """The box of the streets some facility reaches within `reach_m`, grown by `reach_m`."""
+def reached_box(result: Measured) -> shapely.Geometry | None:
+    """The box of the streets some facility reaches within the largest threshold of the run's
+    standards, grown by that threshold: the same for every district, so taken once per run."""
+    reach_m = max((s.max_threshold_m for s in result.standards), default=0.0)
     e = result.network.edges
     if not len(e):
         return None
@@ -353,9 +438,11 @@ def _reached_box(result, reach_m: float) -> shapely.Geometry | None:
     return shapely.box(x0 - pad, y0 - pad, x1 + pad, y1 + pad)
 
 
-def district_gaps(result, district_id: str) -> gpd.GeoDataFrame:
-    """Layer ``gaps``: the gap polygons of every standard for one district."""
-    frames = [gap_polygons(result, s.id, district_id) for s in result.standards]
+def district_gaps(result: Measured, district_id: str) -> gpd.GeoDataFrame:
+    """Layer ``gaps``: the gap polygons of every standard for one district (its homes prepared
+    once for all of them)."""
+    homes = _district_homes(result, district_id)
+    frames = [_gap_polygons(result, s.id, district_id, homes) for s in result.standards]
     frames = [f for f in frames if len(f)]
     if not frames:
         return gpd.GeoDataFrame({c: [] for c in GAP_COLUMNS[:-1]}, geometry=[], crs=result.crs)
@@ -365,7 +452,7 @@ def district_gaps(result, district_id: str) -> gpd.GeoDataFrame:
 
 
 def service_area(
-    result,
+    result: Measured,
     standard_id: str,
     *,
     within: shapely.Geometry | None = None,

@@ -30,7 +30,7 @@ from walkcover.assessment import DEMAND_NOTE, OFFICIAL_LAND_NOTE, Assessment, ca
 from walkcover.config.crs import frame_to_lonlat
 from walkcover.engine import coverage as cov
 from walkcover.measures.bands import distance_band
-from walkcover.measures.gaps import district_service_areas, gap_polygons
+from walkcover.measures.gaps import SERVICE_AREA_CELL_M
 from walkcover.presentation.figures import round_figures
 from walkcover.presentation.palette import (
     BANDS,
@@ -389,7 +389,6 @@ def district_map(
     tiles: str | None = None,
     max_footprints: int = 3_000,
     max_units: int = 15_000,
-    service_cell_m: float = 10.0,
     show: str | None = None,
 ) -> folium.Map:
     """The interactive map of one district: a toggleable layer per standard.
@@ -410,7 +409,7 @@ def district_map(
     m = _base_map(np.asarray(d4326.bounds), tiles)
     label = f"{d_row['name']} / {d_row['name_en']}"
     demand, dsnaps = result.district_demand(district_id)
-    areas = district_service_areas(result, district_id, cell_m=service_cell_m).set_index("standard")
+    areas = result.service_areas(district_id).set_index("standard")
     _add_streets(m, result, dgeom)
     for i, std in enumerate(result.standards):
         group = folium.FeatureGroup(  # one standard at a time: base layers, a radio choice
@@ -418,7 +417,7 @@ def district_map(
             overlay=False,
             show=(std.id == show) if show else (i == 0),
         )
-        _add_service_area(group, result, std, areas.geometry[std.id], cell_m=service_cell_m)
+        _add_service_area(group, result, std, areas.geometry[std.id], cell_m=SERVICE_AREA_CELL_M)
         thr = result.thresholds(std, dsnaps)
         _add_homes(
             group,
@@ -613,7 +612,7 @@ def _add_homes(
 
 def _add_gaps(group: folium.FeatureGroup, result: Assessment, sid: str, district_id: str) -> None:
     """The 200 largest gaps, dashed red, with their rank, residents and distance."""
-    gaps = gap_polygons(result, sid, district_id).head(200)
+    gaps = result.gaps(district_id, sid).head(200)
     if not len(gaps):
         return
     fields = ["rank", "residents_uncovered", "area_m2", "dist_m_at_centre"]

@@ -25,7 +25,6 @@ from walkcover.assessment import Assessment
 from walkcover.config.crs import frame_to_lonlat
 from walkcover.config.region import Region
 from walkcover.config.study_area import City
-from walkcover.measures.gaps import district_gaps, district_service_areas
 from walkcover.measures.indicators import group_summary
 from walkcover.presentation.layers import demand_layer, facilities_layer
 from walkcover.presentation.record import (
@@ -236,8 +235,8 @@ def write_district_files(
     layers = {
         "demand": demand,
         "facilities": facilities_layer(assessment, geom),
-        "gaps": district_gaps(assessment, district_id),
-        "service_areas": district_service_areas(assessment, district_id),
+        "gaps": assessment.gaps(district_id),
+        "service_areas": assessment.service_areas(district_id),
     }
     if proposed is not None:
         layers["proposed_sites"] = proposed

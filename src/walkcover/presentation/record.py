@@ -398,7 +398,6 @@ def district_run(
 ) -> DistrictRun:
     """The record of one district of an assessment in memory (what `read_district_run` reads
     back after ``walkcover run``)."""
-    from walkcover.measures.gaps import district_gaps
     from walkcover.presentation.layers import demand_layer, facilities_layer
 
     geom = assessment.district_geometry(district_id)
@@ -412,7 +411,7 @@ def district_run(
         boundary=geom,
         demand=demand,
         facilities=facilities_layer(assessment, geom),
-        gaps=district_gaps(assessment, district_id),
+        gaps=assessment.gaps(district_id),
         proposed=proposed,
         summary=assessment.summary[assessment.summary["district_id"] == district_id],
         indicators=assessment.district_rows[assessment.district_rows["district_id"] == district_id],
