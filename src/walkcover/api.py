@@ -346,7 +346,8 @@ class Results:
     ) -> folium.Map:
         """The interactive map of one district (or, with several measured and no `district`, the
         city map), showing `standard` first. Shows inline in Jupyter, offline too."""
-        from walkcover.presentation.maps import city_map, district_map
+        from walkcover.presentation.city_map import city_map
+        from walkcover.presentation.maps import district_map
 
         if standard is not None:
             self.assessment.standard(standard)
@@ -399,7 +400,7 @@ class Results:
 
         out = check_writable_folder(Path(out), option="out (--out)")
         if maps and tiles is not None:
-            from walkcover.presentation.maps import check_tiles  # folium: only for maps
+            from walkcover.presentation.web_map import check_tiles  # folium: only for maps
 
             check_tiles(tiles)
         with output_lock(out, command="save"):

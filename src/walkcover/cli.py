@@ -132,7 +132,7 @@ def _preflight(
     if cache is not None:
         check_writable_folder(cache, option="--cache-dir")
     if tiles is not None:
-        from walkcover.presentation.maps import check_tiles
+        from walkcover.presentation.web_map import check_tiles
 
         check_tiles(tiles)
 

@@ -255,7 +255,8 @@ def write_district_map(
     tiles: str | None = None,
 ) -> Path:
     """The district's ``map.html`` into `stage`, homes before and after any proposed sites."""
-    from walkcover.presentation.maps import district_map, save_map
+    from walkcover.presentation.maps import district_map
+    from walkcover.presentation.web_map import save_map
 
     m = district_map(assessment, district_id, proposed=proposed, after=after, tiles=tiles)
     return save_map(m, stage / "map.html")
@@ -380,7 +381,8 @@ def _write_run(
             with city_set(city_dir) as built:
                 write_city_tables(built.folder, tables, bom=bom)
                 if maps:
-                    from walkcover.presentation.maps import city_map, save_map
+                    from walkcover.presentation.city_map import city_map
+                    from walkcover.presentation.web_map import save_map
 
                     step = "map.html"
                     save_map(city_map(assessment, tiles=tiles), built.folder / "map.html")
@@ -777,7 +779,8 @@ def write_region(
     (geopandas.GeoDataFrame, list of Path)
         The region summary and the files written.
     """
-    from walkcover.presentation.maps import region_map, save_map
+    from walkcover.presentation.city_map import region_map
+    from walkcover.presentation.web_map import save_map
     from walkcover.presentation.report import region_index_html
 
     frames, geoms = [], []
@@ -824,7 +827,8 @@ def merge_district_parts(base: Path, city: City, parts: list[Path], *, maps: boo
     drawn from the merged summary (districts coloured per standard)."""
     import shutil
 
-    from walkcover.presentation.maps import region_map, save_map
+    from walkcover.presentation.city_map import region_map
+    from walkcover.presentation.web_map import save_map
     from walkcover.presentation.report import split_city_index_html
 
     city_dir = base / city.id

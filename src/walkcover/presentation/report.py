@@ -89,7 +89,7 @@ def _data_uri(png: bytes) -> str:
 
 
 def home_bands(run: DistrictRun, standard_id: str, *, after: bool = False) -> np.ndarray:
-    """Each home's distance band for a standard (`walkcover.presentation.maps.distance_band`),
+    """Each home's distance band for a standard (`walkcover.measures.bands.distance_band`),
     as measured or, with `after`, once the proposed sites are built. A home beyond the search limit
     is "beyond" (farther), never "unknown"."""
     std = run.standard(standard_id)

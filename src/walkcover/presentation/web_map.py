@@ -1,0 +1,435 @@
+"""The shared makings of walkcover's web maps: Leaflet inlined from the shipped copy, the
+base map and its tiles, popups, H3 aggregation, and the page written deterministically with its
+Content-Security-Policy.
+
+Every map is a single self-contained HTML file: Leaflet's JavaScript and CSS are inlined from the
+copy shipped in ``walkcover/_assets`` (folium links CDNs by default, which are slow or blocked in
+mainland China and absent offline), and the base tile layer is optional: without it the map still
+shows every layer on a plain background.
+"""
+
+import base64
+import hashlib
+import re
+from pathlib import Path
+from typing import Any
+
+import folium
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from folium.elements import MacroElement
+from folium.template import Template
+
+from walkcover._atomic import write_atomic
+from walkcover._errors import WalkcoverError
+from walkcover._escape import html_text, js_value
+from walkcover.config.crs import frame_to_lonlat
+
+ASSETS = Path(__file__).resolve().parents[1] / "_assets"
+_LEAFLET_JS = "https://cdn.jsdelivr.net/npm/leaflet@1.9.3/dist/leaflet.js"
+_LEAFLET_CSS = "https://cdn.jsdelivr.net/npm/leaflet@1.9.3/dist/leaflet.css"
+_JQUERY_JS = "https://code.jquery.com/jquery-3.7.1.min.js"
+_LOCAL = {
+    _LEAFLET_JS: ASSETS / "leaflet" / "leaflet.js",
+    _LEAFLET_CSS: ASSETS / "leaflet" / "leaflet.css",
+    _JQUERY_JS: ASSETS / "jquery" / "jquery.min.js",  # folium's popups call $()
+}
+
+
+class MapOptionError(WalkcoverError, ValueError):
+    """A map option (such as ``tiles``) that walkcover does not know."""
+
+
+TILES = {"osm": ("OpenStreetMap", "© OpenStreetMap contributors")}
+#: Where each online base map loads its tiles from (allowed by the maps' Content-Security-Policy).
+TILE_ORIGINS = {"osm": "https://tile.openstreetmap.org"}
+
+
+# Text from OSM, planners' files or shared configs never becomes HTML or JavaScript source on a map:
+# it travels as GeoJSON properties or JSON (`js_value`) and `walkcoverTable` puts it on the page with
+# textContent. folium's own Popup and Tooltip place their text inside a JavaScript template literal
+# (where `${...}` runs and `\u` breaks the script) and GeoJsonTooltip/GeoJsonPopup set property
+# values as innerHTML, so walkcover does not use them for data.
+_TABLE_JS = """
+function walkcoverTable(p, spec) {
+  var div = document.createElement('div');
+  div.className = 'walkcover-info';
+  function text(v) {
+    if (v === null || v === undefined || (typeof v === 'number' && isNaN(v))) return spec.missing || '—';
+    return String(v);
+  }
+  if (spec.title) {
+    var b = document.createElement('b');
+    b.textContent = text(p[spec.title]);
+    div.appendChild(b);
+  }
+  (spec.lines || []).forEach(function (f) {
+    var line = document.createElement('div');
+    line.textContent = text(p[f]);
+    div.appendChild(line);
+  });
+  if (spec.osm_link && /^(node|way|relation)\\/[0-9]+$/.test(String(p.osm_id))) {
+    var a = document.createElement('a');
+    a.href = 'https://www.openstreetmap.org/' + p.osm_id;
+    a.target = '_blank';
+    a.rel = 'noopener noreferrer';
+    a.textContent = p.osm_id;
+    div.appendChild(a);
+  } else if (spec.osm_link) {
+    var id = document.createElement('div');
+    id.textContent = text(p.osm_id);
+    div.appendChild(id);
+  }
+  if (spec.caption) {
+    var c = document.createElement('div');
+    c.textContent = spec.caption;
+    div.appendChild(c);
+  }
+  var t = document.createElement('table');
+  (spec.fields || []).forEach(function (f, i) {
+    var tr = t.insertRow();
+    if (spec.swatches) {
+      var s = tr.insertCell();
+      s.textContent = '\u25a0';
+      s.style.color = spec.swatches[i];
+    }
+    if (spec.aliases) {
+      var th = document.createElement('th');
+      th.textContent = spec.aliases[i];
+      th.style.textAlign = 'left';
+      tr.appendChild(th);
+    }
+    tr.insertCell().textContent = text(p[f]);
+  });
+  if (t.rows.length) div.appendChild(t);
+  return div;
+}
+"""
+
+
+_TABLE_CSS = (
+    "<style>.walkcover-info{font:12px/1.45 sans-serif}.walkcover-info table{border-collapse:collapse;"
+    "margin-top:2px}.walkcover-info th{font-weight:normal;color:#444;padding:0 8px 0 0}"
+    ".walkcover-info td{padding:0 4px 0 0;text-align:right}</style>"
+)
+
+
+class PropertyTable(MacroElement):
+    """A tooltip or popup for every feature of the parent `folium.GeoJson`, built from its
+    properties with ``textContent`` (see `_TABLE_JS`), so no property can run as script.
+
+    Parameters
+    ----------
+    fields, aliases
+        Properties shown as table rows, and their labels.
+    kind
+        ``"tooltip"`` or ``"popup"``.
+    title, lines
+        A property shown in bold first, and properties shown as lines under it.
+    caption
+        A fixed line above the table.
+    swatches
+        A colour per row, drawn as a square before its label.
+    osm_link
+        Add a link to the feature's ``osm_id`` on openstreetmap.org (when it is an OSM id).
+    """
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        {{ this._parent.get_name() }}.{{ this.method }}(function (layer) {
+            return walkcoverTable(layer.feature.properties, {{ this.spec }});
+        }, {{ this.options }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(
+        self,
+        fields: list[str] = (),  # type: ignore[assignment]
+        aliases: list[str] | None = None,
+        *,
+        kind: str = "tooltip",
+        title: str | None = None,
+        lines: list[str] = (),  # type: ignore[assignment]
+        caption: str | None = None,
+        swatches: list[str] | None = None,
+        osm_link: bool = False,
+        missing: str = "—",
+    ) -> None:
+        super().__init__()
+        self._name = "PropertyTable"
+        self.method = {"tooltip": "bindTooltip", "popup": "bindPopup"}[kind]
+        self.spec = js_value(
+            {
+                "fields": list(fields),
+                "aliases": list(aliases) if aliases else None,
+                "title": title,
+                "lines": list(lines),
+                "caption": caption,
+                "swatches": swatches,
+                "osm_link": osm_link,
+                "missing": missing,
+            }
+        )
+        self.options = js_value({"sticky": True} if kind == "tooltip" else {"maxWidth": 340})
+
+    def render(self, **kwargs: Any) -> Any:
+        figure = _figure(self)
+        if "walkcover_table_js" not in figure.script._children:
+            figure.script.add_child(folium.Element(_TABLE_JS), name="walkcover_table_js", index=0)
+            figure.header.add_child(folium.Element(_TABLE_CSS), name="walkcover_table_css")
+        super().render(**kwargs)
+
+
+def _figure(element: folium.Element) -> folium.Figure:
+    """The page (`folium.Figure`) an element is drawn on."""
+    root = element.get_root()
+    if not isinstance(root, folium.Figure):
+        raise TypeError(f"{type(element).__name__} is not on a page; add it to a folium.Map first")
+    return root
+
+
+def _layer_name(text: str) -> str:
+    """A layer control label: Leaflet sets it as HTML, so it is escaped here."""
+    return html_text(text)
+
+
+class MetricScale(MacroElement):
+    """A metric scale bar (no feet or miles) at the bottom right, clear of the legend."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        L.control.scale({imperial: false, metric: true, position: "bottomright"})
+            .addTo({{ this._parent.get_name() }});
+        {% endmacro %}
+        """
+    )
+
+
+class WalkMap(folium.Map):
+    """A folium map that also shows offline in Jupyter: its notebook view inlines Leaflet too."""
+
+    def _repr_html_(self, **kwargs) -> str:
+        page = html_text(render_html(self))
+        return (
+            f'<iframe srcdoc="{page}" style="width:100%;height:600px;border:none" '
+            'sandbox="allow-scripts allow-popups"></iframe>'
+        )
+
+
+def check_tiles(tiles: str) -> str:
+    """Refuse an unknown base map name (before any work is done).
+
+    Raises
+    ------
+    MapOptionError
+        Naming the value and the choices.
+    """
+    if tiles not in TILES:
+        raise MapOptionError(
+            f"--tiles {tiles!r} is not a base map walkcover knows; choose {', '.join(sorted(TILES))}, "
+            "or leave --tiles out for a map without one (it works offline)"
+        )
+    return tiles
+
+
+#: The layer control made compact, so the map keeps its room on a laptop screen: smaller type,
+#: tighter rows, a scroll bar past 60% of the map's height; on a small map (a notebook cell) it
+#: folds into Leaflet's layers button and opens under the mouse.
+_COMPACT_CSS = """<style>
+.leaflet-control-layers-expanded{padding:3px 8px 3px 6px;font:12px/1.25 sans-serif;
+  max-height:60vh;overflow-y:auto}
+.leaflet-control-layers-expanded label{margin:0}
+.leaflet-control-layers-separator{margin:3px -8px 3px -6px}
+@media (max-width:1000px),(max-height:560px){
+  .leaflet-control-layers-expanded{padding:0!important}
+  .leaflet-control-layers-expanded .leaflet-control-layers-toggle{display:block!important}
+  .leaflet-control-layers-expanded .leaflet-control-layers-list{display:none!important}
+  .leaflet-control-layers-expanded:hover{padding:3px 8px 3px 6px!important}
+  .leaflet-control-layers-expanded:hover .leaflet-control-layers-toggle{display:none!important}
+  .leaflet-control-layers-expanded:hover .leaflet-control-layers-list{display:block!important}
+  #walkcover-legend{max-width:300px!important}
+}
+</style>"""
+
+
+#: Screen pixels left round the district (or city) when a map opens.
+FIT_PADDING_PX = (24, 24)
+
+
+def _base_map(bounds_4326: np.ndarray, tiles: str | None) -> folium.Map:
+    x0, y0, x1, y1 = bounds_4326
+    m = WalkMap(
+        location=[(y0 + y1) / 2, (x0 + x1) / 2],
+        tiles=None,
+        control_scale=False,
+        prefer_canvas=True,
+        # quarter zoom steps: with whole steps, the margin below often cost a whole level and
+        # the district filled half the window
+        zoom_snap=0.25,
+    )
+    MetricScale().add_to(m)
+    _figure(m).header.add_child(folium.Element(_COMPACT_CSS))
+    m.default_js = [("leaflet", _LEAFLET_JS), ("jquery", _JQUERY_JS)]
+    m.default_css = [("leaflet_css", _LEAFLET_CSS)]
+    if tiles is not None:
+        check_tiles(tiles)
+        name, attribution = TILES[tiles]
+        # an overlay (a checkbox): the standards are the base layers, one shown at a time
+        folium.TileLayer(
+            name, attr=attribution, name=f"{name} (online)", control=True, overlay=True
+        ).add_to(m)
+    # a margin of screen pixels round the bounds: a district's outline is seen whole, not cut
+    # by the window's edges
+    m.fit_bounds([[y0, x0], [y1, x1]], padding=FIT_PADDING_PX)
+    return m
+
+
+def _geojson(gdf: gpd.GeoDataFrame, *, simplify_m: float = 0.5) -> dict:
+    g = gdf.copy()
+    g["geometry"] = g.geometry.simplify(simplify_m)
+    g = frame_to_lonlat(g)
+    g["geometry"] = shapely.transform(g.geometry.to_numpy(), lambda xy: np.round(xy, 6))  # ~0.1 m
+    for c in g.columns:
+        if c != "geometry" and g[c].dtype.kind == "f":
+            g[c] = g[c].round(1)
+    return g.__geo_interface__
+
+
+#: The label of a district where a standard has no facility in the data: no data, said in words
+#: on the map (a grey fill alone reads as 0%), on a hatched ground.
+_NO_DATA_HTML = (
+    "<div style='transform:translate(-50%,-50%);width:max-content;padding:3px 8px;"
+    "font:bold 12px sans-serif;color:#424242;border:1px solid #757575;border-radius:4px;"
+    "background:repeating-linear-gradient(45deg,#fff 0 6px,#e0e0e0 6px 9px)'>"
+    "no facility in the data · 数据中无设施</div>"
+)
+
+
+def _add_no_data(group: folium.FeatureGroup, points_4326: list[shapely.Point]) -> None:
+    """A "no data" label at each point (WGS84), in the standard's layer."""
+    for pt in points_4326:
+        folium.Marker(
+            [pt.y, pt.x],
+            icon=folium.DivIcon(
+                html=_NO_DATA_HTML, icon_size=(0, 0), class_name="walkcover-nodata"
+            ),
+            interactive=False,
+        ).add_to(group)
+
+
+def _hexes(units: gpd.GeoDataFrame, *, resolution: int) -> gpd.GeoDataFrame:
+    """Aggregate units to H3 cells: residents summed, the band of the residents' majority."""
+    import h3
+
+    pts = frame_to_lonlat(units.geometry.representative_point())
+    cells = [h3.latlng_to_cell(y, x, resolution) for x, y in zip(pts.x, pts.y)]
+    frame = pd.DataFrame({"cell": cells, "band": units["band"], "residents": units["residents"]})
+    agg = frame.groupby(["cell", "band"])["residents"].sum().reset_index()
+    top = agg.sort_values("residents", ascending=False).drop_duplicates("cell")
+    tot = frame.groupby("cell")["residents"].sum()
+    polys = [
+        shapely.Polygon([(lng, lat) for lat, lng in h3.cell_to_boundary(c)]) for c in top["cell"]
+    ]
+    out = gpd.GeoDataFrame(
+        {
+            "osm_id": top["cell"].to_numpy(),
+            "residents": tot.reindex(top["cell"]).round(0).to_numpy(),
+            "dist_m": np.nan,
+            "band": top["band"].to_numpy(),
+            "status": "H3 hexagon",
+        },
+        geometry=polys,
+        crs=4326,
+    )
+    return out.to_crs(units.crs)
+
+
+def render_html(m: folium.Map) -> str:
+    """The map as one self-contained HTML page: Leaflet inlined, no other outside script or style."""
+    root = m.get_root()
+    page = _stable_ids(root, root.render())
+
+    def script(match: re.Match) -> str:
+        url = match.group(1)
+        if url not in _LOCAL:
+            raise RuntimeError(
+                f"map needs an outside script {url!r}; walkcover maps must work offline"
+            )
+        return "<script>" + _LOCAL[url].read_text(encoding="utf-8") + "</script>"
+
+    def style(match: re.Match) -> str:
+        url = match.group(1)
+        if url not in _LOCAL:
+            raise RuntimeError(
+                f"map needs an outside stylesheet {url!r}; walkcover maps must work offline"
+            )
+        return "<style>" + _LOCAL[url].read_text(encoding="utf-8") + "</style>"
+
+    page = re.sub(r'<script src="([^"]+)"></script>', script, page)
+    page = re.sub(r'<link rel="stylesheet" href="([^"]+)"\s*/>', style, page)
+    return _with_csp(page)
+
+
+def _stable_ids(root: object, page: str) -> str:
+    """`page` with folium's random element ids (128 random bits each, so the script hashes of
+    the Content-Security-Policy changed too) replaced by counters in order of first appearance:
+    the same map gives the same bytes, run after run.
+
+    The ids are those of the rendered element tree (elements a render adds included), replaced
+    exactly: text from the data is never touched, whatever it looks like.
+    """
+    ids: set[str] = set()
+    stack = [root]
+    while stack:
+        el = stack.pop()
+        if isinstance(getattr(el, "_id", None), str):
+            ids.add(el._id)  # type: ignore[attr-defined]
+        stack.extend(getattr(el, "_children", {}).values())
+    if not ids:
+        return page
+    order: dict[str, str] = {}
+
+    def stable(match: re.Match) -> str:
+        return order.setdefault(match.group(0), f"{len(order) + 1:032x}")
+
+    pattern = re.compile("|".join(re.escape(i) for i in sorted(ids, key=len, reverse=True)))
+    return pattern.sub(stable, page)
+
+
+def _with_csp(page: str) -> str:
+    """Add a Content-Security-Policy that runs only the page's own scripts and loads nothing from
+    outside (but tiles of a base map asked for with ``tiles``).
+
+    Each inline script is allowed by its SHA-256 hash, so a script or event handler that text from
+    the data might smuggle into the page would not run; no ``eval``, no outside connection.
+    """
+    hashes = sorted(
+        {
+            "'sha256-"
+            + base64.b64encode(hashlib.sha256(body.encode("utf-8")).digest()).decode()
+            + "'"
+            for body in re.findall(r"<script>(.*?)</script>", page, flags=re.DOTALL)
+        }
+    )
+    img = ["data:", "blob:", *sorted({o for o in TILE_ORIGINS.values() if f"{o}/" in page})]
+    scripts = " ".join(hashes) or "'none'"
+    policy = (
+        f"default-src 'none'; script-src {scripts}; style-src 'unsafe-inline'; "
+        f"img-src {' '.join(img)}; font-src data:; base-uri 'none'; form-action 'none'"
+    )
+    meta = f'<meta http-equiv="Content-Security-Policy" content="{html_text(policy)}">'
+    head = re.search(r"<head[^>]*>", page)
+    if head is None:
+        raise RuntimeError("map page has no <head>; cannot add its Content-Security-Policy")
+    return page[: head.end()] + meta + page[head.end() :]
+
+
+def save_map(m: folium.Map, path: Path) -> Path:
+    """Write the self-contained page atomically."""
+    page = render_html(m)
+    return write_atomic(Path(path), lambda tmp: tmp.write_text(page, encoding="utf-8"))
