@@ -145,6 +145,8 @@ class Assessment:
     features: gpd.GeoDataFrame
     notes: list[Note] = field(default_factory=list)
     source: str = ""
+    #: When the OSM data was current (`walkcover.sources.OSMLayers.data_date`); "" unknown.
+    data_date: str = ""
     population_model: str = ""
     passes: dict[str, StandardPass] = field(default_factory=dict)
     context: np.ndarray | None = None  # street context of every network edge, where classified
@@ -448,6 +450,7 @@ def assess_layers(
         features=study.features,
         notes=study.notes,
         source=layers.source,
+        data_date=layers.data_date,
         population_model=study.population_model,
         passes={sid: m.passed for sid, m in measured.items()},
         context=study.context,

@@ -64,6 +64,9 @@ class OSMLayers:
     streets: gpd.GeoDataFrame
     features: gpd.GeoDataFrame
     source: str
+    #: When the OSM data was current, as an ISO 8601 date or date-time (UTC): the PBF header's
+    #: replication timestamp, the Overpass response's ``osm3s.timestamp_osm_base``; "" unknown.
+    data_date: str = ""
 
     def to_crs(self, crs: Any) -> OSMLayers:
         """Both layers in `crs` (metres for measuring). Rebinding the name to the result lets the
@@ -71,13 +74,15 @@ class OSMLayers:
         from concurrent.futures import ThreadPoolExecutor
 
         if len(self.streets) + len(self.features) < PROJECT_APART_ROWS:
-            return OSMLayers(self.streets.to_crs(crs), self.features.to_crs(crs), self.source)
+            return OSMLayers(
+                self.streets.to_crs(crs), self.features.to_crs(crs), self.source, self.data_date
+            )
         # the two layers side by side (pyproj's transformers are per thread; a city's streets
         # and features: 3.5 -> 3.0 s on two cores, the rest holds the GIL)
         with ThreadPoolExecutor(max_workers=2) as pool:
             streets = pool.submit(self.streets.to_crs, crs)
             features = self.features.to_crs(crs)
-            return OSMLayers(streets.result(), features, self.source)
+            return OSMLayers(streets.result(), features, self.source, self.data_date)
 
 
 def empty_streets() -> gpd.GeoDataFrame:
