@@ -88,6 +88,46 @@ def test_writing_makes_no_shortest_path_call(sample_results, tmp_path):
     assert {"coverage.gpkg", "map.html", "summary.csv"} <= names
 
 
+def _refusing_engine(mp: pytest.MonkeyPatch) -> None:
+    def refuse(*_a, **_k):
+        raise AssertionError("something was measured while writing")
+
+    mp.setattr(scipy.sparse.csgraph, "dijkstra", refuse)
+    for name in ("node_sources", "node_distances", "nearest_sources", "snap", "snap_xy"):
+        mp.setattr(cov, name, refuse)
+    for name in ("demand_distances", "measure"):
+        mp.setattr(cov, name, refuse)
+    mp.setattr(gaps, "district_layers", refuse)
+    mp.setattr(gaps.Lattice, "within_reach", refuse)
+
+
+def test_proposed_sites_are_measured_before_writing(sample_results, tmp_path):
+    """A run into a folder where `site` proposed sites keeps them: the homes' walks after them
+    are measured by `walkcover.siting.proposal` (in the API), and writing them, maps included,
+    measures nothing; the layer holds exactly those walks."""
+    import geopandas as gpd
+
+    from walkcover.api import earlier_proposals
+    from walkcover.presentation.outputs import write_run
+
+    r, out = sample_results, tmp_path / "out"
+    r.save(out, maps=False)
+    r.save_sites(r.site("toilet", k=2), out)
+    proposals = earlier_proposals(r.assessment, out, overwrite=True)
+    assert proposals and all(set(p.after) == {"toilet"} for p in proposals.values())
+    with pytest.MonkeyPatch.context() as mp:
+        _refusing_engine(mp)
+        write_run(r.assessment, out, overwrite=True, maps=True, proposals=proposals)
+    for did, p in proposals.items():
+        slug = r.assessment.districts.set_index("district_id").loc[did, "slug"]
+        gpkg = out / r.assessment.city.id / slug / "coverage.gpkg"
+        demand = gpd.read_file(gpkg, layer="demand")
+        np.testing.assert_array_equal(
+            demand["toilet_after_dist_m"].to_numpy(), p.after["toilet"]["dist_m"].to_numpy()
+        )
+        assert len(gpd.read_file(gpkg, layer="proposed_sites")) == len(p.sites)
+
+
 def test_the_results_hold_every_districts_gaps_and_service_areas(sample_results):
     """The run's model holds each district's gaps and service areas, equal to measuring them
     afresh; the model keeps no lazily filled cache, and what a reader changes stays its own."""

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     import folium
 
     from walkcover.presentation.outputs import RunFiles
-    from walkcover.siting import DistrictSiting
+    from walkcover.siting import DistrictSiting, Proposal
 
 __all__ = ["Results", "Study", "assess", "measure", "report", "study"]
 
@@ -396,16 +396,25 @@ class Results:
     ) -> RunFiles:
         """Write what `walkcover run` writes into `out`, holding the folder's lock; each district's
         folder is replaced as one set (see `walkcover.presentation.outputs.write_run`)."""
-        from walkcover.presentation.outputs import write_run
+        from walkcover.presentation.outputs import check_outputs, planned_outputs, write_run
 
         out = check_writable_folder(Path(out), option="out (--out)")
         if maps and tiles is not None:
             from walkcover.presentation.web_map import check_tiles  # folium: only for maps
 
             check_tiles(tiles)
+        a = self.assessment
         with output_lock(out, command="save"):
+            slugs = list(a.districts["slug"])
+            check_outputs(planned_outputs(out, a.city.id, slugs), overwrite=overwrite)
             return write_run(
-                self.assessment, out, overwrite=overwrite, bom=bom, maps=maps, tiles=tiles
+                a,
+                out,
+                overwrite=overwrite,
+                bom=bom,
+                maps=maps,
+                tiles=tiles,
+                proposals=earlier_proposals(a, out, overwrite=overwrite),
             )
 
     def save_sites(
@@ -413,17 +422,21 @@ class Results:
     ) -> list[Path]:
         """Add proposed sites (from `site`) to each district's ``coverage.gpkg`` and
         ``proposed_sites.csv`` in `out`, holding the folder's lock."""
-        from walkcover.presentation.outputs import write_proposed_sites
+        from walkcover.presentation.outputs import merged_proposed_sites, write_proposed_sites
+        from walkcover.siting import proposal
 
         out = check_writable_folder(Path(out), option="out (--out)")
-        rows = self.assessment.districts.set_index("district_id", drop=False)
+        a = self.assessment
+        rows = a.districts.set_index("district_id", drop=False)
         written: list[Path] = []
         with output_lock(out, command="site"):
             for s in sitings:
                 if s.sites is not None:
-                    written += write_proposed_sites(
-                        self.assessment, rows.loc[s.district_id], s.sites, out, overwrite=overwrite
-                    )
+                    row = rows.loc[s.district_id]
+                    sites = merged_proposed_sites(a, row, s.sites, out, overwrite=overwrite)
+                    # the homes' walks after the sites, measured here: the writer only draws them
+                    walks = proposal(a, s.district_id, sites)
+                    written += write_proposed_sites(a, row, walks, out)
         return written
 
     def _repr_html_(self) -> str:
@@ -438,6 +451,24 @@ class Results:
         ]
         table = self.summary[[c for c in cols if c in self.summary.columns]]
         return str(table.round(1).to_html(index=False, escape=True, na_rep="—"))
+
+
+def earlier_proposals(assessment: Assessment, out: Path, *, overwrite: bool) -> dict[str, Proposal]:
+    """The sites an earlier ``walkcover site`` proposed in `out` for the assessment's districts,
+    with each home's walk after them measured on this assessment (`walkcover.siting.proposal`), by
+    district id: a new run keeps them. A damaged ``coverage.gpkg`` is, with `overwrite` (it is
+    replaced), named in a warning and its proposals dropped; without, a `RunRecordError`."""
+    from walkcover.presentation.outputs import read_proposed
+    from walkcover.siting import proposal
+
+    found: dict[str, Proposal] = {}
+    for did, slug in zip(assessment.districts["district_id"], assessment.districts["slug"]):
+        sites = read_proposed(
+            Path(out), assessment.city.id, slug, damaged="drop" if overwrite else "raise"
+        )
+        if sites is not None and len(sites):
+            found[str(did)] = proposal(assessment, str(did), sites)
+    return found
 
 
 def _only_district(assessment: Assessment, district_id: str) -> Assessment:

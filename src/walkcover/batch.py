@@ -158,6 +158,7 @@ def _run_city(
     region_path: str, city_id: str, source: str, out: str, standard: str, maps: bool, t0: float
 ) -> dict[str, Any]:
     import walkcover as wc
+    from walkcover.api import earlier_proposals
     from walkcover.presentation.outputs import write_run
 
     root = Path(out)
@@ -195,7 +196,9 @@ def _run_city(
                 res = wc.assess(
                     city, standard=standard, standards=standards_file, source=cut, cache=False
                 )
-                write_run(res.assessment, base, overwrite=True, maps=maps)
+                # sites a planner proposed here with `walkcover site` stay, redrawn on this run
+                proposals = earlier_proposals(res.assessment, base, overwrite=True)
+                write_run(res.assessment, base, overwrite=True, maps=maps, proposals=proposals)
         finally:
             cut_path.unlink(missing_ok=True)
         record = {

@@ -591,6 +591,23 @@ def walks_after(
 
 
 @dataclass(frozen=True)
+class Proposal:
+    """A district's proposed sites (a ``proposed_sites`` layer: ``standard, rank,
+    residents_newly_covered, cumulative_coverage_pct``, points) and, per standard with sites,
+    each home's walk once they are built (`walks_after`): what the outputs draw before and after,
+    measured here so that no writer measures."""
+
+    district_id: str
+    sites: gpd.GeoDataFrame
+    after: dict[str, pd.DataFrame]
+
+
+def proposal(result: Assessment, district_id: str, sites: gpd.GeoDataFrame) -> Proposal:
+    """`sites` proposed for one district, with the homes' walks after them (`walks_after`)."""
+    return Proposal(district_id, sites, walks_after(result, district_id, sites))
+
+
+@dataclass(frozen=True)
 class DistrictSiting:
     """The siting answer of one district: coverage before and after, the sites, how found.
 

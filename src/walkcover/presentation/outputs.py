@@ -7,11 +7,12 @@ import errno
 import logging
 import os
 import warnings
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import geopandas as gpd
 import numpy as np
@@ -66,6 +67,9 @@ __all__ = [
     "write_report_sets",
     "write_run",
 ]
+
+if TYPE_CHECKING:
+    from walkcover.siting import Proposal
 
 log = logging.getLogger(__name__)
 
@@ -217,17 +221,14 @@ def write_district_files(
     geom,
     stage: Path,
     *,
-    proposed: gpd.GeoDataFrame | None,
+    proposal: Proposal | None,
     tiles: str | None = None,
-) -> dict[str, pd.DataFrame]:
+) -> None:
     """Write one district's ``coverage.gpkg`` and ``run.json`` (the record reports are made from)
-    into `stage`. Homes get ``<standard>_after_dist_m`` and ``_after_status`` for every standard
-    with `proposed` sites, measured afresh; those walks are returned for the map."""
-    after: dict[str, pd.DataFrame] = {}
-    if proposed is not None:
-        from walkcover.siting import walks_after
-
-        after = walks_after(assessment, district_id, proposed)
+    into `stage`. With a `proposal`, its sites are a layer and homes get
+    ``<standard>_after_dist_m``, ``_after_status`` and ``_after_band`` for every standard with sites,
+    as `walkcover.siting.proposal` measured them."""
+    after = proposal.after if proposal is not None else {}
     demand = demand_layer(assessment, district_id)
     for sid, walks in after.items():
         demand[f"{sid}_after_dist_m"] = walks["dist_m"].to_numpy()
@@ -239,11 +240,10 @@ def write_district_files(
         "gaps": assessment.gaps(district_id),
         "service_areas": assessment.service_areas(district_id),
     }
-    if proposed is not None:
-        layers["proposed_sites"] = proposed
+    if proposal is not None:
+        layers["proposed_sites"] = proposal.sites
     write_layers(stage / "coverage.gpkg", layers)
     write_record(stage / RECORD_FILE, record_data(assessment, district_id, tiles=tiles))
-    return after
 
 
 def write_district_map(
@@ -251,15 +251,20 @@ def write_district_map(
     district_id: str,
     stage: Path,
     *,
-    proposed: gpd.GeoDataFrame | None,
-    after: dict[str, pd.DataFrame],
+    proposal: Proposal | None,
     tiles: str | None = None,
 ) -> Path:
     """The district's ``map.html`` into `stage`, homes before and after any proposed sites."""
     from walkcover.presentation.maps import district_map
     from walkcover.presentation.web_map import save_map
 
-    m = district_map(assessment, district_id, proposed=proposed, after=after, tiles=tiles)
+    m = district_map(
+        assessment,
+        district_id,
+        proposed=None if proposal is None else proposal.sites,
+        after=None if proposal is None else proposal.after,
+        tiles=tiles,
+    )
     return save_map(m, stage / "map.html")
 
 
@@ -280,8 +285,12 @@ def write_run(
     bom: bool = True,
     maps: bool = True,
     tiles: str | None = None,
+    proposals: Mapping[str, Proposal] | None = None,
 ) -> RunFiles:
     """Write a run's outputs: per district one complete set, then the city files.
+
+    `proposals` (by district id: `walkcover.siting.proposal`, e.g. the sites an earlier
+    ``walkcover site`` proposed, read with `read_proposed`) are written with their districts.
 
     Each district's folder (``coverage.gpkg``, ``map.html``, and an earlier ``site`` proposal) is
     built in a staging folder and swapped in whole (`walkcover._atomic.staged_folder`), so after a
@@ -304,7 +313,15 @@ def write_run(
     # with maps: folium's element trees are reference cycles, each holding a map's data, that
     # only the collector frees.
     with nullcontext() if maps else collector_paused():
-        return _write_run(assessment, out, overwrite=overwrite, bom=bom, maps=maps, tiles=tiles)
+        return _write_run(
+            assessment,
+            out,
+            overwrite=overwrite,
+            bom=bom,
+            maps=maps,
+            tiles=tiles,
+            proposals=proposals or {},
+        )
 
 
 def _write_run(
@@ -315,6 +332,7 @@ def _write_run(
     bom: bool,
     maps: bool,
     tiles: str | None,
+    proposals: Mapping[str, Proposal],
 ) -> RunFiles:
     city_id = assessment.city.id
     slugs = list(assessment.districts["slug"])
@@ -329,23 +347,16 @@ def _write_run(
         folder = district_dir(out, city_id, slug)
         previous = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
         step = "coverage.gpkg"
+        proposal = proposals.get(drow["district_id"])
         try:
-            # an earlier `site` proposal is kept; a damaged file (only ever replaced here with
-            # --overwrite: `check_outputs`) is replaced, its proposals dropped with a warning
-            proposed = read_proposed(out, city_id, slug, damaged="drop" if overwrite else "raise")
             with staged_folder(folder, keep=KEPT_BY_RUN) as stage:
-                after = write_district_files(
-                    assessment, drow["district_id"], geom, stage, proposed=proposed, tiles=tiles
+                write_district_files(
+                    assessment, drow["district_id"], geom, stage, proposal=proposal, tiles=tiles
                 )
                 if maps:
                     step = "map.html"
                     write_district_map(
-                        assessment,
-                        drow["district_id"],
-                        stage,
-                        proposed=proposed,
-                        after=after,
-                        tiles=tiles,
+                        assessment, drow["district_id"], stage, proposal=proposal, tiles=tiles
                     )
                 new = {p.name for p in stage.iterdir()}
         except Exception as exc:
@@ -574,27 +585,30 @@ def recorded_standards(out: Path, city_id: str, slugs: list[str]) -> list[str]:
     return ids
 
 
-def write_proposed_sites(
+def merged_proposed_sites(
     assessment: Assessment,
     district: pd.Series,
     sites: gpd.GeoDataFrame,
     out: Path,
     *,
     overwrite: bool,
-    tiles: str | None = None,
-) -> list[Path]:
-    """Add the proposed `sites` of one standard to a district's outputs, replacing that standard's
-    earlier proposal only with `overwrite`.
+) -> gpd.GeoDataFrame:
+    """The district's proposed sites once `sites` (one standard's) join those an earlier
+    ``walkcover site`` wrote for other standards; that standard's earlier sites are replaced only
+    with `overwrite`.
 
-    The district's set is written again as one (staged and swapped in): ``coverage.gpkg`` with the
-    ``proposed_sites`` layer and each home's walk after them, ``run.json``, ``proposed_sites.csv``
-    and, unless the run was made without maps, ``map.html`` with the sites and the homes before and
-    after. `assessment` must hold every standard the district's earlier ``run`` measured, so that
-    nothing of it is lost.
+    Raises
+    ------
+    WalkcoverError
+        The district's earlier run measured a standard `assessment` did not (its files would lose
+        it).
+    OutputExistsError
+        Sites of that standard are there and `overwrite` is off.
+    RunRecordError
+        The district's ``coverage.gpkg`` or ``run.json`` is damaged.
     """
-    city_id, slug, did = assessment.city.id, district["slug"], district["district_id"]
+    city_id, slug = assessment.city.id, district["slug"]
     folder = district_dir(out, city_id, slug)
-    gpkg, csv = folder / "coverage.gpkg", folder / "proposed_sites.csv"
     standard = str(sites["standard"].iloc[0]) if len(sites) else ""
     measured = {s.id for s in assessment.standards}
     lost = [s for s in recorded_standards(out, city_id, [slug]) if s not in measured]
@@ -607,12 +621,36 @@ def write_proposed_sites(
     if old is not None and len(old):
         if (old["standard"] == standard).any() and not overwrite:
             raise OutputExistsError(
-                f"{gpkg} already holds proposed sites for {standard}; pass --overwrite to replace them"
+                f"{folder / 'coverage.gpkg'} already holds proposed sites for {standard}; pass "
+                "--overwrite to replace them"
             )
         sites = pd.concat(
             [old[old["standard"] != standard].to_crs(sites.crs), sites], ignore_index=True
         )
-    proposed = gpd.GeoDataFrame(sites, geometry="geometry", crs=sites.crs)
+    return gpd.GeoDataFrame(sites, geometry="geometry", crs=sites.crs)
+
+
+def write_proposed_sites(
+    assessment: Assessment,
+    district: pd.Series,
+    proposal: Proposal,
+    out: Path,
+    *,
+    tiles: str | None = None,
+) -> list[Path]:
+    """Write a district's outputs again with its `proposal` (`merged_proposed_sites`, measured by
+    `walkcover.siting.proposal`).
+
+    The district's set is written again as one (staged and swapped in): ``coverage.gpkg`` with the
+    ``proposed_sites`` layer and each home's walk after them, ``run.json``, ``proposed_sites.csv``
+    and, unless the run was made without maps, ``map.html`` with the sites and the homes before and
+    after. `assessment` must hold every standard the district's earlier ``run`` measured, so that
+    nothing of it is lost.
+    """
+    city_id, slug, did = assessment.city.id, district["slug"], district["district_id"]
+    folder = district_dir(out, city_id, slug)
+    gpkg, csv = folder / "coverage.gpkg", folder / "proposed_sites.csv"
+    proposed = proposal.sites
     table = pd.DataFrame(proposed.drop(columns="geometry"))
     pts = frame_to_lonlat(proposed.geometry)
     table["lon"], table["lat"] = pts.x.round(7), pts.y.round(7)
@@ -623,10 +661,10 @@ def write_proposed_sites(
     keep = [p.name for p in folder.iterdir() if p.name not in mine] if folder.is_dir() else []
     geom = assessment.district_geometry(did)
     with staged_folder(folder, keep=keep) as stage:
-        after = write_district_files(assessment, did, geom, stage, proposed=proposed, tiles=tiles)
+        write_district_files(assessment, did, geom, stage, proposal=proposal, tiles=tiles)
         write_csv(stage / csv.name, table)
         if maps:
-            write_district_map(assessment, did, stage, proposed=proposed, after=after, tiles=tiles)
+            write_district_map(assessment, did, stage, proposal=proposal, tiles=tiles)
     return [gpkg, folder / RECORD_FILE, csv, *([folder / "map.html"] if maps else [])]
 
 
