@@ -49,6 +49,11 @@ from walkcover.measures.gaps import DistrictLayers, measure_district_layers
 from walkcover.measures.indicators import (
     CONTEXTS,
     SUMMARY_COLUMNS,
+    DistrictFacts,
+    FacilityCounts,
+    LandCover,
+    ResidentGroups,
+    StreetCover,
     district_indicators,
     district_summary,
 )
@@ -789,6 +794,7 @@ def _summary(
         )
 
     context_masks = None if study.context is None else {c: study.context == c for c in CONTEXTS}
+    length_m = study.network.edges["length_m"].to_numpy()
 
     def one(drow: pd.Series, dgeom: shapely.Geometry) -> tuple[list[dict], list[Note]]:
         rows, notes = [], []
@@ -801,26 +807,32 @@ def _summary(
             mine, fac_geoms, fac_snapped, fac_district = per_std[std.id]
             near = can_serve(fac_geoms, dgeom, limit) & fac_snapped
             excluded = mine & ~counts & (fac_in == did)
+            edge_cover = measured[std.id].edge_cover
             rows.append(
                 district_summary(
                     homes,
                     district=drow,
                     standard=std,
-                    facilities_in_district=int((fac_district == did).sum()),
-                    facilities_in_reach=int(near.sum()),
-                    facilities_excluded=int(excluded.sum()),
-                    demand_model=study.models[did],
-                    population_model=study.population_model,
-                    areas=measured[std.id].areas.get(did, {}),
-                    edge_cover=measured[std.id].edge_cover,
-                    edge_in_district=edge_in,
-                    context=study.context,
-                    network=study.network,
-                    context_masks=context_masks,
-                    on_land=on_land[std.denominator][mask],
-                    building_completeness_pct=float(complete.get(did, np.nan)),
-                    group=groups[std.id][0],
-                    report_group=groups[std.id][1],
+                    facilities=FacilityCounts(
+                        in_district=int((fac_district == did).sum()),
+                        in_reach=int(near.sum()),
+                        excluded=int(excluded.sum()),
+                    ),
+                    land=LandCover(
+                        areas=measured[std.id].areas.get(did, {}),
+                        on_land=on_land[std.denominator][mask],
+                    ),
+                    streets=(
+                        None
+                        if edge_cover is None or context_masks is None or edge_in is None
+                        else StreetCover(edge_cover, edge_in, length_m, context_masks)
+                    ),
+                    groups=ResidentGroups(*groups[std.id]),
+                    facts=DistrictFacts(
+                        demand_model=study.models[did],
+                        population_model=study.population_model,
+                        building_completeness_pct=float(complete.get(did, np.nan)),
+                    ),
                 )
             )
             if int(near.sum()) == 0:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 import geopandas as gpd
 import numpy as np
@@ -96,26 +97,74 @@ def meets(pct: float | np.ndarray, target_pct: float | np.ndarray) -> bool | np.
     return np.asarray(pct) >= np.asarray(target_pct) - TARGET_TOL_PP
 
 
+@dataclass(frozen=True)
+class FacilityCounts:
+    """A standard's facilities as one district's summary counts them.
+
+    ``in_district``: facilities inside the district polygon that count. ``in_reach``: snapped
+    facilities inside the district or within the search limit of it, the ones that can serve its
+    residents (facilities across a border count); 0 means no figure. ``excluded``: candidates in
+    the district that do not count (too small, private, other school level).
+    """
+
+    in_district: int
+    in_reach: int
+    excluded: int = 0
+
+
+@dataclass(frozen=True)
+class LandCover:
+    """The standard's denominator land in one district: ``areas`` (``land_km2``,
+    ``area_covered_euclid_pct`` (official, straight-line), ``area_covered_pct`` (walking),
+    ``detour_loss_pp``), and ``on_land``, which of the district's homes lie on that land (how many
+    residents the official figure speaks for)."""
+
+    areas: Mapping[str, float] = field(default_factory=dict)
+    on_land: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class StreetCover:
+    """For the share of each street context's length that is covered: covered length per edge
+    (``edge_cover``), which edges lie in the district, each edge's context and length, and
+    ``{c: context == c}`` per context of `CONTEXTS`, made once for every district (a comparison of
+    1.8 million strings takes 20 ms)."""
+
+    edge_cover: np.ndarray
+    edge_in_district: np.ndarray
+    length_m: np.ndarray
+    context_masks: Mapping[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class ResidentGroups:
+    """The population group the residents figures count (column ``residents_<group>``; None: all
+    residents), and a group whose coverage is reported beside them."""
+
+    group: str | None = None
+    report_group: str | None = None
+
+
+@dataclass(frozen=True)
+class DistrictFacts:
+    """How the district's residents were modelled and how complete its mapped buildings look
+    (`completeness.building_completeness`)."""
+
+    demand_model: str = ""
+    population_model: str = ""
+    building_completeness_pct: float = float("nan")
+
+
 def district_summary(
     demand: pd.DataFrame,
     *,
     district: pd.Series,
     standard: Standard,
-    facilities_in_district: int,
-    facilities_in_reach: int,
-    facilities_excluded: int = 0,
-    demand_model: str = "",
-    population_model: str = "",
-    areas: dict | None = None,
-    edge_cover: np.ndarray | None = None,
-    edge_in_district: np.ndarray | None = None,
-    context: np.ndarray | None = None,
-    network=None,
-    context_masks: dict[str, np.ndarray] | None = None,
-    on_land: np.ndarray | None = None,
-    building_completeness_pct: float = float("nan"),
-    group: str | None = None,
-    report_group: str | None = None,
+    facilities: FacilityCounts,
+    land: LandCover | None = None,
+    streets: StreetCover | None = None,
+    groups: ResidentGroups | None = None,
+    facts: DistrictFacts | None = None,
 ) -> dict:
     """One summary row: the figures of `standard` for one district.
 
@@ -125,32 +174,21 @@ def district_summary(
         That district's demand units with ``residents`` and ``<id>_dist_m/_covered/_status``.
     district
         The district's row (``slug, district_id, name, name_en, is_sample``).
-    facilities_in_district
-        Facilities inside the district polygon that count.
-    facilities_in_reach
-        Snapped facilities inside the district or within the search limit of it: the ones that
-        can serve its residents (facilities across a border count).
-    facilities_excluded
-        Candidates in the district that do not count (too small, private, other school level).
-    areas
-        ``land_km2``, ``area_covered_euclid_pct`` (official, straight-line), ``area_covered_pct``
-        (walking) and ``detour_loss_pp`` (straight line − walking at the same radii) for the
-        standard's denominator land.
-    on_land
-        Which of `demand` lie on that land: ``residents_on_land_pct``, how many residents the
-        official figure speaks for.
-    building_completeness_pct
-        How complete the district's mapped buildings look (`completeness.building_completeness`).
-    group, report_group
-        The population group the residents figures count (column ``residents_<group>``; None: all
-        residents), and a group whose coverage is reported beside them.
-    edge_cover, edge_in_district, context, network
-        Covered length per edge, which edges lie in the district, and each edge's street context,
-        for the share of each context's street length that is covered.
-    context_masks
-        ``{c: context == c}`` for each of `CONTEXTS`, made once by a caller summing many districts
-        (a comparison of 1.8 million strings takes 20 ms); made here when not given.
+    facilities
+        The standard's facilities counted for the district (`FacilityCounts`).
+    land
+        Its denominator land's figures (`LandCover`); NaN where not given.
+    streets
+        Street lengths by context and what is covered (`StreetCover`); NaN where not given.
+    groups
+        The population groups the figures count (`ResidentGroups`; default all residents).
+    facts
+        How its residents were modelled (`DistrictFacts`).
     """
+    land = land or LandCover()
+    groups = groups or ResidentGroups()
+    facts = facts or DistrictFacts()
+    group, report_group, on_land = groups.group, groups.report_group, land.on_land
     sid = standard.id
     res = demand[f"residents_{group}" if group else "residents"].to_numpy(dtype=float)
     residents = float(res.sum())
@@ -158,7 +196,7 @@ def district_summary(
     covered = float(res[covered_mask].sum())
     status = demand[f"{sid}_status"]
     n = len(demand)
-    areas = areas or {}
+    areas = land.areas
     euclid = areas.get("area_covered_euclid_pct", float("nan"))
     walk = areas.get("area_covered_pct", float("nan"))
     resid_pct = _pct(covered, residents)
@@ -172,9 +210,9 @@ def district_summary(
         "standard_name": standard.name,
         "threshold_m": standard.threshold_m,
         "context_applied": standard.context_applied,
-        "facilities": facilities_in_district,
-        "facilities_in_reach": facilities_in_reach,
-        "facilities_excluded": facilities_excluded,
+        "facilities": facilities.in_district,
+        "facilities_in_reach": facilities.in_reach,
+        "facilities_excluded": facilities.excluded,
         "demand_units": n,
         "residents_group": group or "all",
         "residents": round(residents, 1),
@@ -198,9 +236,9 @@ def district_summary(
         "unsnapped_units": int((status == cov.STATUS_UNSNAPPED).sum()),
         "unreachable_units": int((status == cov.STATUS_UNREACHABLE).sum()),
         "beyond_search_units": int((status == cov.STATUS_BEYOND_LIMIT).sum()),
-        "demand_model": demand_model,
-        "building_completeness_pct": building_completeness_pct,
-        "population_model": population_model,
+        "demand_model": facts.demand_model,
+        "building_completeness_pct": facts.building_completeness_pct,
+        "population_model": facts.population_model,
         "citation": f"{standard.citation.section} {standard.citation.text}".strip(),
     }
     row["report_group"] = report_group or ""
@@ -216,21 +254,14 @@ def district_summary(
     for c in CONTEXTS:
         row[f"street_km_{c}"] = float("nan")
         row[f"street_covered_pct_{c}"] = float("nan")
-    if (
-        edge_cover is not None
-        and context is not None
-        and network is not None
-        and edge_in_district is not None
-    ):
-        length = network.edges["length_m"].to_numpy()
-        is_c = context_masks or {c: context == c for c in CONTEXTS}
+    if streets is not None:
         for c in CONTEXTS:
-            m = edge_in_district & is_c[c]
-            total = float(length[m].sum())
+            m = streets.edge_in_district & streets.context_masks[c]
+            total = float(streets.length_m[m].sum())
             row[f"street_km_{c}"] = total / 1000.0
-            row[f"street_covered_pct_{c}"] = _pct(float(edge_cover[m].sum()), total)
+            row[f"street_covered_pct_{c}"] = _pct(float(streets.edge_cover[m].sum()), total)
     row["no_data_reason"] = ""
-    if facilities_in_reach == 0:
+    if facilities.in_reach == 0:
         # no facility of the standard can serve the district: the data has none, so there is no
         # figure to give (never 0%), and no target met or missed
         row["no_data_reason"] = NO_FACILITY_REASON
