@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 
@@ -50,7 +51,32 @@ def test_notebook_runs_clean(path, tmp_path):
         assert re.search(r"\d+\.\d% → \d+\.\d% \((optimal|greedy|HiGHS)", text), text[-2000:]
     else:
         assert "residents_uncovered" in text and "sample-nw" in text
-    # the last cell shows a map, self-contained: Leaflet inlined, nothing fetched from a CDN
-    shown = [str(o.get("data", {}).get("text/html", "")) for o in nb.cells[-1].outputs]
+    # a cell shows a map, self-contained: Leaflet inlined, nothing fetched from a CDN
+    shown = [str(o.get("data", {}).get("text/html", ""))
+             for c in nb.cells if c.cell_type == "code" for o in c.outputs]  # fmt: skip
     assert any("leaflet" in h.lower() and "srcdoc" in h for h in shown)
     assert not any("cdn.jsdelivr" in h for h in shown)
+    # indicators are shown by their names (as the library's tables have them), never by their ids
+    tables = "\n".join(
+        str(o.get("data", {}).get("text/plain", ""))
+        for c in nb.cells if c.cell_type == "code" and "district_rows" in c.source
+        for o in c.outputs
+    )  # fmt: skip
+    assert not re.search(r"\b[a-z_]+\.(density|per_capita|coverage)\b", tables), tables
+    if path.name.startswith("02"):
+        assert "Public toilets per km²" in tables and "Park green space per resident" in tables
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_a_guided_analysis(path):
+    """Every code cell follows a markdown cell that says, in words, what the step is for; charts of
+    homes weighted by residents say so on their axis."""
+    cells = nbformat.read(path, as_version=4).cells
+    for before, cell in itertools.pairwise(cells):
+        if cell.cell_type == "code":
+            assert before.cell_type == "markdown", cell.source
+            words = re.sub(r"^#+ .*$", "", before.source, flags=re.M).split()
+            assert len(words) >= 12, before.source
+    for cell in cells:
+        if "weights=" in cell.source and ".hist(" in cell.source:
+            assert 'set_ylabel("residents · 居民")' in cell.source, cell.source

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import difflib
 import functools
+import inspect
 import logging
+import re
 import signal
 import sys
+import time
 import traceback
 import warnings
 from collections.abc import Callable
@@ -20,10 +25,17 @@ from rich.table import Table
 from rich.text import Text
 
 from walkcover._atomic import check_writable_folder
-from walkcover._errors import DistrictNotFoundError, RunIncompleteError, WalkcoverError
+from walkcover._errors import (
+    ConfigError,
+    DistrictNotFoundError,
+    RunIncompleteError,
+    WalkcoverError,
+)
 from walkcover._escape import terminal
 from walkcover._lock import output_lock
+from walkcover._paths import bundle_root
 from walkcover._paths import cache_dir as default_cache_dir
+from walkcover._version import __version__
 from walkcover.presentation.figures import (
     EMPTY,
     NO_DATA,
@@ -50,22 +62,139 @@ app = typer.Typer(
 # Text from data also goes through `terminal`, which shows control characters instead of obeying them.
 out_console = Console(markup=False)
 err_console = Console(stderr=True, markup=False)
-_state = {"verbose": 0}
+_state = {"verbose": 0, "quiet": 0}
+#: The options of the command being run, as parsed (`_guarded` fills it).
+_given: dict[str, Any] = {}
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+#: Loggers of the libraries walkcover runs on: they pass only warnings unless ``-v`` is given
+#: (several set their own level when imported, e.g. ``distributed``, so the root's is not enough).
+LIBRARY_LOGGERS = (
+    "asyncio",
+    "dask",
+    "distributed",
+    "filelock",
+    "fiona",
+    "fontTools",
+    "fsspec",
+    "h5py",
+    "matplotlib",
+    "numba",
+    "numexpr",
+    "osmium",
+    "osmnx",
+    "PIL",
+    "pyogrio",
+    "pyproj",
+    "pyrosm",
+    "rasterio",
+    "shapely",
+    "tornado",
+    "urllib3",
+    "weasyprint",
+)
+
+
+def log_levels(*, verbose: int, quiet: bool) -> tuple[int, int]:
+    """The levels of walkcover's own loggers and of every other library, for ``-v`` counted
+    `verbose` times (or ``-q``).
+
+    ==========  ==========  ==========
+    flags       walkcover   libraries
+    ==========  ==========  ==========
+    ``-q``      ERROR       ERROR
+    (none)      WARNING     WARNING
+    ``-v``      INFO        INFO
+    ``-vv``     DEBUG       INFO
+    ``-vvv``    DEBUG       DEBUG
+    ==========  ==========  ==========
+
+    Returns
+    -------
+    tuple of int
+        ``(walkcover_level, library_level)``.
+    """
+    if quiet:
+        return logging.ERROR, logging.ERROR
+    ours = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    libraries = (logging.WARNING, logging.INFO, logging.INFO, logging.DEBUG)[min(verbose, 3)]
+    return ours, libraries
+
+
+class _TerminalLogHandler(logging.Handler):
+    """Log records as one line each on stderr (the console of the moment, so a test runner's
+    capture sees them), with control characters made visible (`walkcover._escape.terminal`)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            err_console.print(terminal(self.format(record)), soft_wrap=True, highlight=False)
+        except Exception:  # a log line must never end a run
+            self.handleError(record)
+
+
+_log_handler = _TerminalLogHandler()
+_log_handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+
+
+def _configure_logging(ctx: typer.Context, *, verbose: int, quiet: bool) -> None:
+    """Set the levels of `log_levels` and print log records through `_log_handler`, until the
+    command ends (then the previous levels come back: a test runner calling the app many times in
+    one process, or a notebook, is left as it was)."""
+    ours, libraries = log_levels(verbose=verbose, quiet=quiet)
+    root = logging.getLogger()
+    loggers = [root, logging.getLogger("walkcover"), *map(logging.getLogger, LIBRARY_LOGGERS)]
+    before = [(logger, logger.level) for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(ours if logger.name == "walkcover" else libraries)
+    added = _log_handler not in root.handlers
+    if added:
+        root.addHandler(_log_handler)
+
+    def restore() -> None:
+        for logger, level in before:
+            logger.setLevel(level)
+        if added:
+            root.removeHandler(_log_handler)
+
+    ctx.call_on_close(restore)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        out_console.print(f"walkcover {__version__}", highlight=False)
+        raise typer.Exit()
 
 
 @app.callback()
 def main(
+    ctx: typer.Context,
     verbose: Annotated[
-        int, typer.Option("--verbose", "-v", count=True, help="More log output.")
+        int,
+        typer.Option(
+            "--verbose",
+            "-v",
+            count=True,
+            help="More log output: -v walkcover's and the libraries' INFO, -vv walkcover's DEBUG, "
+            "-vvv the libraries' DEBUG too.",
+        ),
     ] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print walkcover's version and exit.",
+        ),
+    ] = False,
 ) -> None:
     """walkcover: where people cannot reach the services their city promised them."""
     _state["verbose"] = verbose
+    _state["quiet"] = int(quiet)
     out_console.quiet = quiet  # -q: nothing but errors (they go to stderr)
-    level = logging.ERROR if quiet else (logging.WARNING - 10 * min(verbose, 2))
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    _configure_logging(ctx, verbose=verbose, quiet=quiet)
 
 
 def entry() -> None:
@@ -97,6 +226,8 @@ def _guarded(command: F) -> F:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        _given.clear()
+        _given.update(kwargs)  # what `_fail` looks at to suggest a fix for a mistyped name
         try:
             with warnings.catch_warnings():
                 # walkcover's own warnings (a repaired boundary, repeated import rows) are shown
@@ -135,6 +266,40 @@ def _preflight(
         from walkcover.presentation.web_map import check_tiles
 
         check_tiles(tiles)
+
+
+#: Stands in an option's help for the ids of the bundled standards, filled in when help is shown.
+STANDARD_IDS = "{standard_ids}"
+
+
+@functools.cache
+def standard_ids_text() -> str:
+    """The ids of the standards walkcover ships (its default standards file), for help texts."""
+    from walkcover.config.standards import load_standards
+
+    try:
+        rules = load_standards()
+    except WalkcoverError as exc:  # a broken install still shows its help
+        return terminal(f"(the bundled standards could not be read: {' '.join(str(exc).split())})")
+    return terminal(
+        f"{', '.join(rules.standards)} (bundled {rules.id}; a --standards file has its own)"
+    )
+
+
+class StandardHelpCommand(typer.core.TyperCommand):
+    """A command whose options' help lists the bundled standard ids (read from the standards file
+    when the help is shown, not when the command line is imported)."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        for param in self.params:
+            help_text = getattr(param, "help", None)
+            if (
+                isinstance(param, typer.core.TyperOption)
+                and help_text
+                and STANDARD_IDS in help_text
+            ):
+                param.help = help_text.replace(STANDARD_IDS, standard_ids_text())
+        super().format_help(ctx, formatter)
 
 
 CityOpt = Annotated[str, typer.Option(help="City name (zhengzhou, helsinki-sample) or YAML file.")]
@@ -226,6 +391,7 @@ def _assess(
         TimeElapsedColumn(),
         console=err_console,
         transient=True,
+        disable=bool(_state["quiet"]),
     ) as bar:
         task = bar.add_task("starting", total=4 + len(plan.standards))
 
@@ -236,14 +402,14 @@ def _assess(
         return api.measure(plan, progress=step)
 
 
-@app.command()
+@app.command(cls=StandardHelpCommand)
 @_guarded
 def run(
     city: CityOpt,
     out: Annotated[Path, typer.Option(help="Output folder.")],
     district: DistrictOpt = "all",
     standard: Annotated[
-        str, typer.Option(help="Standard id, comma-separated ids, or 'all'.")
+        str, typer.Option(help=f"Standard id, comma-separated ids, or 'all'. Ids: {STANDARD_IDS}.")
     ] = "all",
     standards: StandardsOpt = None,
     source: SourceOpt = None,
@@ -288,7 +454,7 @@ def run(
     _print_summary(result.assessment, files.written, removed=files.removed)
 
 
-@app.command()
+@app.command(cls=StandardHelpCommand)
 @_guarded
 def batch(
     region: Annotated[str, typer.Option(help="A bundled region ('henan') or a region YAML file.")],
@@ -300,7 +466,7 @@ def batch(
         str, typer.Option(help="City ids or names, comma-separated, or 'all'.")
     ] = "all",
     standard: Annotated[
-        str, typer.Option(help="Standard id, comma-separated ids, or 'all'.")
+        str, typer.Option(help=f"Standard id, comma-separated ids, or 'all'. Ids: {STANDARD_IDS}.")
     ] = "all",
     workers: Annotated[
         int | None,
@@ -407,20 +573,40 @@ def report(
             "without reading OSM data or measuring again"
         )
     _preflight(out=out)
+    # per-district lines come from the library once `api.report` takes `progress` (as `measure`)
+    steps: dict[str, Any] = (
+        {"progress": _progress_line}
+        if "progress" in inspect.signature(api.report).parameters
+        else {}
+    )
+    started = time.monotonic()
+    _progress_line(f"report: reading what `walkcover run` wrote to {out}")
     with output_lock(out, command="report") as repairs:
         _print_repairs(repairs)
         try:
-            files = api.report(
-                city,
-                out,
-                district=district,
-                boundaries=boundaries,
-                name_field=name_field,
-                overwrite=overwrite,
-            )
+            with (
+                err_console.status("writing the reports (HTML, PDF, maps)", spinner="dots")
+                if not _state["quiet"]
+                else contextlib.nullcontext()
+            ):
+                files = api.report(
+                    city,
+                    out,
+                    district=district,
+                    boundaries=boundaries,
+                    name_field=name_field,
+                    overwrite=overwrite,
+                    **steps,
+                )
         except RunIncompleteError as exc:
             _print_written(exc.files.written)
             raise
+    reports = sum(p.name == "report.pdf" for p in files.written)
+    index = any(p.name == "index.html" for p in files.written)
+    _progress_line(
+        f"report: {reports} district report(s){' and the city page' if index else ''} "
+        f"written in {time.monotonic() - started:.0f} s"
+    )
     _print_written(files.written)
     if not any(p.name == "index.html" for p in files.written):
         out_console.print(
@@ -429,12 +615,12 @@ def report(
         )
 
 
-@app.command()
+@app.command(cls=StandardHelpCommand)
 @_guarded
 def explain(
     city: CityOpt,
     district: Annotated[str, typer.Option(help="District: Chinese or English name or code.")],
-    standard: Annotated[str, typer.Option(help="Standard id, e.g. park.")],
+    standard: Annotated[str, typer.Option(help=f"Standard id: {STANDARD_IDS}.")],
     standards: StandardsOpt = None,
     source: SourceOpt = None,
     population_raster: RasterOpt = None,
@@ -462,12 +648,12 @@ def explain(
         out_console.print(Text(terminal(line), style="bold" if heading else ""))
 
 
-@app.command("site")
+@app.command("site", cls=StandardHelpCommand)
 @_guarded
 def site_command(
     city: CityOpt,
     district: DistrictOpt,
-    standard: Annotated[str, typer.Option(help="Standard id, e.g. toilet.")],
+    standard: Annotated[str, typer.Option(help=f"Standard id: {STANDARD_IDS}.")],
     out: Annotated[Path, typer.Option(help="Output folder (the one `run` wrote to).")],
     target: Annotated[
         float | None, typer.Option(help="Fewest new sites reaching this coverage %.")
@@ -597,12 +783,14 @@ def _print_siting(
     _print_written(written)
 
 
-@app.command("import")
+@app.command("import", cls=StandardHelpCommand)
 @_guarded
 def import_command(
     file: Annotated[Path, typer.Argument(help="CSV, Excel, GeoJSON, Shapefile or GeoPackage.")],
     city: CityOpt,
-    standard: Annotated[str, typer.Option(help="Standard the facilities belong to, e.g. toilet.")],
+    standard: Annotated[
+        str, typer.Option(help=f"Standard the facilities belong to: {STANDARD_IDS}.")
+    ],
     coords: Annotated[
         str, typer.Option(help="wgs84, gcj02 (Amap, Tencent), bd09 (Baidu) or EPSG:n.")
     ] = "wgs84",
@@ -749,6 +937,8 @@ def _fail(exc: BaseException) -> NoReturn:
         err_console.print(Text("".join(traceback.format_exception(exc)), style="dim"))
     if isinstance(exc, WalkcoverError):
         message = str(exc)
+        if isinstance(exc, ConfigError | DistrictNotFoundError) and "did you mean" not in message:
+            message += "".join(f"; did you mean {s}?" for s in suggestions(_given))
     elif isinstance(exc, ImportError):
         message = f"{exc}; install what is missing, e.g. pip install -e '.[report]'"
     elif isinstance(exc, MemoryError):
@@ -765,6 +955,79 @@ def _fail(exc: BaseException) -> NoReturn:
         )
     err_console.print(Text.assemble(("error: ", "bold red"), terminal(message)), soft_wrap=True)
     raise typer.Exit(code=2) from None
+
+
+def closest(given: str, choices: dict[str, str]) -> str | None:
+    """The choice `given` was most likely meant to be (`difflib`'s closest match, case folded), or
+    None when nothing is close. `choices` maps each spelling accepted to what to suggest."""
+    folded = {k.casefold(): v for k, v in choices.items()}
+    hit = difflib.get_close_matches(given.strip().casefold(), list(folded), n=1, cutoff=0.6)
+    return folded[hit[0]] if hit else None
+
+
+def suggestions(options: dict[str, Any]) -> list[str]:
+    """The options of a refused command with a mistyped city id, standard id or district name,
+    each given again with the closest valid value, e.g. ``--standard toilet``.
+
+    Only names the library refused are looked at (a bundled city that does not exist, a standard
+    id the standards file lacks, a district that matches none), so a valid name is never
+    "corrected"; nothing is suggested when nothing is close or the choices cannot be read.
+    """
+    from walkcover.config.standards import load_standards
+    from walkcover.config.study_area import load_city, resolve_districts
+
+    found: list[str] = []
+    city = options.get("city")
+    if isinstance(city, str) and Path(city).suffix not in {".yaml", ".yml"}:
+        bundled = sorted(p.stem for p in (bundle_root() / "configs" / "cities").glob("*.yaml"))
+        if city not in bundled and (fix := closest(city, {c: c for c in bundled})):
+            found.append(f"--city {fix}")
+            city = fix
+    standard = options.get("standard")
+    if isinstance(standard, str) and standard.strip().lower() != "all":
+        try:
+            rules = load_standards(options.get("standards"))
+        except WalkcoverError:
+            rules = None
+        if rules is not None:
+            ids = {i: i for i in rules.standards}
+            names = {n: s.id for s in rules.standards.values() for n in (s.name, s.name_zh) if n}
+            items = [i.strip() for i in standard.split(",") if i.strip()]
+            fixed = [i if i in ids else closest(i, {**names, **ids}) for i in items]
+            if any(f != i for f, i in zip(fixed, items, strict=True)) and all(fixed):
+                found.append(f"--standard {','.join(f for f in fixed if f)}")
+    district = options.get("district")
+    if isinstance(district, str) and isinstance(city, str) and options.get("boundaries") is None:
+        try:
+            the_city = load_city(city)
+        except WalkcoverError:
+            return found
+        d = the_city.districts
+        spellings = {
+            str(v): str(r.slug)
+            for r in d.itertuples()
+            for v in (r.name, r.name_en, r.district_id, r.slug)
+            if v == v and str(v)
+        }
+        items = [i.strip() for i in re.split(r"[,，、]", district) if i.strip()]
+
+        def known(item: str) -> bool:
+            try:
+                resolve_districts(the_city, item)
+            except DistrictNotFoundError:
+                return False
+            return True
+
+        fixed = [i if known(i) else closest(i, spellings) for i in items]
+        if items and any(f != i for f, i in zip(fixed, items, strict=True)) and all(fixed):
+            found.append(f"--district {','.join(f for f in fixed if f)}")
+    return found
+
+
+def _progress_line(text: str) -> None:
+    """One line of progress on stderr (none with ``-q``), its data escaped."""
+    if not _state["quiet"]:
+        err_console.print(terminal(text), soft_wrap=True, highlight=False)
 
 
 def _print_repairs(repairs: list[str]) -> None:
