@@ -148,6 +148,10 @@ def test_report_prints_progress_lines_on_stderr_unless_quiet(tmp_path):
     lines = [line for line in res.stderr.splitlines() if line.startswith("report: ")]
     assert lines[0] == f"report: reading what `walkcover run` wrote to {tmp_path / 'out'}"
     assert lines[-1].startswith("report: 2 district report(s) and the city page written in ")
+    # a line per district as its report is begun, then the city page
+    each = [line for line in lines if line.endswith(("1/2", "2/2"))]
+    assert len(each) == 2 and "(d1) 1/2" in each[0] and "(d2) 2/2" in each[1], lines
+    assert "report: city page index.html" in lines
     assert "report: " not in res.stdout  # the files written go to stdout, progress to stderr
     quiet = runner.invoke(app, ["-q", "report", *common, "--overwrite"])
     assert quiet.exit_code == 0, quiet.output

@@ -157,6 +157,7 @@ def report(
     boundaries: str | Path | None = None,
     name_field: str | None = None,
     overwrite: bool = False,
+    progress: Callable[[str], None] | None = None,
 ) -> RunFiles:
     """Write reports from what ``walkcover run`` (and ``site``) wrote into `out`, measuring
     nothing again: per district ``report.html``, ``report.pdf`` and ``maps/``; with every district,
@@ -174,6 +175,8 @@ def report(
         The planners' boundaries the run was made with, if any.
     overwrite
         Replace existing reports (refused otherwise, before anything is read).
+    progress
+        Called with a line as each district's report and the city page are begun.
 
     Raises
     ------
@@ -193,7 +196,7 @@ def report(
         if every:
             paths.append(Path(out) / the_city.id / "index.html")
         check_outputs(paths, overwrite=overwrite)
-        return write_report_sets(the_city, chosen, out, city_pages=every)
+        return write_report_sets(the_city, chosen, out, city_pages=every, progress=progress)
 
 
 def measure(plan: Study, *, progress: Callable[[str], None] | None = None) -> Results:

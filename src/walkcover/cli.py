@@ -6,7 +6,6 @@ import contextlib
 import dataclasses
 import difflib
 import functools
-import inspect
 import logging
 import re
 import signal
@@ -573,12 +572,6 @@ def report(
             "without reading OSM data or measuring again"
         )
     _preflight(out=out)
-    # per-district lines come from the library once `api.report` takes `progress` (as `measure`)
-    steps: dict[str, Any] = (
-        {"progress": _progress_line}
-        if "progress" in inspect.signature(api.report).parameters
-        else {}
-    )
     started = time.monotonic()
     _progress_line(f"report: reading what `walkcover run` wrote to {out}")
     with output_lock(out, command="report") as repairs:
@@ -596,7 +589,7 @@ def report(
                     boundaries=boundaries,
                     name_field=name_field,
                     overwrite=overwrite,
-                    **steps,
+                    progress=_progress_line,
                 )
         except RunIncompleteError as exc:
             _print_written(exc.files.written)

@@ -7,7 +7,7 @@ import errno
 import logging
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -409,7 +409,12 @@ def _write_run(
 
 
 def write_report_sets(
-    city: City, districts: gpd.GeoDataFrame, out: Path, *, city_pages: bool = True
+    city: City,
+    districts: gpd.GeoDataFrame,
+    out: Path,
+    *,
+    city_pages: bool = True,
+    progress: Callable[[str], None] | None = None,
 ) -> RunFiles:
     """Reports from what ``walkcover run`` (and ``site``) wrote, measuring nothing again: per
     district ``report.html``, ``report.pdf`` and ``maps/`` as one set (staged and swapped in, the
@@ -460,7 +465,10 @@ def write_report_sets(
             "same --boundaries if the run had them"
         )
     files = RunFiles()
-    for run in runs:
+    step = progress or (lambda _line: None)
+    names = districts.set_index("slug")["name"]
+    for i, run in enumerate(runs, start=1):
+        step(f"report: {names.get(run.slug, run.slug)} ({run.slug}) {i}/{len(runs)}")
         folder = district_dir(out, city.id, run.slug)
         keep = [p.name for p in folder.iterdir() if p.name not in REPORT_FILES]
         try:
@@ -473,6 +481,7 @@ def write_report_sets(
             continue
         files.written += [folder / n for n in new]
     if city_pages and runs:
+        step("report: city page index.html")
         try:
             pages = write_city_index(city_dir, summary, runs)
             reseal_city_set(city_dir, [p.name for p in pages])  # a split city's index.html
