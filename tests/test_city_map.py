@@ -1,0 +1,245 @@
+"""The city map and the region map read without explanation: districts on top with their names and
+figures (hover, click, labels that never overlap), hexagons beneath and inside the study area, drawn
+once, and a legend that follows the chosen standard. Real Helsinki sample, Chromium, network off."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+
+import geopandas as gpd
+import pytest
+import shapely
+
+from conftest import leaflet_eval, open_offline, shown_text
+from walkcover.presentation.city_map import city_map, region_map
+from walkcover.presentation.figures import NO_DATA, meets_text, pct_text
+from walkcover.presentation.web_map import render_html, save_map
+
+
+@pytest.fixture(scope="module")
+def city_page(sample_results, tmp_path_factory):
+    path = tmp_path_factory.mktemp("city-map") / "map.html"
+    save_map(city_map(sample_results.assessment), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def region_page(sample_results, tmp_path_factory):
+    """The sample city's districts as a one-city region (as `merge_district_parts` draws it)."""
+    a = sample_results.assessment
+    polys = a.districts.set_index("district_id").geometry
+    summary = gpd.GeoDataFrame(
+        a.summary.assign(city_name="赫尔辛基样例"),
+        geometry=polys.reindex(a.summary["district_id"]).to_numpy(),
+        crs=4326,
+    )
+    outline = gpd.GeoDataFrame(
+        {"name": ["赫尔辛基样例"]}, geometry=[a.districts.union_all()], crs=4326
+    )
+    path = tmp_path_factory.mktemp("region-map") / "map.html"
+    save_map(region_map(summary, outline, title="Sample region · 样例区域"), path)
+    return path
+
+
+def _blobs(page: str) -> list[dict]:
+    return [json.loads(m) for m in re.findall(r"_add\((\{.*?\})\);\n", page, flags=re.DOTALL)]
+
+
+def _row(summary, district_id: str, standard: str):
+    rows = summary[(summary["district_id"] == district_id) & (summary["standard"] == standard)]
+    assert len(rows) == 1
+    return rows.iloc[0]
+
+
+def _pick(page, label: str) -> None:
+    """Choose the standard `label` in the layer control (folded into its button on a small map)."""
+    page.locator(".leaflet-control-layers").hover()
+    page.locator(".leaflet-control-layers label", has_text=label).click()
+    page.mouse.move(0, 0)
+    page.wait_for_timeout(250)
+
+
+def _hover_district(page, label: str) -> str:
+    """Move the mouse to the centre of the district whose tooltip label is `label`; its tooltip."""
+    point = leaflet_eval(
+        page,
+        f"const hit = feature(p => p.label === {json.dumps(label)});"
+        " return screen(m.latLngToContainerPoint(hit.getBounds().getCenter()));",
+    )
+    page.mouse.move(0, 0)
+    page.wait_for_timeout(100)
+    page.mouse.move(*point)
+    page.wait_for_timeout(300)
+    return shown_text(page, ".leaflet-tooltip")
+
+
+def test_hovering_a_district_shows_its_name_and_figure(city_page, sample_results, browser):
+    """Districts are above the hexagons: the mouse over a district (where hexagons are drawn
+    too) gives the district's name and the chosen standard's figure, target and verdict, formatted
+    as every output formats them; "no data" where the standard has no facility."""
+    a = sample_results.assessment
+    page, errors, outside = open_offline(browser, city_page)
+    try:
+        for d in a.districts.itertuples():
+            label = f"{d.name} / {d.name_en}"
+            shown = _hover_district(page, label)
+            r = _row(a.summary, d.district_id, "toilet")
+            assert label in shown
+            assert pct_text(r.residents_covered_pct, unit="%") in shown, (shown, r)
+            assert re.search(r"target · 目标\s+100%", shown), shown
+            assert meets_text(r.meets_target) in shown
+        _pick(page, "幼儿园 Kindergarten")
+        shown = _hover_district(page, f"{a.districts.name.iloc[0]} / {a.districts.name_en.iloc[0]}")
+        assert NO_DATA in shown and "%" not in shown.split("target")[0], shown
+        assert errors == [] and outside == []
+    finally:
+        page.close()
+
+
+def test_a_click_pins_the_district_figure(city_page, sample_results, browser):
+    a = sample_results.assessment
+    d = a.districts.iloc[2]
+    r = _row(a.summary, d.district_id, "primary_school")
+    page, errors, _ = open_offline(browser, city_page)
+    try:
+        _pick(page, "小学 Primary school")
+        label = f"{d['name']} / {d['name_en']}"
+        _hover_district(page, label)
+        page.mouse.down()
+        page.mouse.up()
+        page.wait_for_timeout(300)
+        popup = shown_text(page, ".leaflet-popup-content")
+        assert label in popup and pct_text(r.residents_covered_pct, unit="%") in popup, popup
+        assert "Primary school" in popup
+        assert errors == []
+    finally:
+        page.close()
+
+
+def test_the_legend_follows_the_chosen_standard(city_page, browser):
+    page, errors, _ = open_offline(browser, city_page)
+    try:
+
+        def legend() -> str:
+            return " ".join(shown_text(page, "#walkcover-legend").split())
+
+        first = legend()
+        assert "Public toilet" in first and "500 m" in first and "100%" in first
+        _pick(page, "幼儿园 Kindergarten")
+        kg = legend()
+        assert "Kindergarten" in kg and "300 m" in kg and "Public toilet" not in kg
+        _pick(page, "公园")
+        park = legend()
+        assert "Park" in park and "目标 90%" in park, park
+        tick = page.evaluate(
+            "() => document.querySelector('#walkcover-legend .walkcover-legend-tick').style.left"
+        )
+        assert tick == "90%"
+        assert page.locator("#walkcover-legend").count() == 1 and errors == []
+    finally:
+        page.close()
+
+
+def test_hexagons_lie_within_the_study_area_and_are_drawn_once(city_page, sample_results):
+    a = sample_results.assessment
+    page = city_page.read_text(encoding="utf-8")
+    layers = [b for b in _blobs(page) if b["features"] and "cell" in b["features"][0]["properties"]]
+    assert len(layers) == 1  # one geometry for every standard, recoloured per standard
+    feats = layers[0]["features"]
+    assert len(feats) > 10
+    assert all(len(f["properties"]["pct"]) == len(a.standards) for f in feats)
+    area = shapely.union_all(a.districts.geometry.to_numpy()).buffer(2e-6)  # 6-decimal rounding
+    hexes = [shapely.geometry.shape(f["geometry"]) for f in feats]
+    outside = [f["properties"]["cell"] for f, h in zip(feats, hexes) if not area.covers(h)]
+    assert outside == []
+    # under the kindergartens (none in the sample) no hexagon has a figure
+    kg = [s.id for s in a.standards].index("kindergarten")
+    assert all(f["properties"]["pct"][kg] is None for f in feats)
+    assert any(f["properties"]["pct"][0] is not None for f in feats)
+
+
+def _visible_boxes(page, selector: str) -> list[dict]:
+    return page.evaluate(
+        """(s) => Array.from(document.querySelectorAll(s))
+            .filter(e => getComputedStyle(e).visibility !== 'hidden' && e.offsetParent !== null)
+            .map(e => { const r = e.getBoundingClientRect();
+                        return {l: r.left, r: r.right, t: r.top, b: r.bottom, text: e.innerText}; })""",
+        selector,
+    )
+
+
+def _overlapping(boxes: list[dict]) -> list[tuple[str, str]]:
+    return [
+        (p["text"], q["text"])
+        for p, q in itertools.combinations(boxes, 2)
+        if p["l"] < q["r"] and q["l"] < p["r"] and p["t"] < q["b"] and q["t"] < p["b"]
+    ]
+
+
+@pytest.mark.parametrize("zoom_out", [0, 1, 2, 3])
+def test_no_facility_labels_never_overlap(city_page, browser, zoom_out):
+    """Kindergartens (none in the sample, so each of the four districts says so): at every zoom
+    the labels that show do not overlap, and at least one shows."""
+    page, errors, _ = open_offline(browser, city_page, size=(900, 600))
+    try:
+        _pick(page, "幼儿园 Kindergarten")
+        leaflet_eval(page, f"m.setZoom(m.getZoom() - {zoom_out}, {{animate: false}}); return 0;")
+        page.wait_for_timeout(300)
+        boxes = _visible_boxes(page, ".walkcover-nodata > div")
+        assert boxes and all("no facility in the data" in b["text"] for b in boxes)
+        assert _overlapping(boxes) == []
+        assert errors == []
+    finally:
+        page.close()
+
+
+def test_every_district_is_labelled_with_its_figure(city_page, sample_results, browser):
+    a = sample_results.assessment
+    page, errors, _ = open_offline(browser, city_page)
+    try:
+        boxes = _visible_boxes(page, ".walkcover-label > div")
+        texts = sorted(" ".join(b["text"].split()) for b in boxes)
+        want = sorted(
+            f"{d.name} {d.name_en} "
+            + pct_text(_row(a.summary, d.district_id, "toilet").residents_covered_pct, unit="%")
+            + " "
+            + meets_text(_row(a.summary, d.district_id, "toilet").meets_target)
+            for d in a.districts.itertuples()
+        )
+        assert texts == want
+        assert _overlapping(boxes) == []
+        assert errors == []
+    finally:
+        page.close()
+
+
+def test_the_city_map_is_byte_identical_across_writes(sample_results, tmp_path):
+    paths = [tmp_path / "a.html", tmp_path / "b.html"]
+    for p in paths:
+        save_map(city_map(sample_results.assessment), p)
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+    assert render_html(city_map(sample_results.assessment)) == paths[0].read_text(encoding="utf-8")
+
+
+def test_region_map_hover_and_legend_follow_the_standard(region_page, sample_results, browser):
+    a = sample_results.assessment
+    d = a.districts.iloc[0]
+    page, errors, outside = open_offline(browser, region_page)
+    try:
+        shown = _hover_district(page, f"赫尔辛基样例 {d['name']}")
+        r = _row(a.summary, d.district_id, "toilet")
+        assert pct_text(r.residents_covered_pct, unit="%") in shown, shown
+        assert "whole city" in shown and meets_text(r.meets_target) in shown
+        legend = " ".join(shown_text(page, "#walkcover-legend").split())
+        assert "Public toilet" in legend and "500 m" in legend
+        _pick(page, "Kindergarten")
+        legend = " ".join(shown_text(page, "#walkcover-legend").split())
+        assert "Kindergarten" in legend and "300 m" in legend and "Public toilet" not in legend
+        shown = _hover_district(page, f"赫尔辛基样例 {d['name']}")
+        assert NO_DATA in shown, shown
+        assert _overlapping(_visible_boxes(page, ".walkcover-label > div")) == []
+        assert errors == [] and outside == []
+    finally:
+        page.close()
