@@ -8,6 +8,7 @@ from walkcover.assessment import Assessment
 from walkcover.measures.facilities import describe
 from walkcover.measures.indicators import CONTEXTS
 from walkcover.presentation.figures import figure_text
+from walkcover.presentation.record import osm_date_text, source_name
 
 #: Section headings of `explanation`'s text.
 HEADINGS = ("Facilities", "Residents", "Denominator land", "Figures", "Notes")
@@ -55,7 +56,9 @@ def explanation(
         f"Standard: within {std.threshold_m:g} m walking; {std.context_applied}; target {std.target_pct:g}% "
         f"({std.target_basis or 'plan'})",
         f"Plan: {std.citation.section} {std.citation.text}  National: {std.citation.national or '—'}",
-        f"Source: {result.source}; working CRS {result.crs.to_string()}",
+        # the file's name, never its folder; the data's own date, never the file's
+        f"Source: {source_name(result.source)} ({osm_date_text(result.data_date)}); "
+        f"working CRS {result.crs.to_string()}",
         "",
         "Facilities",
         f"  selectors: {'; '.join(describe(s) for s in std.selectors)}",

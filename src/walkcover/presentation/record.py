@@ -115,6 +115,9 @@ class RunRecord(_Part):
     ]
     population_model: Annotated[str, Field(max_length=20_000)]
     tiles: Annotated[str, Field(max_length=100)] | None = None
+    #: When the OSM data was current (the PBF header's or Overpass answer's timestamp, ISO 8601);
+    #: "" unknown, and in records written before it was kept.
+    data_date: Annotated[str, Field(max_length=100)] = ""
 
 
 def load_record(path: Path) -> RunRecord:
@@ -242,6 +245,11 @@ class DistrictRun:
     summary: pd.DataFrame
     indicators: pd.DataFrame
     written: str
+    #: When the OSM data was current (ISO 8601, UTC); "" unknown.
+    data_date: str = ""
+    #: The street segments around the district (``streets`` layer of ``coverage.gpkg``), drawn
+    #: under the printed maps; None when the run kept none.
+    streets: gpd.GeoDataFrame | None = None
 
     def standard(self, standard_id: str) -> Standard:
         for s in self.standards:
@@ -304,25 +312,62 @@ def record_data(assessment: Assessment, district_id: str, *, tiles: str | None =
         "methods": methods(assessment),
         "population_model": str(assessment.population_model),
         "tiles": tiles,
+        "data_date": osm_date(assessment.data_date),
     }
+
+
+def streets_around(
+    edges: gpd.GeoDataFrame, geom: shapely.Geometry, *, margin_m: float
+) -> gpd.GeoDataFrame:
+    """The street segments of `edges` within the box of `geom` grown by `margin_m`: the streets a
+    printed map of the district draws (those of the facilities serving it from outside too),
+    with their ``highway`` class."""
+    x0, y0, x1, y1 = shapely.bounds(geom)
+    near = edges.cx[x0 - margin_m : x1 + margin_m, y0 - margin_m : y1 + margin_m]
+    cols = [c for c in ("highway",) if c in near]
+    return gpd.GeoDataFrame(
+        near[cols].reset_index(drop=True), geometry=near.geometry.to_numpy(), crs=edges.crs
+    )
+
+
+def osm_date(value: str) -> str:
+    """An OSM data date as ISO 8601 (UTC) text, "" when it is unknown or not a date."""
+    from walkcover.sources._layers import iso_timestamp
+
+    return iso_timestamp(value)
+
+
+def source_name(source: str) -> str:
+    """The source as a report names it: a file's name, never its folder (a record and its reports
+    travel to other machines, and a path tells them nothing but the author's disk); an Overpass
+    server by its host."""
+    from urllib.parse import urlsplit
+
+    text = str(source)
+    if text.startswith(("http://", "https://")):
+        return f"Overpass API ({urlsplit(text).hostname or 'server'})"
+    if text.startswith("pyrosm:"):
+        return text.removeprefix("pyrosm:")
+    return text.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or "unnamed source"
+
+
+def osm_date_text(value: str) -> str:
+    """``OSM data as of 2024-05-01`` (UTC), or ``OSM data date unknown``."""
+    date = osm_date(value)
+    return f"OSM data as of {date[:10]}" if date else "OSM data date unknown"
 
 
 def methods(result: Assessment) -> list[str]:
     """How the numbers were made, line by line."""
     cfg = result.city.config
-    src = Path(result.source)
-    when = (
-        dt.datetime.fromtimestamp(src.stat().st_mtime).date().isoformat()
-        if src.is_file()
-        else "download time"
-    )
     rules = result.rules
     lines = [
         f"Standards: {rules.document} {rules.title} ({rules.issued}); "
         f"ids {', '.join(s.id for s in result.standards)}.",
-        # the file's name, never its folder: a record and its reports travel to other machines
-        f"Streets and facilities: OpenStreetMap, {src.name or result.source} (file date {when}); "
-        "© OpenStreetMap contributors, ODbL.",
+        # the file's name, never its folder: a record and its reports travel to other machines;
+        # the data's own date (the file's header), never the file's modification time
+        f"Streets and facilities: OpenStreetMap, {source_name(result.source)} "
+        f"({osm_date_text(result.data_date)}); © OpenStreetMap contributors, ODbL.",
         f"Walking network: {len(result.network.edges):,} street segments in "
         f"{result.crs.to_string()}; homes and facilities snap to the nearest street edge within "
         f"{cfg.network.max_snap_m:g} m; distances = access legs + along-edge offsets + shortest path.",
@@ -358,6 +403,7 @@ def _from_record(
     proposed: gpd.GeoDataFrame | None,
     summary: pd.DataFrame,
     indicators: pd.DataFrame,
+    streets: gpd.GeoDataFrame | None = None,
 ) -> DistrictRun:
     d = record.district
     return DistrictRun(
@@ -386,6 +432,8 @@ def _from_record(
         summary=summary.reset_index(drop=True),
         indicators=indicators.reset_index(drop=True),
         written=record.written,
+        data_date=osm_date(record.data_date),
+        streets=streets,
     )
 
 
@@ -407,6 +455,9 @@ def district_run(
     record = RunRecord.model_validate(json.loads(json.dumps(record_data(assessment, district_id))))
     return _from_record(
         record,
+        streets=streets_around(
+            assessment.network.edges, geom, margin_m=max(record.limits_m.values(), default=0.0)
+        ),
         slug=record.district.slug,
         boundary=geom,
         demand=demand,
@@ -798,6 +849,7 @@ def _read_layers(gpkg: Path, *, crs: pyproj.CRS, fix: str) -> tuple[gpd.GeoDataF
             layers("facilities", "facility_areas", "facility_lines"),
             layers("gaps"),
             layers("proposed_sites"),
+            layers("streets"),
         )
 
 
@@ -850,7 +902,7 @@ def read_district_run(
             f"{gpkg} is a symbolic link; walkcover reads back only the files it wrote: {fix}"
         )
     crs = _record_crs(record, rec=rec, fix=fix)
-    demand, facilities, gaps, proposed = _read_layers(gpkg, crs=crs, fix=fix)
+    demand, facilities, gaps, proposed, streets = _read_layers(gpkg, crs=crs, fix=fix)
     if demand is None:
         raise RunRecordError(f"{gpkg} has no demand layer: {fix}")
     sids = [std.get("id") for std in record.standards]
@@ -903,6 +955,13 @@ def read_district_run(
         _check_geometry(proposed, where=where, fix=fix)
         proposed = _check_figures(proposed, _PROPOSED_FIGURES, where=where, fix=fix)
 
+    if streets is not None:
+        _check_geometry(streets, where=f"{gpkg}: the streets layer", fix=fix)
+        if "highway" in streets:
+            streets["highway"] = streets["highway"].where(
+                streets["highway"].map(lambda v: isinstance(v, str)), None
+            )
+
     if record.boundary_wkt:
         boundary = _record_boundary(record.boundary_wkt, rec=rec, fix=fix, demand=demand, gpkg=gpkg)
     elif isinstance(boundary, gpd.GeoSeries):
@@ -943,4 +1002,5 @@ def read_district_run(
         proposed=proposed,
         summary=rows,
         indicators=indicators[indicators["district_id"].astype(str) == did],
+        streets=streets,
     )

@@ -14,6 +14,7 @@ import base64
 import datetime as dt
 import functools
 import io
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,17 +27,25 @@ from walkcover._paths import check_safe_name, inside, relative_href
 from walkcover._version import __version__
 from walkcover.config.crs import frame_to_lonlat
 from walkcover.config.standards import Standard
-from walkcover.measures.bands import distance_band
+from walkcover.measures.bands import BEYOND, WITHIN, distance_band
 from walkcover.measures.indicators import meets
 from walkcover.presentation.figures import (
+    EMPTY,
     NO_DATA,
     count_text,
     figure_text,
     meets_text,
     pct_text,
+    round_figure,
 )
-from walkcover.presentation.palette import BANDS, FACILITY_COLOUR, GAP_COLOUR, SITE_COLOUR
-from walkcover.presentation.record import DistrictRun
+from walkcover.presentation.palette import (
+    BANDS,
+    FACILITY_COLOUR,
+    GAP_COLOUR,
+    NO_DATA_GREY,
+    SITE_COLOUR,
+)
+from walkcover.presentation.record import DistrictRun, osm_date_text
 
 _INSTALL = "pip install 'walkcover[report]'"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -121,23 +130,148 @@ def _nice_length(span_m: float) -> float:
     return float(max(m * base for m in (1, 2, 5) if m * base <= target))
 
 
-def static_map(run: DistrictRun, standard_id: str, *, after: bool = False):
-    """A matplotlib figure of one district and standard: homes by distance band, the gaps with
-    their rank, the facilities and (`after`: homes once they are built) the proposed sites, with a
-    metric scale bar and a north arrow. The legend is left to the page beside it."""
+def _met_colour(met: object) -> str:
+    """A bar's colour: green where the target is met, red where not (the bands' colours)."""
+    return BANDS[WITHIN][0] if met is True else BANDS[BEYOND][0]
+
+
+def _legend_handles(
+    *, streets: bool, facilities: bool, grounds: bool, outside: bool, gaps: bool, sites: bool
+):
+    """Every symbol a static map draws (and none it does not), in the order a reader meets them."""
+    from matplotlib.artist import Artist
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles: list[Artist] = [
+        Patch(facecolor=c, edgecolor="none", label=label) for c, label in BANDS.values()
+    ]
+    handles.append(Line2D([], [], color="black", linewidth=1.2, label="district boundary · 区界"))
+    if streets:
+        handles.append(Line2D([], [], color=STREET_COLOUR, linewidth=1.0, label="street · 街道"))
+    if facilities:
+        handles.append(
+            Line2D(
+                [],
+                [],
+                linestyle="none",
+                marker="o",
+                markersize=7,
+                markerfacecolor=FACILITY_COLOUR[0],
+                markeredgecolor="white",
+                label="facility · 设施",
+            )
+        )
+    if outside:
+        handles.append(
+            Line2D(
+                [],
+                [],
+                linestyle="none",
+                marker="o",
+                markersize=7,
+                markerfacecolor=FACILITY_COLOUR[1],
+                markeredgecolor=FACILITY_COLOUR[0],
+                markeredgewidth=1.5,
+                label="facility outside the district serving it · 区外服务设施",
+            )
+        )
+    if grounds:
+        handles.append(
+            Patch(
+                facecolor=FACILITY_COLOUR[0],
+                alpha=GROUND_ALPHA,
+                edgecolor=FACILITY_COLOUR[0],
+                label="facility grounds (park, school) · 设施用地",
+            )
+        )
+    if gaps:
+        handles.append(
+            Patch(
+                facecolor="none",
+                edgecolor=GAP_COLOUR,
+                linestyle="--",
+                label="gap, ranked · 缺口（排名）",
+            )
+        )
+    if sites:
+        handles.append(
+            Line2D(
+                [],
+                [],
+                linestyle="none",
+                marker="D",
+                markersize=8,
+                markerfacecolor=SITE_COLOUR,
+                markeredgecolor="white",
+                label="proposed site · 建议选址",
+            )
+        )
+    return handles
+
+
+#: Facility grounds are drawn in the facility colour, this opaque (a light tint of it).
+GROUND_ALPHA = 0.22
+#: Streets under the printed maps: the grey of the palette, thin, beneath everything else.
+STREET_COLOUR = NO_DATA_GREY
+
+
+def map_extent(run: DistrictRun, standard_id: str) -> tuple[float, float, float, float]:
+    """What a static map shows: the district and every facility that serves it, inside or not
+    (the school across the boundary serving half the district is on the map). A facility
+    serves a home only within the standard's distance, never farther in a straight line: those
+    within the standard's largest radius of the district are shown; the farther ones of the
+    facilities layer (within the search limit) would only shrink the district on the page."""
+    x0, y0, x1, y1 = run.boundary.bounds
+    fac = run.facilities
+    if len(fac):
+        std = run.standard(standard_id)
+        reach_m = max([std.threshold_m, *std.context_thresholds_m.values()])
+        fac = fac[(fac["standard"] == standard_id) & fac["counts"].astype(bool)]
+        fac = fac[fac.distance(run.boundary).to_numpy() <= reach_m]
+    if len(fac):
+        fx0, fy0, fx1, fy1 = fac.total_bounds
+        x0, y0, x1, y1 = min(x0, fx0), min(y0, fy0), max(x1, fx1), max(y1, fy1)
+    pad = 0.04 * max(x1 - x0, y1 - y0, 1.0)
+    return x0 - pad, y0 - pad, x1 + pad, y1 + pad
+
+
+def static_map(run: DistrictRun, standard_id: str, *, after: bool = False, width_in: float = 11.0):
+    """A matplotlib figure of one district and standard: the streets, homes by distance band, the
+    gaps with their rank, the facilities serving the district (those outside it too, drawn
+    hollow) and (`after`: homes once they are built) the proposed sites.
+
+    The legend, the north arrow and the metric scale bar stand beside the map, outside its
+    frame, so they never cover data; the figure is `width_in` wide (a printed page's width)."""
     plt = _mpl()
     from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
 
-    fig, ax = plt.subplots(figsize=(6.4, 6.4))
-    gpd.GeoSeries([run.boundary], crs=run.crs).boundary.plot(ax=ax, color="black", linewidth=1.2)
+    x0, y0, x1, y1 = map_extent(run, standard_id)
+    # the map's frame keeps the data's shape; the legend column beside it takes about 3 inches
+    aspect = (y1 - y0) / max(x1 - x0, 1.0)
+    map_w = width_in - 3.4
+    map_h = min(max(map_w * aspect, 3.0), 6.6)
+    fig = plt.figure(figsize=(width_in, map_h + 0.4))
+    ax = fig.add_axes((0.0, 0.04, map_w / width_in, map_h / (map_h + 0.4)))
+    streets = run.streets
+    if streets is not None and len(streets):
+        near = streets.cx[x0:x1, y0:y1]
+        if len(near):
+            near.plot(ax=ax, color=STREET_COLOUR, linewidth=0.45, zorder=1)
+    else:
+        streets = None
+    gpd.GeoSeries([run.boundary], crs=run.crs).boundary.plot(
+        ax=ax, color="black", linewidth=1.2, zorder=4
+    )
     if len(run.demand):
         colours = [BANDS[b][0] for b in home_bands(run, standard_id, after=after)]
-        run.demand.plot(ax=ax, color=colours, linewidth=0, markersize=6)
+        run.demand.plot(ax=ax, color=colours, linewidth=0, markersize=6, zorder=2)
     gaps = run.gaps[run.gaps["standard"] == standard_id] if len(run.gaps) else run.gaps
     none = run.no_facility(standard_id)
+    shown_gaps = False
     if none:  # no facility in the data: no data, hatched and said, never a map of gaps
         gpd.GeoSeries([run.boundary], crs=run.crs).plot(
-            ax=ax, facecolor="none", edgecolor="#757575", hatch="///", linewidth=0
+            ax=ax, facecolor="none", edgecolor=NO_DATA_GREY, hatch="///", linewidth=0, zorder=3
         )
         ax.text(
             0.5,
@@ -148,147 +282,296 @@ def static_map(run: DistrictRun, standard_id: str, *, after: bool = False):
             va="center",
             fontsize=13,
             color="#424242",
-            bbox={"facecolor": "white", "edgecolor": "#757575", "boxstyle": "round,pad=0.4"},
+            bbox={"facecolor": "white", "edgecolor": NO_DATA_GREY, "boxstyle": "round,pad=0.4"},
+            zorder=8,
         )
     elif len(gaps) and not after:
-        gaps.boundary.plot(ax=ax, color=GAP_COLOUR, linewidth=1.0, linestyle="--")
+        shown_gaps = True
+        gaps.boundary.plot(ax=ax, color=GAP_COLOUR, linewidth=1.0, linestyle="--", zorder=5)
         for _, g in gaps.sort_values("rank").head(10).iterrows():
             pt = g.geometry.representative_point()
             ax.annotate(
-                str(int(g["rank"])), (pt.x, pt.y), color=GAP_COLOUR, fontsize=8, ha="center"
+                str(int(g["rank"])),
+                (pt.x, pt.y),
+                color=GAP_COLOUR,
+                fontsize=8,
+                ha="center",
+                zorder=7,
             )
     fac = run.facilities
     fac = fac[(fac["standard"] == standard_id) & fac["counts"].astype(bool)]
+    grounds = outside = False
     if len(fac):
         polys = fac[fac.geom_type != "Point"]
-        pts = fac[fac.geom_type == "Point"]
         if len(polys):
+            grounds = True
             polys.plot(
-                ax=ax, color="#bcbddc", alpha=0.6, linewidth=0.6, edgecolor=FACILITY_COLOUR[0]
+                ax=ax, facecolor=FACILITY_COLOUR[0], alpha=GROUND_ALPHA, linewidth=0, zorder=3
             )
-        if len(pts):
-            pts.plot(ax=ax, color=FACILITY_COLOUR[0], markersize=22, edgecolor="white", zorder=5)
+            polys.boundary.plot(ax=ax, color=FACILITY_COLOUR[0], linewidth=0.7, zorder=3)
+        # one marker per facility, at a point on it: inside the district filled, outside hollow
+        at = fac.geometry.representative_point()
+        inside_d = at.within(run.boundary).to_numpy()
+        outside = bool((~inside_d).any())
+        for mask, face in ((inside_d, FACILITY_COLOUR[0]), (~inside_d, FACILITY_COLOUR[1])):
+            if mask.any():
+                ax.scatter(
+                    at.x[mask],
+                    at.y[mask],
+                    s=30,
+                    c=face,
+                    edgecolors=FACILITY_COLOUR[0],
+                    linewidths=1.3,
+                    zorder=6,
+                )
+    sites = False
     if after and run.proposed is not None:
         mine = run.proposed[run.proposed["standard"] == standard_id].to_crs(run.crs)
         if len(mine):
+            sites = True
             mine.plot(
-                ax=ax, color=SITE_COLOUR, markersize=70, marker="D", edgecolor="white", zorder=6
+                ax=ax, color=SITE_COLOUR, markersize=70, marker="D", edgecolor="white", zorder=7
             )
-    x0, y0, x1, y1 = run.boundary.bounds
-    pad = 0.04 * max(x1 - x0, y1 - y0, 1.0)
-    ax.set_xlim(x0 - pad, x1 + pad)
-    ax.set_ylim(y0 - pad, y1 + pad)
-    ax.set_aspect("equal")
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.set_aspect("equal", anchor="W")
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_xlabel("")
     ax.set_ylabel("")
     for spine in ax.spines.values():
         spine.set_color("#999")
-    span = (x1 - x0) + 2 * pad
-    length = _nice_length(span)
+    # the furniture, beside the frame: legend at the top, north arrow and scale at the foot
+    ax.legend(
+        handles=_legend_handles(
+            streets=streets is not None,
+            facilities=bool(len(fac)),
+            grounds=grounds,
+            outside=outside,
+            gaps=shown_gaps,
+            sites=sites,
+        ),
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
+        fontsize=7.5,
+        frameon=False,
+        borderaxespad=0.0,
+    )
+    ax.annotate(
+        "N",
+        xy=(1.06, 0.30),
+        xytext=(1.06, 0.19),
+        xycoords="axes fraction",
+        ha="center",
+        va="center",
+        fontsize=11,
+        arrowprops={"facecolor": "black", "width": 3, "headwidth": 10, "headlength": 9},
+        annotation_clip=False,
+    )
+    length = _nice_length(x1 - x0)
     ax.add_artist(
         AnchoredSizeBar(
             ax.transData,
             length,
             f"{length:,.0f} m",
-            "lower right",
-            pad=0.5,
-            frameon=True,
-            size_vertical=span / 200,
+            "lower left",
+            bbox_to_anchor=(1.02, 0.0),
+            bbox_transform=ax.transAxes,
+            borderpad=0.0,
+            pad=0.0,
+            frameon=False,
+            size_vertical=(y1 - y0) / 150,
             fontproperties={"size": 8},
         )
     )
-    ax.annotate(
-        "N",
-        xy=(0.95, 0.97),
-        xytext=(0.95, 0.86),
-        xycoords="axes fraction",
-        ha="center",
-        va="center",
-        fontsize=10,
-        bbox={
-            "boxstyle": "round,pad=0.15",
-            "facecolor": "white",
-            "edgecolor": "none",
-            "alpha": 0.8,
-        },
-        arrowprops={"facecolor": "black", "width": 3, "headwidth": 9, "headlength": 8},
-    )
     ax.text(
         0.0,
-        -0.015,
-        f"{_crs_label(run.crs)} · © OpenStreetMap contributors",
+        -0.01,
+        f"{_crs_label(run.crs)} · © OpenStreetMap contributors · {osm_date_text(run.data_date)}",
         transform=ax.transAxes,
         ha="left",
         va="top",
-        fontsize=6,
+        fontsize=6.5,
         color="#555",
     )
     return fig
 
 
+def _bar_label(ax, y: float, value: float, *, no_data: bool, fontsize: float) -> None:
+    """The figure at a horizontal bar's end: "0.0%" at a 0% bar (a bar that is there, of no
+    length), "no data · 无数据" where there is no figure, never an empty place for either."""
+    if no_data:
+        ax.text(
+            1, y, NO_DATA, va="center", ha="left", fontsize=fontsize, color="#555", style="italic"
+        )
+        return
+    if value != value:
+        ax.text(1, y, EMPTY, va="center", ha="left", fontsize=fontsize, color="#555")
+        return
+    if round_figure(value) == 0:  # a zero is a figure: a visible tick at 0 and its label
+        ax.plot([0, 0], [y - 0.12, y + 0.12], color="black", linewidth=2.0, solid_capstyle="butt")
+    ax.text(
+        value + 1,
+        y,
+        figure_text(value, unit="%"),
+        va="center",
+        ha="left",
+        fontsize=fontsize,
+        color="#222",
+        # readable where it meets the target line
+        bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 0.6},
+    )
+
+
 def district_chart(run: DistrictRun):
-    """Coverage against target across standards: residents (walking), land (walking), land
-    (official); a standard with no facility in the data says so instead of drawing 0%."""
+    """Coverage against target across standards, one row per standard (horizontal bars, so the
+    names never run together): residents (walking) as the bar, coloured by whether the target is
+    met, land (walking) and land (official circles) beside it in lighter and hatched forms, the
+    target as a black mark; each bar labelled with its figure ("0.0%" for a 0% bar), and a
+    standard with no facility in the data labelled "no data" instead."""
     plt = _mpl()
-    rows = run.summary
-    labels = [f"{run.standard(s).name_zh}\n{s}" for s in rows["standard"]]
-    x = np.arange(len(rows))
+    from matplotlib.patches import Patch
+
+    rows = run.summary.reset_index(drop=True)
+    n = len(rows)
+    labels = [f"{run.standard(s).name_zh} {run.standard(s).name}" for s in rows["standard"]]
     none = np.array([run.no_facility(s) for s in rows["standard"]], dtype=bool)
-
-    def bars(col: str) -> np.ndarray:
-        v = pd.to_numeric(rows[col], errors="coerce").to_numpy(dtype=float)
-        return np.where(none, np.nan, v)
-
-    fig, ax = plt.subplots(figsize=(10, 3.6))
-    series = (
-        ("residents_covered_pct", -0.27, "residents, walking · 居民（步行）", BANDS["within"][0]),
-        ("area_covered_pct", 0.0, "land, walking · 用地（步行）", "#91cf60"),
-        ("area_covered_euclid_pct", 0.27, "land, official circles · 用地（官方圆形）", "#bdbdbd"),
+    met = [None if nd else _verdict(m) for nd, m in zip(none, rows["meets_target"])]
+    height_in = 0.4 * n + 1.5
+    fig, ax = plt.subplots(figsize=(11, height_in))
+    y = np.arange(n)[::-1].astype(float)  # the first standard on top
+    h = 0.26
+    series: tuple[tuple[str, float, dict[str, str], float], ...] = (
+        ("residents_covered_pct", h, {}, 1.0),
+        ("area_covered_pct", 0.0, {}, 0.45),
+        ("area_covered_euclid_pct", -h, {"hatch": "////", "edgecolor": "white"}, 0.3),
     )
-    for col, dx, label, colour in series:
-        ax.bar(x + dx, bars(col), 0.27, label=label, color=colour)
-    ax.scatter(
-        x, rows["target_pct"], marker="_", s=600, color="black", label="target · 目标", zorder=5
+    for col, dy, style, alpha in series:
+        values = pd.to_numeric(rows[col], errors="coerce").to_numpy(dtype=float)
+        for i in range(n):
+            if none[i]:
+                continue
+            ax.barh(
+                y[i] + dy,
+                values[i],
+                h,
+                color=_met_colour(met[i]),
+                alpha=alpha,
+                linewidth=0,
+                **style,
+            )
+            _bar_label(ax, y[i] + dy, values[i], no_data=False, fontsize=6.5)
+    for i in map(int, np.flatnonzero(none)):
+        _bar_label(ax, y[i], np.nan, no_data=True, fontsize=7.5)
+    target = pd.to_numeric(rows["target_pct"], errors="coerce").to_numpy(dtype=float)
+    ax.scatter(target, y, marker="|", s=900, color="black", linewidths=2, zorder=5)
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.set_xlim(0, 118)
+    ax.set_ylim(-0.6, n - 0.4)
+    ax.set_xticks([0, 20, 40, 60, 80, 100])
+    ax.set_xlabel("% · 百分比", fontsize=8)
+    ax.tick_params(axis="x", labelsize=7)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    from matplotlib.lines import Line2D
+
+    handles = [
+        Patch(color=BANDS[WITHIN][0], label="target met · 达标"),
+        Patch(color=BANDS[BEYOND][0], label="target not met · 未达标"),
+        Patch(facecolor="#555", label="residents, walking · 居民（步行）"),
+        Patch(facecolor="#555", alpha=0.45, label="land, walking · 用地（步行）"),
+        Patch(
+            facecolor="#555",
+            alpha=0.3,
+            hatch="////",
+            edgecolor="white",
+            label="land, official circles · 用地（官方圆形）",
+        ),
+        Line2D(
+            [],
+            [],
+            marker="|",
+            linestyle="none",
+            markersize=12,
+            markeredgewidth=2,
+            color="black",
+            label="target · 目标",
+        ),
+    ]
+    ax.legend(
+        handles=handles,
+        fontsize=7,
+        ncol=3,
+        loc="upper center",
+        bbox_to_anchor=(0.4, -0.55 / height_in),
+        frameon=False,
     )
-    for xi in x[none]:
-        ax.text(xi, 4, "no data\n无数据", ha="center", va="bottom", fontsize=7, color="#555")
-    ax.set_xticks(x, labels, fontsize=7)
-    ax.set_ylim(0, 105)
-    ax.set_ylabel("%")
-    ax.legend(fontsize=7, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
     ax.set_title("Coverage against target · 覆盖率与目标", fontsize=10)
+    fig.tight_layout()
     return fig
 
 
+def _verdict(value: object) -> bool | None:
+    """``meets_target`` as read back (True, False, "True", "False" or empty) as a bool or None."""
+    if isinstance(value, str):
+        return {"True": True, "False": False}.get(value)
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    return None
+
+
 def city_chart(summary: pd.DataFrame, standards: list[Standard]):
-    """Residents covered per district, one panel per standard, with the target line; a district
-    with no facility of the standard in the data says "no data" instead of a 0% bar."""
+    """Residents covered per district, one panel per standard (horizontal bars, a district a row),
+    each bar coloured by whether it meets the standard's target and labelled with its figure
+    ("0.0%" for 0%), the target as a line; a district with no facility of the standard in the
+    data says "no data" instead of a bar."""
     plt = _mpl()
+    from matplotlib.patches import Patch
+
     n = len(standards)
     cols = 3
     rows_n = max(int(np.ceil(n / cols)), 1)
-    fig, axes = plt.subplots(rows_n, cols, figsize=(11, 3.2 * rows_n), squeeze=False)
+    n_districts = max((int((summary["standard"] == s.id).sum()) for s in standards), default=1)
+    panel_h = 0.32 * n_districts + 1.1
+    fig, axes = plt.subplots(rows_n, cols, figsize=(11, panel_h * rows_n + 0.6), squeeze=False)
     for ax, std in zip(axes.ravel(), standards):
         r = summary[summary["standard"] == std.id]
         none = pd.to_numeric(r["facilities_in_reach"], errors="coerce").fillna(0).to_numpy() == 0
         pct = pd.to_numeric(r["residents_covered_pct"], errors="coerce").to_numpy(dtype=float)
-        x = np.arange(len(r))
-        ax.bar(x, np.where(none, np.nan, pct), color=BANDS["within"][0])
-        for xi in x[none]:
-            ax.text(xi, 3, "no data\n无数据", ha="center", va="bottom", fontsize=6, color="#555")
-        ax.axhline(std.target_pct, color="black", linewidth=1)
-        ax.set_xlim(-0.6, len(r) - 0.4)  # every district's place, with or without a bar
-        ax.set_ylim(0, 105)
-        ax.set_xticks(x, list(r["district_name"]), rotation=30, fontsize=7, ha="right")
-        ax.set_title(f"{std.name_zh} {std.name} ({std.threshold_m:g} m)", fontsize=9)
+        y = np.arange(len(r))[::-1].astype(float)
+        ok = np.asarray(meets(pct, np.full(len(pct), float(std.target_pct))), dtype=bool)
+        for i in range(len(r)):
+            if none[i]:
+                _bar_label(ax, y[i], np.nan, no_data=True, fontsize=6.5)
+                continue
+            if pct[i] == pct[i]:
+                ax.barh(y[i], pct[i], 0.7, color=_met_colour(bool(ok[i])), linewidth=0)
+            _bar_label(ax, y[i], pct[i], no_data=False, fontsize=6.5)
+        ax.axvline(std.target_pct, color="black", linewidth=1)
+        ax.set_ylim(-0.6, len(r) - 0.4)  # every district's place, with or without a bar
+        ax.set_xlim(0, 125)
+        ax.set_xticks([0, 50, 100])
+        ax.tick_params(axis="x", labelsize=6.5)
+        ax.set_yticks(y, list(r["district_name"]), fontsize=7)
+        ax.set_title(f"{std.name_zh} {std.name} ({std.threshold_m:g} m)", fontsize=8.5)
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
     for ax in axes.ravel()[n:]:
         ax.set_axis_off()
     fig.suptitle(
         "Residents within walking distance, by district · 各区步行覆盖居民比例", fontsize=11
     )
-    fig.tight_layout()
+    fig.legend(
+        handles=[
+            Patch(color=BANDS[WITHIN][0], label="target met · 达标"),
+            Patch(color=BANDS[BEYOND][0], label="target not met · 未达标"),
+        ],
+        loc="lower center",
+        ncol=2,
+        fontsize=7.5,
+        frameon=False,
+    )
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
     return fig
 
 
@@ -541,6 +824,97 @@ def _standard_figures(run: DistrictRun, std: Standard) -> list[tuple[str, str]]:
     return figures
 
 
+#: An OSM element's id as notes name it (``node/409705443``).
+_OSM_ID = re.compile(r"\b(?:node|way|relation)/\d+\b")
+#: A bracket holding nothing but ids (``(node/1, node/2 …)``): the list goes to the appendix.
+_ID_LIST = re.compile(r"\s*\(\s*(?:(?:node|way|relation)/\d+[\s,;]*)+(?:…|\.\.\.)?\s*\)")
+#: An absolute path (``/home/…/x.pbf``, ``C:\…\x.pbf``): only its last part is shown.
+_PATH = re.compile(r"(?:\b[A-Za-z]:\\|~/|(?<![\w:/.~])/)(?:[^\s/\\,;()'\"]+[/\\])+(?=[^\s/\\]*)")
+#: Column names that notes may name, in words.
+_COLUMN_WORDS = {
+    "area_covered_euclid_pct": "the official figure (straight-line circles on land)",
+    "area_covered_pct": "the share of land within walking distance",
+    "residents_covered_pct": "the share of residents within walking distance",
+    "residents_covered_safe_pct": "the share of residents with a safe route",
+    "residents_on_land_pct": "the share of residents on the official land",
+    "detour_loss_pp": "the detour loss",
+    "facilities_in_reach": "the facilities serving the district",
+}
+_PLURAL = re.compile(r"\b(\d[\d,]*) ((?:[\w-]+ )*?)(\w+)\(s\)")
+
+
+def no_paths(text: str) -> str:
+    """`text` with every absolute path cut to its last part (a file's name, never its folder):
+    a report travels to other machines, and a path tells its reader only the author's disk."""
+    return _PATH.sub("", text)
+
+
+def _plural(match: re.Match) -> str:
+    count, words, word = match.group(1), match.group(2), match.group(3)
+    return f"{count} {words}{word}" if count == "1" else f"{count} {words}{word}s"
+
+
+def plain_note(text: str, run: DistrictRun) -> tuple[str, list[str]]:
+    """A note as a sentence a planner reads, and the OSM ids it named (for the appendix): the
+    id lists cut out, column names in words, the district's slug and standard ids as names,
+    "gate(s)" as "gates" or "gate", and no path."""
+    ids = list(dict.fromkeys(_OSM_ID.findall(text)))
+    plain = _ID_LIST.sub("", text)
+    plain = _OSM_ID.sub("", plain) if _OSM_ID.search(plain) else plain
+    plain = re.sub(r"^\s*" + re.escape(run.slug) + r":\s*", f"{run.name_en or run.name}: ", plain)
+    plain = plain.replace(run.slug, run.name_en or run.name)
+    for std in run.standards:
+        plain = re.sub(r"^\s*" + re.escape(std.id) + r":\s*", f"{std.name}: ", plain)
+        if "_" in std.id:
+            plain = re.sub(r"\b" + re.escape(std.id) + r"\b", std.name.lower(), plain)
+    # a tag's values as words: ``access=no|private`` → ``access=no or private``
+    plain = re.sub(r"(?<=\w)\|(?=\w)", " or ", plain)
+    for col, words in _COLUMN_WORDS.items():
+        plain = re.sub(r"\s*\(" + re.escape(col) + r"\)", "", plain)  # words said just before
+        plain = re.sub(r"\b(?:the )?" + re.escape(col) + r"\b", words, plain)
+    plain = _PLURAL.sub(_plural, plain)
+    plain = re.sub(r"\(\s*\)", "", plain)
+    plain = re.sub(r"\s+([,;.])", r"\1", " ".join(no_paths(plain).split()))
+    if plain and not plain.endswith((".", "。", ")")):
+        plain += "."
+    return plain, ids
+
+
+def read_first(run: DistrictRun) -> tuple[list[str], list[dict[str, object]]]:
+    """The "Read first" box of a report in plain sentences with their counts, and the appendix
+    of the OSM ids the notes named (locked gates, features left out), each under the sentence's
+    reference (``A1``…)."""
+    rows = run.summary
+    none = [s for s in rows["standard"] if run.no_facility(s)]
+    verdicts = [
+        _verdict(m) for s, m in zip(rows["standard"], rows["meets_target"]) if s not in none
+    ]
+    n_met = sum(v is True for v in verdicts)
+    lines = [
+        f"{n_met} of {len(rows)} standards meet their target; "
+        f"{len(rows) - n_met - len(none)} do not"
+        + (
+            f"; {len(none)} ({', '.join(run.standard(s).name for s in none)}) cannot be "
+            "measured: no such facility is in the data."
+            if none
+            else "."
+        )
+        + f" · {len(rows)}项标准中{n_met}项达标"
+        + (f"，{len(none)}项无设施数据" if none else "")
+        + "。"
+    ]
+    appendix: list[dict[str, object]] = []
+    for note in run.notes:
+        plain, ids = plain_note(note.text, run)
+        if ids:
+            ref = f"A{len(appendix) + 1}"
+            appendix.append({"ref": ref, "text": plain, "ids": ids})
+            what = "id" if len(ids) == 1 else "ids"
+            plain = f"{plain} (OSM {what} in appendix {ref} · 编号见附录{ref})"
+        lines.append(plain)
+    return lines, appendix
+
+
 def _bands() -> list[tuple[str, str]]:
     return [(c, label) for c, label in BANDS.values()]
 
@@ -554,7 +928,7 @@ def district_report_html(
     """The district's report page: title, summary against targets, a section per standard with
     its maps (before, and after proposed sites), the largest gaps, proposed sites, counts, methods."""
     summary = summary_view(run)
-    notes = [n.text for n in run.notes]
+    notes, appendix = read_first(run)
     met = run.summary["meets_target"].map(_mark)
     standards = []
     for std in run.standards:
@@ -598,6 +972,8 @@ def district_report_html(
         completeness=completeness_text(run),
         met=f"{(met == '✓').sum()} of {len(met)} standards · {len(met)}项中{(met == '✓').sum()}项达标",
         notes=notes,
+        appendix=appendix,
+        osm_date=osm_date_text(run.data_date),
         summary=PageTable.of(
             summary,
             text=(0, 1),
@@ -609,8 +985,19 @@ def district_report_html(
         gaps=PageTable.of(gaps_view(top_gaps(run)), text=(0,), widths=[13, 10, 13, 10, 26, 14, 14]),
         sites=sites,
         indicators=PageTable.of(indicator_view(run), text=(0, 2, 5), widths=[30, 12, 12, 8, 6, 32]),
-        methods=run.methods,
+        methods=_methods(run.methods, data_date=run.data_date),
     )
+
+
+def _methods(lines: list[str], *, data_date: str) -> list[str]:
+    """How the numbers were made, as a report prints it: no path (a record written by an older
+    walkcover may hold one), and the OSM data's date where an older record printed the file's
+    modification date (which is when it was downloaded, not how old the data is)."""
+    out = []
+    for line in lines:
+        line = re.sub(r"\(file date [^)]*\)", f"({osm_date_text(data_date)})", line)
+        out.append(no_paths(line))
+    return out
 
 
 def _pdf_css() -> str:
@@ -773,7 +1160,7 @@ def write_city_index(city_dir: Path, summary: pd.DataFrame, runs: list[DistrictR
         summary,
         links,
         chart_png=png,
-        methods=newest.methods,
+        methods=_methods(newest.methods, data_date=newest.data_date),
     )
     written.append(write_atomic(city_dir / "index.html", functools.partial(_write_text, text=page)))
     return written
@@ -856,7 +1243,7 @@ def region_index_html(
         {
             "city\n城市": [f"{o.city_id} {o.name}" for o in outcomes],
             "status\n状态": [o.status for o in outcomes],
-            "why\n原因": [o.reason for o in outcomes],
+            "why\n原因": [no_paths(str(o.reason)) for o in outcomes],  # never this machine's
             "seconds\n秒": [f"{o.seconds:.0f}" if o.seconds else "" for o in outcomes],
         }
     )

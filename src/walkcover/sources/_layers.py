@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 from dataclasses import dataclass, field
@@ -27,6 +28,21 @@ STREET_COLUMNS = [
 #: The way tags kept on street segments.
 STREET_TAGS = ("highway", "access", "foot", "area", "tunnel", "indoor", "bridge", "footway")
 FEATURE_COLUMNS = ["osm_id", "osm_type", "name", "tags", "geometry"]
+
+
+def iso_timestamp(value: object) -> str:
+    """An OSM timestamp (``2024-05-01T20:21:56Z``) as ISO 8601 in UTC, or "" when `value` is
+    none (empty, not text, not a date): never a guess, never the file's own date."""
+    if not isinstance(value, str) or not value.strip() or len(value) > 64:
+        return ""
+    text = value.strip()
+    try:
+        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return ""
+    if when.tzinfo is None:  # OSM's timestamps are UTC
+        when = when.replace(tzinfo=dt.UTC)
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)

@@ -267,6 +267,7 @@ def clip(layers: OSMLayers, polygon: shapely.Geometry) -> OSMLayers:
             drop=True
         ),
         source=layers.source,
+        data_date=layers.data_date,
     )
 
 
@@ -389,13 +390,16 @@ def _read_entry(
                     streets=_rows_near(folder / "streets.parquet", within.bounds),
                     features=_rows_near(folder / "features.parquet", within.bounds),
                     source=meta["source"],
+                    data_date=_meta_date(meta),
                 ),
                 within,
             )
             streets, features = layers.streets, layers.features.copy()
         # one JSON array, parsed in one call: half the time of a call per feature
         features["tags"] = json.loads("[" + ",".join(features["tags"].to_numpy(dtype=object)) + "]")
-        layers = OSMLayers(streets=streets, features=features, source=meta["source"])
+        layers = OSMLayers(
+            streets=streets, features=features, source=meta["source"], data_date=_meta_date(meta)
+        )
         if projected or crs is None:
             return layers
         layers = _projected(layers, crs)
@@ -405,6 +409,14 @@ def _read_entry(
     except Exception as exc:  # a damaged entry is rebuilt, never trusted
         log.warning("cache entry %s is unreadable (%s); parsing the source again", folder, exc)
         return None
+
+
+def _meta_date(meta: dict[str, Any]) -> str:
+    """The OSM data date an entry was written with; "" for an entry written before entries kept
+    it, or one whose date is not a timestamp (a hand-edited ``meta.json`` is not trusted)."""
+    from walkcover.sources._layers import iso_timestamp
+
+    return iso_timestamp(meta.get("data_date", ""))
 
 
 def _working_file(name: str, crs: Any) -> str:
@@ -567,6 +579,7 @@ def _write_entry(
                 "schema": CACHE_SCHEMA,
                 "kind": kind,
                 "source": layers.source,
+                "data_date": layers.data_date,
                 "created": time.time(),
                 "family": family,
                 "area_wkb": shapely.to_wkb(area, hex=True),

