@@ -3,6 +3,7 @@ its ``layer_styles`` table, written atomically."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import geopandas as gpd
@@ -51,22 +52,64 @@ def single_type_layers(name: str, frame: gpd.GeoDataFrame) -> dict[str, gpd.GeoD
 ARROW_ROWS = 500
 
 
-def write_layers(path: Path, layers: dict[str, gpd.GeoDataFrame]) -> Path:
+def write_layers(
+    path: Path,
+    layers: dict[str, gpd.GeoDataFrame],
+    *,
+    project: Path | None = None,
+    title: str = "walkcover",
+    labels: Mapping[str, str] | None = None,
+) -> Path:
     """Write `layers` (name → frame) into one GeoPackage, atomically: one geometry type per layer
-    (`single_type_layers`) and QGIS styles in its ``layer_styles`` table (`styles`)."""
-    from walkcover.presentation.styles import layer_styles, write_layer_styles
+    (`single_type_layers`) and QGIS styles in its ``layer_styles`` table (`styles`).
+
+    Parameters
+    ----------
+    path
+        The GeoPackage to write.
+    layers
+        Layer name → frame; homes (``demand``) first, as their ``<standard>_band`` columns give
+        the standards' order every layer's styles follow.
+    project
+        Also write a QGIS project there (``coverage.qgz``, in the same folder as `path`) that
+        opens every layer with its styles (`walkcover.presentation.qgis_project`).
+    title
+        The project's title.
+    labels
+        Standard id → its name in the styles' legends (e.g. "Public toilet · 公厕").
+
+    Returns
+    -------
+    pathlib.Path
+        `path`.
+    """
+    from walkcover.presentation.styles import LayerKind, layer_styles, write_layer_styles
 
     split: dict[str, gpd.GeoDataFrame] = {}
     for name, frame in layers.items():
         split.update(single_type_layers(name, frame))
     families = {n: f for routes in SPLIT_LAYERS.values() for f, n in routes.items()}
-    kinds = {
-        name: (
-            families.get(name, "polygon"),
-            [c.removesuffix("_band") for c in frame.columns if c.endswith("_band")],
+    # the run's standards, in its order: the homes' band columns (not those after new sites)
+    order = [
+        c.removesuffix("_band")
+        for frame in layers.values()
+        for c in frame.columns
+        if c.endswith("_band") and not c.endswith("_after_band")
+    ]
+    kinds = {}
+    for name, frame in split.items():
+        present = (
+            [str(v) for v in frame["standard"].dropna().unique()] if "standard" in frame else []
         )
-        for name, frame in split.items()
-    }
+        # every standard of the run, so that a standard keeps its symbol (and its place in the
+        # legend) on every layer and in every district; then any other the layer holds
+        run = list(dict.fromkeys(order)) if "standard" in frame else []
+        kinds[name] = LayerKind(
+            families.get(name, "polygon"),
+            tuple(str(c) for c in frame.columns if c != frame.geometry.name),
+            tuple(run + [s for s in present if s not in run]),
+        )
+    styles = layer_styles(kinds, labels=labels)
 
     def write(tmp: Path) -> None:
         for i, (name, layer) in enumerate(split.items()):
@@ -82,6 +125,40 @@ def write_layers(path: Path, layers: dict[str, gpd.GeoDataFrame]) -> Path:
                 use_arrow=len(layer) >= ARROW_ROWS,
                 **first,
             )
-        write_layer_styles(tmp, layer_styles(kinds))
+        write_layer_styles(tmp, styles)
 
-    return write_atomic(path, write)
+    write_atomic(path, write)
+    if project is not None:
+        from walkcover.presentation.qgis_project import ProjectLayer, write_qgis_project
+
+        crs = next((f.crs for f in split.values() if f.crs is not None), None)
+        if crs is not None:
+            project_layers = [
+                ProjectLayer(
+                    name,
+                    kinds[name].family,
+                    _geometry_type(frame),
+                    _bounds(frame),
+                    [s for s in styles if s.layer == name],
+                )
+                for name, frame in split.items()
+            ]
+            write_qgis_project(
+                project, gpkg_name=Path(path).name, layers=project_layers, crs=crs, title=title
+            )
+    return Path(path)
+
+
+def _geometry_type(frame: gpd.GeoDataFrame) -> str:
+    """The layer's geometry type as GDAL writes it (one per layer: `single_type_layers`)."""
+    types = frame.geometry.dropna().geom_type.unique()
+    return str(types[0]) if len(types) else "Unknown"
+
+
+def _bounds(frame: gpd.GeoDataFrame) -> tuple[float, float, float, float] | None:
+    if frame.empty:
+        return None
+    xmin, ymin, xmax, ymax = (float(v) for v in frame.total_bounds)
+    if not all(np.isfinite((xmin, ymin, xmax, ymax))):
+        return None
+    return (xmin, ymin, xmax, ymax)

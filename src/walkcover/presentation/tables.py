@@ -27,6 +27,7 @@ import logging
 import re
 import shutil
 import tempfile
+import unicodedata
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -330,16 +331,152 @@ def read_table_parquet(path: Path) -> pd.DataFrame:
 # --- Excel ----------------------------------------------------------------------------------------
 
 
+#: Street contexts of the summary's ``street_km_*`` and ``street_covered_pct_*`` columns.
+_CONTEXTS_ZH = {
+    "main_street": "主要街道",
+    "ordinary_road": "一般道路",
+    "riverside_park": "滨河公园",
+}
+
+#: Column → "English · 中文", the header a person reads in ``summary.xlsx`` (the cell keeps the
+#: machine name the CSVs and Parquet files use; see `write_workbook`).
+HEADERS = {
+    # summary
+    "district": "district · 区",
+    "district_id": "district id · 区编号",
+    "district_name": "district name · 区名",
+    "district_name_en": "district name (English) · 区名（英文）",
+    "is_sample": "sample data · 样例数据",
+    "standard": "standard · 标准",
+    "standard_name": "standard name · 标准名称",
+    "threshold_m": "walking distance standard (m) · 服务半径（米）",
+    "context_applied": "street context applied · 适用街道类型",
+    "facilities": "facilities in the district · 区内设施数",
+    "facilities_in_reach": "facilities in reach · 可达设施数",
+    "facilities_excluded": "facilities excluded · 排除设施数",
+    "demand_units": "homes · 住宅数",
+    "residents_group": "residents counted · 统计居民",
+    "residents": "residents · 居民数",
+    "residents_covered": "residents covered · 覆盖居民数",
+    "residents_covered_pct": "residents covered % · 居民覆盖率（%）",
+    "no_data_reason": "why no figure · 无数据原因",
+    "report_group": "reported group · 报告人群",
+    "report_group_residents": "reported group: residents · 报告人群居民数",
+    "report_group_covered_pct": "reported group: covered % · 报告人群覆盖率（%）",
+    "units_covered_pct": "homes covered % · 住宅覆盖率（%）",
+    "denominator": "land counted · 用地口径",
+    "land_km2": "land (km²) · 用地面积（平方公里）",
+    "residents_on_land_pct": "residents on that land % · 该用地居民占比（%）",
+    "area_covered_euclid_pct": "land covered, straight line % · 直线距离覆盖用地（%）",
+    "area_covered_pct": "land covered, walking % · 步行覆盖用地（%）",
+    "detour_loss_pp": "lost to detours (points) · 绕行损失（百分点）",
+    "residents_covered_safe_pct": "residents covered, safe route % · 安全路线居民覆盖率（%）",
+    "target_pct": "target % · 目标（%）",
+    "meets_target": "meets the target · 是否达标",
+    "meets_target_official": "meets the target (official figure) · 是否达标（官方口径）",
+    "unsnapped_units": "homes not on a street · 未接入路网住宅",
+    "unreachable_units": "homes unreachable · 不可达住宅",
+    "beyond_search_units": "homes beyond the search limit · 超出搜索范围住宅",
+    **{f"street_km_{c}": f"streets, {c.replace('_', ' ')} (km) · {zh}长度（公里）"
+       for c, zh in _CONTEXTS_ZH.items()},
+    **{f"street_covered_pct_{c}": f"streets covered, {c.replace('_', ' ')} % · {zh}覆盖率（%）"
+       for c, zh in _CONTEXTS_ZH.items()},
+    "demand_model": "demand model · 需求模型",
+    "building_completeness_pct": "buildings mapped % · 建筑数据完整度（%）",
+    "population_model": "population model · 人口模型",
+    "citation": "plan citation · 规划依据",
+    # district_indicators
+    "indicator": "indicator · 指标代码",
+    "name": "indicator name · 指标名称",
+    "value": "value · 数值",
+    "unit": "unit · 单位",
+    "target": "target · 目标值",
+    "basis": "how it is counted · 计算依据",
+    "note": "note · 备注",
+    "section": "plan section · 规划条款",
+    # group_summary
+    "group": "group of districts · 区组",
+    "districts": "districts · 区数",
+}  # fmt: skip
+
+#: Number formats by column: what people read rounds, the cell keeps the exact figure.
+PERCENT_FORMAT = "0.0"
+WHOLE_FORMAT = "#,##0"
+KM2_FORMAT = "#,##0.00"
+KM_FORMAT = "#,##0.0"
+#: Columns of whole things (facilities, homes, districts) and of people.
+_WHOLE = {
+    "facilities", "facilities_in_reach", "facilities_excluded", "demand_units", "residents",
+    "residents_covered", "report_group_residents", "unsnapped_units", "unreachable_units",
+    "beyond_search_units", "districts",
+}  # fmt: skip
+#: ``district_indicators``: the format of ``value`` and ``target`` by the row's ``unit``.
+_UNIT_FORMATS = {"count": WHOLE_FORMAT, "km²": KM2_FORMAT, "%": PERCENT_FORMAT}
+_BY_UNIT = ("value", "target")
+
+
+def column_format(column: str) -> str | None:
+    """The number format of `column` in ``summary.xlsx`` (None: as the number is)."""
+    col = str(column)
+    if col.endswith(("_pct", "_pp")) or "_pct_" in col:  # street_covered_pct_<context>
+        return PERCENT_FORMAT
+    if col in _WHOLE or (col.startswith("residents_") and col not in HEADERS):
+        return WHOLE_FORMAT  # residents by age group
+    if col.endswith("_m"):
+        return WHOLE_FORMAT  # metres
+    if col.endswith("_km2"):
+        return KM2_FORMAT
+    if col.startswith("street_km_"):
+        return KM_FORMAT
+    return None
+
+
+def header_label(column: str) -> str:
+    """The English · Chinese header of `column` (the name itself where none is known)."""
+    col = str(column)
+    if col in HEADERS:
+        return HEADERS[col]
+    if col.startswith("residents_") and col not in HEADERS:
+        group = col.removeprefix("residents_")
+        return f"residents, {group} · 居民（{group}）"
+    return col
+
+
+def _label_format(label: str) -> str:
+    """A number format that shows `label` in place of the text the cell holds (the text section
+    of an Excel format: ``;;;"label"``)."""
+    return ';;;"' + _sheet_text(label).replace('"', "'") + '"'
+
+
+def _width(text: str) -> int:
+    """The width of `text` in characters of a sheet's column, a Chinese character two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
 def write_workbook(path: Path, sheets: dict[str, pd.DataFrame]) -> Path:
-    """An Excel workbook of `sheets` (name → table), written atomically. Text is always stored
-    as text, with no escape: a name starting with ``=`` (or ``'=``) comes back exactly as it is and
-    is never a formula. Empty cells stand for NaN. The same tables give the same bytes (the
-    workbook's date is fixed).
+    """An Excel workbook of `sheets` (name → table), written atomically, for people to read.
+
+    * Each header cell holds the column's machine name (that of the CSVs and Parquet files, so
+      that programs reading the workbook find the same columns) and shows its English and
+      Chinese name (`HEADERS`), through the cell's number format; the header row is frozen and
+      every sheet has an autofilter.
+    * Numbers keep their exact values and show rounded (`column_format`): percentages to one
+      decimal, residents and counts whole; ``district_indicators``' values by their unit.
+    * Coverage against the target is coloured (`palette.BANDS`): a met target green, a missed
+      one red, on ``meets_target`` and the figure it judges; where a table has no
+      ``meets_target`` column, ``residents_covered_pct`` against ``target_pct``.
+    * Text is always stored as text, with no escape: a name starting with ``=`` (or ``'=``)
+      comes back exactly as it is and is never a formula. Empty cells stand for NaN.
+    * The same tables give the same bytes (the workbook's date is fixed).
 
     XlsxWriter writes it: a fifth of openpyxl's import time (0.03 against 0.13 s), which a run of
     one small district pays in full. openpyxl still reads planners' workbooks.
     """
     import xlsxwriter
+
+    from walkcover.presentation.palette import BANDS
+
+    good, bad = BANDS["within"][0], BANDS["beyond"][0]
 
     def save(tmp: Path) -> None:
         # no text is turned into a formula, a link or a number: data is data
@@ -353,27 +490,83 @@ def write_workbook(path: Path, sheets: dict[str, pd.DataFrame]) -> Path:
             },
         )
         wb.set_properties({"created": WORKBOOK_DATE.replace(tzinfo=None)})
-        bold = wb.add_format({"bold": True})
-        one_decimal = wb.add_format({"num_format": "0.0"})
+        formats: dict[tuple[str | None, bool], Any] = {}
+
+        def fmt(num: str | None, *, header: bool = False) -> Any:
+            key = (num, header)
+            if key not in formats:
+                props: dict[str, Any] = {"num_format": num} if num else {}
+                if header:
+                    props |= {"bold": True, "text_wrap": True, "valign": "top", "bottom": 1}
+                formats[key] = wb.add_format(props) if props else None
+            return formats[key]
+
+        met = wb.add_format({"bg_color": good, "font_color": "#ffffff"})
+        missed = wb.add_format({"bg_color": bad, "font_color": "#ffffff"})
         for name, table in sheets.items():
             table = tidy_numbers(table)
             ws = wb.add_worksheet(name[:31])
-            longest = [len(str(col)) for col in table.columns]
-            for j, col in enumerate(table.columns):
-                ws.write_string(0, j, _sheet_text(col), bold)
+            columns = [str(c) for c in table.columns]
+            n_rows = len(table)
+            widths = []
+            for j, col in enumerate(columns):
+                label = header_label(col)
+                shown = _label_format(label) if label != col else None
+                ws.write_string(0, j, _sheet_text(col), fmt(shown, header=True))
+                # the header wraps at the column's width; the figures below set it
+                widths.append(min(max(_width(w) for w in label.split(" · ")), 24))
+            units = table["unit"].astype(str).tolist() if "unit" in table else None
             for i, row in enumerate(table.itertuples(index=False), start=1):
                 for j, value in enumerate(row):
-                    longest[j] = max(longest[j], _write_cell(ws, i, j, value))
+                    cell_fmt = None
+                    if units is not None and columns[j] in _BY_UNIT:
+                        cell_fmt = fmt(_UNIT_FORMATS.get(units[i - 1], PERCENT_FORMAT))
+                    widths[j] = max(widths[j], _write_cell(ws, i, j, value, cell_fmt=cell_fmt))
             # each column as wide as its longest text (the cells' own formats are set by column,
-            # and apply to cells written before)
-            for j, col in enumerate(table.columns):
-                decimals = str(col).endswith(("_pct", "_pp"))
-                ws.set_column(j, j, min(longest[j] + 2, 48), one_decimal if decimals else None)
+            # and apply to cells written before with none of their own)
+            for j, col in enumerate(columns):
+                ws.set_column(j, j, min(widths[j] + 2, 48), fmt(column_format(col)))
+            ws.set_row(0, 45)  # three lines of header
             ws.freeze_panes(1, 0)
+            ws.autofilter(0, 0, max(n_rows, 1), max(len(columns) - 1, 0))
+            if n_rows:
+                _colour_targets(ws, columns, n_rows, met=met, missed=missed)
         wb.close()
         _carriage_returns_as_references(tmp)
 
     return write_atomic(path, save)
+
+
+def _colour_targets(ws: Any, columns: list[str], n_rows: int, *, met: Any, missed: Any) -> None:
+    """Conditional formats: a met target green, a missed one red (`write_workbook`)."""
+    from xlsxwriter.utility import xl_col_to_name
+
+    at = {c: j for j, c in enumerate(columns)}
+
+    def cells(j: int) -> str:
+        col = xl_col_to_name(j)
+        return f"{col}2:{col}{n_rows + 1}"
+
+    def rule(target: list[int], met_when: str, missed_when: str) -> None:
+        for j in target:
+            for criteria, look in ((met_when, met), (missed_when, missed)):
+                ws.conditional_format(
+                    cells(j), {"type": "formula", "criteria": criteria, "format": look}
+                )
+
+    judged = [c for c in ("residents_covered_pct", "value") if c in at]
+    for flag in ("meets_target", "meets_target_official"):
+        if flag not in at:
+            continue
+        f = f"${xl_col_to_name(at[flag])}2"
+        # an empty flag (no figure) is neither: ISLOGICAL, as Excel takes an empty cell = FALSE
+        on = [at[flag]] + ([at[c] for c in judged] if flag == "meets_target" else [])
+        rule(on, f"=AND(ISLOGICAL({f}),{f})", f"=AND(ISLOGICAL({f}),NOT({f}))")
+    if "meets_target" not in at and {"residents_covered_pct", "target_pct"} <= set(at):
+        v = f"${xl_col_to_name(at['residents_covered_pct'])}2"
+        t = f"${xl_col_to_name(at['target_pct'])}2"
+        both = f"ISNUMBER({v}),ISNUMBER({t})"
+        rule([at["residents_covered_pct"]], f"=AND({both},{v}>={t})", f"=AND({both},{v}<{t})")
 
 
 #: What a sheet cannot store: control characters other than tab, newline and carriage return
@@ -387,11 +580,11 @@ def _sheet_text(v: object) -> str:
     return _ILLEGAL_IN_SHEET.sub(lambda m: f"\\x{ord(m.group()):02x}", str(v))
 
 
-def _write_cell(ws: Any, row: int, col: int, v: object) -> int:
+def _write_cell(ws: Any, row: int, col: int, v: object, *, cell_fmt: Any = None) -> int:
     """One cell by its type: nothing for None/NaN, numbers and booleans as such, the rest as text
     (a control character cannot be stored in a sheet: it is shown as ``\\x1b``, as in the
-    terminal). Returns the length of the text the cell shows (0 when empty), for its column's
-    width."""
+    terminal); a number in `cell_fmt` where given. Returns the length of the text the cell shows
+    (0 when empty), for its column's width."""
     if isinstance(v, np.generic):
         v = v.item()
     if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and v != v):
@@ -400,11 +593,11 @@ def _write_cell(ws: Any, row: int, col: int, v: object) -> int:
         ws.write_boolean(row, col, v)
         return len(str(v).upper())
     if isinstance(v, int | float):
-        ws.write_number(row, col, v)
-        return len(str(v))
+        ws.write_number(row, col, v, cell_fmt)
+        return min(len(str(v)), 12)  # shown rounded
     text = _sheet_text(v)
     ws.write_string(row, col, text)
-    return len(text)
+    return _width(text)
 
 
 def _carriage_returns_as_references(path: Path) -> None:
