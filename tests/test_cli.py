@@ -64,11 +64,17 @@ def test_run_writes_layers_columns_and_summary(sample_run):
     for slug in ["sample-nw", "sample-ne", "sample-sw", "sample-se"]:
         gpkg = city / slug / "coverage.gpkg"
         layers = {name: kind for name, kind in pyogrio.list_layers(gpkg)}
-        assert {"demand", "facilities", "gaps", "service_areas", "layer_styles"} <= set(layers)
+        assert {"demand", "facilities", "gaps", "service_areas", "streets", "layer_styles"} <= set(
+            layers
+        )
         assert set(layers) <= {
             "demand", "facilities", "facility_areas", "facility_lines", "gaps", "service_areas",
-            "layer_styles",
+            "streets", "layer_styles",
         }  # fmt: skip
+        # the streets a printed map draws: one row per OSM way, with its class
+        streets = gpd.read_file(gpkg, layer="streets")
+        assert len(streets) > 20 and streets["osm_id"].is_unique
+        assert streets["highway"].notna().all() and (city / slug / "coverage.qgz").is_file()
         # one geometry type per layer: QGIS opens each as one layer, not as sub-layers
         assert layers["facilities"] == "Point"
         assert layers.get("facility_areas") in (None, "MultiPolygon")

@@ -573,7 +573,8 @@ def report(
         )
     _preflight(out=out)
     started = time.monotonic()
-    _progress_line(f"report: reading what `walkcover run` wrote to {out}")
+    # progress lines begin once every district's run has been read: a run that cannot be read is
+    # one error line, as every refusal is
     with output_lock(out, command="report") as repairs:
         _print_repairs(repairs)
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import geopandas as gpd
 
-from walkcover.assessment import FACILITY_OUTPUT_COLUMNS, Assessment
+from walkcover.assessment import FACILITY_OUTPUT_COLUMNS, Assessment, search_limit_m
 
 _PER_STANDARD = (
     "dist_m",
@@ -41,3 +41,33 @@ def facilities_layer(assessment: Assessment, district_geom) -> gpd.GeoDataFrame:
     reach = assessment.facilities_serving(district_geom)
     sub = f.loc[reach, [*FACILITY_OUTPUT_COLUMNS, "geometry"]]
     return gpd.GeoDataFrame(sub.reset_index(drop=True), geometry="geometry", crs=f.crs)
+
+
+def streets_layer(assessment: Assessment, district_geom) -> gpd.GeoDataFrame:
+    """The ``streets`` layer: the walkable streets a printed map of the district draws, within its
+    box grown by the largest search limit (so the facilities serving it from outside have their
+    streets too), one row per OSM way (its segments as one line: a city's district holds hundreds
+    of thousands of segments, and a way is what a planner knows), with its ``highway`` class."""
+    import numpy as np
+    import shapely
+
+    margin_m = max((search_limit_m(s, assessment.city) for s in assessment.standards), default=0.0)
+    e = assessment.network.edges
+    x0, y0, x1, y1 = shapely.bounds(district_geom)
+    near = e.iloc[
+        e.sindex.query(shapely.box(x0 - margin_m, y0 - margin_m, x1 + margin_m, y1 + margin_m))
+    ]
+    if not len(near):
+        return gpd.GeoDataFrame({"osm_id": [], "highway": []}, geometry=[], crs=e.crs)
+    keys = near["osm_id"].astype(str).to_numpy()
+    ways, at = np.unique(keys, return_inverse=True)
+    order = np.argsort(at, kind="stable")
+    lines = shapely.multilinestrings(near.geometry.to_numpy()[order], indices=at[order])
+    first = np.zeros(len(ways), dtype=np.int64)
+    first[at[order][::-1]] = order[::-1]  # a row of each way, for its class
+    highway = near["highway"].to_numpy()[first] if "highway" in near else None
+    return gpd.GeoDataFrame(
+        {"osm_id": ways, "highway": highway},
+        geometry=shapely.line_merge(lines),
+        crs=e.crs,
+    )

@@ -28,7 +28,7 @@ from walkcover.config.region import Region
 from walkcover.config.study_area import City
 from walkcover.measures.indicators import group_summary
 from walkcover.presentation.geopackage import write_layers
-from walkcover.presentation.layers import demand_layer, facilities_layer
+from walkcover.presentation.layers import demand_layer, facilities_layer, streets_layer
 from walkcover.presentation.record import (
     ID_COLUMNS,
     RECORD_FILE,
@@ -239,10 +239,20 @@ def write_district_files(
         "facilities": facilities_layer(assessment, geom),
         "gaps": assessment.gaps(district_id),
         "service_areas": assessment.service_areas(district_id),
+        "streets": streets_layer(assessment, geom),
     }
     if proposal is not None:
         layers["proposed_sites"] = proposal.sites
-    write_layers(stage / "coverage.gpkg", layers)
+    row = assessment.districts.set_index("district_id").loc[district_id]
+    write_layers(
+        stage / "coverage.gpkg",
+        layers,
+        project=stage / "coverage.qgz",
+        title=f"{assessment.city.config.name} · {row['name']} ({district_id})",
+        labels={
+            s.id: f"{s.name} · {s.name_zh}" if s.name_zh else s.name for s in assessment.standards
+        },
+    )
     write_record(stage / RECORD_FILE, record_data(assessment, district_id, tiles=tiles))
 
 
@@ -383,7 +393,9 @@ def _write_run(
         folder = district_dir(out, city_id, slug)
         done.append(slug)
         files.written += [
-            folder / n for n in ("coverage.gpkg", RECORD_FILE, "map.html") if n in new
+            folder / n
+            for n in ("coverage.gpkg", "coverage.qgz", RECORD_FILE, "map.html")
+            if n in new
         ]
         files.removed += [folder / n for n in sorted(previous - new)]
     if done:
@@ -666,7 +678,7 @@ def write_proposed_sites(
     maps = not folder.is_dir() or (folder / "map.html").exists()  # as the run chose
     if tiles is None and ((folder / RECORD_FILE).exists() or (folder / RECORD_FILE).is_symlink()):
         tiles = load_record(folder / RECORD_FILE).tiles  # RunRecordError names file and fix
-    mine = {gpkg.name, csv.name, RECORD_FILE, "map.html"}
+    mine = {gpkg.name, "coverage.qgz", csv.name, RECORD_FILE, "map.html"}
     keep = [p.name for p in folder.iterdir() if p.name not in mine] if folder.is_dir() else []
     geom = assessment.district_geometry(did)
     with staged_folder(folder, keep=keep) as stage:
@@ -674,7 +686,13 @@ def write_proposed_sites(
         write_csv(stage / csv.name, table)
         if maps:
             write_district_map(assessment, did, stage, proposal=proposal, tiles=tiles)
-    return [gpkg, folder / RECORD_FILE, csv, *([folder / "map.html"] if maps else [])]
+    return [
+        gpkg,
+        folder / "coverage.qgz",
+        folder / RECORD_FILE,
+        csv,
+        *([folder / "map.html"] if maps else []),
+    ]
 
 
 def read_city_summary(folder: Path) -> pd.DataFrame:
