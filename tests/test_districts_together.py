@@ -47,7 +47,7 @@ def test_one_by_one_equals_all_at_once(sample_results, sample_cache):
 
 
 def test_standards_on_one_thread_or_two_give_the_same_results(sample_cache, monkeypatch):
-    from walkcover import assessment
+    from walkcover.assessment import study as assessment
 
     runs = []
     for threads in (1, 2):

@@ -1,0 +1,424 @@
+"""Measuring a run: `assess_layers` prepares the study, runs one engine pass per standard (two at
+a time), builds the summary and the districts' gaps and service areas, and returns the
+immutable `walkcover.assessment.model.Assessment`."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyproj
+
+from walkcover.assessment.model import (
+    FACILITY_OUTPUT_COLUMNS,
+    Assessment,
+    Note,
+    Progress,
+    StandardPass,
+    search_limit_m,
+    study_query,
+)
+from walkcover.assessment.population import homes_and_residents
+from walkcover.assessment.safe_route import SafeRoute
+from walkcover.assessment.study import MeasuredStandard, StudyState, measure_threads
+from walkcover.assessment.summary import homes_on_land, summary_table
+from walkcover.config.standards import Standard, StandardSet
+from walkcover.config.study_area import City, working_crs
+from walkcover.engine import coverage as cov
+from walkcover.engine.network import Network, build_network, locked_gates, walkable_streets
+from walkcover.engine.street_context import (
+    classify_edges,
+    context_radii,
+    unit_context,
+    unit_thresholds,
+)
+from walkcover.measures.bands import distance_band
+from walkcover.measures.demand import (
+    assign_districts,
+)
+from walkcover.measures.entrances import CLOSED_REASON, Access, facility_access
+from walkcover.measures.facilities import OUT_OF_SERVICE, select_facilities
+from walkcover.measures.facility_files import imported_facilities, merge_sources
+from walkcover.measures.gaps import measure_district_layers
+from walkcover.measures.indicators import (
+    district_indicators,
+)
+from walkcover.measures.land import DenominatorLand
+from walkcover.sources import OSMLayers
+
+
+def assess_layers(
+    city: City,
+    districts: gpd.GeoDataFrame,
+    rules: StandardSet,
+    standards: list[Standard],
+    layers: OSMLayers,
+    *,
+    population_raster: str | Path | None = None,
+    progress: Progress | None = None,
+) -> Assessment:
+    """Measure `standards` for `districts` of `city` on OSM layers already read (from any source,
+    or built for a benchmark): network, residents, one pass per standard, figures per district."""
+    step = progress or (lambda _label: None)
+    study = _prepare(city, districts, rules, standards, layers, population_raster, step)
+    measured: dict[str, MeasuredStandard] = {}
+    with ThreadPoolExecutor(max_workers=measure_threads(study.network)) as pool:
+        futures: list[Future[Any]] = [
+            pool.submit(_measure_standard, study, std) for std in standards
+        ]
+        # Then, by whichever thread is free first while the other finishes the last standards,
+        # what needs no standard's result: the district indicators (counts, densities, land per
+        # resident), the edges' midpoints and the homes on each denominator land.
+        indicators = pool.submit(
+            district_indicators,
+            study.features,
+            districts,
+            study.d_proj,
+            study.demand,
+            rules,
+            study.lands.union,
+        )
+        midpoints = pool.submit(study.lands.edge_midpoints)
+        on_land = pool.submit(homes_on_land, study, standards)
+        futures += [indicators, midpoints, on_land]
+        try:
+            for std, fut in zip(standards, futures):
+                step(f"measuring {std.id}")
+                measured[std.id] = fut.result()
+            district_rows = indicators.result()
+            midpoints.result()
+            homes_on = on_land.result()
+        except BaseException:
+            for fut in futures:  # a failure (or Ctrl-C) does not wait for the standards queued
+                fut.cancel()
+            raise
+    # added once every pass is done: the passes read the homes while they run
+    for m in measured.values():
+        for col, values in m.columns.items():
+            study.demand[col] = values
+        study.notes.extend(m.notes)
+    facilities = _concat_facilities([m.facilities for m in measured.values()], study.crs)
+    summary = summary_table(study, standards, measured, facilities, homes_on)
+    measured_run = Assessment(
+        city=city,
+        districts=districts,
+        standards=standards,
+        rules=rules,
+        crs=study.crs,
+        network=study.network,
+        demand=study.demand,
+        facilities=facilities,
+        summary=summary,
+        district_rows=district_rows,
+        features=study.features,
+        notes=study.notes,
+        source=layers.source,
+        data_date=layers.data_date,
+        population_model=study.population_model,
+        passes={sid: m.passed for sid, m in measured.items()},
+        context=study.context,
+        lands=study.lands,
+        demand_snaps=study.demand_snaps,
+        completeness=study.completeness,
+        districts_proj=study.d_proj,
+    )
+    # the gaps and service areas, with the distances at hand: the run's results are complete
+    # before any output is written, and no output measures
+    step("gaps and service areas")
+    ids = [str(d) for d in districts["district_id"]]
+    homes = study.demand["district_id"].value_counts().to_dict()
+    return replace(
+        measured_run, district_layers=measure_district_layers(measured_run, ids, homes=homes)
+    )
+
+
+def _prepare(
+    city: City,
+    districts: gpd.GeoDataFrame,
+    rules: StandardSet,
+    standards: list[Standard],
+    layers: OSMLayers,
+    population_raster: str | Path | None,
+    step: Progress,
+) -> StudyState:
+    """The steps every standard shares: the walk network, the residents, their snaps, the street
+    contexts and the denominator land."""
+    cfg = city.config
+    crs = working_crs(city)
+    query = study_query(city, districts, rules, standards)
+    # layers read for a run are in its CRS already (`walkcover.sources.load_osm`): no copy
+    features = _in_crs(layers.features, crs)
+    streets = _in_crs(layers.streets, crs)
+
+    d_proj = districts.to_crs(crs)
+    notes: list[Note] = []
+    with ThreadPoolExecutor(max_workers=1) as side:
+        # The residents come from the features, the network from the streets: the residents are
+        # estimated on a second thread while this one builds the network.
+        people = side.submit(homes_and_residents, city, features, d_proj, rules, population_raster)
+        step("building the walk network")
+        walk = walkable_streets(streets, walk_highways=query.walk_highways)
+        gates = locked_gates(features)
+        network = build_network(walk, min_island_m=cfg.network.min_island_m, cut_nodes=gates)
+        ends = np.concatenate([walk["u"], walk["v"]]).astype(np.int64)
+        on_paths = np.unique(ends[pd.Series(ends).isin(gates).to_numpy()])  # hashed, no sort
+        if len(on_paths):
+            ids = ", ".join(f"node/{g}" for g in on_paths[:5])
+            ids += " …" if len(on_paths) > 5 else ""
+            notes.append(
+                Note(
+                    f"{len(on_paths)} locked gate(s) (access=no|private or locked=yes) cut the "
+                    f"paths through them ({ids})"
+                )
+            )
+        if len(network.edges) == 0:
+            notes.append(
+                Note("no walkable streets were found in the study area; every unit is unsnapped")
+            )
+        edge_tags = _edge_tags(network)
+        # the street contexts on the second thread once the residents are done, while this one
+        # snaps the homes
+        contexts = None
+        if any(s.context_thresholds_m for s in standards):
+            contexts = side.submit(
+                classify_edges, network, edge_tags, features, rules.street_contexts
+            )
+        step("estimating residents")
+        demand, models, pop_model, completeness, res_land, resident_notes = people.result()
+        notes += resident_notes  # after the network's, as when they were made one after the other
+
+        step("snapping demand units")
+        snap_m = cfg.network.max_snap_m
+        demand_snaps = cov.snap(
+            network, demand.geometry, max_snap_m=snap_m, tie_m=cfg.network.tie_m
+        )
+        context = contexts.result() if contexts is not None else None
+    return StudyState(
+        city=city,
+        districts=districts,
+        d_proj=d_proj,
+        rules=rules,
+        crs=crs,
+        query=query,
+        limits={s.id: search_limit_m(s, city) for s in standards},
+        features=features,
+        streets=streets,
+        network=network,
+        demand=demand,
+        models=models,
+        population_model=pop_model,
+        demand_snaps=demand_snaps,
+        edge_tags=edge_tags,
+        context=context,
+        lands=DenominatorLand(
+            features,
+            d_proj,
+            rules,
+            network,
+            snap_m=snap_m,
+            context=context,
+            unions={"residential_land": res_land},
+        ),
+        notes=notes,
+        completeness=completeness,
+        extent=gpd.GeoSeries([query.polygon], crs=4326).to_crs(crs).iloc[0],
+    )
+
+
+def _standard_facilities(study: StudyState, std: Standard, notes: list[Note]) -> gpd.GeoDataFrame:
+    """The standard's candidate facilities: from OSM, planners' imports, or both (city config);
+    a missing import is said in `notes`."""
+    fac = select_facilities(study.features, std)
+    fsrc = study.city.config.facilities.get(std.id)
+    if fsrc is None or fsrc.source == "osm":
+        return fac
+    files = imported_facilities(study.city.id, std.id, study.crs)
+    if files is None:
+        notes.append(
+            Note(
+                f"{std.id}: the city config takes facilities from {fsrc.source} but nothing was "
+                f"imported; run walkcover import --city {study.city.id} --standard {std.id} FILE",
+                standard=std.id,
+            )
+        )
+    return merge_sources(fac, files, source=fsrc.source, merge_within_m=fsrc.merge_within_m)
+
+
+def _in_crs(frame: gpd.GeoDataFrame, crs: Any) -> gpd.GeoDataFrame:
+    """`frame` in `crs`: itself when it is in it already (``to_crs`` would copy every column)."""
+    if frame.crs is not None and frame.crs.is_exact_same(pyproj.CRS.from_user_input(crs)):
+        return frame
+    return frame.to_crs(crs)
+
+
+def _measure_standard(study: StudyState, std: Standard) -> MeasuredStandard:
+    """One engine pass for `std`: every home's distance, status and (for safe-route standards) the
+    safe-route distance go into ``study.demand``; the facilities are marked snapped or not."""
+    sid, network = std.id, study.network
+    snap_m = study.city.config.network.max_snap_m
+    columns: dict[str, np.ndarray] = {}
+    notes: list[Note] = []
+    fac = _standard_facilities(study, std, notes)
+    counted, acc = _reachable(fac, study.features, network, std)
+    access, n_entr = acc.geoms, acc.entrances
+    fac_snaps = cov.snap(network, access, max_snap_m=snap_m, reach_polygon_edges=True)
+    # one pass gives each node's distance and the facility it comes from: the homes' nearest
+    # facility is taken here, with their distances, never by a second pass while drawing
+    nodes = cov.node_sources(network, fac_snaps, limit_m=study.limits[sid])
+    node_dist = nodes.dist_m
+    rows = cov.nearest_sources(
+        network, study.demand_snaps, fac_snaps, limit_m=study.limits[sid], nodes=nodes
+    )
+    nearest = np.full(len(rows), -1, dtype=np.int64)
+    if len(fac_snaps.item):
+        found = rows >= 0
+        nearest[found] = access.index.to_numpy()[fac_snaps.item[rows[found]]]
+    thr = unit_thresholds(std, study.context, study.demand_snaps)
+    result = cov.measure(
+        network,
+        study.demand_snaps,
+        fac_snaps,
+        threshold_m=thr,
+        limit_m=study.limits[sid],
+        node_dist=node_dist,
+    )
+    for col in ("dist_m", "covered", "status"):
+        columns[f"{sid}_{col}"] = result[col].to_numpy()
+    # each home's band, decided here with its distance: every output colours by it
+    columns[f"{sid}_band"] = distance_band(
+        result["dist_m"].to_numpy(), thr, result["status"].to_numpy()
+    )
+    if study.context is not None and std.context_thresholds_m:
+        columns[f"{sid}_context"] = unit_context(study.context, study.demand_snaps, std)
+    if std.safe_route:
+        sres = _safe_route(study).measure(fac_snaps, access, std, study.limits[sid])
+        for col in ("dist_m", "covered", "status"):
+            columns[f"{sid}_safe_{col}"] = sres[col].to_numpy()
+    _mark_snapped(fac, counted, access, fac_snaps, n_entr)
+    counted_rows = fac.index[fac["counts"].to_numpy(dtype=bool)]
+    fac["reached_by"] = ""
+    fac.loc[counted_rows, "reached_by"] = acc.reached_by
+    fac["enclosed_pct"] = np.nan
+    fac.loc[counted_rows, "enclosed_pct"] = acc.enclosed_pct
+    fac["in_district"] = assign_districts(fac, study.d_proj).to_numpy() if len(fac) else []
+    retired = fac["reason"].astype(str).str.startswith(OUT_OF_SERVICE).to_numpy()
+    if retired.any():
+        ids = ", ".join(fac["osm_id"].astype(str).to_numpy()[retired][:5])
+        more = " …" if retired.sum() > 5 else ""
+        notes.append(
+            Note(
+                f"{sid}: {int(retired.sum())} feature(s) tagged disused or abandoned left out "
+                f"({ids}{more})",
+                standard=sid,
+            )
+        )
+    unsnapped_fac = int(len(counted) - fac["snapped"].sum())
+    if unsnapped_fac:
+        notes.append(
+            Note(
+                f"{sid}: {unsnapped_fac} facilit(y/ies) lie farther than {snap_m:g} m from any "
+                "walkable street and serve no one",
+                standard=sid,
+            )
+        )
+    return MeasuredStandard(
+        facilities=fac,
+        passed=StandardPass(
+            counted,
+            access,
+            fac_snaps,
+            node_dist,
+            study.limits[sid],
+            nearest,
+            edge_radii=(
+                context_radii(std, study.context)
+                if study.context is not None and std.context_thresholds_m
+                else None
+            ),
+        ),
+        edge_cover=_edge_cover(network, fac_snaps, node_dist, std, study.context),
+        areas=study.lands.figures(std, counted.geometry.to_numpy(), fac_snaps, node_dist),
+        columns=columns,
+        notes=notes,
+    )
+
+
+def _safe_route(study: StudyState) -> SafeRoute:
+    """The study's safe-route network, built once by the first standard that asks for it."""
+    with study.lock:
+        if study.safe is None:
+            study.safe = SafeRoute.build(
+                study.network,
+                study.streets,
+                study.features,
+                study.edge_tags,
+                study.rules,
+                study.demand,
+                study.demand_snaps,
+                study.extent,
+            )
+        return study.safe
+
+
+def _reachable(
+    fac: gpd.GeoDataFrame, features: gpd.GeoDataFrame, network: Network, std: Standard
+) -> tuple[gpd.GeoDataFrame, Access]:
+    """The counted facilities and how each is reached; an enclosure with no public way in
+    (`entrances.CLOSED_REASON`) stops counting, with that reason, in `fac`."""
+    counts = fac["counts"].to_numpy(dtype=bool)
+    counted = fac[counts].reset_index(drop=True)
+    acc = facility_access(counted, features, network, use_entrances=std.use_entrances)
+    closed = acc.reached_by == "closed"
+    if closed.any():
+        rows = fac.index[np.flatnonzero(counts)[closed]]
+        fac.loc[rows, "counts"] = False
+        fac.loc[rows, "reason"] = CLOSED_REASON
+        counted = counted[~closed].reset_index(drop=True)
+        acc = facility_access(counted, features, network, use_entrances=std.use_entrances)
+    return counted, acc
+
+
+def _mark_snapped(
+    fac: gpd.GeoDataFrame,
+    counted: gpd.GeoDataFrame,
+    access: gpd.GeoSeries,
+    fac_snaps: cov.Snaps,
+    n_entr: np.ndarray,
+) -> None:
+    """Columns ``snapped`` (some access point reaches a street) and ``entrances`` of `fac`."""
+    fac["snapped"] = False
+    fac["entrances"] = 0
+    if not len(counted):
+        return
+    snapped_access = np.isin(np.arange(len(access)), fac_snaps.item)
+    owner = access.index.to_numpy()  # access rows carry their facility's position
+    snapped_fac = np.unique(owner[snapped_access])
+    counted_pos = np.flatnonzero(fac["counts"].to_numpy(dtype=bool))
+    fac.loc[fac.index[counted_pos[snapped_fac]], "snapped"] = True
+    fac.loc[fac.index[counted_pos], "entrances"] = n_entr
+
+
+def _edge_tags(network: Network) -> pd.DataFrame:
+    e = network.edges
+    out = pd.DataFrame(index=e.index)
+    for c in ("highway", "footway", "bridge", "tunnel"):
+        out[c] = e[c].to_numpy() if c in e else None
+    return out
+
+
+def _edge_cover(network, fac_snaps, node_dist, std, context):
+    if context is None or not std.context_thresholds_m:
+        return None
+    return cov.covered_length_m(network, fac_snaps, node_dist, context_radii(std, context))
+
+
+def _concat_facilities(frames: list[gpd.GeoDataFrame], crs) -> gpd.GeoDataFrame:
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return gpd.GeoDataFrame({c: [] for c in FACILITY_OUTPUT_COLUMNS}, geometry=[], crs=crs)
+    return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs=crs)
