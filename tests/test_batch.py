@@ -228,7 +228,8 @@ def test_region_ranking_figures():
     in reach of a city is "no data", not 0%; 99.96% shows 100.0 (rounded, never truncated: one
     rule in every output) and does not meet 100."""
     from walkcover.batch import CityOutcome
-    from walkcover.presentation.report import city_figures, region_index_html
+    from walkcover.measures.indicators import city_figures
+    from walkcover.presentation.report import region_index_html
 
     rows = pd.DataFrame(
         {

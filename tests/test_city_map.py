@@ -243,3 +243,24 @@ def test_region_map_hover_and_legend_follow_the_standard(region_page, sample_res
         assert errors == [] and outside == []
     finally:
         page.close()
+
+
+def test_the_region_map_states_the_figure_the_region_page_ranks(sample_results, region_page):
+    """A city's whole figure on the region map is `city_figures`' (the one rule the region page
+    ranks by and group summaries use), formatted by the one formatter, for every standard."""
+    from walkcover.measures.indicators import city_figures
+    from walkcover.presentation.figures import pct_text
+
+    summary = sample_results.assessment.summary.assign(city="sample", city_name="赫尔辛基样例")
+    want = {
+        r.standard_name: pct_text(r.residents_covered_pct, unit="%")
+        for r in city_figures(summary).itertuples()
+    }
+    seen: dict[str, set[str]] = {}
+    for blob in _blobs(region_page.read_text(encoding="utf-8")):
+        for feature in blob.get("features", []):
+            props = feature.get("properties", {})
+            if "city_pct" in props:
+                seen.setdefault(props["standard"], set()).add(props["city_pct"])
+    assert set(seen) == set(want)
+    assert {k: v.pop() for k, v in seen.items() if len(v) == 1} == want

@@ -446,8 +446,7 @@ def group_summary(summary: pd.DataFrame, groups: dict[str, list[str]]) -> pd.Dat
                 )
 
             euclid, walk = weighted("area_covered_euclid_pct"), weighted("area_covered_pct")
-            # no facility in reach of any of its districts: the group has no figure (never 0%)
-            none = bool((pd.to_numeric(s["facilities_in_reach"], errors="coerce") == 0).all())
+            none = _no_facility(s)
             rows.append(
                 {
                     "group": group,
@@ -456,9 +455,7 @@ def group_summary(summary: pd.DataFrame, groups: dict[str, list[str]]) -> pd.Dat
                     "threshold_m": s["threshold_m"].iloc[0],
                     "facilities": int(s["facilities"].sum()),
                     "residents": round(res, 1),
-                    "residents_covered_pct": 100.0 * float(s["residents_covered"].sum()) / res
-                    if res > 0 and not none
-                    else float("nan"),
+                    "residents_covered_pct": residents_covered_pct(s),
                     "no_data_reason": NO_FACILITY_REASON if none else "",
                     "area_covered_euclid_pct": euclid,
                     "area_covered_pct": walk,
@@ -467,3 +464,62 @@ def group_summary(summary: pd.DataFrame, groups: dict[str, list[str]]) -> pd.Dat
                 }
             )
     return pd.DataFrame(rows)
+
+
+def _no_facility(rows: pd.DataFrame) -> bool:
+    """Whether no district of `rows` (one standard) has a facility in reach: no data."""
+    return bool((pd.to_numeric(rows["facilities_in_reach"], errors="coerce") == 0).all())
+
+
+def residents_covered_pct(rows: pd.DataFrame) -> float:
+    """The residents covered (%) of several districts' summary rows of one standard: their
+    residents covered over all their residents, the one rule of every figure for more than one
+    district (a group, a city, a region's city). NaN when no district has a facility in reach (no
+    data, never 0%) or there are no residents."""
+    res = float(pd.to_numeric(rows["residents"], errors="coerce").sum())
+    if res <= 0 or _no_facility(rows):
+        return float("nan")
+    return 100.0 * float(pd.to_numeric(rows["residents_covered"], errors="coerce").sum()) / res
+
+
+def city_figures(summary: pd.DataFrame) -> pd.DataFrame:
+    """Each city's figure per standard from its districts' rows of a region summary (``city,
+    city_name, standard, standard_name, residents, residents_covered, facilities_in_reach,
+    target_pct``; `residents_covered_pct`), against the standard's target, ranked within the
+    standard: what the region page ranks and the region map labels."""
+    rows = []
+    for (sid, city, name), s in summary.groupby(["standard", "city", "city_name"], sort=False):
+        pct = residents_covered_pct(s)
+        target = float(pd.to_numeric(s["target_pct"], errors="coerce").iloc[0])
+        rows.append(
+            {
+                "standard": sid,
+                "city": city,
+                "city_name": name,
+                "standard_name": s["standard_name"].iloc[0],
+                "residents": float(pd.to_numeric(s["residents"], errors="coerce").sum()),
+                "target_pct": target,
+                "residents_covered_pct": pct,
+                # a standard with no facility in reach of any of the city's districts: no data
+                "note": "no facility in the data · 数据中无设施" if _no_facility(s) else "",
+                "meets_target": meets(pct, target) if pct == pct else None,
+            }
+        )
+    out = pd.DataFrame(
+        rows,
+        columns=[
+            "standard",
+            "city",
+            "city_name",
+            "standard_name",
+            "residents",
+            "target_pct",
+            "residents_covered_pct",
+            "note",
+            "meets_target",
+        ],
+    )
+    out["rank"] = out.groupby("standard")["residents_covered_pct"].rank(
+        ascending=False, method="min"
+    )
+    return out

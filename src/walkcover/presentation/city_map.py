@@ -31,6 +31,7 @@ from folium.template import Template
 
 from walkcover._escape import html_text, js_value
 from walkcover.assessment import Assessment
+from walkcover.measures.indicators import city_figures
 from walkcover.presentation.figures import (
     NO_DATA,
     figure_text,
@@ -419,6 +420,11 @@ def region_map(summary: gpd.GeoDataFrame, cities: gpd.GeoDataFrame, *, title: st
         The region's name, shown in the legend.
     """
     m = _base_map(np.asarray(cities.total_bounds), None)
+    figures = city_figures(
+        pd.DataFrame(summary.drop(columns="geometry")).assign(
+            city=summary["city"] if "city" in summary else summary["city_name"]
+        )
+    )
     groups, legends, labels = [], [], []
     outline_3857 = cities.to_crs(3857)
     city_points = _label_points(outline_3857, crs=3857)
@@ -427,19 +433,14 @@ def region_map(summary: gpd.GeoDataFrame, cities: gpd.GeoDataFrame, *, title: st
         name = str(rows["standard_name"].iloc[0])
         group = folium.FeatureGroup(name=_layer_name(f"{name} ({sid})"), overlay=False, show=i == 0)
         pct = pd.to_numeric(rows["residents_covered_pct"], errors="coerce")
-        res = pd.to_numeric(rows["residents"], errors="coerce")
-        cov = pd.to_numeric(rows["residents_covered"], errors="coerce")
         reason = rows.get("no_data_reason", pd.Series("", index=rows.index))
         no_data = (reason.fillna("").astype(str).str.strip() != "").to_numpy()
         if "facilities_in_reach" in rows:
             reach = pd.to_numeric(rows["facilities_in_reach"], errors="coerce")
             no_data = no_data | (reach == 0).to_numpy()
-        measured = ~no_data
-        by_city = (
-            cov[measured].groupby(rows["city_name"][measured]).sum()
-            / res[measured].groupby(rows["city_name"][measured]).sum()
-        )
-        city_pct = 100 * rows["city_name"].map(by_city)
+        # each city's figure by the one rule the region page ranks by
+        by_city = figures[figures["standard"] == sid].set_index("city_name")
+        city_pct = rows["city_name"].map(by_city["residents_covered_pct"])
         target = pd.to_numeric(rows["target_pct"], errors="coerce").to_numpy(float)
         meets = (
             rows["meets_target"].to_numpy(object) if "meets_target" in rows else [None] * len(rows)

@@ -28,7 +28,7 @@ from walkcover._version import __version__
 from walkcover.config.crs import frame_to_lonlat
 from walkcover.config.standards import Standard
 from walkcover.measures.bands import BEYOND, WITHIN, distance_band
-from walkcover.measures.indicators import meets
+from walkcover.measures.indicators import city_figures, meets
 from walkcover.presentation.figures import (
     EMPTY,
     NO_DATA,
@@ -1164,41 +1164,6 @@ def write_city_index(city_dir: Path, summary: pd.DataFrame, runs: list[DistrictR
     )
     written.append(write_atomic(city_dir / "index.html", functools.partial(_write_text, text=page)))
     return written
-
-
-def city_figures(summary: pd.DataFrame) -> pd.DataFrame:
-    """Each city's residents-weighted figure per standard from its districts' rows: residents
-    covered ÷ residents, against the standard's target, ranked within the standard."""
-    s = summary.copy()
-    s["residents"] = pd.to_numeric(s["residents"], errors="coerce")
-    s["residents_covered"] = pd.to_numeric(s["residents_covered"], errors="coerce")
-    g = s.groupby(["standard", "city", "city_name"], sort=False)
-    out = g.agg(
-        standard_name=("standard_name", "first"),
-        residents=("residents", "sum"),
-        covered=("residents_covered", "sum"),
-        target_pct=("target_pct", "first"),
-    ).reset_index()
-    reach = (
-        pd.to_numeric(s["facilities_in_reach"], errors="coerce")
-        .groupby([s["standard"], s["city"]], sort=False)
-        .sum()
-    )
-    in_reach = reach.reindex(pd.MultiIndex.from_frame(out[["standard", "city"]])).to_numpy()
-    out["residents_covered_pct"] = np.where(
-        (out["residents"] > 0) & (in_reach > 0),
-        100 * out["covered"] / out["residents"].where(out["residents"] > 0),
-        np.nan,
-    )
-    # a standard with no facility in reach of any of the city's districts: no data, not 0%
-    out["note"] = np.where(in_reach > 0, "", "no facility in the data · 数据中无设施")
-    out["meets_target"] = meets(
-        out["residents_covered_pct"].to_numpy(), pd.to_numeric(out["target_pct"]).to_numpy()
-    )
-    out["rank"] = out.groupby("standard")["residents_covered_pct"].rank(
-        ascending=False, method="min"
-    )
-    return out.drop(columns="covered")
 
 
 def region_index_html(
