@@ -263,7 +263,7 @@ def two_city_region(tmp_path: Path):
 def test_region_merge_keeps_district_ids_as_text(tmp_path):
     from walkcover.batch import CityOutcome
     from walkcover.config.region import region_city
-    from walkcover.presentation.outputs import write_region
+    from walkcover.presentation.region import write_region
 
     region = two_city_region(tmp_path)
     base = tmp_path / "out" / region.id

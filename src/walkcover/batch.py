@@ -268,7 +268,7 @@ def _run_split(
 ) -> None:
     """Measure a city one district per task (on the cluster when run by a worker, else here),
     then merge the districts' outputs into the city's folder."""
-    from walkcover.presentation.outputs import merge_district_parts
+    from walkcover.presentation.region import merge_district_parts
 
     city = region_city(region, city_id)
     parts = inside(root, base / ".work" / f"{city.id}-parts", what="district parts folder")
@@ -700,7 +700,7 @@ def _write_region_files(
 ) -> tuple[gpd.GeoDataFrame, list[Path]]:
     """The region's files (`write_region`); with no complete city, only ``batch_status.csv``,
     which says why each city is missing."""
-    from walkcover.presentation.outputs import write_batch_status, write_region
+    from walkcover.presentation.region import write_batch_status, write_region
 
     if complete:
         return write_region(base, reg, {c: region_city(reg, c) for c in complete}, outcomes=ordered)

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import geopandas as gpd
-import numpy as np
 import pandas as pd
 
 from walkcover._atomic import atomic_path, staged_folder, write_atomic
@@ -24,13 +23,11 @@ from walkcover._gc import collector_paused
 from walkcover._paths import check_safe_name, inside
 from walkcover.assessment import Assessment
 from walkcover.config.crs import frame_to_lonlat
-from walkcover.config.region import Region
 from walkcover.config.study_area import City
 from walkcover.measures.indicators import group_summary
 from walkcover.presentation.geopackage import write_layers
 from walkcover.presentation.layers import demand_layer, facilities_layer, streets_layer
 from walkcover.presentation.record import (
-    ID_COLUMNS,
     RECORD_FILE,
     RunRecordError,
     load_record,
@@ -45,10 +42,8 @@ from walkcover.presentation.tables import (
     city_set,
     merged_rows,
     read_earlier_rows,
-    read_table_parquet,
     recover_city_set,
     reseal_city_set,
-    write_city_set,
     write_city_tables,
     write_csv,
 )
@@ -348,7 +343,7 @@ def _write_run(
     slugs = list(assessment.districts["slug"])
     check_outputs(planned_outputs(out, city_id, slugs), overwrite=overwrite)
     city_dir = Path(out) / city_id
-    _recover_city_files(out, city_dir)
+    recover_city_files(out, city_dir)
     files = RunFiles()
     done: list[str] = []
 
@@ -447,7 +442,7 @@ def write_report_sets(
     from walkcover.presentation.report import REPORT_FILES, write_city_index, write_district_report
 
     city_dir = Path(out) / city.id
-    _recover_city_files(out, city_dir)
+    recover_city_files(out, city_dir)
     summary = read_city_table(city_dir, "summary.csv")
     indicators = read_city_table(city_dir, "district_indicators.csv")
     check_city_set(city_dir)  # the tables read are of one complete set
@@ -506,7 +501,7 @@ def write_report_sets(
     return files
 
 
-def _recover_city_files(out: Path, city_dir: Path) -> None:
+def recover_city_files(out: Path, city_dir: Path) -> None:
     """Repair a set of city files an interrupted run left half in place (completed if it was
     sealed, else removed: `walkcover.presentation.tables.recover_city_set`), saying what was done.
 
@@ -693,177 +688,3 @@ def write_proposed_sites(
         csv,
         *([folder / "map.html"] if maps else []),
     ]
-
-
-def read_city_summary(folder: Path) -> pd.DataFrame:
-    """A city's summary as its run wrote it, typed: ``summary.parquet`` (ids as text, numbers as
-    numbers); for a folder written before Parquet copies, ``summary.csv`` read as text, un-escaped
-    and typed by its values, ids as text.
-
-    Raises
-    ------
-    RunRecordError
-        Neither file is there, or the one read is damaged.
-    """
-    folder = Path(folder)
-    parquet = folder / "summary.parquet"
-    if parquet.exists() or parquet.is_symlink():
-        return read_table_parquet(parquet)
-    log.warning("%s has no summary.parquet (an earlier walkcover): reading summary.csv", folder)
-    table = read_earlier_rows(folder / "summary.csv")
-    if table is None:
-        raise RunRecordError(f"{folder / 'summary.parquet'} is missing: run the city again")
-    return table
-
-
-def _ids_as_text(frame: pd.DataFrame) -> pd.DataFrame:
-    """`frame` with its id columns as text (None where missing), whatever they were read as."""
-    from walkcover.presentation.tables import _text
-
-    for col in ID_COLUMNS:
-        if col in frame.columns:
-            frame[col] = pd.Series(
-                [_text(v) for v in frame[col].to_numpy(dtype=object)],
-                index=frame.index, dtype=object, name=col,
-            )  # fmt: skip
-    return frame
-
-
-#: The region files `write_region` writes into ``OUT/<region>/``.
-REGION_FILES = (
-    "region_summary.csv",
-    "region_summary.parquet",
-    "batch_status.csv",
-    "map.html",
-    "index.html",
-)
-
-
-def write_batch_status(base: Path, outcomes: list) -> Path:
-    """``batch_status.csv``: each city's outcome (status, why, seconds, the worker's peak MB)."""
-    table = pd.DataFrame(
-        {
-            "city": [o.city_id for o in outcomes],
-            "city_name": [o.name for o in outcomes],
-            "status": [o.status for o in outcomes],
-            "reason": [o.reason for o in outcomes],
-            "seconds": [round(o.seconds, 1) for o in outcomes],
-            "worker_peak_mb": [round(o.peak_mb) for o in outcomes],
-        }
-    )
-    return write_csv(inside(base, Path(base) / "batch_status.csv", what="batch status"), table)
-
-
-def write_region(
-    base: Path, region: Region, cities: dict[str, City], *, outcomes: list
-) -> tuple[gpd.GeoDataFrame, list[Path]]:
-    """The region's files from its complete cities' outputs: ``region_summary.csv`` (one row per
-    city × district × standard, the columns of ``summary.csv`` after ``city, city_name``), the same
-    as GeoParquet with the district polygons, ``batch_status.csv`` (each city's outcome), the
-    region ``map.html`` and the ranking page ``index.html``.
-
-    Returns
-    -------
-    (geopandas.GeoDataFrame, list of Path)
-        The region summary and the files written.
-    """
-    from walkcover.presentation.city_map import region_map
-    from walkcover.presentation.report import region_index_html
-    from walkcover.presentation.web_map import save_map
-
-    frames, geoms = [], []
-    names = dict(zip(region.cities["city_id"], region.cities["name"]))
-    for cid, city in cities.items():
-        table = _ids_as_text(read_city_summary(base / city.id))  # typed: never through CSV
-        table.insert(0, "city", str(cid))
-        table.insert(1, "city_name", str(names[cid]))
-        frames.append(table)
-        polys = city.districts.set_index("district_id").geometry
-        polys.index = polys.index.astype(str)
-        geoms.append(polys.reindex(table["district_id"]).to_numpy())
-    if frames:
-        merged = _ids_as_text(pd.concat(frames, ignore_index=True))
-        summary = gpd.GeoDataFrame(merged, geometry=np.concatenate(geoms), crs=4326)
-    else:
-        summary = gpd.GeoDataFrame({"city": [], "city_name": []}, geometry=[], crs=4326)
-    written = [
-        write_csv(base / "region_summary.csv", pd.DataFrame(summary.drop(columns="geometry"))),
-        write_atomic(base / "region_summary.parquet", lambda tmp: summary.to_parquet(tmp)),
-        write_batch_status(base, outcomes),
-    ]
-    title = f"{region.config.name} / {region.config.name_en or region.id}"
-    if len(summary):
-        outlines = region.cities[region.cities["city_id"].isin(list(cities))]
-        written.append(save_map(region_map(summary, outlines, title=title), base / "map.html"))
-    page = region_index_html(
-        title,
-        pd.DataFrame(summary.drop(columns="geometry")) if len(summary) else summary,
-        outcomes,
-        city_folders={names[c]: city.id for c, city in cities.items()},
-    )
-    written.append(
-        write_atomic(base / "index.html", lambda tmp: tmp.write_text(page, encoding="utf-8"))
-    )
-    return summary, written
-
-
-def merge_district_parts(base: Path, city: City, parts: list[Path], *, maps: bool) -> list[Path]:
-    """Put the outputs of a city measured one district at a time (each `part` holds a
-    ``walkcover run`` of one district) into ``base/<city>``: each district's folder swapped in
-    whole, the rows of ``summary.csv`` and ``district_indicators.csv`` merged (other districts'
-    rows kept), ``group_summary.csv`` made again; the city's ``map.html`` and ``index.html`` are
-    drawn from the merged summary (districts coloured per standard)."""
-    import shutil
-
-    from walkcover.presentation.city_map import region_map
-    from walkcover.presentation.report import split_city_index_html
-    from walkcover.presentation.web_map import save_map
-
-    city_dir = base / city.id
-    _recover_city_files(base, city_dir)
-    written: list[Path] = []
-    tables: dict[str, list[pd.DataFrame]] = {"summary": [], "district_indicators": []}
-    slugs = []
-    for part in parts:
-        src = part / city.id
-        for folder in sorted(p for p in src.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            final = inside(base, city_dir / folder.name, what="district folder")
-            with staged_folder(final) as stage:
-                for item in folder.iterdir():
-                    shutil.move(str(item), stage / item.name)
-            written.append(city_dir / folder.name)
-            slugs.append(folder.name)
-        for name in tables:  # the parts' tables as typed Parquet, never their CSVs
-            tables[name].append(_ids_as_text(read_table_parquet(src / f"{name}.parquet")))
-    merged = {}
-    for name, frames in tables.items():
-        mine = pd.concat(frames, ignore_index=True)
-        earlier = read_earlier_rows(city_dir / f"{name}.csv", like=mine)  # an earlier run's rows
-        merged[name] = merged_rows(mine, earlier, slugs)
-    summary = merged["summary"]
-    groups = city.config.groups
-    city_tables = CityTables(
-        summary=summary,
-        indicators=merged["district_indicators"],
-        groups=group_summary(summary, groups) if groups else None,
-    )
-    polys = city.districts.set_index("district_id").geometry
-    polys.index = polys.index.astype(str)
-    geo = gpd.GeoDataFrame(
-        summary.assign(city_name=city.config.name),
-        geometry=polys.reindex(summary["district_id"]).to_numpy(),
-        crs=4326,
-    )
-    page = split_city_index_html(city, summary)
-
-    def pages(stage: Path) -> None:
-        if maps:
-            outline = gpd.GeoDataFrame(
-                {"name": [city.config.name]}, geometry=[city.districts.union_all()], crs=4326
-            )
-            title = f"{city.config.name} / {city.config.name_en}"
-            save_map(region_map(geo, outline, title=title), stage / "map.html")
-        write_atomic(stage / "index.html", lambda tmp: tmp.write_text(page, encoding="utf-8"))
-
-    built = write_city_set(city_dir, city_tables, pages=pages)
-    return [*written, *built.written]
