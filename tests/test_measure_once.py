@@ -83,6 +83,10 @@ def test_writing_makes_no_shortest_path_call(sample_results, tmp_path):
         mp.setattr(gaps, "district_layers", refuse)
         mp.setattr(gaps, "_gap_polygons", refuse)
         mp.setattr(gaps.Lattice, "within_reach", refuse)
+        # nor a hexagon's coverage: the city map draws the run's (`Assessment.hexagons`)
+        import h3
+
+        mp.setattr(h3, "latlng_to_cell", refuse)
         files = sample_results.save(tmp_path / "out", maps=True)
     names = {p.name for p in files.written}
     assert {"coverage.gpkg", "map.html", "summary.csv"} <= names
@@ -151,3 +155,25 @@ def test_the_results_hold_every_districts_gaps_and_service_areas(sample_results)
         assert (a.gaps(did)["rank"] > 0).all()
     with pytest.raises(KeyError, match="not measured in this run"):
         a.gaps("no-such-district")
+
+
+def test_the_hexagons_hold_every_resident_and_their_coverage(sample_results):
+    """`Assessment.hexagons` holds each home's residents once (per cell and district), and each
+    piece's share covered is its homes' covered residents over its residents."""
+    import h3
+
+    from walkcover.config.crs import to_lonlat
+
+    a = sample_results.assessment
+    hx = a.hexagons
+    assert hx is not None and 5 <= hx.resolution <= 10
+    cells = hx.cells
+    assert cells.groupby(["cell", "district_id"]).size().max() == 1
+    assert cells["residents"].sum() == pytest.approx(a.demand["residents"].sum(), rel=1e-12)
+    pts = to_lonlat(a.demand.geometry.representative_point().to_numpy(), a.demand.crs)
+    home_cell = [h3.latlng_to_cell(p.y, p.x, hx.resolution) for p in pts]
+    d = a.demand.assign(cell=home_cell, district_id=a.demand["district_id"].astype(str))
+    one = cells.iloc[int(np.argmax(cells["residents"].to_numpy()))]
+    mine = d[(d["cell"] == one["cell"]) & (d["district_id"] == one["district_id"])]
+    want = 100 * mine.loc[mine["toilet_covered"], "residents"].sum() / mine["residents"].sum()
+    assert one["toilet_covered_pct"] == pytest.approx(want, rel=1e-12)

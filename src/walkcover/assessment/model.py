@@ -23,6 +23,7 @@ from walkcover.engine.street_context import (
     snap_radii,
 )
 from walkcover.measures.gaps import DistrictLayers
+from walkcover.measures.hexagons import HexCoverage
 from walkcover.measures.land import DenominatorLand
 from walkcover.sources import OSMQuery
 
@@ -125,6 +126,9 @@ class Assessment:
     #: Per district id, its gaps and service areas (`walkcover.measures.gaps.DistrictLayers`),
     #: measured with the run (`assess_layers`), before any output is written.
     district_layers: Mapping[str, DistrictLayers] = field(default_factory=dict)
+    #: The residents' coverage aggregated to H3 hexagons (`walkcover.measures.hexagons`), at the
+    #: resolution that keeps the study area's hexagons few enough for the city map.
+    hexagons: HexCoverage | None = None
 
     def __post_init__(self) -> None:
         if self.districts_proj is None:  # made here, once, never later by a reader's thread

@@ -13,6 +13,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyproj
+import shapely
 
 from walkcover.assessment.model import (
     FACILITY_OUTPUT_COLUMNS,
@@ -27,6 +28,7 @@ from walkcover.assessment.population import homes_and_residents
 from walkcover.assessment.safe_route import SafeRoute
 from walkcover.assessment.study import MeasuredStandard, StudyState, measure_threads
 from walkcover.assessment.summary import homes_on_land, summary_table
+from walkcover.config.crs import to_lonlat
 from walkcover.config.standards import Standard, StandardSet
 from walkcover.config.study_area import City, working_crs
 from walkcover.engine import coverage as cov
@@ -45,6 +47,7 @@ from walkcover.measures.entrances import CLOSED_REASON, Access, facility_access
 from walkcover.measures.facilities import OUT_OF_SERVICE, select_facilities
 from walkcover.measures.facility_files import imported_facilities, merge_sources
 from walkcover.measures.gaps import measure_district_layers
+from walkcover.measures.hexagons import HexCoverage, hex_coverage, hex_resolution
 from walkcover.measures.indicators import (
     district_indicators,
 )
@@ -132,8 +135,29 @@ def assess_layers(
     step("gaps and service areas")
     ids = [str(d) for d in districts["district_id"]]
     homes = study.demand["district_id"].value_counts().to_dict()
-    return replace(
-        measured_run, district_layers=measure_district_layers(measured_run, ids, homes=homes)
+    per_district = measure_district_layers(measured_run, ids, homes=homes)
+    return replace(measured_run, district_layers=per_district, hexagons=_hexagons(study, standards))
+
+
+def _hexagons(study: StudyState, standards: list[Standard]) -> HexCoverage:
+    """The homes' coverage per H3 hexagon, at the resolution `hex_resolution` gives the study
+    area (the districts' area, not the reach of the data: a county with no homes costs nothing)."""
+    d = study.demand
+    resolution = hex_resolution(float(study.d_proj.area.sum()) / 1e6)
+    if not len(d):
+        return hex_coverage(
+            np.zeros(0), np.zeros(0), district_ids=np.zeros(0, dtype=object),
+            residents=np.zeros(0), covered={s.id: np.zeros(0, dtype=bool) for s in standards},
+            resolution=resolution,
+        )  # fmt: skip
+    xy = shapely.get_coordinates(to_lonlat(d.geometry.representative_point().to_numpy(), d.crs))
+    return hex_coverage(
+        xy[:, 0],
+        xy[:, 1],
+        district_ids=d["district_id"].to_numpy(),
+        residents=pd.to_numeric(d["residents"], errors="coerce").to_numpy(float),
+        covered={s.id: d[f"{s.id}_covered"].fillna(False).to_numpy(dtype=bool) for s in standards},
+        resolution=resolution,
     )
 
 

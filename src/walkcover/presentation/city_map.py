@@ -31,6 +31,7 @@ from folium.template import Template
 
 from walkcover._escape import html_text, js_value
 from walkcover.assessment import Assessment
+from walkcover.measures.hexagons import HexCoverage
 from walkcover.measures.indicators import city_figures
 from walkcover.presentation.figures import (
     NO_DATA,
@@ -51,11 +52,6 @@ from walkcover.presentation.web_map import (
 #: The pane the hexagons are drawn in: under Leaflet's overlay pane (z-index 400), where the
 #: districts are, and deaf to the mouse, so hovering always reaches a district.
 HEX_PANE = "walkcover-hexes"
-#: At most about this many hexagons over the study area: the finest H3 resolution (up to 10,
-#: about 0.015 km² a cell) that keeps under it is used (9, about 0.1 km², for a 350 km² city).
-MAX_HEXES = 4000
-FINEST_RESOLUTION = 10
-COARSEST_RESOLUTION = 5
 #: Text of the labels and legends (both languages).
 NO_FACILITY = "no facility in the data · 数据中无设施"
 NO_RESIDENTS = "no residents in the data · 数据中无居民"
@@ -72,7 +68,6 @@ def city_map(
     result: Assessment,
     *,
     tiles: str | None = None,
-    h3_resolution: int | None = None,
     show: str | None = None,
 ) -> folium.Map:
     """The city map: each district labelled with its name and the chosen standard's figure,
@@ -85,9 +80,6 @@ def city_map(
         The assessment of several districts of a city.
     tiles
         A base map (`walkcover.presentation.web_map.TILES`), or None for none (offline).
-    h3_resolution
-        The hexagons' H3 resolution; by default the finest that keeps about `MAX_HEXES` over the
-        study area (`hex_resolution`).
     show
         The standard shown first (its id); by default the first.
 
@@ -100,7 +92,6 @@ def city_map(
     d_proj = result.districts_proj if result.districts_proj is not None else d.to_crs(result.crs)
     m = _base_map(np.asarray(d.total_bounds), tiles)
     area_km2 = float(d_proj.area.sum()) / 1e6
-    res = h3_resolution or hex_resolution(area_km2)
     ids = d["district_id"].astype(str).to_numpy()
     extent_m = float(np.sqrt(max(area_km2, 1e-6)) * 1000.0)
     simplify_m = min(max(extent_m / 4000.0, 0.5), 20.0)  # ~ a pixel when the city fills a screen
@@ -110,7 +101,9 @@ def city_map(
     rows = {s.id: _standard_rows(result.summary, s.id, ids) for s in result.standards}
     folium.map.CustomPane(HEX_PANE, z_index=350, pointer_events=False).add_to(m)
     hexes = (
-        _hex_layer(result, rows, resolution=res, districts=d_proj) if len(result.demand) else None
+        _hex_layer(result.hexagons, result, rows, districts=d_proj)
+        if result.hexagons is not None and len(result.hexagons.cells)
+        else None
     )
     if hexes is not None:
         hexes.add_to(m)
@@ -171,8 +164,9 @@ def city_map(
     folium.LayerControl(collapsed=False).add_to(m)
     title = f"{result.city.config.name} / {result.city.config.name_en}"
     first = next((i for i, s in enumerate(result.standards) if s.id == show), 0) if show else 0
+    hex_res = result.hexagons.resolution if result.hexagons is not None else "—"
     note = (
-        f"hexagons: where residents live (H3 resolution {res}) · 六边形：居住地; "
+        f"hexagons: where residents live (H3 resolution {hex_res}) · 六边形：居住地; "
         "grey: no data · 灰色：无数据; pick a standard top right · 右上角选择标准"
     )
     _figure(m).html.add_child(
@@ -180,17 +174,6 @@ def city_map(
     )
     StandardView(groups, legends, labels, hexes=hexes).add_to(m)
     return m
-
-
-def hex_resolution(area_km2: float, *, max_hexes: int = MAX_HEXES) -> int:
-    """The finest H3 resolution (at most `FINEST_RESOLUTION`) whose hexagons number at most
-    `max_hexes` over `area_km2`."""
-    import h3
-
-    for res in range(FINEST_RESOLUTION, COARSEST_RESOLUTION, -1):
-        if area_km2 / h3.average_hexagon_area(res, unit="km^2") <= max_hexes:
-            return res
-    return COARSEST_RESOLUTION
 
 
 def _label_points(frame: gpd.GeoDataFrame, *, crs: Any) -> list[tuple[float, float]]:
@@ -253,43 +236,29 @@ def _target_text(target: float) -> str:
 
 
 def _hex_layer(
+    hexagons: HexCoverage,
     result: Assessment,
     rows: dict[str, dict[str, np.ndarray]],
     *,
-    resolution: int,
     districts: gpd.GeoDataFrame,
 ) -> folium.GeoJson | None:
-    """One layer of H3 hexagons for every standard: the geometry once, each hexagon cut at the
-    district borders (`districts`, in ``result.crs``), so no piece reaches outside the study area
-    or carries one district's figure into another; each piece's share of its residents covered,
-    per standard (a whole percentage, null where the standard has no figure there), as ``pct``,
-    in the order of `result.standards`."""
+    """One layer of the run's H3 hexagons (`Assessment.hexagons`) for every standard: the
+    geometry once, each hexagon cut at the district borders (`districts`, in ``result.crs``), so
+    no piece reaches outside the study area or carries one district's figure into another; each
+    piece's share of its residents covered, per standard (a whole percentage, null where the
+    standard has no figure there), as ``pct``, in the order of `result.standards`."""
     import h3
 
-    from walkcover.config.crs import frame_to_lonlat
-
-    demand = result.demand
-    pts = frame_to_lonlat(demand.geometry.representative_point())
-    cells = np.array([h3.latlng_to_cell(y, x, resolution) for x, y in zip(pts.x, pts.y)])
-    residents = pd.to_numeric(demand["residents"], errors="coerce").fillna(0.0).to_numpy(float)
+    resolution = hexagons.resolution
     ids = districts["district_id"].astype(str).to_numpy()
-    cols: dict[str, np.ndarray] = {
-        "cell": cells,
-        "district": demand["district_id"].astype(str).to_numpy(),
-        "res": residents,
-    }
-    for i, std in enumerate(result.standards):
-        cols[f"c{i}"] = residents * demand[f"{std.id}_covered"].fillna(False).to_numpy(dtype=bool)
-    agg = pd.DataFrame(cols).groupby(["cell", "district"], sort=True).sum().reset_index()
-    agg = agg[(agg["res"] > 0) & agg["district"].isin(ids)]
+    agg = hexagons.cells[hexagons.cells["district_id"].isin(ids)]
     if agg.empty:
         return None
-    res = agg["res"].to_numpy(float)
-    at = pd.Index(ids).get_indexer(agg["district"])
+    at = pd.Index(ids).get_indexer(agg["district_id"])
     pct = []
-    for i, std in enumerate(result.standards):
+    for std in result.standards:
         # where the standard has no facility in a district, its homes there have no figure
-        shown = round_figures(100.0 * agg[f"c{i}"].to_numpy(float) / res, 0)
+        shown = round_figures(agg[f"{std.id}_covered_pct"].to_numpy(float), 0)
         none = rows[std.id]["no_data"][at]
         pct.append([None if n else int(v) for v, n in zip(shown, none, strict=True)])
     cell_polys = {
