@@ -30,6 +30,8 @@ SITE_COLOUR = "#6a3d9a"
 SITE_OUTLINE = "#3f007d"
 #: Where there is no figure (no facility in the data, no residents).
 NO_DATA_GREY = BANDS[UNKNOWN][0]
+#: The walkable streets under the data (printed maps): lighter than "no data", never a band.
+STREET_COLOUR = "#bdbdbd"
 
 
 def rgb(colour: str) -> tuple[int, int, int]:

@@ -44,6 +44,7 @@ from walkcover.presentation.palette import (
     GAP_COLOUR,
     NO_DATA_GREY,
     SITE_COLOUR,
+    STREET_COLOUR,
 )
 from walkcover.presentation.record import DistrictRun, osm_date_text
 
@@ -213,7 +214,6 @@ def _legend_handles(
 #: Facility grounds are drawn in the facility colour, this opaque (a light tint of it).
 GROUND_ALPHA = 0.22
 #: Streets under the printed maps: the grey of the palette, thin, beneath everything else.
-STREET_COLOUR = NO_DATA_GREY
 
 
 def map_extent(run: DistrictRun, standard_id: str) -> tuple[float, float, float, float]:
