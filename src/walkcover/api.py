@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     import folium
 
     from walkcover.presentation.outputs import RunFiles
+    from walkcover.scenario import Scenario
     from walkcover.siting import DistrictSiting, Proposal
 
 __all__ = ["Results", "Study", "assess", "measure", "report", "study"]
@@ -387,6 +388,25 @@ class Results:
         return site_districts(
             target, standard, k=k, target_pct=target_pct, time_limit_s=time_limit_s, plots=plots
         )
+
+    def scenario(
+        self, standard: str, *, district: str | None = None, name: str = "scenario"
+    ) -> Scenario:
+        """A live "what if we build it here?" scenario for one district and standard: add, move
+        and remove sites (existing facilities too) and read the figures, each edit measured
+        incrementally and equal to a full run with that facility set
+        (`walkcover.scenario.Scenario`)."""
+        from walkcover.scenario import scenario
+
+        return scenario(
+            self.assessment, standard, district_id=self.district_id(district), name=name
+        )
+
+    def load_scenario(self, path: str | Path) -> Scenario:
+        """A scenario saved with `Scenario.save`, its edits replayed on this run."""
+        from walkcover.scenario import load_scenario
+
+        return load_scenario(Path(path), self.assessment)
 
     def save(
         self,

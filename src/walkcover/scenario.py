@@ -1,0 +1,1032 @@
+"""What-if scenarios: add, move and remove facilities of one standard in one district, and read
+the district's figures after each edit, as a full run with the edited facility set would give.
+
+Edits are incremental, on the run's own arrays and with the engine's own functions:
+
+- a new site is snapped (`walkcover.engine.coverage.snap`, as `walks_with_sites` snaps it), one
+  bounded shortest-path pass runs from it (`node_distances`, cut at the pass's ``limit_m``) and
+  each home keeps the nearer of its current facility and the site;
+- a removal touches only the homes whose nearest facility it was: their distance is measured
+  again from the facilities that can reach them at all (those with an access point within the
+  search limit of them in a straight line; a walk is never shorter than the straight line), in
+  one bounded multi-source pass (`node_sources`, `demand_distances`, `nearest_sources`);
+- a move is a removal of the site and an addition at its new place, one edit.
+
+Each edit makes a new, read-only snapshot of the small state (per home its distance to its
+nearest facility and which facility that is; the sites; the facilities removed), so `undo` is
+taking the previous one back.
+
+A scenario saves as a GeoPackage (its sites and removals, for QGIS) and a small YAML file that
+lists its edits; `load_scenario` replays them on a run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyproj
+import scipy.spatial
+import shapely
+import yaml
+
+from walkcover._atomic import write_atomic
+from walkcover._errors import OutputExistsError, WalkcoverError
+from walkcover.assessment import Assessment, can_serve
+from walkcover.engine import coverage as cov
+from walkcover.measures.bands import distance_band
+from walkcover.measures.indicators import FacilityCounts, ResidentGroups, district_summary
+
+#: The figures `Scenario.summary` gives: those of the run's summary row
+#: (`walkcover.measures.indicators.district_summary`) that follow from the homes' walks and the
+#: facilities. The land and street-length figures need the polygons a run draws, and are not
+#: measured again after an edit.
+SUMMARY_FIGURES = [
+    "district",
+    "district_id",
+    "standard",
+    "threshold_m",
+    "facilities",
+    "facilities_in_reach",
+    "demand_units",
+    "residents_group",
+    "residents",
+    "residents_covered",
+    "residents_covered_pct",
+    "units_covered_pct",
+    "report_group",
+    "report_group_residents",
+    "report_group_covered_pct",
+    "target_pct",
+    "meets_target",
+    "unsnapped_units",
+    "unreachable_units",
+    "beyond_search_units",
+    "no_data_reason",
+]
+
+#: Columns of `Scenario.demand` (one row per home of the district, in `district_demand` order).
+DEMAND_COLUMNS = [
+    "osm_id",
+    "dist_m",
+    "covered",
+    "status",
+    "band",
+    "nearest",
+    "covered_before",
+]
+
+#: Columns of `Scenario.gain` (one row per site added).
+GAIN_COLUMNS = [
+    "site_id",
+    "name",
+    "capacity",
+    "lon",
+    "lat",
+    "homes_reached",
+    "residents_served",
+    "residents_newly_covered",
+    "reason",
+]
+
+#: The version of the saved YAML file's layout.
+FILE_VERSION = 1
+
+#: Metres added to the straight-line bound that picks the facilities a removal measures again
+#: from: rounding in the snapped positions, never a real shortcut.
+_BOUND_SLACK_M = 1e-3
+
+
+class ScenarioError(WalkcoverError, ValueError):
+    """An edit or a scenario file that cannot be used as given; the message says the fix."""
+
+
+@dataclass(frozen=True)
+class Site:
+    """A facility the scenario adds.
+
+    ``point`` is in the run's CRS; ``snaps`` its access to the walk network (item 0; no row when
+    it lies beyond the snap distance). ``homes_reached`` counts the district's homes it reaches
+    within the search limit; ``reason`` says why it reaches none ("" when it reaches some).
+    """
+
+    site_id: str
+    name: str
+    lon: float
+    lat: float
+    capacity: float | None
+    point: shapely.Point
+    snaps: cov.Snaps
+    homes_reached: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One edit, as saved and replayed: ``op`` is ``add``, ``move`` or ``remove``; ``target`` the
+    site id (add, move) or the facility or site id (remove)."""
+
+    op: str
+    target: str
+    lon: float | None = None
+    lat: float | None = None
+    name: str | None = None
+    capacity: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"op": self.op}
+        out["facility_id" if self.op == "remove" else "site_id"] = self.target
+        if self.op != "remove":
+            out["lon"], out["lat"] = float(self.lon or 0.0), float(self.lat or 0.0)
+        if self.op == "add":
+            out["name"] = self.name
+            out["capacity"] = self.capacity
+        return out
+
+
+@dataclass(frozen=True)
+class _State:
+    """One snapshot: per home the distance to its nearest facility within the search limit (inf
+    where none) and that facility's key (-1 where none), the sites by key, the existing facilities
+    removed (positions in the pass's ``counted``), the edits so far and the next site number."""
+
+    dist_m: np.ndarray
+    owner: np.ndarray
+    sites: Mapping[int, Site]
+    removed: frozenset[int]
+    edits: tuple[Edit, ...]
+    next_site: int
+
+
+@dataclass(frozen=True)
+class _Walks:
+    """The homes' walks in one state, as `walkcover.engine.coverage.measure` gives them."""
+
+    dist_m: np.ndarray
+    covered: np.ndarray
+    status: np.ndarray
+    band: np.ndarray
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
+
+
+@dataclass(frozen=True)
+class _District:
+    """What a scenario reads from the run once: the district's homes, their snaps and radii,
+    where their snapped points lie, and the standard's existing facilities' access rows."""
+
+    homes: gpd.GeoDataFrame
+    snaps: cov.Snaps
+    threshold_m: np.ndarray
+    home_component: np.ndarray  # per home, the network component of its street (-1 unsnapped)
+    residents: np.ndarray
+    row_owner: np.ndarray  # per row of the pass's snaps, its facility (position in `counted`)
+    row_points: np.ndarray  # (2, rows, 2): each row's points at lo_m and hi_m
+    row_span_m: np.ndarray  # hi_m - lo_m per row
+    row_component: np.ndarray  # per row, the component of its edge
+    facility_ids: np.ndarray  # object: each counted facility's id (its osm_id)
+    in_district: np.ndarray  # bool per counted facility, as the summary counts it
+    in_reach: np.ndarray  # bool per counted facility: can serve the district and is snapped
+    district_row: pd.Series
+    geometry: shapely.Geometry
+    excluded: int
+    groups: ResidentGroups
+
+
+def _points_on_edges(
+    network: Any, edge: np.ndarray, offset_m: np.ndarray
+) -> np.ndarray:  # (n, 2) coordinates
+    lines = network.edges.geometry.to_numpy()[edge]
+    return shapely.get_coordinates(shapely.line_interpolate_point(lines, offset_m)).reshape(-1, 2)
+
+
+class _Near:
+    """Which points lie within a radius of any of a few points (the homes a removal touches):
+    a bounding-box cut, then the nearest one by a KD-tree, so that a city's many facility rows
+    cost one look-up each."""
+
+    def __init__(self, xy: np.ndarray) -> None:
+        self.lo, self.hi = xy.min(axis=0), xy.max(axis=0)
+        self.tree = scipy.spatial.cKDTree(xy)
+
+    def within(self, xy: np.ndarray, radius_m: float | np.ndarray) -> np.ndarray:
+        r = np.broadcast_to(np.asarray(radius_m, dtype=float), (len(xy),))
+        out = np.zeros(len(xy), dtype=bool)
+        box = np.all((xy >= self.lo - r[:, None]) & (xy <= self.hi + r[:, None]), axis=1)
+        at = np.flatnonzero(box)
+        if len(at):
+            gap, _ = self.tree.query(xy[at], k=1, distance_upper_bound=float(r[at].max()))
+            out[at] = gap <= r[at]
+        return out
+
+
+class Scenario:
+    """A what-if scenario for one standard in one district of a finished run.
+
+    Made by `scenario`. Edits (`add`, `move`, `remove`, `undo`) update the figures at once; the
+    reads (`summary`, `demand`, `gain`, `facilities`) are those of a full run with the edited
+    facility set. Save it with `save`, replay it with `load_scenario`.
+    """
+
+    def __init__(
+        self,
+        assessment: Assessment,
+        standard_id: str,
+        *,
+        district_id: str,
+        name: str = "scenario",
+    ) -> None:
+        a = assessment
+        self.assessment = a
+        try:
+            self.standard = a.standard(standard_id)
+        except KeyError:
+            measured = ", ".join(s.id for s in a.standards)
+            raise ScenarioError(
+                f"standard_id {standard_id!r} was not measured in this run; give one of: {measured}"
+            ) from None
+        if district_id not in set(map(str, a.districts["district_id"])):
+            ids = ", ".join(map(str, a.districts["district_id"]))
+            raise ScenarioError(
+                f"district_id {district_id!r} is not a district of this run; give one of: {ids}"
+            )
+        self.name = _check_name(name)
+        self.slug = scenario_slug(self.name)
+        self.district_id = district_id
+        self._pass = a.passes[standard_id]
+        self.limit_m = float(self._pass.limit_m)
+        self.max_snap_m = float(a.city.config.network.max_snap_m)
+        self._to_crs = pyproj.Transformer.from_crs(4326, a.crs, always_xy=True)
+        self._d = self._read_district()
+        n_counted = len(self._pass.counted)
+        self._n_counted = n_counted
+        sid = standard_id
+        homes = self._d.homes
+        dist = homes[f"{sid}_dist_m"].to_numpy(dtype=float, copy=True)
+        dist[np.isnan(dist)] = np.inf
+        owner = np.asarray(a.district_nearest(sid, district_id), dtype=np.int64).copy()
+        owner[~np.isfinite(dist)] = -1
+        self._covered_before = _frozen(homes[f"{sid}_covered"].to_numpy(dtype=bool, copy=True))
+        self._walks_of: tuple[_State, _Walks] | None = None
+        self._states: list[_State] = [_State(_frozen(dist), _frozen(owner), {}, frozenset(), (), 1)]
+
+    # -- what the run gives once ------------------------------------------------------------
+
+    def _read_district(self) -> _District:
+        a, p, std = self.assessment, self._pass, self.standard
+        homes, snaps = a.district_demand(self.district_id)
+        thr = np.broadcast_to(np.asarray(a.thresholds(std, snaps), dtype=float), (len(homes),))
+        net = a.network
+        u = net.edges["u_idx"].to_numpy()
+        comp = np.full(len(homes), -1, dtype=np.int64)
+        comp[snaps.item] = net.component[u[snaps.edge]]
+        rs = p.snaps
+        owner = p.access.index.to_numpy()[rs.item].astype(np.int64)
+        pts = np.stack(
+            [_points_on_edges(net, rs.edge, rs.lo_m), _points_on_edges(net, rs.edge, rs.hi_m)]
+        )
+        # the counted facilities as the run's summary counts them (`assessment._summary`): their
+        # rows in `facilities`, in the order of the pass's `counted`
+        f = a.facilities
+        mine = f[(f["standard"] == std.id).to_numpy() & f["counts"].to_numpy(dtype=bool)]
+        dgeom = a.district_geometry(self.district_id)
+        if len(mine) == len(p.counted):
+            in_district = (mine["in_district"].astype(object) == self.district_id).to_numpy()
+            snapped = mine["snapped"].to_numpy(dtype=bool)
+        else:  # an assessment built by hand: from the pass itself
+            in_district = shapely.contains(dgeom, p.counted.geometry.representative_point())
+            snapped = np.isin(np.arange(len(p.counted)), owner)
+        in_reach = can_serve(p.counted.geometry, dgeom, self.limit_m) & snapped
+        excluded = int(
+            (
+                (f["standard"] == std.id).to_numpy()
+                & ~f["counts"].to_numpy(dtype=bool)
+                & (f["in_district"].astype(object) == self.district_id).to_numpy()
+            ).sum()
+        )
+        group, report = std.population_group, std.report_group
+        groups = ResidentGroups(
+            group if group and f"residents_{group}" in homes else None,
+            report if report and f"residents_{report}" in homes else None,
+        )
+        drow = a.districts.set_index("district_id", drop=False).loc[self.district_id]
+        ids = (
+            p.counted["osm_id"].astype(str).to_numpy()
+            if "osm_id" in p.counted
+            else np.array([f"#{i}" for i in range(len(p.counted))], dtype=object)
+        )
+        return _District(
+            homes=homes,
+            snaps=snaps,
+            threshold_m=_frozen(np.array(thr)),
+            home_component=_frozen(comp),
+            residents=_frozen(homes[a.residents_column(std.id)].to_numpy(dtype=float)),
+            row_owner=_frozen(owner),
+            row_points=_frozen(pts),
+            row_span_m=_frozen(rs.hi_m - rs.lo_m),
+            row_component=_frozen(net.component[u[rs.edge]]),
+            facility_ids=ids,
+            in_district=np.asarray(in_district, dtype=bool),
+            in_reach=np.asarray(in_reach, dtype=bool),
+            district_row=drow,
+            geometry=dgeom,
+            excluded=excluded,
+            groups=groups,
+        )
+
+    @property
+    def _state(self) -> _State:
+        return self._states[-1]
+
+    # -- edits --------------------------------------------------------------------------------
+
+    def add(self, *, lon: float, lat: float, name: str = "", capacity: float | None = None) -> str:
+        """Add a site at `lon`, `lat` (WGS 84 degrees, inside the district); return its id.
+
+        Raises
+        ------
+        ScenarioError
+            A position that is not a number, not in degrees, or outside the district; a capacity
+            that is not a positive number.
+        """
+        s = self._state
+        site_id = f"site-{s.next_site}"
+        site = self._site(site_id, lon=lon, lat=lat, name=name, capacity=capacity)
+        key = self._n_counted + s.next_site - 1
+        dist, owner, site = self._with_site(s.dist_m, s.owner, key, site)
+        edit = Edit("add", site_id, site.lon, site.lat, site.name, site.capacity)
+        self._push(
+            replace(
+                s,
+                dist_m=dist,
+                owner=owner,
+                sites={**s.sites, key: site},
+                edits=(*s.edits, edit),
+                next_site=s.next_site + 1,
+            )
+        )
+        return site_id
+
+    def move(self, site_id: str, *, lon: float, lat: float) -> None:
+        """Move an added site to `lon`, `lat` (one edit: `undo` puts it back).
+
+        Raises
+        ------
+        ScenarioError
+            `site_id` is not a site of this scenario (an existing facility cannot be moved:
+            remove it and add a site), or the new position is refused as by `add`.
+        """
+        s = self._state
+        key = self._site_key(site_id, action="move")
+        old = s.sites[key]
+        new = self._site(site_id, lon=lon, lat=lat, name=old.name, capacity=old.capacity)
+        sites = {k: v for k, v in s.sites.items() if k != key}
+        dist, owner = self._without(s.dist_m, s.owner, key, sites, s.removed)
+        dist, owner, new = self._with_site(dist, owner, key, new)
+        self._push(
+            replace(
+                s,
+                dist_m=dist,
+                owner=owner,
+                sites={**sites, key: new},
+                edits=(*s.edits, Edit("move", site_id, new.lon, new.lat)),
+            )
+        )
+
+    def remove(self, facility_or_site_id: str | int) -> None:
+        """Remove an added site, or close an existing facility of the standard ("what if this
+        one closes"): its ``facility_id`` in `facilities` (the run's ``osm_id``), or its position
+        in the pass's ``counted``.
+
+        Raises
+        ------
+        ScenarioError
+            An id that names neither, or a facility removed already.
+        """
+        s = self._state
+        key, label = self._facility_key(facility_or_site_id)
+        if key >= self._n_counted:
+            sites = {k: v for k, v in s.sites.items() if k != key}
+            removed = s.removed
+        else:
+            sites = dict(s.sites)
+            removed = s.removed | {key}
+        dist, owner = self._without(s.dist_m, s.owner, key, sites, removed)
+        self._push(
+            replace(
+                s,
+                dist_m=dist,
+                owner=owner,
+                sites=sites,
+                removed=removed,
+                edits=(*s.edits, Edit("remove", label)),
+            )
+        )
+
+    def undo(self) -> Edit:
+        """Take back the last edit; return it.
+
+        Raises
+        ------
+        ScenarioError
+            When there is no edit to take back.
+        """
+        if len(self._states) == 1:
+            raise ScenarioError("undo(): this scenario has no edit to take back")
+        edit = self._state.edits[-1]
+        self._states.pop()
+        return edit
+
+    @property
+    def edits(self) -> tuple[Edit, ...]:
+        """The edits so far, oldest first."""
+        return self._state.edits
+
+    @property
+    def sites(self) -> list[Site]:
+        """The sites added (moved ones where they are now), in the order added."""
+        return [self._state.sites[k] for k in sorted(self._state.sites)]
+
+    def _push(self, state: _State) -> None:
+        _frozen(state.dist_m)
+        _frozen(state.owner)
+        self._states.append(state)
+
+    def _site(
+        self, site_id: str, *, lon: float, lat: float, name: str, capacity: float | None
+    ) -> Site:
+        lon, lat = _degrees(lon, "lon"), _degrees(lat, "lat")
+        if not -180 <= lon <= 180 or not -90 <= lat <= 90:
+            raise ScenarioError(
+                f"lon={lon!r}, lat={lat!r} are not WGS 84 degrees (lon -180..180, lat -90..90)"
+                f"{self._swapped(lon, lat)}; give the site's longitude and latitude in degrees "
+                "(EPSG:4326)"
+            )
+        if not isinstance(name, str):
+            raise ScenarioError(f"name={name!r}: give the site's name as text")
+        if capacity is not None:
+            if (
+                isinstance(capacity, bool)
+                or not isinstance(capacity, int | float)
+                or not math.isfinite(capacity)
+                or capacity <= 0
+            ):
+                raise ScenarioError(
+                    f"capacity={capacity!r}: give a positive number (places, seats) or leave it out"
+                )
+            capacity = float(capacity)
+        x, y = self._to_crs.transform(lon, lat)
+        point = shapely.Point(x, y)
+        if not shapely.contains(self._d.geometry, point):
+            raise ScenarioError(self._outside_message(lon, lat))
+        snaps = cov.snap(
+            self.assessment.network, [point], max_snap_m=self.max_snap_m, reach_polygon_edges=True
+        )
+        return Site(site_id, name, lon, lat, capacity, point, snaps, 0, "")
+
+    def _swapped(self, lon: float, lat: float) -> str:
+        """A hint when `lon`, `lat` swapped would be a point inside the district, else ""."""
+        if not (-180 <= lat <= 180 and -90 <= lon <= 90):
+            return ""
+        x, y = self._to_crs.transform(lat, lon)
+        if not shapely.contains(self._d.geometry, shapely.Point(x, y)):
+            return ""
+        return f" (lon and lat look swapped: lon={lat!r}, lat={lon!r} is inside the district)"
+
+    def _outside_message(self, lon: float, lat: float) -> str:
+        d = self._d.district_row
+        b = gpd.GeoSeries([self._d.geometry], crs=self.assessment.crs).to_crs(4326).total_bounds
+        hint = self._swapped(lon, lat)
+        return (
+            f"lon={lon!r}, lat={lat!r} lies outside district {d['slug']!r}, which spans lon "
+            f"{b[0]:.5f}..{b[2]:.5f}, lat {b[1]:.5f}..{b[3]:.5f}{hint}; give a point inside the "
+            "district (WGS 84 degrees; a GCJ-02 or BD-09 position from a Chinese map must be "
+            "converted first, see walkcover.sources.coords)"
+        )
+
+    def _with_site(
+        self, dist: np.ndarray, owner: np.ndarray, key: int, site: Site
+    ) -> tuple[np.ndarray, np.ndarray, Site]:
+        """`dist`, `owner` with `site` (key `key`) added: one bounded pass from the site and each
+        home's nearer of the two; and the site with how many homes it reaches, and why none."""
+        net, d = self.assessment.network, self._d
+        reach = np.full(len(dist), np.inf)
+        if len(site.snaps.item):
+            node = cov.node_distances(net, site.snaps, limit_m=self.limit_m)
+            reach = cov.demand_distances(net, d.snaps, site.snaps, node)
+            reach[~(reach <= self.limit_m)] = np.inf
+        reached = int(np.isfinite(reach).sum())
+        site = replace(
+            site, homes_reached=reached, reason=self._why_not(site) if not reached else ""
+        )
+        better = reach < dist  # ties stay with the facility already there (the lower row)
+        dist, owner = dist.copy(), owner.copy()
+        dist[better] = reach[better]
+        owner[better] = key
+        return dist, owner, site
+
+    def _why_not(self, site: Site) -> str:
+        if not len(site.snaps.item):
+            return (
+                f"no walkable street within {self.max_snap_m:g} m (the snap distance): the site "
+                "is off the walk network and serves no one; move it next to a street or path"
+            )
+        net = self.assessment.network
+        comp = np.unique(net.component[net.edges["u_idx"].to_numpy()[site.snaps.edge]])
+        if not np.isin(comp, self._d.home_component).any():
+            return (
+                "its street is on a piece of the walk network that no home of the district is "
+                "connected to (a separate island of paths); move it onto a connected street"
+            )
+        return (
+            f"no home of the district is within the search limit ({self.limit_m:g} m walk) "
+            "of it; move it nearer to the homes"
+        )
+
+    def _without(
+        self,
+        dist: np.ndarray,
+        owner: np.ndarray,
+        key: int,
+        sites: Mapping[int, Site],
+        removed: frozenset[int],
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`dist`, `owner` once facility `key` is gone: the homes it was nearest to are measured
+        again from the remaining facilities (`sites`, the existing ones not in `removed`) that
+        can reach them within the search limit."""
+        affected = np.flatnonzero(owner == key)
+        dist, owner = dist.copy(), owner.copy()
+        dist[affected], owner[affected] = np.inf, -1
+        if not len(affected):
+            return dist, owner
+        net, d = self.assessment.network, self._d
+        sub = d.snaps.take(affected)
+        if not len(sub.item):
+            return dist, owner
+        near = _Near(_points_on_edges(net, sub.edge, sub.lo_m))
+        # existing facilities' rows that can reach an affected home: a walk between two points
+        # on the network is never shorter than the straight line, and a row's span is reached
+        # within its length of its ends
+        radius = self.limit_m + d.row_span_m + _BOUND_SLACK_M
+        hit = near.within(d.row_points[0], radius) | near.within(d.row_points[1], radius)
+        alive = np.ones(self._n_counted, dtype=bool)
+        alive[list(removed)] = False
+        rows = np.flatnonzero(hit & alive[d.row_owner])
+        parts = [
+            (
+                d.row_owner[rows],
+                self._pass.snaps.edge[rows],
+                self._pass.snaps.lo_m[rows],
+                self._pass.snaps.hi_m[rows],
+                self._pass.snaps.leg_m[rows],
+            )
+        ]
+        for k, site in sorted(sites.items()):
+            sn = site.snaps
+            pts = _points_on_edges(net, sn.edge, sn.lo_m)
+            if len(sn.item) and near.within(pts, self.limit_m + _BOUND_SLACK_M).any():
+                parts.append((np.full(len(sn.item), k), sn.edge, sn.lo_m, sn.hi_m, sn.leg_m))
+        item, edge, lo, hi, leg = (np.concatenate([p[i] for p in parts]) for i in range(5))
+        if not len(item):
+            return dist, owner
+        order = np.lexsort((edge, leg, item))
+        src = cov.Snaps(
+            item[order].astype(np.int64),
+            edge[order].astype(np.int64),
+            lo[order],
+            hi[order],
+            leg[order],
+            np.array([], dtype=np.int64),
+            self._n_counted + self._state.next_site + 1,
+        )
+        nodes = cov.node_sources(net, src, limit_m=self.limit_m)
+        again = cov.demand_distances(net, sub, src, nodes.dist_m)
+        row = cov.nearest_sources(net, sub, src, limit_m=self.limit_m, nodes=nodes)
+        found = (again <= self.limit_m) & (row >= 0)
+        dist[affected[found]] = again[found]
+        owner[affected[found]] = src.item[row[found]]
+        return dist, owner
+
+    def _site_key(self, site_id: object, *, action: str) -> int:
+        for k, site in self._state.sites.items():
+            if site.site_id == site_id:
+                return k
+        known = ", ".join(s.site_id for s in self.sites) or "none yet"
+        extra = ""
+        if isinstance(site_id, str) and site_id in set(self._d.facility_ids):
+            extra = " (it is an existing facility: remove it and add a site where it should be)"
+        raise ScenarioError(
+            f"site_id {site_id!r} is not a site of this scenario{extra}; sites: {known}. "
+            f"Only added sites can be {action}d"
+        )
+
+    def _facility_key(self, ident: object) -> tuple[int, str]:
+        s = self._state
+        for k, site in s.sites.items():
+            if site.site_id == ident:
+                return k, site.site_id
+        ids = self._d.facility_ids
+        pos: int | None = None
+        if isinstance(ident, int | np.integer) and not isinstance(ident, bool):
+            if 0 <= int(ident) < len(ids):
+                pos = int(ident)
+        elif isinstance(ident, str):
+            at = np.flatnonzero(ids == ident)
+            if len(at) == 1:
+                pos = int(at[0])
+            elif len(at) > 1:
+                raise ScenarioError(
+                    f"facility_or_site_id {ident!r} names {len(at)} facilities of this run; "
+                    f"give its position in the pass's counted facilities instead ({list(at)})"
+                )
+        if pos is None:
+            example = ", ".join(ids[self._d.in_reach][:3]) or "none in reach"
+            added = ", ".join(x.site_id for x in self.sites) or "none yet"
+            raise ScenarioError(
+                f"facility_or_site_id {ident!r} is neither a site of this scenario (sites: "
+                f"{added}) nor an existing {self.standard.id} facility of the run; give a "
+                f"facility_id from Scenario.facilities (e.g. {example}) or a site id"
+            )
+        if pos in s.removed:
+            raise ScenarioError(
+                f"facility {ids[pos]!r} is removed already in this scenario; undo() brings it back"
+            )
+        return pos, str(ids[pos])
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def _status(self, dist: np.ndarray) -> np.ndarray:
+        """Each home's status as `walkcover.engine.coverage.measure` gives it for the current
+        facility set (`dist` NaN where no facility is within the limit)."""
+        s, d = self._state, self._d
+        n = len(dist)
+        covered = ~np.isnan(dist) & (np.nan_to_num(dist, nan=np.inf) <= d.threshold_m)
+        status = np.where(covered, cov.STATUS_COVERED, cov.STATUS_BEYOND).astype(object)
+        missing = np.isnan(dist)
+        alive = np.ones(self._n_counted, dtype=bool)
+        alive[list(s.removed)] = False
+        comps = [d.row_component[alive[d.row_owner]]] if len(d.row_owner) else []
+        net = self.assessment.network
+        u = net.edges["u_idx"].to_numpy()
+        v = net.edges["v_idx"].to_numpy()
+        for site in s.sites.values():
+            comps.append(net.component[u[site.snaps.edge]])
+            comps.append(net.component[v[site.snaps.edge]])
+        reach_comp = np.unique(np.concatenate(comps)) if comps else np.array([], dtype=np.int64)
+        has_sources = bool(sum(len(c) for c in comps))
+        if not has_sources:
+            status[missing] = cov.STATUS_NO_FACILITIES
+        else:
+            reachable = np.isin(d.home_component, reach_comp)
+            status[missing & reachable] = cov.STATUS_BEYOND_LIMIT
+            status[missing & ~reachable] = cov.STATUS_UNREACHABLE
+        status[d.snaps.unsnapped] = cov.STATUS_UNSNAPPED
+        assert len(status) == n
+        return status
+
+    @property
+    def demand(self) -> pd.DataFrame:
+        """Each home of the district (in `Assessment.district_demand` order): ``dist_m`` (NaN
+        where no facility is within the search limit), ``covered``, ``status`` and ``band`` as
+        a full run gives them, ``nearest`` (the facility or site id nearest by walking, None
+        where none) and ``covered_before`` (in the run)."""
+        s, d = self._state, self._d
+        w = self._walks()
+        labels = np.concatenate(
+            [
+                np.asarray(d.facility_ids, dtype=object),
+                np.full(s.next_site, None, dtype=object),  # the sites, then "none"
+            ]
+        )
+        for k, site in s.sites.items():
+            labels[k] = site.site_id
+        nearest = labels[np.where(s.owner >= 0, s.owner, len(labels) - 1)]
+        return pd.DataFrame(
+            {
+                "osm_id": d.homes["osm_id"].to_numpy() if "osm_id" in d.homes else None,
+                "dist_m": w.dist_m,
+                "covered": w.covered,
+                "status": w.status,
+                "band": w.band,
+                "nearest": nearest,
+                "covered_before": self._covered_before,
+            },
+            columns=DEMAND_COLUMNS,
+        )
+
+    def _walks(self) -> _Walks:
+        """The homes' walks in the current state, made once per state (every read shares them)."""
+        s, d = self._state, self._d
+        if self._walks_of is not None and self._walks_of[0] is s:
+            return self._walks_of[1]
+        dist = np.where(np.isfinite(s.dist_m), s.dist_m, np.nan)
+        dist[d.snaps.unsnapped] = np.nan
+        status = self._status(dist)
+        w = _Walks(
+            _frozen(dist),
+            _frozen(status == cov.STATUS_COVERED),
+            _frozen(status),
+            _frozen(distance_band(dist, d.threshold_m, status)),
+        )
+        self._walks_of = (s, w)
+        return w
+
+    def _counts(self) -> FacilityCounts:
+        s, d = self._state, self._d
+        alive = np.ones(self._n_counted, dtype=bool)
+        alive[list(s.removed)] = False
+        snapped_sites = sum(1 for x in s.sites.values() if len(x.snaps.item))
+        return FacilityCounts(
+            in_district=int((d.in_district & alive).sum()) + len(s.sites),
+            in_reach=int((d.in_reach & alive).sum()) + snapped_sites,
+            excluded=d.excluded,
+        )
+
+    @property
+    def summary(self) -> pd.Series:
+        """The district's figures for the standard with the edits (`SUMMARY_FIGURES`), made by
+        the run's own `district_summary` from the homes' walks, plus ``sites_added`` and
+        ``facilities_removed``."""
+        walks = self._walks()
+        sid = self.standard.id
+        homes = self._d.homes
+        cols = {"residents": homes["residents"].to_numpy(dtype=float)}
+        for g in (self._d.groups.group, self._d.groups.report_group):
+            if g:
+                cols[f"residents_{g}"] = homes[f"residents_{g}"].to_numpy(dtype=float)
+        frame = pd.DataFrame(
+            {
+                **cols,
+                f"{sid}_covered": walks.covered,
+                f"{sid}_status": walks.status,
+            }
+        )
+        row = district_summary(
+            frame,
+            district=self._d.district_row,
+            standard=self.standard,
+            facilities=self._counts(),
+            groups=self._d.groups,
+        )
+        out = pd.Series({k: row[k] for k in SUMMARY_FIGURES}, dtype=object)
+        out["sites_added"] = len(self._state.sites)
+        out["facilities_removed"] = len(self._state.removed)
+        return out
+
+    @property
+    def gain(self) -> pd.DataFrame:
+        """Per site added (`GAIN_COLUMNS`): the homes it reaches within the search limit, the
+        residents it is the nearest covering facility of, and of those the residents not covered
+        in the run (newly covered); ``reason`` says why a site reaches no home."""
+        s = self._state
+        res = self._d.residents
+        covered = self._walks().covered
+        n = self._n_counted + s.next_site
+        own = np.where(s.owner >= 0, s.owner, n)
+        served = np.bincount(own[covered], weights=res[covered], minlength=n + 1)
+        new = covered & ~self._covered_before
+        newly = np.bincount(own[new], weights=res[new], minlength=n + 1)
+        rows = [
+            {
+                "site_id": x.site_id,
+                "name": x.name,
+                "capacity": x.capacity,
+                "lon": x.lon,
+                "lat": x.lat,
+                "homes_reached": x.homes_reached,
+                "residents_served": float(served[k]),
+                "residents_newly_covered": float(newly[k]),
+                "reason": x.reason,
+            }
+            for k, x in sorted(s.sites.items())
+        ]
+        return pd.DataFrame(rows, columns=GAIN_COLUMNS)
+
+    @property
+    def facilities(self) -> gpd.GeoDataFrame:
+        """The facilities of the scenario that can serve the district: the run's (``kind``
+        existing, ``removed`` True where closed in the scenario) and the sites added, with the
+        ``facility_id`` `remove` takes (in the run's CRS)."""
+        s, d, p = self._state, self._d, self._pass
+        at = np.flatnonzero(d.in_reach | np.isin(np.arange(self._n_counted), list(s.removed)))
+        names = p.counted["name"] if "name" in p.counted else pd.Series([None] * len(p.counted))
+        existing = pd.DataFrame(
+            {
+                "facility_id": d.facility_ids[at],
+                "name": names.to_numpy()[at],
+                "kind": "existing",
+                "removed": np.isin(at, list(s.removed)),
+            }
+        )
+        added = pd.DataFrame(
+            {
+                "facility_id": [x.site_id for x in self.sites],
+                "name": [x.name for x in self.sites],
+                "kind": "site",
+                "removed": False,
+            }
+        )
+        geoms = np.concatenate(
+            [
+                p.counted.geometry.to_numpy()[at],
+                np.array([x.point for x in self.sites], dtype=object),
+            ]
+        )
+        return gpd.GeoDataFrame(
+            pd.concat([existing, added], ignore_index=True),
+            geometry=list(geoms),
+            crs=self.assessment.crs,
+        )
+
+    # -- files --------------------------------------------------------------------------------
+
+    def save(self, folder: str | Path, *, overwrite: bool = False) -> Path:
+        """Write ``<slug>.yaml`` (name, city, standard, district, edits) and ``<slug>.gpkg``
+        (layers ``sites`` and ``removals``) into `folder`, each atomically; return the YAML's path.
+
+        Raises
+        ------
+        OutputExistsError
+            A file of that name is there and `overwrite` is not set.
+        """
+        folder = Path(folder)
+        paths = [folder / f"{self.slug}.yaml", folder / f"{self.slug}.gpkg"]
+        there = [p for p in paths if p.exists()]
+        if there and not overwrite:
+            raise OutputExistsError(
+                f"{', '.join(str(p) for p in there)} exist(s); pass overwrite=True to replace "
+                "them, or give the scenario another name"
+            )
+        folder.mkdir(parents=True, exist_ok=True)
+        gain = self.gain
+        sites = gpd.GeoDataFrame(
+            gain.drop(columns=["lon", "lat"]),
+            geometry=[x.point for x in self.sites],
+            crs=self.assessment.crs,
+        )
+        removals = self.facilities
+        removals = removals[removals["removed"].to_numpy()][["facility_id", "name", "geometry"]]
+
+        def write_layers(tmp: Path) -> None:
+            sites.to_file(tmp, layer="sites", driver="GPKG", geometry_type="Point")
+            removals.reset_index(drop=True).to_file(
+                tmp, layer="removals", driver="GPKG", geometry_type="Unknown"
+            )
+
+        doc = {
+            "walkcover_scenario": FILE_VERSION,
+            "name": self.name,
+            "city": str(self.assessment.city.id),
+            "standard": self.standard.id,
+            "district": self.district_id,
+            "layers": paths[1].name,
+            "edits": [e.as_dict() for e in self.edits],
+        }
+        text = yaml.safe_dump(doc, allow_unicode=True, sort_keys=False)
+        write_atomic(paths[1], write_layers)
+        write_atomic(paths[0], lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        return paths[0]
+
+
+def scenario(
+    assessment: Assessment, standard_id: str, *, district_id: str, name: str = "scenario"
+) -> Scenario:
+    """A what-if scenario for `standard_id` in `district_id` of a finished run.
+
+    Parameters
+    ----------
+    assessment
+        A finished `walkcover.assessment.Assessment` (``Results.assessment``).
+    standard_id
+        One of the run's standards.
+    district_id
+        One of the run's districts (its ``district_id``).
+    name
+        The scenario's name; its files are named after its slug (`scenario_slug`).
+
+    Raises
+    ------
+    ScenarioError
+        A standard or district the run did not measure, or a name that is not text.
+    """
+    return Scenario(assessment, standard_id, district_id=district_id, name=name)
+
+
+def scenario_slug(name: str) -> str:
+    """A plain file name for a scenario's name: ASCII letters and digits joined by ``-``
+    (``../x`` gives ``x``); a name with letters that have no ASCII form gets a short hash of
+    it, so two Chinese names do not share files."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:60].strip("-")
+    lost = any(ord(c) > 127 and unicodedata.category(c)[0] in "LN" for c in name)
+    if lost or not slug:
+        digest = hashlib.sha1(name.encode("utf-8")).hexdigest()[:8]
+        slug = f"{slug or 'scenario'}-{digest}"
+    return slug
+
+
+def load_scenario(path: str | Path, assessment: Assessment) -> Scenario:
+    """Replay the scenario saved at `path` (its YAML file, from `Scenario.save`) on `assessment`.
+
+    Raises
+    ------
+    ScenarioError
+        A file that cannot be read as a scenario, made for another city, or whose edits this run
+        refuses (the message names the edit).
+    """
+    path = Path(path)
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        reason = " ".join(str(exc).split())[:200]
+        raise ScenarioError(
+            f"path {str(path)!r} cannot be read as a scenario file ({reason}); give the .yaml "
+            "file Scenario.save wrote"
+        ) from None
+    if not isinstance(doc, dict) or doc.get("walkcover_scenario") != FILE_VERSION:
+        raise ScenarioError(
+            f"path {str(path)!r} is not a walkcover scenario file (no 'walkcover_scenario: "
+            f"{FILE_VERSION}'); give the .yaml file Scenario.save wrote"
+        )
+    city = str(assessment.city.id)
+    if str(doc.get("city")) != city:
+        raise ScenarioError(
+            f"path {str(path)!r} is a scenario of city {doc.get('city')!r}, not of this run's "
+            f"{city!r}; load it on a run of that city"
+        )
+    sc = scenario(
+        assessment,
+        str(doc.get("standard")),
+        district_id=str(doc.get("district")),
+        name=str(doc.get("name", "scenario")),
+    )
+    edits = doc.get("edits") or []
+    if not isinstance(edits, list):
+        raise ScenarioError(f"path {str(path)!r}: 'edits' must be a list")
+    for i, e in enumerate(edits, start=1):
+        try:
+            _replay(sc, e)
+        except (ScenarioError, KeyError, TypeError) as exc:
+            raise ScenarioError(f"path {str(path)!r}, edit {i} ({e!r}): {exc}") from None
+    return sc
+
+
+def _replay(sc: Scenario, e: Any) -> None:
+    if not isinstance(e, dict):
+        raise ScenarioError("an edit must be a mapping with 'op'")
+    op = e.get("op")
+    if op == "add":
+        got = sc.add(
+            lon=e["lon"], lat=e["lat"], name=e.get("name") or "", capacity=e.get("capacity")
+        )
+        if e.get("site_id") not in (None, got):
+            raise ScenarioError(f"the site was saved as {e['site_id']!r} but replays as {got!r}")
+    elif op == "move":
+        sc.move(e["site_id"], lon=e["lon"], lat=e["lat"])
+    elif op == "remove":
+        sc.remove(e["facility_id"])
+    else:
+        raise ScenarioError(f"op {op!r}: give add, move or remove")
+
+
+def _degrees(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
+        raise ScenarioError(f"{what}={value!r}: give a number of degrees (WGS 84)")
+    out = float(value)
+    if not math.isfinite(out):
+        raise ScenarioError(f"{what}={value!r}: give a finite number of degrees (WGS 84)")
+    return out
+
+
+def _check_name(name: object) -> str:
+    if not isinstance(name, str) or not name.strip() or len(name) > 200:
+        raise ScenarioError(
+            f"name={name!r}: give the scenario a name as text (1 to 200 characters)"
+        )
+    return name.strip()
+
+
+__all__ = [
+    "DEMAND_COLUMNS",
+    "GAIN_COLUMNS",
+    "SUMMARY_FIGURES",
+    "Edit",
+    "Scenario",
+    "ScenarioError",
+    "Site",
+    "load_scenario",
+    "scenario",
+    "scenario_slug",
+]

@@ -1,0 +1,340 @@
+"""What-if scenarios: incremental edits give, home by home, what a full measure of the edited
+facility set gives; unreachable sites say why; saved scenarios replay to the same figures."""
+
+from __future__ import annotations
+
+import re
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyproj
+import pytest
+from shapely.geometry import Point, box
+
+import walkcover as wc
+from conftest import LOCAL_CRS, box_way, write_city
+from walkcover import scenario as scn
+from walkcover import siting
+from walkcover._errors import OutputExistsError
+from walkcover.engine import coverage as cov
+from walkcover.measures.bands import distance_band
+
+WALK_COLUMNS = ["dist_m", "covered", "status", "band"]
+
+
+def lonlat(a, geom) -> tuple[float, float]:
+    """A point of `geom` (in the run's CRS) as WGS 84 lon/lat."""
+    p = gpd.GeoSeries([geom], crs=a.crs).to_crs(4326).iloc[0]
+    return float(p.x), float(p.y)
+
+
+def full_measure(a, sid: str, did: str, sites: list[tuple[float, float]], removed: list[int]):
+    """Each home's walk measured afresh by the engine: the run's access points of the facilities
+    not `removed` (positions in ``counted``) plus `sites` (lon/lat), snapped and measured in one
+    pass, as `walkcover run` measures."""
+    p = a.passes[sid]
+    homes, d = a.district_demand(did)
+    thr = np.broadcast_to(np.asarray(a.thresholds(a.standard(sid), d), float), (len(homes),))
+    keep = ~np.isin(p.access.index.to_numpy(), removed)
+    pts = gpd.GeoSeries(
+        gpd.points_from_xy([x for x, _ in sites], [y for _, y in sites]), crs=4326
+    ).to_crs(a.crs)
+    geoms = np.concatenate([p.access.to_numpy()[keep], pts.to_numpy()])
+    f = cov.snap(
+        a.network, geoms, max_snap_m=a.city.config.network.max_snap_m, reach_polygon_edges=True
+    )
+    walks = cov.measure(a.network, d, f, threshold_m=thr, limit_m=p.limit_m)
+    walks["band"] = distance_band(walks["dist_m"].to_numpy(), thr, walks["status"].to_numpy())
+    return walks
+
+
+def assert_same_walks(sc: scn.Scenario, walks: pd.DataFrame) -> None:
+    got = sc.demand
+    assert len(got) == len(walks)
+    np.testing.assert_allclose(
+        got["dist_m"].to_numpy(float), walks["dist_m"].to_numpy(float), atol=1e-6, equal_nan=True
+    )
+    for col in ("covered", "status", "band"):
+        assert list(got[col]) == list(walks[col]), col
+
+
+def expected_figures(a, sid: str, did: str, walks: pd.DataFrame) -> tuple[float, float, float]:
+    """Residents covered, their %, and units covered %, counted here from `walks`."""
+    homes, _ = a.district_demand(did)
+    w = homes[a.residents_column(sid)].to_numpy(float)
+    cov_ = walks["covered"].to_numpy(bool)
+    return float(w[cov_].sum()), 100 * float(w[cov_].sum()) / float(w.sum()), 100 * cov_.mean()
+
+
+@pytest.fixture(scope="module")
+def sample(sample_results):
+    return sample_results.assessment
+
+
+@pytest.mark.parametrize(
+    ("standard", "district"),
+    [
+        ("toilet", "sample-nw"),  # street-context radii
+        ("park", "sample-se"),  # polygon facilities reached along their outline
+        ("bus_stop", "sample-sw"),  # many facilities
+        ("kindergarten", "sample-ne"),  # none in the data: the first site gives the figure
+    ],
+)
+def test_sample_edits_match_a_full_measure(sample, standard, district):
+    a = sample
+    sc = scn.scenario(a, standard, district_id=district)
+    # before any edit: the run's own walks and summary row
+    homes, _ = a.district_demand(district)
+    for col in WALK_COLUMNS:
+        run_col = homes[f"{standard}_{col}"]
+        if col == "dist_m":
+            np.testing.assert_array_equal(sc.demand[col].to_numpy(float), run_col.to_numpy(float))
+        else:
+            assert list(sc.demand[col]) == list(run_col)
+    row = a.summary.set_index(["district_id", "standard"]).loc[(district, standard)]
+    for k in [k for k in scn.SUMMARY_FIGURES if k not in ("district_id", "standard")]:
+        mine, theirs = sc.summary[k], row[k]
+        assert mine == theirs or (pd.isna(mine) and pd.isna(theirs)), k
+
+    dgeom = a.district_geometry(district)
+    c = dgeom.buffer(-150).representative_point()
+    candidates = [c, Point(c.x + 120, c.y - 90), Point(c.x - 140, c.y + 60)]
+    spots = [lonlat(a, p) for p in candidates if dgeom.contains(p)]
+    assert len(spots) >= 2
+    s1 = sc.add(lon=spots[0][0], lat=spots[0][1], name="new 1")
+    s2 = sc.add(lon=spots[1][0], lat=spots[1][1], name="new 2", capacity=40)
+    added = siting.walks_with_sites(
+        a,
+        standard,
+        district,
+        gpd.GeoSeries(gpd.points_from_xy(*zip(*spots[:2])), crs=4326),
+    )
+    assert_same_walks(sc, added[WALK_COLUMNS])
+    # moved, then an existing facility closed: the one nearest to most homes
+    moved = (spots[0][0] + 0.002, spots[0][1] - 0.001)
+    sc.move(s1, lon=moved[0], lat=moved[1])
+    assert_same_walks(sc, full_measure(a, standard, district, [moved, spots[1]], []))
+    nearest = a.district_nearest(standard, district)
+    removed = []
+    if (nearest >= 0).any():
+        busiest = int(np.bincount(nearest[nearest >= 0]).argmax())
+        sc.remove(a.passes[standard].counted["osm_id"].iloc[busiest])
+        removed = [busiest]
+    walks = full_measure(a, standard, district, [moved, spots[1]], removed)
+    assert_same_walks(sc, walks)
+    covered, pct, units = expected_figures(a, standard, district, walks)
+    s = sc.summary
+    assert s["residents_covered"] == round(covered, 1)
+    assert s["residents_covered_pct"] == pytest.approx(pct, abs=1e-9)
+    assert s["units_covered_pct"] == pytest.approx(units, abs=1e-9)
+    assert s["sites_added"] == 2 and s["facilities_removed"] == len(removed)
+    assert s["facilities_in_reach"] == row["facilities_in_reach"] + 2 - len(removed)
+    # the site removed, then the removal taken back: each state measured afresh again
+    sc.remove(s2)
+    assert_same_walks(sc, full_measure(a, standard, district, [moved], removed))
+    assert sc.undo().op == "remove"
+    assert_same_walks(sc, walks)
+    # the gain adds up to the residents newly covered
+    before = homes[f"{standard}_covered"].to_numpy(bool)
+    w = homes[a.residents_column(standard)].to_numpy(float)
+    now = walks["covered"].to_numpy(bool)
+    assert sc.gain["residents_newly_covered"].sum() == pytest.approx(w[now & ~before].sum())
+
+
+# -- a hand-made street where closing a toilet makes the second-nearest one count -------------
+
+#: Homes (20 × 20 m boxes 10 m off the street y=0) by their middle's x, and their levels.
+HOMES = {"H1": (400, 1), "H2": (650, 2), "H3": (1500, 3), "H4": (1950, 1)}
+TOILET_A, TOILET_B = (300, 5), (1100, -5)  # 5 m off the street
+
+
+def hand_distance(home_x: float, toilet: tuple[float, float]) -> float:
+    """Access leg of the home (10 m) + along the street + the toilet's access leg."""
+    return 10 + abs(home_x - toilet[0]) + abs(toilet[1])
+
+
+@pytest.fixture(scope="module")
+def street_city(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("scenario-city")
+    nodes: dict = {1: (0, 0), 2: (1000, 0), 3: (2000, 0), 4: (0, 900), 5: (300, 900)}
+    nodes[6] = (*TOILET_A, {"amenity": "toilets", "name": "A"})
+    nodes[7] = (*TOILET_B, {"amenity": "toilets", "name": "B"})
+    ways = [
+        (100, [1, 2, 3], {"highway": "residential"}),
+        (101, [4, 5], {"highway": "footway"}),  # an island of paths, 900 m from the street
+    ]
+    for i, (x, levels) in enumerate(HOMES.values()):
+        home = {"building": "apartments", "building:levels": str(levels)}
+        ways.append(box_way(200 + i, 10 + 4 * i, x - 10, 10, x + 10, 30, home, nodes))
+    cfg, osm = write_city(tmp, nodes=nodes, ways=ways, district=box(-100, -100, 2100, 1000))
+    a = wc.assess(cfg, standard="toilet", source=osm, cache=False).assessment
+    return a
+
+
+def local_lonlat(x: float, y: float) -> tuple[float, float]:
+    lon, lat = pyproj.Transformer.from_crs(LOCAL_CRS, 4326, always_xy=True).transform(x, y)
+    return float(lon), float(lat)
+
+
+def by_home(a, values) -> dict[str, object]:
+    homes, _ = a.district_demand("d1")
+    ids = {f"way/{200 + i}": k for i, k in enumerate(HOMES)}
+    return {ids[o]: v for o, v in zip(homes["osm_id"], values)}
+
+
+def test_closing_a_toilet_makes_the_second_nearest_count(street_city):
+    a = street_city
+    std = a.standard("toilet")
+    radius = std.context_thresholds_m["ordinary_road"]
+    homes, d = a.district_demand("d1")
+    assert set(np.broadcast_to(a.thresholds(std, d), (len(homes),))) == {radius}
+    sc = scn.scenario(a, "toilet", district_id="d1")
+    ids = a.passes["toilet"].counted.set_index("name")["osm_id"]
+    pos_a = [int(np.flatnonzero(ids.to_numpy() == ids["A"])[0])]  # A's position in `counted`
+    got = by_home(a, sc.demand["dist_m"])
+    want = {h: min(hand_distance(x, TOILET_A), hand_distance(x, TOILET_B)) for h, (x, _) in HOMES.items()}  # fmt: skip
+    for h in HOMES:
+        assert got[h] == pytest.approx(want[h], abs=0.1), h
+    assert by_home(a, sc.demand["nearest"]) == {
+        "H1": ids["A"], "H2": ids["A"], "H3": ids["B"], "H4": ids["B"]
+    }  # fmt: skip
+
+    sc.remove(ids["A"])
+    got = by_home(a, sc.demand["dist_m"])
+    for h, (x, _) in HOMES.items():  # every home now walks to B, the second-nearest of H1, H2
+        assert got[h] == pytest.approx(hand_distance(x, TOILET_B), abs=0.1), h
+    covered = by_home(a, sc.demand["covered"])
+    assert covered == {h: hand_distance(x, TOILET_B) <= radius for h, (x, _) in HOMES.items()}
+    assert covered["H2"] and not covered["H1"]  # H2 stays covered through B, H1 does not
+    assert_same_walks(sc, full_measure(a, "toilet", "d1", [], pos_a))
+
+    # a site near H4 (uncovered in the run) covers it; H3 keeps B, nearer than the site
+    assert not by_home(a, homes["toilet_covered"])["H4"]
+    site = (1920, -5)
+    s1 = sc.add(lon=local_lonlat(*site)[0], lat=local_lonlat(*site)[1], name="east")
+    got = by_home(a, sc.demand["dist_m"])
+    assert got["H4"] == pytest.approx(hand_distance(1950, site), abs=0.1)
+    assert got["H3"] == pytest.approx(hand_distance(1500, TOILET_B), abs=0.1)
+    assert by_home(a, sc.demand["nearest"])["H4"] == s1
+    res = dict(zip(homes["osm_id"], homes["residents"]))
+    gain = sc.gain.set_index("site_id").loc[s1]
+    assert gain["residents_newly_covered"] == pytest.approx(res["way/203"])
+    assert gain["reason"] == ""
+    assert_same_walks(sc, full_measure(a, "toilet", "d1", [local_lonlat(*site)], pos_a))
+    w, now = homes["residents"].to_numpy(float), sc.demand["covered"].to_numpy(bool)
+    assert sc.summary["residents_covered_pct"] == pytest.approx(100 * w[now].sum() / w.sum())
+    # undo the site and the removal: back to the run
+    sc.undo()
+    sc.undo()
+    np.testing.assert_array_equal(
+        sc.demand["dist_m"].to_numpy(float), homes["toilet_dist_m"].to_numpy(float)
+    )
+    with pytest.raises(scn.ScenarioError, match="no edit to take back"):
+        sc.undo()
+
+
+def test_a_site_no_home_can_reach_gains_nothing_and_says_why(street_city):
+    a = street_city
+    sc = scn.scenario(a, "toilet", district_id="d1")
+    before = sc.summary
+    island = sc.add(lon=local_lonlat(150, 905)[0], lat=local_lonlat(150, 905)[1], name="island")
+    off = sc.add(lon=local_lonlat(1000, 500)[0], lat=local_lonlat(1000, 500)[1], name="field")
+    g = sc.gain.set_index("site_id")
+    assert (g["residents_newly_covered"] == 0).all() and (g["homes_reached"] == 0).all()
+    assert "island" in g.loc[island, "reason"] and "no home" in g.loc[island, "reason"]
+    snap_m = a.city.config.network.max_snap_m
+    assert f"within {snap_m:g} m" in g.loc[off, "reason"]
+    assert sc.summary["residents_covered_pct"] == before["residents_covered_pct"]
+    # the snapped island site is a facility in reach; the one off the network is not
+    assert sc.summary["facilities_in_reach"] == before["facilities_in_reach"] + 1
+    assert_same_walks(
+        sc,
+        full_measure(a, "toilet", "d1", [local_lonlat(150, 905), local_lonlat(1000, 500)], []),
+    )
+
+
+def test_bad_edits_are_refused_naming_the_value_and_the_fix(street_city):
+    a = street_city
+    sc = scn.scenario(a, "toilet", district_id="d1")
+    far = local_lonlat(5000, 5000)
+    with pytest.raises(scn.ScenarioError, match=r"lies outside district 'd1'.*give a point inside"):
+        sc.add(lon=far[0], lat=far[1])
+    inside = local_lonlat(500, 50)
+    with pytest.raises(scn.ScenarioError, match="look swapped"):
+        sc.add(lon=inside[1], lat=inside[0])
+    with pytest.raises(scn.ScenarioError, match="lon=200.0, lat=30.0 are not WGS 84 degrees"):
+        sc.add(lon=200.0, lat=30.0)
+    with pytest.raises(scn.ScenarioError, match="capacity=-3: give a positive number"):
+        sc.add(lon=inside[0], lat=inside[1], capacity=-3)
+    with pytest.raises(
+        scn.ScenarioError, match=r"'node/999' is neither a site.*Scenario.facilities"
+    ):
+        sc.remove("node/999")
+    with pytest.raises(scn.ScenarioError, match="'site-7' is not a site of this scenario"):
+        sc.move("site-7", lon=inside[0], lat=inside[1])
+    toilet = a.passes["toilet"].counted["osm_id"].iloc[0]
+    with pytest.raises(scn.ScenarioError, match="existing facility: remove it and add a site"):
+        sc.move(toilet, lon=inside[0], lat=inside[1])
+    sc.remove(toilet)
+    with pytest.raises(scn.ScenarioError, match="removed already.*undo"):
+        sc.remove(toilet)
+    with pytest.raises(scn.ScenarioError, match="standard_id 'library'.*give one of: toilet"):
+        scn.scenario(a, "library", district_id="d1")
+    with pytest.raises(scn.ScenarioError, match="district_id 'd9'.*give one of: d1"):
+        scn.scenario(a, "toilet", district_id="d9")
+    assert sc.edits == (scn.Edit("remove", toilet),)  # refused edits leave no trace
+
+
+def test_save_and_load_restore_the_same_figures(street_city, tmp_path):
+    a = street_city
+    sc = scn.scenario(a, "toilet", district_id="d1", name="../../东区 plan")
+    assert re.fullmatch(r"plan-[0-9a-f]{8}", sc.slug), sc.slug
+    site = local_lonlat(1920, -5)
+    s1 = sc.add(lon=site[0], lat=site[1], name="east", capacity=12)
+    sc.move(s1, lon=local_lonlat(1900, -5)[0], lat=local_lonlat(1900, -5)[1])
+    sc.add(lon=local_lonlat(800, 8)[0], lat=local_lonlat(800, 8)[1], name="middle")
+    sc.undo()  # the undone edit is not saved
+    sc.remove(a.passes["toilet"].counted["osm_id"].iloc[0])
+    out = tmp_path / "scenarios"
+    saved = sc.save(out)
+    assert sorted(p.name for p in out.iterdir()) == [f"{sc.slug}.gpkg", f"{sc.slug}.yaml"]
+    assert saved == out / f"{sc.slug}.yaml"
+    sites = gpd.read_file(out / f"{sc.slug}.gpkg", layer="sites")
+    assert list(sites["site_id"]) == [s1] and sites["capacity"].iloc[0] == 12
+    assert len(gpd.read_file(out / f"{sc.slug}.gpkg", layer="removals")) == 1
+    back = scn.load_scenario(saved, a)
+    assert back.name == sc.name and back.edits == sc.edits
+    pd.testing.assert_frame_equal(back.demand, sc.demand)
+    pd.testing.assert_series_equal(back.summary, sc.summary)
+    pd.testing.assert_frame_equal(back.gain, sc.gain)
+    with pytest.raises(OutputExistsError, match="overwrite=True"):
+        sc.save(out)
+    assert sc.save(out, overwrite=True) == saved
+
+
+@pytest.mark.parametrize(
+    ("name", "slug"),
+    [("../../etc/passwd", "etc-passwd"), ("Toilets 2025!", "toilets-2025"), ("..", None)],
+)
+def test_scenario_names_become_plain_slugs(name, slug):
+    got = scn.scenario_slug(name)
+    assert got == slug if slug else got.startswith("scenario-")
+    assert "/" not in got and not got.startswith(".")
+    # names in Chinese do not collide with each other
+    assert scn.scenario_slug("东区新建公厕") != scn.scenario_slug("西区新建公厕")
+
+
+def test_results_open_save_and_load_a_scenario(sample_results, tmp_path):
+    """`Results.scenario` opens one on a district by any of its names; `Results.load_scenario`
+    replays a saved one to the same figures."""
+    sc = sample_results.scenario("toilet", district="sample-sw", name="plan A")
+    before = sc.summary["residents_covered_pct"]
+    gaps = sample_results.assessment.gaps(sc.district_id, "toilet")
+    centre = gpd.GeoSeries([gaps.geometry.iloc[0].representative_point()], crs=gaps.crs)
+    lonlat = centre.to_crs(4326).iloc[0]
+    sc.add(lon=lonlat.x, lat=lonlat.y, name="corner of the school yard")
+    assert sc.summary["residents_covered_pct"] > before
+    saved = sc.save(tmp_path)
+    again = sample_results.load_scenario(saved)
+    assert again.summary["residents_covered_pct"] == sc.summary["residents_covered_pct"]
