@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import json
+import re
 import subprocess
 
 import numpy as np
@@ -279,31 +281,49 @@ def test_district_map_answers_hovers_and_clicks_with_the_boundary_on(outputs, br
         page.close()
 
 
+def homes_data(m) -> dict:
+    """The data of a district map's homes layer (`maps.HomesLayer`), as the page receives it."""
+    from walkcover.presentation.maps import HomesLayer
+
+    layers = [c for c in m._children.values() if isinstance(c, HomesLayer)]
+    assert len(layers) == 1  # every home once, for every standard
+    (text,) = layers[0]._deferred.values()
+    return json.loads(text)
+
+
+def varints(b64: str) -> list[int]:
+    """LEB128 varints (base64), as the page's `walkcover.varints` reads them."""
+    import base64
+
+    out, value, shift = [], 0, 0
+    for byte in base64.b64decode(b64):
+        value |= (byte & 127) << shift
+        shift += 7
+        if not byte & 128:
+            out.append(value)
+            value, shift = 0, 0
+    return out
+
+
 def test_homes_beyond_the_search_limit_are_farther_not_grey(sample_results):
     """In sample-sw most homes are beyond the primary-school search limit (1,000 m): they are drawn
-    red ("farther") with "> 1,000" m, never in the grey of homes no walk reaches."""
-    import json
+    red ("farther") with "> 1,000 m", never in the grey of homes no walk reaches."""
+    import base64
 
-    from walkcover.presentation.maps import district_map
+    from walkcover.presentation.maps import BAND_KEYS, district_map
 
     a = sample_results.assessment
     d = a.demand[a.demand["district_id"] == "sample-sw"]
-    past = int((d["primary_school_status"] == "beyond_search_limit").sum())
-    assert past > 50
-    m = district_map(a, "sample-sw", show="primary_school")
-    homes = []
-    for child in m._children.values():
-        for layer in getattr(child, "_children", {}).values():
-            data = getattr(layer, "data", None)
-            if isinstance(data, dict) and data.get("features"):
-                props = [f["properties"] for f in data["features"]]
-                if props and "band" in props[0] and props[0].get("status") != "H3 hexagon":
-                    homes.append(props)
-    assert homes  # one homes layer per standard
-    beyond = [p for layer in homes for p in layer if p["status"] == "beyond_search_limit"]
-    assert beyond and all(p["band"] == "beyond" and p["dist_m"] == "> 1,000" for p in beyond)
-    assert not any(p["band"] == "unknown" for p in beyond)
-    json.dumps(homes)  # plain data
+    past = (d["primary_school_status"] == "beyond_search_limit").to_numpy()
+    assert past.sum() > 50
+    data = homes_data(district_map(a, "sample-sw", show="primary_school"))
+    k = [s.id for s in a.standards].index("primary_school")
+    std = data["standards"][k]
+    bands = [BAND_KEYS[c & 3] for c in base64.b64decode(std["codes"])]
+    walks = [std["walk"]["table"][i] for i in varints(std["walk"]["index"])]
+    assert len(bands) == len(walks) == len(d)
+    assert all(bands[i] == "beyond" and walks[i] == "> 1,000 m" for i in np.flatnonzero(past))
+    assert bands == d["primary_school_band"].tolist()
 
 
 def test_one_standard_at_a_time_and_no_data_where_no_facility(outputs, browser):
@@ -344,11 +364,49 @@ def test_csv_figures_carry_no_float_noise(outputs):
 
 def test_district_map_draws_the_streets_for_offline_reading(outputs):
     html = (outputs / "sample-nw" / "map.html").read_text(encoding="utf-8")
-    # a layer named in the layer control (through JSON, escaped), one MultiLineString feature
+    # a layer named in the layer control (through JSON, escaped), drawn from packed lines
     assert "Streets \\u00b7" in html
-    lines = html.index('"type": "MultiLineString"')
-    # added before the standards' layers: drawn under the homes, which answer hovers first
-    assert lines < html.index('"band"')
+    lines = html.index("new L.WalkcoverLines(")
+    packed = re.search(r"new L\.WalkcoverLines\((\{.*?\}), \{", html, flags=re.DOTALL)
+    assert packed and json.loads(packed.group(1))["kind"] == "line"
+    # added before the standards' layers and the homes: drawn under them, deaf to the mouse
+    assert lines < html.index("walkcover.lazy(") < html.index("new L.WalkcoverHomes(")
+
+
+def test_after_proposed_sites_paints_only_its_own_standard(outputs, browser):
+    """With Park shown and the toilets' "after proposed sites" box ticked, every home is painted
+    by its park band; with Public toilet shown, by its walk after the sites (a home nearer now
+    turns green) and the legend says so; unticked, by its toilet band again."""
+    import geopandas as gpd
+
+    from walkcover.presentation.maps import BAND_KEYS
+
+    homes = gpd.read_file(outputs / "sample-nw" / "coverage.gpkg", layer="demand")
+    page, errors, _ = open_offline(browser, outputs / "sample-nw" / "map.html")
+    painted = "() => { const h = walkcover.homes, out = []; for (let f = 0; f < h._g.n; f++) out.push(h.band(f)); return out; }"
+    try:
+        box = page.locator(
+            ".leaflet-control-layers-overlays label", has_text="Public toilet: after"
+        )
+        page.locator(".leaflet-control-layers-base label", has_text=" Park (").click()
+        box.locator("input").check()
+        page.wait_for_timeout(200)
+        bands = [BAND_KEYS[c] for c in page.evaluate(painted)]
+        assert bands == homes["park_band"].tolist()
+        assert not page.locator("[data-after]").first.is_visible()
+        page.locator(".leaflet-control-layers-base label", has_text="公厕 Public toilet").click()
+        page.wait_for_timeout(200)
+        after = [BAND_KEYS[c] for c in page.evaluate(painted)]
+        assert after != homes["toilet_band"].tolist()
+        gained = homes["toilet_after_status"].eq("covered") & ~homes["toilet_status"].eq("covered")
+        assert gained.any() and all(after[i] == "within" for i in np.flatnonzero(gained))
+        assert "after the 2 proposed site(s)" in shown_text(page, "#walkcover-legend")
+        box.locator("input").uncheck()
+        page.wait_for_timeout(200)
+        assert [BAND_KEYS[c] for c in page.evaluate(painted)] == homes["toilet_band"].tolist()
+        assert errors == []
+    finally:
+        page.close()
 
 
 def test_report_tables_speak_to_people(outputs):

@@ -96,3 +96,27 @@ def meets_text(meets: Any, *, no_data: bool = False) -> str:
     if _missing(meets):
         return EMPTY
     return "✓" if bool(meets) else "✗"
+
+
+#: Column names that notes may name, and the words a planner reads instead (maps and reports).
+COLUMN_WORDS = {
+    "area_covered_euclid_pct": "the official figure (straight-line circles on land)",
+    "area_covered_pct": "the share of land within walking distance",
+    "residents_covered_pct": "the share of residents within walking distance",
+    "residents_covered_safe_pct": "the share of residents with a safe route",
+    "residents_on_land_pct": "the share of residents on the official land",
+    "detour_loss_pp": "the detour loss",
+    "facilities_in_reach": "the facilities serving the district",
+}
+
+
+def columns_in_words(text: str) -> str:
+    """`text` with every column name of `COLUMN_WORDS` said in words ("the residents_covered_pct"
+    → "the share of residents within walking distance"; a name in brackets just after the
+    same words is dropped)."""
+    import re
+
+    for col, words in COLUMN_WORDS.items():
+        text = re.sub(r"\s*\(" + re.escape(col) + r"\)", "", text)  # said in words just before
+        text = re.sub(r"\b(?:the )?" + re.escape(col) + r"\b", words, text)
+    return text

@@ -1,20 +1,44 @@
-"""The interactive map of one district: a layer per standard (`district_map`)."""
+"""The interactive map of one district: every home drawn once, coloured by the standard the
+planner picks (`district_map`).
+
+What makes it light at city scale (measured on a 240 km² district of 28,000 homes: 22 MB and 19 s
+to write before, see docs/benchmarks.md): the homes' footprints travel once, packed
+(`web_map.pack_geometry`), with a byte per home and standard for its band and status and an
+index into a short table of walks written by `figures`; a canvas layer (``L.WalkcoverHomes`` in
+``_assets/walkcover/district_map.js``) draws them and recolours them when another standard is
+picked. Facilities, gaps, service areas and streets travel packed too, and facilities are
+clustered where there are hundreds.
+"""
 
 from collections.abc import Sequence
+from typing import Any
 
 import folium
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from folium.elements import MacroElement
+from folium.template import Template
 
-from walkcover._escape import html_text
+from walkcover._escape import html_text, js_value
+from walkcover._gc import collector_paused
 from walkcover.assessment import DEMAND_NOTE, OFFICIAL_LAND_NOTE, Assessment, can_serve
 from walkcover.config.crs import frame_to_lonlat
+from walkcover.config.standards import Standard
 from walkcover.engine import coverage as cov
 from walkcover.measures.bands import distance_band
 from walkcover.measures.gaps import SERVICE_AREA_CELL_M
-from walkcover.presentation.figures import round_figures
+from walkcover.presentation.figures import (
+    EMPTY,
+    NO_DATA,
+    columns_in_words,
+    count_text,
+    figure_text,
+    meets_text,
+    pct_text,
+    round_figures,
+)
 from walkcover.presentation.palette import (
     BANDS,
     FACILITY_COLOUR,
@@ -24,14 +48,64 @@ from walkcover.presentation.palette import (
     SITE_OUTLINE,
 )
 from walkcover.presentation.web_map import (
+    CLUSTER_CSS,
+    CLUSTER_JS,
+    DISTRICT_JS,
+    FIT_PADDING_PX,
+    PackedGeoJson,
     PropertyTable,
     _add_no_data,
     _base_map,
     _figure,
     _geojson,
-    _hexes,
     _layer_name,
+    _need_script,
+    _varints,
+    defer_data,
+    pack_geometry,
 )
+
+#: The bands in the order of their codes on the page (a home's code & 3).
+BAND_KEYS = tuple(BANDS)
+#: A walk's status in words (en · zh), never the column value.
+STATUS_WORDS = {
+    cov.STATUS_COVERED: "within the standard · 达标",
+    cov.STATUS_BEYOND: "farther than the standard · 超出标准距离",
+    cov.STATUS_BEYOND_LIMIT: "beyond the search limit · 超出搜索范围",
+    cov.STATUS_UNREACHABLE: "no walk reaches it · 步行不可达",
+    cov.STATUS_UNSNAPPED: "too far from any street · 距街道过远",
+    cov.STATUS_NO_FACILITIES: "no facility in the data · 数据中无设施",
+}
+#: A street context in words.
+CONTEXT_WORDS = {
+    "main_street": "main street · 主要街道",
+    "ordinary_road": "ordinary road · 一般道路",
+    "riverside_park": "riverside park · 滨河公园",
+}
+#: Above this many facilities of a standard around a district, they are drawn in clusters.
+CLUSTER_FACILITIES = 300
+#: The quantisation step of homes, facilities and gaps, and of streets and service areas
+#: (Web Mercator metres; `web_map.pack_geometry`).
+FINE_STEP_M = 0.5
+COARSE_STEP_M = 2.0
+
+_WORDS = {
+    "residents": "residents · 居民",
+    "walk": "walk · 步行",
+    "rule": "standard here · 此处标准",
+    "band": "band · 分级",
+    "status": "status · 状态",
+    "after": "after the proposed sites · 建议选址后",
+    "every": "walk to the nearest facility of each standard · 各标准最近设施步行距离:",
+}
+
+
+def _in_words(text: str, slug: str) -> str:
+    """A note as a planner reads it: no leading district slug, column names in words."""
+    import re
+
+    plain = re.sub(r"^\s*" + re.escape(slug) + r":\s*", "", text)
+    return " ".join(columns_in_words(plain).split())
 
 
 def _completeness_line(result: Assessment, district_id: str) -> str:
@@ -42,225 +116,67 @@ def _completeness_line(result: Assessment, district_id: str) -> str:
     pct = comp.set_index("district_id").loc[district_id, "building_completeness_pct"]
     if pct != pct:
         return "Buildings mapped: completeness unknown (no residential land or known total)"
-    return f"Buildings mapped: ≈ {pct:.0f}% complete · 建筑物完整度约 {pct:.0f}%"
+    shown = figure_text(pct, decimals=0)
+    return f"Buildings mapped: ≈ {shown}% complete · 建筑物完整度约 {shown}%"
 
 
-def _legend(
-    result: Assessment,
-    district_label: str,
-    with_sites: bool,
-    warnings: Sequence[str] = (),
-    facts: Sequence[str] = (),
-) -> str:
-    warn = "".join(
-        f"<div style='color:#b35806;margin:2px 0'>⚠ {html_text(w)}</div>" for w in warnings
-    ) + "".join(f"<div style='color:#444;margin:2px 0'>{html_text(f)}</div>" for f in facts if f)
-    rows = "".join(
-        f"<div><span style='background:{c};display:inline-block;width:12px;height:12px;margin-right:4px'></span>"
-        f"{html_text(label)}</div>"
-        for c, label in BANDS.values()
-    )
-    stds = "".join(
-        f"<div><b>{html_text(s.name_zh)} {html_text(s.name)}</b>: {s.threshold_m:g} m"
-        + (
-            f" ({html_text(', '.join(f'{k} {v:g} m' for k, v in s.context_thresholds_m.items()))})"
-            if s.context_thresholds_m
-            else ""
+def _rule_text(std: Standard) -> str:
+    """The standard's distance rule in words: per street context where it has them."""
+    if std.context_thresholds_m:
+        parts = " · ".join(
+            f"{v:g} m {CONTEXT_WORDS.get(k, k.replace('_', ' '))}"
+            for k, v in std.context_thresholds_m.items()
         )
-        + f" — {html_text(s.citation.section)} {html_text(s.citation.text)}</div>"
-        for s in result.standards
-    )
-    extra = (
-        f"<div><span style='color:{FACILITY_COLOUR[0]}'>◉</span> facility · 设施 &nbsp;"
-        f"<span style='background:{SERVICE_AREA_COLOUR};opacity:.35;display:inline-block;width:12px;height:12px'></span> within walking distance · 步行可达 &nbsp;"
-        f"<span style='border:2px dashed {GAP_COLOUR};display:inline-block;width:10px;height:10px'></span> gap · 缺口"
-        + (
-            f" &nbsp;<span style='color:{SITE_COLOUR}'>●</span> proposed site · 建议选址 (tick "
-            "“after proposed sites” to see the homes they would reach · 勾选“建议选址后”查看效果)"
-            if with_sites
-            else ""
-        )
-        + "</div>"
-    )
-    sample = (
-        " · SAMPLE district, not an administrative unit · 样例区"
-        if result.districts["is_sample"].any()
-        else ""
-    )
-    # collapsible (click its title), the plan's citations folded: it leaves the map its room
-    return (
-        "<div id='walkcover-legend' style='position:fixed;bottom:12px;left:12px;z-index:9999;background:white;"
-        "padding:5px 9px;border:1px solid #999;border-radius:4px;font:11px/1.35 sans-serif;max-width:380px;"
-        "max-height:40%;overflow:auto'><details open><summary style='font-weight:bold;cursor:pointer'>"
-        f"{html_text(district_label)}{sample}</summary>"
-        f"{warn}{rows}{extra}<details style='margin-top:4px'><summary>standards and plan citations · 标准与依据</summary>{stds}</details>"
-        "<div style='color:#555;margin-top:4px'>Walking distance over OpenStreetMap streets · 沿街道步行距离；"
-        f"{html_text(result.rules.document)} {html_text(result.rules.title)}</div></details></div>"
-    )
+        return f"{parts} (by the street a home stands on · 按住宅所在街道)"
+    return f"≤ {std.threshold_m:g} m"
 
 
-def district_map(
-    result: Assessment,
-    district_id: str,
-    *,
-    proposed: gpd.GeoDataFrame | None = None,
-    after: dict[str, pd.DataFrame] | None = None,
-    tiles: str | None = None,
-    max_footprints: int = 3_000,
-    max_units: int = 15_000,
-    show: str | None = None,
-) -> folium.Map:
-    """The interactive map of one district: a toggleable layer per standard.
-
-    Each standard's layer shows the homes coloured by distance band, the gaps, the land within
-    walking distance, the facilities (popup: name, kind, ``osm_id``, how many homes have it as their
-    nearest, by band) and, where given, the proposed sites. With `after` (per standard, each home's
-    walk once its proposed sites are built: `walkcover.siting.walks_after`) an overlay, off at
-    first, draws the homes again in their bands after the proposed sites. Homes are drawn as footprints up to
-    `max_footprints`, as dots up to `max_units`, and beyond that as H3 hexagons (resolution 9, about
-    350 m across) coloured by the band most of their residents fall in, so the page stays light:
-    each standard's layer repeats them (measured: a 144 km² district with 29,000 homes gives a
-    14 MB page; docs/benchmarks.md).
-    """
-    d_row = result.districts.set_index("district_id").loc[district_id]
-    dgeom = result.district_geometry(district_id)
-    d4326 = result.districts.set_index("district_id").geometry[district_id]
-    m = _base_map(np.asarray(d4326.bounds), tiles)
-    label = f"{d_row['name']} / {d_row['name_en']}"
-    demand, dsnaps = result.district_demand(district_id)
-    areas = result.service_areas(district_id).set_index("standard")
-    _add_streets(m, result, dgeom)
-    for i, std in enumerate(result.standards):
-        group = folium.FeatureGroup(  # one standard at a time: base layers, a radio choice
-            name=_layer_name(f"{std.name_zh} {std.name} ({std.threshold_m:g} m)"),
-            overlay=False,
-            show=(std.id == show) if show else (i == 0),
-        )
-        _add_service_area(group, result, std, areas.geometry[std.id], cell_m=SERVICE_AREA_CELL_M)
-        thr = result.thresholds(std, dsnaps)
-        _add_homes(
-            group,
-            demand,
-            std.id,
-            thr,
-            crs=result.crs,
-            max_footprints=max_footprints,
-            max_units=max_units,
-            limit_m=result.passes[std.id].limit_m,
-        )
-        row = result.summary[
-            (result.summary["district_id"] == district_id) & (result.summary["standard"] == std.id)
-        ]
-        if len(row) and not row["facilities_in_reach"].iloc[0]:
-            # no facility in the data: no data, said so; the whole district is no gap to rank
-            _add_no_data(group, [d4326.representative_point()])
-        else:
-            _add_gaps(group, result, std.id, district_id)
-        _add_facilities(
-            group, result, std.id, result.passes[std.id], demand, district_id, thr, dgeom
-        )
-        if proposed is not None and len(proposed):
-            _add_proposed(group, proposed[proposed["standard"] == std.id])
-        group.add_to(m)
-    for std in result.standards:
-        walks = (after or {}).get(std.id)
-        if walks is None or proposed is None:
-            continue
-        mine = proposed[proposed["standard"] == std.id]
-        # before/after: the homes once the proposed sites are built, over the standard's layer
-        group = folium.FeatureGroup(
-            name=_layer_name(
-                f"{std.name_zh} {std.name}: after {len(mine)} proposed site(s) · 建议选址后"
-            ),
-            overlay=True,
-            show=False,
-        )
-        later = demand.assign(
-            **{
-                f"{std.id}_dist_m": walks["dist_m"].to_numpy(),
-                f"{std.id}_status": walks["status"].to_numpy(),
-                f"{std.id}_band": walks["band"].to_numpy(),
-            }
-        )
-        _add_homes(
-            group,
-            later,
-            std.id,
-            result.thresholds(std, dsnaps),
-            crs=result.crs,
-            max_footprints=max_footprints,
-            max_units=max_units,
-            limit_m=result.passes[std.id].limit_m,
-        )
-        _add_proposed(group, mine)
-        group.add_to(m)
-    # the boundary as a line: as a polygon (even unfilled) it would catch every hover and click
-    # inside the district on Leaflet's canvas, and no gap or facility would answer
-    folium.GeoJson(
-        _geojson(
-            gpd.GeoDataFrame({"name": [label]}, geometry=[dgeom.boundary], crs=result.crs),
-            simplify_m=1.0,
-        ),
-        name=_layer_name("District boundary · 区界"),
-        style_function=lambda _f: {"color": "#000", "weight": 2.5},
-    ).add_to(m)
-    folium.LayerControl(collapsed=False).add_to(m)
-    with_sites = proposed is not None and len(proposed) > 0
-    warnings = [
-        n.text
-        for kind in (DEMAND_NOTE, OFFICIAL_LAND_NOTE)
-        for n in result.district_notes(d_row["slug"], kind=kind)
-    ]
-    facts = [_completeness_line(result, district_id)]
-    _figure(m).html.add_child(folium.Element(_legend(result, label, with_sites, warnings, facts)))
-    return m
+def _context_rule(std: Standard, context: str) -> str:
+    radius = std.context_thresholds_m.get(context, std.threshold_m)
+    return f"≤ {radius:g} m ({CONTEXT_WORDS.get(context, context.replace('_', ' '))})"
 
 
-#: Above this many street edges around a district, its map draws only the street grid.
-MAX_STREET_EDGES = 20_000
-MINOR_WAYS = ("footway", "path", "steps", "service", "pedestrian", "corridor", "track", "cycleway")
+def _whole(values: np.ndarray) -> np.ndarray:
+    """Values rounded to whole units as `figures` rounds them (half to even on the stored
+    digits): numpy's rint, and `round_figures` itself wherever a value lies near a half."""
+    v = np.asarray(values, dtype=float)
+    out = np.rint(v)
+    near = np.abs(v - np.floor(v) - 0.5) < 1e-6
+    if near.any():
+        out[near] = round_figures(v[near], 0)
+    return out
 
 
-def _add_streets(m: folium.Map, result: Assessment, dgeom: shapely.Geometry) -> None:
-    """The walk network around the district as one light line layer, drawn first (under the
-    standards, whose homes, gaps and facilities answer hovers before it), so the map reads
-    offline, without a base map."""
-    edges = result.network.edges
-    near = edges.sindex.query(shapely.buffer(dgeom, 300.0), predicate="intersects")
-    simplify_m = 2.0
-    if len(near) > MAX_STREET_EDGES:
-        # a big district: the street grid only (no footways, paths, steps or service roads),
-        # simplified more, so the page stays light
-        minor = edges["highway"].iloc[near].isin(MINOR_WAYS).to_numpy()
-        near, simplify_m = near[~minor], 5.0
-    if not len(near):
-        return
-    lines = shapely.multilinestrings(edges.geometry.to_numpy()[near])
-    folium.GeoJson(
-        _geojson(gpd.GeoDataFrame(geometry=[lines], crs=result.crs), simplify_m=simplify_m),
-        name=_layer_name("Streets · 街道"),
-        style_function=lambda _f: {"color": "#8c8c8c", "weight": 1, "opacity": 0.7},
-    ).add_to(m)
+def _lookup(texts: np.ndarray) -> dict[str, Any]:
+    """Text per item as a table of its distinct values and an index into it per item."""
+    table, index = np.unique(np.asarray(texts, dtype=object).astype(str), return_inverse=True)
+    return {"table": table.tolist(), "index": _varints(index)}
 
 
-def _add_service_area(
-    group: folium.FeatureGroup, result: Assessment, std, area: shapely.Geometry, *, cell_m: float
-) -> None:
-    """The land within walking distance of the standard's facilities."""
-    if shapely.is_empty(area):
-        return
-    what = f"within walking distance · 步行{std.threshold_m:g}米可达"
-    folium.GeoJson(
-        _geojson(
-            gpd.GeoDataFrame({"what": [what]}, geometry=[area], crs=result.crs), simplify_m=cell_m
-        ),
-        name=_layer_name(f"{std.id} service area"),
-        style_function=lambda _f: {
-            "fillColor": SERVICE_AREA_COLOUR,
-            "fillOpacity": 0.22,
-            "weight": 0,
-        },
-    ).add_child(PropertyTable(lines=["what"])).add_to(group)
+def _walk_lookup(dist: np.ndarray, status: np.ndarray, limit_m: float) -> dict[str, Any]:
+    """Each home's walk as text: whole metres (`figures.count_text`), "> limit" beyond the
+    search limit, `EMPTY` where no walk is known; as a table and an index per home."""
+    whole = _whole(dist)
+    key = np.where(np.isnan(whole), -1.0, whole)
+    past = status == cov.STATUS_BEYOND_LIMIT
+    values, index = np.unique(key, return_inverse=True)
+    table = [EMPTY if v < 0 else f"{count_text(v)} m" for v in values]
+    index = index.astype(np.int64)
+    if past.any():
+        index[past] = len(table)
+        table.append(f"> {count_text(limit_m)} m")
+    return {"table": table, "index": _varints(index)}
+
+
+def _codes(band: np.ndarray, status: np.ndarray) -> str:
+    """A byte per home: its band's code (`BAND_KEYS`) and its status's (`STATUS_WORDS`) × 4."""
+    import base64
+
+    b = pd.Categorical(band, categories=BAND_KEYS).codes
+    s = pd.Categorical(status, categories=list(STATUS_WORDS)).codes
+    b = np.where(b < 0, BAND_KEYS.index("unknown"), b)
+    s = np.where(s < 0, 0, s)
+    return base64.b64encode((b | (s << 2)).astype(np.uint8).tobytes()).decode("ascii")
 
 
 def _bands(demand: pd.DataFrame, key: str, thr: np.ndarray | float) -> np.ndarray:
@@ -273,92 +189,547 @@ def _bands(demand: pd.DataFrame, key: str, thr: np.ndarray | float) -> np.ndarra
     )
 
 
-def _add_homes(
-    group: folium.FeatureGroup,
-    demand: gpd.GeoDataFrame,
-    sid: str,
-    thr: np.ndarray | float,
-    *,
-    crs,
-    max_footprints: int,
-    max_units: int,
-    limit_m: float,
-) -> None:
-    """Homes coloured by distance band: footprints, dots, or H3 hexagons as their number grows.
+class HomesLayer(MacroElement):
+    """Every home of the district once, as ``L.WalkcoverHomes`` (see the module's notes)."""
 
-    A home beyond the search limit (no distance: the search stops at `limit_m`) is "farther", red,
-    and its walk reads "> limit"; grey is kept for homes no walk reaches at all."""
-    dist = demand[f"{sid}_dist_m"].to_numpy(dtype=float)
-    past = demand[f"{sid}_status"].to_numpy() == cov.STATUS_BEYOND_LIMIT
-    band = _bands(demand, sid, thr)
-    walk = [
-        f"> {limit_m:,.0f}" if p else ("—" if d != d else f"{d:,.0f}") for d, p in zip(dist, past)
-    ]
-    units = gpd.GeoDataFrame(
-        {
-            "osm_id": demand["osm_id"],
-            "residents": demand["residents"].round(0),
-            "dist_m": walk,
-            "band": band,
-            "status": demand[f"{sid}_status"],
-        },
-        geometry=demand.geometry,
-        crs=crs,
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        var {{ this.get_name() }} = new L.WalkcoverHomes({{ this.data }});
+        walkcover.homes = {{ this.get_name() }};
+        {{ this.get_name() }}.addTo({{ this._parent.get_name() }});
+        {% endmacro %}
+        """
     )
-    if len(units) > max_units:
-        units = _hexes(units, resolution=9)
-    elif len(units) > max_footprints:
-        units = units.assign(geometry=units.geometry.representative_point())
-    if not len(units):
-        return
-    dots = bool((units.geom_type == "Point").all())
-    folium.GeoJson(
-        _geojson(units),
-        marker=folium.CircleMarker(radius=3, weight=0.5, fill=True) if dots else None,
-        style_function=lambda f: {
-            "fillColor": BANDS[f["properties"]["band"]][0],
-            "color": BANDS[f["properties"]["band"]][0],
-            "weight": 0.5,
-            "fillOpacity": 0.75,
-        },
-    ).add_child(
-        PropertyTable(
-            ["osm_id", "residents", "dist_m", "status"],
-            ["OSM", "residents 居民", "walk m 步行米", "status 状态"],
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        super().__init__()
+        self._name = "WalkcoverHomes"
+        self.data = defer_data(self, js_value(data))
+
+    def render(self, **kwargs: Any) -> Any:
+        _need_script(self, DISTRICT_JS)
+        super().render(**kwargs)
+
+
+class _StandardSwitch(MacroElement):
+    """When its standard's layer is shown: recolour the homes, show its legend, and keep its
+    facilities and sites over the homes (`walkcover.show`)."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        walkcover.front[{{ this.k }}] = [{{ this.front }}];
+        {{ this._parent.get_name() }}.on('add', function () { walkcover.show({{ this.k }}); });
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, k: int, front: Sequence[folium.Element]) -> None:
+        super().__init__()
+        self._name = "StandardSwitch"
+        self.k = k
+        self._front = list(front)
+
+    def render(self, **kwargs: Any) -> Any:
+        self.front = ", ".join(e.get_name() for e in self._front)
+        super().render(**kwargs)
+
+
+class _AfterSwitch(MacroElement):
+    """A standard's "after proposed sites" box: ticked, the homes take their walk after the
+    sites, but only while that standard is shown (`walkcover.after`)."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        {{ this._parent.get_name() }}.on('add', function () { walkcover.after({{ this.k }}, true); });
+        {{ this._parent.get_name() }}.on('remove', function () { walkcover.after({{ this.k }}, false); });
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, k: int) -> None:
+        super().__init__()
+        self._name = "AfterSwitch"
+        self.k = k
+
+
+class FacilityClusters(folium.map.Layer):
+    """An ``L.markerClusterGroup`` (vendored Leaflet.markercluster) holding its child layers'
+    markers: a count in a small circle where they crowd, each facility from zoom 17 on."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        var {{ this.get_name() }} = L.markerClusterGroup({
+            animate: false, showCoverageOnHover: false, spiderfyOnMaxZoom: false,
+            disableClusteringAtZoom: 17, maxClusterRadius: 60, removeOutsideVisibleBounds: true,
+            iconCreateFunction: function (cluster) {
+                var n = cluster.getChildCount(), size = n < 10 ? 18 : n < 100 ? 22 : 26;
+                return L.divIcon({html: '<div>' + n + '</div>', className: 'walkcover-cluster',
+                                  iconSize: L.point(size, size)});
+            }
+        });
+        {{ this.get_name() }}.once('add', function () {
+            {{ this.get_name() }}.addLayers([{{ this.points }}.walkcoverFill()]);
+        });
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, points: PackedGeoJson) -> None:
+        super().__init__(name=None, overlay=True, control=False, show=True)
+        self._name = "FacilityClusters"
+        # the points' layer is made (its script and popups) but added to no map: the clusters
+        # take its markers when they are first shown
+        points.show = False
+        self.add_child(points)
+        self.points = points.get_name()
+
+    def render(self, **kwargs: Any) -> Any:
+        figure = _figure(self)
+        _need_script(self, CLUSTER_JS, css=CLUSTER_CSS)
+        if "walkcover_cluster_css" not in figure.header._children:
+            figure.header.add_child(folium.Element(_CLUSTER_CSS), name="walkcover_cluster_css")
+        super().render(**kwargs)
+
+
+_CLUSTER_CSS = (
+    f"<style>.walkcover-cluster div{{width:100%;height:100%;border-radius:50%;"
+    f"background:rgba(255,255,255,.85);border:2px solid {FACILITY_COLOUR[0]};"
+    f"color:{FACILITY_COLOUR[0]};font:bold 10px/1 sans-serif;display:flex;align-items:center;"
+    "justify-content:center;box-sizing:border-box}</style>"
+)
+
+
+def district_map(
+    result: Assessment,
+    district_id: str,
+    *,
+    proposed: gpd.GeoDataFrame | None = None,
+    after: dict[str, pd.DataFrame] | None = None,
+    tiles: str | None = None,
+    show: str | None = None,
+) -> folium.Map:
+    """The interactive map of one district: a standard at a time, picked in the layer control.
+
+    Every home is drawn once, by its footprint (a small square where it would be too small to
+    see), coloured by its distance band under the standard shown; its tooltip gives its walk and
+    the rule that applies to it (per street context for toilets), its popup the walk of every
+    standard. Each standard's layer adds the land within walking distance, the 200 largest gaps,
+    the facilities (clustered where there are hundreds; popup: name, kind, ``osm_id``, how many
+    homes have it as their nearest, by band) and, where given, the proposed sites. With `after`
+    (per standard, each home's walk once its proposed sites are built:
+    `walkcover.siting.walks_after`) a box, off at first, paints the homes by that walk while its
+    standard is shown. The legend follows the standard shown: its rule, plan clause, the
+    district's figure and target.
+
+    The cyclic garbage collector is paused while the map is built (`walkcover._gc`): its passes
+    over a city's results, set off by the many small objects folium makes, cost more than the map.
+    """
+    with collector_paused():
+        return _district_map(
+            result, district_id, proposed=proposed, after=after, tiles=tiles, show=show
         )
-    ).add_to(group)
 
 
-def _add_gaps(group: folium.FeatureGroup, result: Assessment, sid: str, district_id: str) -> None:
-    """The 200 largest gaps, dashed red, with their rank, residents and distance."""
-    gaps = result.gaps(district_id, sid).head(200)
+def _district_map(
+    result: Assessment,
+    district_id: str,
+    *,
+    proposed: gpd.GeoDataFrame | None,
+    after: dict[str, pd.DataFrame] | None,
+    tiles: str | None,
+    show: str | None,
+) -> folium.Map:
+    d_row = result.districts.set_index("district_id").loc[district_id]
+    dgeom = result.district_geometry(district_id)
+    d4326 = result.districts.set_index("district_id").geometry[district_id]
+    bounds = np.asarray(d4326.bounds)
+    m = _base_map(bounds, tiles)
+    # the district is fitted once, clear of the legend (`_Opening`), not first by the base map's
+    # animated fit, whose zoom would end after it
+    for name, child in list(m._children.items()):
+        if isinstance(child, folium.map.FitBounds):
+            del m._children[name]
+    label = f"{d_row['name']} / {d_row['name_en']}"
+    demand, _ = result.district_demand(district_id)
+    areas = result.service_areas(district_id).set_index("standard")
+    standards = list(result.standards)
+    initial = next((k for k, s in enumerate(standards) if s.id == show), 0)
+    _add_streets(m, result, dgeom)
+    summary = result.summary[result.summary["district_id"] == district_id].set_index("standard")
+    homes = HomesLayer(
+        _homes_data(result, demand, standards, initial=initial, proposed=proposed, after=after)
+    )
+    sites_of: dict[str, int] = {}
+    for k, std in enumerate(standards):
+        group = folium.FeatureGroup(  # one standard at a time: base layers, a radio choice
+            name=_layer_name(f"{std.name_zh} {std.name} ({std.threshold_m:g} m)"),
+            overlay=False,
+            show=k == initial,
+        )
+        _add_service_area(group, result, std, areas.geometry[std.id])
+        row = summary.loc[std.id] if std.id in summary.index else None
+        if row is not None and not row["facilities_in_reach"]:
+            # no facility in the data: no data, said so; the whole district is no gap to rank
+            _add_no_data(group, [d4326.representative_point()])
+        else:
+            _add_gaps(group, result, std, district_id)
+        front = _add_facilities(group, result, std.id, demand, district_id, dgeom)
+        if proposed is not None and len(proposed):
+            mine = proposed[proposed["standard"] == std.id]
+            sites_of[std.id] = len(mine)
+            front += _add_proposed(group, mine)
+        group.add_child(_StandardSwitch(k, front))
+        group.add_to(m)
+    for k, std in enumerate(standards):
+        if (after or {}).get(std.id) is None or proposed is None:
+            continue
+        # before/after: the homes once the proposed sites are built, while the standard is shown
+        group = folium.FeatureGroup(
+            name=_layer_name(
+                f"{std.name_zh} {std.name}: after {sites_of.get(std.id, 0)} proposed site(s)"
+                " · 建议选址后"
+            ),
+            overlay=True,
+            show=False,
+        )
+        group.add_child(_AfterSwitch(k))
+        group.add_to(m)
+    homes.add_to(m)  # after the standards' layers: over their gaps, which homes answer before
+    # the boundary as a line: as a polygon (even unfilled) it would catch every hover and click
+    # inside the district on Leaflet's canvas, and no gap or facility would answer
+    folium.GeoJson(
+        _geojson(
+            gpd.GeoDataFrame({"name": [label]}, geometry=[dgeom.boundary], crs=result.crs),
+            simplify_m=1.0,
+        ),
+        name=_layer_name("District boundary · 区界"),
+        style_function=lambda _f: {"color": "#000", "weight": 2.5},
+        interactive=False,
+    ).add_to(m)
+    folium.LayerControl(collapsed=False).add_to(m)
+    warnings = [
+        _in_words(n.text, str(d_row["slug"]))
+        for kind in (DEMAND_NOTE, OFFICIAL_LAND_NOTE)
+        for n in result.district_notes(d_row["slug"], kind=kind)
+    ]
+    facts = [_completeness_line(result, district_id)]
+    figure = _figure(m)
+    figure.html.add_child(
+        folium.Element(
+            _legend(result, label, summary, initial, sites_of, warnings=warnings, facts=facts)
+        )
+    )
+    m.add_child(_Opening(initial, bounds))
+    return m
+
+
+class _Opening(MacroElement):
+    """The opening view: the first standard's legend and colours, the district fitted clear of
+    the legend (`walkcover.fit`)."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        walkcover.show({{ this.k }});
+        walkcover.fit({{ this._parent.get_name() }}, {{ this.bounds }}, {{ this.pad }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, k: int, bounds: np.ndarray) -> None:
+        super().__init__()
+        self._name = "Opening"
+        self.k = k
+        x0, y0, x1, y1 = (float(v) for v in bounds)
+        self.bounds = js_value([[y0, x0], [y1, x1]])
+        self.pad = FIT_PADDING_PX[0]
+
+
+def _homes_data(
+    result: Assessment,
+    demand: gpd.GeoDataFrame,
+    standards: list[Standard],
+    *,
+    initial: int,
+    proposed: gpd.GeoDataFrame | None,
+    after: dict[str, pd.DataFrame] | None,
+) -> dict[str, Any]:
+    """What ``L.WalkcoverHomes`` draws: the footprints once, and per standard a byte per home
+    (band and status) and its walk as text."""
+    data: dict[str, Any] = {
+        "geometry": pack_geometry(
+            demand.geometry.to_numpy(), result.crs, step_m=FINE_STEP_M, simplify_m=0.5
+        ),
+        "initial": initial,
+        "colours": [BANDS[b][0] for b in BAND_KEYS],
+        "bands": [BANDS[b][1] for b in BAND_KEYS],
+        "statuses": list(STATUS_WORDS.values()),
+        "words": _WORDS,
+        "standards": [],
+        "after": {},
+    }
+    for std in standards:
+        sid = std.id
+        status = demand[f"{sid}_status"].to_numpy(dtype=object)
+        limit = result.passes[sid].limit_m
+        entry: dict[str, Any] = {
+            "name": f"{std.name_zh} {std.name}",
+            "rule": _rule_text(std),
+            "codes": _codes(demand[f"{sid}_band"].to_numpy(dtype=object), status),
+            "walk": _walk_lookup(demand[f"{sid}_dist_m"].to_numpy(float), status, limit),
+            "context": None,
+        }
+        if std.context_thresholds_m and f"{sid}_context" in demand:
+            ctx = (
+                demand[f"{sid}_context"]
+                .astype(object)
+                .where(demand[f"{sid}_context"].notna(), std.default_context)
+            )
+            rules = {c: _context_rule(std, str(c)) for c in pd.unique(ctx)}
+            entry["context"] = _lookup(ctx.map(rules).to_numpy())
+        data["standards"].append(entry)
+    for k, std in enumerate(standards):
+        walks = (after or {}).get(std.id)
+        if walks is None or proposed is None:
+            continue
+        status = walks["status"].to_numpy(dtype=object)
+        band = (
+            walks["band"].to_numpy(dtype=object)
+            if "band" in walks
+            else distance_band(walks["dist_m"].to_numpy(float), std.threshold_m, status)
+        )
+        data["after"][k] = {
+            "codes": _codes(band, status),
+            "walk": _walk_lookup(
+                walks["dist_m"].to_numpy(float), status, result.passes[std.id].limit_m
+            ),
+        }
+    residents = _whole(demand["residents"].to_numpy(float))
+    data["residents"] = _lookup(
+        np.array([count_text(v) for v in np.unique(residents)], dtype=object)[
+            np.unique(residents, return_inverse=True)[1]
+        ]
+        if len(residents)
+        else np.array([], dtype=object)
+    )
+    ids = demand["osm_id"].astype(str).tolist()
+    parts = [i.partition("/") for i in ids]
+    if ids and all(
+        t in ("node", "way", "relation") and n.isascii() and n.isdigit() for t, _, n in parts
+    ):
+        data["osm_type"] = _lookup(np.array([t for t, _, _ in parts], dtype=object))
+        data["osm_num"] = _varints(np.array([int(n) for _, _, n in parts], dtype=np.int64))
+    else:
+        data["osm_type"] = _lookup(np.array(ids, dtype=object))
+        data["osm_num"] = ""
+    return data
+
+
+def _legend(
+    result: Assessment,
+    district_label: str,
+    summary: pd.DataFrame,
+    initial: int,
+    sites_of: dict[str, int],
+    *,
+    warnings: Sequence[str] = (),
+    facts: Sequence[str] = (),
+) -> str:
+    """The legend: the district, then the standard shown (a section per standard, one shown at a
+    time by ``walkcover.legendFor``): its name, rule, the district's figure against its target
+    and the plan's clause; the bands and symbols; the notes that bear on every standard."""
+    warn = "".join(
+        f"<div style='color:#b35806;margin:2px 0'>⚠ {html_text(w)}</div>" for w in warnings
+    ) + "".join(f"<div style='color:#444;margin:2px 0'>{html_text(f)}</div>" for f in facts if f)
+    bands = "".join(
+        f"<span style='white-space:nowrap;margin-right:6px'><span style='background:{c};"
+        "display:inline-block;width:10px;height:10px;margin-right:3px'></span>"
+        f"{html_text(label)}</span> "
+        for c, label in BANDS.values()
+    )
+    sections = []
+    for k, std in enumerate(result.standards):
+        row = summary.loc[std.id] if std.id in summary.index else None
+        reason = None if row is None else row["no_data_reason"]
+        no_data = (
+            row is None
+            or (isinstance(reason, str) and reason != "")
+            or not row["facilities_in_reach"]
+        )
+        figure = pct_text(
+            None if row is None else row["residents_covered_pct"], no_data=no_data, unit="%"
+        )
+        target = figure_text(std.target_pct, unit="%")
+        meets = meets_text(None if row is None else row["meets_target"], no_data=no_data)
+        clause = f"{std.citation.section} {std.citation.text}".strip()
+        plan = ""
+        if std.plan_new is not None:
+            plan = (
+                f" · plan: {std.plan_new.count:,} new ({std.plan_new.scope}) 规划新增"
+                f" {std.plan_new.count:,}"
+            )
+        after_note = ""
+        if std.id in sites_of:
+            after_note = (
+                f"<div data-after='{k}' hidden style='color:{SITE_OUTLINE}'>Homes show their walk "
+                f"after the {sites_of[std.id]} proposed site(s) · 显示建议选址后的步行距离</div>"
+            )
+        sections.append(
+            f"<div data-standard='{k}'{'' if k == initial else ' hidden'}>"
+            f"<div style='font-weight:bold;font-size:12px'>{html_text(std.name_zh)} "
+            f"{html_text(std.name)}</div>"
+            f"<div>Rule · 标准: {html_text(_rule_text(std))}</div>"
+            f"<div>Residents within it · 覆盖居民: <b>{html_text(figure)}</b> · target 目标 "
+            f"{html_text(target)} {html_text(meets if meets != NO_DATA else '')}</div>"
+            f"<div style='color:#555'>Plan · 依据: {html_text(clause)}{html_text(plan)}</div>"
+            f"{after_note}</div>"
+        )
+    symbols = (
+        f"<div><span style='color:{FACILITY_COLOUR[0]}'>◉</span> facility · 设施 &nbsp;"
+        f"<span style='background:{SERVICE_AREA_COLOUR};opacity:.35;display:inline-block;"
+        "width:10px;height:10px'></span> within walking distance · 步行可达 &nbsp;"
+        f"<span style='border:2px dashed {GAP_COLOUR};display:inline-block;width:8px;"
+        "height:8px'></span> gap · 缺口"
+        + (
+            f" &nbsp;<span style='color:{SITE_COLOUR}'>●</span> proposed site · 建议选址"
+            if sites_of
+            else ""
+        )
+        + "</div>"
+    )
+    sample = (
+        " · SAMPLE district, not an administrative unit · 样例区"
+        if result.districts["is_sample"].any()
+        else ""
+    )
+    # collapsible (click its title): on a small screen it opens folded (walkcover.fit)
+    return (
+        "<div id='walkcover-legend' style='position:fixed;bottom:12px;left:12px;z-index:9999;"
+        "background:white;padding:5px 9px;border:1px solid #999;border-radius:4px;"
+        "font:11px/1.35 sans-serif;max-width:360px;max-height:45%;overflow:auto'>"
+        "<details open><summary style='font-weight:bold;cursor:pointer'>"
+        f"{html_text(district_label)}{sample}</summary>"
+        f"{''.join(sections)}<div style='margin-top:3px'>{bands}</div>{symbols}{warn}"
+        "<div style='color:#555;margin-top:3px'>Walking distance over OpenStreetMap streets · "
+        f"沿街道步行距离；{html_text(result.rules.document)} {html_text(result.rules.title)}</div>"
+        "</details></div>"
+    )
+
+
+#: Above this many street edges around a district, its map draws only the street grid.
+MAX_STREET_EDGES = 20_000
+MINOR_WAYS = ("footway", "path", "steps", "service", "pedestrian", "corridor", "track", "cycleway")
+
+
+def _add_streets(m: folium.Map, result: Assessment, dgeom: shapely.Geometry) -> None:
+    """The walk network around the district as one light line layer, drawn first and deaf to
+    the mouse (the standards' homes, gaps and facilities answer), so the map reads offline,
+    without a base map."""
+    edges = result.network.edges
+    x0, y0, x1, y1 = dgeom.bounds  # the box round the district: no exact test is needed to draw
+    near = np.sort(edges.sindex.query(shapely.box(x0 - 300, y0 - 300, x1 + 300, y1 + 300)))
+    simplify_m = 2.0
+    if len(near) > MAX_STREET_EDGES:
+        # a big district: the street grid only (no footways, paths, steps or service roads),
+        # simplified more, so the page stays light
+        minor = edges["highway"].iloc[near].isin(MINOR_WAYS).to_numpy()
+        near, simplify_m = near[~minor], 5.0
+    if not len(near):
+        return
+    lines = edges.geometry.to_numpy()[near]
+    StreetLines(
+        pack_geometry(lines, result.crs, step_m=COARSE_STEP_M, simplify_m=simplify_m),
+        {"color": "#8c8c8c", "weight": 1, "opacity": 0.7},
+        name=_layer_name("Streets · 街道"),
+    ).add_to(m)
+
+
+class StreetLines(folium.map.Layer):
+    """The street grid as ``L.WalkcoverLines``, drawn straight from its packed geometry; a box
+    in the layer control."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        var {{ this.get_name() }} = new L.WalkcoverLines({{ this.data }}, {{ this.style }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, packed: dict[str, Any], style: dict[str, Any], *, name: str) -> None:
+        super().__init__(name=name, overlay=True, control=True, show=True)
+        self._name = "StreetLines"
+        self.data = defer_data(self, js_value(packed))
+        self.style = js_value(style)
+
+    def render(self, **kwargs: Any) -> Any:
+        _need_script(self, DISTRICT_JS)
+        super().render(**kwargs)
+
+
+def _add_service_area(
+    group: folium.FeatureGroup, result: Assessment, std: Standard, area: shapely.Geometry
+) -> None:
+    """The land within walking distance of the standard's facilities."""
+    if shapely.is_empty(area):
+        return
+    what = f"within walking distance · 步行可达 ({_rule_text(std)})"
+    PackedGeoJson(
+        gpd.GeoDataFrame({"what": [what]}, geometry=[area], crs=result.crs),
+        columns=["what"],
+        style={"fillColor": SERVICE_AREA_COLOUR, "fillOpacity": 0.22, "weight": 0},
+        step_m=COARSE_STEP_M,
+        simplify_m=SERVICE_AREA_CELL_M,
+    ).add_child(PropertyTable(lines=["what"])).add_to(group)
+
+
+def _add_gaps(
+    group: folium.FeatureGroup, result: Assessment, std: Standard, district_id: str
+) -> None:
+    """The 200 largest gaps, dashed red: their rank, residents, area and the walk at their
+    centre, beside the rule that applies there (per street context where the standard has it)."""
+    gaps = result.gaps(district_id, std.id).head(200)
     if not len(gaps):
         return
-    fields = ["rank", "residents_uncovered", "area_m2", "dist_m_at_centre"]
-    folium.GeoJson(
-        _geojson(gaps[[*fields, "geometry"]], simplify_m=result.rules.land.cell_m),
-        style_function=lambda _f: {
-            "color": GAP_COLOUR,
-            "weight": 2,
-            "dashArray": "5,4",
-            "fillOpacity": 0.05,
+    walk = [EMPTY if d != d else f"{count_text(d)} m" for d in gaps["dist_m_at_centre"]]
+    frame = gpd.GeoDataFrame(
+        {
+            "rank": gaps["rank"].astype(int).to_numpy(),
+            "residents": [count_text(v) for v in gaps["residents_uncovered"]],
+            "area": [f"{count_text(v)} m²" for v in gaps["area_m2"]],
+            "walk": walk,
+            "rule": _rule_text(std),
         },
+        geometry=gaps.geometry.to_numpy(),
+        crs=result.crs,
+    )
+    PackedGeoJson(
+        frame,
+        columns=["rank", "residents", "area", "walk", "rule"],
+        style={"color": GAP_COLOUR, "weight": 2, "dashArray": "5,4", "fillOpacity": 0.05},
+        step_m=FINE_STEP_M,
+        simplify_m=result.rules.land.cell_m,
     ).add_child(
         PropertyTable(
-            fields,
+            ["rank", "residents", "area", "walk", "rule"],
             [
-                "gap rank 缺口排名",
-                "residents 未覆盖居民",
-                "area m² 面积",
-                "walk m at centre 中心步行米",
+                "gap rank · 缺口排名",
+                "residents not covered · 未覆盖居民",
+                "area · 面积",
+                "walk at its centre · 中心步行距离",
+                "standard here · 此处标准",
             ],
         )
     ).add_to(group)
 
 
-def _add_proposed(group: folium.FeatureGroup, sites: gpd.GeoDataFrame) -> None:
+def _add_proposed(group: folium.FeatureGroup, sites: gpd.GeoDataFrame) -> list[folium.Element]:
     if not len(sites):
-        return
+        return []
     pts = frame_to_lonlat(sites)
     frame = gpd.GeoDataFrame(
         {
@@ -369,7 +740,7 @@ def _add_proposed(group: folium.FeatureGroup, sites: gpd.GeoDataFrame) -> None:
         geometry=pts.geometry.to_numpy(),
         crs=4326,
     )
-    folium.GeoJson(
+    layer = folium.GeoJson(
         frame.__geo_interface__,
         marker=folium.CircleMarker(radius=9, weight=3, fill=True),
         style_function=lambda _f: {
@@ -377,79 +748,94 @@ def _add_proposed(group: folium.FeatureGroup, sites: gpd.GeoDataFrame) -> None:
             "fillColor": SITE_COLOUR,
             "fillOpacity": 0.9,
         },
-    ).add_child(
+    )
+    layer.add_child(
         PropertyTable(
             ["gain", "cumulative"],
             ["residents newly covered · 新增覆盖居民", "coverage after % · 覆盖率"],
             title="what",
         )
     ).add_to(group)
+    return [layer]
 
 
-def _add_facilities(group, result: Assessment, sid, p, demand, district_id, thr, dgeom) -> None:
-    """One layer of the standard's facilities near the district; each popup says its name, kind,
-    OSM id and how many homes have it as their nearest facility, by band."""
+def _add_facilities(
+    group: folium.FeatureGroup,
+    result: Assessment,
+    sid: str,
+    demand: gpd.GeoDataFrame,
+    district_id: str,
+    dgeom: shapely.Geometry,
+) -> list[folium.Element]:
+    """The standard's facilities near the district; each popup says its name, kind, OSM id and
+    how many homes have it as their nearest facility, by band. Points are clustered where there
+    are more than `CLUSTER_FACILITIES`. Returns the layers to keep over the homes."""
+    p = result.passes[sid]
     counted = p.counted
     if not len(counted):
-        return
+        return []
     # each home's nearest facility, as the measuring pass found it (no shortest path here)
     fac_of_unit = result.district_nearest(sid, district_id)
-    band = _bands(demand, sid, thr)
+    band = demand[f"{sid}_band"].to_numpy(dtype=object)
     near = np.flatnonzero(can_serve(counted.geometry, dgeom, p.limit_m))
     if not len(near):
-        return
-    bands = ("within", "near", "beyond")
-    counts = {b: np.zeros(len(counted), dtype=int) for b in bands}
+        return []
+    names3 = ("within", "near", "beyond")
     reached = fac_of_unit >= 0
-    for b in bands:
-        counts[b] = np.bincount(fac_of_unit[reached & (band == b)], minlength=len(counted))[
-            : len(counted)
-        ]
+    counts = {
+        b: np.bincount(fac_of_unit[reached & (band == b)], minlength=len(counted))[: len(counted)]
+        for b in names3
+    }
     sub = counted.iloc[near]
     names = sub["name"].astype(object).where(sub["name"].notna() & (sub["name"].astype(str) != ""))
-    props = {
-        "name": names.fillna("(no name · 无名称)").astype(str).to_numpy(),
-        "kind": sub["matched_by"].astype(str).to_numpy(),
-        "osm_id": sub["osm_id"].astype(str).to_numpy(),
-        **{b: counts[b][near] for b in bands},
-    }
+    frame = gpd.GeoDataFrame(
+        {
+            "name": names.fillna("(no name · 无名称)").astype(str).to_numpy(),
+            "kind": sub["matched_by"].astype(str).to_numpy(),
+            "osm_id": sub["osm_id"].astype(str).to_numpy(),
+            **{b: counts[b][near] for b in names3},
+        },
+        geometry=sub.geometry.to_numpy(),
+        crs=result.crs,
+    )
 
     def popup() -> PropertyTable:
         return PropertyTable(
-            list(bands),
-            [BANDS[b][1] for b in bands],
+            list(names3),
+            [BANDS[b][1] for b in names3],
             kind="popup",
             title="name",
             lines=["kind"],
             osm_link=True,
             caption="homes for which it is the nearest · 以其为最近设施的住宅:",
-            swatches=[BANDS[b][0] for b in bands],
+            swatches=[BANDS[b][0] for b in names3],
         )
 
+    columns = ["name", "kind", "osm_id", *names3]
     style = {"color": FACILITY_COLOUR[0], "weight": 2, "fillColor": FACILITY_COLOUR[1]}
-    is_point = (sub.geom_type == "Point").to_numpy()
-    if is_point.any():
-        pts = gpd.GeoDataFrame(
-            {k: v[is_point] for k, v in props.items()},
-            geometry=sub.geometry[is_point].to_numpy(),
-            crs=result.crs,
-        )
-        folium.GeoJson(
-            _geojson(pts),
-            marker=folium.CircleMarker(radius=6, fill=True),
-            style_function=lambda _f: {**style, "fillOpacity": 0.95},
-        ).add_child(popup()).add_to(group)
+    is_point = (frame.geom_type == "Point").to_numpy()
+    front: list[folium.Element] = []
     if (~is_point).any():
-        polys = gpd.GeoDataFrame(
-            {k: v[~is_point] for k, v in props.items()},
-            geometry=sub.geometry[~is_point].to_numpy(),
-            crs=result.crs,
-        )
-        folium.GeoJson(
-            _geojson(polys),
-            style_function=lambda _f: {
-                **style,
-                "fillColor": FACILITY_COLOUR[0],
-                "fillOpacity": 0.15,
-            },
+        PackedGeoJson(
+            frame[~is_point],
+            columns=columns,
+            style={**style, "fillColor": FACILITY_COLOUR[0], "fillOpacity": 0.15},
+            step_m=FINE_STEP_M,
+            simplify_m=0.5,
         ).add_child(popup()).add_to(group)
+    if is_point.any():
+        points = PackedGeoJson(
+            frame[is_point],
+            columns=columns,
+            style={**style, "fillOpacity": 0.95},
+            radius=6,
+            step_m=FINE_STEP_M,
+        )
+        points.add_child(popup())
+        if int(is_point.sum()) > CLUSTER_FACILITIES:
+            clusters = FacilityClusters(points)
+            clusters.add_to(group)
+        else:
+            points.add_to(group)
+            front.append(points)
+    return front

@@ -32,6 +32,7 @@ from walkcover.measures.indicators import city_figures, meets
 from walkcover.presentation.figures import (
     EMPTY,
     NO_DATA,
+    columns_in_words,
     count_text,
     figure_text,
     meets_text,
@@ -830,16 +831,6 @@ _OSM_ID = re.compile(r"\b(?:node|way|relation)/\d+\b")
 _ID_LIST = re.compile(r"\s*\(\s*(?:(?:node|way|relation)/\d+[\s,;]*)+(?:…|\.\.\.)?\s*\)")
 #: An absolute path (``/home/…/x.pbf``, ``C:\…\x.pbf``): only its last part is shown.
 _PATH = re.compile(r"(?:\b[A-Za-z]:\\|~/|(?<![\w:/.~])/)(?:[^\s/\\,;()'\"]+[/\\])+(?=[^\s/\\]*)")
-#: Column names that notes may name, in words.
-_COLUMN_WORDS = {
-    "area_covered_euclid_pct": "the official figure (straight-line circles on land)",
-    "area_covered_pct": "the share of land within walking distance",
-    "residents_covered_pct": "the share of residents within walking distance",
-    "residents_covered_safe_pct": "the share of residents with a safe route",
-    "residents_on_land_pct": "the share of residents on the official land",
-    "detour_loss_pp": "the detour loss",
-    "facilities_in_reach": "the facilities serving the district",
-}
 _PLURAL = re.compile(r"\b(\d[\d,]*) ((?:[\w-]+ )*?)(\w+)\(s\)")
 
 
@@ -869,9 +860,7 @@ def plain_note(text: str, run: DistrictRun) -> tuple[str, list[str]]:
             plain = re.sub(r"\b" + re.escape(std.id) + r"\b", std.name.lower(), plain)
     # a tag's values as words: ``access=no|private`` → ``access=no or private``
     plain = re.sub(r"(?<=\w)\|(?=\w)", " or ", plain)
-    for col, words in _COLUMN_WORDS.items():
-        plain = re.sub(r"\s*\(" + re.escape(col) + r"\)", "", plain)  # words said just before
-        plain = re.sub(r"\b(?:the )?" + re.escape(col) + r"\b", words, plain)
+    plain = columns_in_words(plain)
     plain = _PLURAL.sub(_plural, plain)
     plain = re.sub(r"\(\s*\)", "", plain)
     plain = re.sub(r"\s+([,;.])", r"\1", " ".join(no_paths(plain).split()))

@@ -25,16 +25,25 @@ from folium.template import Template
 from walkcover._atomic import write_atomic
 from walkcover._errors import WalkcoverError
 from walkcover._escape import html_text, js_value
-from walkcover.config.crs import frame_to_lonlat
+from walkcover._gc import collector_paused
+from walkcover.config.crs import frame_to_lonlat, to_lonlat
 
 ASSETS = Path(__file__).resolve().parents[1] / "_assets"
 _LEAFLET_JS = "https://cdn.jsdelivr.net/npm/leaflet@1.9.3/dist/leaflet.js"
 _LEAFLET_CSS = "https://cdn.jsdelivr.net/npm/leaflet@1.9.3/dist/leaflet.css"
 _JQUERY_JS = "https://code.jquery.com/jquery-3.7.1.min.js"
+#: walkcover's own scripts and the vendored plugins, named by a path under ``_assets`` (never
+#: fetched: `render_html` inlines them like Leaflet).
+CLUSTER_JS = "walkcover-asset:markercluster/leaflet.markercluster.js"
+CLUSTER_CSS = "walkcover-asset:markercluster/MarkerCluster.css"
+DISTRICT_JS = "walkcover-asset:walkcover/district_map.js"
 _LOCAL = {
     _LEAFLET_JS: ASSETS / "leaflet" / "leaflet.js",
     _LEAFLET_CSS: ASSETS / "leaflet" / "leaflet.css",
     _JQUERY_JS: ASSETS / "jquery" / "jquery.min.js",  # folium's popups call $()
+    CLUSTER_JS: ASSETS / "markercluster" / "leaflet.markercluster.js",
+    CLUSTER_CSS: ASSETS / "markercluster" / "MarkerCluster.css",
+    DISTRICT_JS: ASSETS / "walkcover" / "district_map.js",
 }
 
 
@@ -43,6 +52,9 @@ class MapOptionError(WalkcoverError, ValueError):
 
 
 TILES = {"osm": ("OpenStreetMap", "© OpenStreetMap contributors")}
+#: The credit every map owes the OpenStreetMap data it draws (ODbL), shown with or without tiles;
+#: the same text as the OSM tiles' attribution, so Leaflet shows it once.
+OSM_CREDIT = TILES["osm"][1]
 #: Where each online base map loads its tiles from (allowed by the maps' Content-Security-Policy).
 TILE_ORIGINS = {"osm": "https://tile.openstreetmap.org"}
 
@@ -76,7 +88,9 @@ function walkcoverTable(p, spec) {
     a.target = '_blank';
     a.rel = 'noopener noreferrer';
     a.textContent = p.osm_id;
-    div.appendChild(a);
+    var line = document.createElement('div');
+    line.appendChild(a);
+    div.appendChild(line);
   } else if (spec.osm_link) {
     var id = document.createElement('div');
     id.textContent = text(p.osm_id);
@@ -198,16 +212,25 @@ def _layer_name(text: str) -> str:
 
 
 class MetricScale(MacroElement):
-    """A metric scale bar (no feet or miles) at the bottom right, clear of the legend."""
+    """A metric scale bar (no feet or miles) at the bottom right, clear of the legend, and the
+    OpenStreetMap credit (`OSM_CREDIT`) in the map's attribution, tiles or none."""
 
     _template = Template(
         """
         {% macro script(this, kwargs) %}
         L.control.scale({imperial: false, metric: true, position: "bottomright"})
             .addTo({{ this._parent.get_name() }});
+        if ({{ this._parent.get_name() }}.attributionControl) {
+            {{ this._parent.get_name() }}.attributionControl.addAttribution({{ this.credit }});
+        }
         {% endmacro %}
         """
     )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._name = "MetricScale"
+        self.credit = js_value(OSM_CREDIT)
 
 
 class WalkMap(folium.Map):
@@ -254,6 +277,9 @@ _COMPACT_CSS = """<style>
   .leaflet-control-layers-expanded:hover .leaflet-control-layers-list{display:block!important}
   #walkcover-legend{max-width:300px!important}
 }
+.leaflet-control-scale-line{overflow:visible;white-space:nowrap;line-height:1.3;
+  font:11px/1.3 sans-serif;box-sizing:content-box}
+.leaflet-control-attribution{font:11px/1.4 sans-serif}
 </style>"""
 
 
@@ -272,6 +298,8 @@ def _base_map(bounds_4326: np.ndarray, tiles: str | None) -> folium.Map:
         # the district filled half the window
         zoom_snap=0.25,
     )
+    # a limit the clustered facilities need (Leaflet.markercluster): the zoom of the OSM tiles
+    m.options["maxZoom"] = 19
     MetricScale().add_to(m)
     _figure(m).header.add_child(folium.Element(_COMPACT_CSS))
     m.default_js = [("leaflet", _LEAFLET_JS), ("jquery", _JQUERY_JS)]
@@ -350,9 +378,18 @@ def _hexes(units: gpd.GeoDataFrame, *, resolution: int) -> gpd.GeoDataFrame:
 
 
 def render_html(m: folium.Map) -> str:
-    """The map as one self-contained HTML page: Leaflet inlined, no other outside script or style."""
+    """The map as one self-contained HTML page: Leaflet inlined, no other outside script or style.
+
+    The cyclic garbage collector is paused while it renders (`walkcover._gc`): jinja's many
+    small objects set off full passes over whatever else the process holds (a city's results)."""
+    with collector_paused():
+        return _render_html(m)
+
+
+def _render_html(m: folium.Map) -> str:
     root = m.get_root()
     page = _stable_ids(root, root.render())
+    page = _DEFERRED.sub(lambda match: _deferred_data(root)[match.group(0)], page)
 
     def script(match: re.Match) -> str:
         url = match.group(1)
@@ -381,7 +418,8 @@ def _stable_ids(root: object, page: str) -> str:
     the same map gives the same bytes, run after run.
 
     The ids are those of the rendered element tree (elements a render adds included), replaced
-    exactly: text from the data is never touched, whatever it looks like.
+    exactly: text from the data is never touched, whatever it looks like. Every run of 32
+    lower-case hex digits (folium's form of an id) is looked up, one pass over the page.
     """
     ids: set[str] = set()
     stack = [root]
@@ -393,12 +431,45 @@ def _stable_ids(root: object, page: str) -> str:
     if not ids:
         return page
     order: dict[str, str] = {}
+    odd = sorted(i for i in ids if not _FOLIUM_ID.fullmatch(i))
+    if odd:  # an id of another form (set by hand): the slower exact search
+        pattern = re.compile("|".join(re.escape(i) for i in sorted(ids, key=len, reverse=True)))
+    else:
+        pattern = _FOLIUM_ID
 
     def stable(match: re.Match) -> str:
-        return order.setdefault(match.group(0), f"{len(order) + 1:032x}")
+        found = match.group(0)
+        if found not in ids:
+            return found
+        return order.setdefault(found, f"{len(order) + 1:032x}")
 
-    pattern = re.compile("|".join(re.escape(i) for i in sorted(ids, key=len, reverse=True)))
     return pattern.sub(stable, page)
+
+
+_FOLIUM_ID = re.compile("[0-9a-f]{32}")
+_DEFERRED = re.compile(r"__walkcover_data_\d+_\d+__")
+
+
+def defer_data(element: folium.Element, text: str) -> str:
+    """A placeholder for `text` (a large JSON literal) in `element`'s script, put in its place by
+    `render_html` after the page is rendered: folium compiles each element's rendered script as
+    a jinja template, which took seconds for a city district's data (and would read ``{{`` in
+    it as template code)."""
+    store = element.__dict__.setdefault("_deferred", {})
+    key = f"__walkcover_data_{len(store)}_{id(element)}__"
+    store[key] = text
+    return key
+
+
+def _deferred_data(root: object) -> dict[str, str]:
+    """Every deferred text of the element tree under `root`, by its placeholder."""
+    found: dict[str, str] = {}
+    stack = [root]
+    while stack:
+        el = stack.pop()
+        found.update(getattr(el, "_deferred", {}))
+        stack.extend(getattr(el, "_children", {}).values())
+    return found
 
 
 def _with_csp(page: str) -> str:
@@ -433,3 +504,192 @@ def save_map(m: folium.Map, path: Path) -> Path:
     """Write the self-contained page atomically."""
     page = render_html(m)
     return write_atomic(Path(path), lambda tmp: tmp.write_text(page, encoding="utf-8"))
+
+
+#: Web Mercator's sphere (EPSG:3857, as Leaflet's default CRS draws it), in metres.
+_MERCATOR_R = 6378137.0
+
+
+def _varints(values: np.ndarray) -> str:
+    """Unsigned integers as LEB128 varints (7 bits a byte, the high bit says "more"), base64."""
+    v = np.asarray(values, dtype=np.uint64).ravel()
+    if not len(v):
+        return ""
+    nbytes = np.ones(len(v), dtype=np.int64)
+    for k in range(1, 10):
+        nbytes += v >= (np.uint64(1) << np.uint64(7 * k))
+    starts = np.concatenate([[0], np.cumsum(nbytes)[:-1]])
+    out = np.zeros(int(nbytes.sum()), dtype=np.uint8)
+    for k in range(int(nbytes.max())):
+        has = nbytes > k
+        low = ((v[has] >> np.uint64(7 * k)) & np.uint64(0x7F)).astype(np.uint8)
+        more = (nbytes[has] > k + 1).astype(np.uint8) << np.uint8(7)
+        out[starts[has] + k] = low | more
+    return base64.b64encode(out.tobytes()).decode("ascii")
+
+
+def _zigzag(values: np.ndarray) -> np.ndarray:
+    """Signed integers as unsigned ones, small magnitudes small (0, -1, 1, -2 → 0, 1, 2, 3)."""
+    v = np.asarray(values, dtype=np.int64)
+    return ((v << np.int64(1)) ^ (v >> np.int64(63))).view(np.uint64)
+
+
+def pack_geometry(geoms: Any, crs: Any, *, step_m: float, simplify_m: float = 0.0) -> dict:
+    """Geometries of one family (points, lines or polygons) packed for the district map's script
+    (``walkcover.unpack`` in ``_assets/walkcover/district_map.js``): a few bytes a vertex where
+    GeoJSON takes some twenty.
+
+    Vertices are taken to Web Mercator (the map's own projection) and quantised to `step_m`
+    metres of it, stored as the differences between consecutive vertices (zigzag LEB128 varints,
+    base64); the counts of parts per feature, rings per part and vertices per ring likewise. A
+    polygon's ring leaves out its closing vertex. Deterministic: the same geometries give the
+    same text.
+
+    Parameters
+    ----------
+    geoms
+        An array of shapely geometries in `crs` (Polygon with MultiPolygon, LineString with
+        MultiLineString, or Point).
+    crs
+        Their CRS.
+    step_m
+        The quantisation step, in Web Mercator metres (about 0.8 m on the ground at 35°N per
+        metre).
+    simplify_m
+        Simplify each geometry first by this tolerance (in `crs` units), where above 0.
+    """
+    values = np.asarray(geoms, dtype=object)
+    if not len(values):
+        empty = {"kind": "polygon", "origin": [0.0, 0.0], "step": step_m, "xy": ""}
+        return {**empty, "parts": "", "rings": "", "verts": ""}
+    if simplify_m > 0:  # for drawing: no topology kept (ten times faster on a city's areas)
+        simple = shapely.simplify(values, simplify_m, preserve_topology=False)
+        values = np.where(shapely.is_empty(simple) & ~shapely.is_empty(values), values, simple)
+    lonlat = to_lonlat(values, crs)
+    kinds = set(shapely.get_type_id(lonlat).tolist())
+    if kinds <= {0}:
+        kind = "point"
+        coords = shapely.get_coordinates(lonlat)
+        offsets: tuple[np.ndarray, ...] = ()
+    else:
+        kind = "line" if kinds <= {1, 5} else "polygon"
+        if kind == "polygon" and not kinds <= {3, 6}:
+            raise ValueError(f"cannot pack a mix of geometry types {sorted(kinds)} in one layer")
+        _, coords, offsets = shapely.to_ragged_array(lonlat)
+    coords = np.asarray(coords, dtype=float).reshape(-1, 2)
+    counts: dict[str, np.ndarray] = {}
+    if kind == "polygon":
+        ring_off, part_off, *geom_off = offsets
+        verts = np.diff(ring_off)
+        keep = np.ones(len(coords), dtype=bool)
+        keep[ring_off[1:] - 1] = False  # each ring's closing vertex
+        coords = coords[keep]
+        counts["verts"] = np.maximum(verts - 1, 0)
+        counts["rings"] = np.diff(part_off)
+        counts["parts"] = np.diff(geom_off[0]) if geom_off else np.ones(len(part_off) - 1, int)
+    elif kind == "line":
+        vert_off, *geom_off = offsets
+        counts["verts"] = np.diff(vert_off)
+        counts["rings"] = np.ones(len(vert_off) - 1, dtype=int)
+        counts["parts"] = np.diff(geom_off[0]) if geom_off else np.ones(len(vert_off) - 1, int)
+    x = _MERCATOR_R * np.radians(coords[:, 0])
+    y = _MERCATOR_R * np.log(np.tan(np.pi / 4 + np.radians(coords[:, 1]) / 2))
+    x0 = float(np.floor(x.min() / step_m) * step_m) if len(x) else 0.0
+    y0 = float(np.floor(y.min() / step_m) * step_m) if len(y) else 0.0
+    qx = np.rint((x - x0) / step_m).astype(np.int64)
+    qy = np.rint((y - y0) / step_m).astype(np.int64)
+    deltas = np.column_stack([np.diff(qx, prepend=0), np.diff(qy, prepend=0)]).ravel()
+    packed = {
+        "kind": kind,
+        "origin": [x0, y0],
+        "step": step_m,
+        "xy": _varints(_zigzag(deltas)),
+    }
+    for name, value in counts.items():
+        packed[name] = _varints(value)
+    return packed
+
+
+class PackedGeoJson(folium.map.Layer):
+    """A `folium.GeoJson` whose features travel packed (`pack_geometry`, properties as columns)
+    and are unpacked into an ``L.geoJson`` on the page: the same layers, tooltips and popups
+    (`PropertyTable`), a tenth of the bytes.
+
+    Parameters
+    ----------
+    frame
+        The features (any projected CRS), their columns `columns` as properties (numbers or
+        text: text travels as JSON and is shown with ``textContent``).
+    style
+        Leaflet path options for every feature.
+    radius
+        Draw points as circle markers of this radius (pixels).
+    step_m, simplify_m
+        As `pack_geometry`.
+    interactive
+        Whether the features answer the mouse (a street grid does not).
+    """
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        var {{ this.get_name() }} = walkcover.lazy({{ this.data }}, {
+            interactive: {{ this.interactive }},
+            style: function () { return {{ this.style }}; },
+            pointToLayer: function (feature, latlng) {
+                return L.circleMarker(latlng, L.extend({radius: {{ this.radius }},
+                    interactive: {{ this.interactive }}}, {{ this.style }}));
+            }
+        });
+        {% endmacro %}
+        """
+    )
+
+    def __init__(
+        self,
+        frame: gpd.GeoDataFrame,
+        *,
+        columns: list[str] = (),  # type: ignore[assignment]
+        style: dict[str, Any],
+        radius: float = 6.0,
+        step_m: float = 0.5,
+        simplify_m: float = 0.0,
+        interactive: bool = True,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name, overlay=True, control=False, show=True)
+        self._name = "PackedGeoJson"
+        packed = pack_geometry(
+            frame.geometry.to_numpy(), frame.crs, step_m=step_m, simplify_m=simplify_m
+        )
+        packed["props"] = {c: _json_column(frame[c]) for c in columns}
+        self.data = defer_data(self, js_value(packed))
+        self.style = js_value(style)
+        self.radius = js_value(float(radius))
+        self.interactive = "true" if interactive else "false"
+
+    def render(self, **kwargs: Any) -> Any:
+        _need_script(self, DISTRICT_JS)
+        super().render(**kwargs)
+
+
+def _json_column(values: pd.Series) -> list:
+    """A column as JSON values: numbers as numbers (NaN as null), everything else as text."""
+    if values.dtype.kind in "iub":
+        return [int(v) for v in values]
+    if values.dtype.kind == "f":
+        return [None if v != v else float(v) for v in values]
+    return [None if v is None or v != v else str(v) for v in values.astype(object)]
+
+
+def _need_script(element: folium.Element, url: str, *, css: str | None = None) -> None:
+    """Make the page of `element` load (inline) the script `url` and the stylesheet `css`, and
+    the popups' `walkcoverTable`, once."""
+    figure = _figure(element)
+    if url not in figure.header._children:  # after Leaflet's, which the map added first
+        figure.header.add_child(folium.JavascriptLink(url), name=url)
+    if css is not None and css not in figure.header._children:
+        figure.header.add_child(folium.CssLink(css), name=css)
+    if "walkcover_table_js" not in figure.script._children:
+        figure.script.add_child(folium.Element(_TABLE_JS), name="walkcover_table_js", index=0)
+        figure.header.add_child(folium.Element(_TABLE_CSS), name="walkcover_table_css")

@@ -1,0 +1,176 @@
+"""The district map at city scale: every home drawn once and recoloured per standard, the legend
+that follows the standard shown, and what a planner must always see (the OSM credit, a readable
+scale bar, a legend clear of the district). Speed is measured in docs/benchmarks.md, never here."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from conftest import leaflet_eval, open_offline, shown_text
+from walkcover.presentation.figures import pct_text
+from walkcover.presentation.palette import BANDS, rgb
+
+DISTRICT = "sample-se"  # the sample district with most homes
+
+
+@pytest.fixture(scope="module")
+def district_page(sample_results, tmp_path_factory):
+    from walkcover.presentation.maps import district_map
+    from walkcover.presentation.web_map import save_map
+
+    path = tmp_path_factory.mktemp("district-map") / "map.html"
+    save_map(district_map(sample_results.assessment, DISTRICT), path)
+    return path
+
+
+def homes_blob(page: str) -> str:
+    blobs = re.findall(r"new L\.WalkcoverHomes\((\{.*?\})\);\n", page, flags=re.DOTALL)
+    assert len(blobs) == 1, len(blobs)  # the homes travel once, for every standard
+    return blobs[0]
+
+
+def test_homes_travel_once_within_a_size_budget_per_home(sample_results, district_page):
+    """The page carries each home's footprint once and, per standard, a byte of band and status
+    and an index into a short table of walks: under 150 bytes a home for all nine standards
+    (drawn as GeoJSON per standard, as before, a home took some 3,000)."""
+    a = sample_results.assessment
+    n_homes = int((a.demand["district_id"] == DISTRICT).sum())
+    assert n_homes > 100
+    page = district_page.read_text(encoding="utf-8")
+    blob = homes_blob(page)
+    assert len(blob) / n_homes < 150, len(blob) / n_homes
+    # no per-standard copy of the homes as GeoJSON features
+    assert not re.search(r'"properties": \{[^{}]*"band"', page) and "osm_id" not in blob
+
+
+def bands_shown(page, points: list[tuple[float, float]]) -> list[str]:
+    """The band painted at each point (lon, lat): the canvas pixel there, matched to the nearest
+    band colour (the homes are drawn at 85% opacity over the map)."""
+    pixels = leaflet_eval(
+        page,
+        "const r = walkcover.homes._renderer, ctx = r._ctx, out = [];"
+        f" for (const [x, y] of {[list(p) for p in points]}) {{"
+        "  const p = m.latLngToLayerPoint([y, x]), s = r._container.width / r._bounds.getSize().x;"
+        "  const px = ctx.getImageData(Math.round((p.x - r._bounds.min.x) * s),"
+        "   Math.round((p.y - r._bounds.min.y) * s), 1, 1).data;"
+        "  out.push([px[0], px[1], px[2]]); }"
+        " return out;",
+    )
+    colours = {band: np.array(rgb(colour)) for band, (colour, _) in BANDS.items()}
+    return [min(colours, key=lambda b: np.abs(colours[b] - np.array(p)).sum()) for p in pixels]
+
+
+def test_every_standard_switches_and_recolours_the_homes(sample_results, district_page, browser):
+    """Each standard picked in the layer control paints the homes in its own bands (``<sid>_band``
+    as measured), with no script error; the legend names it and gives its figure."""
+    a = sample_results.assessment
+    demand, _ = a.district_demand(DISTRICT)
+    summary = a.summary[a.summary["district_id"] == DISTRICT].set_index("standard")
+    page, errors, outside = open_offline(browser, district_page)
+    try:
+        # the largest homes, drawn as footprints: a point inside each is painted by it
+        sample = [int(i) for i in np.argsort(-demand.geometry.area.to_numpy())[:12]]
+        inside = demand.geometry.iloc[sample].representative_point().to_crs(4326)
+        points = list(zip(inside.x, inside.y))
+        changed = 0
+        for std in a.standards:
+            label = f"{std.name_zh} {std.name} ({std.threshold_m:g} m)"
+            page.locator(".leaflet-control-layers-base label", has_text=label).click()
+            page.wait_for_timeout(150)
+            want = demand[f"{std.id}_band"].to_numpy()[sample].tolist()
+            assert bands_shown(page, points) == want, std.id
+            changed += want != demand["toilet_band"].to_numpy()[sample].tolist()
+            legend = shown_text(page, "#walkcover-legend")
+            assert f"{std.name_zh} {std.name}" in legend
+            row = summary.loc[std.id]
+            none = bool(row["no_data_reason"]) or not row["facilities_in_reach"]
+            assert pct_text(row["residents_covered_pct"], no_data=none, unit="%") in legend
+            others = [s for s in a.standards if s.id != std.id]
+            assert not any(f"{s.name_zh} {s.name}\n" in legend for s in others)
+        assert changed >= 2  # the standards do paint the homes differently
+        assert errors == [] and outside == []
+    finally:
+        page.close()
+
+
+def test_the_legend_gives_the_toilets_rule_per_street_context(
+    sample_results, district_page, browser
+):
+    toilet = sample_results.assessment.standard("toilet")
+    page, errors, _ = open_offline(browser, district_page)
+    try:
+        legend = shown_text(page, "#walkcover-legend")
+        for context, radius in toilet.context_thresholds_m.items():
+            assert f"{radius:g} m {context.replace('_', ' ')}" in legend
+        assert toilet.citation.section in legend and toilet.citation.text in legend
+        # no column name reaches a planner
+        assert not re.search(r"\b[a-z]+(_[a-z]+)+_pct\b", legend)
+        assert errors == []
+    finally:
+        page.close()
+
+
+def test_a_home_inside_a_gap_answers_before_the_gap(district_page, browser):
+    """Hovering a home that lies in a gap shows the home (its walk and the rule there), not the
+    gap; hovering the gap where no home is shows the gap, with the rule that applies there."""
+    page, errors, _ = open_offline(browser, district_page)
+    try:
+        page.locator(".leaflet-control-layers-base label", has_text="Primary school").click()
+        page.wait_for_timeout(200)
+        spots = leaflet_eval(
+            page,
+            "const h = walkcover.homes; let home = null, bare = null;"
+            " m.eachLayer(l => { if (!l.feature || !l.feature.properties.rank || !l._pxBounds) return;"
+            "  const b = l._pxBounds; for (let y = b.min.y; y <= b.max.y; y += 2) for (let x = b.min.x; x <= b.max.x; x += 2) {"
+            "   const p = L.point(x, y); if (!l._containsPoint(p)) continue;"
+            "   const c = m.layerPointToContainerPoint(p); if (c.x < 0 || c.y < 0 || c.x > m.getSize().x || c.y > m.getSize().y) continue;"
+            "   if (h.homeAt(p) >= 0) home = home || screen(c); else bare = bare || screen(c); } });"
+            " return [home, bare];",
+        )
+        home, bare = spots
+        assert home is not None and bare is not None
+        page.mouse.move(*home)
+        page.wait_for_timeout(300)
+        text = shown_text(page, ".leaflet-tooltip")
+        assert "walk · 步行" in text and "gap rank" not in text
+        page.mouse.move(*bare)
+        page.wait_for_timeout(300)
+        text = shown_text(page, ".leaflet-tooltip")
+        assert "gap rank" in text and "≤ 500 m" in text
+        assert errors == []
+    finally:
+        page.close()
+
+
+@pytest.mark.parametrize("size", [(1280, 900), (900, 500)])
+def test_credit_scale_and_legend_leave_the_district_readable(
+    sample_results, district_page, browser, size
+):
+    """The OpenStreetMap credit is shown (ODbL) without tiles; the scale bar's text fits in its
+    box ("100 m", not a cut "100 n"); the legend covers no part of the district's outline."""
+    d = sample_results.assessment.districts.set_index("district_id").geometry[DISTRICT]
+    page, errors, _ = open_offline(browser, district_page, size=size)
+    try:
+        credit = page.locator(".leaflet-control-attribution")
+        assert credit.is_visible() and "© OpenStreetMap contributors" in credit.inner_text()
+        scale = page.evaluate(
+            "() => { const e = document.querySelector('.leaflet-control-scale-line');"
+            " const r = document.createRange(); r.selectNodeContents(e);"
+            " const t = r.getBoundingClientRect(), b = e.getBoundingClientRect();"
+            " return [e.innerText, t.right <= b.right + 0.5 && t.bottom <= b.bottom + 0.5]; }"
+        )
+        assert re.fullmatch(r"\d+ k?m", scale[0]) and scale[1], scale
+        covered = leaflet_eval(
+            page,
+            "const l = document.getElementById('walkcover-legend').getBoundingClientRect();"
+            f" const ring = {[list(c) for c in d.exterior.coords] if d.geom_type == 'Polygon' else [list(c) for c in d.envelope.exterior.coords]};"
+            " return ring.filter(([x, y]) => { const [px, py] = screen(m.latLngToContainerPoint([y, x]));"
+            "  return px >= l.left && px <= l.right && py >= l.top && py <= l.bottom; }).length;",
+        )
+        assert covered == 0
+        assert errors == []
+    finally:
+        page.close()
