@@ -7,6 +7,13 @@ the real Helsinki extract (`scripts/make_city.py --places`) over each of four He
 cutting and writing included); the section "Batch on Dask" of docs/benchmarks.md gets the table.
 
     python scripts/bench_batch.py --size S
+
+With ``--province`` it measures a province instead (section "Province batch" of
+docs/benchmarks.md): `scripts/make_province.py` builds the file (or ``--source`` names one), then
+the one-pass cut of all 18 cities alone, and ``walkcover batch --region henan --cities all
+--workers 2`` cold (empty cache) and again from the cached cuts, each in a fresh process.
+
+    python scripts/bench_batch.py --province --source /tmp/province.osm.pbf
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "benchmarks.md"
 HEAD = "## Batch on Dask (`scripts/bench_batch.py`)"
+PROVINCE_HEAD = "## Province batch, one-pass cut (`scripts/bench_batch.py --province`)"
 #: adcode → urban centre (lon, lat) where the synthetic city is placed
 CITIES = {
     "410200": (114.31, 34.80),  # 开封
@@ -46,11 +54,74 @@ def batch(source: Path, out: Path, workers: int) -> tuple[float, pd.DataFrame]:
     return wall, pd.read_csv(out / "henan" / "batch_status.csv", dtype={"city": str})
 
 
+def write_section(doc: Path, head: str, lines: list[str]) -> None:
+    """Replace section `head` of `doc` with `lines` (appended when missing)."""
+    text = doc.read_text(encoding="utf-8") if doc.exists() else "# Benchmarks\n"
+    text = re.sub(rf"\n{re.escape(head)}\n.*?(?=\n## |\Z)", "", text, flags=re.DOTALL).rstrip()
+    doc.write_text(text + "\n\n" + "\n".join(lines), encoding="utf-8")
+
+
+def province(source: Path | None, doc: Path) -> None:
+    """The province row: cut alone, then the whole batch cold and from the cached cuts."""
+    import os
+
+    import osmium
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        if source is None:
+            source = tmp / "province.osm.pbf"
+            subprocess.run([sys.executable, str(ROOT / "scripts" / "make_province.py"), "--out",
+                            str(source)], check=True)  # fmt: skip
+        nodes = sum(1 for _ in osmium.FileProcessor(str(source), osmium.osm.NODE))
+        env = {**os.environ, "WALKCOVER_CACHE": str(tmp / "cache-cut")}
+        code = ("import time; from pathlib import Path; from walkcover.batch import cut_cities; "
+                "from walkcover.config.region import load_region; r = load_region('henan'); "
+                "t = time.perf_counter(); cut_cities(r, list(r.cities['city_id']), "
+                f"source=Path({str(source)!r}), standard='all', "
+                f"cache_dir=Path({str(tmp / 'cache-cut')!r})); print(time.perf_counter() - t)")  # fmt: skip
+        cut_s = float(subprocess.run([sys.executable, "-c", code], capture_output=True,
+                                     text=True, check=True, env=env).stdout.split()[-1])  # fmt: skip
+        runs = []
+        env = {**os.environ, "WALKCOVER_CACHE": str(tmp / "cache")}
+        for label in ("cold: cut once, then measure", "again: cuts from the cache"):
+            cmd = [sys.executable, "-m", "walkcover", "batch", "--region", "henan", "--source",
+                   str(source), "--out", str(tmp / "out"), "--cities", "all", "--workers", "2",
+                   "--overwrite"]  # fmt: skip
+            t0 = time.perf_counter()
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
+            if proc.returncode != 0:
+                raise SystemExit(f"batch failed: {proc.stderr[-3000:]}")
+            runs.append((label, time.perf_counter() - t0))
+            print(f"{label}: {runs[-1][1]:.0f} s", flush=True)
+        size_mb = source.stat().st_size / 1e6
+    lines = [
+        PROVINCE_HEAD,
+        "",
+        f"Measured {time.strftime('%Y-%m-%d')} on this 2-core machine: `scripts/make_province.py` "
+        f"({nodes:,} nodes, {size_mb:.0f} MB; an S city in each of the 18 cities, the rest outside "
+        "them), `walkcover batch --region henan --cities all --workers 2`, each in a fresh process.",
+        "",
+        "| what | wall s |",
+        "|---|---:|",
+        f"| cutting all 18 cities with their halos, one osmium pass | {cut_s:.1f} |",
+        *[f"| batch, {label} | {wall:.0f} |" for label, wall in runs],
+        "",
+    ]
+    print("\n".join(lines))
+    write_section(doc, PROVINCE_HEAD, lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", default="S", choices=["S", "M"])
     ap.add_argument("--out", type=Path, default=DOC)
+    ap.add_argument("--province", action="store_true", help="the province row instead")
+    ap.add_argument("--source", type=Path, help="with --province: the province file to use")
     args = ap.parse_args()
+    if args.province:
+        province(args.source, args.out)
+        return
     import walkcover as wc
     from walkcover.config.region import load_region, region_city
 
@@ -106,9 +177,7 @@ def main() -> None:
         "",
     ]
     print("\n".join(lines))
-    text = args.out.read_text(encoding="utf-8") if args.out.exists() else "# Benchmarks\n"
-    text = re.sub(rf"\n{re.escape(HEAD)}\n.*?(?=\n## |\Z)", "", text, flags=re.DOTALL).rstrip()
-    args.out.write_text(text + "\n\n" + "\n".join(lines), encoding="utf-8")
+    write_section(args.out, HEAD, lines)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ around the extract's centre and the target), so streets keep their true lengths 
     python scripts/make_city.py --copies 10x12 --lon 113.66 --lat 34.76 --out city.osm.pbf
     python scripts/make_city.py --size S --places 114.31,34.80 112.45,34.62 --out region.osm.pbf
 
-With ``--places``, one file holds a city of that size at each place (a synthetic region).
+With ``--places``, one file holds a city of that size at each place (a synthetic region); with
+``--filler COLSxROWS --filler-at LON,LAT`` a block of that many more copies lies there too (data no
+city reads: `scripts/make_province.py`).
 
 Sizes (copies of the 1.0 × 1.7 km extract, about 8,300 walk-network nodes and 433 buildings each):
 S 2 × 2, M 6 × 6, L 15 × 15 (about 1.8 million walk-network nodes, 100,000 buildings, 375 km²).
@@ -83,8 +85,12 @@ def main() -> None:
         metavar="LON,LAT",
         help="several city centres (instead of --lon/--lat)",
     )
+    ap.add_argument("--filler", help="COLSxROWS more copies at --filler-at, outside every city")
+    ap.add_argument("--filler-at", metavar="LON,LAT", help="centre of the --filler copies")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
+    if (args.filler is None) != (args.filler_at is None):
+        ap.error("give --filler and --filler-at together")
     if (args.size is None) == (args.copies is None):
         ap.error("give --size or --copies")
     cols, rows = SIZES[args.size] if args.size else map(int, args.copies.lower().split("x"))
@@ -109,6 +115,14 @@ def main() -> None:
         for j in range(rows)
         for i in range(cols)
     ]
+    if args.filler:
+        fcols, frows = map(int, args.filler.lower().split("x"))
+        flon, flat = map(float, args.filler_at.split(","))
+        fx0, fy0 = -fcols * width / 2 - x0, -frows * height / 2 - y0  # x0, y0 are added below
+        far = pyproj.Proj(proj="aeqd", lon_0=flon, lat_0=flat, datum="WGS84")
+        copies += [
+            (far, i + fx0 / width, j + fy0 / height) for j in range(frows) for i in range(fcols)
+        ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if args.out.exists():
         args.out.unlink()

@@ -96,6 +96,21 @@ def split_graph_distances(network: Network, demand: cov.Snaps, sources: cov.Snap
     return out
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_cache(tmp_path_factory):
+    """Every run and batch without a cache folder of its own caches into the session's tmp,
+    never into the user's ``~/.cache/walkcover``."""
+    import os
+
+    before = os.environ.get("WALKCOVER_CACHE")
+    os.environ["WALKCOVER_CACHE"] = str(tmp_path_factory.mktemp("walkcover-cache"))
+    yield
+    if before is None:
+        os.environ.pop("WALKCOVER_CACHE", None)
+    else:
+        os.environ["WALKCOVER_CACHE"] = before
+
+
 @pytest.fixture(scope="session")
 def sample_cache(tmp_path_factory):
     """One parse cache of the Helsinki sample for the whole session (per xdist worker)."""

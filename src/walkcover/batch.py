@@ -3,11 +3,14 @@
 `run_batch` submits one task per city (`run_city`) to a ``dask.distributed`` cluster: a
 `LocalCluster` with N worker processes, or an existing scheduler (a cluster started with
 dask-jobqueue or on Kubernetes works unchanged; its workers need walkcover installed and the same
-paths to the source file and the output folder). Each task cuts the source to its city plus a halo
-(the largest search distance plus the snap distance, `assessment.study_margin_m`), so that borders
-are measured exactly; it reads only that cut, measures the city's districts (homes are counted
-only in their own city) and writes the same outputs as ``walkcover run`` into
-``OUT/<region>/<city>/``, then a completion record, ``batch.json``.
+paths to the source file, the cache and the output folder). Before the tasks start, every city is
+cut out of the source, with its halo (the largest search distance plus the snap distance,
+`assessment.study_margin_m`), in one streaming pass (`sources.extract.cut_areas`: osmium-tool)
+into the cache, keyed by the source's content and the area, so that borders are measured exactly
+and a later batch over the same file reads no province data. Each task reads only its city's cut,
+measures the city's districts (homes are counted only in their own city) and writes the same
+outputs as ``walkcover run`` into ``OUT/<region>/<city>/``, then a completion record,
+``batch.json``.
 
 Tasks are idempotent: a rerun skips the cities whose record matches the source and the standards
 (unless ``overwrite``), so a batch picks up after a crash. A task that fails is retried, then
@@ -124,8 +127,11 @@ def run_city(
     out: str,
     standard: str = "all",
     maps: bool = True,
+    cut: str | None = None,
 ) -> dict[str, Any]:
-    """One task: cut `source` to the city plus its halo, measure it, write its outputs and record.
+    """One task: measure the city from its cut (`cut`, made by `run_batch` for every city in one
+    pass over `source`; without it, the task cuts `source` to the city plus its halo itself),
+    write its outputs and record.
 
     Runs in a worker process; everything it needs is in its arguments (paths as text).
 
@@ -136,7 +142,7 @@ def run_city(
     """
     t0 = time.perf_counter()
     try:
-        return _run_city(region_path, city_id, source, out, standard, maps, t0)
+        return _run_city(region_path, city_id, source, out, standard, maps, t0, cut)
     except WalkcoverError as exc:
         # bad data or a refused path: the same on every try, so reported at once, not retried
         # (anything else is raised, and the scheduler tries it again)
@@ -155,7 +161,14 @@ class _SourceUnreadableError(SourceError):
 
 
 def _run_city(
-    region_path: str, city_id: str, source: str, out: str, standard: str, maps: bool, t0: float
+    region_path: str,
+    city_id: str,
+    source: str,
+    out: str,
+    standard: str,
+    maps: bool,
+    t0: float,
+    given_cut: str | None = None,
 ) -> dict[str, Any]:
     import walkcover as wc
     from walkcover.api import earlier_proposals
@@ -176,10 +189,20 @@ def _run_city(
     )
     try:
         standards_file = city_standards(region, city_id)
-        try:
-            cut = _cut_with_halo(region, city_id, city.districts, standard, Path(source), cut_path)
-        except SourceError as exc:
-            raise _SourceUnreadableError(str(exc)) from None
+        if given_cut is not None:  # cut by the batch (into the cache): read, never removed
+            cut = Path(given_cut)
+            if not cut.is_file():
+                raise _SourceUnreadableError(
+                    f"the city's cut {given_cut!r} is missing on this worker; give the workers "
+                    "the same cache folder (--cache-dir on a shared file system)"
+                )
+        else:
+            try:
+                cut = _cut_with_halo(
+                    region, city_id, city.districts, standard, Path(source), cut_path
+                )
+            except SourceError as exc:
+                raise _SourceUnreadableError(str(exc)) from None
         try:
             if _empty(cut):
                 return {
@@ -200,7 +223,8 @@ def _run_city(
                 proposals = earlier_proposals(res.assessment, base, overwrite=True)
                 write_run(res.assessment, base, overwrite=True, maps=maps, proposals=proposals)
         finally:
-            cut_path.unlink(missing_ok=True)
+            if given_cut is None:
+                cut_path.unlink(missing_ok=True)
         record = {
             "region": region.id,
             "city_id": city_id,
@@ -499,6 +523,8 @@ def run_batch(
     dashboard: bool = False,
     verbose: bool = False,
     scheduler_timeout_s: float = 10.0,
+    cache_dir: str | Path | None = None,
+    cache: bool = True,
 ) -> BatchResult:
     """Measure every city of `region` (or those `cities` names) on Dask, then write the region's
     files (`presentation.region.write_region`).
@@ -533,6 +559,12 @@ def run_batch(
         Let Dask's own INFO lines through (otherwise only its warnings and errors).
     scheduler_timeout_s
         How long to wait for `scheduler` to answer.
+    cache_dir, cache
+        Where the cities' cuts are kept (default ``~/.cache/walkcover``, `_paths.cache_dir`):
+        every city is cut out of `source` in one streaming pass before the tasks start, and a
+        later batch over the same file finds its cuts there and reads no province data. On a
+        cluster the workers need the same folder (a shared file system). Without `cache`, the
+        cuts go to ``OUT/<region>/.work/cuts`` and are removed once the batch ends.
 
     Raises
     ------
@@ -597,10 +629,18 @@ def run_batch(
                         else "Dask dashboard: off (pass --dashboard to watch the cluster at an "
                         "address of this machine, 127.0.0.1)"
                     )
-                    _gather(
-                        client, reg, todo, src, root, standard, maps, retries, names, outcomes,
-                        unreadable, len(chosen), say,
+                    cuts = _cut_all(
+                        reg, todo, src, root, base, standard, cache_dir, cache, names, outcomes,
+                        unreadable, say,
                     )  # fmt: skip
+                    try:
+                        _gather(
+                            client, reg, [c for c in todo if c in cuts], cuts, src, root, standard,
+                            maps, retries, names, outcomes, unreadable, len(chosen), say,
+                        )  # fmt: skip
+                    finally:
+                        if not cache:
+                            _remove_tree(base / ".work" / "cuts", root)
                 ordered = [outcomes[c] for c in chosen]
                 complete = [o.city_id for o in ordered if o.status in (STATUS_DONE, STATUS_SKIPPED)]
                 summary, files = _write_region_files(base, reg, complete, ordered)
@@ -634,10 +674,44 @@ def _dashboard_link(client: Any, *, local: bool, wanted: bool) -> str:
         return ""
 
 
+def _cut_all(
+    reg: Region,
+    todo: list[str],
+    src: Path,
+    root: Path,
+    base: Path,
+    standard: str,
+    cache_dir: str | Path | None,
+    cache: bool,
+    names: dict[str, str],
+    outcomes: dict[str, CityOutcome],
+    unreadable: set[str],
+    say: Callable[[str], None],
+) -> dict[str, Path]:
+    """Every city of `todo` cut in one pass (`cut_cities`); when the source cannot be cut, each
+    city is recorded as failed with the reason, and none is returned."""
+    from walkcover._paths import cache_dir as default_cache_dir
+
+    if cache:
+        folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        check_writable_folder(folder, option="cache_dir (--cache-dir)")
+    else:
+        folder = inside(root, base / ".work", what="batch work folder")
+    try:
+        return cut_cities(reg, todo, source=src, standard=standard, cache_dir=folder, progress=say)
+    except SourceError as exc:
+        for cid in todo:
+            outcomes[cid] = CityOutcome(cid, names[cid], STATUS_FAILED, _reason(exc))
+            unreadable.add(cid)
+        say(f"no city could be cut out of {src.name}: {_reason(exc)}")
+        return {}
+
+
 def _gather(
     client: Any,
     reg: Region,
     todo: list[str],
+    cuts: dict[str, Path],
     src: Path,
     root: Path,
     standard: str,
@@ -661,6 +735,7 @@ def _gather(
             str(root.resolve()),
             standard,
             maps,
+            str(cuts[cid].resolve()),
             key=f"walkcover-{reg.id}-{cid}",
             retries=retries,
             pure=False,
@@ -722,6 +797,19 @@ def _standard_ids(region: Region, cities: list[str], standard: str) -> dict[str,
     return {cid: [s.id for s in _standards(region, cid, standard)] for cid in cities}
 
 
+def halo_area(region: Region, city_id: str, area: gpd.GeoDataFrame, standard: str) -> Any:
+    """`area` (districts of the city, EPSG:4326) grown by its halo: the study margin of the city's
+    standards, and a further HALO_EXTRA_M so that a way crossing the margin with no node inside it
+    is in the cut whole, as a read of the whole source gives it (a shapely geometry, EPSG:4326)."""
+    from walkcover.assessment import study_margin_m
+    from walkcover.config.study_area import working_crs
+
+    city = region_city(region, city_id)
+    margin = study_margin_m(city, _standards(region, city_id, standard)) + HALO_EXTRA_M
+    halo = gpd.GeoSeries([area.union_all()], crs=4326).to_crs(working_crs(city)).buffer(margin)
+    return halo.to_crs(4326).iloc[0]
+
+
 def _cut_with_halo(
     region: Region,
     city_id: str,
@@ -730,17 +818,35 @@ def _cut_with_halo(
     source: Path,
     dest: Path,
 ) -> Path:
-    """Cut `area` (districts of the city, EPSG:4326) and its halo out of `source` into `dest`: the
-    study margin of the city's standards, and a further HALO_EXTRA_M so that a way crossing the
-    margin with no node inside it is in the cut whole, as a read of the whole source gives it."""
-    from walkcover.assessment import study_margin_m
-    from walkcover.config.study_area import working_crs
+    """Cut `area` and its halo (`halo_area`) out of `source` into `dest` (pyosmium)."""
     from walkcover.sources.extract import cut_pbf
 
-    city = region_city(region, city_id)
-    margin = study_margin_m(city, _standards(region, city_id, standard)) + HALO_EXTRA_M
-    halo = gpd.GeoSeries([area.union_all()], crs=4326).to_crs(working_crs(city)).buffer(margin)
-    return cut_pbf(source, halo.to_crs(4326).iloc[0], dest)
+    return cut_pbf(source, halo_area(region, city_id, area, standard), dest)
+
+
+def cut_cities(
+    region: Region,
+    cities: list[str],
+    *,
+    source: Path,
+    standard: str,
+    cache_dir: Path,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Path]:
+    """Each city's cut (its districts plus halo) of `source`, all cut in one streaming pass
+    (`sources.extract.cut_areas`) into `cache_dir`, or found there from an earlier batch.
+
+    Raises
+    ------
+    SourceError
+        `source` could not be cut.
+    """
+    from walkcover.sources.extract import cut_areas
+
+    areas = {
+        cid: halo_area(region, cid, region_city(region, cid).districts, standard) for cid in cities
+    }
+    return cut_areas(source, areas, cache_dir=cache_dir, progress=progress)
 
 
 def _check_region_folder(base: Path, region: Region, *, overwrite: bool) -> None:
@@ -784,7 +890,9 @@ __all__ = [
     "CityOutcome",
     "check_source",
     "connect",
+    "cut_cities",
     "dask_logs",
+    "halo_area",
     "is_complete",
     "run_batch",
     "run_city",
