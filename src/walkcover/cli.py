@@ -46,7 +46,7 @@ from walkcover.presentation.figures import (
 if TYPE_CHECKING:
     import geopandas as gpd
 
-    from walkcover.api import Results
+    from walkcover.api import Results, Study
     from walkcover.assessment import Assessment
     from walkcover.config.study_area import City
     from walkcover.siting import DistrictSiting
@@ -332,6 +332,35 @@ TilesOpt = Annotated[
 ]
 
 
+def _study(
+    city: str,
+    district: str,
+    standard: str,
+    standards: Path | None,
+    source: Path | None,
+    population_raster: Path | None,
+    cache: Path | None,
+    *,
+    boundaries: Path | None = None,
+    name_field: str | None = None,
+) -> Study:
+    """`walkcover.api.study` of the command line's options (`cache` None: no cache)."""
+    from walkcover import api
+
+    return api.study(
+        city,
+        district=district,
+        standard=standard,
+        standards=standards,
+        source=source,
+        population_raster=population_raster,
+        boundaries=boundaries,
+        name_field=name_field,
+        cache=cache is not None,
+        cache_dir=cache,
+    )
+
+
 def _assess(
     city: str,
     district: str,
@@ -351,18 +380,10 @@ def _assess(
     `walkcover.api.measure` with a progress bar."""
     from walkcover import api
 
-    plan = api.study(
-        city,
-        district=district,
-        standard=standard,
-        standards=standards,
-        source=source,
-        population_raster=population_raster,
-        boundaries=boundaries,
-        name_field=name_field,
-        cache=cache is not None,
-        cache_dir=cache,
-    )
+    plan = _study(
+        city, district, standard, standards, source, population_raster, cache,
+        boundaries=boundaries, name_field=name_field,
+    )  # fmt: skip
     if plan.boundary_changes is not None and boundaries is not None:
         table = Table(
             title=terminal(f"Boundaries from {boundaries.name} against the bundled ones"),
@@ -488,9 +509,12 @@ def batch(
             help="Run the local cluster's Dask dashboard on 127.0.0.1 and print its address.",
         ),
     ] = False,
+    cache_dir: CacheOpt = None,
+    no_cache: NoCacheOpt = False,
 ) -> None:
     """Measure every city of a region on Dask, one task per city (cut to the city plus a halo),
-    then write the region's summary, map and ranking page."""
+    then write the region's summary, map and ranking page. The cities' cuts are made in one pass
+    over the source and kept in the cache (on a cluster, give a --cache-dir every worker sees)."""
     from walkcover.batch import STATUS_EMPTY, STATUS_FAILED, run_batch, worker_count
 
     if workers is not None and scheduler is not None:
@@ -515,6 +539,8 @@ def batch(
         progress=lambda line: err_console.print(terminal(line), soft_wrap=True),
         dashboard=dashboard,
         verbose=bool(_state["verbose"]),
+        cache_dir=None if no_cache else (cache_dir or default_cache_dir()),
+        cache=not no_cache,
     )
     for o in result.outcomes:
         if o.status in (STATUS_EMPTY, STATUS_FAILED):
@@ -714,6 +740,71 @@ def site_command(
         written = result.save_sites(sitings, out, overwrite=overwrite)
     _print_siting(
         result.assessment, standard, sitings, written, target_given=target is not None, k=k
+    )
+
+
+@app.command(cls=StandardHelpCommand)
+@_guarded
+def serve(
+    city: CityOpt,
+    district: DistrictOpt = "all",
+    out: Annotated[
+        Path, typer.Option(help="Output folder; scenarios are saved in OUT/scenarios/.")
+    ] = Path("out"),
+    standard: Annotated[
+        str, typer.Option(help=f"Standard id, comma-separated ids, or 'all'. Ids: {STANDARD_IDS}.")
+    ] = "all",
+    port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 8765,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on; other than 127.0.0.1 needs --allow-remote.")
+    ] = "127.0.0.1",
+    allow_remote: Annotated[
+        bool,
+        typer.Option("--allow-remote", help="Let --host be an address other machines can reach."),
+    ] = False,
+    standards: StandardsOpt = None,
+    source: SourceOpt = None,
+    population_raster: RasterOpt = None,
+    boundaries: BoundariesOpt = None,
+    name_field: NameFieldOpt = None,
+    cache_dir: CacheOpt = None,
+    no_cache: NoCacheOpt = False,
+) -> None:
+    """Serve a local web app to try sites: add, drag and delete them, close facilities, ask for
+    suggestions, save and compare scenarios. Prints the URL to open first, then measures."""
+    from walkcover.server import check_host
+    from walkcover.server import serve as serve_app
+
+    check_host(host, allow_remote=allow_remote)  # refused before anything is read
+    cache = None if no_cache else (cache_dir or default_cache_dir())
+    _preflight(out=out, cache=cache)
+    plan = _study(
+        city, district, standard, standards, source, population_raster, cache,
+        boundaries=boundaries, name_field=name_field,
+    )  # fmt: skip
+
+    def on_url(url: str) -> None:
+        # the first line printed, even with -q: without it the app cannot be opened
+        sys.stdout.write(terminal(url) + "\n")
+        sys.stdout.flush()
+        if host.strip() not in ("127.0.0.1", "localhost", "::1"):
+            err_console.print(
+                terminal(
+                    f"warning: listening on {host}: anyone who can reach it and has the link "
+                    "can edit and save scenarios; stop it (Ctrl+C) when done"
+                ),
+                soft_wrap=True,
+            )
+        _progress_line("measuring; the page shows the progress (Ctrl+C stops the server)")
+
+    serve_app(
+        plan,
+        out=out,
+        host=host,
+        port=port,
+        allow_remote=allow_remote,
+        on_url=on_url,
+        progress=_progress_line,
     )
 
 
