@@ -170,6 +170,26 @@ __all__ = [
 ]
 
 
+@pytest.fixture(scope="session")
+def helsinki_green_space(helsinki_layers, helsinki_network):
+    """The sample's homes and green spaces snapped onto its network, as a run snaps them:
+    ``(network, homes, facilities)`` (`Snaps`; green spaces have several access points each)."""
+    from walkcover.config.standards import load_standards
+    from walkcover.measures.demand import demand_from_buildings, residential_buildings
+    from walkcover.measures.facilities import select_facilities
+
+    city, crs, layers = helsinki_layers
+    feats = layers.features.to_crs(crs)
+    houses = demand_from_buildings(
+        residential_buildings(feats, city.config.demand), city.config.demand
+    )
+    net = helsinki_network
+    fac = select_facilities(feats, load_standards().standards["green_space"])
+    src = cov.snap(net, fac.geometry, max_snap_m=200, reach_polygon_edges=True)
+    dem = cov.snap(net, houses.geometry, max_snap_m=200, tie_m=1.0)
+    return net, dem, src
+
+
 def features(*items: tuple[dict, object], prefix: str = "way") -> gpd.GeoDataFrame:
     """Hand-made OSM features from (tags, relative geometry) pairs, in the fixture CRS."""
     return gpd.GeoDataFrame(

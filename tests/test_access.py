@@ -14,12 +14,9 @@ import pytest
 from shapely.geometry import Point
 
 from conftest import build_network, shift, streets
-from walkcover.config.standards import load_standards
 from walkcover.engine import choice
 from walkcover.engine import coverage as cov
 from walkcover.measures import access as acc
-from walkcover.measures.demand import demand_from_buildings, residential_buildings
-from walkcover.measures.facilities import select_facilities
 
 # --- three kindergartens on one street, worked out by hand ---------------------------------------
 #
@@ -151,16 +148,8 @@ def test_decay_weights_and_validation():
 
 
 @pytest.fixture(scope="module")
-def helsinki_pairs(helsinki_layers, helsinki_network):
-    city, crs, layers = helsinki_layers
-    feats = layers.features.to_crs(crs)
-    houses = demand_from_buildings(
-        residential_buildings(feats, city.config.demand), city.config.demand
-    )
-    net = helsinki_network
-    fac = select_facilities(feats, load_standards().standards["green_space"])
-    src = cov.snap(net, fac.geometry, max_snap_m=200, reach_polygon_edges=True)
-    dem = cov.snap(net, houses.geometry, max_snap_m=200, tie_m=1.0)
+def helsinki_pairs(helsinki_green_space):
+    net, dem, src = helsinki_green_space
     return choice.facility_pairs(net, dem, src, limit_m=500)
 
 

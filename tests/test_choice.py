@@ -16,11 +16,8 @@ import pytest
 from shapely.geometry import Point
 
 from conftest import build_network, shift, streets
-from walkcover.config.standards import load_standards
 from walkcover.engine import choice
 from walkcover.engine import coverage as cov
-from walkcover.measures.demand import demand_from_buildings, residential_buildings
-from walkcover.measures.facilities import select_facilities
 
 # --- a hand-made network ----------------------------------------------------------------------
 #
@@ -213,17 +210,8 @@ def per_facility_networkx(
 
 
 @pytest.fixture(scope="module")
-def helsinki(helsinki_layers, helsinki_network):
-    city, crs, layers = helsinki_layers
-    feats = layers.features.to_crs(crs)
-    houses = demand_from_buildings(
-        residential_buildings(feats, city.config.demand), city.config.demand
-    )
-    net = helsinki_network
-    fac = select_facilities(feats, load_standards().standards["green_space"])
-    src = cov.snap(net, fac.geometry, max_snap_m=200, reach_polygon_edges=True)
-    dem = cov.snap(net, houses.geometry, max_snap_m=200, tie_m=1.0)
-    return net, dem, src
+def helsinki(helsinki_green_space):
+    return helsinki_green_space
 
 
 def test_helsinki_pairs_equal_networkx(helsinki):
