@@ -49,6 +49,7 @@ def streets_layer(assessment: Assessment, district_geom) -> gpd.GeoDataFrame:
     streets too), one row per OSM way (its segments as one line: a city's district holds hundreds
     of thousands of segments, and a way is what a planner knows), with its ``highway`` class."""
     import numpy as np
+    import pandas as pd
     import shapely
 
     margin_m = max((search_limit_m(s, assessment.city) for s in assessment.standards), default=0.0)
@@ -59,15 +60,16 @@ def streets_layer(assessment: Assessment, district_geom) -> gpd.GeoDataFrame:
     ]
     if not len(near):
         return gpd.GeoDataFrame({"osm_id": [], "highway": []}, geometry=[], crs=e.crs)
-    keys = near["osm_id"].astype(str).to_numpy()
-    ways, at = np.unique(keys, return_inverse=True)
+    # ways by hashing, not sorting their ids (a district's box holds ~10⁵ segments); each way's
+    # segments as one multi-line (a merge into one line would cost more than the writing)
+    at, ways = pd.factorize(near["osm_id"].astype(str), sort=False)
     order = np.argsort(at, kind="stable")
     lines = shapely.multilinestrings(near.geometry.to_numpy()[order], indices=at[order])
     first = np.zeros(len(ways), dtype=np.int64)
     first[at[order][::-1]] = order[::-1]  # a row of each way, for its class
     highway = near["highway"].to_numpy()[first] if "highway" in near else None
     return gpd.GeoDataFrame(
-        {"osm_id": ways, "highway": highway},
-        geometry=shapely.line_merge(lines),
+        {"osm_id": np.asarray(ways, dtype=object), "highway": highway},
+        geometry=lines,
         crs=e.crs,
     )
