@@ -104,8 +104,23 @@ var walkcover = (function () {
     return layer;
   }
 
+  /* each feature's box of an unpacked geometry (quantised units): [minx, miny, maxx, maxy] */
+  function boxes(g) {
+    var n = g.n, box = [new Float64Array(n), new Float64Array(n), new Float64Array(n), new Float64Array(n)];
+    for (var f = 0; f < n; f++) {
+      var v0 = g.vertStart[g.ringStart[g.partStart[f]]], v1 = g.vertStart[g.ringStart[g.partStart[f + 1]]];
+      var a = Infinity, b = Infinity, c = -Infinity, e = -Infinity;
+      for (var v = v0; v < v1; v++) {
+        if (g.x[v] < a) a = g.x[v]; if (g.x[v] > c) c = g.x[v];
+        if (g.y[v] < b) b = g.y[v]; if (g.y[v] > e) e = g.y[v];
+      }
+      box[0][f] = a; box[1][f] = b; box[2][f] = c; box[3][f] = e;
+    }
+    return box;
+  }
+
   return {bytes: bytes, varints: varints, unpack: unpack, geojson: geojson, lookup: lookup, lazy: lazy,
-          front: {}, legend: null, homes: null, current: 0};
+          boxes: boxes, front: {}, legend: null, homes: null, current: 0};
 })();
 
 /* Every home of the district, drawn once on the canvas renderer, coloured by the band of the
@@ -122,18 +137,8 @@ L.WalkcoverHomes = L.Path.extend({
     this._after = {};
     this._hit = -1;
     /* each home's box (quantised units) and a grid of them for finding the one under the mouse */
-    var n = g.n, minx = new Float64Array(n), miny = new Float64Array(n);
-    var maxx = new Float64Array(n), maxy = new Float64Array(n);
-    for (var f = 0; f < n; f++) {
-      var v0 = g.vertStart[g.ringStart[g.partStart[f]]], v1 = g.vertStart[g.ringStart[g.partStart[f + 1]]];
-      var a = Infinity, b = Infinity, c = -Infinity, e = -Infinity;
-      for (var v = v0; v < v1; v++) {
-        if (g.x[v] < a) a = g.x[v]; if (g.x[v] > c) c = g.x[v];
-        if (g.y[v] < b) b = g.y[v]; if (g.y[v] > e) e = g.y[v];
-      }
-      minx[f] = a; miny[f] = b; maxx[f] = c; maxy[f] = e;
-    }
-    this._box = [minx, miny, maxx, maxy];
+    var n = g.n, f, box = this._box = walkcover.boxes(g);
+    var minx = box[0], miny = box[1], maxx = box[2], maxy = box[3];
     this._cell = Math.max(1, Math.round(100 / g.step)); /* 100 m */
     var grid = this._grid = new Map();
     for (f = 0; f < n; f++) {
@@ -421,18 +426,8 @@ L.WalkcoverLines = L.Path.extend({
 
   initialize: function (packed, options) {
     L.setOptions(this, options);
-    var g = this._g = walkcover.unpack(packed);
-    var n = g.n, box = [new Float64Array(n), new Float64Array(n), new Float64Array(n), new Float64Array(n)];
-    for (var f = 0; f < n; f++) {
-      var v0 = g.vertStart[g.ringStart[g.partStart[f]]], v1 = g.vertStart[g.ringStart[g.partStart[f + 1]]];
-      var a = Infinity, b = Infinity, c = -Infinity, e = -Infinity;
-      for (var v = v0; v < v1; v++) {
-        if (g.x[v] < a) a = g.x[v]; if (g.x[v] > c) c = g.x[v];
-        if (g.y[v] < b) b = g.y[v]; if (g.y[v] > e) e = g.y[v];
-      }
-      box[0][f] = a; box[1][f] = b; box[2][f] = c; box[3][f] = e;
-    }
-    this._box = box;
+    this._g = walkcover.unpack(packed);
+    this._box = walkcover.boxes(this._g);
   },
 
   _project: L.WalkcoverHomes.prototype._project,
