@@ -50,44 +50,50 @@ def shift(geom):
     return affinity.translate(geom, X0, Y0)
 
 
-def split_graph_distances(network: Network, demand: cov.Snaps, sources: cov.Snaps) -> np.ndarray:
-    """Independent check: nearest-source distance by networkx Dijkstra on a graph whose edges are
-    split at every snapped point, with a super source joined to each source by its access leg.
-
-    Shares no distance arithmetic with the engine: offsets become real nodes, so same-edge and
-    via-node cases are all plain shortest paths.
-    """
+def split_graph(
+    network: Network, demand: cov.Snaps, sources: cov.Snaps
+) -> tuple[nx.Graph, dict[int, dict[object, float]]]:
+    """The network as a networkx graph whose edges are split at every snapped point (home
+    ``("d", k)``, each source's span ends), and per source item the graph nodes standing in its
+    spans with their access legs: standing anywhere in a polygon facility's span is being there
+    (passing through it still costs its length). Shares no distance arithmetic with the engine:
+    offsets become real nodes, so same-edge and via-node cases are all plain shortest paths."""
     g = nx.Graph()
     e = network.edges
-    # points on each edge: (offset, node name)
-    on_edge: dict[int, list[tuple[float, object]]] = {}
+    on_edge: dict[int, list[tuple[float, object]]] = {}  # points on each edge: (offset, node)
     for k in range(len(demand.item)):
         on_edge.setdefault(int(demand.edge[k]), []).append((float(demand.lo_m[k]), ("d", k)))
+    rows_on_edge: dict[int, list[int]] = {}
     for k in range(len(sources.item)):
         on_edge.setdefault(int(sources.edge[k]), []).append((float(sources.lo_m[k]), ("slo", k)))
         on_edge.setdefault(int(sources.edge[k]), []).append((float(sources.hi_m[k]), ("shi", k)))
-    spans: dict[int, list[tuple[float, float, float]]] = {}
-    for k in range(len(sources.item)):
-        spans.setdefault(int(sources.edge[k]), []).append(
-            (sources.lo_m[k], sources.hi_m[k], sources.leg_m[k])
-        )
+        rows_on_edge.setdefault(int(sources.edge[k]), []).append(k)
+    entry: dict[int, dict[object, float]] = {}  # source item → {node: access leg}
     for i, (u, v, length) in enumerate(zip(e["u_idx"], e["v_idx"], e["length_m"])):
         pts = sorted(on_edge.get(i, []), key=lambda t: t[0])
         chain = [(0.0, int(u)), *pts, (float(length), int(v))]
-        # Standing anywhere in a polygon facility's span is being there: the super source reaches
-        # every point of the span for its access leg (passing through it still costs its length).
         for off, node in chain:
-            for lo, hi, leg in spans.get(i, []):
-                if lo <= off <= hi:
-                    w = float(leg)
-                    if not g.has_edge("S", node) or g["S"][node]["w"] > w:
-                        g.add_edge("S", node, w=w)
+            for k in rows_on_edge.get(i, []):
+                if sources.lo_m[k] <= off <= sources.hi_m[k]:
+                    best = entry.setdefault(int(sources.item[k]), {})
+                    best[node] = min(best.get(node, np.inf), float(sources.leg_m[k]))
         for (o1, n1), (o2, n2) in itertools.pairwise(chain):
             w = o2 - o1
             if g.has_edge(n1, n2):
                 w = min(w, g[n1][n2]["w"])
             if n1 != n2:
                 g.add_edge(n1, n2, w=w)
+    return g, entry
+
+
+def split_graph_distances(network: Network, demand: cov.Snaps, sources: cov.Snaps) -> np.ndarray:
+    """Independent check: nearest-source distance by networkx Dijkstra on `split_graph`, with a
+    super source joined to every source's nodes by their access legs."""
+    g, entry = split_graph(network, demand, sources)
+    for legs in entry.values():
+        for node, leg in legs.items():
+            if not g.has_edge("S", node) or g["S"][node]["w"] > leg:
+                g.add_edge("S", node, w=leg)
     dist = nx.single_source_dijkstra_path_length(g, "S", weight="w") if "S" in g else {}
     out = np.full(demand.n_items, np.inf)
     for k in range(len(demand.item)):

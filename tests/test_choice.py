@@ -7,15 +7,13 @@ nearest facility's distance is ``coverage.measure``'s, to the last bit).
 
 from __future__ import annotations
 
-import itertools
-
 import networkx as nx
 import numpy as np
 import pandas as pd
 import pytest
 from shapely.geometry import Point
 
-from conftest import build_network, shift, streets
+from conftest import build_network, shift, split_graph, streets
 from walkcover.engine import choice
 from walkcover.engine import coverage as cov
 
@@ -162,39 +160,10 @@ def per_facility_networkx(
     net, demand: cov.Snaps, sources: cov.Snaps, *, limit_m: float
 ) -> dict[tuple[int, int], float]:
     """(home, facility) → walking distance, by networkx on a graph whose edges are split at every
-    snapped point (as conftest's `split_graph_distances`), one Dijkstra per facility from a source
+    snapped point (conftest's `split_graph`), one Dijkstra per facility from a source
     joined to every point of each of its access spans by the access leg. Shares no distance
     arithmetic with the engine."""
-    g = nx.Graph()
-    e = net.edges
-    on_edge: dict[int, list[tuple[float, object]]] = {}
-    for k in range(len(demand.item)):
-        on_edge.setdefault(int(demand.edge[k]), []).append((float(demand.lo_m[k]), ("d", k)))
-    for k in range(len(sources.item)):
-        on_edge.setdefault(int(sources.edge[k]), []).append((float(sources.lo_m[k]), ("slo", k)))
-        on_edge.setdefault(int(sources.edge[k]), []).append((float(sources.hi_m[k]), ("shi", k)))
-    rows_on_edge: dict[int, list[int]] = {}
-    for k in range(len(sources.item)):
-        rows_on_edge.setdefault(int(sources.edge[k]), []).append(k)
-    entry: dict[int, dict[object, float]] = {}  # facility → {chain node: access leg}
-    for i, (u, v, length) in enumerate(zip(e["u_idx"], e["v_idx"], e["length_m"])):
-        chain = [
-            (0.0, int(u)),
-            *sorted(on_edge.get(i, []), key=lambda t: t[0]),
-            (float(length), int(v)),
-        ]
-        for off, node in chain:
-            for k in rows_on_edge.get(i, []):
-                if sources.lo_m[k] <= off <= sources.hi_m[k]:
-                    f = int(sources.item[k])
-                    best = entry.setdefault(f, {})
-                    best[node] = min(best.get(node, np.inf), float(sources.leg_m[k]))
-        for (o1, n1), (o2, n2) in itertools.pairwise(chain):
-            w = o2 - o1
-            if g.has_edge(n1, n2):
-                w = min(w, g[n1][n2]["w"])
-            if n1 != n2:
-                g.add_edge(n1, n2, w=w)
+    g, entry = split_graph(net, demand, sources)  # facility → {node: access leg}
     out: dict[tuple[int, int], float] = {}
     for f, legs in entry.items():
         for node, leg in legs.items():

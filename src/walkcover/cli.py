@@ -362,28 +362,17 @@ def _study(
 
 
 def _assess(
-    city: str,
-    district: str,
-    standard: str,
-    standards: Path | None,
-    source: Path | None,
-    population_raster: Path | None,
-    cache: Path | None,
+    plan: Study,
     *,
     before: Callable[[City, gpd.GeoDataFrame], None] | None = None,
     also: Callable[[City, gpd.GeoDataFrame], list[str]] | None = None,
     boundaries: Path | None = None,
-    name_field: str | None = None,
 ) -> Results:
-    """`walkcover.api.study` the options, show what the boundaries changed, run `before` (a check
-    that must refuse before any computation), add the standards `also` names, then
+    """Show what the `boundaries` changed in the `plan` (`_study`), run `before` (a check that
+    must refuse before any computation), add the standards `also` names, then
     `walkcover.api.measure` with a progress bar."""
     from walkcover import api
 
-    plan = _study(
-        city, district, standard, standards, source, population_raster, cache,
-        boundaries=boundaries, name_field=name_field,
-    )  # fmt: skip
     if plan.boundary_changes is not None and boundaries is not None:
         table = Table(
             title=terminal(f"Boundaries from {boundaries.name} against the bundled ones"),
@@ -454,18 +443,11 @@ def run(
     _preflight(out=out, cache=cache, tiles=tiles if maps else None)
     with output_lock(out, command="run") as repairs:
         _print_repairs(repairs)
-        result = _assess(
-            city,
-            district,
-            standard,
-            standards,
-            source,
-            population_raster,
-            cache,
-            before=refuse_existing,
-            boundaries=boundaries,
-            name_field=name_field,
-        )
+        plan = _study(
+            city, district, standard, standards, source, population_raster, cache,
+            boundaries=boundaries, name_field=name_field,
+        )  # fmt: skip
+        result = _assess(plan, before=refuse_existing, boundaries=boundaries)
         try:
             files = result.save(out, overwrite=overwrite, bom=bom, maps=maps, tiles=tiles)
         except RunIncompleteError as exc:
@@ -656,7 +638,9 @@ def explain(
     cache = None if no_cache else (cache_dir or default_cache_dir())
     _preflight(cache=cache)
     try:
-        result = _assess(city, district, standard, standards, source, population_raster, cache)
+        result = _assess(
+            _study(city, district, standard, standards, source, population_raster, cache)
+        )
     except DistrictNotFoundError as exc:  # explain takes one district: do not suggest 'all'
         raise DistrictNotFoundError(
             f"--district {district!r} matches no single district; explain takes one of: "
@@ -724,16 +708,8 @@ def site_command(
 
             return recorded_standards(out, the_city.id, list(chosen["slug"]))
 
-        result = _assess(
-            city,
-            district,
-            standard,
-            standards,
-            source,
-            population_raster,
-            cache,
-            also=measured_by_run,
-        )
+        plan = _study(city, district, standard, standards, source, population_raster, cache)
+        result = _assess(plan, also=measured_by_run)
         sitings = result.site(
             standard, k=k, target_pct=target, plots=plots, time_limit_s=time_limit
         )

@@ -47,6 +47,7 @@ from walkcover.presentation.web_map import (
     _figure,
     _geojson,
     _layer_name,
+    add_page_code,
 )
 
 #: The pane the hexagons are drawn in: under Leaflet's overlay pane (z-index 400), where the
@@ -689,8 +690,5 @@ class StandardView(MacroElement):
         )
 
     def render(self, **kwargs: Any) -> Any:
-        figure = _figure(self)
-        if "walkcover_view_js" not in figure.script._children:
-            figure.script.add_child(folium.Element(_VIEW_JS), name="walkcover_view_js", index=0)
-            figure.header.add_child(folium.Element(_VIEW_CSS), name="walkcover_view_css")
+        add_page_code(self, "walkcover_view", js=_VIEW_JS, css=_VIEW_CSS)
         super().render(**kwargs)

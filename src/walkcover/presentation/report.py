@@ -151,31 +151,22 @@ def _legend_handles(
     handles.append(Line2D([], [], color="black", linewidth=1.2, label="district boundary · 区界"))
     if streets:
         handles.append(Line2D([], [], color=STREET_COLOUR, linewidth=1.0, label="street · 街道"))
+
+    def dot(label: str, face: str, edge: str, edge_width: float = 1.0) -> Line2D:
+        return Line2D(
+            [], [], linestyle="none", marker="o", markersize=7, markerfacecolor=face,
+            markeredgecolor=edge, markeredgewidth=edge_width, label=label,
+        )  # fmt: skip
+
     if facilities:
-        handles.append(
-            Line2D(
-                [],
-                [],
-                linestyle="none",
-                marker="o",
-                markersize=7,
-                markerfacecolor=FACILITY_COLOUR[0],
-                markeredgecolor="white",
-                label="facility · 设施",
-            )
-        )
+        handles.append(dot("facility · 设施", FACILITY_COLOUR[0], "white"))
     if outside:
         handles.append(
-            Line2D(
-                [],
-                [],
-                linestyle="none",
-                marker="o",
-                markersize=7,
-                markerfacecolor=FACILITY_COLOUR[1],
-                markeredgecolor=FACILITY_COLOUR[0],
-                markeredgewidth=1.5,
-                label="facility outside the district serving it · 区外服务设施",
+            dot(
+                "facility outside the district serving it · 区外服务设施",
+                FACILITY_COLOUR[1],
+                FACILITY_COLOUR[0],
+                edge_width=1.5,
             )
         )
     if grounds:

@@ -11,6 +11,7 @@ shows every layer on a plain background.
 import base64
 import hashlib
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -191,10 +192,7 @@ class PropertyTable(MacroElement):
         self.options = js_value({"sticky": True} if kind == "tooltip" else {"maxWidth": 340})
 
     def render(self, **kwargs: Any) -> Any:
-        figure = _figure(self)
-        if "walkcover_table_js" not in figure.script._children:
-            figure.script.add_child(folium.Element(_TABLE_JS), name="walkcover_table_js", index=0)
-            figure.header.add_child(folium.Element(_TABLE_CSS), name="walkcover_table_css")
+        add_page_code(self, "walkcover_table", js=_TABLE_JS, css=_TABLE_CSS)
         super().render(**kwargs)
 
 
@@ -204,6 +202,15 @@ def _figure(element: folium.Element) -> folium.Figure:
     if not isinstance(root, folium.Figure):
         raise TypeError(f"{type(element).__name__} is not on a page; add it to a folium.Map first")
     return root
+
+
+def add_page_code(element: folium.Element, name: str, *, js: str, css: str) -> None:
+    """Put the script `js` (first among the page's scripts) and the style `css` into the page of
+    `element` once, under `name`, however many elements need them."""
+    figure = _figure(element)
+    if f"{name}_js" not in figure.script._children:
+        figure.script.add_child(folium.Element(js), name=f"{name}_js", index=0)
+        figure.header.add_child(folium.Element(css), name=f"{name}_css")
 
 
 def _layer_name(text: str) -> str:
@@ -391,24 +398,21 @@ def _render_html(m: folium.Map) -> str:
     page = _stable_ids(root, root.render())
     page = _DEFERRED.sub(lambda match: _deferred_data(root)[match.group(0)], page)
 
-    def script(match: re.Match) -> str:
-        url = match.group(1)
-        if url not in _LOCAL:
-            raise RuntimeError(
-                f"map needs an outside script {url!r}; walkcover maps must work offline"
-            )
-        return "<script>" + _LOCAL[url].read_text(encoding="utf-8") + "</script>"
+    def inlined(tag: str, what: str) -> Callable[[re.Match], str]:
+        def put(match: re.Match) -> str:
+            url = match.group(1)
+            if url not in _LOCAL:
+                raise RuntimeError(
+                    f"map needs an outside {what} {url!r}; walkcover maps must work offline"
+                )
+            return f"<{tag}>" + _LOCAL[url].read_text(encoding="utf-8") + f"</{tag}>"
 
-    def style(match: re.Match) -> str:
-        url = match.group(1)
-        if url not in _LOCAL:
-            raise RuntimeError(
-                f"map needs an outside stylesheet {url!r}; walkcover maps must work offline"
-            )
-        return "<style>" + _LOCAL[url].read_text(encoding="utf-8") + "</style>"
+        return put
 
-    page = re.sub(r'<script src="([^"]+)"></script>', script, page)
-    page = re.sub(r'<link rel="stylesheet" href="([^"]+)"\s*/>', style, page)
+    page = re.sub(r'<script src="([^"]+)"></script>', inlined("script", "script"), page)
+    page = re.sub(
+        r'<link rel="stylesheet" href="([^"]+)"\s*/>', inlined("style", "stylesheet"), page
+    )
     return _with_csp(page)
 
 
@@ -690,6 +694,4 @@ def _need_script(element: folium.Element, url: str, *, css: str | None = None) -
         figure.header.add_child(folium.JavascriptLink(url), name=url)
     if css is not None and css not in figure.header._children:
         figure.header.add_child(folium.CssLink(css), name=css)
-    if "walkcover_table_js" not in figure.script._children:
-        figure.script.add_child(folium.Element(_TABLE_JS), name="walkcover_table_js", index=0)
-        figure.header.add_child(folium.Element(_TABLE_CSS), name="walkcover_table_css")
+    add_page_code(element, "walkcover_table", js=_TABLE_JS, css=_TABLE_CSS)
