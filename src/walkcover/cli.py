@@ -306,7 +306,13 @@ DistrictOpt = Annotated[
     str,
     typer.Option(help="District: Chinese or English name, code, a comma-separated list, or 'all'."),
 ]
-StandardsOpt = Annotated[Path | None, typer.Option(help="Your own standards YAML file.")]
+StandardsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="A standards YAML file of your own, or a bundled one by name: zhengzhou-2018 "
+        "(the default), gb50180-2018 (the national life circles)."
+    ),
+]
 SourceOpt = Annotated[Path | None, typer.Option(help="OSM data: .osm.pbf or .osm file.")]
 RasterOpt = Annotated[
     Path | None,

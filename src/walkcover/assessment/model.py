@@ -41,6 +41,8 @@ FACILITY_OUTPUT_COLUMNS = [
     "entrances",
     "reached_by",
     "enclosed_pct",
+    "capacity",
+    "capacity_source",
     "in_district",
 ]
 
@@ -129,6 +131,9 @@ class Assessment:
     #: The residents' coverage aggregated to H3 hexagons (`walkcover.measures.hexagons`), at the
     #: resolution that keeps the study area's hexagons few enough for the city map.
     hexagons: HexCoverage | None = None
+    #: GB 50180's life circles per district and tier (`walkcover.measures.life_circles.
+    #: district_life_circles`): None when the standards file has no tiers (``life_circle``).
+    life_circles: pd.DataFrame | None = None
 
     def __post_init__(self) -> None:
         if self.districts_proj is None:  # made here, once, never later by a reader's thread

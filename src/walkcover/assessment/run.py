@@ -15,6 +15,7 @@ import pandas as pd
 import pyproj
 import shapely
 
+from walkcover.assessment.choice import measure_choice
 from walkcover.assessment.model import (
     FACILITY_OUTPUT_COLUMNS,
     Assessment,
@@ -52,6 +53,7 @@ from walkcover.measures.indicators import (
     district_indicators,
 )
 from walkcover.measures.land import DenominatorLand
+from walkcover.measures.life_circles import district_life_circles, home_life_circles
 from walkcover.sources import OSMLayers
 
 
@@ -107,6 +109,11 @@ def assess_layers(
         study.notes.extend(m.notes)
     facilities = _concat_facilities([m.facilities for m in measured.values()], study.crs)
     summary = summary_table(study, standards, measured, facilities, homes_on)
+    circles = _life_circles(study, rules, standards)
+    if circles is not None:  # one indicator row per district and tier, beside the counts
+        district_rows = pd.concat(
+            [district_rows, _life_circle_rows(circles, districts, rules)], ignore_index=True
+        )
     measured_run = Assessment(
         city=city,
         districts=districts,
@@ -129,6 +136,7 @@ def assess_layers(
         demand_snaps=study.demand_snaps,
         completeness=study.completeness,
         districts_proj=study.d_proj,
+        life_circles=circles,
     )
     # the gaps and service areas, with the distances at hand: the run's results are complete
     # before any output is written, and no output measures
@@ -137,6 +145,89 @@ def assess_layers(
     homes = study.demand["district_id"].value_counts().to_dict()
     per_district = measure_district_layers(measured_run, ids, homes=homes)
     return replace(measured_run, district_layers=per_district, hexagons=_hexagons(study, standards))
+
+
+def _life_circles(
+    study: StudyState, rules: StandardSet, standards: list[Standard]
+) -> pd.DataFrame | None:
+    """GB 50180's life circles, where the standards file has tiers (``life_circle``): per home,
+    whether every required facility of each tier is within its distance (demand columns
+    ``life_circle_<t>min_complete`` and ``_found``), and per district and tier the share of
+    residents whose circle is complete and the facility most often missing. A tier the run
+    measures only part of is left out, with a note naming what is missing."""
+    tiers = rules.life_circle_tiers()
+    if not tiers:
+        return None
+    ran = {s.id for s in standards}
+    whole: dict[int, list[str]] = {}
+    for tier, ids in tiers.items():
+        left_out = [i for i in ids if i not in ran]
+        if left_out:
+            if len(left_out) < len(ids):
+                study.notes.append(
+                    Note(
+                        f"the {tier}-minute life circle is not measured: the run leaves out "
+                        f"{', '.join(left_out)} (run all its standards, or --standard all)"
+                    )
+                )
+            continue
+        whole[tier] = list(ids)
+    if not whole:
+        return None
+    d = study.demand
+    wanted = [i for ids in whole.values() for i in ids]
+    covered = {sid: d[f"{sid}_covered"].to_numpy(dtype=bool) for sid in wanted}
+    measured = np.ones(len(d), dtype=bool)
+    for sid in wanted:
+        measured &= (d[f"{sid}_status"] != cov.STATUS_UNSNAPPED).to_numpy()
+    homes = home_life_circles(covered, tiers=whole, measured=measured)
+    for col in homes.columns:
+        d[col] = homes[col].array
+    return district_life_circles(
+        homes,
+        covered=covered,
+        tiers=whole,
+        residents=np.nan_to_num(d["residents"].to_numpy(dtype=float), nan=0.0),
+        district=d["district_id"].to_numpy(dtype=object),
+    )
+
+
+def _life_circle_rows(
+    circles: pd.DataFrame, districts: gpd.GeoDataFrame, rules: StandardSet
+) -> pd.DataFrame:
+    """`district_indicators` rows of the life circles: per district and tier, the share of
+    residents whose circle is complete (``life_circle_<t>min_complete_pct``), the facility most
+    often missing in the note."""
+    names = districts.set_index("district_id")
+    tiers = rules.life_circle_tiers()
+    rows = []
+    for r in circles.itertuples(index=False):
+        d = names.loc[r.district_id]
+        ids = tiers[int(r.tier_min)]
+        missing = ""
+        if r.most_missing:
+            std = rules.standards[r.most_missing]
+            missing = (
+                f"most often missing: {std.name} · {std.name_zh or std.name} "
+                f"({r.most_missing_residents:,.0f} residents)"
+            )
+        rows.append(
+            {
+                "district": d["slug"],
+                "district_id": r.district_id,
+                "district_name": d["name"],
+                "indicator": f"life_circle_{int(r.tier_min)}min_complete_pct",
+                "name": f"{int(r.tier_min)}-minute life circle complete (residents)",
+                "value": r.complete_pct,
+                "unit": "%",
+                "target": float("nan"),
+                "meets_target": None,
+                "basis": "every facility the tier requires within its distance: " + ", ".join(ids),
+                "note": missing,
+                "section": f"{rules.document or rules.id} life circles",
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def _hexagons(study: StudyState, standards: list[Standard]) -> HexCoverage:
@@ -323,12 +414,25 @@ def _measure_standard(study: StudyState, std: Standard) -> MeasuredStandard:
         sres = _safe_route(study).measure(fac_snaps, access, std, study.limits[sid])
         for col in ("dist_m", "covered", "status"):
             columns[f"{sid}_safe_{col}"] = sres[col].to_numpy()
+    # choice (2nd and 3rd nearest, how many within) and capacity, where the standard asks
+    chosen = measure_choice(
+        study, std, counted=counted, access=access, fac_snaps=fac_snaps, threshold_m=thr
+    )
+    columns.update(chosen.columns)
+    notes.extend(chosen.notes)
     _mark_snapped(fac, counted, access, fac_snaps, n_entr)
     counted_rows = fac.index[fac["counts"].to_numpy(dtype=bool)]
     fac["reached_by"] = ""
     fac.loc[counted_rows, "reached_by"] = acc.reached_by
     fac["enclosed_pct"] = np.nan
     fac.loc[counted_rows, "enclosed_pct"] = acc.enclosed_pct
+    # a planner's file may give capacities (walkcover import); an access rule fills the rest
+    given = fac["capacity"] if "capacity" in fac else pd.Series(np.nan, index=fac.index)
+    fac["capacity"] = pd.to_numeric(given, errors="coerce").to_numpy(dtype=float)
+    fac["capacity_source"] = np.where(np.isfinite(fac["capacity"].to_numpy()), "file", "")
+    if chosen.capacity is not None:
+        fac.loc[counted_rows, "capacity"] = chosen.capacity
+        fac.loc[counted_rows, "capacity_source"] = chosen.capacity_source
     fac["in_district"] = assign_districts(fac, study.d_proj).to_numpy() if len(fac) else []
     retired = fac["reason"].astype(str).str.startswith(OUT_OF_SERVICE).to_numpy()
     if retired.any():

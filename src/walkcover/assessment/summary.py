@@ -49,6 +49,7 @@ def summary_table(
             fac.geometry,
             fac["snapped"].to_numpy(bool),
             fac["in_district"].to_numpy(dtype=object),
+            (fac["capacity_source"] == "default").to_numpy(dtype=bool),
         )
 
     context_masks = None if study.context is None else {c: study.context == c for c in CONTEXTS}
@@ -62,7 +63,7 @@ def summary_table(
         edge_in = study.lands.edge_district(did, dgeom)
         for std in standards:
             limit = study.limits[std.id]
-            mine, fac_geoms, fac_snapped, fac_district = per_std[std.id]
+            mine, fac_geoms, fac_snapped, fac_district, by_default = per_std[std.id]
             near = can_serve(fac_geoms, dgeom, limit) & fac_snapped
             excluded = mine & ~counts & (fac_in == did)
             edge_cover = measured[std.id].edge_cover
@@ -75,6 +76,9 @@ def summary_table(
                         in_district=int((fac_district == did).sum()),
                         in_reach=int(near.sum()),
                         excluded=int(excluded.sum()),
+                        default_capacity=(
+                            None if std.access is None else int((near & by_default).sum())
+                        ),
                     ),
                     land=LandCover(
                         areas=measured[std.id].areas.get(did, {}),

@@ -6,6 +6,8 @@ once with its YAML path, the value found and what is allowed.
 
 from __future__ import annotations
 
+import itertools
+import math
 import re
 import weakref
 from pathlib import Path
@@ -14,7 +16,14 @@ from typing import Annotated, Any, Literal
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from walkcover import _paths
 from walkcover._config import read_yaml, validate
@@ -58,6 +67,114 @@ class PlanTarget(BaseModel):
     section: str = ""
 
 
+class DecayRule(BaseModel):
+    """How access falls with walking distance inside a standard's catchment (E2SFCA).
+
+    ``kind: gaussian`` takes ``sigma_m`` (``W(d) = exp(-d² / 2σ²)``); ``kind: steps`` takes
+    ``steps``, ``[upper bound m, weight]`` pairs with increasing bounds, the last one the
+    standard's ``threshold_m`` (checked on the standard, which knows it).
+    `walkcover.measures.access.Decay` computes the weights; `as_mapping` hands it this rule.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["gaussian", "steps"]
+    sigma_m: float | None = None
+    steps: list[tuple[float, float]] = []
+
+    @model_validator(mode="after")
+    def _check_shape(self) -> DecayRule:
+        if self.kind == "gaussian":
+            s = self.sigma_m
+            if s is None or not (math.isfinite(s) and s > 0):
+                raise ValueError(
+                    f"decay.sigma_m: found {s!r}; a gaussian decay needs sigma_m > 0, its width "
+                    "in metres, e.g. sigma_m: 150 (or use kind: steps)"
+                )
+            if self.steps:
+                raise ValueError(
+                    f"decay.steps: found {self.steps!r}; a gaussian decay takes sigma_m, not "
+                    "steps: remove steps (or use kind: steps without sigma_m)"
+                )
+            return self
+        if not self.steps:
+            raise ValueError(
+                "decay.steps: found []; a stepped decay needs [upper bound m, weight] pairs, "
+                "e.g. steps: [[100, 1.0], [200, 0.68], [300, 0.22]]"
+            )
+        if self.sigma_m is not None:
+            raise ValueError(
+                f"decay.sigma_m: found {self.sigma_m!r}; a stepped decay takes steps, not "
+                "sigma_m: remove sigma_m"
+            )
+        bounds = [b for b, _ in self.steps]
+        weights = [w for _, w in self.steps]
+        if any(not (math.isfinite(b) and b > 0) for b in bounds) or any(
+            b2 <= b1 for b1, b2 in itertools.pairwise(bounds)
+        ):
+            raise ValueError(
+                f"decay.steps: bounds {[f'{b:g}' for b in bounds]} must be positive metres in "
+                "increasing order; sort the steps and drop repeated or non-positive bounds"
+            )
+        if any(not (math.isfinite(w) and w >= 0) for w in weights):
+            raise ValueError(
+                f"decay.steps: weights {[f'{w:g}' for w in weights]} must be 0 or more; a step "
+                "weighs a facility at that distance (1.0 = fully, 0 = not at all)"
+            )
+        return self
+
+    def as_mapping(self, threshold_m: float) -> dict[str, Any]:
+        """The settings `walkcover.measures.access.Decay.from_mapping` takes, for a catchment of
+        `threshold_m` (the standard's ``threshold_m``)."""
+        out: dict[str, Any] = {"kind": self.kind, "threshold_m": float(threshold_m)}
+        if self.kind == "gaussian":
+            out["sigma_m"] = self.sigma_m
+        else:
+            out["steps"] = [[float(b), float(w)] for b, w in self.steps]
+        return out
+
+
+class AccessRule(BaseModel):
+    """Capacity-aware access (E2SFCA) for a standard: what a facility offers and the norm.
+
+    A facility's capacity is read from its OSM tags (``capacity``, ``beds`` …); one without a
+    usable tag gets `default_capacity`, whose source `capacity_basis` cites. `norm_per_1000` is
+    the planning norm the access figures are compared with: capacity per 1,000 residents of the
+    standard's population group (all residents when it names none).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    decay: DecayRule
+    #: The capacity of a facility with no usable capacity tag (a typical facility's size).
+    default_capacity: Annotated[float, Field(gt=0, le=100_000)]
+    #: What capacity counts, e.g. "places", "beds".
+    capacity_unit: str = Field(min_length=1)
+    capacity_unit_zh: str = ""
+    #: Where `default_capacity` comes from (a citation).
+    capacity_basis: str = Field(min_length=1)
+    #: The per-capita planning norm: capacity per 1,000 residents of the standard's group.
+    norm_per_1000: Annotated[float, Field(gt=0)] | None = None
+    #: Where `norm_per_1000` comes from; required with it.
+    norm_basis: str = ""
+
+    @model_validator(mode="after")
+    def _check_bases(self) -> AccessRule:
+        what = {
+            "capacity_unit": "what capacity counts, e.g. places or beds",
+            "capacity_basis": "where default_capacity comes from (document, clause)",
+        }
+        for name, fix in what.items():
+            if not getattr(self, name).strip():
+                raise ValueError(f"{name}: found {getattr(self, name)!r}; write {fix}")
+        if self.norm_per_1000 is not None and not self.norm_basis.strip():
+            raise ValueError(
+                f"norm_basis: found {self.norm_basis!r} with norm_per_1000 {self.norm_per_1000:g}; "
+                "cite where the norm comes from (document, clause), or remove norm_per_1000"
+            )
+        return self
+
+
 class Standard(BaseModel):
     """One walking-distance coverage standard."""
 
@@ -99,6 +216,13 @@ class Standard(BaseModel):
     population_group: str | None = None
     #: A further group whose coverage is reported beside (e.g. "over_65" for toilets and clinics).
     report_group: str | None = None
+    #: The GB 50180-2018 life-circle tier (minutes) whose required facilities include this one;
+    #: threshold_m is then the facility's service distance in that tier.
+    life_circle: Literal[5, 10, 15] | None = None
+    #: Also measure each home's 2nd and 3rd nearest facility and how many lie within threshold_m.
+    choice: bool = False
+    #: Capacity-aware access (E2SFCA) for this standard.
+    access: AccessRule | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -164,6 +288,21 @@ class Standard(BaseModel):
         elif self.default_context is not None:
             raise ValueError("default_context is set but context_thresholds_m is empty")
         return self
+
+    @field_validator("access")
+    @classmethod
+    def _check_access(cls, access: AccessRule | None, info: ValidationInfo) -> AccessRule | None:
+        # threshold_m is validated before access (field order); absent when it was refused
+        threshold = info.data.get("threshold_m")
+        if access is not None and access.decay.kind == "steps" and threshold is not None:
+            last = access.decay.steps[-1][0]
+            if last != threshold:
+                raise ValueError(
+                    f"access.decay.steps: the last step's bound is {last:g} m but threshold_m is "
+                    f"{threshold:g} m; the catchment ends where the steps do: make the last "
+                    f"bound {threshold:g}"
+                )
+        return access
 
     @property
     def context_applied(self) -> str:
@@ -334,6 +473,15 @@ class StandardSet(BaseModel):
             return out
         return value
 
+    def life_circle_tiers(self) -> dict[int, list[str]]:
+        """The GB 50180-2018 life-circle tiers: tier (minutes, ascending) → the ids of its
+        standards, in file order; empty when no standard names a tier."""
+        tiers: dict[int, list[str]] = {}
+        for sid, std in self.standards.items():
+            if std.life_circle is not None:
+                tiers.setdefault(int(std.life_circle), []).append(sid)
+        return dict(sorted(tiers.items()))
+
     def select(self, ids: str | list[str]) -> list[Standard]:
         """The standards named by `ids` ('all' or ids); unknown ids raise with the valid ones."""
         if ids == "all" or ids == ["all"]:
@@ -354,7 +502,8 @@ def load_standards(path: str | Path | None = None) -> StandardSet:
     Parameters
     ----------
     path
-        A YAML file, or the name of a bundled file (``zhengzhou-2018``); None loads the default.
+        A YAML file, or the name of a bundled file (``zhengzhou-2018``, ``gb50180-2018``); None
+        loads the default (``zhengzhou-2018``).
 
     Returns
     -------

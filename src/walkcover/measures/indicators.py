@@ -12,6 +12,7 @@ import shapely
 
 from walkcover.config.standards import Standard, StandardSet, features_matching
 from walkcover.engine import coverage as cov
+from walkcover.measures.access import district_access
 from walkcover.measures.facilities import out_of_service
 from walkcover.measures.land import area_within, overlap_pieces
 
@@ -47,6 +48,13 @@ SUMMARY_COLUMNS = [
     "area_covered_pct",
     "detour_loss_pp",
     "residents_covered_safe_pct",
+    "residents_choice_pct",
+    "access_mean_per_1000",
+    "access_p10_per_1000",
+    "access_norm_per_1000",
+    "residents_below_norm_pct",
+    "capacity_unit",
+    "facilities_default_capacity",
     "target_pct",
     "meets_target",
     "meets_target_official",
@@ -110,6 +118,9 @@ class FacilityCounts:
     in_district: int
     in_reach: int
     excluded: int = 0
+    #: Of those in reach, how many are given the standard's default capacity (no usable tag);
+    #: None where the standard has no access rule.
+    default_capacity: int | None = None
 
 
 @dataclass(frozen=True)
@@ -251,6 +262,7 @@ def district_summary(
     if f"{sid}_safe_covered" in demand:
         safe = demand[f"{sid}_safe_covered"].to_numpy(dtype=bool)
         row["residents_covered_safe_pct"] = _pct(float(res[safe].sum()), residents)
+    row.update(_choice_access(demand, standard, res, residents, facilities))
     for c in CONTEXTS:
         row[f"street_km_{c}"] = float("nan")
         row[f"street_covered_pct_{c}"] = float("nan")
@@ -286,7 +298,55 @@ NO_DATA_FIGURES = (
     "area_covered_pct",
     "detour_loss_pp",
     "residents_covered_safe_pct",
+    "residents_choice_pct",
+    "access_mean_per_1000",
+    "access_p10_per_1000",
+    "residents_below_norm_pct",
 )
+
+
+def _choice_access(
+    demand: pd.DataFrame,
+    standard: Standard,
+    res: np.ndarray,
+    residents: float,
+    facilities: FacilityCounts,
+) -> dict[str, object]:
+    """The choice and capacity figures of one summary row (NaN where the standard measures
+    neither): the share of residents with two or more facilities within the threshold, and their
+    E2SFCA access weighed by residents (`walkcover.measures.access.district_access`)."""
+    sid, rule = standard.id, standard.access
+    out: dict[str, object] = {
+        "residents_choice_pct": float("nan"),
+        "access_mean_per_1000": float("nan"),
+        "access_p10_per_1000": float("nan"),
+        "access_norm_per_1000": float("nan"),
+        "residents_below_norm_pct": float("nan"),
+        "capacity_unit": "",
+        "facilities_default_capacity": pd.NA,
+    }
+    if f"{sid}_n_within" in demand:
+        n = pd.array(demand[f"{sid}_n_within"], dtype="Int64").fillna(0).to_numpy(dtype=int)
+        out["residents_choice_pct"] = _pct(float(res[n >= 2].sum()), residents)
+    if rule is not None and f"{sid}_access" in demand:
+        norm = rule.norm_per_1000
+        fig = district_access(
+            demand[f"{sid}_access"].to_numpy(dtype=float),
+            res,
+            np.zeros(len(res), dtype=np.int64),
+            norm_per_1000=norm if norm is not None else float("nan"),
+        )
+        if len(fig):
+            first = fig.iloc[0]
+            out["access_mean_per_1000"] = float(first["mean_per_1000"])
+            out["access_p10_per_1000"] = float(first["p10_per_1000"])
+            if norm is not None:
+                out["access_norm_per_1000"] = float(norm)
+                out["residents_below_norm_pct"] = 100.0 * float(first["share_below_norm"])
+        out["capacity_unit"] = rule.capacity_unit
+        if facilities.default_capacity is not None:
+            out["facilities_default_capacity"] = int(facilities.default_capacity)
+    return out
 
 
 #: The land unions `district_indicators` reads: built-up land, green land, parks.

@@ -7,7 +7,7 @@ from collections import Counter
 from walkcover.assessment import Assessment
 from walkcover.measures.facilities import describe
 from walkcover.measures.indicators import CONTEXTS
-from walkcover.presentation.figures import figure_text
+from walkcover.presentation.figures import count_text, figure_text
 from walkcover.presentation.record import osm_date_text, source_name
 
 #: Section headings of `explanation`'s text.
@@ -97,6 +97,33 @@ def explanation(
         lines.append(
             f"  residents with a safe route (no barrier crossing but at crossings): {_f(row['residents_covered_safe_pct'])}"
         )
+    if std.choice:
+        lines.append(
+            f"  residents with two or more facilities within {std.threshold_m:g} m walking "
+            f"(each counted once, at its nearest entrance): {_f(row['residents_choice_pct'])}"
+        )
+    rule = std.access
+    if rule is not None:
+        how = (
+            f"Gaussian decay, σ = {rule.decay.sigma_m:g} m"
+            if rule.decay.kind == "gaussian"
+            else "stepped decay " + ", ".join(f"≤ {b:g} m × {w:g}" for b, w in rule.decay.steps)
+        )
+        lines += [
+            f"  capacity per 1,000 residents (E2SFCA: each facility's {rule.capacity_unit} ÷ the "
+            f"residents who can walk to it within {std.threshold_m:g} m, {how}, summed over the "
+            f"facilities each home reaches): mean {_f(row['access_mean_per_1000'], '')}, lowest "
+            f"10% {_f(row['access_p10_per_1000'], '')}",
+            f"  capacities: OSM tags capacity, beds or school:capacity, a planner's file, else "
+            f"{rule.default_capacity:g} {rule.capacity_unit} ({rule.capacity_basis}); "
+            f"{count_text(row['facilities_default_capacity'])} of the facilities in "
+            "reach use that default",
+        ]
+        if rule.norm_per_1000 is not None:
+            lines.append(
+                f"  residents below the norm of {rule.norm_per_1000:g} {rule.capacity_unit} per "
+                f"1,000 ({rule.norm_basis}): {_f(row['residents_below_norm_pct'])}"
+            )
     if std.context_thresholds_m:
         for c in CONTEXTS:
             lines.append(

@@ -107,6 +107,9 @@ COLUMN_WORDS = {
     "residents_on_land_pct": "the share of residents on the official land",
     "detour_loss_pp": "the detour loss",
     "facilities_in_reach": "the facilities serving the district",
+    "residents_choice_pct": "the share of residents with two or more facilities within reach",
+    "access_mean_per_1000": "the capacity per 1,000 residents (E2SFCA)",
+    "residents_below_norm_pct": "the share of residents below the per-capita norm",
 }
 
 

@@ -16,6 +16,10 @@ _PER_STANDARD = (
     "safe_dist_m",
     "safe_covered",
     "safe_status",
+    "nearest2_m",
+    "nearest3_m",
+    "n_within",
+    "access",
 )
 
 
@@ -30,6 +34,7 @@ def demand_layer(assessment: Assessment, district_id: str) -> gpd.GeoDataFrame:
             for c in d.columns
             if c.startswith(f"{s.id}_") and c.removeprefix(f"{s.id}_") in _PER_STANDARD
         ]
+    cols += [c for c in d.columns if c.startswith("life_circle_")]  # GB 50180's tiers
     sub = d.loc[d["district_id"] == district_id, [*cols, "geometry"]]
     return gpd.GeoDataFrame(sub.reset_index(drop=True), geometry="geometry", crs=d.crs)
 

@@ -92,6 +92,8 @@ FIELD_ALIASES = {
     "entrances": "entrances · 出入口数",
     "reached_by": "reached by · 到达方式",
     "enclosed_pct": "enclosed (%) · 围合比例（%）",
+    "capacity": "capacity (places, beds) · 容量（学位、床位）",
+    "capacity_source": "capacity from · 容量来源",
     "in_district": "in the district · 位于本区",
     "rank": "rank · 排序",
     "residents_uncovered": "residents not covered · 未覆盖居民",
@@ -116,6 +118,10 @@ STANDARD_FIELD_ALIASES = {
     "safe_dist_m": "safe walking distance (m) · 安全步行距离（米）",
     "safe_covered": "covered, safe route · 安全路线覆盖",
     "safe_status": "status, safe route · 安全路线状态",
+    "nearest2_m": "walk to the 2nd nearest (m) · 第二近设施步行距离（米）",
+    "nearest3_m": "walk to the 3rd nearest (m) · 第三近设施步行距离（米）",
+    "n_within": "facilities within the standard · 服务半径内设施数",
+    "access": "capacity per 1,000 residents (E2SFCA) · 千人拥有量（E2SFCA）",
     "after_dist_m": "walking distance after new sites (m) · 新增设施后步行距离（米）",
     "after_status": "status after new sites · 新增设施后状态",
     "after_band": "distance band after new sites · 新增设施后距离分级",
@@ -243,6 +249,16 @@ def field_alias(field: str) -> str:
     if field.startswith("residents_"):
         group = field.removeprefix("residents_")
         return f"residents, {group} · 居民（{group}）"
+    tier = re.fullmatch(r"life_circle_(5|10|15)min_(complete|found)", field)
+    if tier:
+        minutes, what = tier.groups()
+        zh = {"5": "五", "10": "十", "15": "十五"}[minutes]
+        return (
+            f"{minutes}-minute life circle complete · {zh}分钟生活圈配套完整"
+            if what == "complete"
+            else f"{minutes}-minute life circle: required facilities found · "
+            f"{zh}分钟生活圈已具备配套数"
+        )
     return field
 
 

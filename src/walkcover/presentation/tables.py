@@ -371,6 +371,13 @@ HEADERS = {
     "area_covered_pct": "land covered, walking % · 步行覆盖用地（%）",
     "detour_loss_pp": "lost to detours (points) · 绕行损失（百分点）",
     "residents_covered_safe_pct": "residents covered, safe route % · 安全路线居民覆盖率（%）",
+    "residents_choice_pct": "residents with 2+ facilities in reach % · 可选两处及以上居民比例（%）",
+    "access_mean_per_1000": "capacity per 1,000 residents, mean · 千人拥有量（均值）",
+    "access_p10_per_1000": "capacity per 1,000 residents, lowest 10% · 千人拥有量（最低10%）",
+    "access_norm_per_1000": "norm per 1,000 residents · 千人指标",
+    "residents_below_norm_pct": "residents below the norm % · 低于千人指标居民比例（%）",
+    "capacity_unit": "capacity counted in · 容量单位",
+    "facilities_default_capacity": "facilities at the default capacity · 采用默认容量设施数",
     "target_pct": "target % · 目标（%）",
     "meets_target": "meets the target · 是否达标",
     "meets_target_official": "meets the target (official figure) · 是否达标（官方口径）",
@@ -408,7 +415,7 @@ KM_FORMAT = "#,##0.0"
 _WHOLE = {
     "facilities", "facilities_in_reach", "facilities_excluded", "demand_units", "residents",
     "residents_covered", "report_group_residents", "unsnapped_units", "unreachable_units",
-    "beyond_search_units", "districts",
+    "beyond_search_units", "districts", "facilities_default_capacity",
 }  # fmt: skip
 #: ``district_indicators``: the format of ``value`` and ``target`` by the row's ``unit``.
 _UNIT_FORMATS = {"count": WHOLE_FORMAT, "km²": KM2_FORMAT, "%": PERCENT_FORMAT}
@@ -426,6 +433,8 @@ def column_format(column: str) -> str | None:
         return WHOLE_FORMAT  # metres
     if col.endswith("_km2"):
         return KM2_FORMAT
+    if col.endswith("_per_1000"):
+        return KM_FORMAT  # one decimal
     if col.startswith("street_km_"):
         return KM_FORMAT
     return None
