@@ -104,8 +104,14 @@ def test_zhengzhou_loads_unchanged():
     assert z.life_circle_tiers() == {}
     raw = _raw("zhengzhou-2018")["standards"]
     for sid, std in z.standards.items():
-        assert std.life_circle is None and std.choice is False and std.access is None, sid
+        assert std.life_circle is None, sid
         assert std.threshold_m == raw[sid]["threshold_m"], sid
+    # kindergartens alone are measured for choice and places (the same rule as GB 50180's file)
+    asks = {sid for sid, std in z.standards.items() if std.choice or std.access is not None}
+    assert asks == {"kindergarten"}
+    kg, gb = z.standards["kindergarten"].access, load_standards("gb50180-2018")
+    assert kg is not None and kg.decay == gb.standards["kindergarten"].access.decay
+    assert kg.norm_per_1000 == 30 and kg.default_capacity == 270
     assert load_standards() == z  # still the default
 
 
