@@ -3,6 +3,8 @@ facility set gives; unreachable sites say why; saved scenarios replay to the sam
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import re
 
 import geopandas as gpd
@@ -338,3 +340,166 @@ def test_results_open_save_and_load_a_scenario(sample_results, tmp_path):
     saved = sc.save(tmp_path)
     again = sample_results.load_scenario(saved)
     assert again.summary["residents_covered_pct"] == sc.summary["residents_covered_pct"]
+
+
+# -- the official figure, suggestions and the export to `walkcover report` ---------------------
+
+
+def gap_spots(results, standard: str, district: str, n: int) -> list[tuple[float, float]]:
+    """A place (lon, lat) in each of the `n` largest gaps of the run."""
+    gaps = results.gaps(standard, district).sort_values("rank").iloc[:n]
+    assert len(gaps) == n
+    pts = gpd.GeoSeries(gaps.geometry.representative_point().to_numpy(), crs=gaps.crs)
+    return [(float(p.x), float(p.y)) for p in pts.to_crs(4326)]
+
+
+def whole_official(a, sid: str, did: str, removed: list[int], sites) -> float:
+    """The official figure measured whole (`euclid_covered_share`) for the run's counted
+    facilities less `removed` (positions) plus `sites` (lon, lat)."""
+    from walkcover.measures.land import euclid_covered_share
+
+    std = a.standard(sid)
+    land = a.lands.district_cells(std.denominator, did)[0]
+    counted = a.passes[sid].counted.geometry.to_numpy()
+    keep = ~np.isin(np.arange(len(counted)), removed)
+    pts = gpd.GeoSeries(gpd.points_from_xy(*zip(*sites)), crs=4326) if sites else None
+    extra = pts.to_crs(a.crs).to_numpy() if pts is not None else np.array([], dtype=object)
+    return euclid_covered_share(land, np.concatenate([counted[keep], extra]), std.threshold_m)
+
+
+@pytest.mark.parametrize(
+    ("standard", "district"),
+    [("toilet", "sample-nw"), ("primary_school", "sample-ne")],  # 88.5 %, 70.2 % in the run
+)
+def test_official_figure_is_the_whole_measure_after_each_edit(sample_results, standard, district):
+    a = sample_results.assessment
+    sc = scn.scenario(a, standard, district_id=district)
+    run = a.summary.set_index(["district_id", "standard"]).loc[(district, standard)]
+    first = sc.official_pct
+    assert first == pytest.approx(run["area_covered_euclid_pct"], abs=1e-6)  # the run's
+    assert first == whole_official(a, standard, district, [], [])  # the same measure
+    nearest = a.district_nearest(standard, district)
+    busiest = int(np.bincount(nearest[nearest >= 0]).argmax())
+    sc.remove(a.passes[standard].counted["osm_id"].iloc[busiest])
+    closed = sc.official_pct
+    assert closed < run["area_covered_euclid_pct"]
+    assert closed == pytest.approx(whole_official(a, standard, district, [busiest], []), abs=1e-9)
+    spots = gap_spots(sample_results, standard, district, 1)
+    dgeom = a.district_geometry(district)
+    c = dgeom.buffer(-150).representative_point()
+    spots.append(lonlat(a, Point(c.x + 60, c.y - 40)))
+    for spot in spots:
+        sc.add(lon=spot[0], lat=spot[1])
+    assert sc.official_pct > closed
+    assert sc.official_pct == pytest.approx(
+        whole_official(a, standard, district, [busiest], spots), abs=1e-9
+    )
+    moved = (spots[0][0] + 0.003, spots[0][1] + 0.001)
+    sc.move("site-1", lon=moved[0], lat=moved[1])
+    assert sc.official_pct == pytest.approx(
+        whole_official(a, standard, district, [busiest], [moved, spots[1]]), abs=1e-9
+    )
+    for _ in range(4):
+        sc.undo()
+    assert sc.official_pct == first
+
+
+def test_suggest_keeps_the_scenarios_sites_and_adds_the_optimisers(sample_results):
+    a = sample_results.assessment
+    sc = scn.scenario(a, "toilet", district_id="sample-sw")
+    first = gap_spots(sample_results, "toilet", "sample-sw", 1)[0]
+    sc.add(lon=first[0], lat=first[1], name="ours")
+    covered = float(sc.summary["residents_covered"])
+    chosen = scn.suggest_sites(sc, k=2)
+    assert 1 <= len(chosen) <= 2 and list(chosen["rank"]) == list(range(1, len(chosen) + 1))
+    assert sc.edits == (sc.edits[0],)  # suggesting edits nothing
+    # the optimiser counted only the homes the scenario leaves uncovered: its gains are the
+    # residents the scenario covers once its sites are added
+    ids = sc.suggest(2)
+    assert ids == [f"site-{i}" for i in range(2, 2 + len(chosen))]
+    assert [x.name for x in sc.sites[1:]] == [f"suggested {r} · 建议 {r}" for r in chosen["rank"]]
+    gained = float(sc.summary["residents_covered"]) - covered
+    assert gained > 0
+    assert gained == pytest.approx(chosen["residents_newly_covered"].sum(), abs=0.1 * len(chosen))
+    assert chosen["cumulative_coverage_pct"].iloc[-1] == pytest.approx(
+        float(sc.summary["residents_covered_pct"]), abs=1e-6
+    )
+    for bad in (0, 2.5, True, "3"):
+        with pytest.raises(scn.ScenarioError, match=re.escape(f"k={bad!r}: give the number")):
+            scn.suggest_sites(sc, k=bad)
+    with pytest.raises(scn.ScenarioError, match="time_limit_s=-1: give the seconds"):
+        sc.suggest(1, time_limit_s=-1)
+
+
+def test_export_gives_walkcover_report_the_scenarios_after_figure(sample_results, tmp_path):
+    """Two sites exported into an empty folder: the district's run is written, then its proposed
+    sites; every after figure the files hold is the scenario's, which is a full measure's, and
+    `walkcover report` prints it on the before/after pages."""
+    a = sample_results.assessment
+    hostile = '<img src=x onerror="alert(1)">新建 1'
+    sc = sample_results.scenario("toilet", district="sample-sw", name="东区 <b>plan</b>")
+    spots = gap_spots(sample_results, "toilet", "sample-sw", 2)
+    sc.add(lon=spots[0][0], lat=spots[0][1], name=hostile)
+    sc.add(lon=spots[1][0], lat=spots[1][1], name="site two")
+    after = float(sc.summary["residents_covered_pct"])
+    run = a.summary.set_index(["district_id", "standard"]).loc[("sample-sw", "toilet")]
+    assert after > run["residents_covered_pct"]
+    written = sample_results.export_scenario(sc, tmp_path)
+    folder = tmp_path / "helsinki-sample" / "sample-sw"
+    assert folder / "coverage.gpkg" in written and folder / "proposed_sites.csv" in written
+    layer = gpd.read_file(folder / "coverage.gpkg", layer="proposed_sites")
+    assert list(layer["name"]) == [hostile, "site two"] and set(layer["scenario"]) == {sc.name}
+    assert list(layer["rank"]) == [1, 2] and set(layer["method"]) == {scn.SCENARIO_METHOD}
+    assert layer["cumulative_coverage_pct"].iloc[-1] == pytest.approx(after, abs=1e-9)
+    one = sample_results.scenario("toilet", district="sample-sw")
+    one.add(lon=spots[0][0], lat=spots[0][1])
+    assert layer["cumulative_coverage_pct"].iloc[0] == pytest.approx(
+        float(one.summary["residents_covered_pct"]), abs=1e-9
+    )
+    csv = pd.read_csv(folder / "proposed_sites.csv", encoding="utf-8-sig")
+    assert csv["cumulative_coverage_pct"].iloc[-1] == pytest.approx(after, abs=1e-6)
+    # each home's walk after the sites, as written, and a full measure of the edited set
+    demand = gpd.read_file(folder / "coverage.gpkg", layer="demand")
+    w = demand["residents"].to_numpy(float)
+    now = (demand["toilet_after_status"] == "covered").to_numpy()
+    assert 100 * w[now].sum() / w.sum() == pytest.approx(after, abs=1e-9)
+    full = full_measure(a, "toilet", "sample-sw", spots, [])
+    assert_same_walks(sc, full[WALK_COLUMNS])
+    assert siting.coverage_with_sites(
+        a, "toilet", "sample-sw", gpd.GeoSeries(gpd.points_from_xy(*zip(*spots)), crs=4326)
+    ) == pytest.approx(after, abs=1e-9)
+    # the report's before/after pages: the run's figure, then the scenario's
+    from walkcover.presentation.figures import pct_text
+
+    wc.report("helsinki-sample", tmp_path, district="sample-sw")
+    page = (folder / "report.html").read_text(encoding="utf-8")
+    assert "after 2 proposed site(s)" in page and "after the proposed sites" in page
+    shown = page[page.index("after 2 proposed site(s)") :][:400]
+    assert pct_text(after, unit="%").rstrip("%") in shown
+    assert "<img src=x" not in page
+    assert (folder / "maps" / "toilet_after.png").exists()
+
+
+def test_export_refuses_closures_naming_them_and_writes_nothing(sample_results, tmp_path):
+    sc = sample_results.scenario("toilet", district="sample-sw", name="closures")
+    with pytest.raises(scn.ScenarioError, match="'closures' has no site to export; add a site"):
+        sample_results.export_scenario(sc, tmp_path)
+    spot = gap_spots(sample_results, "toilet", "sample-sw", 1)[0]
+    sc.add(lon=spot[0], lat=spot[1])
+    fac = sc.facilities
+    fid = str(fac.loc[(fac["kind"] == "existing").to_numpy(), "facility_id"].iloc[0])
+    sc.remove(fid)
+    with pytest.raises(
+        scn.ScenarioError,
+        match=rf"closes existing facilities \({re.escape(fid)}.*Undo the closures",
+    ):
+        sample_results.export_scenario(sc, tmp_path)
+    assert list(tmp_path.iterdir()) == []  # refused before anything is written
+    other = dataclasses.replace(sample_results, assessment=copy.copy(sample_results.assessment))
+    with pytest.raises(scn.ScenarioError, match="made on another run"):
+        other.export_scenario(sc, tmp_path)
+    sc.undo()
+    sample_results.export_scenario(sc, tmp_path)
+    with pytest.raises(OutputExistsError, match="already holds proposed sites for toilet"):
+        sample_results.export_scenario(sc, tmp_path)
+    assert sample_results.export_scenario(sc, tmp_path, overwrite=True)

@@ -462,6 +462,66 @@ class Results:
                     written += write_proposed_sites(a, row, walks, out)
         return written
 
+    def export_scenario(
+        self, sc: Scenario, out: str | Path, *, overwrite: bool = False
+    ) -> list[Path]:
+        """Write a scenario's sites as its district's proposed sites in `out`, as `walkcover
+        site` writes them (`save_sites`: ``proposed_sites`` layer of ``coverage.gpkg``, each
+        home's walk after them, ``proposed_sites.csv``, the map): `walkcover report` then prints
+        the district's before/after pages, the after figure the scenario's. The sites keep their
+        names (``name``; ``scenario``: the scenario's); sites of other standards stay. Where
+        `out` holds no run of the city yet, this run is written first (`save`, as `walkcover
+        run` with the same options would write it), so that the report has its before.
+
+        Raises
+        ------
+        ScenarioError
+            `sc` was made on another run, has no site, or closes existing facilities (the
+            before/after pages know only sites added; the message names them and the fix).
+        OutputExistsError
+            The district's outputs hold proposed sites of the standard and `overwrite` is off.
+        OutputFolderError
+            `out` holds a run of the city, but not of the scenario's district (the message says
+            the `walkcover run` to make first).
+        """
+        from walkcover._errors import OutputFolderError
+        from walkcover.presentation.outputs import district_dir, planned_outputs
+        from walkcover.scenario import ScenarioError
+        from walkcover.siting import DistrictSiting
+
+        if sc.assessment is not self.assessment:
+            raise ScenarioError(
+                f"scenario {sc.name!r} was made on another run; export it with the Results it "
+                "was made from (results.scenario(...) or results.load_scenario(...))"
+            )
+        sites = sc.proposed_sites()  # refusals first: nothing is written then
+        a = self.assessment
+        row = a.districts.set_index("district_id", drop=False).loc[sc.district_id]
+        slug = str(row["slug"])
+        if not (district_dir(Path(out), a.city.id, slug) / "coverage.gpkg").exists():
+            if any(p.exists() for p in planned_outputs(Path(out), a.city.id, [slug])):
+                raise OutputFolderError(
+                    f"{out} holds a run of {a.city.id} without district {slug}: run `walkcover "
+                    f"run --city {a.city.id} --district {slug} --out {out} --overwrite` (with the "
+                    "options of this run), then export the scenario again"
+                )
+            self.save(out)  # no run there yet: this one, as `walkcover run` writes it
+        summary = a.summary[
+            (a.summary["district_id"].astype(str) == sc.district_id).to_numpy()
+            & (a.summary["standard"] == sc.standard.id).to_numpy()
+        ]
+        answer = DistrictSiting(
+            district_id=sc.district_id,
+            name=str(row["name"]),
+            slug=slug,
+            before_pct=float(summary["residents_covered_pct"].iloc[0]),
+            after_pct=float(sites["cumulative_coverage_pct"].iloc[-1]),
+            sites=sites,
+            how="scenario",
+            mip_gap=float("nan"),
+        )
+        return self.save_sites([answer], out, overwrite=overwrite)
+
     def _repr_html_(self) -> str:
         cols = [
             "district",

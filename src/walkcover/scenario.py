@@ -35,16 +35,19 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyproj
+import scipy.sparse.csgraph
 import scipy.spatial
 import shapely
 import yaml
 
+from walkcover import siting
 from walkcover._atomic import write_atomic
 from walkcover._errors import OutputExistsError, WalkcoverError
 from walkcover.assessment import Assessment, can_serve
 from walkcover.engine import coverage as cov
 from walkcover.measures.bands import distance_band
 from walkcover.measures.indicators import FacilityCounts, ResidentGroups, district_summary
+from walkcover.measures.land import euclid_covered_share, land_union, official_reach
 
 #: The figures `Scenario.summary` gives: those of the run's summary row
 #: (`walkcover.measures.indicators.district_summary`) that follow from the homes' walks and the
@@ -100,6 +103,14 @@ GAIN_COLUMNS = [
 
 #: The version of the saved YAML file's layout.
 FILE_VERSION = 1
+
+#: ``candidate_source`` and ``method`` of a scenario's sites in a ``proposed_sites`` layer
+#: (`Scenario.proposed_sites`): placed by a planner, not found by the optimiser.
+SCENARIO_METHOD = "scenario"
+
+#: Facility sets whose official figure a scenario remembers (undo, and moving a site back,
+#: are then free).
+_OFFICIAL_MEMO = 64
 
 #: Metres added to the straight-line bound that picks the facilities a removal measures again
 #: from: rounding in the snapped positions, never a real shortcut.
@@ -268,7 +279,8 @@ class Scenario:
         self._pass = a.passes[standard_id]
         self.limit_m = float(self._pass.limit_m)
         self.max_snap_m = float(a.city.config.network.max_snap_m)
-        self._to_crs = pyproj.Transformer.from_crs(4326, a.crs, always_xy=True)
+        self._to_crs = _pipeline(4326, a.crs)
+        self._to_lonlat = _pipeline(a.crs, 4326)
         self._d = self._read_district()
         n_counted = len(self._pass.counted)
         self._n_counted = n_counted
@@ -281,6 +293,13 @@ class Scenario:
         self._covered_before = _frozen(homes[f"{sid}_covered"].to_numpy(dtype=bool, copy=True))
         self._walks_of: tuple[_State, _Walks] | None = None
         self._states: list[_State] = [_State(_frozen(dist), _frozen(owner), {}, frozenset(), (), 1)]
+        # the official figure per facility set; the land, its area and its area within the
+        # run's circles; the counted facilities' tree (`official_pct`); the water no site goes in
+        self._official: dict[tuple[frozenset[int], tuple[tuple[float, float], ...]], float] = {}
+        self._official_base: tuple[shapely.Geometry, float, float] | None = None
+        self._official_groups: dict[tuple[Any, frozenset[int]], float] = {}
+        self._facility_tree: shapely.STRtree | None = None
+        self._water: shapely.Geometry | None = None
 
     # -- what the run gives once ------------------------------------------------------------
 
@@ -850,6 +869,212 @@ class Scenario:
             crs=self.assessment.crs,
         )
 
+    def snap_point(self, site_id: str) -> tuple[float, float] | None:
+        """Where site `site_id` joins the walk network (its access point on the street, WGS 84
+        lon, lat), None when it lies beyond the snap distance of any street.
+
+        Raises
+        ------
+        ScenarioError
+            `site_id` is not a site of this scenario.
+        """
+        site = self._state.sites[self._site_key(site_id, action="locate")]
+        if not len(site.snaps.item):
+            return None
+        edge = self.assessment.network.edges.geometry.to_numpy()[site.snaps.edge[0]]
+        p = shapely.line_interpolate_point(edge, site.snaps.lo_m[0])
+        lon, lat = self._to_lonlat.transform(shapely.get_x(p), shapely.get_y(p))
+        return float(lon), float(lat)
+
+    @property
+    def bands(self) -> np.ndarray:
+        """Each home's band (`walkcover.measures.bands.BAND_NAMES`), as ``demand["band"]``
+        without making the frame (read-only; in `Assessment.district_demand` order)."""
+        return self._walks().band
+
+    @property
+    def removed(self) -> list[str]:
+        """The ``facility_id`` of each existing facility closed in the scenario, in the run's
+        order."""
+        return [str(self._d.facility_ids[k]) for k in sorted(self._state.removed)]
+
+    @property
+    def official_pct(self) -> float:
+        """The official figure (``area_covered_euclid_pct``: the straight-line circles of the
+        standard's radius on its land, ÷ that land, in %) for the scenario's facilities: the
+        run's counted facilities less those closed, plus the sites. NaN where the run has no
+        land figures.
+
+        The figure `walkcover.measures.land.euclid_covered_share` gives for that facility set:
+        the run's facilities' share is measured so once; then only near the edits' circles: the
+        land the closures leave outside every other circle, and per group of sites whose
+        circles overlap the land they add (remembered, so that an edit measures only its own
+        group); equal to the whole measure to rounding (1e-9 %).
+        """
+        a, std = self.assessment, self.standard
+        if a.lands is None:
+            return math.nan
+        s = self._state
+        key = (s.removed, tuple((x.point.x, x.point.y) for x in self.sites))
+        if key not in self._official:
+            land, area, value = self._official_land()
+            if area > 0 and (s.removed or s.sites):
+                covered = value * area / 100.0
+                r = float(std.threshold_m)
+                counted = self._pass.counted.geometry.to_numpy()
+                alive = np.ones(len(counted), dtype=bool)
+                alive[list(s.removed)] = False
+                if s.removed:
+                    closed = official_reach(counted[sorted(s.removed)], r)
+                    covered -= self._official_outside(land, closed, alive)
+                covered += sum(self._official_added(land, group, alive) for group in self._groups())
+                value = 100.0 * covered / area
+            if len(self._official) >= _OFFICIAL_MEMO:
+                del self._official[next(iter(self._official))]
+            self._official[key] = value
+        return self._official[key]
+
+    def _official_land(self) -> tuple[shapely.Geometry, float, float]:
+        """The district's land of the standard's denominator, its area, and the official figure
+        of the run's counted facilities (`euclid_covered_share`, as the run measures it)."""
+        if self._official_base is None:
+            a, std = self.assessment, self.standard
+            assert a.lands is not None  # official_pct says NaN without land figures
+            land = a.lands.district_cells(std.denominator, self.district_id)[0]
+            counted = self._pass.counted.geometry.to_numpy()
+            share = euclid_covered_share(land, counted, float(std.threshold_m))
+            self._official_base = (land, float(shapely.area(land)), share)
+        return self._official_base
+
+    def _groups(self) -> list[tuple[tuple[float, float], ...]]:
+        """The sites' points in groups whose official circles overlap (sites farther apart than
+        twice the radius are in different groups: their circles share no land)."""
+        pts = [(x.point.x, x.point.y) for x in self.sites]
+        if len(pts) < 2:
+            return [tuple(pts)] if pts else []
+        xy = np.array(pts)
+        near = scipy.spatial.distance_matrix(xy, xy) <= 2 * float(self.standard.threshold_m)
+        _, label = scipy.sparse.csgraph.connected_components(near, directed=False)
+        return [tuple(pts[i] for i in np.flatnonzero(label == k)) for k in np.unique(label)]
+
+    def _official_added(
+        self, land: shapely.Geometry, group: tuple[tuple[float, float], ...], alive: np.ndarray
+    ) -> float:
+        """The area of `land` the circles of a group of sites cover outside the circles of the
+        counted facilities `alive` (remembered by the group and the closures near it)."""
+        r = float(self.standard.threshold_m)
+        circles = official_reach(shapely.points(np.array(group)), r)
+        if self._facility_tree is None:
+            self._facility_tree = shapely.STRtree(self._pass.counted.geometry.to_numpy())
+        near = self._facility_tree.query(circles, predicate="dwithin", distance=r)
+        key = (group, frozenset(int(i) for i in near[~alive[near]]))
+        if key not in self._official_groups:
+            if len(self._official_groups) >= 4 * _OFFICIAL_MEMO:
+                del self._official_groups[next(iter(self._official_groups))]
+            self._official_groups[key] = self._official_outside(land, circles, alive)
+        return self._official_groups[key]
+
+    def _official_outside(
+        self, land: shapely.Geometry, region: shapely.Geometry, alive: np.ndarray
+    ) -> float:
+        """The area of `land` inside `region` and outside the official circles of the counted
+        facilities `alive` (only those whose circle reaches `region` are drawn)."""
+        part = shapely.intersection(shapely.clip_by_rect(land, *shapely.bounds(region)), region)
+        if shapely.is_empty(part):
+            return 0.0
+        r = float(self.standard.threshold_m)
+        counted = self._pass.counted.geometry.to_numpy()
+        if self._facility_tree is None:
+            self._facility_tree = shapely.STRtree(counted)
+        near = self._facility_tree.query(region, predicate="dwithin", distance=r)
+        near = np.sort(near[alive[near]])
+        if len(near):
+            part = shapely.difference(part, official_reach(counted[near], r))
+        return float(shapely.area(part))
+
+    def suggest(self, k: int, *, time_limit_s: float | None = None) -> list[str]:
+        """Add the optimiser's best `k` new sites for the scenario as it stands
+        (`suggest_sites`), each an ordinary site named ``suggested <rank> · 建议 <rank>``, one
+        edit each; return their ids (none when no site adds a resident).
+
+        Raises
+        ------
+        ScenarioError
+            As `suggest_sites`; or a site the scenario refuses (then none is added).
+        """
+        chosen = suggest_sites(self, k=k, time_limit_s=time_limit_s).to_crs(4326)
+        before = len(self._states)
+        added = []
+        try:
+            for rank, p in zip(chosen["rank"], chosen.geometry, strict=True):
+                added.append(
+                    self.add(lon=float(p.x), lat=float(p.y), name=f"suggested {rank} · 建议 {rank}")
+                )
+        except ScenarioError:
+            del self._states[before:]
+            raise
+        return added
+
+    def proposed_sites(self) -> gpd.GeoDataFrame:
+        """The scenario's sites as a ``proposed_sites`` layer, as `walkcover site` writes it
+        (`walkcover.siting.proposed_sites`), for `walkcover.api.Results.export_scenario`: per
+        site in the order added, ``standard``, ``rank``, ``residents_newly_covered`` (by it,
+        once the sites before it are built), ``cumulative_coverage_pct`` (the scenario's
+        ``residents_covered_pct`` with it and those before it: the last row is the scenario's
+        figure), ``candidate_source`` and ``method`` ``"scenario"``, ``node_osm_id`` and
+        ``mip_gap`` empty, and the site's ``name`` and the scenario's (``scenario``); points in
+        the run's CRS.
+
+        Raises
+        ------
+        ScenarioError
+            The scenario has no site, or closes existing facilities: the before/after pages
+            of `walkcover report` know only sites added, and would show figures without the
+            closures. The message names the closed facilities and the fix.
+        """
+        if self.removed:
+            fac = self.facilities
+            names = dict(zip(fac["facility_id"].astype(str), fac["name"], strict=True))
+            closed = ", ".join(
+                f"{fid} ({names[fid]})" if isinstance(names.get(fid), str) else fid
+                for fid in self.removed
+            )
+            raise ScenarioError(
+                f"scenario {self.name!r} closes existing facilities ({closed}); walkcover report "
+                "shows sites added, not closures, so its after figures would leave the closures "
+                "out. Undo the closures (or export a copy of the scenario without them) and "
+                "export again"
+            )
+        sites = self.sites
+        if not sites:
+            raise ScenarioError(f"scenario {self.name!r} has no site to export; add a site first")
+        replay = Scenario(
+            self.assessment, self.standard.id, district_id=self.district_id, name=self.name
+        )
+        covered = [float(replay.summary["residents_covered"])]
+        pct = []
+        for x in sites:
+            replay.add(lon=x.lon, lat=x.lat, name=x.name, capacity=x.capacity)
+            s = replay.summary
+            covered.append(float(s["residents_covered"]))
+            pct.append(float(s["residents_covered_pct"]))
+        return gpd.GeoDataFrame(
+            {
+                "standard": self.standard.id,
+                "rank": np.arange(1, len(sites) + 1),
+                "residents_newly_covered": np.round(np.diff(covered), 1),
+                "cumulative_coverage_pct": pct,
+                "candidate_source": SCENARIO_METHOD,
+                "node_osm_id": None,
+                "method": SCENARIO_METHOD,
+                "mip_gap": math.nan,
+                "name": [x.name for x in sites],
+                "scenario": self.name,
+            },
+            geometry=[x.point for x in sites],
+            crs=self.assessment.crs,
+        )
+
     # -- files --------------------------------------------------------------------------------
 
     def save(self, folder: str | Path, *, overwrite: bool = False) -> Path:
@@ -922,6 +1147,80 @@ def scenario(
         A standard or district the run did not measure, or a name that is not text.
     """
     return Scenario(assessment, standard_id, district_id=district_id, name=name)
+
+
+def suggest_sites(sc: Scenario, *, k: int, time_limit_s: float | None = None) -> gpd.GeoDataFrame:
+    """The best `k` new sites for scenario `sc` as it stands, by the siting optimiser
+    (`walkcover.siting`: street candidates in the homes it leaves uncovered, not in water, the
+    coverage matrix, HiGHS): its sites and closures are kept, and only the homes they leave
+    uncovered count. A ``proposed_sites`` layer (`walkcover.siting.proposed_sites`, the run's
+    CRS), ranked; empty when no candidate reaches an uncovered home. Nothing is edited:
+    `Scenario.suggest` adds them.
+
+    Parameters
+    ----------
+    sc
+        The scenario.
+    k
+        How many sites, a whole number of at least 1.
+    time_limit_s
+        Seconds HiGHS may search (default: the city config's ``siting.time_limit_s``).
+
+    Raises
+    ------
+    ScenarioError
+        A `k` that is not a whole number of at least 1, a time limit that is not a positive
+        number, every resident covered already, or what the optimiser refuses.
+    """
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+        raise ScenarioError(f"k={k!r}: give the number of sites to suggest, a whole number >= 1")
+    if time_limit_s is not None and (
+        isinstance(time_limit_s, bool)
+        or not isinstance(time_limit_s, int | float)
+        or not time_limit_s > 0
+    ):
+        raise ScenarioError(
+            f"time_limit_s={time_limit_s!r}: give the seconds the optimiser may search as a "
+            "positive number, or leave it out"
+        )
+    a, std, did = sc.assessment, sc.standard, sc.district_id
+    homes, snaps = a.district_demand(did)
+    thr = np.broadcast_to(np.asarray(a.thresholds(std, snaps), dtype=float), (len(homes),))
+    covered = sc._walks().covered
+    if covered.all():
+        raise ScenarioError(
+            f"k={k!r}: every resident is covered already in scenario {sc.name!r}; there is no "
+            "gap to site in"
+        )
+    cfg = a.city.config
+    if sc._water is None:  # no sites in water
+        sc._water = land_union(a.features, a.rules.street_contexts.water)
+    cands = siting.street_candidates(
+        a.network,
+        a.district_geometry(did),
+        homes.geometry[~covered],
+        reach_m=float(thr.max()),
+        spacing_m=cfg.siting.spacing_m,
+        no_go=sc._water,
+    )
+    cm = siting.coverage_matrix(
+        a.network,
+        cands,
+        snaps,
+        homes[a.residents_column(std.id)].to_numpy(dtype=float),
+        covered,
+        thr,
+        max_snap_m=cfg.network.max_snap_m,
+    )
+    if cm.matrix.shape[1] == 0:  # no candidate reaches an uncovered home
+        none = siting.SitingResult(np.array([], dtype=np.int64), np.array([]), "", math.nan, 0.0)
+        return siting.proposed_sites(cm, none, standard=std.id)
+    limit = time_limit_s if time_limit_s is not None else cfg.siting.time_limit_s
+    try:
+        res = siting.site(cm, k=int(k), time_limit_s=limit)
+    except siting.SitingError as exc:
+        raise ScenarioError(str(exc)) from None
+    return siting.proposed_sites(cm, res, standard=std.id)
 
 
 def scenario_slug(name: str) -> str:
@@ -1001,6 +1300,18 @@ def _replay(sc: Scenario, e: Any) -> None:
         raise ScenarioError(f"op {op!r}: give add, move or remove")
 
 
+def _pipeline(crs_from: Any, crs_to: Any) -> pyproj.Transformer:
+    """A transformer (x, y order) made from the operation PROJ picks between two CRSs, once: a
+    `pyproj.Transformer` made from the CRSs builds a copy of itself in each thread that uses it,
+    searching PROJ's database again (0.1-0.2 s for a city's CRS, on the first edit a web server's
+    worker thread makes); one made from its pipeline does not (under 1 ms). The same numbers."""
+    chosen = pyproj.Transformer.from_crs(crs_from, crs_to, always_xy=True)
+    try:
+        return pyproj.Transformer.from_pipeline(chosen.definition)
+    except pyproj.exceptions.ProjError:  # an operation PROJ cannot write as one pipeline
+        return chosen
+
+
 def _degrees(value: object, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
         raise ScenarioError(f"{what}={value!r}: give a number of degrees (WGS 84)")
@@ -1021,6 +1332,7 @@ def _check_name(name: object) -> str:
 __all__ = [
     "DEMAND_COLUMNS",
     "GAIN_COLUMNS",
+    "SCENARIO_METHOD",
     "SUMMARY_FIGURES",
     "Edit",
     "Scenario",
@@ -1029,4 +1341,5 @@ __all__ = [
     "load_scenario",
     "scenario",
     "scenario_slug",
+    "suggest_sites",
 ]

@@ -2,8 +2,10 @@
 
 Pick a district and a standard, see the homes by distance band and the run's gaps, add sites by
 clicking (snapped to the walkable street), drag and delete them, close existing facilities, undo,
-ask the optimiser for sites, save, load and compare scenarios. The figures are the library's:
-`walkcover.server.workspace` calls `walkcover.scenario` and `walkcover.siting`; the HTTP layer
+ask the optimiser for sites, save, load and compare scenarios, export one to `walkcover report`;
+two tabs on one scenario see each other's edits. The figures are the library's:
+`walkcover.server.workspace` calls `walkcover.scenario` (edits, figures, official figure,
+suggested sites) and `walkcover.api.Results.export_scenario`; the HTTP layer
 (`walkcover.server.app`) holds no logic of its own. The JSON API is documented in docs/serve.md.
 
 >>> import walkcover as wc

@@ -57,7 +57,15 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 SUGGEST_TIME_LIMIT_S = 20.0
 
 _STATIC = resources.files("walkcover.server") / "static"
-_ASSETS = resources.files("walkcover") / "_assets" / "leaflet"
+_ASSETS = resources.files("walkcover") / "_assets"
+#: Files the page inlines from the shipped assets: Leaflet, and the district map's script, whose
+#: decoder of packed geometry (`walkcover.unpack`) and street layer (``L.WalkcoverLines``) draw the
+#: homes and streets the JSON API sends packed (`walkcover.presentation.web_map.pack_geometry`).
+_ASSET_FILES = {
+    "leaflet.js": _ASSETS / "leaflet" / "leaflet.js",
+    "leaflet.css": _ASSETS / "leaflet" / "leaflet.css",
+    "district_map.js": _ASSETS / "walkcover" / "district_map.js",
+}
 
 
 def check_host(host: str, *, allow_remote: bool) -> str:
@@ -87,8 +95,8 @@ def _csp_hash(body: str) -> str:
 
 @cache
 def _static(name: str) -> str:
-    root = _ASSETS if name.startswith("leaflet") else _STATIC
-    return (root / name).read_text(encoding="utf-8")
+    path = _ASSET_FILES.get(name, _STATIC / name)
+    return path.read_text(encoding="utf-8")
 
 
 def page(boot: dict[str, Any]) -> tuple[str, str]:
@@ -100,6 +108,7 @@ def page(boot: dict[str, Any]) -> tuple[str, str]:
     """
     scripts = [
         _static("leaflet.js"),
+        _static("district_map.js"),
         "var WALKCOVER_BOOT = " + js_value(boot) + ";",
         _static("app.js"),
     ]
@@ -175,7 +184,15 @@ LABELS = {
     "error": "错误 · Error",
     "figure": "指标 · Figure",
     "no_token": "缺少令牌 · The link's token is missing: open the URL walkcover serve printed",
+    "export": "导出到报告 · Export to report",
+    "exported": "已导出，运行 · Exported; now run",
+    "replace_export": "该区已有此标准的导出设施，是否替换？ · Sites of this standard were exported "
+    "for the district already: replace them?",
+    "synced": "另一标签页已修改此方案 · Updated by another tab",
+    "gone": "此方案已不在服务器上 · This scenario is no longer open on the server",
 }
+#: Seconds between the page's checks of its scenario's version (another tab's edits).
+POLL_S = 2.0
 
 
 class _TooLargeError(Exception):
@@ -273,7 +290,7 @@ def make_app(workspace: Workspace, *, token: str, hosts: list[str] | None = None
         return run_in_threadpool(fn, *args, **kwargs)
 
     async def index(request: Request) -> Response:
-        html, policy = page({"labels": LABELS, "title": "walkcover serve"})
+        html, policy = page({"labels": LABELS, "title": "walkcover serve", "poll_s": POLL_S})
         return HTMLResponse(html, headers={**_HEADERS, "Content-Security-Policy": policy})
 
     async def status(request: Request) -> Any:
@@ -293,8 +310,12 @@ def make_app(workspace: Workspace, *, token: str, hosts: list[str] | None = None
 
     async def get_state(request: Request) -> Any:
         sid = request.path_params["sid"]
-        full = request.query_params.get("full") == "1"
-        return await call(workspace.full_state if full else workspace.state, sid)
+        if request.query_params.get("full") == "1":
+            return await call(workspace.full_state, sid)
+        return await call(workspace.state, sid, since=request.query_params.get("since"))
+
+    async def version(request: Request) -> Any:
+        return workspace.version(request.path_params["sid"])
 
     async def edit(request: Request) -> Any:
         body = await _json_body(request)
@@ -307,6 +328,7 @@ def make_app(workspace: Workspace, *, token: str, hosts: list[str] | None = None
             request.path_params["sid"],
             k=body.get("k"),
             time_limit_s=SUGGEST_TIME_LIMIT_S,
+            since=body.get("since"),
         )
 
     async def save(request: Request) -> Any:
@@ -316,6 +338,13 @@ def make_app(workspace: Workspace, *, token: str, hosts: list[str] | None = None
             request.path_params["sid"],
             name=body.get("name"),
             overwrite=body.get("overwrite", False),
+            since=body.get("since"),
+        )
+
+    async def export(request: Request) -> Any:
+        body = await _json_body(request)
+        return await call(
+            workspace.export, request.path_params["sid"], overwrite=body.get("overwrite", False)
         )
 
     async def saved(request: Request) -> Any:
@@ -335,9 +364,11 @@ def make_app(workspace: Workspace, *, token: str, hosts: list[str] | None = None
         Route("/api/meta", guarded(meta)),
         Route("/api/scenarios", guarded(open_scenario), methods=["POST"]),
         Route("/api/scenarios/{sid}", guarded(get_state)),
+        Route("/api/scenarios/{sid}/version", guarded(version)),
         Route("/api/scenarios/{sid}/edits", guarded(edit), methods=["POST"]),
         Route("/api/scenarios/{sid}/suggest", guarded(suggest), methods=["POST"]),
         Route("/api/scenarios/{sid}/save", guarded(save), methods=["POST"]),
+        Route("/api/scenarios/{sid}/export", guarded(export), methods=["POST"]),
         Route("/api/saved", guarded(saved)),
         Route("/api/saved/load", guarded(load), methods=["POST"]),
         Route("/api/compare", guarded(compare), methods=["POST"]),
@@ -444,6 +475,7 @@ def running(workspace: Workspace, **options: Any) -> Iterator[LocalServer]:
 __all__ = [
     "LABELS",
     "MAX_BODY_BYTES",
+    "POLL_S",
     "TOKEN_HEADER",
     "LocalServer",
     "check_host",

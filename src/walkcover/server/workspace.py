@@ -1,9 +1,11 @@
 """What the web app holds and does: one run, the live scenarios the page edits, the saved ones.
 
 Everything here is plain Python that returns JSON-ready dicts; `walkcover.server.app` only maps
-requests onto it. Figures for people are formatted by `walkcover.presentation.figures`, colours
-come from `walkcover.presentation.palette`; the page puts every text it receives on screen with
-``textContent``.
+requests onto it. Nothing here measures: the figures (walks, summary, official figure, gains,
+suggested sites) are `walkcover.scenario`'s, the export `walkcover.api.Results.export_scenario`.
+Figures for people are formatted by `walkcover.presentation.figures`, colours come from
+`walkcover.presentation.palette`, geometry travels packed (`walkcover.presentation.web_map.
+pack_geometry`); the page puts every text it receives on screen with ``textContent``.
 
 Threads: the web server runs each request on a worker thread. A live scenario is edited under its
 own lock (a `walkcover.scenario.Scenario` is not made for two threads at once); a saved scenario's
@@ -13,11 +15,13 @@ two tabs saving the same name write one after the other and never mix their file
 
 from __future__ import annotations
 
+import gc
 import math
 import re
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +29,6 @@ from typing import Any
 
 import geopandas as gpd
 import numpy as np
-import pyproj
 import shapely
 import yaml
 from filelock import FileLock
@@ -33,8 +36,8 @@ from filelock import FileLock
 from walkcover._errors import WalkcoverError
 from walkcover.api import Results
 from walkcover.measures.bands import BAND_NAMES
-from walkcover.measures.land import euclid_covered_share, land_union
 from walkcover.presentation.figures import NO_DATA, count_text, figure_text, meets_text, pct_text
+from walkcover.presentation.maps import COARSE_STEP_M, FINE_STEP_M, MAX_STREET_EDGES, MINOR_WAYS
 from walkcover.presentation.palette import (
     BANDS,
     FACILITY_COLOUR,
@@ -42,8 +45,8 @@ from walkcover.presentation.palette import (
     SITE_COLOUR,
     STREET_COLOUR,
 )
-from walkcover.scenario import Scenario, ScenarioError, load_scenario, scenario, scenario_slug
-from walkcover.siting import SitingError, coverage_matrix, proposed_sites, site, street_candidates
+from walkcover.presentation.web_map import pack_geometry
+from walkcover.scenario import Scenario, load_scenario, scenario, scenario_slug
 
 #: The folder under ``--out`` the scenarios are saved in.
 SCENARIO_FOLDER = "scenarios"
@@ -54,6 +57,9 @@ SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 MAX_LIVE = 32
 #: Most sites one "suggest" adds.
 MAX_SUGGEST = 20
+#: Versions of a live scenario whose home bands are kept, so that a state can carry only the
+#: homes whose band changed since the version a page shows (``since``).
+MAX_BAND_VERSIONS = 16
 
 
 class ServeError(WalkcoverError, ValueError):
@@ -70,7 +76,8 @@ class NotReadyError(ServeError):
 
 @dataclass
 class Live:
-    """A scenario the page edits: its lock, and a version that grows with each edit."""
+    """A scenario the page edits: its lock, a version that grows with each edit, and the home
+    bands of its latest versions (a code per home, by version)."""
 
     id: str
     scenario: Scenario
@@ -78,6 +85,7 @@ class Live:
     version: int = 0
     used: float = field(default_factory=time.monotonic)
     notice: str = ""
+    bands: OrderedDict[int, np.ndarray] = field(default_factory=OrderedDict)
 
 
 def _num(value: Any) -> float | None:
@@ -94,6 +102,48 @@ def _text(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     return str(value)
+
+
+def _relative(path: Path, folder: Path) -> str:
+    """`path` as written under `folder` (its name alone when elsewhere)."""
+    try:
+        return Path(path).relative_to(folder).as_posix()
+    except ValueError:
+        return Path(path).name
+
+
+def band_codes(bands: np.ndarray) -> np.ndarray:
+    """Each home's band as its position in `BAND_NAMES` (0 within … 3 unknown), uint8."""
+    codes = np.full(len(bands), len(BAND_NAMES) - 1, dtype=np.uint8)
+    for i, name in enumerate(BAND_NAMES[:-1]):
+        codes[bands == name] = i
+    return codes
+
+
+def band_text(codes: np.ndarray) -> str:
+    """Band codes as the state's text: one digit a home."""
+    return (np.asarray(codes, dtype=np.uint8) + ord("0")).tobytes().decode("ascii")
+
+
+def check_since(since: Any) -> int | None:
+    """The version a page shows (``since``), or None when not given.
+
+    Raises
+    ------
+    ServeError
+        Not a whole number.
+    """
+    if since is None or since == "":
+        return None
+    if isinstance(since, str) and since.isdigit() and len(since) < 12:
+        return int(since)
+    if isinstance(since, int) and not isinstance(since, bool) and since >= 0:
+        return since
+    shown = since[:40] if isinstance(since, str) else since
+    raise ServeError(
+        f"since={shown!r}: give the version of the state the page shows (a whole number >= 0), "
+        "or leave it out for every home's band"
+    )
 
 
 class Workspace:
@@ -133,9 +183,12 @@ class Workspace:
         self._live: dict[str, Live] = {}
         self._guard = threading.Lock()
         self._slug_locks: dict[str, threading.Lock] = {}
-        self._water: Any = None
-        self._lands: dict[tuple[str, str], Any] = {}
-        self._street_lines: dict[str, list[list[list[float]]]] = {}
+        self._export_lock = threading.Lock()  # one export at a time into --out
+        # what does not change with edits, made once: per district its homes' positions and
+        # its streets (packed), per district and standard the run's gaps (packed)
+        self._homes: dict[str, dict[str, Any]] = {}
+        self._streets: dict[str, dict[str, Any]] = {}
+        self._gaps: dict[tuple[str, str], dict[str, Any]] = {}
 
     # -- the run ----------------------------------------------------------------------------
 
@@ -158,6 +211,11 @@ class Workspace:
         except Exception as exc:  # shown on the page; the server stays up to say it
             self._status.update(state="failed", message=" ".join(str(exc).split())[:500])
             return
+        # the run's millions of objects live as long as the server: out of the cyclic
+        # collector's passes (each would walk them all, a tenth of a second on a city, in the
+        # middle of an edit; `walkcover._gc`)
+        gc.collect()
+        gc.freeze()
         self._status.update(state="ready", step="")
 
     def status(self) -> dict[str, Any]:
@@ -264,75 +322,120 @@ class Workspace:
         return found
 
     def full_state(self, live_id: str) -> dict[str, Any]:
-        """`state` plus what does not change with edits: the homes' positions and residents,
-        the district's outline and the run's gaps (GeoJSON, WGS 84)."""
+        """`state` with every home's band, plus what does not change with edits: the homes'
+        positions (packed), the district's outline, its walkable streets (packed), the run's
+        gaps (packed) and the facilities that can serve the district (see docs/serve.md)."""
         live = self.live(live_id)
         with live.lock:
             out = self._state(live)
             sc = live.scenario
             a = sc.assessment
-            homes, _ = a.district_demand(sc.district_id)
-            pts = gpd.GeoSeries(homes.geometry.representative_point(), crs=a.crs).to_crs(4326)
-            res = homes[a.residents_column(sc.standard.id)].to_numpy(dtype=float)
-            out["homes"] = {
-                "lon": np.round(pts.x.to_numpy(), 6).tolist(),
-                "lat": np.round(pts.y.to_numpy(), 6).tolist(),
-                "residents": [round(float(r), 1) for r in np.nan_to_num(res)],
-            }
-            dgeom = a.district_geometry(sc.district_id)
+            did = sc.district_id
+            dgeom = a.district_geometry(did)
             outline = gpd.GeoSeries([dgeom], crs=a.crs).to_crs(4326)
             out["outline"] = shapely.geometry.mapping(outline.iloc[0])
-            out["streets"] = self._streets(sc.district_id, dgeom)
-            gaps = a.gaps(sc.district_id, sc.standard.id)
-            out["gaps"] = [
+            out["homes"] = self._district_homes(did)
+            out["streets"] = self._district_streets(did, dgeom)
+            out["gaps"] = self._district_gaps(did, sc.standard.id)
+            fac = sc.facilities
+            existing = fac[(fac["kind"] == "existing").to_numpy()]
+            pts = existing.geometry.representative_point().to_crs(4326)
+            out["facilities"] = [
                 {
-                    "rank": int(g["rank"]),
-                    "residents": _num(g["residents_uncovered"]),
-                    "residents_text": count_text(g["residents_uncovered"]),
-                    "geometry": shapely.geometry.mapping(geom),
+                    "facility_id": str(fid),
+                    "name": _text(name),
+                    "lon": round(float(p.x), 7),
+                    "lat": round(float(p.y), 7),
+                    "removed": bool(rem),
                 }
-                for (_, g), geom in zip(
-                    gaps.iterrows(), gaps.to_crs(4326).geometry.simplify(1e-5), strict=True
+                for fid, name, rem, p in zip(
+                    existing["facility_id"], existing["name"], existing["removed"], pts
                 )
             ]
         return out
 
-    def _streets(self, district_id: str, dgeom: shapely.Geometry) -> list[list[list[float]]]:
-        """The walkable streets in the district, as lines of [lon, lat] (about 1 m apart at
-        most; made once per district)."""
-        if district_id not in self._street_lines:
+    def _district_homes(self, district_id: str) -> dict[str, Any]:
+        """The district's homes, a point each (in `district_demand` order), packed
+        (`walkcover.presentation.web_map.pack_geometry`, as the district map packs its homes)."""
+        if district_id not in self._homes:
             a = self.results.assessment
-            edges = a.network.edges.geometry
-            near = edges.iloc[edges.sindex.query(dgeom, predicate="intersects")]
-            lines = near.simplify(1.0).to_crs(4326).to_numpy()
-            self._street_lines[district_id] = [
-                np.round(shapely.get_coordinates(g), 5).tolist() for g in lines
-            ]
-        return self._street_lines[district_id]
+            homes, _ = a.district_demand(district_id)
+            points = homes.geometry.representative_point().to_numpy()
+            self._homes[district_id] = {
+                "count": len(homes),
+                "geometry": pack_geometry(points, a.crs, step_m=FINE_STEP_M),
+            }
+        return self._homes[district_id]
 
-    def state(self, live_id: str) -> dict[str, Any]:
-        """The scenario's figures, home bands, sites with gains and facilities (see docs/serve.md)."""
+    def _district_streets(self, district_id: str, dgeom: shapely.Geometry) -> dict[str, Any]:
+        """The walkable streets in the district, packed; past `MAX_STREET_EDGES` the street grid
+        only (no footways, paths, steps or service roads) and simplified more, as the district
+        map draws them."""
+        if district_id not in self._streets:
+            edges = self.results.assessment.network.edges
+            near = np.sort(edges.sindex.query(dgeom, predicate="intersects"))
+            simplify_m = 2.0
+            if len(near) > MAX_STREET_EDGES:
+                minor = edges["highway"].iloc[near].isin(MINOR_WAYS).to_numpy()
+                near, simplify_m = near[~minor], 5.0
+            lines = edges.geometry.to_numpy()[near]
+            self._streets[district_id] = pack_geometry(
+                lines, edges.crs, step_m=COARSE_STEP_M, simplify_m=simplify_m
+            )
+        return self._streets[district_id]
+
+    def _district_gaps(self, district_id: str, standard_id: str) -> dict[str, Any]:
+        """The run's gaps of the standard in the district, packed, with their ``rank``,
+        ``residents`` (uncovered) and ``residents_text`` as properties."""
+        key = (district_id, standard_id)
+        if key not in self._gaps:
+            a = self.results.assessment
+            gaps = a.gaps(district_id, standard_id)
+            packed = pack_geometry(
+                gaps.geometry.to_numpy(), a.crs, step_m=FINE_STEP_M, simplify_m=1.0
+            )
+            packed["props"] = {
+                "rank": [int(r) for r in gaps["rank"]],
+                "residents": [_num(r) for r in gaps["residents_uncovered"]],
+                "residents_text": [count_text(r) for r in gaps["residents_uncovered"]],
+            }
+            self._gaps[key] = packed
+        return self._gaps[key]
+
+    def state(self, live_id: str, *, since: Any = None) -> dict[str, Any]:
+        """The scenario's figures, home bands, sites with gains and closures (see docs/serve.md):
+        with `since` (a version the page shows, among the latest `MAX_BAND_VERSIONS`) only the
+        homes whose band changed since (``band_changes``), else every home's (``bands``).
+
+        Raises
+        ------
+        ServeError
+            A `since` that is not a whole number.
+        """
+        since = check_since(since)
         live = self.live(live_id)
         with live.lock:
-            return self._state(live)
+            return self._state(live, since=since)
 
-    def _state(self, live: Live) -> dict[str, Any]:
+    def version(self, live_id: str) -> dict[str, Any]:
+        """The scenario's version (it grows with each edit, suggestion and save): a page polls
+        it, and asks for the `state` when it changed."""
+        live = self.live(live_id)
+        return {"id": live.id, "version": live.version}
+
+    def _state(self, live: Live, *, since: int | None = None) -> dict[str, Any]:
         sc = live.scenario
-        a = sc.assessment
-        s = sc.summary
-        codes = {b: str(i) for i, b in enumerate(BAND_NAMES)}
-        bands = "".join(codes[b] for b in sc.demand["band"])
-        to4326 = pyproj.Transformer.from_crs(a.crs, 4326, always_xy=True)
+        codes = band_codes(sc.bands)
+        live.bands[live.version] = codes
+        live.bands.move_to_end(live.version)
+        while len(live.bands) > MAX_BAND_VERSIONS:
+            live.bands.popitem(last=False)
         gain = sc.gain.set_index("site_id")
-        edges = a.network.edges.geometry.to_numpy()
         sites = []
         for x in sc.sites:
             g = gain.loc[x.site_id]
-            snap = None
-            if len(x.snaps.item):
-                p = shapely.line_interpolate_point(edges[x.snaps.edge[0]], x.snaps.lo_m[0])
-                lon, lat = to4326.transform(shapely.get_x(p), shapely.get_y(p))
-                snap = [round(float(lon), 7), round(float(lat), 7)]
+            joins = sc.snap_point(x.site_id)
+            snap = None if joins is None else [round(joins[0], 7), round(joins[1], 7)]
             sites.append(
                 {
                     "site_id": x.site_id,
@@ -347,22 +450,7 @@ class Workspace:
                     "reason": x.reason,
                 }
             )
-        fac = sc.facilities
-        existing = fac[(fac["kind"] == "existing").to_numpy()]
-        fac_pts = existing.geometry.representative_point().to_crs(4326)
-        facilities = [
-            {
-                "facility_id": str(fid),
-                "name": _text(name),
-                "lon": round(float(p.x), 7),
-                "lat": round(float(p.y), 7),
-                "removed": bool(rem),
-            }
-            for fid, name, rem, p in zip(
-                existing["facility_id"], existing["name"], existing["removed"], fac_pts
-            )
-        ]
-        return {
+        out = {
             "id": live.id,
             "version": live.version,
             "name": sc.name,
@@ -371,12 +459,22 @@ class Workspace:
             "standard_id": sc.standard.id,
             "edits": len(sc.edits),
             "can_undo": bool(sc.edits),
-            "figures": self._figures(sc, s),
-            "bands": bands,
+            "figures": self._figures(sc, sc.summary),
             "sites": sites,
-            "facilities": facilities,
+            "removed": sc.removed,
             "notice": live.notice,
         }
+        old = live.bands.get(since) if since is not None else None
+        if old is None:
+            out["bands"] = band_text(codes)
+        else:
+            at = np.flatnonzero(old != codes)
+            out["band_changes"] = {
+                "since": since,
+                "homes": at.tolist(),
+                "bands": band_text(codes[at]),
+            }
+        return out
 
     def _figures(self, sc: Scenario, s: Any) -> dict[str, Any]:
         a = sc.assessment
@@ -384,7 +482,7 @@ class Workspace:
             (a.summary["district_id"].astype(str) == sc.district_id).to_numpy()
             & (a.summary["standard"] == sc.standard.id).to_numpy()
         ].iloc[0]
-        official = self.official_pct(sc)
+        official = sc.official_pct
         no_data = bool(_text(s["no_data_reason"]))
         gain = sc.gain
         newly = float(gain["residents_newly_covered"].sum()) if len(gain) else 0.0
@@ -428,41 +526,23 @@ class Workspace:
         }
         return raw
 
-    def official_pct(self, sc: Scenario) -> float:
-        """The official figure (``area_covered_euclid_pct``: straight-line circles on the
-        standard's land ÷ that land, as the run measures it) for the scenario's facilities: the
-        run's counted facilities less those closed, plus the sites. NaN without land figures."""
-        a, std = sc.assessment, sc.standard
-        if a.lands is None:
-            return math.nan
-        key = (std.denominator, sc.district_id)
-        if key not in self._lands:
-            self._lands[key] = a.lands.district_cells(std.denominator, sc.district_id)[0]
-        counted = a.passes[std.id].counted
-        fac = sc.facilities
-        closed = set(fac.loc[fac["removed"].to_numpy(), "facility_id"].astype(str))
-        ids = counted["osm_id"].astype(str) if "osm_id" in counted else None
-        keep = np.ones(len(counted), dtype=bool) if ids is None else ~ids.isin(closed).to_numpy()
-        geoms = np.concatenate(
-            [counted.geometry.to_numpy()[keep], np.array([x.point for x in sc.sites], dtype=object)]
-        )
-        return euclid_covered_share(self._lands[key], geoms, std.threshold_m)
-
     # -- edits ----------------------------------------------------------------------------------
 
     def edit(self, live_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        """One edit (``op``: add, move, remove, undo; see docs/serve.md); the new `state`.
+        """One edit (``op``: add, move, remove, undo; see docs/serve.md); the new `state`
+        (with ``since`` in `body`: only the homes whose band changed since that version).
 
         Raises
         ------
         ServeError
-            An edit the scenario refuses (`walkcover.scenario.ScenarioError`'s message).
+            An edit the scenario refuses (`walkcover.scenario.ScenarioError`'s message), or a
+            `since` that is not a whole number.
         """
+        since = check_since(body.get("since"))
         live = self.live(live_id)
         op = body.get("op")
         with live.lock:
             sc = live.scenario
-            live.notice = ""
             if op == "add":
                 name = body.get("name", "")
                 site_id = sc.add(
@@ -470,12 +550,10 @@ class Workspace:
                     lat=body.get("lat"),  # type: ignore[arg-type]
                     name=name if name is not None else "",
                 )
-                live.notice = next(x.reason for x in sc.sites if x.site_id == site_id)
+                notice = next(x.reason for x in sc.sites if x.site_id == site_id)
             elif op == "move":
                 sc.move(body.get("site_id"), lon=body.get("lon"), lat=body.get("lat"))  # type: ignore[arg-type]
-                live.notice = next(
-                    (x.reason for x in sc.sites if x.site_id == body.get("site_id")), ""
-                )
+                notice = next((x.reason for x in sc.sites if x.site_id == body.get("site_id")), "")
             elif op == "remove":
                 target = body.get("id")
                 if not isinstance(target, str):
@@ -483,85 +561,78 @@ class Workspace:
                         f"id={target!r}: give the site_id or facility_id to remove as text"
                     )
                 sc.remove(target)
+                notice = ""
             elif op == "undo":
                 sc.undo()
+                notice = ""
             else:
                 raise ServeError(f"op={op!r}: give one of add, move, remove, undo")
+            live.notice = notice
             live.version += 1
-            return self._state(live)
+            return self._state(live, since=since)
 
-    def suggest(self, live_id: str, *, k: Any, time_limit_s: float | None = None) -> dict[str, Any]:
-        """Add the best `k` new sites for the scenario as it stands (its sites and closures
-        kept: the optimiser sees only the homes they leave uncovered), each an editable site.
+    def suggest(
+        self, live_id: str, *, k: Any, time_limit_s: float | None = None, since: Any = None
+    ) -> dict[str, Any]:
+        """Add the best `k` new sites for the scenario as it stands (`Scenario.suggest`: its
+        sites and closures kept, the optimiser sees only the homes they leave uncovered), each
+        an editable site; the new `state`.
 
         Raises
         ------
         ServeError
-            `k` not a whole number from 1 to `MAX_SUGGEST`, or no gap left to close.
+            `k` not a whole number from 1 to `MAX_SUGGEST`.
+        walkcover.scenario.ScenarioError
+            No gap left to close, or what the optimiser refuses.
         """
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_SUGGEST:
             raise ServeError(f"k={k!r}: give the number of sites to suggest, 1 to {MAX_SUGGEST}")
+        since = check_since(since)
         live = self.live(live_id)
         with live.lock:
-            sc = live.scenario
-            sites = self._suggested(sc, k=k, time_limit_s=time_limit_s)
-            before = len(sc.edits)
-            try:
-                for rank, lon, lat in sites:
-                    sc.add(lon=lon, lat=lat, name=f"suggested {rank} · 建议 {rank}")
-            except ScenarioError:
-                while len(sc.edits) > before:
-                    sc.undo()
-                raise
+            added = live.scenario.suggest(k, time_limit_s=time_limit_s)
             live.notice = (
-                f"{len(sites)} site(s) suggested · 建议 {len(sites)} 处"
-                if sites
+                f"{len(added)} site(s) suggested · 建议 {len(added)} 处"
+                if added
                 else "no site adds residents · 无可增加覆盖的选址"
             )
             live.version += 1
-            return self._state(live)
+            return self._state(live, since=since)
 
-    def _suggested(
-        self, sc: Scenario, *, k: int, time_limit_s: float | None
-    ) -> list[tuple[int, float, float]]:
-        a, std, did = sc.assessment, sc.standard, sc.district_id
-        homes, snaps = a.district_demand(did)
-        thr = np.broadcast_to(np.asarray(a.thresholds(std, snaps), dtype=float), (len(homes),))
-        covered = sc.demand["covered"].to_numpy(dtype=bool)
-        if covered.all():
-            raise ServeError("every resident is covered already: there is no gap to site in")
-        cfg = a.city.config
-        if self._water is None:
-            self._water = land_union(a.features, a.rules.street_contexts.water)
-        cands = street_candidates(
-            a.network,
-            a.district_geometry(did),
-            homes.geometry[~covered],
-            reach_m=float(thr.max()),
-            spacing_m=cfg.siting.spacing_m,
-            no_go=self._water,
-        )
-        cm = coverage_matrix(
-            a.network,
-            cands,
-            snaps,
-            homes[a.residents_column(std.id)].to_numpy(dtype=float),
-            covered,
-            thr,
-            max_snap_m=cfg.network.max_snap_m,
-        )
-        if cm.matrix.shape[1] == 0:
-            return []
-        limit = time_limit_s if time_limit_s is not None else cfg.siting.time_limit_s
-        try:
-            res = site(cm, k=k, time_limit_s=limit)
-        except SitingError as exc:
-            raise ServeError(str(exc)) from None
-        chosen = proposed_sites(cm, res, standard=std.id).to_crs(4326)
-        return [
-            (int(r), float(p.x), float(p.y))
-            for r, p in zip(chosen["rank"], chosen.geometry, strict=True)
-        ]
+    def export(self, live_id: str, *, overwrite: Any = False) -> dict[str, Any]:
+        """Write the scenario's sites as its district's proposed sites in the output folder
+        (`walkcover.api.Results.export_scenario`), for `walkcover report`'s before/after pages.
+
+        Returns the files written (relative to the output folder), the district's slug, the
+        after figure and the report command to run.
+
+        Raises
+        ------
+        walkcover.scenario.ScenarioError
+            A scenario without sites, or one that closes existing facilities (named).
+        walkcover._errors.OutputExistsError
+            Sites of the standard were exported there already and `overwrite` is not true
+            (HTTP 409).
+        """
+        live = self.live(live_id)
+        results = self.results
+        with self._export_lock, live.lock:
+            sc = live.scenario
+            written = results.export_scenario(sc, self.out, overwrite=overwrite is True)
+            slug = str(
+                results.assessment.districts.set_index("district_id").loc[sc.district_id, "slug"]
+            )
+            s = sc.summary
+            city = str(results.assessment.city.id)
+        return {
+            "files": [_relative(p, self.out) for p in written],
+            "district_id": sc.district_id,
+            "slug": slug,
+            "standard_id": sc.standard.id,
+            "sites": len(sc.sites),
+            "after_text": pct_text(s["residents_covered_pct"], unit="%"),
+            "command": f"walkcover report --city {city} --district {slug} --out {self.out}",
+        }
 
     # -- saved scenarios ------------------------------------------------------------------------
 
@@ -569,7 +640,9 @@ class Workspace:
         with self._guard:
             return self._slug_locks.setdefault(slug, threading.Lock())
 
-    def save(self, live_id: str, *, name: Any, overwrite: Any = False) -> dict[str, Any]:
+    def save(
+        self, live_id: str, *, name: Any, overwrite: Any = False, since: Any = None
+    ) -> dict[str, Any]:
         """Save the scenario as `name` in ``out/scenarios`` (`Scenario.save`), under its slug's
         lock; refused when a scenario of that slug is there and `overwrite` is not true.
 
@@ -582,6 +655,7 @@ class Workspace:
         """
         if not isinstance(name, str) or not name.strip() or len(name) > 200:
             raise ServeError(f"name={name!r}: give the scenario a name, 1 to 200 characters")
+        since = check_since(since)
         live = self.live(live_id)
         with live.lock:
             sc = live.scenario
@@ -589,7 +663,8 @@ class Workspace:
             with self._slug_lock(sc.slug), self._file_lock(sc.slug):
                 path = sc.save(self.folder, overwrite=overwrite is True)
             live.version += 1
-            return {"slug": sc.slug, "name": sc.name, "file": path.name, "state": self._state(live)}
+            state = self._state(live, since=since)
+            return {"slug": sc.slug, "name": sc.name, "file": path.name, "state": state}
 
     def _file_lock(self, slug: str) -> FileLock:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -657,6 +732,7 @@ class Workspace:
 
 
 __all__ = [
+    "MAX_BAND_VERSIONS",
     "MAX_SUGGEST",
     "SCENARIO_FOLDER",
     "Live",

@@ -3,6 +3,13 @@
  * Every text from the server (names of districts, facilities, sites, scenarios; figures already
  * formatted by walkcover.presentation.figures) is put on the page with textContent or as DOM
  * nodes, never as HTML. The token of the URL goes with every request in a header.
+ *
+ * The homes, streets and gaps arrive packed (walkcover.presentation.web_map.pack_geometry) and
+ * are decoded by the district map's own script (walkcover.unpack, walkcover.geojson and
+ * L.WalkcoverLines of _assets/walkcover/district_map.js, inlined before this one). The homes are
+ * drawn on the canvas, a dot each, coloured by a band code per home; an edit's answer carries
+ * only the homes whose band changed since the version shown (band_changes), never geometry.
+ * The page asks for its scenario's version every few seconds and takes another tab's edits.
  * `window.walkcoverApp` is the page's own API (tests and the curious use it).
  */
 (function () {
@@ -14,8 +21,11 @@
 
   var meta = null;        // /api/meta
   var current = null;     // the state of the open scenario
-  var shownBands = '';    // the band string the homes are coloured with
-  var homes = [];         // circle markers, in the server's home order
+  var codes = new Uint8Array(0);  // each home's band code (0 within … 3 unknown), as drawn
+  var shownVersion = -1;  // the version of the scenario `codes` show
+  var homes = null;       // the homes layer (HomeDots)
+  var facilities = {};    // facility_id -> {f: facility, marker: circle marker}
+  var siteLayers = {};    // site_id -> {key, x: its state, layers: [[group, layer]]}
   var layers = {};        // Leaflet layer groups
   var adding = false;
   var busy = 0;
@@ -90,8 +100,13 @@
 
   /* ---- the map ---------------------------------------------------------------------- */
 
-  var map = L.map('wc-map', {preferCanvas: true, zoomControl: true, attributionControl: false});
+  /* three canvases, bottom to top: the streets, the homes (redrawn alone after an edit), and
+   * everything that answers the mouse (gaps, facilities, snap lines) */
   var canvas = L.canvas({padding: 0.3});
+  var homeCanvas = L.canvas({padding: 0.1});  /* fewer pixels to fill after an edit */
+  var topCanvas = L.canvas({padding: 0.3});
+  var map = L.map('wc-map', {preferCanvas: true, renderer: topCanvas, zoomControl: true, attributionControl: false});
+  [canvas, homeCanvas, topCanvas].forEach(function (r) { r.addTo(map); });
   ['streets', 'outline', 'gaps', 'homes', 'facilities', 'snaps', 'sites'].forEach(function (k) {
     layers[k] = L.layerGroup().addTo(map);
   });
@@ -100,6 +115,95 @@
   function bandColour(code) {
     var b = meta && meta.bands[Number(code)];
     return b ? b.colour : '#9e9e9e';
+  }
+
+  /* Every home as a dot on the canvas renderer, straight from its packed position (no object per
+   * home): a path per band colour, only the homes in view. Deaf to the mouse (clicks add sites). */
+  var HomeDots = L.Path.extend({
+    options: {interactive: false, stroke: false, fill: true, fillOpacity: 0.9, radius: 3.5},
+
+    initialize: function (packed, options) {
+      L.setOptions(this, options);
+      var g = this._g = walkcover.unpack(packed);
+      var lo = Infinity, hi = -Infinity, bottom = Infinity, top = -Infinity;
+      for (var f = 0; f < g.n; f++) {
+        if (g.x[f] < lo) lo = g.x[f]; if (g.x[f] > hi) hi = g.x[f];
+        if (g.y[f] < bottom) bottom = g.y[f]; if (g.y[f] > top) top = g.y[f];
+      }
+      this._extent = [lo, bottom, hi, top];
+    },
+
+    redrawCodes: function () { return this.redraw(); },
+
+    _project: function () {
+      var map = this._map, crs = map.options.crs, s = crs.scale(map.getZoom());
+      var o = map.getPixelOrigin(), g = this._g, t = crs.transformation;
+      var p0 = t.transform(L.point(g.x0, g.y0), s);
+      var p1 = t.transform(L.point(g.x0 + g.step, g.y0 + g.step), s);
+      this._ax = p1.x - p0.x; this._bx = p0.x - o.x;
+      this._ay = p1.y - p0.y; this._by = p0.y - o.y;
+      var e = this._extent, r = this.options.radius + 1;
+      if (!g.n) { this._pxBounds = L.bounds([0, 0], [0, 0]); return; }
+      this._pxBounds = L.bounds(
+        [this._ax * e[0] + this._bx - r, this._ay * e[3] + this._by - r],
+        [this._ax * e[2] + this._bx + r, this._ay * e[1] + this._by + r]);
+    },
+
+    _update: function () {},
+    _empty: function () { return !this._g.n; },
+    _containsPoint: function () { return false; },
+
+    _updatePath: function () {
+      var ctx = this._renderer._ctx, g = this._g;
+      var view = this._renderer._redrawBounds || this._renderer._bounds;
+      if (!ctx || !view || !g.n || codes.length !== g.n) return;
+      var ax = this._ax, bx = this._bx, ay = this._ay, by = this._by, r = this.options.radius;
+      var x0 = view.min.x - r, x1 = view.max.x + r, y0 = view.min.y - r, y1 = view.max.y + r;
+      var byBand = [[], [], [], []];
+      for (var f = 0; f < g.n; f++) {
+        var x = ax * g.x[f] + bx, y = ay * g.y[f] + by;
+        if (x < x0 || x > x1 || y < y0 || y > y1) continue;
+        byBand[codes[f] & 3].push(f);
+      }
+      ctx.save();
+      ctx.globalAlpha = this.options.fillOpacity;
+      for (var c = 0; c < byBand.length; c++) {
+        var list = byBand[c];
+        if (!list.length) continue;
+        ctx.beginPath();
+        for (var i = 0; i < list.length; i++) {
+          f = list[i];
+          x = ax * g.x[f] + bx; y = ay * g.y[f] + by;
+          ctx.moveTo(x + r, y);
+          ctx.arc(x, y, r, 0, 2 * Math.PI);
+        }
+        ctx.fillStyle = bandColour(c);
+        ctx.fill();
+      }
+      ctx.restore();
+    }
+  });
+
+  /* the band codes of a state: every home's (`bands`), or those changed since the version shown
+   * (`band_changes`); false when the changes are since another version than the one shown */
+  function takeBands(s) {
+    var i;
+    if (s.version === shownVersion) return true;  /* shown already */
+    if (typeof s.bands === 'string') {
+      codes = new Uint8Array(s.bands.length);
+      for (i = 0; i < s.bands.length; i++) codes[i] = s.bands.charCodeAt(i) - 48;
+    } else if (s.band_changes && s.band_changes.since === shownVersion) {
+      var at = s.band_changes.homes, b = s.band_changes.bands;
+      for (i = 0; i < at.length; i++) codes[at[i]] = b.charCodeAt(i) - 48;
+      shownVersion = s.version;
+      if (homes && at.length) homes.redrawCodes();  /* no home changed: nothing to draw */
+      return true;
+    } else {
+      return false;
+    }
+    shownVersion = s.version;
+    if (homes) homes.redrawCodes();
+    return true;
   }
 
   function tip(lines) {
@@ -112,42 +216,38 @@
     layers.outline.clearLayers();
     layers.streets.clearLayers();
     layers.gaps.clearLayers();
-    layers.streets.addLayer(L.polyline(s.streets.map(function (line) {
-      return line.map(function (p) { return [p[1], p[0]]; });
-    }), {renderer: canvas, color: meta.colours.street, weight: 1, interactive: false}));
     layers.homes.clearLayers();
+    layers.streets.addLayer(new L.WalkcoverLines(s.streets, {
+      renderer: canvas, color: meta.colours.street, weight: 1, opacity: 0.7
+    }));
     var outline = L.geoJSON(s.outline, {style: {color: '#333', weight: 2, fill: false}, interactive: false});
     layers.outline.addLayer(outline);
-    s.gaps.forEach(function (g) {
-      var layer = L.geoJSON(g.geometry, {
-        style: {color: meta.colours.gap, weight: 1.5, dashArray: '4 3', fillColor: meta.colours.gap, fillOpacity: 0.08}
-      });
-      layer.bindTooltip(tip([(T.gap || 'Gap') + ' #' + g.rank, (T.residents || 'Residents') + ': ' + g.residents_text]));
-      layer.gapRank = g.rank;
-      layers.gaps.addLayer(layer);
+    L.geoJSON(walkcover.geojson(s.gaps), {
+      style: {color: meta.colours.gap, weight: 1.5, dashArray: '4 3', fillColor: meta.colours.gap, fillOpacity: 0.08},
+      onEachFeature: function (feature, layer) {
+        var p = feature.properties;
+        layer.bindTooltip(tip([(T.gap || 'Gap') + ' #' + p.rank, (T.residents || 'Residents') + ': ' + p.residents_text]));
+        layer.gapRank = p.rank;
+        layers.gaps.addLayer(layer);
+      }
     });
-    homes = [];
-    var h = s.homes;
-    for (var i = 0; i < h.lon.length; i++) {
-      var m = L.circleMarker([h.lat[i], h.lon[i]], {
-        renderer: canvas, radius: 4, weight: 1, color: '#ffffff', fillOpacity: 0.9,
-        fillColor: bandColour(s.bands.charAt(i))
-      });
-      m.homeIndex = i;
-      layers.homes.addLayer(m);
-      homes.push(m);
-    }
-    shownBands = s.bands;
+    homes = new HomeDots(s.homes.geometry, {renderer: homeCanvas});
+    shownVersion = -1;
+    takeBands(s);
+    layers.homes.addLayer(homes);
+    drawFacilities(s.facilities);
+    layers.sites.clearLayers();
+    layers.snaps.clearLayers();
+    siteLayers = {};
     map.fitBounds(outline.getBounds(), {padding: [10, 10]});
   }
 
-  function applyBands(bands) {
-    if (bands.length !== homes.length) return;
-    for (var i = 0; i < bands.length; i++) {
-      var c = bands.charAt(i);
-      if (c !== shownBands.charAt(i)) homes[i].setStyle({fillColor: bandColour(c)});
-    }
-    shownBands = bands;
+  function facilityStyle(f) {
+    return {
+      color: f.removed ? meta.colours.removed : meta.colours.facility,
+      fillColor: f.removed ? meta.colours.removed : meta.colours.facility_fill,
+      fillOpacity: f.removed ? 0.35 : 1, dashArray: f.removed ? '3 3' : null
+    };
   }
 
   function facilityPopup(f) {
@@ -162,18 +262,29 @@
     return d;
   }
 
+  /* the facilities, drawn once per scenario opened; an edit only restyles those it closes or
+   * opens again (`markRemoved`) */
   function drawFacilities(list) {
     layers.facilities.clearLayers();
+    facilities = {};
     list.forEach(function (f) {
-      var m = L.circleMarker([f.lat, f.lon], {
-        radius: 7, weight: 2.5,
-        color: f.removed ? meta.colours.removed : meta.colours.facility,
-        fillColor: f.removed ? meta.colours.removed : meta.colours.facility_fill,
-        fillOpacity: f.removed ? 0.35 : 1, dashArray: f.removed ? '3 3' : null
-      });
+      var m = L.circleMarker([f.lat, f.lon], L.extend({radius: 7, weight: 2.5}, facilityStyle(f)));
       m.facilityId = f.facility_id;
       m.bindPopup(function () { return facilityPopup(f); });
       layers.facilities.addLayer(m);
+      facilities[f.facility_id] = {f: f, marker: m};
+    });
+  }
+
+  function markRemoved(removed) {
+    var closed = {};
+    removed.forEach(function (id) { closed[id] = true; });
+    Object.keys(facilities).forEach(function (id) {
+      var x = facilities[id], now = !!closed[id];
+      if (x.f.removed !== now) {
+        x.f.removed = now;
+        x.marker.setStyle(facilityStyle(x.f));
+      }
     });
   }
 
@@ -187,32 +298,54 @@
     return d;
   }
 
-  function drawSites(list) {
-    layers.sites.clearLayers();
-    layers.snaps.clearLayers();
-    list.forEach(function (x) {
-      var icon = L.divIcon({className: 'wc-site-icon' + (x.reason ? ' wc-off' : ''), iconSize: [18, 18], iconAnchor: [9, 9]});
-      var m = L.marker([x.lat, x.lon], {icon: icon, draggable: true, title: x.name || x.site_id, keyboard: true});
-      m.siteId = x.site_id;
-      m.bindPopup(function () { return sitePopup(x); });
-      m.on('dragend', function () {
-        var p = m.getLatLng();
-        app.move(x.site_id, p.lng, p.lat).catch(function () {});
+  /* a site's marker and snap line; `entry.x` is its latest state (the popup reads it) */
+  function addSite(x, key) {
+    var entry = {key: key, x: x, layers: []};
+    var icon = L.divIcon({className: 'wc-site-icon' + (x.reason ? ' wc-off' : ''), iconSize: [18, 18], iconAnchor: [9, 9]});
+    var m = L.marker([x.lat, x.lon], {icon: icon, draggable: true, title: x.name || x.site_id, keyboard: true});
+    m.siteId = x.site_id;
+    m.bindPopup(function () { return sitePopup(entry.x); });
+    m.on('dragend', function () {
+      var p = m.getLatLng();
+      app.move(x.site_id, p.lng, p.lat).catch(function () {});
+    });
+    layers.sites.addLayer(m);
+    entry.layers.push([layers.sites, m]);
+    var e = m.getElement();
+    if (e) {
+      e.style.background = meta.colours.site;
+      e.setAttribute('data-site-id', x.site_id);
+    }
+    if (x.snap) {
+      var line = L.polyline([[x.lat, x.lon], [x.snap[1], x.snap[0]]], {
+        color: meta.colours.site, weight: 2, dashArray: '3 3', interactive: false
       });
-      layers.sites.addLayer(m);
-      var e = m.getElement();
-      if (e) {
-        e.style.background = meta.colours.site;
-        e.setAttribute('data-site-id', x.site_id);
-      }
-      if (x.snap) {
-        layers.snaps.addLayer(L.polyline([[x.lat, x.lon], [x.snap[1], x.snap[0]]], {
-          color: meta.colours.site, weight: 2, dashArray: '3 3', interactive: false
-        }));
-        var s = L.circleMarker([x.snap[1], x.snap[0]], {radius: 3.5, color: meta.colours.site, weight: 2, fillColor: '#fff', fillOpacity: 1});
-        s.bindTooltip(tip([T.snap || 'Snap point']));
-        layers.snaps.addLayer(s);
-      }
+      var s = L.circleMarker([x.snap[1], x.snap[0]], {radius: 3.5, color: meta.colours.site, weight: 2, fillColor: '#fff', fillOpacity: 1});
+      s.bindTooltip(tip([T.snap || 'Snap point']));
+      layers.snaps.addLayer(line);
+      layers.snaps.addLayer(s);
+      entry.layers.push([layers.snaps, line], [layers.snaps, s]);
+    }
+    return entry;
+  }
+
+  /* the sites: only those added, moved or changed are drawn again (a canvas redraws the region
+   * of what changed, with every facility in it); `force` draws every one again (a refused drag
+   * puts its marker back) */
+  function drawSites(list, force) {
+    var keep = {};
+    list.forEach(function (x) {
+      var key = JSON.stringify([x.lon, x.lat, x.snap, x.reason, x.name]);
+      var old = siteLayers[x.site_id];
+      keep[x.site_id] = true;
+      if (old && old.key === key && !force) { old.x = x; return; }
+      if (old) old.layers.forEach(function (g) { g[0].removeLayer(g[1]); });
+      siteLayers[x.site_id] = addSite(x, key);
+    });
+    Object.keys(siteLayers).forEach(function (id) {
+      if (keep[id]) return;
+      siteLayers[id].layers.forEach(function (g) { g[0].removeLayer(g[1]); });
+      delete siteLayers[id];
     });
   }
 
@@ -251,12 +384,21 @@
     });
   }
 
-  function show(s, full) {
+  function show(s, full, force) {
+    if (full) {
+      drawStatic(s);
+      setHash(s.id);
+    } else if (!takeBands(s)) {
+      /* changes since another version than the one shown: every home's band instead */
+      var id = s.id;
+      api('GET', '/api/scenarios/' + encodeURIComponent(id)).then(function (again) {
+        if (current && current.id === id && again.version >= current.version) show(again, false);
+      }).catch(function () {});
+    }
     current = s;
-    if (full) drawStatic(s); else applyBands(s.bands);
     showFigures(s.figures);
-    drawFacilities(s.facilities);
-    drawSites(s.sites);
+    markRemoved(s.removed);
+    drawSites(s.sites, force);
     showSites(s.sites);
     $('wc-undo').disabled = !s.can_undo;
     if (document.activeElement !== $('wc-name')) $('wc-name').value = s.name;
@@ -390,6 +532,7 @@
   function edit(body) {
     if (!current) return Promise.reject(new Error('no scenario open'));
     var t0 = performance.now();
+    body.since = shownVersion;
     return work(api('POST', '/api/scenarios/' + encodeURIComponent(current.id) + '/edits', body))
       .then(function (s) {
         show(s, false);
@@ -397,7 +540,7 @@
         app.edits++;
         return s;
       }).catch(function (e) {
-        if (current) show(current, false);  // a refused drag: the marker goes back
+        if (current) show(current, false, true);  // a refused drag: the marker goes back
         return fail(e);
       });
   }
@@ -408,7 +551,13 @@
   app.undo = function () { return edit({op: 'undo'}); };
   app.state = function () { return current; };
   app.map = map;
-  app.homeColour = function (i) { return homes[i] && homes[i].options.fillColor; };
+  app.homeColour = function (i) { return i < codes.length ? bandColour(codes[i]) : undefined; };
+  app.bands = function () {
+    var out = [];
+    for (var i = 0; i < codes.length; i++) out.push(String(codes[i]));
+    return out.join('');
+  };
+  app.shownVersion = function () { return shownVersion; };
 
   app.open = function (did, sid) {
     status(T.loading_district, true);
@@ -419,13 +568,13 @@
 
   app.suggest = function (k) {
     status(T.suggest + '…', true);
-    return work(api('POST', '/api/scenarios/' + encodeURIComponent(current.id) + '/suggest', {k: k}))
+    return work(api('POST', '/api/scenarios/' + encodeURIComponent(current.id) + '/suggest', {k: k, since: shownVersion}))
       .then(function (s) { status('', false); return show(s, false); })
       .catch(function (e) { status('', false); return fail(e); });
   };
 
   app.save = function (name, overwrite) {
-    return work(api('POST', '/api/scenarios/' + encodeURIComponent(current.id) + '/save', {name: name, overwrite: !!overwrite}))
+    return work(api('POST', '/api/scenarios/' + encodeURIComponent(current.id) + '/save', {name: name, overwrite: !!overwrite, since: shownVersion}))
       .then(function (d) { show(d.state, false); notice(T.save + ': ' + d.name, false); return refreshSaved().then(function () { return d; }); });
   };
 
@@ -437,6 +586,60 @@
   };
 
   app.compare = compare;
+
+  /* the scenario's sites as its district's proposed sites in the server's --out, for
+   * `walkcover report`; the answer says the command to run */
+  app.exportReport = function (overwrite) {
+    status(T.export + '…', true);
+    return work(api('POST', '/api/scenarios/' + encodeURIComponent(current.id) + '/export', {overwrite: !!overwrite}))
+      .then(function (d) {
+        status('', false);
+        notice(T.exported + ': ' + d.command, false);
+        app.lastExport = d;
+        return d;
+      }, function (e) { status('', false); throw e; });
+  };
+
+  /* another tab's edits: the version is asked for every few seconds while nothing is pending */
+  function poll() {
+    if (!current || busy || document.hidden) return Promise.resolve(null);
+    var id = current.id;
+    return api('GET', '/api/scenarios/' + encodeURIComponent(id) + '/version').then(function (v) {
+      if (!current || current.id !== id || busy || v.version === current.version) return null;
+      return api('GET', '/api/scenarios/' + encodeURIComponent(id) + '?since=' + shownVersion)
+        .then(function (s) {
+          if (!current || current.id !== id || busy || s.version <= current.version) return null;
+          show(s, false);
+          notice(T.synced, false);
+          app.synced = (app.synced || 0) + 1;
+          return s;
+        });
+    }, function (e) {
+      if (e.status === 404 && current && current.id === id) notice(T.gone, true);
+      return null;
+    });
+  }
+  app.poll = poll;
+
+  /* the address names the scenario shown (#scenario=<id>): opened in another tab, it shows the
+   * same live scenario, and each tab sees the other's edits */
+  function setHash(id) {
+    if (window.history && window.history.replaceState) {
+      window.history.replaceState(null, '', window.location.pathname + window.location.search + '#scenario=' + encodeURIComponent(id));
+    }
+  }
+
+  function hashScenario() {
+    var m = /[#&]scenario=([0-9a-f]+)/.exec(window.location.hash);
+    return m ? m[1] : null;
+  }
+
+  app.join = function (id) {
+    status(T.loading_district, true);
+    return work(api('GET', '/api/scenarios/' + encodeURIComponent(id) + '?full=1'))
+      .then(function (s) { status('', false); return show(s, true); })
+      .catch(function (e) { status('', false); throw e; });
+  };
 
   function setAdding(on) {
     adding = on;
@@ -470,6 +673,12 @@
     if ($('wc-saved').value) app.load($('wc-saved').value).catch(function () {});
   });
   $('wc-cmp-btn').addEventListener('click', function () { compare().catch(function () {}); });
+  $('wc-export').addEventListener('click', function () {
+    app.exportReport(false).catch(function (e) {
+      if (e.status === 409 && window.confirm(T.replace_export)) return app.exportReport(true);
+      throw e;
+    }).catch(fail).catch(function () {});
+  });
 
   /* ---- start: wait for the run, then open the first district and standard ------------ */
 
@@ -493,7 +702,14 @@
       legend();
       return refreshSaved();
     }).then(function () {
-      return app.open(meta.districts[0].id, meta.standards[0].id);
-    }).then(function () { readyResolve(true); });
+      var joined = hashScenario();
+      var first = function () { return app.open(meta.districts[0].id, meta.standards[0].id); };
+      return joined ? app.join(joined).catch(function (e) {
+        return first().then(function () { notice(T.gone + ': ' + e.message, true); });
+      }) : first();
+    }).then(function () {
+      window.setInterval(function () { poll().catch(function () {}); }, 1000 * (BOOT.poll_s || 2));
+      readyResolve(true);
+    });
   }).catch(function (e) { notice(String(e && e.message || e), true); });
 })();
