@@ -256,3 +256,33 @@ def test_gb50180_end_to_end(tmp_path, sample_cache):
             "SELECT count(*) FROM demand WHERE life_circle_10min_found >= 0"
         ).fetchone()
     assert n > 0
+
+
+def test_api_access_and_life_circles(choice_run, tmp_path, sample_cache):
+    from walkcover._errors import ConfigError
+
+    homes = choice_run.access(SID)
+    d = choice_run.assessment.demand
+    assert len(homes) == len(d)
+    np.testing.assert_array_equal(homes[f"{SID}_access"], d[f"{SID}_access"])
+    one = choice_run.access(SID, district="sample-ne")
+    assert 0 < len(one) < len(homes) and set(one["district_id"]) == {"sample-ne"}
+    with pytest.raises(ConfigError, match="measures neither choice nor capacity"):
+        choice_run.access("toilet")
+    with pytest.raises(ConfigError, match="standards='gb50180-2018'"):
+        choice_run.life_circles()
+    path = _standards_file(tmp_path, tiers=True)
+    r = wc.assess(
+        "helsinki-sample",
+        standards=path,
+        standard=["toilet", "green_space", "clinic", "park"],
+        cache_dir=sample_cache,
+    )
+    table = r.life_circles()
+    assert set(table["tier_min"]) == {5, 10} and len(table) == 2 * len(r.districts)
+    ind = r.district_rows.set_index(["district_id", "indicator"])["value"]
+    for row in table.itertuples():
+        assert ind[
+            (row.district_id, f"life_circle_{row.tier_min}min_complete_pct")
+        ] == pytest.approx(row.complete_pct, nan_ok=True)
+    assert len(r.life_circles("sample-ne")) == 2

@@ -345,6 +345,68 @@ class Results:
             pd.concat(frames, ignore_index=True), geometry="geometry", crs=self.assessment.crs
         )
 
+    def access(self, standard: str, district: str | None = None) -> gpd.GeoDataFrame:
+        """Each home's choice and capacity for `standard`, where its standards-file entry asks for
+        them (``choice: true``, an ``access`` rule): ``osm_id, district_id, residents``, the
+        walk to the nearest facility (``<id>_dist_m``), to the 2nd and 3rd within the threshold
+        (``<id>_nearest2_m``, ``<id>_nearest3_m``), how many lie within it (``<id>_n_within``)
+        and the E2SFCA capacity per 1,000 residents (``<id>_access``); for one district, or every
+        measured one when `district` is None.
+
+        Raises
+        ------
+        ConfigError
+            `standard` asks for neither (the message says what to add to the standards file).
+        """
+        from walkcover._errors import ConfigError
+
+        std = self.assessment.standard(standard)
+        if not std.choice and std.access is None:
+            raise ConfigError(
+                f"standard {standard!r} measures neither choice nor capacity: add `choice: true` "
+                "or an `access:` rule to it in the standards file (see docs/standards.md, "
+                "configs/standards/gb50180-2018.yaml has examples)"
+            )
+        d = self.assessment.demand
+        if district is not None:
+            d = d[(d["district_id"] == self.district_id(district)).to_numpy()]
+        cols = ["osm_id", "district_id", "residents", f"{standard}_dist_m", f"{standard}_status"]
+        cols += [
+            f"{standard}_{c}"
+            for c in ("nearest2_m", "nearest3_m", "n_within", "access")
+            if f"{standard}_{c}" in d
+        ]
+        return gpd.GeoDataFrame(d[[*cols, "geometry"]].reset_index(drop=True), crs=d.crs)
+
+    def life_circles(self, district: str | None = None) -> pd.DataFrame:
+        """GB 50180's life circles per district and tier (``--standards gb50180-2018``, or any file
+        whose standards name their ``life_circle``): ``district_id, tier_min, required,
+        residents, complete_pct, most_missing, most_missing_residents``. Each home's own
+        completeness is in ``demand`` (``life_circle_<t>min_complete``, ``_found``).
+
+        Raises
+        ------
+        ConfigError
+            The run measured no life circle (the message says why and how to).
+        """
+        from walkcover._errors import ConfigError
+
+        table = self.assessment.life_circles
+        if table is None:
+            tiers = self.assessment.rules.life_circle_tiers()
+            raise ConfigError(
+                "this run measured no life circle: "
+                + (
+                    "it left out part of each tier's standards (run them all: standard='all')"
+                    if tiers
+                    else f"the standards file {self.assessment.rules.id!r} has none; use "
+                    "standards='gb50180-2018'"
+                )
+            )
+        if district is not None:
+            table = table[(table["district_id"] == self.district_id(district)).to_numpy()]
+        return table.reset_index(drop=True)
+
     def map(
         self, standard: str | None = None, district: str | None = None, *, tiles: str | None = None
     ) -> folium.Map:
