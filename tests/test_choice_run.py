@@ -286,3 +286,22 @@ def test_api_access_and_life_circles(choice_run, tmp_path, sample_cache):
             (row.district_id, f"life_circle_{row.tier_min}min_complete_pct")
         ] == pytest.approx(row.complete_pct, nan_ok=True)
     assert len(r.life_circles("sample-ne")) == 2
+
+
+def test_explain_names_the_life_circle(tmp_path, sample_cache):
+    path = _standards_file(tmp_path, tiers=True)
+    r = wc.assess(
+        "helsinki-sample",
+        standards=path,
+        standard=["toilet", "green_space", "clinic", "park"],
+        cache_dir=sample_cache,
+    )
+    text = r.explain("green_space", district="sample-ne")
+    row = r.life_circles("sample-ne").set_index("tier_min").loc[5]
+    assert "Life circle (GB 50180-2018, 5-minute)" in text
+    assert "within its own distance: Public toilet, Green space" in text
+    from walkcover.presentation.figures import figure_text
+
+    assert f"complete: {figure_text(row['complete_pct'], unit='%')}" in text
+    part = wc.assess("helsinki-sample", standards=path, standard=["toilet"], cache_dir=sample_cache)
+    assert "not measured in this run" in part.explain("toilet", district="sample-ne")

@@ -150,3 +150,33 @@ def test_a_county_with_no_data_searches_for_one_transformation(s_city, tmp_path)
         (t, a, b) for t, a, b in made if b.startswith("EPSG:")
     ]  # not a projection's inverse
     assert searched == [("MainThread", "EPSG:4326", "EPSG:4547")], made
+
+
+def test_gb50180_runs_on_the_s_city(s_city):
+    """GB 50180's file end to end on the S city, from its cache: every district × standard has a
+    row, each district's life circles equal its homes' complete flags weighed by residents, and a
+    tier no home completes names the facility missing."""
+    pbf, cache, _ = s_city
+    r = wc.assess("zhengzhou", source=pbf, cache_dir=cache, standards="gb50180-2018")
+    a = r.assessment
+    tiers = a.rules.life_circle_tiers()
+    assert set(tiers) == {5, 10, 15}
+    assert len(r.summary) == len(a.districts) * len(a.standards)
+    table = r.life_circles()
+    d = a.demand
+    res = d["residents"].to_numpy(dtype=float)
+    lived = table[table["residents"] > 0]
+    homes = d.groupby("district_id")["residents"].sum()
+    assert len(lived) == 3 * int((homes > 0).sum()) >= 9  # three tiers of each lived district
+    for row in lived.itertuples():
+        ok = pd.array(d[f"life_circle_{row.tier_min}min_complete"], dtype="boolean")
+        mine = (d["district_id"] == row.district_id).to_numpy() & ~np.asarray(ok.isna())
+        done = ok.fillna(False).to_numpy(dtype=bool)
+        assert row.complete_pct == pytest.approx(
+            100 * res[mine & done].sum() / res[mine].sum(), abs=1e-9
+        )
+        if row.complete_pct == 0:
+            assert row.most_missing in tiers[row.tier_min]
+    # the synthetic city (Helsinki's streets) has parks and bus stops but no kindergarten
+    assert (table.loc[table["tier_min"] == 5, "complete_pct"].fillna(0) == 0).all()
+    assert (lived.loc[lived["tier_min"] == 10, "complete_pct"] > 0).any()

@@ -130,7 +130,41 @@ def explanation(
                 f"  {c}: {_f(row[f'street_km_{c}'], ' km')} of street, {_f(row[f'street_covered_pct_{c}'])} covered "
                 f"at {std.context_thresholds_m.get(c, std.threshold_m):g} m"
             )
+    lines += _life_circle_lines(result, std, str(did))
     notes = [n.text for n in result.notes if n.concerns(row["district"], std.id)]
     if notes:
         lines += ["", "Notes", *[f"  {n}" for n in notes]]
     return "\n".join(lines)
+
+
+def _life_circle_lines(result: Assessment, std, district_id: str) -> list[str]:
+    """How the life circle `std` belongs to is made, with the district's figure (none where the
+    standard is in no tier, or the run measured its tier only in part)."""
+    tier = std.life_circle
+    if tier is None:
+        return []
+    ids = result.rules.life_circle_tiers().get(tier, [])
+    names = ", ".join(result.rules.standards[i].name for i in ids)
+    lines = [
+        "",
+        f"Life circle (GB 50180-2018, {tier}-minute)",
+        f"  a home's circle is complete when each of these is within its own distance: {names}",
+    ]
+    table = result.life_circles
+    rows = (
+        table[(table["district_id"] == district_id) & (table["tier_min"] == tier)]
+        if table is not None
+        else table
+    )
+    if rows is None or not len(rows):
+        lines.append("  not measured in this run: it left out some of the tier's standards")
+        return lines
+    r = rows.iloc[0]
+    lines.append(f"  residents whose circle is complete: {_f(r['complete_pct'])}")
+    if r["most_missing"]:
+        lack = result.rules.standards[r["most_missing"]]
+        lines.append(
+            f"  most often missing: {lack.name} {lack.name_zh} "
+            f"({count_text(r['most_missing_residents'])} residents lack it)"
+        )
+    return lines
