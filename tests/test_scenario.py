@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pyproj
 import pytest
+import yaml
 from shapely.geometry import Point, box
 
 import walkcover as wc
@@ -503,3 +504,284 @@ def test_export_refuses_closures_naming_them_and_writes_nothing(sample_results, 
     with pytest.raises(OutputExistsError, match="already holds proposed sites for toilet"):
         sample_results.export_scenario(sc, tmp_path)
     assert sample_results.export_scenario(sc, tmp_path, overwrite=True)
+
+
+# -- several standards at once ------------------------------------------------------------------
+
+#: A plot that hosts two services: toilets (street-context radii) and clinics, in the district
+#: where clinics reach 61% of residents in the run.
+MULTI, MULTI_DISTRICT = ["toilet", "clinic"], "sample-ne"
+
+
+def same_values(a: pd.Series, b: pd.Series) -> bool:
+    """Two summary rows hold the same figures (NaN equal to NaN)."""
+    assert list(a.index) == list(b.index)
+    return all(x == y or (pd.isna(x) and pd.isna(y)) for x, y in zip(a, b, strict=True))
+
+
+def assert_parts_equal_singles(m: scn.MultiScenario, singles: dict[str, scn.Scenario]) -> None:
+    """Each standard of `m` gives what its single-standard scenario gives, home by home, and
+    the multi-standard reads are made of them."""
+    assert m.standard_ids == list(singles)
+    summary = m.summary
+    assert list(summary["standard"]) == list(singles)
+    gain = m.gain
+    demand = m.demand
+    for i, (sid, one) in enumerate(singles.items()):
+        part = m[sid]
+        assert part.edits == one.edits, sid
+        for col in scn.DEMAND_COLUMNS:
+            mine, theirs = part.demand[col], one.demand[col]
+            if col == "dist_m":
+                np.testing.assert_array_equal(mine.to_numpy(float), theirs.to_numpy(float))
+                np.testing.assert_array_equal(demand[f"{sid}_{col}"].to_numpy(float), theirs)
+            elif col != "osm_id":
+                assert list(mine) == list(theirs), (sid, col)
+                assert list(demand[f"{sid}_{col}"]) == list(theirs), (sid, col)
+        assert same_values(part.summary, one.summary), sid
+        assert same_values(summary.iloc[i].rename(None), one.summary), sid
+        mine = gain[(gain["standard"] == sid).to_numpy()].drop(columns="standard")
+        pd.testing.assert_frame_equal(mine.reset_index(drop=True), one.gain)
+        assert [x.site_id for x in part.sites] == [x.site_id for x in m.sites]
+        assert m.official_pct[sid] == one.official_pct
+
+
+def test_a_multi_standard_scenario_is_its_single_standard_scenarios(sample_results):
+    """Sites that serve toilets and clinics at once, moved, an existing toilet and a site
+    removed, undone: each standard equals the single-standard scenario with the same edits,
+    home by home, after every edit, and the last state a full measure."""
+    a = sample_results.assessment
+    m = sample_results.scenario(MULTI, district=MULTI_DISTRICT, name="community centre")
+    assert isinstance(m, scn.MultiScenario) and m.district_id == MULTI_DISTRICT
+    singles = {sid: scn.scenario(a, sid, district_id=MULTI_DISTRICT) for sid in MULTI}
+    assert_parts_equal_singles(m, singles)  # before any edit: the run's figures
+
+    def both(edit) -> None:
+        edit(m)
+        for one in singles.values():
+            edit(one)
+        assert_parts_equal_singles(m, singles)
+
+    spots = gap_spots(sample_results, "clinic", MULTI_DISTRICT, 1)
+    spots += gap_spots(sample_results, "toilet", MULTI_DISTRICT, 1)
+    s1 = m.add(lon=spots[0][0], lat=spots[0][1], name="centre", capacity=30)
+    for one in singles.values():
+        assert one.add(lon=spots[0][0], lat=spots[0][1], name="centre", capacity=30) == s1
+    assert_parts_equal_singles(m, singles)
+    both(lambda sc: sc.add(lon=spots[1][0], lat=spots[1][1], name="school yard"))
+    moved = (spots[0][0] + 0.0015, spots[0][1] - 0.0008)
+    both(lambda sc: sc.move("site-1", lon=moved[0], lat=moved[1]))
+    # an existing toilet closes: only the toilet standard changes
+    nearest = a.district_nearest("toilet", MULTI_DISTRICT)
+    busiest = int(np.bincount(nearest[nearest >= 0]).argmax())
+    toilet = str(a.passes["toilet"].counted["osm_id"].iloc[busiest])
+    m.remove(toilet)  # the id is a toilet's only: no standard= needed
+    singles["toilet"].remove(toilet)
+    assert_parts_equal_singles(m, singles)
+    assert m.removed == {"toilet": [toilet], "clinic": []}
+    assert m.edits[-1] == scn.Edit("remove", toilet, standard="toilet")
+    both(lambda sc: sc.remove("site-2"))  # a site goes from every standard
+    assert [x.site_id for x in m.sites] == ["site-1"]
+    both(lambda sc: sc.undo())  # the site is back
+    assert [x.site_id for x in m.sites] == ["site-1", "site-2"]
+    s = m.summary.set_index("standard")
+    assert list(s["sites_added"]) == [2, 2] and list(s["facilities_removed"]) == [1, 0]
+    # the last state, per standard, is a full measure of its edited facility set
+    for sid, removed in (("toilet", [busiest]), ("clinic", [])):
+        walks = full_measure(a, sid, MULTI_DISTRICT, [moved, spots[1]], removed)
+        assert_same_walks(m[sid], walks)
+    # undo takes back the closure from the toilets alone, then the move from both
+    assert m.undo() == scn.Edit("remove", toilet, standard="toilet")
+    singles["toilet"].undo()
+    assert_parts_equal_singles(m, singles)
+    assert m.undo() == scn.Edit("move", "site-1", *moved)
+    for one in singles.values():
+        one.undo()
+    assert_parts_equal_singles(m, singles)
+    for _ in range(2):
+        m.undo()
+    run = a.summary.set_index(["district_id", "standard"])
+    for sid in MULTI:
+        assert (
+            m.summary.set_index("standard").loc[sid, "residents_covered_pct"]
+            == run.loc[(MULTI_DISTRICT, sid), "residents_covered_pct"]
+        )
+    with pytest.raises(scn.ScenarioError, match="no edit to take back"):
+        m.undo()
+
+
+def test_multi_standard_scenarios_are_asked_as_a_list_or_a_comma_string(sample_results):
+    m = sample_results.scenario(" clinic,fitness , clinic", district="sample-sw")
+    assert isinstance(m, scn.MultiScenario) and m.standard_ids == ["clinic", "fitness"]
+    assert list(m.summary["standard"]) == ["clinic", "fitness"]
+    assert list(m.summary.columns) == [*scn.SUMMARY_FIGURES, "sites_added", "facilities_removed"]
+    assert list(m.gain.columns) == scn.MULTI_GAIN_COLUMNS and m.gain.empty
+    one = sample_results.scenario(["toilet", "toilet"], district="sample-sw")
+    assert isinstance(one, scn.MultiScenario) and one.standard_ids == ["toilet"]
+    # one id, as before: the single-standard scenario
+    assert type(sample_results.scenario("toilet", district="sample-sw")) is scn.Scenario
+
+
+def test_multi_standard_scenarios_refuse_bad_input_naming_the_choices(sample_results):
+    a = sample_results.assessment
+    measured = ", ".join(s.id for s in a.standards)
+    with pytest.raises(
+        scn.ScenarioError,
+        match=rf"'clinc' \(did you mean 'clinic'\?\), 'library' not measured in this run; give "
+        rf"some of: {measured}$",
+    ):
+        sample_results.scenario(["clinc", "fitness", "library"], district="sample-sw")
+    for empty in ([], ",", " , "):
+        with pytest.raises(scn.ScenarioError, match="give at least one standard id; measured"):
+            sample_results.scenario(empty, district="sample-sw")
+    with pytest.raises(scn.ScenarioError, match="3 is not a standard id; give ids as text"):
+        scn.multi_scenario(a, ["clinic", 3], district_id="sample-sw")
+    with pytest.raises(scn.ScenarioError, match="district_id 'd9'.*give one of"):
+        scn.multi_scenario(a, "clinic,fitness", district_id="d9")
+    with pytest.raises(scn.ScenarioError, match="a Scenario covers one standard.*multi_scenario"):
+        scn.scenario(a, "clinic,fitness", district_id="sample-sw")
+    # green space and parks share the city's parks: a park's id names a facility of both
+    m = sample_results.scenario(["green_space", "park"], district="sample-se")
+    both = set(a.passes["green_space"].counted["osm_id"]) & set(a.passes["park"].counted["osm_id"])
+    park = sorted(both)[0]
+    with pytest.raises(
+        scn.ScenarioError,
+        match=rf"facility '{park}' is a facility of green_space and park .*say which closes: "
+        rf"remove\('{park}', standard='green_space' or standard='park'\)",
+    ):
+        m.remove(park)
+    with pytest.raises(scn.ScenarioError, match="position 0 names a counted facility of each"):
+        m.remove(0)
+    with pytest.raises(
+        scn.ScenarioError, match="standard='toilet' is not a standard of this scenario; give one "
+        "of: green_space, park"
+    ):  # fmt: skip
+        m.remove(park, standard="toilet")
+    with pytest.raises(scn.ScenarioError, match=r"'node/999' is neither a site.*\(green_space, "):
+        m.remove("node/999")
+    assert m.edits == ()  # refused edits leave no trace
+    m.remove(park, standard="park")
+    assert m.removed == {"green_space": [], "park": [park]}
+    spot = gap_spots(sample_results, "park", "sample-se", 1)[0]
+    site = m.add(lon=spot[0], lat=spot[1])
+    with pytest.raises(scn.ScenarioError, match="is a site, which serves every standard"):
+        m.remove(site, standard="park")
+    with pytest.raises(scn.ScenarioError, match="lies outside district"):
+        m.add(lon=spot[0] + 1, lat=spot[1])
+    assert [len(p.edits) for p in m.parts.values()] == [1, 2]  # the refused add left none
+    # an edit made on one standard alone would put the sites' ids apart: refused next time
+    m["park"].add(lon=spot[0], lat=spot[1])
+    with pytest.raises(scn.ScenarioError, match=r"the park part .*edited on its own"):
+        m.add(lon=spot[0], lat=spot[1])
+    m["park"].undo()
+    assert m.add(lon=spot[0], lat=spot[1]) == "site-2"
+
+
+def test_multi_standard_save_and_load_and_a_single_standard_file_as_before(
+    sample_results, tmp_path
+):
+    """A multi-standard scenario saves its standards and edits and replays to the same figures;
+    a single-standard file, as walkcover has always written it, loads as a Scenario unchanged;
+    hostile names stay text."""
+    a = sample_results.assessment
+    hostile = "!!python/object/apply:os.system ['touch pwned']\n<img src=x onerror=alert(1)>"
+    name = "../../" + hostile
+    m = sample_results.scenario(MULTI, district=MULTI_DISTRICT, name=name)
+    assert "/" not in m.slug and not m.slug.startswith(".")
+    spots = gap_spots(sample_results, "clinic", MULTI_DISTRICT, 2)
+    m.add(lon=spots[0][0], lat=spots[0][1], name=hostile, capacity=12)
+    m.add(lon=spots[1][0], lat=spots[1][1], name="second")
+    m.move("site-2", lon=spots[1][0] + 0.001, lat=spots[1][1])
+    toilet = str(a.passes["toilet"].counted["osm_id"].iloc[0])
+    m.remove(toilet)
+    out = tmp_path / "scenarios"
+    saved = m.save(out)
+    assert sorted(p.name for p in out.iterdir()) == [f"{m.slug}.gpkg", f"{m.slug}.yaml"]
+    doc = yaml.safe_load(saved.read_text(encoding="utf-8"))
+    assert doc["walkcover_scenario"] == scn.MULTI_FILE_VERSION and doc["standards"] == MULTI
+    assert "standard" not in doc and doc["name"] == m.name == name.strip()
+    assert doc["edits"][-1] == {"op": "remove", "facility_id": toilet, "standard": "toilet"}
+    sites = gpd.read_file(out / f"{m.slug}.gpkg", layer="sites")
+    assert list(sites["standard"]) == ["toilet", "clinic"] * 2
+    assert list(sites["name"]) == [hostile, hostile, "second", "second"]
+    removals = gpd.read_file(out / f"{m.slug}.gpkg", layer="removals")
+    assert list(zip(removals["standard"], removals["facility_id"])) == [("toilet", toilet)]
+    back = sample_results.load_scenario(saved)
+    assert isinstance(back, scn.MultiScenario) and back.standard_ids == MULTI
+    assert back.name == name.strip() and back.edits == m.edits
+    pd.testing.assert_frame_equal(back.summary, m.summary)
+    pd.testing.assert_frame_equal(back.demand, m.demand)
+    pd.testing.assert_frame_equal(back.gain, m.gain)
+    assert not (tmp_path / "pwned").exists() and not list(tmp_path.parent.glob("pwned"))
+    with pytest.raises(OutputExistsError, match="overwrite=True"):
+        m.save(out)
+    # a file of one standard, as Scenario.save has always written it
+    lon, lat = spots[0]
+    old = out / "old.yaml"
+    old.write_text(
+        "walkcover_scenario: 1\nname: old plan\ncity: helsinki-sample\nstandard: clinic\n"
+        f"district: {MULTI_DISTRICT}\nlayers: old.gpkg\nedits:\n- op: add\n  site_id: site-1\n"
+        f"  lon: {lon!r}\n  lat: {lat!r}\n  name: corner\n  capacity: null\n",
+        encoding="utf-8",
+    )
+    single = sample_results.load_scenario(old)
+    assert type(single) is scn.Scenario and single.standard.id == "clinic"
+    assert single.edits == (scn.Edit("add", "site-1", lon, lat, "corner", None),)
+    fresh = scn.scenario(a, "clinic", district_id=MULTI_DISTRICT)
+    fresh.add(lon=lon, lat=lat, name="corner")
+    pd.testing.assert_frame_equal(single.demand, fresh.demand)
+    # and a single-standard scenario still writes that layout
+    path = single.save(out, overwrite=True)
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert doc["walkcover_scenario"] == 1 and doc["standard"] == "clinic"
+    assert "standards" not in doc and "standard" not in doc["edits"][0]
+    # a multi-standard file naming a standard the run did not measure
+    bad = out / "bad.yaml"
+    bad.write_text(saved.read_text(encoding="utf-8").replace("- clinic", "- clinc"), "utf-8")
+    with pytest.raises(scn.ScenarioError, match=r"bad.yaml.*'clinc' \(did you mean 'clinic'"):
+        sample_results.load_scenario(bad)
+
+
+def test_export_writes_each_standards_sites_into_the_district(sample_results, tmp_path):
+    """Exported, a two-standard scenario's sites are the district's proposed sites of both
+    standards, each with its own after figure (that of its single-standard scenario); a second
+    export is refused naming both; another standard's sites stay."""
+    m = sample_results.scenario(MULTI, district=MULTI_DISTRICT, name="hub")
+    spots = gap_spots(sample_results, "clinic", MULTI_DISTRICT, 2)
+    for i, (lon, lat) in enumerate(spots):
+        m.add(lon=lon, lat=lat, name=f"hub {i + 1}")
+    toilet = str(
+        m.facilities.query("standard == 'toilet' and kind == 'existing'")["facility_id"].iloc[0]
+    )
+    m.remove(toilet)
+    with pytest.raises(scn.ScenarioError, match=r"standard toilet: .*closes existing facilities"):
+        sample_results.export_scenario(m, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    m.undo()
+    park = sample_results.scenario("park", district=MULTI_DISTRICT)
+    park.add(lon=spots[0][0], lat=spots[0][1], name="pocket park")
+    sample_results.export_scenario(park, tmp_path)
+    written = sample_results.export_scenario(m, tmp_path)
+    folder = tmp_path / "helsinki-sample" / MULTI_DISTRICT
+    assert folder / "coverage.gpkg" in written
+    layer = gpd.read_file(folder / "coverage.gpkg", layer="proposed_sites")
+    assert list(layer["standard"]) == ["park", "toilet", "toilet", "clinic", "clinic"]
+    assert list(layer["name"]) == ["pocket park", "hub 1", "hub 2", "hub 1", "hub 2"]
+    for sid in MULTI:
+        mine = layer[(layer["standard"] == sid).to_numpy()]
+        assert list(mine["rank"]) == [1, 2]
+        assert mine["cumulative_coverage_pct"].iloc[-1] == pytest.approx(
+            float(m[sid].summary["residents_covered_pct"]), abs=1e-9
+        )
+    demand = gpd.read_file(folder / "coverage.gpkg", layer="demand")
+    w = demand["residents"].to_numpy(float)
+    now = (demand["clinic_after_status"] == "covered").to_numpy()
+    assert 100 * w[now].sum() / w.sum() == pytest.approx(
+        float(m["clinic"].summary["residents_covered_pct"]), abs=1e-9
+    )
+    with pytest.raises(OutputExistsError, match="proposed sites for toilet, clinic; pass"):
+        sample_results.export_scenario(m, tmp_path)
+    m.remove("site-2")
+    sample_results.export_scenario(m, tmp_path, overwrite=True)
+    layer = gpd.read_file(folder / "coverage.gpkg", layer="proposed_sites")
+    assert list(layer["standard"]) == ["park", "toilet", "clinic"]

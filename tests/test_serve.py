@@ -510,3 +510,47 @@ def test_command_prints_the_url_first(sample_cache, tmp_path):
     finally:
         proc.terminate()
         proc.communicate(timeout=30)  # and its pipes closed
+
+
+def test_a_multi_standard_scenario_is_listed_but_opened_in_python(
+    browser, sample_results, tmp_path
+):
+    """The page edits one standard at a time: a scenario of several, saved from Python, is
+    listed with its standards and refused (400) when opened, saying where to open it; asking
+    for several standards at once is refused too."""
+    m = sample_results.scenario(["toilet", "clinic"], district=DISTRICT, name="centre")
+    lon, lat = largest_gap(sample_results)
+    m.add(lon=lon, lat=lat, name=HOSTILE)
+    with running(Workspace(tmp_path, results=sample_results), port=0) as server:
+        m.save(server.workspace.folder)
+        code, out = call(server, "/api/saved")
+        assert code == 200
+        assert out["saved"] == [
+            {"slug": "centre", "name": "centre", "district_id": DISTRICT,
+             "standard_id": "toilet,clinic", "standards": ["toilet", "clinic"], "edits": 1}
+        ]  # fmt: skip
+        code, out = call(server, "/api/saved/load", {"slug": "centre"})
+        assert code == 400
+        assert "several standards (toilet, clinic)" in out["error"]
+        assert "Results.load_scenario" in out["error"]
+        code, out = call(
+            server, "/api/scenarios", {"district_id": DISTRICT, "standard_id": "toilet,clinic"}
+        )
+        assert code == 400 and "one standard at a time" in out["error"]
+        # a single-standard one saved beside it is listed and opens as before
+        one = sample_results.scenario(STANDARD, district=DISTRICT, name="one")
+        one.save(server.workspace.folder)
+        code, out = call(server, "/api/saved")
+        assert [x["standards"] for x in out["saved"]] == [["toilet", "clinic"], [STANDARD]]
+        assert call(server, "/api/saved/load", {"slug": "one"})[0] == 200
+        # the page lists it, greyed out, and never offers it to open or compare
+        page, errors, outside = open_app(browser, server.url)
+        got = page.evaluate(
+            """() => ({saved: [...document.querySelectorAll('#wc-saved option')].map(
+                o => [o.value, o.disabled]), chosen: document.getElementById('wc-saved').value,
+                compare: [...document.querySelectorAll('#wc-cmp-b option')].map(o => o.value)})"""
+        )
+        assert got["saved"] == [["centre", True], ["one", False]] and got["chosen"] == "one"
+        assert got["compare"] == ["live:", "saved:one"]
+        assert errors == [] and outside == []
+        page.close()

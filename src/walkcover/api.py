@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import geopandas as gpd
 import pandas as pd
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     import folium
 
     from walkcover.presentation.outputs import RunFiles
-    from walkcover.scenario import Scenario
+    from walkcover.scenario import MultiScenario, Scenario
     from walkcover.siting import DistrictSiting, Proposal
 
 __all__ = ["Results", "Study", "assess", "measure", "report", "study"]
@@ -451,21 +451,54 @@ class Results:
             target, standard, k=k, target_pct=target_pct, time_limit_s=time_limit_s, plots=plots
         )
 
+    @overload
+    def scenario(
+        self,
+        standard: list[str] | tuple[str, ...],
+        *,
+        district: str | None = None,
+        name: str = "scenario",
+    ) -> MultiScenario: ...
+
+    @overload
     def scenario(
         self, standard: str, *, district: str | None = None, name: str = "scenario"
-    ) -> Scenario:
-        """A live "what if we build it here?" scenario for one district and standard: add, move
-        and remove sites (existing facilities too) and read the figures, each edit measured
-        incrementally and equal to a full run with that facility set
-        (`walkcover.scenario.Scenario`)."""
-        from walkcover.scenario import scenario
+    ) -> Scenario | MultiScenario: ...
 
-        return scenario(
-            self.assessment, standard, district_id=self.district_id(district), name=name
-        )
+    def scenario(
+        self,
+        standard: str | list[str] | tuple[str, ...],
+        *,
+        district: str | None = None,
+        name: str = "scenario",
+    ) -> Scenario | MultiScenario:
+        """A live "what if we build it here?" scenario for one district: add, move and remove
+        sites (existing facilities too) and read the figures, each edit measured incrementally
+        and equal to a full run with that facility set.
 
-    def load_scenario(self, path: str | Path) -> Scenario:
-        """A scenario saved with `Scenario.save`, its edits replayed on this run."""
+        One standard id (``"toilet"``) gives a `walkcover.scenario.Scenario`; a list
+        (``["clinic", "fitness"]``) or a comma-separated string (``"clinic,fitness"``) gives a
+        `walkcover.scenario.MultiScenario`, whose sites serve every standard named (duplicates
+        dropped), each measured as its own single-standard scenario.
+
+        Raises
+        ------
+        walkcover.scenario.ScenarioError
+            A standard the run did not measure (named, with those it did), an empty list, or a
+            name that is not text.
+        DistrictNotFoundError
+            A district that matches none measured, or none given when several were.
+        """
+        from walkcover.scenario import multi_scenario, scenario
+
+        did = self.district_id(district)
+        if isinstance(standard, str) and "," not in standard:
+            return scenario(self.assessment, standard, district_id=did, name=name)
+        return multi_scenario(self.assessment, standard, district_id=did, name=name)
+
+    def load_scenario(self, path: str | Path) -> Scenario | MultiScenario:
+        """A scenario saved with `Scenario.save` (a `Scenario`) or `MultiScenario.save` (a
+        `MultiScenario`), its edits replayed on this run."""
         from walkcover.scenario import load_scenario
 
         return load_scenario(Path(path), self.assessment)
@@ -525,7 +558,7 @@ class Results:
         return written
 
     def export_scenario(
-        self, sc: Scenario, out: str | Path, *, overwrite: bool = False
+        self, sc: Scenario | MultiScenario, out: str | Path, *, overwrite: bool = False
     ) -> list[Path]:
         """Write a scenario's sites as its district's proposed sites in `out`, as `walkcover
         site` writes them (`save_sites`: ``proposed_sites`` layer of ``coverage.gpkg``, each
@@ -535,21 +568,32 @@ class Results:
         `out` holds no run of the city yet, this run is written first (`save`, as `walkcover
         run` with the same options would write it), so that the report has its before.
 
+        A `walkcover.scenario.MultiScenario` writes its sites once per standard (each
+        standard's rows of the layer, ranked from 1, its after figure that standard's), all in
+        one write of the district's files.
+
         Raises
         ------
         ScenarioError
             `sc` was made on another run, has no site, or closes existing facilities (the
             before/after pages know only sites added; the message names them and the fix).
         OutputExistsError
-            The district's outputs hold proposed sites of the standard and `overwrite` is off.
+            The district's outputs hold proposed sites of the standard (of any of a
+            multi-standard scenario's, all named) and `overwrite` is off.
         OutputFolderError
             `out` holds a run of the city, but not of the scenario's district (the message says
             the `walkcover run` to make first).
         """
-        from walkcover._errors import OutputFolderError
-        from walkcover.presentation.outputs import district_dir, planned_outputs
-        from walkcover.scenario import ScenarioError
-        from walkcover.siting import DistrictSiting
+        from walkcover._errors import OutputExistsError, OutputFolderError
+        from walkcover.presentation.outputs import (
+            district_dir,
+            merged_proposed_sites,
+            planned_outputs,
+            read_proposed,
+            write_proposed_sites,
+        )
+        from walkcover.scenario import MultiScenario, ScenarioError
+        from walkcover.siting import DistrictSiting, proposal
 
         if sc.assessment is not self.assessment:
             raise ScenarioError(
@@ -568,6 +612,29 @@ class Results:
                     "options of this run), then export the scenario again"
                 )
             self.save(out)  # no run there yet: this one, as `walkcover run` writes it
+        if isinstance(sc, MultiScenario):
+            # every standard's sites in one write of the district's files; refused, naming
+            # every standard that has sites there, before anything is written
+            ours = sc.standard_ids
+            out = check_writable_folder(Path(out), option="out (--out)")
+            with output_lock(out, command="site"):
+                old = read_proposed(out, a.city.id, slug)
+                there = [] if old is None else [s for s in ours if (old["standard"] == s).any()]
+                if there and not overwrite:
+                    raise OutputExistsError(
+                        f"{district_dir(out, a.city.id, slug) / 'coverage.gpkg'} already holds "
+                        f"proposed sites for {', '.join(there)}; pass overwrite=True to replace "
+                        "them"
+                    )
+                first = sites[(sites["standard"] == ours[0]).to_numpy()]
+                kept = merged_proposed_sites(a, row, first, out, overwrite=True)
+                kept = kept[~kept["standard"].isin(ours).to_numpy()]
+                merged = gpd.GeoDataFrame(
+                    pd.concat([kept.to_crs(sites.crs), sites], ignore_index=True),
+                    geometry="geometry",
+                    crs=sites.crs,
+                )
+                return write_proposed_sites(a, row, proposal(a, sc.district_id, merged), out)
         summary = a.summary[
             (a.summary["district_id"].astype(str) == sc.district_id).to_numpy()
             & (a.summary["standard"] == sc.standard.id).to_numpy()

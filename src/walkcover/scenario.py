@@ -18,17 +18,23 @@ taking the previous one back.
 
 A scenario saves as a GeoPackage (its sites and removals, for QGIS) and a small YAML file that
 lists its edits; `load_scenario` replays them on a run.
+
+A `MultiScenario` covers several standards at once (one plot, several services): one `Scenario`
+per standard, edited together, so that each site serves every standard and keeps one id in all;
+each standard's figures are its own scenario's.
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import math
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import geopandas as gpd
@@ -44,6 +50,7 @@ from walkcover import siting
 from walkcover._atomic import write_atomic
 from walkcover._errors import OutputExistsError, WalkcoverError
 from walkcover.assessment import Assessment, can_serve
+from walkcover.config.standards import Standard
 from walkcover.engine import coverage as cov
 from walkcover.measures.bands import distance_band
 from walkcover.measures.indicators import FacilityCounts, ResidentGroups, district_summary
@@ -101,8 +108,14 @@ GAIN_COLUMNS = [
     "reason",
 ]
 
-#: The version of the saved YAML file's layout.
+#: Columns of `MultiScenario.gain` (one row per site × standard).
+MULTI_GAIN_COLUMNS = ["standard", *GAIN_COLUMNS]
+
+#: The version of the saved YAML file's layout: a single-standard scenario's (``standard:``).
 FILE_VERSION = 1
+#: ... and a multi-standard scenario's (``standards:``, a list; a closure's edit names its
+#: ``standard``); `load_scenario` reads both.
+MULTI_FILE_VERSION = 2
 
 #: ``candidate_source`` and ``method`` of a scenario's sites in a ``proposed_sites`` layer
 #: (`Scenario.proposed_sites`): placed by a planner, not found by the optimiser.
@@ -144,7 +157,9 @@ class Site:
 @dataclass(frozen=True)
 class Edit:
     """One edit, as saved and replayed: ``op`` is ``add``, ``move`` or ``remove``; ``target`` the
-    site id (add, move) or the facility or site id (remove)."""
+    site id (add, move) or the facility or site id (remove). ``standard`` names the standard of
+    an existing facility closed in a `MultiScenario` (None otherwise: a site serves every
+    standard of its scenario)."""
 
     op: str
     target: str
@@ -152,6 +167,7 @@ class Edit:
     lat: float | None = None
     name: str | None = None
     capacity: float | None = None
+    standard: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"op": self.op}
@@ -161,6 +177,8 @@ class Edit:
         if self.op == "add":
             out["name"] = self.name
             out["capacity"] = self.capacity
+        if self.standard is not None:
+            out["standard"] = self.standard
         return out
 
 
@@ -265,8 +283,15 @@ class Scenario:
             self.standard = a.standard(standard_id)
         except KeyError:
             measured = ", ".join(s.id for s in a.standards)
+            several = (
+                " (a Scenario covers one standard; for several at once use multi_scenario, or "
+                "Results.scenario with a list)"
+                if isinstance(standard_id, str) and "," in standard_id
+                else ""
+            )
             raise ScenarioError(
-                f"standard_id {standard_id!r} was not measured in this run; give one of: {measured}"
+                f"standard_id {standard_id!r} was not measured in this run{several}; give one "
+                f"of: {measured}"
             ) from None
         if district_id not in set(map(str, a.districts["district_id"])):
             ids = ", ".join(map(str, a.districts["district_id"]))
@@ -1086,15 +1111,6 @@ class Scenario:
         OutputExistsError
             A file of that name is there and `overwrite` is not set.
         """
-        folder = Path(folder)
-        paths = [folder / f"{self.slug}.yaml", folder / f"{self.slug}.gpkg"]
-        there = [p for p in paths if p.exists()]
-        if there and not overwrite:
-            raise OutputExistsError(
-                f"{', '.join(str(p) for p in there)} exist(s); pass overwrite=True to replace "
-                "them, or give the scenario another name"
-            )
-        folder.mkdir(parents=True, exist_ok=True)
         gain = self.gain
         sites = gpd.GeoDataFrame(
             gain.drop(columns=["lon", "lat"]),
@@ -1103,26 +1119,378 @@ class Scenario:
         )
         removals = self.facilities
         removals = removals[removals["removed"].to_numpy()][["facility_id", "name", "geometry"]]
-
-        def write_layers(tmp: Path) -> None:
-            sites.to_file(tmp, layer="sites", driver="GPKG", geometry_type="Point")
-            removals.reset_index(drop=True).to_file(
-                tmp, layer="removals", driver="GPKG", geometry_type="Unknown"
-            )
-
         doc = {
             "walkcover_scenario": FILE_VERSION,
             "name": self.name,
             "city": str(self.assessment.city.id),
             "standard": self.standard.id,
             "district": self.district_id,
-            "layers": paths[1].name,
-            "edits": [e.as_dict() for e in self.edits],
         }
-        text = yaml.safe_dump(doc, allow_unicode=True, sort_keys=False)
-        write_atomic(paths[1], write_layers)
-        write_atomic(paths[0], lambda tmp: tmp.write_text(text, encoding="utf-8"))
-        return paths[0]
+        return _save_files(self, folder, doc, sites, removals, overwrite=overwrite)
+
+
+class MultiScenario:
+    """A what-if scenario for several standards in one district of a finished run: each site
+    added serves every standard of the scenario (a community centre with a clinic and a fitness
+    room), each existing facility closed belongs to one standard.
+
+    Made by `multi_scenario` (or ``Results.scenario([...])``). It holds one `Scenario` per
+    standard (`parts`, in the order asked), edited together: `add`, `move` and `undo` apply to
+    every standard, each measured with its own radii, search limit and incremental distances,
+    and the sites keep the same ids in all (``site-1``, ``site-2`` …); `remove` closes an
+    existing facility of the standard it belongs to (``standard=`` says which when its id is a
+    facility of several) or removes a site from every standard. Each standard's figures are
+    those of a single-standard scenario with the same edits, and hence of a full run.
+
+    Read the parts (``sc["clinic"].demand``, ``.official_pct``, ``.facilities``); edit through
+    the multi-standard scenario (an edit made on a part alone is refused at the next call).
+    """
+
+    def __init__(
+        self,
+        assessment: Assessment,
+        standard_ids: str | Sequence[str],
+        *,
+        district_id: str,
+        name: str = "scenario",
+    ) -> None:
+        ids = standard_list(assessment, standard_ids)
+        self.assessment = assessment
+        self._name = _check_name(name)
+        self.slug = scenario_slug(self._name)
+        first = Scenario(assessment, ids[0], district_id=district_id, name=self._name)
+        self.district_id = first.district_id
+        parts = {ids[0]: first}
+        for sid in ids[1:]:
+            parts[sid] = Scenario(assessment, sid, district_id=district_id, name=self._name)
+        self._parts = parts
+        # each edit, and the standards whose scenario it edited (what `undo` takes back)
+        self._log: list[tuple[Edit, tuple[str, ...]]] = []
+
+    # -- what it is -----------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The scenario's name (its files are named after its `slug`, which a new name sets)."""
+        return self._name
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self._name = _check_name(value)
+        self.slug = scenario_slug(self._name)
+        for part in self._parts.values():
+            part.name, part.slug = self._name, self.slug
+
+    @property
+    def parts(self) -> Mapping[str, Scenario]:
+        """The single-standard scenario of each standard, by standard id (read-only)."""
+        return MappingProxyType(self._parts)
+
+    def __getitem__(self, standard_id: str) -> Scenario:
+        """The single-standard scenario of `standard_id` (read it; edit through this one)."""
+        return self._parts[self._check_standard(standard_id, what="standard_id")]
+
+    @property
+    def standard_ids(self) -> list[str]:
+        """The scenario's standards, in the order asked."""
+        return list(self._parts)
+
+    @property
+    def standards(self) -> list[Standard]:
+        return [p.standard for p in self._parts.values()]
+
+    def _check_standard(self, standard: object, *, what: str = "standard") -> str:
+        if not isinstance(standard, str) or standard not in self._parts:
+            raise ScenarioError(
+                f"{what}={standard!r} is not a standard of this scenario; give one of: "
+                f"{', '.join(self._parts)}"
+            )
+        return standard
+
+    def _check(self) -> None:
+        """Refuse to go on when a part was edited on its own: the sites' ids and the edits
+        would no longer be those of the multi-standard scenario."""
+        for sid, part in self._parts.items():
+            want = sum(sid in touched for _, touched in self._log)
+            if len(part.edits) != want:
+                raise ScenarioError(
+                    f"the {sid} part of scenario {self.name!r} was edited on its own "
+                    f"({len(part.edits)} edits, {want} made through the scenario); edit a "
+                    "multi-standard scenario through it, not through sc[standard]. Undo the "
+                    f"part's own edits (sc[{sid!r}].undo()) to go on"
+                )
+
+    # -- edits ----------------------------------------------------------------------------------
+
+    def _on_all(self, edit: Callable[[Scenario], Any], sids: Sequence[str]) -> list[Any]:
+        """`edit` on the parts `sids`, all or none: a part that refuses undoes those before."""
+        done: list[str] = []
+        got = []
+        try:
+            for sid in sids:
+                got.append(edit(self._parts[sid]))
+                done.append(sid)
+        except BaseException:
+            for sid in reversed(done):
+                self._parts[sid].undo()
+            raise
+        return got
+
+    def add(self, *, lon: float, lat: float, name: str = "", capacity: float | None = None) -> str:
+        """Add a site serving every standard of the scenario at `lon`, `lat` (WGS 84 degrees,
+        inside the district); return its id (the same in every standard).
+
+        Raises
+        ------
+        ScenarioError
+            As `Scenario.add`.
+        """
+        self._check()
+        sids = self.standard_ids
+        ids = self._on_all(lambda p: p.add(lon=lon, lat=lat, name=name, capacity=capacity), sids)
+        if len(set(ids)) != 1:  # the parts are edited together: never
+            for sid in reversed(sids):
+                self._parts[sid].undo()
+            raise ScenarioError(f"the site was given the ids {ids} in the standards {sids}")
+        site = self._parts[sids[0]].sites[-1]
+        self._log.append(
+            (Edit("add", ids[0], site.lon, site.lat, site.name, site.capacity), tuple(sids))
+        )
+        return str(ids[0])
+
+    def move(self, site_id: str, *, lon: float, lat: float) -> None:
+        """Move a site (in every standard) to `lon`, `lat`; one edit.
+
+        Raises
+        ------
+        ScenarioError
+            As `Scenario.move`.
+        """
+        self._check()
+        sids = self.standard_ids
+        self._on_all(lambda p: p.move(site_id, lon=lon, lat=lat), sids)
+        site = next(x for x in self.sites if x.site_id == site_id)
+        self._log.append((Edit("move", site.site_id, site.lon, site.lat), tuple(sids)))
+
+    def remove(self, facility_or_site_id: str | int, *, standard: str | None = None) -> None:
+        """Remove a site (from every standard), or close an existing facility of the standard it
+        belongs to: its ``facility_id`` in `facilities`. Where that id is a facility of several
+        of the scenario's standards (an OSM park that is green space too), or is a position in a
+        pass's counted facilities, `standard` says which closes.
+
+        Raises
+        ------
+        ScenarioError
+            An id that names no site and no facility of the scenario's standards, one that names
+            facilities of several without `standard` (the message names the choices), a
+            `standard` not of the scenario, `standard` given for a site, or as `Scenario.remove`.
+        """
+        self._check()
+        ident = facility_or_site_id
+        if standard is not None:
+            standard = self._check_standard(standard)
+        sites = [x.site_id for x in self.sites]
+        if isinstance(ident, str) and ident in sites:
+            if standard is not None:
+                raise ScenarioError(
+                    f"{ident!r} is a site, which serves every standard of scenario "
+                    f"{self.name!r} ({', '.join(self._parts)}); remove it without standard="
+                )
+            sids = self.standard_ids
+            self._on_all(lambda p: p.remove(ident), sids)
+            self._log.append((Edit("remove", ident), tuple(sids)))
+            return
+        if standard is None:
+            owners = self._owners(ident)
+            if len(owners) > 1:
+                choices = " or ".join(f"standard={sid!r}" for sid in owners)
+                what = (
+                    f"position {ident!r} names a counted facility of each standard"
+                    if not isinstance(ident, str)
+                    else f"facility {ident!r} is a facility of {_and(owners)}"
+                )
+                raise ScenarioError(
+                    f"{what} in scenario {self.name!r}; say which closes: remove({ident!r}, "
+                    f"{choices})"
+                )
+            if not owners:
+                added = ", ".join(sites) or "none yet"
+                example = ", ".join(
+                    f"{fid} ({sid})"
+                    for sid, part in self._parts.items()
+                    for fid in part._d.facility_ids[part._d.in_reach][:1]
+                )
+                raise ScenarioError(
+                    f"facility_or_site_id {ident!r} is neither a site of this scenario (sites: "
+                    f"{added}) nor an existing facility of its standards "
+                    f"({', '.join(self._parts)}); give a facility_id from "
+                    f"MultiScenario.facilities (e.g. {example or 'none in reach'}) or a site id"
+                )
+            standard = owners[0]
+        part = self._parts[standard]
+        part.remove(ident)
+        label = part.edits[-1].target
+        self._log.append((Edit("remove", label, standard=standard), (standard,)))
+
+    def _owners(self, ident: object) -> list[str]:
+        """The standards of which `ident` names an existing facility."""
+        if isinstance(ident, str):
+            return [sid for sid, p in self._parts.items() if ident in set(p._d.facility_ids)]
+        if isinstance(ident, int | np.integer) and not isinstance(ident, bool):
+            return [sid for sid, p in self._parts.items() if 0 <= int(ident) < p._n_counted]
+        return []
+
+    def undo(self) -> Edit:
+        """Take back the last edit (in every standard it edited); return it.
+
+        Raises
+        ------
+        ScenarioError
+            When there is no edit to take back.
+        """
+        self._check()
+        if not self._log:
+            raise ScenarioError("undo(): this scenario has no edit to take back")
+        edit, touched = self._log.pop()
+        for sid in touched:
+            self._parts[sid].undo()
+        return edit
+
+    @property
+    def edits(self) -> tuple[Edit, ...]:
+        """The edits so far, oldest first (a closure names its ``standard``)."""
+        return tuple(e for e, _ in self._log)
+
+    @property
+    def sites(self) -> list[Site]:
+        """The sites added (moved ones where they are now), in the order added, as the first
+        standard's scenario holds them (how many homes each reaches, and why none, differ per
+        standard: see `gain`)."""
+        return self._parts[self.standard_ids[0]].sites
+
+    @property
+    def removed(self) -> dict[str, list[str]]:
+        """Per standard, the ``facility_id`` of each existing facility closed."""
+        return {sid: p.removed for sid, p in self._parts.items()}
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """One row per standard: `Scenario.summary` of each (`SUMMARY_FIGURES`, ``sites_added``,
+        ``facilities_removed``)."""
+        self._check()
+        rows = [p.summary for p in self._parts.values()]
+        return pd.DataFrame(rows).reset_index(drop=True).infer_objects()
+
+    @property
+    def gain(self) -> pd.DataFrame:
+        """One row per site × standard (`MULTI_GAIN_COLUMNS`: ``standard`` and `GAIN_COLUMNS`),
+        sites in the order added, each with the standards in the scenario's order."""
+        self._check()
+        frames = [p.gain.assign(standard=sid) for sid, p in self._parts.items()]
+        out = pd.concat(frames, ignore_index=True)[MULTI_GAIN_COLUMNS]
+        order = {x.site_id: i for i, x in enumerate(self.sites)}
+        rank = {sid: i for i, sid in enumerate(self._parts)}
+        key = [order[x] * len(rank) + rank[y] for x, y in zip(out["site_id"], out["standard"])]
+        return out.iloc[np.argsort(np.array(key, dtype=np.int64), kind="stable")].reset_index(
+            drop=True
+        )
+
+    @property
+    def demand(self) -> pd.DataFrame:
+        """Each home of the district (in `Assessment.district_demand` order): ``osm_id``, then
+        per standard ``<standard>_dist_m``, ``_covered``, ``_status``, ``_band``, ``_nearest``
+        and ``_covered_before`` (`Scenario.demand` of each)."""
+        self._check()
+        cols: dict[str, Any] = {}
+        for sid, p in self._parts.items():
+            d = p.demand
+            if not cols:
+                cols["osm_id"] = d["osm_id"].to_numpy()
+            for c in DEMAND_COLUMNS[1:]:
+                cols[f"{sid}_{c}"] = d[c].to_numpy()
+        return pd.DataFrame(cols)
+
+    @property
+    def facilities(self) -> gpd.GeoDataFrame:
+        """`Scenario.facilities` of each standard, one after the other, with its ``standard``
+        (a site is listed once per standard)."""
+        self._check()
+        frames = [p.facilities.assign(standard=sid) for sid, p in self._parts.items()]
+        out = pd.concat(frames, ignore_index=True)
+        cols = ["standard", *[c for c in out.columns if c != "standard"]]
+        return gpd.GeoDataFrame(out[cols], geometry="geometry", crs=self.assessment.crs)
+
+    @property
+    def official_pct(self) -> pd.Series:
+        """`Scenario.official_pct` of each standard, by standard id."""
+        self._check()
+        return pd.Series(
+            {sid: p.official_pct for sid, p in self._parts.items()},
+            name="area_covered_euclid_pct",
+            dtype=float,
+        )
+
+    def snap_point(
+        self, site_id: str, *, standard: str | None = None
+    ) -> tuple[float, float] | None:
+        """Where site `site_id` joins the walk network (`Scenario.snap_point`; the same for
+        every standard, which snap alike)."""
+        sid = self.standard_ids[0] if standard is None else self._check_standard(standard)
+        return self._parts[sid].snap_point(site_id)
+
+    def proposed_sites(self) -> gpd.GeoDataFrame:
+        """The scenario's sites as a ``proposed_sites`` layer (`Scenario.proposed_sites`) per
+        standard, one standard after the other (each ranked from 1), for
+        `walkcover.api.Results.export_scenario`.
+
+        Raises
+        ------
+        ScenarioError
+            The scenario has no site, or closes existing facilities (named, with the standard).
+        """
+        self._check()
+        frames = []
+        for sid, p in self._parts.items():
+            try:
+                frames.append(p.proposed_sites())
+            except ScenarioError as exc:
+                raise ScenarioError(f"standard {sid}: {exc}") from None
+        return gpd.GeoDataFrame(
+            pd.concat(frames, ignore_index=True), geometry="geometry", crs=self.assessment.crs
+        )
+
+    # -- files ----------------------------------------------------------------------------------
+
+    def save(self, folder: str | Path, *, overwrite: bool = False) -> Path:
+        """Write ``<slug>.yaml`` (name, city, standards, district, edits) and ``<slug>.gpkg``
+        (layers ``sites``: one row per site × standard, as `gain`; ``removals``: the facilities
+        closed, with their ``standard``) into `folder`, each atomically; return the YAML's path.
+
+        Raises
+        ------
+        OutputExistsError
+            A file of that name is there and `overwrite` is not set.
+        """
+        self._check()
+        doc = {
+            "walkcover_scenario": MULTI_FILE_VERSION,
+            "name": self.name,
+            "city": str(self.assessment.city.id),
+            "standards": self.standard_ids,
+            "district": self.district_id,
+        }
+        gain = self.gain
+        points = {x.site_id: x.point for x in self.sites}
+        sites = gpd.GeoDataFrame(
+            gain.drop(columns=["lon", "lat"]),
+            geometry=[points[s] for s in gain["site_id"]],
+            crs=self.assessment.crs,
+        )
+        fac = self.facilities
+        removals = fac[fac["removed"].to_numpy()][["facility_id", "standard", "name", "geometry"]]
+        return _save_files(self, folder, doc, sites, removals, overwrite=overwrite)
 
 
 def scenario(
@@ -1147,6 +1515,84 @@ def scenario(
         A standard or district the run did not measure, or a name that is not text.
     """
     return Scenario(assessment, standard_id, district_id=district_id, name=name)
+
+
+def multi_scenario(
+    assessment: Assessment,
+    standard_ids: str | Sequence[str],
+    *,
+    district_id: str,
+    name: str = "scenario",
+) -> MultiScenario:
+    """A what-if scenario for several standards at once in `district_id` of a finished run: each
+    site serves every one of them (`MultiScenario`).
+
+    Parameters
+    ----------
+    assessment
+        A finished `walkcover.assessment.Assessment` (``Results.assessment``).
+    standard_ids
+        The run's standards: a list (``["clinic", "fitness"]``) or a comma-separated string
+        (``"clinic,fitness"``); duplicates are dropped, the order kept.
+    district_id
+        One of the run's districts (its ``district_id``).
+    name
+        The scenario's name; its files are named after its slug (`scenario_slug`).
+
+    Raises
+    ------
+    ScenarioError
+        No standard, a standard the run did not measure (named, with those it did), a district
+        the run did not measure, or a name that is not text.
+    """
+    return MultiScenario(assessment, standard_ids, district_id=district_id, name=name)
+
+
+def standard_list(assessment: Assessment, standard_ids: object) -> list[str]:
+    """The standard ids `standard_ids` names (a list, or a comma-separated string), each once, in
+    the order given, each one the run measured.
+
+    Raises
+    ------
+    ScenarioError
+        No standard, an id that is not text, or ids the run did not measure (named, with the
+        closest measured one and all of them).
+    """
+    measured = [s.id for s in assessment.standards]
+    if isinstance(standard_ids, str):
+        given: list[object] = [x.strip() for x in standard_ids.split(",")]
+        given = [x for x in given if x]
+    elif isinstance(standard_ids, Iterable) and not isinstance(standard_ids, bytes | Mapping):
+        given = list(standard_ids)
+    else:
+        raise ScenarioError(
+            f"standards={standard_ids!r}: give the standard ids as a list (['clinic', 'fitness']) "
+            f"or a comma-separated string ('clinic,fitness'); measured in this run: "
+            f"{', '.join(measured)}"
+        )
+    bad = [x for x in given if not isinstance(x, str)]
+    if bad:
+        raise ScenarioError(
+            f"standards={standard_ids!r}: {bad[0]!r} is not a standard id; give ids as text, "
+            f"some of: {', '.join(measured)}"
+        )
+    ids = list(dict.fromkeys(str(x) for x in given))
+    if not ids:
+        raise ScenarioError(
+            f"standards={standard_ids!r}: give at least one standard id; measured in this run: "
+            f"{', '.join(measured)}"
+        )
+    unknown = [x for x in ids if x not in measured]
+    if unknown:
+        hints = []
+        for x in unknown:
+            close = difflib.get_close_matches(x, measured, n=1)
+            hints.append(f"{x!r} (did you mean {close[0]!r}?)" if close else repr(x))
+        raise ScenarioError(
+            f"standard(s) {', '.join(hints)} not measured in this run; give some of: "
+            f"{', '.join(measured)}"
+        )
+    return ids
 
 
 def suggest_sites(sc: Scenario, *, k: int, time_limit_s: float | None = None) -> gpd.GeoDataFrame:
@@ -1223,6 +1669,41 @@ def suggest_sites(sc: Scenario, *, k: int, time_limit_s: float | None = None) ->
     return siting.proposed_sites(cm, res, standard=std.id)
 
 
+def _save_files(
+    sc: Scenario | MultiScenario,
+    folder: str | Path,
+    doc: dict[str, Any],
+    sites: gpd.GeoDataFrame,
+    removals: gpd.GeoDataFrame,
+    *,
+    overwrite: bool,
+) -> Path:
+    """Write a scenario's ``<slug>.yaml`` (`doc`, then the layers' file name and the edits) and
+    ``<slug>.gpkg`` (layers ``sites`` and ``removals``) into `folder`, each atomically, the
+    GeoPackage first; return the YAML's path."""
+    folder = Path(folder)
+    paths = [folder / f"{sc.slug}.yaml", folder / f"{sc.slug}.gpkg"]
+    there = [p for p in paths if p.exists()]
+    if there and not overwrite:
+        raise OutputExistsError(
+            f"{', '.join(str(p) for p in there)} exist(s); pass overwrite=True to replace "
+            "them, or give the scenario another name"
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def write_layers(tmp: Path) -> None:
+        sites.to_file(tmp, layer="sites", driver="GPKG", geometry_type="Point")
+        removals.reset_index(drop=True).to_file(
+            tmp, layer="removals", driver="GPKG", geometry_type="Unknown"
+        )
+
+    doc = {**doc, "layers": paths[1].name, "edits": [e.as_dict() for e in sc.edits]}
+    text = yaml.safe_dump(doc, allow_unicode=True, sort_keys=False)
+    write_atomic(paths[1], write_layers)
+    write_atomic(paths[0], lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return paths[0]
+
+
 def scenario_slug(name: str) -> str:
     """A plain file name for a scenario's name: ASCII letters and digits joined by ``-``
     (``../x`` gives ``x``); a name with letters that have no ASCII form gets a short hash of
@@ -1236,8 +1717,10 @@ def scenario_slug(name: str) -> str:
     return slug
 
 
-def load_scenario(path: str | Path, assessment: Assessment) -> Scenario:
-    """Replay the scenario saved at `path` (its YAML file, from `Scenario.save`) on `assessment`.
+def load_scenario(path: str | Path, assessment: Assessment) -> Scenario | MultiScenario:
+    """Replay the scenario saved at `path` (its YAML file, from `Scenario.save` or
+    `MultiScenario.save`) on `assessment`: a `Scenario` for a file of one standard
+    (``standard:``), a `MultiScenario` for one of several (``standards:``).
 
     Raises
     ------
@@ -1254,10 +1737,13 @@ def load_scenario(path: str | Path, assessment: Assessment) -> Scenario:
             f"path {str(path)!r} cannot be read as a scenario file ({reason}); give the .yaml "
             "file Scenario.save wrote"
         ) from None
-    if not isinstance(doc, dict) or doc.get("walkcover_scenario") != FILE_VERSION:
+    if not isinstance(doc, dict) or doc.get("walkcover_scenario") not in (
+        FILE_VERSION,
+        MULTI_FILE_VERSION,
+    ):
         raise ScenarioError(
             f"path {str(path)!r} is not a walkcover scenario file (no 'walkcover_scenario: "
-            f"{FILE_VERSION}'); give the .yaml file Scenario.save wrote"
+            f"{FILE_VERSION}' or '{MULTI_FILE_VERSION}'); give the .yaml file Scenario.save wrote"
         )
     city = str(assessment.city.id)
     if str(doc.get("city")) != city:
@@ -1265,12 +1751,25 @@ def load_scenario(path: str | Path, assessment: Assessment) -> Scenario:
             f"path {str(path)!r} is a scenario of city {doc.get('city')!r}, not of this run's "
             f"{city!r}; load it on a run of that city"
         )
-    sc = scenario(
-        assessment,
-        str(doc.get("standard")),
-        district_id=str(doc.get("district")),
-        name=str(doc.get("name", "scenario")),
-    )
+    name = doc.get("name", "scenario")
+    name = name if isinstance(name, str) else str(name)
+    sc: Scenario | MultiScenario
+    if "standards" in doc:
+        standards = doc["standards"]
+        if not isinstance(standards, list):
+            raise ScenarioError(
+                f"path {str(path)!r}: 'standards' must be a list of standard ids, not {standards!r}"
+            )
+        try:
+            sc = multi_scenario(
+                assessment, standards, district_id=str(doc.get("district")), name=name
+            )
+        except ScenarioError as exc:
+            raise ScenarioError(f"path {str(path)!r}: {exc}") from None
+    else:
+        sc = scenario(
+            assessment, str(doc.get("standard")), district_id=str(doc.get("district")), name=name
+        )
     edits = doc.get("edits") or []
     if not isinstance(edits, list):
         raise ScenarioError(f"path {str(path)!r}: 'edits' must be a list")
@@ -1282,7 +1781,7 @@ def load_scenario(path: str | Path, assessment: Assessment) -> Scenario:
     return sc
 
 
-def _replay(sc: Scenario, e: Any) -> None:
+def _replay(sc: Scenario | MultiScenario, e: Any) -> None:
     if not isinstance(e, dict):
         raise ScenarioError("an edit must be a mapping with 'op'")
     op = e.get("op")
@@ -1295,7 +1794,15 @@ def _replay(sc: Scenario, e: Any) -> None:
     elif op == "move":
         sc.move(e["site_id"], lon=e["lon"], lat=e["lat"])
     elif op == "remove":
-        sc.remove(e["facility_id"])
+        if isinstance(sc, MultiScenario):
+            sc.remove(e["facility_id"], standard=e.get("standard"))
+        elif e.get("standard") not in (None, sc.standard.id):
+            raise ScenarioError(
+                f"the edit closes a facility of {e['standard']!r}, not of this scenario's "
+                f"{sc.standard.id!r}"
+            )
+        else:
+            sc.remove(e["facility_id"])
     else:
         raise ScenarioError(f"op {op!r}: give add, move or remove")
 
@@ -1321,6 +1828,11 @@ def _degrees(value: object, what: str) -> float:
     return out
 
 
+def _and(items: Sequence[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return " and ".join([", ".join(items[:-1]), items[-1]] if len(items) > 1 else list(items))
+
+
 def _check_name(name: object) -> str:
     if not isinstance(name, str) or not name.strip() or len(name) > 200:
         raise ScenarioError(
@@ -1332,14 +1844,18 @@ def _check_name(name: object) -> str:
 __all__ = [
     "DEMAND_COLUMNS",
     "GAIN_COLUMNS",
+    "MULTI_GAIN_COLUMNS",
     "SCENARIO_METHOD",
     "SUMMARY_FIGURES",
     "Edit",
+    "MultiScenario",
     "Scenario",
     "ScenarioError",
     "Site",
     "load_scenario",
+    "multi_scenario",
     "scenario",
     "scenario_slug",
+    "standard_list",
     "suggest_sites",
 ]

@@ -287,6 +287,12 @@ class Workspace:
         for arg, value in (("district_id", district_id), ("standard_id", standard_id)):
             if not isinstance(value, str):
                 raise ServeError(f"{arg}={value!r}: give the id as text (see /api/meta)")
+        if "," in standard_id:
+            raise ServeError(
+                f"standard_id={standard_id[:80]!r}: the page edits one standard at a time; give "
+                "one id (see /api/meta). A scenario of several standards is made in Python: "
+                "Results.scenario(['clinic', 'fitness'], district=…)"
+            )
         sc = scenario(
             results.assessment,
             standard_id,
@@ -671,7 +677,9 @@ class Workspace:
         return FileLock(self.folder / f".{slug}.lock", timeout=30)
 
     def saved(self) -> list[dict[str, Any]]:
-        """The scenarios saved in ``out/scenarios``: slug, name, district, standard, edits."""
+        """The scenarios saved in ``out/scenarios``: slug, name, district, standard (``standards``:
+        the list; ``standard_id``: them joined by commas, several for a scenario saved from
+        Python, which the page lists but does not open), edits."""
         out: list[dict[str, Any]] = []
         if not self.folder.is_dir():
             return out
@@ -685,12 +693,19 @@ class Workspace:
             if not isinstance(doc, dict) or "walkcover_scenario" not in doc:
                 continue
             edits = doc.get("edits")
+            several = doc.get("standards")
+            standards = (
+                [_text(x) for x in several]
+                if isinstance(several, list)
+                else [_text(doc.get("standard"))]
+            )
             out.append(
                 {
                     "slug": path.stem,
                     "name": _text(doc.get("name")),
                     "district_id": _text(doc.get("district")),
-                    "standard_id": _text(doc.get("standard")),
+                    "standard_id": ",".join(standards),
+                    "standards": standards,
                     "edits": len(edits) if isinstance(edits, list) else 0,
                 }
             )
@@ -715,6 +730,12 @@ class Workspace:
                     f"slug={slug!r}: no scenario of that slug is saved (see /api/saved)"
                 )
             sc = load_scenario(path, self.results.assessment)
+        if not isinstance(sc, Scenario):
+            raise ServeError(
+                f"slug={slug!r} is a scenario of several standards ({', '.join(sc.standard_ids)}); "
+                "the page edits one standard at a time: open it in Python "
+                "(Results.load_scenario) and read each standard there"
+            )
         return self.full_state(self._keep(sc).id)
 
     def compare(self, a_id: str, b_id: str) -> dict[str, Any]:
