@@ -8,6 +8,12 @@ index into a short table of walks written by `figures`; a canvas layer (``L.Walk
 ``_assets/walkcover/district_map.js``) draws them and recolours them when another standard is
 picked. Facilities, gaps, service areas and streets travel packed too, and facilities are
 clustered where there are hundreds.
+
+Beyond the standards, the layer control offers views of the same homes: for a standard with an
+``access`` rule its capacity per 1,000 residents against the norm (E2SFCA, a class per home), and
+for a standards file with GB 50180's life circles each tier's completeness (complete, or how many
+of its facilities are missing). Each is a byte per home and its own legend; a home's popup gives
+a standard's 2nd and 3rd nearest facility and how many are within (``choice: true``).
 """
 
 from collections.abc import Sequence
@@ -40,9 +46,11 @@ from walkcover.presentation.figures import (
     round_figures,
 )
 from walkcover.presentation.palette import (
+    ACCESS_COLOURS,
     BANDS,
     FACILITY_COLOUR,
     GAP_COLOUR,
+    LIFE_CIRCLE_COLOURS,
     SERVICE_AREA_COLOUR,
     SITE_COLOUR,
     SITE_OUTLINE,
@@ -97,6 +105,38 @@ _WORDS = {
     "status": "status · 状态",
     "after": "after the proposed sites · 建议选址后",
     "every": "walk to the nearest facility of each standard · 各标准最近设施步行距离:",
+}
+#: The words of a standard's choice and of the views (capacity, life circles), on a page with them.
+_MORE_WORDS = {
+    "choice": {
+        "second": "2nd nearest · 第二近",
+        "third": "3rd nearest · 第三近",
+        "within": "facilities within reach · 步行范围内设施数",
+    },
+    "views": {
+        "level": "against the norm · 与标准相比",
+        "circle": "life circle · 生活圈",
+        "missing": "missing · 缺少",
+        "tier_every": "walk to each facility the circle requires · 各必配设施步行距离:",
+    },
+}
+#: The life-circle tiers of GB 50180-2018 by name (minutes → 中文).
+TIER_ZH = {5: "五分钟生活圈", 10: "十分钟生活圈", 15: "十五分钟生活圈"}
+#: A home's life circle of a tier, by class (`LIFE_CIRCLE_COLOURS`).
+TIER_CLASSES = (
+    "complete · 齐全",
+    "1 missing · 缺1项",
+    "2 missing · 缺2项",
+    "3 or more missing · 缺3项及以上",
+    "not measured · 未计算",
+)
+#: Where a facility's capacity came from (``capacity_source``), in words.
+CAPACITY_FROM = {
+    "capacity": "OSM tag capacity · OSM容量标签",
+    "beds": "OSM tag beds · OSM床位标签",
+    "school:capacity": "OSM tag school:capacity · OSM学校容量标签",
+    "file": "planners' file · 规划数据文件",
+    "default": "DEFAULT: no capacity tagged, the standard's typical size · 默认值：未标注容量",
 }
 
 
@@ -189,6 +229,203 @@ def _bands(demand: pd.DataFrame, key: str, thr: np.ndarray | float) -> np.ndarra
     )
 
 
+def _bytes(codes: np.ndarray) -> str:
+    """A byte per home, base64 (``walkcover.bytes`` on the page)."""
+    import base64
+
+    return base64.b64encode(np.asarray(codes, dtype=np.uint8).tobytes()).decode("ascii")
+
+
+def _text_lookup(values: np.ndarray, text: Any) -> dict[str, Any]:
+    """Per home a text made by `text` from its value (NaN: `EMPTY`), as a table of the distinct
+    texts and an index per home (`_lookup`); `text` is called once per distinct value."""
+    v = np.asarray(values, dtype=float)
+    key = np.where(np.isnan(v), -np.inf, v)
+    distinct, index = np.unique(key, return_inverse=True)
+    table = [EMPTY if not np.isfinite(d) else text(float(d)) for d in distinct]
+    return {"table": table, "index": _varints(index.astype(np.int64))}
+
+
+def _capacity_words(std: Standard) -> tuple[str, str]:
+    """The unit of a standard's access rule in English and Chinese (``places``, ``学位``;
+    ``容量``, capacity, where the standards file gives no Chinese word)."""
+    rule = std.access
+    assert rule is not None
+    return rule.capacity_unit, rule.capacity_unit_zh or "容量"
+
+
+def _access_reference(std: Standard, row: pd.Series | None) -> tuple[float, bool]:
+    """What a home's capacity per 1,000 residents is held against: the standard's norm, or (a
+    standard with none) the district's mean; and whether it is the norm."""
+    rule = std.access
+    assert rule is not None
+    if rule.norm_per_1000 is not None:
+        return float(rule.norm_per_1000), True
+    return _summary_figure(row, "access_mean_per_1000"), False
+
+
+def _access_codes(values: np.ndarray, reference: float) -> np.ndarray:
+    """A class per home (`ACCESS_COLOURS`): 0 at or above `reference` (the norm), 1 below it,
+    2 below half of it, 3 no capacity within reach (0), 4 not measured (NaN). A home is below
+    the norm exactly where the summary counts it so (``access < norm``)."""
+    v = np.asarray(values, dtype=float)
+    ok = ~np.isnan(v)
+    ref = reference if np.isfinite(reference) else 0.0
+    with np.errstate(invalid="ignore"):
+        return np.select([~ok, v <= 0, v >= ref, v >= ref / 2], [4, 3, 0, 1], default=2).astype(
+            np.uint8
+        )
+
+
+def _access_labels(std: Standard, reference: float, is_norm: bool) -> list[str]:
+    """The access classes in words (`_access_codes`), with the bounds they stand for."""
+    unit, unit_zh = _capacity_words(std)
+    if is_norm:
+        full, half = f"{reference:g}", f"{reference / 2:g}"
+        return [
+            f"at or above the norm (≥ {full}) · 达到标准",
+            f"below the norm ({half}–{full}) · 低于标准",
+            f"below half the norm (< {half}) · 不足标准一半",
+            f"no {unit} within reach · 步行范围内无{unit_zh}",
+            "not measured (no street within reach) · 未计算",
+        ]
+    full = figure_text(reference)
+    return [
+        f"at or above the district's mean (≥ {full}) · 不低于本区平均",
+        "below the district's mean · 低于本区平均",
+        "below half the district's mean · 不足本区平均一半",
+        f"no {unit} within reach · 步行范围内无{unit_zh}",
+        "not measured (no street within reach) · 未计算",
+    ]
+
+
+def _tiers(result: Assessment, demand: pd.DataFrame) -> dict[int, list[Standard]]:
+    """The life-circle tiers the run measured (GB 50180-2018): tier → its required standards."""
+    by_id = {s.id: s for s in result.standards}
+    out: dict[int, list[Standard]] = {}
+    for tier, ids in sorted(result.rules.life_circle_tiers().items()):
+        if f"life_circle_{tier}min_complete" in demand and all(i in by_id for i in ids):
+            out[int(tier)] = [by_id[i] for i in ids]
+    return out
+
+
+def _tier_name(tier: int) -> str:
+    return f"{TIER_ZH.get(tier, f'{tier}分钟生活圈')} {tier}-minute life circle (GB 50180-2018)"
+
+
+def _tier_data(demand: pd.DataFrame, tier: int, required: list[Standard]) -> dict[str, Any]:
+    """A life-circle view: a class per home (`LIFE_CIRCLE_COLOURS`: complete, missing 1, 2, 3 or
+    more, not measured) from ``life_circle_<t>min_complete`` and ``_found``; the state in words
+    and the required facilities its home lacks (``<id>_covered``), as lookups."""
+    n = len(required)
+    complete = pd.array(demand[f"life_circle_{tier}min_complete"], dtype="boolean")
+    found = pd.array(demand[f"life_circle_{tier}min_found"], dtype="Int64")
+    measured = ~np.asarray(complete.isna(), dtype=bool)
+    missing = n - found.fillna(n).to_numpy(dtype=np.int64)
+    done = complete.fillna(False).to_numpy(dtype=bool)
+    codes = np.where(~measured, 4, np.where(done, 0, np.clip(missing, 1, 3))).astype(np.uint8)
+    state = np.where(~measured, -1, np.where(done, 0, np.maximum(missing, 1)))
+
+    def state_text(k: float) -> str:
+        if k == 0:
+            return f"complete ({n} of {n}) · 齐全（{n}项）"
+        return f"missing {int(k)} of {n} · 缺{int(k)}项（共{n}项）"
+
+    mask = np.zeros(len(demand), dtype=np.int64)
+    for j, std in enumerate(required):
+        lacks = ~demand[f"{std.id}_covered"].fillna(False).to_numpy(dtype=bool)
+        mask |= lacks.astype(np.int64) << j
+    mask = np.where(measured & ~done, mask, -1)
+
+    def lacking(m: float) -> str:
+        names = [f"{s.name_zh} {s.name}".strip() for j, s in enumerate(required) if int(m) >> j & 1]
+        return "; ".join(names) or EMPTY
+
+    return {
+        "kind": "tier",
+        "name": _tier_name(tier),
+        "codes": _bytes(codes),
+        "colours": list(LIFE_CIRCLE_COLOURS),
+        "labels": list(TIER_CLASSES),
+        "state": _text_lookup(np.where(state < 0, np.nan, state), state_text),
+        "missing": _text_lookup(np.where(mask < 0, np.nan, mask), lacking),
+    }
+
+
+def _choice_data(demand: pd.DataFrame, std: Standard) -> dict[str, Any] | None:
+    """A standard's choice (``choice: true``) per home: its 2nd and 3rd nearest facility within
+    the standard (whole metres, "none" where there is none) and how many lie within, as lookups."""
+    sid = std.id
+    cols = [f"{sid}_nearest2_m", f"{sid}_nearest3_m", f"{sid}_n_within"]
+    if not std.choice or not all(c in demand for c in cols):
+        return None
+    within = pd.array(demand[f"{sid}_n_within"], dtype="Int64")
+    measured = ~np.asarray(within.isna(), dtype=bool)
+
+    def nearest(col: str) -> dict[str, Any]:
+        d = _whole(demand[col].to_numpy(dtype=float))
+        # -1: measured, and no such facility within the standard's distance
+        d = np.where(np.isnan(d) & measured, -1.0, d)
+        return _text_lookup(
+            d, lambda v: "none within reach · 步行范围内无" if v < 0 else f"{count_text(v)} m"
+        )
+
+    return {
+        "second": nearest(f"{sid}_nearest2_m"),
+        "third": nearest(f"{sid}_nearest3_m"),
+        "within": _text_lookup(within.to_numpy(dtype=float, na_value=np.nan), count_text),
+    }
+
+
+def _access_data(demand: pd.DataFrame, std: Standard) -> dict[str, Any] | None:
+    """A standard's capacity per 1,000 residents per home (an ``access`` rule), as a lookup of
+    its figures (`figures.figure_text`), and the label that names its unit."""
+    if std.access is None or f"{std.id}_access" not in demand:
+        return None
+    unit, unit_zh = _capacity_words(std)
+    return {
+        "label": f"{unit} per 1,000 residents · 每千人{unit_zh}",
+        "value": _text_lookup(demand[f"{std.id}_access"].to_numpy(dtype=float), figure_text),
+    }
+
+
+def _served(summary: pd.DataFrame | None, sid: str) -> bool:
+    """Whether a facility of the standard can serve the district (its summary row says so): where
+    none can, its choice and capacity are no data, never "none within reach" or 0."""
+    if summary is None:
+        return True
+    if sid not in summary.index:
+        return False
+    return bool(_summary_figure(summary.loc[sid], "facilities_in_reach") > 0)
+
+
+def _views(
+    result: Assessment,
+    demand: pd.DataFrame,
+    standards: list[Standard],
+    summary: pd.DataFrame | None = None,
+) -> list[dict[str, Any]]:
+    """The views beyond the standards, in the order of their keys (after the standards'): each
+    standard's capacity per 1,000 residents (an ``access`` rule; where a facility of it can serve
+    the district, `_served`), then each life-circle tier."""
+    views: list[dict[str, Any]] = []
+    for k, std in enumerate(standards):
+        if std.access is not None and f"{std.id}_access" in demand and _served(summary, std.id):
+            unit, unit_zh = _capacity_words(std)
+            views.append(
+                {
+                    "kind": "access",
+                    "of": k,
+                    "std": std,
+                    "name": f"{std.name_zh} {std.name}: {unit} per 1,000 residents · "
+                    f"每千人{unit_zh}",
+                }
+            )
+    for tier, required in _tiers(result, demand).items():
+        views.append({"kind": "tier", "tier": tier, "required": required, "name": _tier_name(tier)})
+    return views
+
+
 class HomesLayer(MacroElement):
     """Every home of the district once, as ``L.WalkcoverHomes`` (see the module's notes)."""
 
@@ -213,26 +450,38 @@ class HomesLayer(MacroElement):
 
 
 class _StandardSwitch(MacroElement):
-    """When its standard's layer is shown: recolour the homes, show its legend, and keep its
-    facilities and sites over the homes (`walkcover.show`)."""
+    """When its standard's layer (or a view's: a standard's capacity, a life circle) is shown:
+    recolour the homes, show its legend, and keep its facilities and sites over the homes
+    (`walkcover.show`). `shared` layers of another standard's layer are added to its own (a
+    Leaflet layer in two groups of the radio choice is on the map while either is)."""
 
     _template = Template(
         """
         {% macro script(this, kwargs) %}
         walkcover.front[{{ this.k }}] = [{{ this.front }}];
+        {% if this.shared %}
+        [{{ this.shared }}].forEach(function (l) { {{ this._parent.get_name() }}.addLayer(l); });
+        {% endif %}
         {{ this._parent.get_name() }}.on('add', function () { walkcover.show({{ this.k }}); });
         {% endmacro %}
         """
     )
 
-    def __init__(self, k: int, front: Sequence[folium.Element]) -> None:
+    def __init__(
+        self,
+        k: int,
+        front: Sequence[folium.Element],
+        shared: Sequence[folium.Element] = (),
+    ) -> None:
         super().__init__()
         self._name = "StandardSwitch"
         self.k = k
         self._front = list(front)
+        self._shared = list(shared)
 
     def render(self, **kwargs: Any) -> Any:
         self.front = ", ".join(e.get_name() for e in self._front)
+        self.shared = ", ".join(e.get_name() for e in self._shared)
         super().render(**kwargs)
 
 
@@ -325,6 +574,14 @@ def district_map(
     standard is shown. The legend follows the standard shown: its rule, plan clause, the
     district's figure and target.
 
+    A standard with an ``access`` rule has a second layer, its capacity per 1,000 residents: the
+    homes painted at or above the norm, below it, below half of it, with none within reach, or
+    not measured, under the standard's facilities (their popups give each one's capacity and
+    where it came from, the default flagged); its legend states the norm, its unit and basis, the
+    district's figures and how many facilities use the default capacity. A standards file with
+    life circles (GB 50180-2018) has a layer per tier: each home complete, or missing 1, 2, or 3
+    or more of the tier's facilities (its popup names them), with the district's share complete.
+
     The cyclic garbage collector is paused while the map is built (`walkcover._gc`): its passes
     over a city's results, set off by the many small objects folium makes, cost more than the map.
     """
@@ -360,8 +617,19 @@ def _district_map(
     initial = next((k for k, s in enumerate(standards) if s.id == show), 0)
     _add_streets(m, result, dgeom)
     summary = result.summary[result.summary["district_id"] == district_id].set_index("standard")
+    views = _views(result, demand, standards, summary)
+    view_key = {id(v): len(standards) + j for j, v in enumerate(views)}
     homes = HomesLayer(
-        _homes_data(result, demand, standards, initial=initial, proposed=proposed, after=after)
+        _homes_data(
+            result,
+            demand,
+            standards,
+            initial=initial,
+            proposed=proposed,
+            after=after,
+            views=views,
+            summary=summary,
+        )
     )
     sites_of: dict[str, int] = {}
     for k, std in enumerate(standards):
@@ -377,13 +645,28 @@ def _district_map(
             _add_no_data(group, [d4326.representative_point()])
         else:
             _add_gaps(group, result, std, district_id)
-        front = _add_facilities(group, result, std.id, demand, district_id, dgeom)
+        front, drawn = _add_facilities(group, result, std, demand, district_id, dgeom)
+        facilities_front = list(front)
         if proposed is not None and len(proposed):
             mine = proposed[proposed["standard"] == std.id]
             sites_of[std.id] = len(mine)
             front += _add_proposed(group, mine)
         group.add_child(_StandardSwitch(k, front))
         group.add_to(m)
+        for view in views:
+            if view["kind"] == "access" and view["of"] == k:
+                # its capacity per 1,000 residents: the homes painted against the norm, under the
+                # same facilities (shared with the standard's layer, drawn once)
+                shown = folium.FeatureGroup(
+                    name=_layer_name(view["name"]), overlay=False, show=False
+                )
+                shown.add_child(_StandardSwitch(view_key[id(view)], facilities_front, drawn))
+                shown.add_to(m)
+    for view in views:
+        if view["kind"] == "tier":  # each life circle: the homes painted by its completeness
+            shown = folium.FeatureGroup(name=_layer_name(view["name"]), overlay=False, show=False)
+            shown.add_child(_StandardSwitch(view_key[id(view)], []))
+            shown.add_to(m)
     for k, std in enumerate(standards):
         if (after or {}).get(std.id) is None or proposed is None:
             continue
@@ -420,7 +703,17 @@ def _district_map(
     figure = _figure(m)
     figure.html.add_child(
         folium.Element(
-            _legend(result, label, summary, initial, sites_of, warnings=warnings, facts=facts)
+            _legend(
+                result,
+                label,
+                summary,
+                initial,
+                sites_of,
+                warnings=warnings,
+                facts=facts,
+                views=views,
+                district_id=district_id,
+            )
         )
     )
     m.add_child(_Opening(initial, bounds))
@@ -457,9 +750,13 @@ def _homes_data(
     initial: int,
     proposed: gpd.GeoDataFrame | None,
     after: dict[str, pd.DataFrame] | None,
+    views: Sequence[dict[str, Any]] = (),
+    summary: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """What ``L.WalkcoverHomes`` draws: the footprints once, and per standard a byte per home
-    (band and status) and its walk as text."""
+    (band and status) and its walk as text, with its choice (2nd and 3rd nearest, how many
+    within) and capacity per 1,000 residents where it measures them; per view (`_views`) a byte
+    per home (its class) and, for a life circle, its state and what it lacks as text."""
     data: dict[str, Any] = {
         "geometry": pack_geometry(
             demand.geometry.to_numpy(), result.crs, step_m=FINE_STEP_M, simplify_m=0.5
@@ -491,7 +788,42 @@ def _homes_data(
             )
             rules = {c: _context_rule(std, str(c)) for c in pd.unique(ctx)}
             entry["context"] = _lookup(ctx.map(rules).to_numpy())
+        # only where measured and a facility serves the district (else no data, as its layer
+        # says): a page of standards without them carries nothing more
+        served = _served(summary, sid)
+        for key, made in (
+            ("choice", _choice_data(demand, std) if served else None),
+            ("access", _access_data(demand, std) if served else None),
+        ):
+            if made is not None:
+                entry[key] = made
+                data["words"] = {**data["words"], **_MORE_WORDS.get(key, {})}
         data["standards"].append(entry)
+    if views:
+        data["views"] = []
+        data["words"] = {**data["words"], **_MORE_WORDS["views"]}
+    for view in views:
+        if view["kind"] == "access":
+            std = view["std"]
+            row = None if summary is None or std.id not in summary.index else summary.loc[std.id]
+            reference, is_norm = _access_reference(std, row)
+            data["views"].append(
+                {
+                    "kind": "access",
+                    "of": view["of"],
+                    "name": view["name"],
+                    "codes": _bytes(
+                        _access_codes(demand[f"{std.id}_access"].to_numpy(float), reference)
+                    ),
+                    "colours": list(ACCESS_COLOURS),
+                    "labels": _access_labels(std, reference, is_norm),
+                }
+            )
+        else:
+            tier_data = _tier_data(demand, view["tier"], view["required"])
+            ids = [s.id for s in standards]
+            tier_data["members"] = [ids.index(s.id) for s in view["required"]]
+            data["views"].append(tier_data)
     for k, std in enumerate(standards):
         walks = (after or {}).get(std.id)
         if walks is None or proposed is None:
@@ -538,10 +870,14 @@ def _legend(
     *,
     warnings: Sequence[str] = (),
     facts: Sequence[str] = (),
+    views: Sequence[dict[str, Any]] = (),
+    district_id: str = "",
 ) -> str:
     """The legend: the district, then the standard shown (a section per standard, one shown at a
     time by ``walkcover.legendFor``): its name, rule, the district's figure against its target
-    and the plan's clause; the bands and symbols; the notes that bear on every standard."""
+    and the plan's clause; the bands and symbols; the notes that bear on every standard. A view
+    (a standard's capacity, a life circle) has a section of its own with its classes, in place
+    of the bands."""
     warn = "".join(
         f"<div style='color:#b35806;margin:2px 0'>⚠ {html_text(w)}</div>" for w in warnings
     ) + "".join(f"<div style='color:#444;margin:2px 0'>{html_text(f)}</div>" for f in facts if f)
@@ -588,6 +924,19 @@ def _legend(
             f"<div style='color:#555'>Plan · 依据: {html_text(clause)}{html_text(plan)}</div>"
             f"{after_note}</div>"
         )
+    n = len(result.standards)
+    for j, view in enumerate(views):
+        if view["kind"] == "access":
+            std = view["std"]
+            row = summary.loc[std.id] if std.id in summary.index else None
+            body = _access_legend(std, row)
+        else:
+            body = _tier_legend(result, district_id, view["tier"], view["required"])
+        sections.append(
+            f"<div data-standard='{n + j}' data-view hidden>"
+            f"<div style='font-weight:bold;font-size:12px'>{html_text(view['name'])}</div>"
+            f"{body}</div>"
+        )
     symbols = (
         f"<div><span style='color:{FACILITY_COLOUR[0]}'>◉</span> facility · 设施 &nbsp;"
         f"<span style='background:{SERVICE_AREA_COLOUR};opacity:.35;display:inline-block;"
@@ -613,10 +962,107 @@ def _legend(
         "font:11px/1.35 sans-serif;max-width:360px;max-height:45%;overflow:auto'>"
         "<details open><summary style='font-weight:bold;cursor:pointer'>"
         f"{html_text(district_label)}{sample}</summary>"
-        f"{''.join(sections)}<div style='margin-top:3px'>{bands}</div>{symbols}{warn}"
+        f"{''.join(sections)}<div data-bands style='margin-top:3px'>{bands}</div>{symbols}{warn}"
         "<div style='color:#555;margin-top:3px'>Walking distance over OpenStreetMap streets · "
         f"沿街道步行距离；{html_text(result.rules.document)} {html_text(result.rules.title)}</div>"
         "</details></div>"
+    )
+
+
+def _swatches(colours: Sequence[str], labels: Sequence[str]) -> str:
+    """Classes as coloured squares and their words, one a line."""
+    return "".join(
+        f"<div><span style='background:{c};display:inline-block;width:10px;height:10px;"
+        f"margin-right:4px;vertical-align:middle'></span>{html_text(label)}</div>"
+        for c, label in zip(colours, labels)
+    )
+
+
+def _summary_figure(row: pd.Series | None, col: str) -> float:
+    """A summary figure of the district (NaN where the row or the column is absent)."""
+    if row is None or col not in row.index:
+        return float("nan")
+    return float(pd.to_numeric(pd.Series([row[col]]), errors="coerce").iloc[0])
+
+
+def _access_legend(std: Standard, row: pd.Series | None) -> str:
+    """A standard's capacity view in the legend: what a home's figure is (E2SFCA), the norm it is
+    held against with its unit and basis, the district's figures, the facilities at the default
+    capacity, and the classes."""
+    rule = std.access
+    assert rule is not None
+    unit, unit_zh = _capacity_words(std)
+    reference, is_norm = _access_reference(std, row)
+    none = row is None or not _summary_figure(row, "facilities_in_reach")
+    lines = [
+        f"Each home: {unit} per 1,000 residents within walking reach ({std.threshold_m:g} m, "
+        f"E2SFCA) · 每千人步行可达{unit_zh}",
+    ]
+    if is_norm:
+        lines.append(
+            f"Norm · 标准: {reference:g} {unit} per 1,000 residents · 每千人{reference:g}{unit_zh} "
+            f"({rule.norm_basis})"
+        )
+    else:
+        lines.append(
+            "No norm in the standards file · 标准文件未设千人指标: homes are held against the "
+            f"district's mean ({figure_text(reference)} {unit} per 1,000) · 按本区平均值比较"
+        )
+    if none:
+        lines.append(f"{NO_DATA}: no facility in the data · 数据中无设施")
+    else:
+        mean = figure_text(_summary_figure(row, "access_mean_per_1000"))
+        low = figure_text(_summary_figure(row, "access_p10_per_1000"))
+        lines.append(
+            f"District · 本区: mean 平均 {mean}, lowest 10% 最低10% {low} {unit} per 1,000"
+        )
+        if is_norm:
+            below = pct_text(_summary_figure(row, "residents_below_norm_pct"), unit="%")
+            lines.append(f"Residents below the norm · 低于标准居民: {below}")
+        if std.choice:
+            choice = pct_text(_summary_figure(row, "residents_choice_pct"), unit="%")
+            lines.append(f"Residents with 2 or more within reach · 可选两处及以上居民: {choice}")
+        n_default = _summary_figure(row, "facilities_default_capacity")
+        if n_default == n_default and n_default > 0:
+            lines.append(
+                f"⚠ {count_text(n_default)} of "
+                f"{count_text(_summary_figure(row, 'facilities_in_reach'))} facilities use the "
+                f"default of {rule.default_capacity:g} {unit} ({rule.capacity_basis}) · "
+                f"采用默认容量"
+            )
+    return (
+        "".join(f"<div>{html_text(line)}</div>" for line in lines)
+        + "<div style='margin-top:3px'>"
+        + _swatches(ACCESS_COLOURS, _access_labels(std, reference, is_norm))
+        + "</div>"
+    )
+
+
+def _tier_legend(
+    result: Assessment, district_id: str, tier: int, required: Sequence[Standard]
+) -> str:
+    """A life circle in the legend: what complete means, the district's share complete and the
+    facility most often missing (its ``district_indicators`` row), and the classes."""
+    rows = result.district_rows
+    mine = rows[
+        (rows["district_id"].astype(str) == str(district_id))
+        & (rows["indicator"] == f"life_circle_{tier}min_complete_pct")
+    ]
+    value = mine["value"].iloc[0] if len(mine) else None
+    note = str(mine["note"].iloc[0]) if len(mine) and isinstance(mine["note"].iloc[0], str) else ""
+    names = "; ".join(f"{s.name_zh} {s.name}".strip() for s in required)
+    lines = [
+        f"Complete: every facility the circle requires within its distance · 齐全：{len(required)}"
+        f"项必配设施均在服务距离内 ({names})",
+        f"Residents whose circle is complete · 生活圈齐全居民: {pct_text(value, unit='%')}",
+    ]
+    if note:
+        lines.append(note)
+    return (
+        "".join(f"<div>{html_text(line)}</div>" for line in lines)
+        + "<div style='margin-top:3px'>"
+        + _swatches(LIFE_CIRCLE_COLOURS, TIER_CLASSES)
+        + "</div>"
     )
 
 
@@ -759,27 +1205,57 @@ def _add_proposed(group: folium.FeatureGroup, sites: gpd.GeoDataFrame) -> list[f
     return [layer]
 
 
+def _capacities(
+    result: Assessment, std: Standard, counted: gpd.GeoDataFrame
+) -> pd.DataFrame | None:
+    """Each counted facility's capacity and where it came from, as measured (the facilities
+    table's ``capacity`` and ``capacity_source`` of the standard's counted rows, in the pass's
+    order); None where the standard has no access rule or they do not line up."""
+    fac = result.facilities
+    if std.access is None or not {"capacity", "capacity_source"} <= set(fac.columns):
+        return None
+    mine = fac[(fac["standard"] == std.id) & fac["counts"].astype(bool)]
+    if len(mine) != len(counted) or not np.array_equal(
+        mine["osm_id"].astype(str).to_numpy(), counted["osm_id"].astype(str).to_numpy()
+    ):
+        return None
+    return mine[["capacity", "capacity_source"]].reset_index(drop=True)
+
+
+def _capacity_text(std: Standard, capacity: float, source: str) -> tuple[str, str]:
+    """A facility's capacity and its source in words; the default is said to be one."""
+    unit, unit_zh = _capacity_words(std)
+    if capacity != capacity:
+        return EMPTY, EMPTY
+    shown = count_text(capacity) if float(capacity).is_integer() else figure_text(capacity)
+    zh = f" · {shown}{unit_zh}" if std.access and std.access.capacity_unit_zh else ""
+    return f"{shown} {unit}{zh}", CAPACITY_FROM.get(source, source or EMPTY)
+
+
 def _add_facilities(
     group: folium.FeatureGroup,
     result: Assessment,
-    sid: str,
+    std: Standard,
     demand: gpd.GeoDataFrame,
     district_id: str,
     dgeom: shapely.Geometry,
-) -> list[folium.Element]:
-    """The standard's facilities near the district; each popup says its name, kind, OSM id and
-    how many homes have it as their nearest facility, by band. Points are clustered where there
-    are more than `CLUSTER_FACILITIES`. Returns the layers to keep over the homes."""
+) -> tuple[list[folium.Element], list[folium.Element]]:
+    """The standard's facilities near the district; each popup says its name, kind, OSM id, its
+    capacity and where that came from (a standard with an access rule; "DEFAULT" where the
+    standard's typical size stands in) and how many homes have it as their nearest facility, by
+    band. Points are clustered where there are more than `CLUSTER_FACILITIES`. Returns the
+    layers to keep over the homes, and every layer drawn."""
+    sid = std.id
     p = result.passes[sid]
     counted = p.counted
     if not len(counted):
-        return []
+        return [], []
     # each home's nearest facility, as the measuring pass found it (no shortest path here)
     fac_of_unit = result.district_nearest(sid, district_id)
     band = demand[f"{sid}_band"].to_numpy(dtype=object)
     near = np.flatnonzero(can_serve(counted.geometry, dgeom, p.limit_m))
     if not len(near):
-        return []
+        return [], []
     names3 = ("within", "near", "beyond")
     reached = fac_of_unit >= 0
     counts = {
@@ -788,13 +1264,23 @@ def _add_facilities(
     }
     sub = counted.iloc[near]
     names = sub["name"].astype(object).where(sub["name"].notna() & (sub["name"].astype(str) != ""))
+    props: dict[str, Any] = {
+        "name": names.fillna("(no name · 无名称)").astype(str).to_numpy(),
+        "kind": sub["matched_by"].astype(str).to_numpy(),
+        "osm_id": sub["osm_id"].astype(str).to_numpy(),
+    }
+    lines = ["kind"]
+    caps = _capacities(result, std, counted)
+    if caps is not None:
+        words = [
+            _capacity_text(std, float(c), str(src))
+            for c, src in zip(caps["capacity"].iloc[near], caps["capacity_source"].iloc[near])
+        ]
+        props["capacity"] = [f"capacity · 容量: {c}" for c, _ in words]
+        props["capacity_from"] = [f"from · 来源: {f}" for _, f in words]
+        lines += ["capacity", "capacity_from"]
     frame = gpd.GeoDataFrame(
-        {
-            "name": names.fillna("(no name · 无名称)").astype(str).to_numpy(),
-            "kind": sub["matched_by"].astype(str).to_numpy(),
-            "osm_id": sub["osm_id"].astype(str).to_numpy(),
-            **{b: counts[b][near] for b in names3},
-        },
+        {**props, **{b: counts[b][near] for b in names3}},
         geometry=sub.geometry.to_numpy(),
         crs=result.crs,
     )
@@ -805,24 +1291,27 @@ def _add_facilities(
             [BANDS[b][1] for b in names3],
             kind="popup",
             title="name",
-            lines=["kind"],
+            lines=lines,
             osm_link=True,
             caption="homes for which it is the nearest · 以其为最近设施的住宅:",
             swatches=[BANDS[b][0] for b in names3],
         )
 
-    columns = ["name", "kind", "osm_id", *names3]
+    columns = [*props, *names3]
     style = {"color": FACILITY_COLOUR[0], "weight": 2, "fillColor": FACILITY_COLOUR[1]}
     is_point = (frame.geom_type == "Point").to_numpy()
     front: list[folium.Element] = []
+    drawn: list[folium.Element] = []
     if (~is_point).any():
-        PackedGeoJson(
+        areas = PackedGeoJson(
             frame[~is_point],
             columns=columns,
             style={**style, "fillColor": FACILITY_COLOUR[0], "fillOpacity": 0.15},
             step_m=FINE_STEP_M,
             simplify_m=0.5,
-        ).add_child(popup()).add_to(group)
+        )
+        areas.add_child(popup()).add_to(group)
+        drawn.append(areas)
     if is_point.any():
         points = PackedGeoJson(
             frame[is_point],
@@ -835,7 +1324,9 @@ def _add_facilities(
         if int(is_point.sum()) > CLUSTER_FACILITIES:
             clusters = FacilityClusters(points)
             clusters.add_to(group)
+            drawn.append(clusters)
         else:
             points.add_to(group)
             front.append(points)
-    return front
+            drawn.append(points)
+    return front, drawn

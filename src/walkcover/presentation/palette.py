@@ -51,3 +51,12 @@ def ramp(pct: float | None) -> str:
             r, g, b = (round(a + (b - a) * t) for a, b in zip(c0, c1))
             return f"#{r:02x}{g:02x}{b:02x}"
     return BANDS[WITHIN][0]
+
+
+#: A home's capacity per 1,000 residents against the norm (the district map's access view): at or
+#: above it, below it, below half of it, no capacity within reach, not measured. Green to a dark
+#: red, as the bands, so "worse" reads the same on every map; grey where there is no figure.
+ACCESS_COLOURS = ("#1a9850", "#fdae61", "#d73027", "#67001f", NO_DATA_GREY)
+#: A home's life circle of a tier (the district map's life-circle views): complete, one required
+#: facility missing, two, three or more; grey where it was not measured.
+LIFE_CIRCLE_COLOURS = ("#1a9850", "#fdae61", "#f46d43", "#a50026", NO_DATA_GREY)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -512,8 +513,22 @@ _SUMMARY_FIGURES: dict[str, _Figure] = {
     "target_pct": ("pct", False),
     "building_completeness_pct": ("pct", True),
 }
+#: Figures of ``summary.csv`` a report reads that runs before choice and capacity (issue 29) did
+#: not write: checked like the others where present; where absent, empty ("no figure"), so an
+#: older run folder still gives its report.
+_SUMMARY_FIGURES_ADDED: dict[str, _Figure] = {
+    "residents_choice_pct": ("pct", True),
+    "access_mean_per_1000": ("count", True),
+    "access_p10_per_1000": ("count", True),
+    "access_norm_per_1000": ("count", True),
+    "residents_below_norm_pct": ("pct", True),
+    "facilities_default_capacity": ("count", True),
+}
+_SUMMARY_TEXT_ADDED = ("capacity_unit",)
 _SUMMARY_TEXT = ("district", "district_id", "district_name", "standard", "demand_model")
 _INDICATOR_FIGURES: dict[str, _Figure] = {"value": ("figure", True), "target": ("figure", True)}
+#: Indicator rows whose value is a share of residents (GB 50180's life circles): 0–100.
+_INDICATOR_PCT = re.compile(r"life_circle_\d+min_complete_pct")
 _INDICATOR_TEXT = ("district_id", "name", "unit", "note")
 _DEMAND_STATUSES = frozenset(
     {
@@ -678,13 +693,26 @@ def _check_meets(frame: pd.DataFrame, *, where: str, fix: str) -> None:
 def _check_summary(summary: pd.DataFrame, *, where: str, fix: str) -> pd.DataFrame:
     _check_columns(summary, _SUMMARY_TEXT, where=where, fix=fix)
     _check_meets(summary, where=where, fix=fix)
-    return _check_figures(summary, _SUMMARY_FIGURES, where=where, fix=fix)
+    absent = [c for c in (*_SUMMARY_FIGURES_ADDED, *_SUMMARY_TEXT_ADDED) if c not in summary]
+    if absent:  # written before choice and capacity were measured: no such figures
+        summary = summary.assign(**dict.fromkeys(absent, np.nan))
+    return _check_figures(
+        summary, {**_SUMMARY_FIGURES, **_SUMMARY_FIGURES_ADDED}, where=where, fix=fix
+    )
 
 
 def _check_indicators(indicators: pd.DataFrame, *, where: str, fix: str) -> pd.DataFrame:
     _check_columns(indicators, _INDICATOR_TEXT, where=where, fix=fix)
     _check_meets(indicators, where=where, fix=fix)
-    return _check_figures(indicators, _INDICATOR_FIGURES, where=where, fix=fix)
+    indicators = _check_figures(indicators, _INDICATOR_FIGURES, where=where, fix=fix)
+    if "indicator" in indicators:
+        shares = indicators["indicator"].map(
+            lambda v: isinstance(v, str) and _INDICATOR_PCT.fullmatch(v) is not None
+        )
+        if shares.any():  # a share of residents: checked as one (rows numbered as in the file)
+            probe = pd.DataFrame({"value": indicators["value"].where(shares.astype(bool))})
+            _check_figures(probe, {"value": ("pct", True)}, where=where, fix=fix)
+    return indicators
 
 
 def _check_geometry(frame: gpd.GeoDataFrame, *, where: str, fix: str) -> None:

@@ -2,8 +2,9 @@
 district an HTML report and its PDF, and a city index page comparing districts.
 
 Pages are Jinja2 templates (``presentation/templates``); the PDF is the same HTML laid out by
-WeasyPrint (A4 landscape: a title page, the summary, a page per standard with its map, then the
-gaps, proposed sites, counts and methods). Static maps and charts are drawn with matplotlib. The
+WeasyPrint (A4 landscape: a title page, the summary, a page per standard with its map, capacity and
+choice where a standard measures them, GB 50180's life circles where the standards file has them,
+then the gaps, proposed sites, counts and methods). Static maps and charts are drawn with matplotlib. The
 CJK font (Noto Sans CJK SC from the ``mplfonts`` package) is embedded in the PDF as a subset, so
 Chinese names print without missing-glyph boxes and stay searchable in the text layer.
 """
@@ -688,8 +689,11 @@ def summary_view(run: DistrictRun) -> pd.DataFrame:
 
 
 def indicator_view(run: DistrictRun) -> pd.DataFrame:
-    """The district's counts, densities and per-capita rows, formatted for a report."""
+    """The district's counts, densities and per-capita rows, formatted for a report (the life
+    circles' shares have a page of their own, `life_circles`)."""
     rows = run.indicators
+    if "indicator" in rows:
+        rows = rows[~rows["indicator"].map(_is_life_circle_row).to_numpy(dtype=bool)]
 
     def target(v: object) -> str:
         v = pd.to_numeric(v, errors="coerce")
@@ -707,6 +711,205 @@ def indicator_view(run: DistrictRun) -> pd.DataFrame:
             "note\n说明": rows["note"].fillna("").astype(str),
         }
     )
+
+
+#: An indicator row of GB 50180's life circles: the share of residents whose circle is complete.
+_LIFE_CIRCLE_ROW = re.compile(r"life_circle_(\d+)min_complete_pct")
+#: The tiers of GB 50180-2018 by name (minutes → 中文).
+_TIER_ZH = {5: "五分钟生活圈", 10: "十分钟生活圈", 15: "十五分钟生活圈"}
+
+
+def _distance(std: Standard) -> str:
+    """A standard's distance, short: ``≤ 500 m``, or its street-context radii in turn."""
+    if std.context_thresholds_m:
+        radii = "/".join(f"{v:g}" for v in std.context_thresholds_m.values())
+        return f"≤ {radii} m by street · 按街道"
+    return f"≤ {std.threshold_m:g} m"
+
+
+def _is_life_circle_row(indicator: object) -> bool:
+    return isinstance(indicator, str) and _LIFE_CIRCLE_ROW.fullmatch(indicator) is not None
+
+
+def _summary_row(run: DistrictRun, standard_id: str) -> pd.Series | None:
+    rows = run.summary[run.summary["standard"] == standard_id]
+    return rows.iloc[0] if len(rows) else None
+
+
+def _cell(row: pd.Series | None, col: str) -> float:
+    """A figure of a summary row as a number; NaN where the row or the column (a run written
+    before it was measured) has none."""
+    if row is None or col not in row.index:
+        return float("nan")
+    return float(pd.to_numeric(pd.Series([row[col]]), errors="coerce").iloc[0])
+
+
+def _unit_words(std: Standard, row: pd.Series | None) -> tuple[str, str]:
+    """What a standard's capacity counts, in English and Chinese (``places``, ``学位``)."""
+    rule = std.access
+    unit = rule.capacity_unit if rule is not None else ""
+    if not unit and row is not None and isinstance(row.get("capacity_unit"), str):
+        unit = str(row["capacity_unit"])
+    zh = rule.capacity_unit_zh if rule is not None and rule.capacity_unit_zh else "容量"
+    return unit or "capacity", zh
+
+
+def capacity_and_choice(run: DistrictRun) -> dict[str, object] | None:
+    """The district's "Capacity and choice · 容量与选择" section: per standard with an ``access``
+    rule or ``choice``, sentences a planner reads (the capacity per 1,000 residents on average and
+    for the lowest-served tenth, the norm and the residents below it, the residents with a choice,
+    the facilities whose capacity is the default) and a small table of the same figures, every
+    one the summary's, formatted by `walkcover.presentation.figures`. None when no standard of the
+    run asks for either."""
+    rows: list[dict[str, str]] = []
+    blocks: list[dict[str, object]] = []
+    for std in run.standards:
+        if std.access is None and not std.choice:
+            continue
+        r = _summary_row(run, std.id)
+        if r is None:
+            continue
+        none = run.no_facility(std.id)
+        rule = std.access
+        unit, unit_zh = _unit_words(std, r)
+        name = f"{std.name_zh} {std.name}".strip()
+        mean = pct_text(_cell(r, "access_mean_per_1000"), no_data=none)
+        low = pct_text(_cell(r, "access_p10_per_1000"), no_data=none)
+        norm = figure_text(_cell(r, "access_norm_per_1000"))
+        below = pct_text(_cell(r, "residents_below_norm_pct"), no_data=none, unit="%")
+        choice = pct_text(_cell(r, "residents_choice_pct"), no_data=none, unit="%")
+        n_default = _cell(r, "facilities_default_capacity")
+        n_reach = _cell(r, "facilities_in_reach")
+        lines: list[str] = []
+        recorded = any(
+            col in r.index and _cell(r, col) == _cell(r, col)
+            for col in ("access_mean_per_1000", "residents_choice_pct")
+        )
+        if none:
+            lines.append(
+                f"No {std.name.lower()} is in the data near the district: no capacity or choice "
+                f"figure · 数据中无设施，无容量与选择数据。"
+            )
+        elif not recorded:  # a run's tables from before choice and capacity were measured
+            lines.append(
+                "This run's tables hold no capacity or choice figures (written by an earlier "
+                "walkcover): run it again for them · 本次运行结果未含容量与选择数据。"
+            )
+        said = none or not recorded  # the figures are said in sentences only where there are some
+        if rule is not None and not said:
+            lines.append(
+                f"Residents have on average {mean} {unit} per 1,000 residents within a "
+                f"{std.threshold_m:g} m walk (E2SFCA, each facility's {unit} shared among all who "
+                f"can walk to it); the lowest-served 10% have {low} or less · 平均每千人{mean}"
+                f"{unit_zh}，最低10%居民不超过{low}。"
+            )
+            if rule.norm_per_1000 is not None:
+                lines.append(
+                    f"The norm is {norm} {unit} per 1,000 residents ({rule.norm_basis}); {below} "
+                    f"of residents are below it · 标准为每千人{norm}{unit_zh}，{below}的居民低于标准。"
+                )
+            else:
+                lines.append(
+                    "The standards file sets no norm per 1,000 residents for it · 标准文件未设千人指标。"
+                )
+        if std.choice and not said:
+            lines.append(
+                f"{choice} of residents have two or more facilities within {std.threshold_m:g} m, "
+                f"a choice · {choice}的居民步行{std.threshold_m:g}米内有两处及以上设施可选。"
+            )
+        flag = False  # the last line says the figures rest on default capacities
+        if rule is not None and not said and n_default == n_default:
+            flag = n_default > 0
+            text = (
+                f"{count_text(n_default)} of {count_text(n_reach)} facilities serving the district "
+                f"use the default of {rule.default_capacity:g} {unit} ({rule.capacity_basis})"
+            )
+            if n_default > 0:
+                text += ": no capacity is tagged in OpenStreetMap, so the figures rest on it"
+            lines.append(f"{text} · {count_text(n_default)}处设施采用默认容量。")
+        blocks.append({"name": name, "lines": lines, "warn": flag})
+        rows.append(
+            {
+                "standard\n标准": name,
+                "mean per 1,000\n每千人平均": mean if rule is not None else EMPTY,
+                "lowest 10%\n最低10%": low if rule is not None else EMPTY,
+                "norm per 1,000\n千人指标": norm,
+                "unit\n单位": f"{unit} · {unit_zh}" if rule is not None else EMPTY,
+                "below norm %\n低于标准": below if rule is not None else EMPTY,
+                "with a choice %\n可选两处": choice if std.choice else EMPTY,
+                "default capacity\n默认容量": (
+                    EMPTY
+                    if rule is None or n_default != n_default
+                    else NO_DATA
+                    if none
+                    else f"{count_text(n_default)} of {count_text(n_reach)}"
+                ),
+            }
+        )
+    if not rows:
+        return None
+    return {
+        "standards": blocks,
+        "table": PageTable.of(
+            pd.DataFrame(rows), text=(0, 4), widths=[22, 11, 10, 10, 12, 11, 11, 13]
+        ),
+    }
+
+
+def life_circles(run: DistrictRun) -> list[dict[str, object]]:
+    """The district's "Life circles · 生活圈 (GB 50180-2018)" page: per tier measured (its row of
+    ``district_indicators.csv``), the share of residents whose circle is complete, the facility
+    most often missing, and each required facility with its coverage (the summary's)."""
+    rows = run.indicators
+    if "indicator" not in rows:
+        return []
+    out = []
+    for _, r in rows.iterrows():
+        found = (
+            _LIFE_CIRCLE_ROW.fullmatch(str(r["indicator"]))
+            if isinstance(r["indicator"], str)
+            else None
+        )
+        if found is None:
+            continue
+        tier = int(found.group(1))
+        required = [s for s in run.standards if s.life_circle == tier]
+        share = pct_text(r["value"], unit="%")
+        note = str(r["note"]) if isinstance(r["note"], str) else ""
+        facilities = pd.DataFrame(
+            {
+                "facility\n设施": [f"{s.name_zh} {s.name}".strip() for s in required],
+                "within\n距离": [_distance(s) for s in required],
+                "residents within it %\n覆盖居民": [
+                    pct_text(
+                        _cell(_summary_row(run, s.id), "residents_covered_pct"),
+                        no_data=run.no_facility(s.id),
+                        unit="%",
+                    )
+                    for s in required
+                ],
+                "facilities\n设施数": [
+                    count_text(_cell(_summary_row(run, s.id), "facilities_in_reach"))
+                    for s in required
+                ],
+                "clause\n条款": [s.citation.section for s in required],
+            }
+        )
+        out.append(
+            {
+                "name": f"{_TIER_ZH.get(tier, f'{tier}分钟生活圈')} {tier}-minute life circle",
+                "share": share,
+                "sentence": (
+                    f"{share} of the residents live where every one of the {len(required)} "
+                    f"facilities the {tier}-minute circle requires is within its distance · "
+                    f"{share}的居民"
+                    f"{_TIER_ZH.get(tier, f'{tier}分钟生活圈')}齐全。"
+                ),
+                "missing": (note[0].upper() + note[1:] + ".") if note else "",
+                "table": PageTable.of(facilities, text=(0, 1, 4), widths=[40, 12, 16, 12, 20]),
+            }
+        )
+    return out
 
 
 @dataclass(frozen=True)
@@ -965,6 +1168,8 @@ def district_report_html(
         gaps=PageTable.of(gaps_view(top_gaps(run)), text=(0,), widths=[13, 10, 13, 10, 26, 14, 14]),
         sites=sites,
         indicators=PageTable.of(indicator_view(run), text=(0, 2, 5), widths=[30, 12, 12, 8, 6, 32]),
+        capacity=capacity_and_choice(run),
+        life_circles=life_circles(run),
         methods=_methods(run.methods, data_date=run.data_date),
     )
 

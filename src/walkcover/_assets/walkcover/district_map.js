@@ -4,7 +4,9 @@
  * quantised to a step, as zigzag LEB128 varints of the differences between consecutive vertices,
  * base64-encoded; the counts of parts per feature, rings per part and vertices per ring likewise.
  * `walkcover.geojson` unpacks it into GeoJSON for L.geoJson; `L.WalkcoverHomes` draws every home
- * once on the map's canvas renderer and recolours them when the planner picks another standard.
+ * once on the map's canvas renderer and recolours them when the planner picks another standard,
+ * or a view after the standards (a standard's capacity per 1,000 residents against its norm, a
+ * life circle's completeness: a class per home, `data.views`).
  * Text from the data is only ever put on the page with textContent (walkcoverTable).
  */
 var walkcover = (function () {
@@ -157,6 +159,17 @@ L.WalkcoverHomes = L.Path.extend({
     this._afterDist = {};
     for (k in data.after) this._afterDist[k] = walkcover.lookup(data.after[k].walk);
     this._context = data.standards.map(function (s) { return s.context ? walkcover.lookup(s.context) : null; });
+    /* a standard's choice (2nd, 3rd nearest, how many within) and capacity per 1,000, as text */
+    this._choice = data.standards.map(function (s) {
+      return s.choice ? {second: walkcover.lookup(s.choice.second), third: walkcover.lookup(s.choice.third),
+                         within: walkcover.lookup(s.choice.within)} : null;
+    });
+    this._access = data.standards.map(function (s) { return s.access ? walkcover.lookup(s.access.value) : null; });
+    /* the views after the standards (a standard's capacity, a life circle): a class per home */
+    this._views = (data.views || []).map(function (v) {
+      return {codes: walkcover.bytes(v.codes), state: v.state ? walkcover.lookup(v.state) : null,
+              missing: v.missing ? walkcover.lookup(v.missing) : null};
+    });
     this._residents = walkcover.lookup(data.residents);
     this._osm = walkcover.lookup(data.osm_type);
     this._osmNum = walkcover.varints(data.osm_num);
@@ -164,11 +177,28 @@ L.WalkcoverHomes = L.Path.extend({
 
   setStandard: function (k) { this._std = k; this._hit = -1; return this.redraw(); },
   setAfter: function (k, on) { this._after[k] = !!on; return this.redraw(); },
+  /* the view shown (keys after the standards': a standard's capacity, a life circle), or null */
+  view: function () {
+    var j = this._std - this._d.standards.length;
+    return j >= 0 ? this._d.views[j] : null;
+  },
   /* which standard's figures paint the homes: its "after" walk only where that is ticked */
   showsAfter: function () { return !!(this._after[this._std] && this._afterCodes[this._std]); },
   band: function (f) {
     var codes = this.showsAfter() ? this._afterCodes[this._std] : this._codes[this._std];
     return codes[f] & 3;
+  },
+  /* what paints the homes: a byte per home, the bits of it that pick the colour, the colours */
+  paint: function () {
+    var d = this._d, j = this._std - d.standards.length;
+    if (j >= 0) return {codes: this._views[j].codes, mask: 255, colours: d.views[j].colours};
+    return {codes: this.showsAfter() ? this._afterCodes[this._std] : this._codes[this._std],
+            mask: 3, colours: d.colours};
+  },
+  /* a home's class in the view shown (-1 for a standard) */
+  level: function (f) {
+    var j = this._std - this._d.standards.length;
+    return j >= 0 ? this._views[j].codes[f] : -1;
   },
 
   _project: function () {
@@ -198,7 +228,7 @@ L.WalkcoverHomes = L.Path.extend({
     var view = this._renderer._redrawBounds || this._renderer._bounds;
     if (!ctx || !view || !g.n) return;
     var ax = this._ax, bx = this._bx, ay = this._ay, by = this._by, min = this.options.minPx;
-    var colours = this._d.colours, codes = this.showsAfter() ? this._afterCodes[this._std] : this._codes[this._std];
+    var paint = this.paint(), colours = paint.colours, codes = paint.codes, mask = paint.mask;
     var minx = b[0], miny = b[1], maxx = b[2], maxy = b[3];
     var vx0 = view.min.x - min, vx1 = view.max.x + min, vy0 = view.min.y - min, vy1 = view.max.y + min;
     /* the homes in view, by colour */
@@ -206,7 +236,7 @@ L.WalkcoverHomes = L.Path.extend({
     for (var f = 0; f < g.n; f++) {
       var x0 = ax * minx[f] + bx, x1 = ax * maxx[f] + bx, y0 = ay * maxy[f] + by, y1 = ay * miny[f] + by;
       if (x1 < vx0 || x0 > vx1 || y1 < vy0 || y0 > vy1) continue;
-      byColour[codes[f] & 3].push(f);
+      byColour[codes[f] & mask].push(f);
     }
     ctx.save();
     ctx.globalAlpha = this.options.fillOpacity;
@@ -283,46 +313,82 @@ L.WalkcoverHomes = L.Path.extend({
     return f >= 0;
   },
 
-  /* what a planner reads of home `f`: for the standard shown, or (`all`) for every standard */
+  /* what a planner reads of home `f`: for the standard (or view) shown, or (`all`) for every
+   * standard; a standard's choice and capacity as measured (never with its "after" walk) */
   properties: function (f, all) {
-    var d = this._d, k = this._std, after = this.showsAfter(), w = d.words;
-    var code = after ? this._afterCodes[k][f] : this._codes[k][f];
-    var walk = after ? this._afterDist[k](f) : this._dist[k](f);
+    var d = this._d, v = this.view(), w = d.words, s;
     var p = {
-      title: d.standards[k].name + (after ? ' · ' + w.after : ''),
       osm_id: this._osmNum.length ? this._osm(f) + '/' + this._osmNum[f] : this._osm(f),
-      residents: this._residents(f),
-      walk: walk,
-      band: d.bands[code & 3],
-      status: d.statuses[code >> 2],
-      rule: this._context[k] ? this._context[k](f) : d.standards[k].rule
+      residents: this._residents(f)
     };
+    if (v && v.kind === 'tier') {
+      var lc = this._views[this._std - d.standards.length];
+      p.title = v.name;
+      p.state = lc.state(f);
+      p.missing = lc.missing(f);
+      if (all) for (s = 0; s < v.members.length; s++) p['s' + v.members[s]] = this._dist[v.members[s]](f);
+      return p;
+    }
+    var k = v ? v.of : this._std, after = !v && this.showsAfter();
+    var code = after ? this._afterCodes[k][f] : this._codes[k][f];
+    p.title = v ? v.name : d.standards[k].name + (after ? ' · ' + w.after : '');
+    p.walk = after ? this._afterDist[k](f) : this._dist[k](f);
+    p.band = d.bands[code & 3];
+    p.status = d.statuses[code >> 2];
+    p.rule = this._context[k] ? this._context[k](f) : d.standards[k].rule;
+    if (v) p.level = v.labels[this.level(f)];
+    if (!after && this._access[k]) p.access = this._access[k](f);
+    if (!after && this._choice[k]) {
+      p.second = this._choice[k].second(f);
+      p.third = this._choice[k].third(f);
+      p.within = this._choice[k].within(f);
+    }
     if (all) {
-      for (var s = 0; s < d.standards.length; s++) p['s' + s] = this._dist[s](f);
+      for (s = 0; s < d.standards.length; s++) p['s' + s] = this._dist[s](f);
     }
     return p;
   },
 
   spec: function (all) {
     /* the tooltip short (the status says the band in words), the popup whole */
-    var d = this._d, w = d.words, spec = all ? {
-      title: 'title', lines: [], fields: ['residents', 'walk', 'rule', 'band', 'status'],
-      aliases: [w.residents, w.walk, w.rule, w.band, w.status], osm_link: true
-    } : {
-      title: 'title', lines: [], fields: ['residents', 'walk', 'rule', 'status'],
-      aliases: [w.residents, w.walk, w.rule, w.status], osm_link: false
-    };
-    if (all) {
-      spec.caption = w.every;
-      var self = this, f = this._hit;
-      spec.swatches = [null, null, null, null, null];
-      d.standards.forEach(function (s, i) {
-        spec.fields.push('s' + i);
-        spec.aliases.push(s.name);
-        spec.swatches.push(d.colours[self._codes[i][f] & 3]);
-      });
-      spec.swatches = spec.swatches.map(function (c) { return c || 'transparent'; });
+    var d = this._d, w = d.words, v = this.view(), self = this, f = this._hit, spec, members;
+    var colour = {};  /* a swatch per field, in the popup */
+    if (v && v.kind === 'tier') {
+      spec = {title: 'title', lines: [], fields: ['residents', 'state', 'missing'],
+              aliases: [w.residents, w.circle, w.missing], osm_link: all};
+      colour.state = v.colours[this.level(f)];
+      members = all ? v.members : [];
+      if (all) spec.caption = w.tier_every;
+    } else {
+      var k = v ? v.of : this._std, after = !v && this.showsAfter(), s = d.standards[k];
+      spec = all ? {
+        title: 'title', lines: [], fields: ['residents', 'walk', 'rule', 'band', 'status'],
+        aliases: [w.residents, w.walk, w.rule, w.band, w.status], osm_link: true
+      } : {
+        title: 'title', lines: [], fields: ['residents', 'walk', 'rule', 'status'],
+        aliases: [w.residents, w.walk, w.rule, w.status], osm_link: false
+      };
+      if (v) {  /* the capacity view: the home's figure and its class first */
+        spec.fields.splice(1, 0, 'access', 'level');
+        spec.aliases.splice(1, 0, s.access.label, w.level);
+        colour.level = v.colours[this.level(f)];
+      } else if (all && !after && s.access) {
+        spec.fields.push('access');
+        spec.aliases.push(s.access.label);
+      }
+      if (all && !after && s.choice) {
+        spec.fields.push('second', 'third', 'within');
+        spec.aliases.push(w.second, w.third, w.within);
+      }
+      members = all ? d.standards.map(function (_, i) { return i; }) : [];
+      if (all) spec.caption = w.every;
     }
+    members.forEach(function (i) {
+      spec.fields.push('s' + i);
+      spec.aliases.push(d.standards[i].name);
+      colour['s' + i] = d.colours[self._codes[i][f] & 3];
+    });
+    if (all) spec.swatches = spec.fields.map(function (name) { return colour[name] || 'transparent'; });
     return spec;
   },
 
@@ -365,9 +431,13 @@ walkcover.after = function (k, on) {
 walkcover.legendFor = function (k) {
   var legend = document.getElementById('walkcover-legend');
   if (!legend) return;
+  var view = false;
   legend.querySelectorAll('[data-standard]').forEach(function (e) {
     e.hidden = String(e.getAttribute('data-standard')) !== String(k);
+    if (!e.hidden && e.hasAttribute('data-view')) view = true;
   });
+  /* a view (a standard's capacity, a life circle) has its own classes in place of the bands */
+  legend.querySelectorAll('[data-bands]').forEach(function (e) { e.hidden = view; });
   var homes = walkcover.homes, on = homes ? homes.showsAfter() : false;
   legend.querySelectorAll('[data-after]').forEach(function (e) {
     e.hidden = !(on && String(e.getAttribute('data-after')) === String(k));
