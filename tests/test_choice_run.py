@@ -232,11 +232,15 @@ def test_gb50180_end_to_end(tmp_path, sample_cache):
     for tier in rules.life_circle_tiers():
         rows = ind[ind["indicator"] == f"life_circle_{tier}min_complete_pct"]
         assert len(rows) == summary["district"].nunique()
-        assert rows["value"].between(0, 100).all()
-    # the sample maps no kindergarten: no 5-minute circle is complete, and it says what lacks
+        figure = rows["value"].notna()
+        assert rows.loc[figure, "value"].between(0, 100).all()
+        assert rows.loc[~figure, "note"].str.startswith("no data: no ").all()
+    # the sample maps no kindergarten: the 5-minute circle has no figure (never 0%), and says why
     five = ind[ind["indicator"] == "life_circle_5min_complete_pct"]
-    assert (five["value"] == 0).all()
-    assert five["note"].str.startswith("most often missing: ").all()
+    assert five["value"].isna().all()
+    assert five["note"].str.contains("Kindergarten · 幼儿园").all()
+    ten = ind[ind["indicator"] == "life_circle_10min_complete_pct"]
+    assert ten["value"].notna().any()
     gpkg = next(city.glob("*/coverage.gpkg"))
     fields = list(pyogrio.read_info(gpkg, layer="demand")["fields"])
     wanted = {
@@ -251,6 +255,11 @@ def test_gb50180_end_to_end(tmp_path, sample_cache):
     assert "toilet_access" not in fields and "toilet_n_within" not in fields
     for f in [f for f in fields if f.startswith("life_circle_") or f.endswith("_n_within")]:
         assert " · " in field_alias(f) and re.search(r"[\u4e00-\u9fff]", field_alias(f)), f
+    # kindergartens have no facility in the data: their choice and capacity are unknown, never 0
+    homes = pyogrio.read_dataframe(gpkg, layer="demand", read_geometry=False)
+    assert homes["kindergarten_access"].isna().all()
+    assert homes["kindergarten_n_within"].isna().all()
+    assert homes["health_centre_access"].isna().all()  # none in the sample either
     with sqlite3.connect(gpkg) as db:
         (n,) = db.execute(
             "SELECT count(*) FROM demand WHERE life_circle_10min_found >= 0"
@@ -305,3 +314,17 @@ def test_explain_names_the_life_circle(tmp_path, sample_cache):
     assert f"complete: {figure_text(row['complete_pct'], unit='%')}" in text
     part = wc.assess("helsinki-sample", standards=path, standard=["toilet"], cache_dir=sample_cache)
     assert "not measured in this run" in part.explain("toilet", district="sample-ne")
+
+
+def test_unmeasured_standard_and_odd_district_are_named(choice_run):
+    from walkcover._errors import DistrictNotFoundError, StandardNotMeasuredError
+
+    with pytest.raises(
+        StandardNotMeasuredError,
+        match=r"'clinc' was not measured in this run \(did you mean 'clinic'\?\); it measured: clinic, toilet",
+    ):
+        choice_run.access("clinc")
+    with pytest.raises(DistrictNotFoundError, match="found float '5.5'"):
+        choice_run.access(SID, district=5.5)
+    with pytest.raises(DistrictNotFoundError, match="no district"):
+        choice_run.access(SID, district=5)  # a number is read as a code: there is none

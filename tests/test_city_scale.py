@@ -166,8 +166,7 @@ def test_gb50180_runs_on_the_s_city(s_city):
     d = a.demand
     res = d["residents"].to_numpy(dtype=float)
     lived = table[table["residents"] > 0]
-    homes = d.groupby("district_id")["residents"].sum()
-    assert len(lived) == 3 * int((homes > 0).sum()) >= 9  # three tiers of each lived district
+    assert len(lived) >= 3  # the districts the S city reaches, where a tier has all its facilities
     for row in lived.itertuples():
         ok = pd.array(d[f"life_circle_{row.tier_min}min_complete"], dtype="boolean")
         mine = (d["district_id"] == row.district_id).to_numpy() & ~np.asarray(ok.isna())
@@ -177,6 +176,8 @@ def test_gb50180_runs_on_the_s_city(s_city):
         )
         if row.complete_pct == 0:
             assert row.most_missing in tiers[row.tier_min]
-    # the synthetic city (Helsinki's streets) has parks and bus stops but no kindergarten
-    assert (table.loc[table["tier_min"] == 5, "complete_pct"].fillna(0) == 0).all()
+    # the synthetic city (Helsinki's streets) has parks and bus stops but no kindergarten: its
+    # 5-minute circle has no figure anywhere (never 0%), and says which facility has no data
+    five = table[table["tier_min"] == 5]
+    assert five["complete_pct"].isna().all() and five["no_data"].str.contains("kindergarten").all()
     assert (lived.loc[lived["tier_min"] == 10, "complete_pct"] > 0).any()

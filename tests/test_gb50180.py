@@ -157,11 +157,11 @@ def test_a_good_access_rule_loads(tmp_path):
         (
             {"decay": {"kind": "gaussian"}},
             r"kindergarten\.access\.decay: .*decay\.sigma_m: found None; a gaussian decay needs "
-            r"sigma_m > 0",
+            r"sigma_m from 1 to 10000",
         ),
         (
             {"decay": {"kind": "gaussian", "sigma_m": -10}},
-            r"decay\.sigma_m: found -10(\.0)?; a gaussian decay needs sigma_m > 0",
+            r"decay\.sigma_m: found -10(\.0)?; a gaussian decay needs sigma_m from 1 to 10000",
         ),
         (
             {"decay": {"kind": "gaussian", "sigma_m": 150, "steps": [[300, 1.0]]}},
@@ -173,8 +173,32 @@ def test_a_good_access_rule_loads(tmp_path):
         ),
         (
             {"decay": {"kind": "steps", "steps": [[100, 1.0], [300, -0.5]]}},
-            r"decay\.steps: weights \['1', '-0.5'\] must be 0 or more",
+            r"decay\.steps: weights \['1', '-0.5'\] must be from 0 to 1, not all 0",
         ),
+        # found by the hostile sweep: settings that validated but broke the figures
+        (
+            {"decay": {"kind": "gaussian", "sigma_m": 1e300}},
+            r"decay\.sigma_m: found 1e\+300; a gaussian decay needs sigma_m from 1 to 10000",
+        ),
+        (
+            {"decay": {"kind": "gaussian", "sigma_m": 1e-200}},
+            r"decay\.sigma_m: found 1e-200; a gaussian decay needs sigma_m from 1",
+        ),
+        (
+            {"decay": {"kind": "steps", "steps": [[150, 1e308], [300, 1e308]]}},
+            r"decay\.steps: weights .* must be from 0 to 1",
+        ),
+        (
+            {"decay": {"kind": "steps", "steps": [[150, 0], [300, 0]]}},
+            r"decay\.steps: weights \['0', '0'\] must be from 0 to 1, not all 0",
+        ),
+        (
+            {"decay": {"kind": "steps", "steps": [[150, 0.5], [300, 1]]}},
+            r"decay\.steps: weights \['0.5', '1'\] rise with distance",
+        ),
+        ({"default_capacity": True}, r"access\.default_capacity: found True; .*valid number"),
+        ({"norm_per_1000": float("inf")}, r"access\.norm_per_1000: found inf; .*finite"),
+        ({"norm_per_1000": 1e308}, r"access\.norm_per_1000: found 1e\+308; .*100000"),
         (
             {"decay": {"kind": "exponential", "sigma_m": 100}},
             r"access\.decay\.kind: found 'exponential'",
@@ -195,6 +219,23 @@ def test_bad_access_rules_are_refused_naming_the_field(tmp_path, change, expecte
     with pytest.raises(ConfigError, match=expected) as err:
         _load_with(tmp_path, **change)
     assert "standards.kindergarten" in str(err.value)
+
+
+def test_a_threshold_in_minutes_meets_the_last_step_within_rounding(tmp_path):
+    """7 min × 60 × 1.1 m/s is 462.00000000000006 m: steps ending at 462 are that threshold."""
+    data = _raw("zhengzhou-2018")
+    kg = data["standards"]["kindergarten"]
+    kg.pop("threshold_m")
+    kg.update(threshold_min=7, walk_speed_mps=1.1)
+    kg["access"] = {**KG_ACCESS, "decay": {"kind": "steps", "steps": [[200, 1.0], [462, 0.5]]}}
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    std = load_standards(path).standards["kindergarten"]
+    assert std.threshold_m != 462 and std.threshold_m == pytest.approx(462)
+    from walkcover.measures.access import Decay
+
+    decay = Decay.from_mapping(std.access.decay.as_mapping(std.threshold_m))
+    assert decay.weight(np.array([std.threshold_m, 300.0])).tolist() == [0.5, 0.5]
 
 
 def test_bad_tier_and_choice_are_refused(tmp_path):

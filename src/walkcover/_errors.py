@@ -29,6 +29,13 @@ class DistrictNotFoundError(WalkcoverError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class StandardNotMeasuredError(WalkcoverError, KeyError):
+    """A standard the run did not measure was asked for (the message lists those it did)."""
+
+    def __str__(self) -> str:  # a KeyError's str() would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
 class OutputExistsError(WalkcoverError, FileExistsError):
     """An output file exists and overwriting was not requested."""
 

@@ -60,6 +60,7 @@ def measure_choice(
     access: gpd.GeoSeries,
     fac_snaps: cov.Snaps,
     threshold_m: np.ndarray | float,
+    status: np.ndarray | None = None,
 ) -> ChoiceResult:
     """The choice and access columns of `std` (nothing when it asks for neither).
 
@@ -77,6 +78,9 @@ def measure_choice(
         `access` snapped onto the network.
     threshold_m
         Each home's radius (the street-context radius where the standard has them).
+    status
+        Each home's status from the coverage pass: where it is ``no_facilities`` (the data holds
+        none of the standard's facilities) choice and capacity are unknown (NaN, <NA>), never 0.
 
     Returns
     -------
@@ -111,6 +115,13 @@ def measure_choice(
             columns[f"{sid}_nearest{j}_m"] = np.where(d <= thr, d, np.nan)
         # a count, <NA> for homes that could not be snapped (their status says so)
         columns[f"{sid}_n_within"] = near["n_within"].array
+    unknown = (
+        np.zeros(len(thr), dtype=bool)
+        if status is None
+        else np.asarray(status, dtype=object) == cov.STATUS_NO_FACILITIES
+    )
+    if std.choice and unknown.any():
+        columns[f"{sid}_n_within"][unknown] = pd.NA
     capacity = source = None
     if rule is not None:
         caps = facility_capacities(_facility_tags(study, counted), default=rule.default_capacity)
@@ -123,7 +134,7 @@ def measure_choice(
             source[own] = "file"
         decay = Decay.from_mapping(rule.decay.as_mapping(std.threshold_m))
         result = e2sfca(pairs, population=residents_for(study, std), supply=capacity, decay=decay)
-        columns[f"{sid}_access"] = result.access_per_1000
+        columns[f"{sid}_access"] = np.where(unknown, np.nan, result.access_per_1000)
         refused = caps["note"].to_numpy(dtype=object)
         n_default = int((source == "default").sum())
         if n_default:

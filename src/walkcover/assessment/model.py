@@ -242,7 +242,17 @@ class Assessment:
         for s in self.standards:
             if s.id == standard_id:
                 return s
-        raise KeyError(f"standard {standard_id!r} was not measured in this run")
+        import difflib
+
+        from walkcover._errors import StandardNotMeasuredError
+
+        ids = [s.id for s in self.standards]
+        close = difflib.get_close_matches(str(standard_id), ids, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise StandardNotMeasuredError(
+            f"standard {standard_id!r} was not measured in this run{hint}; it measured: "
+            f"{', '.join(ids)} (measure it with standard=… / --standard)"
+        )
 
 
 def search_limit_m(standard: Standard, city: City) -> float:

@@ -109,7 +109,7 @@ def assess_layers(
         study.notes.extend(m.notes)
     facilities = _concat_facilities([m.facilities for m in measured.values()], study.crs)
     summary = summary_table(study, standards, measured, facilities, homes_on)
-    circles = _life_circles(study, rules, standards)
+    circles = _life_circles(study, rules, standards, summary)
     if circles is not None:  # one indicator row per district and tier, beside the counts
         district_rows = pd.concat(
             [district_rows, _life_circle_rows(circles, districts, rules)], ignore_index=True
@@ -148,7 +148,7 @@ def assess_layers(
 
 
 def _life_circles(
-    study: StudyState, rules: StandardSet, standards: list[Standard]
+    study: StudyState, rules: StandardSet, standards: list[Standard], summary: pd.DataFrame
 ) -> pd.DataFrame | None:
     """GB 50180's life circles, where the standards file has tiers (``life_circle``): per home,
     whether every required facility of each tier is within its distance (demand columns
@@ -177,19 +177,36 @@ def _life_circles(
     d = study.demand
     wanted = [i for ids in whole.values() for i in ids]
     covered = {sid: d[f"{sid}_covered"].to_numpy(dtype=bool) for sid in wanted}
-    measured = np.ones(len(d), dtype=bool)
-    for sid in wanted:
-        measured &= (d[f"{sid}_status"] != cov.STATUS_UNSNAPPED).to_numpy()
-    homes = home_life_circles(covered, tiers=whole, measured=measured)
+    # a district where a required standard has no facility in reach in the data has no figure
+    # for the tier (never 0%, as its summary row says "no data"); its homes are not measured
+    lacking = summary.loc[summary["facilities_in_reach"] == 0, ["district_id", "standard"]]
+    district = d["district_id"].to_numpy(dtype=object)
+    parts, no_data = [], {}
+    for tier, ids in whole.items():
+        measured = np.ones(len(d), dtype=bool)
+        for sid in ids:
+            status = d[f"{sid}_status"].to_numpy(dtype=object)
+            measured &= (status != cov.STATUS_UNSNAPPED) & (status != cov.STATUS_NO_FACILITIES)
+        gone = lacking[lacking["standard"].isin(ids)]
+        measured &= ~np.isin(district, gone["district_id"].to_numpy(dtype=object))
+        for did, rows in gone.groupby("district_id"):
+            no_data[(str(did), tier)] = [s for s in ids if s in set(rows["standard"])]
+        parts.append(home_life_circles(covered, tiers={tier: ids}, measured=measured))
+    homes = pd.concat(parts, axis=1)
     for col in homes.columns:
         d[col] = homes[col].array
-    return district_life_circles(
+    table = district_life_circles(
         homes,
         covered=covered,
         tiers=whole,
         residents=np.nan_to_num(d["residents"].to_numpy(dtype=float), nan=0.0),
-        district=d["district_id"].to_numpy(dtype=object),
+        district=district,
     )
+    table["no_data"] = [
+        ", ".join(no_data.get((str(did), int(t)), []))
+        for did, t in zip(table["district_id"], table["tier_min"])
+    ]
+    return table
 
 
 def _life_circle_rows(
@@ -205,7 +222,14 @@ def _life_circle_rows(
         d = names.loc[r.district_id]
         ids = tiers[int(r.tier_min)]
         missing = ""
-        if r.most_missing:
+        if r.no_data:
+            lack = [rules.standards[i] for i in r.no_data.split(", ")]
+            missing = (
+                "no data: no "
+                + ", ".join(f"{x.name} · {x.name_zh or x.name}" for x in lack)
+                + " in reach in the data (map them or import the bureau's list)"
+            )
+        elif r.most_missing:
             std = rules.standards[r.most_missing]
             missing = (
                 f"most often missing: {std.name} · {std.name_zh or std.name} "
@@ -416,7 +440,13 @@ def _measure_standard(study: StudyState, std: Standard) -> MeasuredStandard:
             columns[f"{sid}_safe_{col}"] = sres[col].to_numpy()
     # choice (2nd and 3rd nearest, how many within) and capacity, where the standard asks
     chosen = measure_choice(
-        study, std, counted=counted, access=access, fac_snaps=fac_snaps, threshold_m=thr
+        study,
+        std,
+        counted=counted,
+        access=access,
+        fac_snaps=fac_snaps,
+        threshold_m=thr,
+        status=result["status"].to_numpy(),
     )
     columns.update(chosen.columns)
     notes.extend(chosen.notes)

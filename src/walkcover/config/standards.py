@@ -67,6 +67,14 @@ class PlanTarget(BaseModel):
     section: str = ""
 
 
+#: The widths a Gaussian decay may take: narrower than a metre weighs every facility at nothing,
+#: wider than 10 km weighs every facility in reach the same (use steps of weight 1 then).
+MIN_SIGMA_M = 1.0
+MAX_SIGMA_M = 10_000.0
+#: No planning norm asks for more than this per 1,000 residents (places, beds, m²).
+MAX_NORM_PER_1000 = 100_000.0
+
+
 class DecayRule(BaseModel):
     """How access falls with walking distance inside a standard's catchment (E2SFCA).
 
@@ -86,10 +94,11 @@ class DecayRule(BaseModel):
     def _check_shape(self) -> DecayRule:
         if self.kind == "gaussian":
             s = self.sigma_m
-            if s is None or not (math.isfinite(s) and s > 0):
+            if s is None or not (math.isfinite(s) and MIN_SIGMA_M <= s <= MAX_SIGMA_M):
                 raise ValueError(
-                    f"decay.sigma_m: found {s!r}; a gaussian decay needs sigma_m > 0, its width "
-                    "in metres, e.g. sigma_m: 150 (or use kind: steps)"
+                    f"decay.sigma_m: found {s!r}; a gaussian decay needs sigma_m from "
+                    f"{MIN_SIGMA_M:g} to {MAX_SIGMA_M:g}, its width in metres, e.g. sigma_m: 150 "
+                    "(or use kind: steps)"
                 )
             if self.steps:
                 raise ValueError(
@@ -116,10 +125,15 @@ class DecayRule(BaseModel):
                 f"decay.steps: bounds {[f'{b:g}' for b in bounds]} must be positive metres in "
                 "increasing order; sort the steps and drop repeated or non-positive bounds"
             )
-        if any(not (math.isfinite(w) and w >= 0) for w in weights):
+        if any(not (math.isfinite(w) and 0 <= w <= 1) for w in weights) or max(weights) == 0:
             raise ValueError(
-                f"decay.steps: weights {[f'{w:g}' for w in weights]} must be 0 or more; a step "
-                "weighs a facility at that distance (1.0 = fully, 0 = not at all)"
+                f"decay.steps: weights {[f'{w:g}' for w in weights]} must be from 0 to 1, not all "
+                "0; a step weighs a facility at that distance (1.0 = fully, 0 = not at all)"
+            )
+        if any(w2 > w1 for w1, w2 in itertools.pairwise(weights)):
+            raise ValueError(
+                f"decay.steps: weights {[f'{w:g}' for w in weights]} rise with distance; a "
+                "farther facility never weighs more than a nearer one: make them decrease"
             )
         return self
 
@@ -131,6 +145,7 @@ class DecayRule(BaseModel):
             out["sigma_m"] = self.sigma_m
         else:
             out["steps"] = [[float(b), float(w)] for b, w in self.steps]
+            out["steps"][-1][0] = float(threshold_m)  # equal to it within rounding (checked)
         return out
 
 
@@ -147,14 +162,16 @@ class AccessRule(BaseModel):
 
     decay: DecayRule
     #: The capacity of a facility with no usable capacity tag (a typical facility's size).
-    default_capacity: Annotated[float, Field(gt=0, le=100_000)]
+    default_capacity: Annotated[float, Field(gt=0, le=100_000, strict=True)]
     #: What capacity counts, e.g. "places", "beds".
     capacity_unit: str = Field(min_length=1)
     capacity_unit_zh: str = ""
     #: Where `default_capacity` comes from (a citation).
     capacity_basis: str = Field(min_length=1)
     #: The per-capita planning norm: capacity per 1,000 residents of the standard's group.
-    norm_per_1000: Annotated[float, Field(gt=0)] | None = None
+    norm_per_1000: (
+        Annotated[float, Field(gt=0, le=MAX_NORM_PER_1000, allow_inf_nan=False)] | None
+    ) = None
     #: Where `norm_per_1000` comes from; required with it.
     norm_basis: str = ""
 
@@ -296,7 +313,8 @@ class Standard(BaseModel):
         threshold = info.data.get("threshold_m")
         if access is not None and access.decay.kind == "steps" and threshold is not None:
             last = access.decay.steps[-1][0]
-            if last != threshold:
+            # a threshold given in minutes is a product of floats (7 × 60 × 1.1 = 462.00000000000006)
+            if not math.isclose(last, threshold, rel_tol=1e-9, abs_tol=1e-6):
                 raise ValueError(
                     f"access.decay.steps: the last step's bound is {last:g} m but threshold_m is "
                     f"{threshold:g} m; the catchment ends where the steps do: make the last "

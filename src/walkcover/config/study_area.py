@@ -476,6 +476,13 @@ def resolve_districts(city: City, name: str, *, option: str = "--district") -> g
     DistrictNotFoundError
         Listing the valid names; an empty item of a list is named with its position.
     """
+    if isinstance(name, int) and not isinstance(name, bool):
+        name = str(name)  # a code given as a number (410105)
+    if not isinstance(name, str):
+        raise DistrictNotFoundError(
+            f"{option}: found {type(name).__name__} {str(name)[:60]!r}; give a district's name, "
+            "code or slug as text, a comma-separated list of them, or 'all'"
+        )
     d = city.districts
     if name.strip().lower() == "all":
         return d

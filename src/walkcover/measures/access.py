@@ -31,6 +31,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from walkcover.config.standards import MAX_SIGMA_M, MIN_SIGMA_M
 from walkcover.engine.choice import Pairs
 
 #: E2SFCA access is reported per this many residents.
@@ -78,9 +79,12 @@ class Decay:
             raise ValueError(f"threshold_m must be a positive distance, not {self.threshold_m!r}")
         if self.kind == "gaussian":
             s = self.sigma_m
-            if s is None or not (math.isfinite(float(s)) and float(s) > 0):
+            if s is None or not (
+                math.isfinite(float(s)) and MIN_SIGMA_M <= float(s) <= MAX_SIGMA_M
+            ):
                 raise ValueError(
-                    f"a Gaussian decay needs sigma_m > 0 (its width in metres), not {s!r}"
+                    f"a Gaussian decay needs sigma_m from {MIN_SIGMA_M:g} to {MAX_SIGMA_M:g} m "
+                    f"(its width), not {s!r}"
                 )
             if self.steps:
                 raise ValueError("a Gaussian decay takes sigma_m, not steps")
@@ -97,7 +101,7 @@ class Decay:
                 raise ValueError(f"step bounds must be positive and increasing, not {bounds}")
             if any(not math.isfinite(w) or w < 0 for w in weights):
                 raise ValueError(f"step weights must be 0 or more, not {weights}")
-            if bounds[-1] != thr:
+            if not math.isclose(bounds[-1], thr, rel_tol=1e-9, abs_tol=1e-6):
                 raise ValueError(
                     f"the last step's bound ({bounds[-1]:g} m) must be the threshold "
                     f"({thr:g} m): the catchment ends where the steps do"
