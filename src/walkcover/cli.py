@@ -870,6 +870,13 @@ def import_command(
     lat_col: Annotated[
         str | None, typer.Option(help="Latitude / y column (default: 纬度, lat, y).")
     ] = None,
+    capacity_col: Annotated[
+        str | None,
+        typer.Option(
+            help="Capacity column, places or beds (default: 容量, 学位, 床位, capacity, beds, "
+            "seats, places; empty cells take the OSM tag or the standard's default)."
+        ),
+    ] = None,
     source: SourceOpt = None,
     encoding: Annotated[
         str | None,
@@ -901,6 +908,7 @@ def import_command(
             name_col=name_col,
             lon_col=lon_col,
             lat_col=lat_col,
+            capacity_col=capacity_col,
             encoding=encoding,
         )
         if check:

@@ -125,8 +125,9 @@ def measure_choice(
     capacity = source = None
     if rule is not None:
         caps = facility_capacities(_facility_tags(study, counted), default=rule.default_capacity)
-        capacity = caps["capacity"].to_numpy(dtype=float)
-        source = caps["source"].to_numpy(dtype=object)
+        # copies: a planner's file overwrites some (pandas gives read-only views)
+        capacity = caps["capacity"].to_numpy(dtype=float, copy=True)
+        source = caps["source"].to_numpy(dtype=object, copy=True)
         if "capacity" in counted:  # planners' files (walkcover import) give their own
             given = pd.to_numeric(counted["capacity"], errors="coerce").to_numpy(dtype=float)
             own = np.isfinite(given) & (given >= 0)

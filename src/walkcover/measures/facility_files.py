@@ -3,13 +3,22 @@ BD-09 or any EPSG CRS, with Chinese column names recognised.
 
 Nothing is imported half-way: every row is checked (coordinates present and numeric, latitude and
 longitude not swapped, no consistent shift against OpenStreetMap that betrays GCJ-02 or BD-09 read
-as WGS84) before anything is written, and the file is written atomically.
+as WGS84, capacities that are numbers of places) before anything is written, and the file is
+written atomically.
+
+An optional capacity column (容量, 学位, 床位, capacity, beds, seats, places, or ``--capacity-col``)
+gives each facility's places or beds, which E2SFCA access uses instead of OSM tags or the
+standard's default. An empty cell gives none (the run falls back to the tag or default); ``0`` is
+kept as a facility with no places (it still counts for coverage and choice but adds nothing to
+access); any other cell that is not a number from 0 to `MAX_CAPACITY` refuses the whole import.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -21,6 +30,8 @@ import scipy
 import shapely
 
 from walkcover._errors import ConfigError, CRSError, WalkcoverError
+from walkcover._escape import FORMULA_START, terminal
+from walkcover.measures.access import MAX_CAPACITY, CapacityError, parse_capacity
 from walkcover.sources import coords as cc
 
 #: Column names recognised, first match wins (case-insensitive for Latin names).
@@ -39,6 +50,19 @@ ALIASES = {
     "lon": ["经度", "lon", "lng", "long", "longitude", "x", "经度(lng)", "gcj_lng", "bd_lng"],
     "lat": ["纬度", "lat", "latitude", "y", "纬度(lat)", "gcj_lat", "bd_lat"],
     "address": ["地址", "详细地址", "address", "addr"],
+    "capacity": [
+        "容量",
+        "学位",
+        "学位数",
+        "核定学位",
+        "床位",
+        "床位数",
+        "核定床位",
+        "capacity",
+        "beds",
+        "seats",
+        "places",
+    ],
 }
 TABULAR = {".csv", ".txt", ".xlsx", ".xls"}
 
@@ -115,11 +139,115 @@ def _find(columns: list[str], role: str, given: str | None) -> str | None:
                 f"--{role}-col {given!r} is not a column; the file has: {', '.join(map(str, columns))}"
             )
         return given
-    lower = {str(c).strip().lower(): c for c in columns}
+    lower = {_header_key(c): c for c in reversed(columns)}  # the first of equal headers wins
     for alias in ALIASES[role]:
-        if alias.lower() in lower:
-            return lower[alias.lower()]
+        if _header_key(alias) in lower:
+            return lower[_header_key(alias)]
     return None
+
+
+def _header_key(name: object) -> str:
+    """A header as it is matched: case and spaces (anywhere, full-width too) ignored."""
+    return re.sub(r"\s+", "", str(name)).lower()
+
+
+#: A capacity cell longer than this is not a number of places (and is not shown whole).
+_MAX_CELL = 50
+#: Shown of a refused cell, at most.
+_SHOWN = 30
+#: Markup, script and template text: a capacity cell holding it is refused even if it has a digit
+#: (``<img onerror=alert(1)>`` would otherwise read as 1).
+_CODE_LIKE = re.compile(r"[<>={}`\\]|[A-Za-z_]\(")
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
+_ZERO = re.compile(r"\+?0+(\.0*)?|\+?\.0+")
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def capacity_cell(value: object) -> float:
+    """A capacity cell of a planner's file: its number of places, NaN when empty.
+
+    Text is read as `walkcover.measures.access.parse_capacity` reads an OSM tag (its first number:
+    ``"40"``, ``"约40人"``, ``"1,200"``); ``0`` (exactly) is kept: a facility with no places.
+
+    Raises
+    ------
+    CapacityError
+        The reason the cell is not a number of places: no number, negative, not finite, above
+        `MAX_CAPACITY`, exponent notation, a spreadsheet formula, markup or code.
+    """
+    if value is None or value is pd.NA:
+        return math.nan
+    if isinstance(value, (float, np.floating)) and math.isnan(value):
+        return math.nan
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        if float(value) == 0.0:
+            return 0.0
+        if float(value) < 0:
+            raise CapacityError("negative number")
+        return _parsed(value, repr(value))
+    text = str(value).strip()
+    if not text:
+        return math.nan
+    if len(text) > _MAX_CELL:
+        raise CapacityError(f"too long for a number of places ({len(text)} characters)")
+    if _CONTROL.search(text):
+        raise CapacityError("holds control characters")
+    core = text.lstrip("'").lstrip(" \u00a0\u3000")
+    if core.startswith(FORMULA_START) and not _PLAIN_NUMBER.fullmatch(core):
+        raise CapacityError("a spreadsheet formula, not a number")
+    if _CODE_LIKE.search(text):
+        raise CapacityError("markup or code, not a number")
+    if _ZERO.fullmatch(text):
+        return 0.0
+    return _parsed(text, repr(text))
+
+
+def _parsed(value: object, shown: str) -> float:
+    """`parse_capacity`, its reason without the value (the caller shows it, truncated)."""
+    try:
+        return parse_capacity(value)
+    except CapacityError as exc:
+        reason = str(exc).replace(f" in {shown}", "").replace(f": {shown}", "")
+        raise CapacityError(reason) from None
+
+
+def _capacities(values: list[object], *, file_name: str, column: str, tabular: bool) -> np.ndarray:
+    """Every capacity cell read (`capacity_cell`), or the import refused naming the bad ones."""
+    out = np.full(len(values), np.nan)
+    bad: list[str] = []
+    n_bad = 0
+    for i, value in enumerate(values):
+        try:
+            out[i] = capacity_cell(value)
+        except CapacityError as exc:
+            n_bad += 1
+            if len(bad) < 5:
+                row = i + 2 if tabular else i + 1  # a spreadsheet's row (header is row 1)
+                text = str(value)
+                shown = text[:_SHOWN] + ("…" if len(text) > _SHOWN else "")
+                bad.append(f"{'row' if tabular else 'feature'} {row} {shown!r} ({exc})")
+    if n_bad:
+        more = f" and {n_bad - len(bad)} more" if n_bad > len(bad) else ""
+        raise FacilityFileError(
+            terminal(
+                f"{file_name}: {n_bad} capacity cell(s) in column {column!r} are not a number of "
+                f"places: {'; '.join(bad)}{more}. Write each as a number from 0 to "
+                f"{MAX_CAPACITY:,.0f} (0 for a facility with no places), or leave it empty for the "
+                "OSM tag or the standard's default; nothing was imported"
+            )
+        )
+    return out
+
+
+def _raw_column(path: Path, encoding: str | None, position: int) -> list[object]:
+    """One column of a CSV or Excel file as written: ``nan``, ``NA`` or ``null`` are text here,
+    not missing values (pandas' default reading would make them empty, hiding a bad cell)."""
+    if path.suffix.lower() in {".xlsx", ".xls"}:
+        col = pd.read_excel(path, usecols=[position], dtype=object, keep_default_na=False)
+    else:
+        text = path.read_bytes().decode(encoding or "utf-8")
+        col = pd.read_csv(io.StringIO(text), usecols=[position], dtype=str, keep_default_na=False)
+    return col.iloc[:, 0].tolist()
 
 
 def parse_coords(value: str) -> str | pyproj.CRS:
@@ -142,9 +270,11 @@ def read_facility_file(
     name_col: str | None = None,
     lon_col: str | None = None,
     lat_col: str | None = None,
+    capacity_col: str | None = None,
     encoding: str | None = None,
 ) -> gpd.GeoDataFrame:
-    """Read a facility list into WGS84 points with ``name``, ``address``, ``source_row``.
+    """Read a facility list into WGS84 points with ``name``, ``address``, ``capacity`` (NaN where
+    the file gives none), ``source_row``.
 
     A CSV's encoding is detected (UTF-8, else GB18030 or Windows-1252) unless `encoding` is given;
     the one used is in ``attrs["encoding"]``. Rows that repeat an earlier row (same name, address and
@@ -154,7 +284,7 @@ def read_facility_file(
     ------
     FacilityFileError
         Missing or unreadable coordinate columns, empty or non-numeric cells (rows named), swapped
-        latitude and longitude.
+        latitude and longitude, capacity cells that are not a number of places (`capacity_cell`).
     """
     path = Path(path)
     if not path.is_file():
@@ -185,6 +315,17 @@ def read_facility_file(
         addr_c = _find(cols, "address", None)
         names = table[name_c].astype(str).to_numpy() if name_c else np.array([None] * len(table))
         addrs = table[addr_c].astype(str).to_numpy() if addr_c else np.array([None] * len(table))
+        cap_c = _find(cols, "capacity", capacity_col)
+        capacity = (
+            _capacities(
+                _raw_column(path, used_encoding, cols.index(cap_c)),
+                file_name=path.name,
+                column=cap_c,
+                tabular=True,
+            )
+            if cap_c
+            else np.full(len(table), np.nan)
+        )
         if isinstance(datum, pyproj.CRS):
             src_crs = datum
         else:
@@ -204,6 +345,12 @@ def read_facility_file(
         addr_c = _find(cols, "address", None)
         names = gdf[name_c].astype(str).to_numpy() if name_c else np.array([None] * len(gdf))
         addrs = gdf[addr_c].astype(str).to_numpy() if addr_c else np.array([None] * len(gdf))
+        cap_c = _find(cols, "capacity", capacity_col)
+        capacity = (
+            _capacities(gdf[cap_c].tolist(), file_name=path.name, column=cap_c, tabular=False)
+            if cap_c
+            else np.full(len(gdf), np.nan)
+        )
         if src_crs.is_geographic and not isinstance(datum, pyproj.CRS):
             _check_swapped(x, y, path.name, "x", "y")
         used_encoding = None
@@ -217,6 +364,7 @@ def read_facility_file(
         {
             "name": names,
             "address": addrs,
+            "capacity": capacity.astype(float),
             "source_row": np.arange(len(x)) + 1,
             "source_file": path.name,
         },
@@ -245,6 +393,7 @@ def read_facility_file(
         )
         out = out[~repeated].reset_index(drop=True)
     out.attrs["encoding"] = used_encoding
+    out.attrs["capacity_column"] = cap_c
     return out
 
 
@@ -374,20 +523,34 @@ def write_import(
 
 
 def imported_facilities(city_id: str, standard_id: str, crs) -> gpd.GeoDataFrame | None:
-    """The imported facilities of a standard, as facility rows (projected), or None."""
+    """The imported facilities of a standard, as facility rows (projected), or None.
+
+    Their ``capacity`` is the file's, NaN where it gave none; a stored value that is not a number
+    from 0 to `MAX_CAPACITY` is NaN. The column is left out when no row has one (an import made
+    before capacities were read, or from a file without them): the run then uses tags or defaults.
+    """
     path = imported_path(city_id, standard_id)
     if not path.exists():
         return None
     pts = gpd.read_file(path, layer="facilities").to_crs(crs)
+    if "capacity" in pts:
+        capacity = pd.to_numeric(pts["capacity"], errors="coerce").to_numpy(dtype=float, copy=True)
+        with np.errstate(invalid="ignore"):
+            capacity[~((capacity >= 0) & (capacity <= MAX_CAPACITY))] = np.nan
+    else:
+        capacity = np.full(len(pts), np.nan)
+    rows = {
+        "osm_id": [f"file:{f}#{r}" for f, r in zip(pts["source_file"], pts["source_row"])],
+        "standard": standard_id,
+        "name": pts["name"].to_numpy(),
+        "matched_by": [f"imported from {f}" for f in pts["source_file"]],
+        "counts": True,
+        "reason": "",
+    }
+    if np.isfinite(capacity).any():
+        rows["capacity"] = capacity
     return gpd.GeoDataFrame(
-        {
-            "osm_id": [f"file:{f}#{r}" for f, r in zip(pts["source_file"], pts["source_row"])],
-            "standard": standard_id,
-            "name": pts["name"].to_numpy(),
-            "matched_by": [f"imported from {f}" for f in pts["source_file"]],
-            "counts": True,
-            "reason": "",
-        },
+        rows,
         geometry=pts.geometry.to_numpy(),
         crs=crs,
     )
