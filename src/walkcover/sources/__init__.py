@@ -1,7 +1,9 @@
-"""OSM sources: an ``.osm.pbf`` (pyrosm), an ``.osm`` XML file (osmnx) or Overpass (osmnx).
+"""OSM sources: an ``.osm.pbf`` (libosmium), an ``.osm`` XML file (osmnx) or Overpass (osmnx).
 
 Every source yields the same `OSMLayers` in EPSG:4326, cached on disk under a key that hashes the
 source and the query, so a second run does not parse again and a changed file is never served stale.
+A PBF file much larger than the study area (a province's, for one city) is cut to the area first
+(`extract.study_cut_ratio`) and only the cut is read.
 """
 
 from __future__ import annotations

