@@ -25,6 +25,8 @@ import pandas as pd
 #: A spreadsheet treats a cell beginning with one of these as a formula (OWASP, CSV injection; line
 #: feed as CR; the full-width forms, which spreadsheets in East Asian locales read as the ASCII ones).
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+#: Spaces a spreadsheet may trim before a cell's text: ASCII, no-break and ideographic.
+_LEADING_SPACE = " \u00a0\u3000"
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 # C0 and C1 controls (but newline and tab), DEL, and the Unicode bidirectional controls that can make
 # a terminal line read differently from what it holds ("Trojan Source").
@@ -52,7 +54,9 @@ def js_value(value: Any) -> str:
 def _formula_like(text: str) -> bool:
     """Whether `text`, after any leading ``'``, begins as a formula would (a plain number such as
     ``-12.5`` does not: it is data, and a spreadsheet reads it as a number)."""
-    core = text.lstrip("'")
+    # spaces first do not stop it: a spreadsheet that trims cells on import (LibreOffice's
+    # "trim spaces") reads `` =1+1`` as a formula
+    core = text.lstrip("'").lstrip(_LEADING_SPACE)
     return core.startswith(FORMULA_START) and _NUMBER.fullmatch(core) is None
 
 
