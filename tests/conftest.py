@@ -334,6 +334,20 @@ def leaflet_eval(page, body: str):
     return page.evaluate("() => { " + LEAFLET_PRELUDE + " " + body + " }")
 
 
+def canvas_pixels(page, points: list[tuple[float, float]]) -> list[list[int]]:
+    """The RGB of the homes' canvas at each point (lon, lat) of an open district map."""
+    return leaflet_eval(
+        page,
+        "const r = walkcover.homes._renderer, ctx = r._ctx, out = [];"
+        f" for (const [x, y] of {[list(p) for p in points]}) {{"
+        "  const p = m.latLngToLayerPoint([y, x]), s = r._container.width / r._bounds.getSize().x;"
+        "  const px = ctx.getImageData(Math.round((p.x - r._bounds.min.x) * s),"
+        "   Math.round((p.y - r._bounds.min.y) * s), 1, 1).data;"
+        "  out.push([px[0], px[1], px[2]]); }"
+        " return out;",
+    )
+
+
 def shown_text(page, selector: str) -> str:
     """The text of the first element matching `selector` (a tooltip, a popup), or ''."""
     return page.evaluate(

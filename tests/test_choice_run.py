@@ -165,18 +165,26 @@ def test_explain_says_how_capacity_is_counted(choice_run):
     assert "two or more facilities within 1000 m" in text
 
 
-def test_life_circles_from_the_covered_columns(tmp_path, sample_cache):
-    path = _standards_file(tmp_path, tiers=True)
-    assert load_standards(path).life_circle_tiers() == {
-        5: ["toilet", "green_space"],
-        10: ["park", "clinic"],
-    }
-    a = wc.assess(
+@pytest.fixture(scope="module")
+def tiers(tmp_path_factory, sample_cache):
+    """(the standards file with two life circles, the sample measured on all their standards)."""
+    path = _standards_file(tmp_path_factory.mktemp("tiers"), tiers=True)
+    run = wc.assess(
         "helsinki-sample",
         standards=path,
         standard=["toilet", "green_space", "clinic", "park"],
         cache_dir=sample_cache,
-    ).assessment
+    )
+    return path, run
+
+
+def test_life_circles_from_the_covered_columns(tiers, sample_cache):
+    path, run = tiers
+    assert load_standards(path).life_circle_tiers() == {
+        5: ["toilet", "green_space"],
+        10: ["park", "clinic"],
+    }
+    a = run.assessment
     d = a.demand
     measured = np.ones(len(d), dtype=bool)
     for sid in ("toilet", "green_space"):
@@ -267,7 +275,7 @@ def test_gb50180_end_to_end(tmp_path, sample_cache):
     assert n > 0
 
 
-def test_api_access_and_life_circles(choice_run, tmp_path, sample_cache):
+def test_api_access_and_life_circles(choice_run, tiers):
     from walkcover._errors import ConfigError
 
     homes = choice_run.access(SID)
@@ -280,13 +288,7 @@ def test_api_access_and_life_circles(choice_run, tmp_path, sample_cache):
         choice_run.access("toilet")
     with pytest.raises(ConfigError, match="standards='gb50180-2018'"):
         choice_run.life_circles()
-    path = _standards_file(tmp_path, tiers=True)
-    r = wc.assess(
-        "helsinki-sample",
-        standards=path,
-        standard=["toilet", "green_space", "clinic", "park"],
-        cache_dir=sample_cache,
-    )
+    r = tiers[1]
     table = r.life_circles()
     assert set(table["tier_min"]) == {5, 10} and len(table) == 2 * len(r.districts)
     ind = r.district_rows.set_index(["district_id", "indicator"])["value"]
@@ -297,14 +299,8 @@ def test_api_access_and_life_circles(choice_run, tmp_path, sample_cache):
     assert len(r.life_circles("sample-ne")) == 2
 
 
-def test_explain_names_the_life_circle(tmp_path, sample_cache):
-    path = _standards_file(tmp_path, tiers=True)
-    r = wc.assess(
-        "helsinki-sample",
-        standards=path,
-        standard=["toilet", "green_space", "clinic", "park"],
-        cache_dir=sample_cache,
-    )
+def test_explain_names_the_life_circle(tiers, sample_cache):
+    path, r = tiers
     text = r.explain("green_space", district="sample-ne")
     row = r.life_circles("sample-ne").set_index("tier_min").loc[5]
     assert "Life circle (GB 50180-2018, 5-minute)" in text

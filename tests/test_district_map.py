@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pytest
 
-from conftest import leaflet_eval, open_offline, shown_text
+from conftest import canvas_pixels, leaflet_eval, open_offline, shown_text
 from walkcover.presentation.figures import pct_text
 from walkcover.presentation.palette import BANDS, rgb
 
@@ -49,16 +49,7 @@ def test_homes_travel_once_within_a_size_budget_per_home(sample_results, distric
 def bands_shown(page, points: list[tuple[float, float]]) -> list[str]:
     """The band painted at each point (lon, lat): the canvas pixel there, matched to the nearest
     band colour (the homes are drawn at 85% opacity over the map)."""
-    pixels = leaflet_eval(
-        page,
-        "const r = walkcover.homes._renderer, ctx = r._ctx, out = [];"
-        f" for (const [x, y] of {[list(p) for p in points]}) {{"
-        "  const p = m.latLngToLayerPoint([y, x]), s = r._container.width / r._bounds.getSize().x;"
-        "  const px = ctx.getImageData(Math.round((p.x - r._bounds.min.x) * s),"
-        "   Math.round((p.y - r._bounds.min.y) * s), 1, 1).data;"
-        "  out.push([px[0], px[1], px[2]]); }"
-        " return out;",
-    )
+    pixels = canvas_pixels(page, points)
     colours = {band: np.array(rgb(colour)) for band, (colour, _) in BANDS.items()}
     return [min(colours, key=lambda b: np.abs(colours[b] - np.array(p)).sum()) for p in pixels]
 

@@ -17,7 +17,7 @@ import yaml
 from typer.testing import CliRunner
 
 import walkcover as wc
-from conftest import leaflet_eval, open_offline
+from conftest import canvas_pixels, leaflet_eval, open_offline
 from hostile import BACKSLASH_NAME, SCRIPT_NAME, hostile_city
 from test_choice_run import DEFAULT_BEDS, NORM, SID, _standards_file
 from walkcover.cli import app
@@ -124,16 +124,7 @@ def legend_text(page) -> str:
 def classes_shown(page, points: list[tuple[float, float]], colours) -> list[int]:
     """The class painted at each point (lon, lat): the canvas pixel there, matched to the
     nearest of `colours` (homes are drawn at 85% opacity)."""
-    pixels = leaflet_eval(
-        page,
-        "const r = walkcover.homes._renderer, ctx = r._ctx, out = [];"
-        f" for (const [x, y] of {[list(p) for p in points]}) {{"
-        "  const p = m.latLngToLayerPoint([y, x]), s = r._container.width / r._bounds.getSize().x;"
-        "  const px = ctx.getImageData(Math.round((p.x - r._bounds.min.x) * s),"
-        "   Math.round((p.y - r._bounds.min.y) * s), 1, 1).data;"
-        "  out.push([px[0], px[1], px[2]]); }"
-        " return out;",
-    )
+    pixels = canvas_pixels(page, points)
     ref = [np.array(rgb(c)) for c in colours]
     return [int(np.argmin([np.abs(c - np.array(p)).sum() for c in ref])) for p in pixels]
 

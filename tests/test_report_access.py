@@ -19,20 +19,13 @@ from test_choice_run import DEFAULT_BEDS, NORM, SID, _standards_file
 from test_run_record_tamper import one_line_error, reseal
 from walkcover.cli import app
 from walkcover.config.standards import load_standards
+from walkcover.measures.indicators import CHOICE_ACCESS_COLUMNS
 from walkcover.presentation.figures import NO_DATA, count_text, figure_text, pct_text
 
 runner = CliRunner()
 CITY = "helsinki-sample"
 #: The new figures of summary.csv (issue 29): a run before them wrote none.
-NEW_SUMMARY_COLUMNS = [
-    "residents_choice_pct",
-    "access_mean_per_1000",
-    "access_p10_per_1000",
-    "access_norm_per_1000",
-    "residents_below_norm_pct",
-    "capacity_unit",
-    "facilities_default_capacity",
-]
+NEW_SUMMARY_COLUMNS = list(CHOICE_ACCESS_COLUMNS)
 
 
 def cli(*args: str):
@@ -107,11 +100,19 @@ def test_life_circle_page_gives_the_indicator_figures(gb_report):
             (ind["district_id"] == "sample-ne")
             & (ind["indicator"] == f"life_circle_{tier}min_complete_pct")
         ].iloc[0]
-        share = pct_text(row["value"], unit="%")
-        assert f"{tier}-minute life circle · {share} complete" in text
-        assert f"{share} of the residents live where every one of the {len(ids)} facilities" in text
-        missing = row["note"].removeprefix("most often missing: ")
-        assert f"Most often missing: {missing}." in text
+        if row["note"].startswith("no data: "):  # a required facility has none in reach
+            assert row["value"] != row["value"]  # no figure, never 0%
+            assert f"{tier}-minute life circle · {NO_DATA} complete" in text
+            assert f"No data: {row['note'].removeprefix('no data: ')}." in text
+        else:
+            share = pct_text(row["value"], unit="%")
+            assert f"{tier}-minute life circle · {share} complete" in text
+            assert (
+                f"{share} of the residents live where every one of the {len(ids)} facilities"
+                in text
+            )
+            missing = row["note"].removeprefix("most often missing: ")
+            assert f"Most often missing: {missing}." in text
         # each required facility with its coverage, as the summary has it
         body = table[1:]
         assert len(body) == len(ids)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import shlex
 import subprocess
 import sys
 import threading
@@ -21,6 +22,7 @@ import pytest
 import shapely
 import yaml
 
+from walkcover._errors import OutputExistsError, WalkcoverError
 from walkcover.api import Results
 from walkcover.presentation.figures import count_text, pct_text
 from walkcover.presentation.palette import BANDS
@@ -471,7 +473,8 @@ def test_two_tabs_saving_one_name_never_mix_its_files(served, sample_results):
     assert code == 200 and len(st["sites"]) == len(sites)
     # a save that would replace a scenario without being told to: 409
     code, out = call(served, f"/api/scenarios/{ids[0]}/save", {"name": "shared"})
-    assert code == 409 and "overwrite" in out["error"]
+    assert code == 409 and '{"overwrite": true}' in out["error"]
+    assert "confirm on the page" in out["error"] and "overwrite=True" not in out["error"]
 
 
 def test_command_prints_the_url_first(sample_cache, tmp_path):
@@ -554,3 +557,67 @@ def test_a_multi_standard_scenario_is_listed_but_opened_in_python(
         assert got["compare"] == ["live:", "saved:one"]
         assert errors == [] and outside == []
         page.close()
+
+
+def test_hostile_bodies_are_refused_with_400_naming_the_field(served, sample_results):
+    code, out = call(served, "/api/scenarios", raw=b"[" * 5000 + b"]" * 5000)
+    assert code == 400 and "nests too deep" in out["error"]
+    code, st = call(served, "/api/scenarios", {"district_id": DISTRICT, "standard_id": STANDARD})
+    assert code == 200
+    edits = f"/api/scenarios/{st['id']}/edits"
+    for lon in ("9" * 5000, "9" * 1000, "-" + "9" * 5000, "1e400", "NaN"):
+        code, out = call(served, edits, raw=f'{{"op":"add","lon":{lon},"lat":1}}'.encode())
+        assert code == 400 and "lon=" in out["error"] and "finite number" in out["error"], lon
+        assert len(out["error"]) < 300
+    code, out = call(served, edits, raw=b'{"op":"undo","since":' + b"9" * 5000 + b"}")
+    assert code == 400 and "since=inf" in out["error"]
+
+
+def test_saved_scenarios_are_read_only_from_plain_files_in_the_folder(sample_results, tmp_path):
+    """A link out of the folder, an alias bomb and a name that is not text are listed as
+    unreadable (nothing of them shown) and never loaded."""
+    ws = Workspace(tmp_path / "out", results=sample_results)
+    sc = ws.results.scenario(STANDARD, district=DISTRICT, name="plain")
+    outside = sc.save(tmp_path / "elsewhere")
+    secret = outside.read_text(encoding="utf-8").replace("name: plain", "name: secret-name")
+    outside.write_text(secret, encoding="utf-8")
+    sc.save(ws.folder)
+    (ws.folder / "linked.yaml").symlink_to(outside)
+    bomb = "walkcover_scenario: 1\nname: &a [x, x]\nstandard: *a\n"
+    (ws.folder / "bomb.yaml").write_text(bomb, encoding="utf-8")
+    not_text = secret.replace("name: secret-name", "name: {a: 1}")
+    (ws.folder / "named.yaml").write_text(not_text, encoding="utf-8")
+    listed = {x["slug"]: x for x in ws.saved()}
+    assert set(listed) == {"plain", "linked", "bomb", "named"}
+    assert "unreadable" not in listed["plain"] and listed["plain"]["name"] == "plain"
+    for slug in ("linked", "bomb", "named"):
+        assert listed[slug]["unreadable"] and listed[slug]["name"] == slug
+        assert "secret-name" not in json.dumps(listed[slug])
+    assert "symbolic link" in listed["linked"]["unreadable"]
+    assert "anchors and aliases" in listed["bomb"]["unreadable"]
+    with pytest.raises(WalkcoverError, match="symbolic link"):
+        ws.load("linked")
+    with pytest.raises(WalkcoverError, match="anchors and aliases"):
+        ws.load("bomb")
+    assert ws.load("plain")["name"] == "plain"
+
+
+def test_export_command_is_quoted_and_409_says_what_the_page_does(sample_results, tmp_path):
+    out = tmp_path / "x; echo PWNED $(id)"
+    ws = Workspace(out, results=sample_results)
+    st = ws.open(district_id=DISTRICT, standard_id=STANDARD)
+    gaps = sample_results.gaps(STANDARD, DISTRICT).sort_values("rank")
+    p = gpd.GeoSeries(gaps.geometry.representative_point().to_numpy(), crs=gaps.crs).to_crs(4326)
+    ws.edit(st["id"], {"op": "add", "lon": float(p.iloc[0].x), "lat": float(p.iloc[0].y)})
+    answer = ws.export(st["id"])
+    words = shlex.split(answer["command"])
+    assert words[:2] == ["walkcover", "report"] and words[-2:] == ["--out", str(out)]
+    assert "echo" not in words
+    with pytest.raises(OutputExistsError) as err:
+        ws.export(st["id"])
+    msg = str(err.value)
+    assert "already holds proposed sites for toilet" in msg
+    assert (
+        "confirm on the page" in msg and '{"overwrite": true}' in msg and "--overwrite" not in msg
+    )
+    assert ws.export(st["id"], overwrite=True)["files"]

@@ -382,7 +382,8 @@ class Results:
     def life_circles(self, district: str | None = None) -> pd.DataFrame:
         """GB 50180's life circles per district and tier (``--standards gb50180-2018``, or any file
         whose standards name their ``life_circle``): ``district_id, tier_min, required,
-        residents, complete_pct, most_missing, most_missing_residents``. Each home's own
+        residents, complete_pct, most_missing, most_missing_residents, no_data`` (the required
+        standards with no facility in reach of the district in the data: then no figure, NaN). Each home's own
         completeness is in ``demand`` (``life_circle_<t>min_complete``, ``_found``).
 
         Raises
@@ -583,7 +584,11 @@ class Results:
             multi-standard scenario's, all named) and `overwrite` is off.
         OutputFolderError
             `out` holds a run of the city, but not of the scenario's district (the message says
-            the `walkcover run` to make first).
+            the `walkcover run` to make first); or the district's run there was measured with
+            other standards (a standard of both runs whose rules differ, its thresholds named:
+            the files would mix two standards files' figures).
+        walkcover.presentation.record.RunRecordError
+            The district's ``run.json`` there cannot be read.
         """
         from walkcover._errors import OutputExistsError, OutputFolderError
         from walkcover.presentation.outputs import (
@@ -593,6 +598,7 @@ class Results:
             read_proposed,
             write_proposed_sites,
         )
+        from walkcover.presentation.record import load_record
         from walkcover.scenario import MultiScenario, ScenarioError
         from walkcover.siting import DistrictSiting, proposal
 
@@ -605,6 +611,43 @@ class Results:
         a = self.assessment
         row = a.districts.set_index("district_id", drop=False).loc[sc.district_id]
         slug = str(row["slug"])
+        record_path = district_dir(Path(out), a.city.id, slug) / "run.json"
+        if record_path.exists() or record_path.is_symlink():
+            # the district's run there must rest on the same standards: its files would
+            # otherwise hold this run's figures beside the city's tables of the other
+            recorded = {
+                str(d.get("id")): Standard.model_validate(d)
+                for d in load_record(record_path).standards
+            }
+            this_run = {s.id: s for s in a.standards}
+            differ = [sid for sid in this_run if sid in recorded and recorded[sid] != this_run[sid]]
+            if differ:
+
+                def rules(sid: str) -> str:
+                    def radii(s: Standard) -> str:
+                        by_context = ", ".join(
+                            f"{k} {v:g} m" for k, v in sorted(s.context_thresholds_m.items())
+                        )
+                        return f"{s.threshold_m:g} m" + (f" ({by_context})" if by_context else "")
+
+                    there, here = recorded[sid], this_run[sid]
+                    d1, d2 = there.model_dump(mode="json"), here.model_dump(mode="json")
+                    fields = [k for k in d2 if d1.get(k) != d2[k]]
+                    return (
+                        f"{sid} at {radii(there)} there, {radii(here)} in this run "
+                        f"(differing: {', '.join(fields[:6])})"
+                    )
+
+                shown = "; ".join(rules(sid) for sid in differ[:5])
+                raise OutputFolderError(
+                    f"{record_path} holds a run measured with other standards than this run's "
+                    f"(standards file {a.rules.id!r}): {shown}"
+                    f"{' (and others)' if len(differ) > 5 else ''}. Exporting would mix the two "
+                    f"in district {slug}'s files: run `walkcover run --city {a.city.id} "
+                    f"--district {slug} --standards {a.rules.id} --out <another folder>` and "
+                    "export there, or make this run with the same --standards as the run in "
+                    f"{out}"
+                )
         if not (district_dir(Path(out), a.city.id, slug) / "coverage.gpkg").exists():
             if any(p.exists() for p in planned_outputs(Path(out), a.city.id, [slug])):
                 raise OutputFolderError(

@@ -48,10 +48,13 @@ import yaml
 
 from walkcover import siting
 from walkcover._atomic import write_atomic
-from walkcover._errors import OutputExistsError, WalkcoverError
+from walkcover._config import read_yaml
+from walkcover._errors import ConfigError, OutputExistsError, UnsafePathError, WalkcoverError
+from walkcover._paths import inside
 from walkcover.assessment import Assessment, can_serve
 from walkcover.config.standards import Standard
 from walkcover.engine import coverage as cov
+from walkcover.measures.access import MAX_CAPACITY
 from walkcover.measures.bands import distance_band
 from walkcover.measures.indicators import FacilityCounts, ResidentGroups, district_summary
 from walkcover.measures.land import euclid_covered_share, land_union, official_reach
@@ -290,13 +293,14 @@ class Scenario:
                 else ""
             )
             raise ScenarioError(
-                f"standard_id {standard_id!r} was not measured in this run{several}; give one "
-                f"of: {measured}"
+                f"standard_id {_shown(standard_id)} was not measured in this run{several}; give "
+                f"one of: {measured}"
             ) from None
         if district_id not in set(map(str, a.districts["district_id"])):
             ids = ", ".join(map(str, a.districts["district_id"]))
             raise ScenarioError(
-                f"district_id {district_id!r} is not a district of this run; give one of: {ids}"
+                f"district_id {_shown(district_id)} is not a district of this run; give one of: "
+                f"{ids}"
             )
         self.name = _check_name(name)
         self.slug = scenario_slug(self.name)
@@ -403,7 +407,7 @@ class Scenario:
         ------
         ScenarioError
             A position that is not a number, not in degrees, or outside the district; a capacity
-            that is not a positive number.
+            that is not a positive number, or is over `walkcover.measures.access.MAX_CAPACITY`.
         """
         s = self._state
         site_id = f"site-{s.next_site}"
@@ -519,18 +523,9 @@ class Scenario:
                 "(EPSG:4326)"
             )
         if not isinstance(name, str):
-            raise ScenarioError(f"name={name!r}: give the site's name as text")
+            raise ScenarioError(f"name={_shown(name)}: give the site's name as text")
         if capacity is not None:
-            if (
-                isinstance(capacity, bool)
-                or not isinstance(capacity, int | float)
-                or not math.isfinite(capacity)
-                or capacity <= 0
-            ):
-                raise ScenarioError(
-                    f"capacity={capacity!r}: give a positive number (places, seats) or leave it out"
-                )
-            capacity = float(capacity)
+            capacity = _capacity(capacity)
         x, y = self._to_crs.transform(lon, lat)
         point = shapely.Point(x, y)
         if not shapely.contains(self._d.geometry, point):
@@ -672,7 +667,7 @@ class Scenario:
         if isinstance(site_id, str) and site_id in set(self._d.facility_ids):
             extra = " (it is an existing facility: remove it and add a site where it should be)"
         raise ScenarioError(
-            f"site_id {site_id!r} is not a site of this scenario{extra}; sites: {known}. "
+            f"site_id {_shown(site_id)} is not a site of this scenario{extra}; sites: {known}. "
             f"Only added sites can be {action}d"
         )
 
@@ -692,14 +687,14 @@ class Scenario:
                 pos = int(at[0])
             elif len(at) > 1:
                 raise ScenarioError(
-                    f"facility_or_site_id {ident!r} names {len(at)} facilities of this run; "
+                    f"facility_or_site_id {_shown(ident)} names {len(at)} facilities of this run; "
                     f"give its position in the pass's counted facilities instead ({list(at)})"
                 )
         if pos is None:
             example = ", ".join(ids[self._d.in_reach][:3]) or "none in reach"
             added = ", ".join(x.site_id for x in self.sites) or "none yet"
             raise ScenarioError(
-                f"facility_or_site_id {ident!r} is neither a site of this scenario (sites: "
+                f"facility_or_site_id {_shown(ident)} is neither a site of this scenario (sites: "
                 f"{added}) nor an existing {self.standard.id} facility of the run; give a "
                 f"facility_id from Scenario.facilities (e.g. {example}) or a site id"
             )
@@ -1202,7 +1197,7 @@ class MultiScenario:
     def _check_standard(self, standard: object, *, what: str = "standard") -> str:
         if not isinstance(standard, str) or standard not in self._parts:
             raise ScenarioError(
-                f"{what}={standard!r} is not a standard of this scenario; give one of: "
+                f"{what}={_shown(standard)} is not a standard of this scenario; give one of: "
                 f"{', '.join(self._parts)}"
             )
         return standard
@@ -1293,7 +1288,7 @@ class MultiScenario:
         if isinstance(ident, str) and ident in sites:
             if standard is not None:
                 raise ScenarioError(
-                    f"{ident!r} is a site, which serves every standard of scenario "
+                    f"{_shown(ident)} is a site, which serves every standard of scenario "
                     f"{self.name!r} ({', '.join(self._parts)}); remove it without standard="
                 )
             sids = self.standard_ids
@@ -1305,9 +1300,9 @@ class MultiScenario:
             if len(owners) > 1:
                 choices = " or ".join(f"standard={sid!r}" for sid in owners)
                 what = (
-                    f"position {ident!r} names a counted facility of each standard"
+                    f"position {_shown(ident)} names a counted facility of each standard"
                     if not isinstance(ident, str)
-                    else f"facility {ident!r} is a facility of {_and(owners)}"
+                    else f"facility {_shown(ident)} is a facility of {_and(owners)}"
                 )
                 raise ScenarioError(
                     f"{what} in scenario {self.name!r}; say which closes: remove({ident!r}, "
@@ -1321,7 +1316,7 @@ class MultiScenario:
                     for fid in part._d.facility_ids[part._d.in_reach][:1]
                 )
                 raise ScenarioError(
-                    f"facility_or_site_id {ident!r} is neither a site of this scenario (sites: "
+                    f"facility_or_site_id {_shown(ident)} is neither a site of this scenario (sites: "
                     f"{added}) nor an existing facility of its standards "
                     f"({', '.join(self._parts)}); give a facility_id from "
                     f"MultiScenario.facilities (e.g. {example or 'none in reach'}) or a site id"
@@ -1566,20 +1561,20 @@ def standard_list(assessment: Assessment, standard_ids: object) -> list[str]:
         given = list(standard_ids)
     else:
         raise ScenarioError(
-            f"standards={standard_ids!r}: give the standard ids as a list (['clinic', 'fitness']) "
+            f"standards={_shown(standard_ids)}: give the standard ids as a list (['clinic', 'fitness']) "
             f"or a comma-separated string ('clinic,fitness'); measured in this run: "
             f"{', '.join(measured)}"
         )
     bad = [x for x in given if not isinstance(x, str)]
     if bad:
         raise ScenarioError(
-            f"standards={standard_ids!r}: {bad[0]!r} is not a standard id; give ids as text, "
+            f"standards={_shown(standard_ids)}: {_shown(bad[0])} is not a standard id; give ids as text, "
             f"some of: {', '.join(measured)}"
         )
     ids = list(dict.fromkeys(str(x) for x in given))
     if not ids:
         raise ScenarioError(
-            f"standards={standard_ids!r}: give at least one standard id; measured in this run: "
+            f"standards={_shown(standard_ids)}: give at least one standard id; measured in this run: "
             f"{', '.join(measured)}"
         )
     unknown = [x for x in ids if x not in measured]
@@ -1587,7 +1582,7 @@ def standard_list(assessment: Assessment, standard_ids: object) -> list[str]:
         hints = []
         for x in unknown:
             close = difflib.get_close_matches(x, measured, n=1)
-            hints.append(f"{x!r} (did you mean {close[0]!r}?)" if close else repr(x))
+            hints.append(f"{_shown(x)} (did you mean {close[0]!r}?)" if close else _shown(x))
         raise ScenarioError(
             f"standard(s) {', '.join(hints)} not measured in this run; give some of: "
             f"{', '.join(measured)}"
@@ -1619,14 +1614,16 @@ def suggest_sites(sc: Scenario, *, k: int, time_limit_s: float | None = None) ->
         number, every resident covered already, or what the optimiser refuses.
     """
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-        raise ScenarioError(f"k={k!r}: give the number of sites to suggest, a whole number >= 1")
+        raise ScenarioError(
+            f"k={_shown(k)}: give the number of sites to suggest, a whole number >= 1"
+        )
     if time_limit_s is not None and (
         isinstance(time_limit_s, bool)
         or not isinstance(time_limit_s, int | float)
         or not time_limit_s > 0
     ):
         raise ScenarioError(
-            f"time_limit_s={time_limit_s!r}: give the seconds the optimiser may search as a "
+            f"time_limit_s={_shown(time_limit_s)}: give the seconds the optimiser may search as a "
             "positive number, or leave it out"
         )
     a, std, did = sc.assessment, sc.standard, sc.district_id
@@ -1717,48 +1714,108 @@ def scenario_slug(name: str) -> str:
     return slug
 
 
-def load_scenario(path: str | Path, assessment: Assessment) -> Scenario | MultiScenario:
-    """Replay the scenario saved at `path` (its YAML file, from `Scenario.save` or
-    `MultiScenario.save`) on `assessment`: a `Scenario` for a file of one standard
-    (``standard:``), a `MultiScenario` for one of several (``standards:``).
+def read_scenario_file(path: str | Path, *, folder: str | Path | None = None) -> dict[str, Any]:
+    """The mapping a scenario's YAML file holds, read with the guards of the standards and city
+    files (`walkcover._config.read_yaml`: at most 1 MB, no anchors or aliases, no repeated key),
+    its ``walkcover_scenario`` version checked (the int 1 or 2: ``true`` and ``1.0`` are not).
+
+    Parameters
+    ----------
+    path
+        The scenario's ``.yaml`` file.
+    folder
+        When given (``walkcover serve``: ``out/scenarios``), `path` must be a plain file in it:
+        a symbolic link, or a path that resolves outside it, is refused.
 
     Raises
     ------
     ScenarioError
-        A file that cannot be read as a scenario, made for another city, or whose edits this run
-        refuses (the message names the edit).
+        A file that cannot be read as a scenario (the message names it and the fix; no value of
+        the file is echoed longer than 80 characters).
     """
     path = Path(path)
+    fix = "give the .yaml file Scenario.save wrote"
+    if folder is not None:
+        try:
+            if path.is_symlink():
+                raise UnsafePathError(
+                    f"scenario file {str(path)!r} is a symbolic link; walkcover reads only the "
+                    f"scenario files it saved in {str(folder)!r}: remove the link"
+                )
+            inside(Path(folder), path, what="scenario file")
+        except UnsafePathError as exc:
+            raise ScenarioError(str(exc)) from None
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        reason = " ".join(str(exc).split())[:200]
+        doc = read_yaml(path, what="scenario")
+    except ConfigError as exc:
+        raise ScenarioError(f"{exc}; {fix}") from None
+    version = doc.get("walkcover_scenario")
+    # exactly the int: YAML's ``true`` and ``1.0`` equal 1 in Python, and are no version
+    if type(version) is not int or version not in (FILE_VERSION, MULTI_FILE_VERSION):
         raise ScenarioError(
-            f"path {str(path)!r} cannot be read as a scenario file ({reason}); give the .yaml "
-            "file Scenario.save wrote"
-        ) from None
-    if not isinstance(doc, dict) or doc.get("walkcover_scenario") not in (
-        FILE_VERSION,
-        MULTI_FILE_VERSION,
-    ):
-        raise ScenarioError(
-            f"path {str(path)!r} is not a walkcover scenario file (no 'walkcover_scenario: "
-            f"{FILE_VERSION}' or '{MULTI_FILE_VERSION}'); give the .yaml file Scenario.save wrote"
+            f"path {str(path)!r} is not a walkcover scenario file (walkcover_scenario is "
+            f"{_shown(version)}, not the whole number {FILE_VERSION} or {MULTI_FILE_VERSION}); "
+            f"{fix}"
         )
+    return doc
+
+
+def load_scenario(
+    path: str | Path, assessment: Assessment, *, folder: str | Path | None = None
+) -> Scenario | MultiScenario:
+    """Replay the scenario saved at `path` (its YAML file, from `Scenario.save` or
+    `MultiScenario.save`) on `assessment`: a `Scenario` for a file of one standard
+    (``standard:``), a `MultiScenario` for one of several (``standards:``).
+
+    The file is read as `read_scenario_file` reads it (at most 1 MB, no anchors or aliases).
+
+    Parameters
+    ----------
+    path
+        The scenario's ``.yaml`` file.
+    assessment
+        The run to replay it on (of the city it was made for).
+    folder
+        When given, `path` must be a plain file inside it (no symbolic link; `walkcover serve`
+        gives ``out/scenarios``).
+
+    Raises
+    ------
+    ScenarioError
+        A file that cannot be read as a scenario (too large, anchors or aliases, a version that
+        is not the whole number 1 or 2, a name that is not text), made for another city, or
+        whose edits this run refuses (the message names the edit).
+    """
+    path = Path(path)
+    doc = read_scenario_file(path, folder=folder)
     city = str(assessment.city.id)
     if str(doc.get("city")) != city:
         raise ScenarioError(
-            f"path {str(path)!r} is a scenario of city {doc.get('city')!r}, not of this run's "
-            f"{city!r}; load it on a run of that city"
+            f"path {str(path)!r} is a scenario of city {_shown(doc.get('city'))}, not of this "
+            f"run's {city!r}; load it on a run of that city"
         )
     name = doc.get("name", "scenario")
-    name = name if isinstance(name, str) else str(name)
+    if not isinstance(name, str):
+        raise ScenarioError(
+            f"path {str(path)!r}: name is {_shown(name)}, not text; give the scenario's name as "
+            "text (name: my plan)"
+        )
+    for key in ("standard", "district"):
+        if key in doc and not isinstance(doc[key], str):
+            raise ScenarioError(
+                f"path {str(path)!r}: {key} is {_shown(doc[key])}, not text; give the id as text"
+            )
     sc: Scenario | MultiScenario
+    try:
+        _check_name(name)
+    except ScenarioError as exc:
+        raise ScenarioError(f"path {str(path)!r}: {exc}") from None
     if "standards" in doc:
         standards = doc["standards"]
         if not isinstance(standards, list):
             raise ScenarioError(
-                f"path {str(path)!r}: 'standards' must be a list of standard ids, not {standards!r}"
+                f"path {str(path)!r}: 'standards' must be a list of standard ids, not "
+                f"{_shown(standards)}"
             )
         try:
             sc = multi_scenario(
@@ -1777,7 +1834,7 @@ def load_scenario(path: str | Path, assessment: Assessment) -> Scenario | MultiS
         try:
             _replay(sc, e)
         except (ScenarioError, KeyError, TypeError) as exc:
-            raise ScenarioError(f"path {str(path)!r}, edit {i} ({e!r}): {exc}") from None
+            raise ScenarioError(f"path {str(path)!r}, edit {i} ({_shown(e)}): {exc}") from None
     return sc
 
 
@@ -1790,7 +1847,9 @@ def _replay(sc: Scenario | MultiScenario, e: Any) -> None:
             lon=e["lon"], lat=e["lat"], name=e.get("name") or "", capacity=e.get("capacity")
         )
         if e.get("site_id") not in (None, got):
-            raise ScenarioError(f"the site was saved as {e['site_id']!r} but replays as {got!r}")
+            raise ScenarioError(
+                f"the site was saved as {_shown(e['site_id'])} but replays as {got!r}"
+            )
     elif op == "move":
         sc.move(e["site_id"], lon=e["lon"], lat=e["lat"])
     elif op == "remove":
@@ -1798,13 +1857,13 @@ def _replay(sc: Scenario | MultiScenario, e: Any) -> None:
             sc.remove(e["facility_id"], standard=e.get("standard"))
         elif e.get("standard") not in (None, sc.standard.id):
             raise ScenarioError(
-                f"the edit closes a facility of {e['standard']!r}, not of this scenario's "
+                f"the edit closes a facility of {_shown(e['standard'])}, not of this scenario's "
                 f"{sc.standard.id!r}"
             )
         else:
             sc.remove(e["facility_id"])
     else:
-        raise ScenarioError(f"op {op!r}: give add, move or remove")
+        raise ScenarioError(f"op {_shown(op)}: give add, move or remove")
 
 
 def _pipeline(crs_from: Any, crs_to: Any) -> pyproj.Transformer:
@@ -1819,12 +1878,50 @@ def _pipeline(crs_from: Any, crs_to: Any) -> pyproj.Transformer:
         return chosen
 
 
-def _degrees(value: object, what: str) -> float:
+def _shown(value: object, limit: int = 80) -> str:
+    """`value`'s repr for an error message, cut to `limit` characters (then "…"): a value read
+    from a tampered file or a request may be megabytes long, or an int too long to print."""
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):  # an int past Python's digit limit; nesting too deep
+        text = f"<{type(value).__name__} too large to show>"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _finite(value: object) -> float | None:
+    """`value` as a finite float, or None when it is not a number (a bool is none) or is not
+    finite (NaN, infinity, or an int too large for a float)."""
     if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
-        raise ScenarioError(f"{what}={value!r}: give a number of degrees (WGS 84)")
-    out = float(value)
-    if not math.isfinite(out):
-        raise ScenarioError(f"{what}={value!r}: give a finite number of degrees (WGS 84)")
+        return None
+    try:
+        out = float(value)
+    except OverflowError:
+        return None
+    return out if math.isfinite(out) else None
+
+
+def _degrees(value: object, what: str) -> float:
+    out = _finite(value)
+    if out is None:
+        number = not isinstance(value, bool) and isinstance(value, int | float | np.number)
+        finite = "finite " if number else ""
+        raise ScenarioError(f"{what}={_shown(value)}: give a {finite}number of degrees (WGS 84)")
+    return out
+
+
+def _capacity(value: object) -> float:
+    """A site's capacity: a positive finite number, at most `MAX_CAPACITY` (the cap on OSM's
+    capacity tags)."""
+    out = _finite(value)
+    if out is None or out <= 0:
+        raise ScenarioError(
+            f"capacity={_shown(value)}: give a positive number (places, seats) or leave it out"
+        )
+    if out > MAX_CAPACITY:
+        raise ScenarioError(
+            f"capacity={_shown(value)} is implausibly large (limit {MAX_CAPACITY:,.0f}, as for "
+            "OSM capacity tags): give the site's places or seats, or leave it out"
+        )
     return out
 
 
@@ -1836,7 +1933,7 @@ def _and(items: Sequence[str]) -> str:
 def _check_name(name: object) -> str:
     if not isinstance(name, str) or not name.strip() or len(name) > 200:
         raise ScenarioError(
-            f"name={name!r}: give the scenario a name as text (1 to 200 characters)"
+            f"name={_shown(name)}: give the scenario a name as text (1 to 200 characters)"
         )
     return name.strip()
 
@@ -1854,6 +1951,7 @@ __all__ = [
     "Site",
     "load_scenario",
     "multi_scenario",
+    "read_scenario_file",
     "scenario",
     "scenario_slug",
     "standard_list",

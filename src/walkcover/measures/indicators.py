@@ -18,6 +18,18 @@ from walkcover.measures.land import area_within, overlap_pieces
 
 CONTEXTS = ("main_street", "ordinary_road", "riverside_park")
 
+#: The summary's choice and capacity figures (issue 29: a run before them wrote none); NaN / ""
+#: for a standard that measures neither.
+CHOICE_ACCESS_COLUMNS = (
+    "residents_choice_pct",
+    "access_mean_per_1000",
+    "access_p10_per_1000",
+    "access_norm_per_1000",
+    "residents_below_norm_pct",
+    "capacity_unit",
+    "facilities_default_capacity",
+)
+
 SUMMARY_COLUMNS = [
     "district",
     "district_id",
@@ -48,13 +60,7 @@ SUMMARY_COLUMNS = [
     "area_covered_pct",
     "detour_loss_pp",
     "residents_covered_safe_pct",
-    "residents_choice_pct",
-    "access_mean_per_1000",
-    "access_p10_per_1000",
-    "access_norm_per_1000",
-    "residents_below_norm_pct",
-    "capacity_unit",
-    "facilities_default_capacity",
+    *CHOICE_ACCESS_COLUMNS,
     "target_pct",
     "meets_target",
     "meets_target_official",

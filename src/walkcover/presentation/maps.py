@@ -1054,7 +1054,8 @@ def _tier_legend(
     lines = [
         f"Complete: every facility the circle requires within its distance · 齐全：{len(required)}"
         f"项必配设施均在服务距离内 ({names})",
-        f"Residents whose circle is complete · 生活圈齐全居民: {pct_text(value, unit='%')}",
+        "Residents whose circle is complete · 生活圈齐全居民: "
+        + pct_text(value, no_data=note.startswith("no data:"), unit="%"),
     ]
     if note:
         lines.append(note)

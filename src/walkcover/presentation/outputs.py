@@ -638,7 +638,7 @@ def merged_proposed_sites(
         if (old["standard"] == standard).any() and not overwrite:
             raise OutputExistsError(
                 f"{folder / 'coverage.gpkg'} already holds proposed sites for {standard}; pass "
-                "--overwrite to replace them"
+                "--overwrite (overwrite=True in Python) to replace them"
             )
         sites = pd.concat(
             [old[old["standard"] != standard].to_crs(sites.crs), sites], ignore_index=True

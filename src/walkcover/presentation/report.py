@@ -874,8 +874,10 @@ def life_circles(run: DistrictRun) -> list[dict[str, object]]:
             continue
         tier = int(found.group(1))
         required = [s for s in run.standards if s.life_circle == tier]
-        share = pct_text(r["value"], unit="%")
         note = str(r["note"]) if isinstance(r["note"], str) else ""
+        # a tier needing a facility the data has none of in reach has no figure (never 0%)
+        no_data = note.startswith("no data:")
+        share = pct_text(r["value"], no_data=no_data, unit="%")
         facilities = pd.DataFrame(
             {
                 "facility\n设施": [f"{s.name_zh} {s.name}".strip() for s in required],
@@ -900,12 +902,13 @@ def life_circles(run: DistrictRun) -> list[dict[str, object]]:
                 "name": f"{_TIER_ZH.get(tier, f'{tier}分钟生活圈')} {tier}-minute life circle",
                 "share": share,
                 "sentence": (
-                    f"{share} of the residents live where every one of the {len(required)} "
-                    f"facilities the {tier}-minute circle requires is within its distance · "
-                    f"{share}的居民"
-                    f"{_TIER_ZH.get(tier, f'{tier}分钟生活圈')}齐全。"
+                    note[0].upper() + note[1:] + "."
+                    if no_data
+                    else f"{share} of the residents live where every one of the "
+                    f"{len(required)} facilities the {tier}-minute circle requires is within its "
+                    f"distance · {share}的居民{_TIER_ZH.get(tier, f'{tier}分钟生活圈')}齐全。"
                 ),
-                "missing": (note[0].upper() + note[1:] + ".") if note else "",
+                "missing": (note[0].upper() + note[1:] + ".") if note and not no_data else "",
                 "table": PageTable.of(facilities, text=(0, 1, 4), widths=[40, 12, 16, 12, 20]),
             }
         )

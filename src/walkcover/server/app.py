@@ -22,6 +22,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
 import re
 import secrets
 import socket
@@ -49,6 +50,8 @@ log = logging.getLogger(__name__)
 
 #: Largest request body accepted (an edit is under 200 bytes; a name at most 200 characters).
 MAX_BODY_BYTES = 16 * 1024
+#: Digits past which a JSON whole number is read as infinite (`_whole`): no request takes one.
+MAX_INT_DIGITS = 400
 #: The header the page's JSON requests carry the token in.
 TOKEN_HEADER = "x-walkcover-token"
 #: Host names that reach only this machine.
@@ -207,7 +210,9 @@ async def _json_body(request: Request) -> dict[str, Any]:
     _TooLargeError
         A longer body (HTTP 413).
     ServeError
-        A body that is not a JSON object.
+        A body that is not a JSON object: not UTF-8 JSON, or nested deeper than the parser
+        goes. (A number too long to read, NaN or Infinity is read as a float the edit's own
+        checks refuse, naming the field.)
     """
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
@@ -222,12 +227,31 @@ async def _json_body(request: Request) -> dict[str, Any]:
     if not raw:
         return {}
     try:
-        doc = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise ServeError("the request body is not JSON: send a JSON object") from None
+        doc = json.loads(raw.decode("utf-8"), parse_int=_whole)
+    except RecursionError:
+        raise ServeError(
+            'the request body nests too deep: send a flat JSON object, e.g. {"op": "undo"}'
+        ) from None
+    except UnicodeDecodeError:
+        raise ServeError("the request body is not JSON (not UTF-8): send a JSON object") from None
+    except (ValueError, OverflowError) as exc:  # JSONDecodeError, and any number still refused
+        reason = " ".join(str(exc).split())[:120]
+        raise ServeError(
+            f"the request body is not JSON walkcover reads ({reason}): send a JSON object with "
+            "finite numbers of usual length"
+        ) from None
     if not isinstance(doc, dict):
         raise ServeError('the request body must be a JSON object, e.g. {"op": "undo"}')
     return doc
+
+
+def _whole(text: str) -> int | float:
+    """A JSON whole number: an int; one of more than `MAX_INT_DIGITS` digits (larger than any
+    request takes, and past what Python reads: 4,300) as an infinity of its sign, which every
+    field's check refuses, naming the field (``lon=inf: give a finite number``)."""
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        return -math.inf if text.startswith("-") else math.inf
+    return int(text)
 
 
 def _error(status: int, message: str) -> JSONResponse:

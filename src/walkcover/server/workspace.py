@@ -19,6 +19,7 @@ import gc
 import math
 import re
 import secrets
+import shlex
 import threading
 import time
 from collections import OrderedDict
@@ -30,10 +31,9 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import shapely
-import yaml
 from filelock import FileLock
 
-from walkcover._errors import WalkcoverError
+from walkcover._errors import OutputExistsError, WalkcoverError
 from walkcover.api import Results
 from walkcover.measures.bands import BAND_NAMES
 from walkcover.presentation.figures import NO_DATA, count_text, figure_text, meets_text, pct_text
@@ -46,7 +46,14 @@ from walkcover.presentation.palette import (
     STREET_COLOUR,
 )
 from walkcover.presentation.web_map import pack_geometry
-from walkcover.scenario import Scenario, load_scenario, scenario, scenario_slug
+from walkcover.scenario import (
+    Scenario,
+    ScenarioError,
+    load_scenario,
+    read_scenario_file,
+    scenario,
+    scenario_slug,
+)
 
 #: The folder under ``--out`` the scenarios are saved in.
 SCENARIO_FOLDER = "scenarios"
@@ -110,6 +117,21 @@ def _relative(path: Path, folder: Path) -> str:
         return Path(path).relative_to(folder).as_posix()
     except ValueError:
         return Path(path).name
+
+
+def _unreadable(slug: str, exc: Exception) -> dict[str, Any]:
+    """A saved scenario's listing when its file cannot be read: its slug, and why (the start of
+    the message; nothing read from the file)."""
+    reason = " ".join(str(exc).split())
+    return {
+        "slug": slug,
+        "name": slug,
+        "district_id": "",
+        "standard_id": "",
+        "standards": [],
+        "edits": 0,
+        "unreadable": reason if len(reason) <= 300 else reason[:299] + "…",
+    }
 
 
 def band_codes(bands: np.ndarray) -> np.ndarray:
@@ -624,7 +646,15 @@ class Workspace:
         results = self.results
         with self._export_lock, live.lock:
             sc = live.scenario
-            written = results.export_scenario(sc, self.out, overwrite=overwrite is True)
+            try:
+                written = results.export_scenario(sc, self.out, overwrite=overwrite is True)
+            except OutputExistsError:
+                # the page asks "replace them?" and sends the export again with overwrite
+                raise OutputExistsError(
+                    f"district {sc.district_id} in {self.out} already holds proposed sites for "
+                    f"{sc.standard.id}: confirm on the page to replace them (the JSON API: send the "
+                    'export again with {"overwrite": true})'
+                ) from None
             slug = str(
                 results.assessment.districts.set_index("district_id").loc[sc.district_id, "slug"]
             )
@@ -637,7 +667,10 @@ class Workspace:
             "standard_id": sc.standard.id,
             "sites": len(sc.sites),
             "after_text": pct_text(s["residents_covered_pct"], unit="%"),
-            "command": f"walkcover report --city {city} --district {slug} --out {self.out}",
+            # quoted for the shell: the line is pasted as it is shown
+            "command": shlex.join(
+                ["walkcover", "report", "--city", city, "--district", slug, "--out", str(self.out)]
+            ),
         }
 
     # -- saved scenarios ------------------------------------------------------------------------
@@ -667,7 +700,15 @@ class Workspace:
             sc = live.scenario
             sc.name, sc.slug = name.strip(), scenario_slug(name.strip())
             with self._slug_lock(sc.slug), self._file_lock(sc.slug):
-                path = sc.save(self.folder, overwrite=overwrite is True)
+                try:
+                    path = sc.save(self.folder, overwrite=overwrite is True)
+                except OutputExistsError:
+                    # the page asks "replace it?" and saves again with overwrite
+                    raise OutputExistsError(
+                        f"a scenario saved as {sc.slug!r} is there already: confirm on the page "
+                        "to replace it, or give another name (the JSON API: send the save "
+                        'again with {"overwrite": true})'
+                    ) from None
             live.version += 1
             state = self._state(live, since=since)
             return {"slug": sc.slug, "name": sc.name, "file": path.name, "state": state}
@@ -679,7 +720,11 @@ class Workspace:
     def saved(self) -> list[dict[str, Any]]:
         """The scenarios saved in ``out/scenarios``: slug, name, district, standard (``standards``:
         the list; ``standard_id``: them joined by commas, several for a scenario saved from
-        Python, which the page lists but does not open), edits."""
+        Python, which the page lists but does not open), edits.
+
+        Each file is read as `walkcover.scenario.read_scenario_file` reads it (a plain file in
+        the folder, no symbolic link, at most 1 MB, no anchors or aliases); one it refuses is
+        listed with ``unreadable`` (why, in short) and nothing of its contents."""
         out: list[dict[str, Any]] = []
         if not self.folder.is_dir():
             return out
@@ -687,13 +732,21 @@ class Workspace:
             if not SLUG.fullmatch(path.stem):
                 continue
             try:
-                doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, yaml.YAMLError):
-                continue
-            if not isinstance(doc, dict) or "walkcover_scenario" not in doc:
+                doc = read_scenario_file(path, folder=self.folder)
+            except ScenarioError as exc:
+                out.append(_unreadable(path.stem, exc))
                 continue
             edits = doc.get("edits")
             several = doc.get("standards")
+            plain = [doc.get("name"), doc.get("district")]
+            plain += several if isinstance(several, list) else [doc.get("standard")]
+            if not all(isinstance(x, str) and len(x) <= 200 for x in plain) or (
+                isinstance(several, list) and len(several) > 200
+            ):
+                out.append(
+                    _unreadable(path.stem, ScenarioError("a name or id that is not short text"))
+                )
+                continue
             standards = (
                 [_text(x) for x in several]
                 if isinstance(several, list)
@@ -729,7 +782,7 @@ class Workspace:
                 raise NotFoundError(
                     f"slug={slug!r}: no scenario of that slug is saved (see /api/saved)"
                 )
-            sc = load_scenario(path, self.results.assessment)
+            sc = load_scenario(path, self.results.assessment, folder=self.folder)
         if not isinstance(sc, Scenario):
             raise ServeError(
                 f"slug={slug!r} is a scenario of several standards ({', '.join(sc.standard_ids)}); "

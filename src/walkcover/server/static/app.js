@@ -461,8 +461,14 @@
       savedList.forEach(function (x) {
         var o = el('option', x.name + ' — ' + x.district_id + ' / ' + x.standard_id + ' (' + x.edits + ')');
         o.value = x.slug;
+        // a file walkcover refuses to read (a link, too large, tampered): listed, never opened
+        if (x.unreadable) {
+          o.textContent = x.slug + ' — unreadable · 无法读取';
+          o.disabled = true;
+          o.title = x.unreadable;
+        }
         // saved from Python with several standards: listed, opened there (the page edits one)
-        if (x.standards && x.standards.length > 1) {
+        else if (x.standards && x.standards.length > 1) {
           o.disabled = true;
           o.title = 'several standards: open it in Python (Results.load_scenario) · 多项标准：请在 Python 中打开';
         }
@@ -482,7 +488,7 @@
       o.value = 'live:';
       sel.appendChild(o);
       savedList.forEach(function (x) {
-        if (x.standards && x.standards.length > 1) return;
+        if (x.unreadable || (x.standards && x.standards.length > 1)) return;
         var p = el('option', x.name);
         p.value = 'saved:' + x.slug;
         sel.appendChild(p);
