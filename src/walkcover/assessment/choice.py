@@ -22,7 +22,7 @@ from walkcover.assessment.study import StudyState
 from walkcover.config.standards import Standard
 from walkcover.engine import coverage as cov
 from walkcover.engine.choice import facility_pairs, nearest_facilities
-from walkcover.measures.access import Decay, e2sfca, facility_capacities
+from walkcover.measures.access import MAX_CAPACITY, Decay, e2sfca, facility_capacities
 
 #: Per standard with ``choice``, the demand columns it adds (after ``<id>_``).
 CHOICE_COLUMNS = ("nearest2_m", "nearest3_m", "n_within")
@@ -130,7 +130,7 @@ def measure_choice(
         source = caps["source"].to_numpy(dtype=object, copy=True)
         if "capacity" in counted:  # planners' files (walkcover import) give their own
             given = pd.to_numeric(counted["capacity"], errors="coerce").to_numpy(dtype=float)
-            own = np.isfinite(given) & (given >= 0)
+            own = np.isfinite(given) & (given >= 0) & (given <= MAX_CAPACITY)
             capacity[own] = given[own]
             source[own] = "file"
         decay = Decay.from_mapping(rule.decay.as_mapping(std.threshold_m))
