@@ -571,11 +571,18 @@
   };
   app.shownVersion = function () { return shownVersion; };
 
+  /* the last district or scenario asked for is the one shown: an answer to an earlier request
+   * that arrives later (a slow district, a second click) is let go */
+  var asked = 0;
   app.open = function (did, sid) {
+    var mine = ++asked;
     status(T.loading_district, true);
     return work(api('POST', '/api/scenarios', {district_id: did, standard_id: sid}))
-      .then(function (s) { status('', false); cmpLive = {}; return show(s, true); })
-      .catch(function (e) { status('', false); return fail(e); });
+      .then(function (s) {
+        if (mine !== asked) return null;
+        status('', false); cmpLive = {}; return show(s, true);
+      })
+      .catch(function (e) { if (mine !== asked) return null; status('', false); return fail(e); });
   };
 
   app.suggest = function (k) {
@@ -591,10 +598,11 @@
   };
 
   app.load = function (slug) {
+    var mine = ++asked;
     status(T.loading_district, true);
     return work(api('POST', '/api/saved/load', {slug: slug}))
-      .then(function (s) { status('', false); return show(s, true); })
-      .catch(function (e) { status('', false); return fail(e); });
+      .then(function (s) { if (mine !== asked) return null; status('', false); return show(s, true); })
+      .catch(function (e) { if (mine !== asked) return null; status('', false); return fail(e); });
   };
 
   app.compare = compare;
