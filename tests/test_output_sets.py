@@ -274,3 +274,36 @@ def test_read_only_out_is_refused_before_any_work(tmp_path):
             f"--out '{ro / 'out'}' cannot be written (Read-only file system); pass a folder you can write to"
             in line
         )
+
+
+def test_files_and_their_names_reach_the_disk_before_they_count(tmp_path, monkeypatch):
+    """A file written atomically, and every file of a staged folder, is flushed (fsync) before the
+    rename that makes it count, and the folder holding the new name after: a power cut leaves the
+    previous set or the new one, never a name pointing at nothing."""
+    import os
+
+    from walkcover import _atomic
+
+    synced: list[tuple[str, str]] = []
+    real = os.fsync
+
+    def record(fd: int) -> None:
+        path = Path(f"/proc/self/fd/{fd}").readlink()
+        synced.append((str(path), "dir" if path.is_dir() else "file"))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", record)
+    target = tmp_path / "one" / "table.csv"
+    _atomic.write_atomic(target, lambda tmp: tmp.write_text("a,b\r\n", encoding="utf-8"))
+    files = [p for p, kind in synced if kind == "file"]
+    assert len(files) == 1 and _atomic.TMP_PREFIX in files[0]  # the data, under its temporary name
+    assert synced[-1] == (str(target.parent), "dir")  # then the rename
+    synced.clear()
+    with _atomic.staged_folder(tmp_path / "district") as stage:
+        (stage / "run.json").write_text("{}", encoding="utf-8")
+        (stage / "maps").mkdir()
+        (stage / "maps" / "toilet.png").write_bytes(b"png")
+    names = sorted(Path(p).name for p, kind in synced if kind == "file")
+    assert names == ["run.json", "toilet.png"]
+    assert synced[-1] == (str(tmp_path), "dir")
+    assert (tmp_path / "district" / "maps" / "toilet.png").read_bytes() == b"png"

@@ -44,7 +44,9 @@ def atomic_path(final: Path) -> Iterator[Path]:
     tmp.unlink()  # writers such as GDAL want to create the file themselves
     try:
         yield tmp
+        sync_file(tmp)  # the data on disk before the name points at it
         tmp.replace(final)
+        sync_folder(final.parent)  # and the new name itself
     finally:
         for leftover in (tmp, *(tmp.with_name(tmp.name + s) for s in ("-journal", "-wal", "-shm"))):
             if leftover.exists():
@@ -96,10 +98,44 @@ def staged_folder(final: Path, *, keep: Iterable[str] = ()) -> Iterator[Path]:
             elif src.is_file():
                 _link_or_copy(src, staging / name)
         yield staging
+        for f in staging.rglob("*"):
+            if f.is_file() and not f.is_symlink():
+                sync_file(f)
+        sync_folder(staging)
         swap_in(staging, final)
+        sync_folder(final.parent)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def sync_file(path: Path) -> None:
+    """Flush `path`'s data to the disk (``fsync``): after a power cut a file renamed into place
+    holds what was written, never nothing. A file system that cannot is let be."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def sync_folder(path: Path) -> None:
+    """Flush a folder's entries (the names a rename changed) to the disk, where the system can."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # Windows and some file systems cannot flush a folder
+    finally:
+        os.close(fd)
 
 
 def _link_or_copy(src: str | Path, dst: str | Path) -> None:
