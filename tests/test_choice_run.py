@@ -317,7 +317,7 @@ def test_unmeasured_standard_and_odd_district_are_named(choice_run):
 
     with pytest.raises(
         StandardNotMeasuredError,
-        match=r"'clinc' was not measured in this run \(did you mean 'clinic'\?\); it measured: clinic, toilet",
+        match=r"'clinc' was not measured in this run \(closest: 'clinic'\); it measured: clinic, toilet",
     ):
         choice_run.access("clinc")
     with pytest.raises(DistrictNotFoundError, match="found float '5.5'"):

@@ -164,3 +164,13 @@ def test_a_list_of_districts():
     assert sorted(hit["district_id"]) == ["410103", "410104", "410105"]
     with pytest.raises(DistrictNotFoundError, match="'Kallio' matches no district"):
         resolve_districts(city, "金水区,Kallio")
+
+
+def test_a_mistyped_standard_names_the_closest_in_the_library_too():
+    """The library says the closest id itself (the CLI adds the ready --standard line)."""
+    rules = load_standards()
+    with pytest.raises(ConfigError, match=r"unknown standard 'toilte' \(closest: 'toilet'\)"):
+        rules.select(["toilte"])
+    with pytest.raises(ConfigError) as err:
+        rules.select(["xyzzy"])
+    assert "closest" not in str(err.value)

@@ -248,7 +248,7 @@ class Assessment:
 
         ids = [s.id for s in self.standards]
         close = difflib.get_close_matches(str(standard_id), ids, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        hint = f" (closest: {close[0]!r})" if close else ""
         raise StandardNotMeasuredError(
             f"standard {standard_id!r} was not measured in this run{hint}; it measured: "
             f"{', '.join(ids)} (measure it with standard=… / --standard)"

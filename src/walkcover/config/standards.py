@@ -507,8 +507,16 @@ class StandardSet(BaseModel):
         wanted = [ids] if isinstance(ids, str) else list(ids)
         unknown = [w for w in wanted if w not in self.standards]
         if unknown:
+            import difflib
+
+            close = [
+                hit[0]
+                for w in unknown
+                if (hit := difflib.get_close_matches(str(w), list(self.standards), n=1))
+            ]
+            hint = "".join(f" (closest: {c!r})" for c in close[:1])
             raise ConfigError(
-                f"unknown standard {', '.join(map(repr, unknown))}; "
+                f"unknown standard {', '.join(map(repr, unknown))}{hint}; "
                 f"choose from: all, {', '.join(self.standards)}"
             )
         return [self.standards[w] for w in wanted]
