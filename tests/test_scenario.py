@@ -635,11 +635,12 @@ def test_multi_standard_scenarios_refuse_bad_input_naming_the_choices(sample_res
         with pytest.raises(scn.ScenarioError, match="give at least one standard id; measured"):
             sample_results.scenario(empty, district="sample-sw")
     with pytest.raises(scn.ScenarioError, match="3 is not a standard id; give ids as text"):
-        scn.multi_scenario(a, ["clinic", 3], district_id="sample-sw")
+        scn.scenario(a, ["clinic", 3], district_id="sample-sw")
     with pytest.raises(scn.ScenarioError, match="district_id 'd9'.*give one of"):
-        scn.multi_scenario(a, "clinic,fitness", district_id="d9")
-    with pytest.raises(scn.ScenarioError, match="a Scenario covers one standard.*multi_scenario"):
+        scn.scenario(a, ["clinic", "fitness"], district_id="d9")
+    with pytest.raises(scn.ScenarioError, match="a Scenario covers one standard.*give a list"):
         scn.scenario(a, "clinic,fitness", district_id="sample-sw")
+    assert isinstance(scn.scenario(a, ("clinic",), district_id="sample-sw"), scn.MultiScenario)
     # green space and parks share the city's parks: a park's id names a facility of both
     m = sample_results.scenario(["green_space", "park"], district="sample-se")
     both = set(a.passes["green_space"].counted["osm_id"]) & set(a.passes["park"].counted["osm_id"])

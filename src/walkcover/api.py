@@ -491,12 +491,12 @@ class Results:
         DistrictNotFoundError
             A district that matches none measured, or none given when several were.
         """
-        from walkcover.scenario import multi_scenario, scenario
+        from walkcover.scenario import scenario, standard_list
 
         did = self.district_id(district)
-        if isinstance(standard, str) and "," not in standard:
-            return scenario(self.assessment, standard, district_id=did, name=name)
-        return multi_scenario(self.assessment, standard, district_id=did, name=name)
+        if isinstance(standard, str) and "," in standard:
+            standard = standard_list(self.assessment, standard)  # several, checked
+        return scenario(self.assessment, standard, district_id=did, name=name)
 
     def load_scenario(self, path: str | Path) -> Scenario | MultiScenario:
         """A scenario saved with `Scenario.save` (a `Scenario`) or `MultiScenario.save` (a

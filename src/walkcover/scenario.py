@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, overload
 
 import geopandas as gpd
 import numpy as np
@@ -287,8 +287,8 @@ class Scenario:
         except KeyError:
             measured = ", ".join(s.id for s in a.standards)
             several = (
-                " (a Scenario covers one standard; for several at once use multi_scenario, or "
-                "Results.scenario with a list)"
+                " (a Scenario covers one standard; for several at once give a list: "
+                "scenario(assessment, ['a', 'b'], …) or Results.scenario('a,b'))"
                 if isinstance(standard_id, str) and "," in standard_id
                 else ""
             )
@@ -1129,7 +1129,7 @@ class MultiScenario:
     added serves every standard of the scenario (a community centre with a clinic and a fitness
     room), each existing facility closed belongs to one standard.
 
-    Made by `multi_scenario` (or ``Results.scenario([...])``). It holds one `Scenario` per
+    Made by `scenario` with a list of standards (or ``Results.scenario([...])``). It holds one `Scenario` per
     standard (`parts`, in the order asked), edited together: `add`, `move` and `undo` apply to
     every standard, each measured with its own radii, search limit and incremental distances,
     and the sites keep the same ids in all (``site-1``, ``site-2`` …); `remove` closes an
@@ -1488,47 +1488,39 @@ class MultiScenario:
         return _save_files(self, folder, doc, sites, removals, overwrite=overwrite)
 
 
+@overload
 def scenario(
-    assessment: Assessment, standard_id: str, *, district_id: str, name: str = "scenario"
-) -> Scenario:
-    """A what-if scenario for `standard_id` in `district_id` of a finished run.
-
-    Parameters
-    ----------
-    assessment
-        A finished `walkcover.assessment.Assessment` (``Results.assessment``).
-    standard_id
-        One of the run's standards.
-    district_id
-        One of the run's districts (its ``district_id``).
-    name
-        The scenario's name; its files are named after its slug (`scenario_slug`).
-
-    Raises
-    ------
-    ScenarioError
-        A standard or district the run did not measure, or a name that is not text.
-    """
-    return Scenario(assessment, standard_id, district_id=district_id, name=name)
+    assessment: Assessment, standard: str, *, district_id: str, name: str = "scenario"
+) -> Scenario: ...
 
 
-def multi_scenario(
+@overload
+def scenario(
     assessment: Assessment,
-    standard_ids: str | Sequence[str],
+    standard: list[str] | tuple[str, ...],
     *,
     district_id: str,
     name: str = "scenario",
-) -> MultiScenario:
-    """A what-if scenario for several standards at once in `district_id` of a finished run: each
-    site serves every one of them (`MultiScenario`).
+) -> MultiScenario: ...
+
+
+def scenario(
+    assessment: Assessment,
+    standard: str | list[str] | tuple[str, ...],
+    *,
+    district_id: str,
+    name: str = "scenario",
+) -> Scenario | MultiScenario:
+    """A what-if scenario in `district_id` of a finished run: for one standard (a `Scenario`), or
+    for several at once, each site serving every one of them (a `MultiScenario`).
 
     Parameters
     ----------
     assessment
         A finished `walkcover.assessment.Assessment` (``Results.assessment``).
-    standard_ids
-        The run's standards: a list (``["clinic", "fitness"]``) or a comma-separated string
-        (``"clinic,fitness"``); duplicates are dropped, the order kept.
+    standard
+        One of the run's standards (``"toilet"``), or a list of them (``["clinic", "fitness"]``;
+        duplicates are dropped, the order kept).
     district_id
         One of the run's districts (its ``district_id``).
     name
@@ -1537,10 +1529,12 @@ def multi_scenario(
     Raises
     ------
     ScenarioError
-        No standard, a standard the run did not measure (named, with those it did), a district
-        the run did not measure, or a name that is not text.
+        No standard, a standard or district the run did not measure (named, with those it did),
+        or a name that is not text.
     """
-    return MultiScenario(assessment, standard_ids, district_id=district_id, name=name)
+    if isinstance(standard, str):
+        return Scenario(assessment, standard, district_id=district_id, name=name)
+    return MultiScenario(assessment, standard, district_id=district_id, name=name)
 
 
 def standard_list(assessment: Assessment, standard_ids: object) -> list[str]:
@@ -1818,8 +1812,8 @@ def load_scenario(
                 f"{_shown(standards)}"
             )
         try:
-            sc = multi_scenario(
-                assessment, standards, district_id=str(doc.get("district")), name=name
+            sc = scenario(
+                assessment, list(standards), district_id=str(doc.get("district")), name=name
             )
         except ScenarioError as exc:
             raise ScenarioError(f"path {str(path)!r}: {exc}") from None
@@ -1950,7 +1944,6 @@ __all__ = [
     "ScenarioError",
     "Site",
     "load_scenario",
-    "multi_scenario",
     "read_scenario_file",
     "scenario",
     "scenario_slug",

@@ -188,16 +188,23 @@ def _opl_lines(path: Path) -> Any:
 
     if path.stat().st_size == 0:
         return pa.array([], type=pa.string())
-    table = pv.read_csv(
-        path,
-        read_options=pv.ReadOptions(column_names=["line"], block_size=1 << 25),
+    table = pv.read_csv(path, **_opl_csv_options())
+    return table.column("line").combine_chunks()
+
+
+def _opl_csv_options() -> dict[str, Any]:
+    """pyarrow CSV options that read an OPL file as one text column of whole lines."""
+    import pyarrow as pa
+    import pyarrow.csv as pv
+
+    return {
+        "read_options": pv.ReadOptions(column_names=["line"], block_size=1 << 25),
         # libosmium writes every control character escaped: \x01 never occurs
-        parse_options=pv.ParseOptions(delimiter="\x01", quote_char=False, escape_char=False),
-        convert_options=pv.ConvertOptions(
+        "parse_options": pv.ParseOptions(delimiter="\x01", quote_char=False, escape_char=False),
+        "convert_options": pv.ConvertOptions(
             column_types={"line": pa.string()}, strings_can_be_null=False
         ),
-    )
-    return table.column("line").combine_chunks()
+    }
 
 
 #: Each kind of OPL line (without metadata) and its fields.
@@ -530,15 +537,7 @@ def _scan_main(
     poi_members, building_members = list(in_poi_relation), list(in_building_relation)
     batches: Iterable[Any] = []
     if path.stat().st_size:
-        batches = pv.open_csv(
-            path,
-            read_options=pv.ReadOptions(column_names=["line"], block_size=1 << 25),
-            # libosmium writes every control character escaped: \x01 never occurs
-            parse_options=pv.ParseOptions(delimiter="\x01", quote_char=False, escape_char=False),
-            convert_options=pv.ConvertOptions(
-                column_types={"line": pa.string()}, strings_can_be_null=False
-            ),
-        )
+        batches = pv.open_csv(path, **_opl_csv_options())
     for batch in batches:
         lines = batch.column(0)
         nodes = _fields(lines, "n")

@@ -121,8 +121,30 @@ var walkcover = (function () {
     return box;
   }
 
+  /* Paint n items on a canvas, one path and one fill per colour (a path per item would cost
+   * thousands of fills): colourOf(f) is the item's colour index, or -1 where it is out of view;
+   * trace(ctx, f) adds the item to the path. Used by the district map's homes and the app's. */
+  function fillByColour(ctx, n, colours, colourOf, trace, options) {
+    var byColour = colours.map(function () { return []; }), f, c;
+    for (f = 0; f < n; f++) {
+      c = colourOf(f);
+      if (c >= 0) byColour[c].push(f);
+    }
+    ctx.save();
+    ctx.globalAlpha = options.opacity;
+    for (c = 0; c < colours.length; c++) {
+      var list = byColour[c];
+      if (!list.length) continue;
+      ctx.beginPath();
+      for (var i = 0; i < list.length; i++) trace(ctx, list[i]);
+      ctx.fillStyle = colours[c];
+      ctx.fill(options.rule || 'nonzero');
+    }
+    ctx.restore();
+  }
+
   return {bytes: bytes, varints: varints, unpack: unpack, geojson: geojson, lookup: lookup, lazy: lazy,
-          boxes: boxes, front: {}, legend: null, homes: null, current: 0};
+          boxes: boxes, fillByColour: fillByColour, front: {}, legend: null, homes: null, current: 0};
 })();
 
 /* Every home of the district, drawn once on the canvas renderer, coloured by the band of the
@@ -231,40 +253,26 @@ L.WalkcoverHomes = L.Path.extend({
     var paint = this.paint(), colours = paint.colours, codes = paint.codes, mask = paint.mask;
     var minx = b[0], miny = b[1], maxx = b[2], maxy = b[3];
     var vx0 = view.min.x - min, vx1 = view.max.x + min, vy0 = view.min.y - min, vy1 = view.max.y + min;
-    /* the homes in view, by colour */
-    var byColour = colours.map(function () { return []; });
-    for (var f = 0; f < g.n; f++) {
+    /* the homes in view, one path per colour; a home too small to see is a small square */
+    walkcover.fillByColour(ctx, g.n, colours, function (f) {
       var x0 = ax * minx[f] + bx, x1 = ax * maxx[f] + bx, y0 = ay * maxy[f] + by, y1 = ay * miny[f] + by;
-      if (x1 < vx0 || x0 > vx1 || y1 < vy0 || y0 > vy1) continue;
-      byColour[codes[f] & mask].push(f);
-    }
-    ctx.save();
-    ctx.globalAlpha = this.options.fillOpacity;
-    for (var c = 0; c < colours.length; c++) {
-      var list = byColour[c];
-      if (!list.length) continue;
-      ctx.beginPath();
-      for (var i = 0; i < list.length; i++) {
-        f = list[i];
-        x0 = ax * minx[f] + bx; x1 = ax * maxx[f] + bx; y0 = ay * maxy[f] + by; y1 = ay * miny[f] + by;
-        if (x1 - x0 < min && y1 - y0 < min) {
-          ctx.rect((x0 + x1 - min) / 2, (y0 + y1 - min) / 2, min, min);
-          continue;
-        }
-        for (var q = g.partStart[f]; q < g.partStart[f + 1]; q++) {
-          for (var r = g.ringStart[q]; r < g.ringStart[q + 1]; r++) {
-            var v0 = g.vertStart[r], v1 = g.vertStart[r + 1];
-            ctx.moveTo(ax * g.x[v0] + bx, ay * g.y[v0] + by);
-            /* no closePath: fill closes each ring, and Chromium's closePath grows slow (about
-             * quadratic) with the number of rings in one path */
-            for (var v = v0 + 1; v < v1; v++) ctx.lineTo(ax * g.x[v] + bx, ay * g.y[v] + by);
-          }
+      return x1 < vx0 || x0 > vx1 || y1 < vy0 || y0 > vy1 ? -1 : codes[f] & mask;
+    }, function (ctx, f) {
+      var x0 = ax * minx[f] + bx, x1 = ax * maxx[f] + bx, y0 = ay * maxy[f] + by, y1 = ay * miny[f] + by;
+      if (x1 - x0 < min && y1 - y0 < min) {
+        ctx.rect((x0 + x1 - min) / 2, (y0 + y1 - min) / 2, min, min);
+        return;
+      }
+      for (var q = g.partStart[f]; q < g.partStart[f + 1]; q++) {
+        for (var r = g.ringStart[q]; r < g.ringStart[q + 1]; r++) {
+          var v0 = g.vertStart[r], v1 = g.vertStart[r + 1];
+          ctx.moveTo(ax * g.x[v0] + bx, ay * g.y[v0] + by);
+          /* no closePath: fill closes each ring, and Chromium's closePath grows slow (about
+           * quadratic) with the number of rings in one path */
+          for (var v = v0 + 1; v < v1; v++) ctx.lineTo(ax * g.x[v] + bx, ay * g.y[v] + by);
         }
       }
-      ctx.fillStyle = colours[c];
-      ctx.fill('evenodd');
-    }
-    ctx.restore();
+    }, {opacity: this.options.fillOpacity, rule: 'evenodd'});
   },
 
   /* the home under a point of the layer (the last drawn where several are), or -1 */

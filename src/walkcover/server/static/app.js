@@ -159,28 +159,15 @@
       if (!ctx || !view || !g.n || codes.length !== g.n) return;
       var ax = this._ax, bx = this._bx, ay = this._ay, by = this._by, r = this.options.radius;
       var x0 = view.min.x - r, x1 = view.max.x + r, y0 = view.min.y - r, y1 = view.max.y + r;
-      var byBand = [[], [], [], []];
-      for (var f = 0; f < g.n; f++) {
+      /* the homes in view, a dot each, one path per band (the district map's painter) */
+      walkcover.fillByColour(ctx, g.n, [0, 1, 2, 3].map(bandColour), function (f) {
         var x = ax * g.x[f] + bx, y = ay * g.y[f] + by;
-        if (x < x0 || x > x1 || y < y0 || y > y1) continue;
-        byBand[codes[f] & 3].push(f);
-      }
-      ctx.save();
-      ctx.globalAlpha = this.options.fillOpacity;
-      for (var c = 0; c < byBand.length; c++) {
-        var list = byBand[c];
-        if (!list.length) continue;
-        ctx.beginPath();
-        for (var i = 0; i < list.length; i++) {
-          f = list[i];
-          x = ax * g.x[f] + bx; y = ay * g.y[f] + by;
-          ctx.moveTo(x + r, y);
-          ctx.arc(x, y, r, 0, 2 * Math.PI);
-        }
-        ctx.fillStyle = bandColour(c);
-        ctx.fill();
-      }
-      ctx.restore();
+        return x < x0 || x > x1 || y < y0 || y > y1 ? -1 : codes[f] & 3;
+      }, function (ctx, f) {
+        var x = ax * g.x[f] + bx, y = ay * g.y[f] + by;
+        ctx.moveTo(x + r, y);
+        ctx.arc(x, y, r, 0, 2 * Math.PI);
+      }, {opacity: this.options.fillOpacity});
     }
   });
 
