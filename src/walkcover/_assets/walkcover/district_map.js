@@ -121,6 +121,16 @@ var walkcover = (function () {
     return box;
   }
 
+  /* The affine map from a packed geometry's grid (x0, y0, step: the quantised units) to the
+   * map's layer pixels at its zoom: pixel x = _ax · x + _bx, y = _ay · y + _by. */
+  function toPixels(map, g) {
+    var crs = map.options.crs, s = crs.scale(map.getZoom()), o = map.getPixelOrigin();
+    var t = crs.transformation;
+    var p0 = t.transform(L.point(g.x0, g.y0), s);
+    var p1 = t.transform(L.point(g.x0 + g.step, g.y0 + g.step), s);
+    return {_ax: p1.x - p0.x, _bx: p0.x - o.x, _ay: p1.y - p0.y, _by: p0.y - o.y};
+  }
+
   /* Paint n items on a canvas, one path and one fill per colour (a path per item would cost
    * thousands of fills): colourOf(f) is the item's colour index, or -1 where it is out of view;
    * trace(ctx, f) adds the item to the path. Used by the district map's homes and the app's. */
@@ -144,7 +154,7 @@ var walkcover = (function () {
   }
 
   return {bytes: bytes, varints: varints, unpack: unpack, geojson: geojson, lookup: lookup, lazy: lazy,
-          boxes: boxes, fillByColour: fillByColour, front: {}, legend: null, homes: null, current: 0};
+          boxes: boxes, toPixels: toPixels, fillByColour: fillByColour, front: {}, legend: null, homes: null, current: 0};
 })();
 
 /* Every home of the district, drawn once on the canvas renderer, coloured by the band of the
@@ -224,12 +234,8 @@ L.WalkcoverHomes = L.Path.extend({
   },
 
   _project: function () {
-    var map = this._map, crs = map.options.crs, s = crs.scale(map.getZoom());
-    var o = map.getPixelOrigin(), g = this._g, t = crs.transformation;
-    var p0 = t.transform(L.point(g.x0, g.y0), s);
-    var p1 = t.transform(L.point(g.x0 + g.step, g.y0 + g.step), s);
-    this._ax = p1.x - p0.x; this._bx = p0.x - o.x;
-    this._ay = p1.y - p0.y; this._by = p0.y - o.y;
+    var g = this._g;
+    L.extend(this, walkcover.toPixels(this._map, g));
     var b = this._box, pad = this.options.minPx;
     var lo = Infinity, hi = -Infinity, top = Infinity, bottom = -Infinity;
     for (var f = 0; f < g.n; f++) {

@@ -136,12 +136,8 @@
     redrawCodes: function () { return this.redraw(); },
 
     _project: function () {
-      var map = this._map, crs = map.options.crs, s = crs.scale(map.getZoom());
-      var o = map.getPixelOrigin(), g = this._g, t = crs.transformation;
-      var p0 = t.transform(L.point(g.x0, g.y0), s);
-      var p1 = t.transform(L.point(g.x0 + g.step, g.y0 + g.step), s);
-      this._ax = p1.x - p0.x; this._bx = p0.x - o.x;
-      this._ay = p1.y - p0.y; this._by = p0.y - o.y;
+      var g = this._g;
+      L.extend(this, walkcover.toPixels(this._map, g));  /* the district map's projection */
       var e = this._extent, r = this.options.radius + 1;
       if (!g.n) { this._pxBounds = L.bounds([0, 0], [0, 0]); return; }
       this._pxBounds = L.bounds(
