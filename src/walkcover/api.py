@@ -231,7 +231,10 @@ def _measure(plan: Study, *, progress: Callable[[str], None] | None) -> Results:
     city = None
     if len(plan.districts) < len(plan.city.districts):
         city = partial(study_query, plan.city, plan.city.districts, plan.rules, plan.standards)
-    layers = load_osm(
+    # the reading itself is passed on: the run then holds the only reference to the layers, and
+    # lets the street layer go once its network is built
+    read = partial(
+        load_osm,
         plan.source_kind,
         plan.source,
         query,
@@ -246,7 +249,7 @@ def _measure(plan: Study, *, progress: Callable[[str], None] | None) -> Results:
         plan.districts,
         plan.rules,
         plan.standards,
-        layers,
+        read,
         population_raster=plan.population_raster,
         progress=progress,
     )

@@ -36,6 +36,8 @@ class StudyState:
     query: OSMQuery
     limits: dict[str, float]
     features: gpd.GeoDataFrame
+    #: The street segments of the safe route's barrier classes (`barrier_streets`): the rest of
+    #: the street layer is let go once the walk network is built.
     streets: gpd.GeoDataFrame
     network: Network
     demand: gpd.GeoDataFrame

@@ -45,6 +45,7 @@ from walkcover.presentation.figures import (
     pct_text,
     round_figures,
 )
+from walkcover.presentation.layers import edges_in_box
 from walkcover.presentation.palette import (
     ACCESS_COLOURS,
     BANDS,
@@ -1078,7 +1079,7 @@ def _add_streets(m: folium.Map, result: Assessment, dgeom: shapely.Geometry) -> 
     without a base map."""
     edges = result.network.edges
     x0, y0, x1, y1 = dgeom.bounds  # the box round the district: no exact test is needed to draw
-    near = np.sort(edges.sindex.query(shapely.box(x0 - 300, y0 - 300, x1 + 300, y1 + 300)))
+    near = edges_in_box(edges, (x0 - 300, y0 - 300, x1 + 300, y1 + 300))
     simplify_m = 2.0
     if len(near) > MAX_STREET_EDGES:
         # a big district: the street grid only (no footways, paths, steps or service roads),

@@ -37,6 +37,7 @@ from walkcover._errors import OutputExistsError, WalkcoverError
 from walkcover.api import Results
 from walkcover.measures.bands import BAND_NAMES
 from walkcover.presentation.figures import NO_DATA, count_text, figure_text, meets_text, pct_text
+from walkcover.presentation.layers import edges_in_box
 from walkcover.presentation.maps import COARSE_STEP_M, FINE_STEP_M, MAX_STREET_EDGES, MINOR_WAYS
 from walkcover.presentation.palette import (
     BANDS,
@@ -401,7 +402,10 @@ class Workspace:
         map draws them."""
         if district_id not in self._streets:
             edges = self.results.assessment.network.edges
-            near = np.sort(edges.sindex.query(dgeom, predicate="intersects"))
+            near = edges_in_box(edges, shapely.bounds(dgeom))
+            area = shapely.from_wkb(shapely.to_wkb(dgeom))  # prepared on a copy (threads share it)
+            shapely.prepare(area)
+            near = near[shapely.intersects(area, edges.geometry.to_numpy()[near])]
             simplify_m = 2.0
             if len(near) > MAX_STREET_EDGES:
                 minor = edges["highway"].iloc[near].isin(MINOR_WAYS).to_numpy()
