@@ -16,6 +16,7 @@ import pandas as pd
 import pyproj
 import shapely
 
+from walkcover._malloc import release_free_memory
 from walkcover.assessment.choice import measure_choice
 from walkcover.assessment.model import (
     FACILITY_OUTPUT_COLUMNS,
@@ -81,6 +82,7 @@ def assess_layers(
     study = _prepare(city, districts, rules, standards, layers, population_raster, step)
     source, data_date = layers.source, layers.data_date
     del layers  # the study holds what it needs of them
+    release_free_memory()  # the street layer's columns and their copies for the network
     measured: dict[str, MeasuredStandard] = {}
     with ThreadPoolExecutor(max_workers=measure_threads(study.network)) as pool:
         futures: list[Future[Any]] = [
@@ -112,6 +114,10 @@ def assess_layers(
             for fut in futures:  # a failure (or Ctrl-C) does not wait for the standards queued
                 fut.cancel()
             raise
+    # the safe-route network (a second network, its cells and the homes on it: 150 MB on L) is
+    # measured with: it goes before the gaps and service areas, where the run peaks
+    study.safe = None
+    release_free_memory()
     # added once every pass is done: the passes read the homes while they run
     for m in measured.values():
         for col, values in m.columns.items():

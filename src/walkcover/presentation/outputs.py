@@ -20,6 +20,7 @@ import pandas as pd
 from walkcover._atomic import atomic_path, staged_folder, write_atomic
 from walkcover._errors import OutputExistsError, RunIncompleteError, WalkcoverError
 from walkcover._gc import collector_paused
+from walkcover._malloc import release_free_memory
 from walkcover._paths import check_safe_name, inside
 from walkcover.assessment import Assessment
 from walkcover.config.crs import frame_to_lonlat
@@ -371,6 +372,7 @@ def _write_run(
 
     # Districts are independent once measured: two at a time (the lattices, GeoPackages and
     # rasters release the GIL), each still staged and swapped in whole.
+    release_free_memory()  # what measuring freed, before the writers' own allocations
     rows = [drow for _, drow in assessment.districts.iterrows()]
     geoms = [assessment.district_geometry(d) for d in assessment.districts["district_id"]]
     # the districts with most homes first: a large district started last would run on alone
