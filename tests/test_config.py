@@ -166,6 +166,23 @@ def test_a_list_of_districts():
         resolve_districts(city, "金水区,Kallio")
 
 
+@pytest.mark.parametrize(
+    ("typed", "closest"),
+    [("jinshiu", "Jinshui"), ("410106x", "410106"), ("中原去", "中原区"), ("qqqqqqqqq", None)],
+)
+def test_a_mistyped_district_names_the_closest_in_the_library_too(typed, closest):
+    """The library's district error says which district was most likely meant, and none when
+    nothing is close."""
+    city = load_city("zhengzhou")
+    with pytest.raises(DistrictNotFoundError) as err:
+        resolve_districts(city, typed)
+    text = str(err.value)
+    if closest is None:
+        assert "closest" not in text
+    else:
+        assert f"(closest: {closest!r})" in text
+
+
 def test_a_mistyped_standard_names_the_closest_in_the_library_too():
     """The library says the closest id itself (the CLI adds the ready --standard line)."""
     rules = load_standards()

@@ -540,11 +540,30 @@ def resolve_districts(city: City, name: str, *, option: str = "--district") -> g
         return hit
     valid = "; ".join(f"{r.name} / {r.name_en} / {r.district_id}" for r in d.itertuples())
     why = "is ambiguous" if len(hit) > 1 else "matches no district"
+    hint = ""
+    if len(hit) == 0 and (near := _closest_district(d, key)) is not None:
+        hint = f" (closest: {near!r})"
     err = DistrictNotFoundError(
-        f"{option} {_shown(name)} {why} of {city.id}; use 'all' or one of: {valid}"
+        f"{option} {_shown(name)} {why} of {city.id}{hint}; use 'all' or one of: {valid}"
     )
     err.choices = valid  # for commands that take one district only
     raise err
+
+
+def _closest_district(d: pd.DataFrame, key: str) -> str | None:
+    """The district name `key` was most likely meant to be: the closest of the districts' names,
+    English names, codes and slugs (`difflib`, case folded), given as the name it matched."""
+    import difflib
+
+    spellings: dict[str, str] = {}
+    for r in d.itertuples():
+        en = r.name_en if isinstance(r.name_en, str) else ""
+        core = re.sub(r"\s+(district|county|city)$", "", en.strip(), flags=re.IGNORECASE)
+        for value in (r.name, en, core, r.district_id, r.slug):
+            if isinstance(value, str) and value:
+                spellings.setdefault(value.casefold(), value)
+    hit = difflib.get_close_matches(key.strip().casefold()[:200], list(spellings), n=1, cutoff=0.6)
+    return spellings[hit[0]] if hit else None
 
 
 def _shown(value: str, *, limit: int = 80) -> str:
