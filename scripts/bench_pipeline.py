@@ -23,6 +23,7 @@ import shapely
 from walkcover.assessment import assess_layers
 from walkcover.config.standards import load_standards
 from walkcover.config.study_area import load_city, resolve_districts
+from walkcover.config.tags import tag_texts
 from walkcover.presentation.outputs import write_run
 from walkcover.sources import OSMLayers
 
@@ -96,7 +97,7 @@ def synthetic(n: int, *, seed: int) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]
         feats.append(({"amenity": "school", "name": name}, shapely.box(x, y, x + 80, y + 60)))
     features = gpd.GeoDataFrame(
         {"osm_id": [f"way/{10_000_000 + k}" for k in range(len(feats))], "osm_type": "way",
-         "name": [t.get("name") for t, _ in feats], "tags": [t for t, _ in feats]},
+         "name": [t.get("name") for t, _ in feats], "tags": tag_texts(t for t, _ in feats).array},
         geometry=[g for _, g in feats], crs=LOCAL,
     ).to_crs(4326)  # fmt: skip
     return streets, features

@@ -96,6 +96,7 @@ def read_pyosmium_loop(source: str, query: Any) -> tuple[Any, Any]:
     import osmium
     import shapely
 
+    from walkcover.config.tags import tag_text
     from walkcover.sources import pbf_osmium as po
     from walkcover.sources._layers import STREET_TAGS
     from walkcover.sources.pbf import resolve_pbf
@@ -200,17 +201,20 @@ def read_pyosmium_loop(source: str, query: Any) -> tuple[Any, Any]:
                 xy.append((nan, nan))
     xy_a = np.asarray(xy, dtype=float).reshape(-1, 2)
     members = po._Members(ids, counts, xy_a[:, 0], xy_a[:, 1])
+    # the layers hold each feature's tags as canonical JSON text (`walkcover.config.tags`)
+    relations = [(r[0], tag_text(r[1]), *r[2:]) for r in relations]
     poi_rel, building_rel = po._relation_frames(relations, members)
     n_rows.sort(key=lambda r: r[0])
     nodes_frame = po._frame(
         "node",
         [r[0] for r in n_rows],
-        [r[1] for r in n_rows],
+        [tag_text(r[1]) for r in n_rows],
         shapely.points([(r[2], r[3]) for r in n_rows]) if n_rows else [],
     )
 
     def way_frame(rows: list[Any]) -> Any:
-        return po._frame("way", [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
+        texts = [tag_text(r[1]) for r in rows]
+        return po._frame("way", [r[0] for r in rows], texts, [r[2] for r in rows])
 
     ordered = [
         nodes_frame,
@@ -247,6 +251,7 @@ def read_osmium_export(source: str, query: Any) -> tuple[Any, Any]:
     import pandas as pd
     import shapely
 
+    from walkcover.config.tags import tag_texts
     from walkcover.sources import pbf_osmium as po
     from walkcover.sources.pbf import resolve_pbf
 
@@ -310,7 +315,7 @@ def read_osmium_export(source: str, query: Any) -> tuple[Any, Any]:
             "osm_id": (table["type"] + "/" + table["id"]).to_numpy(),
             "osm_type": table["type"].to_numpy(),
             "name": [t.get("name") for t in tags],
-            "tags": tags,
+            "tags": tag_texts(tags).array,  # the layers' form: canonical JSON text
         },
         geometry=geoms,
         crs=4326,
@@ -325,6 +330,8 @@ def read_osmium_export(source: str, query: Any) -> tuple[Any, Any]:
 def read_quackosm(source: str, query: Any) -> tuple[Any, Any]:
     """QuackOSM to a GeoDataFrame (every tag kept), the features with a vertex in the area."""
     import quackosm
+
+    from walkcover.config.tags import tag_texts
 
     tags_filter = {k: (True if v is True else list(v)) for k, v in query.feature_tags.items()}
     tags_filter["building"] = True
@@ -359,7 +366,7 @@ def read_quackosm(source: str, query: Any) -> tuple[Any, Any]:
             "osm_id": ids,
             "osm_type": [i.split("/")[0] for i in ids],
             "name": [t.get("name") for t in tags],
-            "tags": tags,
+            "tags": tag_texts(tags).array,  # the layers' form: canonical JSON text
         },
         geometry=gdf.geometry.to_numpy(),
         crs=4326,
@@ -385,6 +392,8 @@ def child(candidate: str, source: str, query_path: Path, out: Path) -> None:
     """Read with `candidate`, write its layers to `out` and print its costs as JSON."""
     import gc
 
+    from walkcover.config.tags import as_tag_texts
+
     t0 = time.perf_counter()
     query = _query(query_path)
     reader = READERS[candidate]
@@ -397,7 +406,7 @@ def child(candidate: str, source: str, query_path: Path, out: Path) -> None:
     kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     out.mkdir(parents=True, exist_ok=True)
     feats = features.copy()
-    feats["tags"] = [json.dumps(t, ensure_ascii=False, sort_keys=True) for t in feats["tags"]]
+    feats["tags"] = as_tag_texts(feats["tags"]).array  # text already: kept as it is
     feats.to_parquet(out / "features.parquet")
     if streets is not None:
         streets.to_parquet(out / "streets.parquet")

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from shapely.geometry import LineString, box
 
+from walkcover.config.tags import TAG_DTYPE, tag_dicts, tag_text, tag_texts
 from walkcover.engine import coverage as cov
 from walkcover.engine.network import Network, build_network
 
@@ -196,6 +197,17 @@ def helsinki_green_space(helsinki_layers, helsinki_network):
     return net, dem, src
 
 
+def assert_text_tags(features) -> None:
+    """The ``tags`` column holds canonical JSON text (`tag_text`) in pandas' ``str`` (Arrow)
+    dtype, never a dict per feature (issue #27)."""
+    tags = features["tags"]
+    assert tags.dtype == TAG_DTYPE, tags.dtype
+    assert len(tags) and tags.notna().all()
+    texts = tags.tolist()
+    assert all(type(t) is str for t in texts)
+    assert texts == [tag_text(d) for d in tag_dicts(tags)]
+
+
 def features(*items: tuple[dict, object], prefix: str = "way") -> gpd.GeoDataFrame:
     """Hand-made OSM features from (tags, relative geometry) pairs, in the fixture CRS."""
     return gpd.GeoDataFrame(
@@ -203,7 +215,7 @@ def features(*items: tuple[dict, object], prefix: str = "way") -> gpd.GeoDataFra
             "osm_id": [f"{prefix}/{i + 1}" for i in range(len(items))],
             "osm_type": prefix,
             "name": [t.get("name") for t, _ in items],
-            "tags": [t for t, _ in items],
+            "tags": tag_texts(t for t, _ in items).array,
         },
         geometry=[shift(g) for _, g in items],
         crs=CRS_M,

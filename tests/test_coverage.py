@@ -11,6 +11,7 @@ import shapely
 from shapely.geometry import Point, Polygon, box
 
 from conftest import CRS_M, shift, split_graph_distances, streets
+from walkcover.config.tags import tag_values
 from walkcover.engine import coverage as cov
 from walkcover.engine.network import build_network
 
@@ -273,7 +274,8 @@ def test_a_park_s_stretch_holds_its_nearest_point_and_points_sit_at_their_projec
     feats = layers.features.to_crs(crs)
     parks = features_matching(feats, load_standards().land.green).geometry.to_numpy()
     parks = parks[shapely.get_type_id(parks) >= 3]
-    stops = feats[feats["tags"].map(lambda t: t.get("highway") == "bus_stop")].geometry.to_numpy()
+    stops = feats[(tag_values(feats["tags"], "highway") == "bus_stop").to_numpy()]
+    stops = stops.geometry.to_numpy()
     assert len(parks) > 20 and len(stops) > 20
     items = np.concatenate([parks, stops])
     net = helsinki_network

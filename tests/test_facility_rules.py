@@ -8,6 +8,7 @@ from shapely.geometry import Point, box
 
 from conftest import features, shift, streets
 from walkcover.config.standards import load_standards
+from walkcover.config.tags import tag_dicts
 from walkcover.engine import coverage as cov
 from walkcover.engine.network import build_network
 from walkcover.measures.entrances import facility_access
@@ -194,7 +195,7 @@ def test_columnar_tag_matching_equals_matching_each_feature(helsinki_layers):
     hits = 0
     for selectors in groups:
         got = features_matching(feats, list(selectors)).index
-        want = feats.index[[matches_any(t, list(selectors)) for t in feats["tags"]]]
+        want = feats.index[[matches_any(t, list(selectors)) for t in tag_dicts(feats["tags"])]]
         assert list(got) == list(want), selectors
         hits += len(want)
     assert hits > 200
@@ -213,7 +214,8 @@ def test_each_facility_is_matched_by_its_first_selector(helsinki_layers):
     for std in rules.standards.values():
         got = select_facilities(feats, std)
         want_ids, want_by = [], []
-        for osm_id, tags, geom in zip(feats["osm_id"], feats["tags"], feats.geometry):
+        dicts = tag_dicts(feats["tags"])
+        for osm_id, tags, geom in zip(feats["osm_id"], dicts, feats.geometry, strict=True):
             first = next((s for s in std.selectors if tag_matches(tags, s)), None)
             if first is not None and geom is not None and not geom.is_empty:
                 want_ids.append(osm_id)

@@ -9,6 +9,7 @@ from shapely import affinity
 from shapely.geometry import Point, box
 
 from conftest import box_way, shift, streets, write_city
+from walkcover.config.tags import tag_texts
 from walkcover.engine import coverage as cov
 from walkcover.engine.network import build_network, locked_gates
 
@@ -181,13 +182,15 @@ def test_locked_gates_are_read_from_node_tags():
     f = gpd.GeoDataFrame(
         {
             "osm_id": ["node/1", "node/2", "node/3", "way/4", "node/5"],
-            "tags": [
-                {"barrier": "gate", "access": "private"},
-                {"barrier": "gate"},
-                {"barrier": "gate", "access": "no", "foot": "designated"},
-                {"barrier": "gate", "access": "no"},  # a way: not a node on the path
-                {"barrier": "entrance", "locked": "yes"},
-            ],
+            "tags": tag_texts(
+                [
+                    {"barrier": "gate", "access": "private"},
+                    {"barrier": "gate"},
+                    {"barrier": "gate", "access": "no", "foot": "designated"},
+                    {"barrier": "gate", "access": "no"},  # a way: not a node on the path
+                    {"barrier": "entrance", "locked": "yes"},
+                ]
+            ).array,
         },
         geometry=[Point(0, 0)] * 5,
         crs=3857,

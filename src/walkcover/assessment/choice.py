@@ -20,6 +20,7 @@ import pandas as pd
 from walkcover.assessment.model import Note
 from walkcover.assessment.study import StudyState
 from walkcover.config.standards import Standard
+from walkcover.config.tags import tag_dicts
 from walkcover.engine import coverage as cov
 from walkcover.engine.choice import facility_pairs, nearest_facilities
 from walkcover.measures.access import MAX_CAPACITY, Decay, e2sfca, facility_capacities
@@ -163,5 +164,5 @@ def measure_choice(
 def _facility_tags(study: StudyState, counted: gpd.GeoDataFrame) -> list[Mapping | None]:
     """Each counted facility's OSM tags (None for a planner's file point, which has none)."""
     tags = study.features.set_index("osm_id")["tags"]
-    found = tags.reindex(counted["osm_id"].to_numpy())
-    return [t if isinstance(t, Mapping) else None for t in found.to_numpy()]
+    # whole dicts of the counted few: every capacity key a facility has is read
+    return list(tag_dicts(tags.reindex(counted["osm_id"].to_numpy())))

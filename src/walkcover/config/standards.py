@@ -9,7 +9,6 @@ from __future__ import annotations
 import itertools
 import math
 import re
-import weakref
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -29,6 +28,7 @@ from walkcover import _paths
 from walkcover._config import read_yaml, validate
 from walkcover._errors import ConfigError
 from walkcover.config.study_area import MAIN_ROAD_HIGHWAYS
+from walkcover.config.tags import tag_column
 
 TagValue = str | list[str] | bool
 Selector = dict[str, TagValue]
@@ -598,20 +598,6 @@ def _query_tag(selector: Selector) -> tuple[str, bool | list[str]]:
     return next(iter(selector)), True
 
 
-#: Tag columns already read out of a features frame's ``tags`` dicts, per frame (by identity,
-#: dropped with the frame): every standard, land use and barrier rule reads the same few keys of
-#: the same frame, and reading a key is a Python step per feature.
-_TAG_COLUMNS: dict[int, dict[str, pd.Series]] = {}
-
-
-def _tag_columns(features: pd.DataFrame) -> dict[str, pd.Series]:
-    key = id(features)
-    if key not in _TAG_COLUMNS:
-        _TAG_COLUMNS[key] = {}
-        weakref.finalize(features, _TAG_COLUMNS.pop, key, None)
-    return _TAG_COLUMNS[key]
-
-
 def features_matching(features: gpd.GeoDataFrame, selectors: list[Selector]) -> gpd.GeoDataFrame:
     """The features whose tags match any of `selectors` (the rule of `tag_matches`)."""
     mask = np.zeros(len(features), dtype=bool)
@@ -623,30 +609,20 @@ def features_matching(features: gpd.GeoDataFrame, selectors: list[Selector]) -> 
 def selector_masks(features: pd.DataFrame, selectors: list[Selector]) -> list[np.ndarray]:
     """Per selector, which features' tags match it (the rule of `tag_matches`).
 
-    Column by column: each tag key a selector names is looked up once per feature (and kept for
-    the frame's other rules), and its values compared as arrays, instead of matching every feature
-    against every selector in Python.
+    Column by column: each tag key a selector names is read out of the ``tags`` text once per
+    frame (`walkcover.config.tags.tag_column`, kept for the frame's other rules), and its values
+    compared as arrays, instead of matching every feature against every selector in Python.
     """
-    tags = features["tags"].to_numpy()
-    if not len(tags):  # nothing to match (a county with no data: no pandas passes for nothing)
+    n = len(features)
+    if not n:  # nothing to match (a county with no data: no pandas passes for nothing)
         return [np.zeros(0, dtype=bool) for _ in selectors]
-    columns = _tag_columns(features)
-
-    def column(key: str) -> pd.Series:
-        if key not in columns:
-            # None and NaN are missing, as in tag_matches; any other value is compared as text.
-            # Made as strings in one conversion (an object column mapped through str per value
-            # took twice as long: 0.14 s a key on L's 552,000 features)
-            columns[key] = pd.Series([t.get(key) for t in tags], dtype="str")
-        return columns[key]
-
     masks = []
     for selector in selectors:
-        sel = np.ones(len(tags), dtype=bool)
+        sel = np.ones(n, dtype=bool)
         for key, want in selector.items():
-            have = column(key)
+            have = tag_column(features, key)
             present = have.notna().to_numpy()
-            hit = np.zeros(len(tags), dtype=bool)
+            hit = np.zeros(n, dtype=bool)
             for w in want if isinstance(want, list) else [want]:
                 if w is True:
                     hit |= present

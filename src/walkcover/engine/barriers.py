@@ -16,6 +16,7 @@ import pandas as pd
 import shapely
 
 from walkcover.config.standards import SafeRoute, features_matching
+from walkcover.config.tags import tag_column
 from walkcover.engine import coverage as cov
 from walkcover.engine.network import Network, components, symmetric_min_adjacency
 
@@ -38,21 +39,15 @@ def barrier_lines(
     roads = streets.geometry.to_numpy()[hw & ~raised]
     rail = features_matching(features, [{"railway": list(rules.barrier_railways)}])
     rail = rail[rail.geom_type.isin(["LineString", "MultiLineString"])]
-    keep = [not (_yes(t.get("bridge")) or _yes(t.get("tunnel"))) for t in rail["tags"]]
-    rails = (
-        rail.geometry.to_numpy()[np.asarray(keep, dtype=bool)]
-        if len(rail)
-        else np.array([], dtype=object)
-    )
+    raised_rail = pd.DataFrame({k: tag_column(rail, k).to_numpy() for k in ("bridge", "tunnel")})
+    keep = ~(_is_yes(raised_rail, "bridge") | _is_yes(raised_rail, "tunnel"))
+    rails = rail.geometry.to_numpy()[keep] if len(rail) else np.array([], dtype=object)
     return np.concatenate([roads, rails])
 
 
-def _yes(v: object) -> bool:
-    return v is not None and str(v).lower() not in ("no", "", "nan", "none")
-
-
 def _is_yes(frame: pd.DataFrame, col: str) -> np.ndarray:
-    """`_yes` of a whole column, as array operations."""
+    """Whether each value of column `col` says yes: present and, in any case, none of ``no``,
+    ``""``, ``nan``, ``none`` (False throughout when there is no such column)."""
     if col not in frame:
         return np.zeros(len(frame), dtype=bool)
     v = frame[col]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -16,6 +17,7 @@ import shapely
 
 from walkcover.config.standards import GATE_BARRIERS, features_matching
 from walkcover.config.study_area import DEFAULT_WALK_HIGHWAYS, require_metres
+from walkcover.config.tags import tag_column
 
 _NO_FOOT = {"no", "private"}
 _FOOT_OK = {"yes", "designated", "permissive", "official"}
@@ -194,14 +196,15 @@ def locked_gates(features: gpd.GeoDataFrame) -> np.ndarray:
         return np.array([], dtype=np.int64)
     osm_id = features["osm_id"].astype(str)
     is_node = osm_id.str.startswith("node/").to_numpy()
-    locked = np.array(
-        [
-            t.get("barrier") in GATE_BARRIERS
-            and (t.get("access") in _NO_ACCESS or t.get("locked") == "yes")
-            and t.get("foot") not in _FOOT_OK
-            for t in features["tags"]
-        ],
-        dtype=bool,
+
+    def value_in(key: str, values: Iterable[str]) -> np.ndarray:
+        found: np.ndarray = tag_column(features, key).isin(list(values)).to_numpy(dtype=bool)
+        return found
+
+    locked = (
+        value_in("barrier", GATE_BARRIERS)
+        & (value_in("access", _NO_ACCESS) | value_in("locked", ["yes"]))
+        & ~value_in("foot", _FOOT_OK)
     )
     pick = is_node & locked
     return np.unique(osm_id[pick].str.slice(5).astype(np.int64).to_numpy())

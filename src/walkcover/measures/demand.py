@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from walkcover.config.study_area import DemandConfig, require_metres
+from walkcover.config.tags import tag_column
 
 MODEL_FLOOR_AREA = "floor_area"
 MODEL_RESIDENTIAL_LAND = "residential_land"
@@ -29,20 +30,23 @@ def _first_number(text: str | None) -> float | None:
     return float(m.group()) if m else None
 
 
+def _first_numbers(values: pd.Series) -> np.ndarray:
+    """`_first_number` of each value (NaN for none), computed once per distinct value: a
+    city's ``building:levels`` or ``height`` take a few hundred."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    numbers = np.array([_first_number(u) for u in uniques] + [None], dtype=float)
+    return numbers[codes]  # the sentinel -1 takes the last: None, NaN
+
+
 def residential_buildings(features: gpd.GeoDataFrame, config: DemandConfig) -> gpd.GeoDataFrame:
     """Building polygons that may house residents (not tagged as a non-residential type or use)."""
-    excluded = set(config.non_residential_buildings)
-    keep = []
-    for tags, geom_type in zip(features["tags"], features.geom_type):
-        b = tags.get("building")
-        keep.append(
-            b is not None
-            and b != "no"
-            and geom_type in ("Polygon", "MultiPolygon")
-            and b not in excluded
-            and not any(k in tags for k in _NON_RESIDENTIAL_KEYS)
-        )
-    return features[np.asarray(keep, dtype=bool)]
+    building = tag_column(features, "building")
+    keep = building.notna().to_numpy() & (building != "no").to_numpy(dtype=bool)
+    keep &= ~building.isin(list(config.non_residential_buildings)).to_numpy(dtype=bool)
+    keep &= features.geom_type.isin(["Polygon", "MultiPolygon"]).to_numpy(dtype=bool)
+    for key in _NON_RESIDENTIAL_KEYS:
+        keep &= tag_column(features, key).isna().to_numpy()
+    return features[keep]
 
 
 def demand_from_buildings(buildings: gpd.GeoDataFrame, config: DemandConfig) -> gpd.GeoDataFrame:
@@ -52,34 +56,31 @@ def demand_from_buildings(buildings: gpd.GeoDataFrame, config: DemandConfig) -> 
     type (``config.levels_by_type``), else ``config.default_levels``.
     """
     require_metres(buildings, what="buildings")
-    levels, how = [], []
-    for tags in buildings["tags"]:
-        lv = _first_number(tags.get("building:levels"))
-        if lv is not None and lv > 0:
-            levels.append(lv)
-            how.append("building:levels")
-            continue
-        h = _first_number(tags.get("height"))
-        if h is not None and h > 0:
-            levels.append(max(1.0, round(h / 3.0)))
-            how.append("height")
-            continue
-        by_type = config.levels_by_type.get(str(tags.get("building")))
-        if by_type is not None:
-            levels.append(by_type)
-            how.append("building type")
-            continue
-        levels.append(config.default_levels)
-        how.append("default")
-    levels_arr = np.asarray(levels, dtype=float)
+    building = tag_column(buildings, "building")
+    given = _first_numbers(tag_column(buildings, "building:levels"))
+    height = _first_numbers(tag_column(buildings, "height"))
+    by_type = building.map(config.levels_by_type).to_numpy(dtype=float, na_value=np.nan)
+    # the first rule that gives a number decides: levels, height, the building's type, default
+    with np.errstate(invalid="ignore"):
+        from_levels = given > 0
+        from_height = ~from_levels & (height > 0)
+    from_type = ~from_levels & ~from_height & np.isfinite(by_type)
+    levels_arr = np.full(len(buildings), float(config.default_levels))
+    levels_arr[from_type] = by_type[from_type]
+    levels_arr[from_height] = np.maximum(1.0, np.round(height[from_height] / 3.0))
+    levels_arr[from_levels] = given[from_levels]
+    how = np.full(len(buildings), "default", dtype=object)
+    how[from_type] = "building type"
+    how[from_height] = "height"
+    how[from_levels] = "building:levels"
     floor = buildings.geometry.area.to_numpy() * levels_arr
     return gpd.GeoDataFrame(
         {
             "osm_id": buildings["osm_id"].to_numpy(),
             "kind": "building",
-            "building": [t.get("building") for t in buildings["tags"]],
+            "building": building.array,
             "levels": levels_arr,
-            "levels_from": how,
+            "levels_from": list(how),
             "floor_area_m2": floor,
             "residents": floor / config.m2_per_person,
         },
@@ -109,8 +110,7 @@ def demand_from_land(land: gpd.GeoDataFrame, config: DemandConfig) -> gpd.GeoDat
 
 def residential_land(features: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """Polygons tagged ``landuse=residential``."""
-    mask = [t.get("landuse") == "residential" for t in features["tags"]]
-    out = features[np.asarray(mask, dtype=bool)]
+    out = features[(tag_column(features, "landuse") == "residential").to_numpy(dtype=bool)]
     return out[out.geom_type.isin(["Polygon", "MultiPolygon"])]
 
 

@@ -19,6 +19,7 @@ import pandas as pd
 import shapely
 
 from walkcover.config.standards import ENCLOSING_BARRIERS, GATE_BARRIERS, features_matching
+from walkcover.config.tags import tag_column, tag_values
 from walkcover.engine.network import Network, locked_gates
 
 #: An outline is enclosed when at least this share of it runs along enclosing barriers.
@@ -69,9 +70,7 @@ def enclosed_share(
     out = np.where(is_area, 0.0, np.nan)
     if not is_area.any():
         return out
-    own = np.array(
-        [t.get("barrier") in ENCLOSING_BARRIERS for t in _tags(facilities, features)], dtype=bool
-    )
+    own = _own_tag(facilities, features, "barrier").isin(list(ENCLOSING_BARRIERS)).to_numpy()
     out[is_area & own] = 1.0
     walls = features_matching(features, [{"barrier": list(ENCLOSING_BARRIERS)}])
     todo = np.flatnonzero(is_area & ~own)
@@ -143,11 +142,12 @@ def facility_access(
     return Access(gpd.GeoSeries(out, crs=facilities.crs), n_entr, reached, 100 * share)
 
 
-def _tags(facilities: pd.DataFrame, features: pd.DataFrame) -> list[dict[str, str]]:
-    """The OSM tags of each facility (empty for one imported from a planner's file)."""
+def _own_tag(facilities: pd.DataFrame, features: pd.DataFrame, key: str) -> pd.Series:
+    """Each facility's value of OSM tag `key`, by position (NaN for one without it or imported
+    from a planner's file)."""
     by_id = features.drop_duplicates("osm_id").set_index("osm_id")["tags"]
     found = by_id.reindex(facilities["osm_id"].astype(str).to_numpy())
-    return [t if isinstance(t, dict) else {} for t in found]
+    return tag_values(found, key).reset_index(drop=True)
 
 
 def _gates_on_outline(enclosures: gpd.GeoDataFrame, features: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -181,7 +181,7 @@ def _doors(
 ) -> np.ndarray:
     """Which entrance nodes are doors of a building other than the facility they sit beside: an
     ``entrance=*`` node that is not a gate, on a building's outline."""
-    not_gate = np.array([t.get("barrier") not in GATE_BARRIERS for t in nodes["tags"]], dtype=bool)
+    not_gate = ~tag_column(nodes, "barrier").isin(list(GATE_BARRIERS)).to_numpy(dtype=bool)
     out = np.zeros(len(nodes), dtype=bool)
     blds = features_matching(features, [{"building": True}])
     blds = blds[shapely.get_type_id(blds.geometry.to_numpy()) >= 3]

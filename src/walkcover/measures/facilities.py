@@ -8,13 +8,15 @@ a planner sees what was left out and why.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import shapely
 
-from walkcover.config.standards import Selector, Standard, selector_masks, tag_matches
+from walkcover.config.standards import Selector, Standard, selector_masks
+from walkcover.config.tags import tag_dicts, texts_matching
 
 PRIMARY, MIDDLE = "primary", "middle"
 
@@ -91,8 +93,8 @@ def select_facilities(features: gpd.GeoDataFrame, standard: Standard) -> gpd.Geo
     Parameters
     ----------
     features
-        Normalised OSM features (``osm_id``, ``name``, ``tags`` dict, geometry), projected to metres
-        when `standard` has a size rule.
+        Normalised OSM features (``osm_id``, ``name``, ``tags`` text, geometry), projected to
+        metres when `standard` has a size rule.
     standard
         The standard whose selectors and rules apply.
 
@@ -117,10 +119,7 @@ def select_facilities(features: gpd.GeoDataFrame, standard: Standard) -> gpd.Geo
     picked = picked[ok]
     matched = [m for m, k in zip(matched, ok) if k]
     keys = [m for m, k in zip(keys, ok) if k]
-    reasons = [
-        _reason(tags, geom, standard, kk)
-        for tags, geom, kk in zip(picked["tags"], picked.geometry, keys)
-    ]
+    reasons = _reasons(picked, standard, keys)
     return gpd.GeoDataFrame(
         {
             "osm_id": picked["osm_id"].to_numpy(),
@@ -155,27 +154,55 @@ def out_of_service(tags: dict[str, str], keys: Iterable[str] = ()) -> str | None
     return None
 
 
-def _reason(
-    tags: dict[str, str], geom: shapely.Geometry, standard: Standard, keys: Iterable[str]
-) -> str:
-    lifecycle = out_of_service(tags, keys)
-    if lifecycle is not None:
-        return f"{OUT_OF_SERVICE} ({lifecycle})"
-    for sel in standard.exclude:
-        if tag_matches(tags, sel):
-            return f"excluded ({describe(sel)})"
+#: Finds every tag text with a key that starts with a lifecycle word (and a few more: a value
+#: may hold the same text), so that only those rows are read whole.
+_LIFECYCLE_KEY = '"(?:' + "|".join(LIFECYCLE_WORDS) + ')[:"]'
+
+
+def out_of_service_tags(tags: pd.Series, keys: Sequence[Iterable[str]]) -> list[str | None]:
+    """`out_of_service` of each row of a tag text column, `keys` per row (the keys its selector
+    matched on); only the rows whose text may hold a lifecycle key are read whole."""
+    out: list[str | None] = [None] * len(tags)
+    rows = np.flatnonzero(texts_matching(tags, _LIFECYCLE_KEY))
+    for i, found in zip(rows.tolist(), tag_dicts(tags.iloc[rows]), strict=True):
+        out[i] = out_of_service(found or {}, keys[i])
+    return out
+
+
+def _reasons(
+    picked: gpd.GeoDataFrame, standard: Standard, keys: Sequence[Iterable[str]]
+) -> list[str]:
+    """Why each candidate does not count ("" when it does): out of service, excluded, too
+    small or of unknown size, a school of another or unknown level; the first that applies."""
+    n = len(picked)
+    reasons = np.full(n, "", dtype=object)
+    open_ = np.ones(n, dtype=bool)  # no reason yet
+    for i, lifecycle in enumerate(out_of_service_tags(picked["tags"], keys)):
+        if lifecycle is not None:
+            reasons[i] = f"{OUT_OF_SERVICE} ({lifecycle})"
+            open_[i] = False
+    for sel, mask in zip(standard.exclude, selector_masks(picked, standard.exclude), strict=True):
+        hit = open_ & mask
+        reasons[hit] = f"excluded ({describe(sel)})"
+        open_ &= ~hit
+    geoms = picked.geometry.to_numpy()
     if standard.min_area_m2 is not None:
-        if shapely.get_type_id(geom) not in (3, 6):
-            return "size unknown (mapped as a point or line)"
-        if shapely.area(geom) < standard.min_area_m2:
-            return f"smaller than {standard.min_area_m2:g} m²"
+        areal = np.isin(shapely.get_type_id(geoms), (3, 6))
+        unknown = open_ & ~areal
+        reasons[unknown] = "size unknown (mapped as a point or line)"
+        open_ &= ~unknown
+        small = open_ & (shapely.area(geoms) < standard.min_area_m2)
+        reasons[small] = f"smaller than {standard.min_area_m2:g} m²"
+        open_ &= ~small
     if standard.school_level is not None:
-        levels = classify_school(tags)
-        if levels is None:
-            return "school level not tagged (isced:level, school:level, grades or name)"
-        if standard.school_level not in levels:
-            return f"{'/'.join(sorted(levels))} school"
-    return ""
+        rows = np.flatnonzero(open_)
+        for i, school in zip(rows.tolist(), tag_dicts(picked["tags"].iloc[rows]), strict=True):
+            levels = classify_school(school or {})
+            if levels is None:
+                reasons[i] = "school level not tagged (isced:level, school:level, grades or name)"
+            elif standard.school_level not in levels:
+                reasons[i] = f"{'/'.join(sorted(levels))} school"
+    return reasons.tolist()
 
 
 def describe(selector: Selector) -> str:

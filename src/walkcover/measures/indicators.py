@@ -13,7 +13,7 @@ import shapely
 from walkcover.config.standards import Standard, StandardSet, features_matching
 from walkcover.engine import coverage as cov
 from walkcover.measures.access import district_access
-from walkcover.measures.facilities import out_of_service
+from walkcover.measures.facilities import out_of_service_tags
 from walkcover.measures.land import area_within, overlap_pieces
 
 CONTEXTS = ("main_street", "ordinary_road", "riverside_park")
@@ -381,7 +381,9 @@ def district_indicators(
     counted: dict[str, np.ndarray | None] = {}
     for rule in rules.counts:
         hits = features_matching(features, rule.selectors)
-        hits = hits[[out_of_service(t, _keys(rule.selectors)) is None for t in hits["tags"]]]
+        keys = _keys(rule.selectors)
+        retired = out_of_service_tags(hits["tags"], [keys] * len(hits))
+        hits = hits[np.array([r is None for r in retired], dtype=bool)]
         counted[rule.id] = features.index.get_indexer(hits.index) if len(hits) else None
     for (_, d), dgeom in zip(districts.iterrows(), districts_proj.geometry):
         base = {"district": d["slug"], "district_id": d["district_id"], "district_name": d["name"]}

@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 from shapely.geometry.base import BaseGeometry
 
+from walkcover.config.tags import TAG_DTYPE, merge_tag_texts, tag_texts, tag_values
+
 STREET_COLUMNS = [
     "u",
     "v",
@@ -73,8 +75,11 @@ class OSMLayers:
     """Streets (one row per node-to-node segment) and tagged features, both EPSG:4326 as read.
 
     ``streets``: ``u, v`` (OSM node ids), ``osm_id`` ("way/123"), ``highway``, ``access``, ``foot``,
-    ``area``, ``tunnel``, ``indoor``, ``bridge``, ``footway``, geometry. ``features``: ``osm_id``, ``osm_type``, ``name``, ``tags`` (dict), geometry;
-    facilities, buildings and residential land alike.
+    ``area``, ``tunnel``, ``indoor``, ``bridge``, ``footway``, geometry. ``features``: ``osm_id``,
+    ``osm_type``, ``name``, ``tags``, geometry; facilities, buildings and residential land alike.
+    ``tags`` is each feature's tags as canonical JSON text in a ``str`` (Arrow) column, never a
+    dict per feature: read keys with `walkcover.config.tags.tag_values` (or `tag_column`), whole
+    dicts of a few rows with `tag_dicts`.
     """
 
     streets: gpd.GeoDataFrame
@@ -106,7 +111,9 @@ def empty_streets() -> gpd.GeoDataFrame:
 
 
 def empty_features() -> gpd.GeoDataFrame:
-    return gpd.GeoDataFrame({c: [] for c in FEATURE_COLUMNS[:-1]}, geometry=[], crs=4326)
+    columns: dict[str, Any] = {c: [] for c in FEATURE_COLUMNS[:-1]}
+    columns["tags"] = pd.Series([], dtype=TAG_DTYPE)
+    return gpd.GeoDataFrame(columns, geometry=[], crs=4326)
 
 
 def clean_value(value: Any) -> Any:
@@ -146,7 +153,7 @@ def tags_from_row(row: dict[str, Any], *, json_tags: Any = None, skip: set[str])
     return tags
 
 
-def tag_dicts(
+def row_tag_dicts(
     frame: pd.DataFrame, *, json_tags: pd.Series | None, skip: set[str]
 ) -> list[dict[str, str]]:
     """`tags_from_row` for every row of `frame` at once, column by column: pyrosm's frames are
@@ -173,14 +180,31 @@ def tag_dicts(
     return out
 
 
+def feature_frame(
+    osm_id: Any, osm_type: Any, dicts: list[dict[str, str]], geometry: Any, *, crs: Any = 4326
+) -> gpd.GeoDataFrame:
+    """A features frame (`FEATURE_COLUMNS`) from a reader's tag dicts (a chunk's, let go after):
+    ``tags`` their canonical text, ``name`` read from it."""
+    tags = tag_texts(dicts)
+    return gpd.GeoDataFrame(
+        {
+            "osm_id": osm_id,
+            "osm_type": osm_type,
+            "name": tag_values(tags, "name").array,
+            "tags": tags.array,
+        },
+        geometry=geometry,
+        crs=crs,
+    )
+
+
 def merge_duplicate_features(features: pd.DataFrame) -> gpd.GeoDataFrame:
-    """One row per OSM element: an element found by several queries keeps the union of its tags."""
+    """One row per OSM element: an element found by several queries keeps the union of its tags
+    (its texts merged, `merge_tag_texts`)."""
     first = features.drop_duplicates(subset="osm_id").set_index("osm_id")
     dup = features[features.duplicated(subset="osm_id", keep=False)]
-    for osm_id, group in dup.groupby("osm_id", sort=False):
-        merged: dict[str, str] = {}
-        for tags in group["tags"]:
-            merged.update(tags)
-        first.at[osm_id, "tags"] = merged
+    merged = {i: merge_tag_texts(g["tags"]) for i, g in dup.groupby("osm_id", sort=False)}
+    if merged:  # one assignment: each into an Arrow column would copy it
+        first.loc[list(merged), "tags"] = list(merged.values())
     out = first.reset_index()[FEATURE_COLUMNS]
     return gpd.GeoDataFrame(out, geometry="geometry", crs=4326)

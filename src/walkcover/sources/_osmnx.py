@@ -14,6 +14,7 @@ from walkcover.sources._layers import (
     STREET_TAGS,
     empty_features,
     empty_streets,
+    feature_frame,
     merge_duplicate_features,
     tags_from_row,
 )
@@ -66,15 +67,10 @@ def features_from_osmnx(gdf: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame:
         return empty_features()
     gdf = gdf.to_crs(4326).reset_index()
     recs = gdf.drop(columns="geometry").to_dict("records")
-    tag_dicts = [tags_from_row(r, skip=_SKIP) for r in recs]
-    out = gpd.GeoDataFrame(
-        {
-            "osm_id": [f"{e}/{i}" for e, i in zip(gdf["element"], gdf["id"])],
-            "osm_type": gdf["element"].astype(str).to_numpy(),
-            "name": [t.get("name") for t in tag_dicts],
-            "tags": tag_dicts,
-        },
-        geometry=gdf.geometry.to_numpy(),
-        crs=4326,
+    out = feature_frame(
+        [f"{e}/{i}" for e, i in zip(gdf["element"], gdf["id"])],
+        gdf["element"].astype(str).to_numpy(),
+        [tags_from_row(r, skip=_SKIP) for r in recs],
+        gdf.geometry.to_numpy(),
     )
     return merge_duplicate_features(out)

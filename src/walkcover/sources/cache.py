@@ -21,6 +21,7 @@ import shapely
 from walkcover._atomic import write_atomic
 from walkcover._errors import OutputFolderError, SourceError, UnsafePathError
 from walkcover._paths import inside
+from walkcover.config.tags import TAG_DTYPE, as_tag_texts
 from walkcover.sources._layers import OSMLayers, OSMQuery
 
 log = logging.getLogger(__name__)
@@ -471,9 +472,9 @@ def _read_entry(
                 ),
                 within,
             )
-            streets, features = layers.streets, layers.features.copy()
-        # one JSON array, parsed in one call: half the time of a call per feature
-        features["tags"] = json.loads("[" + ",".join(features["tags"].to_numpy(dtype=object)) + "]")
+            streets, features = layers.streets, layers.features
+        # the tags stay the text they are stored as (`walkcover.config.tags`): no dict per feature
+        features = _text_tags(features)
         layers = OSMLayers(
             streets=streets, features=features, source=meta["source"], data_date=_meta_date(meta)
         )
@@ -486,6 +487,15 @@ def _read_entry(
     except Exception as exc:  # a damaged entry is rebuilt, never trusted
         log.warning("cache entry %s is unreadable (%s); parsing the source again", folder, exc)
         return None
+
+
+def _text_tags(features: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """`features` with its ``tags`` text in pandas' ``str`` (Arrow) dtype, as the readers give
+    it (a Parquet string column is read so already; an empty layer's may come back otherwise)."""
+    if features["tags"].dtype != TAG_DTYPE:
+        features = features.copy()
+        features["tags"] = as_tag_texts(features["tags"])
+    return features
 
 
 def _meta_date(meta: dict[str, Any]) -> str:
@@ -639,11 +649,11 @@ def _write_entry(
         root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
         try:
-            feats = layers.features.copy()
-            feats["tags"] = [
-                json.dumps(t, ensure_ascii=False, sort_keys=True) for t in feats["tags"]
-            ]
-            for name, frame in (("streets", layers.streets), ("features", feats)):
+            # the tags as they are: their canonical text (`walkcover.config.tags.tag_text`)
+            for name, frame in (
+                ("streets", layers.streets),
+                ("features", _text_tags(layers.features)),
+            ):
                 frame.to_parquet(
                     tmp / f"{name}.parquet",
                     index=False,

@@ -17,8 +17,9 @@ from walkcover.sources._layers import (
     OSMLayers,
     OSMQuery,
     empty_features,
+    feature_frame,
     merge_duplicate_features,
-    tag_dicts,
+    row_tag_dicts,
 )
 from walkcover.sources.pbf_osmium import NOT_STREETS, read_layers, street_segments
 
@@ -235,23 +236,14 @@ def _features(frames: list[gpd.GeoDataFrame | None]) -> gpd.GeoDataFrame:
     for gdf in frames:
         if gdf is None or len(gdf) == 0:
             continue
-        dicts = tag_dicts(
-            gdf.drop(columns="geometry"),
-            json_tags=gdf.get("tags"),
-            skip=_META,
-        )
         osm_type = gdf["osm_type"].astype(str).to_numpy()
         ids = gdf["id"].astype("int64").astype(str).to_numpy()
         parts.append(
-            gpd.GeoDataFrame(
-                {
-                    "osm_id": [f"{t}/{i}" for t, i in zip(osm_type, ids)],
-                    "osm_type": osm_type,
-                    "name": [t.get("name") for t in dicts],
-                    "tags": dicts,
-                },
-                geometry=gdf.geometry.to_numpy(),
-                crs=4326,
+            feature_frame(
+                [f"{t}/{i}" for t, i in zip(osm_type, ids)],
+                osm_type,
+                row_tag_dicts(gdf.drop(columns="geometry"), json_tags=gdf.get("tags"), skip=_META),
+                gdf.geometry.to_numpy(),
             )
         )
     if not parts:

@@ -8,8 +8,8 @@ the sample. On the L city: 552,150 features and 1.6 M segments, identical, in a 
 - **No Python step per object.** libosmium reads the file in C++, its filters keep what the query
   may want (its keys, ``building``, ``highway``), and its writer writes that as text (OPL, with
   each way's node locations from its location index); pyarrow's string kernels parse every line
-  at once (the node lists, the tags as JSON parsed in one call), numpy and shapely make the
-  geometries in bulk. Python touches each relation with several rings, and little else. (Reading
+  at once (the node lists; the tags split, decoded, sorted and written as canonical JSON text,
+  `walkcover.config.tags`), numpy and shapely make the geometries in bulk. Python touches each relation with several rings, and little else. (Reading
   with pyosmium's ``FileProcessor`` costs a Python step per object, tag and node: slower than
   pyrosm on a city, see ``docs/benchmarks.md``.)
 - **Geometries** as pyrosm makes them: a node is a Point; a way a Polygon when it is closed and its
@@ -21,7 +21,7 @@ the sample. On the L city: 552,150 features and 1.6 M segments, identical, in a 
   buildings likewise with their relations).
 - **Where.** Every feature with a vertex inside the query's polygon, whole (a way or relation
   crossing its edge keeps all of its nodes); street segments with an end inside.
-- **Tags.** Every OSM tag of a feature, as written.
+- **Tags.** Every OSM tag of a feature, as written, in one canonical JSON text per feature.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ import shapely
 from shapely.geometry import MultiPolygon
 from shapely.ops import polygonize
 
+from walkcover.config.tags import TAG_DTYPE, tag_dicts, tag_texts_from_pairs, tag_values
 from walkcover.sources._layers import (
     FEATURE_COLUMNS,
     STREET_TAGS,
@@ -272,46 +273,65 @@ def _values(tags: Any, key: str) -> np.ndarray:
     return out
 
 
-#: Tag strings turned into JSON at a time (`_tag_dicts`): the text is held twice meanwhile.
+#: Tag strings turned into JSON at a time (`_tag_texts`): their pairs are held apart meanwhile.
 TAG_CHUNK_ROWS = 100_000
 
 
-def _tag_dicts(tags: Any) -> list[dict[str, str]]:
-    """Each OPL tag string as a dict: turned into JSON by pyarrow's string kernels and parsed in
-    one call per `TAG_CHUNK_ROWS` (a tag with a character beyond U+FFFF, which JSON writes as
-    two, node by node)."""
-    out: list[dict[str, str]] = []
-    for start in range(0, len(tags), TAG_CHUNK_ROWS):
-        out.extend(_tag_chunk(tags.slice(start, TAG_CHUNK_ROWS)))
-    return out
-
-
-def _tag_chunk(tags: Any) -> list[dict[str, str]]:
-    """`_tag_dicts` of one chunk."""
-    import pyarrow.compute as pc
+def _tag_texts(tags: Any) -> Any:
+    """Each OPL tag string as its canonical JSON text (`walkcover.config.tags.tag_text`), a
+    pyarrow large-string array: split into pairs, decoded and sorted by pyarrow's kernels, a
+    chunk of `TAG_CHUNK_ROWS` at a time; no dict, no Python string per feature."""
+    import pyarrow as pa
 
     if not len(tags):
-        return []
-    text = pc.replace_substring(tags, "\\", "\\\\")
-    text = pc.replace_substring(text, '"', '\\"')
-    text = pc.replace_substring(text, "=", '":"')
-    text = pc.replace_substring(text, ",", '","')
+        return pa.array([], type=pa.large_string())
+    chunks = [
+        _tag_text_chunk(tags.slice(start, TAG_CHUNK_ROWS))
+        for start in range(0, len(tags), TAG_CHUNK_ROWS)
+    ]
+    return pa.concat_arrays(chunks)
+
+
+def _tag_text_chunk(tags: Any) -> Any:
+    """`_tag_texts` of one chunk."""
+    import pyarrow.compute as pc
+
+    lists = pc.split_pattern(tags, ",")  # "," and "=" within a key or value are escaped
+    rows = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False)
+    pairs = pc.list_flatten(lists)
+    some = pc.greater(pc.utf8_length(pairs), 0)  # a feature without tags: one empty pair
+    rows, pairs = rows[some.to_numpy(zero_copy_only=False)], pairs.filter(some)
+    key_value = pc.split_pattern(pairs, "=", max_splits=1)
+    keys = _opl_decoded(pc.list_element(key_value, 0))
+    values = _opl_decoded(pc.list_element(key_value, 1))
+    return tag_texts_from_pairs(rows, keys, values, n_rows=len(tags))
+
+
+def _opl_decoded(text: Any) -> Any:
+    """OPL keys or values (pyarrow strings) as the text they stand for: the few with an escape
+    turned into JSON strings by pyarrow's string kernels and parsed in one call (one with a
+    character beyond U+FFFF, which JSON writes as two, by `opl_decode`)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    escaped = pc.match_substring(text, "%")
+    if not len(text) or not pc.any(escaped).as_py():
+        return text
+    mine = text.filter(escaped)
+    out = pc.replace_substring(mine, "\\", "\\\\")
+    out = pc.replace_substring(out, '"', '\\"')
     # each escape in one left-to-right scan, marked apart (\x01 … \x02 never occur: libosmium
     # escapes control characters), then written as JSON's \uXXXX
-    text = pc.replace_substring_regex(text, "%([0-9a-f]{2})%|%([0-9a-f]{4})%", "\x01\\1\\2\x02")
-    text = pc.replace_substring_regex(text, "\x01([0-9a-f]{4})\x02", "\\\\u\\1")
-    text = pc.replace_substring_regex(text, "\x01([0-9a-f]{2})\x02", "\\\\u00\\1")
-    blobs = pc.binary_join_element_wise('{"', text, '"}', "").to_pylist()
-    empty = (pc.utf8_length(tags).to_numpy(zero_copy_only=False) == 0).nonzero()[0]
-    for i in empty:
-        blobs[i] = "{}"
-    far = _has(tags, "%[0-9a-f]{5}%").nonzero()[0]
+    out = pc.replace_substring_regex(out, "%([0-9a-f]{2})%|%([0-9a-f]{4})%", "\x01\\1\\2\x02")
+    out = pc.replace_substring_regex(out, "\x01([0-9a-f]{4})\x02", "\\\\u\\1")
+    out = pc.replace_substring_regex(out, "\x01([0-9a-f]{2})\x02", "\\\\u00\\1")
+    quoted = pc.binary_join_element_wise('"', out, '"', "").to_pylist()
+    decoded = json.loads("[" + ",".join(quoted) + "]")
+    far = np.flatnonzero(_has(mine, "%[0-9a-f]{5}%"))
     if len(far):
-        raw = tags.take(far).to_pylist()
-        for i, t in zip(far, raw, strict=True):
-            pairs = (kv.split("=", 1) for kv in t.split(","))
-            blobs[i] = json.dumps({opl_decode(k): opl_decode(v) for k, v in pairs})
-    return json.loads("[" + ",".join(blobs) + "]")
+        for i, raw in zip(far, mine.take(pa.array(far)).to_pylist(), strict=True):
+            decoded[i] = opl_decode(raw)
+    return pc.replace_with_mask(text, escaped, pa.array(decoded, type=text.type))
 
 
 def _node_lists(nodes: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -466,7 +486,7 @@ def read_layers(path: str | Path, query: OSMQuery) -> tuple[gpd.GeoDataFrame, gp
     streets = _street_frame(main, area)
     poi_ways, building_ways = _way_features(main)
     del main  # its text and node lists, before the features are put together
-    rel_tags = _tag_dicts(rel["tags"].take(wanted_rel))
+    rel_tags = _tag_texts(rel["tags"].take(wanted_rel)).to_pylist()  # a few thousand
     poi_rel, building_rel = _relation_frames(
         [
             (rid, tags, m, poi, b)
@@ -490,7 +510,7 @@ def _node_frame(nodes: dict[str, Any]) -> gpd.GeoDataFrame:
     return _frame(
         "node",
         nodes["id"].to_pylist(),
-        _tag_dicts(nodes["tags"]),
+        _tag_texts(nodes["tags"]),
         shapely.points(np.column_stack([lon, lat])),
     )
 
@@ -632,6 +652,8 @@ def _way_features(main: _Main) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
     """The query's ways and the buildings' (`as_poi`, `as_building`) with their geometries: a
     Polygon when closed and an area by its tags (`is_area`), else a LineString; a way whose
     nodes the file does not all hold is built from those it holds, as pyrosm builds it."""
+    import pyarrow as pa
+
     counts, refs, lon, lat = main.counts, main.refs, main.lon, main.lat
     as_poi, as_building, way_ids = main.as_poi, main.as_building, main.way_ids
     rows = np.flatnonzero((as_poi | as_building) & (counts > 0))
@@ -670,12 +692,12 @@ def _way_features(main: _Main) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
         else:
             geoms[j] = shapely.linestrings(kept) if len(kept) >= 2 else None
     keep = np.array([g is not None for g in geoms], dtype=bool)
-    all_tags = _tag_dicts(tags)
+    all_tags = _tag_texts(tags)
     frames = []
     for mask in (as_poi[rows], as_building[rows]):
         idx = np.flatnonzero(keep & mask)
         frames.append(
-            _frame("way", way_ids[rows][idx].tolist(), [all_tags[i] for i in idx], geoms[idx])
+            _frame("way", way_ids[rows][idx].tolist(), all_tags.take(pa.array(idx)), geoms[idx])
         )
     return frames[0], frames[1]
 
@@ -723,16 +745,19 @@ def street_segments(
     )
 
 
-def _frame(
-    kind: str, ids: Iterable[int], tags: list[dict[str, str]], geometry: Any
-) -> gpd.GeoDataFrame:
+def _frame(kind: str, ids: Iterable[int], tags: Any, geometry: Any) -> gpd.GeoDataFrame:
+    """A features frame of one kind of element; `tags` their canonical texts (a pyarrow array
+    or a list of strings)."""
+    import pyarrow as pa
+
     ids = list(ids)
+    text = pd.array(pa.array(tags, type=pa.large_string()), dtype=TAG_DTYPE)
     return gpd.GeoDataFrame(
         {
             "osm_id": [f"{kind}/{i}" for i in ids],
             "osm_type": [kind] * len(ids),
-            "name": [t.get("name") for t in tags],
-            "tags": tags,
+            "name": tag_values(text, "name").array,
+            "tags": text,
         },
         geometry=np.asarray(geometry, dtype=object) if len(ids) else [],
         crs=4326,
@@ -771,9 +796,8 @@ def _relation_frames(
 ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
     """The query's relations and the buildings' (those the query has not), with their
     geometries (`relation_geometries`)."""
-    geometries = relation_geometries(
-        [r[2] for r in relations], [_linear(r[1]) for r in relations], members
-    )
+    linear = [_linear(tags or {}) for tags in tag_dicts([r[1] for r in relations])]
+    geometries = relation_geometries([r[2] for r in relations], linear, members)
     rows: tuple[list[Any], list[Any]] = ([], [])
     for (rid, tags, _ways, poi, _building), geometry in zip(relations, geometries, strict=True):
         if geometry is not None:
