@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import shapely
@@ -112,3 +114,34 @@ def test_service_areas_stop_at_the_district_and_its_margin(tmp_path):
     assert area.contains(shapely.Point(250, -45)) and area.contains(shapely.Point(50, 60))
     assert not area.intersects(box(250, 60, 600, 100))  # north-east: outside district and margin
     assert area.contains(shapely.Point(500, 30))  # the block's grounds inside the margin
+
+
+def test_lattice_bands_measure_every_corner_once(handmade, monkeypatch):
+    """The lattice measured in small bands (cut by the corners inside its outline, coordinates
+    made per band from its rows and columns) gives the grids one band gives: every corner inside
+    measured once, at its own place, none outside."""
+    from walkcover.measures import gaps
+
+    std = handmade.standard("toilet")
+    outline = shapely.Polygon([(-60, -40), (640, -40), (300, 90), (-60, 90)])  # rows of all lengths
+    lattice = gaps.Lattice.over(box(-80, -60, 660, 110), cell_m=7.0, within=outline)
+    assert lattice.inside is not None and lattice.inside.shape == lattice.shape
+    assert lattice.shape == (len(lattice.ys), len(lattice.xs))
+    whole = lattice.within_reach(handmade, [std])[std.id]
+    monkeypatch.setattr(gaps, "LATTICE_BAND_POINTS", 37)
+    bands = lattice.bands()
+    counts = [int(lattice.inside[r0:r1].sum()) for r0, r1 in bands]
+    assert len(bands) > 10 and min(counts) > 0
+    assert all(c <= 37 or r1 - r0 == 1 for c, (r0, r1) in zip(counts, bands))
+    assert sum(counts) == int(lattice.inside.sum())  # no row left out, none twice
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(bands))
+    banded = lattice.within_reach(handmade, [std])[std.id]
+    np.testing.assert_array_equal(banded, whole)
+    assert banded.any() and not banded[~lattice.inside].any()
+    # each corner measured where it lies: as a home there would be
+    j, i = np.nonzero(lattice.inside)
+    xy = np.column_stack([lattice.xs[i], lattice.ys[j]])
+    snaps = cov.snap_xy(handmade.network, xy, max_snap_m=200)
+    p = handmade.passes[std.id]
+    dist = cov.demand_distances(handmade.network, snaps, p.snaps, p.node_dist)
+    np.testing.assert_array_equal(banded[j, i], dist <= std.threshold_m - np.sqrt(2) * 7.0)

@@ -24,7 +24,7 @@ import pandas as pd
 import scipy
 import shapely
 
-from walkcover.engine.network import SAMPLE_SPACING_M, Network
+from walkcover.engine.network import SAMPLE_SPACING_M, EdgeSamples, Network
 
 #: Why a demand unit has the distance it has; every NaN distance carries one of the last four.
 STATUS_COVERED = "covered"
@@ -130,7 +130,8 @@ KDTREE_MIN_POINTS = 20_000
 #: The most samples asked of the KD-tree for one point before the R-tree decides (8, 16, 32, 64, 128).
 KDTREE_MAX_K = 128
 #: Points per chunk of the KD-tree search: its (points × samples) temporaries stay in the CPU's
-#: caches (500,000 lattice corners of L: 2.1 s in chunks of 250,000, 1.5 s in chunks of 65,536).
+#: caches (500,000 lattice corners of L: 2.1 s in chunks of 250,000, 1.5 s in chunks of 65,536),
+#: seven 8-byte arrays of them at most (`_kdtree_pass`): about 30 MB a chunk at 8 samples.
 NEAREST_CHUNK_POINTS = 65_536
 
 
@@ -208,56 +209,90 @@ def _nearest(
     )
 
 
-def _nearest_chunk(
-    network: Network, xy: np.ndarray, *, max_snap_m: float, k: int, tie_m: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    es = network.edge_samples
+def _kdtree_pass(
+    es: EdgeSamples, xy: np.ndarray, *, max_snap_m: float, k: int, tie_m: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One KD-tree search of `k` samples a point: the rows ``(found, edge, leg, lo)`` of the points
+    it decides, and the points it leaves undecided (``rest``).
+
+    Its (points × k) arrays are few and reused in place (the float64 distances, offsets and
+    indices, computed in the order of the plain expressions, so the same floats to the last bit).
+    """
     spacing = SAMPLE_SPACING_M
     n_samples = len(es.segment)
-    kk = min(k, n_samples)
-    empty = np.array([], dtype=np.int64)
-    if kk == 0 or not len(xy):
-        return empty, empty, empty.astype(float), empty.astype(float)
+    n = len(xy)
+    no_edge = np.iinfo(np.int64).max
     # every core (the query releases the GIL; two writing threads simply share them)
-    d, i = es.tree.query(xy, k=kk, distance_upper_bound=max_snap_m + spacing, workers=-1)
-    d, i = d.reshape(len(xy), kk), i.reshape(len(xy), kk)
+    d, i = es.tree.query(xy, k=k, distance_upper_bound=max_snap_m + spacing, workers=-1)
+    d, i = d.reshape(n, k), i.reshape(n, k)
     have = np.isfinite(d[:, 0])
-    seg = np.where(i < n_samples, es.segment[np.minimum(i, n_samples - 1)], -1)
+    far = d[:, -1].copy()  # the k-th sample's distance
+    del d
+    miss = i >= n_samples  # fewer than k samples in range: the missing ones are masked below
+    seg = es.segment.take(i, mode="clip")
+    del i
     # exact distance from each point to each candidate segment, one (points × k) array per
     # coordinate (gathers of flat arrays, no (points × k × 2) temporaries)
-    s0 = np.maximum(seg, 0)
-    px, py = xy[:, 0:1] - es.x[s0], xy[:, 1:2] - es.y[s0]
-    sx, sy, den = es.dx[s0], es.dy[s0], es.len2[s0]
-    tt = np.clip((px * sx + py * sy) / np.where(den > 0, den, 1.0), 0.0, 1.0)
-    px -= sx * tt
-    py -= sy * tt
-    dist = np.hypot(px, py)
-    dist[seg < 0] = np.inf
-    cand_edge = np.where(seg >= 0, es.edge[s0], np.iinfo(np.int64).max)
+    px = es.x.take(seg)
+    np.subtract(xy[:, 0:1], px, out=px)
+    py = es.y.take(seg)
+    np.subtract(xy[:, 1:2], py, out=py)
+    sx, sy = es.dx.take(seg), es.dy.take(seg)
+    tt = px * sx
+    tmp = py * sy
+    tt += tmp
+    es.len2.take(seg, out=tmp)
+    tmp[~(tmp > 0)] = 1.0  # a segment of no length: t = 0
+    tt /= tmp
+    del tmp
+    np.clip(tt, 0.0, 1.0, out=tt)
+    px -= np.multiply(sx, tt, out=sx)
+    py -= np.multiply(sy, tt, out=sy)
+    del sx, sy
+    dist = np.hypot(px, py, out=px)
+    del py
+    dist[miss] = np.inf
+    cand_edge = es.edge.take(seg)
+    cand_edge[miss] = no_edge
     best_d = dist.min(axis=1)
     # Complete when the k-th sample lies beyond the radius that can hold the nearest edge (and
     # every edge within tie_m of it): each such edge has a sample within its distance + spacing/2,
     # and the nearest is no farther than the nearest candidate segment (`best_d`, exact: it
     # settles more points than the nearest sample's distance would, whose segment it measures).
-    complete = (d[:, -1] > best_d + spacing / 2 + tie_m + 1e-9) | ~have
+    complete = (far > best_d + spacing / 2 + tie_m + 1e-9) | ~have
     ok = have & complete & (best_d <= max_snap_m)
     if tie_m <= 0:  # the nearest edge only; among exact ties the lowest (no sort: row minima)
         r = np.flatnonzero(ok)
-        c = np.argmin(np.where(dist == best_d[:, None], cand_edge, np.iinfo(np.int64).max), axis=1)
-        c = c[r]
+        ce = cand_edge[r]
+        ce[dist[r] != best_d[r, None]] = no_edge
+        c = np.argmin(ce, axis=1)
+        del ce
     else:  # every edge within reach, each at its nearest segment
         reach = np.minimum(best_d + tie_m, max_snap_m)
-        r, c = np.nonzero(ok[:, None] & (seg >= 0) & (dist <= reach[:, None]))
+        r, c = np.nonzero(ok[:, None] & ~miss & (dist <= reach[:, None]))
         de, ee = dist[r, c], cand_edge[r, c]
         o = np.lexsort((de, ee, r))
         o = o[run_starts(r[o], ee[o])]
         r, c = r[o], c[o]
-    found, edge, leg = r, cand_edge[r, c], dist[r, c]
-    lo = es.offset_m[seg[r, c]] + tt[r, c] * np.sqrt(den[r, c])
-    rest = np.flatnonzero(have & ~complete)
+    at = seg[r, c]
+    lo = es.offset_m[at] + tt[r, c] * np.sqrt(es.len2[at])
+    return r, cand_edge[r, c], dist[r, c], lo, np.flatnonzero(have & ~complete)
+
+
+def _nearest_chunk(
+    network: Network, xy: np.ndarray, *, max_snap_m: float, k: int, tie_m: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    es = network.edge_samples
+    kk = min(k, len(es.segment))
+    empty = np.array([], dtype=np.int64)
+    if kk == 0 or not len(xy):
+        return empty, empty, empty.astype(float), empty.astype(float)
+    # the KD-tree pass returns its rows only: its (points × k) arrays are let go before the
+    # undecided points are searched again
+    found, edge, leg, lo, rest = _kdtree_pass(es, xy, max_snap_m=max_snap_m, k=kk, tie_m=tie_m)
     if not len(rest) and tie_m <= 0:  # one row per point, in point order already
-        return found, edge.astype(np.int64), leg, lo
-    if len(rest) and kk < min(KDTREE_MAX_K, n_samples):
+        return found, edge, leg, lo
+    if len(rest) and kk < min(KDTREE_MAX_K, len(es.segment)):
         # dense junctions and footway meshes: ask the KD-tree for twice as many samples (exact by
         # the same test), several times faster than the R-tree for these points. Doubling, not
         # quadrupling: nine in ten points left at 8 are settled at 16 (a lattice of L: 280,000
@@ -286,7 +321,7 @@ def _nearest_chunk(
         near = shapely.get_point(shapely.shortest_line(g, lines), 1)
         found = np.concatenate([found, rest[pairs[0]]])
         edge = np.concatenate([edge, pairs[1]])
-        leg = np.concatenate([leg, shapely.distance(g, lines)])
+        leg = np.concatenate([leg, pairs[2]])
         lo = np.concatenate([lo, shapely.line_locate_point(lines, near)])
     order = np.lexsort((edge, leg, found))
     return found[order], edge[order].astype(np.int64), leg[order], lo[order]
@@ -369,33 +404,35 @@ def snap(
         return snap_xy(network, shapely.get_coordinates(arr), max_snap_m=max_snap_m, tie_m=tie_m)
     edge_geoms = network.edges.geometry.to_numpy()
     is_area = kinds >= 3  # Polygon, MultiPolygon and collections
-    items, edges = [], []
+    # each attachment's access leg comes with it: `shapely.distance` of the pair, measured once
+    items, edges, legs = [], [], []
     # Points and demand: the single nearest edge.
     single = ~is_area if reach_polygon_edges else np.ones(n, dtype=bool)
     if single.any():
         idx = np.flatnonzero(single)
-        pairs = _nearest_with_ties(
+        at, on, dist = _nearest_with_ties(
             network, arr[idx], max_snap_m=max_snap_m, tie_m=tie_m, bounded=True
         )
-        items.append(idx[pairs[0]])
-        edges.append(network.snappable[pairs[1]])
+        items.append(idx[at])
+        edges.append(network.snappable[on])
+        legs.append(dist)
     if reach_polygon_edges and is_area.any():
         idx = np.flatnonzero(is_area)
         # Every street that runs along (within polygon_reach_m) or into the area gives access ...
-        near = network.tree.query(
-            arr[idx], predicate="dwithin", distance=min(polygon_reach_m, max_snap_m)
-        )
+        at, on, dist = _within(network.tree, arr[idx], min(polygon_reach_m, max_snap_m))
         # ... and an area with no street that close is reached from its nearest street.
-        alone = np.setdiff1d(np.arange(len(idx)), near[0])
+        alone = np.setdiff1d(np.arange(len(idx)), at)
         far = network.tree.query_nearest(
             arr[idx[alone]], max_distance=max_snap_m, all_matches=False
         )
-        items += [idx[near[0]], idx[alone[far[0]]]]
-        edges += [network.snappable[near[1]], network.snappable[far[1]]]
+        far_edge = network.snappable[far[1]]
+        items += [idx[at], idx[alone[far[0]]]]
+        edges += [network.snappable[on], far_edge]
+        legs += [dist, shapely.distance(arr[idx[alone[far[0]]]], edge_geoms[far_edge])]
     item = np.concatenate(items) if items else np.array([], dtype=np.int64)
     edge = np.concatenate(edges) if edges else np.array([], dtype=np.int64)
+    leg = np.concatenate(legs) if legs else np.array([], dtype=float)
     g, e = arr[item], edge_geoms[edge]
-    leg = shapely.distance(g, e)
     area_item = is_area[item]
     # A point is located where it projects onto its street (the street's nearest point to it).
     lo = np.empty(len(item))
@@ -484,9 +521,13 @@ def _span_points(
         _, first, which = np.unique(owner[along], return_index=True, return_inverse=True)
         vxy, vat = shapely.get_coordinates(g[first], return_index=True)
         vp = shapely.points(vxy)
-        pair, vert = shapely.STRtree(vp).query(e, predicate="dwithin", distance=reach)
+        # (the candidates near each street, then those of its own area, then their distances:
+        # GEOS's within-distance test cost several times as much, see `_within`)
+        pair, vert = _boxes_near(shapely.STRtree(vp), e, reach)
         mine = vat[vert] == which[pair]
         pair, vert = pair[mine], vert[mine]
+        close = shapely.distance(e[pair], vp[vert]) <= reach[pair]
+        pair, vert = pair[close], vert[close]
         ats.append(along[pair])
         offs.append(shapely.line_locate_point(e[pair], vp[vert]))
     if not ats:
@@ -494,43 +535,80 @@ def _span_points(
     return np.concatenate(ats), np.concatenate(offs)
 
 
+def _within(
+    tree: shapely.STRtree, geoms: np.ndarray, distance: float | np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The pairs of ``tree.query(geoms, predicate="dwithin", distance=distance)`` (`distance` a
+    scalar or one per geometry), with their exact distances: ``(positions in geoms, positions
+    in the tree, distance)``.
+
+    GEOS's prepared within-distance test cost several times an exact distance (a park's
+    hundreds of footways on L: 2 s for 500,000 pairs, the distances of the same pairs 0.9 s), and
+    every caller measured those distances next. So the tree is asked only for the items whose
+    boxes meet each geometry's box grown by `distance` (a hair more: never fewer than the
+    predicate's candidates), and their distances (`shapely.distance`) decide: the same pairs, in
+    the tree's order.
+    """
+    d = np.broadcast_to(np.asarray(distance, dtype=float), (len(geoms),))
+    a, t = _boxes_near(tree, geoms, d)
+    dist = shapely.distance(geoms[a], tree.geometries[t])
+    keep = dist <= d[a]
+    return a[keep], t[keep], dist[keep]
+
+
+def _boxes_near(
+    tree: shapely.STRtree, geoms: np.ndarray, distance: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(positions in geoms, positions in the tree)`` of the tree's items whose boxes meet each
+    geometry's box grown by its `distance` (and a micrometre): every pair within that distance,
+    and more (`_within` measures them)."""
+    b = shapely.bounds(geoms)
+    at = np.flatnonzero(~np.isnan(b[:, 0]))  # an empty geometry is near nothing
+    if not len(at):
+        empty = np.array([], dtype=np.int64)
+        return empty, empty
+    pad = distance[at] + 1e-6
+    lo = np.column_stack([b[at, 0] - pad, b[at, 1] - pad])
+    hi = np.column_stack([b[at, 2] + pad, b[at, 3] + pad])
+    # each box as its diagonal (the same extent, made three times as fast as a polygon)
+    found = tree.query(shapely.linestrings(np.stack([lo, hi], axis=1)))
+    return at[found[0]], found[1]
+
+
 def _nearest_with_ties(
     network: Network, geoms: np.ndarray, *, max_snap_m: float, tie_m: float, bounded: bool = False
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(positions in geoms, snappable-edge positions)`` of each geometry's nearest edge within
-    `max_snap_m` and, with `tie_m` > 0, of every other edge within `tie_m` of that distance.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(positions in geoms, snappable-edge positions, distances)`` of each geometry's nearest
+    edge within `max_snap_m` and, with `tie_m` > 0, of every other edge within `tie_m` of that
+    distance (the distances are ``shapely.distance`` of each pair: callers need not measure them
+    again).
 
     With `bounded` (and `tie_m` > 0), the R-tree's nearest search is replaced by a bound: a
     geometry is no farther from the streets than from the street nearest a point inside it (found
     by the KD-tree search), so every street within that bound (+ `tie_m`) is measured exactly and
     those within `tie_m` of the nearest kept: the same pairs, without a nearest search per home.
     """
+    lines = network.tree.geometries  # the snappable edges' lines, as the tree holds them
     if bounded and tie_m > 0 and len(geoms):
-        lines = network.edges.geometry.to_numpy()[network.snappable]
         inner = shapely.get_coordinates(shapely.point_on_surface(geoms))
         at, edge, _, _ = _nearest(
             network, inner, max_snap_m=max_snap_m, k=8, chunk=NEAREST_CHUNK_POINTS
         )
         upper = np.full(len(geoms), float(max_snap_m))
         upper[at] = np.minimum(shapely.distance(geoms[at], lines[edge]), max_snap_m)
-        near = network.tree.query(
-            geoms, predicate="dwithin", distance=np.minimum(upper + tie_m, max_snap_m)
-        )
-        dist = shapely.distance(geoms[near[0]], lines[near[1]])
+        g, e, dist = _within(network.tree, geoms, np.minimum(upper + tie_m, max_snap_m))
         best = np.full(len(geoms), np.inf)
-        np.minimum.at(best, near[0], dist)
-        keep = dist <= np.minimum(best[near[0]] + tie_m, max_snap_m)
-        return near[0][keep], near[1][keep]
+        np.minimum.at(best, g, dist)
+        keep = dist <= np.minimum(best[g] + tie_m, max_snap_m)
+        return g[keep], e[keep], dist[keep]
     pairs = network.tree.query_nearest(geoms, max_distance=max_snap_m, all_matches=False)
-    if tie_m <= 0 or not len(pairs[0]):
-        return pairs[0], pairs[1]
-    lines = network.edges.geometry.to_numpy()[network.snappable]
     got = geoms[pairs[0]]
-    reach = np.minimum(shapely.distance(got, lines[pairs[1]]) + tie_m, max_snap_m)
-    near = network.tree.query(got, predicate="dwithin", distance=reach)
-    dist = shapely.distance(got[near[0]], lines[near[1]])
-    keep = dist <= reach[near[0]]
-    return pairs[0][near[0][keep]], near[1][keep]
+    dist = shapely.distance(got, lines[pairs[1]])
+    if tie_m <= 0 or not len(pairs[0]):
+        return pairs[0], pairs[1], dist
+    reach = np.minimum(dist + tie_m, max_snap_m)
+    g, e, dist = _within(network.tree, got, reach)
+    return pairs[0][g], e, dist
 
 
 def node_distances(network: Network, sources: Snaps, *, limit_m: float) -> np.ndarray:

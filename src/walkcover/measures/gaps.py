@@ -193,8 +193,12 @@ def _gap_polygons(
         )
     grid = binary_closing(grid, structure=np.ones((3, 3), dtype=bool)).astype(np.uint8)
     merged = polygons(grid, transform)
-    tree = shapely.STRtree(merged)
-    hit_unit, hit_gap = tree.query(homes.inside[miss], predicate="within")
+    # each gap asks which homes' points it contains (the gap prepared once: a point within a
+    # gap's thousands of vertices was tested against all of them), in the homes' order as
+    # `within` gave them: a home lies in one gap at most, and the sums below add in that order
+    hit_gap, hit_unit = shapely.STRtree(homes.inside[miss]).query(merged, predicate="contains")
+    order = np.lexsort((hit_gap, hit_unit))
+    hit_unit, hit_gap = hit_unit[order], hit_gap[order]
     res = np.zeros(len(merged))
     units = np.zeros(len(merged), dtype=np.int64)
     np.add.at(res, hit_gap, homes.residents[miss][hit_unit])
@@ -250,17 +254,21 @@ def _district_homes(result: Measured, district_id: str) -> _Homes:
 
 
 #: Lattice corners snapped and measured at a time: memory stays flat however large the district
-#: (about 40 MB a band), and each standard's distances are taken for many corners per call.
-LATTICE_BAND_POINTS = 250_000
+#: (a band's own arrays about 15 MB, with the KD-tree search's temporaries for
+#: `coverage.NEAREST_CHUNK_POINTS` corners at a time: about 40 MB in all a thread, where bands of
+#: 250,000 corners and a full grid of coordinates held three times that), and each standard's
+#: distances are still taken for many corners per call.
+LATTICE_BAND_POINTS = 100_000
 
 
 @dataclass(frozen=True)
 class Lattice:
-    """Lattice corners over an extent (coordinates only: no geometry per corner); with `inside`,
-    only the corners set there are measured (the others are never within reach)."""
+    """Lattice corners over an extent (coordinates only: no geometry per corner, not even a full
+    grid of them): corner ``(j, i)`` lies at ``(xs[i], ys[j])``, row 0 the southernmost. With
+    `inside`, only the corners set there are measured (the others are never within reach)."""
 
-    gx: np.ndarray
-    gy: np.ndarray
+    xs: np.ndarray
+    ys: np.ndarray
     cell_m: float
     inside: np.ndarray | None = None
 
@@ -273,29 +281,52 @@ class Lattice:
         x0, y0, x1, y1 = shapely.bounds(extent)
         xs = np.arange(np.floor(x0 / cell_m) * cell_m, x1 + cell_m, cell_m)
         ys = np.arange(np.floor(y0 / cell_m) * cell_m, y1 + cell_m, cell_m)
-        gx, gy = np.meshgrid(xs, ys)
         inside = None
         if within is not None:
-            inside = centres_inside(within, xs[0], ys[0], cell_m, gx.shape)
-        return cls(gx, gy, cell_m, inside)
+            inside = centres_inside(within, xs[0], ys[0], cell_m, (len(ys), len(xs)))
+        return cls(xs, ys, cell_m, inside)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(rows, columns)`` of corners: the shape of `inside` and of `within_reach`'s grids."""
+        return len(self.ys), len(self.xs)
+
+    def bands(self) -> list[tuple[int, int]]:
+        """Row ranges ``[r0, r1)`` holding at most `LATTICE_BAND_POINTS` corners to measure each
+        (or a single row that holds more): a district's outline leaves most of its box's rows
+        short, so bands are cut by the corners measured, not by the rows."""
+        n_rows, n_cols = self.shape
+        per_row = np.full(n_rows, n_cols) if self.inside is None else self.inside.sum(axis=1)
+        upto = np.concatenate([[0], np.cumsum(per_row)])  # corners before each row
+        out = []
+        r0 = 0
+        while r0 < n_rows:
+            r1 = int(np.searchsorted(upto, upto[r0] + LATTICE_BAND_POINTS, side="right")) - 1
+            r1 = min(max(r1, r0 + 1), n_rows)
+            if upto[r1] > upto[r0]:
+                out.append((r0, r1))
+            r0 = r1
+        return out
 
     def within_reach(self, result: Measured, standards: list) -> dict[str, np.ndarray]:
         """Per standard, which corners are within its threshold less ``√2 · cell_m`` (a boolean
-        grid shaped like ``gx``): each band of rows is snapped once and measured for every
+        grid of `shape`): each band of rows (`bands`) is snapped once and measured for every
         standard, then let go."""
         net = result.network
-        ok = {s.id: np.zeros(self.gx.shape, dtype=bool) for s in standards}
-        n_rows, n_cols = self.gx.shape
-        step = max(1, LATTICE_BAND_POINTS // max(n_cols, 1))
-        for r0 in range(0, n_rows, step):
-            r1 = min(r0 + step, n_rows)
-            xy = np.column_stack([self.gx[r0:r1].ravel(), self.gy[r0:r1].ravel()])
-            at = np.arange(len(xy))
+        ok = {s.id: np.zeros(self.shape, dtype=bool) for s in standards}
+        n_cols = self.shape[1]
+        for r0, r1 in self.bands():
             if self.inside is not None:
-                at = np.flatnonzero(self.inside[r0:r1].ravel())
-            if not len(at):
-                continue
-            snaps = cov.snap_xy(net, xy[at], max_snap_m=result.city.config.network.max_snap_m)
+                at = np.flatnonzero(self.inside[r0:r1])
+            else:
+                at = np.arange((r1 - r0) * n_cols)
+            row, col = np.divmod(at, n_cols)
+            xy = np.empty((len(at), 2))
+            xy[:, 0] = self.xs[col]
+            xy[:, 1] = self.ys[row + r0]
+            del row, col
+            snaps = cov.snap_xy(net, xy, max_snap_m=result.city.config.network.max_snap_m)
+            del xy
             for std in standards:
                 p = result.passes[std.id]
                 dist = cov.demand_distances(net, snaps, p.snaps, p.node_dist)
@@ -312,11 +343,10 @@ class Lattice:
         grid = covered[::-1].astype(np.uint8)
         from affine import Affine  # (with attrs: 15 ms of importing, for rasters only)
 
-        transform = Affine(self.cell_m, 0, self.gx[0, 0], 0, -self.cell_m, self.gy[-1, 0])
+        transform = Affine(self.cell_m, 0, self.xs[0], 0, -self.cell_m, self.ys[-1])
         if len(polys):  # the facilities' own grounds are within reach: those over the lattice
             b = shapely.bounds(polys)
-            x0, y0 = self.gx[0, 0], self.gy[0, 0]
-            x1, y1 = self.gx[-1, -1], self.gy[-1, -1]
+            x0, y0, x1, y1 = self.xs[0], self.ys[0], self.xs[-1], self.ys[-1]
             over = (b[:, 0] <= x1) & (b[:, 2] >= x0) & (b[:, 1] <= y1) & (b[:, 3] >= y0)
             if over.any():
                 grounds = rasterize(
