@@ -79,10 +79,12 @@ def assess_layers(
     step = progress or (lambda _label: None)
     if callable(layers):
         layers = layers()
-    study = _prepare(city, districts, rules, standards, layers, population_raster, step)
     source, data_date = layers.source, layers.data_date
-    del layers  # the study holds what it needs of them
-    release_free_memory()  # the street layer's columns and their copies for the network
+    # handed over: `_prepare` holds the only reference (when the caller kept none), and lets the
+    # street layer go as soon as the walk network is built
+    handed = [layers]
+    del layers
+    study = _prepare(city, districts, rules, standards, handed, population_raster, step)
     measured: dict[str, MeasuredStandard] = {}
     with ThreadPoolExecutor(max_workers=measure_threads(study.network)) as pool:
         futures: list[Future[Any]] = [
@@ -297,18 +299,21 @@ def _prepare(
     districts: gpd.GeoDataFrame,
     rules: StandardSet,
     standards: list[Standard],
-    layers: OSMLayers,
+    handed: list[OSMLayers],
     population_raster: str | Path | None,
     step: Progress,
 ) -> StudyState:
     """The steps every standard shares: the walk network, the residents, their snaps, the street
-    contexts and the denominator land."""
+    contexts and the denominator land. The layers are taken out of `handed` (one item), so that
+    the street layer can go once the network is built."""
     cfg = city.config
     crs = working_crs(city)
     query = study_query(city, districts, rules, standards)
+    layers = handed.pop()
     # layers read for a run are in its CRS already (`walkcover.sources.load_osm`): no copy
     features = _in_crs(layers.features, crs)
     streets = _in_crs(layers.streets, crs)
+    del layers
 
     d_proj = districts.to_crs(crs)
     notes: list[Note] = []
@@ -336,6 +341,12 @@ def _prepare(
                 Note("no walkable streets were found in the study area; every unit is unsnapped")
             )
         edge_tags = _edge_tags(network)
+        # of the street layer (1.6 million segments on L) the study keeps the network and the
+        # barrier-class streets: the rest, and its copies for the network, go before the homes
+        # are snapped and the standards measured (where the run peaks)
+        barriers = barrier_streets(streets, rules)
+        del streets, walk
+        release_free_memory()
         # the street contexts on the second thread once the residents are done, while this one
         # snaps the homes
         contexts = None
@@ -362,7 +373,7 @@ def _prepare(
         query=query,
         limits={s.id: search_limit_m(s, city) for s in standards},
         features=features,
-        streets=barrier_streets(streets, rules),
+        streets=barriers,
         network=network,
         demand=demand,
         models=models,
