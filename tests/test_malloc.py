@@ -61,3 +61,75 @@ def test_freed_memory_goes_back_to_the_system():
         [sys.executable, "-c", FREE_AND_RELEASE], capture_output=True, text=True, check=True
     )
     assert int(out.stdout.strip()) > 300
+
+
+THRESHOLD_TWICE = (
+    "from walkcover._malloc import fix_mmap_threshold; "
+    "print(fix_mmap_threshold(), fix_mmap_threshold())"
+)
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the threshold is glibc's mallopt")
+def test_the_mmap_threshold_is_set_once():
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_MMAP_THRESHOLD_"}
+    env["GLIBC_TUNABLES"] = ""
+    out = subprocess.run(
+        [sys.executable, "-c", THRESHOLD_TWICE], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "True False"
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [{"MALLOC_MMAP_THRESHOLD_": "65536"}, {"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=65536"}],
+)
+def test_the_users_own_threshold_stands(setting):
+    env = {**os.environ, **setting}
+    out = subprocess.run(
+        [sys.executable, "-c", THRESHOLD_TWICE], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "False False"
+
+
+FREED_BETWEEN_KEPT = """
+import sys, numpy as np
+def rss_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 1e6
+big = np.ones(4_000_000)
+del big  # a large block freed: glibc's own threshold rises past the 2 MB blocks below
+if sys.argv[1] == "fixed":
+    from walkcover._malloc import fix_mmap_threshold
+    assert fix_mmap_threshold()
+before = rss_mb()
+blocks, kept = [], []
+for _ in range(300):
+    blocks.append(np.ones(250_000))  # 2 MB each, 600 MB in all
+    kept.append(np.ones(100))  # a small block after each, kept: the heap cannot shrink from its top
+del blocks
+print(round(rss_mb() - before))
+"""
+
+
+@pytest.mark.skipif(
+    platform.libc_ver()[0] != "glibc" or not Path("/proc/self/statm").exists(),
+    reason="glibc's mallopt, resident memory from /proc",
+)
+def test_with_the_threshold_fixed_freed_blocks_leave_at_once():
+    """Blocks of a few MB freed between blocks still in use: resident until trimmed with glibc's
+    own threshold (the test shows it can fail), returned when freed with the run's."""
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_MMAP_THRESHOLD_"}
+    env["GLIBC_TUNABLES"] = ""
+
+    def held(mode: str) -> int:
+        out = subprocess.run(
+            [sys.executable, "-c", FREED_BETWEEN_KEPT, mode],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return int(out.stdout.strip())
+
+    assert held("glibc") > 400
+    assert held("fixed") < 50

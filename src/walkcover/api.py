@@ -28,7 +28,7 @@ from walkcover._atomic import check_writable_folder
 from walkcover._errors import DistrictNotFoundError, WalkcoverError
 from walkcover._gc import collector_paused
 from walkcover._lock import output_lock
-from walkcover._malloc import cap_arenas
+from walkcover._malloc import tune_malloc
 from walkcover._paths import cache_dir as default_cache_dir
 from walkcover.assessment import Assessment, Note, assess_layers, study_query
 from walkcover.config.standards import Standard, StandardSet, load_standards
@@ -212,7 +212,7 @@ def measure(plan: Study, *, progress: Callable[[str], None] | None = None) -> Re
     """
     if plan.cache_dir is not None:
         check_writable_folder(plan.cache_dir, option="cache_dir (--cache-dir)")
-    cap_arenas()  # before the run's threads start: they share what each frees
+    tune_malloc()  # before the run's threads start: they share what each frees
     with collector_paused():  # millions of tag dicts and geometries: 10% of a city's run
         return _measure(plan, progress=progress)
 
