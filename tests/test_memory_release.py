@@ -85,3 +85,102 @@ def test_a_run_lets_the_street_layer_go(sample_cache):
     pd.testing.assert_frame_equal(given_read.summary, given_layers.summary)
     assert (given_read.source, given_read.data_date) == (kept.source, kept.data_date)
     assert len(given_read.summary) and given_read.summary["residents"].sum() > 0
+
+
+def _streets_whole(assessment, geom):
+    """The streets layer made at once, as before it came in parts (the reference)."""
+    from walkcover.assessment import search_limit_m
+
+    margin = max(search_limit_m(s, assessment.city) for s in assessment.standards)
+    e = assessment.network.edges
+    x0, y0, x1, y1 = shapely.bounds(geom)
+    near = e.iloc[edges_in_box(e, (x0 - margin, y0 - margin, x1 + margin, y1 + margin))]
+    at, ways = pd.factorize(near["osm_id"].astype(str), sort=False)
+    order = np.argsort(at, kind="stable")
+    lines = shapely.multilinestrings(near.geometry.to_numpy()[order], indices=at[order])
+    first = np.zeros(len(ways), dtype=np.int64)
+    first[at[order][::-1]] = order[::-1]
+    return list(ways), list(near["highway"].to_numpy()[first]), lines
+
+
+def test_the_streets_layer_in_parts_is_the_whole_layer(sample_results):
+    """However many ways a part holds, the parts end to end are the layer: the same ways, in the
+    same order, with the same classes and lines; no part holds more than asked."""
+    from walkcover.presentation.layers import streets_layer
+
+    a = sample_results.assessment
+    did = str(a.districts["district_id"].iloc[0])
+    geom = a.district_geometry(did)
+    ways, highway, lines = _streets_whole(a, geom)
+    assert len(ways) > 100
+    for per in (1, 7, 100, len(ways), 10 * len(ways)):
+        parts = list(streets_layer(a, geom, ways_per_part=per))
+        assert all(len(p) <= per for p in parts)
+        assert len(parts) == -(-len(ways) // per)
+        got = pd.concat(parts, ignore_index=True)
+        assert list(got["osm_id"]) == ways
+        assert list(got["highway"]) == highway
+        assert shapely.equals_exact(got.geometry.to_numpy(), lines, 0).all()
+
+
+def _gpkg_rows(path, layer):
+    import sqlite3
+
+    con = sqlite3.connect(path)
+    try:
+        return con.execute(f'SELECT * FROM "{layer}" ORDER BY fid').fetchall()
+    finally:
+        con.close()
+
+
+def test_a_layer_written_in_parts_is_the_layer_written_whole(sample_results, tmp_path):
+    """The GeoPackage's rows (geometry blobs included), its contents table, the styles and the
+    QGIS project are those of the layer written as one frame; a part with other columns or an
+    empty iterator is refused by name."""
+    import sqlite3
+    import zipfile
+
+    import pytest
+
+    from walkcover.presentation.geopackage import write_layers
+    from walkcover.presentation.layers import demand_layer, streets_layer
+
+    a = sample_results.assessment
+    did = str(a.districts["district_id"].iloc[0])
+    geom = a.district_geometry(did)
+
+    def layers(per):
+        return {
+            "demand": demand_layer(a, did),
+            "streets": streets_layer(a, geom, ways_per_part=per),
+        }
+
+    whole = write_layers(tmp_path / "whole.gpkg", layers(10**9), project=tmp_path / "w.qgz")
+    parts = write_layers(tmp_path / "parts.gpkg", layers(50), project=tmp_path / "p.qgz")
+    for layer in ("demand", "streets"):
+        assert _gpkg_rows(parts, layer) == _gpkg_rows(whole, layer)
+    for query in (
+        "SELECT * FROM layer_styles ORDER BY id",
+        "SELECT table_name, data_type, min_x, min_y, max_x, max_y, srs_id FROM gpkg_contents",
+        "SELECT * FROM gpkg_geometry_columns",
+    ):
+        rows = [sqlite3.connect(p).execute(query).fetchall() for p in (whole, parts)]
+        assert rows[0] == rows[1], query
+    projects = [
+        zipfile.ZipFile(tmp_path / f"{q}.qgz")
+        .read(f"{q}.qgs")
+        .replace(b"whole.gpkg", b"parts.gpkg")
+        for q in ("w", "p")
+    ]
+    assert projects[0] == projects[1]
+    assert len(_gpkg_rows(parts, "streets")) > 100
+
+    def other_columns():
+        first = next(streets_layer(a, geom, ways_per_part=10))
+        yield first
+        yield first.rename(columns={"highway": "class"})
+
+    with pytest.raises(ValueError, match="'streets'.*columns"):
+        write_layers(tmp_path / "bad.gpkg", {"streets": other_columns()})
+    with pytest.raises(ValueError, match="'streets'.*no parts"):
+        write_layers(tmp_path / "none.gpkg", {"streets": iter([])})

@@ -3,8 +3,11 @@ its ``layer_styles`` table, written atomically."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import itertools
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeAlias
 
 import geopandas as gpd
 import numpy as np
@@ -52,16 +55,46 @@ def single_type_layers(name: str, frame: gpd.GeoDataFrame) -> dict[str, gpd.GeoD
 ARROW_ROWS = 500
 
 
+#: A layer given whole, or in parts (frames of the same columns and geometry type, put end to end:
+#: each part is written, then let go, before the next is made).
+Layer: TypeAlias = gpd.GeoDataFrame | Iterator[gpd.GeoDataFrame]
+
+
+@dataclass(frozen=True)
+class _Written:
+    """What the styles and the project need to know of a layer once written."""
+
+    columns: tuple[str, ...]
+    standards: tuple[str, ...]
+    geometry_type: str
+    bounds: tuple[float, float, float, float] | None
+    crs: Any
+
+
+def _describe(frame: gpd.GeoDataFrame) -> _Written:
+    present = (
+        tuple(str(v) for v in frame["standard"].dropna().unique()) if "standard" in frame else ()
+    )
+    return _Written(
+        tuple(str(c) for c in frame.columns if c != frame.geometry.name),
+        present,
+        _geometry_type(frame),
+        _bounds(frame),
+        frame.crs,
+    )
+
+
 def write_layers(
     path: Path,
-    layers: dict[str, gpd.GeoDataFrame],
+    layers: Mapping[str, Layer],
     *,
     project: Path | None = None,
     title: str = "walkcover",
     labels: Mapping[str, str] | None = None,
 ) -> Path:
-    """Write `layers` (name → frame) into one GeoPackage, atomically: one geometry type per layer
-    (`single_type_layers`) and QGIS styles in its ``layer_styles`` table (`styles`).
+    """Write `layers` (name → frame, or an iterator of its parts) into one GeoPackage,
+    atomically: one geometry type per layer (`single_type_layers`) and QGIS styles in its
+    ``layer_styles`` table (`styles`).
 
     Parameters
     ----------
@@ -69,7 +102,10 @@ def write_layers(
         The GeoPackage to write.
     layers
         Layer name → frame; homes (``demand``) first, as their ``<standard>_band`` columns give
-        the standards' order every layer's styles follow.
+        the standards' order every layer's styles follow. A layer too large to hold at once
+        (a district's streets) may come in parts: frames with the same columns and one geometry
+        type, written one after the other through Arrow into one layer (`ARROW_ROWS` does not
+        apply), each made only when the one before is written.
     project
         Also write a QGIS project there (``coverage.qgz``, in the same folder as `path`) that
         opens every layer with its styles (`walkcover.presentation.qgis_project`).
@@ -85,68 +121,178 @@ def write_layers(
     """
     from walkcover.presentation.styles import LayerKind, layer_styles, write_layer_styles
 
-    split: dict[str, gpd.GeoDataFrame] = {}
-    for name, frame in layers.items():
-        split.update(single_type_layers(name, frame))
     families = {n: f for routes in SPLIT_LAYERS.values() for f, n in routes.items()}
-    # the run's standards, in its order: the homes' band columns (not those after new sites)
-    order = [
-        c.removesuffix("_band")
-        for frame in layers.values()
-        for c in frame.columns
-        if c.endswith("_band") and not c.endswith("_after_band")
-    ]
-    kinds = {}
-    for name, frame in split.items():
-        present = (
-            [str(v) for v in frame["standard"].dropna().unique()] if "standard" in frame else []
-        )
-        # every standard of the run, so that a standard keeps its symbol (and its place in the
-        # legend) on every layer and in every district; then any other the layer holds
-        run = list(dict.fromkeys(order)) if "standard" in frame else []
-        kinds[name] = LayerKind(
-            families.get(name, "polygon"),
-            tuple(str(c) for c in frame.columns if c != frame.geometry.name),
-            tuple(run + [s for s in present if s not in run]),
-        )
-    styles = layer_styles(kinds, labels=labels)
+    written: dict[str, _Written] = {}
+
+    def kinds() -> dict[str, LayerKind]:
+        # the run's standards, in its order: the homes' band columns (not those after new sites)
+        order = [
+            c.removesuffix("_band")
+            for w in written.values()
+            for c in w.columns
+            if c.endswith("_band") and not c.endswith("_after_band")
+        ]
+        out = {}
+        for name, w in written.items():
+            # every standard of the run, so that a standard keeps its symbol (and its place in
+            # the legend) on every layer and in every district; then any other the layer holds
+            run = list(dict.fromkeys(order)) if "standard" in w.columns else []
+            out[name] = LayerKind(
+                families.get(name, "polygon"),
+                w.columns,
+                tuple(run + [s for s in w.standards if s not in run]),
+            )
+        return out
 
     def write(tmp: Path) -> None:
-        for i, (name, layer) in enumerate(split.items()):
-            # GeoPackage 1.2: GDAL before 3.7 (QGIS 3.28 LTR, Debian 12's ogrinfo) warns on every
-            # open of the 1.4 files newer GDAL writes by default; nothing here needs 1.4
-            first = {"VERSION": "1.2"} if i == 0 else {}
-            # through Arrow from `ARROW_ROWS`: the same layers and types, written in half the time
-            layer.to_file(
-                tmp,
-                layer=name,
-                driver="GPKG",
-                mode="w" if i == 0 else "a",
-                use_arrow=len(layer) >= ARROW_ROWS,
-                **first,
+        written.clear()
+        i = 0
+        for name, given in layers.items():
+            split = (
+                single_type_layers(name, given)
+                if isinstance(given, gpd.GeoDataFrame)
+                else {name: given}
             )
-        write_layer_styles(tmp, styles)
+            for layer_name, layer in split.items():
+                # GeoPackage 1.2: GDAL before 3.7 (QGIS 3.28 LTR, Debian 12's ogrinfo) warns on
+                # every open of the 1.4 files newer GDAL writes by default; nothing here needs 1.4
+                first = {"VERSION": "1.2"} if i == 0 else {}
+                if isinstance(layer, gpd.GeoDataFrame):
+                    # through Arrow from `ARROW_ROWS`: the same layers and types, written in half
+                    # the time
+                    layer.to_file(
+                        tmp,
+                        layer=layer_name,
+                        driver="GPKG",
+                        mode="w" if i == 0 else "a",
+                        use_arrow=len(layer) >= ARROW_ROWS,
+                        **first,
+                    )
+                    written[layer_name] = _describe(layer)
+                else:
+                    written[layer_name] = _write_parts(
+                        tmp, layer_name, layer, append=i > 0, **first
+                    )
+                i += 1
+        write_layer_styles(tmp, layer_styles(kinds(), labels=labels))
 
     write_atomic(path, write)
-    if project is not None:
+    crs = next((w.crs for w in written.values() if w.crs is not None), None)
+    if project is not None and crs is not None:
         from walkcover.presentation.qgis_project import ProjectLayer, write_qgis_project
 
-        crs = next((f.crs for f in split.values() if f.crs is not None), None)
-        if crs is not None:
-            project_layers = [
-                ProjectLayer(
-                    name,
-                    kinds[name].family,
-                    _geometry_type(frame),
-                    _bounds(frame),
-                    [s for s in styles if s.layer == name],
-                )
-                for name, frame in split.items()
-            ]
-            write_qgis_project(
-                project, gpkg_name=Path(path).name, layers=project_layers, crs=crs, title=title
+        styles = layer_styles(kinds(), labels=labels)
+        project_layers = [
+            ProjectLayer(
+                name,
+                kind.family,
+                written[name].geometry_type,
+                written[name].bounds,
+                [s for s in styles if s.layer == name],
             )
+            for name, kind in kinds().items()
+        ]
+        write_qgis_project(
+            project, gpkg_name=Path(path).name, layers=project_layers, crs=crs, title=title
+        )
     return Path(path)
+
+
+def _write_parts(
+    tmp: Path, name: str, parts: Iterator[gpd.GeoDataFrame], *, append: bool, **options: str
+) -> _Written:
+    """Write the frames `parts` end to end as layer `name` of GeoPackage `tmp`, in one pass of
+    GDAL through an Arrow stream: each part is made when GDAL asks for it, and let go once
+    written (one part, or none with rows, is written as a frame). Returns what the styles and
+    the project need to know of the layer."""
+    import pandas as pd
+    import pyarrow as pa
+    from pyogrio.raw import write_arrow
+
+    it = iter(parts)
+    head = next(it, None)
+    if head is None:
+        raise ValueError(f"layer {name!r}: no parts were given (give one empty frame for none)")
+    second = next(it, None)
+    if second is None or not len(head):
+        frame = head if second is None else pd.concat([head, second, *it], ignore_index=True)
+        frame.to_file(
+            tmp,
+            layer=name,
+            driver="GPKG",
+            mode="a" if append else "w",
+            use_arrow=len(frame) >= ARROW_ROWS,
+            **options,
+        )
+        return _describe(frame)
+    geometry_name = head.geometry.name
+    columns = [c for c in head.columns if c != geometry_name]
+    geometry_type = _geometry_type(head)
+    crs = head.crs
+    boxes: list[tuple[float, float, float, float]] = []
+    standards: dict[str, None] = {}
+
+    def table(part: gpd.GeoDataFrame) -> pd.DataFrame:
+        if [c for c in part.columns if c != part.geometry.name] != columns:
+            raise ValueError(f"layer {name!r}: a part's columns differ from the first part's")
+        kind = _geometry_type(part)
+        if kind not in (geometry_type, "Unknown"):
+            raise ValueError(f"layer {name!r}: a part of {kind}, after parts of {geometry_type}")
+        box = _bounds(part)
+        if box is not None:
+            boxes.append(box)
+        if "standard" in part:
+            standards.update(dict.fromkeys(str(v) for v in part["standard"].dropna().unique()))
+        out = pd.DataFrame({c: part[c] for c in columns})
+        out[geometry_name] = shapely.to_wkb(part.geometry.to_numpy())  # as pyogrio writes frames
+        return out
+
+    first = pa.RecordBatch.from_pandas(table(head), preserve_index=False)
+    # GDAL has no null type: a column without a value in the first part is text (as pyogrio
+    # writes a frame's)
+    schema = pa.schema(
+        [f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in first.schema]
+    ).remove_metadata()
+    del head
+
+    failed: list[BaseException] = []
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        try:
+            yield first.cast(schema) if first.schema != schema else first
+            for part in itertools.chain([second], it):
+                yield pa.RecordBatch.from_pandas(table(part), schema=schema, preserve_index=False)
+        except BaseException as exc:  # GDAL says only that the stream failed: this says why
+            failed.append(exc)
+            raise
+
+    epsg = crs.to_epsg() if crs is not None else None
+    try:
+        write_arrow(
+            pa.RecordBatchReader.from_batches(schema, batches()),
+            tmp,
+            layer=name,
+            driver="GPKG",
+            geometry_name=geometry_name,
+            geometry_type=geometry_type,
+            crs=f"EPSG:{epsg}" if epsg else (crs.to_wkt("WKT1_GDAL") if crs is not None else None),
+            append=append,
+            **options,
+        )
+    except Exception as exc:
+        if failed:
+            raise failed[0] from exc
+        raise
+    bounds = None
+    if boxes:
+        b = np.array(boxes)
+        bounds = (
+            float(b[:, 0].min()),
+            float(b[:, 1].min()),
+            float(b[:, 2].max()),
+            float(b[:, 3].max()),
+        )
+    return _Written(tuple(columns), tuple(standards), geometry_type, bounds, crs)
 
 
 def _geometry_type(frame: gpd.GeoDataFrame) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Iterator
 
 import geopandas as gpd
 import numpy as np
@@ -88,29 +89,57 @@ def edges_in_box(edges: gpd.GeoDataFrame, box: tuple[float, float, float, float]
     return near[hit]
 
 
-def streets_layer(assessment: Assessment, district_geom) -> gpd.GeoDataFrame:
-    """The ``streets`` layer: the walkable streets a printed map of the district draws, within its
-    box grown by the largest search limit (so the facilities serving it from outside have their
-    streets too), one row per OSM way (its segments as one line: a city's district holds hundreds
-    of thousands of segments, and a way is what a planner knows), with its ``highway`` class."""
+#: Ways per part of a district's ``streets`` layer (`streets_layer`): a part's multi-lines exist
+#: while it is written, never a large district's 300,000 at once (about 300 MB each on L).
+STREET_WAYS_PER_PART = 50_000
+
+
+def streets_layer(
+    assessment: Assessment, district_geom, *, ways_per_part: int | None = None
+) -> Iterator[gpd.GeoDataFrame]:
+    """The ``streets`` layer, in parts of at most `ways_per_part` rows: the walkable streets a
+    printed map of the district draws, within its box grown by the largest search limit (so the
+    facilities serving it from outside have their streets too), one row per OSM way (its segments
+    as one line: a city's district holds hundreds of thousands of segments, and a way is what a
+    planner knows), with its ``highway`` class.
+
+    The ways come in the order their first segments hold in the network, whatever
+    `ways_per_part`: the parts, put end to end, are the layer. A district without streets gives
+    one empty part. `ways_per_part` defaults to `STREET_WAYS_PER_PART`."""
     import pandas as pd
 
+    if ways_per_part is None:
+        ways_per_part = STREET_WAYS_PER_PART
+    if ways_per_part < 1:
+        raise ValueError(f"ways_per_part must be at least 1, got {ways_per_part!r}")
     margin_m = max((search_limit_m(s, assessment.city) for s in assessment.standards), default=0.0)
     e = assessment.network.edges
     x0, y0, x1, y1 = shapely.bounds(district_geom)
-    near = e.iloc[edges_in_box(e, (x0 - margin_m, y0 - margin_m, x1 + margin_m, y1 + margin_m))]
+    near = edges_in_box(e, (x0 - margin_m, y0 - margin_m, x1 + margin_m, y1 + margin_m))
     if not len(near):
-        return gpd.GeoDataFrame({"osm_id": [], "highway": []}, geometry=[], crs=e.crs)
+        yield gpd.GeoDataFrame({"osm_id": [], "highway": []}, geometry=[], crs=e.crs)
+        return
+    # only the columns the layer shows, for the segments in the box (not a copy of every column)
+    geoms = e.geometry.to_numpy()[near]
+    highway = e["highway"].array[near] if "highway" in e else None
     # ways by hashing, not sorting their ids (a district's box holds ~10⁵ segments); each way's
     # segments as one multi-line (a merge into one line would cost more than the writing)
-    at, ways = pd.factorize(near["osm_id"].astype(str), sort=False)
+    at, ways = pd.factorize(pd.Series(e["osm_id"].array[near]).astype(str), sort=False)
     order = np.argsort(at, kind="stable")
-    lines = shapely.multilinestrings(near.geometry.to_numpy()[order], indices=at[order])
+    at_sorted = at[order]
     first = np.zeros(len(ways), dtype=np.int64)
-    first[at[order][::-1]] = order[::-1]  # a row of each way, for its class
-    highway = near["highway"].to_numpy()[first] if "highway" in near else None
-    return gpd.GeoDataFrame(
-        {"osm_id": np.asarray(ways, dtype=object), "highway": highway},
-        geometry=lines,
-        crs=e.crs,
-    )
+    first[at_sorted[::-1]] = order[::-1]  # a row of each way, for its class
+    ways = np.asarray(ways, dtype=object)
+    for w0 in range(0, len(ways), ways_per_part):
+        w1 = min(w0 + ways_per_part, len(ways))
+        lo, hi = np.searchsorted(at_sorted, [w0, w1])
+        rows = order[lo:hi]
+        lines = shapely.multilinestrings(geoms[rows], indices=at_sorted[lo:hi] - w0)
+        yield gpd.GeoDataFrame(
+            {
+                "osm_id": ways[w0:w1],
+                "highway": highway[first[w0:w1]] if highway is not None else None,
+            },
+            geometry=lines,
+            crs=e.crs,
+        )
