@@ -184,3 +184,56 @@ def test_a_layer_written_in_parts_is_the_layer_written_whole(sample_results, tmp
         write_layers(tmp_path / "bad.gpkg", {"streets": other_columns()})
     with pytest.raises(ValueError, match="'streets'.*no parts"):
         write_layers(tmp_path / "none.gpkg", {"streets": iter([])})
+
+
+def test_the_adjacency_keeps_the_shortest_of_parallel_edges():
+    """Both directions of every edge, the shortest of parallel edges (never their sum), no
+    self-loops, zero lengths kept: against a plain dictionary on random multigraphs."""
+    from walkcover.engine.network import symmetric_min_adjacency
+
+    rng = np.random.default_rng(27)
+    for trial in range(12):
+        n = int(rng.integers(1, 60))
+        m = int(rng.integers(0, 400))
+        u, v = rng.integers(0, n, m), rng.integers(0, n, m)
+        w = rng.choice([0.0, 1.0, 2.5], m) if trial % 2 else rng.random(m) * 100
+        want: dict[tuple[int, int], float] = {}
+        for a, b, x in zip(u.tolist(), v.tolist(), w.tolist()):
+            if a != b:
+                for key in ((a, b), (b, a)):
+                    want[key] = min(want.get(key, np.inf), x)
+        adj = symmetric_min_adjacency(u, v, w, n)
+        got = {
+            (i, int(j)): float(x)
+            for i in range(n)
+            for j, x in zip(
+                adj.indices[adj.indptr[i] : adj.indptr[i + 1]],
+                adj.weight_m[adj.indptr[i] : adj.indptr[i + 1]],
+            )
+        }
+        assert got == want
+        for i in range(n):  # each row's columns ascending, as CSR consumers expect
+            row = adj.indices[adj.indptr[i] : adj.indptr[i + 1]]
+            assert (np.diff(row) > 0).all()
+
+
+def test_the_edge_samples_go_once_measured_and_come_back_the_same(sample_results):
+    """A finished run holds no KD-tree of edge samples (no writer snaps); a later snap (a site,
+    a scenario) makes them again, the same, and snaps as the run did."""
+    from walkcover.engine import coverage as cov
+
+    a = sample_results.assessment
+    net = a.network
+    assert "edge_samples" not in net.__dict__
+    xy = shapely.get_coordinates(a.demand.geometry.representative_point().to_numpy())
+    snaps = cov.snap_xy(net, xy, max_snap_m=a.city.config.network.max_snap_m)
+    again = net.edge_samples
+    assert again is net.edge_samples  # made once, then kept until let go again
+    assert len(snaps.item) > 0.9 * len(xy)
+    first = again.tree.data.copy()
+    from walkcover.engine.network import let_samples_go
+
+    let_samples_go(net)
+    assert "edge_samples" not in net.__dict__
+    np.testing.assert_array_equal(net.edge_samples.tree.data, first)
+    let_samples_go(net)  # the session's results as the run left them

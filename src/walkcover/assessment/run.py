@@ -35,7 +35,13 @@ from walkcover.config.crs import to_lonlat
 from walkcover.config.standards import Standard, StandardSet
 from walkcover.config.study_area import City, working_crs
 from walkcover.engine import coverage as cov
-from walkcover.engine.network import Network, build_network, locked_gates, walkable_streets
+from walkcover.engine.network import (
+    Network,
+    build_network,
+    let_samples_go,
+    locked_gates,
+    walkable_streets,
+)
 from walkcover.engine.street_context import (
     classify_edges,
     context_radii,
@@ -162,7 +168,12 @@ def assess_layers(
     ids = [str(d) for d in districts["district_id"]]
     homes = study.demand["district_id"].value_counts().to_dict()
     per_district = measure_district_layers(measured_run, ids, homes=homes)
-    return replace(measured_run, district_layers=per_district, hexagons=_hexagons(study, standards))
+    hexagons = _hexagons(study, standards)
+    # every snap of the run is made: the edge samples go before the outputs are written (no
+    # writer measures), and are made again if a site or a scenario snaps
+    let_samples_go(study.network)
+    release_free_memory()
+    return replace(measured_run, district_layers=per_district, hexagons=hexagons)
 
 
 def _life_circles(
@@ -430,6 +441,16 @@ def _in_crs(frame: gpd.GeoDataFrame, crs: Any) -> gpd.GeoDataFrame:
 
 
 def _measure_standard(study: StudyState, std: Standard) -> MeasuredStandard:
+    """`_measure_one`, then what it freed given back to the system: a standard's snaps, lattices
+    and land cells are GEOS's and numpy's blocks by the hundred thousand, freed but held by the
+    heap, which the next standard (on the other thread, in another arena) could not reuse."""
+    try:
+        return _measure_one(study, std)
+    finally:
+        release_free_memory()
+
+
+def _measure_one(study: StudyState, std: Standard) -> MeasuredStandard:
     """One engine pass for `std`: every home's distance, status and (for safe-route standards) the
     safe-route distance go into ``study.demand``; the facilities are marked snapped or not."""
     sid, network = std.id, study.network

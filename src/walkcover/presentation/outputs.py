@@ -359,11 +359,17 @@ def _write_run(
                 write_district_files(
                     assessment, drow["district_id"], geom, stage, proposal=proposal, tiles=tiles
                 )
+                # a district's layers are GEOS's and Python's small blocks by the hundred
+                # thousand (a large district's streets: 300,000 multi-lines), freed but held
+                # by the heap: given back before the next file, not piled up district by district
+                # (on L, 150 MB after each large district)
+                release_free_memory()
                 if maps:
                     step = "map.html"
                     write_district_map(
                         assessment, drow["district_id"], stage, proposal=proposal, tiles=tiles
                     )
+                    release_free_memory()
                 new = {p.name for p in stage.iterdir()}
         except Exception as exc:
             log.debug("district %s: %s failed", slug, step, exc_info=True)
