@@ -237,3 +237,18 @@ def test_the_edge_samples_go_once_measured_and_come_back_the_same(sample_results
     assert "edge_samples" not in net.__dict__
     np.testing.assert_array_equal(net.edge_samples.tree.data, first)
     let_samples_go(net)  # the session's results as the run left them
+
+
+def test_the_safe_route_network_goes_with_the_last_standard_that_walks_it():
+    """Two safe-route standards: the network stays while one is left to measure, and goes as
+    soon as the last is measured (the other standards may still be running)."""
+    import threading
+    from types import SimpleNamespace
+
+    from walkcover.assessment.run import _safe_route_measured
+
+    study = SimpleNamespace(lock=threading.Lock(), safe=object(), safe_left=2)
+    _safe_route_measured(study)
+    assert study.safe is not None and study.safe_left == 1
+    _safe_route_measured(study)
+    assert study.safe is None

@@ -91,6 +91,7 @@ def assess_layers(
     handed = [layers]
     del layers
     study = _prepare(city, districts, rules, standards, handed, population_raster, step)
+    study.safe_left = sum(1 for s in standards if s.safe_route)
     measured: dict[str, MeasuredStandard] = {}
     with ThreadPoolExecutor(max_workers=measure_threads(study.network)) as pool:
         futures: list[Future[Any]] = [
@@ -493,6 +494,7 @@ def _measure_one(study: StudyState, std: Standard) -> MeasuredStandard:
         sres = _safe_route(study).measure(fac_snaps, access, std, study.limits[sid])
         for col in ("dist_m", "covered", "status"):
             columns[f"{sid}_safe_{col}"] = sres[col].to_numpy()
+        _safe_route_measured(study)
     # choice (2nd and 3rd nearest, how many within) and capacity, where the standard asks
     chosen = measure_choice(
         study,
@@ -576,6 +578,15 @@ def _safe_route(study: StudyState) -> SafeRoute:
                 study.extent,
             )
         return study.safe
+
+
+def _safe_route_measured(study: StudyState) -> None:
+    """One safe-route standard measured: the last lets the safe-route network go (about 160 MB
+    on L), while the other standards are still measured, not after them all."""
+    with study.lock:
+        study.safe_left -= 1
+        if study.safe_left <= 0:
+            study.safe = None
 
 
 def _reachable(

@@ -53,6 +53,8 @@ class StudyState:
     #: thread that first needs it: a thread's first projection searches PROJ's database again.
     extent: shapely.Geometry
     safe: SafeRoute | None = None
+    #: The safe-route standards still to measure: the safe-route network goes when none is left.
+    safe_left: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
