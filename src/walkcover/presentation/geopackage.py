@@ -4,7 +4,9 @@ its ``layer_styles`` table, written atomically."""
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -176,7 +178,8 @@ def write_layers(
                 i += 1
         write_layer_styles(tmp, layer_styles(kinds(), labels=labels))
 
-    write_atomic(path, write)
+    with _gdal_date_fixed():
+        write_atomic(path, write)
     crs = next((w.crs for w in written.values() if w.crs is not None), None)
     if project is not None and crs is not None:
         from walkcover.presentation.qgis_project import ProjectLayer, write_qgis_project
@@ -196,6 +199,40 @@ def write_layers(
             project, gpkg_name=Path(path).name, layers=project_layers, crs=crs, title=title
         )
     return Path(path)
+
+
+_date_lock = threading.Lock()
+_date_writers = 0
+_date_before: str | None = None
+
+
+@contextmanager
+def _gdal_date_fixed() -> Iterator[None]:
+    """GDAL's ``OGR_CURRENT_DATE`` set to `styles.STAMP` while any GeoPackage is being written.
+
+    GDAL stamps a layer's ``last_change`` when it makes it and again as it closes it, that second
+    time in a transaction of its own only when the clock has moved on: whether it has decides the
+    file's SQLite change counter (one run in four on a small layer), so two runs differed in
+    their header. With the date fixed GDAL commits the same transactions every time. The option
+    is process-wide: it is set when the first writer starts and the value before it is put back
+    when the last one ends (two districts are written at once)."""
+    global _date_writers, _date_before
+    from pyogrio import get_gdal_config_option, set_gdal_config_options
+
+    from walkcover.presentation.styles import STAMP
+
+    with _date_lock:
+        if _date_writers == 0:
+            _date_before = get_gdal_config_option("OGR_CURRENT_DATE")
+            set_gdal_config_options({"OGR_CURRENT_DATE": STAMP})
+        _date_writers += 1
+    try:
+        yield
+    finally:
+        with _date_lock:
+            _date_writers -= 1
+            if _date_writers == 0:
+                set_gdal_config_options({"OGR_CURRENT_DATE": _date_before})
 
 
 def _write_parts(
