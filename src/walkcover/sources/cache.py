@@ -523,9 +523,40 @@ def _has_working(folder: Path, crs: Any) -> bool:
 def _write_working(folder: Path, working: OSMLayers) -> None:
     """Each layer's geometries (in its CRS) into the entry's working files, each written whole
     under a temporary name and then renamed: a reader finds a complete file or none."""
+    _write_side_by_side(_working_writers(folder, working))
+
+
+def _working_writers(folder: Path, working: OSMLayers) -> list[Callable[[], object]]:
+    """`_write_working`'s two files, as calls to make."""
+    out: list[Callable[[], object]] = []
     for name, frame in (("streets", working.streets), ("features", working.features)):
         geometry = gpd.GeoDataFrame(geometry=frame.geometry.to_numpy(), crs=frame.crs)
-        write_atomic(folder / _working_file(name, frame.crs), partial(_write_parquet, geometry))
+        out.append(
+            partial(
+                write_atomic,
+                folder / _working_file(name, frame.crs),
+                partial(_write_parquet, geometry),
+            )
+        )
+    return out
+
+
+def _write_side_by_side(writes: list[Callable[[], object]]) -> None:
+    """Make the calls `writes` (each writes its own file) on two threads: Arrow encodes and
+    compresses a file without the interpreter lock, so a city's four cache files take about half
+    the time. The first error is raised once every call has ended (no file is left being written
+    when the entry's folder is removed)."""
+    from concurrent.futures import ThreadPoolExecutor, wait
+
+    if len(writes) < 2:
+        for write in writes:
+            write()
+        return
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = [pool.submit(write) for write in writes]
+        wait(futures)
+    for fut in futures:
+        fut.result()
 
 
 def _write_parquet(frame: gpd.GeoDataFrame, path: Path) -> None:
@@ -650,18 +681,22 @@ def _write_entry(
         tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
         try:
             # the tags as they are: their canonical text (`walkcover.config.tags.tag_text`)
-            for name, frame in (
-                ("streets", layers.streets),
-                ("features", _text_tags(layers.features)),
-            ):
-                frame.to_parquet(
+            files = [
+                partial(
+                    frame.to_parquet,
                     tmp / f"{name}.parquet",
                     index=False,
                     write_covering_bbox=True,
                     row_group_size=ROW_GROUP_ROWS,
                 )
+                for name, frame in (
+                    ("streets", layers.streets),
+                    ("features", _text_tags(layers.features)),
+                )
+            ]
             if working is not None:
-                _write_working(tmp, working)
+                files += _working_writers(tmp, working)
+            _write_side_by_side(files)
             meta = {
                 "schema": CACHE_SCHEMA,
                 "kind": kind,

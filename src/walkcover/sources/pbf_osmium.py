@@ -29,8 +29,11 @@ from __future__ import annotations
 import json
 import re
 from array import array
+from collections import deque
 from collections.abc import Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -193,13 +196,18 @@ def _opl_lines(path: Path) -> Any:
     return table.column("line").combine_chunks()
 
 
+#: How much OPL text a block of `_scan_main` holds (pyarrow's CSV block): about 12 blocks on the
+#: L city's 408 MB, two of them scanned at a time.
+OPL_BLOCK_BYTES = 1 << 25
+
+
 def _opl_csv_options() -> dict[str, Any]:
     """pyarrow CSV options that read an OPL file as one text column of whole lines."""
     import pyarrow as pa
     import pyarrow.csv as pv
 
     return {
-        "read_options": pv.ReadOptions(column_names=["line"], block_size=1 << 25),
+        "read_options": pv.ReadOptions(column_names=["line"], block_size=OPL_BLOCK_BYTES),
         # libosmium writes every control character escaped: \x01 never occurs
         "parse_options": pv.ParseOptions(delimiter="\x01", quote_char=False, escape_char=False),
         "convert_options": pv.ConvertOptions(
@@ -482,18 +490,22 @@ def read_layers(path: str | Path, query: OSMQuery) -> tuple[gpd.GeoDataFrame, gp
             counts, _, x, y = _node_lists(mem["nodes"])
             members = _Members(mem["id"].to_numpy(), counts, x, y)
 
-    node_frame = _node_frame(main.nodes)
-    streets = _street_frame(main, area)
-    poi_ways, building_ways = _way_features(main)
+    # the streets beside the features (numpy's, shapely's and Arrow's work on each runs without
+    # the interpreter lock; `area` is used by the streets' thread alone until both are done)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        street_frame = pool.submit(_street_frame, main, area)
+        node_frame = _node_frame(main.nodes)
+        poi_ways, building_ways = _way_features(main)
+        rel_tags = _tag_texts(rel["tags"].take(wanted_rel)).to_pylist()  # a few thousand
+        poi_rel, building_rel = _relation_frames(
+            [
+                (rid, tags, m, poi, b)
+                for (rid, poi, b, m), tags in zip(relations, rel_tags, strict=True)
+            ],
+            members,
+        )
+        streets = street_frame.result()
     del main  # its text and node lists, before the features are put together
-    rel_tags = _tag_texts(rel["tags"].take(wanted_rel)).to_pylist()  # a few thousand
-    poi_rel, building_rel = _relation_frames(
-        [
-            (rid, tags, m, poi, b)
-            for (rid, poi, b, m), tags in zip(relations, rel_tags, strict=True)
-        ],
-        members,
-    )
     # pyrosm's order: the query's features (nodes, ways, relations), then the buildings
     ordered = [node_frame, poi_ways, poi_rel, building_ways, building_rel]
     return streets, _inside(ordered, area)
@@ -533,6 +545,64 @@ class _Main:
     lat: np.ndarray
 
 
+def _scan_block(
+    lines: Any,
+    *,
+    poi_of: Any,
+    building_pattern: str,
+    poi_members: list[int],
+    building_members: list[int],
+    area: shapely.Geometry,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One block of the main OPL file's lines (`_scan_main`): its query nodes inside `area`
+    (OPL fields) and its ways with a node inside it (`_Main`'s arrays)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    area_yes = _tag_pattern([("area", ["yes"])]) or "$^"
+    nodes = _fields(lines, "n")
+    located = pc.and_(
+        pc.greater(pc.utf8_length(nodes["x"]), 0), pc.greater(pc.utf8_length(nodes["y"]), 0)
+    ).to_numpy(zero_copy_only=False)
+    wanted = np.flatnonzero(poi_of(nodes["tags"]) & located)
+    x = nodes["x"].take(pa.array(wanted)).cast(pa.float64()).to_numpy()
+    y = nodes["y"].take(pa.array(wanted)).cast(pa.float64()).to_numpy()
+    keep = pa.array(wanted[shapely.contains_xy(area, x, y)])
+    node_out = {k: nodes[k].take(keep) for k in ("id", "tags", "x", "y")}
+    ways = _fields(lines, "w")
+    del lines, nodes
+    way_ids = ways["id"].to_numpy()
+    highway = _values(ways["tags"], "highway")
+    street = np.array([h is not None and h not in NOT_STREETS for h in highway], dtype=bool)
+    street &= ~_has(ways["tags"], area_yes)
+    as_poi = poi_of(ways["tags"]) & ~np.isin(way_ids, poi_members)
+    as_building = ~as_poi & _has(ways["tags"], building_pattern)
+    as_building &= ~np.isin(way_ids, building_members)
+    rows = np.flatnonzero(street | as_poi | as_building)
+    counts, refs, lon, lat = _node_lists(ways["nodes"].take(pa.array(rows)))
+    # the ways with a node inside the area: a segment needs an end inside, a feature a vertex
+    known = np.isfinite(lon)
+    inside = np.zeros(len(lon), dtype=bool)
+    inside[known] = shapely.contains_xy(area, lon[known], lat[known])
+    near = np.bincount(np.repeat(np.arange(len(rows)), counts)[inside], minlength=len(rows)) > 0
+    by_node = np.repeat(near, counts)
+    rows, counts = rows[near], counts[near]
+    refs, lon, lat = refs[by_node], lon[by_node], lat[by_node]
+    way_out = {
+        "way_ids": way_ids[rows],
+        "street": street[rows],
+        "as_poi": as_poi[rows],
+        "as_building": as_building[rows],
+        "highway": highway[rows],
+        "tags": ways["tags"].take(pa.array(rows)),
+        "counts": counts,
+        "refs": refs,
+        "lon": lon,
+        "lat": lat,
+    }
+    return node_out, way_out
+
+
 def _scan_main(
     path: Path,
     *,
@@ -546,63 +616,51 @@ def _scan_main(
     their transformations take is all the text ever held): the query's nodes inside `area`
     (prepared), and the ways with a node inside it that are streets or, as the query's or as
     buildings, features (what a file larger than the area holds beyond it is let go block by
-    block)."""
+    block).
+
+    Two blocks are scanned at a time, on two threads (Arrow's, numpy's and shapely's work on a
+    block runs without the interpreter lock), each with its own prepared copy of `area`, and
+    put together in the file's order; at most two blocks are held."""
     import pyarrow as pa
-    import pyarrow.compute as pc
     import pyarrow.csv as pv
 
     parts: dict[str, list[Any]] = {k: [] for k in _Main.__dataclass_fields__ if k != "nodes"}
     node_parts: dict[str, list[Any]] = {"id": [], "tags": [], "x": [], "y": []}
-    area_yes = _tag_pattern([("area", ["yes"])]) or "$^"
-    poi_members, building_members = list(in_poi_relation), list(in_building_relation)
+    scan = partial(
+        _scan_block,
+        poi_of=poi_of,
+        building_pattern=building_pattern,
+        poi_members=list(in_poi_relation),
+        building_members=list(in_building_relation),
+    )
+    areas = [area, shapely.from_wkb(shapely.to_wkb(area))]  # a prepared geometry per thread
+    for a in areas:
+        shapely.prepare(a)
+
+    def keep(done: Future[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+        nodes, ways = done.result()
+        for k, v in nodes.items():
+            node_parts[k].append(v)
+        for k, v in ways.items():
+            parts[k].append(v)
+
     batches: Iterable[Any] = []
     if path.stat().st_size:
         batches = pv.open_csv(path, **_opl_csv_options())
-    for batch in batches:
-        lines = batch.column(0)
-        nodes = _fields(lines, "n")
-        located = pc.and_(
-            pc.greater(pc.utf8_length(nodes["x"]), 0), pc.greater(pc.utf8_length(nodes["y"]), 0)
-        ).to_numpy(zero_copy_only=False)
-        wanted = np.flatnonzero(poi_of(nodes["tags"]) & located)
-        x = nodes["x"].take(pa.array(wanted)).cast(pa.float64()).to_numpy()
-        y = nodes["y"].take(pa.array(wanted)).cast(pa.float64()).to_numpy()
-        keep = pa.array(wanted[shapely.contains_xy(area, x, y)])
-        for k in node_parts:
-            node_parts[k].append(nodes[k].take(keep))
-        ways = _fields(lines, "w")
-        del lines, nodes
-        way_ids = ways["id"].to_numpy()
-        highway = _values(ways["tags"], "highway")
-        street = np.array([h is not None and h not in NOT_STREETS for h in highway], dtype=bool)
-        street &= ~_has(ways["tags"], area_yes)
-        as_poi = poi_of(ways["tags"]) & ~np.isin(way_ids, poi_members)
-        as_building = ~as_poi & _has(ways["tags"], building_pattern)
-        as_building &= ~np.isin(way_ids, building_members)
-        rows = np.flatnonzero(street | as_poi | as_building)
-        counts, refs, lon, lat = _node_lists(ways["nodes"].take(pa.array(rows)))
-        # the ways with a node inside the area: a segment needs an end inside, a feature a vertex
-        known = np.isfinite(lon)
-        inside = np.zeros(len(lon), dtype=bool)
-        inside[known] = shapely.contains_xy(area, lon[known], lat[known])
-        near = np.bincount(np.repeat(np.arange(len(rows)), counts)[inside], minlength=len(rows)) > 0
-        by_node = np.repeat(near, counts)
-        rows, counts = rows[near], counts[near]
-        refs, lon, lat = refs[by_node], lon[by_node], lat[by_node]
-        take = pa.array(rows)
-        for name, value in (
-            ("way_ids", way_ids[rows]),
-            ("street", street[rows]),
-            ("as_poi", as_poi[rows]),
-            ("as_building", as_building[rows]),
-            ("highway", highway[rows]),
-            ("tags", ways["tags"].take(take)),
-            ("counts", counts),
-            ("refs", refs),
-            ("lon", lon),
-            ("lat", lat),
-        ):
-            parts[name].append(value)
+    running: deque[Future[tuple[dict[str, Any], dict[str, Any]]]] = deque()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        try:
+            for i, batch in enumerate(batches):
+                if len(running) == 2:  # the block before last is done before its copy is reused
+                    keep(running.popleft())
+                running.append(pool.submit(scan, batch.column(0), area=areas[i % 2]))
+                del batch
+            while running:
+                keep(running.popleft())
+        except BaseException:
+            for fut in running:
+                fut.cancel()
+            raise
     empty_text = pa.array([], type=pa.string())
     nodes = {
         k: pa.concat_arrays(v)
