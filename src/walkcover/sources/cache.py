@@ -9,7 +9,7 @@ import logging
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
@@ -541,7 +541,7 @@ def _working_writers(folder: Path, working: OSMLayers) -> list[Callable[[], obje
     return out
 
 
-def _write_side_by_side(writes: list[Callable[[], object]]) -> None:
+def _write_side_by_side(writes: Sequence[Callable[[], object]]) -> None:
     """Make the calls `writes` (each writes its own file) on two threads: Arrow encodes and
     compresses a file without the interpreter lock, so a city's four cache files take about half
     the time. The first error is raised once every call has ended (no file is left being written
@@ -681,7 +681,7 @@ def _write_entry(
         tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
         try:
             # the tags as they are: their canonical text (`walkcover.config.tags.tag_text`)
-            files = [
+            files: list[Callable[[], object]] = [
                 partial(
                     frame.to_parquet,
                     tmp / f"{name}.parquet",
