@@ -255,3 +255,40 @@ def test_the_safe_route_network_goes_with_the_last_standard_that_walks_it():
     assert study.safe is not None and study.safe_left == 1
     _safe_route_measured(study)
     assert study.safe is None
+
+
+def test_the_safe_route_network_is_built_first_and_let_go_after_its_last_standard(
+    sample_cache, monkeypatch
+):
+    """A run builds the safe-route network on its own before any standard's pass (built inside
+    its first standard's pass, its building came on top of that pass and of the other thread's:
+    the run's peak on L), and nothing keeps it past the last standard that walks it: not the
+    task that built it."""
+    import walkcover as wc
+    from walkcover.assessment import run as run_mod
+    from walkcover.assessment.safe_route import SafeRoute
+
+    built: list[weakref.ref] = []
+    events: list[tuple[str, bool]] = []
+    real_build, real_measure = SafeRoute.build.__func__, run_mod._measure_one
+
+    def build(cls, *args, **kwargs):
+        events.append(("build", True))
+        out = real_build(cls, *args, **kwargs)
+        built.append(weakref.ref(out))
+        return out
+
+    def measure(study, std):
+        gc.collect()
+        events.append((std.id, bool(built) and built[0]() is not None))
+        return real_measure(study, std)
+
+    monkeypatch.setattr(SafeRoute, "build", classmethod(build))
+    monkeypatch.setattr(run_mod, "_measure_one", measure)
+    standards = "toilet,primary_school,kindergarten,clinic"
+    res = wc.assess("helsinki-sample", standard=standards, cache_dir=sample_cache)
+    assert [e[0] for e in events] == ["build", "toilet", "primary_school", "kindergarten", "clinic"]
+    alive = dict(events)
+    assert alive["toilet"] and alive["primary_school"]  # built before any pass, kept for its own
+    assert not alive["kindergarten"] and not alive["clinic"]  # let go once primary is measured
+    assert res.assessment.summary["residents_covered_safe_pct"].notna().any()

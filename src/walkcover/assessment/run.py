@@ -94,6 +94,10 @@ def assess_layers(
     study.safe_left = sum(1 for s in standards if s.safe_route)
     measured: dict[str, MeasuredStandard] = {}
     with ThreadPoolExecutor(max_workers=measure_threads(study.network)) as pool:
+        # the safe-route network first, on its own: built inside its first standard's pass,
+        # its 330 MB of building (on L) came on top of that pass's snaps and distances and of
+        # the other thread's standard, the run's peak; that standard now waits for it (`_safe_route`)
+        safe = pool.submit(_build_safe_route, study) if study.safe_left else None
         futures: list[Future[Any]] = [
             pool.submit(_measure_standard, study, std) for std in standards
         ]
@@ -118,6 +122,8 @@ def assess_layers(
                 measured[std.id] = fut.result()
             district_rows = indicators.result()
             midpoints.result()
+            if safe is not None:
+                safe.result()
             homes_on = on_land.result()
         except BaseException:
             for fut in futures:  # a failure (or Ctrl-C) does not wait for the standards queued
@@ -578,6 +584,12 @@ def _safe_route(study: StudyState) -> SafeRoute:
                 study.extent,
             )
         return study.safe
+
+
+def _build_safe_route(study: StudyState) -> None:
+    """`_safe_route`, keeping nothing: its future must not hold the network past its last
+    standard (`_safe_route_measured` lets it go)."""
+    _safe_route(study)
 
 
 def _safe_route_measured(study: StudyState) -> None:
