@@ -385,13 +385,13 @@ def _area_flags(tags: Any) -> np.ndarray:
 def read_layers(path: str | Path, query: OSMQuery) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
     """The street segments and the tagged features of `path` inside ``query.polygon``.
 
-    libosmium reads the file three times, its C++ filters keeping what may be wanted and its
-    writer writing it as text (OPL), which pyarrow parses at once: no Python step per object.
+    libosmium reads the file twice, its C++ filters keeping what may be wanted and its writer
+    writing it as text (OPL), which pyarrow parses at once: no Python step per object.
 
-    1. the relations with one of the query's keys or ``building``;
-    2. nodes with one of the query's keys, ways with one of them, ``building`` or ``highway``,
-       each way's nodes with their locations (libosmium's location index);
-    3. the member ways of the relations wanted, with their nodes' locations (the same index).
+    1. nodes with one of the query's keys, ways with one of them, ``building`` or ``highway``,
+       each way's nodes with their locations (libosmium's location index), and the relations
+       with one of the query's keys or ``building``;
+    2. the member ways of the relations wanted, with their nodes' locations (the same index).
 
     Parameters
     ----------
@@ -429,20 +429,6 @@ def read_layers(path: str | Path, query: OSMQuery) -> tuple[gpd.GeoDataFrame, gp
 
     with tempfile.TemporaryDirectory(prefix="walkcover-opl-") as tmp:
         folder = Path(tmp)
-        _write_opl(
-            path,
-            folder / "relations.opl",
-            osmium.osm.RELATION,
-            osmium.filter.KeyFilter(*keys, "building"),
-        )
-        rel = _fields(_opl_lines(folder / "relations.opl"), "r")
-        rel_poi, rel_building = poi_of(rel["tags"]), _has(rel["tags"], building_pattern)
-        wanted_rel = np.flatnonzero(rel_poi | rel_building)
-        rel_members = [
-            [int(m[1 : m.index("@")]) for m in text.split(",") if m.startswith("w")]
-            for text in rel["members"].take(wanted_rel).to_pylist()
-        ]
-
         index = osmium.index.create_map("flex_mem")
         locations = osmium.NodeLocationsForWays(index)
         locations.ignore_errors()  # a node the file lacks: written without a location
@@ -452,27 +438,36 @@ def read_layers(path: str | Path, query: OSMQuery) -> tuple[gpd.GeoDataFrame, gp
         node_keys.enable_for(osmium.osm.NODE)
         way_keys = osmium.filter.KeyFilter(*keys, "building", "highway")
         way_keys.enable_for(osmium.osm.WAY)
+        rel_keys = osmium.filter.KeyFilter(*keys, "building")
+        rel_keys.enable_for(osmium.osm.RELATION)
         _write_opl(
             path,
             folder / "main.opl",
-            osmium.osm.NODE | osmium.osm.WAY,
+            osmium.osm.NODE | osmium.osm.WAY | osmium.osm.RELATION,
             locations,
             node_keys,
             way_keys,
+            rel_keys,
             locations=True,
         )
+        main, rel = _scan_main(
+            folder / "main.opl", poi_of=poi_of, building_pattern=building_pattern, area=area
+        )
+        rel_poi, rel_building = poi_of(rel["tags"]), _has(rel["tags"], building_pattern)
+        wanted_rel = np.flatnonzero(rel_poi | rel_building)
+        rel_members = [
+            [int(m[1 : m.index("@")]) for m in text.split(",") if m.startswith("w")]
+            for text in rel["members"].take(wanted_rel).to_pylist()
+        ]
         relations = [
             (int(rel["id"][i].as_py()), bool(rel_poi[i]), bool(rel_building[i]), m)
             for i, m in zip(wanted_rel, rel_members, strict=True)
         ]
         # a member way of a relation kept is that relation's area (pyrosm's rule, by layer)
-        main = _scan_main(
-            folder / "main.opl",
-            poi_of=poi_of,
-            building_pattern=building_pattern,
+        main = _members_apart(
+            main,
             in_poi_relation={w for _, poi, _, m in relations if poi for w in m},
             in_building_relation={w for _, _, building, m in relations if building for w in m},
-            area=area,
         )
 
         member_ids = {w for m in rel_members for w in m}
@@ -546,16 +541,11 @@ class _Main:
 
 
 def _scan_block(
-    lines: Any,
-    *,
-    poi_of: Any,
-    building_pattern: str,
-    poi_members: list[int],
-    building_members: list[int],
-    area: shapely.Geometry,
-) -> tuple[dict[str, Any], dict[str, Any]]:
+    lines: Any, *, poi_of: Any, building_pattern: str, area: shapely.Geometry
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """One block of the main OPL file's lines (`_scan_main`): its query nodes inside `area`
-    (OPL fields) and its ways with a node inside it (`_Main`'s arrays)."""
+    (OPL fields), its ways with a node inside it (`_Main`'s arrays) and its relations (OPL
+    fields)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -569,15 +559,16 @@ def _scan_block(
     y = nodes["y"].take(pa.array(wanted)).cast(pa.float64()).to_numpy()
     keep = pa.array(wanted[shapely.contains_xy(area, x, y)])
     node_out = {k: nodes[k].take(keep) for k in ("id", "tags", "x", "y")}
-    ways = _fields(lines, "w")
+    ways, rels = _fields(lines, "w"), _fields(lines, "r")
     del lines, nodes
     way_ids = ways["id"].to_numpy()
     highway = _values(ways["tags"], "highway")
     street = np.array([h is not None and h not in NOT_STREETS for h in highway], dtype=bool)
     street &= ~_has(ways["tags"], area_yes)
-    as_poi = poi_of(ways["tags"]) & ~np.isin(way_ids, poi_members)
-    as_building = ~as_poi & _has(ways["tags"], building_pattern)
-    as_building &= ~np.isin(way_ids, building_members)
+    # as the query's or as buildings: a member of a relation kept is told apart once the
+    # relations (the file's last lines) are read (`_members_apart`)
+    as_poi = poi_of(ways["tags"])
+    as_building = _has(ways["tags"], building_pattern)
     rows = np.flatnonzero(street | as_poi | as_building)
     counts, refs, lon, lat = _node_lists(ways["nodes"].take(pa.array(rows)))
     # the ways with a node inside the area: a segment needs an end inside, a feature a vertex
@@ -600,23 +591,18 @@ def _scan_block(
         "lon": lon,
         "lat": lat,
     }
-    return node_out, way_out
+    return node_out, way_out, {k: rels[k] for k in ("id", "tags", "members")}
 
 
 def _scan_main(
-    path: Path,
-    *,
-    poi_of: Any,
-    building_pattern: str,
-    in_poi_relation: set[int],
-    in_building_relation: set[int],
-    area: shapely.Geometry,
-) -> _Main:
+    path: Path, *, poi_of: Any, building_pattern: str, area: shapely.Geometry
+) -> tuple[_Main, dict[str, Any]]:
     """The main OPL file, read a block of lines at a time (the memory a block's fields and
     their transformations take is all the text ever held): the query's nodes inside `area`
-    (prepared), and the ways with a node inside it that are streets or, as the query's or as
+    (prepared), the ways with a node inside it that are streets or, as the query's or as
     buildings, features (what a file larger than the area holds beyond it is let go block by
-    block).
+    block; a way that is a member of a relation kept is in, until `_members_apart`), and the
+    relations (OPL fields).
 
     Two blocks are scanned at a time, on two threads (Arrow's, numpy's and shapely's work on a
     block runs without the interpreter lock), each with its own prepared copy of `area`, and
@@ -626,28 +612,25 @@ def _scan_main(
 
     parts: dict[str, list[Any]] = {k: [] for k in _Main.__dataclass_fields__ if k != "nodes"}
     node_parts: dict[str, list[Any]] = {"id": [], "tags": [], "x": [], "y": []}
-    scan = partial(
-        _scan_block,
-        poi_of=poi_of,
-        building_pattern=building_pattern,
-        poi_members=list(in_poi_relation),
-        building_members=list(in_building_relation),
-    )
+    rel_parts: dict[str, list[Any]] = {"id": [], "tags": [], "members": []}
+    scan = partial(_scan_block, poi_of=poi_of, building_pattern=building_pattern)
     areas = [area, shapely.from_wkb(shapely.to_wkb(area))]  # a prepared geometry per thread
     for a in areas:
         shapely.prepare(a)
 
-    def keep(done: Future[tuple[dict[str, Any], dict[str, Any]]]) -> None:
-        nodes, ways = done.result()
+    def keep(done: Future[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]]) -> None:
+        nodes, ways, rels = done.result()
         for k, v in nodes.items():
             node_parts[k].append(v)
         for k, v in ways.items():
             parts[k].append(v)
+        for k, v in rels.items():
+            rel_parts[k].append(v)
 
     batches: Iterable[Any] = []
     if path.stat().st_size:
         batches = pv.open_csv(path, **_opl_csv_options())
-    running: deque[Future[tuple[dict[str, Any], dict[str, Any]]]] = deque()
+    running: deque[Future[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]]] = deque()
     with ThreadPoolExecutor(max_workers=2) as pool:
         try:
             for i, batch in enumerate(batches):
@@ -674,7 +657,40 @@ def _scan_main(
     values = {
         k: pa.concat_arrays(v) if k == "tags" else np.concatenate(v) for k, v in parts.items()
     }
-    return _Main(nodes=nodes, **values)
+    rels = {
+        k: pa.concat_arrays(v)
+        if v
+        else (pa.array([], type=pa.int64()) if k == "id" else empty_text)
+        for k, v in rel_parts.items()
+    }
+    return _Main(nodes=nodes, **values), rels
+
+
+def _members_apart(
+    main: _Main, *, in_poi_relation: set[int], in_building_relation: set[int]
+) -> _Main:
+    """`main` with the member ways of the relations kept told apart: a way that is a member of
+    a relation kept as the query's is not a feature of its own, nor a building when a building
+    relation holds it (pyrosm's rule, by layer); a way that is then neither, nor a street, goes."""
+    import pyarrow as pa
+
+    as_poi = main.as_poi & ~np.isin(main.way_ids, list(in_poi_relation))
+    as_building = ~as_poi & main.as_building & ~np.isin(main.way_ids, list(in_building_relation))
+    keep = main.street | as_poi | as_building
+    by_node = np.repeat(keep, main.counts)
+    return _Main(
+        nodes=main.nodes,
+        way_ids=main.way_ids[keep],
+        street=main.street[keep],
+        as_poi=as_poi[keep],
+        as_building=as_building[keep],
+        highway=main.highway[keep],
+        tags=main.tags.take(pa.array(np.flatnonzero(keep))),
+        counts=main.counts[keep],
+        refs=main.refs[by_node],
+        lon=main.lon[by_node],
+        lat=main.lat[by_node],
+    )
 
 
 #: The dtypes of `_Main`'s arrays when there is nothing to read (float otherwise).
