@@ -108,6 +108,18 @@ class Network:
         return mid
 
     @functools.cached_property
+    def edge_coords(self) -> EdgeCoords:
+        """Every edge's vertices as one coordinate array (`EdgeCoords`), made when first asked for
+        (the writers' streets): layers and maps built from it touch none of the edges' shapely
+        objects, so a forked writer shares their pages instead of copying them."""
+        geoms = self.edges.geometry.to_numpy()
+        xy, owner = shapely.get_coordinates(geoms, return_index=True)
+        start = np.zeros(len(geoms) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(owner, minlength=len(geoms)), out=start[1:])
+        lines_only = bool((shapely.get_type_id(geoms) == 1).all())
+        return EdgeCoords(np.ascontiguousarray(xy), start, lines_only)
+
+    @functools.cached_property
     def edge_samples(self) -> EdgeSamples:
         """Points every `SAMPLE_SPACING_M` along the snappable edges' segments in a KD-tree, and
         the segments as arrays, built once (see `walkcover.engine.coverage.nearest_edges`)."""
@@ -147,6 +159,36 @@ def let_samples_go(network: Network) -> None:
     samples and its segments as arrays, about 200 MB on L), once what needed them is measured;
     they are made again, the same, when next asked for (a site or a scenario snapping)."""
     network.__dict__.pop("edge_samples", None)
+
+
+class EdgeCoords(NamedTuple):
+    """The edges' vertices as flat arrays: edge ``i``'s are ``xy[start[i]:start[i + 1]]``.
+    `lines_only`: every edge is a LineString (as the readers make them), so its vertices are the
+    line; otherwise (a network built from other lines) use the geometries."""
+
+    xy: np.ndarray
+    start: np.ndarray
+    lines_only: bool = True
+
+    def lines(self, edges: np.ndarray) -> np.ndarray:
+        """New linestrings of `edges` (positions), equal vertex for vertex to their geometries."""
+        idx, counts = self.vertices(edges)
+        lines: np.ndarray = shapely.linestrings(
+            self.xy[idx], indices=np.repeat(np.arange(len(edges)), counts)
+        )
+        return lines
+
+    def vertices(
+        self, edges: np.ndarray, skip_first: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Positions in `xy` of the vertices of `edges`, edge after edge (without the first vertex
+        of those where `skip_first`), and how many each edge gives."""
+        first = self.start[edges]
+        if skip_first is not None:
+            first = first + skip_first
+        counts = self.start[np.asarray(edges) + 1] - first
+        idx = np.repeat(first - np.cumsum(counts) + counts, counts) + np.arange(int(counts.sum()))
+        return idx, counts
 
 
 class EdgeSamples(NamedTuple):

@@ -12,6 +12,7 @@ import numpy as np
 import shapely
 
 from walkcover.assessment import FACILITY_OUTPUT_COLUMNS, Assessment, search_limit_m
+from walkcover.engine.network import EdgeCoords, Network
 
 _PER_STANDARD = (
     "dist_m",
@@ -76,22 +77,68 @@ def _edge_boxes(edges: gpd.GeoDataFrame) -> np.ndarray:
     return boxes
 
 
-def edges_in_box(edges: gpd.GeoDataFrame, box: tuple[float, float, float, float]) -> np.ndarray:
+def warm_edge_tables(network: Network) -> None:
+    """Make the network's box table (`edges_in_box`) and coordinates (`Network.edge_coords`) now:
+    before a writer process is forked, so both writers share them instead of each making its own."""
+    _edge_boxes(network.edges)
+    _ = network.edge_coords
+
+
+def edges_in_box(
+    edges: gpd.GeoDataFrame,
+    box: tuple[float, float, float, float],
+    *,
+    coords: EdgeCoords | None = None,
+) -> np.ndarray:
     """Positions (ascending) of the `edges` whose bounding boxes meet `box` (``xmin, ymin, xmax,
     ymax``, edges included): what a spatial index's query by a box gives, from a float32 table of
     the boxes (22 MB for a city's 1.4 million edges, where an R-tree of them took about 100 MB
-    and a second to build), then each candidate checked on its exact box."""
+    and a second to build), then each candidate checked on its exact box: from `coords` (the
+    network's `edge_coords`) where given, touching none of the edges' shapely objects, else from
+    their geometries."""
     x0, y0, x1, y1 = box
     b = _edge_boxes(edges)
     near = np.flatnonzero((b[:, 0] <= x1) & (b[:, 2] >= x0) & (b[:, 1] <= y1) & (b[:, 3] >= y0))
-    exact = shapely.bounds(edges.geometry.to_numpy()[near])
+    if coords is not None:
+        if not len(near):
+            return near
+        idx, counts = coords.vertices(near)
+        xy = coords.xy[idx]
+        at = np.cumsum(counts) - counts
+        exact = np.column_stack(
+            [np.minimum.reduceat(xy, at, axis=0), np.maximum.reduceat(xy, at, axis=0)]
+        )
+    else:
+        exact = shapely.bounds(edges.geometry.to_numpy()[near])
     hit = (exact[:, 0] <= x1) & (exact[:, 2] >= x0) & (exact[:, 1] <= y1) & (exact[:, 3] >= y0)
     return near[hit]
 
 
+def _way_lines(coords: EdgeCoords, edges: np.ndarray, way: np.ndarray) -> np.ndarray:
+    """One multi-line per way of `edges` (positions, grouped by their way codes `way`, 0, 1, …,
+    each way's in network order): a way's consecutive segments, where one starts at the vertex
+    the one before ends, make one line (a way's segments come in its own order, so an unbroken
+    way is one line; a way cut by the study area or by a gap in the network keeps one line per
+    piece). Built from the edges' coordinates, not their shapely objects."""
+    if not len(edges):
+        return np.array([], dtype=object)
+    start, end = coords.start[edges], coords.start[edges + 1] - 1
+    joined = np.zeros(len(edges), dtype=bool)
+    joined[1:] = (way[1:] == way[:-1]) & (coords.xy[start[1:]] == coords.xy[end[:-1]]).all(axis=1)
+    idx, counts = coords.vertices(edges, skip_first=joined)
+    piece = np.cumsum(~joined) - 1
+    lines = shapely.linestrings(coords.xy[idx], indices=np.repeat(piece, counts))
+    return shapely.multilinestrings(lines, indices=way[~joined])
+
+
+def _part_ways(edges: gpd.GeoDataFrame, rows: np.ndarray, way: np.ndarray) -> np.ndarray:
+    """The way of each part of `rows`' geometries (`shapely.get_parts` order)."""
+    return np.repeat(way, shapely.get_num_geometries(edges.geometry.to_numpy()[rows]))
+
+
 #: Ways per part of a district's ``streets`` layer (`streets_layer`): a part's multi-lines exist
 #: while it is written, never a large district's 300,000 at once (about 300 MB each on L).
-STREET_WAYS_PER_PART = 50_000
+STREET_WAYS_PER_PART = 20_000
 
 
 def streets_layer(
@@ -114,16 +161,16 @@ def streets_layer(
         raise ValueError(f"ways_per_part must be at least 1, got {ways_per_part!r}")
     margin_m = max((search_limit_m(s, assessment.city) for s in assessment.standards), default=0.0)
     e = assessment.network.edges
+    coords = assessment.network.edge_coords
     x0, y0, x1, y1 = shapely.bounds(district_geom)
-    near = edges_in_box(e, (x0 - margin_m, y0 - margin_m, x1 + margin_m, y1 + margin_m))
+    box = (x0 - margin_m, y0 - margin_m, x1 + margin_m, y1 + margin_m)
+    near = edges_in_box(e, box, coords=coords)
     if not len(near):
         yield gpd.GeoDataFrame({"osm_id": [], "highway": []}, geometry=[], crs=e.crs)
         return
     # only the columns the layer shows, for the segments in the box (not a copy of every column)
-    geoms = e.geometry.to_numpy()[near]
     highway = e["highway"].array[near] if "highway" in e else None
-    # ways by hashing, not sorting their ids (a district's box holds ~10⁵ segments); each way's
-    # segments as one multi-line (a merge into one line would cost more than the writing)
+    # ways by hashing, not sorting their ids (a district's box holds ~10⁵ segments)
     at, ways = pd.factorize(pd.Series(e["osm_id"].array[near]).astype(str), sort=False)
     order = np.argsort(at, kind="stable")
     at_sorted = at[order]
@@ -133,8 +180,13 @@ def streets_layer(
     for w0 in range(0, len(ways), ways_per_part):
         w1 = min(w0 + ways_per_part, len(ways))
         lo, hi = np.searchsorted(at_sorted, [w0, w1])
-        rows = order[lo:hi]
-        lines = shapely.multilinestrings(geoms[rows], indices=at_sorted[lo:hi] - w0)
+        rows, way = near[order[lo:hi]], at_sorted[lo:hi] - w0
+        if coords.lines_only:
+            lines = _way_lines(coords, rows, way)
+        else:  # edges of several parts: each way's as they are, one part each
+            lines = shapely.multilinestrings(
+                shapely.get_parts(e.geometry.to_numpy()[rows]), indices=_part_ways(e, rows, way)
+            )
         yield gpd.GeoDataFrame(
             {
                 "osm_id": ways[w0:w1],

@@ -1079,7 +1079,8 @@ def _add_streets(m: folium.Map, result: Assessment, dgeom: shapely.Geometry) -> 
     without a base map."""
     edges = result.network.edges
     x0, y0, x1, y1 = dgeom.bounds  # the box round the district: no exact test is needed to draw
-    near = edges_in_box(edges, (x0 - 300, y0 - 300, x1 + 300, y1 + 300))
+    coords = result.network.edge_coords  # (the edges' shapely objects are never touched)
+    near = edges_in_box(edges, (x0 - 300, y0 - 300, x1 + 300, y1 + 300), coords=coords)
     simplify_m = 2.0
     if len(near) > MAX_STREET_EDGES:
         # a big district: the street grid only (no footways, paths, steps or service roads),
@@ -1088,7 +1089,7 @@ def _add_streets(m: folium.Map, result: Assessment, dgeom: shapely.Geometry) -> 
         near, simplify_m = near[~minor], 5.0
     if not len(near):
         return
-    lines = edges.geometry.to_numpy()[near]
+    lines = coords.lines(near) if coords.lines_only else edges.geometry.to_numpy()[near]
     StreetLines(
         pack_geometry(lines, result.crs, step_m=COARSE_STEP_M, simplify_m=simplify_m),
         {"color": "#8c8c8c", "weight": 1, "opacity": 0.7},

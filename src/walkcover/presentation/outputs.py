@@ -4,11 +4,17 @@
 from __future__ import annotations
 
 import errno
+import gc
 import logging
+import multiprocessing
 import os
+import pickle
+import sys
+import threading
 import warnings
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +23,7 @@ from typing import TYPE_CHECKING, Literal
 import geopandas as gpd
 import pandas as pd
 
-from walkcover._atomic import atomic_path, staged_folder, write_atomic
+from walkcover._atomic import atomic_path, recover, staged_folder, write_atomic
 from walkcover._errors import OutputExistsError, RunIncompleteError, WalkcoverError
 from walkcover._gc import collector_paused
 from walkcover._malloc import release_free_memory
@@ -75,6 +81,13 @@ log = logging.getLogger(__name__)
 # the note escapes (an error under `-W error`). It is about geopandas' own API change, never about
 # walkcover's data: ignored for good, as pyogrio means it to be.
 warnings.filterwarnings("ignore", r"GeoSeries\.notna", UserWarning)
+
+# Python 3.12 warns at every fork of a process with more than one thread. The run forks its writer
+# once its own pools are done; threads it does not own (a notebook's, a test runner's) never run
+# in the child, which runs only the writer and exits.
+warnings.filterwarnings(
+    "ignore", r".*use of fork\(\) may lead to deadlocks in the child", DeprecationWarning
+)
 
 #: Districts written at a time by `write_run` (threads: the heavy steps run outside the GIL).
 WRITE_THREADS = min(2, os.cpu_count() or 1)
@@ -307,6 +320,10 @@ def write_run(
     afterwards as one set (`walkcover.presentation.tables.city_set`): the folder holds the
     previous complete set or the new one, and ``city_files.json`` lists it.
 
+    Districts are written `WRITE_THREADS` at a time, largest first: on Linux, from
+    `WRITE_PROCESS_EDGES` street edges, by this process and one writer forked from it (the files
+    are byte for byte those threads write); else by threads.
+
     Raises
     ------
     OutputExistsError
@@ -330,6 +347,175 @@ def write_run(
         )
 
 
+@dataclass(frozen=True)
+class _DistrictJobs:
+    """The districts one run writes (largest first), and what each needs."""
+
+    assessment: Assessment
+    out: Path
+    rows: list[pd.Series]
+    geoms: list
+    proposals: Mapping[str, Proposal]
+    maps: bool
+    tiles: str | None
+
+
+#: A district's outcome: slug, the step reached, the failure (None when written), the names the new
+#: folder holds and those the old one held.
+_Outcome = tuple[str, str, "BaseException | None", set[str], set[str]]
+
+
+def _write_district(jobs: _DistrictJobs, k: int) -> _Outcome:
+    """Write district `k` of `jobs` into a staging folder swapped in whole; never raises."""
+    drow, geom, assessment = jobs.rows[k], jobs.geoms[k], jobs.assessment
+    slug = drow["slug"]
+    folder = district_dir(jobs.out, assessment.city.id, slug)
+    previous = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
+    step = "coverage.gpkg"
+    proposal = jobs.proposals.get(drow["district_id"])
+    try:
+        with staged_folder(folder, keep=KEPT_BY_RUN) as stage:
+            write_district_files(
+                assessment, drow["district_id"], geom, stage, proposal=proposal, tiles=jobs.tiles
+            )
+            # a district's layers are GEOS's and Python's small blocks by the hundred
+            # thousand (a large district's streets: 300,000 multi-lines), freed but held
+            # by the heap: given back before the next file, not piled up district by district
+            # (on L, 150 MB after each large district)
+            release_free_memory()
+            if jobs.maps:
+                step = "map.html"
+                write_district_map(
+                    assessment, drow["district_id"], stage, proposal=proposal, tiles=jobs.tiles
+                )
+                release_free_memory()
+            new = {p.name for p in stage.iterdir()}
+    except Exception as exc:
+        log.debug("district %s: %s failed", slug, step, exc_info=True)
+        return slug, step, exc, set(), previous
+    return slug, step, None, new, previous
+
+
+#: From this many street edges, the run's second writer is a child process, not a thread: building
+#: a district's layers and map holds the interpreter lock most of the time (Arrow batches, WKB,
+#: folium's HTML), so two threads wrote L's districts in 18-19 s where one took 22 s. The child is
+#: forked, sharing the measured run copy-on-write, and writes beside the run's own thread. One
+#: child, not two: each writer process copies the pages of the run it touches (about 300 MB on L),
+#: and the run itself is one writer for free. A small run would spend more on the fork (a page
+#: table) than it saves.
+WRITE_PROCESS_EDGES = 100_000
+
+
+def _write_districts(jobs: _DistrictJobs) -> list[_Outcome]:
+    """Each district of `jobs` written (`_write_district`), `WRITE_THREADS` at a time: by this
+    process and a forked one where the run is large and the system can fork, else by threads;
+    in `jobs`' order."""
+    n = len(jobs.rows)
+    if (
+        WRITE_THREADS > 1
+        and n > 1
+        and len(jobs.assessment.network.edges) >= WRITE_PROCESS_EDGES
+        and "fork" in multiprocessing.get_all_start_methods()
+        and sys.platform == "linux"  # macOS's system libraries are not safe to fork
+    ):
+        return _write_with_process(jobs)
+    with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
+        return list(pool.map(lambda k: _write_district(jobs, k), range(n)))
+
+
+#: What the writer process inherits from the run that forks it (never pickled: the assessment is
+#: gigabytes, shared by the fork until a page is written).
+_FORKED: _DistrictJobs | None = None
+
+
+def _forked_district(k: int) -> _Outcome:
+    """`_write_district` in the writer process, its failure made fit to send back."""
+    assert _FORKED is not None, "a writer process started without the run"
+    slug, step, exc, new, previous = _write_district(_FORKED, k)
+    return slug, step, None if exc is None else _sendable(exc), new, previous
+
+
+def _started() -> bool:
+    """A task that makes sure the writer process is running."""
+    return True
+
+
+def _sendable(exc: BaseException) -> BaseException:
+    """`exc` if it survives pickling (to cross back to the run), else its type and message."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:
+        return WalkcoverError(f"{type(exc).__name__}: {exc}")
+    return exc
+
+
+def _write_with_process(jobs: _DistrictJobs) -> list[_Outcome]:
+    """`_write_districts` by this process and a forked one, each taking the next district as it
+    finishes one. If the child dies (killed, out of memory), the district it was writing fails,
+    naming why, and this process writes the rest."""
+    global _FORKED
+    from walkcover.presentation.layers import warm_edge_tables
+
+    n = len(jobs.rows)
+    outcomes: list[_Outcome | None] = [None] * n
+    died: list[int] = []
+    taken = iter(range(n))
+    lock = threading.Lock()
+
+    def take() -> int | None:
+        with lock:
+            return next(taken, None)
+
+    # made once before the fork, shared by both writers (not made again in each)
+    warm_edge_tables(jobs.assessment.network)
+    _FORKED = jobs
+    # the run's objects frozen out of the collector's reach while both write: a full collection
+    # in either process writes to every tracked object's header, copying each page of them
+    gc.freeze()
+    try:
+        with ProcessPoolExecutor(
+            max_workers=1, mp_context=multiprocessing.get_context("fork")
+        ) as pool:
+            # forked now, while this process runs no other thread of its own
+            pool.submit(_started).result()
+
+            def by_child() -> None:
+                while (k := take()) is not None:
+                    try:
+                        outcomes[k] = pool.submit(_forked_district, k).result()
+                    except BrokenProcessPool as exc:
+                        outcomes[k] = (
+                            jobs.rows[k]["slug"],
+                            "coverage.gpkg",
+                            WalkcoverError(
+                                "the process writing this district stopped before it finished "
+                                f"(killed, or out of memory: {exc}); its previous files are kept"
+                            ),
+                            set(),
+                            set(),
+                        )
+                        died.append(k)
+                        return  # this process writes the others
+
+            child = threading.Thread(target=by_child, name="walkcover-writer")
+            child.start()
+            try:
+                while (k := take()) is not None:
+                    outcomes[k] = _write_district(jobs, k)
+            finally:
+                child.join()
+    finally:
+        gc.unfreeze()
+        _FORKED = None
+    if died:  # its staging folder (or a folder it was swapping) cleared, now no one writes
+        city_dir = district_dir(
+            jobs.out, jobs.assessment.city.id, jobs.rows[died[0]]["slug"]
+        ).parent
+        for done in recover(city_dir):
+            log.warning("%s: %s", city_dir, done)
+    return [o for o in outcomes if o is not None]
+
+
 def _write_run(
     assessment: Assessment,
     out: Path,
@@ -348,46 +534,22 @@ def _write_run(
     files = RunFiles()
     done: list[str] = []
 
-    def one(drow: pd.Series, geom) -> tuple[str, str, Exception | None, set[str], set[str]]:
-        slug = drow["slug"]
-        folder = district_dir(out, city_id, slug)
-        previous = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
-        step = "coverage.gpkg"
-        proposal = proposals.get(drow["district_id"])
-        try:
-            with staged_folder(folder, keep=KEPT_BY_RUN) as stage:
-                write_district_files(
-                    assessment, drow["district_id"], geom, stage, proposal=proposal, tiles=tiles
-                )
-                # a district's layers are GEOS's and Python's small blocks by the hundred
-                # thousand (a large district's streets: 300,000 multi-lines), freed but held
-                # by the heap: given back before the next file, not piled up district by district
-                # (on L, 150 MB after each large district)
-                release_free_memory()
-                if maps:
-                    step = "map.html"
-                    write_district_map(
-                        assessment, drow["district_id"], stage, proposal=proposal, tiles=tiles
-                    )
-                    release_free_memory()
-                new = {p.name for p in stage.iterdir()}
-        except Exception as exc:
-            log.debug("district %s: %s failed", slug, step, exc_info=True)
-            return slug, step, exc, set(), previous
-        return slug, step, None, new, previous
-
-    # Districts are independent once measured: two at a time (the lattices, GeoPackages and
-    # rasters release the GIL), each still staged and swapped in whole.
     release_free_memory()  # what measuring freed, before the writers' own allocations
     rows = [drow for _, drow in assessment.districts.iterrows()]
     geoms = [assessment.district_geometry(d) for d in assessment.districts["district_id"]]
     # the districts with most homes first: a large district started last would run on alone
     homes = assessment.demand["district_id"].value_counts()
     order = sorted(range(len(rows)), key=lambda i: -int(homes.get(rows[i]["district_id"], 0)))
-    with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
-        done_by = dict(
-            zip(order, pool.map(one, [rows[i] for i in order], [geoms[i] for i in order]))
-        )
+    jobs = _DistrictJobs(
+        assessment,
+        Path(out),
+        [rows[i] for i in order],
+        [geoms[i] for i in order],
+        proposals,
+        maps,
+        tiles,
+    )
+    done_by = dict(zip(order, _write_districts(jobs)))
     results = [done_by[i] for i in range(len(rows))]
     for slug, step, exc, new, previous in results:
         if exc is not None:

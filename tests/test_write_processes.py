@@ -1,0 +1,197 @@
+"""A large run's districts are written by the run and by one forked writer process (issue 27): the
+files are the ones threads write, byte for byte; a failure in the child is reported as in the run;
+a child that dies fails only the district it was writing. And the streets both writers draw come
+from the network's coordinates (`Network.edge_coords`), never from its shapely objects."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import shapely
+
+from walkcover._errors import RunIncompleteError
+from walkcover.presentation import outputs
+
+
+def digest(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != "run.json"  # (its `written` time differs, see below)
+    }
+
+
+@pytest.fixture
+def forked(monkeypatch):
+    """Districts written by the run and a forked writer, whatever the run's size."""
+    monkeypatch.setattr(outputs, "WRITE_PROCESS_EDGES", 0)
+    monkeypatch.setattr(outputs, "WRITE_THREADS", 2)
+
+
+def _who_writes(monkeypatch, tmp_path: Path, action=None) -> Path:
+    """Record which process writes each district's map (a line ``pid district`` in a log), then
+    do `action(district_id)` there."""
+    import walkcover.presentation.maps as maps
+
+    log = tmp_path / "writers.log"
+    real = maps.district_map
+
+    def recorded(result, district_id, **kw):
+        with log.open("a", encoding="utf-8") as f:
+            f.write(f"{os.getpid()} {district_id}\n")
+        if action is not None:
+            action(district_id)
+        return real(result, district_id, **kw)
+
+    monkeypatch.setattr(maps, "district_map", recorded)
+    return log
+
+
+def _writers(log: Path) -> dict[str, int]:
+    return {d: int(p) for p, d in (line.split() for line in log.read_text().splitlines())}
+
+
+def test_a_forked_writer_writes_the_files_threads_write(sample_results, tmp_path, monkeypatch):
+    res = sample_results
+    res.save(tmp_path / "threads", overwrite=True, maps=True)
+    monkeypatch.setattr(outputs, "WRITE_PROCESS_EDGES", 0)
+    monkeypatch.setattr(outputs, "WRITE_THREADS", 2)
+    log = _who_writes(monkeypatch, tmp_path)
+    res.save(tmp_path / "forked", overwrite=True, maps=True)
+    pids = set(_writers(log).values())
+    assert os.getpid() in pids and len(pids) == 2  # the run wrote some, its child the others
+    a, b = digest(tmp_path / "threads"), digest(tmp_path / "forked")
+    assert len(a) > 10 and a == b
+
+
+def test_a_failure_in_the_forked_writer_is_reported_and_keeps_the_previous_set(
+    sample_results, tmp_path, forked, monkeypatch
+):
+    out = tmp_path / "out"
+    sample_results.save(out, overwrite=True, maps=True)
+    city = out / sample_results.assessment.city.id
+    before = {d.name: digest(d) for d in city.iterdir() if d.is_dir()}
+    run = os.getpid()
+
+    def full_disk_in_the_child(district_id):
+        if os.getpid() != run:
+            raise OSError(28, "No space left on device")
+
+    log = _who_writes(monkeypatch, tmp_path, full_disk_in_the_child)
+    with pytest.raises(RunIncompleteError) as err:
+        sample_results.save(out, overwrite=True, maps=True)
+    by_child = {d for d, p in _writers(log).items() if p != run}
+    assert by_child and len(by_child) < len(before)
+    failed = {slug for slug, _, _ in err.value.files.failures}
+    d = sample_results.assessment.districts
+    slugs = dict(zip(d["district_id"], d["slug"]))
+    assert failed == {slugs[d] for d in by_child}
+    for slug, step, exc in err.value.files.failures:
+        assert step == "map.html" and isinstance(exc, OSError) and exc.errno == 28
+        assert digest(city / slug) == before[slug]  # its previous set, untouched
+    assert "the disk is full" in str(err.value)
+
+
+def test_a_writer_that_dies_fails_only_its_district(sample_results, tmp_path, forked, monkeypatch):
+    out = tmp_path / "out"
+    sample_results.save(out, overwrite=True, maps=True)
+    city = out / sample_results.assessment.city.id
+    before = {d.name: digest(d) for d in city.iterdir() if d.is_dir()}
+    run = os.getpid()
+
+    def killed_in_the_child(district_id):
+        if os.getpid() != run:
+            os._exit(9)  # as the kernel's out-of-memory killer would leave it: no word back
+
+    log = _who_writes(monkeypatch, tmp_path, killed_in_the_child)
+    with pytest.raises(RunIncompleteError) as err:
+        sample_results.save(out, overwrite=True, maps=True)
+    writers = _writers(log)
+    dead = [d for d, p in writers.items() if p != run]
+    assert len(dead) == 1  # the child took one district and died; the run wrote every other
+    assert set(writers) == set(sample_results.assessment.districts["district_id"])
+    ((slug, _, exc),) = err.value.files.failures
+    assert "stopped before it finished" in str(exc) and "previous files are kept" in str(exc)
+    assert digest(city / slug) == before[slug]
+    others = [d for d in before if d != slug]
+    assert all((city / d / "map.html").is_file() for d in others)
+    assert not [p for p in city.iterdir() if p.name.startswith(".")]  # no staging left behind
+
+
+def test_a_failure_that_cannot_be_pickled_keeps_its_type_and_message():
+    class OddError(Exception):
+        def __init__(self, a, b):  # pickling calls OddError(msg): a missing argument
+            super().__init__(f"{a}/{b}")
+
+    sent = outputs._sendable(OddError("x", "y"))
+    assert "OddError: x/y" in str(sent)
+    err = OSError(28, "No space left on device")
+    assert outputs._sendable(err) is err
+
+
+def test_way_lines_join_only_segments_that_meet():
+    """Hand-made: way 0 is three segments end to end (one line of four vertices); way 1 has a gap
+    (two lines); way 2 is one edge of three vertices then one that turns back from its end."""
+    from walkcover.engine.network import EdgeCoords
+    from walkcover.presentation.layers import _way_lines
+
+    lines = [
+        [(0, 0), (1, 0)], [(1, 0), (2, 0)], [(2, 0), (2, 1)],  # way 0
+        [(5, 0), (6, 0)], [(7, 0), (8, 0)],  # way 1: a gap between 6 and 7
+        [(0, 5), (1, 5), (1, 6)], [(1, 6), (0, 6)],  # way 2
+    ]  # fmt: skip
+    geoms = np.array([shapely.LineString(c) for c in lines])
+    _, xy, (start,) = shapely.to_ragged_array(geoms)
+    coords = EdgeCoords(xy, start.astype(np.int64))
+    assert shapely.equals_exact(coords.lines(np.arange(7)), geoms, 0).all()
+    got = _way_lines(coords, np.arange(7), np.array([0, 0, 0, 1, 1, 2, 2]))
+    want = shapely.from_wkt(
+        [
+            "MULTILINESTRING ((0 0, 1 0, 2 0, 2 1))",
+            "MULTILINESTRING ((5 0, 6 0), (7 0, 8 0))",
+            "MULTILINESTRING ((0 5, 1 5, 1 6, 0 6))",
+        ]
+    )
+    assert shapely.equals_exact(got, want, 0).all()
+    # a subset, out of the network's order within no way: each edge is its own way
+    got = _way_lines(coords, np.array([4, 1]), np.array([0, 1]))
+    assert [shapely.get_num_geometries(g) for g in got] == [1, 1]
+    assert shapely.equals_exact(got[1], shapely.from_wkt("MULTILINESTRING ((1 0, 2 0))"), 0)
+
+
+def test_streets_of_a_network_without_edges_or_with_multi_part_edges():
+    """No edges: empty coordinates and an empty layer. An edge of two parts (a network built from
+    a planner's multi-lines): the layer takes the geometries as they are, each part a line."""
+    from types import SimpleNamespace
+
+    import geopandas as gpd
+
+    from conftest import CRS_M, X0, Y0, streets
+    from walkcover.engine.network import build_network
+    from walkcover.presentation.layers import streets_layer
+
+    frame = streets([(1, 2, [(0, 0), (100, 0)]), (2, 3, [(100, 0), (200, 0)])])
+    two = shapely.MultiLineString(
+        [[(X0 + 100, Y0), (X0 + 150, Y0)], [(X0 + 150, Y0), (X0 + 200, Y0)]]
+    )
+    frame.loc[1, "geometry"] = two
+    net = build_network(frame)
+    assert not net.edge_coords.lines_only and net.edge_coords.start[-1] == 6
+    a = SimpleNamespace(network=net, standards=[], city=None)
+    (layer,) = streets_layer(a, shapely.box(X0 - 10, Y0 - 10, X0 + 210, Y0 + 10))
+    assert shapely.equals(
+        shapely.union_all(layer.geometry.to_numpy()), shapely.union_all(net.edges.geometry)
+    )
+    assert shapely.get_num_geometries(layer.geometry.to_numpy()).sum() == 3
+
+    empty = build_network(gpd.GeoDataFrame({"u": [], "v": [], "osm_id": [], "highway": []},
+                                           geometry=[], crs=CRS_M))  # fmt: skip
+    assert empty.edge_coords.xy.shape == (0, 2) and list(empty.edge_coords.start) == [0]
+    (layer,) = streets_layer(
+        SimpleNamespace(network=empty, standards=[], city=None), shapely.box(0, 0, 1, 1)
+    )
+    assert len(layer) == 0
