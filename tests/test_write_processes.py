@@ -195,3 +195,14 @@ def test_streets_of_a_network_without_edges_or_with_multi_part_edges():
         SimpleNamespace(network=empty, standards=[], city=None), shapely.box(0, 0, 1, 1)
     )
     assert len(layer) == 0
+
+
+def test_without_memory_to_spare_the_districts_are_written_by_threads(
+    sample_results, tmp_path, forked, monkeypatch
+):
+    assert outputs._room_to_fork()  # (this machine has memory to spare for the sample)
+    monkeypatch.setattr(outputs, "FORK_MEMORY_SHARE", 1e9)  # as if every byte were taken
+    assert not outputs._room_to_fork()
+    log = _who_writes(monkeypatch, tmp_path)
+    sample_results.save(tmp_path / "out", overwrite=True, maps=True)
+    assert set(_writers(log).values()) == {os.getpid()}

@@ -417,10 +417,30 @@ def _write_districts(jobs: _DistrictJobs) -> list[_Outcome]:
         and len(jobs.assessment.network.edges) >= WRITE_PROCESS_EDGES
         and "fork" in multiprocessing.get_all_start_methods()
         and sys.platform == "linux"  # macOS's system libraries are not safe to fork
+        and _room_to_fork()
     ):
         return _write_with_process(jobs)
     with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
         return list(pool.map(lambda k: _write_district(jobs, k), range(n)))
+
+
+#: The share of the run's resident memory the forked writer may come to hold of its own (the pages
+#: it copies and its own layers: 430-500 MB of L's 2.4 GB, measured), which must be available
+#: before it is forked; else the districts are written by threads, in the run's own memory.
+FORK_MEMORY_SHARE = 0.4
+
+
+def _room_to_fork() -> bool:
+    """Whether the system has the memory a forked writer may need (`FORK_MEMORY_SHARE` of this
+    process's resident memory, from ``/proc``); False where it cannot be read."""
+    try:
+        meminfo = Path("/proc/meminfo").read_text(encoding="ascii").splitlines()
+        available_kib = next(int(x.split()[1]) for x in meminfo if x.startswith("MemAvailable:"))
+        pages = int(Path("/proc/self/statm").read_text(encoding="ascii").split()[1])
+        resident_kib = pages * (os.sysconf("SC_PAGE_SIZE") // 1024)
+    except (OSError, ValueError, StopIteration, IndexError):
+        return False
+    return available_kib >= FORK_MEMORY_SHARE * resident_kib
 
 
 #: What the writer process inherits from the run that forks it (never pickled: the assessment is
