@@ -206,3 +206,22 @@ def test_without_memory_to_spare_the_districts_are_written_by_threads(
     log = _who_writes(monkeypatch, tmp_path)
     sample_results.save(tmp_path / "out", overwrite=True, maps=True)
     assert set(_writers(log).values()) == {os.getpid()}
+
+
+def test_a_control_groups_limit_bounds_the_room_to_fork(tmp_path):
+    """A container's limit, not the host's free memory, decides (cgroup v2, then v1)."""
+    v2 = tmp_path / "v2"
+    v2.mkdir()
+    (v2 / "memory.max").write_text("3221225472\n")
+    (v2 / "memory.current").write_text("3000000000\n")
+    assert outputs._cgroup_room_kib(v2) == (3221225472 - 3000000000) // 1024
+    (v2 / "memory.max").write_text("max\n")
+    assert outputs._cgroup_room_kib(v2) is None
+    v1 = tmp_path / "v1" / "memory"
+    v1.mkdir(parents=True)
+    (v1 / "memory.limit_in_bytes").write_text("9223372036854771712\n")  # no limit
+    (v1 / "memory.usage_in_bytes").write_text("4576940032\n")
+    assert outputs._cgroup_room_kib(tmp_path / "v1") is None
+    (v1 / "memory.limit_in_bytes").write_text("4000000000\n")  # over the limit already
+    assert outputs._cgroup_room_kib(tmp_path / "v1") == 0
+    assert outputs._cgroup_room_kib(tmp_path / "none") is None

@@ -431,16 +431,42 @@ FORK_MEMORY_SHARE = 0.4
 
 
 def _room_to_fork() -> bool:
-    """Whether the system has the memory a forked writer may need (`FORK_MEMORY_SHARE` of this
-    process's resident memory, from ``/proc``); False where it cannot be read."""
+    """Whether the memory a forked writer may need (`FORK_MEMORY_SHARE` of this process's resident
+    memory) is available: to the system (``MemAvailable``) and within this process's control
+    group's limit, if it has one (a container's ``/proc/meminfo`` shows the host's memory). False
+    where it cannot be read."""
     try:
-        meminfo = Path("/proc/meminfo").read_text(encoding="ascii").splitlines()
-        available_kib = next(int(x.split()[1]) for x in meminfo if x.startswith("MemAvailable:"))
         pages = int(Path("/proc/self/statm").read_text(encoding="ascii").split()[1])
         resident_kib = pages * (os.sysconf("SC_PAGE_SIZE") // 1024)
+        meminfo = Path("/proc/meminfo").read_text(encoding="ascii").splitlines()
+        room_kib = next(int(x.split()[1]) for x in meminfo if x.startswith("MemAvailable:"))
     except (OSError, ValueError, StopIteration, IndexError):
         return False
-    return available_kib >= FORK_MEMORY_SHARE * resident_kib
+    limited = _cgroup_room_kib(Path("/sys/fs/cgroup"))
+    if limited is not None:
+        room_kib = min(room_kib, limited)
+    return room_kib >= FORK_MEMORY_SHARE * resident_kib
+
+
+def _cgroup_room_kib(root: Path) -> int | None:
+    """KiB left under the memory limit of the control group mounted at `root` (cgroup v2's
+    ``memory.max`` less ``memory.current``, or v1's ``memory/memory.limit_in_bytes`` less
+    ``memory.usage_in_bytes``); None without a limit or where none can be read."""
+    for limit, usage in (
+        (root / "memory.max", root / "memory.current"),
+        (root / "memory" / "memory.limit_in_bytes", root / "memory" / "memory.usage_in_bytes"),
+    ):
+        try:
+            text = limit.read_text(encoding="ascii").strip()
+            if text == "max":
+                return None
+            limit_b, usage_b = int(text), int(usage.read_text(encoding="ascii").strip())
+        except (OSError, ValueError):
+            continue
+        if limit_b >= 1 << 60:  # v1's "no limit" (a page-rounded 2⁶³ − 1)
+            return None
+        return max(0, limit_b - usage_b) // 1024
+    return None
 
 
 #: What the writer process inherits from the run that forks it (never pickled: the assessment is
