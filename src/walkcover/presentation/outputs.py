@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import collections
 import errno
 import gc
 import logging
@@ -497,7 +498,8 @@ def _sendable(exc: BaseException) -> BaseException:
 
 def _write_with_process(jobs: _DistrictJobs) -> list[_Outcome]:
     """`_write_districts` by this process and a forked one, each taking the next district as it
-    finishes one. If the child dies (killed, out of memory), the district it was writing fails,
+    finishes one: the child the largest left, this process the smallest (the two rarely build
+    large districts at once: 40 MiB less at the peak on L, in the same time). If the child dies (killed, out of memory), the district it was writing fails,
     naming why, and this process writes the rest."""
     global _FORKED
     from walkcover.presentation.layers import warm_edge_tables
@@ -505,12 +507,14 @@ def _write_with_process(jobs: _DistrictJobs) -> list[_Outcome]:
     n = len(jobs.rows)
     outcomes: list[_Outcome | None] = [None] * n
     died: list[int] = []
-    taken = iter(range(n))
+    left = collections.deque(range(n))  # largest first
     lock = threading.Lock()
 
-    def take() -> int | None:
+    def take(*, largest: bool) -> int | None:
         with lock:
-            return next(taken, None)
+            if not left:
+                return None
+            return left.popleft() if largest else left.pop()
 
     # made once before the fork, shared by both writers (not made again in each)
     warm_edge_tables(jobs.assessment.network)
@@ -526,7 +530,7 @@ def _write_with_process(jobs: _DistrictJobs) -> list[_Outcome]:
             pool.submit(_started).result()
 
             def by_child() -> None:
-                while (k := take()) is not None:
+                while (k := take(largest=True)) is not None:
                     try:
                         outcomes[k] = pool.submit(_forked_district, k).result()
                     except BrokenProcessPool as exc:
@@ -546,7 +550,7 @@ def _write_with_process(jobs: _DistrictJobs) -> list[_Outcome]:
             child = threading.Thread(target=by_child, name="walkcover-writer")
             child.start()
             try:
-                while (k := take()) is not None:
+                while (k := take(largest=False)) is not None:
                     outcomes[k] = _write_district(jobs, k)
             finally:
                 child.join()
