@@ -225,3 +225,28 @@ def test_a_control_groups_limit_bounds_the_room_to_fork(tmp_path):
     (v1 / "memory.limit_in_bytes").write_text("4000000000\n")  # over the limit already
     assert outputs._cgroup_room_kib(tmp_path / "v1") == 0
     assert outputs._cgroup_room_kib(tmp_path / "none") is None
+
+
+def test_a_writer_stopped_by_sigterm_fails_only_its_district(
+    sample_results, tmp_path, forked, monkeypatch
+):
+    """The console script turns SIGTERM into SystemExit, in the forked writer too: the district it
+    was writing fails, naming why, and the run writes the rest (no district is left out)."""
+    out = tmp_path / "out"
+    run = os.getpid()
+
+    def stopped_in_the_child(district_id):
+        if os.getpid() != run:
+            raise SystemExit(143)
+
+    log = _who_writes(monkeypatch, tmp_path, stopped_in_the_child)
+    with pytest.raises(RunIncompleteError) as err:
+        sample_results.save(out, overwrite=True, maps=True)
+    ((slug, _, exc),) = err.value.files.failures
+    assert "stopped before it finished (stopped: SystemExit)" in str(exc)
+    writers = _writers(log)
+    assert set(writers) == set(sample_results.assessment.districts["district_id"])
+    city = out / sample_results.assessment.city.id
+    assert sorted(p.name for p in city.iterdir() if (p / "map.html").is_file()) == sorted(
+        d for d in sample_results.assessment.districts["slug"] if d != slug
+    )

@@ -487,6 +487,20 @@ def _started() -> bool:
     return True
 
 
+def _stopped(jobs: _DistrictJobs, k: int, why: str) -> _Outcome:
+    """The outcome of district `k` when the process writing it stopped before it finished."""
+    return (
+        jobs.rows[k]["slug"],
+        "coverage.gpkg",
+        WalkcoverError(
+            f"the process writing this district stopped before it finished ({why}); its "
+            "previous files are kept"
+        ),
+        set(),
+        set(),
+    )
+
+
 def _sendable(exc: BaseException) -> BaseException:
     """`exc` if it survives pickling (to cross back to the run), else its type and message."""
     try:
@@ -534,18 +548,14 @@ def _write_with_process(jobs: _DistrictJobs) -> list[_Outcome]:
                     try:
                         outcomes[k] = pool.submit(_forked_district, k).result()
                     except BrokenProcessPool as exc:
-                        outcomes[k] = (
-                            jobs.rows[k]["slug"],
-                            "coverage.gpkg",
-                            WalkcoverError(
-                                "the process writing this district stopped before it finished "
-                                f"(killed, or out of memory: {exc}); its previous files are kept"
-                            ),
-                            set(),
-                            set(),
-                        )
-                        died.append(k)
-                        return  # this process writes the others
+                        why = f"killed, or out of memory: {exc}"
+                    except BaseException as exc:  # stopped there (SIGTERM, Ctrl-C)
+                        why = f"stopped: {type(exc).__name__}"
+                    else:
+                        continue
+                    outcomes[k] = _stopped(jobs, k, why)
+                    died.append(k)
+                    return  # this process writes the others
 
             child = threading.Thread(target=by_child, name="walkcover-writer")
             child.start()
@@ -563,7 +573,10 @@ def _write_with_process(jobs: _DistrictJobs) -> list[_Outcome]:
         ).parent
         for done in recover(city_dir):
             log.warning("%s: %s", city_dir, done)
-    return [o for o in outcomes if o is not None]
+    # (every district is taken by one writer or the other; never a hole in the run's list)
+    return [
+        o if o is not None else _stopped(jobs, k, "never started") for k, o in enumerate(outcomes)
+    ]
 
 
 def _write_run(
