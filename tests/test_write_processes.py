@@ -250,3 +250,25 @@ def test_a_writer_stopped_by_sigterm_fails_only_its_district(
     assert sorted(p.name for p in city.iterdir() if (p / "map.html").is_file()) == sorted(
         d for d in sample_results.assessment.districts["slug"] if d != slug
     )
+
+
+def test_a_forked_writer_writes_proposed_sites_as_threads_do(sample_results, tmp_path, monkeypatch):
+    """Sites `site` proposed reach the forked writer with the run (no file read again there):
+    the same files, the homes' walks after the sites included."""
+    from walkcover.api import earlier_proposals
+    from walkcover.presentation.outputs import write_run
+
+    r, out = sample_results, tmp_path / "out"
+    r.save(out, maps=False)
+    r.save_sites(r.site("toilet", k=2), out)
+    proposals = earlier_proposals(r.assessment, out, overwrite=True)
+    assert proposals
+    write_run(r.assessment, out, overwrite=True, maps=True, proposals=proposals)
+    by_threads = digest(out)
+    monkeypatch.setattr(outputs, "WRITE_PROCESS_EDGES", 0)
+    monkeypatch.setattr(outputs, "WRITE_THREADS", 2)
+    log = _who_writes(monkeypatch, tmp_path)
+    write_run(r.assessment, out, overwrite=True, maps=True, proposals=proposals)
+    assert len(set(_writers(log).values())) == 2
+    assert digest(out) == by_threads
+    assert any("proposed" in name for name in by_threads)
