@@ -272,3 +272,26 @@ def test_a_forked_writer_writes_proposed_sites_as_threads_do(sample_results, tmp
     assert len(set(_writers(log).values())) == 2
     assert digest(out) == by_threads
     assert any("proposed" in name for name in by_threads)
+
+
+def test_the_maps_street_lines_are_the_ways_of_the_edges(sample_results):
+    """`way_lines` (the district map's streets): one multi-line per way, in the order the ways
+    first appear, covering exactly that way's segments, with fewer vertices than the segments."""
+    import pandas as pd
+
+    from walkcover.presentation.layers import way_lines
+
+    net = sample_results.assessment.network
+    near = np.arange(0, len(net.edges), 3)  # every third edge: ways broken into pieces too
+    got = way_lines(net, near)
+    osm = pd.Series(net.edges["osm_id"].to_numpy()[near])
+    assert len(got) == osm.nunique()
+    segs = net.edges.geometry.to_numpy()[near]
+    for i, way in enumerate(osm.unique()):
+        assert shapely.equals(got[i], shapely.multilinestrings(segs[(osm == way).to_numpy()]))
+    assert shapely.get_num_coordinates(got).sum() <= shapely.get_num_coordinates(segs).sum()
+    whole = way_lines(net, np.arange(len(net.edges)))
+    assert (
+        shapely.get_num_coordinates(whole).sum()
+        < shapely.get_num_coordinates(net.edges.geometry.to_numpy()).sum()
+    )

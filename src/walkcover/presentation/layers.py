@@ -131,6 +131,23 @@ def _way_lines(coords: EdgeCoords, edges: np.ndarray, way: np.ndarray) -> np.nda
     return shapely.multilinestrings(lines, indices=way[~joined])
 
 
+def way_lines(network: Network, edges: np.ndarray) -> np.ndarray:
+    """One multi-line per OSM way among `edges` (positions), in the order the ways first appear:
+    its segments joined into one line wherever one starts where the one before ends (`_way_lines`;
+    a network of multi-part edges keeps its geometries, one part each)."""
+    import pandas as pd
+
+    e = network.edges
+    at, _ = pd.factorize(pd.Series(e["osm_id"].array[edges]).astype(str), sort=False)
+    order = np.argsort(at, kind="stable")
+    rows, way = edges[order], at[order]
+    if network.edge_coords.lines_only:
+        return _way_lines(network.edge_coords, rows, way)
+    return shapely.multilinestrings(
+        shapely.get_parts(e.geometry.to_numpy()[rows]), indices=_part_ways(e, rows, way)
+    )
+
+
 def _part_ways(edges: gpd.GeoDataFrame, rows: np.ndarray, way: np.ndarray) -> np.ndarray:
     """The way of each part of `rows`' geometries (`shapely.get_parts` order)."""
     return np.repeat(way, shapely.get_num_geometries(edges.geometry.to_numpy()[rows]))

@@ -45,7 +45,7 @@ from walkcover.presentation.figures import (
     pct_text,
     round_figures,
 )
-from walkcover.presentation.layers import edges_in_box
+from walkcover.presentation.layers import edges_in_box, way_lines
 from walkcover.presentation.palette import (
     ACCESS_COLOURS,
     BANDS,
@@ -1089,7 +1089,9 @@ def _add_streets(m: folium.Map, result: Assessment, dgeom: shapely.Geometry) -> 
         near, simplify_m = near[~minor], 5.0
     if not len(near):
         return
-    lines = coords.lines(near) if coords.lines_only else edges.geometry.to_numpy()[near]
+    # a way's segments as one line: half the vertices to pack and draw, and simplified along
+    # the way, not segment by segment (where a two-point segment has nothing to simplify)
+    lines = way_lines(result.network, near)
     StreetLines(
         pack_geometry(lines, result.crs, step_m=COARSE_STEP_M, simplify_m=simplify_m),
         {"color": "#8c8c8c", "weight": 1, "opacity": 0.7},
