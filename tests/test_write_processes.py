@@ -51,6 +51,15 @@ def _who_writes(monkeypatch, tmp_path: Path, action=None) -> Path:
     return log
 
 
+def _a_previous_run(results, tmp_path: Path) -> tuple[Path, Path, dict[str, dict[str, str]]]:
+    """A complete run in ``tmp_path/out``: the folder, the city's folder and each district's files
+    with their digests."""
+    out = tmp_path / "out"
+    results.save(out, overwrite=True, maps=True)
+    city = out / results.assessment.city.id
+    return out, city, {d.name: digest(d) for d in city.iterdir() if d.is_dir()}
+
+
 def _writers(log: Path) -> dict[str, int]:
     return {d: int(p) for p, d in (line.split() for line in log.read_text().splitlines())}
 
@@ -71,10 +80,7 @@ def test_a_forked_writer_writes_the_files_threads_write(sample_results, tmp_path
 def test_a_failure_in_the_forked_writer_is_reported_and_keeps_the_previous_set(
     sample_results, tmp_path, forked, monkeypatch
 ):
-    out = tmp_path / "out"
-    sample_results.save(out, overwrite=True, maps=True)
-    city = out / sample_results.assessment.city.id
-    before = {d.name: digest(d) for d in city.iterdir() if d.is_dir()}
+    out, city, before = _a_previous_run(sample_results, tmp_path)
     run = os.getpid()
 
     def full_disk_in_the_child(district_id):
@@ -97,10 +103,7 @@ def test_a_failure_in_the_forked_writer_is_reported_and_keeps_the_previous_set(
 
 
 def test_a_writer_that_dies_fails_only_its_district(sample_results, tmp_path, forked, monkeypatch):
-    out = tmp_path / "out"
-    sample_results.save(out, overwrite=True, maps=True)
-    city = out / sample_results.assessment.city.id
-    before = {d.name: digest(d) for d in city.iterdir() if d.is_dir()}
+    out, city, before = _a_previous_run(sample_results, tmp_path)
     run = os.getpid()
 
     def killed_in_the_child(district_id):
