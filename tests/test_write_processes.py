@@ -298,3 +298,22 @@ def test_the_maps_street_lines_are_the_ways_of_the_edges(sample_results):
         shapely.get_num_coordinates(whole).sum()
         < shapely.get_num_coordinates(net.edges.geometry.to_numpy()).sum()
     )
+
+
+def test_a_fork_that_fails_leaves_the_writing_to_threads(
+    sample_results, tmp_path, forked, monkeypatch, caplog
+):
+    """No writer process to be had (the system refuses the fork): the run writes every district
+    on its own threads, says so, and fails nothing."""
+
+    def no_fork():
+        raise OSError(12, "Cannot allocate memory")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    log = _who_writes(monkeypatch, tmp_path)
+    with caplog.at_level("WARNING", logger="walkcover.presentation.outputs"):
+        files = sample_results.save(tmp_path / "out", overwrite=True, maps=True)
+    assert not files.failures
+    assert set(_writers(log).values()) == {os.getpid()}
+    assert set(_writers(log)) == set(sample_results.assessment.districts["district_id"])
+    assert "no writer process" in caplog.text and "Cannot allocate memory" in caplog.text

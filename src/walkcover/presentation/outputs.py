@@ -541,7 +541,16 @@ def _write_with_process(jobs: _DistrictJobs) -> list[_Outcome]:
             max_workers=1, mp_context=multiprocessing.get_context("fork")
         ) as pool:
             # forked now, while this process runs no other thread of its own
-            pool.submit(_started).result()
+            try:
+                pool.submit(_started).result()
+            except (OSError, BrokenProcessPool) as exc:  # no fork to be had (out of memory, …)
+                log.warning("writing the districts on threads: no writer process (%s)", exc)
+                forked = False
+            else:
+                forked = True
+            if not forked:
+                with ThreadPoolExecutor(max_workers=WRITE_THREADS) as threads:
+                    return list(threads.map(lambda k: _write_district(jobs, k), range(n)))
 
             def by_child() -> None:
                 while (k := take(largest=True)) is not None:
