@@ -640,10 +640,12 @@ def _mark_snapped(
 
 
 def _edge_tags(network: Network) -> pd.DataFrame:
+    """The edges' ``highway, footway, bridge, tunnel`` tags, for the street contexts and the safe
+    route: the columns' own arrays (a city's 1.4 million edges as Python strings took 0.7 s)."""
     e = network.edges
     out = pd.DataFrame(index=e.index)
     for c in ("highway", "footway", "bridge", "tunnel"):
-        out[c] = e[c].to_numpy() if c in e else None
+        out[c] = e[c].array if c in e else None
     return out
 
 

@@ -295,8 +295,49 @@ def build_network(
             edge_comp = net.component[net.edges["u_idx"].to_numpy()]
             total = np.bincount(edge_comp, weights=net.edges["length_m"].to_numpy())
             keep = total[edge_comp] >= min_island_m
-        net = _build(streets[keep].reset_index(drop=True), cut) if not keep.all() else _index(net)
+        net = _index(_kept(net, keep) if not keep.all() else net)
     return net
+
+
+def _kept(net: Network, keep: np.ndarray) -> Network:
+    """`net` without the edges not in `keep` (whole connected pieces, the islands), the network
+    `_build` makes of the kept streets (without its index): the same node positions, adjacency,
+    components and edges, taken from `net` instead of built again (a second sort of a city's
+    three million street ends and of its directed edges).
+
+    The kept nodes are those at the kept edges' ends, in their order in `net` (`_build` sorts the
+    shared ones by OSM id and puts the cut ends after them in street order, which a subset keeps);
+    an island is a whole piece, so a kept node's neighbours are all kept and its row of the
+    adjacency, renumbered in the same order, is the one `symmetric_min_adjacency` would make.
+    """
+    e = net.edges
+    u, v = e["u_idx"].to_numpy(), e["v_idx"].to_numpy()
+    node_keep = np.zeros(net.n_nodes, dtype=bool)
+    node_keep[u[keep]] = True
+    node_keep[v[keep]] = True
+    new_id = np.cumsum(node_keep) - 1
+    adj = net.adjacency
+    counts = np.diff(adj.indptr)[node_keep]
+    indptr = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    arc_keep = np.repeat(node_keep, np.diff(adj.indptr))
+    adjacency = Adjacency(
+        indptr=indptr,
+        indices=new_id[adj.indices[arc_keep]].astype(adj.indices.dtype),
+        weight_m=adj.weight_m[arc_keep],
+        n=len(counts),
+    )
+    edges = e[keep].reset_index(drop=True)
+    edges["u_idx"] = new_id[u[keep]]
+    edges["v_idx"] = new_id[v[keep]]
+    return Network(
+        edges=edges,
+        node_osm_ids=net.node_osm_ids[node_keep],
+        adjacency=adjacency,
+        component=components(adjacency),
+        tree=shapely.STRtree([]),
+        snappable=np.flatnonzero(edges["snappable"].to_numpy()),
+    )
 
 
 def _node_positions(ids: np.ndarray, cut: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
