@@ -252,6 +252,7 @@ def _measure(plan: Study, *, progress: Callable[[str], None] | None) -> Results:
         read,
         population_raster=plan.population_raster,
         progress=progress,
+        cache_dir=plan.cache_dir,  # the run's snaps kept there too
     )
     return Results(assessment=assessment, study=plan)
 

@@ -4,6 +4,7 @@ immutable `walkcover.assessment.model.Assessment`."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
@@ -35,6 +36,7 @@ from walkcover.config.crs import to_lonlat
 from walkcover.config.standards import Standard, StandardSet
 from walkcover.config.study_area import City, working_crs
 from walkcover.engine import coverage as cov
+from walkcover.engine import snap_store
 from walkcover.engine.network import (
     Network,
     build_network,
@@ -74,9 +76,15 @@ def assess_layers(
     *,
     population_raster: str | Path | None = None,
     progress: Progress | None = None,
+    cache_dir: str | Path | None = None,
 ) -> Assessment:
     """Measure `standards` for `districts` of `city` on OSM layers (from any source, or built for
     a benchmark): network, residents, one pass per standard, figures per district.
+
+    `cache_dir`, when given, keeps the run's snaps (homes, land cells, lattice corners,
+    facilities) in its snap store (`walkcover.engine.snap_store`), and takes from it those an
+    earlier run over the same streets made: a rerun after changing a threshold or a facility
+    list snaps only what is new.
 
     `layers` are the layers read, or a function that reads them (`walkcover.api.measure` passes
     its read): then the run holds the only reference to them, and the street layer (a city's
@@ -90,7 +98,9 @@ def assess_layers(
     # street layer go as soon as the walk network is built
     handed = [layers]
     del layers
-    study = _prepare(city, districts, rules, standards, handed, population_raster, step)
+    study = _prepare(
+        city, districts, rules, standards, handed, population_raster, step, cache_dir=cache_dir
+    )
     study.safe_left = sum(1 for s in standards if s.safe_route)
     measured: dict[str, MeasuredStandard] = {}
     with ThreadPoolExecutor(max_workers=measure_threads(study.network)) as pool:
@@ -180,6 +190,8 @@ def assess_layers(
     # writer measures), and are made again if a site or a scenario snaps
     let_samples_go(study.network)
     release_free_memory()
+    if study.network.snap_store is not None:
+        snap_store.prune(study.network.snap_store)  # the least recently used, past its size
     return replace(measured_run, district_layers=per_district, hexagons=hexagons)
 
 
@@ -320,6 +332,8 @@ def _prepare(
     handed: list[OSMLayers],
     population_raster: str | Path | None,
     step: Progress,
+    *,
+    cache_dir: str | Path | None = None,
 ) -> StudyState:
     """The steps every standard shares: the walk network, the residents, their snaps, the street
     contexts and the denominator land. The layers are taken out of `handed` (one item), so that
@@ -335,14 +349,17 @@ def _prepare(
 
     d_proj = districts.to_crs(crs)
     notes: list[Note] = []
-    with ThreadPoolExecutor(max_workers=1) as side:
+    with ThreadPoolExecutor(max_workers=2) as side:
         # The residents come from the features, the network from the streets: the residents are
-        # estimated on a second thread while this one builds the network.
+        # estimated on a second thread while this one builds the network; the street contexts
+        # on a third, from the moment the network is built.
         people = side.submit(homes_and_residents, city, features, d_proj, rules, population_raster)
         step("building the walk network")
         walk = walkable_streets(streets, walk_highways=query.walk_highways)
         gates = locked_gates(features)
         network = build_network(walk, min_island_m=cfg.network.min_island_m, cut_nodes=gates)
+        if cache_dir is not None:  # its snaps kept and taken from the cache
+            network = dataclasses.replace(network, snap_store=Path(cache_dir))
         ends = np.concatenate([walk["u"], walk["v"]]).astype(np.int64)
         on_paths = np.unique(ends[pd.Series(ends).isin(gates).to_numpy()])  # hashed, no sort
         if len(on_paths):
@@ -365,8 +382,8 @@ def _prepare(
         barriers = barrier_streets(streets, rules)
         del streets, walk
         release_free_memory()
-        # the street contexts on the second thread once the residents are done, while this one
-        # snaps the homes
+        # the street contexts while the residents are estimated and the homes snapped (they
+        # waited for the residents: the run's snaps kept in the cache left this thread idle)
         contexts = None
         if any(s.context_thresholds_m for s in standards):
             contexts = side.submit(

@@ -25,6 +25,7 @@ import scipy
 import shapely
 
 from walkcover.engine.network import SAMPLE_SPACING_M, EdgeSamples, Network
+from walkcover.engine.snap_store import stored
 
 #: Why a demand unit has the distance it has; every NaN distance carries one of the last four.
 STATUS_COVERED = "covered"
@@ -167,8 +168,18 @@ def snap_xy(network: Network, xy: np.ndarray, *, max_snap_m: float, tie_m: float
     """`snap` for points given as coordinates (an ``(n, 2)`` array, e.g. a lattice), without making
     a geometry per point: the nearest edge (and, with `tie_m`, the equally near ones), the access
     leg and the offset along the edge come straight from `nearest_edges`' exact point-to-segment
-    search."""
+    search. Taken from the network's snap store where it has one (`snap_store.stored`)."""
     xy = np.asarray(xy, dtype=float).reshape(-1, 2)
+    return stored(
+        network,
+        "xy",
+        (max_snap_m, tie_m),
+        xy,
+        lambda: _snap_xy(network, xy, max_snap_m=max_snap_m, tie_m=tie_m),
+    )
+
+
+def _snap_xy(network: Network, xy: np.ndarray, *, max_snap_m: float, tie_m: float) -> Snaps:
     n = len(xy)
     if n == 0 or len(network.snappable) == 0:
         empty = np.array([], dtype=np.int64)
@@ -362,8 +373,35 @@ def snap(
     -------
     Snaps
         Rows sorted by item, then access leg, then edge: an item's first row is its nearest edge.
+        Taken from the network's snap store where it has one (`snap_store.stored`).
     """
     arr = np.asarray(geoms.to_numpy() if hasattr(geoms, "to_numpy") else geoms, dtype=object)
+    return stored(
+        network,
+        "geometries",
+        (max_snap_m, reach_polygon_edges, polygon_reach_m, tie_m),
+        arr,
+        lambda: _snap(
+            network,
+            arr,
+            max_snap_m=max_snap_m,
+            reach_polygon_edges=reach_polygon_edges,
+            polygon_reach_m=polygon_reach_m,
+            tie_m=tie_m,
+        ),
+    )
+
+
+def _snap(
+    network: Network,
+    arr: np.ndarray,
+    *,
+    max_snap_m: float,
+    reach_polygon_edges: bool,
+    polygon_reach_m: float,
+    tie_m: float,
+) -> Snaps:
+    """`snap` of the geometries `arr`, made."""
     n = len(arr)
     if n == 0 or len(network.snappable) == 0:
         empty = np.array([], dtype=np.int64)
@@ -386,7 +424,7 @@ def snap(
         with ThreadPoolExecutor(max_workers=SNAP_THREADS) as pool:
             done = list(
                 pool.map(
-                    lambda at: snap(
+                    lambda at: _snap(
                         network,
                         arr[at],
                         max_snap_m=max_snap_m,
@@ -401,7 +439,7 @@ def snap(
     kinds = shapely.get_type_id(arr)
     if n >= KDTREE_MIN_POINTS and not reach_polygon_edges and (kinds == 0).all():
         # many points (a grid of land cells): the KD-tree search, no geometry work per point
-        return snap_xy(network, shapely.get_coordinates(arr), max_snap_m=max_snap_m, tie_m=tie_m)
+        return _snap_xy(network, shapely.get_coordinates(arr), max_snap_m=max_snap_m, tie_m=tie_m)
     edge_geoms = network.edges.geometry.to_numpy()
     is_area = kinds >= 3  # Polygon, MultiPolygon and collections
     # each attachment's access leg comes with it: `shapely.distance` of the pair, measured once

@@ -6,6 +6,7 @@ import dataclasses
 import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import NamedTuple
 
 import geopandas as gpd
@@ -70,6 +71,9 @@ class Network:
         indoor ways carry walkers but nobody's front door opens onto them.
     snappable
         Edge positions the tree's items stand for.
+    snap_store
+        The cache folder whose snap store (`walkcover.engine.snap_store`) keeps this network's
+        snaps between runs; None (the default) keeps none.
     """
 
     edges: gpd.GeoDataFrame
@@ -78,6 +82,7 @@ class Network:
     component: np.ndarray
     tree: shapely.STRtree
     snappable: np.ndarray
+    snap_store: Path | None = dataclasses.field(default=None, compare=False)
 
     @property
     def n_nodes(self) -> int:

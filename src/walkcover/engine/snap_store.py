@@ -1,0 +1,319 @@
+"""Snaps kept in the cache: a run's snaps of homes, land cells, lattice corners and facilities,
+filed under what they were made of, so that a run again over the same streets (a planner's rerun
+after changing a threshold, a facility list or nothing) snaps nothing it has snapped before.
+
+A snap is a function of the network's edges (their geometries, which of them people's doors open
+onto), the items snapped (their coordinates, or their geometries to the last bit), the snap
+options and the code that snaps. Each stored set of snaps is filed under a SHA-256 of all of
+these (`snap_key`), so a set is only ever taken for the same snaps, and any change to the code
+of the engine's snapping (``coverage.py``, ``network.py``, this module) or to walkcover's version
+files new ones. On L the homes, land cells and service-area lattices are 26 CPU-seconds of a
+rerun's snapping and half a second of reading.
+
+Every file read back is checked (its arrays' names, shapes, types and ranges, and a SHA-256 of
+their bytes written inside it) and snapped again, with a warning, when anything is wrong: a file
+cut short by a crash or edited by hand costs a snap, never a wrong distance. Files are written
+under a temporary name and renamed, inside the cache only; the least recently used go once the
+store holds more than `STORE_MAX_BYTES` (`prune`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import shapely
+
+from walkcover._atomic import TMP_PREFIX
+from walkcover._errors import UnsafePathError
+from walkcover._paths import inside
+from walkcover._version import __version__
+
+if TYPE_CHECKING:
+    from walkcover.engine.coverage import Snaps
+    from walkcover.engine.network import Network
+
+log = logging.getLogger(__name__)
+
+#: Bump when what a stored file holds changes meaning (its files are then never read again).
+STORE_VERSION = 1
+#: The folder of the cache the snaps are kept in.
+STORE_FOLDER = "snaps"
+#: Calls snapping fewer items than this are not stored: a file costs more than their snap.
+STORE_MIN_ITEMS = 1_000
+#: The store's size, beyond which the least recently used files go (`prune`): a city of L's
+#: size keeps about 0.3 GB per network and set of districts.
+STORE_MAX_BYTES = 4 * 2**30
+#: A temporary file older than this was left by a run that died: `prune` removes it.
+STALE_TMP_S = 3600.0
+#: Edges hashed at a time for the network's digest (their WKB exists a chunk at a time).
+DIGEST_CHUNK_EDGES = 131_072
+
+_ARRAYS = ("item", "edge", "lo_m", "hi_m", "leg_m", "unsnapped")
+_INTS = ("item", "edge", "unsnapped")
+_SUFFIX = ".npz"
+_DIGEST_LOCK = threading.Lock()
+
+
+@functools.cache
+def _code_digest() -> bytes:
+    """What the stored snaps depend on of walkcover itself: the store's version, walkcover's, and
+    the source of the modules that snap."""
+    h = hashlib.sha256(f"walkcover {__version__} snap store {STORE_VERSION}".encode())
+    here = Path(__file__).resolve().parent
+    for name in ("coverage.py", "network.py", "snap_store.py"):
+        try:
+            h.update(name.encode() + (here / name).read_bytes())
+        except OSError:  # an installation without sources (a frozen build): the version decides
+            h.update(name.encode())
+    return h.digest()
+
+
+def network_digest(network: Network) -> bytes:
+    """SHA-256 of what a snap reads of `network`: every edge's geometry (to the last bit), their
+    number and which of them are snappable. Made once per network (0.2 s on L)."""
+    cached: bytes | None = network.__dict__.get("_snap_digest")
+    if cached is not None:
+        return cached
+    with _DIGEST_LOCK:  # two threads snapping at once hash the network once
+        cached = network.__dict__.get("_snap_digest")
+        if cached is None:
+            geoms = network.edges.geometry.to_numpy()
+            h = hashlib.sha256(np.int64(len(geoms)).tobytes())
+            for s in range(0, len(geoms), DIGEST_CHUNK_EDGES):
+                _hash_edges(h, geoms[s : s + DIGEST_CHUNK_EDGES])
+            h.update(np.asarray(network.snappable, dtype=np.int64).tobytes())
+            cached = h.digest()
+            network.__dict__["_snap_digest"] = cached
+    return cached
+
+
+def _hash_edges(h: hashlib._Hash, geoms: np.ndarray) -> None:
+    """Add edge geometries to `h`: plain 2-D linestrings (what the readers make) by their
+    vertices, each line's vertex count and a tag for the kind (a tenth of the time of their WKB),
+    anything else by its WKB."""
+    if len(geoms) and (shapely.get_type_id(geoms) == 1).all() and not shapely.has_z(geoms).any():
+        xy, owner = shapely.get_coordinates(geoms, return_index=True)
+        h.update(b"lines")
+        h.update(np.bincount(owner, minlength=len(geoms)).astype(np.int64).tobytes())
+        h.update(np.ascontiguousarray(xy).tobytes())
+    else:
+        h.update(b"wkb")
+        _hash_wkb(h, geoms)
+
+
+def _hash_wkb(h: hashlib._Hash, geoms: np.ndarray) -> None:
+    """Add `geoms` to `h`: each one's WKB and its length (-1 for a missing geometry)."""
+    wkb = shapely.to_wkb(geoms)
+    size = np.fromiter((-1 if b is None else len(b) for b in wkb), dtype=np.int64, count=len(wkb))
+    h.update(size.tobytes())
+    h.update(b"".join(b for b in wkb if b is not None))
+
+
+def snap_key(
+    network: Network, kind: str, options: tuple[float | bool, ...], items: np.ndarray
+) -> str:
+    """The name the snaps of `items` (an ``(n, 2)`` float array of coordinates, or an array of
+    geometries) on `network` with `options` are filed under."""
+    h = hashlib.sha256(_code_digest())
+    h.update(network_digest(network))
+    h.update(kind.encode())
+    h.update(repr(tuple(float(o).hex() for o in options)).encode())
+    if items.dtype == object:
+        h.update(np.int64(len(items)).tobytes())
+        _hash_wkb(h, items)
+    else:
+        xy = np.ascontiguousarray(items, dtype=np.float64)
+        h.update(np.asarray(xy.shape, dtype=np.int64).tobytes())
+        h.update(xy.tobytes())
+    return h.hexdigest()
+
+
+def stored(
+    network: Network,
+    kind: str,
+    options: tuple[float | bool, ...],
+    items: np.ndarray,
+    make: Callable[[], Snaps],
+) -> Snaps:
+    """The snaps `make` makes of `items`, from the store when `network` has one
+    (``Network.snap_store``) and they are filed there, else made and filed."""
+    root = network.snap_store
+    n = len(items)
+    if root is None or n < STORE_MIN_ITEMS:
+        return make()
+    key = snap_key(network, kind, options, items)
+    path = Path(root) / STORE_FOLDER / f"{key}{_SUFFIX}"
+    found = _read(Path(root), path, n_items=n, n_edges=len(network.edges))
+    if found is not None:
+        return found
+    snaps = _normalized(make())
+    try:
+        _write(Path(root), path, snaps)
+    except (OSError, UnsafePathError) as exc:  # a full disk, a read-only cache or a planted
+        # link loses the store, never the run
+        log.warning("snap store: could not keep %s (%s); the next run snaps these again", path, exc)
+    return snaps
+
+
+def _normalized(snaps: Snaps) -> Snaps:
+    """`snaps` with the array types a stored file holds (int64 positions, float64 metres): a run
+    that snaps and one that reads the store hold the same arrays."""
+    return _snaps(
+        {
+            name: np.asarray(getattr(snaps, name), dtype=np.int64 if name in _INTS else np.float64)
+            for name in _ARRAYS
+        },
+        int(snaps.n_items),
+    )
+
+
+def _snaps(arrays: dict[str, np.ndarray], n_items: int) -> Snaps:
+    from walkcover.engine.coverage import Snaps
+
+    return Snaps(
+        item=arrays["item"],
+        edge=arrays["edge"],
+        lo_m=arrays["lo_m"],
+        hi_m=arrays["hi_m"],
+        leg_m=arrays["leg_m"],
+        unsnapped=arrays["unsnapped"],
+        n_items=n_items,
+    )
+
+
+def _checksum(arrays: dict[str, np.ndarray], n_items: int) -> np.ndarray:
+    h = hashlib.sha256(np.int64(n_items).tobytes())
+    for name in _ARRAYS:
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(arrays[name]).tobytes())
+    return np.frombuffer(h.digest(), dtype=np.uint8)
+
+
+def _read(root: Path, path: Path, *, n_items: int, n_edges: int) -> Snaps | None:
+    """The snaps filed at `path`, checked; None when there are none or they are damaged."""
+    try:
+        inside(root, path.parent, what="snap store folder")
+        # never read through a link planted in the store (O_NOFOLLOW), and closed whatever
+        # numpy's reader raises on a damaged file
+        with (
+            os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb") as fh,
+            np.load(fh, allow_pickle=False) as z,
+        ):
+            arrays = {name: z[name] for name in _ARRAYS}
+            count, checksum = z["n_items"], z["sha256"]
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # whatever a damaged or planted file raises
+        log.warning("snap store: %s cannot be read (%s); snapping again", path.name, exc)
+        return None
+    problem = _damage(arrays, count, checksum, n_items=n_items, n_edges=n_edges)
+    if problem:
+        log.warning("snap store: %s is damaged (%s); snapping again", path.name, problem)
+        return None
+    with contextlib.suppress(OSError):
+        os.utime(path)  # recently used: `prune` keeps it longest
+    return _snaps(arrays, n_items)
+
+
+def _damage(
+    arrays: dict[str, np.ndarray],
+    count: np.ndarray,
+    checksum: np.ndarray,
+    *,
+    n_items: int,
+    n_edges: int,
+) -> str | None:
+    """What is wrong with a stored file's arrays, or None."""
+    if count.shape != () or count.dtype != np.int64 or int(count) != n_items:
+        return f"it holds snaps of {count!r} items, not {n_items}"
+    for name, a in arrays.items():
+        want = np.int64 if name in _INTS else np.float64
+        if a.ndim != 1 or a.dtype != want:
+            return f"{name} is a {a.dtype} array of shape {a.shape}, not a 1-D {np.dtype(want)}"
+    rows = len(arrays["item"])
+    if any(len(arrays[name]) != rows for name in ("edge", "lo_m", "hi_m", "leg_m")):
+        return "its columns differ in length"
+    if rows + len(arrays["unsnapped"]) < n_items:
+        return "some items are neither snapped nor unsnapped"
+    for name, top in (("item", n_items), ("unsnapped", n_items), ("edge", n_edges)):
+        a = arrays[name]
+        if len(a) and (a.min() < 0 or a.max() >= top):
+            return f"{name} runs outside 0 … {top - 1}"
+    for name in ("lo_m", "hi_m", "leg_m"):
+        if not np.isfinite(arrays[name]).all():
+            return f"{name} is not finite throughout"
+    if checksum.shape != (32,) or not np.array_equal(checksum, _checksum(arrays, n_items)):
+        return "its checksum does not match its contents"
+    return None
+
+
+def _write(root: Path, path: Path, snaps: Snaps) -> None:
+    """File `snaps` at `path`: written under a temporary name in the same folder, then renamed
+    (a reader sees the whole file or none). Not synced to disk: a file cut short by a power cut
+    fails its checksum and is made again."""
+    folder = inside(root, path.parent, what="snap store folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    inside(root, folder, what="snap store folder")  # (made, or found, not a link out)
+    arrays = {name: np.ascontiguousarray(getattr(snaps, name)) for name in _ARRAYS}
+    fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}snaps-", suffix=_SUFFIX, dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            contents: dict[str, np.ndarray] = {
+                **arrays,
+                "n_items": np.asarray(snaps.n_items, dtype=np.int64),
+                "sha256": _checksum(arrays, snaps.n_items),
+            }
+            np.savez(fh, allow_pickle=False, **contents)
+        # (the name itself may be a link planted there: the rename replaces the link, never
+        # what it points to)
+        Path(tmp).replace(folder / path.name)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def prune(root: Path, *, max_bytes: int = STORE_MAX_BYTES) -> int:
+    """Remove the least recently used stored snaps until the store holds at most `max_bytes`, and
+    temporary files runs left behind; the number of files removed. A file another run is reading
+    at that moment is snapped again by that run."""
+    folder = Path(root) / STORE_FOLDER
+    if not folder.is_dir() or folder.is_symlink():
+        return 0
+    now = time.time()
+    files, removed = [], 0
+    with os.scandir(folder) as it:
+        for entry in it:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            st = entry.stat(follow_symlinks=False)
+            if entry.name.startswith(TMP_PREFIX):
+                if now - st.st_mtime > STALE_TMP_S:
+                    removed += _remove(root, Path(entry.path))
+            elif entry.name.endswith(_SUFFIX):
+                files.append((st.st_mtime, st.st_size, Path(entry.path)))
+    total = sum(size for _, size, _ in files)
+    for _, size, path in sorted(files, key=lambda f: f[0]):
+        if total <= max_bytes:
+            break
+        removed += _remove(root, path)
+        total -= size
+    return removed
+
+
+def _remove(root: Path, path: Path) -> int:
+    try:
+        inside(root, path, what="stored snaps").unlink()
+    except FileNotFoundError:
+        return 0
+    return 1
