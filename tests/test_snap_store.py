@@ -268,3 +268,36 @@ def test_rerun_from_the_store_measures_the_same(tmp_path, monkeypatch):
             theirs = other.assessment.district_layers[d]
             pd.testing.assert_frame_equal(layers.gaps, theirs.gaps)
             pd.testing.assert_frame_equal(layers.service_areas, theirs.service_areas)
+
+
+def test_rerun_after_a_new_threshold_snaps_nothing_again(tmp_path, monkeypatch):
+    """A planner's rerun after changing a standard's radius (the toilets' on main streets, 300 →
+    250 m): every snap comes from the store, and the figures follow the new radius."""
+    import walkcover as wc
+    from walkcover._paths import config_file
+
+    text = config_file("standards", "zhengzhou-2018").read_text(encoding="utf-8")
+    at = text.index("main_street: 300", text.index("  toilet:"))
+    changed = tmp_path / "standards.yaml"
+    changed.write_text(text[:at] + "main_street: 250" + text[at + 16 :], encoding="utf-8")
+    cache = tmp_path / "cache"
+    first = wc.assess("helsinki-sample", cache_dir=cache)
+    calls = []
+    made_xy, made = cov._snap_xy, cov._snap
+    monkeypatch.setattr(
+        cov, "_snap_xy", lambda *a, **k: calls.append(len(a[1])) or made_xy(*a, **k)
+    )
+    monkeypatch.setattr(cov, "_snap", lambda *a, **k: calls.append(len(a[1])) or made(*a, **k))
+    again = wc.assess("helsinki-sample", cache_dir=cache, standards=changed)
+    assert calls and all(n < snap_store.STORE_MIN_ITEMS for n in calls)
+    monkeypatch.undo()
+    fresh = wc.assess("helsinki-sample", cache=False, standards=changed)
+    pd.testing.assert_frame_equal(again.assessment.demand, fresh.assessment.demand)
+    pd.testing.assert_frame_equal(again.assessment.summary, fresh.assessment.summary)
+    d = again.assessment.demand
+    on_main = d["toilet_context"].astype(str) == "main_street"
+    assert on_main.any()
+    # the new radius is what the homes on main streets are held to
+    covered = d["toilet_covered"].astype(bool)
+    assert not (covered & on_main & (d["toilet_dist_m"] > 250)).any()
+    assert (first.assessment.demand["toilet_covered"].astype(bool) & ~covered).any()
