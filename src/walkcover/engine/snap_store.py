@@ -6,15 +6,18 @@ A snap is a function of the network's edges (their geometries, which of them peo
 onto), the items snapped (their coordinates, or their geometries to the last bit), the snap
 options and the code that snaps. Each stored set of snaps is filed under a SHA-256 of all of
 these (`snap_key`), so a set is only ever taken for the same snaps, and any change to the code
-of the engine's snapping (``coverage.py``, ``network.py``, this module) or to walkcover's version
-files new ones. On L the homes, land cells and service-area lattices are 26 CPU-seconds of a
-rerun's snapping and half a second of reading.
+of the engine's snapping (``coverage.py``, ``network.py``, this module), to walkcover's version,
+to the libraries that compute them (numpy, scipy, shapely, GEOS) or to the machine's kind files
+new ones. On L the homes, land cells and service-area lattices are 26 CPU-seconds of a rerun's
+snapping and half a second of reading.
 
 Every file read back is checked (its arrays' names, shapes, types and ranges, and a SHA-256 of
 their bytes written inside it) and snapped again, with a warning, when anything is wrong: a file
-cut short by a crash or edited by hand costs a snap, never a wrong distance. Files are written
-under a temporary name and renamed, inside the cache only; the least recently used go once the
-store holds more than `STORE_MAX_BYTES` (`prune`).
+cut short by a crash, damaged on disk or edited by hand costs a snap and never crashes a run nor
+sends it outside its arrays. (Like the parsed layers beside it, the store trusts what its own
+checksum vouches for: whoever can rewrite the cache whole can rewrite the layers too.) Files are
+written under a temporary name and renamed, inside the cache only; the least recently used go
+once the store holds more than `STORE_MAX_BYTES` (`prune`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import functools
 import hashlib
 import logging
 import os
+import platform
+import sys
 import tempfile
 import threading
 import time
@@ -32,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import scipy
 import shapely
 
 from walkcover._atomic import TMP_PREFIX
@@ -67,9 +73,23 @@ _DIGEST_LOCK = threading.Lock()
 
 @functools.cache
 def _code_digest() -> bytes:
-    """What the stored snaps depend on of walkcover itself: the store's version, walkcover's, and
-    the source of the modules that snap."""
+    """What the stored snaps depend on of the code that made them: the store's version,
+    walkcover's, the source of the modules that snap, the versions of the libraries that compute
+    them (GEOS's distances and nearest searches, numpy's and scipy's arithmetic) and the machine's
+    kind (a cache shared by machines of another architecture may round differently)."""
     h = hashlib.sha256(f"walkcover {__version__} snap store {STORE_VERSION}".encode())
+    h.update(
+        " ".join(
+            (
+                f"numpy {np.__version__}",
+                f"scipy {scipy.__version__}",
+                f"shapely {shapely.__version__}",
+                f"GEOS {shapely.geos_version_string}",
+                platform.machine(),
+                sys.byteorder,
+            )
+        ).encode()
+    )
     here = Path(__file__).resolve().parent
     for name in ("coverage.py", "network.py", "snap_store.py"):
         try:
