@@ -163,6 +163,7 @@ def measure_choice(
 
 def _facility_tags(study: StudyState, counted: gpd.GeoDataFrame) -> list[Mapping | None]:
     """Each counted facility's OSM tags (None for a planner's file point, which has none)."""
-    tags = study.features.set_index("osm_id")["tags"]
+    # (the tags alone by id: the features' other columns are not copied)
+    tags = pd.Series(study.features["tags"].array, index=study.features["osm_id"].array)
     # whole dicts of the counted few: every capacity key a facility has is read
     return list(tag_dicts(tags.reindex(counted["osm_id"].to_numpy())))

@@ -145,8 +145,13 @@ def facility_access(
 def _own_tag(facilities: pd.DataFrame, features: pd.DataFrame, key: str) -> pd.Series:
     """Each facility's value of OSM tag `key`, by position (NaN for one without it or imported
     from a planner's file)."""
-    by_id = features.drop_duplicates("osm_id").set_index("osm_id")["tags"]
-    found = by_id.reindex(facilities["osm_id"].astype(str).to_numpy())
+    ids = facilities["osm_id"].astype(str).to_numpy()
+    # the features of those ids only, the first of each (a city's features deduplicated and
+    # re-indexed whole, every column copied, took most of this for a few hundred facilities)
+    hit = features["osm_id"].isin(ids).to_numpy()
+    by_id = pd.Series(features["tags"].array[hit], index=features["osm_id"].array[hit])
+    by_id = by_id[~by_id.index.duplicated(keep="first")]
+    found = by_id.reindex(ids)
     return tag_values(found, key).reset_index(drop=True)
 
 
