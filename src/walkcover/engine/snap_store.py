@@ -69,6 +69,9 @@ _ARRAYS = ("item", "edge", "lo_m", "hi_m", "leg_m", "unsnapped")
 _INTS = ("item", "edge", "unsnapped")
 _SUFFIX = ".npz"
 _DIGEST_LOCK = threading.Lock()
+#: The caches whose store could not be written, said once each (`stored`).
+_WARNED: set[str] = set()
+_WARNED_LOCK = threading.Lock()
 
 
 @functools.cache
@@ -181,8 +184,13 @@ def stored(
     try:
         _write(Path(root), path, snaps)
     except (OSError, UnsafePathError) as exc:  # a full disk, a read-only cache or a planted
-        # link loses the store, never the run
-        log.warning("snap store: could not keep %s (%s); the next run snaps these again", path, exc)
+        # link loses the store, never the run; said once per cache (a run files dozens)
+        with _WARNED_LOCK:
+            first = str(root) not in _WARNED
+            _WARNED.add(str(root))
+        (log.warning if first else log.debug)(
+            "snap store: could not keep %s (%s); the next run snaps these again", path, exc
+        )
     return snaps
 
 
