@@ -37,7 +37,7 @@ def lattice(helsinki_network) -> np.ndarray:
 
 @pytest.fixture
 def stored_net(helsinki_network, tmp_path):
-    return dataclasses.replace(helsinki_network, snap_store=tmp_path)
+    return dataclasses.replace(helsinki_network, store_dir=tmp_path)
 
 
 def _files(root) -> list:
@@ -83,7 +83,7 @@ def test_homes_and_facility_polygons_kept(
     parks = select_facilities(feats, load_standards().standards["green_space"])
     monkeypatch.setattr(snap_store, "STORE_MIN_ITEMS", 1)  # the sample's parks are few
     monkeypatch.setattr(cov, "SNAP_CHUNK_MIN", 100)  # and its homes snapped on two threads
-    stored = dataclasses.replace(net, snap_store=tmp_path)
+    stored = dataclasses.replace(net, store_dir=tmp_path)
     homes = cov.snap(stored, houses.geometry, max_snap_m=200, tie_m=1.0)
     fac = cov.snap(stored, parks.geometry, max_snap_m=200, reach_polygon_edges=True)
     assert len(_files(tmp_path)) == 2
@@ -98,7 +98,7 @@ def test_homes_and_facility_polygons_kept(
 def test_key_follows_everything_a_snap_depends_on(stored_net, lattice, tmp_path):
     key = snap_store.snap_key(stored_net, "xy", (200.0, 0.0), lattice)
     # the same network under another store, a copy of the points: the same snaps
-    other = dataclasses.replace(stored_net, snap_store=tmp_path / "elsewhere")
+    other = dataclasses.replace(stored_net, store_dir=tmp_path / "elsewhere")
     assert snap_store.snap_key(other, "xy", (200.0, 0.0), lattice.copy()) == key
     nudged = lattice.copy()
     nudged[7, 0] = np.nextafter(nudged[7, 0], np.inf)
@@ -204,7 +204,7 @@ def test_store_that_cannot_be_written_loses_nothing(
 ):
     made = cov.snap_xy(helsinki_network, lattice, max_snap_m=200)
     (tmp_path / snap_store.STORE_FOLDER).write_text("a file where the folder goes")
-    net = dataclasses.replace(helsinki_network, snap_store=tmp_path)
+    net = dataclasses.replace(helsinki_network, store_dir=tmp_path)
     caplog.set_level(logging.WARNING, logger="walkcover.engine.snap_store")
     monkeypatch.setattr(snap_store, "_WARNED", set())
     _same(cov.snap_xy(net, lattice, max_snap_m=200), made)
@@ -218,7 +218,7 @@ def test_store_folder_linked_out_of_the_cache_is_not_written(helsinki_network, l
     cache.mkdir()
     elsewhere.mkdir()
     (cache / snap_store.STORE_FOLDER).symlink_to(elsewhere, target_is_directory=True)
-    net = dataclasses.replace(helsinki_network, snap_store=cache)
+    net = dataclasses.replace(helsinki_network, store_dir=cache)
     made = cov.snap_xy(helsinki_network, lattice, max_snap_m=200)
     _same(cov.snap_xy(net, lattice, max_snap_m=200), made)
     assert list(elsewhere.iterdir()) == []
@@ -228,7 +228,7 @@ def test_store_folder_linked_out_of_the_cache_is_not_written(helsinki_network, l
 def test_small_calls_and_no_cache_keep_nothing(helsinki_network, stored_net, lattice, tmp_path):
     cov.snap_xy(stored_net, lattice[: snap_store.STORE_MIN_ITEMS - 1], max_snap_m=200)
     assert _files(tmp_path) == []
-    assert helsinki_network.snap_store is None
+    assert helsinki_network.store_dir is None
     cov.snap_xy(helsinki_network, lattice, max_snap_m=200)
     assert _files(tmp_path) == []
 

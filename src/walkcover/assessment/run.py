@@ -190,8 +190,8 @@ def assess_layers(
     # writer measures), and are made again if a site or a scenario snaps
     let_samples_go(study.network)
     release_free_memory()
-    if study.network.snap_store is not None:
-        snap_store.prune(study.network.snap_store)  # the least recently used, past its size
+    if study.network.store_dir is not None:
+        snap_store.prune(study.network.store_dir)  # the least recently used, past its size
     return replace(measured_run, district_layers=per_district, hexagons=hexagons)
 
 
@@ -359,7 +359,7 @@ def _prepare(
         gates = locked_gates(features)
         network = build_network(walk, min_island_m=cfg.network.min_island_m, cut_nodes=gates)
         if cache_dir is not None:  # its snaps kept and taken from the cache
-            network = dataclasses.replace(network, snap_store=Path(cache_dir))
+            network = dataclasses.replace(network, store_dir=Path(cache_dir))
         ends = np.concatenate([walk["u"], walk["v"]]).astype(np.int64)
         on_paths = np.unique(ends[pd.Series(ends).isin(gates).to_numpy()])  # hashed, no sort
         if len(on_paths):

@@ -71,9 +71,10 @@ class Network:
         indoor ways carry walkers but nobody's front door opens onto them.
     snappable
         Edge positions the tree's items stand for.
-    snap_store
-        The cache folder whose snap store (`walkcover.engine.snap_store`) keeps this network's
-        snaps between runs; None (the default) keeps none.
+    store_dir
+        The cache folder that keeps what is made of this network between runs: its snaps
+        (`walkcover.engine.snap_store`) and its districts' ``streets`` layers
+        (`walkcover.presentation.layer_store`); None (the default) keeps none.
     """
 
     edges: gpd.GeoDataFrame
@@ -82,7 +83,7 @@ class Network:
     component: np.ndarray
     tree: shapely.STRtree
     snappable: np.ndarray
-    snap_store: Path | None = dataclasses.field(default=None, compare=False)
+    store_dir: Path | None = dataclasses.field(default=None, compare=False)
 
     @property
     def n_nodes(self) -> int:

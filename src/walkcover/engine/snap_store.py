@@ -170,8 +170,8 @@ def stored(
     make: Callable[[], Snaps],
 ) -> Snaps:
     """The snaps `make` makes of `items`, from the store when `network` has one
-    (``Network.snap_store``) and they are filed there, else made and filed."""
-    root = network.snap_store
+    (``Network.store_dir``) and they are filed there, else made and filed."""
+    root = network.store_dir
     n = len(items)
     if root is None or n < STORE_MIN_ITEMS:
         return make()
@@ -311,16 +311,23 @@ def _write(root: Path, path: Path, snaps: Snaps) -> None:
         raise
 
 
-def prune(root: Path, *, max_bytes: int = STORE_MAX_BYTES) -> int:
-    """Remove the least recently used stored snaps until the store holds at most `max_bytes`, and
-    temporary files runs left behind; the number of files removed. A file another run is reading
-    at that moment is snapped again by that run."""
-    folder = Path(root) / STORE_FOLDER
-    if not folder.is_dir() or folder.is_symlink():
+def prune(
+    root: Path,
+    *,
+    folder: str = STORE_FOLDER,
+    suffixes: tuple[str, ...] = (_SUFFIX,),
+    max_bytes: int = STORE_MAX_BYTES,
+) -> int:
+    """Remove the least recently used stored files (those of `folder` of cache `root` whose
+    names end in one of `suffixes`: by default the snaps) until they hold at most `max_bytes`,
+    and temporary files runs left behind there; the number of files removed. A file another run
+    is reading at that moment is made again by that run."""
+    where = Path(root) / folder
+    if not where.is_dir() or where.is_symlink():
         return 0
     now = time.time()
     files, removed = [], 0
-    with os.scandir(folder) as it:
+    with os.scandir(where) as it:
         for entry in it:
             if not entry.is_file(follow_symlinks=False):
                 continue
@@ -328,7 +335,7 @@ def prune(root: Path, *, max_bytes: int = STORE_MAX_BYTES) -> int:
             if entry.name.startswith(TMP_PREFIX):
                 if now - st.st_mtime > STALE_TMP_S:
                     removed += _remove(root, Path(entry.path))
-            elif entry.name.endswith(_SUFFIX):
+            elif entry.name.endswith(suffixes):
                 files.append((st.st_mtime, st.st_size, Path(entry.path)))
     total = sum(size for _, size, _ in files)
     for _, size, path in sorted(files, key=lambda f: f[0]):
@@ -341,7 +348,7 @@ def prune(root: Path, *, max_bytes: int = STORE_MAX_BYTES) -> int:
 
 def _remove(root: Path, path: Path) -> int:
     try:
-        inside(root, path, what="stored snaps").unlink()
+        inside(root, path, what="stored file").unlink()
     except FileNotFoundError:
         return 0
     return 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,13 +57,8 @@ def single_type_layers(name: str, frame: gpd.GeoDataFrame) -> dict[str, gpd.GeoD
 ARROW_ROWS = 500
 
 
-#: A layer given whole, or in parts (frames of the same columns and geometry type, put end to end:
-#: each part is written, then let go, before the next is made).
-Layer: TypeAlias = gpd.GeoDataFrame | Iterator[gpd.GeoDataFrame]
-
-
 @dataclass(frozen=True)
-class _Written:
+class Written:
     """What the styles and the project need to know of a layer once written."""
 
     columns: tuple[str, ...]
@@ -73,11 +68,25 @@ class _Written:
     crs: Any
 
 
-def _describe(frame: gpd.GeoDataFrame) -> _Written:
+@dataclass(frozen=True)
+class Kept:
+    """A layer kept, written, in a GeoPackage of its own (`walkcover.presentation.layer_store`):
+    ``start(tmp)`` makes the GeoPackage being written at `tmp` holding that layer alone (a copy of
+    the kept file) and says what it wrote."""
+
+    start: Callable[[Path], Written]
+
+
+#: A layer given whole, or in parts (frames of the same columns and geometry type, put end to end:
+#: each part is written, then let go, before the next is made), or kept (`Kept`).
+Layer: TypeAlias = gpd.GeoDataFrame | Iterator[gpd.GeoDataFrame] | Kept
+
+
+def _describe(frame: gpd.GeoDataFrame) -> Written:
     present = (
         tuple(str(v) for v in frame["standard"].dropna().unique()) if "standard" in frame else ()
     )
-    return _Written(
+    return Written(
         tuple(str(c) for c in frame.columns if c != frame.geometry.name),
         present,
         _geometry_type(frame),
@@ -107,7 +116,9 @@ def write_layers(
         the standards' order every layer's styles follow. A layer too large to hold at once
         (a district's streets) may come in parts: frames with the same columns and one geometry
         type, written one after the other through Arrow into one layer (`ARROW_ROWS` does not
-        apply), each made only when the one before is written.
+        apply), each made only when the one before is written. One layer may be `Kept` (a
+        district's streets, from the cache): the file then begins as its copy, and the others
+        are added to it; the styles and the project still list the layers in the order given.
     project
         Also write a QGIS project there (``coverage.qgz``, in the same folder as `path`) that
         opens every layer with its styles (`walkcover.presentation.qgis_project`).
@@ -124,7 +135,7 @@ def write_layers(
     from walkcover.presentation.styles import LayerKind, layer_styles, write_layer_styles
 
     families = {n: f for routes in SPLIT_LAYERS.values() for f, n in routes.items()}
-    written: dict[str, _Written] = {}
+    written: dict[str, Written] = {}
 
     def kinds() -> dict[str, LayerKind]:
         # the run's standards, in its order: the homes' band columns (not those after new sites)
@@ -148,34 +159,32 @@ def write_layers(
 
     def write(tmp: Path) -> None:
         written.clear()
-        i = 0
+        kept = {name: k for name, k in layers.items() if isinstance(k, Kept)}
+        if len(kept) > 1:
+            raise ValueError(
+                f"layers {', '.join(map(repr, kept))} are all kept: a file starts as one copy"
+            )
+        fresh = not kept
+        for name, k in kept.items():  # the file begins as the kept layer's copy
+            written[name] = k.start(tmp)
+        order: list[str] = []
         for name, given in layers.items():
+            if isinstance(given, Kept):
+                order.append(name)
+                continue
             split = (
                 single_type_layers(name, given)
                 if isinstance(given, gpd.GeoDataFrame)
                 else {name: given}
             )
             for layer_name, layer in split.items():
-                # GeoPackage 1.2: GDAL before 3.7 (QGIS 3.28 LTR, Debian 12's ogrinfo) warns on
-                # every open of the 1.4 files newer GDAL writes by default; nothing here needs 1.4
-                first = {"VERSION": "1.2"} if i == 0 else {}
-                if isinstance(layer, gpd.GeoDataFrame):
-                    # through Arrow from `ARROW_ROWS`: the same layers and types, written in half
-                    # the time
-                    layer.to_file(
-                        tmp,
-                        layer=layer_name,
-                        driver="GPKG",
-                        mode="w" if i == 0 else "a",
-                        use_arrow=len(layer) >= ARROW_ROWS,
-                        **first,
-                    )
-                    written[layer_name] = _describe(layer)
-                else:
-                    written[layer_name] = _write_parts(
-                        tmp, layer_name, layer, append=i > 0, **first
-                    )
-                i += 1
+                written[layer_name] = write_layer(tmp, layer_name, layer, first=fresh)
+                order.append(layer_name)
+                fresh = False
+        # the styles and the project list the layers in the order given, a kept one too
+        ordered = {name: written[name] for name in order}
+        written.clear()
+        written.update(ordered)
         write_layer_styles(tmp, layer_styles(kinds(), labels=labels))
 
     with _gdal_date_fixed():
@@ -199,6 +208,29 @@ def write_layers(
             project, gpkg_name=Path(path).name, layers=project_layers, crs=crs, title=title
         )
     return Path(path)
+
+
+def write_layer(tmp: Path, name: str, layer: Layer, *, first: bool) -> Written:
+    """Write `layer` (one geometry type: `single_type_layers`) as layer `name` of GeoPackage `tmp`,
+    which it makes when `first` (else adds the layer to it); what the styles and the project
+    need to know of it."""
+    if isinstance(layer, Kept):
+        raise TypeError(f"layer {name!r} is kept: `write_layers` starts its file with it")
+    # GeoPackage 1.2: GDAL before 3.7 (QGIS 3.28 LTR, Debian 12's ogrinfo) warns on every open of
+    # the 1.4 files newer GDAL writes by default; nothing here needs 1.4
+    options = {"VERSION": "1.2"} if first else {}
+    if isinstance(layer, gpd.GeoDataFrame):
+        # through Arrow from `ARROW_ROWS`: the same layers and types, written in half the time
+        layer.to_file(
+            tmp,
+            layer=name,
+            driver="GPKG",
+            mode="w" if first else "a",
+            use_arrow=len(layer) >= ARROW_ROWS,
+            **options,
+        )
+        return _describe(layer)
+    return _write_parts(tmp, name, layer, append=not first, **options)
 
 
 _date_lock = threading.Lock()
@@ -237,7 +269,7 @@ def _gdal_date_fixed() -> Iterator[None]:
 
 def _write_parts(
     tmp: Path, name: str, parts: Iterator[gpd.GeoDataFrame], *, append: bool, **options: str
-) -> _Written:
+) -> Written:
     """Write the frames `parts` end to end as layer `name` of GeoPackage `tmp`, in one pass of
     GDAL through an Arrow stream: each part is made when GDAL asks for it, and let go once
     written (one part, or none with rows, is written as a frame). Returns what the styles and
@@ -329,7 +361,7 @@ def _write_parts(
             float(b[:, 2].max()),
             float(b[:, 3].max()),
         )
-    return _Written(tuple(columns), tuple(standards), geometry_type, bounds, crs)
+    return Written(tuple(columns), tuple(standards), geometry_type, bounds, crs)
 
 
 def _geometry_type(frame: gpd.GeoDataFrame) -> str:

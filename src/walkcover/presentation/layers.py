@@ -158,6 +158,14 @@ def _part_ways(edges: gpd.GeoDataFrame, rows: np.ndarray, way: np.ndarray) -> np
 STREET_WAYS_PER_PART = 20_000
 
 
+def streets_box(assessment: Assessment, district_geom) -> tuple[float, float, float, float]:
+    """The box a district's ``streets`` layer holds the streets of (`streets_layer`): the
+    district's, grown by the largest search limit of the run's standards."""
+    margin_m = max((search_limit_m(s, assessment.city) for s in assessment.standards), default=0.0)
+    x0, y0, x1, y1 = (float(v) for v in shapely.bounds(district_geom))
+    return (x0 - margin_m, y0 - margin_m, x1 + margin_m, y1 + margin_m)
+
+
 def streets_layer(
     assessment: Assessment, district_geom, *, ways_per_part: int | None = None
 ) -> Iterator[gpd.GeoDataFrame]:
@@ -176,12 +184,9 @@ def streets_layer(
         ways_per_part = STREET_WAYS_PER_PART
     if ways_per_part < 1:
         raise ValueError(f"ways_per_part must be at least 1, got {ways_per_part!r}")
-    margin_m = max((search_limit_m(s, assessment.city) for s in assessment.standards), default=0.0)
     e = assessment.network.edges
     coords = assessment.network.edge_coords
-    x0, y0, x1, y1 = shapely.bounds(district_geom)
-    box = (x0 - margin_m, y0 - margin_m, x1 + margin_m, y1 + margin_m)
-    near = edges_in_box(e, box, coords=coords)
+    near = edges_in_box(e, streets_box(assessment, district_geom), coords=coords)
     if not len(near):
         yield gpd.GeoDataFrame({"osm_id": [], "highway": []}, geometry=[], crs=e.crs)
         return

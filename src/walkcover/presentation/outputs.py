@@ -33,8 +33,10 @@ from walkcover.assessment import Assessment
 from walkcover.config.crs import frame_to_lonlat
 from walkcover.config.study_area import City
 from walkcover.measures.indicators import group_summary
+from walkcover.presentation import layer_store
 from walkcover.presentation.geopackage import write_layers
-from walkcover.presentation.layers import demand_layer, facilities_layer, streets_layer
+from walkcover.presentation.layer_store import kept_streets
+from walkcover.presentation.layers import demand_layer, facilities_layer
 from walkcover.presentation.record import (
     RECORD_FILE,
     RunRecordError,
@@ -249,7 +251,7 @@ def write_district_files(
         "facilities": facilities_layer(assessment, geom),
         "gaps": assessment.gaps(district_id),
         "service_areas": assessment.service_areas(district_id),
-        "streets": streets_layer(assessment, geom),
+        "streets": kept_streets(assessment, geom),  # from the cache, where the run has one
     }
     if proposal is not None:
         layers["proposed_sites"] = proposal.sites
@@ -532,6 +534,7 @@ def _write_with_process(jobs: _DistrictJobs) -> list[_Outcome]:
 
     # made once before the fork, shared by both writers (not made again in each)
     warm_edge_tables(jobs.assessment.network)
+    layer_store.warm(jobs.assessment.network)
     _FORKED = jobs
     # the run's objects frozen out of the collector's reach while both write: a full collection
     # in either process writes to every tracked object's header, copying each page of them
@@ -622,6 +625,9 @@ def _write_run(
         tiles,
     )
     done_by = dict(zip(order, _write_districts(jobs)))
+    if assessment.network.store_dir is not None:
+        # the least recently used streets layers, past the store's size
+        layer_store.prune(Path(assessment.network.store_dir))
     results = [done_by[i] for i in range(len(rows))]
     for slug, step, exc, new, previous in results:
         if exc is not None:

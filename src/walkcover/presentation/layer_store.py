@@ -1,0 +1,371 @@
+"""Layers kept in the cache: a district's ``streets`` layer, written once into a GeoPackage of its
+own and copied into the district's ``coverage.gpkg`` by every run after, filed under what it is
+made of.
+
+A district's streets layer is the walkable ways in its box (`layers.streets_box`), one line per
+OSM way, with its class: a function of the network's edges (their geometries, ids and classes),
+the box and the code that writes it, and nothing a standard measures. It is the largest layer of a
+city's GeoPackages (on L two thirds of jinshui's 101 MB) and about 40 % of their writing, and a
+planner's rerun after changing a threshold, a facility list or nothing writes it again as it was.
+With a cache, the first run writes each district's streets into ``<cache>/layers/<key>.gpkg``
+(`streets_key`: a SHA-256 of all it depends on) and the file of the run starts as a copy of it;
+a run after copies it (a tenth of a second for jinshui) and adds the other layers. A change to
+any street, to the box (a new search limit) or to the writing code files a new one.
+
+Every kept file is copied through a check: its size and a SHA-256 of its bytes, written in a
+manifest beside it (``<key>.json``, which also says what the layer holds: its columns, geometry
+type and bounds). A file cut short, damaged or edited by hand is written again, with a warning,
+and never crashes a run; kept files are read without following links and written under a
+temporary name and renamed, inside the cache only. (Like the snaps and parsed layers beside
+them, a kept file is trusted when the checksum its own manifest holds vouches for it.) A cache
+that cannot be written costs the store, never the run: the layer is then written as without a
+cache. The least recently used files go once the store passes `STORE_MAX_BYTES` (`prune`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import json
+import logging
+import math
+import os
+import re
+import stat
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import geopandas as gpd
+import numpy as np
+
+from walkcover._atomic import TMP_PREFIX
+from walkcover._errors import UnsafePathError
+from walkcover._paths import inside
+from walkcover._version import __version__
+from walkcover.engine import snap_store
+from walkcover.presentation.geopackage import Kept, Layer, Written, write_layer
+from walkcover.presentation.layers import streets_box, streets_layer
+
+if TYPE_CHECKING:
+    from walkcover.assessment import Assessment
+    from walkcover.engine.network import Network
+
+log = logging.getLogger(__name__)
+
+#: Bump when what a kept file holds changes meaning (its files are then never read again).
+STORE_VERSION = 1
+#: The folder of the cache the layers are kept in.
+STORE_FOLDER = "layers"
+#: The store's size, beyond which the least recently used files go (`prune`): L's twelve
+#: districts keep about 0.25 GB per network and set of search limits.
+STORE_MAX_BYTES = 2 * 2**30
+#: Bytes copied (and hashed) at a time.
+COPY_CHUNK_BYTES = 4 * 2**20
+
+_GPKG = ".gpkg"
+_MANIFEST = ".json"
+#: A manifest is a few hundred bytes: anything much larger is not one of ours.
+_MANIFEST_MAX_BYTES = 65_536
+_GEOMETRY_TYPES = frozenset(
+    {"Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon", "Unknown"}
+)
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_DIGEST_LOCK = threading.Lock()
+#: The caches whose store could not be written, said once each.
+_WARNED: set[str] = set()
+_WARNED_LOCK = threading.Lock()
+
+
+@functools.cache
+def _code_digest() -> bytes:
+    """What a kept layer depends on of the code that wrote it: the store's version, walkcover's,
+    the source of the modules that make and write it, and the versions of the libraries that
+    write its bytes (GDAL and its SQLite, pyogrio, pyarrow, shapely's WKB, pandas)."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyogrio
+    import shapely
+
+    h = hashlib.sha256(f"walkcover {__version__} layer store {STORE_VERSION}".encode())
+    h.update(
+        " ".join(
+            (
+                f"GDAL {pyogrio.__gdal_version_string__}",
+                f"pyogrio {pyogrio.__version__}",
+                f"pyarrow {pa.__version__}",
+                f"shapely {shapely.__version__}",
+                f"GEOS {shapely.geos_version_string}",
+                f"numpy {np.__version__}",
+                f"pandas {pd.__version__}",
+            )
+        ).encode()
+    )
+    here = Path(__file__).resolve().parent
+    for name in ("layers.py", "geopackage.py", "layer_store.py"):
+        try:
+            h.update(name.encode() + (here / name).read_bytes())
+        except OSError:  # an installation without sources (a frozen build): the version decides
+            h.update(name.encode())
+    return h.digest()
+
+
+def _tags_digest(network: Network) -> bytes:
+    """SHA-256 of the edges' ``osm_id`` and ``highway`` (what the streets layer shows besides
+    the geometries `snap_store.network_digest` hashes), made once per network: each column as
+    its codes and its distinct values (Arrow's or pandas' hashing, no Python object per edge)."""
+    cached: bytes | None = network.__dict__.get("_tags_digest")
+    if cached is not None:
+        return cached
+    import pandas as pd
+
+    with _DIGEST_LOCK:
+        cached = network.__dict__.get("_tags_digest")
+        if cached is None:
+            e = network.edges
+            h = hashlib.sha256(np.int64(len(e)).tobytes())
+            for col in ("osm_id", "highway"):
+                h.update(col.encode())
+                if col not in e:
+                    h.update(b"absent")
+                    continue
+                codes, uniques = pd.factorize(e[col], use_na_sentinel=True)
+                h.update(np.ascontiguousarray(codes, dtype=np.int64).tobytes())
+                values = [str(v) for v in np.asarray(uniques, dtype=object)]
+                h.update(np.fromiter(map(len, values), dtype=np.int64, count=len(values)).tobytes())
+                h.update("".join(values).encode("utf-8", "surrogatepass"))
+            cached = h.digest()
+            network.__dict__["_tags_digest"] = cached
+    return cached
+
+
+def warm(network: Network) -> None:
+    """Make the network's digests now (before a writer process is forked: made once, shared)."""
+    if network.store_dir is not None:
+        snap_store.network_digest(network)
+        _tags_digest(network)
+
+
+def streets_key(network: Network, box: tuple[float, float, float, float]) -> str:
+    """The name the ``streets`` layer of `network`'s ways in `box` is kept under."""
+    h = hashlib.sha256(_code_digest())
+    h.update(snap_store.network_digest(network))
+    h.update(_tags_digest(network))
+    crs = network.edges.crs
+    h.update(crs.to_wkt().encode() if crs is not None else b"no crs")
+    h.update(repr(tuple(float(v).hex() for v in box)).encode())
+    return h.hexdigest()
+
+
+def kept_streets(assessment: Assessment, district_geom) -> Kept:
+    """The district's ``streets`` layer (`layers.streets_layer`) as `geopackage.write_layers`
+    takes it: the first layer of the file, kept in the cache when the run's network has one
+    (``Network.store_dir``). With a cache or without, the file starts as that layer alone, so
+    that both write the same bytes."""
+    network = assessment.network
+
+    def make() -> Iterator[gpd.GeoDataFrame]:
+        return streets_layer(assessment, district_geom)
+
+    if network.store_dir is None:
+        return Kept(lambda tmp: write_layer(tmp, "streets", make(), first=True))
+    key = streets_key(network, streets_box(assessment, district_geom))
+    return kept(Path(network.store_dir), key, "streets", make, crs=network.edges.crs)
+
+
+def kept(root: Path, key: str, name: str, make: Callable[[], Layer], *, crs: Any) -> Kept:
+    """Layer `name`, which ``make()`` makes (a frame or its parts, in `crs`), kept in cache
+    `root` under `key`: a `geopackage.Kept` whose file starts as a checked copy of the kept
+    GeoPackage, written first if need be."""
+    return Kept(functools.partial(_start, Path(root), key, name, make, crs))
+
+
+def _start(
+    root: Path, key: str, name: str, make: Callable[[], Layer], crs: Any, tmp: Path
+) -> Written:
+    """Make GeoPackage `tmp` holding layer `name` alone, as a copy of its kept file (written
+    first if there is none, or a damaged one); what it holds."""
+    folder = root / STORE_FOLDER
+    gpkg, manifest = folder / f"{key}{_GPKG}", folder / f"{key}{_MANIFEST}"
+    for attempt in ("kept", "made"):
+        facts = _read_manifest(root, manifest, name)
+        if facts is not None:
+            problem = _copy_checked(root, gpkg, tmp, facts)
+            if problem is None:
+                for path in (gpkg, manifest):  # recently used: `prune` keeps it longest
+                    with contextlib.suppress(OSError):
+                        os.utime(path, follow_symlinks=False)
+                return _written(facts, crs)
+            _discard(tmp)
+            log.warning("layer store: %s %s; writing it again", gpkg.name, problem)
+        if attempt == "made":
+            break
+        try:
+            _keep(root, gpkg, manifest, name, make)
+        except (OSError, UnsafePathError) as exc:  # a full disk, a read-only cache or a planted
+            # link loses the store, never the run; said once per cache
+            with _WARNED_LOCK:
+                first = str(root) not in _WARNED
+                _WARNED.add(str(root))
+            (log.warning if first else log.debug)(
+                "layer store: could not keep %s (%s); the next run writes it again", gpkg, exc
+            )
+            break
+    return write_layer(tmp, name, make(), first=True)
+
+
+def _written(facts: dict[str, Any], crs: Any) -> Written:
+    bounds = facts["bounds"]
+    return Written(
+        tuple(facts["columns"]),
+        tuple(facts["standards"]),
+        facts["geometry_type"],
+        None if bounds is None else (bounds[0], bounds[1], bounds[2], bounds[3]),
+        crs,
+    )
+
+
+def _read_manifest(root: Path, path: Path, name: str) -> dict[str, Any] | None:
+    """The manifest at `path`, checked; None when there is none or it is not one of ours."""
+    try:
+        inside(root, path.parent, what="layer store folder")
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb") as fh:
+            raw = fh.read(_MANIFEST_MAX_BYTES + 1)
+        facts = json.loads(raw) if len(raw) <= _MANIFEST_MAX_BYTES else None
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # whatever a damaged or planted file raises
+        log.warning("layer store: %s cannot be read (%s); writing its layer again", path.name, exc)
+        return None
+    problem = _manifest_damage(facts, name)
+    if problem:
+        log.warning("layer store: %s is damaged (%s); writing its layer again", path.name, problem)
+        return None
+    return facts
+
+
+def _manifest_damage(facts: Any, name: str) -> str | None:
+    """What is wrong with a manifest's contents, or None."""
+    keys = {
+        "version",
+        "layer",
+        "bytes",
+        "sha256",
+        "columns",
+        "standards",
+        "geometry_type",
+        "bounds",
+    }
+    if not isinstance(facts, dict) or set(facts) != keys:
+        return "it is not a manifest of a kept layer"
+    if facts["version"] != STORE_VERSION or facts["layer"] != name:
+        return f"it is of layer {facts['layer']!r}, version {facts['version']!r}"
+    size, digest = facts["bytes"], facts["sha256"]
+    if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
+        return f"its size {size!r} is not a positive whole number"
+    if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+        return "its checksum is not a SHA-256"
+    for field in ("columns", "standards"):
+        value = facts[field]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            return f"its {field} are not a list of names"
+    if facts["geometry_type"] not in _GEOMETRY_TYPES:
+        return f"its geometry type {facts['geometry_type']!r} is not one walkcover writes"
+    bounds = facts["bounds"]
+    if bounds is not None and not (
+        isinstance(bounds, list)
+        and len(bounds) == 4
+        and all(isinstance(v, float) and math.isfinite(v) for v in bounds)
+    ):
+        return "its bounds are not four finite numbers"
+    return None
+
+
+def _copy_checked(root: Path, src: Path, tmp: Path, facts: dict[str, Any]) -> str | None:
+    """Copy kept file `src` to `tmp` (a new file), hashing it on the way; what is wrong with it,
+    or None."""
+    try:
+        inside(root, src.parent, what="layer store folder")
+        fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return "is missing"
+    except (OSError, UnsafePathError) as exc:
+        return f"cannot be read ({exc})"
+    h = hashlib.sha256()
+    copied = 0
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            return "is not a file"
+        if st.st_size != facts["bytes"]:
+            return f"holds {st.st_size} bytes, not {facts['bytes']}"
+        try:
+            with tmp.open("xb") as out:
+                while chunk := fh.read(COPY_CHUNK_BYTES):
+                    h.update(chunk)
+                    out.write(chunk)
+                    copied += len(chunk)
+        except OSError as exc:  # a disk error in either file: written instead (or failing there)
+            return f"cannot be copied ({exc})"
+    if copied != facts["bytes"] or h.hexdigest() != facts["sha256"]:
+        return "does not match its checksum"
+    return None
+
+
+def _keep(root: Path, gpkg: Path, manifest: Path, name: str, make: Callable[[], Layer]) -> None:
+    """Write layer `name` into the kept file `gpkg` and its `manifest`: each under a temporary
+    name in the store, then renamed (the file first: a manifest never names a file not yet
+    there). Not synced to disk: a file cut short by a power cut fails its checksum and is
+    written again."""
+    folder = inside(root, gpkg.parent, what="layer store folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    inside(root, folder, what="layer store folder")  # (made, or found, not a link out)
+    fd, tmp_name = tempfile.mkstemp(prefix=f"{TMP_PREFIX}layer-", suffix=_GPKG, dir=folder)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    tmp.unlink()  # GDAL makes the file itself
+    try:
+        written = write_layer(tmp, name, make(), first=True)
+        h = hashlib.sha256()
+        with tmp.open("rb") as fh:
+            while chunk := fh.read(COPY_CHUNK_BYTES):
+                h.update(chunk)
+        facts = {
+            "version": STORE_VERSION,
+            "layer": name,
+            "bytes": tmp.stat().st_size,
+            "sha256": h.hexdigest(),
+            "columns": list(written.columns),
+            "standards": list(written.standards),
+            "geometry_type": written.geometry_type,
+            "bounds": None if written.bounds is None else [float(v) for v in written.bounds],
+        }
+        # (a name planted as a link is replaced by the rename, never followed)
+        tmp.replace(folder / gpkg.name)
+        fd, side = tempfile.mkstemp(prefix=f"{TMP_PREFIX}layer-", suffix=_MANIFEST, dir=folder)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(facts, fh)
+            Path(side).replace(folder / manifest.name)
+        except BaseException:
+            Path(side).unlink(missing_ok=True)
+            raise
+    finally:
+        _discard(tmp)
+
+
+def _discard(path: Path) -> None:
+    """Remove `path` and what SQLite leaves beside a file GDAL was writing."""
+    for leftover in (path, *(path.with_name(path.name + s) for s in ("-journal", "-wal", "-shm"))):
+        leftover.unlink(missing_ok=True)
+
+
+def prune(root: Path, *, max_bytes: int = STORE_MAX_BYTES) -> int:
+    """Remove the least recently used kept layers until the store holds at most `max_bytes`
+    (`snap_store.prune`); the number of files removed."""
+    return snap_store.prune(
+        root, folder=STORE_FOLDER, suffixes=(_GPKG, _MANIFEST), max_bytes=max_bytes
+    )
