@@ -506,7 +506,11 @@ def _with_csp(page: str) -> str:
 
 def save_map(m: folium.Map, path: Path) -> Path:
     """Write the self-contained page atomically."""
-    page = render_html(m)
+    return save_page(render_html(m), path)
+
+
+def save_page(page: str, path: Path) -> Path:
+    """Write a page `render_html` made, atomically."""
     return write_atomic(Path(path), lambda tmp: tmp.write_text(page, encoding="utf-8"))
 
 
