@@ -326,3 +326,59 @@ def test_text_columns_hashed_by_their_values():
     assert len(digests) == 7
     # plain Python strings (an object column) are hashed through their values
     assert _text_digest(["a", "bc"], dtype=object) != _text_digest(["ab", "c"], dtype=object)
+
+
+def _map_page(assessment) -> str:
+    from walkcover.presentation.maps import district_map
+    from walkcover.presentation.web_map import render_html
+
+    did, _ = _district(assessment)
+    return render_html(district_map(assessment, did))
+
+
+def test_map_streets_kept_and_drawn_the_same(plain, stored, monkeypatch):
+    """The district map's packed streets are kept beside its streets layer: the page is the page
+    drawn without a cache, byte for byte, and a rerun packs no street again."""
+    from walkcover.presentation import maps
+
+    without = _map_page(plain)
+    first = _map_page(stored)
+    kept = list((stored.network.store_dir / "layers").glob("*.json"))
+    assert len(kept) == 1 and json.loads(kept[0].read_text())["packed"]["kind"] == "line"
+
+    def refuse(*_a, **_k):
+        raise AssertionError("the map's streets were packed again: the store was not read")
+
+    monkeypatch.setattr(maps, "way_lines", refuse)
+    again = _map_page(stored)
+    assert first == without and again == without
+    assert "WalkcoverLines" in again
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda facts: "\x00 not json",
+        lambda facts: json.dumps({**facts, "version": 99}),
+        lambda facts: json.dumps({**facts, "packed": {**facts["packed"], "kind": "polygon"}}),
+        lambda facts: json.dumps(
+            {**facts, "packed": {**facts["packed"], "xy": "</script><script>alert(1)</script>"}}
+        ),
+        lambda facts: json.dumps({**facts, "packed": {**facts["packed"], "origin": [1.0, "x"]}}),
+        lambda facts: json.dumps({**facts, "packed": [1, 2, 3]}),
+    ],
+    ids=["garbage", "version", "kind", "script in the text", "origin", "not a dict"],
+)
+def test_damaged_map_streets_drawn_again(plain, stored, caplog, damage):
+    without = _map_page(plain)
+    _map_page(stored)
+    path = next((stored.network.store_dir / "layers").glob("*.json"))
+    path.write_text(damage(json.loads(path.read_text())))
+    caplog.set_level(logging.WARNING, logger="walkcover.presentation.layer_store")
+    page = _map_page(stored)
+    assert page == without
+    assert "alert(1)" not in page
+    assert any(path.name in r.getMessage() for r in caplog.records), caplog.text
+    caplog.clear()
+    assert _map_page(stored) == without  # mended
+    assert not caplog.records

@@ -84,7 +84,7 @@ _WARNED_LOCK = threading.Lock()
 @functools.cache
 def _code_digest() -> bytes:
     """What a kept layer depends on of the code that wrote it: the store's version, walkcover's,
-    the source of the modules that make and write it, and the versions of the libraries that
+    the source of the modules that make, pack and write it, and the versions of the libraries that
     write its bytes (GDAL and its SQLite, pyogrio, pyarrow, shapely's WKB, pandas)."""
     import pandas as pd
     import pyarrow as pa
@@ -106,7 +106,7 @@ def _code_digest() -> bytes:
         ).encode()
     )
     here = Path(__file__).resolve().parent
-    for name in ("layers.py", "geopackage.py", "layer_store.py"):
+    for name in ("layers.py", "geopackage.py", "layer_store.py", "maps.py", "web_map.py"):
         try:
             h.update(name.encode() + (here / name).read_bytes())
         except OSError:  # an installation without sources (a frozen build): the version decides
@@ -188,6 +188,106 @@ def streets_key(network: Network, box: tuple[float, float, float, float]) -> str
     h.update(crs.to_wkt().encode() if crs is not None else b"no crs")
     h.update(repr(tuple(float(v).hex() for v in box)).encode())
     return h.hexdigest()
+
+
+def packed_streets(
+    network: Network,
+    box: tuple[float, float, float, float],
+    options: tuple[float, ...],
+    make: Callable[[], dict[str, Any] | None],
+) -> dict[str, Any] | None:
+    """The district map's street lines in `box` packed for its script (what ``make()`` makes:
+    `web_map.pack_geometry`'s dict, or None for no streets), kept in the cache when `network` has
+    one, under the box, the drawing `options` (numbers) and everything the streets layer's key
+    holds. Read back, a kept dict is checked to be one `pack_geometry` makes of lines (its counts
+    and vertices base64 text, its origin and step finite numbers); it reaches the page through
+    `walkcover._escape.js_value` like one just made."""
+    if network.store_dir is None:
+        return make()
+    root = Path(network.store_dir)
+    h = hashlib.sha256(bytes.fromhex(streets_key(network, box)))
+    h.update(b"packed streets")
+    h.update(repr(tuple(float(o).hex() for o in options)).encode())
+    path = root / STORE_FOLDER / f"{h.hexdigest()}{_MANIFEST}"
+    found = _read_packed(root, path)
+    if found is not None:
+        return found["packed"]
+    packed = make()
+    try:
+        _keep_json(root, path, {"version": STORE_VERSION, "packed": packed})
+    except (OSError, UnsafePathError) as exc:
+        with _WARNED_LOCK:
+            first = str(root) not in _WARNED
+            _WARNED.add(str(root))
+        (log.warning if first else log.debug)(
+            "layer store: could not keep %s (%s); the next run draws it again", path, exc
+        )
+    return packed
+
+
+_BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
+_PACKED_TEXT = ("xy", "verts", "rings", "parts")
+
+
+def _read_packed(root: Path, path: Path) -> dict[str, Any] | None:
+    """The kept packed streets at `path`, checked; None when there are none or they are damaged."""
+    try:
+        inside(root, path.parent, what="layer store folder")
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb") as fh:
+            facts = json.loads(fh.read())
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # whatever a damaged or planted file raises
+        log.warning(
+            "layer store: %s cannot be read (%s); drawing its streets again", path.name, exc
+        )
+        return None
+    problem = _packed_damage(facts)
+    if problem:
+        log.warning(
+            "layer store: %s is damaged (%s); drawing its streets again", path.name, problem
+        )
+        return None
+    with contextlib.suppress(OSError):
+        os.utime(path, follow_symlinks=False)
+    return facts
+
+
+def _packed_damage(facts: Any) -> str | None:
+    """What is wrong with kept packed streets, or None."""
+    if not isinstance(facts, dict) or set(facts) != {"version", "packed"}:
+        return "it is not a file of packed streets"
+    if facts["version"] != STORE_VERSION:
+        return f"it is of version {facts['version']!r}"
+    packed = facts["packed"]
+    if packed is None:
+        return None
+    if not isinstance(packed, dict) or set(packed) != {"kind", "origin", "step", *_PACKED_TEXT}:
+        return "its streets are not packed lines"
+    if packed["kind"] != "line":
+        return f"its streets are of kind {packed['kind']!r}, not lines"
+    numbers = [*packed["origin"], packed["step"]] if isinstance(packed["origin"], list) else []
+    if len(numbers) != 3 or not all(isinstance(v, float) and math.isfinite(v) for v in numbers):
+        return "its origin and step are not finite numbers"
+    for name in _PACKED_TEXT:
+        if not isinstance(packed[name], str) or not _BASE64.fullmatch(packed[name]):
+            return f"its {name} are not base64 text"
+    return None
+
+
+def _keep_json(root: Path, path: Path, facts: dict[str, Any]) -> None:
+    """Write `facts` as JSON at `path`, under a temporary name in the store, then renamed."""
+    folder = inside(root, path.parent, what="layer store folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    inside(root, folder, what="layer store folder")  # (made, or found, not a link out)
+    fd, side = tempfile.mkstemp(prefix=f"{TMP_PREFIX}layer-", suffix=_MANIFEST, dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(facts, fh, allow_nan=False)
+        Path(side).replace(folder / path.name)
+    except BaseException:
+        Path(side).unlink(missing_ok=True)
+        raise
 
 
 def kept_streets(assessment: Assessment, district_geom) -> Kept:
@@ -375,14 +475,7 @@ def _keep(root: Path, gpkg: Path, manifest: Path, name: str, make: Callable[[], 
         }
         # (a name planted as a link is replaced by the rename, never followed)
         tmp.replace(folder / gpkg.name)
-        fd, side = tempfile.mkstemp(prefix=f"{TMP_PREFIX}layer-", suffix=_MANIFEST, dir=folder)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(facts, fh)
-            Path(side).replace(folder / manifest.name)
-        except BaseException:
-            Path(side).unlink(missing_ok=True)
-            raise
+        _keep_json(root, manifest, facts)
     finally:
         _discard(tmp)
 

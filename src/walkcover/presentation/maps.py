@@ -45,6 +45,7 @@ from walkcover.presentation.figures import (
     pct_text,
     round_figures,
 )
+from walkcover.presentation.layer_store import packed_streets
 from walkcover.presentation.layers import edges_in_box, way_lines
 from walkcover.presentation.palette import (
     ACCESS_COLOURS,
@@ -1077,23 +1078,33 @@ def _add_streets(m: folium.Map, result: Assessment, dgeom: shapely.Geometry) -> 
     """The walk network around the district as one light line layer, drawn first and deaf to
     the mouse (the standards' homes, gaps and facilities answer), so the map reads offline,
     without a base map."""
-    edges = result.network.edges
+    network = result.network
     x0, y0, x1, y1 = dgeom.bounds  # the box round the district: no exact test is needed to draw
-    coords = result.network.edge_coords  # (the edges' shapely objects are never touched)
-    near = edges_in_box(edges, (x0 - 300, y0 - 300, x1 + 300, y1 + 300), coords=coords)
-    simplify_m = 2.0
-    if len(near) > MAX_STREET_EDGES:
-        # a big district: the street grid only (no footways, paths, steps or service roads),
-        # simplified more, so the page stays light
-        minor = edges["highway"].iloc[near].isin(MINOR_WAYS).to_numpy()
-        near, simplify_m = near[~minor], 5.0
-    if not len(near):
+    box = (x0 - 300, y0 - 300, x1 + 300, y1 + 300)
+
+    def packed() -> dict[str, Any] | None:
+        edges = network.edges
+        coords = network.edge_coords  # (the edges' shapely objects are never touched)
+        near = edges_in_box(edges, box, coords=coords)
+        simplify_m = 2.0
+        if len(near) > MAX_STREET_EDGES:
+            # a big district: the street grid only (no footways, paths, steps or service roads),
+            # simplified more, so the page stays light
+            minor = edges["highway"].iloc[near].isin(MINOR_WAYS).to_numpy()
+            near, simplify_m = near[~minor], 5.0
+        if not len(near):
+            return None
+        # a way's segments as one line: half the vertices to pack and draw, and simplified along
+        # the way, not segment by segment (where a two-point segment has nothing to simplify)
+        lines = way_lines(network, near)
+        return pack_geometry(lines, result.crs, step_m=COARSE_STEP_M, simplify_m=simplify_m)
+
+    # kept in the cache with the district's streets layer: a rerun packs none again
+    streets = packed_streets(network, box, (COARSE_STEP_M, MAX_STREET_EDGES), packed)
+    if streets is None:
         return
-    # a way's segments as one line: half the vertices to pack and draw, and simplified along
-    # the way, not segment by segment (where a two-point segment has nothing to simplify)
-    lines = way_lines(result.network, near)
     StreetLines(
-        pack_geometry(lines, result.crs, step_m=COARSE_STEP_M, simplify_m=simplify_m),
+        streets,
         {"color": "#8c8c8c", "weight": 1, "opacity": 0.7},
         name=_layer_name("Streets · 街道"),
     ).add_to(m)
