@@ -192,6 +192,11 @@ def _damage_ways():
         facts["layer"] = "demand"
         manifest.write_text(json.dumps(facts))
 
+    def hostile_name(gpkg, manifest, outside):
+        facts = json.loads(manifest.read_text())
+        facts["columns"] = ["osm_id", 'highway"/><layer name="x']
+        manifest.write_text(json.dumps(facts))
+
     def linked_out(gpkg, manifest, outside):
         outside.write_bytes(gpkg.read_bytes())  # the same bytes, reached through a link
         gpkg.unlink()
@@ -206,6 +211,7 @@ def _damage_ways():
         garbage_manifest,
         huge_manifest,
         wrong_fields,
+        hostile_name,
         other_layer,
         linked_out,
         missing,

@@ -75,6 +75,10 @@ _GEOMETRY_TYPES = frozenset(
     {"Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon", "Unknown"}
 )
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+#: A column's or a standard's name as walkcover writes them (and nothing a style could misread).
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+#: Packed streets are a few megabytes at most (jinshui's, on L: 0.9 MB): a larger file is not ours.
+_PACKED_MAX_BYTES = 256 * 2**20
 _DIGEST_LOCK = threading.Lock()
 #: The caches whose store could not be written, said once each.
 _WARNED: set[str] = set()
@@ -234,7 +238,10 @@ def _read_packed(root: Path, path: Path) -> dict[str, Any] | None:
     try:
         inside(root, path.parent, what="layer store folder")
         with os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb") as fh:
-            facts = json.loads(fh.read())
+            raw = fh.read(_PACKED_MAX_BYTES + 1)
+        if len(raw) > _PACKED_MAX_BYTES:
+            raise ValueError(f"it holds more than {_PACKED_MAX_BYTES} bytes")
+        facts = json.loads(raw)
     except FileNotFoundError:
         return None
     except Exception as exc:  # whatever a damaged or planted file raises
@@ -400,7 +407,9 @@ def _manifest_damage(facts: Any, name: str) -> str | None:
         return "its checksum is not a SHA-256"
     for field in ("columns", "standards"):
         value = facts[field]
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        if not isinstance(value, list) or not all(
+            isinstance(v, str) and _NAME.fullmatch(v) for v in value
+        ):
             return f"its {field} are not a list of names"
     if facts["geometry_type"] not in _GEOMETRY_TYPES:
         return f"its geometry type {facts['geometry_type']!r} is not one walkcover writes"
