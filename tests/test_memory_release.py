@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from walkcover.presentation.layers import _edge_boxes, edges_in_box
+from walkcover.presentation.layers import edges_in_box
 
 
 def test_edges_in_box_equals_an_rtree_query(helsinki_network):
@@ -36,19 +36,12 @@ def test_edges_in_box_equals_an_rtree_query(helsinki_network):
             (b[i, 0] - 1, b[i, 1] - 1, np.nextafter(b[i, 0], -np.inf), b[i, 3]),  # just short
         ]
     hits = 0
-    # the table of boxes made from the geometries, and (a copy of the frame: a table of its own)
-    # from the vertices in the network's coordinates
-    by_coords = edges.copy()
-    coords = helsinki_network.edge_coords
-    assert coords.lines_only
     for box in boxes:
         got = edges_in_box(edges, box)
         want = np.sort(tree.query(shapely.box(*box)))
         np.testing.assert_array_equal(got, want)
-        np.testing.assert_array_equal(edges_in_box(by_coords, box, coords=coords), want)
         hits += len(got)
     assert hits > 0
-    np.testing.assert_array_equal(_edge_boxes(by_coords, coords), _edge_boxes(edges))
 
 
 def test_a_run_lets_the_street_layer_go(sample_cache):

@@ -61,29 +61,13 @@ _EDGE_BOXES: dict[int, np.ndarray] = {}
 _EDGE_BOXES_LOCK = threading.Lock()
 
 
-def _edge_boxes(edges: gpd.GeoDataFrame, coords: EdgeCoords | None = None) -> np.ndarray:
-    """The ``(n, 4)`` float32 boxes of `edges`' geometries, each holding its float64 box: from
-    their vertices in `coords` (the network's `edge_coords`, where every edge is a line: a tenth
-    of the time of asking GEOS for 1.4 million boxes), else from the geometries."""
+def _edge_boxes(edges: gpd.GeoDataFrame) -> np.ndarray:
+    """The ``(n, 4)`` float32 boxes of `edges`' geometries, each holding its float64 box."""
     key = id(edges)
     with _EDGE_BOXES_LOCK:  # two districts' writers ask at once: made once
         boxes = _EDGE_BOXES.get(key)
         if boxes is None:
-            if (
-                coords is not None
-                and coords.lines_only
-                and len(edges)
-                and len(coords.start) == len(edges) + 1
-            ):
-                at = coords.start[:-1]
-                exact = np.column_stack(
-                    [
-                        np.minimum.reduceat(coords.xy, at, axis=0),
-                        np.maximum.reduceat(coords.xy, at, axis=0),
-                    ]
-                )
-            else:
-                exact = shapely.bounds(edges.geometry.to_numpy())
+            exact = shapely.bounds(edges.geometry.to_numpy())
             boxes = exact.astype(np.float32)
             low, high = boxes[:, :2], boxes[:, 2:]  # views: rounded outwards in place
             low[:] = np.where(low > exact[:, :2], np.nextafter(low, np.float32(-np.inf)), low)
@@ -96,7 +80,8 @@ def _edge_boxes(edges: gpd.GeoDataFrame, coords: EdgeCoords | None = None) -> np
 def warm_edge_tables(network: Network) -> None:
     """Make the network's box table (`edges_in_box`) and coordinates (`Network.edge_coords`) now:
     before a writer process is forked, so both writers share them instead of each making its own."""
-    _edge_boxes(network.edges, network.edge_coords)
+    _edge_boxes(network.edges)
+    _ = network.edge_coords
 
 
 def edges_in_box(
@@ -112,7 +97,7 @@ def edges_in_box(
     network's `edge_coords`) where given, touching none of the edges' shapely objects, else from
     their geometries."""
     x0, y0, x1, y1 = box
-    b = _edge_boxes(edges, coords)
+    b = _edge_boxes(edges)
     near = np.flatnonzero((b[:, 0] <= x1) & (b[:, 2] >= x0) & (b[:, 1] <= y1) & (b[:, 3] >= y0))
     if coords is not None:
         if not len(near):
