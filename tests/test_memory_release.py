@@ -268,9 +268,9 @@ def test_the_safe_route_network_is_built_first_and_let_go_after_its_last_standar
 ):
     """A run builds the safe-route network on its own before any standard's pass (built inside
     its first standard's pass, its building came on top of that pass and of the other thread's:
-    the run's peak on L); the standards that walk it are measured after the others (a thread
-    that took one early sat idle while it was built), and nothing keeps it past the last of them:
-    not the task that built it."""
+    the run's peak on L), then measures the standards that walk it on the same thread (one that
+    took them while it was built sat idle), and nothing keeps it past the last of them: not the
+    task that built it."""
     import walkcover as wc
     from walkcover.assessment import run as run_mod
     from walkcover.assessment.safe_route import SafeRoute
@@ -295,10 +295,12 @@ def test_the_safe_route_network_is_built_first_and_let_go_after_its_last_standar
     monkeypatch.setattr(run_mod, "measure_threads", lambda _network: 1)  # one order to check
     standards = "toilet,primary_school,kindergarten,clinic"
     res = wc.assess("helsinki-sample", standard=standards, cache_dir=sample_cache)
-    assert [e[0] for e in events] == ["build", "toilet", "kindergarten", "clinic", "primary_school"]
-    assert all(alive for _, alive in events)  # built before any pass, kept for its standard
+    assert [e[0] for e in events] == ["build", "primary_school", "toilet", "kindergarten", "clinic"]
+    alive = dict(events)
+    assert alive["primary_school"]  # built before any pass, kept for its own
+    assert not alive["toilet"] and not alive["kindergarten"] and not alive["clinic"]
     gc.collect()
-    assert not built[0]()  # let go once primary is measured: the run keeps none of it
+    assert not built[0]()  # the run keeps none of it
     # the results are in the standards' order, whatever the order they were measured in
     assert list(res.assessment.passes) == standards.split(",")
     assert res.assessment.summary["residents_covered_safe_pct"].notna().any()

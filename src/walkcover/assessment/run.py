@@ -104,15 +104,17 @@ def assess_layers(
     study.safe_left = sum(1 for s in standards if s.safe_route)
     measured: dict[str, MeasuredStandard] = {}
     with ThreadPoolExecutor(max_workers=measure_threads(study.network)) as pool:
-        # the safe-route network first, on its own: built inside its first standard's pass,
-        # its 330 MB of building (on L) came on top of that pass's snaps and distances and of
-        # the other thread's standard, the run's peak; that standard now waits for it (`_safe_route`)
-        safe = pool.submit(_build_safe_route, study) if study.safe_left else None
-        # The standards that wait for no safe-route network, then what needs no standard's
+        # The safe-route network first, on its own (built inside its first standard's pass, its
+        # 330 MB of building, on L, came on top of that pass's snaps and distances and of the
+        # other thread's standard: the run's peak), then, on the same thread, the standards
+        # that walk it: a thread that took one of them while it was being built sat idle until
+        # it was (on L 3.8 s), and one that took them last kept it alive through the other
+        # standards (150 MB more at the peak of a network's first run).
+        walked = [std for std in standards if std.safe_route]
+        safe = pool.submit(_safe_route_standards, study, walked) if walked else None
+        # Meanwhile, on the other thread, the other standards, then what needs no standard's
         # result (the district indicators: counts, densities, land per resident; the edges'
-        # midpoints; the homes on each denominator land), then the safe-route standards: these
-        # wait for its network, and a thread that took one early sat idle until it was built
-        # (on L 3.8 s, while the indicators ran on alone at the end for 3 s).
+        # midpoints; the homes on each denominator land).
         by_id: dict[str, Future[Any]] = {
             std.id: pool.submit(_measure_standard, study, std)
             for std in standards
@@ -129,21 +131,19 @@ def assess_layers(
         )
         midpoints = pool.submit(study.lands.edge_midpoints)
         on_land = pool.submit(homes_on_land, study, standards)
-        by_id |= {
-            std.id: pool.submit(_measure_standard, study, std)
-            for std in standards
-            if std.safe_route
-        }
-        futures: list[Future[Any]] = [by_id[std.id] for std in standards]
-        futures += [indicators, midpoints, on_land]
+        futures: list[Future[Any]] = [*by_id.values(), indicators, midpoints, on_land]
+        if safe is not None:
+            futures.append(safe)
         try:
-            for std, fut in zip(standards, futures):
+            for std in standards:
                 step(f"measuring {std.id}")
-                measured[std.id] = fut.result()
+                if std.safe_route:
+                    assert safe is not None
+                    measured[std.id] = safe.result()[walked.index(std)]
+                else:
+                    measured[std.id] = by_id[std.id].result()
             district_rows = indicators.result()
             midpoints.result()
-            if safe is not None:
-                safe.result()
             homes_on = on_land.result()
         except BaseException:
             for fut in futures:  # a failure (or Ctrl-C) does not wait for the standards queued
@@ -613,10 +613,11 @@ def _safe_route(study: StudyState) -> SafeRoute:
         return study.safe
 
 
-def _build_safe_route(study: StudyState) -> None:
-    """`_safe_route`, keeping nothing: its future must not hold the network past its last
-    standard (`_safe_route_measured` lets it go)."""
+def _safe_route_standards(study: StudyState, walked: list[Standard]) -> list[MeasuredStandard]:
+    """The safe-route network built (`_safe_route`), then the standards in `walked` measured on
+    it, in turn (the last lets it go: `_safe_route_measured`)."""
     _safe_route(study)
+    return [_measure_standard(study, std) for std in walked]
 
 
 def _safe_route_measured(study: StudyState) -> None:
