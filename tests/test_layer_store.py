@@ -19,6 +19,7 @@ import pyogrio
 import pytest
 import shapely
 
+from walkcover.engine import snap_store
 from walkcover.presentation import layer_store
 from walkcover.presentation.geopackage import Kept, write_layers
 from walkcover.presentation.layers import streets_box
@@ -248,7 +249,7 @@ def test_store_that_cannot_be_written_loses_nothing(plain, stored, tmp_path, cap
     root = stored.network.store_dir
     root.mkdir()
     (root / layer_store.STORE_FOLDER).write_text("a file where the folder goes")
-    monkeypatch.setattr(layer_store, "_WARNED", set())
+    monkeypatch.setattr(snap_store, "_WARNED", set())
     caplog.set_level(logging.WARNING, logger="walkcover.presentation.layer_store")
     first = _write(stored, tmp_path / "first")
     second = _write(stored, tmp_path / "second")

@@ -32,7 +32,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -69,37 +69,41 @@ _ARRAYS = ("item", "edge", "lo_m", "hi_m", "leg_m", "unsnapped")
 _INTS = ("item", "edge", "unsnapped")
 _SUFFIX = ".npz"
 _DIGEST_LOCK = threading.Lock()
-#: The caches whose store could not be written, said once each (`stored`).
+#: The stores (and their caches) that could not be written, said once each (`warn_once`).
 _WARNED: set[str] = set()
 _WARNED_LOCK = threading.Lock()
 
 
-@functools.cache
-def _code_digest() -> bytes:
-    """What the stored snaps depend on of the code that made them: the store's version,
-    walkcover's, the source of the modules that snap, the versions of the libraries that compute
-    them (GEOS's distances and nearest searches, numpy's and scipy's arithmetic) and the machine's
-    kind (a cache shared by machines of another architecture may round differently)."""
-    h = hashlib.sha256(f"walkcover {__version__} snap store {STORE_VERSION}".encode())
-    h.update(
-        " ".join(
-            (
-                f"numpy {np.__version__}",
-                f"scipy {scipy.__version__}",
-                f"shapely {shapely.__version__}",
-                f"GEOS {shapely.geos_version_string}",
-                platform.machine(),
-                sys.byteorder,
-            )
-        ).encode()
-    )
-    here = Path(__file__).resolve().parent
-    for name in ("coverage.py", "network.py", "snap_store.py"):
+def code_digest(store: str, versions: Iterable[str], folder: Path, modules: Iterable[str]) -> bytes:
+    """What a store's files depend on of the code that made them: the `store`'s name and
+    version, walkcover's version, the `versions` of the libraries that compute them, the
+    machine's kind (a cache shared by machines of another architecture may round differently)
+    and the source of the `modules` in `folder`."""
+    h = hashlib.sha256(f"walkcover {__version__} {store}".encode())
+    h.update(" ".join((*versions, platform.machine(), sys.byteorder)).encode())
+    for name in modules:
         try:
-            h.update(name.encode() + (here / name).read_bytes())
+            h.update(name.encode() + (folder / name).read_bytes())
         except OSError:  # an installation without sources (a frozen build): the version decides
             h.update(name.encode())
     return h.digest()
+
+
+@functools.cache
+def _code_digest() -> bytes:
+    """`code_digest` of the snaps: the modules that snap, and the libraries that compute them
+    (GEOS's distances and nearest searches, numpy's and scipy's arithmetic)."""
+    return code_digest(
+        f"snap store {STORE_VERSION}",
+        (
+            f"numpy {np.__version__}",
+            f"scipy {scipy.__version__}",
+            f"shapely {shapely.__version__}",
+            f"GEOS {shapely.geos_version_string}",
+        ),
+        Path(__file__).resolve().parent,
+        ("coverage.py", "network.py", "snap_store.py"),
+    )
 
 
 def network_digest(network: Network) -> bytes:
@@ -185,13 +189,24 @@ def stored(
         _write(Path(root), path, snaps)
     except (OSError, UnsafePathError) as exc:  # a full disk, a read-only cache or a planted
         # link loses the store, never the run; said once per cache (a run files dozens)
-        with _WARNED_LOCK:
-            first = str(root) not in _WARNED
-            _WARNED.add(str(root))
-        (log.warning if first else log.debug)(
-            "snap store: could not keep %s (%s); the next run snaps these again", path, exc
+        warn_once(
+            log,
+            f"snaps {root}",
+            "snap store: could not keep %s (%s); the next run snaps these again",
+            path,
+            exc,
         )
     return snaps
+
+
+def warn_once(logger: logging.Logger, key: str, message: str, *args: object) -> None:
+    """`message` as a warning the first time `key` (a store and its cache) says it in this
+    process, then as a debug note: a cache that cannot be written is said once, not once per
+    file."""
+    with _WARNED_LOCK:
+        first = key not in _WARNED
+        _WARNED.add(key)
+    (logger.warning if first else logger.debug)(message, *args)
 
 
 def _normalized(snaps: Snaps) -> Snaps:

@@ -285,15 +285,7 @@ def _write_parts(
     second = next(it, None)
     if second is None or not len(head):
         frame = head if second is None else pd.concat([head, second, *it], ignore_index=True)
-        frame.to_file(
-            tmp,
-            layer=name,
-            driver="GPKG",
-            mode="a" if append else "w",
-            use_arrow=len(frame) >= ARROW_ROWS,
-            **options,
-        )
-        return _describe(frame)
+        return write_layer(tmp, name, frame, first=not append)
     geometry_name = head.geometry.name
     columns = [c for c in head.columns if c != geometry_name]
     geometry_type = _geometry_type(head)

@@ -46,7 +46,6 @@ import pandas as pd
 from walkcover._atomic import TMP_PREFIX
 from walkcover._errors import UnsafePathError
 from walkcover._paths import inside
-from walkcover._version import __version__
 from walkcover.engine import snap_store
 from walkcover.presentation.geopackage import Kept, Layer, Written, write_layer
 from walkcover.presentation.layers import streets_box, streets_layer
@@ -80,42 +79,31 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 #: Packed streets are a few megabytes at most (jinshui's, on L: 0.9 MB): a larger file is not ours.
 _PACKED_MAX_BYTES = 256 * 2**20
 _DIGEST_LOCK = threading.Lock()
-#: The caches whose store could not be written, said once each.
-_WARNED: set[str] = set()
-_WARNED_LOCK = threading.Lock()
 
 
 @functools.cache
 def _code_digest() -> bytes:
-    """What a kept layer depends on of the code that wrote it: the store's version, walkcover's,
-    the source of the modules that make, pack and write it, and the versions of the libraries that
-    write its bytes (GDAL and its SQLite, pyogrio, pyarrow, shapely's WKB, pandas)."""
-    import pandas as pd
+    """`snap_store.code_digest` of the kept layers: the modules that make, pack and write them,
+    and the libraries that write their bytes (GDAL and its SQLite, pyogrio, pyarrow, shapely's
+    WKB, numpy, pandas)."""
     import pyarrow as pa
     import pyogrio
     import shapely
 
-    h = hashlib.sha256(f"walkcover {__version__} layer store {STORE_VERSION}".encode())
-    h.update(
-        " ".join(
-            (
-                f"GDAL {pyogrio.__gdal_version_string__}",
-                f"pyogrio {pyogrio.__version__}",
-                f"pyarrow {pa.__version__}",
-                f"shapely {shapely.__version__}",
-                f"GEOS {shapely.geos_version_string}",
-                f"numpy {np.__version__}",
-                f"pandas {pd.__version__}",
-            )
-        ).encode()
+    return snap_store.code_digest(
+        f"layer store {STORE_VERSION}",
+        (
+            f"GDAL {pyogrio.__gdal_version_string__}",
+            f"pyogrio {pyogrio.__version__}",
+            f"pyarrow {pa.__version__}",
+            f"shapely {shapely.__version__}",
+            f"GEOS {shapely.geos_version_string}",
+            f"numpy {np.__version__}",
+            f"pandas {pd.__version__}",
+        ),
+        Path(__file__).resolve().parent,
+        ("layers.py", "geopackage.py", "layer_store.py", "maps.py", "web_map.py"),
     )
-    here = Path(__file__).resolve().parent
-    for name in ("layers.py", "geopackage.py", "layer_store.py", "maps.py", "web_map.py"):
-        try:
-            h.update(name.encode() + (here / name).read_bytes())
-        except OSError:  # an installation without sources (a frozen build): the version decides
-            h.update(name.encode())
-    return h.digest()
 
 
 def _tags_digest(network: Network) -> bytes:
@@ -220,11 +208,12 @@ def packed_streets(
     try:
         _keep_json(root, path, {"version": STORE_VERSION, "packed": packed})
     except (OSError, UnsafePathError) as exc:
-        with _WARNED_LOCK:
-            first = str(root) not in _WARNED
-            _WARNED.add(str(root))
-        (log.warning if first else log.debug)(
-            "layer store: could not keep %s (%s); the next run draws it again", path, exc
+        snap_store.warn_once(
+            log,
+            f"layers {root}",
+            "layer store: could not keep %s (%s); the next run draws it again",
+            path,
+            exc,
         )
     return packed
 
@@ -344,11 +333,12 @@ def _start(
             _keep(root, gpkg, manifest, name, make)
         except (OSError, UnsafePathError) as exc:  # a full disk, a read-only cache or a planted
             # link loses the store, never the run; said once per cache
-            with _WARNED_LOCK:
-                first = str(root) not in _WARNED
-                _WARNED.add(str(root))
-            (log.warning if first else log.debug)(
-                "layer store: could not keep %s (%s); the next run writes it again", gpkg, exc
+            snap_store.warn_once(
+                log,
+                f"layers {root}",
+                "layer store: could not keep %s (%s); the next run writes it again",
+                gpkg,
+                exc,
             )
             break
     return write_layer(tmp, name, make(), first=True)
