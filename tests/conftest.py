@@ -124,6 +124,17 @@ def sample_cache(tmp_path_factory):
     return tmp_path_factory.mktemp("sample-cache")
 
 
+@pytest.fixture
+def measuring_cache(sample_cache, tmp_path):
+    """`sample_cache` without the passes other tests kept (`walkcover.assessment.
+    standard_store`): a test that watches the standards being measured has them measured."""
+    import shutil
+
+    folder = tmp_path / "measuring-cache"
+    shutil.copytree(sample_cache, folder, ignore=shutil.ignore_patterns("standards"))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def sample_results(sample_cache):
     """The sample city measured once per session: every district, every standard."""

@@ -302,39 +302,6 @@ def test_prune_keeps_the_most_recently_used(tmp_path):
     ]
 
 
-def _text_digest(values, dtype="str") -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    layer_store._hash_text(
-        h, values if isinstance(values, pd.Series) else pd.Series(values, dtype=dtype)
-    )
-    return h.hexdigest()
-
-
-def test_text_columns_hashed_by_their_values():
-    """Ids and classes are hashed from Arrow's buffers: a slice hashes as the values it shows,
-    and no two different columns of these share a digest."""
-    whole = pd.Series(["way/1", "way/22", None, "way/333"], dtype="str")
-    sliced = whole.iloc[1:].reset_index(drop=True)
-    assert _text_digest(sliced) == _text_digest(["way/22", None, "way/333"])
-    digests = {
-        _text_digest(v)
-        for v in (
-            ["ab", "c"],
-            ["a", "bc"],
-            ["", "abc"],
-            [None, "abc"],
-            ["abc", None],
-            ["abc"],
-            ["ab", "c", ""],
-        )
-    }
-    assert len(digests) == 7
-    # plain Python strings (an object column) are hashed through their values
-    assert _text_digest(["a", "bc"], dtype=object) != _text_digest(["ab", "c"], dtype=object)
-
-
 def _map_page(assessment) -> str:
     from walkcover.presentation.maps import district_map
     from walkcover.presentation.web_map import render_html

@@ -264,20 +264,22 @@ def test_the_safe_route_network_goes_with_the_last_standard_that_walks_it():
 
 
 def test_the_safe_route_network_is_built_first_and_let_go_after_its_last_standard(
-    sample_cache, monkeypatch
+    measuring_cache, monkeypatch
 ):
-    """A run builds the safe-route network on its own before any standard's pass (built inside
-    its first standard's pass, its building came on top of that pass and of the other thread's:
-    the run's peak on L), then measures the standards that walk it on the same thread (one that
-    took them while it was built sat idle), and nothing keeps it past the last of them: not the
-    task that built it."""
+    """A run builds the safe-route network at the start of the first pass that walks it, before
+    that pass snaps anything (its building came on top of a pass's snaps and distances and of the
+    other thread's: the run's peak on L), then measures the standards that walk it on the same
+    thread (one that took them while it was built sat idle), and nothing keeps it past the last
+    of them: not the task that built it."""
     import walkcover as wc
     from walkcover.assessment import run as run_mod
     from walkcover.assessment.safe_route import SafeRoute
+    from walkcover.engine import coverage
 
     built: list[weakref.ref] = []
     events: list[tuple[str, bool]] = []
     real_build, real_measure = SafeRoute.build.__func__, run_mod._measure_one
+    real_snap = coverage.snap
 
     def build(cls, *args, **kwargs):
         events.append(("build", True))
@@ -285,19 +287,27 @@ def test_the_safe_route_network_is_built_first_and_let_go_after_its_last_standar
         built.append(weakref.ref(out))
         return out
 
-    def measure(study, std):
+    def measure(study, std, *args):
         gc.collect()
         events.append((std.id, bool(built) and built[0]() is not None))
-        return real_measure(study, std)
+        return real_measure(study, std, *args)
+
+    def snap(*args, **kwargs):
+        if events and events[-1][0] != "snap":
+            events.append(("snap", True))
+        return real_snap(*args, **kwargs)
 
     monkeypatch.setattr(SafeRoute, "build", classmethod(build))
     monkeypatch.setattr(run_mod, "_measure_one", measure)
+    monkeypatch.setattr(coverage, "snap", snap)
     monkeypatch.setattr(run_mod, "measure_threads", lambda _network: 1)  # one order to check
     standards = "toilet,primary_school,kindergarten,clinic"
-    res = wc.assess("helsinki-sample", standard=standards, cache_dir=sample_cache)
-    assert [e[0] for e in events] == ["build", "primary_school", "toilet", "kindergarten", "clinic"]
-    alive = dict(events)
-    assert alive["primary_school"]  # built before any pass, kept for its own
+    res = wc.assess("helsinki-sample", standard=standards, cache_dir=measuring_cache)
+    passes = [e[0] for e in events if e[0] != "snap"]
+    assert passes == ["primary_school", "build", "toilet", "kindergarten", "clinic"]
+    # built at the start of its pass: before that pass's first snap
+    assert [e[0] for e in events[:3]] == ["primary_school", "build", "snap"]
+    alive = dict(e for e in events if e[0] != "snap")
     assert not alive["toilet"] and not alive["kindergarten"] and not alive["clinic"]
     gc.collect()
     assert not built[0]()  # the run keeps none of it

@@ -18,13 +18,16 @@ def test_two_runs_write_the_same_maps_and_records(tmp_path):
     from hostile import hostile_city
 
     cfg, _ = hostile_city(tmp_path)
-    outs = [tmp_path / "a", tmp_path / "b"]
-    for out, cache in zip(outs, (["--no-cache"], ["--cache-dir", str(tmp_path / "cache")])):
+    outs = [tmp_path / "a", tmp_path / "b", tmp_path / "c"]
+    kept = ["--cache-dir", str(tmp_path / "cache")]
+    # without a cache, then filling one, then from it (snaps, streets layers and passes kept)
+    for out, cache in zip(outs, (["--no-cache"], kept, kept)):
         res = runner.invoke(
             app, ["run", "--city", str(cfg), "--out", str(out), "--standard", "toilet", *cache]
         )
         assert res.exit_code == 0, res.output
-    a, b = (o / "handmade" for o in outs)
+    assert any((tmp_path / "cache" / "standards").iterdir())
+    a, b, c = (o / "handmade" for o in outs)
     for name in (
         "d1/map.html",
         "d2/map.html",
@@ -37,12 +40,14 @@ def test_two_runs_write_the_same_maps_and_records(tmp_path):
         "d1/coverage.gpkg",
         "d2/coverage.gpkg",
     ):
-        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+        assert (a / name).read_bytes() == (b / name).read_bytes() == (c / name).read_bytes(), name
     page = (a / "d1" / "map.html").read_text(encoding="utf-8")
     assert "00000000000000000000000000000001" in page  # ids counted, not drawn at random
-    rec_a, rec_b = (json.loads((d / "d1" / "run.json").read_text(encoding="utf-8")) for d in (a, b))
-    assert rec_a.pop("written") and rec_b.pop("written")
-    assert rec_a == rec_b
+    rec_a, rec_b, rec_c = (
+        json.loads((d / "d1" / "run.json").read_text(encoding="utf-8")) for d in (a, b, c)
+    )
+    assert rec_a.pop("written") and rec_b.pop("written") and rec_c.pop("written")
+    assert rec_a == rec_b == rec_c
 
 
 def test_a_geopackage_is_the_file_gdal_writes_when_its_clock_stands_still(tmp_path):

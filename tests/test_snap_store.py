@@ -306,3 +306,88 @@ def test_rerun_after_a_new_threshold_snaps_nothing_again(tmp_path, monkeypatch):
     covered = d["toilet_covered"].astype(bool)
     assert not (covered & on_main & (d["toilet_dist_m"] > 250)).any()
     assert (first.assessment.demand["toilet_covered"].astype(bool) & ~covered).any()
+
+
+def _text_digest(values, dtype="str") -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    snap_store.hash_text(
+        h, values if isinstance(values, pd.Series) else pd.Series(values, dtype=dtype)
+    )
+    return h.hexdigest()
+
+
+def test_text_columns_hashed_by_their_values():
+    """Text is hashed from Arrow's buffers: a slice hashes as the values it shows, a column in
+    chunks (parsed a row group at a time) as the same column whole (read back from the cache),
+    objects as Arrow text, and no two different columns of these share a digest."""
+    import pyarrow as pa
+
+    whole = pd.Series(["way/1", "way/22", None, "way/333"], dtype="str")
+    sliced = whole.iloc[1:].reset_index(drop=True)
+    assert _text_digest(sliced) == _text_digest(["way/22", None, "way/333"])
+    chunked = pd.Series(
+        pd.arrays.ArrowExtensionArray(
+            pa.chunked_array([["way/1", "way/22"], [None, "way/333"]], type=pa.large_string())
+        )
+    )
+    assert _text_digest(chunked) == _text_digest(whole)
+    assert _text_digest(whole.astype(object)) == _text_digest(whole)
+    digests = {
+        _text_digest(v)
+        for v in (
+            ["ab", "c"],
+            ["a", "bc"],
+            ["", "abc"],
+            [None, "abc"],
+            ["abc", None],
+            ["abc"],
+            ["ab", "c", ""],
+        )
+    }
+    assert len(digests) == 7
+    # plain Python strings (an object column) are hashed through their values
+    assert _text_digest(["a", "bc"], dtype=object) != _text_digest(["ab", "c"], dtype=object)
+
+
+def _frame_digest(frame) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    snap_store.hash_frame(h, frame)
+    return h.hexdigest()
+
+
+def test_frames_hashed_by_their_values():
+    """A frame's digest follows every value, name and geometry, not how the values are held."""
+    import geopandas as gpd
+
+    base = gpd.GeoDataFrame(
+        {
+            "osm_id": pd.Series(["node/1", "way/2"], dtype="str"),
+            "levels": [3.0, np.nan],
+            "counts": [True, False],
+            "mixed": pd.Series([1, "1"], dtype=object),
+        },
+        geometry=[shapely.Point(0, 0), shapely.Point(1, 1)],
+    )
+    d = _frame_digest(base)
+    held_otherwise = base.copy()
+    held_otherwise["osm_id"] = held_otherwise["osm_id"].astype(object)
+    assert _frame_digest(held_otherwise) == d
+    changes = []
+    for col, value in (
+        ("osm_id", "node/3"),
+        ("levels", 4.0),
+        ("counts", True),
+        ("mixed", 1),
+        ("geometry", shapely.Point(1, 1 + 1e-12)),
+    ):
+        other = base.copy()
+        other.loc[1, col] = value
+        changes.append(_frame_digest(other))
+    renamed = base.rename(columns={"levels": "floors"})
+    reindexed = base.set_axis([5, 6])
+    digests = {d, *changes, _frame_digest(renamed), _frame_digest(reindexed)}
+    assert len(digests) == 8

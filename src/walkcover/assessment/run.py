@@ -18,6 +18,7 @@ import pyproj
 import shapely
 
 from walkcover._malloc import release_free_memory
+from walkcover.assessment import standard_store
 from walkcover.assessment.choice import measure_choice
 from walkcover.assessment.model import (
     FACILITY_OUTPUT_COLUMNS,
@@ -200,8 +201,9 @@ def assess_layers(
     # writer measures), and are made again if a site or a scenario snaps
     let_samples_go(study.network)
     release_free_memory()
-    if study.network.store_dir is not None:
-        snap_store.prune(study.network.store_dir)  # the least recently used, past its size
+    if study.network.store_dir is not None:  # the least recently used, past their sizes
+        snap_store.prune(study.network.store_dir)
+        standard_store.prune(study.network.store_dir)
     return replace(measured_run, district_layers=per_district, hexagons=hexagons)
 
 
@@ -364,6 +366,8 @@ def _prepare(
         # estimated on a second thread while this one builds the network; the street contexts
         # on a third, from the moment the network is built.
         people = side.submit(homes_and_residents, city, features, d_proj, rules, population_raster)
+        # what the standards' kept passes are filed under, hashed while the network is built
+        hashed = side.submit(standard_store.features_digest, features) if cache_dir else None
         step("building the walk network")
         walk = walkable_streets(streets, walk_highways=query.walk_highways)
         gates = locked_gates(features)
@@ -409,7 +413,8 @@ def _prepare(
             network, demand.geometry, max_snap_m=snap_m, tie_m=cfg.network.tie_m
         )
         context = contexts.result() if contexts is not None else None
-    return StudyState(
+        features_hash = hashed.result() if hashed is not None else None
+    study = StudyState(
         city=city,
         districts=districts,
         d_proj=d_proj,
@@ -439,6 +444,9 @@ def _prepare(
         completeness=completeness,
         extent=gpd.GeoSeries([query.polygon], crs=4326).to_crs(crs).iloc[0],
     )
+    if features_hash is not None:
+        study.digest = standard_store.study_digest(study, features_hash)
+    return study
 
 
 def barrier_streets(streets: gpd.GeoDataFrame, rules: StandardSet) -> gpd.GeoDataFrame:
@@ -475,23 +483,40 @@ def _in_crs(frame: gpd.GeoDataFrame, crs: Any) -> gpd.GeoDataFrame:
 
 
 def _measure_standard(study: StudyState, std: Standard) -> MeasuredStandard:
-    """`_measure_one`, then what it freed given back to the system: a standard's snaps, lattices
-    and land cells are GEOS's and numpy's blocks by the hundred thousand, freed but held by the
-    heap, which the next standard (on the other thread, in another arena) could not reuse."""
+    """`std`'s pass: read back from the standard store when the run keeps one and it holds this
+    pass (`standard_store`), else measured (`_measure_one`) and filed there; then what it freed
+    given back to the system: a standard's snaps, lattices and land cells are GEOS's and numpy's
+    blocks by the hundred thousand, freed but held by the heap, which the next standard (on the
+    other thread, in another arena) could not reuse."""
     try:
-        return _measure_one(study, std)
+        notes: list[Note] = []
+        fac = _standard_facilities(study, std, notes)
+        key = standard_store.standard_key(study, std, fac) if study.digest is not None else ""
+        found = standard_store.kept(study, std, key, fac) if key else None
+        if found is not None:
+            if std.safe_route:
+                _safe_route_measured(study)  # (built only if another was measured)
+            return found
+        measured = _measure_one(study, std, fac, notes)
+        if key:
+            standard_store.keep(study, std, key, measured)
+        return measured
     finally:
         release_free_memory()
 
 
-def _measure_one(study: StudyState, std: Standard) -> MeasuredStandard:
-    """One engine pass for `std`: every home's distance, status and (for safe-route standards) the
-    safe-route distance go into ``study.demand``; the facilities are marked snapped or not."""
+def _measure_one(
+    study: StudyState, std: Standard, fac: gpd.GeoDataFrame, notes: list[Note]
+) -> MeasuredStandard:
+    """One engine pass for `std` over its candidate facilities `fac` (`_standard_facilities`,
+    which said in `notes` what it lacked): every home's distance, status and (for safe-route
+    standards) the safe-route distance go into ``study.demand``; the facilities are marked
+    snapped or not."""
     sid, network = std.id, study.network
     snap_m = study.city.config.network.max_snap_m
     columns: dict[str, np.ndarray] = {}
-    notes: list[Note] = []
-    fac = _standard_facilities(study, std, notes)
+    if std.safe_route:  # its network built before this pass's snaps and distances (the peak)
+        _safe_route(study)
     counted, acc = _reachable(fac, study.features, network, std)
     access, n_entr = acc.geoms, acc.entrances
     fac_snaps = cov.snap(network, access, max_snap_m=snap_m, reach_polygon_edges=True)
@@ -614,9 +639,9 @@ def _safe_route(study: StudyState) -> SafeRoute:
 
 
 def _safe_route_standards(study: StudyState, walked: list[Standard]) -> list[MeasuredStandard]:
-    """The safe-route network built (`_safe_route`), then the standards in `walked` measured on
-    it, in turn (the last lets it go: `_safe_route_measured`)."""
-    _safe_route(study)
+    """The standards in `walked` measured in turn on the safe-route network, built by the first
+    that is not read back from the standard store (the last lets it go:
+    `_safe_route_measured`)."""
     return [_measure_standard(study, std) for std in walked]
 
 

@@ -53,6 +53,9 @@ class StudyState:
     #: thread that first needs it: a thread's first projection searches PROJ's database again.
     extent: shapely.Geometry
     safe: SafeRoute | None = None
+    #: What every standard's pass reads of the study, hashed (`standard_store.study_digest`)
+    #: when the run keeps its passes in a cache; None keeps none.
+    digest: bytes | None = None
     #: The safe-route standards still to measure: the safe-route network goes when none is left.
     safe_left: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)

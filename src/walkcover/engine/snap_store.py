@@ -37,6 +37,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
 import scipy
 import shapely
 
@@ -147,6 +149,82 @@ def _hash_wkb(h: hashlib._Hash, geoms: np.ndarray) -> None:
     h.update(b"".join(b for b in wkb if b is not None))
 
 
+def hash_text(h: hashlib._Hash, column: pd.Series) -> None:
+    """Add a column of text to `h`: each value's length in bytes (-1 for a missing one), then
+    their UTF-8 bytes end to end. Arrow-backed text is read from its buffers (no Python string
+    per value); anything else through its values."""
+    values = column.array
+    chunks = None
+    if hasattr(values, "__arrow_array__"):
+        arrow = pa.array(values)
+        parts = arrow.chunks if isinstance(arrow, pa.ChunkedArray) else [arrow]
+        if all(pa.types.is_string(c.type) or pa.types.is_large_string(c.type) for c in parts):
+            chunks = parts
+    if chunks is None:
+        text = [
+            "" if v is None or v is pd.NA or v != v else str(v) for v in column.to_numpy(object)
+        ]
+        missing = column.isna().to_numpy()
+        size = np.fromiter((len(t.encode("utf-8", "surrogatepass")) for t in text), np.int64)
+        h.update(np.where(missing, -1, size).astype(np.int64).tobytes())
+        h.update("".join(text).encode("utf-8", "surrogatepass"))
+        return
+    # the lengths of every chunk, then their text: the same bytes however the column is chunked
+    # (a column parsed a row group at a time, or read back whole), and as the values' own
+    sizes: list[np.ndarray] = []
+    blobs: list[memoryview] = []
+    for c in chunks:
+        kind = np.int64 if pa.types.is_large_string(c.type) else np.int32
+        _, offsets_buf, data_buf = c.buffers()
+        n = len(c)
+        if n == 0:
+            continue
+        offsets = np.frombuffer(offsets_buf, dtype=kind)[c.offset : c.offset + n + 1]
+        size = np.diff(offsets).astype(np.int64)
+        if c.null_count:
+            size[np.asarray(c.is_null())] = -1
+        sizes.append(size)
+        blobs.append(memoryview(data_buf)[int(offsets[0]) : int(offsets[-1])])
+    h.update(np.concatenate(sizes).tobytes() if sizes else b"")
+    for blob in blobs:
+        h.update(blob)
+
+
+def hash_frame(h: hashlib._Hash, frame: pd.DataFrame) -> None:
+    """Add a whole frame to `h`: its length, index, and each column's name, type and values
+    (geometries by their WKB, text by `hash_text`, numbers and booleans by their bytes, anything
+    else by each value's type and repr). Two frames that hash alike hold the same values."""
+    h.update(np.int64(len(frame)).tobytes())
+    index = frame.index
+    if isinstance(index, pd.RangeIndex):
+        h.update(repr(("range", index.start, index.stop, index.step)).encode())
+    else:
+        h.update(b"index")
+        _hash_column(h, pd.Series(index, copy=False))
+    for name in frame.columns:
+        h.update(repr(str(name)).encode())
+        _hash_column(h, frame[name])
+
+
+def _hash_column(h: hashlib._Hash, column: pd.Series) -> None:
+    dtype = column.dtype
+    if dtype == "geometry":
+        h.update(b"geometry")
+        _hash_wkb(h, np.asarray(column.to_numpy(), dtype=object))
+    elif isinstance(dtype, np.dtype) and dtype.kind in "biufcmM":
+        h.update(str(dtype).encode())
+        h.update(np.ascontiguousarray(column.to_numpy()).tobytes())
+    elif pd.api.types.infer_dtype(column, skipna=True) in ("string", "empty"):
+        # text alike whether held as objects or as Arrow (a layer parsed, or read back)
+        h.update(b"text")
+        hash_text(h, column)
+    else:  # mixed objects, categories, nullable integers: each value's type and repr
+        h.update(b"values")
+        h.update(np.int64(len(column)).tobytes())
+        for v in column.to_numpy(dtype=object):
+            h.update(f"{type(v).__name__}:{v!r}".encode("utf-8", "surrogatepass") + b"\x00")
+
+
 def snap_key(
     network: Network, kind: str, options: tuple[float | bool, ...], items: np.ndarray
 ) -> str:
@@ -246,15 +324,9 @@ def _checksum(arrays: dict[str, np.ndarray], n_items: int) -> np.ndarray:
 def _read(root: Path, path: Path, *, n_items: int, n_edges: int) -> Snaps | None:
     """The snaps filed at `path`, checked; None when there are none or they are damaged."""
     try:
-        inside(root, path.parent, what="snap store folder")
-        # never read through a link planted in the store (O_NOFOLLOW), and closed whatever
-        # numpy's reader raises on a damaged file
-        with (
-            os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb") as fh,
-            np.load(fh, allow_pickle=False) as z,
-        ):
-            arrays = {name: z[name] for name in _ARRAYS}
-            count, checksum = z["n_items"], z["sha256"]
+        contents = read_npz(root, path, what="snap store folder")
+        arrays = {name: contents[name] for name in _ARRAYS}
+        count, checksum = contents["n_items"], contents["sha256"]
     except FileNotFoundError:
         return None
     except Exception as exc:  # whatever a damaged or planted file raises
@@ -269,6 +341,24 @@ def _read(root: Path, path: Path, *, n_items: int, n_edges: int) -> Snaps | None
     return _snaps(arrays, n_items)
 
 
+def read_npz(root: Path, path: Path, *, what: str) -> dict[str, np.ndarray]:
+    """Every array of the ``.npz`` file at `path` in store folder `what` of cache `root`: never
+    read through a link planted in the store (``O_NOFOLLOW``), never unpickled, and closed
+    whatever numpy's reader raises on a damaged file.
+
+    Raises
+    ------
+    FileNotFoundError
+        Nothing is filed at `path`.
+    """
+    inside(root, path.parent, what=what)
+    with (
+        os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb") as fh,
+        np.load(fh, allow_pickle=False) as z,
+    ):
+        return {name: z[name] for name in z.files}
+
+
 def _damage(
     arrays: dict[str, np.ndarray],
     count: np.ndarray,
@@ -280,7 +370,22 @@ def _damage(
     """What is wrong with a stored file's arrays, or None."""
     if count.shape != () or count.dtype != np.int64 or int(count) != n_items:
         return f"it holds snaps of {count!r} items, not {n_items}"
-    for name, a in arrays.items():
+    problem = snaps_damage(arrays, n_items=n_items, n_edges=n_edges)
+    if problem:
+        return problem
+    if checksum.shape != (32,) or not np.array_equal(checksum, _checksum(arrays, n_items)):
+        return "its checksum does not match its contents"
+    return None
+
+
+def snaps_damage(arrays: dict[str, np.ndarray], *, n_items: int, n_edges: int) -> str | None:
+    """What is wrong with the arrays of snaps of `n_items` items on a network of `n_edges` edges
+    read back from a file (`Snaps`' fields by name: their types, lengths and ranges), or None."""
+    missing = [name for name in _ARRAYS if name not in arrays]
+    if missing:
+        return f"it lacks {', '.join(missing)}"
+    for name in _ARRAYS:
+        a = arrays[name]
         want = np.int64 if name in _INTS else np.float64
         if a.ndim != 1 or a.dtype != want:
             return f"{name} is a {a.dtype} array of shape {a.shape}, not a 1-D {np.dtype(want)}"
@@ -296,28 +401,32 @@ def _damage(
     for name in ("lo_m", "hi_m", "leg_m"):
         if not np.isfinite(arrays[name]).all():
             return f"{name} is not finite throughout"
-    if checksum.shape != (32,) or not np.array_equal(checksum, _checksum(arrays, n_items)):
-        return "its checksum does not match its contents"
     return None
 
 
 def _write(root: Path, path: Path, snaps: Snaps) -> None:
-    """File `snaps` at `path`: written under a temporary name in the same folder, then renamed
-    (a reader sees the whole file or none). Not synced to disk: a file cut short by a power cut
+    """File `snaps` at `path` (`write_npz`). Not synced to disk: a file cut short by a power cut
     fails its checksum and is made again."""
-    folder = inside(root, path.parent, what="snap store folder")
-    folder.mkdir(parents=True, exist_ok=True)
-    inside(root, folder, what="snap store folder")  # (made, or found, not a link out)
     arrays = {name: np.ascontiguousarray(getattr(snaps, name)) for name in _ARRAYS}
-    fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}snaps-", suffix=_SUFFIX, dir=folder)
+    contents: dict[str, np.ndarray] = {
+        **arrays,
+        "n_items": np.asarray(snaps.n_items, dtype=np.int64),
+        "sha256": _checksum(arrays, snaps.n_items),
+    }
+    write_npz(root, path, contents, what="snap store folder")
+
+
+def write_npz(root: Path, path: Path, arrays: dict[str, np.ndarray], *, what: str) -> None:
+    """`arrays` filed at `path` as an ``.npz`` file, in store folder `what` of cache `root`:
+    written under a temporary name in the same folder, then renamed (a reader sees the whole file
+    or none), never pickled."""
+    folder = inside(root, path.parent, what=what)
+    folder.mkdir(parents=True, exist_ok=True)
+    inside(root, folder, what=what)  # (made, or found, not a link out)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{folder.name}-", suffix=_SUFFIX, dir=folder)
     try:
         with os.fdopen(fd, "wb") as fh:
-            contents: dict[str, np.ndarray] = {
-                **arrays,
-                "n_items": np.asarray(snaps.n_items, dtype=np.int64),
-                "sha256": _checksum(arrays, snaps.n_items),
-            }
-            np.savez(fh, allow_pickle=False, **contents)
+            np.savez(fh, allow_pickle=False, **arrays)
         # (the name itself may be a link planted there: the rename replaces the link, never
         # what it points to)
         Path(tmp).replace(folder / path.name)

@@ -120,48 +120,12 @@ def _tags_digest(network: Network) -> bytes:
             for col in ("osm_id", "highway"):
                 h.update(col.encode())
                 if col in e:
-                    _hash_text(h, e[col])
+                    snap_store.hash_text(h, e[col])
                 else:
                     h.update(b"absent")
             cached = h.digest()
             network.__dict__["_tags_digest"] = cached
     return cached
-
-
-def _hash_text(h: hashlib._Hash, column: pd.Series) -> None:
-    """Add a column of text to `h`: each value's length in bytes (-1 for a missing one), then
-    their UTF-8 bytes end to end. Arrow-backed text is read from its buffers (no Python string
-    per value); anything else through its values."""
-    import pyarrow as pa
-
-    values = column.array
-    chunks = None
-    if hasattr(values, "__arrow_array__"):
-        arrow = pa.array(values)
-        parts = arrow.chunks if isinstance(arrow, pa.ChunkedArray) else [arrow]
-        if all(pa.types.is_string(c.type) or pa.types.is_large_string(c.type) for c in parts):
-            chunks = parts
-    if chunks is None:
-        text = [
-            "" if v is None or v is pd.NA or v != v else str(v) for v in column.to_numpy(object)
-        ]
-        missing = column.isna().to_numpy()
-        size = np.fromiter((len(t.encode("utf-8", "surrogatepass")) for t in text), np.int64)
-        h.update(np.where(missing, -1, size).astype(np.int64).tobytes())
-        h.update("".join(text).encode("utf-8", "surrogatepass"))
-        return
-    for c in chunks:
-        kind = np.int64 if pa.types.is_large_string(c.type) else np.int32
-        _, offsets_buf, data_buf = c.buffers()
-        n = len(c)
-        if n == 0:
-            continue
-        offsets = np.frombuffer(offsets_buf, dtype=kind)[c.offset : c.offset + n + 1]
-        size = np.diff(offsets).astype(np.int64)
-        if c.null_count:
-            size[np.asarray(c.is_null())] = -1
-        h.update(size.tobytes())
-        h.update(memoryview(data_buf)[int(offsets[0]) : int(offsets[-1])])
 
 
 def warm(network: Network) -> None:

@@ -1,0 +1,391 @@
+"""Measured standards kept in the cache: each standard's pass (its facilities, their snaps, every
+node's and home's distance, the land figures, the homes' columns and notes), filed under what it
+was measured from, so that a rerun measures only the standards whose inputs changed.
+
+A pass is a function of the study (the walk network, the OSM features, the homes and their
+residents, the districts, the city's config and the standards file's shared rules), of the
+standard itself, of its candidate facilities (OSM's and a planner's imports) and of the code that
+measures. Each kept pass is filed under a SHA-256 of all of these (`standard_key`; the study's
+part made once per run by `study_digest`): a planner who changes one standard's radius, or
+imports one standard's facility list, has that standard measured again and the others read back
+(on L, 0.3 s for the nine instead of 14 s of measuring); a change to anything the study is made
+of, to the measuring code (``assessment``, ``engine``, ``measures``, ``config``), to walkcover's
+version or to the libraries that compute files every standard again.
+
+Every file read back is checked, as the snap store checks its own (a SHA-256 of its contents
+written inside it, then every array's type, shape and range against the study it is read for,
+and the facilities against those just selected); a file cut short, damaged or edited is measured
+again with a warning and never crashes a run. Files are written under a temporary name and
+renamed, inside the cache only; the least recently used go once the store holds more than
+`STORE_MAX_BYTES`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import io
+import json
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyproj
+import scipy
+import shapely
+
+from walkcover._errors import UnsafePathError
+from walkcover.assessment.model import Note, StandardPass
+from walkcover.assessment.study import MeasuredStandard, StudyState
+from walkcover.config.standards import Standard
+from walkcover.engine import snap_store
+from walkcover.engine.street_context import context_radii
+
+log = logging.getLogger(__name__)
+
+#: Bump when what a kept file holds changes meaning (its files are then never read again).
+STORE_VERSION = 1
+#: The folder of the cache the measured standards are kept in.
+STORE_FOLDER = "standards"
+#: The store's size beyond which the least recently used files go: L's nine standards take about
+#: 0.15 GB per study.
+STORE_MAX_BYTES = 2 * 2**30
+#: The packages whose code a pass runs: any change to them files every standard again.
+MEASURING_PACKAGES = ("assessment", "engine", "measures", "config")
+
+_SUFFIX = ".npz"
+_SNAP_ARRAYS = ("item", "edge", "lo_m", "hi_m", "leg_m", "unsnapped")
+_FRAMES = ("facilities", "counted", "access", "columns")
+
+
+@functools.cache
+def _code_digest() -> bytes:
+    """`snap_store.code_digest` of a pass: every module of the measuring packages, and the
+    libraries whose arithmetic, geometry and tables a pass uses."""
+    root = Path(__file__).resolve().parent.parent
+    modules = sorted(
+        str(p.relative_to(root)) for pkg in MEASURING_PACKAGES for p in (root / pkg).glob("*.py")
+    )
+    return snap_store.code_digest(
+        f"standard store {STORE_VERSION}",
+        (
+            f"numpy {np.__version__}",
+            f"scipy {scipy.__version__}",
+            f"shapely {shapely.__version__}",
+            f"GEOS {shapely.geos_version_string}",
+            f"pandas {pd.__version__}",
+            f"geopandas {gpd.__version__}",
+            f"pyarrow {pa.__version__}",
+            f"pyproj {pyproj.__version__}",
+            f"PROJ {pyproj.proj_version_str}",
+        ),
+        root,
+        modules,
+    )
+
+
+def features_digest(features: gpd.GeoDataFrame) -> bytes:
+    """SHA-256 of the OSM features a study reads (every row's geometry and tags): made while the
+    walk network is built (0.6 s on L's 550,000 features)."""
+    h = hashlib.sha256(b"features")
+    snap_store.hash_frame(h, features)
+    return h.digest()
+
+
+def study_digest(study: StudyState, features: bytes) -> bytes:
+    """SHA-256 of everything a standard's pass reads of `study` besides its own standard and
+    facilities: the code, the network (edges' geometries, ends, lengths and tags; the nodes'
+    OSM ids), the `features` (their `features_digest`), the homes and their residents, the
+    districts, the study's extent, the city's config and the standards file's shared rules."""
+    h = hashlib.sha256(_code_digest())
+    net = study.network
+    h.update(snap_store.network_digest(net))
+    edges = net.edges
+    snap_store.hash_frame(h, pd.DataFrame(edges.drop(columns=edges.geometry.name)))
+    h.update(np.ascontiguousarray(net.node_osm_ids).tobytes())
+    h.update(features)
+    snap_store.hash_frame(h, study.demand)
+    snap_store.hash_frame(h, study.d_proj)
+    snap_store.hash_frame(h, study.districts)
+    h.update(shapely.to_wkb(study.extent))
+    h.update(study.crs.to_wkt().encode())
+    h.update(study.city.id.encode())
+    h.update(study.city.config.model_dump_json().encode())
+    h.update(study.rules.model_dump_json(exclude={"standards"}).encode())
+    return h.digest()
+
+
+def standard_key(study: StudyState, std: Standard, facilities: gpd.GeoDataFrame) -> str:
+    """The name `std`'s pass over `study` from its candidate `facilities` is filed under."""
+    assert study.digest is not None
+    h = hashlib.sha256(study.digest)
+    h.update(std.model_dump_json().encode())
+    h.update(float(study.limits[std.id]).hex().encode())
+    snap_store.hash_frame(h, facilities)
+    return h.hexdigest()
+
+
+def _path(study: StudyState, key: str) -> tuple[Path, Path] | None:
+    root = study.network.store_dir
+    if root is None or study.digest is None:
+        return None
+    return Path(root), Path(root) / STORE_FOLDER / f"{key}{_SUFFIX}"
+
+
+def kept(study: StudyState, std: Standard, key: str, facilities: gpd.GeoDataFrame):
+    """`std`'s pass filed under `key`, checked against `study` and the candidate `facilities`
+    just selected; None when none is filed (or the one filed is damaged: said, and measured
+    again)."""
+    where = _path(study, key)
+    if where is None:
+        return None
+    root, path = where
+    try:
+        arrays = snap_store.read_npz(root, path, what="standard store folder")
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # whatever a damaged or planted file raises
+        log.warning("standard store: %s cannot be read (%s); measuring again", path.name, exc)
+        return None
+    try:
+        measured = _unpacked(arrays, study, std, key, facilities)
+    except _DamageError as exc:
+        log.warning("standard store: %s is damaged (%s); measuring again", path.name, exc)
+        return None
+    with contextlib.suppress(OSError):
+        os.utime(path)  # recently used: `prune` keeps it longest
+    return measured
+
+
+def keep(study: StudyState, std: Standard, key: str, measured: MeasuredStandard) -> None:
+    """File `measured` under `key` (a failure loses the store, never the run: said once)."""
+    where = _path(study, key)
+    if where is None:
+        return
+    root, path = where
+    try:
+        arrays = _packed(measured, key)
+    except (pa.ArrowException, TypeError, ValueError) as exc:  # a column Parquet cannot hold
+        log.debug("standard store: %s is not kept (%s)", std.id, exc)
+        return
+    try:
+        snap_store.write_npz(root, path, arrays, what="standard store folder")
+    except (OSError, UnsafePathError) as exc:
+        snap_store.warn_once(
+            log,
+            f"standards {root}",
+            "standard store: could not keep %s (%s); the next run measures it again",
+            path,
+            exc,
+        )
+
+
+def prune(root: Path) -> int:
+    """`snap_store.prune` of this store: its least recently used files past `STORE_MAX_BYTES`."""
+    return snap_store.prune(
+        root, folder=STORE_FOLDER, suffixes=(_SUFFIX,), max_bytes=STORE_MAX_BYTES
+    )
+
+
+class _DamageError(Exception):
+    """What is wrong with a kept file."""
+
+
+def _frame_bytes(frame: pd.DataFrame) -> tuple[np.ndarray, dict[str, list[int]]]:
+    """`frame` as Parquet bytes, and the rows of its object columns that hold NaN (Parquet reads
+    every missing object back as None)."""
+    nan_rows = {}
+    for name in frame.columns:
+        if frame[name].dtype == object:
+            values = frame[name].to_numpy()
+            rows = [i for i, v in enumerate(values) if isinstance(v, float) and math.isnan(v)]
+            if rows:
+                nan_rows[str(name)] = rows
+    buf = io.BytesIO()
+    frame.to_parquet(buf)
+    return np.frombuffer(buf.getvalue(), dtype=np.uint8), nan_rows
+
+
+def _frame(blob: np.ndarray, nan_rows: dict[str, list[int]], *, crs: Any) -> pd.DataFrame:
+    """The frame `_frame_bytes` packed (a GeoDataFrame in `crs` when `crs` is given)."""
+    buf = io.BytesIO(blob.tobytes())
+    frame = (
+        pd.read_parquet(buf)
+        if crs is None
+        else gpd.read_parquet(buf).set_crs(crs, allow_override=True)
+    )
+    for name, rows in nan_rows.items():
+        if name not in frame.columns or frame[name].dtype != object:
+            raise _DamageError(f"NaN rows listed for {name!r}, which is not a column of objects")
+        if any(not isinstance(r, int) or not 0 <= r < len(frame) for r in rows):
+            raise _DamageError(f"NaN rows of {name!r} run outside the frame")
+        frame[name] = frame[name].to_numpy(dtype=object)
+        frame.iloc[rows, frame.columns.get_loc(name)] = np.nan
+    return frame
+
+
+def _packed(m: MeasuredStandard, key: str) -> dict[str, np.ndarray]:
+    p = m.passed
+    extension = [c for c, v in m.columns.items() if not isinstance(v, np.ndarray)]
+    frames = {
+        "facilities": m.facilities,
+        "counted": p.counted,
+        "access": gpd.GeoDataFrame(geometry=p.access),
+        "columns": pd.DataFrame(m.columns),
+    }
+    arrays: dict[str, np.ndarray] = {}
+    nan_rows = {}
+    for name, frame in frames.items():
+        arrays[f"frame_{name}"], nan_rows[name] = _frame_bytes(frame)
+    meta = {
+        "version": STORE_VERSION,
+        "key": key,
+        "limit_m": float(p.limit_m).hex(),
+        "n_items": int(p.snaps.n_items),
+        "access_name": p.access.name,
+        "columns": list(m.columns),
+        "extension_columns": extension,
+        "nan_rows": nan_rows,
+        "notes": [[n.text, n.district, n.standard, n.kind] for n in m.notes],
+        "areas": {d: {k: float(v).hex() for k, v in f.items()} for d, f in m.areas.items()},
+        "edge_cover": m.edge_cover is not None,
+    }
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    arrays["node_dist"] = np.ascontiguousarray(p.node_dist, dtype=np.float64)
+    arrays["nearest"] = np.ascontiguousarray(p.nearest, dtype=np.int64)
+    if m.edge_cover is not None:
+        arrays["edge_cover"] = np.ascontiguousarray(m.edge_cover, dtype=np.float64)
+    for name in _SNAP_ARRAYS:
+        want = np.float64 if name.endswith("_m") else np.int64
+        arrays[f"snap_{name}"] = np.ascontiguousarray(getattr(p.snaps, name), dtype=want)
+    arrays["sha256"] = _checksum(arrays)
+    return arrays
+
+
+def _checksum(arrays: dict[str, np.ndarray]) -> np.ndarray:
+    h = hashlib.sha256()
+    for name in sorted(a for a in arrays if a != "sha256"):
+        a = arrays[name]
+        h.update(repr((name, str(a.dtype), a.shape)).encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return np.frombuffer(h.digest(), dtype=np.uint8)
+
+
+def _unpacked(
+    arrays: dict[str, np.ndarray],
+    study: StudyState,
+    std: Standard,
+    key: str,
+    facilities: gpd.GeoDataFrame,
+) -> MeasuredStandard:
+    """The pass `arrays` hold, checked against `study` and the `facilities` selected now."""
+    from walkcover.engine.coverage import Snaps
+
+    checksum = arrays.get("sha256")
+    if (
+        checksum is None
+        or checksum.shape != (32,)
+        or not np.array_equal(checksum, _checksum(arrays))
+    ):
+        raise _DamageError("its checksum does not match its contents")
+    try:
+        meta = json.loads(arrays["meta"].tobytes())
+        if meta["version"] != STORE_VERSION or meta["key"] != key:
+            raise _DamageError("it is filed under another name or version")
+        n_homes, n_nodes = len(study.demand), study.network.n_nodes
+        n_edges = len(study.network.edges)
+        node_dist = _array(arrays, "node_dist", np.float64, n_nodes)
+        # (each home's nearest facility, or none: an assessment built without them)
+        nearest = _array(arrays, "nearest", np.int64, n_homes if len(arrays["nearest"]) else 0)
+        snap_arrays = {
+            name: arrays[f"snap_{name}"] for name in _SNAP_ARRAYS if f"snap_{name}" in arrays
+        }
+        n_items = int(meta["n_items"])
+        frames = {
+            name: _frame(
+                arrays[f"frame_{name}"],
+                meta["nan_rows"][name],
+                crs=None if name == "columns" else study.crs,
+            )
+            for name in _FRAMES
+        }
+        fac, counted, access_frame, columns = (frames[n] for n in _FRAMES)
+        if len(fac) != len(facilities) or not np.array_equal(
+            fac["osm_id"].astype(str).to_numpy(), facilities["osm_id"].astype(str).to_numpy()
+        ):
+            raise _DamageError("its facilities are not those selected now")
+        access = access_frame.geometry.rename(meta["access_name"])
+        if n_items != len(access):
+            raise _DamageError(f"it snaps {n_items} access points for {len(access)}")
+        owner = access.index.to_numpy()
+        if len(owner) and (owner.min() < 0 or owner.max() >= len(counted)):
+            raise _DamageError("its access points belong to facilities it does not hold")
+        if len(nearest) and (nearest.min() < -1 or nearest.max() >= len(counted)):
+            raise _DamageError("its homes' nearest facilities run outside those it holds")
+        problem = snap_store.snaps_damage(snap_arrays, n_items=n_items, n_edges=n_edges)
+        if problem:
+            raise _DamageError(f"its snaps: {problem}")
+        if list(columns.columns) != meta["columns"] or len(columns) != n_homes:
+            raise _DamageError("its homes' columns are not one per home")
+        edge_cover = (
+            _array(arrays, "edge_cover", np.float64, n_edges) if meta["edge_cover"] else None
+        )
+        notes = [_note(n) for n in meta["notes"]]
+        areas = {
+            str(d): {str(k): float.fromhex(v) for k, v in f.items()}
+            for d, f in meta["areas"].items()
+        }
+        limit_m = float.fromhex(meta["limit_m"])
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise _DamageError(f"{type(exc).__name__}: {exc}") from None
+    kept_columns = {
+        c: (columns[c].array if c in meta["extension_columns"] else columns[c].to_numpy())
+        for c in meta["columns"]
+    }
+    passed = StandardPass(
+        counted,
+        access,
+        Snaps(n_items=n_items, **snap_arrays),
+        node_dist,
+        limit_m,
+        nearest,
+        edge_radii=(
+            context_radii(std, study.context)
+            if study.context is not None and std.context_thresholds_m
+            else None
+        ),
+    )
+    return MeasuredStandard(
+        facilities=fac,
+        passed=passed,
+        edge_cover=edge_cover,
+        areas=areas,
+        columns=kept_columns,
+        notes=notes,
+    )
+
+
+def _array(arrays: dict[str, np.ndarray], name: str, dtype: type, n: int) -> np.ndarray:
+    a = arrays[name]
+    if a.dtype != dtype or a.shape != (n,):
+        raise _DamageError(
+            f"{name} is a {a.dtype} array of shape {a.shape}, not {n} {np.dtype(dtype)}"
+        )
+    return a
+
+
+def _note(fields: Any) -> Note:
+    text, district, standard, kind = fields
+    if not isinstance(text, str) or not isinstance(kind, str):
+        raise _DamageError("a note is not text")
+    for v in (district, standard):
+        if v is not None and not isinstance(v, str):
+            raise _DamageError("a note's district or standard is not text")
+    return Note(text, district=district, standard=standard, kind=kind)

@@ -1,0 +1,271 @@
+"""The standard store (`walkcover.assessment.standard_store`): a rerun reads back every pass it
+measured before, exactly as measured; a change to one standard or to its facilities measures that
+standard alone again; a damaged, edited or planted file is measured again with a warning."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from walkcover.assessment import standard_store
+
+STANDARDS = "toilet,primary_school,kindergarten,park"
+
+
+@pytest.fixture
+def measured(monkeypatch) -> list[str]:
+    """The standards measured (not read back) by the runs of a test, in order."""
+    from walkcover.assessment import run as run_mod
+
+    ids: list[str] = []
+    real = run_mod._measure_one
+
+    def counting(study, std, *args):
+        ids.append(std.id)
+        return real(study, std, *args)
+
+    monkeypatch.setattr(run_mod, "_measure_one", counting)
+    return ids
+
+
+def _assess(cache_dir, **options):
+    import walkcover as wc
+
+    options.setdefault("standard", STANDARDS)
+    return wc.assess("helsinki-sample", cache_dir=cache_dir, **options).assessment
+
+
+def _files(cache):
+    return sorted((cache / standard_store.STORE_FOLDER).glob("*.npz"))
+
+
+def _same_values(a: pd.Series, b: pd.Series) -> None:
+    """Equal values of the same Python types (None is not NaN)."""
+    assert a.dtype == b.dtype
+    for x, y in zip(a.to_numpy(dtype=object), b.to_numpy(dtype=object)):
+        assert type(x) is type(y) or (x is pd.NA and y is pd.NA), (x, y)
+        assert (x == y) or (x != x and y != y) or (x is None and y is None), (x, y)
+
+
+def _assert_same(a, b) -> None:
+    """Two assessments with the same passes, figures, homes and notes, value for value."""
+    assert list(a.passes) == list(b.passes)
+    for sid, p in a.passes.items():
+        q = b.passes[sid]
+        for frame_a, frame_b in ((p.counted, q.counted),):
+            pd.testing.assert_frame_equal(frame_a, frame_b, check_exact=True)
+            for col in frame_a.columns:
+                if frame_a[col].dtype == object:
+                    _same_values(frame_a[col], frame_b[col])
+        pd.testing.assert_series_equal(p.access, q.access, check_exact=True)
+        assert p.access.crs == q.access.crs
+        for name in ("item", "edge", "lo_m", "hi_m", "leg_m", "unsnapped"):
+            x, y = getattr(p.snaps, name), getattr(q.snaps, name)
+            assert x.dtype == y.dtype and np.array_equal(x, y), (sid, name)
+        assert p.snaps.n_items == q.snaps.n_items
+        assert p.node_dist.dtype == q.node_dist.dtype
+        assert np.array_equal(p.node_dist, q.node_dist)  # inf beyond the limit, kept as inf
+        assert np.array_equal(p.nearest, q.nearest) and p.nearest.dtype == q.nearest.dtype
+        assert p.limit_m == q.limit_m
+        if p.edge_radii is None:
+            assert q.edge_radii is None
+        else:
+            assert np.array_equal(p.edge_radii, q.edge_radii)
+    pd.testing.assert_frame_equal(a.facilities, b.facilities, check_exact=True)
+    for col in a.facilities.columns:
+        if a.facilities[col].dtype == object:
+            _same_values(a.facilities[col], b.facilities[col])
+    pd.testing.assert_frame_equal(a.summary, b.summary, check_exact=True)
+    pd.testing.assert_frame_equal(a.district_rows, b.district_rows, check_exact=True)
+    pd.testing.assert_frame_equal(a.demand, b.demand, check_exact=True)
+    for col in a.demand.columns:
+        if a.demand[col].dtype == object:
+            _same_values(a.demand[col], b.demand[col])
+    assert a.notes == b.notes
+    for did in a.district_layers:
+        pd.testing.assert_frame_equal(a.gaps(did), b.gaps(did), check_exact=True)
+
+
+def test_a_rerun_reads_every_pass_back_as_measured(measuring_cache, measured):
+    first = _assess(
+        measuring_cache,
+    )
+    assert sorted(measured) == sorted(STANDARDS.split(","))
+    assert len(_files(measuring_cache)) == 4
+    measured.clear()
+    again = _assess(
+        measuring_cache,
+    )
+    assert measured == []  # nothing measured: every pass read back
+    _assert_same(first, again)
+    # the same as a run that keeps nothing
+    _assert_same(first, _assess(None, cache=False))
+
+
+def test_a_changed_standard_alone_is_measured_again(
+    measuring_cache, measured, monkeypatch, tmp_path
+):
+    """A planner changes the toilets' radius, or one standard's facilities: that standard is
+    measured again, the others read back, and the figures are those of a fresh run."""
+    from walkcover.assessment import run as run_mod
+
+    _assess(
+        measuring_cache,
+    )
+    bundled = Path(__file__).parents[1] / "configs" / "standards" / "zhengzhou-2018.yaml"
+    text = bundled.read_text(encoding="utf-8")
+    assert text.count("      main_street: 300\n") == 1
+    path = tmp_path / "standards.yaml"
+    path.write_text(text.replace("      main_street: 300\n", "      main_street: 250\n"), "utf-8")
+    measured.clear()
+    kept = _assess(measuring_cache, standards=str(path))
+    assert measured == ["toilet"]
+    _assert_same(kept, _assess(None, cache=False, standards=str(path)))
+
+    # one standard's facilities changed (a planner's import): that standard alone, again
+    real = run_mod._standard_facilities
+
+    def one_park_less(study, std, notes):
+        fac = real(study, std, notes)
+        return fac.iloc[1:].reset_index(drop=True) if std.id == "park" else fac
+
+    monkeypatch.setattr(run_mod, "_standard_facilities", one_park_less)
+    measured.clear()
+    _assess(
+        measuring_cache,
+    )
+    assert measured == ["park"]
+
+
+def _damage_cases():
+    def cut_short(path):
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+
+    def flip_a_byte(path):
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
+
+    def resealed(change):
+        """Edited, with a checksum made again to match: caught by the checks on its contents."""
+
+        def edit(path):
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+            change(arrays)
+            arrays["sha256"] = standard_store._checksum(arrays)
+            path.unlink()
+            with path.open("wb") as fh:
+                np.savez(fh, allow_pickle=True, **arrays)  # (a planted pickle too)
+
+        return edit
+
+    def shorter_distances(arrays):
+        arrays["node_dist"] = arrays["node_dist"][:-1]
+
+    def nearest_out_of_range(arrays):
+        arrays["nearest"] = arrays["nearest"].copy()
+        arrays["nearest"][0] = 10**9
+
+    def snapped_to_no_edge(arrays):
+        arrays["snap_edge"] = arrays["snap_edge"].copy()
+        arrays["snap_edge"][0] = -5
+
+    def foreign_meta(arrays):
+        arrays["meta"] = np.frombuffer(b'{"version": 1, "key": "x"}', dtype=np.uint8)
+
+    def a_pickle(arrays):
+        arrays["meta"] = np.array([{"x": 1}], dtype=object)
+
+    def unreadable_frame(arrays):
+        arrays["frame_facilities"] = np.frombuffer(b"not parquet", dtype=np.uint8)
+
+    return {
+        "cut short": cut_short,
+        "a byte flipped": flip_a_byte,
+        "distances of fewer nodes": resealed(shorter_distances),
+        "a nearest facility out of range": resealed(nearest_out_of_range),
+        "a snap to no edge": resealed(snapped_to_no_edge),
+        "a foreign manifest": resealed(foreign_meta),
+        "a pickled array": resealed(a_pickle),
+        "a frame that is not Parquet": resealed(unreadable_frame),
+    }
+
+
+@pytest.mark.parametrize("case", list(_damage_cases()))
+def test_a_damaged_file_is_measured_again(measuring_cache, measured, caplog, case):
+    """A kept file cut short, damaged on disk or edited (even with its checksum made again)
+    never crashes a run nor gives it other figures: the pass is measured again, with a
+    warning, and filed again."""
+    first = _assess(measuring_cache, standard="toilet")
+    (path,) = _files(measuring_cache)
+    _damage_cases()[case](path)
+    measured.clear()
+    with caplog.at_level(logging.WARNING, logger="walkcover.assessment.standard_store"):
+        again = _assess(measuring_cache, standard="toilet")
+    assert measured == ["toilet"]
+    assert "measuring again" in caplog.text
+    _assert_same(first, again)
+    measured.clear()
+    _assess(measuring_cache, standard="toilet")
+    assert measured == []  # filed again, whole
+
+
+def test_a_planted_link_or_a_file_of_another_pass_is_not_read(measuring_cache, measured):
+    # (one run for both: a run of one reads a smaller area around the districts, by that
+    # standard's search limit, and files its passes under other names)
+    _assess(measuring_cache, standard="toilet,park")
+    toilet, park = (p for p in _files(measuring_cache))  # (in name order: either may be first)
+    a, b = toilet.read_bytes(), park.read_bytes()
+    # each file put under the other's name: the names inside do not match
+    toilet.write_bytes(b)
+    park.write_bytes(a)
+    measured.clear()
+    _assess(measuring_cache, standard="toilet,park")
+    assert sorted(measured) == ["park", "toilet"]
+    # a link planted in place of a file is never followed
+    outside = measuring_cache.parent / "outside.npz"
+    target = _files(measuring_cache)[0]
+    outside.write_bytes(target.read_bytes())
+    target.unlink()
+    target.symlink_to(outside)
+    measured.clear()
+    _assess(measuring_cache, standard="toilet,park")
+    assert len(measured) == 1
+    assert len(_files(measuring_cache)) == 2  # filed again in its place: the link replaced
+    assert not target.is_symlink()
+
+
+def test_a_store_that_cannot_be_written_costs_only_the_store(measuring_cache, monkeypatch, caplog):
+    folder = measuring_cache / standard_store.STORE_FOLDER
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    folder.write_text("not a folder")  # the store's folder cannot be made
+    with caplog.at_level(logging.WARNING):
+        res = _assess(measuring_cache)
+    assert res.summary["residents_covered_pct"].notna().any()
+    said = [r for r in caplog.records if "standard store: could not keep" in r.getMessage()]
+    assert len(said) <= 1  # said once per cache, not once per standard
+
+
+def test_prune_keeps_the_store_under_its_size(measuring_cache, monkeypatch):
+    _assess(measuring_cache)
+    files = _files(measuring_cache)
+    assert len(files) == 4
+    for age, path in enumerate(files):
+        os.utime(path, (1_000_000 + age, 1_000_000 + age))
+    sizes = [p.stat().st_size for p in files]
+    monkeypatch.setattr(standard_store, "STORE_MAX_BYTES", sum(sizes[2:]))
+    assert standard_store.prune(measuring_cache) == 2
+    assert _files(measuring_cache) == files[2:]  # the two least recently used went
+
+
+def test_no_cache_keeps_no_pass(tmp_path, monkeypatch):
+    monkeypatch.setenv("WALKCOVER_CACHE", str(tmp_path / "default"))
+    _assess(None, cache=False, standard="toilet")
+    assert not (tmp_path / "default" / standard_store.STORE_FOLDER).exists()
