@@ -80,7 +80,7 @@ def test_writing_makes_no_shortest_path_call(sample_results, tmp_path):
         mp.setattr(cov, "snap_xy", refuse)
         mp.setattr(cov, "demand_distances", refuse)
         mp.setattr(cov, "measure", refuse)
-        mp.setattr(gaps, "district_layers", refuse)
+        mp.setattr(gaps, "standard_layers", refuse)
         mp.setattr(gaps, "_gap_polygons", refuse)
         mp.setattr(gaps.Lattice, "within_reach", refuse)
         # nor a hexagon's coverage: the city map draws the run's (`Assessment.hexagons`)
@@ -101,7 +101,7 @@ def _refusing_engine(mp: pytest.MonkeyPatch) -> None:
         mp.setattr(cov, name, refuse)
     for name in ("demand_distances", "measure"):
         mp.setattr(cov, name, refuse)
-    mp.setattr(gaps, "district_layers", refuse)
+    mp.setattr(gaps, "standard_layers", refuse)
     mp.setattr(gaps.Lattice, "within_reach", refuse)
 
 

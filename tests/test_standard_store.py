@@ -33,6 +33,22 @@ def measured(monkeypatch) -> list[str]:
     return ids
 
 
+@pytest.fixture
+def layered(monkeypatch) -> list[tuple[str, str]]:
+    """The (district, standard) parts of the districts' layers measured (not read back)."""
+    from walkcover.measures import gaps
+
+    parts: list[tuple[str, str]] = []
+    real = gaps.standard_layers
+
+    def counting(result, district_id, standards, **kw):
+        parts.extend((district_id, s.id) for s in standards)
+        return real(result, district_id, standards, **kw)
+
+    monkeypatch.setattr(gaps, "standard_layers", counting)
+    return parts
+
+
 def _assess(cache_dir, **options):
     import walkcover as wc
 
@@ -40,8 +56,9 @@ def _assess(cache_dir, **options):
     return wc.assess("helsinki-sample", cache_dir=cache_dir, **options).assessment
 
 
-def _files(cache):
-    return sorted((cache / standard_store.STORE_FOLDER).glob("*.npz"))
+def _files(cache, kind="pass"):
+    """The store's files of passes (or of districts' ``layers``)."""
+    return sorted((cache / standard_store.STORE_FOLDER).glob(f"*.{kind}.npz"))
 
 
 def _same_values(a: pd.Series, b: pd.Series) -> None:
@@ -89,42 +106,42 @@ def _assert_same(a, b) -> None:
     assert a.notes == b.notes
     for did in a.district_layers:
         pd.testing.assert_frame_equal(a.gaps(did), b.gaps(did), check_exact=True)
+        pd.testing.assert_frame_equal(a.service_areas(did), b.service_areas(did), check_exact=True)
 
 
-def test_a_rerun_reads_every_pass_back_as_measured(measuring_cache, measured):
-    first = _assess(
-        measuring_cache,
-    )
+def test_a_rerun_reads_every_pass_back_as_measured(measuring_cache, measured, layered):
+    first = _assess(measuring_cache)
     assert sorted(measured) == sorted(STANDARDS.split(","))
+    assert len(layered) == 4 * 4  # four districts, four standards
     assert len(_files(measuring_cache)) == 4
+    assert len(_files(measuring_cache, "layers")) == 4 * 4
     measured.clear()
-    again = _assess(
-        measuring_cache,
-    )
-    assert measured == []  # nothing measured: every pass read back
+    layered.clear()
+    again = _assess(measuring_cache)
+    assert measured == [] and layered == []  # nothing measured: every pass and part read back
     _assert_same(first, again)
     # the same as a run that keeps nothing
     _assert_same(first, _assess(None, cache=False))
 
 
 def test_a_changed_standard_alone_is_measured_again(
-    measuring_cache, measured, monkeypatch, tmp_path
+    measuring_cache, measured, layered, monkeypatch, tmp_path
 ):
     """A planner changes the toilets' radius, or one standard's facilities: that standard is
     measured again, the others read back, and the figures are those of a fresh run."""
     from walkcover.assessment import run as run_mod
 
-    _assess(
-        measuring_cache,
-    )
+    _assess(measuring_cache)
     bundled = Path(__file__).parents[1] / "configs" / "standards" / "zhengzhou-2018.yaml"
     text = bundled.read_text(encoding="utf-8")
     assert text.count("      main_street: 300\n") == 1
     path = tmp_path / "standards.yaml"
     path.write_text(text.replace("      main_street: 300\n", "      main_street: 250\n"), "utf-8")
     measured.clear()
+    layered.clear()
     kept = _assess(measuring_cache, standards=str(path))
     assert measured == ["toilet"]
+    assert {s for _, s in layered} == {"toilet"}  # its districts' layers alone, again
     _assert_same(kept, _assess(None, cache=False, standards=str(path)))
 
     # one standard's facilities changed (a planner's import): that standard alone, again
@@ -136,9 +153,7 @@ def test_a_changed_standard_alone_is_measured_again(
 
     monkeypatch.setattr(run_mod, "_standard_facilities", one_park_less)
     measured.clear()
-    _assess(
-        measuring_cache,
-    )
+    _assess(measuring_cache)
     assert measured == ["park"]
 
 
@@ -255,17 +270,51 @@ def test_a_store_that_cannot_be_written_costs_only_the_store(measuring_cache, mo
 
 def test_prune_keeps_the_store_under_its_size(measuring_cache, monkeypatch):
     _assess(measuring_cache)
-    files = _files(measuring_cache)
-    assert len(files) == 4
+    assert len(_files(measuring_cache)) == 4
+    assert len(_files(measuring_cache, "layers")) == 4 * 4  # four districts, four standards
+    files = sorted(_files(measuring_cache) + _files(measuring_cache, "layers"))
     for age, path in enumerate(files):
         os.utime(path, (1_000_000 + age, 1_000_000 + age))
     sizes = [p.stat().st_size for p in files]
     monkeypatch.setattr(standard_store, "STORE_MAX_BYTES", sum(sizes[2:]))
     assert standard_store.prune(measuring_cache) == 2
-    assert _files(measuring_cache) == files[2:]  # the two least recently used went
+    left = sorted(_files(measuring_cache) + _files(measuring_cache, "layers"))
+    assert left == files[2:]  # the two least recently used went
 
 
 def test_no_cache_keeps_no_pass(tmp_path, monkeypatch):
     monkeypatch.setenv("WALKCOVER_CACHE", str(tmp_path / "default"))
     _assess(None, cache=False, standard="toilet")
     assert not (tmp_path / "default" / standard_store.STORE_FOLDER).exists()
+
+
+@pytest.mark.parametrize("case", ["cut short", "another standard", "other gap columns"])
+def test_a_damaged_part_of_the_layers_is_measured_again(measuring_cache, layered, caplog, case):
+    first = _assess(measuring_cache, standard="toilet")
+    path = next(p for p in _files(measuring_cache, "layers"))
+    if case == "cut short":
+        path.write_bytes(path.read_bytes()[:100])
+    else:
+        import io
+        import json
+
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        if case == "another standard":
+            meta = json.loads(arrays["meta"].tobytes())
+            meta["standard"] = "park"
+            arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+        else:
+            gaps = pd.read_parquet(io.BytesIO(arrays["frame_gaps"].tobytes()))
+            buf = io.BytesIO()
+            gaps.rename(columns={"rank": "ranking"}).to_parquet(buf)
+            arrays["frame_gaps"] = np.frombuffer(buf.getvalue(), dtype=np.uint8)
+        arrays["sha256"] = standard_store._checksum(arrays)
+        with path.open("wb") as fh:
+            np.savez(fh, allow_pickle=False, **arrays)
+    layered.clear()
+    with caplog.at_level(logging.WARNING, logger="walkcover.assessment.standard_store"):
+        again = _assess(measuring_cache, standard="toilet")
+    assert len(layered) == 1  # that part alone
+    assert "measuring again" in caplog.text
+    _assert_same(first, again)

@@ -58,7 +58,14 @@ from walkcover.measures.demand import (
 from walkcover.measures.entrances import CLOSED_REASON, Access, facility_access
 from walkcover.measures.facilities import OUT_OF_SERVICE, select_facilities
 from walkcover.measures.facility_files import imported_facilities, merge_sources
-from walkcover.measures.gaps import measure_district_layers
+from walkcover.measures.gaps import (
+    DistrictLayers,
+    StandardLayers,
+    joined_layers,
+    measure_layers,
+    reached_box,
+    service_extent,
+)
 from walkcover.measures.hexagons import HexCoverage, hex_coverage, hex_resolution
 from walkcover.measures.indicators import (
     district_indicators,
@@ -193,9 +200,7 @@ def assess_layers(
     # the gaps and service areas, with the distances at hand: the run's results are complete
     # before any output is written, and no output measures
     step("gaps and service areas")
-    ids = [str(d) for d in districts["district_id"]]
-    homes = study.demand["district_id"].value_counts().to_dict()
-    per_district = measure_district_layers(measured_run, ids, homes=homes)
+    per_district = _district_layers(study, measured_run)
     hexagons = _hexagons(study, standards)
     # every snap of the run is made: the edge samples go before the outputs are written (no
     # writer measures), and are made again if a site or a scenario snaps
@@ -205,6 +210,38 @@ def assess_layers(
         snap_store.prune(study.network.store_dir)
         standard_store.prune(study.network.store_dir)
     return replace(measured_run, district_layers=per_district, hexagons=hexagons)
+
+
+def _district_layers(study: StudyState, measured: Assessment) -> dict[str, DistrictLayers]:
+    """Every district's gaps and service areas (`walkcover.measures.gaps`), each standard's part
+    read back from the standard store where the run keeps one and it holds that part (filed
+    under the standard's pass, the district and where its service areas are measured), else
+    measured (the districts' parts still to measure, two districts at a time) and filed."""
+    ids = [str(d) for d in measured.districts["district_id"]]
+    reached = reached_box(measured)
+    extents = {d: service_extent(measured, d, reached=reached) for d in ids}
+    parts: dict[tuple[str, str], StandardLayers] = {}
+    keys: dict[tuple[str, str], str] = {}
+    todo: dict[str, list[Standard]] = {d: [] for d in ids}
+    for d in ids:
+        for std in measured.standards:
+            key = study.keys.get(std.id)
+            found = None
+            if key:
+                keys[d, std.id] = standard_store.layers_key(key, d, extents[d])
+                found = standard_store.kept_layers(study, std, keys[d, std.id], d)
+            if found is None:
+                todo[d].append(std)
+            else:
+                parts[d, std.id] = found
+    homes = study.demand["district_id"].value_counts().to_dict()
+    made = measure_layers(measured, todo, homes=homes, reached=reached, extents=extents)
+    for d, by_standard in made.items():
+        for sid, part in by_standard.items():
+            parts[d, sid] = part
+            if (d, sid) in keys:
+                standard_store.keep_layers(study, keys[d, sid], part)
+    return {d: joined_layers(measured, [parts[d, s.id] for s in measured.standards]) for d in ids}
 
 
 def _life_circles(
@@ -492,6 +529,8 @@ def _measure_standard(study: StudyState, std: Standard) -> MeasuredStandard:
         notes: list[Note] = []
         fac = _standard_facilities(study, std, notes)
         key = standard_store.standard_key(study, std, fac) if study.digest is not None else ""
+        if key:
+            study.keys[std.id] = key
         found = standard_store.kept(study, std, key, fac) if key else None
         if found is not None:
             if std.safe_route:

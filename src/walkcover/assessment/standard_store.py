@@ -47,6 +47,7 @@ from walkcover.assessment.study import MeasuredStandard, StudyState
 from walkcover.config.standards import Standard
 from walkcover.engine import snap_store
 from walkcover.engine.street_context import context_radii
+from walkcover.measures.gaps import GAP_COLUMNS, StandardLayers
 
 log = logging.getLogger(__name__)
 
@@ -132,18 +133,20 @@ def standard_key(study: StudyState, std: Standard, facilities: gpd.GeoDataFrame)
     return h.hexdigest()
 
 
-def _path(study: StudyState, key: str) -> tuple[Path, Path] | None:
+def _path(study: StudyState, key: str, kind: str) -> tuple[Path, Path] | None:
+    """The cache and the file `key` of `kind` (``pass`` or ``layers``) is filed at, if the run
+    keeps its passes."""
     root = study.network.store_dir
     if root is None or study.digest is None:
         return None
-    return Path(root), Path(root) / STORE_FOLDER / f"{key}{_SUFFIX}"
+    return Path(root), Path(root) / STORE_FOLDER / f"{key}.{kind}{_SUFFIX}"
 
 
 def kept(study: StudyState, std: Standard, key: str, facilities: gpd.GeoDataFrame):
     """`std`'s pass filed under `key`, checked against `study` and the candidate `facilities`
     just selected; None when none is filed (or the one filed is damaged: said, and measured
     again)."""
-    where = _path(study, key)
+    where = _path(study, key, "pass")
     if where is None:
         return None
     root, path = where
@@ -166,7 +169,7 @@ def kept(study: StudyState, std: Standard, key: str, facilities: gpd.GeoDataFram
 
 def keep(study: StudyState, std: Standard, key: str, measured: MeasuredStandard) -> None:
     """File `measured` under `key` (a failure loses the store, never the run: said once)."""
-    where = _path(study, key)
+    where = _path(study, key, "pass")
     if where is None:
         return
     root, path = where
@@ -389,3 +392,110 @@ def _note(fields: Any) -> Note:
         if v is not None and not isinstance(v, str):
             raise _DamageError("a note's district or standard is not text")
     return Note(text, district=district, standard=standard, kind=kind)
+
+
+def layers_key(standard_key: str, district_id: str, extent: shapely.Geometry | None) -> str:
+    """The name one district's part of a standard's layers (`gaps.StandardLayers`) is filed
+    under: the standard's pass (`standard_key`, which covers the study and the code), the
+    district and where its service areas are measured (`gaps.service_extent`, which the
+    other standards' grounds may grow)."""
+    h = hashlib.sha256(b"district layers")
+    h.update(standard_key.encode())
+    h.update(repr(str(district_id)).encode())
+    h.update(b"none" if extent is None else shapely.to_wkb(extent))
+    return h.hexdigest()
+
+
+def kept_layers(
+    study: StudyState, std: Standard, key: str, district_id: str
+) -> StandardLayers | None:
+    """The part of `std`'s layers in district `district_id` filed under `key` (`layers_key`),
+    checked; None when none is filed (or the one filed is damaged: said, and measured again)."""
+    where = _path(study, key, "layers")
+    if where is None:
+        return None
+    root, path = where
+    try:
+        arrays = snap_store.read_npz(root, path, what="standard store folder")
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # whatever a damaged or planted file raises
+        log.warning("standard store: %s cannot be read (%s); measuring again", path.name, exc)
+        return None
+    try:
+        layers = _unpacked_layers(arrays, study, std, key)
+    except _DamageError as exc:
+        log.warning("standard store: %s is damaged (%s); measuring again", path.name, exc)
+        return None
+    with contextlib.suppress(OSError):
+        os.utime(path)
+    return layers
+
+
+def keep_layers(study: StudyState, key: str, layers: StandardLayers) -> None:
+    """File one district's part of a standard's layers under `key` (`layers_key`)."""
+    where = _path(study, key, "layers")
+    if where is None:
+        return
+    root, path = where
+    try:
+        frame, nan_rows = _frame_bytes(layers.gaps)
+    except (pa.ArrowException, TypeError, ValueError) as exc:
+        log.debug("standard store: layers %s are not kept (%s)", key, exc)
+        return
+    row = layers.service_area
+    meta = {
+        "version": STORE_VERSION,
+        "key": key,
+        "standard": row["standard"],
+        "threshold_m": float(row["threshold_m"]).hex(),
+        "area_m2": float(row["area_m2"]).hex(),
+        "nan_rows": nan_rows,
+    }
+    arrays = {
+        "meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
+        "frame_gaps": frame,
+        "area_wkb": np.frombuffer(shapely.to_wkb(row["geometry"]), dtype=np.uint8),
+    }
+    arrays["sha256"] = _checksum(arrays)
+    try:
+        snap_store.write_npz(root, path, arrays, what="standard store folder")
+    except (OSError, UnsafePathError) as exc:
+        snap_store.warn_once(
+            log,
+            f"standards {root}",
+            "standard store: could not keep %s (%s); the next run measures it again",
+            path,
+            exc,
+        )
+
+
+def _unpacked_layers(
+    arrays: dict[str, np.ndarray], study: StudyState, std: Standard, key: str
+) -> StandardLayers:
+    checksum = arrays.get("sha256")
+    if (
+        checksum is None
+        or checksum.shape != (32,)
+        or not np.array_equal(checksum, _checksum(arrays))
+    ):
+        raise _DamageError("its checksum does not match its contents")
+    try:
+        meta = json.loads(arrays["meta"].tobytes())
+        if meta["version"] != STORE_VERSION or meta["key"] != key or meta["standard"] != std.id:
+            raise _DamageError("it is filed under another name, version or standard")
+        gaps = _frame(arrays["frame_gaps"], meta["nan_rows"], crs=study.crs)
+        area = shapely.from_wkb(arrays["area_wkb"].tobytes())
+        threshold_m, area_m2 = float.fromhex(meta["threshold_m"]), float.fromhex(meta["area_m2"])
+    except (KeyError, TypeError, ValueError, AttributeError, shapely.errors.GEOSException) as exc:
+        raise _DamageError(f"{type(exc).__name__}: {exc}") from None
+    if list(gaps.columns) != GAP_COLUMNS:
+        raise _DamageError("its gaps have other columns")
+    if len(gaps) and not (gaps["standard"] == std.id).all():
+        raise _DamageError("its gaps are another standard's")
+    if shapely.get_type_id(area) not in (3, 6) or threshold_m != std.threshold_m:
+        raise _DamageError("its service area is not an area of this standard")
+    if not math.isfinite(area_m2):
+        raise _DamageError("its service area's size is not a number")
+    row = {"standard": std.id, "threshold_m": threshold_m, "area_m2": area_m2, "geometry": area}
+    return StandardLayers(gaps, row)

@@ -56,6 +56,9 @@ class StudyState:
     #: What every standard's pass reads of the study, hashed (`standard_store.study_digest`)
     #: when the run keeps its passes in a cache; None keeps none.
     digest: bytes | None = None
+    #: Each standard's pass's name in the standard store (`standard_store.standard_key`), once
+    #: measured or read back: its districts' layers are filed under it too.
+    keys: dict[str, str] = field(default_factory=dict)
     #: The safe-route standards still to measure: the safe-route network goes when none is left.
     safe_left: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)

@@ -82,13 +82,41 @@ class DistrictLayers:
     service_areas: gpd.GeoDataFrame
 
 
-def district_layers(
-    result: Measured, district_id: str, *, reached: shapely.Geometry | None
-) -> DistrictLayers:
-    """`DistrictLayers` of one district (`reached`: the run's `reached_box`)."""
+@dataclass(frozen=True)
+class StandardLayers:
+    """One standard's part of a district's layers: its gap polygons (`GAP_COLUMNS`; none when
+    every home is covered) and its row of the service areas (``standard, threshold_m, area_m2,
+    geometry``). `joined_layers` puts a district's parts together."""
+
+    gaps: gpd.GeoDataFrame
+    service_area: dict[str, Any]
+
+
+def standard_layers(
+    result: Measured,
+    district_id: str,
+    standards: list[Standard],
+    *,
+    reached: shapely.Geometry | None,
+    extent: shapely.Geometry | Literal["measure"] | None = "measure",
+) -> dict[str, StandardLayers]:
+    """The parts of one district's layers of `standards` (`reached`: the run's `reached_box`;
+    `extent`: the district's `service_extent`, measured here if not given)."""
+    if extent == "measure":
+        extent = service_extent(result, district_id, reached=reached)
+    homes = _district_homes(result, district_id)
+    gaps = {s.id: _gap_polygons(result, s.id, district_id, homes) for s in standards}
+    rows = _service_area_rows(result, district_id, standards, extent=extent)
+    return {s.id: StandardLayers(gaps[s.id], rows[s.id]) for s in standards}
+
+
+def joined_layers(result: Measured, parts: list[StandardLayers]) -> DistrictLayers:
+    """A district's layers from its standards' parts (in the run's standard order)."""
     return DistrictLayers(
-        gaps=district_gaps(result, district_id),
-        service_areas=district_service_areas(result, district_id, reached=reached),
+        gaps=_joined_gaps(result, [p.gaps for p in parts]),
+        service_areas=gpd.GeoDataFrame(
+            [p.service_area for p in parts], geometry="geometry", crs=result.crs
+        ),
     )
 
 
@@ -97,22 +125,32 @@ def district_layers(
 LAYER_THREADS = 2
 
 
-def measure_district_layers(
-    result: Measured, district_ids: list[str], *, homes: Mapping[str, int] | None = None
-) -> dict[str, DistrictLayers]:
-    """`DistrictLayers` of every district in `district_ids`, `LAYER_THREADS` at a time, those with
-    most `homes` first (a large district started last would run on alone); keyed by district id,
-    in the order given."""
-    reached = reached_box(result)
+def measure_layers(
+    result: Measured,
+    todo: Mapping[str, list[Standard]],
+    *,
+    homes: Mapping[str, int] | None = None,
+    reached: shapely.Geometry | None = None,
+    extents: Mapping[str, shapely.Geometry | None] | None = None,
+) -> dict[str, dict[str, StandardLayers]]:
+    """`standard_layers` of every district in `todo` for the standards it lists there,
+    `LAYER_THREADS` districts at a time, those with most `homes` first (a large district started
+    last would run on alone); a district with none to measure costs nothing. `reached` is the
+    run's `reached_box`, `extents` the districts' `service_extent` (measured here if not
+    given)."""
     counts = homes or {}
-    order = sorted(district_ids, key=lambda d: -int(counts.get(d, 0)))
+    order = sorted((d for d, stds in todo.items() if stds), key=lambda d: -int(counts.get(d, 0)))
+
+    def one(d: str) -> dict[str, StandardLayers]:
+        extent = extents[d] if extents is not None else "measure"
+        return standard_layers(result, d, todo[d], reached=reached, extent=extent)
+
     if len(order) < 2:
-        done = [district_layers(result, d, reached=reached) for d in order]
+        done = [one(d) for d in order]
     else:
         with ThreadPoolExecutor(max_workers=LAYER_THREADS) as pool:
-            done = list(pool.map(lambda d: district_layers(result, d, reached=reached), order))
-    by_id = dict(zip(order, done))
-    return {d: by_id[d] for d in district_ids}
+            done = list(pool.map(one, order))
+    return dict(zip(order, done))
 
 
 def _grid(xmin: float, ymin: float, xmax: float, ymax: float, cell_m: float, pad: int = 2):
@@ -390,30 +428,52 @@ def district_service_areas(
     it (the same for every district), else it is measured here."""
     if isinstance(reached, str):
         reached = reached_box(result)
+    extent = service_extent(result, district_id, reached=reached)
+    rows = _service_area_rows(result, district_id, result.standards, extent=extent, cell_m=cell_m)
+    return gpd.GeoDataFrame(list(rows.values()), geometry="geometry", crs=result.crs)
+
+
+def service_extent(
+    result: Measured, district_id: str, *, reached: shapely.Geometry | None
+) -> shapely.Geometry | None:
+    """Where a district's service areas are measured: the part of its box (grown by
+    `SERVICE_AREA_MARGIN_M`) inside `reached` (`reached_box`), grown to hold the grounds of
+    every standard's facilities there; None when nothing is reached. The same for all the
+    run's standards, whichever of them are measured."""
+    around = shapely.buffer(result.district_geometry(district_id), SERVICE_AREA_MARGIN_M)
+    extent = _reached_extent(reached, around)
+    return None if extent is None else _with_grounds(result, extent, around)
+
+
+def _service_area_rows(
+    result: Measured,
+    district_id: str,
+    standards: list[Standard],
+    *,
+    extent: shapely.Geometry | None,
+    cell_m: float = SERVICE_AREA_CELL_M,
+) -> dict[str, dict[str, Any]]:
+    """Per standard of `standards`, its row of the district's service areas, measured on the
+    lattice over `extent` (`service_extent`)."""
     dgeom = result.district_geometry(district_id)
     around = shapely.buffer(dgeom, SERVICE_AREA_MARGIN_M)
-    extent = _reached_extent(reached, around)
-    if extent is not None:
-        extent = _with_grounds(result, extent, around)
     lattice = None if extent is None else Lattice.over(extent, cell_m=cell_m, within=around)
-    ok = {} if lattice is None else lattice.within_reach(result, result.standards)
-    rows = []
-    for std in result.standards:
+    ok = {} if lattice is None else lattice.within_reach(result, standards)
+    rows = {}
+    for std in standards:
         if lattice is None:  # no street near the district is within reach of a facility
             polys = _grounds(result, std.id)
             polys = polys[shapely.intersects(polys, dgeom)]
             area = shapely.union_all(polys) if len(polys) else shapely.Polygon()
         else:
             area = lattice.area(ok[std.id], _grounds(result, std.id))
-        rows.append(
-            {
-                "standard": std.id,
-                "threshold_m": std.threshold_m,
-                "area_m2": round(shapely.area(area), 1),
-                "geometry": area,
-            }
-        )
-    return gpd.GeoDataFrame(rows, geometry="geometry", crs=result.crs)
+        rows[std.id] = {
+            "standard": std.id,
+            "threshold_m": std.threshold_m,
+            "area_m2": round(shapely.area(area), 1),
+            "geometry": area,
+        }
+    return rows
 
 
 def _reached_extent(
@@ -472,7 +532,13 @@ def district_gaps(result: Measured, district_id: str) -> gpd.GeoDataFrame:
     """Layer ``gaps``: the gap polygons of every standard for one district (its homes prepared
     once for all of them)."""
     homes = _district_homes(result, district_id)
-    frames = [_gap_polygons(result, s.id, district_id, homes) for s in result.standards]
+    return _joined_gaps(
+        result, [_gap_polygons(result, s.id, district_id, homes) for s in result.standards]
+    )
+
+
+def _joined_gaps(result: Measured, frames: list[gpd.GeoDataFrame]) -> gpd.GeoDataFrame:
+    """Standards' gap polygons as one layer (in the order given)."""
     frames = [f for f in frames if len(f)]
     if not frames:
         return gpd.GeoDataFrame({c: [] for c in GAP_COLUMNS[:-1]}, geometry=[], crs=result.crs)
