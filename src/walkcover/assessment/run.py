@@ -128,17 +128,9 @@ def assess_layers(
             for std in standards
             if not std.safe_route
         }
-        indicators = pool.submit(
-            district_indicators,
-            study.features,
-            districts,
-            study.d_proj,
-            study.demand,
-            rules,
-            study.lands.union,
-        )
+        indicators = pool.submit(_district_indicators, study)
         midpoints = pool.submit(study.lands.edge_midpoints)
-        on_land = pool.submit(homes_on_land, study, standards)
+        on_land = pool.submit(_homes_on_land, study, standards)
         futures: list[Future[Any]] = [*by_id.values(), indicators, midpoints, on_land]
         if safe is not None:
             futures.append(safe)
@@ -210,6 +202,37 @@ def assess_layers(
         snap_store.prune(study.network.store_dir)
         standard_store.prune(study.network.store_dir)
     return replace(measured_run, district_layers=per_district, hexagons=hexagons)
+
+
+def _district_indicators(study: StudyState) -> pd.DataFrame:
+    """The districts' counts, densities and land per resident (`district_indicators`): read back
+    from the standard store where the run keeps one and it holds them, else measured and kept
+    (they depend on nothing but the study)."""
+    kept = standard_store.kept_figures(study, "district indicators")
+    if kept is not None and kept[0] is not None:
+        return kept[0]
+    rows = district_indicators(
+        study.features,
+        study.districts,
+        study.d_proj,
+        study.demand,
+        study.rules,
+        study.lands.union,
+    )
+    standard_store.keep_figures(study, "district indicators", table=rows)
+    return rows
+
+
+def _homes_on_land(study: StudyState, standards: list[Standard]) -> dict[str, np.ndarray]:
+    """`homes_on_land`, read back from the standard store where it holds them, else measured and
+    kept."""
+    what = "homes on " + ", ".join(sorted({s.denominator for s in standards}))
+    kept = standard_store.kept_figures(study, what)
+    if kept is not None:
+        return kept[1]
+    homes = homes_on_land(study, standards)
+    standard_store.keep_figures(study, what, homes=homes)
+    return homes
 
 
 def _district_layers(study: StudyState, measured: Assessment) -> dict[str, DistrictLayers]:

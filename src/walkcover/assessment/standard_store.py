@@ -499,3 +499,111 @@ def _unpacked_layers(
         raise _DamageError("its service area's size is not a number")
     row = {"standard": std.id, "threshold_m": threshold_m, "area_m2": area_m2, "geometry": area}
     return StandardLayers(gaps, row)
+
+
+def figures_key(study: StudyState, what: str) -> str:
+    """The name a figure of the whole study (not of one standard: the district indicators, the
+    homes on each denominator land) is filed under: the study's digest and `what` it is."""
+    assert study.digest is not None
+    h = hashlib.sha256(b"study figures")
+    h.update(study.digest)
+    h.update(what.encode())
+    return h.hexdigest()
+
+
+def kept_figures(
+    study: StudyState, what: str
+) -> tuple[pd.DataFrame | None, dict[str, np.ndarray]] | None:
+    """The figure `what` of `study` (a table by districts, or one boolean per home for each
+    name) as filed by `keep_figures`, checked; None when none is filed (or the one filed is
+    damaged: said, and measured again)."""
+    if study.digest is None:
+        return None
+    key = figures_key(study, what)
+    where = _path(study, key, "figures")
+    assert where is not None
+    root, path = where
+    try:
+        arrays = snap_store.read_npz(root, path, what="standard store folder")
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # whatever a damaged or planted file raises
+        log.warning("standard store: %s cannot be read (%s); measuring again", path.name, exc)
+        return None
+    try:
+        found = _unpacked_figures(arrays, study, key)
+    except _DamageError as exc:
+        log.warning("standard store: %s is damaged (%s); measuring again", path.name, exc)
+        return None
+    with contextlib.suppress(OSError):
+        os.utime(path)
+    return found
+
+
+def keep_figures(
+    study: StudyState,
+    what: str,
+    *,
+    table: pd.DataFrame | None = None,
+    homes: dict[str, np.ndarray] | None = None,
+) -> None:
+    """File figure `what` of `study`: a `table` by districts, or per name one boolean per home."""
+    if study.digest is None:
+        return
+    key = figures_key(study, what)
+    where = _path(study, key, "figures")
+    assert where is not None
+    root, path = where
+    arrays: dict[str, np.ndarray] = {}
+    nan_rows: dict[str, list[int]] = {}
+    try:
+        if table is not None:
+            arrays["frame_table"], nan_rows = _frame_bytes(table)
+    except (pa.ArrowException, TypeError, ValueError) as exc:
+        log.debug("standard store: %s is not kept (%s)", what, exc)
+        return
+    names = sorted(homes or {})
+    for i, name in enumerate(names):
+        arrays[f"homes_{i}"] = np.ascontiguousarray((homes or {})[name], dtype=bool)
+    meta = {"version": STORE_VERSION, "key": key, "homes": names, "nan_rows": nan_rows}
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    arrays["sha256"] = _checksum(arrays)
+    try:
+        snap_store.write_npz(root, path, arrays, what="standard store folder")
+    except (OSError, UnsafePathError) as exc:
+        snap_store.warn_once(
+            log,
+            f"standards {root}",
+            "standard store: could not keep %s (%s); the next run measures it again",
+            path,
+            exc,
+        )
+
+
+def _unpacked_figures(
+    arrays: dict[str, np.ndarray], study: StudyState, key: str
+) -> tuple[pd.DataFrame | None, dict[str, np.ndarray]]:
+    checksum = arrays.get("sha256")
+    if (
+        checksum is None
+        or checksum.shape != (32,)
+        or not np.array_equal(checksum, _checksum(arrays))
+    ):
+        raise _DamageError("its checksum does not match its contents")
+    try:
+        meta = json.loads(arrays["meta"].tobytes())
+        if meta["version"] != STORE_VERSION or meta["key"] != key:
+            raise _DamageError("it is filed under another name or version")
+        table = None
+        if "frame_table" in arrays:
+            table = _frame(arrays["frame_table"], meta["nan_rows"], crs=None)
+            ids = set(map(str, study.districts["district_id"]))
+            if "district_id" not in table or not set(map(str, table["district_id"])) <= ids:
+                raise _DamageError("its table is not of the study's districts")
+        homes = {
+            str(name): _array(arrays, f"homes_{i}", np.bool_, len(study.demand))
+            for i, name in enumerate(meta["homes"])
+        }
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise _DamageError(f"{type(exc).__name__}: {exc}") from None
+    return table, homes
