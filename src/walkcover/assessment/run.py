@@ -34,7 +34,7 @@ from walkcover.assessment.safe_route import SafeRoute
 from walkcover.assessment.study import MeasuredStandard, StudyState, measure_threads
 from walkcover.assessment.summary import homes_on_land, summary_table
 from walkcover.config.crs import to_lonlat
-from walkcover.config.standards import Standard, StandardSet
+from walkcover.config.standards import Standard, StandardSet, StreetContexts
 from walkcover.config.study_area import City, working_crs
 from walkcover.engine import coverage as cov
 from walkcover.engine import snap_store
@@ -461,7 +461,7 @@ def _prepare(
         contexts = None
         if any(s.context_thresholds_m for s in standards):
             contexts = side.submit(
-                classify_edges, network, edge_tags, features, rules.street_contexts
+                _street_contexts, network, edge_tags, features, rules.street_contexts, hashed
             )
         step("estimating residents")
         demand, models, pop_model, completeness, res_land, resident_notes = people.result()
@@ -507,6 +507,25 @@ def _prepare(
     if features_hash is not None:
         study.digest = standard_store.study_digest(study, features_hash)
     return study
+
+
+def _street_contexts(
+    network: Network,
+    edge_tags: pd.DataFrame,
+    features: gpd.GeoDataFrame,
+    rules: StreetContexts,
+    hashed: Future[bytes] | None,
+) -> np.ndarray:
+    """`classify_edges`, read back from the standard store where the run keeps one (`hashed`:
+    the features' digest, made meanwhile) and it holds them, else classified and kept."""
+    if hashed is None or network.store_dir is None:
+        return classify_edges(network, edge_tags, features, rules)
+    key = standard_store.contexts_key(network, hashed.result(), rules)
+    context = standard_store.kept_contexts(network, key)
+    if context is None:
+        context = classify_edges(network, edge_tags, features, rules)
+        standard_store.keep_contexts(network, key, context)
+    return context
 
 
 def barrier_streets(streets: gpd.GeoDataFrame, rules: StandardSet) -> gpd.GeoDataFrame:

@@ -44,8 +44,9 @@ import shapely
 from walkcover._errors import UnsafePathError
 from walkcover.assessment.model import Note, StandardPass
 from walkcover.assessment.study import MeasuredStandard, StudyState
-from walkcover.config.standards import Standard
+from walkcover.config.standards import Standard, StreetContexts
 from walkcover.engine import snap_store
+from walkcover.engine.network import Network
 from walkcover.engine.street_context import context_radii
 from walkcover.measures.gaps import GAP_COLUMNS, StandardLayers
 
@@ -607,3 +608,83 @@ def _unpacked_figures(
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise _DamageError(f"{type(exc).__name__}: {exc}") from None
     return table, homes
+
+
+def contexts_key(network: Network, features: bytes, rules: StreetContexts) -> str:
+    """The name the street contexts of `network`'s edges (`street_context.classify_edges`) are
+    filed under: the code, the edges (geometries, ``highway`` and ``footway`` tags), the
+    features they are classified by (their `features_digest`) and the standards file's
+    ``street_contexts``."""
+    h = hashlib.sha256(_code_digest())
+    h.update(b"street contexts")
+    h.update(snap_store.network_digest(network))
+    e = network.edges
+    snap_store.hash_frame(h, pd.DataFrame({c: e[c] for c in ("highway", "footway") if c in e}))
+    h.update(features)
+    h.update(rules.model_dump_json().encode())
+    return h.hexdigest()
+
+
+def kept_contexts(network: Network, key: str) -> np.ndarray | None:
+    """The street contexts filed under `key` (`contexts_key`), one per edge of `network`,
+    checked; None when none are filed (or those filed are damaged: said, and classified again)."""
+    if network.store_dir is None:
+        return None
+    root = Path(network.store_dir)
+    path = root / STORE_FOLDER / f"{key}.contexts{_SUFFIX}"
+    try:
+        arrays = snap_store.read_npz(root, path, what="standard store folder")
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # whatever a damaged or planted file raises
+        log.warning("standard store: %s cannot be read (%s); classifying again", path.name, exc)
+        return None
+    try:
+        checksum = arrays.get("sha256")
+        if checksum is None or not np.array_equal(checksum, _checksum(arrays)):
+            raise _DamageError("its checksum does not match its contents")
+        meta = json.loads(arrays["meta"].tobytes())
+        names = meta["names"]
+        if meta["version"] != STORE_VERSION or meta["key"] != key:
+            raise _DamageError("it is filed under another name or version")
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise _DamageError("its contexts' names are not text")
+        codes = _array(arrays, "codes", np.uint8, len(network.edges))
+        if len(codes) and int(codes.max()) >= len(names):
+            raise _DamageError("its codes run past its names")
+    except _DamageError as exc:
+        log.warning("standard store: %s is damaged (%s); classifying again", path.name, exc)
+        return None
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        log.warning("standard store: %s is damaged (%s); classifying again", path.name, exc)
+        return None
+    with contextlib.suppress(OSError):
+        os.utime(path)
+    return np.asarray(names, dtype=object)[codes]
+
+
+def keep_contexts(network: Network, key: str, context: np.ndarray) -> None:
+    """File the street contexts of `network`'s edges under `key` (`contexts_key`)."""
+    if network.store_dir is None:
+        return
+    root = Path(network.store_dir)
+    path = root / STORE_FOLDER / f"{key}.contexts{_SUFFIX}"
+    names, codes = np.unique(np.asarray(context, dtype=object).astype(str), return_inverse=True)
+    if len(names) > 255:
+        return
+    meta = {"version": STORE_VERSION, "key": key, "names": [str(n) for n in names]}
+    arrays = {
+        "meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
+        "codes": codes.astype(np.uint8),
+    }
+    arrays["sha256"] = _checksum(arrays)
+    try:
+        snap_store.write_npz(root, path, arrays, what="standard store folder")
+    except (OSError, UnsafePathError) as exc:
+        snap_store.warn_once(
+            log,
+            f"standards {root}",
+            "standard store: could not keep %s (%s); the next run classifies them again",
+            path,
+            exc,
+        )
