@@ -129,7 +129,6 @@ def test_a_changed_standard_alone_is_measured_again(
 ):
     """A planner changes the toilets' radius, or one standard's facilities: that standard is
     measured again, the others read back, and the figures are those of a fresh run."""
-    from walkcover.assessment import run as run_mod
 
     _assess(measuring_cache)
     bundled = Path(__file__).parents[1] / "configs" / "standards" / "zhengzhou-2018.yaml"
@@ -144,17 +143,55 @@ def test_a_changed_standard_alone_is_measured_again(
     assert {s for _, s in layered} == {"toilet"}  # its districts' layers alone, again
     _assert_same(kept, _assess(None, cache=False, standards=str(path)))
 
-    # one standard's facilities changed (a planner's import): that standard alone, again
-    real = run_mod._standard_facilities
 
-    def one_park_less(study, std, notes):
-        fac = real(study, std, notes)
-        return fac.iloc[1:].reset_index(drop=True) if std.id == "park" else fac
+def test_a_new_facility_list_measures_its_standard_alone_again(tmp_path, monkeypatch, measured):
+    """A planner imports a new list of toilets (the city takes them from OSM and files): the
+    toilets alone are measured again, and they count the new list's."""
+    import geopandas as gpd
+    import shapely
+    from typer.testing import CliRunner
 
-    monkeypatch.setattr(run_mod, "_standard_facilities", one_park_less)
+    import walkcover as wc
+    from walkcover.cli import app
+    from walkcover.config.study_area import load_city
+
+    monkeypatch.setenv("WALKCOVER_DATA", str(tmp_path / "data"))
+    base = load_city("helsinki-sample").config_path
+    cfg = base.read_text().replace("path: ../../data/", f"path: {base.parent.parent.parent}/data/")
+    cfg += "facilities:\n  toilet: {source: both, merge_within_m: 30}\n"
+    (tmp_path / "city.yaml").write_text(cfg)
+
+    def import_points(xy):
+        pts = gpd.GeoDataFrame(
+            {"name": [f"p{i}" for i in range(len(xy))]},
+            geometry=shapely.points(xy),
+            crs=4326,
+        )
+        pts.to_file(tmp_path / "plots.gpkg")
+        res = CliRunner().invoke(
+            app,
+            [
+                *("import", str(tmp_path / "plots.gpkg"), "--city", "helsinki-sample"),
+                *("--standard", "toilet", "--no-check", "--overwrite"),
+            ],
+        )
+        assert res.exit_code == 0, res.output
+
+    def run():
+        city = load_city(tmp_path / "city.yaml")
+        return wc.assess(city, standard="toilet,park", cache_dir=tmp_path / "cache").assessment
+
+    import_points([(24.9384, 60.1699)])
+    run()
     measured.clear()
-    _assess(measuring_cache)
-    assert measured == ["park"]
+    run()
+    assert measured == []
+    import_points([(24.9384, 60.1699), (24.9450, 60.1710)])
+    measured.clear()
+    again = run()
+    assert measured == ["toilet"]
+    imported = again.facilities["matched_by"].astype(str).str.startswith("imported")
+    assert imported.sum() == 2
 
 
 def _damage_cases():
@@ -272,13 +309,13 @@ def test_prune_keeps_the_store_under_its_size(measuring_cache, monkeypatch):
     _assess(measuring_cache)
     assert len(_files(measuring_cache)) == 4
     assert len(_files(measuring_cache, "layers")) == 4 * 4  # four districts, four standards
-    files = sorted(_files(measuring_cache) + _files(measuring_cache, "layers"))
+    files = sorted((measuring_cache / standard_store.STORE_FOLDER).glob("*.npz"))
     for age, path in enumerate(files):
         os.utime(path, (1_000_000 + age, 1_000_000 + age))
     sizes = [p.stat().st_size for p in files]
     monkeypatch.setattr(standard_store, "STORE_MAX_BYTES", sum(sizes[2:]))
     assert standard_store.prune(measuring_cache) == 2
-    left = sorted(_files(measuring_cache) + _files(measuring_cache, "layers"))
+    left = sorted((measuring_cache / standard_store.STORE_FOLDER).glob("*.npz"))
     assert left == files[2:]  # the two least recently used went
 
 

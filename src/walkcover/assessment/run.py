@@ -568,16 +568,16 @@ def _measure_standard(study: StudyState, std: Standard) -> MeasuredStandard:
     blocks by the hundred thousand, freed but held by the heap, which the next standard (on the
     other thread, in another arena) could not reuse."""
     try:
-        notes: list[Note] = []
-        fac = _standard_facilities(study, std, notes)
-        key = standard_store.standard_key(study, std, fac) if study.digest is not None else ""
+        key = standard_store.standard_key(study, std) if study.digest is not None else ""
         if key:
             study.keys[std.id] = key
-        found = standard_store.kept(study, std, key, fac) if key else None
+        found = standard_store.kept(study, std, key) if key else None
         if found is not None:
             if std.safe_route:
                 _safe_route_measured(study)  # (built only if another was measured)
             return found
+        notes: list[Note] = []
+        fac = _standard_facilities(study, std, notes)
         measured = _measure_one(study, std, fac, notes)
         if key:
             standard_store.keep(study, std, key, measured)

@@ -42,12 +42,13 @@ import scipy
 import shapely
 
 from walkcover._errors import UnsafePathError
-from walkcover.assessment.model import Note, StandardPass
+from walkcover.assessment.model import FACILITY_OUTPUT_COLUMNS, Note, StandardPass
 from walkcover.assessment.study import MeasuredStandard, StudyState
 from walkcover.config.standards import Standard, StreetContexts
 from walkcover.engine import snap_store
 from walkcover.engine.network import Network
 from walkcover.engine.street_context import context_radii
+from walkcover.measures.facility_files import imported_path
 from walkcover.measures.gaps import GAP_COLUMNS, StandardLayers
 
 log = logging.getLogger(__name__)
@@ -124,13 +125,21 @@ def study_digest(study: StudyState, features: bytes) -> bytes:
     return h.digest()
 
 
-def standard_key(study: StudyState, std: Standard, facilities: gpd.GeoDataFrame) -> str:
-    """The name `std`'s pass over `study` from its candidate `facilities` is filed under."""
+def standard_key(study: StudyState, std: Standard) -> str:
+    """The name `std`'s pass over `study` is filed under: the study's digest, the standard, its
+    search limit and, where the city takes its facilities from a planner's imported list, that
+    list's bytes (OSM's candidates are the study's features: in its digest)."""
     assert study.digest is not None
     h = hashlib.sha256(study.digest)
     h.update(std.model_dump_json().encode())
     h.update(float(study.limits[std.id]).hex().encode())
-    snap_store.hash_frame(h, facilities)
+    source = study.city.config.facilities.get(std.id)
+    if source is not None and source.source != "osm":
+        try:
+            with imported_path(study.city.id, std.id).open("rb") as fh:
+                h.update(hashlib.file_digest(fh, "sha256").digest())
+        except FileNotFoundError:
+            h.update(b"nothing imported")
     return h.hexdigest()
 
 
@@ -143,10 +152,9 @@ def _path(study: StudyState, key: str, kind: str) -> tuple[Path, Path] | None:
     return Path(root), Path(root) / STORE_FOLDER / f"{key}.{kind}{_SUFFIX}"
 
 
-def kept(study: StudyState, std: Standard, key: str, facilities: gpd.GeoDataFrame):
-    """`std`'s pass filed under `key`, checked against `study` and the candidate `facilities`
-    just selected; None when none is filed (or the one filed is damaged: said, and measured
-    again)."""
+def kept(study: StudyState, std: Standard, key: str) -> MeasuredStandard | None:
+    """`std`'s pass filed under `key` (`standard_key`), checked against `study`; None when none
+    is filed (or the one filed is damaged: said, and measured again)."""
     where = _path(study, key, "pass")
     if where is None:
         return None
@@ -159,7 +167,7 @@ def kept(study: StudyState, std: Standard, key: str, facilities: gpd.GeoDataFram
         log.warning("standard store: %s cannot be read (%s); measuring again", path.name, exc)
         return None
     try:
-        measured = _unpacked(arrays, study, std, key, facilities)
+        measured = _unpacked(arrays, study, std, key)
     except _DamageError as exc:
         log.warning("standard store: %s is damaged (%s); measuring again", path.name, exc)
         return None
@@ -202,36 +210,40 @@ class _DamageError(Exception):
     """What is wrong with a kept file."""
 
 
-def _frame_bytes(frame: pd.DataFrame) -> tuple[np.ndarray, dict[str, list[int]]]:
-    """`frame` as Parquet bytes, and the rows of its object columns that hold NaN (Parquet reads
-    every missing object back as None)."""
-    nan_rows = {}
+def _frame_bytes(frame: pd.DataFrame) -> tuple[np.ndarray, dict[str, list[list[int]]]]:
+    """`frame` as Parquet bytes, and for each column of objects the rows that hold NaN and
+    those that hold None (Parquet reads both back alike, and text columns as text)."""
+    missing = {}
     for name in frame.columns:
         if frame[name].dtype == object:
             values = frame[name].to_numpy()
-            rows = [i for i, v in enumerate(values) if isinstance(v, float) and math.isnan(v)]
-            if rows:
-                nan_rows[str(name)] = rows
+            nan = [i for i, v in enumerate(values) if isinstance(v, float) and math.isnan(v)]
+            none = [i for i, v in enumerate(values) if v is None]
+            missing[str(name)] = [nan, none]
     buf = io.BytesIO()
     frame.to_parquet(buf)
-    return np.frombuffer(buf.getvalue(), dtype=np.uint8), nan_rows
+    return np.frombuffer(buf.getvalue(), dtype=np.uint8), missing
 
 
-def _frame(blob: np.ndarray, nan_rows: dict[str, list[int]], *, crs: Any) -> pd.DataFrame:
-    """The frame `_frame_bytes` packed (a GeoDataFrame in `crs` when `crs` is given)."""
+def _frame(blob: np.ndarray, missing: dict[str, list[list[int]]], *, crs: Any) -> pd.DataFrame:
+    """The frame `_frame_bytes` packed (a GeoDataFrame in `crs` when `crs` is given): its
+    columns of objects objects again, with NaN and None where they were."""
     buf = io.BytesIO(blob.tobytes())
     frame = (
         pd.read_parquet(buf)
         if crs is None
         else gpd.read_parquet(buf).set_crs(crs, allow_override=True)
     )
-    for name, rows in nan_rows.items():
-        if name not in frame.columns or frame[name].dtype != object:
-            raise _DamageError(f"NaN rows listed for {name!r}, which is not a column of objects")
-        if any(not isinstance(r, int) or not 0 <= r < len(frame) for r in rows):
-            raise _DamageError(f"NaN rows of {name!r} run outside the frame")
-        frame[name] = frame[name].to_numpy(dtype=object)
-        frame.iloc[rows, frame.columns.get_loc(name)] = np.nan
+    for name, (nan, none) in missing.items():
+        if name not in frame.columns or name == getattr(frame, "_geometry_column_name", None):
+            raise _DamageError(f"missing values listed for {name!r}, which is not a column")
+        for rows in (nan, none):
+            if any(not isinstance(r, int) or not 0 <= r < len(frame) for r in rows):
+                raise _DamageError(f"missing values of {name!r} run outside the frame")
+        values = frame[name].to_numpy(dtype=object, copy=True)
+        values[np.asarray(nan, dtype=np.int64)] = np.nan
+        values[np.asarray(none, dtype=np.int64)] = None
+        frame[name] = pd.Series(values, index=frame.index, dtype=object)
     return frame
 
 
@@ -245,9 +257,9 @@ def _packed(m: MeasuredStandard, key: str) -> dict[str, np.ndarray]:
         "columns": pd.DataFrame(m.columns),
     }
     arrays: dict[str, np.ndarray] = {}
-    nan_rows = {}
+    missing = {}
     for name, frame in frames.items():
-        arrays[f"frame_{name}"], nan_rows[name] = _frame_bytes(frame)
+        arrays[f"frame_{name}"], missing[name] = _frame_bytes(frame)
     meta = {
         "version": STORE_VERSION,
         "key": key,
@@ -256,7 +268,7 @@ def _packed(m: MeasuredStandard, key: str) -> dict[str, np.ndarray]:
         "access_name": p.access.name,
         "columns": list(m.columns),
         "extension_columns": extension,
-        "nan_rows": nan_rows,
+        "missing": missing,
         "notes": [[n.text, n.district, n.standard, n.kind] for n in m.notes],
         "areas": {d: {k: float(v).hex() for k, v in f.items()} for d, f in m.areas.items()},
         "edge_cover": m.edge_cover is not None,
@@ -287,9 +299,8 @@ def _unpacked(
     study: StudyState,
     std: Standard,
     key: str,
-    facilities: gpd.GeoDataFrame,
 ) -> MeasuredStandard:
-    """The pass `arrays` hold, checked against `study` and the `facilities` selected now."""
+    """The pass `arrays` hold, checked against `study`."""
     from walkcover.engine.coverage import Snaps
 
     checksum = arrays.get("sha256")
@@ -315,16 +326,18 @@ def _unpacked(
         frames = {
             name: _frame(
                 arrays[f"frame_{name}"],
-                meta["nan_rows"][name],
+                meta["missing"][name],
                 crs=None if name == "columns" else study.crs,
             )
             for name in _FRAMES
         }
         fac, counted, access_frame, columns = (frames[n] for n in _FRAMES)
-        if len(fac) != len(facilities) or not np.array_equal(
-            fac["osm_id"].astype(str).to_numpy(), facilities["osm_id"].astype(str).to_numpy()
+        if not set(FACILITY_OUTPUT_COLUMNS) <= set(fac.columns) or (
+            len(fac) and not (fac["standard"] == std.id).all()
         ):
-            raise _DamageError("its facilities are not those selected now")
+            raise _DamageError("its facilities are not facilities of this standard")
+        if int(fac["counts"].sum()) != len(counted):
+            raise _DamageError("it counts other facilities than it holds")
         access = access_frame.geometry.rename(meta["access_name"])
         if n_items != len(access):
             raise _DamageError(f"it snaps {n_items} access points for {len(access)}")
@@ -440,7 +453,7 @@ def keep_layers(study: StudyState, key: str, layers: StandardLayers) -> None:
         return
     root, path = where
     try:
-        frame, nan_rows = _frame_bytes(layers.gaps)
+        frame, missing = _frame_bytes(layers.gaps)
     except (pa.ArrowException, TypeError, ValueError) as exc:
         log.debug("standard store: layers %s are not kept (%s)", key, exc)
         return
@@ -451,7 +464,7 @@ def keep_layers(study: StudyState, key: str, layers: StandardLayers) -> None:
         "standard": row["standard"],
         "threshold_m": float(row["threshold_m"]).hex(),
         "area_m2": float(row["area_m2"]).hex(),
-        "nan_rows": nan_rows,
+        "missing": missing,
     }
     arrays = {
         "meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
@@ -485,7 +498,7 @@ def _unpacked_layers(
         meta = json.loads(arrays["meta"].tobytes())
         if meta["version"] != STORE_VERSION or meta["key"] != key or meta["standard"] != std.id:
             raise _DamageError("it is filed under another name, version or standard")
-        gaps = _frame(arrays["frame_gaps"], meta["nan_rows"], crs=study.crs)
+        gaps = _frame(arrays["frame_gaps"], meta["missing"], crs=study.crs)
         area = shapely.from_wkb(arrays["area_wkb"].tobytes())
         threshold_m, area_m2 = float.fromhex(meta["threshold_m"]), float.fromhex(meta["area_m2"])
     except (KeyError, TypeError, ValueError, AttributeError, shapely.errors.GEOSException) as exc:
@@ -556,17 +569,17 @@ def keep_figures(
     assert where is not None
     root, path = where
     arrays: dict[str, np.ndarray] = {}
-    nan_rows: dict[str, list[int]] = {}
+    missing: dict[str, list[list[int]]] = {}
     try:
         if table is not None:
-            arrays["frame_table"], nan_rows = _frame_bytes(table)
+            arrays["frame_table"], missing = _frame_bytes(table)
     except (pa.ArrowException, TypeError, ValueError) as exc:
         log.debug("standard store: %s is not kept (%s)", what, exc)
         return
     names = sorted(homes or {})
     for i, name in enumerate(names):
         arrays[f"homes_{i}"] = np.ascontiguousarray((homes or {})[name], dtype=bool)
-    meta = {"version": STORE_VERSION, "key": key, "homes": names, "nan_rows": nan_rows}
+    meta = {"version": STORE_VERSION, "key": key, "homes": names, "missing": missing}
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     arrays["sha256"] = _checksum(arrays)
     try:
@@ -597,7 +610,7 @@ def _unpacked_figures(
             raise _DamageError("it is filed under another name or version")
         table = None
         if "frame_table" in arrays:
-            table = _frame(arrays["frame_table"], meta["nan_rows"], crs=None)
+            table = _frame(arrays["frame_table"], meta["missing"], crs=None)
             ids = set(map(str, study.districts["district_id"]))
             if "district_id" not in table or not set(map(str, table["district_id"])) <= ids:
                 raise _DamageError("its table is not of the study's districts")
