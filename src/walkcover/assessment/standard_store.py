@@ -1,23 +1,26 @@
 """Measured standards kept in the cache: each standard's pass (its facilities, their snaps, every
-node's and home's distance, the land figures, the homes' columns and notes), filed under what it
-was measured from, so that a rerun measures only the standards whose inputs changed.
+node's and home's distance, the land figures, the homes' columns and notes) and each district's
+part of its gaps and service areas, filed under what they were measured from, so that a rerun
+measures only the standards whose inputs changed. The street contexts, the district indicators
+and the homes on each denominator land, which depend on the study alone, are kept beside them.
 
 A pass is a function of the study (the walk network, the OSM features, the homes and their
-residents, the districts, the city's config and the standards file's shared rules), of the
-standard itself, of its candidate facilities (OSM's and a planner's imports) and of the code that
-measures. Each kept pass is filed under a SHA-256 of all of these (`standard_key`; the study's
-part made once per run by `study_digest`): a planner who changes one standard's radius, or
-imports one standard's facility list, has that standard measured again and the others read back
-(on L, 0.3 s for the nine instead of 14 s of measuring); a change to anything the study is made
-of, to the measuring code (``assessment``, ``engine``, ``measures``, ``config``), to walkcover's
-version or to the libraries that compute files every standard again.
+residents, the districts, the area read, the city's config and the standards file's shared
+rules), of the standard itself, of a planner's imported facility list where the city takes one,
+and of the code that measures. Each kept pass is filed under a SHA-256 of all of these
+(`standard_key`; the study's part made once per run by `study_digest`): a planner who changes one
+standard's radius, or imports one standard's facility list, has that standard measured again and
+the others read back; a change to anything the study is made of, to the measuring code
+(``assessment``, ``engine``, ``measures``, ``config``), to walkcover's version or to the libraries
+that compute files every standard again. A district's part of a standard's layers is filed under
+the pass's name, the district and where its service areas are measured (`layers_key`).
 
 Every file read back is checked, as the snap store checks its own (a SHA-256 of its contents
 written inside it, then every array's type, shape and range against the study it is read for,
-and the facilities against those just selected); a file cut short, damaged or edited is measured
-again with a warning and never crashes a run. Files are written under a temporary name and
-renamed, inside the cache only; the least recently used go once the store holds more than
-`STORE_MAX_BYTES`.
+the facilities' standard); a file cut short, damaged or edited is measured again with a warning
+and never crashes a run. Files are ``.npz`` without pickles (tables as Parquet), written under a
+temporary name and renamed, inside the cache only; the least recently used go once the store
+holds more than `STORE_MAX_BYTES`.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import json
 import logging
 import math
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -44,12 +48,13 @@ import shapely
 from walkcover._errors import UnsafePathError
 from walkcover.assessment.model import FACILITY_OUTPUT_COLUMNS, Note, StandardPass
 from walkcover.assessment.study import MeasuredStandard, StudyState
-from walkcover.config.standards import Standard, StreetContexts
+from walkcover.config.standards import Standard, StandardSet, StreetContexts
 from walkcover.engine import snap_store
 from walkcover.engine.network import Network
 from walkcover.engine.street_context import context_radii
 from walkcover.measures.facility_files import imported_path
 from walkcover.measures.gaps import GAP_COLUMNS, StandardLayers
+from walkcover.sources.cache import source_sha256
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +69,7 @@ STORE_MAX_BYTES = 2 * 2**30
 MEASURING_PACKAGES = ("assessment", "engine", "measures", "config")
 
 _SUFFIX = ".npz"
+_DIGEST_LOCK = threading.Lock()
 _SNAP_ARRAYS = ("item", "edge", "lo_m", "hi_m", "leg_m", "unsnapped")
 _FRAMES = ("facilities", "counted", "access", "columns")
 
@@ -108,11 +114,7 @@ def study_digest(study: StudyState, features: bytes) -> bytes:
     OSM ids), the `features` (their `features_digest`), the homes and their residents, the
     districts, the study's extent, the city's config and the standards file's shared rules."""
     h = hashlib.sha256(_code_digest())
-    net = study.network
-    h.update(snap_store.network_digest(net))
-    edges = net.edges
-    snap_store.hash_frame(h, pd.DataFrame(edges.drop(columns=edges.geometry.name)))
-    h.update(np.ascontiguousarray(net.node_osm_ids).tobytes())
+    h.update(network_digest(study.network))
     h.update(features)
     snap_store.hash_frame(h, study.demand)
     snap_store.hash_frame(h, study.d_proj)
@@ -123,6 +125,26 @@ def study_digest(study: StudyState, features: bytes) -> bytes:
     h.update(study.city.config.model_dump_json().encode())
     h.update(study.rules.model_dump_json(exclude={"standards"}).encode())
     return h.digest()
+
+
+def network_digest(network: Network) -> bytes:
+    """SHA-256 of all a pass reads of `network`: its edges (geometries, `snap_store.
+    network_digest`, and every other column: ends, lengths, tags), which are snappable and its
+    nodes' OSM ids. Made once per network (0.2 s on L; a run makes it while the residents are
+    estimated)."""
+    cached: bytes | None = network.__dict__.get("_pass_digest")
+    if cached is not None:
+        return cached
+    with _DIGEST_LOCK:
+        cached = network.__dict__.get("_pass_digest")
+        if cached is None:
+            h = hashlib.sha256(snap_store.network_digest(network))
+            edges = network.edges
+            snap_store.hash_frame(h, pd.DataFrame(edges.drop(columns=edges.geometry.name)))
+            h.update(np.ascontiguousarray(network.node_osm_ids).tobytes())
+            cached = h.digest()
+            network.__dict__["_pass_digest"] = cached
+    return cached
 
 
 def standard_key(study: StudyState, std: Standard) -> str:
@@ -698,6 +720,128 @@ def keep_contexts(network: Network, key: str, context: np.ndarray) -> None:
             log,
             f"standards {root}",
             "standard store: could not keep %s (%s); the next run classifies them again",
+            path,
+            exc,
+        )
+
+
+#: What `population.homes_and_residents` gives: the homes, their demand models, the population
+#: model, the buildings' completeness, the residential land and the notes.
+Residents = tuple[gpd.GeoDataFrame, dict[str, str], str, pd.DataFrame, shapely.Geometry, list[Note]]
+
+
+def residents_key(
+    city: Any,
+    features: bytes,
+    d_proj: gpd.GeoDataFrame,
+    rules: StandardSet,
+    population_raster: str | Path | None,
+    cache_dir: Path,
+) -> str:
+    """The name a study's homes and residents (`population.homes_and_residents`) are filed
+    under: the code, the features (their `features_digest`), the districts, the city's config,
+    the standards file's land rules, and the bytes of the totals file and the population raster
+    the config or the run names."""
+    h = hashlib.sha256(_code_digest())
+    h.update(b"residents")
+    h.update(features)
+    snap_store.hash_frame(h, d_proj)
+    h.update(city.id.encode())
+    h.update(city.config.model_dump_json().encode())
+    h.update(rules.land.model_dump_json().encode())
+    pcfg = city.config.population
+    files = [
+        city.resolve(pcfg.totals.path) if pcfg.totals is not None else None,
+        Path(population_raster)
+        if population_raster
+        else (city.resolve(pcfg.raster) if pcfg.raster else None),
+    ]
+    for path in files:
+        if path is None:
+            h.update(b"no file")
+            continue
+        try:
+            h.update(source_sha256(Path(path), cache_dir=cache_dir).encode())
+        except OSError:
+            h.update(b"unreadable")  # (the estimate says what is wrong with it)
+    return h.hexdigest()
+
+
+def kept_residents(root: Path, key: str, d_proj: gpd.GeoDataFrame) -> Residents | None:
+    """The homes and residents filed under `key` (`residents_key`), checked; None when none are
+    filed (or those filed are damaged: said, and estimated again)."""
+    path = Path(root) / STORE_FOLDER / f"{key}.residents{_SUFFIX}"
+    try:
+        arrays = snap_store.read_npz(Path(root), path, what="standard store folder")
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # whatever a damaged or planted file raises
+        log.warning("standard store: %s cannot be read (%s); estimating again", path.name, exc)
+        return None
+    try:
+        checksum = arrays.get("sha256")
+        if checksum is None or not np.array_equal(checksum, _checksum(arrays)):
+            raise _DamageError("its checksum does not match its contents")
+        meta = json.loads(arrays["meta"].tobytes())
+        if meta["version"] != STORE_VERSION or meta["key"] != key:
+            raise _DamageError("it is filed under another name or version")
+        demand = _frame(arrays["frame_demand"], meta["missing"]["demand"], crs=d_proj.crs)
+        completeness = _frame(
+            arrays["frame_completeness"], meta["missing"]["completeness"], crs=None
+        )
+        land = shapely.from_wkb(arrays["land_wkb"].tobytes())
+        ids = set(map(str, d_proj["district_id"]))
+        for frame in (demand, completeness):
+            if "district_id" not in frame or not set(map(str, frame["district_id"])) <= ids:
+                raise _DamageError("its homes are not of the study's districts")
+        if "residents" not in demand:
+            raise _DamageError("its homes have no residents")
+        models = {str(k): str(v) for k, v in dict(meta["models"]).items()}
+        notes = [_note(n) for n in meta["notes"]]
+        pop_model = meta["population_model"]
+        if not isinstance(pop_model, str):
+            raise _DamageError("its population model is not text")
+    except _DamageError as exc:
+        log.warning("standard store: %s is damaged (%s); estimating again", path.name, exc)
+        return None
+    except (KeyError, TypeError, ValueError, AttributeError, shapely.errors.GEOSException) as exc:
+        log.warning("standard store: %s is damaged (%s); estimating again", path.name, exc)
+        return None
+    with contextlib.suppress(OSError):
+        os.utime(path)
+    return demand, models, pop_model, completeness, land, notes
+
+
+def keep_residents(root: Path, key: str, residents: Residents) -> None:
+    """File a study's homes and residents under `key` (`residents_key`)."""
+    demand, models, pop_model, completeness, land, notes = residents
+    path = Path(root) / STORE_FOLDER / f"{key}.residents{_SUFFIX}"
+    arrays: dict[str, np.ndarray] = {}
+    missing = {}
+    try:
+        arrays["frame_demand"], missing["demand"] = _frame_bytes(demand)
+        arrays["frame_completeness"], missing["completeness"] = _frame_bytes(completeness)
+    except (pa.ArrowException, TypeError, ValueError) as exc:
+        log.debug("standard store: residents are not kept (%s)", exc)
+        return
+    arrays["land_wkb"] = np.frombuffer(shapely.to_wkb(land), dtype=np.uint8)
+    meta = {
+        "version": STORE_VERSION,
+        "key": key,
+        "missing": missing,
+        "models": models,
+        "population_model": pop_model,
+        "notes": [[n.text, n.district, n.standard, n.kind] for n in notes],
+    }
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    arrays["sha256"] = _checksum(arrays)
+    try:
+        snap_store.write_npz(Path(root), path, arrays, what="standard store folder")
+    except (OSError, UnsafePathError) as exc:
+        snap_store.warn_once(
+            log,
+            f"standards {root}",
+            "standard store: could not keep %s (%s); the next run estimates them again",
             path,
             exc,
         )
