@@ -355,3 +355,49 @@ def test_a_damaged_part_of_the_layers_is_measured_again(measuring_cache, layered
     assert len(layered) == 1  # that part alone
     assert "measuring again" in caplog.text
     _assert_same(first, again)
+
+
+def test_a_rerun_reads_the_study_back(measuring_cache, monkeypatch, caplog):
+    """The homes and residents, the street contexts, the district indicators and the homes on
+    each denominator land depend on the study alone: a rerun reads them back, and a damaged
+    file of them is made again with a warning."""
+    from walkcover.assessment import run as run_mod
+
+    calls: list[str] = []
+    for name in ("homes_and_residents", "classify_edges", "district_indicators", "homes_on_land"):
+        real = getattr(run_mod, name)
+
+        def counting(*args, _real=real, _name=name, **kwargs):
+            calls.append(_name)
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(run_mod, name, counting)
+    first = _assess(measuring_cache)
+    assert sorted(calls) == [
+        "classify_edges",
+        "district_indicators",
+        "homes_and_residents",
+        "homes_on_land",
+    ]
+    calls.clear()
+    again = _assess(measuring_cache)
+    assert calls == []
+    _assert_same(first, again)
+    assert first.completeness.equals(again.completeness)
+    assert first.population_model == again.population_model
+    folder = measuring_cache / standard_store.STORE_FOLDER
+    for kind in ("residents", "contexts", "figures"):
+        for path in folder.glob(f"*.{kind}.npz"):
+            data = bytearray(path.read_bytes())
+            data[len(data) // 2] ^= 0xFF
+            path.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING, logger="walkcover.assessment.standard_store"):
+        third = _assess(measuring_cache)
+    assert sorted(calls) == [
+        "classify_edges",
+        "district_indicators",
+        "homes_and_residents",
+        "homes_on_land",
+    ]
+    assert "again" in caplog.text
+    _assert_same(first, third)
