@@ -111,11 +111,15 @@ def features_digest(features: gpd.GeoDataFrame) -> bytes:
 def study_digest(study: StudyState, features: bytes) -> bytes:
     """SHA-256 of everything a standard's pass reads of `study` besides its own standard and
     facilities: the code, the network (edges' geometries, ends, lengths and tags; the nodes'
-    OSM ids), the `features` (their `features_digest`), the homes and their residents, the
-    districts, the study's extent, the city's config and the standards file's shared rules."""
+    OSM ids), the `features` (their `features_digest`), the streets the safe route treats as
+    barriers, the homes and their residents, the districts, the study's extent, the city's
+    config and the standards file's shared rules."""
     h = hashlib.sha256(_code_digest())
     h.update(network_digest(study.network))
     h.update(features)
+    # the streets of the barrier classes, which the safe route reads (motorways and trunks that
+    # are no part of the walk network)
+    snap_store.hash_frame(h, study.streets)
     snap_store.hash_frame(h, study.demand)
     snap_store.hash_frame(h, study.d_proj)
     snap_store.hash_frame(h, study.districts)
