@@ -185,3 +185,26 @@ def test_the_cli_prints_the_cache_error_in_one_line(tmp_path, monkeypatch):
     errors = [line for line in res.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "the disk is full" in errors[0] and str(cache) in errors[0]
     assert "--no-cache" in errors[0] and "Traceback" not in res.output
+
+
+def test_layers_read_from_the_cache_say_what_they_are(tmp_path):
+    """`OSMLayers.digest` names the cache entry the layers come from, the area and the CRS: the
+    same for the read that wrote the entry and every read of it after, another for another area
+    or CRS, another once the entry's files are written again (edited by hand, say), none without
+    a cache. What a run keeps of them (`walkcover.assessment.standard_store`) is named by it."""
+    import os
+
+    src, cache = source(tmp_path), tmp_path / "cache"
+    first = load_osm("xml", src, query(), cache_dir=cache, crs=32649)
+    again = load_osm("xml", src, query(), cache_dir=cache, crs=32649)
+    assert len(first.digest) == 64 and first.digest == again.digest
+    assert load_osm("xml", src, query(), cache_dir=cache).digest not in ("", first.digest)
+    assert load_osm("xml", src, query(), cache_dir=None, crs=32649).digest == ""
+    features = only_entry(cache) / "features.parquet"
+    st = features.stat()
+    os.utime(features, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    assert load_osm("xml", src, query(), cache_dir=cache, crs=32649).digest != first.digest
+    smaller = OSMQuery(
+        box(113.650, 34.750, 113.654, 34.751), DEFAULT_WALK_HIGHWAYS, query().feature_tags
+    )
+    assert load_osm("xml", src, smaller, cache_dir=cache, crs=32649).digest != first.digest

@@ -427,6 +427,7 @@ def _prepare(
     crs = working_crs(city)
     query = study_query(city, districts, rules, standards)
     layers = handed.pop()
+    osm = layers.digest if cache_dir is not None else ""  # what they are, if read from the cache
     # layers read for a run are in its CRS already (`walkcover.sources.load_osm`): no copy
     features = _in_crs(layers.features, crs)
     streets = _in_crs(layers.streets, crs)
@@ -440,7 +441,12 @@ def _prepare(
         # on a third, from the moment the network is built.
         # what the standards' kept passes (and the residents) are filed under, hashed while the
         # network is built
-        hashed = side.submit(standard_store.features_digest, features) if cache_dir else None
+        hashed: Future[bytes] | None = None
+        if osm:  # read from the cache: named by where from
+            hashed = Future()
+            hashed.set_result(standard_store.layers_digest(osm, crs))
+        elif cache_dir is not None:  # else hashed, while the network is built
+            hashed = side.submit(standard_store.features_digest, features)
         people = side.submit(
             _residents, city, features, d_proj, rules, population_raster, hashed, cache_dir
         )

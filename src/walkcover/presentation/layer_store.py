@@ -250,6 +250,17 @@ def _keep_json(root: Path, path: Path, facts: dict[str, Any]) -> None:
         raise
 
 
+def streets_kept(assessment: Assessment, district_geom) -> bool:
+    """Whether the district's ``streets`` layer is kept in the cache (its file and manifest are
+    there: they are checked when copied)."""
+    network = assessment.network
+    if network.store_dir is None:
+        return False
+    key = streets_key(network, streets_box(assessment, district_geom))
+    folder = Path(network.store_dir) / STORE_FOLDER
+    return (folder / f"{key}{_GPKG}").is_file() and (folder / f"{key}{_MANIFEST}").is_file()
+
+
 def kept_streets(assessment: Assessment, district_geom) -> Kept:
     """The district's ``streets`` layer (`layers.streets_layer`) as `geopackage.write_layers`
     takes it: the first layer of the file, kept in the cache when the run's network has one

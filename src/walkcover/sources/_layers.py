@@ -88,6 +88,12 @@ class OSMLayers:
     #: When the OSM data was current, as an ISO 8601 date or date-time (UTC): the PBF header's
     #: replication timestamp, the Overpass response's ``osm3s.timestamp_osm_base``; "" unknown.
     data_date: str = ""
+    #: What these layers are, for what a run keeps in the cache (`walkcover.assessment.
+    #: standard_store`): a SHA-256 of the cache entry they were read from (named by the source's
+    #: SHA-256 and the query; its files' sizes and times), the area they were cut to and their
+    #: CRS (`walkcover.sources.cache.load_osm`). "" when they come from no cache entry: then
+    #: whoever keeps results of them hashes their contents.
+    digest: str = ""
 
     def to_crs(self, crs: Any) -> OSMLayers:
         """Both layers in `crs` (metres for measuring). Rebinding the name to the result lets the

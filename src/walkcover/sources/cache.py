@@ -209,6 +209,7 @@ def load_osm(
     family, key = cache_family(kind, stamp, query), cache_key(kind, stamp, query)
     if not refresh:
         cached = _read_entry(root / key, kind=kind, crs=crs, cache_root=cache_root)
+        cached_from_cover, covering = False, None
         if cached is None and kind == "pbf":
             # a larger area of the same file and query read before (the whole city, say): cut
             # this one from it. Only for PBF files, whose reader keeps exactly what `clip` keeps.
@@ -217,9 +218,10 @@ def load_osm(
                 cached = _read_entry(
                     covering, kind=kind, within=query.polygon, crs=crs, cache_root=cache_root
                 )
+                cached_from_cover = True
         if cached is not None:
             log.info("using cached OSM layers %s", key)
-            return cached
+            return _with_digest(cached, covering if cached_from_cover else root / key, query, crs)
     if callable(wider) and kind == "pbf":
         wider = wider()
     if (
@@ -244,7 +246,12 @@ def load_osm(
             area=wider.polygon,
             cache_root=cache_root,
         )  # kept as read: the whole city's layers are projected when a run reads them whole
-        return _projected(clip(layers, query.polygon), crs)
+        return _with_digest(
+            _projected(clip(layers, query.polygon), crs),
+            root / cache_key(kind, stamp, wider),
+            query,
+            crs,
+        )
     layers = _read(kind, source, query, cache_root=cache_root, progress=progress)
     working = _projected(layers, crs)
     _write_entry(
@@ -257,7 +264,29 @@ def load_osm(
         working=working if crs is not None else None,
         cache_root=cache_root,
     )
-    return working
+    return _with_digest(working, root / key, query, crs)
+
+
+def _with_digest(layers: OSMLayers, entry: Path | None, query: OSMQuery, crs: Any) -> OSMLayers:
+    """`layers` read from (or written to) cache `entry`, with their `OSMLayers.digest`: a
+    SHA-256 of the entry's name (the source's SHA-256 and the query it was read for), its
+    Parquet files' names, sizes and modification times (an entry rewritten or edited since
+    changes them), the area `query` cut from it and `crs`. Without an entry (one that could not
+    be written), none."""
+    import dataclasses
+
+    import pyproj
+
+    if entry is None or not entry.is_dir():
+        return layers
+    h = hashlib.sha256(b"osm layers")
+    h.update(entry.name.encode())
+    for path in sorted(entry.glob("*.parquet")):
+        st = path.stat()
+        h.update(f"{path.name} {st.st_size} {st.st_mtime_ns}".encode())
+    h.update(query.polygon.normalize().wkb)
+    h.update(pyproj.CRS.from_user_input(crs).to_wkt().encode() if crs is not None else b"as read")
+    return dataclasses.replace(layers, digest=h.hexdigest())
 
 
 def _projected(layers: OSMLayers, crs: Any) -> OSMLayers:
