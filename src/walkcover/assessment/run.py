@@ -259,7 +259,7 @@ def _district_layers(study: StudyState, measured: Assessment) -> dict[str, Distr
     def look(pair: tuple[str, Standard]) -> StandardLayers | None:
         d, std = pair
         key = keys.get((d, std.id))
-        return standard_store.kept_layers(study, std, key, d) if key else None
+        return standard_store.kept_layers(study, std, key) if key else None
 
     pairs = [(d, std) for d in ids for std in measured.standards]
     with ThreadPoolExecutor(max_workers=LAYER_THREADS) as pool:  # (Parquet reads in parallel)

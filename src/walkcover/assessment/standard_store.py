@@ -33,9 +33,9 @@ import json
 import logging
 import math
 import os
-import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import geopandas as gpd
 import numpy as np
@@ -69,7 +69,7 @@ STORE_MAX_BYTES = 2 * 2**30
 MEASURING_PACKAGES = ("assessment", "engine", "measures", "config")
 
 _SUFFIX = ".npz"
-_DIGEST_LOCK = threading.Lock()
+_T = TypeVar("_T")
 _SNAP_ARRAYS = ("item", "edge", "lo_m", "hi_m", "leg_m", "unsnapped")
 _FRAMES = ("facilities", "counted", "access", "columns")
 
@@ -135,20 +135,16 @@ def network_digest(network: Network) -> bytes:
     """SHA-256 of all a pass reads of `network`: its edges (geometries, `snap_store.
     network_digest`, and every other column: ends, lengths, tags), which are snappable and its
     nodes' OSM ids. Made once per network (0.2 s on L; a run makes it while the residents are
-    estimated)."""
-    cached: bytes | None = network.__dict__.get("_pass_digest")
-    if cached is not None:
-        return cached
-    with _DIGEST_LOCK:
-        cached = network.__dict__.get("_pass_digest")
-        if cached is None:
-            h = hashlib.sha256(snap_store.network_digest(network))
-            edges = network.edges
-            snap_store.hash_frame(h, pd.DataFrame(edges.drop(columns=edges.geometry.name)))
-            h.update(np.ascontiguousarray(network.node_osm_ids).tobytes())
-            cached = h.digest()
-            network.__dict__["_pass_digest"] = cached
-    return cached
+    read)."""
+
+    def make() -> bytes:
+        h = hashlib.sha256(snap_store.network_digest(network))
+        edges = network.edges
+        snap_store.hash_frame(h, pd.DataFrame(edges.drop(columns=edges.geometry.name)))
+        h.update(np.ascontiguousarray(network.node_osm_ids).tobytes())
+        return h.digest()
+
+    return snap_store.made_once(network, "_pass_digest", make)
 
 
 def standard_key(study: StudyState, std: Standard) -> str:
@@ -169,60 +165,113 @@ def standard_key(study: StudyState, std: Standard) -> str:
     return h.hexdigest()
 
 
-def _path(study: StudyState, key: str, kind: str) -> tuple[Path, Path] | None:
-    """The cache and the file `key` of `kind` (``pass`` or ``layers``) is filed at, if the run
-    keeps its passes."""
+def _root(study: StudyState) -> Path | None:
+    """The cache a run keeps its passes in, or None."""
     root = study.network.store_dir
-    if root is None or study.digest is None:
+    return None if root is None or study.digest is None else Path(root)
+
+
+def _file(root: Path, key: str, kind: str) -> Path:
+    """The file `key` of `kind` (``pass``, ``layers``, ``figures``, ``contexts``, ``residents``)
+    is filed at."""
+    return Path(root) / STORE_FOLDER / f"{key}.{kind}{_SUFFIX}"
+
+
+def _read(
+    root: Path,
+    key: str,
+    kind: str,
+    unpack: Callable[[dict[str, np.ndarray], dict[str, Any]], _T],
+    *,
+    again: str,
+) -> _T | None:
+    """What `unpack` makes of the arrays and manifest filed as `key` of `kind`, once their
+    SHA-256 and the name and version they are filed under are checked; None when nothing is
+    filed, or the file is damaged (said, naming what is done `again`). `unpack` raises
+    `_DamageError` (or a `KeyError`, `TypeError`, `ValueError` of what it reads) on anything
+    else wrong."""
+    path = _file(root, key, kind)
+    try:
+        arrays = snap_store.read_npz(Path(root), path, what="standard store folder")
+    except FileNotFoundError:
         return None
-    return Path(root), Path(root) / STORE_FOLDER / f"{key}.{kind}{_SUFFIX}"
+    except Exception as exc:  # whatever a damaged or planted file raises
+        log.warning("standard store: %s cannot be read (%s); %s again", path.name, exc, again)
+        return None
+    try:
+        checksum = arrays.get("sha256")
+        if (
+            checksum is None
+            or checksum.shape != (32,)
+            or not np.array_equal(checksum, _checksum(arrays))
+        ):
+            raise _DamageError("its checksum does not match its contents")
+        meta = json.loads(arrays["meta"].tobytes())
+        if not isinstance(meta, dict) or (meta.get("version"), meta.get("key")) != (
+            STORE_VERSION,
+            key,
+        ):
+            raise _DamageError("it is filed under another name or version")
+        value = unpack(arrays, meta)
+    except (
+        _DamageError,
+        KeyError,
+        TypeError,
+        ValueError,
+        AttributeError,
+        shapely.errors.GEOSException,
+    ) as exc:
+        log.warning("standard store: %s is damaged (%s); %s again", path.name, exc, again)
+        return None
+    with contextlib.suppress(OSError):
+        os.utime(path)  # recently used: `prune` keeps it longest
+    return value
+
+
+def _write(
+    root: Path, key: str, kind: str, arrays: dict[str, np.ndarray], meta: dict[str, Any]
+) -> None:
+    """File `arrays` with manifest `meta` (and the name, the version and a SHA-256 of them all)
+    as `key` of `kind`; a failure loses the store, never the run (said once per cache)."""
+    manifest = {"version": STORE_VERSION, "key": key, **meta}
+    arrays = {**arrays, "meta": np.frombuffer(json.dumps(manifest).encode(), dtype=np.uint8)}
+    arrays["sha256"] = _checksum(arrays)
+    path = _file(root, key, kind)
+    try:
+        snap_store.write_npz(Path(root), path, arrays, what="standard store folder")
+    except (OSError, UnsafePathError) as exc:
+        snap_store.warn_once(
+            log,
+            f"standards {root}",
+            "standard store: could not keep %s (%s); the next run makes it again",
+            path,
+            exc,
+        )
 
 
 def kept(study: StudyState, std: Standard, key: str) -> MeasuredStandard | None:
     """`std`'s pass filed under `key` (`standard_key`), checked against `study`; None when none
     is filed (or the one filed is damaged: said, and measured again)."""
-    where = _path(study, key, "pass")
-    if where is None:
+    root = _root(study)
+    if root is None:
         return None
-    root, path = where
-    try:
-        arrays = snap_store.read_npz(root, path, what="standard store folder")
-    except FileNotFoundError:
-        return None
-    except Exception as exc:  # whatever a damaged or planted file raises
-        log.warning("standard store: %s cannot be read (%s); measuring again", path.name, exc)
-        return None
-    try:
-        measured = _unpacked(arrays, study, std, key)
-    except _DamageError as exc:
-        log.warning("standard store: %s is damaged (%s); measuring again", path.name, exc)
-        return None
-    with contextlib.suppress(OSError):
-        os.utime(path)  # recently used: `prune` keeps it longest
-    return measured
+    return _read(
+        root, key, "pass", lambda arrays, meta: _unpacked(arrays, meta, study, std),
+        again="measuring",
+    )  # fmt: skip
 
 
 def keep(study: StudyState, std: Standard, key: str, measured: MeasuredStandard) -> None:
-    """File `measured` under `key` (a failure loses the store, never the run: said once)."""
-    where = _path(study, key, "pass")
-    if where is None:
+    """File `measured` under `key`."""
+    root = _root(study)
+    if root is None:
         return
-    root, path = where
     try:
-        arrays = _packed(measured, key)
+        arrays, meta = _packed(measured)
     except (pa.ArrowException, TypeError, ValueError) as exc:  # a column Parquet cannot hold
         log.debug("standard store: %s is not kept (%s)", std.id, exc)
         return
-    try:
-        snap_store.write_npz(root, path, arrays, what="standard store folder")
-    except (OSError, UnsafePathError) as exc:
-        snap_store.warn_once(
-            log,
-            f"standards {root}",
-            "standard store: could not keep %s (%s); the next run measures it again",
-            path,
-            exc,
-        )
+    _write(root, key, "pass", arrays, meta)
 
 
 def prune(root: Path) -> int:
@@ -273,7 +322,7 @@ def _frame(blob: np.ndarray, missing: dict[str, list[list[int]]], *, crs: Any) -
     return frame
 
 
-def _packed(m: MeasuredStandard, key: str) -> dict[str, np.ndarray]:
+def _packed(m: MeasuredStandard) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     p = m.passed
     extension = [c for c, v in m.columns.items() if not isinstance(v, np.ndarray)]
     frames = {
@@ -287,8 +336,6 @@ def _packed(m: MeasuredStandard, key: str) -> dict[str, np.ndarray]:
     for name, frame in frames.items():
         arrays[f"frame_{name}"], missing[name] = _frame_bytes(frame)
     meta = {
-        "version": STORE_VERSION,
-        "key": key,
         "limit_m": float(p.limit_m).hex(),
         "n_items": int(p.snaps.n_items),
         "access_name": p.access.name,
@@ -299,7 +346,6 @@ def _packed(m: MeasuredStandard, key: str) -> dict[str, np.ndarray]:
         "areas": {d: {k: float(v).hex() for k, v in f.items()} for d, f in m.areas.items()},
         "edge_cover": m.edge_cover is not None,
     }
-    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     arrays["node_dist"] = np.ascontiguousarray(p.node_dist, dtype=np.float64)
     arrays["nearest"] = np.ascontiguousarray(p.nearest, dtype=np.int64)
     if m.edge_cover is not None:
@@ -307,8 +353,7 @@ def _packed(m: MeasuredStandard, key: str) -> dict[str, np.ndarray]:
     for name in _SNAP_ARRAYS:
         want = np.float64 if name.endswith("_m") else np.int64
         arrays[f"snap_{name}"] = np.ascontiguousarray(getattr(p.snaps, name), dtype=want)
-    arrays["sha256"] = _checksum(arrays)
-    return arrays
+    return arrays, meta
 
 
 def _checksum(arrays: dict[str, np.ndarray]) -> np.ndarray:
@@ -321,73 +366,54 @@ def _checksum(arrays: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def _unpacked(
-    arrays: dict[str, np.ndarray],
-    study: StudyState,
-    std: Standard,
-    key: str,
+    arrays: dict[str, np.ndarray], meta: dict[str, Any], study: StudyState, std: Standard
 ) -> MeasuredStandard:
     """The pass `arrays` hold, checked against `study`."""
     from walkcover.engine.coverage import Snaps
 
-    checksum = arrays.get("sha256")
-    if (
-        checksum is None
-        or checksum.shape != (32,)
-        or not np.array_equal(checksum, _checksum(arrays))
-    ):
-        raise _DamageError("its checksum does not match its contents")
-    try:
-        meta = json.loads(arrays["meta"].tobytes())
-        if meta["version"] != STORE_VERSION or meta["key"] != key:
-            raise _DamageError("it is filed under another name or version")
-        n_homes, n_nodes = len(study.demand), study.network.n_nodes
-        n_edges = len(study.network.edges)
-        node_dist = _array(arrays, "node_dist", np.float64, n_nodes)
-        # (each home's nearest facility, or none: an assessment built without them)
-        nearest = _array(arrays, "nearest", np.int64, n_homes if len(arrays["nearest"]) else 0)
-        snap_arrays = {
-            name: arrays[f"snap_{name}"] for name in _SNAP_ARRAYS if f"snap_{name}" in arrays
-        }
-        n_items = int(meta["n_items"])
-        frames = {
-            name: _frame(
-                arrays[f"frame_{name}"],
-                meta["missing"][name],
-                crs=None if name == "columns" else study.crs,
-            )
-            for name in _FRAMES
-        }
-        fac, counted, access_frame, columns = (frames[n] for n in _FRAMES)
-        if not set(FACILITY_OUTPUT_COLUMNS) <= set(fac.columns) or (
-            len(fac) and not (fac["standard"] == std.id).all()
-        ):
-            raise _DamageError("its facilities are not facilities of this standard")
-        if int(fac["counts"].sum()) != len(counted):
-            raise _DamageError("it counts other facilities than it holds")
-        access = access_frame.geometry.rename(meta["access_name"])
-        if n_items != len(access):
-            raise _DamageError(f"it snaps {n_items} access points for {len(access)}")
-        owner = access.index.to_numpy()
-        if len(owner) and (owner.min() < 0 or owner.max() >= len(counted)):
-            raise _DamageError("its access points belong to facilities it does not hold")
-        if len(nearest) and (nearest.min() < -1 or nearest.max() >= len(counted)):
-            raise _DamageError("its homes' nearest facilities run outside those it holds")
-        problem = snap_store.snaps_damage(snap_arrays, n_items=n_items, n_edges=n_edges)
-        if problem:
-            raise _DamageError(f"its snaps: {problem}")
-        if list(columns.columns) != meta["columns"] or len(columns) != n_homes:
-            raise _DamageError("its homes' columns are not one per home")
-        edge_cover = (
-            _array(arrays, "edge_cover", np.float64, n_edges) if meta["edge_cover"] else None
+    n_homes, n_nodes = len(study.demand), study.network.n_nodes
+    n_edges = len(study.network.edges)
+    node_dist = _array(arrays, "node_dist", np.float64, n_nodes)
+    # (each home's nearest facility, or none: an assessment built without them)
+    nearest = _array(arrays, "nearest", np.int64, n_homes if len(arrays["nearest"]) else 0)
+    snap_arrays = {
+        name: arrays[f"snap_{name}"] for name in _SNAP_ARRAYS if f"snap_{name}" in arrays
+    }
+    n_items = int(meta["n_items"])
+    frames = {
+        name: _frame(
+            arrays[f"frame_{name}"],
+            meta["missing"][name],
+            crs=None if name == "columns" else study.crs,
         )
-        notes = [_note(n) for n in meta["notes"]]
-        areas = {
-            str(d): {str(k): float.fromhex(v) for k, v in f.items()}
-            for d, f in meta["areas"].items()
-        }
-        limit_m = float.fromhex(meta["limit_m"])
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise _DamageError(f"{type(exc).__name__}: {exc}") from None
+        for name in _FRAMES
+    }
+    fac, counted, access_frame, columns = (frames[n] for n in _FRAMES)
+    if not set(FACILITY_OUTPUT_COLUMNS) <= set(fac.columns) or (
+        len(fac) and not (fac["standard"] == std.id).all()
+    ):
+        raise _DamageError("its facilities are not facilities of this standard")
+    if int(fac["counts"].sum()) != len(counted):
+        raise _DamageError("it counts other facilities than it holds")
+    access = access_frame.geometry.rename(meta["access_name"])
+    if n_items != len(access):
+        raise _DamageError(f"it snaps {n_items} access points for {len(access)}")
+    owner = access.index.to_numpy()
+    if len(owner) and (owner.min() < 0 or owner.max() >= len(counted)):
+        raise _DamageError("its access points belong to facilities it does not hold")
+    if len(nearest) and (nearest.min() < -1 or nearest.max() >= len(counted)):
+        raise _DamageError("its homes' nearest facilities run outside those it holds")
+    problem = snap_store.snaps_damage(snap_arrays, n_items=n_items, n_edges=n_edges)
+    if problem:
+        raise _DamageError(f"its snaps: {problem}")
+    if list(columns.columns) != meta["columns"] or len(columns) != n_homes:
+        raise _DamageError("its homes' columns are not one per home")
+    edge_cover = _array(arrays, "edge_cover", np.float64, n_edges) if meta["edge_cover"] else None
+    notes = [_note(n) for n in meta["notes"]]
+    areas = {
+        str(d): {str(k): float.fromhex(v) for k, v in f.items()} for d, f in meta["areas"].items()
+    }
+    limit_m = float.fromhex(meta["limit_m"])
     kept_columns = {
         c: (columns[c].array if c in meta["extension_columns"] else columns[c].to_numpy())
         for c in meta["columns"]
@@ -446,38 +472,24 @@ def layers_key(standard_key: str, district_id: str, extent: shapely.Geometry | N
     return h.hexdigest()
 
 
-def kept_layers(
-    study: StudyState, std: Standard, key: str, district_id: str
-) -> StandardLayers | None:
-    """The part of `std`'s layers in district `district_id` filed under `key` (`layers_key`),
-    checked; None when none is filed (or the one filed is damaged: said, and measured again)."""
-    where = _path(study, key, "layers")
-    if where is None:
+def kept_layers(study: StudyState, std: Standard, key: str) -> StandardLayers | None:
+    """The part of `std`'s layers in a district filed under `key` (`layers_key`, which names the
+    district), checked; None when none is filed (or the one filed is damaged: said, and
+    measured again)."""
+    root = _root(study)
+    if root is None:
         return None
-    root, path = where
-    try:
-        arrays = snap_store.read_npz(root, path, what="standard store folder")
-    except FileNotFoundError:
-        return None
-    except Exception as exc:  # whatever a damaged or planted file raises
-        log.warning("standard store: %s cannot be read (%s); measuring again", path.name, exc)
-        return None
-    try:
-        layers = _unpacked_layers(arrays, study, std, key)
-    except _DamageError as exc:
-        log.warning("standard store: %s is damaged (%s); measuring again", path.name, exc)
-        return None
-    with contextlib.suppress(OSError):
-        os.utime(path)
-    return layers
+    return _read(
+        root, key, "layers", lambda arrays, meta: _unpacked_layers(arrays, meta, study, std),
+        again="measuring",
+    )  # fmt: skip
 
 
 def keep_layers(study: StudyState, key: str, layers: StandardLayers) -> None:
     """File one district's part of a standard's layers under `key` (`layers_key`)."""
-    where = _path(study, key, "layers")
-    if where is None:
+    root = _root(study)
+    if root is None:
         return
-    root, path = where
     try:
         frame, missing = _frame_bytes(layers.gaps)
     except (pa.ArrowException, TypeError, ValueError) as exc:
@@ -485,50 +497,26 @@ def keep_layers(study: StudyState, key: str, layers: StandardLayers) -> None:
         return
     row = layers.service_area
     meta = {
-        "version": STORE_VERSION,
-        "key": key,
         "standard": row["standard"],
         "threshold_m": float(row["threshold_m"]).hex(),
         "area_m2": float(row["area_m2"]).hex(),
         "missing": missing,
     }
     arrays = {
-        "meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
         "frame_gaps": frame,
         "area_wkb": np.frombuffer(shapely.to_wkb(row["geometry"]), dtype=np.uint8),
     }
-    arrays["sha256"] = _checksum(arrays)
-    try:
-        snap_store.write_npz(root, path, arrays, what="standard store folder")
-    except (OSError, UnsafePathError) as exc:
-        snap_store.warn_once(
-            log,
-            f"standards {root}",
-            "standard store: could not keep %s (%s); the next run measures it again",
-            path,
-            exc,
-        )
+    _write(root, key, "layers", arrays, meta)
 
 
 def _unpacked_layers(
-    arrays: dict[str, np.ndarray], study: StudyState, std: Standard, key: str
+    arrays: dict[str, np.ndarray], meta: dict[str, Any], study: StudyState, std: Standard
 ) -> StandardLayers:
-    checksum = arrays.get("sha256")
-    if (
-        checksum is None
-        or checksum.shape != (32,)
-        or not np.array_equal(checksum, _checksum(arrays))
-    ):
-        raise _DamageError("its checksum does not match its contents")
-    try:
-        meta = json.loads(arrays["meta"].tobytes())
-        if meta["version"] != STORE_VERSION or meta["key"] != key or meta["standard"] != std.id:
-            raise _DamageError("it is filed under another name, version or standard")
-        gaps = _frame(arrays["frame_gaps"], meta["missing"], crs=study.crs)
-        area = shapely.from_wkb(arrays["area_wkb"].tobytes())
-        threshold_m, area_m2 = float.fromhex(meta["threshold_m"]), float.fromhex(meta["area_m2"])
-    except (KeyError, TypeError, ValueError, AttributeError, shapely.errors.GEOSException) as exc:
-        raise _DamageError(f"{type(exc).__name__}: {exc}") from None
+    if meta["standard"] != std.id:
+        raise _DamageError("it holds another standard's layers")
+    gaps = _frame(arrays["frame_gaps"], meta["missing"], crs=study.crs)
+    area = shapely.from_wkb(arrays["area_wkb"].tobytes())
+    threshold_m, area_m2 = float.fromhex(meta["threshold_m"]), float.fromhex(meta["area_m2"])
     if list(gaps.columns) != GAP_COLUMNS:
         raise _DamageError("its gaps have other columns")
     if len(gaps) and not (gaps["standard"] == std.id).all():
@@ -557,27 +545,13 @@ def kept_figures(
     """The figure `what` of `study` (a table by districts, or one boolean per home for each
     name) as filed by `keep_figures`, checked; None when none is filed (or the one filed is
     damaged: said, and measured again)."""
-    if study.digest is None:
+    root = _root(study)
+    if root is None:
         return None
-    key = figures_key(study, what)
-    where = _path(study, key, "figures")
-    assert where is not None
-    root, path = where
-    try:
-        arrays = snap_store.read_npz(root, path, what="standard store folder")
-    except FileNotFoundError:
-        return None
-    except Exception as exc:  # whatever a damaged or planted file raises
-        log.warning("standard store: %s cannot be read (%s); measuring again", path.name, exc)
-        return None
-    try:
-        found = _unpacked_figures(arrays, study, key)
-    except _DamageError as exc:
-        log.warning("standard store: %s is damaged (%s); measuring again", path.name, exc)
-        return None
-    with contextlib.suppress(OSError):
-        os.utime(path)
-    return found
+    return _read(
+        root, figures_key(study, what), "figures",
+        lambda arrays, meta: _unpacked_figures(arrays, meta, study), again="measuring",
+    )  # fmt: skip
 
 
 def keep_figures(
@@ -588,12 +562,9 @@ def keep_figures(
     homes: dict[str, np.ndarray] | None = None,
 ) -> None:
     """File figure `what` of `study`: a `table` by districts, or per name one boolean per home."""
-    if study.digest is None:
+    root = _root(study)
+    if root is None:
         return
-    key = figures_key(study, what)
-    where = _path(study, key, "figures")
-    assert where is not None
-    root, path = where
     arrays: dict[str, np.ndarray] = {}
     missing: dict[str, list[list[int]]] = {}
     try:
@@ -605,47 +576,22 @@ def keep_figures(
     names = sorted(homes or {})
     for i, name in enumerate(names):
         arrays[f"homes_{i}"] = np.ascontiguousarray((homes or {})[name], dtype=bool)
-    meta = {"version": STORE_VERSION, "key": key, "homes": names, "missing": missing}
-    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    arrays["sha256"] = _checksum(arrays)
-    try:
-        snap_store.write_npz(root, path, arrays, what="standard store folder")
-    except (OSError, UnsafePathError) as exc:
-        snap_store.warn_once(
-            log,
-            f"standards {root}",
-            "standard store: could not keep %s (%s); the next run measures it again",
-            path,
-            exc,
-        )
+    _write(root, figures_key(study, what), "figures", arrays, {"homes": names, "missing": missing})
 
 
 def _unpacked_figures(
-    arrays: dict[str, np.ndarray], study: StudyState, key: str
+    arrays: dict[str, np.ndarray], meta: dict[str, Any], study: StudyState
 ) -> tuple[pd.DataFrame | None, dict[str, np.ndarray]]:
-    checksum = arrays.get("sha256")
-    if (
-        checksum is None
-        or checksum.shape != (32,)
-        or not np.array_equal(checksum, _checksum(arrays))
-    ):
-        raise _DamageError("its checksum does not match its contents")
-    try:
-        meta = json.loads(arrays["meta"].tobytes())
-        if meta["version"] != STORE_VERSION or meta["key"] != key:
-            raise _DamageError("it is filed under another name or version")
-        table = None
-        if "frame_table" in arrays:
-            table = _frame(arrays["frame_table"], meta["missing"], crs=None)
-            ids = set(map(str, study.districts["district_id"]))
-            if "district_id" not in table or not set(map(str, table["district_id"])) <= ids:
-                raise _DamageError("its table is not of the study's districts")
-        homes = {
-            str(name): _array(arrays, f"homes_{i}", np.bool_, len(study.demand))
-            for i, name in enumerate(meta["homes"])
-        }
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise _DamageError(f"{type(exc).__name__}: {exc}") from None
+    table = None
+    if "frame_table" in arrays:
+        table = _frame(arrays["frame_table"], meta["missing"], crs=None)
+        ids = set(map(str, study.districts["district_id"]))
+        if "district_id" not in table or not set(map(str, table["district_id"])) <= ids:
+            raise _DamageError("its table is not of the study's districts")
+    homes = {
+        str(name): _array(arrays, f"homes_{i}", np.bool_, len(study.demand))
+        for i, name in enumerate(meta["homes"])
+    }
     return table, homes
 
 
@@ -669,64 +615,30 @@ def kept_contexts(network: Network, key: str) -> np.ndarray | None:
     checked; None when none are filed (or those filed are damaged: said, and classified again)."""
     if network.store_dir is None:
         return None
-    root = Path(network.store_dir)
-    path = root / STORE_FOLDER / f"{key}.contexts{_SUFFIX}"
-    try:
-        arrays = snap_store.read_npz(root, path, what="standard store folder")
-    except FileNotFoundError:
-        return None
-    except Exception as exc:  # whatever a damaged or planted file raises
-        log.warning("standard store: %s cannot be read (%s); classifying again", path.name, exc)
-        return None
-    try:
-        checksum = arrays.get("sha256")
-        if checksum is None or not np.array_equal(checksum, _checksum(arrays)):
-            raise _DamageError("its checksum does not match its contents")
-        meta = json.loads(arrays["meta"].tobytes())
+
+    def unpack(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> np.ndarray:
         names = meta["names"]
-        if meta["version"] != STORE_VERSION or meta["key"] != key:
-            raise _DamageError("it is filed under another name or version")
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise _DamageError("its contexts' names are not text")
         codes = _array(arrays, "codes", np.uint8, len(network.edges))
         if len(codes) and int(codes.max()) >= len(names):
             raise _DamageError("its codes run past its names")
-    except _DamageError as exc:
-        log.warning("standard store: %s is damaged (%s); classifying again", path.name, exc)
-        return None
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        log.warning("standard store: %s is damaged (%s); classifying again", path.name, exc)
-        return None
-    with contextlib.suppress(OSError):
-        os.utime(path)
-    return np.asarray(names, dtype=object)[codes]
+        return np.asarray(names, dtype=object)[codes]
+
+    return _read(Path(network.store_dir), key, "contexts", unpack, again="classifying")
 
 
 def keep_contexts(network: Network, key: str, context: np.ndarray) -> None:
     """File the street contexts of `network`'s edges under `key` (`contexts_key`)."""
     if network.store_dir is None:
         return
-    root = Path(network.store_dir)
-    path = root / STORE_FOLDER / f"{key}.contexts{_SUFFIX}"
     names, codes = np.unique(np.asarray(context, dtype=object).astype(str), return_inverse=True)
     if len(names) > 255:
         return
-    meta = {"version": STORE_VERSION, "key": key, "names": [str(n) for n in names]}
-    arrays = {
-        "meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
-        "codes": codes.astype(np.uint8),
-    }
-    arrays["sha256"] = _checksum(arrays)
-    try:
-        snap_store.write_npz(root, path, arrays, what="standard store folder")
-    except (OSError, UnsafePathError) as exc:
-        snap_store.warn_once(
-            log,
-            f"standards {root}",
-            "standard store: could not keep %s (%s); the next run classifies them again",
-            path,
-            exc,
-        )
+    _write(
+        Path(network.store_dir), key, "contexts", {"codes": codes.astype(np.uint8)},
+        {"names": [str(n) for n in names]},
+    )  # fmt: skip
 
 
 #: What `population.homes_and_residents` gives: the homes, their demand models, the population
@@ -774,21 +686,8 @@ def residents_key(
 def kept_residents(root: Path, key: str, d_proj: gpd.GeoDataFrame) -> Residents | None:
     """The homes and residents filed under `key` (`residents_key`), checked; None when none are
     filed (or those filed are damaged: said, and estimated again)."""
-    path = Path(root) / STORE_FOLDER / f"{key}.residents{_SUFFIX}"
-    try:
-        arrays = snap_store.read_npz(Path(root), path, what="standard store folder")
-    except FileNotFoundError:
-        return None
-    except Exception as exc:  # whatever a damaged or planted file raises
-        log.warning("standard store: %s cannot be read (%s); estimating again", path.name, exc)
-        return None
-    try:
-        checksum = arrays.get("sha256")
-        if checksum is None or not np.array_equal(checksum, _checksum(arrays)):
-            raise _DamageError("its checksum does not match its contents")
-        meta = json.loads(arrays["meta"].tobytes())
-        if meta["version"] != STORE_VERSION or meta["key"] != key:
-            raise _DamageError("it is filed under another name or version")
+
+    def unpack(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Residents:
         demand = _frame(arrays["frame_demand"], meta["missing"]["demand"], crs=d_proj.crs)
         completeness = _frame(
             arrays["frame_completeness"], meta["missing"]["completeness"], crs=None
@@ -805,21 +704,14 @@ def kept_residents(root: Path, key: str, d_proj: gpd.GeoDataFrame) -> Residents 
         pop_model = meta["population_model"]
         if not isinstance(pop_model, str):
             raise _DamageError("its population model is not text")
-    except _DamageError as exc:
-        log.warning("standard store: %s is damaged (%s); estimating again", path.name, exc)
-        return None
-    except (KeyError, TypeError, ValueError, AttributeError, shapely.errors.GEOSException) as exc:
-        log.warning("standard store: %s is damaged (%s); estimating again", path.name, exc)
-        return None
-    with contextlib.suppress(OSError):
-        os.utime(path)
-    return demand, models, pop_model, completeness, land, notes
+        return demand, models, pop_model, completeness, land, notes
+
+    return _read(root, key, "residents", unpack, again="estimating")
 
 
 def keep_residents(root: Path, key: str, residents: Residents) -> None:
     """File a study's homes and residents under `key` (`residents_key`)."""
     demand, models, pop_model, completeness, land, notes = residents
-    path = Path(root) / STORE_FOLDER / f"{key}.residents{_SUFFIX}"
     arrays: dict[str, np.ndarray] = {}
     missing = {}
     try:
@@ -830,25 +722,12 @@ def keep_residents(root: Path, key: str, residents: Residents) -> None:
         return
     arrays["land_wkb"] = np.frombuffer(shapely.to_wkb(land), dtype=np.uint8)
     meta = {
-        "version": STORE_VERSION,
-        "key": key,
         "missing": missing,
         "models": models,
         "population_model": pop_model,
         "notes": [[n.text, n.district, n.standard, n.kind] for n in notes],
     }
-    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    arrays["sha256"] = _checksum(arrays)
-    try:
-        snap_store.write_npz(Path(root), path, arrays, what="standard store folder")
-    except (OSError, UnsafePathError) as exc:
-        snap_store.warn_once(
-            log,
-            f"standards {root}",
-            "standard store: could not keep %s (%s); the next run estimates them again",
-            path,
-            exc,
-        )
+    _write(root, key, "residents", arrays, meta)
 
 
 def layers_digest(osm: str, crs: Any) -> bytes:

@@ -70,7 +70,8 @@ DIGEST_CHUNK_EDGES = 131_072
 _ARRAYS = ("item", "edge", "lo_m", "hi_m", "leg_m", "unsnapped")
 _INTS = ("item", "edge", "unsnapped")
 _SUFFIX = ".npz"
-_DIGEST_LOCK = threading.Lock()
+#: Held while a network's digest is made (`made_once`; one may be made of another).
+_DIGEST_LOCK = threading.RLock()
 #: The stores (and their caches) that could not be written, said once each (`warn_once`).
 _WARNED: set[str] = set()
 _WARNED_LOCK = threading.Lock()
@@ -108,23 +109,33 @@ def _code_digest() -> bytes:
     )
 
 
+def made_once(network: Network, name: str, make: Callable[[], bytes]) -> bytes:
+    """`make()`, made once per network and kept on it as `name`: a digest two threads ask for at
+    once is made once (the stores' digests of a network use it)."""
+    cached: bytes | None = network.__dict__.get(name)
+    if cached is not None:
+        return cached
+    with _DIGEST_LOCK:
+        cached = network.__dict__.get(name)
+        if cached is None:
+            cached = make()
+            network.__dict__[name] = cached
+    return cached
+
+
 def network_digest(network: Network) -> bytes:
     """SHA-256 of what a snap reads of `network`: every edge's geometry (to the last bit), their
     number and which of them are snappable. Made once per network (0.2 s on L)."""
-    cached: bytes | None = network.__dict__.get("_snap_digest")
-    if cached is not None:
-        return cached
-    with _DIGEST_LOCK:  # two threads snapping at once hash the network once
-        cached = network.__dict__.get("_snap_digest")
-        if cached is None:
-            geoms = network.edges.geometry.to_numpy()
-            h = hashlib.sha256(np.int64(len(geoms)).tobytes())
-            for s in range(0, len(geoms), DIGEST_CHUNK_EDGES):
-                _hash_edges(h, geoms[s : s + DIGEST_CHUNK_EDGES])
-            h.update(np.asarray(network.snappable, dtype=np.int64).tobytes())
-            cached = h.digest()
-            network.__dict__["_snap_digest"] = cached
-    return cached
+
+    def make() -> bytes:
+        geoms = network.edges.geometry.to_numpy()
+        h = hashlib.sha256(np.int64(len(geoms)).tobytes())
+        for s in range(0, len(geoms), DIGEST_CHUNK_EDGES):
+            _hash_edges(h, geoms[s : s + DIGEST_CHUNK_EDGES])
+        h.update(np.asarray(network.snappable, dtype=np.int64).tobytes())
+        return h.digest()
+
+    return made_once(network, "_snap_digest", make)
 
 
 def _hash_edges(h: hashlib._Hash, geoms: np.ndarray) -> None:

@@ -34,7 +34,6 @@ import os
 import re
 import stat
 import tempfile
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -78,7 +77,6 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 #: Packed streets are a few megabytes at most (jinshui's, on L: 0.9 MB): a larger file is not ours.
 _PACKED_MAX_BYTES = 256 * 2**20
-_DIGEST_LOCK = threading.Lock()
 
 
 @functools.cache
@@ -109,23 +107,19 @@ def _code_digest() -> bytes:
 def _tags_digest(network: Network) -> bytes:
     """SHA-256 of the edges' ``osm_id`` and ``highway`` (what the streets layer shows besides
     the geometries `snap_store.network_digest` hashes), made once per network (0.02 s on L)."""
-    cached: bytes | None = network.__dict__.get("_tags_digest")
-    if cached is not None:
-        return cached
-    with _DIGEST_LOCK:
-        cached = network.__dict__.get("_tags_digest")
-        if cached is None:
-            e = network.edges
-            h = hashlib.sha256(np.int64(len(e)).tobytes())
-            for col in ("osm_id", "highway"):
-                h.update(col.encode())
-                if col in e:
-                    snap_store.hash_text(h, e[col])
-                else:
-                    h.update(b"absent")
-            cached = h.digest()
-            network.__dict__["_tags_digest"] = cached
-    return cached
+
+    def make() -> bytes:
+        e = network.edges
+        h = hashlib.sha256(np.int64(len(e)).tobytes())
+        for col in ("osm_id", "highway"):
+            h.update(col.encode())
+            if col in e:
+                snap_store.hash_text(h, e[col])
+            else:
+                h.update(b"absent")
+        return h.digest()
+
+    return snap_store.made_once(network, "_tags_digest", make)
 
 
 def warm(network: Network) -> None:
