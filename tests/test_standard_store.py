@@ -4,6 +4,7 @@ standard alone again; a damaged, edited or planted file is measured again with a
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from pathlib import Path
@@ -401,3 +402,48 @@ def test_a_rerun_reads_the_study_back(measuring_cache, monkeypatch, caplog):
     ]
     assert "again" in caplog.text
     _assert_same(first, third)
+
+
+def test_a_barrier_street_moved_alone_measures_the_passes_again(measuring_cache, measured):
+    """A motorway is no part of the walk network, yet the safe route treats it as a barrier:
+    moving it alone (the network, the features and the homes unchanged) names the study anew,
+    so the kept passes are measured again, never served stale."""
+    import geopandas as gpd
+    import shapely
+
+    import walkcover as wc
+    from walkcover.assessment.model import study_query
+    from walkcover.assessment.run import assess_layers
+    from walkcover.config.study_area import working_crs
+    from walkcover.sources import load_osm
+
+    plan = wc.study("helsinki-sample", standard="primary_school,park", cache_dir=measuring_cache)
+    crs = working_crs(plan.city)
+    query = study_query(plan.city, plan.districts, plan.rules, plan.standards)
+    # read without a cache: layers named by their contents, not by a cache entry
+    layers = load_osm(plan.source_kind, plan.source, query, cache_dir=None, crs=crs)
+    x0, y0, x1, y1 = layers.streets.total_bounds
+
+    def with_motorway(shift_m: float):
+        y = (y0 + y1) / 2 + shift_m
+        row = gpd.GeoDataFrame(
+            {
+                "u": [-1],
+                "v": [-2],
+                "osm_id": ["way/-1"],
+                "highway": ["motorway"],
+            },
+            geometry=[shapely.LineString([(x0, y), (x1, y)])],
+            crs=layers.streets.crs,
+        )
+        streets = pd.concat([layers.streets, row], ignore_index=True)
+        return dataclasses.replace(layers, streets=streets)
+
+    args = (plan.city, plan.districts, plan.rules, plan.standards)
+    assess_layers(*args, with_motorway(0.0), cache_dir=measuring_cache)
+    assert sorted(measured) == ["park", "primary_school"]
+    measured.clear()
+    assess_layers(*args, with_motorway(0.0), cache_dir=measuring_cache)
+    assert measured == []
+    assess_layers(*args, with_motorway(60.0), cache_dir=measuring_cache)
+    assert sorted(measured) == ["park", "primary_school"]
