@@ -228,6 +228,18 @@ def _read(
     return value
 
 
+def _read_study(
+    study: StudyState,
+    key: str,
+    kind: str,
+    unpack: Callable[[dict[str, np.ndarray], dict[str, Any]], _T],
+) -> _T | None:
+    """`_read` of a file of what a run measures (a pass, a district's layers, a figure), in the
+    cache `study` keeps them in; None when it keeps none."""
+    root = _root(study)
+    return None if root is None else _read(root, key, kind, unpack, again="measuring")
+
+
 def _write(
     root: Path, key: str, kind: str, arrays: dict[str, np.ndarray], meta: dict[str, Any]
 ) -> None:
@@ -252,13 +264,7 @@ def _write(
 def kept(study: StudyState, std: Standard, key: str) -> MeasuredStandard | None:
     """`std`'s pass filed under `key` (`standard_key`), checked against `study`; None when none
     is filed (or the one filed is damaged: said, and measured again)."""
-    root = _root(study)
-    if root is None:
-        return None
-    return _read(
-        root, key, "pass", lambda arrays, meta: _unpacked(arrays, meta, study, std),
-        again="measuring",
-    )  # fmt: skip
+    return _read_study(study, key, "pass", lambda arrays, meta: _unpacked(arrays, meta, study, std))
 
 
 def keep(study: StudyState, std: Standard, key: str, measured: MeasuredStandard) -> None:
@@ -476,13 +482,9 @@ def kept_layers(study: StudyState, std: Standard, key: str) -> StandardLayers | 
     """The part of `std`'s layers in a district filed under `key` (`layers_key`, which names the
     district), checked; None when none is filed (or the one filed is damaged: said, and
     measured again)."""
-    root = _root(study)
-    if root is None:
-        return None
-    return _read(
-        root, key, "layers", lambda arrays, meta: _unpacked_layers(arrays, meta, study, std),
-        again="measuring",
-    )  # fmt: skip
+    return _read_study(
+        study, key, "layers", lambda arrays, meta: _unpacked_layers(arrays, meta, study, std)
+    )
 
 
 def keep_layers(study: StudyState, key: str, layers: StandardLayers) -> None:
@@ -545,13 +547,14 @@ def kept_figures(
     """The figure `what` of `study` (a table by districts, or one boolean per home for each
     name) as filed by `keep_figures`, checked; None when none is filed (or the one filed is
     damaged: said, and measured again)."""
-    root = _root(study)
-    if root is None:
+    if study.digest is None:
         return None
-    return _read(
-        root, figures_key(study, what), "figures",
-        lambda arrays, meta: _unpacked_figures(arrays, meta, study), again="measuring",
-    )  # fmt: skip
+    return _read_study(
+        study,
+        figures_key(study, what),
+        "figures",
+        lambda arrays, meta: _unpacked_figures(arrays, meta, study),
+    )
 
 
 def keep_figures(
