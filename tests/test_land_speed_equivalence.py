@@ -147,6 +147,25 @@ def test_district_cells_of_the_sample_are_the_plain_ones(sample_results):
     assert shared > 500  # the built-up cells did take the residential cells' snaps
 
 
+def test_edges_of_a_district_are_those_whose_midpoint_it_contains(sample_results):
+    """The midpoints outside a district's box are not tested (nor counted): the edges are those
+    of the plain test over every midpoint, and an empty outline holds none."""
+    a = sample_results.assessment
+    mid = a.lands.edge_midpoints()
+    outside_some_box = 0
+    for did, dgeom in zip(a.districts_proj["district_id"], a.districts_proj.geometry):
+        want = shapely.contains_xy(dgeom, mid[:, 0], mid[:, 1])
+        got = a.lands.edge_district(did, dgeom)
+        assert got.dtype == bool and np.array_equal(got, want)
+        assert 0 < got.sum() < len(mid)
+        x0, y0, x1, y1 = dgeom.bounds
+        outside_some_box += int(
+            ((mid[:, 0] < x0) | (mid[:, 0] > x1) | (mid[:, 1] < y0) | (mid[:, 1] > y1)).sum()
+        )
+    assert outside_some_box > 0
+    assert not a.lands.edge_district("none", Polygon()).any()
+
+
 def test_cells_snapped_in_pieces_are_snapped_whole(helsinki_network):
     net = helsinki_network
     x0, y0, x1, y1 = net.edges.total_bounds

@@ -134,7 +134,8 @@ def test_a_run_written_twice_writes_its_streets_once(stored, tmp_path, monkeypat
 
 
 def test_key_follows_what_the_layer_is_made_of(stored):
-    net = stored.network
+    # a network named by its edges (one named by what it is built from is keyed by that: below)
+    net = dataclasses.replace(stored.network, recipe=None)
     _, geom = _district(stored)
     box = streets_box(stored, geom)
     key = layer_store.streets_key(net, box)
@@ -163,6 +164,11 @@ def test_key_follows_what_the_layer_is_made_of(stored):
     }
     assert key not in others.values()
     assert len(set(others.values())) == len(others)
+    # named by its recipe: the recipe names the layer, whatever the edges hold
+    named = layer_store.streets_key(dataclasses.replace(net, recipe=b"recipe"), box)
+    assert named != key
+    assert named == layer_store.streets_key(dataclasses.replace(net, recipe=b"recipe"), box)
+    assert named != layer_store.streets_key(dataclasses.replace(net, recipe=b"other"), box)
 
 
 def _damage_ways():

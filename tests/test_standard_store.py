@@ -447,3 +447,91 @@ def test_a_barrier_street_moved_alone_measures_the_passes_again(measuring_cache,
     assert measured == []
     assess_layers(*args, with_motorway(60.0), cache_dir=measuring_cache)
     assert sorted(measured) == ["park", "primary_school"]
+
+
+def test_the_passes_are_read_while_the_network_is_built(measuring_cache, measured, monkeypatch):
+    """Layers read from the OSM cache name the walk network before it is built (its recipe):
+    the study's digest is made and every kept pass read beside the building, and the passes
+    read then are those a run reading them afterwards gets, value for value."""
+    import threading
+
+    from walkcover.assessment import run as run_mod
+
+    first = _assess(measuring_cache)
+    measured.clear()
+    n = len(STANDARDS.split(","))
+    read: list[str] = []
+    all_read = threading.Event()
+    real_read = standard_store.read_ahead
+
+    def reading(root, key, **kw):
+        found = real_read(root, key, **kw)
+        read.append(key)
+        if len(read) == n:
+            all_read.set()
+        return found
+
+    monkeypatch.setattr(standard_store, "read_ahead", reading)
+    waited: list[bool] = []
+    real_build = run_mod.build_network
+
+    def building(*args, **kwargs):
+        # the build does not end before the passes are read: only reads made beside it can
+        # end this wait (a run reading them after the build would wait here in vain)
+        waited.append(all_read.wait(timeout=60))
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(run_mod, "build_network", building)
+    loaded: list[str] = []
+    real_load = standard_store._load
+
+    def loading(root, key, kind, **kw):
+        loaded.append(kind)
+        return real_load(root, key, kind, **kw)
+
+    monkeypatch.setattr(standard_store, "_load", loading)
+    again = _assess(measuring_cache)
+    assert waited == [True]
+    assert len(set(read)) == n
+    assert measured == []
+    assert loaded.count("pass") == n  # each pass read once, ahead; none read again
+    assert again.network.recipe is not None
+    _assert_same(first, again)
+
+
+def test_a_network_named_by_its_recipe_is_named_by_nothing_else(tmp_path):
+    """The recipe (the layers' name, the street classes walked, the islands dropped, the
+    code) names the network in every store; each of its parts changes the name, and a network
+    without one is named by its edges."""
+    import geopandas as gpd
+    import shapely
+
+    from walkcover.engine import snap_store
+    from walkcover.engine.network import build_network
+
+    base = standard_store.network_recipe(
+        b"layers", walk_highways=("footway", "residential"), min_island_m=50.0
+    )
+    others = [
+        standard_store.network_recipe(
+            b"layers 2", walk_highways=("footway", "residential"), min_island_m=50.0
+        ),
+        standard_store.network_recipe(b"layers", walk_highways=("footway",), min_island_m=50.0),
+        standard_store.network_recipe(
+            b"layers", walk_highways=("footway", "residential"), min_island_m=0.0
+        ),
+    ]
+    assert len({base, *others}) == 4
+    streets = gpd.GeoDataFrame(
+        {"u": [1, 2], "v": [2, 3], "osm_id": ["way/1", "way/1"], "highway": ["footway"] * 2},
+        geometry=[shapely.LineString([(0, 0), (10, 0)]), shapely.LineString([(10, 0), (20, 0)])],
+        crs=3067,
+    )
+    plain = build_network(streets)
+    moved = build_network(streets.set_geometry(streets.translate(xoff=1.0)))
+    assert snap_store.network_digest(plain) != snap_store.network_digest(moved)
+    named = [dataclasses.replace(n, recipe=base) for n in (plain, moved)]
+    assert snap_store.network_digest(named[0]) == snap_store.network_digest(named[1])
+    assert snap_store.network_digest(named[0]) == snap_store.recipe_digest(base)
+    assert standard_store.network_digest(named[0]) == standard_store.recipe_digest(base)
+    assert standard_store.network_digest(plain) != standard_store.network_digest(named[0])

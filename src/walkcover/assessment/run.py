@@ -434,7 +434,14 @@ def _prepare(
     del layers
 
     d_proj = districts.to_crs(crs)
+    extent = gpd.GeoSeries([query.polygon], crs=4326).to_crs(crs).iloc[0]
+    limits = {s.id: search_limit_m(s, city) for s in standards}
+    # of the street layer (1.6 million segments on L) the study keeps the network and the
+    # barrier-class streets: the rest, and its copies for the network, go before the homes are
+    # snapped and the standards measured (where the run peaks)
+    barriers = barrier_streets(streets, rules)
     notes: list[Note] = []
+    recipe: bytes | None = None
     with ThreadPoolExecutor(max_workers=2) as side:
         # The residents come from the features, the network from the streets: the residents are
         # estimated on a second thread while this one builds the network; the street contexts
@@ -442,20 +449,45 @@ def _prepare(
         # what the standards' kept passes (and the residents) are filed under, hashed while the
         # network is built
         hashed: Future[bytes] | None = None
-        if osm:  # read from the cache: named by where from
+        if osm:  # read from the cache: named by where from, and so is the network
             hashed = Future()
             hashed.set_result(standard_store.layers_digest(osm, crs))
+            recipe = standard_store.network_recipe(
+                hashed.result(),
+                walk_highways=query.walk_highways,
+                min_island_m=cfg.network.min_island_m,
+            )
         elif cache_dir is not None:  # else hashed, while the network is built
             hashed = side.submit(standard_store.features_digest, features)
         people = side.submit(
             _residents, city, features, d_proj, rules, population_raster, hashed, cache_dir
         )
+        # the network named before it is built: the study's digest is made, and the passes
+        # kept under it are read, beside the building (on L 1 s of reading, the network 3 s)
+        ahead: Future[tuple[bytes, dict[str, Any]]] | None = None
+        if recipe is not None and hashed is not None and cache_dir is not None:
+            ahead = side.submit(
+                _read_ahead,
+                people,
+                Path(cache_dir),
+                network=standard_store.recipe_digest(recipe),
+                features=hashed.result(),
+                streets=barriers,
+                d_proj=d_proj,
+                districts=districts,
+                extent=extent,
+                crs=crs,
+                city=city,
+                rules=rules,
+                standards=standards,
+                limits=limits,
+            )
         step("building the walk network")
         walk = walkable_streets(streets, walk_highways=query.walk_highways)
         gates = locked_gates(features)
         network = build_network(walk, min_island_m=cfg.network.min_island_m, cut_nodes=gates)
         if cache_dir is not None:  # its snaps kept and taken from the cache
-            network = dataclasses.replace(network, store_dir=Path(cache_dir))
+            network = dataclasses.replace(network, store_dir=Path(cache_dir), recipe=recipe)
         ends = np.concatenate([walk["u"], walk["v"]]).astype(np.int64)
         on_paths = np.unique(ends[pd.Series(ends).isin(gates).to_numpy()])  # hashed, no sort
         if len(on_paths):
@@ -472,10 +504,6 @@ def _prepare(
                 Note("no walkable streets were found in the study area; every unit is unsnapped")
             )
         edge_tags = _edge_tags(network)
-        # of the street layer (1.6 million segments on L) the study keeps the network and the
-        # barrier-class streets: the rest, and its copies for the network, go before the homes
-        # are snapped and the standards measured (where the run peaks)
-        barriers = barrier_streets(streets, rules)
         del streets, walk
         release_free_memory()
         # the street contexts while the residents are estimated and the homes snapped (they
@@ -498,6 +526,7 @@ def _prepare(
         )
         context = contexts.result() if contexts is not None else None
         features_hash = hashed.result() if hashed is not None else None
+        read = ahead.result() if ahead is not None else None
     study = StudyState(
         city=city,
         districts=districts,
@@ -505,7 +534,7 @@ def _prepare(
         rules=rules,
         crs=crs,
         query=query,
-        limits={s.id: search_limit_m(s, city) for s in standards},
+        limits=limits,
         features=features,
         streets=barriers,
         network=network,
@@ -526,11 +555,62 @@ def _prepare(
         ),
         notes=notes,
         completeness=completeness,
-        extent=gpd.GeoSeries([query.polygon], crs=4326).to_crs(crs).iloc[0],
+        extent=extent,
     )
-    if features_hash is not None:
-        study.digest = standard_store.study_digest(study, features_hash)
+    if read is not None:
+        study.digest, study.read_ahead = read
+    elif features_hash is not None:
+        study.digest = standard_store.study_digest(
+            network=standard_store.network_digest(network),
+            features=features_hash,
+            streets=study.streets,
+            demand=study.demand,
+            d_proj=study.d_proj,
+            districts=study.districts,
+            extent=study.extent,
+            crs=study.crs,
+            city=study.city,
+            rules=study.rules,
+        )
     return study
+
+
+def _read_ahead(
+    people: Future[standard_store.Residents],
+    root: Path,
+    *,
+    network: bytes,
+    features: bytes,
+    streets: gpd.GeoDataFrame,
+    d_proj: gpd.GeoDataFrame,
+    districts: gpd.GeoDataFrame,
+    extent: shapely.Geometry,
+    crs: pyproj.CRS,
+    city: City,
+    rules: StandardSet,
+    standards: list[Standard],
+    limits: dict[str, float],
+) -> tuple[bytes, dict[str, Any]]:
+    """The study's digest (`standard_store.study_digest`, its `network` named by what it is
+    built from) once the residents are read, and every standard's pass filed under it, read
+    (`standard_store.read_ahead`): made while the walk network is built."""
+    digest = standard_store.study_digest(
+        network=network,
+        features=features,
+        streets=streets,
+        demand=people.result()[0],
+        d_proj=d_proj,
+        districts=districts,
+        extent=extent,
+        crs=crs,
+        city=city,
+        rules=rules,
+    )
+    passes = {}
+    for std in standards:
+        key = standard_store.standard_key(digest, std, limit_m=limits[std.id], city=city)
+        passes[key] = standard_store.read_ahead(root, key, crs=crs)
+    return digest, passes
 
 
 def _residents(
@@ -617,7 +697,11 @@ def _measure_standard(study: StudyState, std: Standard) -> MeasuredStandard:
     blocks by the hundred thousand, freed but held by the heap, which the next standard (on the
     other thread, in another arena) could not reuse."""
     try:
-        key = standard_store.standard_key(study, std) if study.digest is not None else ""
+        key = ""
+        if study.digest is not None:
+            key = standard_store.standard_key(
+                study.digest, std, limit_m=study.limits[std.id], city=study.city
+            )
         if key:
             study.keys[std.id] = key
         found = standard_store.kept(study, std, key) if key else None

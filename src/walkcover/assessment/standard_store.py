@@ -15,6 +15,12 @@ the others read back; a change to anything the study is made of, to the measurin
 that compute files every standard again. A district's part of a standard's layers is filed under
 the pass's name, the district and where its service areas are measured (`layers_key`).
 
+When the OSM layers are read from the cache, their entry names them (`layers_digest`), and the
+walk network is named by what it is built from (`network_recipe`: those layers, its options and
+the code) instead of by its 1.6 million edges: the study's digest is then made, and every kept
+pass read and its tables decoded (`read_ahead`), while the network is built; each is checked
+against the study once it is put together (`kept`).
+
 Every file read back is checked, as the snap store checks its own (a SHA-256 of its contents
 written inside it, then every array's type, shape and range against the study it is read for,
 the facilities' standard); a file cut short, damaged or edited is measured again with a warning
@@ -33,7 +39,8 @@ import json
 import logging
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -49,6 +56,7 @@ from walkcover._errors import UnsafePathError
 from walkcover.assessment.model import FACILITY_OUTPUT_COLUMNS, Note, StandardPass
 from walkcover.assessment.study import MeasuredStandard, StudyState
 from walkcover.config.standards import Standard, StandardSet, StreetContexts
+from walkcover.config.study_area import City
 from walkcover.engine import snap_store
 from walkcover.engine.network import Network
 from walkcover.engine.street_context import context_radii
@@ -72,6 +80,10 @@ _SUFFIX = ".npz"
 _T = TypeVar("_T")
 _SNAP_ARRAYS = ("item", "edge", "lo_m", "hi_m", "leg_m", "unsnapped")
 _FRAMES = ("facilities", "counted", "access", "columns")
+
+
+class _DamageError(Exception):
+    """What is wrong with a kept file."""
 
 
 @functools.cache
@@ -108,36 +120,71 @@ def features_digest(features: gpd.GeoDataFrame) -> bytes:
     return h.digest()
 
 
-def study_digest(study: StudyState, features: bytes) -> bytes:
-    """SHA-256 of everything a standard's pass reads of `study` besides its own standard and
-    facilities: the code, the network (edges' geometries, ends, lengths and tags; the nodes'
-    OSM ids), the `features` (their `features_digest`), the streets the safe route treats as
-    barriers, the homes and their residents, the districts, the study's extent, the city's
-    config and the standards file's shared rules."""
+def study_digest(
+    *,
+    network: bytes,
+    features: bytes,
+    streets: gpd.GeoDataFrame,
+    demand: pd.DataFrame,
+    d_proj: gpd.GeoDataFrame,
+    districts: gpd.GeoDataFrame,
+    extent: shapely.Geometry,
+    crs: pyproj.CRS,
+    city: City,
+    rules: StandardSet,
+) -> bytes:
+    """SHA-256 of everything a standard's pass reads of a study besides its own standard and
+    facilities: the code, the `network` (its `network_digest`: edges' geometries, ends,
+    lengths and tags, the nodes' OSM ids; or what it is built from), the `features` (their
+    `features_digest`), the `streets` the safe route treats as barriers, the homes and their
+    residents (`demand`), the districts, the study's extent, the city's config and the
+    standards file's shared rules. Made from the parts of `StudyState`, so that a run can make
+    it before the study is put together (`network_recipe`)."""
     h = hashlib.sha256(_code_digest())
-    h.update(network_digest(study.network))
+    h.update(network)
     h.update(features)
     # the streets of the barrier classes, which the safe route reads (motorways and trunks that
     # are no part of the walk network)
-    snap_store.hash_frame(h, study.streets)
-    snap_store.hash_frame(h, study.demand)
-    snap_store.hash_frame(h, study.d_proj)
-    snap_store.hash_frame(h, study.districts)
-    h.update(shapely.to_wkb(study.extent))
-    h.update(study.crs.to_wkt().encode())
-    h.update(study.city.id.encode())
-    h.update(study.city.config.model_dump_json().encode())
-    h.update(study.rules.model_dump_json(exclude={"standards"}).encode())
+    snap_store.hash_frame(h, streets)
+    snap_store.hash_frame(h, demand)
+    snap_store.hash_frame(h, d_proj)
+    snap_store.hash_frame(h, districts)
+    h.update(shapely.to_wkb(extent))
+    h.update(crs.to_wkt().encode())
+    h.update(city.id.encode())
+    h.update(city.config.model_dump_json().encode())
+    h.update(rules.model_dump_json(exclude={"standards"}).encode())
     return h.digest()
+
+
+def network_recipe(layers: bytes, *, walk_highways: Sequence[str], min_island_m: float) -> bytes:
+    """What a run's walk network is built from, when its OSM layers are named by where they
+    were read (`layers_digest`): those layers (the streets, and the features its locked gates
+    are found in), the street classes walked, the islands dropped and the measuring code
+    (``Network.recipe``). The network is then named by it (`network_digest`,
+    `snap_store.network_digest`) before it is built, and its 1.6 million edges are not hashed."""
+    h = hashlib.sha256(_code_digest())
+    h.update(b"walk network")
+    h.update(layers)
+    h.update(json.dumps([str(c) for c in walk_highways]).encode())
+    h.update(float(min_island_m).hex().encode())
+    return h.digest()
+
+
+def recipe_digest(recipe: bytes) -> bytes:
+    """`network_digest` of a network built from `recipe` (`network_recipe`), without it."""
+    return hashlib.sha256(snap_store.recipe_digest(recipe)).digest()
 
 
 def network_digest(network: Network) -> bytes:
     """SHA-256 of all a pass reads of `network`: its edges (geometries, `snap_store.
     network_digest`, and every other column: ends, lengths, tags), which are snappable and its
-    nodes' OSM ids. Made once per network (0.2 s on L; a run makes it while the residents are
-    read)."""
+    nodes' OSM ids; for a network that knows what it was built from (``Network.recipe``), its
+    `recipe_digest`. Made once per network (0.5 s on L, while the residents are read)."""
 
     def make() -> bytes:
+        if network.recipe is not None:
+            return recipe_digest(network.recipe)
         h = hashlib.sha256(snap_store.network_digest(network))
         edges = network.edges
         snap_store.hash_frame(h, pd.DataFrame(edges.drop(columns=edges.geometry.name)))
@@ -147,18 +194,18 @@ def network_digest(network: Network) -> bytes:
     return snap_store.made_once(network, "_pass_digest", make)
 
 
-def standard_key(study: StudyState, std: Standard) -> str:
-    """The name `std`'s pass over `study` is filed under: the study's digest, the standard, its
-    search limit and, where the city takes its facilities from a planner's imported list, that
-    list's bytes (OSM's candidates are the study's features: in its digest)."""
-    assert study.digest is not None
-    h = hashlib.sha256(study.digest)
+def standard_key(digest: bytes, std: Standard, *, limit_m: float, city: City) -> str:
+    """The name `std`'s pass over a study (its `study_digest`) is filed under: the study, the
+    standard, its search limit `limit_m` and, where `city` takes its facilities from a
+    planner's imported list, that list's bytes (OSM's candidates are the study's features: in
+    its digest)."""
+    h = hashlib.sha256(digest)
     h.update(std.model_dump_json().encode())
-    h.update(float(study.limits[std.id]).hex().encode())
-    source = study.city.config.facilities.get(std.id)
+    h.update(float(limit_m).hex().encode())
+    source = city.config.facilities.get(std.id)
     if source is not None and source.source != "osm":
         try:
-            with imported_path(study.city.id, std.id).open("rb") as fh:
+            with imported_path(city.id, std.id).open("rb") as fh:
                 h.update(hashlib.file_digest(fh, "sha256").digest())
         except FileNotFoundError:
             h.update(b"nothing imported")
@@ -177,19 +224,31 @@ def _file(root: Path, key: str, kind: str) -> Path:
     return Path(root) / STORE_FOLDER / f"{key}.{kind}{_SUFFIX}"
 
 
-def _read(
+#: What `_load` reads of a kept file: its arrays, its manifest and what `decode` made of them.
+Loaded = tuple[dict[str, np.ndarray], dict[str, Any], Any]
+#: What `_load` and `_read` take a file's contents to be damaged by.
+_DAMAGE = (
+    _DamageError,
+    KeyError,
+    TypeError,
+    ValueError,
+    AttributeError,
+    shapely.errors.GEOSException,
+)
+
+
+def _load(
     root: Path,
     key: str,
     kind: str,
-    unpack: Callable[[dict[str, np.ndarray], dict[str, Any]], _T],
     *,
     again: str,
-) -> _T | None:
-    """What `unpack` makes of the arrays and manifest filed as `key` of `kind`, once their
-    SHA-256 and the name and version they are filed under are checked; None when nothing is
-    filed, or the file is damaged (said, naming what is done `again`). `unpack` raises
-    `_DamageError` (or a `KeyError`, `TypeError`, `ValueError` of what it reads) on anything
-    else wrong."""
+    decode: Callable[[dict[str, np.ndarray], dict[str, Any]], Any] | None = None,
+) -> Loaded | None:
+    """The arrays and manifest filed as `key` of `kind`, once their SHA-256 and the name and
+    version they are filed under are checked, with what `decode` makes of them (the work of
+    reading that needs nothing of the study: its tables); None when nothing is filed, or the
+    file is damaged (said, naming what is done `again`)."""
     path = _file(root, key, kind)
     try:
         arrays = snap_store.read_npz(Path(root), path, what="standard store folder")
@@ -212,20 +271,47 @@ def _read(
             key,
         ):
             raise _DamageError("it is filed under another name or version")
-        value = unpack(arrays, meta)
-    except (
-        _DamageError,
-        KeyError,
-        TypeError,
-        ValueError,
-        AttributeError,
-        shapely.errors.GEOSException,
-    ) as exc:
+        decoded = None if decode is None else decode(arrays, meta)
+    except _DAMAGE as exc:
         log.warning("standard store: %s is damaged (%s); %s again", path.name, exc, again)
         return None
     with contextlib.suppress(OSError):
         os.utime(path)  # recently used: `prune` keeps it longest
-    return value
+    return arrays, meta, decoded
+
+
+def _read(
+    root: Path,
+    key: str,
+    kind: str,
+    unpack: Callable[[dict[str, np.ndarray], dict[str, Any]], _T],
+    *,
+    again: str,
+) -> _T | None:
+    """What `unpack` makes of the arrays and manifest filed as `key` of `kind` (`_load`); None
+    when nothing is filed, or the file is damaged (said, naming what is done `again`). `unpack`
+    raises `_DamageError` (or a `KeyError`, `TypeError`, `ValueError` of what it reads) on
+    anything else wrong."""
+    loaded = _load(root, key, kind, again=again)
+    return None if loaded is None else _unpack(root, key, kind, loaded[:2], unpack, again=again)
+
+
+def _unpack(
+    root: Path,
+    key: str,
+    kind: str,
+    loaded: tuple[Any, ...],
+    unpack: Callable[..., _T],
+    *,
+    again: str,
+) -> _T | None:
+    """``unpack(*loaded)``, or None when it finds the file `key` of `kind` damaged (said)."""
+    try:
+        return unpack(*loaded)
+    except _DAMAGE as exc:
+        name = _file(root, key, kind).name
+        log.warning("standard store: %s is damaged (%s); %s again", name, exc, again)
+        return None
 
 
 def _read_study(
@@ -261,10 +347,36 @@ def _write(
         )
 
 
+def read_ahead(root: Path, key: str, *, crs: pyproj.CRS) -> Loaded | None:
+    """The pass filed under `key`, read and its tables decoded (in `crs`), but not yet checked
+    against the study (`kept` does, with the study put together): a run reads its passes while
+    it builds the walk network. None when none is filed (or the one filed is damaged: said)."""
+    return _load(root, key, "pass", again="measuring", decode=partial(_pass_frames, crs=crs))
+
+
 def kept(study: StudyState, std: Standard, key: str) -> MeasuredStandard | None:
     """`std`'s pass filed under `key` (`standard_key`), checked against `study`; None when none
-    is filed (or the one filed is damaged: said, and measured again)."""
-    return _read_study(study, key, "pass", lambda arrays, meta: _unpacked(arrays, meta, study, std))
+    is filed (or the one filed is damaged: said, and measured again). Read now, unless the run
+    read it ahead (``study.read_ahead``, `read_ahead`)."""
+    root = _root(study)
+    if root is None:
+        return None
+    if key in study.read_ahead:
+        loaded = study.read_ahead.pop(key)
+    else:
+        loaded = _load(
+            root, key, "pass", again="measuring", decode=partial(_pass_frames, crs=study.crs)
+        )
+    if loaded is None:
+        return None
+    return _unpack(
+        root,
+        key,
+        "pass",
+        loaded,
+        lambda arrays, meta, frames: _unpacked(arrays, meta, frames, study, std),
+        again="measuring",
+    )
 
 
 def keep(study: StudyState, std: Standard, key: str, measured: MeasuredStandard) -> None:
@@ -285,10 +397,6 @@ def prune(root: Path) -> int:
     return snap_store.prune(
         root, folder=STORE_FOLDER, suffixes=(_SUFFIX,), max_bytes=STORE_MAX_BYTES
     )
-
-
-class _DamageError(Exception):
-    """What is wrong with a kept file."""
 
 
 def _frame_bytes(frame: pd.DataFrame) -> tuple[np.ndarray, dict[str, list[list[int]]]]:
@@ -371,10 +479,26 @@ def _checksum(arrays: dict[str, np.ndarray]) -> np.ndarray:
     return np.frombuffer(h.digest(), dtype=np.uint8)
 
 
+def _pass_frames(
+    arrays: dict[str, np.ndarray], meta: dict[str, Any], *, crs: pyproj.CRS
+) -> dict[str, pd.DataFrame]:
+    """A kept pass's tables (`_FRAMES`), decoded: those with geometries in `crs`."""
+    return {
+        name: _frame(
+            arrays[f"frame_{name}"], meta["missing"][name], crs=None if name == "columns" else crs
+        )
+        for name in _FRAMES
+    }
+
+
 def _unpacked(
-    arrays: dict[str, np.ndarray], meta: dict[str, Any], study: StudyState, std: Standard
+    arrays: dict[str, np.ndarray],
+    meta: dict[str, Any],
+    frames: dict[str, pd.DataFrame],
+    study: StudyState,
+    std: Standard,
 ) -> MeasuredStandard:
-    """The pass `arrays` hold, checked against `study`."""
+    """The pass `arrays` and `frames` (`_pass_frames`) hold, checked against `study`."""
     from walkcover.engine.coverage import Snaps
 
     n_homes, n_nodes = len(study.demand), study.network.n_nodes
@@ -386,14 +510,6 @@ def _unpacked(
         name: arrays[f"snap_{name}"] for name in _SNAP_ARRAYS if f"snap_{name}" in arrays
     }
     n_items = int(meta["n_items"])
-    frames = {
-        name: _frame(
-            arrays[f"frame_{name}"],
-            meta["missing"][name],
-            crs=None if name == "columns" else study.crs,
-        )
-        for name in _FRAMES
-    }
     fac, counted, access_frame, columns = (frames[n] for n in _FRAMES)
     if not set(FACILITY_OUTPUT_COLUMNS) <= set(fac.columns) or (
         len(fac) and not (fac["standard"] == std.id).all()
@@ -606,8 +722,9 @@ def contexts_key(network: Network, features: bytes, rules: StreetContexts) -> st
     h = hashlib.sha256(_code_digest())
     h.update(b"street contexts")
     h.update(snap_store.network_digest(network))
-    e = network.edges
-    snap_store.hash_frame(h, pd.DataFrame({c: e[c] for c in ("highway", "footway") if c in e}))
+    if network.recipe is None:  # (else its tags are in what it is built from)
+        e = network.edges
+        snap_store.hash_frame(h, pd.DataFrame({c: e[c] for c in ("highway", "footway") if c in e}))
     h.update(features)
     h.update(rules.model_dump_json().encode())
     return h.hexdigest()

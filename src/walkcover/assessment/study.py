@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -53,12 +54,16 @@ class StudyState:
     #: thread that first needs it: a thread's first projection searches PROJ's database again.
     extent: shapely.Geometry
     safe: SafeRoute | None = None
-    #: What every standard's pass reads of the study, hashed (`standard_store.study_digest`)
-    #: when the run keeps its passes in a cache; None keeps none.
+    #: What every standard's pass reads of the study, hashed (`standard_store.study_digest`,
+    #: made while the network is built when it is named by its recipe) when the run keeps its
+    #: passes in a cache; None keeps none.
     digest: bytes | None = None
     #: Each standard's pass's name in the standard store (`standard_store.standard_key`), once
     #: measured or read back: its districts' layers are filed under it too.
     keys: dict[str, str] = field(default_factory=dict)
+    #: Passes read from the standard store while the walk network was built, by their name
+    #: (`standard_store.read_ahead`; None: none filed), each taken once by its standard.
+    read_ahead: dict[str, Any] = field(default_factory=dict)
     #: The safe-route standards still to measure: the safe-route network goes when none is left.
     safe_left: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)

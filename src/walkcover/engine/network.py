@@ -75,6 +75,11 @@ class Network:
         The cache folder that keeps what is made of this network between runs: its snaps
         (`walkcover.engine.snap_store`) and its districts' ``streets`` layers
         (`walkcover.presentation.layer_store`); None (the default) keeps none.
+    recipe
+        A digest of what the network was built from (its layers, named by where they were read,
+        the options and the building code), when the run knows one: the stores then name the
+        network by it instead of hashing its 1.6 million edges (`snap_store.network_digest`);
+        None (the default) hashes them.
     """
 
     edges: gpd.GeoDataFrame
@@ -84,6 +89,7 @@ class Network:
     tree: shapely.STRtree
     snappable: np.ndarray
     store_dir: Path | None = dataclasses.field(default=None, compare=False)
+    recipe: bytes | None = dataclasses.field(default=None, compare=False)
 
     @property
     def n_nodes(self) -> int:

@@ -544,10 +544,21 @@ class DenominatorLand:
         return out
 
     def edge_district(self, did: str, dgeom: shapely.Geometry) -> np.ndarray:
-        """Which network edges have their midpoint in the district."""
-        shapely.prepare(dgeom)
+        """Which network edges have their midpoint in the district.
+
+        Only the midpoints inside the district's box are tested against its outline (the same
+        test, on fewer points: a city's dozen districts each tested all 1.5 million of L's
+        midpoints, 0.9 s of the summary)."""
         mid = self.edge_midpoints()
-        inside: np.ndarray = shapely.contains_xy(dgeom, mid[:, 0], mid[:, 1])
+        inside = np.zeros(len(mid), dtype=bool)
+        if dgeom is None or shapely.is_empty(dgeom):
+            return inside
+        x0, y0, x1, y1 = shapely.bounds(dgeom)
+        x, y = mid[:, 0], mid[:, 1]
+        near = np.flatnonzero((x >= x0) & (x <= x1) & (y >= y0) & (y <= y1))
+        if len(near):
+            shapely.prepare(dgeom)
+            inside[near] = shapely.contains_xy(dgeom, x[near], y[near])
         return inside
 
     def edge_midpoints(self) -> np.ndarray:
