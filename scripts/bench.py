@@ -49,7 +49,6 @@ def synthetic_city(n_nodes: int, *, seed: int) -> tuple[Network, np.ndarray]:
         node_osm_ids=np.arange(n),
         adjacency=adjacency,
         component=comp,
-        tree=None,
         snappable=np.arange(len(u)),
     )  # type: ignore[arg-type]
     rows, cols = np.divmod(np.arange(n), side)

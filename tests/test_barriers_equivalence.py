@@ -138,8 +138,8 @@ def ref_safe_network(network, street_tags, barriers, crossing_node_ids, *, exten
         node_osm_ids=network.node_osm_ids[copy_node],
         adjacency=adjacency,
         component=components(adjacency),
-        tree=network.tree,
         snappable=np.arange(len(edges)),
+        given_tree=network.tree,
     )
     return safe, tree
 

@@ -14,7 +14,7 @@ from walkcover.engine import network as net_mod
 def _rebuilt(walk, *, min_island_m: float, cut: np.ndarray) -> net_mod.Network:
     """What `build_network` made before: the kept streets built again, from scratch."""
     walk = walk[walk.geometry.notna() & ~walk.geometry.is_empty].reset_index(drop=True)
-    first = net_mod._build(walk, cut, index=False)
+    first = net_mod._build(walk, cut)
     comp = first.component[first.edges["u_idx"].to_numpy()]
     total = np.bincount(comp, weights=first.edges["length_m"].to_numpy())
     keep = total[comp] >= min_island_m

@@ -535,3 +535,16 @@ def test_a_network_named_by_its_recipe_is_named_by_nothing_else(tmp_path):
     assert snap_store.network_digest(named[0]) == snap_store.recipe_digest(base)
     assert standard_store.network_digest(named[0]) == standard_store.recipe_digest(base)
     assert standard_store.network_digest(plain) != standard_store.network_digest(named[0])
+
+
+def test_a_rerun_from_the_stores_never_builds_the_edges_index(measuring_cache, monkeypatch):
+    """The edges' R-tree is built when something is first snapped: a rerun that reads every
+    snap back (the homes' too, kept here however few) builds none."""
+    from walkcover.engine import snap_store
+
+    monkeypatch.setattr(snap_store, "STORE_MIN_ITEMS", 0)
+    first = _assess(measuring_cache)
+    assert "tree" in first.network.__dict__
+    again = _assess(measuring_cache)
+    assert "tree" not in again.network.__dict__
+    _assert_same(first, again)

@@ -594,8 +594,8 @@ def safe_network(
         node_osm_ids=network.node_osm_ids[copy_node],
         adjacency=adjacency,
         component=comp,
-        tree=network.tree,
         snappable=np.arange(len(edges)),
+        given_tree=network.tree,
     )
     return safe, tree
 

@@ -68,13 +68,17 @@ class Network:
         Connected-component label of each node.
     tree
         Spatial index of the *snappable* edges (``edges.snappable``): tunnels, indoor corridors and
-        indoor ways carry walkers but nobody's front door opens onto them.
+        indoor ways carry walkers but nobody's front door opens onto them. Built when first
+        used (a rerun that reads every snap back from the cache never builds it: 0.4 s on L),
+        unless one is given (`given_tree`).
     snappable
         Edge positions the tree's items stand for.
     store_dir
         The cache folder that keeps what is made of this network between runs: its snaps
         (`walkcover.engine.snap_store`) and its districts' ``streets`` layers
         (`walkcover.presentation.layer_store`); None (the default) keeps none.
+    given_tree
+        The `tree` to use instead of building one (a safe-route network shares its network's).
     recipe
         A digest of what the network was built from (its layers, named by where they were read,
         the options and the building code), when the run knows one: the stores then name the
@@ -86,10 +90,17 @@ class Network:
     node_osm_ids: np.ndarray
     adjacency: Adjacency
     component: np.ndarray
-    tree: shapely.STRtree
     snappable: np.ndarray
     store_dir: Path | None = dataclasses.field(default=None, compare=False)
     recipe: bytes | None = dataclasses.field(default=None, compare=False)
+    given_tree: shapely.STRtree | None = dataclasses.field(default=None, compare=False, repr=False)
+
+    @functools.cached_property
+    def tree(self) -> shapely.STRtree:
+        """The spatial index of the snappable edges (`given_tree`, or built now)."""
+        if self.given_tree is not None:
+            return self.given_tree
+        return shapely.STRtree(self.edges.geometry.to_numpy()[self.snappable])
 
     @property
     def n_nodes(self) -> int:
@@ -299,21 +310,21 @@ def build_network(
     streets = streets[streets.geometry.notna() & ~streets.geometry.is_empty].reset_index(drop=True)
     cut = np.asarray(cut_nodes if cut_nodes is not None else [], dtype=np.int64)
     islands = min_island_m > 0
-    # the edge index is built once, for the network kept (not for one about to lose its islands)
-    net = _build(streets, cut, index=not islands)
+    net = _build(streets, cut)
     if islands:
         keep = np.ones(len(net.edges), dtype=bool)
         if len(net.edges):
             edge_comp = net.component[net.edges["u_idx"].to_numpy()]
             total = np.bincount(edge_comp, weights=net.edges["length_m"].to_numpy())
             keep = total[edge_comp] >= min_island_m
-        net = _index(_kept(net, keep) if not keep.all() else net)
+        if not keep.all():
+            net = _kept(net, keep)
     return net
 
 
 def _kept(net: Network, keep: np.ndarray) -> Network:
     """`net` without the edges not in `keep` (whole connected pieces, the islands), the network
-    `_build` makes of the kept streets (without its index): the same node positions, adjacency,
+    `_build` makes of the kept streets: the same node positions, adjacency,
     components and edges, taken from `net` instead of built again (a second sort of a city's
     three million street ends and of its directed edges).
 
@@ -347,7 +358,6 @@ def _kept(net: Network, keep: np.ndarray) -> Network:
         node_osm_ids=net.node_osm_ids[node_keep],
         adjacency=adjacency,
         component=components(adjacency),
-        tree=shapely.STRtree([]),
         snappable=np.flatnonzero(edges["snappable"].to_numpy()),
     )
 
@@ -366,14 +376,7 @@ def _node_positions(ids: np.ndarray, cut: np.ndarray) -> tuple[np.ndarray, np.nd
     return np.concatenate([shared, ids[at_cut]]), inverse
 
 
-def _index(net: Network) -> Network:
-    """`net` with its tree of snappable edges."""
-    return dataclasses.replace(
-        net, tree=shapely.STRtree(net.edges.geometry.to_numpy()[net.snappable])
-    )
-
-
-def _build(streets: gpd.GeoDataFrame, cut: np.ndarray, *, index: bool = True) -> Network:
+def _build(streets: gpd.GeoDataFrame, cut: np.ndarray) -> Network:
     ids = np.concatenate([streets["u"].to_numpy(np.int64), streets["v"].to_numpy(np.int64)])
     node_osm_ids, inverse = _node_positions(ids, cut)
     m = len(streets)
@@ -397,15 +400,13 @@ def _build(streets: gpd.GeoDataFrame, cut: np.ndarray, *, index: bool = True) ->
     component = components(adjacency)
     edges["snappable"] = snappable_mask(streets)
     snappable = np.flatnonzero(edges["snappable"].to_numpy())
-    net = Network(
+    return Network(
         edges=edges,
         node_osm_ids=node_osm_ids,
         adjacency=adjacency,
         component=component,
-        tree=shapely.STRtree([]),
         snappable=snappable,
     )
-    return _index(net) if index else net
 
 
 def components(adjacency: Adjacency) -> np.ndarray:
