@@ -85,3 +85,21 @@ def test_nothing_or_everything_dropped(island_m):
     net = net_mod.build_network(walk, min_island_m=island_m, cut_nodes=cut)
     _assert_same(net, _rebuilt(walk, min_island_m=island_m, cut=cut))
     assert len(net.edges) == (2 if island_m == 0 else 0)
+
+
+def test_node_positions_are_numpys_unique():
+    """The node positions (made by a hash table) are `np.unique`'s ids and inverse, each end at
+    a cut node a position of its own after them, in street order (cut given twice or not)."""
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        ids = rng.integers(-5, 40, size=int(rng.integers(0, 60))).astype(np.int64)
+        cut = rng.choice(np.arange(-5, 45), size=int(rng.integers(0, 6))).astype(np.int64)
+        at = np.isin(ids, cut)
+        shared, inverse = np.unique(ids[~at], return_inverse=True)
+        want_inverse = np.empty(len(ids), dtype=np.int64)
+        want_inverse[~at] = inverse
+        want_inverse[at] = len(shared) + np.arange(int(at.sum()))
+        want_ids = np.concatenate([shared, ids[at]])
+        got_ids, got_inverse = net_mod._node_positions(ids, cut)
+        assert got_ids.dtype == want_ids.dtype and np.array_equal(got_ids, want_ids)
+        assert got_inverse.dtype == want_inverse.dtype and np.array_equal(got_inverse, want_inverse)

@@ -121,16 +121,18 @@ def assess_layers(
         # standards (150 MB more at the peak of a network's first run).
         walked = [std for std in standards if std.safe_route]
         safe = pool.submit(_safe_route_standards, study, walked) if walked else None
-        # Meanwhile, on the other thread, the other standards, then what needs no standard's
-        # result (the district indicators: counts, densities, land per resident; the edges'
-        # midpoints; the homes on each denominator land).
+        # Meanwhile, on the other thread, the edges' midpoints (which the summary places edges
+        # by: made first, for a rerun that reads its passes back does little else; a run that
+        # classified its street contexts has them already), the other standards, then what
+        # needs no standard's result (the district indicators: counts, densities, land per
+        # resident; the homes on each denominator land).
+        midpoints = pool.submit(study.lands.edge_midpoints)
         by_id: dict[str, Future[Any]] = {
             std.id: pool.submit(_measure_standard, study, std)
             for std in standards
             if not std.safe_route
         }
         indicators = pool.submit(_district_indicators, study)
-        midpoints = pool.submit(study.lands.edge_midpoints)
         on_land = pool.submit(_homes_on_land, study, standards)
         futures: list[Future[Any]] = [*by_id.values(), indicators, midpoints, on_land]
         if safe is not None:

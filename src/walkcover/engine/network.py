@@ -365,11 +365,13 @@ def _kept(net: Network, keep: np.ndarray) -> Network:
 def _node_positions(ids: np.ndarray, cut: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Node position of each street end, and the OSM id of each position: ends at a shared node
     share its position, except at `cut` nodes, where each end gets a position of its own."""
+    # (`np.unique`'s ids and inverse, by a hash table and a sort of the distinct ids: half the
+    # time of its sort of a city's three million street ends; gates looked up by hash likewise)
     if not len(cut):
-        node_osm_ids, inverse = np.unique(ids, return_inverse=True)
-        return node_osm_ids, inverse
-    at_cut = np.isin(ids, cut)
-    shared, inverse_shared = np.unique(ids[~at_cut], return_inverse=True)
+        inverse, node_osm_ids = pd.factorize(ids, sort=True)
+        return node_osm_ids, inverse.astype(np.int64, copy=False)
+    at_cut = pd.Index(np.unique(cut)).get_indexer(ids) >= 0
+    inverse_shared, shared = pd.factorize(ids[~at_cut], sort=True)
     inverse = np.empty(len(ids), dtype=np.int64)
     inverse[~at_cut] = inverse_shared
     inverse[at_cut] = len(shared) + np.arange(int(at_cut.sum()))
