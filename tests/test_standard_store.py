@@ -548,3 +548,70 @@ def test_a_rerun_from_the_stores_never_builds_the_edges_index(measuring_cache, m
     again = _assess(measuring_cache)
     assert "tree" not in again.network.__dict__
     _assert_same(first, again)
+
+
+def test_a_rerun_reads_the_summary_and_the_service_extents_back(
+    measuring_cache, monkeypatch, caplog
+):
+    """The summary, its notes and where each district's service areas are measured depend on
+    every standard at once: a rerun over the same passes reads them back (and, by the extents,
+    reads every part of the layers while the network is built); a damaged file of them is made
+    again with a warning."""
+    from walkcover.assessment import run as run_mod
+
+    calls: list[str] = []
+    for name in ("summary_table", "reached_box"):
+        real = getattr(run_mod, name)
+
+        def counting(*args, _real=real, _name=name, **kwargs):
+            calls.append(_name)
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(run_mod, name, counting)
+    parts: list[str] = []
+    real_parts = standard_store.read_ahead_layers
+
+    def reading(root, key, **kw):
+        parts.append(key)
+        return real_parts(root, key, **kw)
+
+    monkeypatch.setattr(standard_store, "read_ahead_layers", reading)
+    first = _assess(measuring_cache)
+    assert sorted(calls) == ["reached_box", "summary_table"] and parts == []
+    assert any(n.district for n in first.notes)  # the summary made notes of its own
+    calls.clear()
+    again = _assess(measuring_cache)
+    assert calls == []
+    assert len(parts) == len(set(parts)) == 4 * 4  # every part, read ahead
+    _assert_same(first, again)
+    (run_file,) = _files(measuring_cache, "run")
+    data = bytearray(run_file.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    run_file.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING, logger="walkcover.assessment.standard_store"):
+        third = _assess(measuring_cache)
+    assert sorted(calls) == ["reached_box", "summary_table"]
+    assert "again" in caplog.text
+    _assert_same(first, third)
+
+
+def test_frames_keep_their_missing_values_and_integers():
+    """A kept table's columns of objects come back with NaN, None and pd.NA where they were and
+    integers as integers (Parquet reads all three missing values alike, and integers beside
+    them as floats); integers floats cannot hold are not kept."""
+    frame = pd.DataFrame(
+        {
+            "capacity": pd.Series([pd.NA, 0, 5, None, float("nan")], dtype=object),
+            "meets": pd.Series([True, None, False, True, None], dtype=object),
+            "count": pd.Series([1, 2, 3, 4, 5], dtype=object),
+        }
+    )
+    blob, missing = standard_store._frame_bytes(frame)
+    back = standard_store._frame(blob, missing, crs=None)
+    for col in frame.columns:
+        assert back[col].dtype == object
+        for x, y in zip(frame[col], back[col], strict=True):
+            assert type(x) is type(y), (col, x, y)
+            assert x is y or x == y or (x != x and y != y), (col, x, y)
+    with pytest.raises(ValueError, match="2\\*\\*53"):
+        standard_store._frame_bytes(pd.DataFrame({"id": pd.Series([None, 2**60], dtype=object)}))

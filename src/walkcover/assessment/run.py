@@ -166,7 +166,19 @@ def assess_layers(
     for m in measured.values():
         study.notes.extend(m.notes)
     facilities = _concat_facilities([m.facilities for m in measured.values()], study.crs)
-    summary = summary_table(study, standards, measured, facilities, homes_on)
+    # the summary and the service extents, which depend on every standard: read back where the
+    # store holds them for these passes, else made (and filed once the layers are done)
+    run_key = None
+    if study.digest is not None and all(s.id in study.keys for s in standards):
+        run_key = standard_store.run_key(study.digest, [study.keys[s.id] for s in standards])
+    kept = standard_store.kept_run(study, run_key, standards) if run_key else None
+    if kept is not None:
+        summary, summary_notes, extents = kept
+        study.notes.extend(summary_notes)
+    else:
+        before = len(study.notes)
+        summary = summary_table(study, standards, measured, facilities, homes_on)
+        summary_notes, extents = study.notes[before:], None
     circles = _life_circles(study, rules, standards, summary)
     if circles is not None:  # one indicator row per district and tier, beside the counts
         district_rows = pd.concat(
@@ -199,7 +211,11 @@ def assess_layers(
     # the gaps and service areas, with the distances at hand: the run's results are complete
     # before any output is written, and no output measures
     step("gaps and service areas")
-    per_district = _district_layers(study, measured_run)
+    per_district, extents = _district_layers(study, measured_run, extents=extents)
+    if run_key is not None and kept is None:
+        standard_store.keep_run(
+            study, run_key, summary=summary, notes=summary_notes, extents=extents
+        )
     hexagons = _hexagons(study, standards)
     # every snap of the run is made: the edge samples go before the outputs are written (no
     # writer measures), and are made again if a site or a scenario snaps
@@ -242,14 +258,23 @@ def _homes_on_land(study: StudyState, standards: list[Standard]) -> dict[str, np
     return homes
 
 
-def _district_layers(study: StudyState, measured: Assessment) -> dict[str, DistrictLayers]:
+def _district_layers(
+    study: StudyState,
+    measured: Assessment,
+    *,
+    extents: dict[str, shapely.Geometry | None] | None = None,
+) -> tuple[dict[str, DistrictLayers], dict[str, shapely.Geometry | None]]:
     """Every district's gaps and service areas (`walkcover.measures.gaps`), each standard's part
     read back from the standard store where the run keeps one and it holds that part (filed
     under the standard's pass, the district and where its service areas are measured), else
-    measured (the districts' parts still to measure, two districts at a time) and filed."""
+    measured (the districts' parts still to measure, two districts at a time) and filed; and
+    where each district's service areas are measured (`service_extent`, unless `extents`, read
+    back, say)."""
     ids = [str(d) for d in measured.districts["district_id"]]
-    reached = reached_box(measured)
-    extents = {d: service_extent(measured, d, reached=reached) for d in ids}
+    reached: shapely.Geometry | None = None
+    if extents is None:
+        reached = reached_box(measured)
+        extents = {d: service_extent(measured, d, reached=reached) for d in ids}
     parts: dict[tuple[str, str], StandardLayers] = {}
     keys = {
         (d, std.id): standard_store.layers_key(study.keys[std.id], d, extents[d])
@@ -272,14 +297,18 @@ def _district_layers(study: StudyState, measured: Assessment) -> dict[str, Distr
             todo[d].append(std)
         else:
             parts[d, std.id] = part
-    homes = study.demand["district_id"].value_counts().to_dict()
-    made = measure_layers(measured, todo, homes=homes, reached=reached, extents=extents)
-    for d, by_standard in made.items():
-        for sid, part in by_standard.items():
-            parts[d, sid] = part
-            if (d, sid) in keys:
-                standard_store.keep_layers(study, keys[d, sid], part)
-    return {d: joined_layers(measured, [parts[d, s.id] for s in measured.standards]) for d in ids}
+    if any(todo.values()):
+        if reached is None:  # (extents read back, a part of the layers not)
+            reached = reached_box(measured)
+        homes = study.demand["district_id"].value_counts().to_dict()
+        made = measure_layers(measured, todo, homes=homes, reached=reached, extents=extents)
+        for d, by_standard in made.items():
+            for sid, part in by_standard.items():
+                parts[d, sid] = part
+                if (d, sid) in keys:
+                    standard_store.keep_layers(study, keys[d, sid], part)
+    joined = {d: joined_layers(measured, [parts[d, s.id] for s in measured.standards]) for d in ids}
+    return joined, extents
 
 
 def _life_circles(
@@ -608,11 +637,25 @@ def _read_ahead(
         city=city,
         rules=rules,
     )
-    passes = {}
+    read: dict[str, Any] = {}
+    keys = []
     for std in standards:
         key = standard_store.standard_key(digest, std, limit_m=limits[std.id], city=city)
-        passes[key] = standard_store.read_ahead(root, key, crs=crs)
-    return digest, passes
+        keys.append(key)
+        read[key] = standard_store.read_ahead(root, key, crs=crs)
+    # the run's figures (the summary, the service extents) and, where they say where each
+    # district's service areas are measured, every district's part of every standard's layers
+    run = standard_store.run_key(digest, keys)
+    read[run] = figures = standard_store.read_ahead_run(root, run)
+    if figures is not None:
+        extents = figures[2][2]
+        for d in map(str, districts["district_id"]):
+            if d not in extents:  # (filed for other districts: `kept_run` says so)
+                break
+            for key in keys:
+                part = standard_store.layers_key(key, d, extents[d])
+                read[part] = standard_store.read_ahead_layers(root, part, crs=crs)
+    return digest, read
 
 
 def _residents(

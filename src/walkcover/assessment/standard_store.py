@@ -62,6 +62,7 @@ from walkcover.engine.network import Network
 from walkcover.engine.street_context import context_radii
 from walkcover.measures.facility_files import imported_path
 from walkcover.measures.gaps import GAP_COLUMNS, StandardLayers
+from walkcover.measures.indicators import SUMMARY_COLUMNS
 from walkcover.sources.cache import source_sha256
 
 log = logging.getLogger(__name__)
@@ -400,15 +401,23 @@ def prune(root: Path) -> int:
 
 
 def _frame_bytes(frame: pd.DataFrame) -> tuple[np.ndarray, dict[str, list[list[int]]]]:
-    """`frame` as Parquet bytes, and for each column of objects the rows that hold NaN and
-    those that hold None (Parquet reads both back alike, and text columns as text)."""
+    """`frame` as Parquet bytes, and for each column of objects the rows that hold NaN, those
+    that hold None and those that hold ``pd.NA`` (Parquet reads all three back alike, and text
+    columns as text), and, when its other values are all integers (which a column with
+    missing values reads back as floats), the rows of those."""
     missing = {}
     for name in frame.columns:
         if frame[name].dtype == object:
             values = frame[name].to_numpy()
             nan = [i for i, v in enumerate(values) if isinstance(v, float) and math.isnan(v)]
             none = [i for i, v in enumerate(values) if v is None]
-            missing[str(name)] = [nan, none]
+            na = [i for i, v in enumerate(values) if v is pd.NA]
+            ints = [i for i, v in enumerate(values) if type(v) is int]
+            held = len(values) - len(nan) - len(none) - len(na)
+            if (nan or none or na) and any(abs(values[i]) > 2**53 for i in ints):
+                # (read back as floats, which would not hold them: not kept)
+                raise ValueError(f"column {name!r} holds integers beyond 2**53")
+            missing[str(name)] = [nan, none, na, ints if ints and len(ints) == held else []]
     buf = io.BytesIO()
     frame.to_parquet(buf)
     return np.frombuffer(buf.getvalue(), dtype=np.uint8), missing
@@ -416,22 +425,34 @@ def _frame_bytes(frame: pd.DataFrame) -> tuple[np.ndarray, dict[str, list[list[i
 
 def _frame(blob: np.ndarray, missing: dict[str, list[list[int]]], *, crs: Any) -> pd.DataFrame:
     """The frame `_frame_bytes` packed (a GeoDataFrame in `crs` when `crs` is given): its
-    columns of objects objects again, with NaN and None where they were."""
+    columns of objects objects again, with NaN, None and ``pd.NA`` where they were, and
+    integers where they were."""
     buf = io.BytesIO(blob.tobytes())
     frame = (
         pd.read_parquet(buf)
         if crs is None
         else gpd.read_parquet(buf).set_crs(crs, allow_override=True)
     )
-    for name, (nan, none) in missing.items():
+    for name, listed in missing.items():
         if name not in frame.columns or name == getattr(frame, "_geometry_column_name", None):
             raise _DamageError(f"missing values listed for {name!r}, which is not a column")
-        for rows in (nan, none):
-            if any(not isinstance(r, int) or not 0 <= r < len(frame) for r in rows):
+        if not isinstance(listed, list) or len(listed) != 4:
+            raise _DamageError(f"the missing values of {name!r} are not listed as written")
+        for rows in listed:
+            if not isinstance(rows, list) or any(
+                not isinstance(r, int) or not 0 <= r < len(frame) for r in rows
+            ):
                 raise _DamageError(f"missing values of {name!r} run outside the frame")
+        nan, none, na, ints = listed
         values = frame[name].to_numpy(dtype=object, copy=True)
+        if ints:
+            whole = values[np.asarray(ints, dtype=np.int64)]
+            if not all(isinstance(v, (int, float)) and float(v).is_integer() for v in whole):
+                raise _DamageError(f"the integers of {name!r} are not whole numbers")
+            values[np.asarray(ints, dtype=np.int64)] = [int(v) for v in whole]
         values[np.asarray(nan, dtype=np.int64)] = np.nan
         values[np.asarray(none, dtype=np.int64)] = None
+        values[np.asarray(na, dtype=np.int64)] = pd.NA
         frame[name] = pd.Series(values, index=frame.index, dtype=object)
     return frame
 
@@ -597,10 +618,39 @@ def layers_key(standard_key: str, district_id: str, extent: shapely.Geometry | N
 def kept_layers(study: StudyState, std: Standard, key: str) -> StandardLayers | None:
     """The part of `std`'s layers in a district filed under `key` (`layers_key`, which names the
     district), checked; None when none is filed (or the one filed is damaged: said, and
-    measured again)."""
-    return _read_study(
-        study, key, "layers", lambda arrays, meta: _unpacked_layers(arrays, meta, study, std)
+    measured again). Read now, unless the run read it ahead (`read_ahead_layers`)."""
+    root = _root(study)
+    if root is None:
+        return None
+    if key in study.read_ahead:
+        loaded = study.read_ahead.pop(key)
+    else:
+        loaded = _load(
+            root, key, "layers", again="measuring", decode=partial(_layers_frame, crs=study.crs)
+        )
+    if loaded is None:
+        return None
+    return _unpack(
+        root,
+        key,
+        "layers",
+        loaded,
+        lambda arrays, meta, gaps: _unpacked_layers(arrays, meta, gaps, study, std),
+        again="measuring",
     )
+
+
+def read_ahead_layers(root: Path, key: str, *, crs: pyproj.CRS) -> Loaded | None:
+    """A district's part of a standard's layers filed under `key`, read and its gaps decoded
+    (in `crs`), to be checked by `kept_layers`; None when none is filed (or it is damaged)."""
+    return _load(root, key, "layers", again="measuring", decode=partial(_layers_frame, crs=crs))
+
+
+def _layers_frame(
+    arrays: dict[str, np.ndarray], meta: dict[str, Any], *, crs: pyproj.CRS
+) -> pd.DataFrame:
+    """A kept part's gaps, decoded (in `crs`)."""
+    return _frame(arrays["frame_gaps"], meta["missing"], crs=crs)
 
 
 def keep_layers(study: StudyState, key: str, layers: StandardLayers) -> None:
@@ -628,11 +678,14 @@ def keep_layers(study: StudyState, key: str, layers: StandardLayers) -> None:
 
 
 def _unpacked_layers(
-    arrays: dict[str, np.ndarray], meta: dict[str, Any], study: StudyState, std: Standard
+    arrays: dict[str, np.ndarray],
+    meta: dict[str, Any],
+    gaps: pd.DataFrame,
+    study: StudyState,
+    std: Standard,
 ) -> StandardLayers:
     if meta["standard"] != std.id:
         raise _DamageError("it holds another standard's layers")
-    gaps = _frame(arrays["frame_gaps"], meta["missing"], crs=study.crs)
     area = shapely.from_wkb(arrays["area_wkb"].tobytes())
     threshold_m, area_m2 = float.fromhex(meta["threshold_m"]), float.fromhex(meta["area_m2"])
     if list(gaps.columns) != GAP_COLUMNS:
@@ -645,6 +698,115 @@ def _unpacked_layers(
         raise _DamageError("its service area's size is not a number")
     row = {"standard": std.id, "threshold_m": threshold_m, "area_m2": area_m2, "geometry": area}
     return StandardLayers(gaps, row)
+
+
+def run_key(digest: bytes, keys: Sequence[str]) -> str:
+    """The name the figures of a run over all its standards are filed under (`keep_run`): the
+    study (its `study_digest`) and every standard's pass (`standard_key`), in the run's order."""
+    h = hashlib.sha256(b"run figures")
+    h.update(digest)
+    h.update(json.dumps([str(k) for k in keys]).encode())
+    return h.hexdigest()
+
+
+#: What `kept_run` gives: the summary table, the notes the summary made (in order) and, per
+#: district, where its service areas are measured (`gaps.service_extent`).
+RunFigures = tuple[pd.DataFrame, list[Note], dict[str, shapely.Geometry | None]]
+
+
+def keep_run(
+    study: StudyState,
+    key: str,
+    *,
+    summary: pd.DataFrame,
+    notes: Sequence[Note],
+    extents: dict[str, shapely.Geometry | None],
+) -> None:
+    """File the figures a run makes of all its standards at once under `key` (`run_key`): its
+    `summary` table and the `notes` made with it, and its districts' service `extents` (which
+    depend on every standard's reach: no one standard's pass can hold them)."""
+    root = _root(study)
+    if root is None:
+        return
+    try:
+        frame, missing = _frame_bytes(summary)
+    except (pa.ArrowException, TypeError, ValueError) as exc:
+        log.debug("standard store: the run's figures are not kept (%s)", exc)
+        return
+    ids = [str(d) for d in extents]
+    arrays = {"frame_summary": frame}
+    for i, d in enumerate(ids):
+        if extents[d] is not None:
+            arrays[f"extent_{i}"] = np.frombuffer(shapely.to_wkb(extents[d]), dtype=np.uint8)
+    meta = {
+        "missing": missing,
+        "notes": [[n.text, n.district, n.standard, n.kind] for n in notes],
+        "districts": ids,
+        "extents": [extents[d] is not None for d in ids],
+    }
+    _write(root, key, "run", arrays, meta)
+
+
+def read_ahead_run(root: Path, key: str) -> Loaded | None:
+    """The run's figures filed under `key` (`run_key`), read and decoded, to be checked by
+    `kept_run`; None when none are filed (or they are damaged: said)."""
+    return _load(root, key, "run", again="measuring", decode=_run_decoded)
+
+
+def _run_decoded(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> RunFigures:
+    summary = _frame(arrays["frame_summary"], meta["missing"], crs=None)
+    notes = [_note(n) for n in meta["notes"]]
+    ids, has = meta["districts"], meta["extents"]
+    if not isinstance(ids, list) or not isinstance(has, list) or len(ids) != len(has):
+        raise _DamageError("its extents are not one per district")
+    extents: dict[str, shapely.Geometry | None] = {}
+    for i, (d, there) in enumerate(zip(ids, has, strict=True)):
+        if not isinstance(d, str) or not isinstance(there, bool):
+            raise _DamageError("its districts are not named")
+        g = shapely.from_wkb(arrays[f"extent_{i}"].tobytes()) if there else None
+        if g is not None and (
+            shapely.get_type_id(g) not in (3, 6) or g.is_empty or not shapely.is_valid(g)
+        ):
+            raise _DamageError(f"the extent of {d!r} is not an area")
+        extents[d] = g
+    return summary, notes, extents
+
+
+def kept_run(study: StudyState, key: str, standards: Sequence[Standard]) -> RunFigures | None:
+    """The run's figures filed under `key` (`run_key`), checked against `study` and its
+    `standards`; None when none are filed (or they are damaged: said, and measured again)."""
+    root = _root(study)
+    if root is None:
+        return None
+    loaded = study.read_ahead.pop(key) if key in study.read_ahead else read_ahead_run(root, key)
+    if loaded is None:
+        return None
+    return _unpack(
+        root,
+        key,
+        "run",
+        loaded,
+        lambda arrays, meta, figures: _checked_run(figures, study, standards),
+        again="measuring",
+    )
+
+
+def _checked_run(
+    figures: RunFigures, study: StudyState, standards: Sequence[Standard]
+) -> RunFigures:
+    summary, notes, extents = figures
+    ids = [str(d) for d in study.districts["district_id"]]
+    if list(extents) != ids:
+        raise _DamageError("its extents are not of the study's districts")
+    if list(summary.columns) != SUMMARY_COLUMNS:
+        raise _DamageError("its summary has other columns")
+    if len(summary) != len(ids) * len(standards):
+        raise _DamageError("its summary is not one row per district and standard")
+    if not set(map(str, summary["district_id"])) <= set(ids) or not set(
+        map(str, summary["standard"])
+    ) <= {s.id for s in standards}:
+        raise _DamageError("its summary is not of the study's districts and standards")
+    return summary, notes, extents
 
 
 def figures_key(study: StudyState, what: str) -> str:
