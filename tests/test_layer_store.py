@@ -324,23 +324,34 @@ def test_map_streets_kept_and_drawn_the_same(plain, stored, monkeypatch):
     without = _map_page(plain)
     first = _map_page(stored)
     kept = list((stored.network.store_dir / "layers").glob("*.json"))
-    assert len(kept) == 1 and json.loads(kept[0].read_text())["packed"]["kind"] == "line"
+    kinds = sorted(json.loads(k.read_text())["packed"]["kind"] for k in kept)
+    assert kinds == ["line", "polygon"]  # the streets, and the homes beside them
 
     def refuse(*_a, **_k):
-        raise AssertionError("the map's streets were packed again: the store was not read")
+        raise AssertionError("the map's streets or homes were packed again: the store was not read")
 
     monkeypatch.setattr(maps, "way_lines", refuse)
+    monkeypatch.setattr(maps, "pack_geometry", refuse)
     again = _map_page(stored)
     assert first == without and again == without
     assert "WalkcoverLines" in again
 
 
+@pytest.mark.parametrize("kind", ["line", "polygon"], ids=["streets", "homes"])
 @pytest.mark.parametrize(
     "damage",
     [
         lambda facts: "\x00 not json",
         lambda facts: json.dumps({**facts, "version": 99}),
-        lambda facts: json.dumps({**facts, "packed": {**facts["packed"], "kind": "polygon"}}),
+        lambda facts: json.dumps(
+            {
+                **facts,
+                "packed": {
+                    **facts["packed"],
+                    "kind": "line" if facts["packed"]["kind"] == "polygon" else "polygon",
+                },
+            }
+        ),
         lambda facts: json.dumps(
             {**facts, "packed": {**facts["packed"], "xy": "</script><script>alert(1)</script>"}}
         ),
@@ -349,10 +360,14 @@ def test_map_streets_kept_and_drawn_the_same(plain, stored, monkeypatch):
     ],
     ids=["garbage", "version", "kind", "script in the text", "origin", "not a dict"],
 )
-def test_damaged_map_streets_drawn_again(plain, stored, caplog, damage):
+def test_damaged_map_streets_drawn_again(plain, stored, caplog, damage, kind):
     without = _map_page(plain)
     _map_page(stored)
-    path = next((stored.network.store_dir / "layers").glob("*.json"))
+    (path,) = [
+        p
+        for p in (stored.network.store_dir / "layers").glob("*.json")
+        if json.loads(p.read_text())["packed"]["kind"] == kind
+    ]
     path.write_text(damage(json.loads(path.read_text())))
     caplog.set_level(logging.WARNING, logger="walkcover.presentation.layer_store")
     page = _map_page(stored)
@@ -362,3 +377,32 @@ def test_damaged_map_streets_drawn_again(plain, stored, caplog, damage):
     caplog.clear()
     assert _map_page(stored) == without  # mended
     assert not caplog.records
+
+
+def test_packed_homes_follow_the_footprints(stored):
+    """The map's packed homes are kept under the footprints themselves: the same footprints are
+    read back (not packed again), one moved by an ulp or other options are packed anew."""
+    from walkcover.presentation.web_map import pack_geometry
+
+    net = stored.network
+    geoms = stored.demand.geometry.to_numpy()[:50]
+    made: list[int] = []
+
+    def packing(g, step_m=0.5):
+        def make():
+            made.append(len(g))
+            return pack_geometry(g, stored.crs, step_m=step_m, simplify_m=0.5)
+
+        return layer_store.packed_homes(net, g, stored.crs, (step_m, 0.5), make)
+
+    first = packing(geoms)
+    assert packing(geoms) == first and made == [50]
+    moved = geoms.copy()
+    xy = shapely.get_coordinates(moved[7])
+    xy[0] = np.nextafter(xy[0], np.inf)
+    xy[-1] = xy[0]  # (a ring stays closed)
+    moved[7] = shapely.polygons(xy)
+    packing(moved)
+    packing(geoms, step_m=2.0)
+    assert made == [50, 50, 50]
+    assert first == pack_geometry(geoms, stored.crs, step_m=0.5, simplify_m=0.5)

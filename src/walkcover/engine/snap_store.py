@@ -158,10 +158,10 @@ def _hash_edges(h: hashlib._Hash, geoms: np.ndarray) -> None:
         h.update(np.ascontiguousarray(xy).tobytes())
     else:
         h.update(b"wkb")
-        _hash_wkb(h, geoms)
+        hash_wkb(h, geoms)
 
 
-def _hash_wkb(h: hashlib._Hash, geoms: np.ndarray) -> None:
+def hash_wkb(h: hashlib._Hash, geoms: np.ndarray) -> None:
     """Add `geoms` to `h`: each one's WKB and its length (-1 for a missing geometry)."""
     wkb = shapely.to_wkb(geoms)
     size = np.fromiter((-1 if b is None else len(b) for b in wkb), dtype=np.int64, count=len(wkb))
@@ -230,7 +230,7 @@ def _hash_column(h: hashlib._Hash, column: pd.Series) -> None:
     dtype = column.dtype
     if dtype == "geometry":
         h.update(b"geometry")
-        _hash_wkb(h, np.asarray(column.to_numpy(), dtype=object))
+        hash_wkb(h, np.asarray(column.to_numpy(), dtype=object))
     elif isinstance(dtype, np.dtype) and dtype.kind in "biufcmM":
         h.update(str(dtype).encode())
         h.update(np.ascontiguousarray(column.to_numpy()).tobytes())
@@ -256,7 +256,7 @@ def snap_key(
     h.update(repr(tuple(float(o).hex() for o in options)).encode())
     if items.dtype == object:
         h.update(np.int64(len(items)).tobytes())
-        _hash_wkb(h, items)
+        hash_wkb(h, items)
     else:
         xy = np.ascontiguousarray(items, dtype=np.float64)
         h.update(np.asarray(xy.shape, dtype=np.int64).tobytes())

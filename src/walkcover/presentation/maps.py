@@ -45,7 +45,7 @@ from walkcover.presentation.figures import (
     pct_text,
     round_figures,
 )
-from walkcover.presentation.layer_store import packed_streets
+from walkcover.presentation.layer_store import packed_homes, packed_streets
 from walkcover.presentation.layers import edges_in_box, way_lines
 from walkcover.presentation.palette import (
     ACCESS_COLOURS,
@@ -98,6 +98,8 @@ CLUSTER_FACILITIES = 300
 #: (Web Mercator metres; `web_map.pack_geometry`).
 FINE_STEP_M = 0.5
 COARSE_STEP_M = 2.0
+#: The tolerance the homes' footprints are simplified by for drawing (in the study's metres).
+HOMES_SIMPLIFY_M = 0.5
 
 _WORDS = {
     "residents": "residents · 居民",
@@ -760,8 +762,17 @@ def _homes_data(
     within) and capacity per 1,000 residents where it measures them; per view (`_views`) a byte
     per home (its class) and, for a life circle, its state and what it lacks as text."""
     data: dict[str, Any] = {
-        "geometry": pack_geometry(
-            demand.geometry.to_numpy(), result.crs, step_m=FINE_STEP_M, simplify_m=0.5
+        "geometry": packed_homes(
+            result.network,
+            demand.geometry.to_numpy(),
+            result.crs,
+            (FINE_STEP_M, HOMES_SIMPLIFY_M),
+            lambda: pack_geometry(
+                demand.geometry.to_numpy(),
+                result.crs,
+                step_m=FINE_STEP_M,
+                simplify_m=HOMES_SIMPLIFY_M,
+            ),
         ),
         "initial": initial,
         "colours": [BANDS[b][0] for b in BAND_KEYS],
