@@ -8,6 +8,7 @@ import dataclasses
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -493,25 +494,28 @@ def _prepare(
         people = side.submit(
             _residents, city, features, d_proj, rules, population_raster, hashed, cache_dir
         )
+        # what the study's digest is made of besides its network and its homes
+        parts: dict[str, Any] = {
+            "streets": barriers,
+            "d_proj": d_proj,
+            "districts": districts,
+            "extent": extent,
+            "crs": crs,
+            "city": city,
+            "rules": rules,
+        }
         # the network named before it is built: the study's digest is made, and the passes
         # kept under it are read, beside the building (on L 1 s of reading, the network 3 s)
         ahead: Future[tuple[bytes, dict[str, Any]]] | None = None
         if recipe is not None and hashed is not None and cache_dir is not None:
-            ahead = side.submit(
-                _read_ahead,
-                people,
-                Path(cache_dir),
+            digest_of = partial(
+                standard_store.study_digest,
                 network=standard_store.recipe_digest(recipe),
                 features=hashed.result(),
-                streets=barriers,
-                d_proj=d_proj,
-                districts=districts,
-                extent=extent,
-                crs=crs,
-                city=city,
-                rules=rules,
-                standards=standards,
-                limits=limits,
+                **parts,
+            )
+            ahead = side.submit(
+                _read_ahead, people, Path(cache_dir), digest_of, standards=standards, limits=limits
             )
         step("building the walk network")
         walk = walkable_streets(streets, walk_highways=query.walk_highways)
@@ -594,14 +598,8 @@ def _prepare(
         study.digest = standard_store.study_digest(
             network=standard_store.network_digest(network),
             features=features_hash,
-            streets=study.streets,
             demand=study.demand,
-            d_proj=study.d_proj,
-            districts=study.districts,
-            extent=study.extent,
-            crs=study.crs,
-            city=study.city,
-            rules=study.rules,
+            **parts,
         )
     return study
 
@@ -609,34 +607,18 @@ def _prepare(
 def _read_ahead(
     people: Future[standard_store.Residents],
     root: Path,
+    digest_of: partial[bytes],
     *,
-    network: bytes,
-    features: bytes,
-    streets: gpd.GeoDataFrame,
-    d_proj: gpd.GeoDataFrame,
-    districts: gpd.GeoDataFrame,
-    extent: shapely.Geometry,
-    crs: pyproj.CRS,
-    city: City,
-    rules: StandardSet,
     standards: list[Standard],
     limits: dict[str, float],
 ) -> tuple[bytes, dict[str, Any]]:
-    """The study's digest (`standard_store.study_digest`, its `network` named by what it is
-    built from) once the residents are read, and every standard's pass filed under it, read
-    (`standard_store.read_ahead`): made while the walk network is built."""
-    digest = standard_store.study_digest(
-        network=network,
-        features=features,
-        streets=streets,
-        demand=people.result()[0],
-        d_proj=d_proj,
-        districts=districts,
-        extent=extent,
-        crs=crs,
-        city=city,
-        rules=rules,
-    )
+    """The study's digest (``digest_of(demand=...)``: `standard_store.study_digest` of all but
+    the homes, its network named by what it is built from) once the residents are read, and
+    every standard's pass filed under it, read (`standard_store.read_ahead`), with the run's
+    figures and the districts' layers they point to: made while the walk network is built."""
+    digest = digest_of(demand=people.result()[0])
+    parts = digest_of.keywords
+    crs, city, districts = parts["crs"], parts["city"], parts["districts"]
     read: dict[str, Any] = {}
     keys = []
     for std in standards:

@@ -359,25 +359,35 @@ def kept(study: StudyState, std: Standard, key: str) -> MeasuredStandard | None:
     """`std`'s pass filed under `key` (`standard_key`), checked against `study`; None when none
     is filed (or the one filed is damaged: said, and measured again). Read now, unless the run
     read it ahead (``study.read_ahead``, `read_ahead`)."""
+    return _kept_file(
+        study,
+        key,
+        "pass",
+        partial(_pass_frames, crs=study.crs),
+        lambda arrays, meta, frames: _unpacked(arrays, meta, frames, study, std),
+    )
+
+
+def _kept_file(
+    study: StudyState,
+    key: str,
+    kind: str,
+    decode: Callable[[dict[str, np.ndarray], dict[str, Any]], Any],
+    unpack: Callable[[dict[str, np.ndarray], dict[str, Any], Any], _T],
+) -> _T | None:
+    """What `unpack` makes of the file `key` of `kind` (its arrays, manifest and what `decode`
+    made of them), taken from those the run read ahead (``study.read_ahead``) or read now; None
+    when the run keeps no store, none is filed, or the one filed is damaged (said)."""
     root = _root(study)
     if root is None:
         return None
     if key in study.read_ahead:
         loaded = study.read_ahead.pop(key)
     else:
-        loaded = _load(
-            root, key, "pass", again="measuring", decode=partial(_pass_frames, crs=study.crs)
-        )
+        loaded = _load(root, key, kind, again="measuring", decode=decode)
     if loaded is None:
         return None
-    return _unpack(
-        root,
-        key,
-        "pass",
-        loaded,
-        lambda arrays, meta, frames: _unpacked(arrays, meta, frames, study, std),
-        again="measuring",
-    )
+    return _unpack(root, key, kind, loaded, unpack, again="measuring")
 
 
 def keep(study: StudyState, std: Standard, key: str, measured: MeasuredStandard) -> None:
@@ -619,24 +629,12 @@ def kept_layers(study: StudyState, std: Standard, key: str) -> StandardLayers | 
     """The part of `std`'s layers in a district filed under `key` (`layers_key`, which names the
     district), checked; None when none is filed (or the one filed is damaged: said, and
     measured again). Read now, unless the run read it ahead (`read_ahead_layers`)."""
-    root = _root(study)
-    if root is None:
-        return None
-    if key in study.read_ahead:
-        loaded = study.read_ahead.pop(key)
-    else:
-        loaded = _load(
-            root, key, "layers", again="measuring", decode=partial(_layers_frame, crs=study.crs)
-        )
-    if loaded is None:
-        return None
-    return _unpack(
-        root,
+    return _kept_file(
+        study,
         key,
         "layers",
-        loaded,
+        partial(_layers_frame, crs=study.crs),
         lambda arrays, meta, gaps: _unpacked_layers(arrays, meta, gaps, study, std),
-        again="measuring",
     )
 
 
@@ -775,19 +773,12 @@ def _run_decoded(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> RunFigu
 def kept_run(study: StudyState, key: str, standards: Sequence[Standard]) -> RunFigures | None:
     """The run's figures filed under `key` (`run_key`), checked against `study` and its
     `standards`; None when none are filed (or they are damaged: said, and measured again)."""
-    root = _root(study)
-    if root is None:
-        return None
-    loaded = study.read_ahead.pop(key) if key in study.read_ahead else read_ahead_run(root, key)
-    if loaded is None:
-        return None
-    return _unpack(
-        root,
+    return _kept_file(
+        study,
         key,
         "run",
-        loaded,
+        _run_decoded,
         lambda arrays, meta, figures: _checked_run(figures, study, standards),
-        again="measuring",
     )
 
 
