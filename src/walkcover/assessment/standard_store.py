@@ -352,19 +352,33 @@ def read_ahead(root: Path, key: str, *, crs: pyproj.CRS) -> Loaded | None:
     """The pass filed under `key`, read and its tables decoded (in `crs`), but not yet checked
     against the study (`kept` does, with the study put together): a run reads its passes while
     it builds the walk network. None when none is filed (or the one filed is damaged: said)."""
-    return _load(root, key, "pass", again="measuring", decode=partial(_pass_frames, crs=crs))
+    return _read_of_standard(root, key, "pass", crs=crs)
 
 
 def kept(study: StudyState, std: Standard, key: str) -> MeasuredStandard | None:
     """`std`'s pass filed under `key` (`standard_key`), checked against `study`; None when none
     is filed (or the one filed is damaged: said, and measured again). Read now, unless the run
     read it ahead (``study.read_ahead``, `read_ahead`)."""
+    return _kept_of_standard(study, std, key, "pass")
+
+
+def _read_of_standard(root: Path, key: str, kind: str, *, crs: pyproj.CRS) -> Loaded | None:
+    """The file `key` of a standard's `kind` (``pass``, ``layers``: `_OF_STANDARD`), read and
+    its tables decoded in `crs`, not yet checked against the study."""
+    decode, _ = _OF_STANDARD[kind]
+    return _load(root, key, kind, again="measuring", decode=partial(decode, crs=crs))
+
+
+def _kept_of_standard(study: StudyState, std: Standard, key: str, kind: str) -> Any:
+    """What the file `key` of `std`'s `kind` (`_OF_STANDARD`) holds, checked against `study`
+    (`_kept_file`: read ahead, or read now); None when none is filed or it is damaged."""
+    decode, unpack = _OF_STANDARD[kind]
     return _kept_file(
         study,
         key,
-        "pass",
-        partial(_pass_frames, crs=study.crs),
-        lambda arrays, meta, frames: _unpacked(arrays, meta, frames, study, std),
+        kind,
+        partial(decode, crs=study.crs),
+        lambda arrays, meta, decoded: unpack(arrays, meta, decoded, study, std),
     )
 
 
@@ -629,19 +643,14 @@ def kept_layers(study: StudyState, std: Standard, key: str) -> StandardLayers | 
     """The part of `std`'s layers in a district filed under `key` (`layers_key`, which names the
     district), checked; None when none is filed (or the one filed is damaged: said, and
     measured again). Read now, unless the run read it ahead (`read_ahead_layers`)."""
-    return _kept_file(
-        study,
-        key,
-        "layers",
-        partial(_layers_frame, crs=study.crs),
-        lambda arrays, meta, gaps: _unpacked_layers(arrays, meta, gaps, study, std),
-    )
+    found: StandardLayers | None = _kept_of_standard(study, std, key, "layers")
+    return found
 
 
 def read_ahead_layers(root: Path, key: str, *, crs: pyproj.CRS) -> Loaded | None:
     """A district's part of a standard's layers filed under `key`, read and its gaps decoded
     (in `crs`), to be checked by `kept_layers`; None when none is filed (or it is damaged)."""
-    return _load(root, key, "layers", again="measuring", decode=partial(_layers_frame, crs=crs))
+    return _read_of_standard(root, key, "layers", crs=crs)
 
 
 def _layers_frame(
@@ -696,6 +705,14 @@ def _unpacked_layers(
         raise _DamageError("its service area's size is not a number")
     row = {"standard": std.id, "threshold_m": threshold_m, "area_m2": area_m2, "geometry": area}
     return StandardLayers(gaps, row)
+
+
+#: A standard's kinds of kept file: how each decodes its tables (in a CRS) and how it is checked
+#: against the study and the standard (`_kept_of_standard`, `_read_of_standard`).
+_OF_STANDARD: dict[str, tuple[Callable[..., Any], Callable[..., Any]]] = {
+    "pass": (_pass_frames, _unpacked),
+    "layers": (_layers_frame, _unpacked_layers),
+}
 
 
 def run_key(digest: bytes, keys: Sequence[str]) -> str:
