@@ -308,3 +308,91 @@ def test_region_map_in_a_browser(batch_run, browser):
         assert errors == [] and outside == []
     finally:
         page.close()
+
+
+# --- the region's files as one set ----------------------------------------------------------------
+
+
+def _region_copy(batch_run, tmp_path):
+    """A copy of the batch's region folder, the region and its complete cities."""
+    import shutil
+
+    from walkcover.config.region import load_region, region_city
+
+    tmp, cfg, _, res, _ = batch_run
+    base = tmp_path / "testland"
+    shutil.copytree(tmp / "out" / "testland", base)
+    region = load_region(cfg)
+    cities = {c: region_city(region, c) for c in ("A", "B", "C")}
+    return base, region, cities, res.outcomes
+
+
+def _region_files(base: Path) -> dict[str, bytes]:
+    from walkcover.presentation.region import REGION_FILES, REGION_SET
+
+    names = [*REGION_FILES, REGION_SET.manifest]
+    return {n: (base / n).read_bytes() for n in names if (base / n).is_file()}
+
+
+def test_region_files_that_fail_midway_leave_the_previous_set_whole(
+    batch_run, tmp_path, monkeypatch
+):
+    import walkcover.presentation.report as report
+    from walkcover.presentation.file_set import check_set
+    from walkcover.presentation.region import REGION_SET, write_region
+
+    base, region, cities, outcomes = _region_copy(batch_run, tmp_path)
+    before = _region_files(base)
+    assert {"region_summary.csv", "batch_status.csv", "region_files.json"} <= set(before)
+    check_set(base, REGION_SET)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the page could not be made")
+
+    monkeypatch.setattr(report, "region_index_html", broken)
+    # the new figures differ: only two cities this time
+    with pytest.raises(RuntimeError, match="could not be made"):
+        write_region(base, region, {"A": cities["A"]}, outcomes=outcomes[:1])
+    assert _region_files(base) == before  # not one file of the new set in place
+    assert not [p for p in base.iterdir() if p.name.startswith(REGION_SET.prefix)]
+    check_set(base, REGION_SET)
+
+
+def test_region_files_killed_while_put_in_place_are_refused_then_completed(
+    batch_run, tmp_path, monkeypatch
+):
+    import walkcover.presentation.file_set as file_set
+    from walkcover.presentation.region import REGION_SET, write_region
+
+    base, region, cities, outcomes = _region_copy(batch_run, tmp_path)
+    ref = tmp_path / "ref"
+    ref_base, *_ = _region_copy(batch_run, ref)
+    write_region(ref_base, region, {"A": cities["A"]}, outcomes=outcomes[:1])
+    want = _region_files(ref_base)
+    assert b"City B" not in want["region_summary.csv"] and "map.html" in want
+
+    def first_then_die(folder, stage, kind):  # as a kill after the seal leaves it
+        (stage / "region_summary.csv").replace(folder / "region_summary.csv")
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(file_set, "_put_in_place", first_then_die)
+        with pytest.raises(KeyboardInterrupt):
+            write_region(base, region, {"A": cities["A"]}, outcomes=outcomes[:1])
+    with pytest.raises(file_set.FileSetError, match="region_summary.csv is not the file of this"):
+        file_set.check_set(base, REGION_SET)
+    done = file_set.recover_set(base, REGION_SET)
+    assert done == ["completed the region files (a run was interrupted while replacing them)"]
+    file_set.check_set(base, REGION_SET)
+    assert _region_files(base) == want
+
+
+def test_a_batch_with_no_complete_city_leaves_only_its_status(batch_run, tmp_path):
+    from walkcover.presentation.file_set import check_set
+    from walkcover.presentation.region import REGION_SET, write_region
+
+    base, region, _, outcomes = _region_copy(batch_run, tmp_path)
+    write_region(base, region, {}, outcomes=outcomes[3:])
+    assert set(_region_files(base)) == {"batch_status.csv", "region_files.json"}
+    assert list(pd.read_csv(base / "batch_status.csv")["city"]) == ["D"]
+    check_set(base, REGION_SET)

@@ -196,9 +196,9 @@ def test_an_unsealed_staging_folder_is_removed_and_a_sealed_one_completed(tmp_pa
 
 KILL_RUN = """
     import os, signal, sys
-    import walkcover.presentation.tables as target
+    import walkcover.presentation.file_set as target
     real = target._put_in_place
-    def first_then_kill(city_dir, stage):
+    def first_then_kill(city_dir, stage, kind):
         (stage / "summary.csv").replace(city_dir / "summary.csv")
         os.kill(os.getpid(), signal.SIGKILL)
     target._put_in_place = first_then_kill

@@ -773,15 +773,11 @@ def _reason(exc: BaseException) -> str:
 def _write_region_files(
     base: Path, reg: Region, complete: list[str], ordered: list[CityOutcome]
 ) -> tuple[gpd.GeoDataFrame, list[Path]]:
-    """The region's files (`write_region`); with no complete city, only ``batch_status.csv``,
-    which says why each city is missing."""
-    from walkcover.presentation.region import write_batch_status, write_region
+    """The region's files as one set (`write_region`); with no complete city, only
+    ``batch_status.csv``, which says why each city is missing."""
+    from walkcover.presentation.region import write_region
 
-    if complete:
-        return write_region(base, reg, {c: region_city(reg, c) for c in complete}, outcomes=ordered)
-    path = write_batch_status(base, ordered)
-    empty = gpd.GeoDataFrame({"city": [], "city_name": []}, geometry=[], crs=4326)
-    return empty, [path]
+    return write_region(base, reg, {c: region_city(reg, c) for c in complete}, outcomes=ordered)
 
 
 def _standards(region: Region, city_id: str, standard: str) -> list[Standard]:

@@ -1,7 +1,12 @@
 """A region's files (``region_summary.csv`` and GeoParquet, ``batch_status.csv``, the region map
 and ranking page) from its cities' typed results, and a city measured one district at a time put
 back together (`merge_district_parts`). Ids stay text end to end; nothing is read back through
-CSV."""
+CSV.
+
+The region's files are one set (`REGION_SET`, `walkcover.presentation.file_set`): built in a staging
+folder and put in place together, ``region_files.json`` last, so that a batch that fails or is
+killed while writing them leaves the previous batch's files or the new ones, never a mix.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from walkcover._paths import inside
 from walkcover.config.region import Region
 from walkcover.config.study_area import City
 from walkcover.measures.indicators import group_summary
+from walkcover.presentation.file_set import SetKind, file_set, recover_set
 from walkcover.presentation.outputs import recover_city_files
 from walkcover.presentation.record import (
     ID_COLUMNS,
@@ -31,7 +37,14 @@ from walkcover.presentation.tables import (
     write_csv,
 )
 
-__all__ = ["merge_district_parts", "read_city_summary", "write_batch_status", "write_region"]
+__all__ = [
+    "REGION_FILES",
+    "REGION_SET",
+    "merge_district_parts",
+    "read_city_summary",
+    "write_batch_status",
+    "write_region",
+]
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +91,19 @@ REGION_FILES = (
     "map.html",
     "index.html",
 )
+#: The region files as one set.
+REGION_SET = SetKind(
+    what="region files",
+    names=REGION_FILES,
+    manifest="region_files.json",
+    prefix=".walkcover-regionset-",
+    fix="run `walkcover batch` with the same --out again",
+)
 
 
-def write_batch_status(base: Path, outcomes: list) -> Path:
-    """``batch_status.csv``: each city's outcome (status, why, seconds, the worker's peak MB)."""
+def write_batch_status(folder: Path, outcomes: list) -> Path:
+    """``batch_status.csv`` into `folder` (a `REGION_SET` staging folder): each city's outcome
+    (status, why, seconds, the worker's peak MB)."""
     table = pd.DataFrame(
         {
             "city": [o.city_id for o in outcomes],
@@ -92,26 +114,29 @@ def write_batch_status(base: Path, outcomes: list) -> Path:
             "worker_peak_mb": [round(o.peak_mb) for o in outcomes],
         }
     )
-    return write_csv(inside(base, Path(base) / "batch_status.csv", what="batch status"), table)
+    return write_csv(inside(folder, Path(folder) / "batch_status.csv", what="batch status"), table)
 
 
 def write_region(
     base: Path, region: Region, cities: dict[str, City], *, outcomes: list
 ) -> tuple[gpd.GeoDataFrame, list[Path]]:
-    """The region's files from its complete cities' outputs: ``region_summary.csv`` (one row per
-    city × district × standard, the columns of ``summary.csv`` after ``city, city_name``), the same
-    as GeoParquet with the district polygons, ``batch_status.csv`` (each city's outcome), the
-    region ``map.html`` and the ranking page ``index.html``.
+    """The region's files from its complete cities' outputs, as one set (`REGION_SET`):
+    ``region_summary.csv`` (one row per city × district × standard, the columns of ``summary.csv``
+    after ``city, city_name``), the same as GeoParquet with the district polygons,
+    ``batch_status.csv`` (each city's outcome), the region ``map.html`` and the ranking page
+    ``index.html``. With no complete city, only ``batch_status.csv``, which says why each is
+    missing (the previous batch's other files go: they would be another batch's figures).
+
+    A set an earlier batch left half in place is completed or removed first (the caller holds the
+    output folder's lock).
 
     Returns
     -------
     (geopandas.GeoDataFrame, list of Path)
-        The region summary and the files written.
+        The region summary and the files in place.
     """
-    from walkcover.presentation.city_map import region_map
-    from walkcover.presentation.report import region_index_html
-    from walkcover.presentation.web_map import save_map
-
+    for done in recover_set(base, REGION_SET):
+        log.warning("%s: %s", base, done)
     frames, geoms = [], []
     names = dict(zip(region.cities["city_id"], region.cities["name"]))
     for cid, city in cities.items():
@@ -127,25 +152,36 @@ def write_region(
         summary = gpd.GeoDataFrame(merged, geometry=np.concatenate(geoms), crs=4326)
     else:
         summary = gpd.GeoDataFrame({"city": [], "city_name": []}, geometry=[], crs=4326)
-    written = [
-        write_csv(base / "region_summary.csv", pd.DataFrame(summary.drop(columns="geometry"))),
-        write_atomic(base / "region_summary.parquet", lambda tmp: summary.to_parquet(tmp)),
-        write_batch_status(base, outcomes),
-    ]
+    with file_set(base, REGION_SET) as built:
+        write_batch_status(built.folder, outcomes)
+        if cities:
+            _write_region_set(built.folder, region, cities, summary, outcomes)
+    return summary, built.written
+
+
+def _write_region_set(
+    stage: Path, region: Region, cities: dict[str, City], summary: gpd.GeoDataFrame, outcomes: list
+) -> None:
+    """`write_region`'s files but ``batch_status.csv``, into staging folder `stage`."""
+    from walkcover.presentation.city_map import region_map
+    from walkcover.presentation.report import region_index_html
+    from walkcover.presentation.web_map import save_map
+
+    names = dict(zip(region.cities["city_id"], region.cities["name"]))
+    table = pd.DataFrame(summary.drop(columns="geometry"))
+    write_csv(stage / "region_summary.csv", table)
+    write_atomic(stage / "region_summary.parquet", lambda tmp: summary.to_parquet(tmp))
     title = f"{region.config.name} / {region.config.name_en or region.id}"
     if len(summary):
         outlines = region.cities[region.cities["city_id"].isin(list(cities))]
-        written.append(save_map(region_map(summary, outlines, title=title), base / "map.html"))
+        save_map(region_map(summary, outlines, title=title), stage / "map.html")
     page = region_index_html(
         title,
-        pd.DataFrame(summary.drop(columns="geometry")) if len(summary) else summary,
+        table if len(summary) else summary,
         outcomes,
         city_folders={names[c]: city.id for c, city in cities.items()},
     )
-    written.append(
-        write_atomic(base / "index.html", lambda tmp: tmp.write_text(page, encoding="utf-8"))
-    )
-    return summary, written
+    write_atomic(stage / "index.html", lambda tmp: tmp.write_text(page, encoding="utf-8"))
 
 
 def merge_district_parts(base: Path, city: City, parts: list[Path], *, maps: bool) -> list[Path]:

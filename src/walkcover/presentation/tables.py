@@ -20,18 +20,14 @@ Rows of districts outside a run are read back only from a file of an earlier run
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import logging
 import re
-import shutil
-import tempfile
 import unicodedata
 import zipfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,7 +37,15 @@ import pandas as pd
 
 from walkcover._atomic import write_atomic
 from walkcover._escape import csv_frame, csv_unescape_frame
-from walkcover._paths import inside
+from walkcover.presentation.file_set import (
+    FileSet,
+    FileSetError,
+    SetKind,
+    check_set,
+    file_set,
+    recover_set,
+    reseal_set,
+)
 from walkcover.presentation.record import (
     MAX_TABLE_BYTES,
     TEXT_COLUMNS,
@@ -83,9 +87,7 @@ CITY_FILES = (
 )
 #: Written last: which files make the set, with their SHA-256 and size.
 CITY_MANIFEST = "city_files.json"
-MANIFEST_FORMAT = 1
-#: The folder a new set is built in, inside the city folder. Not `walkcover._atomic`'s staging
-#: prefix: `walkcover._atomic.recover` removes those, while a sealed set must be completed.
+#: The folder a new set is built in, inside the city folder (`SetKind.prefix`).
 SET_PREFIX = ".walkcover-cityset-"
 #: Pages other commands also write into the city folder (``walkcover report``'s ``index.html``):
 #: a page that is no set's own is not a mix.
@@ -99,8 +101,8 @@ WORKBOOK_SHEETS = ("summary", "district_indicators", "group_summary")
 _FIX = "run `walkcover run --overwrite` with the same --out again"
 
 
-class CitySetError(RunRecordError):
-    """The city folder does not hold one complete set of city files (mixed, partial or damaged)."""
+#: The city folder does not hold one complete set of city files (mixed, partial or damaged).
+CitySetError = FileSetError
 
 
 # --- CSV ------------------------------------------------------------------------------------------
@@ -667,263 +669,50 @@ def write_city_tables(folder: Path, tables: CityTables, *, bom: bool = True) -> 
 
 # --- The city files as one set --------------------------------------------------------------------
 
-
-@dataclass
-class CitySet:
-    """A set of city files being built: write them into `folder`; once the block ends they are
-    in place in `city_dir` (`written`), and files of the previous set the new one lacks are gone
-    (`removed`)."""
-
-    city_dir: Path
-    folder: Path
-    written: list[Path] = field(default_factory=list)
-    removed: list[Path] = field(default_factory=list)
-
-
-@contextmanager
-def city_set(city_dir: Path) -> Iterator[CitySet]:
-    """Build a new set of city files (`CITY_FILES`) in a staging folder, then put it in place.
-
-    When the block ends, the manifest of what it wrote is sealed into the staging folder (the
-    commit point); each file is renamed into place, files of the previous set that the new one
-    lacks are removed, and the manifest is renamed into place last. If the block fails, the staging
-    folder is removed and the previous set is untouched. A kill before the seal leaves the previous
-    set (and a staging folder `recover_city_set` removes); a kill after it leaves a folder that
-    `check_city_set` reports as mixed until `recover_city_set` completes the new set.
-    """
-    city_dir = Path(city_dir)
-    city_dir.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=SET_PREFIX, dir=city_dir))
-    built = CitySet(city_dir, stage)
-    try:
-        yield built
-        _seal(stage)
-        built.written, built.removed = _put_in_place(city_dir, stage)
-    finally:
-        if stage.exists() and not (stage / CITY_MANIFEST).exists():
-            shutil.rmtree(stage, ignore_errors=True)
+#: The city files as one set (`walkcover.presentation.file_set`).
+CITY_SET = SetKind(
+    what="city files",
+    names=CITY_FILES,
+    manifest=CITY_MANIFEST,
+    prefix=SET_PREFIX,
+    fix=_FIX,
+    shared=_SHARED_PAGES,
+)
+#: A set of city files being built (`city_set`).
+CitySet = FileSet
 
 
-def _digest(path: Path) -> dict[str, Any]:
-    h = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return {"sha256": h.hexdigest(), "size": path.stat().st_size}
-
-
-def _manifest_text(files: dict[str, dict[str, Any]]) -> str:
-    listed = {n: files[n] for n in sorted(files)}
-    set_id = hashlib.sha256(
-        "".join(f"{n}\0{d['sha256']}\0" for n, d in listed.items()).encode()
-    ).hexdigest()
-    data = {"format": MANIFEST_FORMAT, "set_sha256": set_id, "files": listed}
-    return json.dumps(data, indent=1, ensure_ascii=True) + "\n"
-
-
-def _seal(stage: Path) -> None:
-    names = sorted(p.name for p in stage.iterdir())
-    strange = [n for n in names if n not in CITY_FILES]
-    if strange:
-        raise ValueError(f"not a city file: {strange[0]!r}")  # a bug: writers use CITY_FILES
-    text = _manifest_text({n: _digest(stage / n) for n in names})
-    write_atomic(stage / CITY_MANIFEST, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-
-def _read_manifest(path: Path) -> dict[str, dict[str, Any]]:
-    """The files a manifest lists (name → sha256, size).
-
-    Raises
-    ------
-    CitySetError
-        Not a manifest walkcover wrote (too large, not JSON, not an object, a name that is not a
-        city file, a digest or size of the wrong kind).
-    """
-    bad = CitySetError(f"{path} is not a list of city files walkcover wrote: {_FIX}")
-    if path.is_symlink() or not path.is_file() or path.stat().st_size > 1024 * 1024:
-        raise bad
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise bad from None
-    if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
-        raise bad
-    files = data.get("files")
-    if not isinstance(files, dict):
-        raise bad
-    for name, entry in files.items():
-        if (
-            name not in CITY_FILES
-            or not isinstance(entry, dict)
-            or not isinstance(entry.get("sha256"), str)
-            or not re.fullmatch(r"[0-9a-f]{64}", entry["sha256"])
-            or not isinstance(entry.get("size"), int)
-            or isinstance(entry.get("size"), bool)
-        ):
-            raise bad
-    return files
-
-
-def _previous_names(city_dir: Path) -> list[str]:
-    """The files of the set in place: as its manifest lists them, or (a folder written before
-    manifests, or one whose manifest is damaged) every city file but shared pages."""
-    try:
-        return list(_read_manifest(city_dir / CITY_MANIFEST))
-    except CitySetError:
-        return [n for n in CITY_FILES if n not in _SHARED_PAGES]
-
-
-def _put_in_place(city_dir: Path, stage: Path) -> tuple[list[Path], list[Path]]:
-    """Move the sealed set in `stage` into `city_dir`, manifest last (also to complete a set an
-    interrupted run sealed: files already moved are skipped)."""
-    new = _read_manifest(stage / CITY_MANIFEST)
-    old = _previous_names(city_dir)
-    written = []
-    for name in sorted(new):
-        src = stage / name
-        if src.is_symlink():  # never moved into place: what it points at is none of ours
-            raise CitySetError(f"{src} is a symbolic link, not a city file walkcover wrote: {_FIX}")
-        if src.exists():
-            src.replace(city_dir / name)  # a link standing there is replaced, never followed
-        written.append(city_dir / name)
-    removed = []
-    for name in old:
-        if name not in new and (city_dir / name).is_file():
-            (city_dir / name).unlink()
-            removed.append(city_dir / name)
-    (stage / CITY_MANIFEST).replace(city_dir / CITY_MANIFEST)
-    shutil.rmtree(stage, ignore_errors=True)
-    return written, removed
+def city_set(city_dir: Path) -> AbstractContextManager[FileSet]:
+    """Build a new set of city files (`CITY_FILES`) in a staging folder, then put it in place
+    (`walkcover.presentation.file_set.file_set`). A kill before the seal leaves the previous set
+    (and a staging folder `recover_city_set` removes); a kill after it leaves a folder that
+    `check_city_set` reports as mixed until `recover_city_set` completes the new set."""
+    return file_set(city_dir, CITY_SET)
 
 
 def recover_city_set(city_dir: Path) -> list[str]:
-    """Repair what an interrupted run left of the city files in `city_dir`; return what was done.
-
-    A set sealed before the run was killed is completed (its files moved into place, its manifest
-    last); an unsealed one is removed (the previous set was never touched). Call it only while
-    holding the output folder's lock (`walkcover._lock`), like `walkcover._atomic.recover`.
-
-    Nothing is followed through a symbolic link: a `city_dir` that is a link is left alone, a
-    staging folder that is a link is removed as a link, and a sealed set is put in place only when
-    it holds nothing but regular files its manifest lists, each of the size and SHA-256 listed
-    (`_check_sealed`); any other is removed as damaged.
-    """
-    city_dir = Path(city_dir)
-    done: list[str] = []
-    if city_dir.is_symlink() or not city_dir.is_dir():
-        return done
-    stages = sorted(
-        (p for p in city_dir.iterdir() if p.name.startswith(SET_PREFIX)),
-        key=lambda p: (p.lstat().st_mtime_ns, p.name),
-    )
-    for stage in stages:
-        if stage.is_symlink():
-            stage.unlink(missing_ok=True)
-            done.append(f"removed {stage.name} (a symbolic link, which walkcover never makes)")
-            continue
-        manifest = stage / CITY_MANIFEST
-        sealed = stage.is_dir() and not manifest.is_symlink() and manifest.is_file()
-        if sealed:
-            try:
-                _check_sealed(city_dir, stage)
-                _put_in_place(city_dir, stage)
-            except (CitySetError, OSError) as exc:
-                log.warning("could not complete the city files in %s: %s", stage, exc)
-                shutil.rmtree(stage, ignore_errors=True)
-                done.append(f"removed {stage.name} (a damaged set of city files)")
-            else:
-                done.append("completed the city files (a run was interrupted while replacing them)")
-        else:
-            if stage.is_dir():
-                shutil.rmtree(stage, ignore_errors=True)
-            else:
-                stage.unlink(missing_ok=True)
-            done.append(f"removed {stage.name} (unfinished city files of an interrupted run)")
-    return done
-
-
-def _check_sealed(city_dir: Path, stage: Path) -> None:
-    """Make sure sealed set `stage` (a real folder in `city_dir`) holds only regular files its
-    manifest lists, each of the listed size and SHA-256 (files already moved into place by the
-    interrupted run are absent), so that completing it moves nothing else into place.
-
-    Raises
-    ------
-    CitySetError
-        A link, a folder, a file the manifest does not list, or one that differs from its entry.
-    """
-    inside(city_dir, stage, what="set of city files")
-    files = _read_manifest(stage / CITY_MANIFEST)
-    for path in sorted(stage.iterdir()):
-        if path.name == CITY_MANIFEST:
-            continue
-        if path.name not in files:
-            raise CitySetError(f"{path} is not one of the files its manifest lists")
-        if path.is_symlink() or not path.is_file():
-            raise CitySetError(f"{path} is not a file walkcover wrote (a link or a folder)")
-        want = files[path.name]
-        if path.stat().st_size != want["size"] or _digest(path)["sha256"] != want["sha256"]:
-            raise CitySetError(f"{path} is not the file its manifest lists")
+    """Repair what an interrupted run left of the city files in `city_dir`; return what was done
+    (`walkcover.presentation.file_set.recover_set`). Call it only while holding the output
+    folder's lock (`walkcover._lock`)."""
+    return recover_set(city_dir, CITY_SET)
 
 
 def check_city_set(city_dir: Path) -> None:
-    """Make sure `city_dir` holds one complete set of city files: each file its manifest
-    (``city_files.json``) lists present with that size and SHA-256, and no other city file
-    beside them. A folder with no manifest and no sealed set waiting (written by a walkcover
-    before manifests) passes: there is nothing to check it against.
+    """Make sure `city_dir` holds one complete set of city files (its manifest,
+    ``city_files.json``, says which: `walkcover.presentation.file_set.check_set`).
 
     Raises
     ------
     CitySetError
-        The set is mixed or partial (a run was killed while replacing it, or a file was changed,
-        removed or added since); the message names the first such file and the fix.
+        The set is mixed or partial; the message names the first such file and the fix.
     """
-    city_dir = Path(city_dir)
-    manifest = city_dir / CITY_MANIFEST
-    pending = [
-        p for p in city_dir.glob(f"{SET_PREFIX}*")
-        if not p.is_symlink() and (p / CITY_MANIFEST).is_file()
-    ] if city_dir.is_dir() else []  # fmt: skip
-    if not manifest.exists() and not manifest.is_symlink():
-        if pending:
-            present = [n for n in CITY_FILES if (city_dir / n).exists()]
-            raise CitySetError(
-                f"{city_dir / (present[0] if present else CITY_MANIFEST)}: the city files are "
-                "partly replaced (a run was interrupted); the next walkcover command into this "
-                f"--out completes them, or {_FIX}"
-            )
-        return
-    files = _read_manifest(manifest)
-    for name in CITY_FILES:
-        path = city_dir / name
-        if name not in files:
-            if name not in _SHARED_PAGES and (path.exists() or path.is_symlink()):
-                raise CitySetError(f"{path} is not one of the city files of this set: {_FIX}")
-            continue
-        want = files[name]
-        if path.is_symlink() or not path.is_file():
-            raise CitySetError(f"{path} is missing from the set of city files: {_FIX}")
-        if path.stat().st_size != want["size"] or _digest(path)["sha256"] != want["sha256"]:
-            why = "a run was interrupted while replacing it" if pending else "changed since"
-            raise CitySetError(f"{path} is not the file of this set of city files ({why}): {_FIX}")
+    check_set(city_dir, CITY_SET)
 
 
 def reseal_city_set(city_dir: Path, names: list[str]) -> None:
     """After a command replaced city files `names` of the set in place by itself (``walkcover
-    report``'s ``index.html``), write the manifest again with their new digests. Files the set does
-    not list are left out of it."""
-    city_dir = Path(city_dir)
-    manifest = city_dir / CITY_MANIFEST
-    if not manifest.is_file():
-        return
-    files = dict(_read_manifest(manifest))
-    changed = [n for n in names if n in files and (city_dir / n).is_file()]
-    if not changed:
-        return
-    for n in changed:
-        files[n] = _digest(city_dir / n)
-    text = _manifest_text(files)
-    write_atomic(manifest, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    report``'s ``index.html``), write the manifest again with their new digests."""
+    reseal_set(city_dir, CITY_SET, names)
 
 
 def write_city_set(
