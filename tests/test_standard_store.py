@@ -145,6 +145,40 @@ def test_a_changed_standard_alone_is_measured_again(
     _assert_same(kept, _assess(None, cache=False, standards=str(path)))
 
 
+def test_a_changed_standard_on_two_threads_takes_the_idle_one(
+    measuring_cache, monkeypatch, tmp_path
+):
+    """Measured alone (every other pass read back), a standard's land figures are made beside the
+    rest of its pass, on the other measuring thread, and the figures are a fresh run's; with more
+    than one pass to measure, they are not."""
+    from walkcover.assessment import run as run_mod
+    from walkcover.assessment import study as study_mod
+
+    monkeypatch.setattr(study_mod, "MEASURE_THREADS", 2)
+    monkeypatch.setattr(study_mod, "THREADS_FROM_EDGES", 0)  # the sample is small
+    spare: list[tuple[str, bool]] = []
+    real = run_mod._measure_one
+
+    def watching(study, std, *args):
+        spare.append((std.id, study.spare_thread))
+        return real(study, std, *args)
+
+    monkeypatch.setattr(run_mod, "_measure_one", watching)
+    _assess(measuring_cache)
+    assert sorted(spare) == sorted((s, False) for s in STANDARDS.split(","))
+    bundled = Path(__file__).parents[1] / "configs" / "standards" / "zhengzhou-2018.yaml"
+    text = bundled.read_text(encoding="utf-8")
+    path = tmp_path / "standards.yaml"
+    path.write_text(text.replace("      main_street: 300\n", "      main_street: 260\n"), "utf-8")
+    spare.clear()
+    kept = _assess(measuring_cache, standards=str(path))
+    assert spare == [("toilet", True)]
+    fresh = _assess(None, cache=False, standards=str(path))
+    assert ("toilet", False) in spare
+    _assert_same(kept, fresh)
+    assert any(kept.summary["area_covered_pct"].notna())  # the land figures are there
+
+
 def test_a_new_facility_list_measures_its_standard_alone_again(tmp_path, monkeypatch, measured):
     """A planner imports a new list of toilets (the city takes them from OSM and files): the
     toilets alone are measured again, and they count the new list's."""

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import nullcontext
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -69,9 +70,7 @@ from walkcover.measures.gaps import (
     service_extent,
 )
 from walkcover.measures.hexagons import HexCoverage, hex_coverage, hex_resolution
-from walkcover.measures.indicators import (
-    district_indicators,
-)
+from walkcover.measures.indicators import SUMMARY_COLUMNS, district_indicators
 from walkcover.measures.land import DenominatorLand
 from walkcover.measures.life_circles import district_life_circles, home_life_circles
 from walkcover.sources import OSMLayers
@@ -113,6 +112,8 @@ def assess_layers(
     )
     study.safe_left = sum(1 for s in standards if s.safe_route)
     measured: dict[str, MeasuredStandard] = {}
+    # one standard to measure, every other read back: its pass may use the other thread
+    study.spare_thread = measure_threads(study.network) > 1 and _to_measure(study, standards) <= 1
     with ThreadPoolExecutor(max_workers=measure_threads(study.network)) as pool:
         # The safe-route network first, on its own (built inside its first standard's pass, its
         # 330 MB of building, on L, came on top of that pass's snaps and distances and of the
@@ -173,18 +174,10 @@ def assess_layers(
     if study.digest is not None and all(s.id in study.keys for s in standards):
         run_key = standard_store.run_key(study.digest, [study.keys[s.id] for s in standards])
     kept = standard_store.kept_run(study, run_key, standards) if run_key else None
+    extents: dict[str, shapely.Geometry | None] | None = None
     if kept is not None:
         summary, summary_notes, extents = kept
         study.notes.extend(summary_notes)
-    else:
-        before = len(study.notes)
-        summary = summary_table(study, standards, measured, facilities, homes_on)
-        summary_notes, extents = study.notes[before:], None
-    circles = _life_circles(study, rules, standards, summary)
-    if circles is not None:  # one indicator row per district and tier, beside the counts
-        district_rows = pd.concat(
-            [district_rows, _life_circle_rows(circles, districts, rules)], ignore_index=True
-        )
     measured_run = Assessment(
         city=city,
         districts=districts,
@@ -194,7 +187,8 @@ def assess_layers(
         network=study.network,
         demand=study.demand,
         facilities=facilities,
-        summary=summary,
+        # the summary, when not read back, is made beside the layers (which never read it)
+        summary=summary if kept is not None else pd.DataFrame(columns=SUMMARY_COLUMNS),
         district_rows=district_rows,
         features=study.features,
         notes=study.notes,
@@ -207,16 +201,39 @@ def assess_layers(
         demand_snaps=study.demand_snaps,
         completeness=study.completeness,
         districts_proj=study.d_proj,
-        life_circles=circles,
     )
     # the gaps and service areas, with the distances at hand: the run's results are complete
     # before any output is written, and no output measures
     step("gaps and service areas")
-    per_district, extents = _district_layers(study, measured_run, extents=extents)
+    with ThreadPoolExecutor(max_workers=1) as side:
+        # the summary on a thread of its own while the layers are read back or measured (a
+        # changed standard: its pass's layers and the other passes' parts read meanwhile). Both
+        # only read the study; the summary's notes are the only notes added meanwhile.
+        made = None
+        if kept is None:
+            before = len(study.notes)
+            made = side.submit(summary_table, study, standards, measured, facilities, homes_on)
+        try:
+            per_district, extents = _district_layers(study, measured_run, extents=extents)
+        finally:
+            if made is not None:
+                wait([made])  # (a failure of the layers still lets the summary finish first)
+        if made is not None:
+            summary = made.result()
+            summary_notes = study.notes[before:]
     if run_key is not None and kept is None:
         standard_store.keep_run(
             study, run_key, summary=summary, notes=summary_notes, extents=extents
         )
+    # the life circles add their columns to the homes: after the layers, which read them
+    circles = _life_circles(study, rules, standards, summary)
+    if circles is not None:  # one indicator row per district and tier, beside the counts
+        district_rows = pd.concat(
+            [district_rows, _life_circle_rows(circles, districts, rules)], ignore_index=True
+        )
+    measured_run = replace(
+        measured_run, summary=summary, district_rows=district_rows, life_circles=circles
+    )
     hexagons = _hexagons(study, standards)
     # every snap of the run is made: the edge samples go before the outputs are written (no
     # writer measures), and are made again if a site or a scenario snaps
@@ -226,6 +243,18 @@ def assess_layers(
         snap_store.prune(study.network.store_dir)
         standard_store.prune(study.network.store_dir)
     return replace(measured_run, district_layers=per_district, hexagons=hexagons)
+
+
+def _to_measure(study: StudyState, standards: list[Standard]) -> int:
+    """How many of `standards` have no pass read ahead from the standard store (a pass read
+    ahead is still checked when taken: one that fails is measured after all)."""
+    if study.digest is None:
+        return len(standards)
+    keys = [
+        standard_store.standard_key(study.digest, s, limit_m=study.limits[s.id], city=study.city)
+        for s in standards
+    ]
+    return sum(study.read_ahead.get(k) is None for k in keys)
 
 
 def _district_indicators(study: StudyState) -> pd.DataFrame:
@@ -755,15 +784,44 @@ def _measure_one(
     snapped or not."""
     sid, network = std.id, study.network
     snap_m = study.city.config.network.max_snap_m
-    columns: dict[str, np.ndarray] = {}
     if std.safe_route:  # its network built before this pass's snaps and distances (the peak)
         _safe_route(study)
     counted, acc = _reachable(fac, study.features, network, std)
-    access, n_entr = acc.geoms, acc.entrances
-    fac_snaps = cov.snap(network, access, max_snap_m=snap_m, reach_polygon_edges=True)
+    fac_snaps = cov.snap(network, acc.geoms, max_snap_m=snap_m, reach_polygon_edges=True)
     # one pass gives each node's distance and the facility it comes from: the homes' nearest
     # facility is taken here, with their distances, never by a second pass while drawing
     nodes = cov.node_sources(network, fac_snaps, limit_m=study.limits[sid])
+    geoms = counted.geometry.to_numpy()
+    figures = partial(study.lands.figures, std, geoms, fac_snaps, nodes.dist_m)
+    with ThreadPoolExecutor(max_workers=1) if study.spare_thread else nullcontext() as aside:
+        # the land figures need the distances only: beside the rest of the pass where the other
+        # measuring thread has nothing to do (every other pass read back), else after it
+        areas = aside.submit(figures) if aside is not None else None
+        try:
+            measured = _measured_pass(study, std, fac, notes, counted, acc, fac_snaps, nodes)
+        finally:
+            if areas is not None:
+                wait([areas])
+    return replace(measured, areas=areas.result() if areas is not None else figures())
+
+
+def _measured_pass(
+    study: StudyState,
+    std: Standard,
+    fac: gpd.GeoDataFrame,
+    notes: list[Note],
+    counted: gpd.GeoDataFrame,
+    acc: Access,
+    fac_snaps: cov.Snaps,
+    nodes: cov.NodeSources,
+) -> MeasuredStandard:
+    """`_measure_one` once every node's distance is known (`nodes`): the homes' figures, choice,
+    the facilities' marks and the edges' cover; the land figures are `_measure_one`'s."""
+    sid, network = std.id, study.network
+    snap_m = study.city.config.network.max_snap_m
+    columns: dict[str, np.ndarray] = {}
+    access = acc.geoms
+    n_entr = acc.entrances
     node_dist = nodes.dist_m
     rows = cov.nearest_sources(
         network, study.demand_snaps, fac_snaps, limit_m=study.limits[sid], nodes=nodes
@@ -856,7 +914,7 @@ def _measure_one(
             ),
         ),
         edge_cover=_edge_cover(network, fac_snaps, node_dist, std, study.context),
-        areas=study.lands.figures(std, counted.geometry.to_numpy(), fac_snaps, node_dist),
+        areas={},  # (`_measure_one`'s)
         columns=columns,
         notes=notes,
     )

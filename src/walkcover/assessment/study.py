@@ -64,6 +64,9 @@ class StudyState:
     #: Passes read from the standard store while the walk network was built, by their name
     #: (`standard_store.read_ahead`; None: none filed), each taken once by its standard.
     read_ahead: dict[str, Any] = field(default_factory=dict)
+    #: Whether a pass may measure its land figures on a thread of its own (`run._measure_one`):
+    #: when it is the run's only pass to measure, the other measuring thread has nothing to do.
+    spare_thread: bool = False
     #: The safe-route standards still to measure: the safe-route network goes when none is left.
     safe_left: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
