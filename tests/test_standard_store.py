@@ -629,6 +629,48 @@ def test_a_rerun_reads_the_summary_and_the_service_extents_back(
     _assert_same(first, third)
 
 
+def test_a_changed_standard_reads_the_other_layers_ahead(
+    measuring_cache, layered, monkeypatch, tmp_path, caplog
+):
+    """With one standard changed the run's figures are not filed, but the service extents the
+    study's last run measured are: the other standards' layers filed under them are read while the
+    network is built, and taken, the run's own extents being the same. A damaged file of them is
+    said, and the layers read when needed."""
+    parts: list[str] = []
+    real_parts = standard_store.read_ahead_layers
+
+    def reading(root, key, **kw):
+        parts.append(key)
+        return real_parts(root, key, **kw)
+
+    monkeypatch.setattr(standard_store, "read_ahead_layers", reading)
+    _assess(measuring_cache)
+    assert parts == []  # nothing filed yet
+    (last,) = _files(measuring_cache, "extents")
+    bundled = Path(__file__).parents[1] / "configs" / "standards" / "zhengzhou-2018.yaml"
+    text = bundled.read_text(encoding="utf-8")
+    fresh = {}
+    for radius in (270, 280):
+        path = tmp_path / f"standards-{radius}.yaml"
+        path.write_text(text.replace("      main_street: 300\n", f"      main_street: {radius}\n"))
+        fresh[radius] = (path, _assess(None, cache=False, standards=str(path)))
+    layered.clear()
+    kept = _assess(measuring_cache, standards=str(fresh[270][0]))
+    assert len(parts) == len(set(parts)) == 4 * 4  # every part named by the last extents
+    assert {s for _, s in layered} == {"toilet"}  # the others' parts taken from those
+    _assert_same(kept, fresh[270][1])
+    parts.clear()
+    layered.clear()
+    data = bytearray(last.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    last.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING, logger="walkcover.assessment.standard_store"):
+        again = _assess(measuring_cache, standards=str(fresh[280][0]))
+    assert last.name in caplog.text and "measuring again" in caplog.text and parts == []
+    assert {s for _, s in layered} == {"toilet"}  # the others' parts read when needed
+    _assert_same(again, fresh[280][1])
+
+
 def test_frames_keep_their_missing_values_and_integers():
     """A kept table's columns of objects come back with NaN, None and pd.NA where they were and
     integers as integers (Parquet reads all three missing values alike, and integers beside

@@ -234,6 +234,7 @@ def assess_layers(
     measured_run = replace(
         measured_run, summary=summary, district_rows=district_rows, life_circles=circles
     )
+    study.read_ahead.clear()  # (parts read ahead for extents the run did not measure)
     hexagons = _hexagons(study, standards)
     # every snap of the run is made: the edge samples go before the outputs are written (no
     # writer measures), and are made again if a site or a scenario snaps
@@ -658,8 +659,10 @@ def _read_ahead(
     # district's service areas are measured, every district's part of every standard's layers
     run = standard_store.run_key(digest, keys)
     read[run] = figures = standard_store.read_ahead_run(root, run)
-    if figures is not None:
-        extents = figures[2][2]
+    # a standard changed: its layers are measured again, the others' filed under the extents
+    # the study's last run measured are read (taken if the run's own extents are the same)
+    extents = figures[2][2] if figures is not None else standard_store.last_extents(root, digest)
+    if extents is not None:
         for d in map(str, districts["district_id"]):
             if d not in extents:  # (filed for other districts: `kept_run` says so)
                 break

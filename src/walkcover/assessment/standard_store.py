@@ -739,27 +739,54 @@ def keep_run(
 ) -> None:
     """File the figures a run makes of all its standards at once under `key` (`run_key`): its
     `summary` table and the `notes` made with it, and its districts' service `extents` (which
-    depend on every standard's reach: no one standard's pass can hold them)."""
+    depend on every standard's reach: no one standard's pass can hold them). The extents are
+    also filed as the study's last (`last_extents`)."""
     root = _root(study)
     if root is None:
         return
+    arrays, meta = _extents_packed(extents)
+    assert study.digest is not None
+    _write(root, _last_extents_key(study.digest), "extents", arrays, meta)
     try:
         frame, missing = _frame_bytes(summary)
     except (pa.ArrowException, TypeError, ValueError) as exc:
         log.debug("standard store: the run's figures are not kept (%s)", exc)
         return
+    arrays["frame_summary"] = frame
+    meta["missing"] = missing
+    meta["notes"] = [[n.text, n.district, n.standard, n.kind] for n in notes]
+    _write(root, key, "run", arrays, meta)
+
+
+def _extents_packed(
+    extents: dict[str, shapely.Geometry | None],
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The districts' service `extents` as a kept file's arrays and manifest."""
     ids = [str(d) for d in extents]
-    arrays = {"frame_summary": frame}
+    arrays = {}
     for i, d in enumerate(ids):
         if extents[d] is not None:
             arrays[f"extent_{i}"] = np.frombuffer(shapely.to_wkb(extents[d]), dtype=np.uint8)
-    meta = {
-        "missing": missing,
-        "notes": [[n.text, n.district, n.standard, n.kind] for n in notes],
-        "districts": ids,
-        "extents": [extents[d] is not None for d in ids],
-    }
-    _write(root, key, "run", arrays, meta)
+    return arrays, {"districts": ids, "extents": [extents[d] is not None for d in ids]}
+
+
+def _last_extents_key(digest: bytes) -> str:
+    """The name a study's last measured service extents are filed under (`last_extents`)."""
+    h = hashlib.sha256(b"last service extents")
+    h.update(digest)
+    return h.hexdigest()
+
+
+def last_extents(root: Path, digest: bytes) -> dict[str, shapely.Geometry | None] | None:
+    """Where the last run of the study named `digest` measured each district's service areas
+    (`gaps.service_extent`), filed by `keep_run`: a run whose figures are not filed (one
+    standard changed) reads the layers filed under them ahead, which it takes only where its
+    own extents are the same (a layers part is named by its extent: `layers_key`). None when
+    none are filed (or they are damaged: said)."""
+    loaded = _load(
+        root, _last_extents_key(digest), "extents", again="measuring", decode=_extents_decoded
+    )
+    return None if loaded is None else loaded[2]
 
 
 def read_ahead_run(root: Path, key: str) -> Loaded | None:
@@ -771,6 +798,12 @@ def read_ahead_run(root: Path, key: str) -> Loaded | None:
 def _run_decoded(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> RunFigures:
     summary = _frame(arrays["frame_summary"], meta["missing"], crs=None)
     notes = [_note(n) for n in meta["notes"]]
+    return summary, notes, _extents_decoded(arrays, meta)
+
+
+def _extents_decoded(
+    arrays: dict[str, np.ndarray], meta: dict[str, Any]
+) -> dict[str, shapely.Geometry | None]:
     ids, has = meta["districts"], meta["extents"]
     if not isinstance(ids, list) or not isinstance(has, list) or len(ids) != len(has):
         raise _DamageError("its extents are not one per district")
@@ -784,7 +817,7 @@ def _run_decoded(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> RunFigu
         ):
             raise _DamageError(f"the extent of {d!r} is not an area")
         extents[d] = g
-    return summary, notes, extents
+    return extents
 
 
 def kept_run(study: StudyState, key: str, standards: Sequence[Standard]) -> RunFigures | None:
