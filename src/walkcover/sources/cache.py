@@ -10,6 +10,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
@@ -22,7 +23,7 @@ from walkcover._atomic import write_atomic
 from walkcover._errors import OutputFolderError, SourceError, UnsafePathError
 from walkcover._paths import inside
 from walkcover.config.tags import TAG_DTYPE, as_tag_texts
-from walkcover.sources._layers import OSMLayers, OSMQuery
+from walkcover.sources._layers import PROJECT_APART_ROWS, OSMLayers, OSMQuery
 
 log = logging.getLogger(__name__)
 
@@ -253,15 +254,15 @@ def load_osm(
             crs,
         )
     layers = _read(kind, source, query, cache_root=cache_root, progress=progress)
-    working = _projected(layers, crs)
-    _write_entry(
+    # projected while the entry is written, and kept in it too
+    working = _write_entry(
         root,
         key,
         layers,
         kind=kind,
         family=family,
         area=query.polygon,
-        working=working if crs is not None else None,
+        crs=crs,
         cache_root=cache_root,
     )
     return _with_digest(working, root / key, query, crs)
@@ -555,10 +556,17 @@ def _write_working(folder: Path, working: OSMLayers) -> None:
     _write_side_by_side(_working_writers(folder, working))
 
 
-def _working_writers(folder: Path, working: OSMLayers) -> list[Callable[[], object]]:
-    """`_write_working`'s two files, as calls to make."""
+def _working_writers(
+    folder: Path, working: OSMLayers | dict[str, gpd.GeoDataFrame]
+) -> list[Callable[[], object]]:
+    """`_write_working`'s files (both layers', or those of the layers named), as calls to make."""
     out: list[Callable[[], object]] = []
-    for name, frame in (("streets", working.streets), ("features", working.features)):
+    frames = (
+        working
+        if isinstance(working, dict)
+        else {"streets": working.streets, "features": working.features}
+    )
+    for name, frame in frames.items():
         geometry = gpd.GeoDataFrame(geometry=frame.geometry.to_numpy(), crs=frame.crs)
         out.append(
             partial(
@@ -683,14 +691,16 @@ def _write_entry(
     kind: SourceKind,
     family: str,
     area: shapely.Geometry,
-    working: OSMLayers | None = None,
+    crs: Any = None,
     cache_root: Path | None = None,
-) -> None:
-    """Write the entry into a temporary folder, then rename it into place in one step.
+) -> OSMLayers:
+    """Write the entry into a temporary folder, then rename it into place in one step; return
+    `layers` in `crs` (themselves without one).
 
     Each layer keeps its read order and a bounding-box column (GeoParquet 1.1), in row groups of
     `ROW_GROUP_ROWS`: a read of a smaller area (`_rows_near`) skips the groups that miss it. With
-    `working` (the same layers in the run's CRS), their geometries go beside (`WORKING_PREFIX`).
+    `crs` (the run's), the layers are projected while they are written (`_projected_beside`) and
+    their geometries in it go beside (`WORKING_PREFIX`).
 
     Everything is written and deleted inside `cache_root` (default: `root`'s parent); an entry
     that is a symbolic link is replaced by the entry, the link removed and never followed.
@@ -723,9 +733,7 @@ def _write_entry(
                     ("features", _text_tags(layers.features)),
                 )
             ]
-            if working is not None:
-                files += _working_writers(tmp, working)
-            _write_side_by_side(files)
+            working = _projected_beside(tmp, layers, crs, files)
             meta = {
                 "schema": CACHE_SCHEMA,
                 "kind": kind,
@@ -752,6 +760,42 @@ def _write_entry(
         raise
     except OSError as exc:
         raise _cache_write_error(exc, cache_root) from None
+    return working
+
+
+def _projected_beside(
+    folder: Path, layers: OSMLayers, crs: Any, writes: list[Callable[[], object]]
+) -> OSMLayers:
+    """`layers` in `crs` (themselves without one), their geometries in it written into entry
+    `folder` beside `writes` (the layers as read): on a city, each layer's projection and files
+    on two threads in one queue (the streets projected while their file as read is written, the
+    features' meanwhile), not all projections before all files. Each working file waits for its
+    layer's projection, queued before it, so no thread waits for one not yet started. The first
+    error is raised once every call has ended."""
+    from concurrent.futures import ThreadPoolExecutor, wait
+
+    if crs is None or len(layers.streets) + len(layers.features) < PROJECT_APART_ROWS:
+        working = _projected(layers, crs)  # (a small area: one thread, as read)
+        if crs is not None:
+            writes = [*writes, *_working_writers(folder, working)]
+        _write_side_by_side(writes)
+        return working
+
+    def working_file(name: str, layer: Future[gpd.GeoDataFrame]) -> None:
+        (write,) = _working_writers(folder, {name: layer.result()})
+        write()
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        streets = pool.submit(layers.streets.to_crs, crs)
+        futures = [streets, pool.submit(writes[0])]
+        features = pool.submit(layers.features.to_crs, crs)
+        futures += [features, *(pool.submit(w) for w in writes[1:])]
+        futures.append(pool.submit(working_file, "features", features))
+        futures.append(pool.submit(working_file, "streets", streets))
+        wait(futures)
+    for fut in futures:
+        fut.result()
+    return OSMLayers(streets.result(), features.result(), layers.source, layers.data_date)
 
 
 def _cache_write_error(exc: OSError, cache_root: Path) -> OutputFolderError:
