@@ -50,6 +50,32 @@ def layered(monkeypatch) -> list[tuple[str, str]]:
     return parts
 
 
+def _toilet_radius(folder: Path, radius: int) -> Path:
+    """The bundled standards file with the toilets' main-street radius (300 m) set to `radius`."""
+    bundled = Path(__file__).parents[1] / "configs" / "standards" / "zhengzhou-2018.yaml"
+    text = bundled.read_text(encoding="utf-8")
+    assert text.count("      main_street: 300\n") == 1
+    path = folder / f"standards-{radius}.yaml"
+    path.write_text(
+        text.replace("      main_street: 300\n", f"      main_street: {radius}\n"), "utf-8"
+    )
+    return path
+
+
+@pytest.fixture
+def parts_read_ahead(monkeypatch) -> list[str]:
+    """The names of the districts' layers parts read ahead (`standard_store.read_ahead_layers`)."""
+    parts: list[str] = []
+    real = standard_store.read_ahead_layers
+
+    def reading(root, key, **kw):
+        parts.append(key)
+        return real(root, key, **kw)
+
+    monkeypatch.setattr(standard_store, "read_ahead_layers", reading)
+    return parts
+
+
 def _assess(cache_dir, **options):
     import walkcover as wc
 
@@ -132,11 +158,7 @@ def test_a_changed_standard_alone_is_measured_again(
     measured again, the others read back, and the figures are those of a fresh run."""
 
     _assess(measuring_cache)
-    bundled = Path(__file__).parents[1] / "configs" / "standards" / "zhengzhou-2018.yaml"
-    text = bundled.read_text(encoding="utf-8")
-    assert text.count("      main_street: 300\n") == 1
-    path = tmp_path / "standards.yaml"
-    path.write_text(text.replace("      main_street: 300\n", "      main_street: 250\n"), "utf-8")
+    path = _toilet_radius(tmp_path, 250)
     measured.clear()
     layered.clear()
     kept = _assess(measuring_cache, standards=str(path))
@@ -166,10 +188,7 @@ def test_a_changed_standard_on_two_threads_takes_the_idle_one(
     monkeypatch.setattr(run_mod, "_measure_one", watching)
     _assess(measuring_cache)
     assert sorted(spare) == sorted((s, False) for s in STANDARDS.split(","))
-    bundled = Path(__file__).parents[1] / "configs" / "standards" / "zhengzhou-2018.yaml"
-    text = bundled.read_text(encoding="utf-8")
-    path = tmp_path / "standards.yaml"
-    path.write_text(text.replace("      main_street: 300\n", "      main_street: 260\n"), "utf-8")
+    path = _toilet_radius(tmp_path, 260)
     spare.clear()
     kept = _assess(measuring_cache, standards=str(path))
     assert spare == [("toilet", True)]
@@ -585,7 +604,7 @@ def test_a_rerun_from_the_stores_never_builds_the_edges_index(measuring_cache, m
 
 
 def test_a_rerun_reads_the_summary_and_the_service_extents_back(
-    measuring_cache, monkeypatch, caplog
+    measuring_cache, monkeypatch, caplog, parts_read_ahead
 ):
     """The summary, its notes and where each district's service areas are measured depend on
     every standard at once: a rerun over the same passes reads them back (and, by the extents,
@@ -602,21 +621,13 @@ def test_a_rerun_reads_the_summary_and_the_service_extents_back(
             return _real(*args, **kwargs)
 
         monkeypatch.setattr(run_mod, name, counting)
-    parts: list[str] = []
-    real_parts = standard_store.read_ahead_layers
-
-    def reading(root, key, **kw):
-        parts.append(key)
-        return real_parts(root, key, **kw)
-
-    monkeypatch.setattr(standard_store, "read_ahead_layers", reading)
     first = _assess(measuring_cache)
-    assert sorted(calls) == ["reached_box", "summary_table"] and parts == []
+    assert sorted(calls) == ["reached_box", "summary_table"] and parts_read_ahead == []
     assert any(n.district for n in first.notes)  # the summary made notes of its own
     calls.clear()
     again = _assess(measuring_cache)
     assert calls == []
-    assert len(parts) == len(set(parts)) == 4 * 4  # every part, read ahead
+    assert len(parts_read_ahead) == len(set(parts_read_ahead)) == 4 * 4  # every part, read ahead
     _assert_same(first, again)
     (run_file,) = _files(measuring_cache, "run")
     data = bytearray(run_file.read_bytes())
@@ -630,43 +641,34 @@ def test_a_rerun_reads_the_summary_and_the_service_extents_back(
 
 
 def test_a_changed_standard_reads_the_other_layers_ahead(
-    measuring_cache, layered, monkeypatch, tmp_path, caplog
+    measuring_cache, layered, tmp_path, caplog, parts_read_ahead
 ):
     """With one standard changed the run's figures are not filed, but the service extents the
     study's last run measured are: the other standards' layers filed under them are read while the
     network is built, and taken, the run's own extents being the same. A damaged file of them is
     said, and the layers read when needed."""
-    parts: list[str] = []
-    real_parts = standard_store.read_ahead_layers
-
-    def reading(root, key, **kw):
-        parts.append(key)
-        return real_parts(root, key, **kw)
-
-    monkeypatch.setattr(standard_store, "read_ahead_layers", reading)
     _assess(measuring_cache)
-    assert parts == []  # nothing filed yet
+    assert parts_read_ahead == []  # nothing filed yet
     (last,) = _files(measuring_cache, "extents")
-    bundled = Path(__file__).parents[1] / "configs" / "standards" / "zhengzhou-2018.yaml"
-    text = bundled.read_text(encoding="utf-8")
     fresh = {}
     for radius in (270, 280):
-        path = tmp_path / f"standards-{radius}.yaml"
-        path.write_text(text.replace("      main_street: 300\n", f"      main_street: {radius}\n"))
+        path = _toilet_radius(tmp_path, radius)
         fresh[radius] = (path, _assess(None, cache=False, standards=str(path)))
     layered.clear()
     kept = _assess(measuring_cache, standards=str(fresh[270][0]))
-    assert len(parts) == len(set(parts)) == 4 * 4  # every part named by the last extents
+    assert (
+        len(parts_read_ahead) == len(set(parts_read_ahead)) == 4 * 4
+    )  # every part named by the last extents
     assert {s for _, s in layered} == {"toilet"}  # the others' parts taken from those
     _assert_same(kept, fresh[270][1])
-    parts.clear()
+    parts_read_ahead.clear()
     layered.clear()
     data = bytearray(last.read_bytes())
     data[len(data) // 2] ^= 0xFF
     last.write_bytes(bytes(data))
     with caplog.at_level(logging.WARNING, logger="walkcover.assessment.standard_store"):
         again = _assess(measuring_cache, standards=str(fresh[280][0]))
-    assert last.name in caplog.text and "measuring again" in caplog.text and parts == []
+    assert last.name in caplog.text and "measuring again" in caplog.text and parts_read_ahead == []
     assert {s for _, s in layered} == {"toilet"}  # the others' parts read when needed
     _assert_same(again, fresh[280][1])
 
