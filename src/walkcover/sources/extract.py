@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import shapely
 
-from walkcover._errors import SourceError
+from walkcover._errors import OutputFolderError, SourceError
 from walkcover._paths import inside
 
 log = logging.getLogger(__name__)
@@ -173,12 +173,35 @@ def cut_pbf(
                 keep.add_way(w.id)
                 for n in w.nodes:
                     keep.add_node(n.ref)
-        with atomic_path(dest) as tmp, osmium.SimpleWriter(str(tmp)) as writer:
-            for obj in osmium.FileProcessor(str(source)).with_filter(keep.id_filter()):
-                writer.add(obj)
+        with atomic_path(dest) as tmp:
+            _write_objects(osmium.FileProcessor(str(source)).with_filter(keep.id_filter()), tmp)
+    except OSError as exc:  # the cut could not be written (a full or read-only folder)
+        raise OutputFolderError(
+            f"folder {str(dest.parent)!r}: writing the cut of {source.name} failed ({exc}); free "
+            "some space there, or choose another cache folder with --cache-dir DIR"
+        ) from exc
     except RuntimeError as exc:  # libosmium reports damaged files this way
         raise SourceError(f"{source} could not be read as an .osm.pbf file: {exc}") from exc
     return dest
+
+
+def _write_objects(objects: Iterable[Any], dest: Path) -> None:
+    """Write the OSM `objects` to `dest` as PBF (a new file: a staging name). A failed write
+    raises `OSError` (`pbf_osmium.writer_failed`); a damaged source, libosmium's `RuntimeError`."""
+    import osmium
+
+    from walkcover.sources.pbf_osmium import writer_failed
+
+    writer = osmium.SimpleWriter(osmium.io.File(str(dest), "pbf"), overwrite=True)
+    for obj in objects:  # (a read error: the writer closes itself when let go)
+        try:
+            writer.add(obj)
+        except RuntimeError as exc:
+            raise writer_failed(writer, dest, exc) from exc
+    try:
+        writer.close()
+    except RuntimeError as exc:
+        raise writer_failed(writer, dest, exc) from exc
 
 
 def study_cut_ratio(source: str | Path, polygon_wgs84: shapely.Geometry) -> float | None:

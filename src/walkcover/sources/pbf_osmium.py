@@ -179,10 +179,34 @@ def _write_opl(
     writer = osmium.SimpleWriter(osmium.io.File(str(dest), fmt), overwrite=True)
     reader = osmium.io.Reader(path, entities)
     try:
-        osmium.apply(reader, *handlers, writer)
+        try:
+            osmium.apply(reader, *handlers, writer)
+        except RuntimeError as exc:  # libosmium's writer says "Write failed: <why>"
+            if str(exc).startswith("Write failed"):
+                raise writer_failed(writer, dest, exc) from exc
+            raise
+        try:
+            writer.close()  # (libosmium writes on a thread of its own: a full disk shows here)
+        except RuntimeError as exc:
+            raise writer_failed(writer, dest, exc) from exc
     finally:
-        writer.close()
         reader.close()
+
+
+def writer_failed(writer: Any, dest: Path, exc: BaseException) -> OSError:
+    """The error of a pyosmium writer that could not write `dest` (a full or read-only folder),
+    as an `OSError` for the caller to name the folder and what to do. The writer is kept from being destroyed: pyosmium's writer closes itself once more when
+    destroyed, and after a failed write that second close raises inside a C++ destructor, which
+    aborts the whole process (pyosmium 4.3)."""
+    import ctypes
+
+    ctypes.pythonapi.Py_IncRef(ctypes.py_object(writer))  # one small object, never freed
+    _FAILED_WRITERS.append(writer)
+    return OSError(f"writing {dest.name} failed ({exc})")
+
+
+#: pyosmium writers that failed (`writer_failed`), kept alive for the life of the process.
+_FAILED_WRITERS: list[Any] = []
 
 
 def _opl_lines(path: Path) -> Any:
