@@ -244,3 +244,40 @@ def test_a_run_killed_while_putting_the_city_files_in_place(tmp_path):
     standards = {row[header.index("standard")].value for row in sheet.iter_rows(min_row=2)}
     assert standards == {"toilet", "kindergarten"}
     assert not [p for p in city.iterdir() if p.name.startswith(".")]
+
+
+def test_a_file_that_cannot_be_replaced_keeps_the_sealed_set_until_it_can(tmp_path, monkeypatch):
+    """A file of the old set that cannot be replaced (an immutable file, a folder that cannot be
+    written) stops the new set after its seal: the run says the new files are complete and will be
+    completed, not that the previous ones are kept; the folder reads as mixed; a repair while the
+    file still cannot be replaced keeps the sealed set (it used to remove it, leaving the folder
+    mixed for good); once it can, the repair completes the new set."""
+    from walkcover.presentation.file_set import SetNotInPlaceError
+
+    ref = tmp_path / "ref"
+    write_new(ref)
+    city = tmp_path / "city"
+    write_old(city)
+    real = Path.replace
+    stuck = {"on": True}
+
+    def replace(self, target):
+        if stuck["on"] and Path(target) == city / "summary.parquet":  # (not in the stage)
+            raise PermissionError(1, "Operation not permitted", str(target))
+        return real(self, target)
+
+    monkeypatch.setattr(Path, "replace", replace)
+    with pytest.raises(SetNotInPlaceError, match="complete, but putting them in place failed"):
+        write_new(city)
+    with pytest.raises(CitySetError, match="a run was interrupted while replacing it"):
+        check_city_set(city)
+    (stage,) = city.glob(f"{SET_PREFIX}*")
+    done = recover_city_set(city)
+    assert len(done) == 1 and "could not complete the city files yet" in done[0]
+    assert stage.is_dir() and (stage / CITY_MANIFEST).is_file()  # kept for the next try
+    stuck["on"] = False
+    assert recover_city_set(city) == [
+        "completed the city files (a run was interrupted while replacing them)"
+    ]
+    check_city_set(city)
+    assert digest(city) == digest(ref)

@@ -316,3 +316,17 @@ def test_city_files_manifest_lists_each_file_with_its_digest(tmp_path):
     for name, entry in manifest["files"].items():
         data = (tmp_path / name).read_bytes()
         assert entry == {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+
+
+def test_the_workbook_is_built_without_the_temporary_folder(tmp_path, monkeypatch):
+    """``summary.xlsx`` is built in memory: a full or missing temporary folder cannot fail the city
+    files (xlsxwriter wrote temporary files there, and the --out folder was blamed)."""
+    import tempfile
+
+    from walkcover.presentation.tables import write_workbook
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-folder"))
+    table = pd.DataFrame({"district_id": ["1"], "standard": ["toilet"], "residents": [3.0]})
+    path = write_workbook(tmp_path / "summary.xlsx", {"summary": table})
+    back = pd.read_excel(path, sheet_name="summary", dtype={"district_id": str})
+    assert list(back["district_id"]) == ["1"] and list(back["residents"]) == [3.0]

@@ -12,6 +12,7 @@ import logging
 import os
 import sqlite3
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -406,3 +407,34 @@ def test_packed_homes_follow_the_footprints(stored):
     packing(geoms, step_m=2.0)
     assert made == [50, 50, 50]
     assert first == pack_geometry(geoms, stored.crs, step_m=0.5, simplify_m=0.5)
+
+
+def test_a_full_disk_under_the_store_loses_only_the_store(
+    plain, stored, tmp_path, caplog, monkeypatch
+):
+    """GDAL says a full disk in SQLite's words (a `RuntimeError`, not an `OSError`): writing a
+    kept streets layer that way costs the store, never the run (it used to fail the district, the
+    --out folder blamed)."""
+    import pyogrio.errors
+
+    from walkcover.presentation import geopackage
+
+    without = _write(plain, tmp_path / "plain")
+    folder = stored.network.store_dir / layer_store.STORE_FOLDER
+    real = geopackage._write_layer
+
+    def full(tmp, name, layer, *, first):
+        if Path(tmp).parent == folder:  # the store's files alone
+            raise pyogrio.errors.DataLayerError(
+                "Error while writing batch to OGR layer: sqlite3_exec(COMMIT) failed: "
+                "database or disk is full"
+            )
+        return real(tmp, name, layer, first=first)
+
+    monkeypatch.setattr(geopackage, "_write_layer", full)
+    monkeypatch.setattr(snap_store, "_WARNED", set())
+    caplog.set_level(logging.WARNING, logger="walkcover.presentation.layer_store")
+    written = _write(stored, tmp_path / "full")
+    _same_layers(without, written)
+    said = [r.getMessage() for r in caplog.records if "could not keep" in r.getMessage()]
+    assert len(said) == 1 and "No space left on device" in said[0], said

@@ -7,8 +7,9 @@ is renamed into place last.
 
 * A failure or kill before the seal leaves the previous set whole (and a staging folder that
   `recover_set` removes).
-* A kill after it leaves a folder that `check_set` reports as mixed until `recover_set` completes
-  the new set.
+* A kill after it, or a file that cannot be put in place (`SetNotInPlaceError`), leaves a folder
+  that `check_set` reports as mixed until `recover_set` completes the new set (a sealed set that
+  cannot be completed yet is kept for the next try; only a damaged one is removed).
 
 What may be in a set, and what its manifest and staging folders are called, is its `SetKind`
 (`walkcover.presentation.tables.CITY_SET`, `walkcover.presentation.region.REGION_SET`).
@@ -52,6 +53,11 @@ _MANIFEST_MAX_BYTES = 1024 * 1024
 
 class FileSetError(RunRecordError):
     """A folder does not hold one complete set of files (mixed, partial or damaged)."""
+
+
+class SetNotInPlaceError(FileSetError):
+    """A new set was complete and sealed, but a file of it could not be put in place (the folder
+    or an old file cannot be replaced): the next `recover_set` completes it."""
 
 
 @dataclass(frozen=True)
@@ -111,7 +117,14 @@ def file_set(base: Path, kind: SetKind) -> Iterator[FileSet]:
     try:
         yield built
         _seal(stage, kind)
-        built.written, built.removed = _put_in_place(base, stage, kind)
+        try:
+            built.written, built.removed = _put_in_place(base, stage, kind)
+        except OSError as exc:  # after the seal: the new set is kept, to be completed
+            raise SetNotInPlaceError(
+                f"{base}: the new {kind.what} are complete, but putting them in place failed "
+                f"({exc}); the next walkcover command into this --out completes them once that "
+                "file can be replaced"
+            ) from exc
     finally:
         if stage.exists() and not (stage / kind.manifest).exists():
             shutil.rmtree(stage, ignore_errors=True)
@@ -242,10 +255,16 @@ def recover_set(base: Path, kind: SetKind) -> list[str]:
             try:
                 _check_sealed(base, stage, kind)
                 _put_in_place(base, stage, kind)
-            except (FileSetError, OSError) as exc:
+            except FileSetError as exc:
                 log.warning("could not complete the %s in %s: %s", kind.what, stage, exc)
                 shutil.rmtree(stage, ignore_errors=True)
                 done.append(f"removed {stage.name} (a damaged set of {kind.what})")
+            except OSError as exc:  # a file that cannot be replaced yet: kept, tried again next
+                log.warning("could not complete the %s in %s yet: %s", kind.what, stage, exc)
+                done.append(
+                    f"could not complete the {kind.what} yet ({exc}); the next walkcover command "
+                    "tries again"
+                )
             else:
                 done.append(
                     f"completed the {kind.what} (a run was interrupted while replacing them)"

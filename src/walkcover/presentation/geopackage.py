@@ -3,7 +3,9 @@ its ``layer_styles`` table, written atomically."""
 
 from __future__ import annotations
 
+import errno
 import itertools
+import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -187,7 +189,7 @@ def write_layers(
         written.update(ordered)
         write_layer_styles(tmp, layer_styles(kinds(), labels=labels))
 
-    with _gdal_date_fixed():
+    with _gdal_date_fixed(), storage_errors(path):
         write_atomic(path, write)
     crs = next((w.crs for w in written.values() if w.crs is not None), None)
     if project is not None and crs is not None:
@@ -210,10 +212,43 @@ def write_layers(
     return Path(path)
 
 
+#: What SQLite says, through GDAL or Python's sqlite3, when a GeoPackage cannot be written, and the
+#: error it stands for (`storage_errors`).
+_STORAGE_FAILURES = (
+    ("database or disk is full", errno.ENOSPC),
+    ("disk i/o error", errno.EIO),
+    ("readonly database", errno.EROFS),
+    ("unable to open database file", errno.EACCES),
+)
+
+
+@contextmanager
+def storage_errors(path: Path) -> Iterator[None]:
+    """Raise what SQLite says of a GeoPackage `path` that cannot be written (a full disk, a
+    read-only folder: GDAL's `RuntimeError`s, sqlite3's `OperationalError`) as the `OSError` it
+    is, so that callers tell a full disk from a bug (and a store that cannot be written costs the
+    store, never the run)."""
+    try:
+        yield
+    except OSError:
+        raise
+    except Exception as exc:
+        text = str(exc).lower()
+        for what, code in _STORAGE_FAILURES:
+            if what in text:
+                raise OSError(code, f"{os.strerror(code)} ({str(exc)[:300]})", str(path)) from exc
+        raise
+
+
 def write_layer(tmp: Path, name: str, layer: Layer, *, first: bool) -> Written:
     """Write `layer` (one geometry type: `single_type_layers`) as layer `name` of GeoPackage `tmp`,
     which it makes when `first` (else adds the layer to it); what the styles and the project
-    need to know of it."""
+    need to know of it. A file that cannot be written raises `OSError` (`storage_errors`)."""
+    with storage_errors(tmp):
+        return _write_layer(tmp, name, layer, first=first)
+
+
+def _write_layer(tmp: Path, name: str, layer: Layer, *, first: bool) -> Written:
     if isinstance(layer, Kept):
         raise TypeError(f"layer {name!r} is kept: `write_layers` starts its file with it")
     # GeoPackage 1.2: GDAL before 3.7 (QGIS 3.28 LTR, Debian 12's ogrinfo) warns on every open of

@@ -34,6 +34,7 @@ from walkcover.config.crs import frame_to_lonlat
 from walkcover.config.study_area import City
 from walkcover.measures.indicators import group_summary
 from walkcover.presentation import layer_store
+from walkcover.presentation.file_set import SetNotInPlaceError
 from walkcover.presentation.geopackage import write_layers
 from walkcover.presentation.layer_store import kept_streets
 from walkcover.presentation.layers import demand_layer, facilities_layer
@@ -47,6 +48,7 @@ from walkcover.presentation.record import (
     write_record,
 )
 from walkcover.presentation.tables import (
+    CITY_MANIFEST,
     CityTables,
     check_city_set,
     city_set,
@@ -687,6 +689,7 @@ def _write_run(
                     if city_failed:
                         raise city_failed[0]
                     save_page(city_page[0], built.folder / "map.html")
+                step = CITY_MANIFEST  # the set sealed and put in place
             files.written += built.written
             files.removed += built.removed
         except Exception as exc:
@@ -855,12 +858,15 @@ def _failure_text(out: Path, city_id: str, failures: list[tuple[str, str, BaseEx
     parts = []
     for slug, step, exc in failures:
         where = "city files" if slug == "(city)" else f"district {slug}"
+        folder = Path(out) / city_id if slug == "(city)" else district_dir(out, city_id, slug)
+        if isinstance(exc, SetNotInPlaceError):  # (it says what became of the new set)
+            parts.append(f"{where}: {exc}")
+            continue
         kept = (
             "its previous results are kept"
             if slug == "(city)"
             else f"its previous results in {district_dir(out, city_id, slug)} are kept"
         )
-        folder = Path(out) / city_id if slug == "(city)" else district_dir(out, city_id, slug)
         parts.append(f"{where}: writing {step} failed: {failure_reason(exc, where=folder)}; {kept}")
     return "; ".join(parts)
 

@@ -498,6 +498,9 @@ def write_workbook(path: Path, sheets: dict[str, pd.DataFrame]) -> Path:
                 "strings_to_urls": False,
                 "strings_to_numbers": False,
                 "nan_inf_to_errors": True,  # an infinite ratio shows as #DIV/0!, never fails
+                # built in memory (a few tables), not in temporary files: a full $TMPDIR would
+                # otherwise fail the city files with the --out folder blamed
+                "in_memory": True,
             },
         )
         wb.set_properties({"created": WORKBOOK_DATE.replace(tzinfo=None)})
