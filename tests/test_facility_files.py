@@ -251,3 +251,37 @@ def test_chunked_shift_vote_equals_the_all_pairs_vote(shifted):
         assert got[0] == pytest.approx(540, abs=5) and got[1] == pytest.approx(-125, abs=5)
     else:
         assert np.hypot(east, north) < 100 and got is None
+
+
+def test_an_imports_folder_that_cannot_be_written_is_named(tmp_path, monkeypatch):
+    """The imports folder (``WALKCOVER_DATA``) cannot be written: the error names it and the way
+    to put it elsewhere, and nothing is imported (GDAL's own errors were said as a walkcover bug)."""
+    import geopandas as gpd
+    from shapely.geometry import Point
+
+    from walkcover._errors import OutputFolderError
+    from walkcover.measures.facility_files import write_import
+
+    blocker = tmp_path / "data"
+    blocker.write_text("a file where the folder goes")
+    monkeypatch.setenv("WALKCOVER_DATA", str(blocker))
+    points = gpd.GeoDataFrame({"name": ["a"]}, geometry=[Point(24.94, 60.17)], crs=4326)
+    with pytest.raises(OutputFolderError, match=r"imports folder .*WALKCOVER_DATA"):
+        write_import(points, "helsinki-sample", "toilet", overwrite=False)
+
+
+def test_what_sqlite_says_of_a_full_disk_is_an_oserror(tmp_path):
+    """GDAL and sqlite3 say a full or read-only disk in SQLite's words: `storage_errors` raises
+    them as the `OSError` they are, and lets anything else through as it is."""
+    import errno
+
+    from walkcover._atomic import storage_errors
+
+    with pytest.raises(OSError) as full, storage_errors(tmp_path / "x.gpkg"):
+        raise RuntimeError("sqlite3_exec(COMMIT) failed: database or disk is full")
+    assert full.value.errno == errno.ENOSPC and full.value.filename == str(tmp_path / "x.gpkg")
+    with pytest.raises(OSError) as ro, storage_errors(tmp_path / "x.gpkg"):
+        raise RuntimeError("attempt to write a readonly database")
+    assert ro.value.errno == errno.EROFS
+    with pytest.raises(ValueError, match="a bug"), storage_errors(tmp_path / "x.gpkg"):
+        raise ValueError("a bug")

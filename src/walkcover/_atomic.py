@@ -14,6 +14,7 @@ walkcover.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -237,3 +238,52 @@ def check_writable_folder(path: Path, *, option: str) -> Path:
             f"{option} {str(path)!r} cannot be written ({reason}); pass a folder you can write to"
         ) from None
     return path
+
+
+#: What SQLite says, through GDAL or Python's sqlite3, when a GeoPackage cannot be written, and the
+#: error it stands for (`storage_errors`).
+_STORAGE_FAILURES = (
+    ("database or disk is full", errno.ENOSPC),
+    ("disk i/o error", errno.EIO),
+    ("readonly database", errno.EROFS),
+    ("unable to open database file", errno.EACCES),
+)
+
+
+@contextmanager
+def storage_errors(path: Path) -> Iterator[None]:
+    """Raise what SQLite says of a file `path` (a GeoPackage) that cannot be written (a full disk,
+    a read-only folder: GDAL's `RuntimeError`s, sqlite3's `OperationalError`) as the `OSError` it
+    is, so that callers tell a full disk from a bug (and a store that cannot be written costs the
+    store, never the run)."""
+    try:
+        yield
+    except OSError:
+        raise
+    except Exception as exc:
+        text = str(exc).lower()
+        codes = [code for what, code in _STORAGE_FAILURES if what in text]
+        free = free_bytes(Path(path).parent)
+        if not codes and free is not None and free < FULL_DISK_BYTES:
+            codes = [errno.ENOSPC]  # GDAL names a table it could not make, not the full disk
+        if codes:
+            code = codes[0]
+            raise OSError(code, f"{os.strerror(code)} ({str(exc)[:300]})", str(path)) from exc
+        raise
+
+
+#: Below this much free space, a failed write is put down to a full disk: GDAL's GeoPackage driver
+#: does not always say so (it reports the SQLite table it could not create instead).
+FULL_DISK_BYTES = 4 * 1024 * 1024
+
+
+def free_bytes(where: Path) -> int | None:
+    """The free space of the disk holding `where` (or its nearest existing parent); None when it
+    cannot be told."""
+    for folder in (Path(where), *Path(where).parents):
+        if folder.exists():
+            try:
+                return shutil.disk_usage(folder).free
+            except OSError:
+                return None
+    return None

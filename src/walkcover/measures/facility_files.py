@@ -15,6 +15,7 @@ access); any other cell that is not a number from 0 to `MAX_CAPACITY` refuses th
 
 from __future__ import annotations
 
+import errno
 import io
 import math
 import os
@@ -508,18 +509,36 @@ def shift_message(path_name: str, east: float, north: float, share: float) -> st
 def write_import(
     points: gpd.GeoDataFrame, city_id: str, standard_id: str, *, overwrite: bool
 ) -> Path:
-    """Store an import (WGS84 GeoPackage), atomically; refuse to replace one without `overwrite`."""
-    from walkcover._atomic import write_atomic
-    from walkcover._errors import OutputExistsError
+    """Store an import (WGS84 GeoPackage), atomically; refuse to replace one without `overwrite`.
+
+    Raises
+    ------
+    OutputExistsError
+        One is there and `overwrite` is not given.
+    OutputFolderError
+        The imports folder cannot be written (full, read-only); the message names it and
+        ``WALKCOVER_DATA``, the way to put it elsewhere.
+    """
+    from walkcover._atomic import storage_errors, write_atomic
+    from walkcover._errors import OutputExistsError, OutputFolderError
 
     target = imported_path(city_id, standard_id)
     if target.exists() and not overwrite:
         raise OutputExistsError(
             f"{target} already holds an import for {standard_id}; pass --overwrite to replace it"
         )
-    return write_atomic(
-        target, lambda tmp: points.to_file(tmp, layer="facilities", driver="GPKG", VERSION="1.2")
-    )
+    try:
+        with storage_errors(target):
+            return write_atomic(
+                target,
+                lambda tmp: points.to_file(tmp, layer="facilities", driver="GPKG", VERSION="1.2"),
+            )
+    except OSError as exc:
+        why = "the disk is full" if exc.errno == errno.ENOSPC else "it cannot be written"
+        raise OutputFolderError(
+            f"imports folder {str(imports_dir())!r}: {why} ({exc}); nothing was imported. Free "
+            "some space there, or set WALKCOVER_DATA to a folder you can write to"
+        ) from exc
 
 
 def imported_facilities(city_id: str, standard_id: str, crs) -> gpd.GeoDataFrame | None:

@@ -3,9 +3,7 @@ its ``layer_styles`` table, written atomically."""
 
 from __future__ import annotations
 
-import errno
 import itertools
-import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -17,7 +15,7 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
-from walkcover._atomic import write_atomic
+from walkcover._atomic import storage_errors, write_atomic
 
 #: Where a layer's features of each geometry family go: one geometry type per layer, so QGIS and
 #: ArcGIS open each as one layer (a mixed layer splits into sub-layers). The first name always
@@ -210,34 +208,6 @@ def write_layers(
             project, gpkg_name=Path(path).name, layers=project_layers, crs=crs, title=title
         )
     return Path(path)
-
-
-#: What SQLite says, through GDAL or Python's sqlite3, when a GeoPackage cannot be written, and the
-#: error it stands for (`storage_errors`).
-_STORAGE_FAILURES = (
-    ("database or disk is full", errno.ENOSPC),
-    ("disk i/o error", errno.EIO),
-    ("readonly database", errno.EROFS),
-    ("unable to open database file", errno.EACCES),
-)
-
-
-@contextmanager
-def storage_errors(path: Path) -> Iterator[None]:
-    """Raise what SQLite says of a GeoPackage `path` that cannot be written (a full disk, a
-    read-only folder: GDAL's `RuntimeError`s, sqlite3's `OperationalError`) as the `OSError` it
-    is, so that callers tell a full disk from a bug (and a store that cannot be written costs the
-    store, never the run)."""
-    try:
-        yield
-    except OSError:
-        raise
-    except Exception as exc:
-        text = str(exc).lower()
-        for what, code in _STORAGE_FAILURES:
-            if what in text:
-                raise OSError(code, f"{os.strerror(code)} ({str(exc)[:300]})", str(path)) from exc
-        raise
 
 
 def write_layer(tmp: Path, name: str, layer: Layer, *, first: bool) -> Written:

@@ -24,7 +24,14 @@ from typing import TYPE_CHECKING, Literal
 import geopandas as gpd
 import pandas as pd
 
-from walkcover._atomic import atomic_path, recover, staged_folder, write_atomic
+from walkcover._atomic import (
+    FULL_DISK_BYTES,
+    atomic_path,
+    free_bytes,
+    recover,
+    staged_folder,
+    write_atomic,
+)
 from walkcover._errors import OutputExistsError, RunIncompleteError, WalkcoverError
 from walkcover._gc import collector_paused
 from walkcover._malloc import release_free_memory
@@ -819,15 +826,10 @@ def _city_tables(assessment: Assessment, city_dir: Path, done: list[str]) -> Cit
     )
 
 
-#: Below this much free space, a failed write is put down to a full disk: GDAL's GeoPackage driver
-#: does not always say so (it reports the SQLite table it could not create instead).
-FULL_DISK_BYTES = 4 * 1024 * 1024
-
-
 def failure_reason(exc: BaseException, *, where: Path | None = None) -> str:
     """One line saying why writing (into folder `where`) failed, naming a full disk as such."""
     text = " ".join(str(exc).split()) or type(exc).__name__
-    free = _free_bytes(where) if where is not None else None
+    free = free_bytes(where) if where is not None else None
     if (
         (isinstance(exc, OSError) and exc.errno == errno.ENOSPC)
         or any(s in text.lower() for s in ("no space left", "disk is full", "disk full"))
@@ -840,18 +842,6 @@ def failure_reason(exc: BaseException, *, where: Path | None = None) -> str:
     if isinstance(exc, WalkcoverError):
         return text
     return f"{type(exc).__name__}: {text} (run with -v for the traceback)"
-
-
-def _free_bytes(where: Path) -> int | None:
-    import shutil
-
-    for folder in (Path(where), *Path(where).parents):
-        if folder.exists():
-            try:
-                return shutil.disk_usage(folder).free
-            except OSError:
-                return None
-    return None
 
 
 def _failure_text(out: Path, city_id: str, failures: list[tuple[str, str, BaseException]]) -> str:
