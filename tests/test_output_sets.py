@@ -307,3 +307,49 @@ def test_files_and_their_names_reach_the_disk_before_they_count(tmp_path, monkey
     assert names == ["run.json", "toilet.png"]
     assert synced[-1] == (str(tmp_path), "dir")
     assert (tmp_path / "district" / "maps" / "toilet.png").read_bytes() == b"png"
+
+
+def test_a_report_that_fails_leaves_the_city_index_as_it_was(city, monkeypatch):
+    """`report` over every district, one failing: the city index (whose links lead to every
+    district's report) is not made again, and says so; the failing district's folder is as it was.
+    It used to be written with links to the missing report."""
+    from walkcover.presentation import report
+
+    cfg, out = city
+    d1 = out / "handmade" / "d1"
+    before = digest(d1)
+    real = report.write_district_report
+
+    def failing(run, stage):
+        if run.slug == "d1":
+            raise OSError(28, "No space left on device")
+        return real(run, stage)
+
+    monkeypatch.setattr(report, "write_district_report", failing)
+    res = runner.invoke(app, ["report", "--city", str(cfg), "--out", str(out)])
+    assert res.exit_code != 0
+    text = " ".join(res.output.split())
+    assert "district d1: writing report failed" in text
+    assert "index.html failed: not made again while a district's report fails" in text
+    assert not (out / "handmade" / "index.html").exists()
+    assert digest(d1) == before
+    assert (out / "handmade" / "d2" / "report.html").is_file()  # the others' reports are written
+
+
+def test_a_full_temporary_folder_is_named_not_the_out_folder(tmp_path, monkeypatch):
+    """A write that fails for want of space while --out has room: the temporary folder (where a
+    PDF's fonts go) is the one named, with TMPDIR as the way out."""
+    import errno
+    import tempfile
+
+    from walkcover.presentation import outputs
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    monkeypatch.setattr(outputs, "free_bytes", lambda where: 0 if Path(where) == tmp else 10**12)
+    said = outputs.failure_reason(OSError(errno.ENOSPC, "No space left on device"), where=tmp_path)
+    assert said.startswith(f"the temporary folder {str(tmp)!r} is full") and "TMPDIR" in said
+    monkeypatch.setattr(outputs, "free_bytes", lambda where: 0)  # --out's disk full: as before
+    said = outputs.failure_reason(OSError(errno.ENOSPC, "No space left on device"), where=tmp_path)
+    assert said.startswith("the disk is full")

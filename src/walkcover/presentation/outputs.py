@@ -779,7 +779,16 @@ def write_report_sets(
             files.failures.append((run.slug, "report", exc))
             continue
         files.written += [folder / n for n in new]
-    if city_pages and runs:
+    if city_pages and runs and files.failures:
+        # its links would lead to reports that are not there: left as it was
+        files.failures.append(
+            (
+                "(city)",
+                "index.html",
+                WalkcoverError("not made again while a district's report fails"),
+            )
+        )
+    elif city_pages and runs:
         step("report: city page index.html")
         try:
             pages = write_city_index(city_dir, summary, runs)
@@ -830,11 +839,21 @@ def failure_reason(exc: BaseException, *, where: Path | None = None) -> str:
     """One line saying why writing (into folder `where`) failed, naming a full disk as such."""
     text = " ".join(str(exc).split()) or type(exc).__name__
     free = free_bytes(where) if where is not None else None
-    if (
-        (isinstance(exc, OSError) and exc.errno == errno.ENOSPC)
-        or any(s in text.lower() for s in ("no space left", "disk is full", "disk full"))
-        or (free is not None and free < FULL_DISK_BYTES)
-    ):
+    full = (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or any(
+        s in text.lower() for s in ("no space left", "disk is full", "disk full")
+    )
+    if full and (free is None or free >= FULL_DISK_BYTES):
+        # not this folder's disk: the temporary folder's (fonts of a PDF, a library's own files)?
+        import tempfile
+
+        tmp = Path(tempfile.gettempdir())
+        tmp_free = free_bytes(tmp)
+        if tmp_free is not None and tmp_free < FULL_DISK_BYTES:
+            return (
+                f"the temporary folder {str(tmp)!r} is full ({text[:200]}, {tmp_free / 1024:.0f} "
+                "kB left); free some space there, or point TMPDIR at a folder with room"
+            )
+    if full or (free is not None and free < FULL_DISK_BYTES):
         left = "" if free is None else f", {free / 1024:.0f} kB left"
         return f"the disk is full ({text[:200]}{left}); free some space and run again"
     if isinstance(exc, PermissionError):
