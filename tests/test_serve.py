@@ -621,3 +621,25 @@ def test_export_command_is_quoted_and_409_says_what_the_page_does(sample_results
         "confirm on the page" in msg and '{"overwrite": true}' in msg and "--overwrite" not in msg
     )
     assert ws.export(st["id"], overwrite=True)["files"]
+
+
+def test_a_save_on_a_full_disk_is_said_as_such(served, monkeypatch):
+    """Saving a scenario onto a full disk: 507 and a line naming the --out folder and the full
+    disk (GDAL's SQLite error used to be a 500 'unexpected error' and a traceback)."""
+    import walkcover.scenario as scenario_mod
+
+    code, st = call(served, "/api/scenarios", {"district_id": DISTRICT, "standard_id": STANDARD})
+    assert code == 200, st
+    real = scenario_mod.write_atomic
+
+    def full(path, write):
+        if Path(path).suffix == ".gpkg":
+            raise RuntimeError("sqlite3_exec(COMMIT) failed: database or disk is full")
+        return real(path, write)
+
+    monkeypatch.setattr(scenario_mod, "write_atomic", full)
+    code, out = call(served, f"/api/scenarios/{st['id']}/save", {"name": "full", "overwrite": True})
+    assert code == 507, out
+    assert "failed: the disk is full" in out["error"]
+    assert str(served.workspace.out) in out["error"]
+    assert not (Path(served.workspace.folder) / "full.yaml").exists()

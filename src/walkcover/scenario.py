@@ -47,7 +47,7 @@ import shapely
 import yaml
 
 from walkcover import siting
-from walkcover._atomic import write_atomic
+from walkcover._atomic import storage_errors, write_atomic
 from walkcover._config import read_yaml
 from walkcover._errors import ConfigError, OutputExistsError, UnsafePathError, WalkcoverError
 from walkcover._paths import inside
@@ -1690,7 +1690,8 @@ def _save_files(
 
     doc = {**doc, "layers": paths[1].name, "edits": [e.as_dict() for e in sc.edits]}
     text = yaml.safe_dump(doc, allow_unicode=True, sort_keys=False)
-    write_atomic(paths[1], write_layers)
+    with storage_errors(paths[1]):  # a full disk said as such (GDAL says it in SQLite's words)
+        write_atomic(paths[1], write_layers)
     write_atomic(paths[0], lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return paths[0]
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -301,6 +302,13 @@ def make_app(workspace: Workspace, *, token: str, hosts: list[str] | None = None
                 return _error(409, str(exc))
             except (ServeError, ScenarioError, WalkcoverError) as exc:
                 return _error(400, str(exc))
+            except OSError as exc:  # the --out folder (or the temporary one) cannot be written
+                from walkcover.presentation.outputs import failure_reason
+
+                log.warning("walkcover serve: %s %s: %s", request.method, request.url.path, exc)
+                full = exc.errno == errno.ENOSPC
+                why = failure_reason(exc, where=workspace.out)
+                return _error(507 if full else 500, f"writing into {workspace.out} failed: {why}")
             except Exception:
                 log.exception("walkcover serve: %s %s failed", request.method, request.url.path)
                 return _error(500, "unexpected error; run walkcover serve with -v and report it")
