@@ -221,3 +221,41 @@ def test_log_levels_table():
     assert cli.log_levels(verbose=2, quiet=False) == (logging.DEBUG, logging.INFO)
     assert cli.log_levels(verbose=5, quiet=False) == (logging.DEBUG, logging.DEBUG)
     assert cli.log_levels(verbose=0, quiet=True) == (logging.ERROR, logging.ERROR)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a file size limit (RLIMIT_FSIZE) of Linux's")
+def test_gdals_own_error_lines_are_left_out_unless_verbose(tmp_path):
+    """A GeoPackage that cannot be written (here: a file size limit): GDAL's own ERROR lines
+    (SQL of several KB when a disk fills up) do not come before walkcover's one-line error,
+    unless -v asks for them."""
+    import os
+    import textwrap
+
+    cache = tmp_path / "cache"
+    args = ["run", "--city", "helsinki-sample", "--district", "sample-nw", "--standard", "toilet",
+            "--cache-dir", str(cache)]  # fmt: skip
+    warm = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "warm")])
+    assert warm.exit_code == 0, warm.output  # the OSM layers cached: no text for the reader
+    code = textwrap.dedent(
+        """
+        import resource, signal, sys
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails, no signal
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+        from walkcover.cli import entry
+        sys.argv = ["walkcover", *sys.argv[1:]]
+        entry()
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if k != "CPL_LOG"}
+    said = {}
+    for flags in ((), ("-v",)):
+        out = tmp_path / f"out{len(flags)}"
+        done = subprocess.run(
+            [sys.executable, "-c", code, *flags, *args, "--out", str(out)],
+            capture_output=True, text=True, env=env, timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 2, done.stderr[-2000:]
+        said[flags] = done.stdout + done.stderr
+    assert "writing coverage.gpkg failed" in said[()]
+    assert not [line for line in said[()].splitlines() if line.startswith("ERROR")], said[()]
+    assert [line for line in said[("-v",)].splitlines() if line.startswith("ERROR")]

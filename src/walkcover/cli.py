@@ -7,6 +7,7 @@ import dataclasses
 import difflib
 import functools
 import logging
+import os
 import re
 import signal
 import sys
@@ -149,12 +150,20 @@ def _configure_logging(ctx: typer.Context, *, verbose: int, quiet: bool) -> None
     added = _log_handler not in root.handlers
     if added:
         root.addHandler(_log_handler)
+    # GDAL prints its own errors (SQL statements of several KB when a disk fills up) before
+    # walkcover says what failed in one line: they go to the null device unless -v (or the user's
+    # own CPL_LOG) asks for them. GDAL opens its log at its first error, once per process.
+    quiet_gdal = not verbose and "CPL_LOG" not in os.environ
+    if quiet_gdal:
+        os.environ["CPL_LOG"] = os.devnull
 
     def restore() -> None:
         for logger, level in before:
             logger.setLevel(level)
         if added:
             root.removeHandler(_log_handler)
+        if quiet_gdal:
+            os.environ.pop("CPL_LOG", None)
 
     ctx.call_on_close(restore)
 
