@@ -353,3 +353,15 @@ def test_a_full_temporary_folder_is_named_not_the_out_folder(tmp_path, monkeypat
     monkeypatch.setattr(outputs, "free_bytes", lambda where: 0)  # --out's disk full: as before
     said = outputs.failure_reason(OSError(errno.ENOSPC, "No space left on device"), where=tmp_path)
     assert said.startswith("the disk is full")
+
+
+def test_a_districts_folder_is_as_readable_as_any_of_the_users(city):
+    """A district folder swapped into place has the user's umask, as its files do (a staging folder
+    made by `tempfile.mkdtemp` is the owner's alone: colleagues could not read the results)."""
+    import stat
+
+    _, out = city
+    mask = os.umask(0)
+    os.umask(mask)
+    for folder in (out / "handmade" / "d1", out / "handmade" / "d2"):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o777 & ~mask, folder

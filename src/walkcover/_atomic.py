@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -61,6 +62,20 @@ def write_atomic(final: Path, writer: Callable[[Path], object]) -> Path:
     return Path(final)
 
 
+def new_folder(parent: Path, prefix: str) -> Path:
+    """A new, empty folder in `parent` named `prefix` and random letters, made with the user's
+    umask like any folder of theirs (`tempfile.mkdtemp` makes it the owner's alone, mode 0700: a
+    staging folder swapped into place left every district's results unreadable to colleagues)."""
+    for _ in range(100):
+        path = Path(parent) / f"{prefix}{secrets.token_hex(6)}"
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise FileExistsError(f"no free name for a new folder {prefix}… in {parent}")
+
+
 @contextmanager
 def staged_folder(final: Path, *, keep: Iterable[str] = ()) -> Iterator[Path]:
     """Build the new contents of folder `final` in a staging folder, then swap it in.
@@ -87,7 +102,7 @@ def staged_folder(final: Path, *, keep: Iterable[str] = ()) -> Iterator[Path]:
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{final.name}-", dir=final.parent))
+    staging = new_folder(final.parent, f"{STAGING_PREFIX}{final.name}-")
     try:
         for name in keep:
             src = final / name
