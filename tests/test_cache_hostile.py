@@ -208,3 +208,21 @@ def test_layers_read_from_the_cache_say_what_they_are(tmp_path):
         box(113.650, 34.750, 113.654, 34.751), DEFAULT_WALK_HIGHWAYS, query().feature_tags
     )
     assert load_osm("xml", src, smaller, cache_dir=cache, crs=32649).digest != first.digest
+
+
+def test_a_cache_folder_that_cannot_be_made_is_refused_before_any_work(tmp_path):
+    """The cache folder (given, or the default one) cannot be written: refused before any work,
+    naming it as the cache folder, with both ways out (another --cache-dir, or --no-cache)."""
+    from typer.testing import CliRunner
+
+    from walkcover.cli import app
+
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the cache's parent goes")
+    args = ["run", "--city", "helsinki-sample", "--district", "sample-nw", "--standard", "toilet",
+            "--out", str(tmp_path / "out"), "--cache-dir", str(blocker / "cache")]  # fmt: skip
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2
+    text = " ".join(res.output.split())
+    assert f"cache folder '{blocker / 'cache'}' cannot be written" in text
+    assert "--cache-dir DIR" in text and "--no-cache" in text

@@ -259,3 +259,19 @@ def test_gdals_own_error_lines_are_left_out_unless_verbose(tmp_path):
     assert "writing coverage.gpkg failed" in said[()]
     assert not [line for line in said[()].splitlines() if line.startswith("ERROR")], said[()]
     assert [line for line in said[("-v",)].splitlines() if line.startswith("ERROR")]
+
+
+def test_a_tmpdir_that_cannot_be_written_is_said(tmp_path):
+    """Python puts temporary files elsewhere, without a word, when TMPDIR cannot be written: the
+    CLI says so (the PBF reader's text is half a gigabyte on a city)."""
+    import os
+
+    env = {**os.environ, "TMPDIR": str(tmp_path / "missing")}
+    done = subprocess.run(
+        [sys.executable, "-m", "walkcover", "run", "--city", "no-such-city", "--out",
+         str(tmp_path / "out")],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    said = " ".join((done.stdout + done.stderr).split())
+    assert f"TMPDIR '{tmp_path / 'missing'}' cannot be written" in said, said
+    assert "temporary files go to" in said

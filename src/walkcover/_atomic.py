@@ -226,8 +226,11 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def check_writable_folder(path: Path, *, option: str) -> Path:
-    """Make sure `path` is (or can become) a folder this process can write, before any work.
+def check_writable_folder(
+    path: Path, *, option: str, fix: str = "pass a folder you can write to"
+) -> Path:
+    """Make sure `path` is (or can become) a folder this process can write, before any work;
+    the message of a folder that cannot be written ends with `fix`.
 
     Raises
     ------
@@ -250,7 +253,7 @@ def check_writable_folder(path: Path, *, option: str) -> Path:
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise OutputFolderError(
-            f"{option} {str(path)!r} cannot be written ({reason}); pass a folder you can write to"
+            f"{option} {str(path)!r} cannot be written ({reason}); {fix}"
         ) from None
     return path
 

@@ -63,6 +63,7 @@ app = typer.Typer(
 out_console = Console(markup=False)
 err_console = Console(stderr=True, markup=False)
 _state = {"verbose": 0, "quiet": 0}
+log = logging.getLogger("walkcover.cli")
 #: The options of the command being run, as parsed (`_guarded` fills it).
 _given: dict[str, Any] = {}
 F = TypeVar("F", bound=Callable[..., Any])
@@ -203,6 +204,25 @@ def main(
     _state["quiet"] = int(quiet)
     out_console.quiet = quiet  # -q: nothing but errors (they go to stderr)
     _configure_logging(ctx, verbose=verbose, quiet=quiet)
+    _check_tmpdir()
+
+
+def _check_tmpdir() -> None:
+    """Say so when the user's ``TMPDIR`` cannot be written: Python then puts temporary files
+    (the PBF reader's text, half a gigabyte on a city) in another folder, without a word."""
+    import tempfile
+
+    given = os.environ.get("TMPDIR")
+    if not given:
+        return
+    used = tempfile.gettempdir()
+    if os.path.realpath(used) != os.path.realpath(given):
+        log.warning(
+            "TMPDIR %r cannot be written (full, read-only or missing): temporary files go to %r "
+            "instead",
+            given,
+            used,
+        )
 
 
 def entry() -> None:
@@ -268,8 +288,13 @@ def _preflight(
     """Check the folders and options a command will need, before any computation."""
     if out is not None:
         check_writable_folder(out, option="--out")
-    if cache is not None:
-        check_writable_folder(cache, option="--cache-dir")
+    if cache is not None:  # (given with --cache-dir, or the default one)
+        check_writable_folder(
+            cache,
+            option="cache folder",
+            fix="choose another with --cache-dir DIR, or pass --no-cache to read the source "
+            "without caching it",
+        )
     if tiles is not None:
         from walkcover.presentation.web_map import check_tiles
 
