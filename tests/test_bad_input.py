@@ -41,7 +41,7 @@ def test_out_or_cache_that_is_a_file_is_refused_before_work(tmp_path, city):
     res = runner.invoke(
         app, ["run", "--city", str(city), "--out", str(tmp_path / "o"), "--cache-dir", str(a_file)]
     )
-    one_line_error(res, f"--cache-dir '{a_file}' is a file, not a folder")
+    one_line_error(res, f"cache folder '{a_file}' is a file, not a folder")
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").rglob("*.*"))
 
 

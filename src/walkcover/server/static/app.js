@@ -222,7 +222,9 @@
     layers.sites.clearLayers();
     layers.snaps.clearLayers();
     siteLayers = {};
-    map.fitBounds(outline.getBounds(), {padding: [10, 10]});
+    // at once, not animated: the page is ready (aria-busy gone) only once the map stands still,
+    // so a click right after opening lands where it was aimed
+    map.fitBounds(outline.getBounds(), {padding: [10, 10], animate: false});
   }
 
   function facilityStyle(f) {
