@@ -42,6 +42,14 @@ def test_out_or_cache_that_is_a_file_is_refused_before_work(tmp_path, city):
         app, ["run", "--city", str(city), "--out", str(tmp_path / "o"), "--cache-dir", str(a_file)]
     )
     one_line_error(res, f"cache folder '{a_file}' is a file, not a folder")
+    # the refused command made no --out folder (nor its missing parent)
+    assert not (tmp_path / "o").exists()
+    res = runner.invoke(
+        app,
+        ["run", "--city", str(city), "--out", str(tmp_path / "p" / "o"), "--tiles", "nonsense"],
+    )
+    assert res.exit_code == 2, res.output
+    assert not (tmp_path / "p").exists()
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").rglob("*.*"))
 
 

@@ -336,6 +336,33 @@ def test_a_report_that_fails_leaves_the_city_index_as_it_was(city, monkeypatch):
     assert (out / "handmade" / "d2" / "report.html").is_file()  # the others' reports are written
 
 
+def test_a_city_page_that_fails_leaves_its_chart_as_it_was(city, monkeypatch):
+    """The city page and its chart are one pair: a page that cannot be made leaves neither
+    written (the chart used to be replaced before the page was made)."""
+    from walkcover.presentation import report
+
+    cfg, out = city
+    base = out / "handmade"
+    assert runner.invoke(app, ["report", "--city", str(cfg), "--out", str(out)]).exit_code == 0
+    chart = (base / "coverage_by_district.png").read_bytes()
+    (base / "coverage_by_district.png").write_bytes(b"the previous chart")
+    (base / "index.html").write_text("the previous page", encoding="utf-8")
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("the template broke")
+
+    monkeypatch.setattr(report, "city_index_html", broken)
+    res = runner.invoke(app, ["report", "--city", str(cfg), "--out", str(out), "--overwrite"])
+    assert res.exit_code != 0
+    assert "the template broke" in " ".join(res.output.split())
+    assert (base / "coverage_by_district.png").read_bytes() == b"the previous chart"
+    assert (base / "index.html").read_text(encoding="utf-8") == "the previous page"
+    monkeypatch.undo()
+    res = runner.invoke(app, ["report", "--city", str(cfg), "--out", str(out), "--overwrite"])
+    assert res.exit_code == 0, res.output
+    assert (base / "coverage_by_district.png").read_bytes() == chart
+
+
 def test_a_full_temporary_folder_is_named_not_the_out_folder(tmp_path, monkeypatch):
     """A write that fails for want of space while --out has room: the temporary folder (where a
     PDF's fonts go) is the one named, with TMPDIR as the way out."""

@@ -258,6 +258,26 @@ def check_writable_folder(
     return path
 
 
+def missing_folders(path: Path) -> list[Path]:
+    """The folders ``path.mkdir(parents=True)`` would create, deepest first: what to take away
+    again (`remove_empty_folders`) when a later check refuses the command."""
+    missing = []
+    path = Path(path).absolute()
+    while not path.exists() and not path.is_symlink() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    return missing
+
+
+def remove_empty_folders(folders: list[Path]) -> None:
+    """Remove `folders` (deepest first) that are still empty; one that holds anything stays."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
 #: What SQLite says, through GDAL or Python's sqlite3, when a GeoPackage cannot be written, and the
 #: error it stands for (`storage_errors`).
 _STORAGE_FAILURES = (

@@ -24,7 +24,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 from rich.text import Text
 
-from walkcover._atomic import check_writable_folder
+from walkcover._atomic import check_writable_folder, missing_folders, remove_empty_folders
 from walkcover._errors import (
     ConfigError,
     DistrictNotFoundError,
@@ -285,20 +285,26 @@ def _show_warning(message: Warning | str, *_args: object, **_kwargs: object) -> 
 def _preflight(
     *, out: Path | None = None, cache: Path | None = None, tiles: str | None = None
 ) -> None:
-    """Check the folders and options a command will need, before any computation."""
-    if out is not None:
-        check_writable_folder(out, option="--out")
-    if cache is not None:  # (given with --cache-dir, or the default one)
-        check_writable_folder(
-            cache,
-            option="cache folder",
-            fix="choose another with --cache-dir DIR, or pass --no-cache to read the source "
-            "without caching it",
-        )
-    if tiles is not None:
-        from walkcover.presentation.web_map import check_tiles
+    """Check the folders and options a command will need, before any computation. A refused
+    command leaves no trace: an --out folder made for the check is taken away again."""
+    made = missing_folders(out) if out is not None else []
+    try:
+        if out is not None:
+            check_writable_folder(out, option="--out")
+        if cache is not None:  # (given with --cache-dir, or the default one)
+            check_writable_folder(
+                cache,
+                option="cache folder",
+                fix="choose another with --cache-dir DIR, or pass --no-cache to read the source "
+                "without caching it",
+            )
+        if tiles is not None:
+            from walkcover.presentation.web_map import check_tiles
 
-        check_tiles(tiles)
+            check_tiles(tiles)
+    except BaseException:
+        remove_empty_folders(made)
+        raise
 
 
 #: Stands in an option's help for the ids of the bundled standards, filled in when help is shown.

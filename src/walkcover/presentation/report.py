@@ -1324,11 +1324,6 @@ def write_city_index(city_dir: Path, summary: pd.DataFrame, runs: list[DistrictR
     chart = city_chart(summary, standards)
     png = _png(chart)
     plt.close("all")
-    written = [
-        write_atomic(
-            city_dir / "coverage_by_district.png", functools.partial(_write_bytes, data=png)
-        )
-    ]
     links = [
         {
             "name": r.name,
@@ -1350,8 +1345,14 @@ def write_city_index(city_dir: Path, summary: pd.DataFrame, runs: list[DistrictR
         chart_png=png,
         methods=_methods(newest.methods, data_date=newest.data_date),
     )
-    written.append(write_atomic(city_dir / "index.html", functools.partial(_write_text, text=page)))
-    return written
+    # both made before either is written: a failure leaves the pair as it was, and the page
+    # (which holds its own copy of the chart) goes in right after the chart
+    return [
+        write_atomic(
+            city_dir / "coverage_by_district.png", functools.partial(_write_bytes, data=png)
+        ),
+        write_atomic(city_dir / "index.html", functools.partial(_write_text, text=page)),
+    ]
 
 
 def region_index_html(
