@@ -123,3 +123,64 @@ def test_wrong_checksum_leaves_nothing_in_place(server, tmp_path):
     assert res.exit_code == 2 and "checksum mismatch" in res.output
     assert list((tmp_path / "downloads").iterdir()) == []
     assert not (tmp_path / "extracts").exists()
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
+def test_a_full_disk_keeps_what_was_downloaded_and_says_so(server, tmp_path, monkeypatch):
+    """The partial download's writes fail for want of space (Linux's /dev/full stands in for the
+    file): one error line naming the downloads folder, the bytes kept and the ways out; once there
+    is room, the same command resumes from them."""
+    import os
+
+    real_open = os.open
+    part = tmp_path / "downloads" / "extract-latest.osm.pbf.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(PBF[:1000])  # an earlier, interrupted download
+
+    def full(path, flags, *args):
+        if Path(path) == part:
+            return real_open("/dev/full", os.O_WRONLY)
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", full)
+    res = fetch(server, tmp_path)
+    assert res.exit_code == 2, res.output
+    text = " ".join(res.output.split())
+    assert f"the downloads folder '{part.parent}' cannot be written" in text
+    assert "No space left on device" in text and "1,000 bytes downloaded are kept" in text
+    assert "--cache-dir DIR" in text and "Traceback" not in res.output
+    assert part.read_bytes() == PBF[:1000]
+    monkeypatch.undo()
+    res = fetch(server, tmp_path)
+    assert res.exit_code == 0, res.output
+    assert server.requests[-1][1] == "bytes=1000-"
+    assert (tmp_path / "downloads" / "extract-latest.osm.pbf").read_bytes() == PBF
+
+
+def test_a_link_planted_in_the_downloads_folder_is_not_written_through(server, tmp_path):
+    """A partial download that is a symbolic link (to a file outside the cache) is removed and the
+    download made afresh: nothing outside the cache is written."""
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(b"not walkcover's")
+    downloads = tmp_path / "cache" / "downloads"
+    downloads.mkdir(parents=True)
+    (downloads / "extract-latest.osm.pbf.part").symlink_to(outside)
+    res = fetch(server, tmp_path / "cache")
+    assert res.exit_code == 0, res.output
+    assert outside.read_bytes() == b"not walkcover's"
+    assert server.requests[-1][1] is None  # not resumed from the link's bytes
+    assert (downloads / "extract-latest.osm.pbf").read_bytes() == PBF
+    assert not (downloads / "extract-latest.osm.pbf.part").exists()
+
+
+@pytest.mark.parametrize(
+    "tail", ["..", "", "extract.osm.pbf/", "extract.osm.pbf?token=1", ".hidden.osm.pbf", "europe"]
+)
+def test_a_url_that_names_no_file_is_refused(server, tmp_path, tail):
+    url = f"http://127.0.0.1:{server.server_port}/europe/{tail}"
+    res = runner.invoke(app, ["fetch", "--city", "helsinki-sample", "--url", url,
+                              "--cache-dir", str(tmp_path / "cache")])  # fmt: skip
+    assert res.exit_code == 2, res.output
+    assert "does not end in the extract's file name" in " ".join(res.output.split())
+    assert server.requests == []  # nothing asked of the server
+    assert not (tmp_path / "cache" / "downloads").exists()
