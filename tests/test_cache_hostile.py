@@ -226,3 +226,86 @@ def test_a_cache_folder_that_cannot_be_made_is_refused_before_any_work(tmp_path)
     text = " ".join(res.output.split())
     assert f"cache folder '{blocker / 'cache'}' cannot be written" in text
     assert "--cache-dir DIR" in text and "--no-cache" in text
+
+
+def _aged(path: Path, hours: float) -> None:
+    import os
+    import time
+
+    t = time.time() - hours * 3600
+    os.utime(path, (t, t), follow_symlinks=False)
+
+
+def _entry_bytes(entry: Path) -> int:
+    return sum(f.stat().st_size for f in entry.iterdir())
+
+
+def test_the_least_recently_used_entries_go_once_the_store_is_full(tmp_path, monkeypatch):
+    """Three areas of one file read over days: once the entries pass the store's size, the
+    longest unused go first; one used in the last hour (another run may be reading it) and the one
+    just written stay, whatever the size. A cut unused for longest goes too, a half-written entry
+    a killed run left goes, and nothing outside the cache is touched."""
+    src, cache = source(tmp_path), tmp_path / "cache"
+    areas = [box(113.649, 34.749, 113.655, 34.752), box(113.650, 34.750, 113.654, 34.751),
+             box(113.651, 34.749, 113.655, 34.751)]  # fmt: skip
+    tags = query().feature_tags
+    entries = []
+    for area in areas:
+        load_osm("xml", src, OSMQuery(area, DEFAULT_WALK_HIGHWAYS, tags), cache_dir=cache)
+        new = [p for p in (cache / "osm").iterdir() if p not in entries and p.name[0] != "."]
+        assert len(new) == 1
+        entries += new
+    one = _entry_bytes(entries[0])
+    _aged(entries[0] / "meta.json", 72)  # unused for three days
+    _aged(entries[1] / "meta.json", 48)  # two days
+    # a cut of a province file, unused for four days, and what a killed run left
+    cuts = cache / "cuts"
+    cuts.mkdir()
+    (cuts / "old.osm.pbf").write_bytes(b"x" * 100)
+    _aged(cuts / "old.osm.pbf", 96)
+    stale = cache / "osm" / ".deadbeef-half"
+    stale.mkdir()
+    (stale / "streets.parquet").write_bytes(b"half")
+    _aged(stale, 30)
+    outside = tmp_path / "outside.osm.pbf"
+    outside.write_bytes(b"not walkcover's")
+    (cuts / "planted.osm.pbf").symlink_to(outside)
+    _aged(cuts / "planted.osm.pbf", 200)
+
+    gone = cache_mod.prune(cache, keep=entries[2], max_bytes=2 * one)
+    # the oldest cut and entry (the store fell under its size then), the half-written entry
+    assert set(gone) == {cuts / "old.osm.pbf", entries[0], stale}
+    assert not entries[0].exists() and entries[1].is_dir() and entries[2].is_dir()
+    assert not [p for p in (cache / "osm").iterdir() if p.name.startswith(".")]
+    assert outside.read_bytes() == b"not walkcover's" and (cuts / "planted.osm.pbf").is_symlink()
+
+    # past the size with nothing old enough: the recently used stay
+    assert cache_mod.prune(cache, keep=entries[2], max_bytes=0, in_use_s=3 * 24 * 3600) == []
+    # the one just written stays whatever its age
+    _aged(entries[2] / "meta.json", 100)
+    assert cache_mod.prune(cache, keep=entries[2], max_bytes=0) == [entries[1]]
+    assert entries[2].is_dir()
+
+
+def test_a_run_marks_its_entry_used_and_prunes_after_writing(tmp_path, monkeypatch):
+    """A read from the cache marks the entry used (`prune` keeps it longest) without changing
+    what the layers are (`OSMLayers.digest`); writing an entry prunes the store to its size."""
+    src, cache = source(tmp_path), tmp_path / "cache"
+    first = load_osm("xml", src, query(), cache_dir=cache, crs=32649)
+    entry = only_entry(cache)
+    _aged(entry / "meta.json", 50)
+    again = load_osm("xml", src, query(), cache_dir=cache, crs=32649)
+    assert again.digest == first.digest
+    import time
+
+    assert time.time() - (entry / "meta.json").stat().st_mtime < 600
+    # a store of no size: the next area's entry, once written, sends the first (unused for
+    # two days) away, and stays itself
+    _aged(entry / "meta.json", 50)
+    monkeypatch.setattr(cache_mod, "STORE_MAX_BYTES", 0)
+    smaller = OSMQuery(
+        box(113.650, 34.750, 113.654, 34.751), DEFAULT_WALK_HIGHWAYS, query().feature_tags
+    )
+    load_osm("xml", src, smaller, cache_dir=cache)
+    assert not entry.exists()
+    assert len(only_entry(cache).name) == len(entry.name)  # the new one

@@ -7,6 +7,7 @@ ways and relations crossing the area's edge come whole, of any relation type (a 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -85,11 +86,14 @@ def test_a_source_much_larger_than_the_area_is_cut_first_and_reads_the_same(
     out = ~shapely.contains_xy(area, coords[:, 0], coords[:, 1])
     assert len(np.unique(owner[out])) > 20 and len(cut.features) > 200
     assert (cut.features["osm_type"] == "relation").any()
-    # a second read of the area (say, another standard set) cuts nothing again
+    # a second read of the area (say, another standard set) cuts nothing again, and marks the
+    # cut used (the cache's prune keeps it longest)
     lines.clear()
+    os.utime(cuts[0], (1e9, 1e9))
     other = OSMQuery(area, WALK, {**TAGS, "shop": True})
     load_osm("pbf", str(source), other, cache_dir=tmp_path / "cache", progress=lines.append)
     assert any("1 of 1 cut(s)" in line and "from the cache" in line for line in lines)
+    assert cuts[0].stat().st_mtime > 1e9 + 1
 
 
 def test_a_damaged_cut_in_the_cache_is_named_and_cut_again(small_files_cut, tmp_path, caplog):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -46,6 +48,15 @@ ROW_GROUP_ROWS = 32_768
 STAMPS_FILE = "sources.json"
 
 SourceKind = Literal["pbf", "xml", "overpass"]
+
+#: The OSM layers and cuts a cache keeps (``osm/`` and ``cuts/`` together), beyond which the least
+#: recently used go (`prune`): the L city's entry is 0.25 GB and its cut out of a province file
+#: 0.1 GB; a whole province read once, a few GB. Every source file read (each month's
+#: ``henan-latest.osm.pbf``) and every area asked of it adds its own.
+STORE_MAX_BYTES = 8 * 2**30
+#: An entry or cut used this recently is never removed, whatever the store's size: another run (a
+#: batch's other tasks) may be reading it.
+IN_USE_S = 3600.0
 
 #: Each layer's geometries in a run's working CRS, beside the layer (same rows, same order), one
 #: file per layer and CRS (``streets.working-<CRS digest>.parquet``): a run in that CRS reads them
@@ -222,7 +233,9 @@ def load_osm(
                 cached_from_cover = True
         if cached is not None:
             log.info("using cached OSM layers %s", key)
-            return _with_digest(cached, covering if cached_from_cover else root / key, query, crs)
+            used = covering if cached_from_cover and covering is not None else root / key
+            _touch(used / "meta.json")  # recently used: `prune` keeps it longest
+            return _with_digest(cached, used, query, crs)
     if callable(wider) and kind == "pbf":
         wider = wider()
     if (
@@ -247,6 +260,7 @@ def load_osm(
             area=wider.polygon,
             cache_root=cache_root,
         )  # kept as read: the whole city's layers are projected when a run reads them whole
+        _prune_quietly(cache_root, keep=root / cache_key(kind, stamp, wider))
         return _with_digest(
             _projected(clip(layers, query.polygon), crs),
             root / cache_key(kind, stamp, wider),
@@ -265,7 +279,100 @@ def load_osm(
         crs=crs,
         cache_root=cache_root,
     )
+    _prune_quietly(cache_root, keep=root / key)
     return _with_digest(working, root / key, query, crs)
+
+
+def prune(
+    cache_root: Path,
+    *,
+    keep: Path | None = None,
+    max_bytes: int = STORE_MAX_BYTES,
+    in_use_s: float = IN_USE_S,
+) -> list[Path]:
+    """Remove the least recently used OSM entries (``osm/``) and cuts (``cuts/``) of cache
+    `cache_root` until they hold at most `max_bytes` together, and what killed runs left there
+    half written (names starting with ``.``, older than `in_use_s`); the paths removed.
+
+    An entry's last use is its ``meta.json``'s modification time and a cut's its own (both touched
+    whenever a run uses them). `keep` (the entry just written) and whatever was used in the last
+    `in_use_s` seconds stay, even past `max_bytes`. An entry is first renamed to a hidden name, so
+    no run takes it for an entry while it is removed; nothing is followed through a link, and
+    nothing outside the cache is touched.
+    """
+    cache_root = Path(cache_root)
+    now = time.time()
+    items: list[tuple[float, int, Path]] = []
+    removed: list[Path] = []
+    for sub in ("osm", "cuts"):
+        folder = cache_root / sub
+        if folder.is_symlink() or not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            try:
+                st = path.lstat()
+                if path.name.startswith("."):  # half written or half removed by a killed run
+                    if now - st.st_mtime > in_use_s:
+                        _remove_item(cache_root, path)
+                        removed.append(path)
+                    continue
+                if path.is_symlink():
+                    continue  # (`_read_entry` and `cut_areas` say so and replace it)
+                if sub == "osm" and path.is_dir():
+                    used = (path / "meta.json").lstat().st_mtime
+                    size = sum(f.lstat().st_size for f in path.iterdir())
+                elif sub == "cuts" and path.is_file() and path.name.endswith(".osm.pbf"):
+                    used, size = st.st_mtime, st.st_size
+                else:
+                    continue
+            except OSError:  # (gone meanwhile, or no meta.json: a damaged entry, replaced on use)
+                continue
+            items.append((used, size, path))
+    total = sum(size for _, size, _ in items)
+    for used, size, path in sorted(items, key=lambda item: item[0]):
+        if total <= max_bytes:
+            break
+        if now - used < in_use_s or (keep is not None and path == keep):
+            continue
+        if path.parent.name == "osm":  # hidden first: no run takes it for an entry meanwhile
+            hidden = path.with_name(f".gone-{path.name}")
+            inside(cache_root, path, what="cache entry").replace(hidden)
+            _remove_item(cache_root, hidden)
+        else:
+            _remove_item(cache_root, path)
+        removed.append(path)
+        total -= size
+    return removed
+
+
+def _prune_quietly(cache_root: Path, *, keep: Path) -> None:
+    """`prune`, logged; a cache that cannot be pruned costs nothing but the space."""
+    try:
+        gone = prune(cache_root, keep=keep, max_bytes=STORE_MAX_BYTES)
+    except OSError as exc:
+        log.warning("could not remove old OSM layers from the cache %s (%s)", cache_root, exc)
+        return
+    if gone:
+        log.info(
+            "removed %d least recently used OSM entr(y/ies) and cut(s) from the cache (past %.0f GiB)",
+            len(gone),
+            STORE_MAX_BYTES / 2**30,
+        )
+
+
+def _remove_item(cache_root: Path, path: Path) -> None:
+    """Remove file or folder `path` inside the cache (a link itself, never what it points at)."""
+    inside(cache_root, path.parent, what="cache folder")
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _touch(path: Path) -> None:
+    """Mark a file of the cache as just used (not through a link; a read-only cache: nothing)."""
+    with contextlib.suppress(OSError, NotImplementedError):
+        os.utime(path, follow_symlinks=False)
 
 
 def _with_digest(layers: OSMLayers, entry: Path | None, query: OSMQuery, crs: Any) -> OSMLayers:

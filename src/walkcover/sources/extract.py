@@ -22,8 +22,10 @@ for compact synthetic ids), so the areas are cut in as few passes as fit the mem
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -303,6 +305,9 @@ def cut_areas(
         for name, poly in areas.items()
     }
     missing = [name for name, p in paths.items() if not _usable(p)]
+    for name in paths.keys() - set(missing):  # recently used: the cache's `prune` keeps them
+        with contextlib.suppress(OSError, NotImplementedError):
+            os.utime(paths[name], follow_symlinks=False)
     if len(missing) < len(paths):
         say(f"{len(paths) - len(missing)} of {len(paths)} cut(s) of {src.name} from the cache")
     if not missing:
