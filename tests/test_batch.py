@@ -396,3 +396,40 @@ def test_a_batch_with_no_complete_city_leaves_only_its_status(batch_run, tmp_pat
     assert set(_region_files(base)) == {"batch_status.csv", "region_files.json"}
     assert list(pd.read_csv(base / "batch_status.csv")["city"]) == ["D"]
     check_set(base, REGION_SET)
+
+
+def test_region_files_on_a_full_disk_name_the_folder_and_keep_the_cities(
+    batch_run, tmp_path, monkeypatch
+):
+    """The region's files cannot be written for want of space (the cities are complete): one
+    error naming the region folder and the full disk, the cities' results and the region's
+    previous files kept whole, and the way out (the same batch again)."""
+    import errno
+    import shutil
+
+    import walkcover.presentation.region as region_mod
+    from walkcover._errors import OutputFolderError
+    from walkcover.batch import run_batch
+
+    tmp, cfg, source, _, _ = batch_run
+    out = tmp_path / "out"
+    shutil.copytree(tmp / "out", out)
+    base = out / "testland"
+    before = _region_files(base)
+    cities = {p.name: p.stat().st_mtime_ns for p in base.iterdir() if p.is_dir()}
+    real = region_mod.write_atomic
+
+    def full(path, write, *args, **kwargs):
+        if Path(path).name == "index.html":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, write, *args, **kwargs)
+
+    monkeypatch.setattr(region_mod, "write_atomic", full)
+    with pytest.raises(OutputFolderError) as err:
+        run_batch(cfg, source=source, out=out, standard=STANDARDS, cities="A,B", maps=False)
+    said = " ".join(str(err.value).split())
+    assert f"the region's files in '{base}' could not be written" in said
+    assert "the disk is full" in said and "run the same batch again" in said
+    assert "2 complete cit(y/ies) are kept" in said
+    assert _region_files(base) == before
+    assert {p.name: p.stat().st_mtime_ns for p in base.iterdir() if p.is_dir()} == cities

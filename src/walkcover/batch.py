@@ -37,7 +37,7 @@ from typing import Any
 import geopandas as gpd
 
 from walkcover._atomic import check_writable_folder, write_atomic
-from walkcover._errors import ConfigError, SourceError, WalkcoverError
+from walkcover._errors import ConfigError, OutputFolderError, SourceError, WalkcoverError
 from walkcover._lock import output_lock
 from walkcover._paths import inside
 from walkcover.config.region import (
@@ -775,9 +775,23 @@ def _write_region_files(
 ) -> tuple[gpd.GeoDataFrame, list[Path]]:
     """The region's files as one set (`write_region`); with no complete city, only
     ``batch_status.csv``, which says why each city is missing."""
+    from walkcover.presentation.outputs import failure_reason
     from walkcover.presentation.region import write_region
 
-    return write_region(base, reg, {c: region_city(reg, c) for c in complete}, outcomes=ordered)
+    try:
+        return write_region(
+            base, reg, {c: region_city(reg, c) for c in complete}, outcomes=ordered
+        )
+    except OSError as exc:
+        if isinstance(exc, WalkcoverError):  # (says what became of the set itself)
+            raise
+        # the cities' results are in place; the region's previous files are kept whole
+        raise OutputFolderError(
+            f"the region's files in {str(base)!r} could not be written "
+            f"({failure_reason(exc, where=base)}); the {len(complete)} complete cit(y/ies) are "
+            "kept and the region's previous files stand as they were: run the same batch again "
+            "to write them (complete cities are skipped)"
+        ) from exc
 
 
 def _standards(region: Region, city_id: str, standard: str) -> list[Standard]:
