@@ -87,6 +87,41 @@ def test_every_standard_switches_and_recolours_the_homes(sample_results, distric
         page.close()
 
 
+def test_the_streets_stay_drawn_when_another_standard_is_shown(
+    sample_results, district_page, browser
+):
+    """The streets share the homes' canvas: recolouring the homes (another standard picked, and
+    back) repaints the streets under them too. Their bounds were NaN (no smallest size), so every
+    partial redraw left them out and the district's streets vanished until the next zoom."""
+    import shapely
+
+    a = sample_results.assessment
+    demand, _ = a.district_demand(DISTRICT)
+    boundary = a.districts.set_index("slug").to_crs(a.crs).loc[DISTRICT].geometry
+    edges = a.network.edges
+    edges = edges[(edges.geometry.length > 40) & edges.geometry.within(boundary.buffer(-20))]
+    mids = edges.geometry.interpolate(0.5, normalized=True)
+    homes = shapely.STRtree(demand.geometry.to_numpy())
+    clear = [i for i, pt in enumerate(mids) if not len(homes.query(pt.buffer(4)))][:25]
+    assert len(clear) >= 10
+    lonlat = mids.iloc[clear].to_crs(4326)
+    points = list(zip(lonlat.x, lonlat.y))
+    page, errors, _ = open_offline(browser, district_page)
+    try:
+        before = canvas_pixels(page, points)
+        drawn = [p for p in before if p != [0, 0, 0]]  # (a pixel the street's line missed)
+        assert len(drawn) >= len(points) // 2, before
+        # (another standard's service area differs: the same pixels once its own is back)
+        for std in (a.standards[2], a.standards[0]):
+            label = f"{std.name_zh} {std.name} ({std.threshold_m:g} m)"
+            page.locator(".leaflet-control-layers-base label", has_text=label).click()
+            page.wait_for_timeout(150)
+        assert canvas_pixels(page, points) == before
+        assert errors == []
+    finally:
+        page.close()
+
+
 def test_the_legend_gives_the_toilets_rule_per_street_context(
     sample_results, district_page, browser
 ):

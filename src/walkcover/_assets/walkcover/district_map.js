@@ -236,7 +236,9 @@ L.WalkcoverHomes = L.Path.extend({
   _project: function () {
     var g = this._g;
     L.extend(this, walkcover.toPixels(this._map, g));
-    var b = this._box, pad = this.options.minPx;
+    /* (the streets have no smallest size: no pad; NaN bounds would keep them out of every
+     * partial redraw, so that a recoloured layer above them wiped them away) */
+    var b = this._box, pad = this.options.minPx || 0;
     var lo = Infinity, hi = -Infinity, top = Infinity, bottom = -Infinity;
     for (var f = 0; f < g.n; f++) {
       if (b[0][f] < lo) lo = b[0][f]; if (b[2][f] > hi) hi = b[2][f];
@@ -506,7 +508,8 @@ walkcover.fit = function (map, bounds, pad) {
 /* Lines drawn straight from packed geometry on the canvas renderer, deaf to the mouse (the
  * street grid under everything): no GeoJSON, no LatLng objects for a city's streets. */
 L.WalkcoverLines = L.Path.extend({
-  options: {interactive: false, stroke: true, fill: false, color: '#8c8c8c', weight: 1, opacity: 0.7},
+  options: {interactive: false, stroke: true, fill: false, color: '#8c8c8c', weight: 1, opacity: 0.7,
+            minPx: 0},
 
   initialize: function (packed, options) {
     L.setOptions(this, options);
