@@ -171,6 +171,35 @@ def test_a_home_inside_a_gap_answers_before_the_gap(district_page, browser):
         page.close()
 
 
+def test_a_toilet_gap_tooltip_stays_on_the_screen(district_page, browser):
+    """The toilets' rule names every street context: its line wraps within the tooltip, which
+    stays narrow enough for every figure of the gap to be read on the screen (it stretched to
+    987 px, its figures past the window's edge)."""
+    page, errors, _ = open_offline(browser, district_page, size=(1280, 900))
+    try:
+        bare = leaflet_eval(
+            page,
+            "const h = walkcover.homes; let bare = null;"
+            " m.eachLayer(l => { if (bare || !l.feature || !l.feature.properties.rank || !l._pxBounds) return;"
+            "  const b = l._pxBounds; for (let y = b.min.y; y <= b.max.y && !bare; y += 2) for (let x = b.min.x; x <= b.max.x; x += 2) {"
+            "   const p = L.point(x, y); if (!l._containsPoint(p) || h.homeAt(p) >= 0) continue;"
+            "   const c = m.layerPointToContainerPoint(p); if (c.x < 0 || c.y < 0 || c.x > m.getSize().x || c.y > m.getSize().y) continue;"
+            "   bare = screen(c); break; } });"
+            " return bare;",
+        )
+        assert bare is not None
+        page.mouse.move(*bare)
+        page.wait_for_timeout(300)
+        text = shown_text(page, ".leaflet-tooltip")
+        assert "gap rank" in text and "300 m main street" in text and "800 m riverside" in text
+        box = page.locator(".leaflet-tooltip").bounding_box()
+        assert box is not None and box["width"] <= 480, box
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 1280, box
+        assert errors == []
+    finally:
+        page.close()
+
+
 @pytest.mark.parametrize("size", [(1280, 900), (900, 500)])
 def test_credit_scale_and_legend_leave_the_district_readable(
     sample_results, district_page, browser, size

@@ -116,7 +116,18 @@ function walkcoverTable(p, spec) {
       th.style.textAlign = 'left';
       tr.appendChild(th);
     }
-    tr.insertCell().textContent = text(p[f]);
+    var v = text(p[f]);
+    if (spec.aliases && v.length > 24) {
+      /* a long value (the toilets' rule per street context): on a line of its own under its
+       * name, so the figures of the other rows keep their column */
+      tr.insertCell();
+      var wide = t.insertRow().insertCell();
+      wide.colSpan = tr.cells.length;
+      wide.className = 'walkcover-wide';
+      wide.textContent = v;
+    } else {
+      tr.insertCell().textContent = v;
+    }
   });
   if (t.rows.length) div.appendChild(t);
   return div;
@@ -124,10 +135,16 @@ function walkcoverTable(p, spec) {
 """
 
 
+#: (Leaflet's tooltips never wrap: a long value, such as the toilets' rule per street context,
+#: wraps within 26em here instead of stretching the tooltip past the screen's edge, where the
+#: figures beside it could not be read.)
 _TABLE_CSS = (
-    "<style>.walkcover-info{font:12px/1.45 sans-serif}.walkcover-info table{border-collapse:collapse;"
-    "margin-top:2px}.walkcover-info th{font-weight:normal;color:#444;padding:0 8px 0 0}"
-    ".walkcover-info td{padding:0 4px 0 0;text-align:right}</style>"
+    "<style>.walkcover-info{font:12px/1.45 sans-serif;white-space:normal;max-width:26em}"
+    ".walkcover-info table{border-collapse:collapse;margin-top:2px}.walkcover-info th{font-"
+    "weight:normal;color:#444;padding:0 8px 0 0;white-space:nowrap;vertical-align:top}"
+    ".walkcover-info td{padding:0 4px 0 0;text-align:right;vertical-align:top;white-space:nowrap}"
+    ".walkcover-info td.walkcover-wide{text-align:left;padding:0 0 2px 1em;white-space:normal}"
+    "</style>"
 )
 
 
