@@ -171,6 +171,36 @@ def test_a_home_inside_a_gap_answers_before_the_gap(district_page, browser):
         page.close()
 
 
+def test_the_official_land_warning_goes_with_the_standards_that_divide_by_that_land(
+    sample_results, district_page
+):
+    """Few of the district's residents live on residential land: the legend says so with each
+    standard whose official figure divides by it, not with the bus stops (built-up land) or a
+    standard with no official figure (it used to be shown with every standard)."""
+    from bs4 import BeautifulSoup
+
+    a = sample_results.assessment
+    summary = a.summary[a.summary["district_id"] == DISTRICT].set_index("standard")
+    notes = [n.text for n in a.district_notes(DISTRICT, kind="official_land")]
+    assert any("live on residential land" in t for t in notes)  # (else the test says nothing)
+    assert not any("live on built up" in t for t in notes)
+    soup = BeautifulSoup(district_page.read_text(encoding="utf-8"), "html.parser")
+    warned = {}
+    for k, std in enumerate(a.standards):
+        section = soup.select_one(f"#walkcover-legend [data-standard='{k}']")
+        warned[std.id] = "live on residential land" in section.get_text()
+    official = summary["area_covered_euclid_pct"].notna()
+    want = {
+        s.id: bool(official[s.id]) and s.denominator == "residential_land" for s in a.standards
+    }
+    assert warned == want
+    assert not warned["bus_stop"] and True in warned.values()
+    outside = soup.select_one("#walkcover-legend")
+    for section in outside.select("[data-standard]"):
+        section.decompose()
+    assert "live on residential land" not in outside.get_text()  # not for every standard
+
+
 def test_a_toilet_gap_tooltip_stays_on_the_screen(district_page, browser):
     """The toilets' rule names every street context: its line wraps within the tooltip, which
     stays narrow enough for every figure of the gap to be read on the screen (it stretched to

@@ -700,8 +700,12 @@ def _district_map(
     folium.LayerControl(collapsed=False).add_to(m)
     warnings = [
         _in_words(n.text, str(d_row["slug"]))
-        for kind in (DEMAND_NOTE, OFFICIAL_LAND_NOTE)
-        for n in result.district_notes(d_row["slug"], kind=kind)
+        for n in result.district_notes(d_row["slug"], kind=DEMAND_NOTE)
+    ]
+    # the official figure's land holds few residents: said with the standards that divide by it
+    land_warnings = [
+        _in_words(n.text, str(d_row["slug"]))
+        for n in result.district_notes(d_row["slug"], kind=OFFICIAL_LAND_NOTE)
     ]
     facts = [_completeness_line(result, district_id)]
     figure = _figure(m)
@@ -714,6 +718,7 @@ def _district_map(
                 initial,
                 sites_of,
                 warnings=warnings,
+                land_warnings=land_warnings,
                 facts=facts,
                 views=views,
                 district_id=district_id,
@@ -882,6 +887,7 @@ def _legend(
     sites_of: dict[str, int],
     *,
     warnings: Sequence[str] = (),
+    land_warnings: Sequence[str] = (),
     facts: Sequence[str] = (),
     views: Sequence[dict[str, Any]] = (),
     district_id: str = "",
@@ -890,7 +896,8 @@ def _legend(
     time by ``walkcover.legendFor``): its name, rule, the district's figure against its target
     and the plan's clause; the bands and symbols; the notes that bear on every standard. A view
     (a standard's capacity, a life circle) has a section of its own with its classes, in place
-    of the bands."""
+    of the bands. `land_warnings` (the official figure's land holds few of the district's
+    residents) go with the standards whose official figure divides by that land."""
     warn = "".join(
         f"<div style='color:#b35806;margin:2px 0'>⚠ {html_text(w)}</div>" for w in warnings
     ) + "".join(f"<div style='color:#444;margin:2px 0'>{html_text(f)}</div>" for f in facts if f)
@@ -921,6 +928,15 @@ def _legend(
                 f" · plan: {std.plan_new.count:,} new ({std.plan_new.scope}) 规划新增"
                 f" {std.plan_new.count:,}"
             )
+        official = (
+            row is not None and row["area_covered_euclid_pct"] == row["area_covered_euclid_pct"]
+        )
+        land = f" live on {std.denominator.replace('_', ' ')},"
+        land_warn = "".join(
+            f"<div style='color:#b35806;margin:2px 0'>⚠ {html_text(w)}</div>"
+            for w in land_warnings
+            if official and land in w
+        )
         after_note = ""
         if std.id in sites_of:
             after_note = (
@@ -935,7 +951,7 @@ def _legend(
             f"<div>Residents within it · 覆盖居民: <b>{html_text(figure)}</b> · target 目标 "
             f"{html_text(target)} {html_text(meets if meets != NO_DATA else '')}</div>"
             f"<div style='color:#555'>Plan · 依据: {html_text(clause)}{html_text(plan)}</div>"
-            f"{after_note}</div>"
+            f"{land_warn}{after_note}</div>"
         )
     n = len(result.standards)
     for j, view in enumerate(views):
