@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import canvas_pixels, leaflet_eval, open_offline, shown_text
-from walkcover.presentation.figures import pct_text
+from walkcover.presentation.figures import distance_text, pct_text
 from walkcover.presentation.palette import BANDS, rgb
 
 DISTRICT = "sample-se"  # the sample district with most homes
@@ -68,7 +68,7 @@ def test_every_standard_switches_and_recolours_the_homes(sample_results, distric
         points = list(zip(inside.x, inside.y))
         changed = 0
         for std in a.standards:
-            label = f"{std.name_zh} {std.name} ({std.threshold_m:g} m)"
+            label = f"{std.name_zh} {std.name} ({distance_text(std)})"
             page.locator(".leaflet-control-layers-base label", has_text=label).click()
             page.wait_for_timeout(150)
             want = demand[f"{std.id}_band"].to_numpy()[sample].tolist()
@@ -113,7 +113,7 @@ def test_the_streets_stay_drawn_when_another_standard_is_shown(
         assert len(drawn) >= len(points) // 2, before
         # (another standard's service area differs: the same pixels once its own is back)
         for std in (a.standards[2], a.standards[0]):
-            label = f"{std.name_zh} {std.name} ({std.threshold_m:g} m)"
+            label = f"{std.name_zh} {std.name} ({distance_text(std)})"
             page.locator(".leaflet-control-layers-base label", has_text=label).click()
             page.wait_for_timeout(150)
         assert canvas_pixels(page, points) == before

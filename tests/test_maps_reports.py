@@ -16,9 +16,10 @@ from typer.testing import CliRunner
 from conftest import CHROMIUM, leaflet_eval, open_offline, shown_text  # noqa: F401 - browser is a conftest fixture
 from walkcover.cli import app
 from walkcover.config.standards import load_standards
+from walkcover.presentation.figures import distance_text
 
 STANDARD_LABELS = [
-    f"{s.name_zh} {s.name} ({s.threshold_m:g} m)" for s in load_standards().standards.values()
+    f"{s.name_zh} {s.name} ({distance_text(s)})" for s in load_standards().standards.values()
 ]
 runner = CliRunner()
 

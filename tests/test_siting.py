@@ -195,3 +195,11 @@ def test_cli_site_writes_layer_and_csv_and_handles_no_gap(tmp_path, sample_cache
     res = runner.invoke(app, ["site", "--city", "helsinki-sample", "--district", "sample-nw", "--standard",
                               "toilet", "--k", "0", "--out", str(out), "--cache-dir", str(sample_cache)])  # fmt: skip
     assert res.exit_code == 2 and "at least 1" in res.output
+    # a report written before the sites is said to lack them, with the command that adds them
+    assert "were written before these sites" not in " ".join(again.output.split())
+    (out / "helsinki-sample" / "sample-nw" / "report.pdf").write_bytes(b"%PDF")
+    res = runner.invoke(app, ["site", "--city", "helsinki-sample", "--district", "sample-nw", "--standard", "toilet",
+                              "--k", "2", "--out", str(out), "--cache-dir", str(sample_cache), "--overwrite"])  # fmt: skip
+    said = " ".join(res.output.split())
+    assert res.exit_code == 0 and "the reports of sample-nw were written before these sites" in said
+    assert "walkcover report --city helsinki-sample --out" in said and "--overwrite` adds them" in said

@@ -779,9 +779,7 @@ def _write_region_files(
     from walkcover.presentation.region import write_region
 
     try:
-        return write_region(
-            base, reg, {c: region_city(reg, c) for c in complete}, outcomes=ordered
-        )
+        return write_region(base, reg, {c: region_city(reg, c) for c in complete}, outcomes=ordered)
     except OSError as exc:
         if isinstance(exc, WalkcoverError):  # (says what became of the set itself)
             raise

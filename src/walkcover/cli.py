@@ -40,6 +40,7 @@ from walkcover.presentation.figures import (
     EMPTY,
     NO_DATA,
     count_text,
+    distance_text,
     figure_text,
     meets_text,
 )
@@ -763,6 +764,18 @@ def site_command(
     _print_siting(
         result.assessment, standard, sitings, written, target_given=target is not None, k=k
     )
+    # reports written before these sites do not show them: said, with the command that does
+    stale = sorted(
+        {p.parent.name for p in written if (p.parent / "report.pdf").is_file()}
+        | {p.parent.name for p in written if (p.parent / "report.html").is_file()}
+    )
+    if stale:
+        out_console.print(
+            terminal(
+                f"note: the reports of {', '.join(stale)} were written before these sites; "
+                f"`walkcover report --city {city} --out {out} --overwrite` adds them"
+            )
+        )
 
 
 @app.command(cls=StandardHelpCommand)
@@ -842,7 +855,7 @@ def _print_siting(
     std = next(s for s in result.standards if s.id == standard)
     table = Table(
         title=terminal(
-            f"{std.name} {std.name_zh}: new sites (residents within {std.threshold_m:g} m)"
+            f"{std.name} {std.name_zh}: new sites (residents within {distance_text(std)})"
         ),
         title_justify="left",
     )
@@ -1172,6 +1185,8 @@ def _print_summary(
             f": residents within walking distance{sample}",
         )
     )
+    # a rule per street context gives each of its distances (the toilets: 300/500/800)
+    within = {s.id: distance_text(s, compact=True).removesuffix(" m") for s in result.standards}
     for district, rows in result.summary.groupby("district", sort=False):
         first = rows.iloc[0]
         table = Table(
@@ -1203,7 +1218,7 @@ def _print_summary(
                 pct = f"{figure_text(r.residents_covered_pct)}{mark}"
             table.add_row(
                 terminal(r.standard),
-                f"{r.threshold_m:g}",
+                within.get(str(r.standard), f"{r.threshold_m:g}"),
                 str(r.facilities),
                 str(r.facilities_in_reach),
                 pct,

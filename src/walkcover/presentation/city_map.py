@@ -35,6 +35,7 @@ from walkcover.measures.hexagons import HexCoverage
 from walkcover.measures.indicators import city_figures
 from walkcover.presentation.figures import (
     NO_DATA,
+    distance_text,
     figure_text,
     meets_text,
     pct_text,
@@ -114,7 +115,7 @@ def city_map(
         sid = std.id
         r = rows[sid]
         group = folium.FeatureGroup(
-            name=_layer_name(f"{std.name_zh} {std.name} ({std.threshold_m:g} m)"),
+            name=_layer_name(f"{std.name_zh} {std.name} ({distance_text(std)})"),
             overlay=False,
             show=(sid == show) if show else (i == 0),
         )
@@ -150,7 +151,11 @@ def city_map(
         group.add_to(m)
         groups.append(group)
         target = float(np.nanmax(r["target"])) if np.isfinite(r["target"]).any() else np.nan
-        legends.append(_legend_entry(f"{std.name_zh} {std.name}", std.threshold_m, target))
+        legends.append(
+            _legend_entry(
+                f"{std.name_zh} {std.name}", distance_text(std).removesuffix(" m"), target
+            )
+        )
         labels.append(
             _labels(
                 label_points,
@@ -353,14 +358,10 @@ def _labels(
     return out
 
 
-def _legend_entry(name: str, threshold_m: float | None, target: float) -> dict[str, Any]:
-    """What the legend says of one standard: its name and distance, and its target."""
-    walk = (
-        f" · within {figure_text(threshold_m, decimals=0)} m walk · "
-        f"步行{figure_text(threshold_m, decimals=0)}米内"
-        if threshold_m is not None and threshold_m == threshold_m
-        else ""
-    )
+def _legend_entry(name: str, metres: str, target: float) -> dict[str, Any]:
+    """What the legend says of one standard: its name and distance (`metres`: ``500``, or one per
+    street context, ``300/500/800``; "" unknown), and its target."""
+    walk = f" · within {metres} m walk · 步行{metres}米内" if metres else ""
     has_target = target == target
     return {
         "standard": f"{name}{walk}",
@@ -453,7 +454,12 @@ def region_map(summary: gpd.GeoDataFrame, cities: gpd.GeoDataFrame, *, title: st
             else None
         )
         tgt = float(np.nanmax(target)) if np.isfinite(target).any() else np.nan
-        legends.append(_legend_entry(name, threshold, tgt))
+        shown = (
+            figure_text(threshold, decimals=0)
+            if threshold is not None and threshold == threshold
+            else ""
+        )
+        legends.append(_legend_entry(name, shown, tgt))
         pcts = np.array([100 * by_city.get(c, np.nan) for c in city_names], dtype=float)
         labels.append(
             [

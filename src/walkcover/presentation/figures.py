@@ -89,6 +89,19 @@ def count_text(value: Any) -> str:
     return f"{x:,.0f}"
 
 
+def distance_text(std: Any, *, compact: bool = False) -> str:
+    """A standard's walking distance for a label (``500 m``); a rule per street context gives
+    each of its distances (the toilets: ``300/500/800 m``), never the default alone; `compact`
+    (a terminal's narrow column) gives their range (``300–800 m``)."""
+    values = sorted(set((getattr(std, "context_thresholds_m", None) or {}).values()))
+    if not values:
+        values = [std.threshold_m]
+    if compact and len(values) > 2:
+        values = [values[0], values[-1]]
+        return f"{values[0]:g}–{values[1]:g} m"
+    return "/".join(f"{v:g}" for v in values) + " m"
+
+
 def meets_text(meets: Any, *, no_data: bool = False) -> str:
     """Whether a figure meets its target: ``✓`` / ``✗``; `NO_DATA` or `EMPTY` when it cannot say."""
     if no_data:

@@ -40,6 +40,7 @@ from walkcover.presentation.figures import (
     NO_DATA,
     columns_in_words,
     count_text,
+    distance_text,
     figure_text,
     meets_text,
     pct_text,
@@ -638,7 +639,7 @@ def _district_map(
     sites_of: dict[str, int] = {}
     for k, std in enumerate(standards):
         group = folium.FeatureGroup(  # one standard at a time: base layers, a radio choice
-            name=_layer_name(f"{std.name_zh} {std.name} ({std.threshold_m:g} m)"),
+            name=_layer_name(f"{std.name_zh} {std.name} ({distance_text(std)})"),
             overlay=False,
             show=k == initial,
         )

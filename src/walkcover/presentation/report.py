@@ -35,6 +35,7 @@ from walkcover.presentation.figures import (
     NO_DATA,
     columns_in_words,
     count_text,
+    distance_text,
     figure_text,
     meets_text,
     pct_text,
@@ -546,7 +547,7 @@ def city_chart(summary: pd.DataFrame, standards: list[Standard]):
         ax.set_xticks([0, 50, 100])
         ax.tick_params(axis="x", labelsize=6.5)
         ax.set_yticks(y, list(r["district_name"]), fontsize=7)
-        ax.set_title(f"{std.name_zh} {std.name} ({std.threshold_m:g} m)", fontsize=8.5)
+        ax.set_title(f"{std.name_zh} {std.name} ({distance_text(std)})", fontsize=8.5)
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
     for ax in axes.ravel()[n:]:
@@ -639,7 +640,7 @@ def sites_view(proposed: gpd.GeoDataFrame) -> pd.DataFrame:
 SUMMARY_VIEW = [
     ("standard", "standard\n标准"),
     ("threshold_m", "within m\n距离"),
-    ("facilities_in_reach", "facilities\n设施"),
+    ("facilities_in_reach", "facilities in reach\n可达设施"),
     ("residents", "residents\n居民"),
     ("residents_on_land_pct", "on official land %\n官方用地居民"),
     ("area_covered_euclid_pct", "official %\n官方圆形"),
@@ -685,6 +686,14 @@ def summary_view(run: DistrictRun) -> pd.DataFrame:
     # a standard with no facility says so where its coverage figures would be
     for c in ("area_covered_euclid_pct", "area_covered_pct", "residents_covered_pct"):
         view.loc[none, c] = NO_DATA
+    # a rule per street context (the toilets: 300, 500 or 800 m by the street a home is on)
+    # gives each distance, not the default alone
+    view["threshold_m"] = [
+        distance_text(run.standard(s)).removesuffix(" m")
+        if run.standard(s).context_thresholds_m
+        else shown
+        for s, shown in zip(rows["standard"], view["threshold_m"])
+    ]
     return view.rename(columns=dict(SUMMARY_VIEW) | {"name": "name\n名称"})
 
 
@@ -1004,7 +1013,10 @@ def _standard_figures(run: DistrictRun, std: Standard) -> list[tuple[str, str]]:
             "official figure (circles on land) · 官方口径",
             pct_text(r["area_covered_euclid_pct"], no_data=none, unit="%"),
         ),
-        ("facilities serving the district · 设施", _whole(float(r["facilities_in_reach"]))),
+        (
+            "facilities in reach (in the district or near it) · 可达设施",
+            _whole(float(r["facilities_in_reach"])),
+        ),
         ("residents · 居民", _whole(float(r["residents"]))),
         (
             "beyond the search limit · 超出搜索范围",
