@@ -126,7 +126,8 @@ def test_the_legend_follows_the_chosen_standard(city_page, browser):
             return " ".join(shown_text(page, "#walkcover-legend").split())
 
         first = legend()
-        assert "Public toilet" in first and "500 m" in first and "100%" in first
+        # (the toilets: a distance per street context, not the default alone)
+        assert "Public toilet" in first and "within 300/500/800 m walk" in first and "100%" in first
         _pick(page, "幼儿园 Kindergarten")
         kg = legend()
         assert "Kindergarten" in kg and "300 m" in kg and "Public toilet" not in kg

@@ -140,6 +140,10 @@ def test_pdf_report_pages_tables_and_chinese_text(outputs, tmp_path):
     # a title page, the summary and its chart, a page per standard (its name at the top), in
     # the standards' order, then gaps, methods and the appendix
     assert "Sample district NW" in pages[0] and "Read first" in pages[0]
+    # the Chinese summary counts the standards not met too, as the English one does
+    read_first = " ".join(pages[0].split())
+    met = re.search(r"(\d+) of 9 standards meet their target; (\d+) do not", read_first)
+    assert met and f"9项标准中{met[1]}项达标，{met[2]}项未达标" in read_first, read_first
     assert "Summary against targets" in pages[1]
     stds = list(load_standards().standards.values())
     heads = [f"{s.name_zh} {s.name}" for s in stds]

@@ -1097,7 +1097,7 @@ def read_first(run: DistrictRun) -> tuple[list[str], list[dict[str, object]]]:
             if none
             else "."
         )
-        + f" · {len(rows)}项标准中{n_met}项达标"
+        + f" · {len(rows)}项标准中{n_met}项达标，{len(rows) - n_met - len(none)}项未达标"
         + (f"，{len(none)}项无设施数据" if none else "")
         + "。"
     ]
