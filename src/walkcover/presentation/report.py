@@ -1106,8 +1106,14 @@ def read_first(run: DistrictRun) -> tuple[list[str], list[dict[str, object]]]:
         plain, ids = plain_note(note.text, run)
         if ids:
             ref = f"A{len(appendix) + 1}"
-            appendix.append({"ref": ref, "text": plain, "ids": ids})
+            # a note names the first few ids of a long list, then "…": the appendix says so
+            # rather than pass those few for all of them
+            cut = bool(re.search(r"(node|way|relation)/\d+\s*…", note.text))
+            shown = [*ids, f"… (the note names the first {len(ids)} only)"] if cut else ids
+            appendix.append({"ref": ref, "text": plain, "ids": shown})
             what = "id" if len(ids) == 1 else "ids"
+            if cut:
+                what = f"ids, the first {len(ids)},"
             plain = f"{plain} (OSM {what} in appendix {ref} · 编号见附录{ref})"
         lines.append(plain)
     return lines, appendix
