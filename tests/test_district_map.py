@@ -201,6 +201,21 @@ def test_the_official_land_warning_goes_with_the_standards_that_divide_by_that_l
     assert "live on residential land" not in outside.get_text()  # not for every standard
 
 
+def test_the_plans_count_of_new_facilities_is_its_own_citys(sample_results, district_page):
+    """Zhengzhou's plan orders 1,450 new toilets: its own maps say so, the Helsinki sample's (whose
+    standards file is Zhengzhou's) do not."""
+    import dataclasses
+
+    from walkcover.presentation.maps import district_map
+
+    assert "规划新增" not in district_page.read_text(encoding="utf-8")
+    a = sample_results.assessment
+    assert a.rules.city != a.city.id and a.standards[0].plan_new is not None
+    own = dataclasses.replace(a, rules=a.rules.model_copy(update={"city": a.city.id}))
+    page = district_map(own, DISTRICT).get_root().render()
+    assert f"plan: {a.standards[0].plan_new.count:,} new" in page and "规划新增" in page
+
+
 def test_a_toilet_gap_tooltip_stays_on_the_screen(district_page, browser):
     """The toilets' rule names every street context: its line wraps within the tooltip, which
     stays narrow enough for every figure of the gap to be read on the screen (it stretched to

@@ -924,7 +924,9 @@ def _legend(
         meets = meets_text(None if row is None else row["meets_target"], no_data=no_data)
         clause = f"{std.citation.section} {std.citation.text}".strip()
         plan = ""
-        if std.plan_new is not None:
+        # the plan's own count of new facilities is for the city it was written for (Zhengzhou's
+        # 1,450 toilets are not the Helsinki sample's)
+        if std.plan_new is not None and result.rules.city == result.city.id:
             plan = (
                 f" · plan: {std.plan_new.count:,} new ({std.plan_new.scope}) 规划新增"
                 f" {std.plan_new.count:,}"
