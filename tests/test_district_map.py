@@ -139,6 +139,21 @@ def test_the_legend_gives_the_toilets_rule_per_street_context(
         page.close()
 
 
+def gap_spots(page) -> list:
+    """On an open district map, a point over a home inside a gap and one over a gap where no
+    home is (page coordinates; None where there is none)."""
+    return leaflet_eval(
+        page,
+        "const h = walkcover.homes; let home = null, bare = null;"
+        " m.eachLayer(l => { if (!l.feature || !l.feature.properties.rank || !l._pxBounds) return;"
+        "  const b = l._pxBounds; for (let y = b.min.y; y <= b.max.y; y += 2) for (let x = b.min.x; x <= b.max.x; x += 2) {"
+        "   const p = L.point(x, y); if (!l._containsPoint(p)) continue;"
+        "   const c = m.layerPointToContainerPoint(p); if (c.x < 0 || c.y < 0 || c.x > m.getSize().x || c.y > m.getSize().y) continue;"
+        "   if (h.homeAt(p) >= 0) home = home || screen(c); else bare = bare || screen(c); } });"
+        " return [home, bare];",
+    )
+
+
 def test_a_home_inside_a_gap_answers_before_the_gap(district_page, browser):
     """Hovering a home that lies in a gap shows the home (its walk and the rule there), not the
     gap; hovering the gap where no home is shows the gap, with the rule that applies there."""
@@ -146,17 +161,7 @@ def test_a_home_inside_a_gap_answers_before_the_gap(district_page, browser):
     try:
         page.locator(".leaflet-control-layers-base label", has_text="Primary school").click()
         page.wait_for_timeout(200)
-        spots = leaflet_eval(
-            page,
-            "const h = walkcover.homes; let home = null, bare = null;"
-            " m.eachLayer(l => { if (!l.feature || !l.feature.properties.rank || !l._pxBounds) return;"
-            "  const b = l._pxBounds; for (let y = b.min.y; y <= b.max.y; y += 2) for (let x = b.min.x; x <= b.max.x; x += 2) {"
-            "   const p = L.point(x, y); if (!l._containsPoint(p)) continue;"
-            "   const c = m.layerPointToContainerPoint(p); if (c.x < 0 || c.y < 0 || c.x > m.getSize().x || c.y > m.getSize().y) continue;"
-            "   if (h.homeAt(p) >= 0) home = home || screen(c); else bare = bare || screen(c); } });"
-            " return [home, bare];",
-        )
-        home, bare = spots
+        home, bare = gap_spots(page)
         assert home is not None and bare is not None
         page.mouse.move(*home)
         page.wait_for_timeout(300)
@@ -222,16 +227,7 @@ def test_a_toilet_gap_tooltip_stays_on_the_screen(district_page, browser):
     987 px, its figures past the window's edge)."""
     page, errors, _ = open_offline(browser, district_page, size=(1280, 900))
     try:
-        bare = leaflet_eval(
-            page,
-            "const h = walkcover.homes; let bare = null;"
-            " m.eachLayer(l => { if (bare || !l.feature || !l.feature.properties.rank || !l._pxBounds) return;"
-            "  const b = l._pxBounds; for (let y = b.min.y; y <= b.max.y && !bare; y += 2) for (let x = b.min.x; x <= b.max.x; x += 2) {"
-            "   const p = L.point(x, y); if (!l._containsPoint(p) || h.homeAt(p) >= 0) continue;"
-            "   const c = m.layerPointToContainerPoint(p); if (c.x < 0 || c.y < 0 || c.x > m.getSize().x || c.y > m.getSize().y) continue;"
-            "   bare = screen(c); break; } });"
-            " return bare;",
-        )
+        _, bare = gap_spots(page)
         assert bare is not None
         page.mouse.move(*bare)
         page.wait_for_timeout(300)
