@@ -169,6 +169,8 @@ def test_pdf_report_pages_tables_and_chinese_text(outputs, tmp_path):
     assert "no facility in the data" in kg and "0.0%" not in kg
     row = next(ln for ln in pages[1].splitlines() if ln.split()[:2] == ["kindergarten", "幼儿园"])
     assert "no data" in row and "0.0" not in row  # the summary: no figure, not 0%
+    toilet = next(ln for ln in pages[1].splitlines() if ln.split()[:2] == ["toilet", "公厕"])
+    assert toilet.split()[2] == "300/500/800", toilet  # every distance, on one line of its cell
     subprocess.run(
         ["pdftoppm", "-r", "40", "-png", "-f", "3", "-l", "3", str(pdf), str(tmp_path / "p")],
         check=True,

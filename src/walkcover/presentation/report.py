@@ -1181,7 +1181,8 @@ def district_report_html(
         summary=PageTable.of(
             summary,
             text=(0, 1),
-            widths=[11, 7, 6, 7, 8, 9, 8, 8, 8, 8, 8, 6, 6],
+            # (the distance column holds one per street context: "300/500/800")
+            widths=[10, 7, 8, 7, 8, 9, 8, 8, 8, 8, 7, 6, 6],
         ),
         chart=_data_uri(chart_png),
         standards=standards,
