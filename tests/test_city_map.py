@@ -161,6 +161,65 @@ def test_hexagons_lie_within_the_study_area_and_are_drawn_once(city_page, sample
     assert any(f["properties"]["pct"][0] is not None for f in feats)
 
 
+def _hover_point(page, lon: float, lat: float) -> str:
+    """Move the mouse to (lon, lat) on an open city map; the legend's line for the hexagon there."""
+    point = leaflet_eval(page, f"return screen(m.latLngToContainerPoint([{lat}, {lon}]));")
+    page.mouse.move(*point)
+    page.wait_for_timeout(150)
+    return shown_text(page, ".walkcover-legend-here")
+
+
+def test_the_hexagon_under_the_cursor_is_said_in_the_legend(city_page, sample_results, browser):
+    """The districts above the hexagons take the mouse, so the legend says the hexagon under the
+    cursor: its own figure for the chosen standard and its residents, as the page's data holds
+    them, marked beneath the ramp; "no data" under a standard with no facility; nothing once the
+    cursor leaves the hexagons."""
+    a = sample_results.assessment
+    layer = next(
+        b
+        for b in _blobs(city_page.read_text(encoding="utf-8"))
+        if b["features"] and "cell" in b["features"][0]["properties"]
+    )
+    kg = [s.id for s in a.standards].index("kindergarten")
+    # the largest piece with a toilet figure unlike the district's, where a hover lands inside it
+    feats = [f for f in layer["features"] if f["properties"]["pct"][0] is not None]
+    f = max(feats, key=lambda f: shapely.geometry.shape(f["geometry"]).area)
+    at = shapely.geometry.shape(f["geometry"]).representative_point()
+    page, errors, outside = open_offline(browser, city_page)
+    try:
+        page.mouse.move(0, 0)
+        page.wait_for_timeout(100)
+        shown = _hover_point(page, at.x, at.y)
+        assert f["properties"]["text"][0] in shown, (shown, f["properties"])
+        assert f"of {f['properties']['residents']} residents" in shown, shown
+        tick = page.evaluate(
+            "() => document.querySelector('.walkcover-legend-here-tick').style.left"
+        )
+        assert tick == f"{f['properties']['pct'][0]}%"
+        _pick(page, "幼儿园 Kindergarten")
+        shown = _hover_point(page, at.x, at.y)
+        assert f["properties"]["text"][kg] == NO_DATA and NO_DATA in shown, shown
+        # a point of the map outside every hexagon (on a grid over the map, away from its edges)
+        grid = leaflet_eval(
+            page,
+            "const s = m.getSize(), out = [];"
+            " for (let i = 1; i < 8; i++) for (let j = 1; j < 8; j++) {"
+            "  const c = m.containerPointToLatLng([s.x * i / 8, s.y * j / 8]);"
+            "  const [x, y] = screen({x: s.x * i / 8, y: s.y * j / 8});"
+            "  const under = document.elementFromPoint(x, y);"  # not under the legend
+            "  if (under && m.getContainer().contains(under)) out.push([c.lng, c.lat]); }"
+            " return out;",
+        )
+        hexes = shapely.union_all(
+            [shapely.geometry.shape(g["geometry"]) for g in layer["features"]]
+        )
+        lon, lat = next(p for p in grid if hexes.distance(shapely.Point(p)) > 1e-4)
+        assert _hover_point(page, lon, lat) == ""
+        assert errors == [] and outside == []
+    finally:
+        page.close()
+
+
 def _visible_boxes(page, selector: str) -> list[dict]:
     return page.evaluate(
         """(s) => Array.from(document.querySelectorAll(s))

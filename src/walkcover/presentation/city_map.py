@@ -35,6 +35,7 @@ from walkcover.measures.hexagons import HexCoverage
 from walkcover.measures.indicators import city_figures
 from walkcover.presentation.figures import (
     NO_DATA,
+    count_text,
     distance_text,
     figure_text,
     meets_text,
@@ -261,12 +262,15 @@ def _hex_layer(
     if agg.empty:
         return None
     at = pd.Index(ids).get_indexer(agg["district_id"])
-    pct = []
+    pct, texts = [], []
     for std in result.standards:
         # where the standard has no facility in a district, its homes there have no figure
-        shown = round_figures(agg[f"{std.id}_covered_pct"].to_numpy(float), 0)
+        exact = agg[f"{std.id}_covered_pct"].to_numpy(float)
+        shown = round_figures(exact, 0)
         none = rows[std.id]["no_data"][at]
         pct.append([None if n else int(v) for v, n in zip(shown, none, strict=True)])
+        texts.append([pct_text(v, no_data=bool(n), unit="%") for v, n in zip(exact, none)])
+    residents = [count_text(v) for v in agg["residents"].to_numpy(float)]
     cell_polys = {
         c: shapely.Polygon([(lng, lat) for lat, lng in h3.cell_to_boundary(c)])
         for c in agg["cell"].unique()
@@ -278,6 +282,9 @@ def _hex_layer(
         {
             "cell": agg["cell"].to_numpy()[keep],
             "pct": [list(p) for p, k in zip(zip(*pct, strict=True), keep, strict=True) if k],
+            # what the legend says of the hexagon under the cursor: its figures and residents
+            "text": [list(t) for t, k in zip(zip(*texts, strict=True), keep, strict=True) if k],
+            "residents": [r for r, k in zip(residents, keep, strict=True) if k],
         },
         geometry=pieces[keep],
         crs=result.crs,
@@ -541,7 +548,8 @@ def _coverage_layer(
 def _ramp_legend(title: str, note: str, *, entry: dict[str, Any] | None = None) -> str:
     """The legend of a map coloured by residents covered (red 0% → green 100%): the chosen
     standard (`entry`, which `StandardView` swaps when another is picked), the ramp with the
-    target marked on it, and `note`."""
+    target marked on it (and, while the cursor is over a hexagon, that hexagon's figure marked
+    beneath it and said in words), and `note`."""
     stops = ", ".join(f"{_ramp(v)} {v}%" for v in range(0, 101, 10))
     standard = html_text(entry["standard"]) if entry else ""
     target = html_text(entry["target"]) if entry else ""
@@ -557,9 +565,12 @@ def _ramp_legend(title: str, note: str, *, entry: dict[str, Any] | None = None) 
         f"<div style='height:11px;background:linear-gradient(to right, {stops})'></div>"
         f"<div class='walkcover-legend-tick' style='position:absolute;top:-10px;{tick_style};"
         "transform:translateX(-50%);font-size:10px;line-height:10px'>▼</div>"
+        "<div class='walkcover-legend-here-tick' style='position:absolute;top:11px;display:none;"
+        "transform:translateX(-50%);font-size:10px;line-height:10px'>▲</div>"
         "<div style='display:flex;justify-content:space-between'><span>0%</span>"
         "<span>50%</span><span>100%</span></div></div>"
         f"<span class='walkcover-legend-target'>{target}</span><br>"
+        "<span class='walkcover-legend-here' style='display:none'></span>"
         f"<span style='color:#555'>{html_text(note)}</span></div>"
     )
 
@@ -625,7 +636,10 @@ function walkcoverStandardView(map, groups, hexes, spec) {
     tick.style.display = e.tick === null ? 'none' : '';
     if (e.tick !== null) tick.style.left = e.tick + '%';
   }
+  var shown = 0;
   function show(i) {
+    shown = i;
+    here(null);
     if (hexes) hexes.setStyle(function (f) {
       var v = f.properties.pct[i];
       return v === null || v === undefined
@@ -641,6 +655,48 @@ function walkcoverStandardView(map, groups, hexes, spec) {
     if (i >= 0) show(i);
   });
   map.on('zoomend resize', declutter);
+  // The hexagon under the cursor (the districts above it take the mouse): its figure in the
+  // legend, in words and marked beneath the ramp; found by its box, then its rings (even-odd).
+  var cells = [];
+  if (hexes) hexes.eachLayer(function (l) { cells.push({box: l.getBounds(), f: l.feature}); });
+  function inRing(x, y, ring) {
+    var odd = false;
+    for (var a = 0, b = ring.length - 1; a < ring.length; b = a++) {
+      var xa = ring[a][0], ya = ring[a][1], xb = ring[b][0], yb = ring[b][1];
+      if ((ya > y) !== (yb > y) && x < (xb - xa) * (y - ya) / (yb - ya) + xa) odd = !odd;
+    }
+    return odd;
+  }
+  function inside(x, y, g) {
+    var polys = g.type === 'Polygon' ? [g.coordinates] : g.type === 'MultiPolygon' ? g.coordinates : [];
+    return polys.some(function (rings) {
+      return rings.filter(function (r) { return inRing(x, y, r); }).length % 2 === 1;
+    });
+  }
+  function here(f) {
+    var box = document.getElementById('walkcover-legend');
+    if (!box) return;
+    var line = box.querySelector('.walkcover-legend-here');
+    var tick = box.querySelector('.walkcover-legend-here-tick');
+    if (!line || !tick) return;
+    var v = f ? f.properties.pct[shown] : null;
+    if (!f) { line.textContent = ''; line.style.display = 'none'; tick.style.display = 'none'; return; }
+    line.textContent = 'hexagon under the cursor · 光标处六边形: ' + f.properties.text[shown] +
+      ' of ' + f.properties.residents + ' residents · 居民';
+    line.style.display = 'block';
+    tick.style.display = v === null || v === undefined ? 'none' : '';
+    if (v !== null && v !== undefined) tick.style.left = v + '%';
+  }
+  if (cells.length) {
+    map.on('mousemove', function (e) {
+      var x = e.latlng.lng, y = e.latlng.lat, hit = null;
+      for (var k = 0; k < cells.length && !hit; k++) {
+        if (cells[k].box.contains(e.latlng) && inside(x, y, cells[k].f.geometry)) hit = cells[k].f;
+      }
+      here(hit);
+    });
+    map.getContainer().addEventListener('mouseleave', function () { here(null); });
+  }
   show(Math.max(current(), 0));
 }
 """
