@@ -185,6 +185,8 @@ def test_clear_and_prune_refuse_a_folder_that_is_no_cache(tmp_path, layout, mess
         text = said(res)
         assert "does not look like a walkcover cache" in text and message in text
         assert str(home) in text and "nothing was removed" in text
+    res = invoke("cache", "info", "--cache-dir", str(home))  # shown, with the same warning
+    assert res.exit_code == 0 and "does not look like a walkcover cache" in said(res)
     assert files_in(home) == before
     with pytest.raises(cache_folder.CacheFolderError):
         cache_folder.clear(home, in_use_s=0)

@@ -1091,6 +1091,10 @@ def cache_info(cache_dir: CacheDirOpt = None) -> None:
     if not found.exists:
         out_console.print("nothing cached there yet: the first run makes it")
         return
+    try:
+        cache_folder.check_cache_folder(root, what=origin)
+    except cache_folder.CacheFolderError as exc:  # shown all the same: `clear` refuses it
+        err_console.print(Text.assemble(("warning: ", "yellow"), terminal(str(exc))))
     out_console.print(f"total: {cache_folder.size_text(found.size_bytes)}")
     table = Table(box=None, pad_edge=False)
     for col in ("kind", "items", "size", "what"):
@@ -1134,8 +1138,9 @@ def cache_prune(
     max_bytes: Annotated[
         str | None,
         typer.Option(
+            metavar="SIZE",
             help="Keep the OSM layers and cuts to this size, e.g. 4GiB or 500MB (default 8GiB); "
-            "the snaps, layers and standards keep to their own limits."
+            "the snaps, layers and standards keep to their own limits.",
         ),
     ] = None,
 ) -> None:
@@ -1160,17 +1165,20 @@ def cache_clear(
     kind: Annotated[
         list[str] | None,
         typer.Option(
+            metavar="KIND",
             help="Clear only this kind: osm, cuts, snaps, layers, standards, downloads, "
-            "extracts (repeat it, or separate kinds with commas; default: all)."
+            "extracts (repeat it, or separate kinds with commas; default: all).",
         ),
     ] = None,
     in_use_s: Annotated[
-        float,
+        float | None,
         typer.Option(
-            help="Keep what a run used in the last this many seconds (it may be reading it); 0 "
-            "when no walkcover run is running."
+            metavar="SECONDS",
+            help="Keep what a run used in the last this many seconds, as it may be reading it "
+            "(default 3600); 0 when no walkcover run is running.",
+            show_default=False,
         ),
-    ] = 3600.0,
+    ] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before removing.")] = False,
 ) -> None:
     """Remove what the cache holds (all of it, or some kinds); runs then read their sources again."""
@@ -1183,6 +1191,8 @@ def cache_clear(
             [k.strip() for ks in kind for k in ks.split(",") if k.strip()]
         )
     )
+    if in_use_s is None:
+        in_use_s = cache_folder.IN_USE_S
     cache_folder.check_in_use_s(in_use_s)
     root, origin = _cache_folder(cache_dir)
     cache_folder.check_cache_folder(root, what=origin)
