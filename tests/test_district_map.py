@@ -195,9 +195,7 @@ def test_the_official_land_warning_goes_with_the_standards_that_divide_by_that_l
         section = soup.select_one(f"#walkcover-legend [data-standard='{k}']")
         warned[std.id] = "live on residential land" in section.get_text()
     official = summary["area_covered_euclid_pct"].notna()
-    want = {
-        s.id: bool(official[s.id]) and s.denominator == "residential_land" for s in a.standards
-    }
+    want = {s.id: bool(official[s.id]) and s.denominator == "residential_land" for s in a.standards}
     assert warned == want
     assert not warned["bus_stop"] and True in warned.values()
     outside = soup.select_one("#walkcover-legend")

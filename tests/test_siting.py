@@ -202,4 +202,6 @@ def test_cli_site_writes_layer_and_csv_and_handles_no_gap(tmp_path, sample_cache
                               "--k", "2", "--out", str(out), "--cache-dir", str(sample_cache), "--overwrite"])  # fmt: skip
     said = " ".join(res.output.split())
     assert res.exit_code == 0 and "the reports of sample-nw were written before these sites" in said
-    assert "walkcover report --city helsinki-sample --out" in said and "--overwrite` adds them" in said
+    assert (
+        "walkcover report --city helsinki-sample --out" in said and "--overwrite` adds them" in said
+    )

@@ -94,6 +94,31 @@ def output_lock(out: Path, *, command: str) -> Iterator[list[str]]:
         lock.release()
 
 
+@contextmanager
+def file_lock(path: Path, *, timeout_s: float) -> Iterator[None]:
+    """Hold the operating-system lock of file `path` (``filelock``) for the block, against other
+    processes; the lock file is removed once released, so that none is left in the user's folder.
+
+    It is removed only when no process holds or takes its lock at that moment (`remove_free_lock`:
+    removed while locked by this process, so a process that opened it meanwhile finds it gone and
+    tries again on a new file, as filelock checks); a waiting process that takes it removes it in
+    turn when it is done. Where that cannot be told (Windows, where filelock removes it itself; a
+    file system without ``flock``), or when it is a symbolic link, the file is left.
+
+    Raises
+    ------
+    filelock.Timeout
+        Another process held the lock for `timeout_s` seconds.
+    """
+    lock = FileLock(path, timeout=timeout_s)
+    lock.acquire()  # (one that times out leaves the holder's file alone)
+    try:
+        yield
+    finally:
+        lock.release()
+        remove_free_lock(Path(path))
+
+
 def _clear_stale(out: Path) -> None:
     """Remove what a killed run left that the next one could not reuse: a lock or holder file
     that is a symbolic link (removed itself, never followed), or a lock file this user cannot open
@@ -119,13 +144,14 @@ def _clear_stale(out: Path) -> None:
                 "device); remove it, or choose another --out folder"
             )
         elif name == LOCK_NAME and not os.access(path, os.W_OK):
-            _remove_if_free(path)
+            remove_free_lock(path)
 
 
-def _remove_if_free(path: Path) -> None:
-    """Remove lock file `path` (one this process may only read) if no process holds its
-    operating-system lock: removed while this process holds it, so that a run opening it meanwhile
-    finds its file gone and tries again (`FileLock` checks). Left alone where that cannot be told."""
+def remove_free_lock(path: Path) -> None:
+    """Remove lock file `path` if no process holds its operating-system lock: removed while this
+    process holds it (through a descriptor of its own, opened read-only, never through a link), so
+    that a run opening it meanwhile finds its file gone and tries again (`FileLock` checks). Left
+    alone where that cannot be told."""
     if sys.platform == "win32":
         return
     import fcntl

@@ -51,6 +51,15 @@ def cache_dir() -> Path:
     return Path(base) / "walkcover"
 
 
+def cache_dir_origin() -> str:
+    """Where `cache_dir` takes the default cache folder from, as a user would set it."""
+    if os.environ.get("WALKCOVER_CACHE"):
+        return "$WALKCOVER_CACHE"
+    if os.environ.get("XDG_CACHE_HOME"):
+        return "$XDG_CACHE_HOME/walkcover"
+    return "the default, ~/.cache/walkcover"
+
+
 #: A name walkcover may use as one folder or file name: letters, digits, ``_`` and ``-``, starting
 #: with a letter or digit (no ``.``, no separator, no drive, nothing hidden), at most 100 long.
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")

@@ -1059,6 +1059,194 @@ def fetch(
     )
 
 
+cache_app = typer.Typer(
+    help="See, prune and clear the cache of parsed OSM data, snaps, layers and measured standards.",
+    no_args_is_help=True,
+)
+app.add_typer(cache_app, name="cache")
+CacheDirOpt = Annotated[
+    Path | None,
+    typer.Option(help="The cache folder (default: $WALKCOVER_CACHE, else ~/.cache/walkcover)."),
+]
+
+
+def _cache_folder(cache_dir: Path | None) -> tuple[Path, str]:
+    """The cache folder a ``walkcover cache`` command manages, and where it comes from."""
+    from walkcover._paths import cache_dir_origin
+
+    if cache_dir is not None:
+        return cache_dir, "--cache-dir"
+    return default_cache_dir(), cache_dir_origin()
+
+
+@cache_app.command("info")
+@_guarded
+def cache_info(cache_dir: CacheDirOpt = None) -> None:
+    """Where the cache is, its size by kind, and each cached OSM source with its age."""
+    from walkcover import cache_folder
+
+    root, origin = _cache_folder(cache_dir)
+    found = cache_folder.contents(root)
+    out_console.print(Text(terminal(f"cache: {root} (from {origin})")))
+    if not found.exists:
+        out_console.print("nothing cached there yet: the first run makes it")
+        return
+    try:
+        cache_folder.check_cache_folder(root, what=origin)
+    except cache_folder.CacheFolderError as exc:  # shown all the same: `clear` refuses it
+        err_console.print(Text.assemble(("warning: ", "yellow"), terminal(str(exc))))
+    out_console.print(f"total: {cache_folder.size_text(found.size_bytes)}")
+    table = Table(box=None, pad_edge=False)
+    for col in ("kind", "items", "size", "what"):
+        table.add_column(col, justify="right" if col in ("items", "size") else "left")
+    for kind, size in found.kinds.items():
+        what = cache_folder.KINDS[kind]
+        if size.is_link:
+            what += "; a symbolic link, not followed (runs refuse it; clear removes the link)"
+        if size.hidden:
+            what += f"; {size.hidden} being written or removed"
+        if size.foreign:
+            what += f"; {len(size.foreign)} other name(s) walkcover does not make (left alone)"
+        table.add_row(kind, str(size.items), cache_folder.size_text(size.size_bytes), what)
+    out_console.print(table)
+    if not found.osm_entries:
+        return
+    out_console.print("OSM entries, most recently used first:")
+    entries = Table(box=None, pad_edge=False)
+    for col in ("entry", "kind", "age", "last used", "size"):
+        entries.add_column(col, justify="right" if col in ("age", "last used", "size") else "left")
+    entries.add_column("source", overflow="fold")
+    for e in found.osm_entries:
+        source = e.source or "?"
+        if e.damage:
+            source += f" (damaged: {e.damage}; parsed again when used)"
+        entries.add_row(
+            e.key[:12],
+            terminal(e.source_kind or "?"),
+            cache_folder.age_text(e.age_s),
+            cache_folder.age_text(e.used_age_s),
+            cache_folder.size_text(e.size_bytes),
+            Text(terminal(source)),
+        )
+    out_console.print(entries)
+
+
+@cache_app.command("prune")
+@_guarded
+def cache_prune(
+    cache_dir: CacheDirOpt = None,
+    max_bytes: Annotated[
+        str | None,
+        typer.Option(
+            metavar="SIZE",
+            help="Keep the OSM layers and cuts to this size, e.g. 4GiB or 500MB (default 8GiB); "
+            "the snaps, layers and standards keep to their own limits.",
+        ),
+    ] = None,
+) -> None:
+    """Remove the least recently used items past each store's limit (what a run used lately stays)."""
+    from walkcover import cache_folder
+
+    limit = (
+        cache_folder.STORE_MAX_BYTES
+        if max_bytes is None
+        else cache_folder.parse_size(max_bytes, option="--max-bytes")
+    )
+    root, origin = _cache_folder(cache_dir)
+    cache_folder.check_cache_folder(root, what=origin)
+    done = cache_folder.prune(root, osm_max_bytes=limit)
+    _print_removal(root, done, in_use_s=cache_folder.IN_USE_S, what="pruned")
+
+
+@cache_app.command("clear")
+@_guarded
+def cache_clear(
+    cache_dir: CacheDirOpt = None,
+    kind: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="KIND",
+            help="Clear only this kind: osm, cuts, snaps, layers, standards, downloads, "
+            "extracts (repeat it, or separate kinds with commas; default: all).",
+        ),
+    ] = None,
+    in_use_s: Annotated[
+        float | None,
+        typer.Option(
+            metavar="SECONDS",
+            help="Keep what a run used in the last this many seconds, as it may be reading it "
+            "(default 3600); 0 when no walkcover run is running.",
+            show_default=False,
+        ),
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before removing.")] = False,
+) -> None:
+    """Remove what the cache holds (all of it, or some kinds); runs then read their sources again."""
+    from walkcover import cache_folder
+
+    kinds = (
+        None
+        if not kind
+        else cache_folder.check_kinds(
+            [k.strip() for ks in kind for k in ks.split(",") if k.strip()]
+        )
+    )
+    if in_use_s is None:
+        in_use_s = cache_folder.IN_USE_S
+    cache_folder.check_in_use_s(in_use_s)
+    root, origin = _cache_folder(cache_dir)
+    cache_folder.check_cache_folder(root, what=origin)
+    found = cache_folder.contents(root)
+    if not found.exists:
+        out_console.print(Text(terminal(f"nothing cached in {root}")))
+        return
+    chosen = kinds or list(cache_folder.KINDS)
+    size = sum(found.kinds[k].size_bytes for k in chosen)
+    if not yes:
+        typer.confirm(
+            terminal(
+                f"remove the cached {', '.join(chosen)} ({cache_folder.size_text(size)}) in {root}?"
+            ),
+            abort=True,
+            err=True,
+        )
+    done = cache_folder.clear(root, kinds=kinds, in_use_s=in_use_s)
+    _print_removal(root, done, in_use_s=in_use_s, what="cleared")
+
+
+def _print_removal(root: Path, done: Any, *, in_use_s: float, what: str) -> None:
+    """What `walkcover.cache_folder.clear` or `prune` did (a `Removal`), in a few lines."""
+    from walkcover.cache_folder import size_text
+
+    if done.removed:
+        parts = [
+            f"{k} {n} ({size_text(done.freed_bytes.get(k, 0))})" for k, n in done.removed.items()
+        ]
+        freed = size_text(sum(done.freed_bytes.values()))
+        out_console.print(
+            Text(terminal(f"{what} {root}: removed {', '.join(parts)}; {freed} freed"))
+        )
+    else:
+        out_console.print(Text(terminal(f"{what} {root}: nothing to remove")))
+    if done.in_use:
+        n = sum(done.in_use.values())
+        out_console.print(
+            f"kept {n} item(s) used in the last {in_use_s:.0f} s: a run may be using them"
+            + ("; --in-use-s 0 removes them when no run is" if what == "cleared" else "")
+        )
+    if done.left_alone:
+        shown = ", ".join(p.name for p in done.left_alone[:5])
+        more = " …" if len(done.left_alone) > 5 else ""
+        out_console.print(
+            Text(
+                terminal(
+                    f"left alone {len(done.left_alone)} name(s) walkcover does not make: "
+                    f"{shown}{more}"
+                )
+            )
+        )
+
+
 def _fail(exc: BaseException) -> NoReturn:
     """Print `exc` as one error line (a config's list of problems keeps one line per problem)."""
     if _state["verbose"]:

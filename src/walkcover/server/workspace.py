@@ -24,6 +24,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,9 +32,9 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import shapely
-from filelock import FileLock
 
 from walkcover._errors import OutputExistsError, WalkcoverError
+from walkcover._lock import file_lock, remove_free_lock
 from walkcover.api import Results
 from walkcover.measures.bands import BAND_NAMES
 from walkcover.presentation.figures import NO_DATA, count_text, figure_text, meets_text, pct_text
@@ -61,6 +62,8 @@ SCENARIO_FOLDER = "scenarios"
 #: A saved scenario's slug as `walkcover.scenario.scenario_slug` makes it: the only way a
 #: request names a saved scenario (never a path).
 SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+#: How long a save or load waits for another process's save of the same scenario (seconds).
+LOCK_TIMEOUT_S = 30.0
 #: Live scenarios kept per server (the oldest untouched one is let go past it).
 MAX_LIVE = 32
 #: Most sites one "suggest" adds.
@@ -717,9 +720,11 @@ class Workspace:
             state = self._state(live, since=since)
             return {"slug": sc.slug, "name": sc.name, "file": path.name, "state": state}
 
-    def _file_lock(self, slug: str) -> FileLock:
+    def _file_lock(self, slug: str) -> AbstractContextManager[None]:
+        """The lock of scenario `slug`'s files between processes (two ``walkcover serve`` of one
+        ``--out``): ``.<slug>.lock``, removed again once released (`walkcover._lock.file_lock`)."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        return FileLock(self.folder / f".{slug}.lock", timeout=30)
+        return file_lock(self.folder / f".{slug}.lock", timeout_s=LOCK_TIMEOUT_S)
 
     def saved(self) -> list[dict[str, Any]]:
         """The scenarios saved in ``out/scenarios``: slug, name, district, standard (``standards``:
@@ -732,6 +737,9 @@ class Workspace:
         out: list[dict[str, Any]] = []
         if not self.folder.is_dir():
             return out
+        for lock in self.folder.glob(".*.lock"):  # (earlier versions left them behind)
+            if SLUG.fullmatch(lock.name[1 : -len(".lock")]):
+                remove_free_lock(lock)
         for path in sorted(self.folder.glob("*.yaml")):
             if not SLUG.fullmatch(path.stem):
                 continue

@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 import os
+import secrets
 import shutil
 import tempfile
 import time
@@ -334,12 +335,7 @@ def prune(
             break
         if now - used < in_use_s or (keep is not None and path == keep):
             continue
-        if path.parent.name == "osm":  # hidden first: no run takes it for an entry meanwhile
-            hidden = path.with_name(f".gone-{path.name}")
-            inside(cache_root, path, what="cache entry").replace(hidden)
-            _remove_item(cache_root, hidden)
-        else:
-            _remove_item(cache_root, path)
+        remove_item(cache_root, path)
         removed.append(path)
         total -= size
     return removed
@@ -358,6 +354,28 @@ def _prune_quietly(cache_root: Path, *, keep: Path) -> None:
             len(gone),
             STORE_MAX_BYTES / 2**30,
         )
+
+
+def remove_item(cache_root: Path, path: Path) -> None:
+    """Remove item `path` of cache `cache_root` (an OSM entry, a cut, a stored file), so that a
+    crash at any moment leaves no damaged item under a name a run reads.
+
+    A folder (an OSM entry) is first renamed to a hidden name of its own (``.gone-…``: no run
+    takes it for an entry meanwhile, and `prune` removes what a killed removal left of it), then
+    removed; a file is unlinked in one step. A symbolic link is removed itself, never followed.
+
+    Raises
+    ------
+    UnsafePathError
+        `path` is not in a folder inside `cache_root` (a link on the way leads out of it).
+    """
+    inside(cache_root, path.parent, what="cache folder")
+    if path.is_dir() and not path.is_symlink():
+        hidden = path.with_name(f".gone-{path.name}-{secrets.token_hex(4)}")
+        inside(cache_root, path, what="cache entry").rename(hidden)
+        _remove_item(cache_root, hidden)
+    else:
+        _remove_item(cache_root, path)
 
 
 def _remove_item(cache_root: Path, path: Path) -> None:
@@ -439,7 +457,7 @@ def _covering_entry(root: Path, family: str, polygon: shapely.Geometry) -> Path 
         if folder.name.startswith("."):  # an entry being written
             continue
         meta_path = folder / "meta.json"
-        damage = _entry_damage(folder)
+        damage = entry_damage(folder)
         if damage is not None:
             log.warning("cache entry %s %s; it is not used", folder, damage)
             continue
@@ -537,7 +555,7 @@ def _read_source(kind: SourceKind, source: str | None, query: OSMQuery) -> OSMLa
     return download_overpass(query)
 
 
-def _entry_damage(folder: Path) -> str | None:
+def entry_damage(folder: Path) -> str | None:
     """What is wrong with cache entry `folder` as walkcover wrote it (None: nothing seen): a
     symbolic link (never followed: walkcover makes none), not a folder, no ``meta.json`` (an
     entry is renamed into place whole, with it)."""
@@ -569,7 +587,7 @@ def _read_entry(
     again and replaced)."""
     if not folder.is_symlink() and not folder.exists():
         return None
-    damage = _entry_damage(folder)
+    damage = entry_damage(folder)
     if damage is not None:
         log.warning("cache entry %s %s (damaged); parsing the source again", folder, damage)
         return None
