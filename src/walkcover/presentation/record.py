@@ -69,8 +69,17 @@ MAX_NOTES_CHARS = 200_000
 MAX_COORDINATE_M = 1e8
 MAX_DISTRICT_SPAN_M = 2_000_000.0
 
+#: Locked gates a record may list (`Assessment.locked_gates`): a city's mapped gates number in the
+#: hundreds or thousands; a list this long is not one walkcover wrote. Each id takes at most
+#: `_GATE_ID_CHARS` characters of the file as written (an indented line of up to 19 digits).
+MAX_LOCKED_GATES = 100_000
+_GATE_ID_CHARS = 24
+#: The largest OSM id a record may name (OSM ids are positive 64-bit integers).
+MAX_OSM_ID = 2**63 - 1
+
 _Text = Annotated[str, Field(max_length=2_000)]
 _Id = Annotated[str, Field(min_length=1, max_length=200)]
+_OsmNodeId = Annotated[int, Field(ge=1, le=MAX_OSM_ID)]
 
 
 class _Part(BaseModel):
@@ -99,7 +108,12 @@ class _NoteRecord(_Part):
 
 
 class RunRecord(_Part):
-    """The schema of ``run.json`` (version 1); unknown keys are ignored."""
+    """The schema of ``run.json`` (version 1); unknown keys are ignored.
+
+    Fields added since version 1 was first written have defaults, so that an older record still
+    reads (and an older walkcover ignores them): ``data_date``, and ``locked_gates`` (None: the
+    record predates it).
+    """
 
     record_version: Literal[1]
     walkcover: Annotated[str, Field(max_length=100)]
@@ -119,6 +133,9 @@ class RunRecord(_Part):
     #: When the OSM data was current (the PBF header's or Overpass answer's timestamp, ISO 8601);
     #: "" unknown, and in records written before it was kept.
     data_date: Annotated[str, Field(max_length=100)] = ""
+    #: The OSM node ids of every locked gate that cut a walked path in the study area
+    #: (`Assessment.locked_gates`): integers only, at most `MAX_LOCKED_GATES`.
+    locked_gates: Annotated[list[_OsmNodeId], Field(max_length=MAX_LOCKED_GATES)] | None = None
 
 
 def load_record(path: Path) -> RunRecord:
@@ -167,7 +184,15 @@ def load_record(path: Path) -> RunRecord:
             f"{fix}"
         )
     boundary_wkt = data.get("boundary_wkt")
+    gates = data.get("locked_gates")
+    if isinstance(gates, list) and len(gates) > MAX_LOCKED_GATES:  # before anything counts them
+        raise RunRecordError(
+            f"{path} lists {len(gates):,} locked gates, more than a run record can "
+            f"({MAX_LOCKED_GATES:,}); it was not written by walkcover: {fix}"
+        )
     rest = len(text) - (len(boundary_wkt) if isinstance(boundary_wkt, str) else 0)
+    # the gates' ids are counted apart, at the most each takes as written
+    rest -= _GATE_ID_CHARS * len(gates) if isinstance(gates, list) else 0
     if rest > MAX_RECORD_TEXT_CHARS:
         raise RunRecordError(
             f"{path} holds {rest:,} characters besides its boundary, more than a run record can "
@@ -251,6 +276,9 @@ class DistrictRun:
     #: The street segments around the district (``streets`` layer of ``coverage.gpkg``), drawn
     #: under the printed maps; None when the run kept none.
     streets: gpd.GeoDataFrame | None = None
+    #: The OSM node ids (ascending) of every locked gate that cut a walked path in the study
+    #: area; None where the record predates the list (its note named the first few only).
+    locked_gates: tuple[int, ...] | None = None
 
     def standard(self, standard_id: str) -> Standard:
         for s in self.standards:
@@ -314,6 +342,8 @@ def record_data(assessment: Assessment, district_id: str, *, tiles: str | None =
         "population_model": str(assessment.population_model),
         "tiles": tiles,
         "data_date": osm_date(assessment.data_date),
+        # every locked gate's id (the note counts them): the study area's, as the note's count
+        "locked_gates": [int(g) for g in assessment.locked_gates],
     }
 
 
@@ -435,6 +465,10 @@ def _from_record(
         written=record.written,
         data_date=osm_date(record.data_date),
         streets=streets,
+        # (ascending and once each, whatever order an edited file lists them in)
+        locked_gates=(
+            tuple(sorted(set(record.locked_gates))) if record.locked_gates is not None else None
+        ),
     )
 
 
