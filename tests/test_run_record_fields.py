@@ -1,11 +1,13 @@
 """What ``run.json`` records besides the figures: every locked gate that cut a walked path (not the
-first five a note once named), written in full, read back as hostile input, and absent from
-older records."""
+first five a note once named) and which standards file was read (its own id and the SHA-256 of
+its bytes), each written in full, read back as hostile input, and absent from older records."""
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ from walkcover.presentation.record import (
     RunRecordError,
     district_run,
     load_record,
+    record_data,
 )
 
 #: The locked gates' node ids, in the order the footway passes them (not ascending).
@@ -100,7 +103,7 @@ def test_the_report_appendix_lists_every_locked_gate(gated):
 
 
 def test_a_record_from_before_the_list_reads_and_its_report_says_the_note_was_cut(gated, tmp_path):
-    """A run.json written before ``locked_gates`` was kept: it reads
+    """A run.json written before ``locked_gates`` (and ``standards_file``) were kept: it reads
     (version 1 still), and the appendix says its gates' note named the first five only."""
     from walkcover.presentation.report import read_first
 
@@ -111,14 +114,15 @@ def test_a_record_from_before_the_list_reads_and_its_report_says_the_note_was_cu
     )
 
     def older(d: dict) -> None:
-        del d["locked_gates"]
+        del d["locked_gates"], d["standards_file"]
         d["notes"] = [{"text": old_text, "district": None, "standard": None, "kind": ""}]
 
     record = load_record(_edited(folder, tmp_path, older))
-    assert record.locked_gates is None
+    assert record.locked_gates is None and record.standards_file is None
     run = dataclasses.replace(
         district_run(assessment, "d1"),
         locked_gates=record.locked_gates,
+        standards_file=record.standards_file,
         notes=[type(assessment.notes[0])(old_text)],
     )
     lines, appendix = read_first(run)
@@ -163,3 +167,99 @@ def test_the_most_locked_gates_a_record_holds_still_read(gated, tmp_path):
     path = tmp_path / "run.json"
     path.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
     assert len(load_record(path).locked_gates or []) == MAX_LOCKED_GATES
+
+
+# --- the standards file ---------------------------------------------------------------------------
+
+
+def test_the_record_names_the_standards_file_and_its_digest(gated):
+    from walkcover._paths import bundle_root
+
+    _, folder = gated
+    bundled = bundle_root() / "configs" / "standards" / "zhengzhou-2018.yaml"
+    written = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+    assert written["standards_file"] == {
+        "id": "zhengzhou-2018",
+        "title": "2018年度郑州市百城建设提质工程工作实施方案",
+        "document": "郑政办〔2018〕28号",
+        "issued": "2018-03-26",
+        "file": "zhengzhou-2018.yaml",
+        "bundled": True,
+        "sha256": hashlib.sha256(bundled.read_bytes()).hexdigest(),
+    }
+    record = load_record(folder / "run.json")
+    assert record.standards_file is not None
+    assert record.standards_file.sha256 == written["standards_file"]["sha256"]
+    assert f"SHA-256 {written['standards_file']['sha256']}" in " ".join(written["methods"])
+
+
+def test_an_edited_copy_of_a_standards_file_is_told_apart(gated, tmp_path):
+    """The same plan (its own id) in a planner's copy with one comment more: another file, by
+    name and by digest, never its folder."""
+    import walkcover as wc
+    from walkcover._paths import bundle_root
+
+    assessment, _ = gated
+    copy = tmp_path / "folder-not-recorded" / "ours.yaml"
+    copy.parent.mkdir()
+    shutil.copy(bundle_root() / "configs" / "standards" / "zhengzhou-2018.yaml", copy)
+    with copy.open("a", encoding="utf-8") as f:
+        f.write("# our copy\n")
+    ours = wc.study(assessment.city, standard="toilet", standards=copy, cache=False).rules
+    data = record_data(dataclasses.replace(assessment, rules=ours), "d1")
+    assert data["standards_file"]["id"] == "zhengzhou-2018"
+    assert data["standards_file"]["file"] == "ours.yaml"
+    assert data["standards_file"]["bundled"] is False
+    assert data["standards_file"]["sha256"] == hashlib.sha256(copy.read_bytes()).hexdigest()
+    assert "folder-not-recorded" not in json.dumps(data, ensure_ascii=False)
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        (lambda f: f.update(sha256="d2dd"), "standards_file.sha256"),
+        (lambda f: f.update(sha256="Z" * 64), "standards_file.sha256"),
+        (lambda f: f.update(sha256=12), "standards_file.sha256"),
+        (lambda f: f.update(file="../../etc/passwd"), "standards_file.file"),
+        (lambda f: f.update(file="C:\\plans\\ours.yaml"), "standards_file.file"),
+        (lambda f: f.update(file="ours\n.yaml"), "standards_file.file"),
+        (lambda f: f.update(file="x" * 300), "standards_file.file"),
+        (lambda f: f.pop("id"), "standards_file.id"),
+        (lambda f: f.update(bundled="yes"), "standards_file.bundled"),
+    ],
+    ids=["short-digest", "not-hex", "number", "path", "windows-path", "control", "long",
+         "no-id", "bundled-text"],
+)  # fmt: skip
+def test_a_tampered_standards_file_record_is_refused(gated, tmp_path, change, needle):
+    _, folder = gated
+    path = _edited(folder, tmp_path, lambda d: change(d["standards_file"]))
+    with pytest.raises(RunRecordError, match="run.json") as err:
+        load_record(path)
+    assert needle in str(err.value)
+
+
+def test_standards_built_in_memory_have_no_file(gated):
+    from walkcover.config.standards import StandardSet
+
+    assessment, _ = gated
+    rules = StandardSet.model_validate(assessment.rules.model_dump())
+    assert rules.file is None
+    data = record_data(dataclasses.replace(assessment, rules=rules), "d1")["standards_file"]
+    assert data["id"] == "zhengzhou-2018" and data["file"] is None and data["sha256"] is None
+
+
+def test_a_standards_file_is_hashed_as_read(tmp_path):
+    """The digest is of the file's bytes: the same rules with Windows line ends are another
+    file (and still read alike)."""
+    from walkcover._paths import bundle_root
+    from walkcover.config.standards import load_standards
+
+    bundled = bundle_root() / "configs" / "standards" / "gb50180-2018.yaml"
+    crlf = tmp_path / "gb50180-2018.yaml"
+    crlf.write_bytes(bundled.read_bytes().replace(b"\n", b"\r\n"))
+    a, b = load_standards("gb50180-2018"), load_standards(crlf)
+    assert a.model_dump() == b.model_dump()
+    assert a.file is not None and b.file is not None
+    assert a.file.sha256 == hashlib.sha256(bundled.read_bytes()).hexdigest()
+    assert b.file.sha256 == hashlib.sha256(crlf.read_bytes()).hexdigest() != a.file.sha256
+    assert (a.file.name, a.file.bundled, b.file.bundled) == ("gb50180-2018.yaml", True, False)
