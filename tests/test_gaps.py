@@ -145,3 +145,77 @@ def test_lattice_bands_measure_every_corner_once(handmade, monkeypatch):
     p = handmade.passes[std.id]
     dist = cov.demand_distances(handmade.network, snaps, p.snaps, p.node_dist)
     np.testing.assert_array_equal(banded[j, i], dist <= std.threshold_m - np.sqrt(2) * 7.0)
+
+
+def test_a_gap_centre_inside_a_home_takes_the_home_s_walk(tmp_path):
+    """The centre of a gap made by one home lies inside the home, nearer a footway than its
+    street: measured as bare land it walked to another toilet within the standard (370 m or
+    so); the home, and its gap, walk beyond it (620 m).
+
+    A street y=0 with a toilet at (0,-5); a home (560..640 × 15..170, its south side pointed:
+    its nearest point (600,15) is 15 m from the street, 20 m from the footway); a footway x=540
+    from y=60 to y=400, not joined to the street, with its own toilet at (545,400)."""
+    nodes = {1: (-100, 0), 2: (0, 0), 3: (1500, 0), 9: (0, -5, {"amenity": "toilets"})}
+    nodes |= {11: (540, 60), 12: (540, 400), 19: (545, 400, {"amenity": "toilets"})}
+    nodes |= {21: (560, 30), 22: (600, 15), 23: (640, 30), 24: (640, 170), 25: (560, 170)}
+    ways = [
+        (100, [1, 2, 3], {"highway": "residential"}),
+        (101, [11, 12], {"highway": "footway"}),
+        (200, [21, 22, 23, 24, 25, 21], {"building": "apartments", "building:levels": "3"}),
+    ]
+    cfg, osm = write_city(tmp_path, nodes=nodes, ways=ways, district=box(-200, -200, 1600, 500))
+    res = wc.assess(load_city(cfg), standard="toilet", source=osm, cache=False).assessment
+    home = res.demand.iloc[0]
+    # leg 15 to (600,0), 600 m west along the street, the toilet's 5 m leg
+    assert home["toilet_dist_m"] == pytest.approx(620.0, abs=0.1)
+    assert home["toilet_status"] == "beyond_threshold"
+    gaps = gap_polygons(res, "toilet", "d1")
+    (g,) = gaps[shapely.intersects(gaps.geometry, home.geometry)].itertuples()
+    centre = shapely.point_on_surface(g.geometry)
+    assert shapely.contains(home.geometry, centre)
+    # the centre as bare land: its leg west to the footway, up it to the toilet, the toilet's leg
+    p = res.passes["toilet"]
+    as_land = cov.demand_distances(
+        res.network, cov.snap(res.network, np.array([centre]), max_snap_m=200), p.snaps, p.node_dist
+    )[0]
+    assert as_land == pytest.approx(60 + (400 - centre.y) + 5, abs=0.1) and as_land < 500
+    assert g.dist_m_at_centre == pytest.approx(620.0, abs=0.1)
+
+
+def test_centre_walks_by_hand():
+    """Each rule of `centre_walks` on squares whose answer is read off: a centre in an uncovered
+    home takes its walk; a centre on land beyond the standard keeps its own; a centre on land
+    within it (a cell the closing added) takes the nearest uncovered home or cell's."""
+    from walkcover.measures.gaps import centre_walks
+
+    gaps = np.array([box(0, 0, 30, 10), box(100, 0, 130, 10), box(200, 0, 230, 10)])
+    homes = np.array([box(0, 0, 10, 10), box(100, 0, 110, 10), box(200, 0, 210, 10)])
+    cells = np.array([[20.0, 0.0], [120.0, 0.0], [220.0, 0.0]])  # 10 m squares
+    centres = shapely.points([(17, 5), (105, 5), (213, 5)])
+    walks = centre_walks(
+        centres,
+        gaps,
+        land_walk_m=np.array([400.0, 450.0, 800.0]),
+        land_within=np.array([True, True, False]),
+        homes=homes,
+        home_walk_m=np.array([700.0, 710.0, 720.0]),
+        cells_xy_m=cells,
+        cell_size_m=10.0,
+        cell_walk_m=np.array([650.0, 660.0, 670.0]),
+    )
+    # (17,5): on neither, land within: the cell 3 m east, not the home 7 m west
+    # (105,5): inside the second home; (213,5): on land beyond the standard, its own walk
+    np.testing.assert_array_equal(walks, [650.0, 710.0, 800.0])
+    # a centre as near a home as a cell takes the home's walk
+    tie = centre_walks(
+        shapely.points([(15, 5)]),
+        gaps[:1],
+        land_walk_m=np.array([400.0]),
+        land_within=np.array([True]),
+        homes=homes[:1],
+        home_walk_m=np.array([700.0]),
+        cells_xy_m=cells[:1],
+        cell_size_m=10.0,
+        cell_walk_m=np.array([650.0]),
+    )
+    np.testing.assert_array_equal(tie, [700.0])

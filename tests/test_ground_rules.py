@@ -59,8 +59,9 @@ def test_a_locked_gate_cuts_the_path_through_it(tmp_path, gate, dist_m):
     assert res.demand["toilet_dist_m"].iloc[0] == pytest.approx(dist_m, abs=CM)
     cut = [n.text for n in res.notes if "locked gate" in n.text]
     assert len(cut) == (dist_m > 900)
+    assert res.assessment.locked_gates == ((3,) if cut else ())
     if cut:
-        assert "1 locked gate(s)" in cut[0] and "node/3" in cut[0]
+        assert "1 locked gate(s)" in cut[0] and "locked_gates in run.json" in cut[0]
     # the footway up to the gate is still walkable on both sides: nothing was dropped
     net = res.assessment.network
     assert net.edges["length_m"].sum() == pytest.approx(400 + 200 + 400 + 200, abs=0.1)

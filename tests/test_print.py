@@ -299,16 +299,19 @@ def test_read_first_is_sentences_and_the_ids_are_in_the_appendix(nw):
     )
     lines, appendix = read_first(run)
     note_ids = {i for n in run.notes for i in _ID.findall(n.text)}
-    assert len(note_ids) >= 8  # the sample's locked gates and features left out, and ours
+    gates = {f"node/{g}" for g in run.locked_gates or ()}
+    assert len(gates) == 8  # the sample's locked gates: the note counts them, names none
+    assert len(note_ids) >= 4  # features left out, and ours
     for line in lines:
         assert len(_ID.findall(line)) == 0, line
         assert "(s)" not in line and "_pct" not in line and nw.slug not in line, line
-    assert {i for a in appendix for i in a["ids"] if not i.startswith("…")} == note_ids
-    # a note that names the first five ids of a longer list ("…"): the appendix says so, and the
-    # sentence refers to them as the first five (the eight locked gates were taken for five)
-    cut = [a for a in appendix if a["ids"][-1].startswith("…")]
-    assert cut and all(a["ids"][-1] == "… (the note names the first 5 only)" for a in cut)
-    assert any("OSM ids, the first 5, in appendix" in line for line in lines)
+        assert "run.json" not in line, line  # the appendix's reference stands for it
+    assert {i for a in appendix for i in a["ids"]} == note_ids | gates
+    # every locked gate under the gates' sentence, none cut
+    (listed,) = [a for a in appendix if "locked gates" in str(a["text"])]
+    assert listed["ids"] == [f"node/{g}" for g in sorted(run.locked_gates or ())]
+    assert not any(i.startswith("…") for a in appendix for i in a["ids"])
+    assert any("8 locked gates" in line and "OSM ids in appendix" in line for line in lines)
     assert any("3 toilets fenced with no entrance" in line for line in lines)
     met = int(run.summary["meets_target"].astype(str).eq("True").sum())
     assert lines[0].startswith(f"{met} of {len(run.summary)} standards meet their target")

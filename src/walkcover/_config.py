@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -66,6 +67,18 @@ def read_yaml(path: Path, *, what: str) -> dict[str, Any]:
 
     Anchors, aliases, duplicate keys and files over `MAX_YAML_BYTES` are refused.
     """
+    return read_yaml_file(path, what=what)[0]
+
+
+def read_yaml_file(path: Path, *, what: str) -> tuple[dict[str, Any], str]:
+    """`read_yaml`, and the SHA-256 (hex) of the very bytes the mapping was parsed from: what
+    the file is, whatever its name (read once, so the two always agree).
+
+    Raises
+    ------
+    ConfigError
+        As `read_yaml`.
+    """
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"{what} file {str(path)!r} is a folder; pass a YAML file")
@@ -78,7 +91,9 @@ def read_yaml(path: Path, *, what: str) -> dict[str, Any]:
             f"(limit {MAX_YAML_BYTES / 1e6:g} MB): pass the right file"
         )
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
+        # as `Path.read_text` reads it (universal newlines), from the bytes hashed
+        text = raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
         _refuse_anchors(text)
         data = yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as exc:
@@ -95,7 +110,7 @@ def read_yaml(path: Path, *, what: str) -> dict[str, Any]:
             f"{what} file {str(path)!r} must hold a YAML mapping at the top level, "
             f"found {type(data).__name__}"
         )
-    return data
+    return data, hashlib.sha256(raw).hexdigest()
 
 
 def validate(model: type[M], data: dict[str, Any], *, path: Path, what: str) -> M:

@@ -134,6 +134,10 @@ class Assessment:
     #: GB 50180's life circles per district and tier (`walkcover.measures.life_circles.
     #: district_life_circles`): None when the standards file has no tiers (``life_circle``).
     life_circles: pd.DataFrame | None = None
+    #: The OSM node ids (ascending) of every locked gate that cuts a walked path in the study
+    #: area (`walkcover.engine.network.locked_gates` on a street of the walk network): the whole
+    #: list, which the note of kind `LOCKED_GATES_NOTE` only counts.
+    locked_gates: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.districts_proj is None:  # made here, once, never later by a reader's thread
@@ -315,3 +319,20 @@ OFFICIAL_LAND_NOTE = "official_land"
 
 #: Notes on where the residents come from (buildings too incomplete to carry them).
 DEMAND_NOTE = "demand"
+
+
+#: The note counting the locked gates that cut walked paths (`Assessment.locked_gates` lists
+#: them all).
+LOCKED_GATES_NOTE = "locked_gates"
+#: Where that note sends its reader for the gates' ids (its last words).
+LOCKED_GATES_LISTED = " (every gate's OSM node id: locked_gates in run.json)"
+
+
+def locked_gates_note(count: int) -> Note:
+    """The note counting `count` locked gates that cut walked paths: short, whatever the count
+    (the ids are in `Assessment.locked_gates`, run.json and the report's appendix)."""
+    return Note(
+        f"{count} locked gate(s) (access=no|private or locked=yes) cut the paths through them"
+        + LOCKED_GATES_LISTED,
+        kind=LOCKED_GATES_NOTE,
+    )

@@ -28,6 +28,7 @@ from walkcover.assessment.model import (
     Note,
     Progress,
     StandardPass,
+    locked_gates_note,
     search_limit_m,
     study_query,
 )
@@ -201,6 +202,7 @@ def assess_layers(
         demand_snaps=study.demand_snaps,
         completeness=study.completeness,
         districts_proj=study.d_proj,
+        locked_gates=study.locked_gates,
     )
     # the gaps and service areas, with the distances at hand: the run's results are complete
     # before any output is written, and no output measures
@@ -554,16 +556,10 @@ def _prepare(
         if cache_dir is not None:  # its snaps kept and taken from the cache
             network = dataclasses.replace(network, store_dir=Path(cache_dir), recipe=recipe)
         ends = np.concatenate([walk["u"], walk["v"]]).astype(np.int64)
-        on_paths = np.unique(ends[pd.Series(ends).isin(gates).to_numpy()])  # hashed, no sort
-        if len(on_paths):
-            ids = ", ".join(f"node/{g}" for g in on_paths[:5])
-            ids += " …" if len(on_paths) > 5 else ""
-            notes.append(
-                Note(
-                    f"{len(on_paths)} locked gate(s) (access=no|private or locked=yes) cut the "
-                    f"paths through them ({ids})"
-                )
-            )
+        # (isin hashed, no sort; unique sorts: the ids ascending)
+        on_paths = np.unique(ends[pd.Series(ends).isin(gates).to_numpy()])
+        if len(on_paths):  # the note counts them; the results list every one
+            notes.append(locked_gates_note(len(on_paths)))
         if len(network.edges) == 0:
             notes.append(
                 Note("no walkable streets were found in the study area; every unit is unsnapped")
@@ -621,6 +617,7 @@ def _prepare(
         notes=notes,
         completeness=completeness,
         extent=extent,
+        locked_gates=tuple(int(g) for g in on_paths),
     )
     if read is not None:
         study.digest, study.read_ahead = read

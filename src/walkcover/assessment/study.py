@@ -53,6 +53,9 @@ class StudyState:
     #: The area read (`query`'s polygon) in `crs`, projected here and not by the measuring
     #: thread that first needs it: a thread's first projection searches PROJ's database again.
     extent: shapely.Geometry
+    #: The OSM node ids (ascending) of the locked gates that cut walked paths
+    #: (`Assessment.locked_gates`).
+    locked_gates: tuple[int, ...] = ()
     safe: SafeRoute | None = None
     #: What every standard's pass reads of the study, hashed (`standard_store.study_digest`,
     #: made while the network is built when it is named by its recipe) when the run keeps its

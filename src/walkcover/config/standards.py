@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -19,13 +20,14 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from walkcover import _paths
-from walkcover._config import read_yaml, validate
+from walkcover._config import read_yaml_file, validate
 from walkcover._errors import ConfigError
 from walkcover.config.study_area import MAIN_ROAD_HIGHWAYS
 from walkcover.config.tags import tag_column
@@ -443,10 +445,29 @@ GATE_BARRIERS = ("gate", "entrance", "kissing_gate", "turnstile", "swing_gate")
 ENCLOSING_BARRIERS = ("fence", "wall", "hedge", "city_wall")
 
 
+@dataclass(frozen=True)
+class StandardsFile:
+    """Which file a `StandardSet` was read from: what a run's figures rest on, recorded with them
+    (``run.json``'s ``standards_file``)."""
+
+    #: The file's name, never its folder (a record travels to other machines).
+    name: str
+    #: The SHA-256 (hex) of its bytes, as read: two runs with the same digest read the same file.
+    sha256: str
+    #: Whether it is one of walkcover's own (``configs/standards``), named by ``--standards NAME``.
+    bundled: bool
+
+
 class StandardSet(BaseModel):
-    """A plan's standards, keyed by id, and the rules the indicators need."""
+    """A plan's standards, keyed by id, and the rules the indicators need.
+
+    `file` says which file they were read from (`load_standards`); None for a set built in
+    memory. It is no field: a YAML file cannot set it, and it is no part of the rules' dump.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    _file: StandardsFile | None = PrivateAttr(default=None)
 
     id: str = Field(min_length=1)
     title: str = ""
@@ -491,6 +512,11 @@ class StandardSet(BaseModel):
             return out
         return value
 
+    @property
+    def file(self) -> StandardsFile | None:
+        """The file these standards were read from (None: built in memory)."""
+        return self._file
+
     def life_circle_tiers(self) -> dict[int, list[str]]:
         """The GB 50180-2018 life-circle tiers: tier (minutes, ascending) → the ids of its
         standards, in file order; empty when no standard names a tier."""
@@ -534,7 +560,8 @@ def load_standards(path: str | Path | None = None) -> StandardSet:
     Returns
     -------
     StandardSet
-        The validated standards.
+        The validated standards, with the file's name and the SHA-256 of its bytes
+        (`StandardSet.file`).
 
     Raises
     ------
@@ -542,8 +569,13 @@ def load_standards(path: str | Path | None = None) -> StandardSet:
         Listing every problem, each with its YAML path, the value found and what is allowed.
     """
     resolved = _paths.config_file("standards", path or "zhengzhou-2018")
-    data = read_yaml(resolved, what="standards")
-    return validate(StandardSet, data, path=resolved, what="standards")
+    data, sha256 = read_yaml_file(resolved, what="standards")
+    rules = validate(StandardSet, data, path=resolved, what="standards")
+    bundled = (
+        resolved.resolve().parent == (_paths.bundle_root() / "configs" / "standards").resolve()
+    )
+    rules._file = StandardsFile(name=resolved.name, sha256=sha256, bundled=bundled)
+    return rules
 
 
 def tag_matches(tags: dict[str, Any], selector: Selector) -> bool:

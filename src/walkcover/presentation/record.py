@@ -69,8 +69,20 @@ MAX_NOTES_CHARS = 200_000
 MAX_COORDINATE_M = 1e8
 MAX_DISTRICT_SPAN_M = 2_000_000.0
 
+#: Locked gates a record may list (`Assessment.locked_gates`): a city's mapped gates number in the
+#: hundreds or thousands; a list this long is not one walkcover wrote. Each id takes at most
+#: `_GATE_ID_CHARS` characters of the file as written (an indented line of up to 19 digits).
+MAX_LOCKED_GATES = 100_000
+_GATE_ID_CHARS = 24
+#: The largest OSM id a record may name (OSM ids are positive 64-bit integers).
+MAX_OSM_ID = 2**63 - 1
+
 _Text = Annotated[str, Field(max_length=2_000)]
 _Id = Annotated[str, Field(min_length=1, max_length=200)]
+#: A file's name alone: no folder, no separator, no control character (never used as a path).
+_FileName = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^/\\\x00-\x1f\x7f]+$")]
+_Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+_OsmNodeId = Annotated[int, Field(ge=1, le=MAX_OSM_ID)]
 
 
 class _Part(BaseModel):
@@ -98,8 +110,26 @@ class _NoteRecord(_Part):
     kind: Annotated[str, Field(max_length=100)] = ""
 
 
+class StandardsFileRecord(_Part):
+    """Which standards file a run read: the set's own id and document, the file's name (never its
+    folder) and the SHA-256 of its bytes (null where the standards were built in memory)."""
+
+    id: _Id
+    title: _Text = ""
+    document: _Text = ""
+    issued: _Text = ""
+    file: _FileName | None = None
+    bundled: bool = False
+    sha256: _Sha256 | None = None
+
+
 class RunRecord(_Part):
-    """The schema of ``run.json`` (version 1); unknown keys are ignored."""
+    """The schema of ``run.json`` (version 1); unknown keys are ignored.
+
+    Fields added since version 1 was first written have defaults, so that an older record still
+    reads (and an older walkcover ignores them): ``data_date``, ``locked_gates`` and
+    ``standards_file`` (None: the record predates them).
+    """
 
     record_version: Literal[1]
     walkcover: Annotated[str, Field(max_length=100)]
@@ -119,6 +149,11 @@ class RunRecord(_Part):
     #: When the OSM data was current (the PBF header's or Overpass answer's timestamp, ISO 8601);
     #: "" unknown, and in records written before it was kept.
     data_date: Annotated[str, Field(max_length=100)] = ""
+    #: The OSM node ids of every locked gate that cut a walked path in the study area
+    #: (`Assessment.locked_gates`): integers only, at most `MAX_LOCKED_GATES`.
+    locked_gates: Annotated[list[_OsmNodeId], Field(max_length=MAX_LOCKED_GATES)] | None = None
+    #: The standards file the figures were measured with.
+    standards_file: StandardsFileRecord | None = None
 
 
 def load_record(path: Path) -> RunRecord:
@@ -167,7 +202,15 @@ def load_record(path: Path) -> RunRecord:
             f"{fix}"
         )
     boundary_wkt = data.get("boundary_wkt")
+    gates = data.get("locked_gates")
+    if isinstance(gates, list) and len(gates) > MAX_LOCKED_GATES:  # before anything counts them
+        raise RunRecordError(
+            f"{path} lists {len(gates):,} locked gates, more than a run record can "
+            f"({MAX_LOCKED_GATES:,}); it was not written by walkcover: {fix}"
+        )
     rest = len(text) - (len(boundary_wkt) if isinstance(boundary_wkt, str) else 0)
+    # the gates' ids are counted apart, at the most each takes as written
+    rest -= _GATE_ID_CHARS * len(gates) if isinstance(gates, list) else 0
     if rest > MAX_RECORD_TEXT_CHARS:
         raise RunRecordError(
             f"{path} holds {rest:,} characters besides its boundary, more than a run record can "
@@ -251,6 +294,12 @@ class DistrictRun:
     #: The street segments around the district (``streets`` layer of ``coverage.gpkg``), drawn
     #: under the printed maps; None when the run kept none.
     streets: gpd.GeoDataFrame | None = None
+    #: The OSM node ids (ascending) of every locked gate that cut a walked path in the study
+    #: area; None where the record predates the list (its note named the first few only).
+    locked_gates: tuple[int, ...] | None = None
+    #: The standards file the figures were measured with (``run.json``'s ``standards_file``);
+    #: None where the record predates it.
+    standards_file: StandardsFileRecord | None = None
 
     def standard(self, standard_id: str) -> Standard:
         for s in self.standards:
@@ -314,6 +363,26 @@ def record_data(assessment: Assessment, district_id: str, *, tiles: str | None =
         "population_model": str(assessment.population_model),
         "tiles": tiles,
         "data_date": osm_date(assessment.data_date),
+        # every locked gate's id (the note counts them): the study area's, as the note's count
+        "locked_gates": [int(g) for g in assessment.locked_gates],
+        "standards_file": standards_file_data(assessment),
+    }
+
+
+def standards_file_data(assessment: Assessment) -> dict[str, Any]:
+    """``run.json``'s ``standards_file``: the standards set's own id, title, document and issue
+    date, and the file it was read from: its name (never its folder), whether walkcover bundles
+    it, and the SHA-256 of its bytes (null for standards built in memory)."""
+    rules = assessment.rules
+    file = rules.file
+    return {
+        "id": rules.id,
+        "title": rules.title,
+        "document": rules.document,
+        "issued": rules.issued,
+        "file": file.name if file is not None else None,
+        "bundled": bool(file is not None and file.bundled),
+        "sha256": file.sha256 if file is not None else None,
     }
 
 
@@ -362,9 +431,16 @@ def methods(result: Assessment) -> list[str]:
     """How the numbers were made, line by line."""
     cfg = result.city.config
     rules = result.rules
+    file = rules.file
     lines = [
         f"Standards: {rules.document} {rules.title} ({rules.issued}); "
-        f"ids {', '.join(s.id for s in result.standards)}.",
+        f"ids {', '.join(s.id for s in result.standards)}"
+        # the file by its name and the SHA-256 of its bytes: which file, whatever it is called
+        + (
+            f"; file {file.name}{' (bundled)' if file.bundled else ''}, SHA-256 {file.sha256}."
+            if file is not None
+            else "."
+        ),
         # the file's name, never its folder: a record and its reports travel to other machines;
         # the data's own date (the file's header), never the file's modification time
         f"Streets and facilities: OpenStreetMap, {source_name(result.source)} "
@@ -435,6 +511,11 @@ def _from_record(
         written=record.written,
         data_date=osm_date(record.data_date),
         streets=streets,
+        # (ascending and once each, whatever order an edited file lists them in)
+        locked_gates=(
+            tuple(sorted(set(record.locked_gates))) if record.locked_gates is not None else None
+        ),
+        standards_file=record.standards_file,
     )
 
 
