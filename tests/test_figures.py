@@ -124,3 +124,14 @@ def test_sheet_formats():
     assert sheet_format(1, separators=False) == "0.0"
     assert sheet_format(2) == "#,##0.00"
     assert sheet_format(2, small=True) == '[=0]#,##0.00;[<=0.005]"<0.01";#,##0.00'
+
+
+def test_a_page_keeps_no_data_on_one_line():
+    """The report's cells: 无数据 in a span that does not wrap (WeasyPrint broke it "无数/据" in a
+    narrow column), everything else escaped as it is."""
+    from walkcover.presentation.report import figure_html
+
+    assert str(figure_html(NO_DATA)) == 'no data · <span class="nobr">无数据</span>'
+    assert str(figure_html("94.9")) == "94.9"
+    assert str(figure_html("<b>")) == "&lt;b&gt;"
+    assert str(figure_html(f"{NO_DATA} ✗")) == 'no data · <span class="nobr">无数据</span> ✗'
