@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from shapely.geometry import box
 
 from conftest import LOCAL_CRS, border_pbf, write_region
 from walkcover._errors import ConfigError, WalkcoverError
+from walkcover.presentation.figures import NO_DATA
 
 STANDARDS = "toilet,park"
 
@@ -252,8 +254,20 @@ def test_region_ranking_figures():
         "T", rows, [CityOutcome("A", "A", "done"), CityOutcome("B", "B", "done")],
         city_folders={"A": "t-a", "B": "t-b"},
     )  # fmt: skip
-    assert "<td>100.0</td>" in page and "<td>99.9</td>" not in page and "<td>✗</td>" in page
-    assert "<td>no data · 无数据</td>" in page  # kindergartens: no figure, not 0
+    # the tables' rows as cell texts (a cell's own markup, such as the span keeping 无数据 on one
+    # line, is not text): rank, city, residents, covered %, target %, meets, note
+    cells = [
+        [re.sub(r"<[^>]*>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", tr)]
+        for tr in re.findall(r"<tr>(.*?)</tr>", page, flags=re.S)
+    ]
+    by_city = {}
+    for row in (r for r in cells if len(r) == 7):
+        by_city.setdefault(row[1], []).append(row)
+    (toilet_b, kg_b) = by_city["B"]
+    assert toilet_b[3:6] == ["100.0", "100.0", "✗"]  # 99.96%: rounded, never 99.9; not met
+    assert "99.9" not in page
+    assert kg_b[3] == NO_DATA and kg_b[5] == NO_DATA  # kindergartens: no figure, not 0
+    assert '<span class="nobr">无数据</span>' in page  # kept on one line in a narrow column
 
 
 def test_a_city_too_big_for_one_task_runs_one_task_per_district(tmp_path):

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from conftest import CHROMIUM, leaflet_eval, open_offline, shown_text  # noqa: F401 - browser is a conftest fixture
 from walkcover.cli import app
 from walkcover.config.standards import load_standards
-from walkcover.presentation.figures import distance_text
+from walkcover.presentation.figures import NO_DATA, distance_text
 
 STANDARD_LABELS = [
     f"{s.name_zh} {s.name} ({distance_text(s)})" for s in load_standards().standards.values()
@@ -166,9 +166,11 @@ def test_pdf_report_pages_tables_and_chinese_text(outputs, tmp_path):
     assert "nan" not in text.replace("nanometre", "").lower().split()  # no "nan" cell
     # the kindergartens (none in the sample) say "no data", on their page and in the chart's place
     kg = next(p for p in pages if p.strip().startswith("幼儿园 Kindergarten"))
-    assert "no facility in the data" in kg and "0.0%" not in kg
+    # (no 0.0% figure; the target 100.0% is not one)
+    assert "no facility in the data" in kg and not re.search(r"(?<![\d.])0\.0%", kg)
     row = next(ln for ln in pages[1].splitlines() if ln.split()[:2] == ["kindergarten", "幼儿园"])
-    assert "no data" in row and "0.0" not in row  # the summary: no figure, not 0%
+    # the summary: no figure, not 0% (its target, 100.0, is not one)
+    assert "no data" in row and not re.search(r"(?<![\d.])0\.0(?!\d)", row)
     toilet = next(ln for ln in pages[1].splitlines() if ln.split()[:2] == ["toilet", "公厕"])
     assert toilet.split()[2] == "300/500/800", toilet  # every distance, on one line of its cell
     subprocess.run(
@@ -348,7 +350,7 @@ def test_one_standard_at_a_time_and_no_data_where_no_facility(outputs, browser):
     for which in ("sample-nw/map.html", "map.html"):
         page, errors, _ = open_offline(browser, outputs / which)
         try:
-            label = page.locator(".walkcover-nodata > div", has_text="no facility in the data")
+            label = page.locator(".walkcover-nodata > div", has_text=NO_DATA)
             assert label.count() == 0 or not label.first.is_visible()
             page.locator(".leaflet-control-layers label", has_text="幼儿园 Kindergarten").click()
             page.wait_for_timeout(200)

@@ -6,6 +6,7 @@ included, and the "after proposed sites" figures too."""
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import subprocess
@@ -18,7 +19,14 @@ import pytest
 from typer.testing import CliRunner
 
 from walkcover.cli import app
-from walkcover.presentation.figures import NO_DATA, figure_text
+from walkcover.presentation.figures import (
+    EMPTY,
+    NO_DATA,
+    count_text,
+    figure_text,
+    target_text,
+    value_text,
+)
 
 runner = CliRunner()
 CITY = "helsinki-sample"
@@ -216,3 +224,104 @@ def test_the_after_sites_figures_agree_everywhere(made):
     # each site's popup (the sites are drawn in the standard's layer and its "after" overlay)
     assert popups and sorted({figure_text(v) for v in popups}) == sorted(set(cells))
     assert want == "100.0" and "99.9%" not in page
+
+
+def _table_after(page: str, heading: str) -> list[list[str]]:
+    """The rows (cell texts, markup stripped) of the first table after `heading` in a page."""
+    part = page[page.index(heading) :]
+    table = part[part.index("<tbody>") : part.index("</table>")]
+    return [
+        [
+            html.unescape(re.sub(r"<[^>]*>", "", c)).strip()
+            for c in re.findall(r"<td[^>]*>(.*?)</td>", tr)
+        ]
+        for tr in re.findall(r"<tr>(.*?)</tr>", table, flags=re.DOTALL)
+    ]
+
+
+def test_residents_newly_covered_agree_everywhere(made):
+    """Each proposed site's residents newly covered: kept as measured in the layer and its CSV
+    (machine tables keep full values), shown whole in the report's table, its PDF and the map's
+    popups (never 133.7 in one, 134.0 in another)."""
+    city, _, _ = made
+    folder = city / SITED
+    layer = pyogrio.read_dataframe(folder / "coverage.gpkg", layer="proposed_sites")
+    csv = pd.read_csv(folder / "proposed_sites.csv")
+    gains = layer["residents_newly_covered"].to_numpy(float)
+    assert np.allclose(gains, csv["residents_newly_covered"], rtol=0, atol=1e-9)
+    # as measured, not rounded to a tenth first (rounding twice can move the whole number)
+    assert any(abs(v - round(v, 1)) > 1e-6 for v in gains), gains
+    want = [count_text(v) for v in gains]
+    page = (folder / "report.html").read_text(encoding="utf-8")
+    rows = _table_after(page, "Proposed sites · 建议选址")
+    assert [r[2] for r in rows] == want
+    popups = [
+        f["properties"]["gain"]
+        for b in _geojson_blobs((folder / "map.html").read_text(encoding="utf-8"))
+        for f in b["features"]
+        if "gain" in f["properties"]
+    ]
+    assert popups and set(popups) == set(want)
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(folder / "report.pdf"), "-"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    printed = [
+        ln.split()[2] for ln in text.splitlines() if re.match(r"\s*toilet\s+\d+\s+\S+\s+\d", ln)
+    ]
+    assert printed[-len(want) :] == want
+
+
+def test_targets_agree_everywhere(made):
+    """A target reads as every percentage does (``100.0``): the terminal, the report's summary
+    table and standard pages, and the city map, never 100 in one and 100% in another."""
+    city, out, _ = made
+    s = pd.read_csv(city / "summary.csv", dtype={"district": str, "district_id": str})
+    truth = {(r.district, r.standard): target_text(r.target_pct) for r in s.itertuples()}
+    got, district = {}, None
+    for line in out.splitlines():
+        m = re.search(r"\((sample-[a-z]+)\): \d+ demand units", line)
+        if m:
+            district = m.group(1)
+            continue
+        cells = [c.strip() for c in line.strip().strip("│").split("│")]
+        if district and len(cells) == 7 and re.fullmatch(r"[a-z_]+", cells[0]):
+            got[(district, cells[0])] = cells[5]
+    assert got == truth
+    for district in ("sample-nw", "sample-se"):
+        page = (city / district / "report.html").read_text(encoding="utf-8")
+        rows = _table_after(page, '<section class="summary">')
+        want = {sid: t for (d, sid), t in truth.items() if d == district}
+        assert {r[0]: r[11] for r in rows} == want
+        pages = re.findall(r"<th>target · 目标</th><td>(.*?)</td>", page)
+        assert pages == [f"{t}%" for t in want.values()]
+    targets = {
+        f["properties"]["target"]
+        for b in _geojson_blobs((city / "map.html").read_text(encoding="utf-8"))
+        for f in b["features"]
+        if "target" in f["properties"] and "label" in f["properties"]
+    }
+    assert targets == {f"{t}%" for t in truth.values()}
+
+
+def test_counts_and_densities_agree_with_the_workbook(made):
+    """The report's counts and densities: each value at the decimals of its unit, as the
+    workbook's number format shows it (densities one decimal, counts whole, areas two)."""
+    city, _, _ = made
+    ind = pd.read_csv(city / "district_indicators.csv", dtype={"district_id": str})
+    ind = ind[ind["district_id"] == "sample-nw"]
+    ind = ind[~ind["indicator"].str.startswith("life_circle_")]
+    page = (city / "sample-nw" / "report.html").read_text(encoding="utf-8")
+    rows = _table_after(page, "Counts and densities · 数量与密度")
+    assert [r[1] for r in rows] == [
+        value_text(v, unit=u) for v, u in zip(ind["value"], ind["unit"])
+    ]
+    # (a count the data has none of shows "—", its target beside)
+    densities = [r[1] for r in rows if r[2] == "per km²" and r[1] != EMPTY]
+    assert densities and all(re.fullmatch(r"[0-9,]+\.\d", v) for v in densities)
+    counts = [r[1] for r in rows if r[2] == "count" and r[1] != EMPTY]
+    assert counts and all(re.fullmatch(r"[0-9,]+", v) for v in counts)
+    targets = [r[3] for r in rows if r[2] == "count" and r[3] != EMPTY]
+    assert targets and all(re.fullmatch(r"[0-9,]+", v) for v in targets)  # 10, never 10.0

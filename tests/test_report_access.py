@@ -42,7 +42,9 @@ def tables_in(page: str, heading: str, until: str = "</section>") -> list[list[l
         rows = []
         for tr in re.findall(r"<tr>(.*?)</tr>", table, flags=re.S):
             cells = re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", tr, flags=re.S)
-            rows.append([html.unescape(re.sub(r"<br>", " ", c)).strip() for c in cells])
+            # a cell's own markup (a line break, the span keeping 无数据 on one line) is not text
+            cells = [re.sub(r"<[^>]*>", "", re.sub(r"<br>", " ", c)) for c in cells]
+            rows.append([html.unescape(c).strip() for c in cells])
         out.append(rows)
     return out
 

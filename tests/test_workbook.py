@@ -74,6 +74,9 @@ def _column(ws, name: str) -> list:
 
 
 def test_figures_show_rounded_and_keep_their_values(city, book):
+    # areas and densities: a non-zero amount never shows as zero (as `figures.amount_text`)
+    small_km2 = '[=0]#,##0.00;[<=0.005]"<0.01";#,##0.00'
+    small_density = '[=0]#,##0.0;[<=0.05]"<0.1";#,##0.0'
     ws = book["summary"]
     summary = pd.read_parquet(city / "summary.parquet")
     residents = _column(ws, "residents")
@@ -86,11 +89,15 @@ def test_figures_show_rounded_and_keep_their_values(city, book):
     for name in ("facilities", "demand_units", "residents_covered", "threshold_m"):
         cells = [c for c in _column(ws, name) if c.value is not None]
         assert cells and {c.number_format for c in cells} == {"#,##0"}, name
+    # the NW quadrant's residential land, 0.0005 km²: "<0.01", never "0.00"
+    land = [c for c in _column(ws, "land_km2") if c.value is not None]
+    assert {c.number_format for c in land} == {small_km2}
+    assert any(0 < c.value <= 0.005 for c in land)
     # district_indicators: each value as its unit asks
     ws = book["district_indicators"]
     units = [c.value for c in _column(ws, "unit")]
     values = _column(ws, "value")
-    want = {"count": "#,##0", "km²": "#,##0.00", "%": "0.0", "per km²": "0.0"}
+    want = {"count": "#,##0", "km²": small_km2, "%": "0.0", "per km²": small_density}
     seen = set()
     for unit, cell in zip(units, values):
         if cell.value is not None and unit in want:

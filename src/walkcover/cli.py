@@ -43,6 +43,7 @@ from walkcover.presentation.figures import (
     distance_text,
     figure_text,
     meets_text,
+    target_text,
 )
 
 if TYPE_CHECKING:
@@ -1380,7 +1381,7 @@ def _print_summary(
         table = Table(
             title=terminal(
                 f"{first.district_name} / {first.district_name_en} ({district}): "
-                f"{first.demand_units} demand units, {first.residents:,.0f} residents ({first.demand_model})"
+                f"{first.demand_units} demand units, {count_text(first.residents)} residents ({first.demand_model})"
             ),
             title_justify="left",
         )
@@ -1410,7 +1411,7 @@ def _print_summary(
                 str(r.facilities),
                 str(r.facilities_in_reach),
                 pct,
-                f"{r.target_pct:g}",
+                target_text(r.target_pct),
                 str(r.unsnapped_units),
             )
         out_console.print(table)
@@ -1440,7 +1441,7 @@ def _print_summary(
                 count_text(r.residents),
                 figure_text(r.residents_covered_pct),
                 figure_text(r.area_covered_euclid_pct),
-                f"{r.target_pct:g}",
+                target_text(r.target_pct),
             )
         out_console.print(table)
     for std in result.standards:

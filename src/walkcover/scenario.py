@@ -1082,7 +1082,7 @@ class Scenario:
             {
                 "standard": self.standard.id,
                 "rank": np.arange(1, len(sites) + 1),
-                "residents_newly_covered": np.round(np.diff(covered), 1),
+                "residents_newly_covered": np.diff(covered),  # as measured (`proposed_sites`)
                 "cumulative_coverage_pct": pct,
                 "candidate_source": SCENARIO_METHOD,
                 "node_osm_id": None,

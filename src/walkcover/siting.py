@@ -473,7 +473,9 @@ def proposed_sites(cm: CoverageMatrix, result: SitingResult, *, standard: str) -
         {
             "standard": standard,
             "rank": np.arange(1, len(cand) + 1),
-            "residents_newly_covered": np.round(result.gain, 1),
+            # as measured: the outputs round it for people (a whole number of residents,
+            # `walkcover.presentation.figures.count_text`); rounding here too rounded twice
+            "residents_newly_covered": np.asarray(result.gain, dtype=float),
             "cumulative_coverage_pct": 100.0 * cum / cm.total if cm.total > 0 else np.nan,
             "candidate_source": cand["source"].to_numpy(),
             "node_osm_id": cand["node_osm_id"].to_numpy(),

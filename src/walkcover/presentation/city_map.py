@@ -3,10 +3,10 @@
 What a planner sees, from the top down:
 
 * **District labels** (name, name in English, the chosen standard's figure and whether it meets
-  the target; "no facility in the data" where the standard has none), at each district's pole of
-  inaccessibility (`shapely.ops.polylabel`), so a label sits well inside its district. A label
-  that would cover another is hidden (the district with more residents keeps its label), again at
-  every zoom, so labels never overlap.
+  the target; "no data · 无数据" where the standard has no facility, why in its popup), at each
+  district's pole of inaccessibility (`shapely.ops.polylabel`), so a label sits well inside its
+  district. A label that would cover another is hidden (the district with more residents keeps
+  its label), again at every zoom, so labels never overlap.
 * **Districts**, outlined, on top of everything drawn: hovering shows the district's figure, a
   click pins it. Their fill is clear (the hexagons beneath show through), grey where the standard
   has no figure.
@@ -35,12 +35,14 @@ from walkcover.measures.hexagons import HexCoverage
 from walkcover.measures.indicators import city_figures
 from walkcover.presentation.figures import (
     NO_DATA,
+    NO_FACILITY_WHY,
     count_text,
     distance_text,
     figure_text,
     meets_text,
     pct_text,
     round_figures,
+    target_text,
 )
 from walkcover.presentation.palette import NO_DATA_GREY, ramp
 from walkcover.presentation.web_map import (
@@ -56,7 +58,7 @@ from walkcover.presentation.web_map import (
 #: districts are, and deaf to the mouse, so hovering always reaches a district.
 HEX_PANE = "walkcover-hexes"
 #: Text of the labels and legends (both languages).
-NO_FACILITY = "no facility in the data · 数据中无设施"
+NO_FACILITY = NO_FACILITY_WHY
 NO_RESIDENTS = "no residents in the data · 数据中无居民"
 COVERED = "residents covered · 居民覆盖率"
 TARGET = "target · 目标"
@@ -235,11 +237,8 @@ def _standard_rows(summary: pd.DataFrame, sid: str, ids: np.ndarray) -> dict[str
 
 
 def _target_text(target: float) -> str:
-    """A target for people: ``100%``, ``90%`` (``92.5%`` where it has a decimal)."""
-    if target != target:
-        return figure_text(target)
-    whole = float(target).is_integer()
-    return figure_text(target, decimals=0 if whole else 1, unit="%")
+    """A target for people, as every output has it (``100.0%``); "—" where there is none."""
+    return target_text(target, unit="%")
 
 
 def _hex_layer(
@@ -353,7 +352,7 @@ def _labels(
             continue
         zh, en = names[k]
         if no_data[k]:
-            kind, line, colour = "nodata", NO_FACILITY, NO_DATA_GREY
+            kind, line, colour = "nodata", NO_DATA, NO_DATA_GREY  # why: in its popup
         elif nobody[k]:
             kind, line, colour = "empty", NO_RESIDENTS, NO_DATA_GREY
         else:

@@ -7,7 +7,7 @@ from collections import Counter
 from walkcover.assessment import Assessment
 from walkcover.measures.facilities import describe
 from walkcover.measures.indicators import CONTEXTS
-from walkcover.presentation.figures import count_text, figure_text
+from walkcover.presentation.figures import count_text, figure_text, target_text, value_text
 from walkcover.presentation.record import osm_date_text, source_name
 
 #: Section headings of `explanation`'s text.
@@ -17,7 +17,10 @@ HEADINGS = ("Facilities", "Residents", "Denominator land", "Figures", "Notes")
 def _completeness(pct: float) -> str:
     if pct != pct:
         return "completeness unknown (no residential land mapped and no known total)"
-    return f"≈ {pct:.0f}% complete (footprint on residential land, residents against known totals)"
+    return (
+        f"≈ {figure_text(pct, decimals=0, unit='%')} complete "
+        "(footprint on residential land, residents against known totals)"
+    )
 
 
 #: How a facility is reached, in words (`walkcover.measures.entrances`).
@@ -53,7 +56,7 @@ def explanation(
     counted = fac[fac["counts"].astype(bool)]
     lines = [
         f"{row['district_name']} / {row['district_name_en']} ({row['district']}) — {std.name} {std.name_zh}",
-        f"Standard: within {std.threshold_m:g} m walking; {std.context_applied}; target {std.target_pct:g}% "
+        f"Standard: within {std.threshold_m:g} m walking; {std.context_applied}; target {target_text(std.target_pct, unit='%')} "
         f"({std.target_basis or 'plan'})",
         f"Plan: {std.citation.section} {std.citation.text}  National: {std.citation.national or '—'}",
         # the file's name, never its folder; the data's own date, never the file's
@@ -77,14 +80,14 @@ def explanation(
     lines += [
         "",
         "Residents",
-        f"  {row['demand_units']} demand units ({row['demand_model']}), {row['residents']:,.0f} residents",
+        f"  {row['demand_units']} demand units ({row['demand_model']}), {count_text(row['residents'])} residents",
         f"  model: {row['population_model']}",
         f"  buildings mapped: {_completeness(row['building_completeness_pct'])}",
         f"  not snapped to a street within {result.city.config.network.max_snap_m:g} m: {row['unsnapped_units']}; "
         f"unreachable: {row['unreachable_units']}; beyond the search limit: {row['beyond_search_units']}",
         "",
         "Denominator land",
-        f"  {row['denominator']}: {row['land_km2']:.3f} km² "
+        f"  {row['denominator']}: {value_text(row['land_km2'], unit='km²')} km² "
         f"({'; '.join(describe(s) for s in getattr(result.rules.land, row['denominator']))})",
         "",
         "Figures",

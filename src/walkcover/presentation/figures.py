@@ -9,7 +9,13 @@ through here, with one rule:
   98.45 → ``98.4``, 98.55 → ``98.6``.
 * **"no data" where a standard has no facility** in reach of the district: never 0%. The machine
   tables leave such a row's figures empty and give the reason (``no_data_reason``).
-* The same words in Chinese and English (`NO_DATA`).
+* The same words in Chinese and English (`NO_DATA`), with the reason said beside it
+  (`NO_FACILITY_WHY`), never in its place.
+* **One precision per kind of figure**, whatever the output: percentages and targets one decimal
+  (``100.0``, ``100.0%``), people and things whole (``1,642``), densities and per-capita amounts
+  one decimal, areas in km² two (`UNIT_DECIMALS`, `decimals_for`). An amount that is not zero
+  never reads as zero: 0.0005 km² is ``<0.01``, never ``0.00`` (`amount_text`; the workbook's
+  number formats say the same, `sheet_format`).
 
 Machine tables (CSV, xlsx, GeoPackage, API) keep the full values; only what people read rounds.
 """
@@ -23,11 +29,23 @@ from typing import Any
 import numpy as np
 
 #: What a figure shows where a standard has no facility in the data: no data, not 0%.
-NO_DATA = "no data · 无数据"
 NO_DATA_EN = "no data"
 NO_DATA_ZH = "无数据"
+NO_DATA = f"{NO_DATA_EN} · {NO_DATA_ZH}"
+#: Why a figure is `NO_DATA`, said beside it (legends, notes), never in its place.
+NO_FACILITY_WHY = "no facility in the data · 数据中无设施"
 #: What a figure shows where there is nothing to measure (no residents): not a number.
 EMPTY = "—"
+
+#: Decimals people read, by kind of figure (every output: terminal, reports, maps, workbook).
+PERCENT_DECIMALS = 1
+COUNT_DECIMALS = 0
+AMOUNT_DECIMALS = 1
+#: Decimals by a figure's unit (``district_indicators``' ``unit``); any other unit (densities
+#: ``per km²``, ``m² per resident``, per 1,000 residents) has `AMOUNT_DECIMALS`.
+UNIT_DECIMALS = {"count": COUNT_DECIMALS, "%": PERCENT_DECIMALS, "km²": 2}
+#: Decimals of a longitude or latitude (about 0.1 m).
+COORDINATE_DECIMALS = 6
 
 #: Decimals the machine tables keep (`walkcover.presentation.tables.tidy_numbers`).
 STORED_DECIMALS = 9
@@ -87,6 +105,155 @@ def count_text(value: Any) -> str:
     if math.isnan(x):
         return EMPTY
     return f"{x:,.0f}"
+
+
+def decimals_for(unit: str) -> int:
+    """The decimals people read of a figure in `unit`.
+
+    Parameters
+    ----------
+    unit
+        The figure's unit as the tables name it (``count``, ``%``, ``km²``, ``per km²`` …).
+
+    Returns
+    -------
+    int
+        `UNIT_DECIMALS` of the unit; `AMOUNT_DECIMALS` for any other (densities, per capita).
+    """
+    return UNIT_DECIMALS.get(str(unit).strip(), AMOUNT_DECIMALS)
+
+
+def amount_text(value: Any, *, decimals: int = AMOUNT_DECIMALS, unit: str = "") -> str:
+    """A measured amount for people (a density, an area, an amount per resident).
+
+    Rounded like every figure (`round_figure`), with thousands separators; an amount that is
+    not zero but rounds to zero says so (``<0.01``, ``>-0.01``) instead of reading as zero.
+
+    Parameters
+    ----------
+    value
+        The amount; NaN or None has no figure.
+    decimals
+        Decimals shown (`decimals_for` gives them by unit).
+    unit
+        Text after the number (``" km²"``), kept on a "less than" too.
+
+    Returns
+    -------
+    str
+        ``2.3``, ``1,234.5``, ``<0.01``; `EMPTY` where there is no figure.
+
+    Examples
+    --------
+    >>> amount_text(0.0005, decimals=2)
+    '<0.01'
+    >>> amount_text(21.75330, unit=" per km²")
+    '21.8 per km²'
+    """
+    x = round_figure(value, decimals)
+    if math.isnan(x):
+        return EMPTY
+    if x == 0 and round(float(value), STORED_DECIMALS) != 0:  # as stored: as the CSV has it
+        step = f"{10.0**-decimals:.{decimals}f}"
+        return (f"<{step}" if float(value) > 0 else f">-{step}") + unit
+    return f"{x:,.{decimals}f}{unit}"
+
+
+def value_text(value: Any, *, unit: str) -> str:
+    """A figure in `unit` for people: counts whole (`count_text`), percentages at one decimal
+    (`figure_text`), any other amount by `decimals_for` (`amount_text`).
+
+    Parameters
+    ----------
+    value
+        The figure; NaN or None has none.
+    unit
+        Its unit as the tables name it (``count``, ``%``, ``km²``, ``per km²`` …); it is not
+        written after the number (a table gives it in its own column).
+
+    Returns
+    -------
+    str
+        The figure as text; `EMPTY` where there is none.
+    """
+    unit = str(unit).strip()
+    if unit == "count":
+        return count_text(value)
+    if unit == "%":
+        return figure_text(value, decimals=PERCENT_DECIMALS)
+    return amount_text(value, decimals=decimals_for(unit))
+
+
+def target_text(value: Any, *, unit: str = "") -> str:
+    """A target percentage for people, as every percentage: one decimal (``100.0``, or
+    ``100.0%`` with ``unit="%"``), never ``100`` in one output and ``100%`` in another.
+
+    Parameters
+    ----------
+    value
+        The target in percent; NaN or None has none.
+    unit
+        Text after the number (``"%"`` where no column header says it).
+
+    Returns
+    -------
+    str
+        The target as text; `EMPTY` where there is none.
+    """
+    return figure_text(value, decimals=PERCENT_DECIMALS, unit=unit)
+
+
+def length_text(metres: Any) -> str:
+    """A length in whole metres for people, with its unit (``1,000 m``; a scale bar, a walk).
+
+    Parameters
+    ----------
+    metres
+        The length in metres; NaN or None has none.
+
+    Returns
+    -------
+    str
+        ``1,000 m``; `EMPTY` where there is none.
+    """
+    text = count_text(metres)
+    return text if text == EMPTY else f"{text} m"
+
+
+def coordinate_text(degrees: Any) -> str:
+    """A longitude or latitude for people: `COORDINATE_DECIMALS` decimals (about 0.1 m), no
+    thousands separator (``24.948964``); `EMPTY` where there is none."""
+    if _missing(degrees):
+        return EMPTY
+    return f"{float(degrees):.{COORDINATE_DECIMALS}f}"
+
+
+def sheet_format(decimals: int, *, small: bool = False, separators: bool = True) -> str:
+    """The workbook's number format that shows a cell as this module's text shows its figure.
+
+    Parameters
+    ----------
+    decimals
+        Decimals shown (``0``: ``#,##0``; ``2``: ``#,##0.00``).
+    small
+        Whether a non-zero amount that rounds to zero shows ``<0.01`` as `amount_text` has it
+        (an Excel format with conditions: for amounts that are never negative, such as areas
+        and densities).
+    separators
+        Whether thousands are separated (``#,##0.0``; percentages, never past 100 or so, have
+        ``0.0``).
+
+    Returns
+    -------
+    str
+        An Excel number format.
+    """
+    shown = ("#,##0" if separators else "0") + (f".{'0' * decimals}" if decimals > 0 else "")
+    if not small or decimals <= 0:
+        return shown
+    half = f"{0.5 * 10.0**-decimals:.{decimals + 1}f}"
+    step = f"{10.0**-decimals:.{decimals}f}"
+    return f'[=0]{shown};[<={half}]"<{step}";{shown}'
 
 
 def distance_text(std: Any, *, compact: bool = False) -> str:

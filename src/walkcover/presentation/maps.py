@@ -38,6 +38,7 @@ from walkcover.measures.gaps import SERVICE_AREA_CELL_M
 from walkcover.presentation.figures import (
     EMPTY,
     NO_DATA,
+    NO_FACILITY_WHY,
     columns_in_words,
     count_text,
     distance_text,
@@ -45,6 +46,7 @@ from walkcover.presentation.figures import (
     meets_text,
     pct_text,
     round_figures,
+    target_text,
 )
 from walkcover.presentation.layer_store import packed_homes, packed_streets
 from walkcover.presentation.layers import edges_in_box, way_lines
@@ -85,7 +87,7 @@ STATUS_WORDS = {
     cov.STATUS_BEYOND_LIMIT: "beyond the search limit · 超出搜索范围",
     cov.STATUS_UNREACHABLE: "no walk reaches it · 步行不可达",
     cov.STATUS_UNSNAPPED: "too far from any street · 距街道过远",
-    cov.STATUS_NO_FACILITIES: "no facility in the data · 数据中无设施",
+    cov.STATUS_NO_FACILITIES: NO_FACILITY_WHY,
 }
 #: A street context in words.
 CONTEXT_WORDS = {
@@ -920,7 +922,7 @@ def _legend(
         figure = pct_text(
             None if row is None else row["residents_covered_pct"], no_data=no_data, unit="%"
         )
-        target = figure_text(std.target_pct, unit="%")
+        target = target_text(std.target_pct, unit="%")
         meets = meets_text(None if row is None else row["meets_target"], no_data=no_data)
         clause = f"{std.citation.section} {std.citation.text}".strip()
         plan = ""
@@ -1041,7 +1043,7 @@ def _access_legend(std: Standard, row: pd.Series | None) -> str:
             f"district's mean ({figure_text(reference)} {unit} per 1,000) · 按本区平均值比较"
         )
     if none:
-        lines.append(f"{NO_DATA}: no facility in the data · 数据中无设施")
+        lines.append(f"{NO_DATA}: {NO_FACILITY_WHY}")
     else:
         mean = figure_text(_summary_figure(row, "access_mean_per_1000"))
         low = figure_text(_summary_figure(row, "access_p10_per_1000"))
@@ -1226,8 +1228,10 @@ def _add_proposed(group: folium.FeatureGroup, sites: gpd.GeoDataFrame) -> list[f
     frame = gpd.GeoDataFrame(
         {
             "what": [f"proposed site #{int(r)} · 建议选址" for r in pts["rank"]],
-            "gain": pts["residents_newly_covered"].round(0).to_numpy(),
-            "cumulative": round_figures(pts["cumulative_coverage_pct"]),
+            # as text made by the one formatter: the report's table says the same (a number
+            # here would show as the browser writes it: 134.0, 1642, 100)
+            "gain": [count_text(v) for v in pts["residents_newly_covered"]],
+            "cumulative": [figure_text(v) for v in pts["cumulative_coverage_pct"]],
         },
         geometry=pts.geometry.to_numpy(),
         crs=4326,

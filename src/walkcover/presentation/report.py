@@ -18,6 +18,7 @@ import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import geopandas as gpd
 import numpy as np
@@ -33,13 +34,20 @@ from walkcover.measures.indicators import city_figures, meets
 from walkcover.presentation.figures import (
     EMPTY,
     NO_DATA,
+    NO_DATA_EN,
+    NO_DATA_ZH,
+    NO_FACILITY_WHY,
     columns_in_words,
+    coordinate_text,
     count_text,
     distance_text,
     figure_text,
+    length_text,
     meets_text,
     pct_text,
     round_figure,
+    target_text,
+    value_text,
 )
 from walkcover.presentation.palette import (
     BANDS,
@@ -50,6 +58,9 @@ from walkcover.presentation.palette import (
     STREET_COLOUR,
 )
 from walkcover.presentation.record import DistrictRun, osm_date_text
+
+if TYPE_CHECKING:
+    from markupsafe import Markup
 
 _INSTALL = "pip install 'walkcover[report]'"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -270,7 +281,7 @@ def static_map(run: DistrictRun, standard_id: str, *, after: bool = False, width
         ax.text(
             0.5,
             0.5,
-            "no facility in the data\n数据中无设施",
+            f"{NO_DATA}\n{NO_FACILITY_WHY}",
             transform=ax.transAxes,
             ha="center",
             va="center",
@@ -367,7 +378,7 @@ def static_map(run: DistrictRun, standard_id: str, *, after: bool = False, width
         AnchoredSizeBar(
             ax.transData,
             length,
-            f"{length:,.0f} m",
+            length_text(length),
             "lower left",
             bbox_to_anchor=(1.02, 0.0),
             bbox_transform=ax.transAxes,
@@ -609,10 +620,10 @@ def gaps_view(gaps: pd.DataFrame) -> pd.DataFrame:
             "residents not covered\n未覆盖居民": gaps["residents_uncovered"].map(_whole),
             "area m²\n面积": gaps["area_m2"].map(_whole),
             "walk m at centre\n中心步行米": gaps["dist_m_at_centre"].map(
-                lambda v: "beyond the search limit · 超出搜索范围" if v != v else f"{v:,.0f}"
+                lambda v: "beyond the search limit · 超出搜索范围" if v != v else _whole(v)
             ),
-            "lon\n经度": gaps["lon"].map(lambda v: f"{v:.6f}"),
-            "lat\n纬度": gaps["lat"].map(lambda v: f"{v:.6f}"),
+            "lon\n经度": gaps["lon"].map(coordinate_text),
+            "lat\n纬度": gaps["lat"].map(coordinate_text),
         }
     )
 
@@ -630,8 +641,8 @@ def sites_view(proposed: gpd.GeoDataFrame) -> pd.DataFrame:
             "coverage after %\n覆盖率": proposed["cumulative_coverage_pct"]
             .map(figure_text)
             .to_numpy(),
-            "lon\n经度": pts.x.map(lambda v: f"{v:.6f}").to_numpy(),
-            "lat\n纬度": pts.y.map(lambda v: f"{v:.6f}").to_numpy(),
+            "lon\n经度": pts.x.map(coordinate_text).to_numpy(),
+            "lat\n纬度": pts.y.map(coordinate_text).to_numpy(),
             "method\n方法": proposed["method"].to_numpy(),
         }
     )
@@ -679,10 +690,12 @@ def summary_view(run: DistrictRun) -> pd.DataFrame:
         meets_text(None, no_data=True) if n else _mark(m)
         for n, m in zip(none, rows["meets_target"])
     ]
-    whole = {"threshold_m", "facilities_in_reach", "residents", "target_pct"}
+    whole = {"threshold_m", "facilities_in_reach", "residents"}
     for c in [c for c, _ in SUMMARY_VIEW if c != "standard"]:
         values = pd.to_numeric(view[c], errors="coerce")
-        view[c] = values.map(count_text) if c in whole else values.map(figure_text)
+        view[c] = values.map(
+            count_text if c in whole else target_text if c == "target_pct" else figure_text
+        )
     # a standard with no facility says so where its coverage figures would be
     for c in ("area_covered_euclid_pct", "area_covered_pct", "residents_covered_pct"):
         view.loc[none, c] = NO_DATA
@@ -704,18 +717,19 @@ def indicator_view(run: DistrictRun) -> pd.DataFrame:
     if "indicator" in rows:
         rows = rows[~rows["indicator"].map(_is_life_circle_row).to_numpy(dtype=bool)]
 
-    def target(v: object) -> str:
-        v = pd.to_numeric(v, errors="coerce")
-        return "—" if v != v else f"{v:g}"
+    units = rows["unit"].fillna("").astype(str)
+
+    def by_unit(col: str) -> list[str]:
+        """A column's figures each as its row's unit has them (the workbook's rule too)."""
+        values = pd.to_numeric(rows[col], errors="coerce")
+        return [value_text(v, unit=u) for v, u in zip(values, units, strict=True)]
 
     return pd.DataFrame(
         {
             "indicator\n指标": rows["name"].astype(str),
-            "value\n数值": pd.to_numeric(rows["value"], errors="coerce").map(
-                lambda v: "—" if v != v else f"{v:,.2f}"
-            ),
-            "unit\n单位": rows["unit"].fillna("").astype(str),
-            "target\n目标": rows["target"].map(target),
+            "value\n数值": by_unit("value"),
+            "unit\n单位": units,
+            "target\n目标": by_unit("target"),
             "meets\n达标": rows["meets_target"].map(_mark),
             "note\n说明": rows["note"].fillna("").astype(str),
         }
@@ -953,13 +967,39 @@ def _env():
         import jinja2
     except ImportError as exc:  # pragma: no cover - jinja2 comes with folium
         raise ImportError(f"reports need Jinja2: {_INSTALL} ({exc})") from exc
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         autoescape=True,
         trim_blocks=True,
         lstrip_blocks=True,
         undefined=jinja2.StrictUndefined,
     )
+    env.filters["figure"] = figure_html
+    # the words the pages say where there is no figure, and why: those of every other output
+    env.globals.update(no_data=NO_DATA, no_facility_why=NO_FACILITY_WHY, empty=EMPTY)
+    return env
+
+
+def figure_html(text: object) -> Markup:
+    """A figure's text (`walkcover.presentation.figures`) for a page's cell, escaped, with
+    `NO_DATA`'s Chinese words kept on one line (``<span class="nobr">无数据</span>``): in a
+    narrow column the PDF would otherwise break them between characters ("无数/据").
+
+    Parameters
+    ----------
+    text
+        The figure as the formatter gave it (``94.9``, ``no data · 无数据``, ``—``).
+
+    Returns
+    -------
+    markupsafe.Markup
+        The cell's HTML.
+    """
+    from markupsafe import Markup, escape  # with Jinja2, as the pages are
+
+    html = escape(str(text))
+    kept = Markup('{} · <span class="nobr">{}</span>').format(NO_DATA_EN, NO_DATA_ZH)
+    return Markup(html.replace(escape(NO_DATA), kept))
 
 
 def _css() -> str:
@@ -977,7 +1017,11 @@ def completeness_text(run: DistrictRun) -> str:
     if not len(rows):
         return ""
     pct = pd.to_numeric(rows["building_completeness_pct"], errors="coerce").iloc[0]
-    known = "unknown (no residential land or known total)" if pct != pct else f"≈ {pct:.0f}%"
+    known = (
+        "unknown (no residential land or known total)"
+        if pct != pct
+        else f"≈ {figure_text(pct, decimals=0, unit='%')}"
+    )
     return (
         f"Buildings mapped: {known} complete · 建筑物完整度 {known}; residents from: "
         f"{rows['demand_model'].iloc[0]} ({run.population_model})"
@@ -1008,7 +1052,7 @@ def _standard_figures(run: DistrictRun, std: Standard) -> list[tuple[str, str]]:
             "residents within reach · 步行范围内居民",
             pct_text(r["residents_covered_pct"], no_data=none, unit="%"),
         ),
-        ("target · 目标", f"{float(r['target_pct']):g}%"),
+        ("target · 目标", target_text(r["target_pct"], unit="%")),
         (
             "official figure (circles on land) · 官方口径",
             pct_text(r["area_covered_euclid_pct"], no_data=none, unit="%"),
@@ -1397,14 +1441,14 @@ def region_index_html(
             none = (rows["note"] != "").to_numpy()
             view = pd.DataFrame(
                 {
-                    "rank\n排名": rows["rank"].map(lambda r: "—" if r != r else f"{r:.0f}"),
+                    "rank\n排名": rows["rank"].map(count_text),
                     "city\n城市": rows["city_name"].astype(str),
                     "residents\n居民": rows["residents"].map(count_text),
                     "covered %\n覆盖率": [
                         pct_text(v, no_data=bool(n))
                         for v, n in zip(rows["residents_covered_pct"], none)
                     ],
-                    "target %\n目标": rows["target_pct"].map(lambda v: f"{float(v):g}"),
+                    "target %\n目标": rows["target_pct"].map(target_text),
                     "meets\n达标": [
                         meets_text(None if p != p else bool(mt), no_data=bool(n))
                         for p, mt, n in zip(

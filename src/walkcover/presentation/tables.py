@@ -37,6 +37,13 @@ import pandas as pd
 
 from walkcover._atomic import write_atomic
 from walkcover._escape import csv_frame, csv_unescape_frame
+from walkcover.presentation.figures import (
+    AMOUNT_DECIMALS,
+    COUNT_DECIMALS,
+    PERCENT_DECIMALS,
+    decimals_for,
+    sheet_format,
+)
 from walkcover.presentation.file_set import (
     FileSet,
     FileSetError,
@@ -408,18 +415,22 @@ HEADERS = {
     "districts": "districts · 区数",
 }  # fmt: skip
 
-#: Number formats by column: what people read rounds, the cell keeps the exact figure.
-PERCENT_FORMAT = "0.0"
-WHOLE_FORMAT = "#,##0"
-KM2_FORMAT = "#,##0.00"
-KM_FORMAT = "#,##0.0"
+#: Number formats by column: what people read rounds, the cell keeps the exact figure; each
+#: shows what `walkcover.presentation.figures` writes of it elsewhere (the same decimals, and an
+#: amount that is not zero never reading as zero: ``<0.01`` km²).
+PERCENT_FORMAT = sheet_format(PERCENT_DECIMALS, separators=False)
+WHOLE_FORMAT = sheet_format(COUNT_DECIMALS)
+KM2_FORMAT = sheet_format(decimals_for("km²"), small=True)
+#: Densities, amounts per resident or per 1,000, lengths in km.
+AMOUNT_FORMAT = sheet_format(AMOUNT_DECIMALS, small=True)
 #: Columns of whole things (facilities, homes, districts) and of people.
 _WHOLE = {
     "facilities", "facilities_in_reach", "facilities_excluded", "demand_units", "residents",
     "residents_covered", "report_group_residents", "unsnapped_units", "unreachable_units",
     "beyond_search_units", "districts", "facilities_default_capacity",
 }  # fmt: skip
-#: ``district_indicators``: the format of ``value`` and ``target`` by the row's ``unit``.
+#: ``district_indicators``: the format of ``value`` and ``target`` by the row's ``unit`` (any
+#: other unit, a density or an amount per resident, `AMOUNT_FORMAT`), as the reports have them.
 _UNIT_FORMATS = {"count": WHOLE_FORMAT, "km²": KM2_FORMAT, "%": PERCENT_FORMAT}
 _BY_UNIT = ("value", "target")
 
@@ -435,10 +446,8 @@ def column_format(column: str) -> str | None:
         return WHOLE_FORMAT  # metres
     if col.endswith("_km2"):
         return KM2_FORMAT
-    if col.endswith("_per_1000"):
-        return KM_FORMAT  # one decimal
-    if col.startswith("street_km_"):
-        return KM_FORMAT
+    if col.endswith("_per_1000") or col.startswith("street_km_"):
+        return AMOUNT_FORMAT  # one decimal
     return None
 
 
@@ -534,7 +543,7 @@ def write_workbook(path: Path, sheets: dict[str, pd.DataFrame]) -> Path:
                 for j, value in enumerate(row):
                     cell_fmt = None
                     if units is not None and columns[j] in _BY_UNIT:
-                        cell_fmt = fmt(_UNIT_FORMATS.get(units[i - 1], PERCENT_FORMAT))
+                        cell_fmt = fmt(_UNIT_FORMATS.get(units[i - 1], AMOUNT_FORMAT))
                     widths[j] = max(widths[j], _write_cell(ws, i, j, value, cell_fmt=cell_fmt))
             # each column as wide as its longest text (the cells' own formats are set by column,
             # and apply to cells written before with none of their own)

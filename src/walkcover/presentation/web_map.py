@@ -28,6 +28,7 @@ from walkcover._errors import WalkcoverError
 from walkcover._escape import html_text, js_value
 from walkcover._gc import collector_paused
 from walkcover.config.crs import frame_to_lonlat, to_lonlat
+from walkcover.presentation.figures import NO_DATA, NO_FACILITY_WHY
 
 ASSETS = Path(__file__).resolve().parents[1] / "_assets"
 _LEAFLET_JS = "https://cdn.jsdelivr.net/npm/leaflet@1.9.3/dist/leaflet.js"
@@ -353,12 +354,14 @@ def _geojson(gdf: gpd.GeoDataFrame, *, simplify_m: float = 0.5) -> dict:
 
 
 #: The label of a district where a standard has no facility in the data: no data, said in words
-#: on the map (a grey fill alone reads as 0%), on a hatched ground.
+#: on the map (a grey fill alone reads as 0%), on a hatched ground, in the words of every other
+#: output, and why under them.
 _NO_DATA_HTML = (
     "<div style='transform:translate(-50%,-50%);width:max-content;padding:3px 8px;"
     "font:bold 12px sans-serif;color:#424242;border:1px solid #757575;border-radius:4px;"
     "background:repeating-linear-gradient(45deg,#fff 0 6px,#e0e0e0 6px 9px)'>"
-    "no facility in the data · 数据中无设施</div>"
+    f"{html_text(NO_DATA)}<br><span style='font-weight:normal'>{html_text(NO_FACILITY_WHY)}"
+    "</span></div>"
 )
 
 
