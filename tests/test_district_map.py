@@ -268,3 +268,44 @@ def test_credit_scale_and_legend_leave_the_district_readable(
         assert errors == []
     finally:
         page.close()
+
+
+#: Every entry of the district map's legend that must lie inside its box: the bands, the
+#: symbols, and each line of the standard's section shown.
+_LEGEND_ENTRIES = (
+    "() => { const box = document.getElementById('walkcover-legend');"
+    " const b = box.getBoundingClientRect(), out = [];"
+    " const entries = [...box.querySelectorAll('[data-bands] > *, [data-symbols] > *,"
+    "  [data-standard]:not([hidden]) > *, details > div:not([data-bands]):not([data-symbols])"
+    ":not([data-standard])')];"
+    " for (const e of entries) {"
+    "  e.scrollIntoView({block: 'nearest', inline: 'nearest'});"
+    "  const r = e.getBoundingClientRect(), t = document.createRange();"
+    "  t.selectNodeContents(e); const w = t.getBoundingClientRect();"
+    "  const b = box.getBoundingClientRect();"
+    "  out.push({text: e.textContent, inside: [r, w].every(q => q.left >= b.left - 0.5"
+    "   && q.right <= b.right + 0.5 && q.top >= b.top - 0.5 && q.bottom <= b.bottom + 0.5)}); }"
+    " return {entries: out, wide: box.scrollWidth <= box.clientWidth}; }"
+)
+
+
+@pytest.mark.parametrize("size", [(1280, 900), (800, 700)])
+def test_every_legend_entry_stays_inside_the_legend(sample_results, district_page, browser, size):
+    """Each entry of the legend (the bands, the symbols, the standard's lines) lies within the
+    legend's box, open in a laptop's window and in a narrow one: the band "unreachable, not
+    snapped, or no facility in the data · 不可达/未匹配/无设施" ran out of the box as one
+    unbroken line. Nothing is hidden to make it fit: every band's words are there."""
+    page, errors, _ = open_offline(browser, district_page, size=size)
+    try:
+        if not page.evaluate("() => document.querySelector('#walkcover-legend details').open"):
+            page.locator("#walkcover-legend summary").click()  # folded on a small screen
+        found = page.evaluate(_LEGEND_ENTRIES)
+        texts = " ".join(e["text"] for e in found["entries"])
+        for _, words in BANDS.values():
+            assert words in texts
+        assert len(found["entries"]) > len(BANDS)
+        assert [e["text"] for e in found["entries"] if not e["inside"]] == []
+        assert found["wide"]  # no part of a line left to a sideways scroll
+        assert errors == []
+    finally:
+        page.close()
