@@ -371,3 +371,53 @@ def test_the_region_map_gives_every_distance_of_a_standard_by_street_context(
     # without the standards: each row's threshold, as the summary holds it
     bare = _legend_standards(render_html(region_map(summary, outline, title="R")))
     assert f"within {toilet.threshold_m:g} m walk" in bare["Public toilet"]
+
+
+#: The only numbers a city or region map's features carry: what the page computes with (each
+#: standard's colour and the ramp's marks), never shown as written.
+_COMPUTED = {"pct"}
+
+
+def _numbers_shown(blobs: list[dict]) -> list[tuple[str, object]]:
+    """Every property of the features in `blobs` that holds a number and is not `_COMPUTED`."""
+    return [
+        (k, v)
+        for blob in blobs
+        for f in blob.get("features", [])
+        for k, v in f.get("properties", {}).items()
+        if k not in _COMPUTED
+        and any(isinstance(x, (int, float)) for x in (v if isinstance(v, list) else [v]))
+    ]
+
+
+def test_map_data_holds_figures_text_never_a_number_the_browser_writes(
+    sample_results, city_page, region_page
+):
+    """What a planner reads on the city and region maps (a district's figure, target, verdict,
+    its city's figure; a hexagon's figures and residents) travels as text made by
+    `walkcover.presentation.figures` (``1,642``, ``93.6%``); numbers only where the page
+    computes with them (colours, the ramp's marks)."""
+    from walkcover.presentation.figures import count_text
+
+    a = sample_results.assessment
+    for path in (city_page, region_page):
+        blobs = _blobs(path.read_text(encoding="utf-8"))
+        assert blobs and _numbers_shown(blobs) == []
+    blobs = _blobs(city_page.read_text(encoding="utf-8"))
+    hexes = [f for b in blobs for f in b["features"] if "cell" in f["properties"]]
+    cells = a.hexagons.cells
+    residents = {c: set() for c in cells["cell"]}
+    for c, r in zip(cells["cell"], cells["residents"]):
+        residents[c].add(count_text(r))
+    assert hexes and all(
+        f["properties"]["residents"] in residents[f["properties"]["cell"]] for f in hexes
+    )
+    districts = [
+        f["properties"] for b in blobs for f in b["features"] if "covered" in f["properties"]
+    ]
+    for p in districts:
+        rows = a.summary[a.summary["standard_name"] == p["standard"].split(" ", 1)[-1]]
+        assert p["covered"] in {pct_text(v, unit="%") for v in rows["residents_covered_pct"]} | {
+            NO_DATA,
+            "no residents in the data · 数据中无居民",
+        }, p

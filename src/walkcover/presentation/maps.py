@@ -1352,7 +1352,9 @@ def _add_facilities(
         props["capacity_from"] = [f"from · 来源: {f}" for _, f in words]
         lines += ["capacity", "capacity_from"]
     frame = gpd.GeoDataFrame(
-        {**props, **{b: counts[b][near] for b in names3}},
+        # the homes per band as text made by the one formatter (``1,642``): a number here would
+        # show as the browser writes it (``1642``)
+        {**props, **{b: [count_text(v) for v in counts[b][near]] for b in names3}},
         geometry=sub.geometry.to_numpy(),
         crs=result.crs,
     )
