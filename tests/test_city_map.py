@@ -421,3 +421,23 @@ def test_map_data_holds_figures_text_never_a_number_the_browser_writes(
             NO_DATA,
             "no residents in the data · 数据中无居民",
         }, p
+
+
+def test_the_region_map_labels_each_city_with_its_figure(sample_results, region_page):
+    """Each city's label on the region map gives its whole figure (`city_figures`, as the region
+    page ranks it) by the one formatter: it read the figure as a column of the table (none
+    found) and wrote "—" for every city."""
+    from walkcover.measures.indicators import city_figures
+
+    summary = sample_results.assessment.summary.assign(city="sample", city_name="赫尔辛基样例")
+    figures = city_figures(summary).set_index("standard")
+    page = region_page.read_text(encoding="utf-8")
+    spec = re.search(r"walkcoverStandardView\(.*?, (\{\"legends\".*?\})\);\n", page, re.DOTALL)
+    assert spec is not None
+    labels = json.loads(spec.group(1))["labels"]
+    toilet = [s.id for s in sample_results.assessment.standards].index("toilet")
+    want = pct_text(figures.loc["toilet", "residents_covered_pct"], unit="%")
+    assert want != "—"
+    assert [lab["lines"] for lab in labels[toilet]] == [
+        ["赫尔辛基样例", f"{want} · whole city 全市"]
+    ]

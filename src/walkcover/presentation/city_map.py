@@ -474,7 +474,8 @@ def region_map(
         groups.append(group)
         tgt = float(np.nanmax(target)) if np.isfinite(target).any() else np.nan
         legends.append(_legend_entry(name, _region_distances(str(sid), rows, by_id), tgt))
-        pcts = np.array([100 * by_city.get(c, np.nan) for c in city_names], dtype=float)
+        city_of = by_city["residents_covered_pct"]
+        pcts = np.array([city_of.get(c, np.nan) for c in city_names], dtype=float)
         labels.append(
             [
                 {
