@@ -286,6 +286,9 @@ def test_a_city_too_big_for_one_task_runs_one_task_per_district(tmp_path):
     assert sorted(p.name for p in city_dir.iterdir() if p.is_dir()) == ["sample-nw", "sample-sw"]
     assert (city_dir / "map.html").is_file() and (city_dir / "sample-sw" / "map.html").is_file()
     assert "one task per district" in (city_dir / "index.html").read_text(encoding="utf-8")
+    # its map (a region map of its districts) gives the toilets' every distance
+    page = (city_dir / "map.html").read_text(encoding="utf-8")
+    assert f"within {_toilet_distances(cfg)} walk" in page
     got = pd.read_csv(city_dir / "summary.csv", dtype={"district_id": str})
     whole = wc.assess(region_city(load_region(cfg), "A"), standard=STANDARDS, source=source,
                       cache=False).summary  # fmt: skip
@@ -295,6 +298,17 @@ def test_a_city_too_big_for_one_task_runs_one_task_per_district(tmp_path):
     for col in ("residents", "residents_covered_pct", "area_covered_pct", "facilities_in_reach"):
         np.testing.assert_allclose(got[col].to_numpy(float), want[col].to_numpy(float), rtol=1e-9)
     assert not (tmp_path / "out" / "testland" / ".work" / "testland-a-parts").exists()
+
+
+def _toilet_distances(cfg: Path) -> str:
+    """The toilets' distances (``300/500/800 m``) in the standards file city A of `cfg` uses."""
+    from walkcover.config.region import city_standards, load_region
+    from walkcover.config.standards import load_standards
+    from walkcover.presentation.figures import distance_text
+
+    toilet = load_standards(city_standards(load_region(cfg), "A")).standards["toilet"]
+    assert len(set(toilet.context_thresholds_m.values())) > 1
+    return distance_text(toilet)
 
 
 def test_region_map_in_a_browser(batch_run, browser):
@@ -319,6 +333,9 @@ def test_region_map_in_a_browser(batch_run, browser):
         page.wait_for_timeout(300)
         shown = shown_text(page, ".leaflet-tooltip")
         assert "residents covered" in shown and "whole city" in shown and "City" in shown
+        # the toilets' every distance by street context, from the standards the cities used
+        legend = " ".join(shown_text(page, "#walkcover-legend").split())
+        assert f"within {_toilet_distances(batch_run[1])} walk" in legend, legend
         assert errors == [] and outside == []
     finally:
         page.close()

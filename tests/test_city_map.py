@@ -14,7 +14,7 @@ import shapely
 
 from conftest import leaflet_eval, open_offline, shown_text
 from walkcover.presentation.city_map import city_map, region_map
-from walkcover.presentation.figures import NO_DATA, meets_text, pct_text
+from walkcover.presentation.figures import NO_DATA, distance_text, meets_text, pct_text
 from walkcover.presentation.web_map import render_html, save_map
 
 
@@ -39,7 +39,10 @@ def region_page(sample_results, tmp_path_factory):
         {"name": ["赫尔辛基样例"]}, geometry=[a.districts.union_all()], crs=4326
     )
     path = tmp_path_factory.mktemp("region-map") / "map.html"
-    save_map(region_map(summary, outline, title="Sample region · 样例区域"), path)
+    save_map(
+        region_map(summary, outline, title="Sample region · 样例区域", standards=a.standards),
+        path,
+    )
     return path
 
 
@@ -295,7 +298,9 @@ def test_region_map_hover_and_legend_follow_the_standard(region_page, sample_res
         assert pct_text(r.residents_covered_pct, unit="%") in shown, shown
         assert "whole city" in shown and meets_text(r.meets_target) in shown
         legend = " ".join(shown_text(page, "#walkcover-legend").split())
-        assert "Public toilet" in legend and "500 m" in legend
+        # every distance of the toilets' rule by street context, not the default alone
+        toilet = distance_text(a.standard("toilet")).removesuffix(" m")
+        assert "Public toilet" in legend and f"within {toilet} m walk" in legend, legend
         _pick(page, "Kindergarten")
         legend = " ".join(shown_text(page, "#walkcover-legend").split())
         assert "Kindergarten" in legend and "300 m" in legend and "Public toilet" not in legend
@@ -326,3 +331,113 @@ def test_the_region_map_states_the_figure_the_region_page_ranks(sample_results, 
                 seen.setdefault(props["standard"], set()).add(props["city_pct"])
     assert set(seen) == set(want)
     assert {k: v.pop() for k, v in seen.items() if len(v) == 1} == want
+
+
+def _legend_standards(page: str) -> dict[str, str]:
+    """The region map's legend text per standard (`StandardView`'s spec), by standard name."""
+    spec = re.search(r"walkcoverStandardView\(.*?, (\{\"legends\".*?\})\);\n", page, re.DOTALL)
+    assert spec is not None
+    legends = json.loads(spec.group(1))["legends"]
+    return {e["standard"].split(" · ")[0]: e["standard"] for e in legends}
+
+
+def test_the_region_map_gives_every_distance_of_a_standard_by_street_context(
+    sample_results, tmp_path
+):
+    """The region map's legend says each distance of the toilets' rule (300/500/800 m by street
+    context) from the standards the cities used, as the city and district maps do, never the
+    default 500 m alone; it reads no free text (``context_applied`` blanked here). A standard
+    the map is not given is labelled by its rows' ``threshold_m``."""
+    a = sample_results.assessment
+    toilet = a.standard("toilet")
+    assert len(set(toilet.context_thresholds_m.values())) > 1  # a rule per street context
+    polys = a.districts.set_index("district_id").geometry
+    summary = gpd.GeoDataFrame(
+        a.summary.assign(city_name="赫尔辛基样例", context_applied=""),
+        geometry=polys.reindex(a.summary["district_id"]).to_numpy(),
+        crs=4326,
+    )
+    outline = gpd.GeoDataFrame(
+        {"name": ["赫尔辛基样例"]}, geometry=[a.districts.union_all()], crs=4326
+    )
+    given = _legend_standards(
+        render_html(region_map(summary, outline, title="R", standards=a.standards))
+    )
+    toilets = distance_text(toilet).removesuffix(" m")
+    assert "/" in toilets
+    assert f"within {toilets} m walk · 步行{toilets}米内" in given["Public toilet"]
+    for std in a.standards:
+        assert f"within {distance_text(std)} walk" in given[std.name], given[std.name]
+    # without the standards: each row's threshold, as the summary holds it
+    bare = _legend_standards(render_html(region_map(summary, outline, title="R")))
+    assert f"within {toilet.threshold_m:g} m walk" in bare["Public toilet"]
+
+
+#: The only numbers a city or region map's features carry: what the page computes with (each
+#: standard's colour and the ramp's marks), never shown as written.
+_COMPUTED = {"pct"}
+
+
+def _numbers_shown(blobs: list[dict]) -> list[tuple[str, object]]:
+    """Every property of the features in `blobs` that holds a number and is not `_COMPUTED`."""
+    return [
+        (k, v)
+        for blob in blobs
+        for f in blob.get("features", [])
+        for k, v in f.get("properties", {}).items()
+        if k not in _COMPUTED
+        and any(isinstance(x, (int, float)) for x in (v if isinstance(v, list) else [v]))
+    ]
+
+
+def test_map_data_holds_figures_text_never_a_number_the_browser_writes(
+    sample_results, city_page, region_page
+):
+    """What a planner reads on the city and region maps (a district's figure, target, verdict,
+    its city's figure; a hexagon's figures and residents) travels as text made by
+    `walkcover.presentation.figures` (``1,642``, ``93.6%``); numbers only where the page
+    computes with them (colours, the ramp's marks)."""
+    from walkcover.presentation.figures import count_text
+
+    a = sample_results.assessment
+    for path in (city_page, region_page):
+        blobs = _blobs(path.read_text(encoding="utf-8"))
+        assert blobs and _numbers_shown(blobs) == []
+    blobs = _blobs(city_page.read_text(encoding="utf-8"))
+    hexes = [f for b in blobs for f in b["features"] if "cell" in f["properties"]]
+    cells = a.hexagons.cells
+    residents = {c: set() for c in cells["cell"]}
+    for c, r in zip(cells["cell"], cells["residents"]):
+        residents[c].add(count_text(r))
+    assert hexes and all(
+        f["properties"]["residents"] in residents[f["properties"]["cell"]] for f in hexes
+    )
+    districts = [
+        f["properties"] for b in blobs for f in b["features"] if "covered" in f["properties"]
+    ]
+    for p in districts:
+        rows = a.summary[a.summary["standard_name"] == p["standard"].split(" ", 1)[-1]]
+        assert p["covered"] in {pct_text(v, unit="%") for v in rows["residents_covered_pct"]} | {
+            NO_DATA,
+            "no residents in the data · 数据中无居民",
+        }, p
+
+
+def test_the_region_map_labels_each_city_with_its_figure(sample_results, region_page):
+    """Each city's label on the region map gives its whole figure (`city_figures`, as the region
+    page ranks it) by the one formatter: it read the figure as a column of the table (none
+    found) and wrote "—" for every city."""
+    from walkcover.measures.indicators import city_figures
+
+    summary = sample_results.assessment.summary.assign(city="sample", city_name="赫尔辛基样例")
+    figures = city_figures(summary).set_index("standard")
+    page = region_page.read_text(encoding="utf-8")
+    spec = re.search(r"walkcoverStandardView\(.*?, (\{\"legends\".*?\})\);\n", page, re.DOTALL)
+    assert spec is not None
+    labels = json.loads(spec.group(1))["labels"]
+    toilet = [s.id for s in sample_results.assessment.standards].index("toilet")
+    want = pct_text(figures.loc["toilet", "residents_covered_pct"], unit="%")
+    assert want != "—"
+    assert [lab["lines"] for lab in labels[toilet]] == [
+        ["赫尔辛基样例", f"{want} · whole city 全市"]
+    ]

@@ -268,3 +268,88 @@ def test_credit_scale_and_legend_leave_the_district_readable(
         assert errors == []
     finally:
         page.close()
+
+
+#: Every entry of the district map's legend that must lie inside its box: the bands, the
+#: symbols, and each line of the standard's section shown.
+_LEGEND_ENTRIES = (
+    "() => { const box = document.getElementById('walkcover-legend');"
+    " const b = box.getBoundingClientRect(), out = [];"
+    " const entries = [...box.querySelectorAll('[data-bands] > *, [data-symbols] > *,"
+    "  [data-standard]:not([hidden]) > *, details > div:not([data-bands]):not([data-symbols])"
+    ":not([data-standard])')];"
+    " for (const e of entries) {"
+    "  e.scrollIntoView({block: 'nearest', inline: 'nearest'});"
+    "  const r = e.getBoundingClientRect(), t = document.createRange();"
+    "  t.selectNodeContents(e); const w = t.getBoundingClientRect();"
+    "  const b = box.getBoundingClientRect();"
+    "  out.push({text: e.textContent, inside: [r, w].every(q => q.left >= b.left - 0.5"
+    "   && q.right <= b.right + 0.5 && q.top >= b.top - 0.5 && q.bottom <= b.bottom + 0.5)}); }"
+    " return {entries: out, wide: box.scrollWidth <= box.clientWidth}; }"
+)
+
+
+@pytest.mark.parametrize("size", [(1280, 900), (800, 700)])
+def test_every_legend_entry_stays_inside_the_legend(sample_results, district_page, browser, size):
+    """Each entry of the legend (the bands, the symbols, the standard's lines) lies within the
+    legend's box, open in a laptop's window and in a narrow one: the band "unreachable, not
+    snapped, or no facility in the data · 不可达/未匹配/无设施" ran out of the box as one
+    unbroken line. Nothing is hidden to make it fit: every band's words are there."""
+    page, errors, _ = open_offline(browser, district_page, size=size)
+    try:
+        if not page.evaluate("() => document.querySelector('#walkcover-legend details').open"):
+            page.locator("#walkcover-legend summary").click()  # folded on a small screen
+        found = page.evaluate(_LEGEND_ENTRIES)
+        texts = " ".join(e["text"] for e in found["entries"])
+        for _, words in BANDS.values():
+            assert words in texts
+        assert len(found["entries"]) > len(BANDS)
+        assert [e["text"] for e in found["entries"] if not e["inside"]] == []
+        assert found["wide"]  # no part of a line left to a sideways scroll
+        assert errors == []
+    finally:
+        page.close()
+
+
+def packed_layers(page: str) -> list[dict]:
+    """The packed layers of a district map's page (`web_map.PackedGeoJson`: columns of
+    properties under ``props``)."""
+    import json
+
+    found = re.findall(r"walkcover\.lazy\((\{.*?\}), \{\s*interactive:", page, flags=re.DOTALL)
+    return [json.loads(f) for f in found]
+
+
+def test_facility_popups_carry_the_homes_per_band_as_figures_text(sample_results, district_page):
+    """A facility's popup gives how many homes have it as their nearest, by band, as text made by
+    `figures.count_text` (``1,642``), never a number the browser writes (``1642``)."""
+    from walkcover.assessment import can_serve
+    from walkcover.presentation.figures import count_text
+
+    a = sample_results.assessment
+    demand, _ = a.district_demand(DISTRICT)
+    dgeom = a.district_geometry(DISTRICT)
+    want: dict[str, dict[str, tuple[str, str, str]]] = {}
+    for std in a.standards:
+        counted = a.passes[std.id].counted
+        if not len(counted):
+            continue
+        nearest = a.district_nearest(std.id, DISTRICT)
+        band = demand[f"{std.id}_band"].to_numpy(dtype=object)
+        per_band = [
+            np.bincount(nearest[(nearest >= 0) & (band == b)], minlength=len(counted))
+            for b in ("within", "near", "beyond")
+        ]
+        near = np.flatnonzero(can_serve(counted.geometry, dgeom, a.passes[std.id].limit_m))
+        ids = counted["osm_id"].astype(str).to_numpy()
+        want[std.id] = {ids[i]: tuple(count_text(c[i]) for c in per_band) for i in near}
+    layers = [p["props"] for p in packed_layers(district_page.read_text("utf-8"))]
+    facilities = [p for p in layers if {"within", "near", "beyond", "osm_id"} <= set(p)]
+    assert facilities
+    shown_counts = 0
+    for props in facilities:
+        got = list(zip(props["osm_id"], props["within"], props["near"], props["beyond"]))
+        assert all(isinstance(t, str) for row in got for t in row[1:]), got[:3]
+        assert any(all(want[s].get(i) == tuple(t) for i, *t in got) for s in want), got[:3]
+        shown_counts += sum(int(t.replace(",", "")) > 0 for row in got for t in row[1:])
+    assert shown_counts > 0  # some facility is some home's nearest

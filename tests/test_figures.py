@@ -17,6 +17,8 @@ from walkcover.presentation.figures import (
     amount_text,
     coordinate_text,
     decimals_for,
+    distance_text,
+    distances_text,
     length_text,
     sheet_format,
     target_text,
@@ -135,3 +137,22 @@ def test_a_page_keeps_no_data_on_one_line():
     assert str(figure_html("94.9")) == "94.9"
     assert str(figure_html("<b>")) == "&lt;b&gt;"
     assert str(figure_html(f"{NO_DATA} ✗")) == 'no data · <span class="nobr">无数据</span> ✗'
+
+
+def test_distances_of_a_standard_in_several_files_are_each_said_once():
+    """A standard by street context gives each distance (300/500/800 m), never its default
+    alone; the same id in several cities' files gives every distance any of them has, once."""
+    from types import SimpleNamespace
+
+    toilet = SimpleNamespace(
+        threshold_m=500.0,
+        context_thresholds_m={"main_street": 300.0, "ordinary_road": 500.0, "riverside_park": 800},
+    )
+    plain = SimpleNamespace(threshold_m=500.0, context_thresholds_m={})
+    other = SimpleNamespace(threshold_m=300.0, context_thresholds_m={})
+    assert distance_text(toilet) == "300/500/800 m"
+    assert distance_text(toilet, compact=True) == "300–800 m"
+    assert distance_text(plain) == "500 m"
+    assert distances_text([toilet, plain]) == "300/500/800 m"
+    assert distances_text([plain, other]) == "300/500 m"
+    assert distances_text([]) == EMPTY

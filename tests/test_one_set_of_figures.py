@@ -325,3 +325,34 @@ def test_counts_and_densities_agree_with_the_workbook(made):
     assert counts and all(re.fullmatch(r"[0-9,]+", v) for v in counts)
     targets = [r[3] for r in rows if r[2] == "count" and r[3] != EMPTY]
     assert targets and all(re.fullmatch(r"[0-9,]+", v) for v in targets)  # 10, never 10.0
+
+
+def test_the_notebook_table_agrees(sample_results):
+    """``Results._repr_html_`` (a notebook's table) writes each figure by the one rule: the
+    residents' and the official figure at one decimal (half to even on the stored digits, never
+    pandas' ``round``), "no data" where no facility is in reach (never 0% or blank), targets at
+    one decimal, the toilets' every distance by street context."""
+    from bs4 import BeautifulSoup
+
+    from walkcover.presentation.figures import distance_text, meets_text
+
+    s = sample_results.summary
+    soup = BeautifulSoup(sample_results._repr_html_(), "html.parser")
+    head = [th.get_text() for th in soup.select("thead th")]
+    cells = [[td.get_text() for td in tr.select("td")] for tr in soup.select("tbody tr")]
+    got = pd.DataFrame(cells, columns=head)
+    assert len(got) == len(s)
+    none = (s["facilities_in_reach"] == 0).to_numpy()
+    assert none.any() and (~none).any()
+    for col in ("residents_covered_pct", "area_covered_euclid_pct"):
+        want = [NO_DATA if n else figure_text(v) for v, n in zip(s[col], none)]
+        assert got[col].tolist() == want, col
+    assert got["target_pct"].tolist() == [target_text(v) for v in s["target_pct"]]
+    assert got["meets_target"].tolist() == [
+        meets_text(m, no_data=n) for m, n in zip(s["meets_target"], none)
+    ]
+    by_id = {std.id: std for std in sample_results.assessment.standards}
+    assert got["threshold_m"].tolist() == [
+        distance_text(by_id[sid]).removesuffix(" m") for sid in s["standard"]
+    ]
+    assert "300/500/800" in set(got["threshold_m"])

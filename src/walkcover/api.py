@@ -700,17 +700,45 @@ class Results:
         return self.save_sites([answer], out, overwrite=overwrite)
 
     def _repr_html_(self) -> str:
-        cols = [
-            "district",
-            "standard",
-            "threshold_m",
-            "residents_covered_pct",
-            "area_covered_euclid_pct",
-            "target_pct",
-            "meets_target",
-        ]
-        table = self.summary[[c for c in cols if c in self.summary.columns]]
-        return str(table.round(1).to_html(index=False, escape=True, na_rep="—"))
+        """The summary in a notebook, every figure as the other outputs write it
+        (`walkcover.presentation.figures`): percentages and targets at one decimal, "no data"
+        where a standard has no facility in reach (never 0%), each distance of a rule by street
+        context (the toilets: ``300/500/800``)."""
+        from walkcover.presentation.figures import (
+            distance_text,
+            meets_text,
+            pct_text,
+            target_text,
+            value_text,
+        )
+
+        rows = self.summary
+        by_id = {s.id: s for s in self.assessment.standards}
+        reason = rows["no_data_reason"].fillna("").astype(str).str.strip()
+        reach = pd.to_numeric(rows["facilities_in_reach"], errors="coerce")
+        none = ((reason != "") | (reach == 0)).tolist()
+        table = pd.DataFrame(
+            {
+                "district": rows["district"].astype(str).tolist(),
+                "standard": rows["standard"].astype(str).tolist(),
+                "threshold_m": [
+                    distance_text(by_id[s]).removesuffix(" m")
+                    if s in by_id
+                    else value_text(t, unit="count")
+                    for s, t in zip(rows["standard"].astype(str), rows["threshold_m"])
+                ],
+                **{
+                    col: [pct_text(v, no_data=n) for v, n in zip(rows[col], none)]
+                    for col in ("residents_covered_pct", "area_covered_euclid_pct")
+                },
+                "target_pct": [target_text(v) for v in rows["target_pct"]],
+                "meets_target": [
+                    meets_text(None if pd.isna(m) else bool(m), no_data=n)
+                    for m, n in zip(rows["meets_target"], none)
+                ],
+            }
+        )
+        return str(table.to_html(index=False, escape=True))
 
 
 def earlier_proposals(assessment: Assessment, out: Path, *, overwrite: bool) -> dict[str, Proposal]:

@@ -324,7 +324,13 @@ def _run_split(
                 for job in jobs
             ]
             client.gather(futures)
-    merge_district_parts(base, city, [parts / j[2] for j in jobs], maps=maps)
+    merge_district_parts(
+        base,
+        city,
+        [parts / j[2] for j in jobs],
+        maps=maps,
+        standards=_standards(region, city_id, standard),
+    )
     _remove_tree(parts, root)
 
 

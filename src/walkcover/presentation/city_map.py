@@ -18,6 +18,8 @@ What a planner sees, from the top down:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from types import SimpleNamespace
 from typing import Any
 
 import folium
@@ -31,6 +33,7 @@ from folium.template import Template
 
 from walkcover._escape import html_text, js_value
 from walkcover.assessment import Assessment
+from walkcover.config.standards import Standard
 from walkcover.measures.hexagons import HexCoverage
 from walkcover.measures.indicators import city_figures
 from walkcover.presentation.figures import (
@@ -38,6 +41,7 @@ from walkcover.presentation.figures import (
     NO_FACILITY_WHY,
     count_text,
     distance_text,
+    distances_text,
     figure_text,
     meets_text,
     pct_text,
@@ -380,7 +384,13 @@ def _legend_entry(name: str, metres: str, target: float) -> dict[str, Any]:
     }
 
 
-def region_map(summary: gpd.GeoDataFrame, cities: gpd.GeoDataFrame, *, title: str) -> folium.Map:
+def region_map(
+    summary: gpd.GeoDataFrame,
+    cities: gpd.GeoDataFrame,
+    *,
+    title: str,
+    standards: Iterable[Standard] = (),
+) -> folium.Map:
     """The region map: each city's districts coloured by residents covered, one standard at a time
     (a radio choice), the cities outlined and labelled with their figure; hovering a district gives
     its city, its figure, its city's and the target, a click pins them; the legend follows the
@@ -395,7 +405,15 @@ def region_map(summary: gpd.GeoDataFrame, cities: gpd.GeoDataFrame, *, title: st
         City outlines (EPSG:4326) with ``name``.
     title
         The region's name, shown in the legend.
+    standards
+        The standards the cities were measured by (each city's standards file; a standard's id
+        may come more than once): the legend gives every walking distance of the standard shown
+        (the toilets' ``300/500/800 m`` by street context), as the city and district maps do. A
+        standard not among them is labelled by its rows' ``threshold_m``.
     """
+    by_id: dict[str, list[Standard]] = {}
+    for std in standards:
+        by_id.setdefault(std.id, []).append(std)
     m = _base_map(np.asarray(cities.total_bounds), None)
     figures = city_figures(
         pd.DataFrame(summary.drop(columns="geometry")).assign(
@@ -454,19 +472,10 @@ def region_map(summary: gpd.GeoDataFrame, cities: gpd.GeoDataFrame, *, title: st
         ).add_to(group)
         group.add_to(m)
         groups.append(group)
-        threshold = (
-            float(pd.to_numeric(rows["threshold_m"], errors="coerce").iloc[0])
-            if "threshold_m" in rows
-            else None
-        )
         tgt = float(np.nanmax(target)) if np.isfinite(target).any() else np.nan
-        shown = (
-            figure_text(threshold, decimals=0)
-            if threshold is not None and threshold == threshold
-            else ""
-        )
-        legends.append(_legend_entry(name, shown, tgt))
-        pcts = np.array([100 * by_city.get(c, np.nan) for c in city_names], dtype=float)
+        legends.append(_legend_entry(name, _region_distances(str(sid), rows, by_id), tgt))
+        city_of = by_city["residents_covered_pct"]
+        pcts = np.array([city_of.get(c, np.nan) for c in city_names], dtype=float)
         labels.append(
             [
                 {
@@ -497,6 +506,21 @@ def region_map(summary: gpd.GeoDataFrame, cities: gpd.GeoDataFrame, *, title: st
     _figure(m).html.add_child(folium.Element(legend))
     StandardView(groups, legends, labels).add_to(m)
     return m
+
+
+def _region_distances(sid: str, rows: pd.DataFrame, by_id: dict[str, list[Standard]]) -> str:
+    """A region map's standard's walking distances without their unit (``300/500/800``): each
+    of its distances in the standards the cities used (`distances_text`); else its rows'
+    ``threshold_m`` (every distinct one); "" where neither says."""
+    if by_id.get(sid):
+        return distances_text(by_id[sid]).removesuffix(" m")
+    if "threshold_m" not in rows:
+        return ""
+    found = pd.to_numeric(rows["threshold_m"], errors="coerce").dropna().unique()
+    if not len(found):
+        return ""
+    # (known only by its threshold: no street contexts)
+    return distances_text([SimpleNamespace(threshold_m=float(v)) for v in found]).removesuffix(" m")
 
 
 def _coverage_layer(

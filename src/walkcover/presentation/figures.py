@@ -260,9 +260,19 @@ def distance_text(std: Any, *, compact: bool = False) -> str:
     """A standard's walking distance for a label (``500 m``); a rule per street context gives
     each of its distances (the toilets: ``300/500/800 m``), never the default alone; `compact`
     (a terminal's narrow column) gives their range (``300–800 m``)."""
-    values = sorted(set((getattr(std, "context_thresholds_m", None) or {}).values()))
+    return distances_text([std], compact=compact)
+
+
+def distances_text(standards: Any, *, compact: bool = False) -> str:
+    """Every walking distance of `standards` (one standard as each city of a region's standards
+    file has it) for a label, as `distance_text` says one standard's: ``300/500/800 m``."""
+    found: set[float] = set()
+    for std in standards:
+        contexts = list((getattr(std, "context_thresholds_m", None) or {}).values())
+        found.update(float(v) for v in (contexts or [std.threshold_m]))
+    values = sorted(found)
     if not values:
-        values = [std.threshold_m]
+        return EMPTY
     if compact and len(values) > 2:
         values = [values[0], values[-1]]
         return f"{values[0]:g}–{values[1]:g} m"

@@ -904,12 +904,7 @@ def _legend(
     warn = "".join(
         f"<div style='color:#b35806;margin:2px 0'>⚠ {html_text(w)}</div>" for w in warnings
     ) + "".join(f"<div style='color:#444;margin:2px 0'>{html_text(f)}</div>" for f in facts if f)
-    bands = "".join(
-        f"<span style='white-space:nowrap;margin-right:6px'><span style='background:{c};"
-        "display:inline-block;width:10px;height:10px;margin-right:3px'></span>"
-        f"{html_text(label)}</span> "
-        for c, label in BANDS.values()
-    )
+    bands = "".join(_key(_square(c), html_text(label)) for c, label in BANDS.values())
     sections = []
     for k, std in enumerate(result.standards):
         row = summary.loc[std.id] if std.id in summary.index else None
@@ -972,13 +967,18 @@ def _legend(
             f"{body}</div>"
         )
     symbols = (
-        f"<div><span style='color:{FACILITY_COLOUR[0]}'>◉</span> facility · 设施 &nbsp;"
-        f"<span style='background:{SERVICE_AREA_COLOUR};opacity:.35;display:inline-block;"
-        "width:10px;height:10px'></span> within walking distance · 步行可达 &nbsp;"
-        f"<span style='border:2px dashed {GAP_COLOUR};display:inline-block;width:8px;"
-        "height:8px'></span> gap · 缺口"
+        "<div data-symbols>"
+        + _key(f"<span style='color:{FACILITY_COLOUR[0]}'>◉</span>", "facility · 设施")
+        + _key(
+            _square(SERVICE_AREA_COLOUR, extra="opacity:.35"), "within walking distance · 步行可达"
+        )
+        + _key(
+            f"<span style='border:2px dashed {GAP_COLOUR};display:inline-block;width:8px;"
+            "height:8px'></span>",
+            "gap · 缺口",
+        )
         + (
-            f" &nbsp;<span style='color:{SITE_COLOUR}'>●</span> proposed site · 建议选址"
+            _key(f"<span style='color:{SITE_COLOUR}'>●</span>", "proposed site · 建议选址")
             if sites_of
             else ""
         )
@@ -1000,6 +1000,28 @@ def _legend(
         "<div style='color:#555;margin-top:3px'>Walking distance over OpenStreetMap streets · "
         f"沿街道步行距离；{html_text(result.rules.document)} {html_text(result.rules.title)}</div>"
         "</details></div>"
+    )
+
+
+def _square(colour: str, *, extra: str = "") -> str:
+    """A legend's 10-pixel colour square."""
+    more = f";{extra}" if extra else ""
+    return (
+        f"<span style='background:{colour};display:inline-block;width:10px;height:10px{more}'>"
+        "</span>"
+    )
+
+
+def _key(symbol: str, words: str) -> str:
+    """One entry of the legend's key (`symbol`, then `words`, both HTML): kept whole on its line
+    where it fits, beside the others; a longer one wraps within the legend's width, its words
+    indented past the symbol (the bands' "unreachable, not snapped, or no facility in the data ·
+    不可达/未匹配/无设施" ran out of the box as one unbroken line)."""
+    return (
+        "<span class='walkcover-key' style='display:inline-flex;align-items:baseline;"
+        "max-width:100%;margin-right:8px;vertical-align:top'>"
+        f"<span style='flex:none;margin-right:3px'>{symbol}</span>"
+        f"<span style='min-width:0;overflow-wrap:anywhere'>{words}</span></span>"
     )
 
 
@@ -1330,7 +1352,9 @@ def _add_facilities(
         props["capacity_from"] = [f"from · 来源: {f}" for _, f in words]
         lines += ["capacity", "capacity_from"]
     frame = gpd.GeoDataFrame(
-        {**props, **{b: counts[b][near] for b in names3}},
+        # the homes per band as text made by the one formatter (``1,642``): a number here would
+        # show as the browser writes it (``1642``)
+        {**props, **{b: [count_text(v) for v in counts[b][near]] for b in names3}},
         geometry=sub.geometry.to_numpy(),
         crs=result.crs,
     )

@@ -11,6 +11,7 @@ killed while writing them leaves the previous batch's files or the new ones, nev
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import geopandas as gpd
@@ -19,7 +20,8 @@ import pandas as pd
 
 from walkcover._atomic import staged_folder, write_atomic
 from walkcover._paths import inside
-from walkcover.config.region import Region
+from walkcover.config.region import Region, city_standards
+from walkcover.config.standards import Standard, load_standards
 from walkcover.config.study_area import City
 from walkcover.measures.indicators import group_summary
 from walkcover.presentation.file_set import SetKind, file_set, recover_set
@@ -174,7 +176,13 @@ def _write_region_set(
     title = f"{region.config.name} / {region.config.name_en or region.id}"
     if len(summary):
         outlines = region.cities[region.cities["city_id"].isin(list(cities))]
-        save_map(region_map(summary, outlines, title=title), stage / "map.html")
+        # each standard as the cities' own standards files set it (the toilets' distance per
+        # street context is in no column of the summary but its words)
+        files = dict.fromkeys(city_standards(region, cid) for cid in cities)
+        standards = [std for f in files for std in load_standards(f).standards.values()]
+        save_map(
+            region_map(summary, outlines, title=title, standards=standards), stage / "map.html"
+        )
     page = region_index_html(
         title,
         table if len(summary) else summary,
@@ -184,12 +192,20 @@ def _write_region_set(
     write_atomic(stage / "index.html", lambda tmp: tmp.write_text(page, encoding="utf-8"))
 
 
-def merge_district_parts(base: Path, city: City, parts: list[Path], *, maps: bool) -> list[Path]:
+def merge_district_parts(
+    base: Path,
+    city: City,
+    parts: list[Path],
+    *,
+    maps: bool,
+    standards: Sequence[Standard] = (),
+) -> list[Path]:
     """Put the outputs of a city measured one district at a time (each `part` holds a
     ``walkcover run`` of one district) into ``base/<city>``: each district's folder swapped in
     whole, the rows of ``summary.csv`` and ``district_indicators.csv`` merged (other districts'
     rows kept), ``group_summary.csv`` made again; the city's ``map.html`` and ``index.html`` are
-    drawn from the merged summary (districts coloured per standard)."""
+    drawn from the merged summary (districts coloured per standard; `standards`, those the
+    districts were measured by, give the map's legend every distance of each)."""
     import shutil
 
     from walkcover.presentation.city_map import region_map
@@ -239,7 +255,7 @@ def merge_district_parts(base: Path, city: City, parts: list[Path], *, maps: boo
                 {"name": [city.config.name]}, geometry=[city.districts.union_all()], crs=4326
             )
             title = f"{city.config.name} / {city.config.name_en}"
-            save_map(region_map(geo, outline, title=title), stage / "map.html")
+            save_map(region_map(geo, outline, title=title, standards=standards), stage / "map.html")
         write_atomic(stage / "index.html", lambda tmp: tmp.write_text(page, encoding="utf-8"))
 
     built = write_city_set(city_dir, city_tables, pages=pages)

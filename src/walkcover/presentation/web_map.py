@@ -1,5 +1,5 @@
 """The shared makings of walkcover's web maps: Leaflet inlined from the shipped copy, the
-base map and its tiles, popups, H3 aggregation, and the page written deterministically with its
+base map and its tiles, popups, and the page written deterministically with its
 Content-Security-Policy.
 
 Every map is a single self-contained HTML file: Leaflet's JavaScript and CSS are inlined from the
@@ -343,13 +343,15 @@ def _base_map(bounds_4326: np.ndarray, tiles: str | None) -> folium.Map:
 
 
 def _geojson(gdf: gpd.GeoDataFrame, *, simplify_m: float = 0.5) -> dict:
+    """`gdf` as GeoJSON in WGS84, simplified by `simplify_m` and its coordinates to about 0.1 m.
+
+    Its other columns travel as they are: what people read is text the callers made with
+    `walkcover.presentation.figures` (a number would show as the browser writes it, ``1642``
+    for ``1,642``); a number is only for the page to compute with (a colour)."""
     g = gdf.copy()
     g["geometry"] = g.geometry.simplify(simplify_m)
     g = frame_to_lonlat(g)
     g["geometry"] = shapely.transform(g.geometry.to_numpy(), lambda xy: np.round(xy, 6))  # ~0.1 m
-    for c in g.columns:
-        if c != "geometry" and g[c].dtype.kind == "f":
-            g[c] = g[c].round(1)
     return g.__geo_interface__
 
 
@@ -375,33 +377,6 @@ def _add_no_data(group: folium.FeatureGroup, points_4326: list[shapely.Point]) -
             ),
             interactive=False,
         ).add_to(group)
-
-
-def _hexes(units: gpd.GeoDataFrame, *, resolution: int) -> gpd.GeoDataFrame:
-    """Aggregate units to H3 cells: residents summed, the band of the residents' majority."""
-    import h3
-
-    pts = frame_to_lonlat(units.geometry.representative_point())
-    cells = [h3.latlng_to_cell(y, x, resolution) for x, y in zip(pts.x, pts.y)]
-    frame = pd.DataFrame({"cell": cells, "band": units["band"], "residents": units["residents"]})
-    agg = frame.groupby(["cell", "band"])["residents"].sum().reset_index()
-    top = agg.sort_values("residents", ascending=False).drop_duplicates("cell")
-    tot = frame.groupby("cell")["residents"].sum()
-    polys = [
-        shapely.Polygon([(lng, lat) for lat, lng in h3.cell_to_boundary(c)]) for c in top["cell"]
-    ]
-    out = gpd.GeoDataFrame(
-        {
-            "osm_id": top["cell"].to_numpy(),
-            "residents": tot.reindex(top["cell"]).round(0).to_numpy(),
-            "dist_m": np.nan,
-            "band": top["band"].to_numpy(),
-            "status": "H3 hexagon",
-        },
-        geometry=polys,
-        crs=4326,
-    )
-    return out.to_crs(units.crs)
 
 
 def render_html(m: folium.Map) -> str:
