@@ -298,3 +298,87 @@ def test_gaps_keep_the_centre_their_walk_was_measured_at(handmade):
     assert shapely.contains_xy(gaps.geometry.iloc[0], gaps["centre_x_m"][0], gaps["centre_y_m"][0])
     # as the run's layers hold them
     np.testing.assert_array_equal(handmade.gaps("d1")["centre_lon"], gaps["centre_lon"])
+
+
+def _moved_centres(result, district_id: str, *, d_lon: float, d_lat: float):
+    """`result` with its gaps' stored centres moved by (`d_lon`, `d_lat`) degrees: an output
+    that made a centre of its own would not give these."""
+    import dataclasses
+
+    layers = result.district_layers[district_id]
+    gaps = layers.gaps.copy()
+    gaps["centre_lon"] += d_lon
+    gaps["centre_lat"] += d_lat
+    moved = dataclasses.replace(layers, gaps=gaps)
+    return dataclasses.replace(
+        result, district_layers={**result.district_layers, district_id: moved}
+    )
+
+
+def _map_gap_frames(result, district_id: str, monkeypatch) -> list:
+    """The frames a district map draws its gaps from (their tooltips' values), per standard."""
+    import folium
+
+    from walkcover.presentation import maps
+
+    frames = []
+    real = maps.PackedGeoJson
+
+    def spy(frame, **kwargs):
+        frames.append(frame)
+        return real(frame, **kwargs)
+
+    monkeypatch.setattr(maps, "PackedGeoJson", spy)
+    for std in result.standards:
+        maps._add_gaps(folium.FeatureGroup(), result, std, district_id)
+    return frames
+
+
+def test_report_and_map_give_the_centre_the_gap_keeps(handmade, monkeypatch):
+    """The report's ten largest gaps and the map's gap tooltips give the lon/lat the gap keeps
+    (``centre_lon``, ``centre_lat``), exactly, never a point of their own."""
+    from walkcover.presentation.figures import coordinate_text
+    from walkcover.presentation.record import district_run
+    from walkcover.presentation.report import gaps_view, top_gaps
+
+    moved = _moved_centres(handmade, "d1", d_lon=0.001, d_lat=-0.002)
+    stored = moved.gaps("d1")
+    kept = handmade.gaps("d1")
+    assert len(stored) and (np.abs(stored["centre_lon"] - kept["centre_lon"]) > 5e-4).all()
+    top = top_gaps(district_run(moved, "d1"))
+    np.testing.assert_array_equal(top["lon"], stored["centre_lon"])
+    np.testing.assert_array_equal(top["lat"], stored["centre_lat"])
+    view = gaps_view(top)
+    assert list(view["lon\n经度"]) == [coordinate_text(v) for v in stored["centre_lon"]]
+    assert list(view["lat\n纬度"]) == [coordinate_text(v) for v in stored["centre_lat"]]
+    (frame,) = _map_gap_frames(moved, "d1", monkeypatch)
+    assert list(frame["centre"]) == [
+        f"{coordinate_text(lon)}, {coordinate_text(lat)}"
+        for lon, lat in zip(stored["centre_lon"], stored["centre_lat"])
+    ]
+
+
+def test_report_and_map_say_why_a_gap_centre_has_no_walk(four_ways, monkeypatch):
+    """Where a gap's centre has no walk, the report and the map's tooltips say why, in the words
+    a home's status has (`figures.STATUS_WORDS`), not "beyond the search limit" for every one."""
+    from walkcover.presentation.figures import STATUS_WORDS
+    from walkcover.presentation.record import district_run
+    from walkcover.presentation.report import gaps_view, top_gaps
+
+    gaps = four_ways.gaps("d1")
+    expected = {
+        cov.STATUS_BEYOND_LIMIT: STATUS_WORDS[cov.STATUS_BEYOND_LIMIT],
+        cov.STATUS_UNREACHABLE: STATUS_WORDS[cov.STATUS_UNREACHABLE],
+        cov.STATUS_UNSNAPPED: STATUS_WORDS[cov.STATUS_UNSNAPPED],
+    }
+    assert set(expected) <= set(gaps["status_at_centre"])
+    assert len(set(expected.values())) == 3
+    top = top_gaps(district_run(four_ways, "d1"))
+    shown = dict(zip(top["status_at_centre"], gaps_view(top)["walk m at centre\n中心步行米"]))
+    (frame,) = _map_gap_frames(four_ways, "d1", monkeypatch)
+    tooltip = dict(zip(gaps["status_at_centre"], frame["walk"]))
+    for status, words in expected.items():
+        assert shown[status] == words and tooltip[status] == words
+    beyond = gaps[gaps["status_at_centre"] == cov.STATUS_BEYOND].iloc[0]
+    walk_m = f"{beyond['dist_m_at_centre']:,.0f}"
+    assert shown[cov.STATUS_BEYOND] == walk_m and tooltip[cov.STATUS_BEYOND] == f"{walk_m} m"

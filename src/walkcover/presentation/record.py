@@ -625,8 +625,18 @@ _GAP_FIGURES: dict[str, _Figure] = {
     "rank": ("rank", False),
     "residents_uncovered": ("count", False),
     "area_m2": ("count", False),
-    "dist_m_at_centre": ("count", True),  # empty: the gap's centre is beyond the search limit
+    # empty: no walk at the gap's centre (``status_at_centre`` says why)
+    "dist_m_at_centre": ("count", True),
 }
+#: A gap's centre (`walkcover.measures.gaps.GAP_CENTRE_COLUMNS`), which runs before it was kept
+#: with the gap did not write: checked like the others where present; where absent, empty (the
+#: report's "—"), so an older run folder still gives its report.
+_GAP_FIGURES_ADDED: dict[str, _Figure] = {
+    "centre_lon": ("lon", False),
+    "centre_lat": ("lat", False),
+}
+#: Why a gap's centre has the walk it has (a home's statuses); absent in older runs' gaps.
+_GAP_STATUS = "status_at_centre"
 _PROPOSED_FIGURES: dict[str, _Figure] = {
     "rank": ("rank", False),
     "residents_newly_covered": ("count", False),
@@ -642,6 +652,8 @@ _RANGES = {
     "count": (0.0, _MAX_FIGURE, "a number from 0 up"),
     "figure": (-_MAX_FIGURE, _MAX_FIGURE, "a finite number"),
     "rank": (1.0, _MAX_FIGURE, "a whole number from 1 up"),
+    "lon": (-180.0, 180.0, "a longitude from -180 to 180"),
+    "lat": (-90.0, 90.0, "a latitude from -90 to 90"),
 }
 
 
@@ -1058,6 +1070,14 @@ def read_district_run(
         _check_columns(gaps, ("standard",), where=where, fix=fix)
         _check_geometry(gaps, where=where, fix=fix)
         gaps = _check_figures(gaps, _GAP_FIGURES, where=where, fix=fix)
+        added = {c: kind for c, kind in _GAP_FIGURES_ADDED.items() if c in gaps}
+        gaps = _check_figures(gaps, added, where=where, fix=fix)
+        if _GAP_STATUS in gaps:
+            _check_text(gaps, _GAP_STATUS, _DEMAND_STATUSES, where=where, fix=fix,
+                        may_be_empty=False)  # fmt: skip
+    if len(gaps):  # written before the centre and its status were kept with the gap: none
+        absent = [c for c in (*_GAP_FIGURES_ADDED, _GAP_STATUS) if c not in gaps]
+        gaps = gaps.assign(**dict.fromkeys(absent, np.nan))
     if proposed is not None:
         where = f"{gpkg}: the proposed_sites layer"
         _check_columns(proposed, ("standard", "method"), where=where, fix=fix)
