@@ -1140,9 +1140,15 @@ def plain_note(text: str, run: DistrictRun) -> tuple[str, list[str]]:
 def read_first(run: DistrictRun) -> tuple[list[str], list[dict[str, object]]]:
     """The "Read first" box of a report in plain sentences with their counts, and the appendix
     of the OSM ids the notes named (locked gates, features left out), each under the sentence's
-    reference (``A1``…). The locked gates' note only counts them: its appendix lists every one
-    the run recorded (`DistrictRun.locked_gates`)."""
-    from walkcover.assessment.model import LOCKED_GATES_LISTED, LOCKED_GATES_NOTE
+    reference (``A1``…). The notes on locked gates and on features left out only count them:
+    their appendices list every one the run recorded (`DistrictRun.locked_gates`,
+    `DistrictRun.left_out`)."""
+    from walkcover.assessment.model import (
+        LEFT_OUT_LISTED,
+        LEFT_OUT_NOTE,
+        LOCKED_GATES_LISTED,
+        LOCKED_GATES_NOTE,
+    )
 
     rows = run.summary
     none = [s for s in rows["standard"] if run.no_facility(s)]
@@ -1166,17 +1172,23 @@ def read_first(run: DistrictRun) -> tuple[list[str], list[dict[str, object]]]:
     appendix: list[dict[str, object]] = []
     for note in run.notes:
         gates = note.kind == LOCKED_GATES_NOTE and run.locked_gates is not None
+        left_out = note.kind == LEFT_OUT_NOTE and run.left_out is not None
+        listed = gates or left_out
         # (the note's pointer to run.json is the appendix's reference here)
-        text = note.text.removesuffix(LOCKED_GATES_LISTED) if gates else note.text
+        text = note.text
+        if listed:
+            text = text.removesuffix(LOCKED_GATES_LISTED if gates else LEFT_OUT_LISTED)
         plain, ids = plain_note(text, run)
         if gates:
             ids = [f"node/{g}" for g in run.locked_gates or ()]
+        elif left_out:
+            ids = list((run.left_out or {}).get(note.standard or "", ()))
         if ids:
             ref = f"A{len(appendix) + 1}"
-            # a note names the first few ids of a long list, then "…" (the locked gates' note of
-            # a record written before their list was kept): the appendix says so rather than
-            # pass those few for all of them
-            cut = not gates and bool(re.search(r"(node|way|relation)/\d+\s*…", note.text))
+            # a note names the first few ids of a long list, then "…" (the notes on locked gates
+            # and features left out of a record written before their lists were kept): the
+            # appendix says so rather than pass those few for all of them
+            cut = not listed and bool(re.search(r"(node|way|relation)/\d+\s*…", note.text))
             shown = [*ids, f"… (the note names the first {len(ids)} only)"] if cut else ids
             appendix.append({"ref": ref, "text": plain, "ids": shown})
             what = "id" if len(ids) == 1 else "ids"
