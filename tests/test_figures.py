@@ -156,3 +156,23 @@ def test_distances_of_a_standard_in_several_files_are_each_said_once():
     assert distances_text([toilet, plain]) == "300/500/800 m"
     assert distances_text([plain, other]) == "300/500 m"
     assert distances_text([]) == EMPTY
+
+
+def test_walk_text_says_why_there_is_no_walk():
+    """A walk in whole metres; where there is none, the reason its status gives, never a
+    number and never one reason for all."""
+    from walkcover.engine import coverage as cov
+    from walkcover.presentation.figures import STATUS_WORDS, walk_text
+
+    assert walk_text(789.6, status=cov.STATUS_BEYOND) == "790 m"
+    assert walk_text(1234.4, status=cov.STATUS_BEYOND, unit=False) == "1,234"
+    reasons = [
+        cov.STATUS_BEYOND_LIMIT,
+        cov.STATUS_UNREACHABLE,
+        cov.STATUS_UNSNAPPED,
+        cov.STATUS_NO_FACILITIES,
+    ]
+    texts = [walk_text(float("nan"), status=s) for s in reasons]
+    assert texts == [STATUS_WORDS[s] for s in reasons] and len(set(texts)) == 4
+    assert texts[-1] == "no facility in the data · 数据中无设施"
+    assert walk_text(None, status=None) == EMPTY and walk_text(float("nan"), status="?") == EMPTY

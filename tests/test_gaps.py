@@ -219,3 +219,166 @@ def test_centre_walks_by_hand():
         cell_walk_m=np.array([650.0]),
     )
     np.testing.assert_array_equal(tie, [700.0])
+
+
+@pytest.fixture(scope="module")
+def four_ways(tmp_path_factory):
+    """A hand-made city whose gaps' centres have no walk for each reason a home can lack one.
+
+    A street y=0 from x=-100 to x=3000 with a toilet at (0,-5); the toilets' search limit is
+    800 m × 2 = 1,600 m. Block B (700..800 × 10..60, two homes) walks about 790 m: beyond the
+    standard. Block F (2,500..2,600 × 10..60, a home) lies 2,500 m along the street: beyond the
+    search limit. Land I (1,100..1,200 × 610..660, residential land, no home) lies beside a footway
+    (y=600) joined to no other street: no walk reaches it. Home U (1,500..1,600 × 1,500..1,550) is
+    900 m from the footway and 1,500 m from the street, past the 200 m snap: on no street.
+    """
+    tmp = tmp_path_factory.mktemp("four_ways")
+    nodes = {1: (-100, 0), 2: (0, 0), 3: (3000, 0), 9: (0, -5, {"amenity": "toilets"})}
+    nodes |= {11: (1000, 600), 12: (1300, 600)}
+    ways = [(100, [1, 2, 3], {"highway": "residential"}), (101, [11, 12], {"highway": "footway"})]
+    flats = {"building": "apartments", "building:levels": "3"}
+    ways.append(box_way(200, 20, 700, 10, 800, 60, {"landuse": "residential"}, nodes))
+    ways.append(box_way(300, 30, 710, 20, 730, 40, flats, nodes))
+    ways.append(box_way(301, 40, 760, 20, 790, 40, flats, nodes))
+    ways.append(box_way(302, 50, 2510, 20, 2590, 40, flats, nodes))
+    ways.append(box_way(201, 60, 1100, 610, 1200, 660, {"landuse": "residential"}, nodes))
+    ways.append(box_way(303, 70, 1500, 1500, 1600, 1550, flats, nodes))
+    district = box(-200, -200, 3100, 1700)
+    cfg, osm = write_city(tmp, nodes=nodes, ways=ways, district=district)
+    return wc.assess(load_city(cfg), standard="toilet", source=osm, cache=False).assessment
+
+
+def _gap_over(gaps, area):
+    (g,) = gaps[shapely.intersects(gaps.geometry, area)].itertuples()
+    return g
+
+
+def test_a_gap_centre_without_a_walk_says_why(four_ways):
+    """``status_at_centre`` tells an empty ``dist_m_at_centre`` beyond the search limit from one
+    no walk reaches and one on no street, in the words of the homes' ``toilet_status``."""
+    assert four_ways.passes["toilet"].limit_m == 1600.0
+    gaps = gap_polygons(four_ways, "toilet", "d1")
+    beyond = _gap_over(gaps, box(700, 10, 800, 60))
+    assert beyond.dist_m_at_centre > 500 and beyond.status_at_centre == cov.STATUS_BEYOND
+    far = _gap_over(gaps, box(2510, 20, 2590, 40))
+    assert np.isnan(far.dist_m_at_centre) and far.status_at_centre == cov.STATUS_BEYOND_LIMIT
+    island = _gap_over(gaps, box(1100, 610, 1200, 660))
+    assert np.isnan(island.dist_m_at_centre) and island.status_at_centre == cov.STATUS_UNREACHABLE
+    off = _gap_over(gaps, box(1500, 1500, 1600, 1550))
+    assert np.isnan(off.dist_m_at_centre) and off.status_at_centre == cov.STATUS_UNSNAPPED
+    # the homes say the same of themselves
+    status = dict(zip(four_ways.demand["osm_id"].astype(str), four_ways.demand["toilet_status"]))
+    assert status["way/302"] == cov.STATUS_BEYOND_LIMIT
+    assert status["way/303"] == cov.STATUS_UNSNAPPED
+
+
+def test_a_gap_centre_with_no_facility_in_the_data_says_so(tmp_path):
+    """A city without a toilet: its gap's centre has no walk because there is no facility."""
+    nodes = {1: (-100, 0), 2: (1000, 0)}
+    ways = [(100, [1, 2], {"highway": "residential"})]
+    ways.append(box_way(300, 10, 100, 20, 140, 40, {"building": "apartments"}, nodes))
+    cfg, osm = write_city(tmp_path, nodes=nodes, ways=ways, district=box(-200, -200, 1100, 300))
+    res = wc.assess(load_city(cfg), standard="toilet", source=osm, cache=False).assessment
+    (g,) = gap_polygons(res, "toilet", "d1").itertuples()
+    assert np.isnan(g.dist_m_at_centre) and g.status_at_centre == cov.STATUS_NO_FACILITIES
+
+
+def test_gaps_keep_the_centre_their_walk_was_measured_at(handmade):
+    """Each gap holds its centre, the point inside it its walk was measured at, in metres and in
+    lon/lat: `shapely.point_on_surface` of the polygon, the lon/lat that point's."""
+    from walkcover.config.crs import to_lonlat
+
+    gaps = gap_polygons(handmade, "toilet", "d1")
+    centre = shapely.point_on_surface(gaps.geometry.to_numpy())
+    np.testing.assert_array_equal(gaps["centre_x_m"], shapely.get_x(centre))
+    np.testing.assert_array_equal(gaps["centre_y_m"], shapely.get_y(centre))
+    lonlat = to_lonlat(centre, handmade.crs)
+    np.testing.assert_array_equal(gaps["centre_lon"], shapely.get_x(lonlat))
+    np.testing.assert_array_equal(gaps["centre_lat"], shapely.get_y(lonlat))
+    assert shapely.contains_xy(gaps.geometry.iloc[0], gaps["centre_x_m"][0], gaps["centre_y_m"][0])
+    # as the run's layers hold them
+    np.testing.assert_array_equal(handmade.gaps("d1")["centre_lon"], gaps["centre_lon"])
+
+
+def _moved_centres(result, district_id: str, *, d_lon: float, d_lat: float):
+    """`result` with its gaps' stored centres moved by (`d_lon`, `d_lat`) degrees: an output
+    that made a centre of its own would not give these."""
+    import dataclasses
+
+    layers = result.district_layers[district_id]
+    gaps = layers.gaps.copy()
+    gaps["centre_lon"] += d_lon
+    gaps["centre_lat"] += d_lat
+    moved = dataclasses.replace(layers, gaps=gaps)
+    return dataclasses.replace(
+        result, district_layers={**result.district_layers, district_id: moved}
+    )
+
+
+def _map_gap_frames(result, district_id: str, monkeypatch) -> list:
+    """The frames a district map draws its gaps from (their tooltips' values), per standard."""
+    import folium
+
+    from walkcover.presentation import maps
+
+    frames = []
+    real = maps.PackedGeoJson
+
+    def spy(frame, **kwargs):
+        frames.append(frame)
+        return real(frame, **kwargs)
+
+    monkeypatch.setattr(maps, "PackedGeoJson", spy)
+    for std in result.standards:
+        maps._add_gaps(folium.FeatureGroup(), result, std, district_id)
+    return frames
+
+
+def test_report_and_map_give_the_centre_the_gap_keeps(handmade, monkeypatch):
+    """The report's ten largest gaps and the map's gap tooltips give the lon/lat the gap keeps
+    (``centre_lon``, ``centre_lat``), exactly, never a point of their own."""
+    from walkcover.presentation.figures import coordinate_text
+    from walkcover.presentation.record import district_run
+    from walkcover.presentation.report import gaps_view, top_gaps
+
+    moved = _moved_centres(handmade, "d1", d_lon=0.001, d_lat=-0.002)
+    stored = moved.gaps("d1")
+    kept = handmade.gaps("d1")
+    assert len(stored) and (np.abs(stored["centre_lon"] - kept["centre_lon"]) > 5e-4).all()
+    top = top_gaps(district_run(moved, "d1"))
+    np.testing.assert_array_equal(top["lon"], stored["centre_lon"])
+    np.testing.assert_array_equal(top["lat"], stored["centre_lat"])
+    view = gaps_view(top)
+    assert list(view["lon\n经度"]) == [coordinate_text(v) for v in stored["centre_lon"]]
+    assert list(view["lat\n纬度"]) == [coordinate_text(v) for v in stored["centre_lat"]]
+    (frame,) = _map_gap_frames(moved, "d1", monkeypatch)
+    assert list(frame["centre"]) == [
+        f"{coordinate_text(lon)}, {coordinate_text(lat)}"
+        for lon, lat in zip(stored["centre_lon"], stored["centre_lat"])
+    ]
+
+
+def test_report_and_map_say_why_a_gap_centre_has_no_walk(four_ways, monkeypatch):
+    """Where a gap's centre has no walk, the report and the map's tooltips say why, in the words
+    a home's status has (`figures.STATUS_WORDS`), not "beyond the search limit" for every one."""
+    from walkcover.presentation.figures import STATUS_WORDS
+    from walkcover.presentation.record import district_run
+    from walkcover.presentation.report import gaps_view, top_gaps
+
+    gaps = four_ways.gaps("d1")
+    expected = {
+        cov.STATUS_BEYOND_LIMIT: STATUS_WORDS[cov.STATUS_BEYOND_LIMIT],
+        cov.STATUS_UNREACHABLE: STATUS_WORDS[cov.STATUS_UNREACHABLE],
+        cov.STATUS_UNSNAPPED: STATUS_WORDS[cov.STATUS_UNSNAPPED],
+    }
+    assert set(expected) <= set(gaps["status_at_centre"])
+    assert len(set(expected.values())) == 3
+    top = top_gaps(district_run(four_ways, "d1"))
+    shown = dict(zip(top["status_at_centre"], gaps_view(top)["walk m at centre\n中心步行米"]))
+    (frame,) = _map_gap_frames(four_ways, "d1", monkeypatch)
+    tooltip = dict(zip(gaps["status_at_centre"], frame["walk"]))
+    for status, words in expected.items():
+        assert shown[status] == words and tooltip[status] == words
+    beyond = gaps[gaps["status_at_centre"] == cov.STATUS_BEYOND].iloc[0]
+    walk_m = f"{beyond['dist_m_at_centre']:,.0f}"
+    assert shown[cov.STATUS_BEYOND] == walk_m and tooltip[cov.STATUS_BEYOND] == f"{walk_m} m"

@@ -78,7 +78,11 @@ def test_a_disused_bus_stop_serves_no_one_and_is_counted_as_left_out(tmp_path):
     assert bool(fac.loc["Live", "counts"]) and not bool(fac.loc["Closed", "counts"])
     assert fac.loc["Closed", "reason"] == "out of service (disused=yes)"
     notes = [n.text for n in res.notes if "disused" in n.text]
-    assert notes == ["bus_stop: 1 feature(s) tagged disused or abandoned left out (node/21)"]
+    assert notes == [
+        "bus_stop: 1 feature(s) tagged disused or abandoned left out"
+        " (every feature's OSM id: left_out in run.json)"
+    ]
+    assert res.assessment.left_out == {"bus_stop": ("node/21",)}
 
 
 @pytest.mark.parametrize(

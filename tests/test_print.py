@@ -301,12 +301,15 @@ def test_read_first_is_sentences_and_the_ids_are_in_the_appendix(nw):
     note_ids = {i for n in run.notes for i in _ID.findall(n.text)}
     gates = {f"node/{g}" for g in run.locked_gates or ()}
     assert len(gates) == 8  # the sample's locked gates: the note counts them, names none
-    assert len(note_ids) >= 4  # features left out, and ours
+    # the sample's features left out as disused or abandoned: their notes count them, name none
+    left_out = {i for ids in (run.left_out or {}).values() for i in ids}
+    assert left_out and not left_out & note_ids
+    assert len(note_ids) >= 3  # ours
     for line in lines:
         assert len(_ID.findall(line)) == 0, line
         assert "(s)" not in line and "_pct" not in line and nw.slug not in line, line
         assert "run.json" not in line, line  # the appendix's reference stands for it
-    assert {i for a in appendix for i in a["ids"]} == note_ids | gates
+    assert {i for a in appendix for i in a["ids"]} == note_ids | gates | left_out
     # every locked gate under the gates' sentence, none cut
     (listed,) = [a for a in appendix if "locked gates" in str(a["text"])]
     assert listed["ids"] == [f"node/{g}" for g in sorted(run.locked_gates or ())]

@@ -1,5 +1,6 @@
-"""What ``run.json`` records besides the figures: every locked gate that cut a walked path (not the
-first five a note once named) and which standards file was read (its own id and the SHA-256 of
+"""What ``run.json`` records besides the figures: every locked gate that cut a walked path and
+every feature left out as disused or abandoned (not the first five a note once named) and which
+standards file was read (its own id and the SHA-256 of
 its bytes), each written in full, read back as hostile input, and absent from older records."""
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typer.testing import CliRunner
 from conftest import box_way, write_city
 from walkcover.cli import app
 from walkcover.presentation.record import (
+    MAX_LEFT_OUT,
     MAX_LOCKED_GATES,
     RunRecordError,
     district_run,
@@ -167,6 +169,127 @@ def test_the_most_locked_gates_a_record_holds_still_read(gated, tmp_path):
     path = tmp_path / "run.json"
     path.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
     assert len(load_record(path).locked_gates or []) == MAX_LOCKED_GATES
+
+
+# --- the features left out -----------------------------------------------------------------------
+
+#: The disused toilets' node ids, in the order the file lists them (not ascending): more than the
+#: five a note once named.
+RETIRED = (47, 41, 45, 42, 46, 43, 44)
+
+
+@pytest.fixture(scope="module")
+def retired(tmp_path_factory):
+    """A street y=0 from (0,0) to (800,0) with a live toilet at (0,5), seven toilets tagged
+    disused along it (ids `RETIRED`) and a home at (290..310, -30..-10), measured (toilets) and
+    written by ``walkcover run``: ``(assessment, out)``, ``out`` the district's folder."""
+    import walkcover as wc
+
+    base = tmp_path_factory.mktemp("retired")
+    nodes: dict = {1: (0, 0), 2: (800, 0), 9: (0, 5, {"amenity": "toilets"})}
+    for i, nid in enumerate(RETIRED):
+        nodes[nid] = (100 * (i + 1), 5, {"amenity": "toilets", "disused": "yes"})
+    ways = [
+        (100, [1, 2], {"highway": "residential"}),
+        box_way(200, 30, 290, -30, 310, -10, {"building": "house"}, nodes),
+    ]
+    cfg, osm = write_city(base, nodes=nodes, ways=ways, district=box(-100, -100, 900, 200))
+    res = CliRunner().invoke(
+        app,
+        ["run", "--city", str(cfg), "--source", str(osm), "--out", str(base / "out"),
+         "--no-cache", "--standard", "toilet", "--no-maps"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assessment = wc.assess(cfg, standard="toilet", source=osm, cache=False).assessment
+    return assessment, base / "out" / "handmade" / "d1"
+
+
+def test_every_feature_left_out_is_in_the_results_and_the_record(retired):
+    assessment, folder = retired
+    ids = [f"node/{n}" for n in RETIRED]
+    assert sorted(assessment.left_out["toilet"]) == sorted(ids)  # all 7, not the first 5
+    (note,) = [n for n in assessment.notes if n.kind == "left_out"]
+    assert note.standard == "toilet" and note.text.startswith("toilet: 7 feature(s)")
+    assert "node/" not in note.text and "left_out in run.json" in note.text
+    written = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+    assert written["left_out"] == {"toilet": list(assessment.left_out["toilet"])}
+    assert load_record(folder / "run.json").left_out == written["left_out"]
+
+
+def test_the_report_appendix_lists_every_feature_left_out(retired):
+    from walkcover.presentation.report import read_first
+
+    assessment, _ = retired
+    run = district_run(assessment, "d1")
+    lines, appendix = read_first(run)
+    (entry,) = [a for a in appendix if "disused" in str(a["text"])]
+    assert entry["ids"] == list(assessment.left_out["toilet"]) and len(entry["ids"]) == 7
+    (line,) = [t for t in lines if "disused" in t]
+    assert f"(OSM ids in appendix {entry['ref']}" in line
+    assert "run.json" not in line and "first" not in line
+
+
+def test_a_record_from_before_the_left_out_list_reads_and_says_the_note_was_cut(retired, tmp_path):
+    """A run.json written before ``left_out`` was kept reads, and the appendix says its note
+    named the first five only."""
+    from walkcover.presentation.report import read_first
+
+    assessment, folder = retired
+    old_text = (
+        "toilet: 7 feature(s) tagged disused or abandoned left out "
+        "(node/47, node/41, node/45, node/42, node/46 …)"
+    )
+
+    def older(d: dict) -> None:
+        del d["left_out"]
+        d["notes"] = [{"text": old_text, "district": None, "standard": "toilet", "kind": ""}]
+
+    record = load_record(_edited(folder, tmp_path, older))
+    assert record.left_out is None
+    run = dataclasses.replace(
+        district_run(assessment, "d1"),
+        left_out=record.left_out,
+        notes=[type(assessment.notes[0])(old_text, standard="toilet")],
+    )
+    _, appendix = read_first(run)
+    assert appendix[0]["ids"][-1] == "… (the note names the first 5 only)"
+    assert len(appendix[0]["ids"]) == 6
+
+
+@pytest.mark.parametrize(
+    ("left_out", "needle"),
+    [
+        ({"toilet": [41]}, "left_out.toilet.0"),
+        ({"toilet": ["node/0"]}, "left_out.toilet.0"),
+        ({"toilet": ["way/abc"]}, "left_out.toilet.0"),
+        ({"toilet": ["node/41", "<script>alert(1)</script>"]}, "left_out.toilet.1"),
+        ({"toilet": ["tag/41"]}, "left_out.toilet.0"),
+        ({"toilet": "node/41"}, "left_out.toilet"),
+        ({"toilet": [["node/41"]]}, "left_out.toilet.0"),
+        (["node/41"], "left_out"),
+        ({"park": ["node/41"]}, "left_out.park is no standard the record measured"),
+        ({"toilet": ["node/1"] * (MAX_LEFT_OUT + 1)}, f"{MAX_LEFT_OUT + 1:,} features left out"),
+    ],
+    ids=["int", "zero", "not-a-number", "markup", "no-element", "string", "nested", "list",
+         "other-standard", "too-many"],
+)  # fmt: skip
+def test_tampered_features_left_out_are_refused(retired, tmp_path, left_out, needle):
+    _, folder = retired
+    path = _edited(folder, tmp_path, lambda d: d.update(left_out=left_out))
+    with pytest.raises(RunRecordError, match="run.json") as err:
+        load_record(path)
+    assert needle in str(err.value) and "walkcover run --overwrite" in str(err.value)
+
+
+def test_the_most_features_left_out_a_record_holds_still_read(retired, tmp_path):
+    """`MAX_LEFT_OUT` ids of 19 digits, written indented as walkcover writes them: under every
+    cap, and read back in full."""
+    _, folder = retired
+    data = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+    data["left_out"] = {"toilet": [f"relation/{i}" for i in range(10**18, 10**18 + MAX_LEFT_OUT)]}
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+    assert len((load_record(path).left_out or {})["toilet"]) == MAX_LEFT_OUT
 
 
 # --- the standards file ---------------------------------------------------------------------------

@@ -253,6 +253,11 @@ def _gap(layers, **values):
         "units_uncovered": 1.0,
         "area_m2": 100.0,
         "dist_m_at_centre": 700.0,
+        "status_at_centre": "beyond_threshold",
+        "centre_x_m": 15.0,
+        "centre_y_m": 15.0,
+        "centre_lon": 24.95,
+        "centre_lat": 60.17,
     }
     _one_row(layers, "gaps", base, shapely.box(10, 10, 20, 20), values)
 
@@ -312,6 +317,13 @@ def _garbage_proposed(layers):
         (lambda ls: _gap(ls, rank="first"), "the gaps layer: column rank holds 'first'"),
         (lambda ls: _gap(ls, rank=1.5), "the gaps layer: column rank holds 1.5"),
         (lambda ls: _gap(ls, area_m2="big"), "the gaps layer: column area_m2 holds 'big'"),
+        (lambda ls: _gap(ls, status_at_centre="pwned"),
+         "the gaps layer: column status_at_centre holds 'pwned'"),
+        (lambda ls: _gap(ls, status_at_centre=None),
+         "the gaps layer: column status_at_centre holds None"),
+        (lambda ls: _gap(ls, centre_lon=500.0), "the gaps layer: column centre_lon holds 500.0"),
+        (lambda ls: _gap(ls, centre_lat="north"),
+         "the gaps layer: column centre_lat holds 'north'"),
         (_garbage_proposed, "the proposed_sites layer lacks the columns standard, method"),
         (lambda ls: _proposed(ls, rank="x"), "the proposed_sites layer: column rank holds 'x'"),
         (
@@ -321,7 +333,8 @@ def _garbage_proposed(layers):
     ],
     ids=["dist-text", "dist-negative", "status", "band", "null-geometry", "no-counts",
          "no-standard", "no-name", "counts-text", "gap-rank-text", "gap-rank-fraction",
-         "gap-area-text", "proposed-garbage", "proposed-rank", "proposed-pct"],
+         "gap-area-text", "gap-status", "gap-status-empty", "gap-lon", "gap-lat-text",
+         "proposed-garbage", "proposed-rank", "proposed-pct"],
 )  # fmt: skip
 def test_a_tampered_layer_is_one_line(world, change, needle):
     cfg, out = world
@@ -337,6 +350,22 @@ def test_a_well_formed_gap_and_site_are_drawn(world):
     def change(layers):
         _gap(layers)
         _proposed(layers)
+
+    edit_layers(out, change)
+    res = report(cfg, out, "--district", "d1")
+    assert res.exit_code == 0, res.output
+
+
+def test_a_gap_written_before_its_centre_was_kept_is_drawn(world):
+    """A gaps layer without the centre and its status (a run before they were kept) still gives
+    a report: no coordinates and no reason, never ones made up."""
+    cfg, out = world
+
+    def change(layers):
+        _gap(layers, dist_m_at_centre=None)
+        layers["gaps"] = layers["gaps"].drop(
+            columns=["status_at_centre", "centre_x_m", "centre_y_m", "centre_lon", "centre_lat"]
+        )
 
     edit_layers(out, change)
     res = report(cfg, out, "--district", "d1")

@@ -5,6 +5,7 @@ the shared state of a run in `study`). Every layer above imports from here."""
 from walkcover.assessment.model import (
     DEMAND_NOTE,
     FACILITY_OUTPUT_COLUMNS,
+    LEFT_OUT_NOTE,
     LOCKED_GATES_NOTE,
     OFFICIAL_LAND_NOTE,
     Assessment,
@@ -21,6 +22,7 @@ from walkcover.assessment.run import assess_layers
 __all__ = [
     "DEMAND_NOTE",
     "FACILITY_OUTPUT_COLUMNS",
+    "LEFT_OUT_NOTE",
     "LOCKED_GATES_NOTE",
     "OFFICIAL_LAND_NOTE",
     "Assessment",

@@ -138,6 +138,11 @@ class Assessment:
     #: area (`walkcover.engine.network.locked_gates` on a street of the walk network): the whole
     #: list, which the note of kind `LOCKED_GATES_NOTE` only counts.
     locked_gates: tuple[int, ...] = ()
+    #: Per standard id, the OSM ids (``node/…``, ``way/…``, ``relation/…``, in the facilities'
+    #: order) of every feature tagged disused or abandoned that the standard left out
+    #: (`walkcover.measures.facilities.OUT_OF_SERVICE`): the whole list, which the note of kind
+    #: `LEFT_OUT_NOTE` only counts. A standard with none has no entry.
+    left_out: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.districts_proj is None:  # made here, once, never later by a reader's thread
@@ -326,6 +331,24 @@ DEMAND_NOTE = "demand"
 LOCKED_GATES_NOTE = "locked_gates"
 #: Where that note sends its reader for the gates' ids (its last words).
 LOCKED_GATES_LISTED = " (every gate's OSM node id: locked_gates in run.json)"
+
+
+#: The note counting a standard's features tagged disused or abandoned, left out
+#: (`Assessment.left_out` lists them all).
+LEFT_OUT_NOTE = "left_out"
+#: Where that note sends its reader for the features' ids (its last words).
+LEFT_OUT_LISTED = " (every feature's OSM id: left_out in run.json)"
+
+
+def left_out_note(standard_id: str, count: int) -> Note:
+    """The note counting `count` features of `standard_id` tagged disused or abandoned and left
+    out: short, whatever the count (the ids are in `Assessment.left_out`, run.json and the
+    report's appendix)."""
+    return Note(
+        f"{standard_id}: {count} feature(s) tagged disused or abandoned left out" + LEFT_OUT_LISTED,
+        standard=standard_id,
+        kind=LEFT_OUT_NOTE,
+    )
 
 
 def locked_gates_note(count: int) -> Note:

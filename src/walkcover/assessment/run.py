@@ -28,6 +28,7 @@ from walkcover.assessment.model import (
     Note,
     Progress,
     StandardPass,
+    left_out_note,
     locked_gates_note,
     search_limit_m,
     study_query,
@@ -203,6 +204,7 @@ def assess_layers(
         completeness=study.completeness,
         districts_proj=study.d_proj,
         locked_gates=study.locked_gates,
+        left_out={sid: ids for sid, m in measured.items() if (ids := left_out_ids(m.facilities))},
     )
     # the gaps and service areas, with the distances at hand: the run's results are complete
     # before any output is written, and no output measures
@@ -878,17 +880,9 @@ def _measured_pass(
         fac.loc[counted_rows, "capacity"] = chosen.capacity
         fac.loc[counted_rows, "capacity_source"] = chosen.capacity_source
     fac["in_district"] = assign_districts(fac, study.d_proj).to_numpy() if len(fac) else []
-    retired = fac["reason"].astype(str).str.startswith(OUT_OF_SERVICE).to_numpy()
-    if retired.any():
-        ids = ", ".join(fac["osm_id"].astype(str).to_numpy()[retired][:5])
-        more = " …" if retired.sum() > 5 else ""
-        notes.append(
-            Note(
-                f"{sid}: {int(retired.sum())} feature(s) tagged disused or abandoned left out "
-                f"({ids}{more})",
-                standard=sid,
-            )
-        )
+    retired = left_out_ids(fac)
+    if retired:  # the note counts them; the results list every one
+        notes.append(left_out_note(sid, len(retired)))
     unsnapped_fac = int(len(counted) - fac["snapped"].sum())
     if unsnapped_fac:
         notes.append(
@@ -1012,3 +1006,13 @@ def _concat_facilities(frames: list[gpd.GeoDataFrame], crs) -> gpd.GeoDataFrame:
     if not frames:
         return gpd.GeoDataFrame({c: [] for c in FACILITY_OUTPUT_COLUMNS}, geometry=[], crs=crs)
     return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs=crs)
+
+
+def left_out_ids(facilities: pd.DataFrame) -> tuple[str, ...]:
+    """The OSM ids of a standard's features (its facilities frame, with ``reason`` and
+    ``osm_id``) tagged disused or abandoned and left out (`OUT_OF_SERVICE`), in the frame's
+    order: every one (`Assessment.left_out`)."""
+    if not len(facilities) or "reason" not in facilities:
+        return ()
+    retired = facilities["reason"].astype(str).str.startswith(OUT_OF_SERVICE).to_numpy()
+    return tuple(facilities["osm_id"].astype(str).to_numpy()[retired].tolist())

@@ -853,8 +853,44 @@ def measure(
     dist = demand_distances(network, demand, facilities, node_dist)
     dist = np.where(dist <= limit_m, dist, np.nan)
     covered = np.nan_to_num(dist, nan=np.inf) <= thr
+    status = walk_status(network, demand, facilities, dist_m=dist, covered=covered)
+    dist[demand.unsnapped] = np.nan
+    covered[demand.unsnapped] = False
+    return pd.DataFrame({"dist_m": dist, "covered": covered, "status": status})
+
+
+def walk_status(
+    network: Network,
+    demand: Snaps,
+    facilities: Snaps,
+    *,
+    dist_m: np.ndarray,
+    covered: np.ndarray,
+) -> np.ndarray:
+    """Why each demand item has the walk it has (the ``STATUS_*`` constants), as `measure` says
+    it of homes: covered, beyond the threshold, or, where `dist_m` is NaN (no facility within the
+    search limit), beyond the search limit (its street joins a facility's), unreachable (it does
+    not: an island), no facilities (the standard has none in the data), or unsnapped (no street
+    within the snap distance, whatever its walk).
+
+    Parameters
+    ----------
+    network
+        The walk network.
+    demand, facilities
+        The snapped items and the standard's facilities (`snap`).
+    dist_m
+        Each item's walk in metres, NaN beyond the search limit.
+    covered
+        Whether each item is within its standard.
+
+    Returns
+    -------
+    numpy.ndarray
+        One status per item (objects: str).
+    """
     status = np.where(covered, STATUS_COVERED, STATUS_BEYOND).astype(object)
-    missing = np.isnan(dist)
+    missing = np.isnan(np.asarray(dist_m, dtype=float))
     if len(facilities.item) == 0:
         status[missing] = STATUS_NO_FACILITIES
     else:
@@ -871,9 +907,7 @@ def measure(
         status[missing & reachable] = STATUS_BEYOND_LIMIT
         status[missing & ~reachable] = STATUS_UNREACHABLE
     status[demand.unsnapped] = STATUS_UNSNAPPED
-    dist[demand.unsnapped] = np.nan
-    covered[demand.unsnapped] = False
-    return pd.DataFrame({"dist_m": dist, "covered": covered, "status": status})
+    return status
 
 
 def nearest_sources(

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from walkcover.config.crs import to_lonlat
 from walkcover.engine import coverage as cov
 from walkcover.measures.raster import as_shapes, burn, centres_inside, polygons, rasterize
 
@@ -37,8 +38,16 @@ GAP_COLUMNS = [
     "units_uncovered",
     "area_m2",
     "dist_m_at_centre",
+    "status_at_centre",
+    "centre_x_m",
+    "centre_y_m",
+    "centre_lon",
+    "centre_lat",
     "geometry",
 ]
+#: The columns of `GAP_COLUMNS` that say where a gap's centre is: the point its
+#: ``dist_m_at_centre`` was measured at, in the working CRS (metres) and in EPSG:4326.
+GAP_CENTRE_COLUMNS = ["centre_x_m", "centre_y_m", "centre_lon", "centre_lat"]
 
 #: The lattice step of the service areas (m).
 SERVICE_AREA_CELL_M = 10.0
@@ -184,8 +193,12 @@ def gap_polygons(result: Measured, standard_id: str, district_id: str) -> gpd.Ge
     geopandas.GeoDataFrame
         ``standard, rank, residents_uncovered, units_uncovered, area_m2, dist_m_at_centre``
         (the walk to the nearest facility at the polygon's centre, a point inside it, measured as
-        the home or land there is (`centre_walks`): beyond the standard; NaN beyond the search
-        limit), geometry (working CRS).
+        the home or land there is (`centre_walks`): beyond the standard; NaN where there is
+        none), ``status_at_centre`` (why that walk is what it is, as a home's
+        ``<standard>_status`` says it: ``beyond_threshold``, or, where the walk is NaN,
+        ``beyond_search_limit``, ``unreachable``, ``unsnapped`` or ``no_facilities``), the
+        centre itself (`GAP_CENTRE_COLUMNS`: ``centre_x_m, centre_y_m`` in the working CRS,
+        ``centre_lon, centre_lat`` in EPSG:4326), geometry (working CRS).
     """
     return _gap_polygons(result, standard_id, district_id, _district_homes(result, district_id))
 
@@ -244,21 +257,36 @@ def _gap_polygons(
     np.add.at(units, hit_gap, 1)
     # the walk at each gap's centre (the point the report gives the lon/lat of), as the home or
     # land there is measured: never one within the standard (`centre_walks`)
+    # (the centre is kept with the gap: every output gives this point, never one of its own)
     centre = shapely.point_on_surface(merged)
     cs = cov.snap(net, centre, max_snap_m=result.city.config.network.max_snap_m)
     land_walk_m = cov.demand_distances(net, cs, p.snaps, p.node_dist)
-    cdist = centre_walks(
+    land_within = land_walk_m <= result.thresholds(std, cs)
+    cells_walk_m = dist[uncovered] if cells.n_items else np.zeros(0)
+    pick = centre_picks(
         centre,
         merged,
-        land_walk_m=land_walk_m,
-        land_within=land_walk_m <= result.thresholds(std, cs),
+        land_within=land_within,
         homes=foot,
-        home_walk_m=result.demand[f"{standard_id}_dist_m"].to_numpy(dtype=float)[homes.at][miss],
         cells_xy_m=np.floor(pts[uncovered] / cell_m) * cell_m,  # the squares burned
         cell_size_m=cell_m,
-        cell_walk_m=dist[uncovered] if cells.n_items else np.zeros(0),
     )
-    cdist = np.where(cdist <= p.limit_m, cdist, np.nan)
+    # each centre's walk and its status, from what it takes them from (`centre_picks`): its own
+    # walk as land, an uncovered home's (as the demand frame has it) or an uncovered cell's
+    land_dist_m = np.where(land_walk_m <= p.limit_m, land_walk_m, np.nan)
+    home_dist_m = result.demand[f"{standard_id}_dist_m"].to_numpy(dtype=float)[homes.at][miss]
+    cell_dist_m = np.where(cells_walk_m <= p.limit_m, cells_walk_m, np.nan)
+    statuses = [
+        cov.walk_status(net, cs, p.snaps, dist_m=land_dist_m, covered=land_within),
+        result.demand[f"{standard_id}_status"].to_numpy(dtype=object)[homes.at][miss],
+        _cell_status(net, cells, p.snaps, uncovered=uncovered, cell_dist_m=cell_dist_m),
+    ]
+    walks = np.concatenate([land_dist_m, home_dist_m, cell_dist_m])
+    picked = np.where(pick < 0, np.arange(len(centre)), len(centre) + pick)
+    cdist = walks[picked]
+    status = np.concatenate(statuses)[picked].astype(object)
+    cx, cy = shapely.get_x(centre), shapely.get_y(centre)
+    lonlat = to_lonlat(centre, result.crs)
     out = gpd.GeoDataFrame(
         {
             "standard": standard_id,
@@ -266,6 +294,11 @@ def _gap_polygons(
             "units_uncovered": units,
             "area_m2": np.round(shapely.area(merged), 1),
             "dist_m_at_centre": np.round(cdist, 1),
+            "status_at_centre": status,
+            "centre_x_m": cx,
+            "centre_y_m": cy,
+            "centre_lon": shapely.get_x(lonlat),
+            "centre_lat": shapely.get_y(lonlat),
         },
         geometry=merged,
         crs=result.crs,
@@ -273,6 +306,77 @@ def _gap_polygons(
     out = out.sort_values(["residents_uncovered", "area_m2"], ascending=False, kind="mergesort")
     out.insert(1, "rank", np.arange(1, len(out) + 1))
     return out.reset_index(drop=True)[GAP_COLUMNS]
+
+
+def _cell_status(
+    net: Network,
+    cells: cov.Snaps,
+    facilities: cov.Snaps,
+    *,
+    uncovered: np.ndarray,
+    cell_dist_m: np.ndarray,
+) -> np.ndarray:
+    """The status (`coverage.walk_status`) of each uncovered land cell, whose walks (NaN: none
+    within the search limit) are `cell_dist_m`."""
+    if not cells.n_items:
+        return np.zeros(0, dtype=object)
+    dist_m = np.full(cells.n_items, np.nan)
+    dist_m[uncovered] = cell_dist_m
+    covered = ~np.asarray(uncovered, dtype=bool)
+    return cov.walk_status(net, cells, facilities, dist_m=dist_m, covered=covered)[uncovered]
+
+
+def centre_picks(
+    centres: np.ndarray,
+    gaps: np.ndarray,
+    *,
+    land_within: np.ndarray,
+    homes: np.ndarray,
+    cells_xy_m: np.ndarray,
+    cell_size_m: float,
+) -> np.ndarray:
+    """Whose walk each gap's centre takes (`centre_walks` says why): its own as land, an
+    uncovered home's or an uncovered land cell's.
+
+    Parameters
+    ----------
+    centres, gaps
+        A point inside each gap, and the gaps (polygons).
+    land_within
+        Whether each centre's own walk, measured as land, is within its standard.
+    homes
+        The uncovered homes' footprints.
+    cells_xy_m, cell_size_m
+        The uncovered land cells' squares (their south-west corners, an array of shape
+        ``(n, 2)``, and their side).
+
+    Returns
+    -------
+    numpy.ndarray
+        One integer per centre: -1 its own walk as land, ``i`` the walk of ``homes[i]``,
+        ``len(homes) + j`` that of the ``j``-th cell.
+    """
+    out = np.full(len(centres), -1, dtype=np.int64)
+    settled = np.zeros(len(centres), dtype=bool)
+    if len(homes):
+        at, home = shapely.STRtree(homes).query(centres, predicate="intersects")
+        order = np.lexsort((home, at))  # per centre, the first home holding it
+        at, home = at[order], home[order]
+        first = np.r_[True, at[1:] != at[:-1]] if len(at) else np.zeros(0, dtype=bool)
+        out[at[first]] = home[first]
+        settled[at[first]] = True
+    todo = np.flatnonzero(~settled & np.asarray(land_within, dtype=bool))
+    if len(todo) and len(homes) + len(cells_xy_m):
+        # (the squares made only for the few centres that need them)
+        x, y = cells_xy_m[:, 0], cells_xy_m[:, 1]
+        units = np.concatenate([homes, shapely.box(x, y, x + cell_size_m, y + cell_size_m)])
+        g, u = shapely.STRtree(units).query(gaps[todo], predicate="intersects")
+        near = shapely.distance(centres[todo][g], units[u])
+        order = np.lexsort((u, near, g))  # per gap, the nearest unit (homes come first)
+        g, u = g[order], u[order]
+        first = np.r_[True, g[1:] != g[:-1]] if len(g) else np.zeros(0, dtype=bool)
+        out[todo[g[first]]] = u[first]
+    return out
 
 
 def centre_walks(
@@ -292,7 +396,7 @@ def centre_walks(
 
     A gap is made of the homes and land cells beyond the standard (`homes`, `cells_xy_m`: their
     footprints and squares; `home_walk_m`, `cell_walk_m`: their walks), and a centre (a point
-    inside its gap, from `shapely.point_on_surface`) is measured as:
+    inside its gap, from `shapely.point_on_surface`) is measured as (`centre_picks`):
 
     1. the walk of the uncovered home whose footprint holds it (the first, where they overlap):
        a home walks from its own nearest street, and a point inside it, measured as bare land,
@@ -323,28 +427,17 @@ def centre_walks(
     numpy.ndarray
         One walk per gap, in metres (inf or NaN where there is none within the search limit).
     """
-    out = np.asarray(land_walk_m, dtype=float).copy()
-    settled = np.zeros(len(centres), dtype=bool)
-    if len(homes):
-        at, home = shapely.STRtree(homes).query(centres, predicate="intersects")
-        order = np.lexsort((home, at))  # per centre, the first home holding it
-        at, home = at[order], home[order]
-        first = np.r_[True, at[1:] != at[:-1]] if len(at) else np.zeros(0, dtype=bool)
-        out[at[first]] = home_walk_m[home[first]]
-        settled[at[first]] = True
-    todo = np.flatnonzero(~settled & np.asarray(land_within, dtype=bool))
-    if len(todo) and len(homes) + len(cells_xy_m):
-        # (the squares made only for the few centres that need them)
-        x, y = cells_xy_m[:, 0], cells_xy_m[:, 1]
-        units = np.concatenate([homes, shapely.box(x, y, x + cell_size_m, y + cell_size_m)])
-        walks = np.concatenate([home_walk_m, cell_walk_m]).astype(float)
-        g, u = shapely.STRtree(units).query(gaps[todo], predicate="intersects")
-        near = shapely.distance(centres[todo][g], units[u])
-        order = np.lexsort((u, near, g))  # per gap, the nearest unit (homes come first)
-        g, u = g[order], u[order]
-        first = np.r_[True, g[1:] != g[:-1]] if len(g) else np.zeros(0, dtype=bool)
-        out[todo[g[first]]] = walks[u[first]]
-    return out
+    pick = centre_picks(
+        centres,
+        gaps,
+        land_within=land_within,
+        homes=homes,
+        cells_xy_m=cells_xy_m,
+        cell_size_m=cell_size_m,
+    )
+    land = np.asarray(land_walk_m, dtype=float)
+    walks = np.concatenate([home_walk_m, cell_walk_m]).astype(float)
+    return np.where(pick < 0, land, walks[np.maximum(pick, 0)] if len(walks) else land)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,15 @@ from typing import Any
 
 import numpy as np
 
+from walkcover.engine.coverage import (
+    STATUS_BEYOND,
+    STATUS_BEYOND_LIMIT,
+    STATUS_COVERED,
+    STATUS_NO_FACILITIES,
+    STATUS_UNREACHABLE,
+    STATUS_UNSNAPPED,
+)
+
 #: What a figure shows where a standard has no facility in the data: no data, not 0%.
 NO_DATA_EN = "no data"
 NO_DATA_ZH = "无数据"
@@ -36,6 +45,17 @@ NO_DATA = f"{NO_DATA_EN} · {NO_DATA_ZH}"
 NO_FACILITY_WHY = "no facility in the data · 数据中无设施"
 #: What a figure shows where there is nothing to measure (no residents): not a number.
 EMPTY = "—"
+#: A walk's status in words (en · zh), never the column value: the ``STATUS_*`` of
+#: `walkcover.engine.coverage`, as a home's ``<standard>_status`` and a gap's
+#: ``status_at_centre`` hold them.
+STATUS_WORDS = {
+    STATUS_COVERED: "within the standard · 达标",
+    STATUS_BEYOND: "farther than the standard · 超出标准距离",
+    STATUS_BEYOND_LIMIT: "beyond the search limit · 超出搜索范围",
+    STATUS_UNREACHABLE: "no walk reaches it · 步行不可达",
+    STATUS_UNSNAPPED: "too far from any street · 距街道过远",
+    STATUS_NO_FACILITIES: NO_FACILITY_WHY,
+}
 
 #: Decimals people read, by kind of figure (every output: terminal, reports, maps, workbook).
 PERCENT_DECIMALS = 1
@@ -218,6 +238,31 @@ def length_text(metres: Any) -> str:
     """
     text = count_text(metres)
     return text if text == EMPTY else f"{text} m"
+
+
+def walk_text(dist_m: Any, *, status: Any = None, unit: bool = True) -> str:
+    """A walk for people, or why there is none (a gap's walk at its centre, a home's walk).
+
+    Parameters
+    ----------
+    dist_m
+        The walk in metres; NaN or None where there is none.
+    status
+        Why the walk is what it is (a ``STATUS_*`` of `walkcover.engine.coverage`, as
+        ``status_at_centre`` or ``<standard>_status`` hold it); said where there is no walk.
+    unit
+        Whether the walk ends in ``m`` (``790 m``; without: ``790``, under a heading in metres).
+
+    Returns
+    -------
+    str
+        ``790 m`` (`count_text`); where there is no walk, its status in words (`STATUS_WORDS`:
+        beyond the search limit, no walk reaches it, too far from any street, no facility in the
+        data), or `EMPTY` where the status is none of them (a record written before it was kept).
+    """
+    if not _missing(dist_m):
+        return length_text(dist_m) if unit else count_text(dist_m)
+    return STATUS_WORDS.get(status, EMPTY) if isinstance(status, str) else EMPTY
 
 
 def coordinate_text(degrees: Any) -> str:

@@ -39,7 +39,9 @@ from walkcover.presentation.figures import (
     EMPTY,
     NO_DATA,
     NO_FACILITY_WHY,
+    STATUS_WORDS,
     columns_in_words,
+    coordinate_text,
     count_text,
     distance_text,
     figure_text,
@@ -47,6 +49,7 @@ from walkcover.presentation.figures import (
     pct_text,
     round_figures,
     target_text,
+    walk_text,
 )
 from walkcover.presentation.layer_store import packed_homes, packed_streets
 from walkcover.presentation.layers import edges_in_box, way_lines
@@ -80,15 +83,6 @@ from walkcover.presentation.web_map import (
 
 #: The bands in the order of their codes on the page (a home's code & 3).
 BAND_KEYS = tuple(BANDS)
-#: A walk's status in words (en · zh), never the column value.
-STATUS_WORDS = {
-    cov.STATUS_COVERED: "within the standard · 达标",
-    cov.STATUS_BEYOND: "farther than the standard · 超出标准距离",
-    cov.STATUS_BEYOND_LIMIT: "beyond the search limit · 超出搜索范围",
-    cov.STATUS_UNREACHABLE: "no walk reaches it · 步行不可达",
-    cov.STATUS_UNSNAPPED: "too far from any street · 距街道过远",
-    cov.STATUS_NO_FACILITIES: NO_FACILITY_WHY,
-}
 #: A street context in words.
 CONTEXT_WORDS = {
     "main_street": "main street · 主要街道",
@@ -1207,17 +1201,26 @@ def _add_gaps(
     group: folium.FeatureGroup, result: Assessment, std: Standard, district_id: str
 ) -> None:
     """The 200 largest gaps, dashed red: their rank, residents, area and the walk at their
-    centre, beside the rule that applies there (per street context where the standard has it)."""
+    centre (or why there is none: `figures.walk_text`), the centre's lon/lat as the run kept it
+    (``centre_lon``, ``centre_lat``), beside the rule that applies there (per street context
+    where the standard has it)."""
     gaps = result.gaps(district_id, std.id).head(200)
     if not len(gaps):
         return
-    walk = [EMPTY if d != d else f"{count_text(d)} m" for d in gaps["dist_m_at_centre"]]
+    walk = [
+        walk_text(d, status=s) for d, s in zip(gaps["dist_m_at_centre"], gaps["status_at_centre"])
+    ]
+    centre = [
+        f"{coordinate_text(lon)}, {coordinate_text(lat)}"
+        for lon, lat in zip(gaps["centre_lon"], gaps["centre_lat"])
+    ]
     frame = gpd.GeoDataFrame(
         {
             "rank": gaps["rank"].astype(int).to_numpy(),
             "residents": [count_text(v) for v in gaps["residents_uncovered"]],
             "area": [f"{count_text(v)} m²" for v in gaps["area_m2"]],
             "walk": walk,
+            "centre": centre,
             "rule": _rule_text(std),
         },
         geometry=gaps.geometry.to_numpy(),
@@ -1225,18 +1228,19 @@ def _add_gaps(
     )
     PackedGeoJson(
         frame,
-        columns=["rank", "residents", "area", "walk", "rule"],
+        columns=["rank", "residents", "area", "walk", "centre", "rule"],
         style={"color": GAP_COLOUR, "weight": 2, "dashArray": "5,4", "fillOpacity": 0.05},
         step_m=FINE_STEP_M,
         simplify_m=result.rules.land.cell_m,
     ).add_child(
         PropertyTable(
-            ["rank", "residents", "area", "walk", "rule"],
+            ["rank", "residents", "area", "walk", "centre", "rule"],
             [
                 "gap rank · 缺口排名",
                 "residents not covered · 未覆盖居民",
                 "area · 面积",
                 "walk at its centre · 中心步行距离",
+                "its centre (lon, lat) · 中心经纬度",
                 "standard here · 此处标准",
             ],
         )

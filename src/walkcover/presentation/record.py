@@ -15,7 +15,7 @@ import json
 import math
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +76,12 @@ MAX_LOCKED_GATES = 100_000
 _GATE_ID_CHARS = 24
 #: The largest OSM id a record may name (OSM ids are positive 64-bit integers).
 MAX_OSM_ID = 2**63 - 1
+#: Features left out a record may list, over all its standards (`Assessment.left_out`): a city's
+#: features tagged disused or abandoned number in the tens or hundreds. Each id takes at most
+#: `_LEFT_OUT_ID_CHARS` characters of the file as written (an indented, quoted
+#: ``relation/`` and 19 digits, and its comma).
+MAX_LEFT_OUT = 100_000
+_LEFT_OUT_ID_CHARS = 40
 
 _Text = Annotated[str, Field(max_length=2_000)]
 _Id = Annotated[str, Field(min_length=1, max_length=200)]
@@ -83,6 +89,8 @@ _Id = Annotated[str, Field(min_length=1, max_length=200)]
 _FileName = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^/\\\x00-\x1f\x7f]+$")]
 _Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 _OsmNodeId = Annotated[int, Field(ge=1, le=MAX_OSM_ID)]
+#: An OSM element as walkcover names it: ``node/21``, ``way/302``, ``relation/7``.
+_OsmRef = Annotated[str, Field(pattern=r"^(node|way|relation)/[1-9][0-9]{0,18}$")]
 
 
 class _Part(BaseModel):
@@ -127,8 +135,8 @@ class RunRecord(_Part):
     """The schema of ``run.json`` (version 1); unknown keys are ignored.
 
     Fields added since version 1 was first written have defaults, so that an older record still
-    reads (and an older walkcover ignores them): ``data_date``, ``locked_gates`` and
-    ``standards_file`` (None: the record predates them).
+    reads (and an older walkcover ignores them): ``data_date``, ``locked_gates``,
+    ``standards_file`` and ``left_out`` (None: the record predates them).
     """
 
     record_version: Literal[1]
@@ -154,6 +162,15 @@ class RunRecord(_Part):
     locked_gates: Annotated[list[_OsmNodeId], Field(max_length=MAX_LOCKED_GATES)] | None = None
     #: The standards file the figures were measured with.
     standards_file: StandardsFileRecord | None = None
+    #: Per standard id (one the record measured), the OSM ids of every feature tagged disused or
+    #: abandoned that it left out (`Assessment.left_out`): at most `MAX_LEFT_OUT` in all.
+    left_out: (
+        Annotated[
+            dict[_Id, Annotated[list[_OsmRef], Field(max_length=MAX_LEFT_OUT)]],
+            Field(max_length=200),
+        ]
+        | None
+    ) = None
 
 
 def load_record(path: Path) -> RunRecord:
@@ -208,9 +225,21 @@ def load_record(path: Path) -> RunRecord:
             f"{path} lists {len(gates):,} locked gates, more than a run record can "
             f"({MAX_LOCKED_GATES:,}); it was not written by walkcover: {fix}"
         )
+    left_out = data.get("left_out")
+    n_left_out = (
+        sum(len(v) for v in left_out.values() if isinstance(v, list))
+        if isinstance(left_out, dict)
+        else 0
+    )
+    if n_left_out > MAX_LEFT_OUT:  # before anything reads them
+        raise RunRecordError(
+            f"{path} lists {n_left_out:,} features left out, more than a run record can "
+            f"({MAX_LEFT_OUT:,}); it was not written by walkcover: {fix}"
+        )
     rest = len(text) - (len(boundary_wkt) if isinstance(boundary_wkt, str) else 0)
-    # the gates' ids are counted apart, at the most each takes as written
+    # the gates' and left-out features' ids are counted apart, at the most each takes as written
     rest -= _GATE_ID_CHARS * len(gates) if isinstance(gates, list) else 0
+    rest -= _LEFT_OUT_ID_CHARS * n_left_out
     if rest > MAX_RECORD_TEXT_CHARS:
         raise RunRecordError(
             f"{path} holds {rest:,} characters besides its boundary, more than a run record can "
@@ -232,6 +261,10 @@ def load_record(path: Path) -> RunRecord:
         bad = [k for k, v in record.limits_m.items() if not (math.isfinite(v) and v > 0)]
         if bad:
             raise ValueError(f"limits_m.{bad[0]} must be a positive finite distance in metres")
+        measured = {s.get("id") for s in record.standards}
+        stray = [k for k in record.left_out or {} if k not in measured]
+        if stray:
+            raise ValueError(f"left_out.{stray[0]} is no standard the record measured")
     except (ValidationError, ValueError) as exc:
         raise RunRecordError(
             f"{path} does not hold a run record ({_first_problem(exc)}): {fix}"
@@ -297,6 +330,10 @@ class DistrictRun:
     #: The OSM node ids (ascending) of every locked gate that cut a walked path in the study
     #: area; None where the record predates the list (its note named the first few only).
     locked_gates: tuple[int, ...] | None = None
+    #: Per standard id, the OSM ids of every feature tagged disused or abandoned that it left
+    #: out (a standard with none has no entry); None where the record predates the list (its
+    #: notes named the first few only).
+    left_out: Mapping[str, tuple[str, ...]] | None = None
     #: The standards file the figures were measured with (``run.json``'s ``standards_file``);
     #: None where the record predates it.
     standards_file: StandardsFileRecord | None = None
@@ -365,6 +402,8 @@ def record_data(assessment: Assessment, district_id: str, *, tiles: str | None =
         "data_date": osm_date(assessment.data_date),
         # every locked gate's id (the note counts them): the study area's, as the note's count
         "locked_gates": [int(g) for g in assessment.locked_gates],
+        # every left-out feature's id (the notes count them), per standard
+        "left_out": {sid: list(ids) for sid, ids in assessment.left_out.items()},
         "standards_file": standards_file_data(assessment),
     }
 
@@ -516,6 +555,12 @@ def _from_record(
             tuple(sorted(set(record.locked_gates))) if record.locked_gates is not None else None
         ),
         standards_file=record.standards_file,
+        # (once each, in the order written)
+        left_out=(
+            {sid: tuple(dict.fromkeys(ids)) for sid, ids in record.left_out.items()}
+            if record.left_out is not None
+            else None
+        ),
     )
 
 
@@ -625,8 +670,18 @@ _GAP_FIGURES: dict[str, _Figure] = {
     "rank": ("rank", False),
     "residents_uncovered": ("count", False),
     "area_m2": ("count", False),
-    "dist_m_at_centre": ("count", True),  # empty: the gap's centre is beyond the search limit
+    # empty: no walk at the gap's centre (``status_at_centre`` says why)
+    "dist_m_at_centre": ("count", True),
 }
+#: A gap's centre (`walkcover.measures.gaps.GAP_CENTRE_COLUMNS`), which runs before it was kept
+#: with the gap did not write: checked like the others where present; where absent, empty (the
+#: report's "—"), so an older run folder still gives its report.
+_GAP_FIGURES_ADDED: dict[str, _Figure] = {
+    "centre_lon": ("lon", False),
+    "centre_lat": ("lat", False),
+}
+#: Why a gap's centre has the walk it has (a home's statuses); absent in older runs' gaps.
+_GAP_STATUS = "status_at_centre"
 _PROPOSED_FIGURES: dict[str, _Figure] = {
     "rank": ("rank", False),
     "residents_newly_covered": ("count", False),
@@ -642,6 +697,8 @@ _RANGES = {
     "count": (0.0, _MAX_FIGURE, "a number from 0 up"),
     "figure": (-_MAX_FIGURE, _MAX_FIGURE, "a finite number"),
     "rank": (1.0, _MAX_FIGURE, "a whole number from 1 up"),
+    "lon": (-180.0, 180.0, "a longitude from -180 to 180"),
+    "lat": (-90.0, 90.0, "a latitude from -90 to 90"),
 }
 
 
@@ -1058,6 +1115,14 @@ def read_district_run(
         _check_columns(gaps, ("standard",), where=where, fix=fix)
         _check_geometry(gaps, where=where, fix=fix)
         gaps = _check_figures(gaps, _GAP_FIGURES, where=where, fix=fix)
+        added = {c: kind for c, kind in _GAP_FIGURES_ADDED.items() if c in gaps}
+        gaps = _check_figures(gaps, added, where=where, fix=fix)
+        if _GAP_STATUS in gaps:
+            _check_text(gaps, _GAP_STATUS, _DEMAND_STATUSES, where=where, fix=fix,
+                        may_be_empty=False)  # fmt: skip
+    if len(gaps):  # written before the centre and its status were kept with the gap: none
+        absent = [c for c in (*_GAP_FIGURES_ADDED, _GAP_STATUS) if c not in gaps]
+        gaps = gaps.assign(**dict.fromkeys(absent, np.nan))
     if proposed is not None:
         where = f"{gpkg}: the proposed_sites layer"
         _check_columns(proposed, ("standard", "method"), where=where, fix=fix)

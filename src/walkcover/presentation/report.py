@@ -48,6 +48,7 @@ from walkcover.presentation.figures import (
     round_figure,
     target_text,
     value_text,
+    walk_text,
 )
 from walkcover.presentation.palette import (
     BANDS,
@@ -582,17 +583,27 @@ def city_chart(summary: pd.DataFrame, standards: list[Standard]):
 
 def top_gaps(run: DistrictRun, *, n: int = 10, standard: str | None = None) -> pd.DataFrame:
     """The `n` largest gaps of the district (of one `standard`, or across standards), with the
-    lon/lat of a point inside each."""
+    walk at each one's centre, why there is none where it is empty (``status_at_centre``), and
+    that centre's lon/lat: the point the walk was measured at, as the run kept it with the gap
+    (``centre_lon``, ``centre_lat``), never made again here."""
     g = run.gaps
     if standard is not None and len(g):
         g = g[g["standard"] == standard]
     if len(g):  # a standard with no facility in the data has no gaps to rank, only no data
         g = g[[not run.no_facility(s) for s in g["standard"]]]
-    cols = ["standard", "rank_in_standard", "residents_uncovered", "area_m2", "dist_m_at_centre"]
+    cols = [
+        "standard",
+        "rank_in_standard",
+        "residents_uncovered",
+        "area_m2",
+        "dist_m_at_centre",
+        "status_at_centre",
+        "lon",
+        "lat",
+    ]
     if not len(g):
-        return pd.DataFrame(columns=[*cols, "lon", "lat"])
+        return pd.DataFrame(columns=cols)
     g = g.sort_values("residents_uncovered", ascending=False, kind="stable").head(n)
-    pts = frame_to_lonlat(g.geometry.representative_point())
     return pd.DataFrame(
         {
             "standard": g["standard"].to_numpy(),
@@ -600,10 +611,11 @@ def top_gaps(run: DistrictRun, *, n: int = 10, standard: str | None = None) -> p
             "residents_uncovered": g["residents_uncovered"].to_numpy(),
             "area_m2": g["area_m2"].to_numpy(),
             "dist_m_at_centre": g["dist_m_at_centre"].to_numpy(dtype=float),
-            "lon": pts.x.round(6).to_numpy(),
-            "lat": pts.y.round(6).to_numpy(),
+            "status_at_centre": g["status_at_centre"].to_numpy(dtype=object),
+            "lon": g["centre_lon"].to_numpy(dtype=float),
+            "lat": g["centre_lat"].to_numpy(dtype=float),
         }
-    )
+    )[cols]
 
 
 def _whole(v: float) -> str:
@@ -612,19 +624,22 @@ def _whole(v: float) -> str:
 
 def gaps_view(gaps: pd.DataFrame) -> pd.DataFrame:
     """`top_gaps` as a report shows it: named in English and Chinese, whole numbers, and a gap
-    whose centre is beyond the search limit saying so instead of "nan"."""
+    whose centre has no walk saying why (`figures.walk_text`: beyond the search limit, no walk
+    reaches it, too far from any street, no facility in the data) instead of "nan"."""
     return pd.DataFrame(
         {
             "standard\n标准": gaps["standard"],
             "rank in standard\n标准内排名": gaps["rank_in_standard"].map(lambda v: f"{int(v)}"),
             "residents not covered\n未覆盖居民": gaps["residents_uncovered"].map(_whole),
             "area m²\n面积": gaps["area_m2"].map(_whole),
-            "walk m at centre\n中心步行米": gaps["dist_m_at_centre"].map(
-                lambda v: "beyond the search limit · 超出搜索范围" if v != v else _whole(v)
-            ),
+            "walk m at centre\n中心步行米": [
+                walk_text(d, status=s, unit=False)
+                for d, s in zip(gaps["dist_m_at_centre"], gaps["status_at_centre"])
+            ],
             "lon\n经度": gaps["lon"].map(coordinate_text),
             "lat\n纬度": gaps["lat"].map(coordinate_text),
-        }
+        },
+        index=gaps.index,
     )
 
 
@@ -1125,9 +1140,15 @@ def plain_note(text: str, run: DistrictRun) -> tuple[str, list[str]]:
 def read_first(run: DistrictRun) -> tuple[list[str], list[dict[str, object]]]:
     """The "Read first" box of a report in plain sentences with their counts, and the appendix
     of the OSM ids the notes named (locked gates, features left out), each under the sentence's
-    reference (``A1``…). The locked gates' note only counts them: its appendix lists every one
-    the run recorded (`DistrictRun.locked_gates`)."""
-    from walkcover.assessment.model import LOCKED_GATES_LISTED, LOCKED_GATES_NOTE
+    reference (``A1``…). The notes on locked gates and on features left out only count them:
+    their appendices list every one the run recorded (`DistrictRun.locked_gates`,
+    `DistrictRun.left_out`)."""
+    from walkcover.assessment.model import (
+        LEFT_OUT_LISTED,
+        LEFT_OUT_NOTE,
+        LOCKED_GATES_LISTED,
+        LOCKED_GATES_NOTE,
+    )
 
     rows = run.summary
     none = [s for s in rows["standard"] if run.no_facility(s)]
@@ -1151,17 +1172,23 @@ def read_first(run: DistrictRun) -> tuple[list[str], list[dict[str, object]]]:
     appendix: list[dict[str, object]] = []
     for note in run.notes:
         gates = note.kind == LOCKED_GATES_NOTE and run.locked_gates is not None
+        left_out = note.kind == LEFT_OUT_NOTE and run.left_out is not None
+        listed = gates or left_out
         # (the note's pointer to run.json is the appendix's reference here)
-        text = note.text.removesuffix(LOCKED_GATES_LISTED) if gates else note.text
+        text = note.text
+        if listed:
+            text = text.removesuffix(LOCKED_GATES_LISTED if gates else LEFT_OUT_LISTED)
         plain, ids = plain_note(text, run)
         if gates:
             ids = [f"node/{g}" for g in run.locked_gates or ()]
+        elif left_out:
+            ids = list((run.left_out or {}).get(note.standard or "", ()))
         if ids:
             ref = f"A{len(appendix) + 1}"
-            # a note names the first few ids of a long list, then "…" (the locked gates' note of
-            # a record written before their list was kept): the appendix says so rather than
-            # pass those few for all of them
-            cut = not gates and bool(re.search(r"(node|way|relation)/\d+\s*…", note.text))
+            # a note names the first few ids of a long list, then "…" (the notes on locked gates
+            # and features left out of a record written before their lists were kept): the
+            # appendix says so rather than pass those few for all of them
+            cut = not listed and bool(re.search(r"(node|way|relation)/\d+\s*…", note.text))
             shown = [*ids, f"… (the note names the first {len(ids)} only)"] if cut else ids
             appendix.append({"ref": ref, "text": plain, "ids": shown})
             what = "id" if len(ids) == 1 else "ids"
