@@ -649,7 +649,7 @@ def _district_map(
         _add_service_area(group, result, std, areas.geometry[std.id])
         row = summary.loc[std.id] if std.id in summary.index else None
         if row is not None and not row["facilities_in_reach"]:
-            # no facility in the data: no data, said so; the whole district is no gap to rank
+            # no facility in reach: no data, said so; the whole district is no gap to rank
             _add_no_data(group, [d4326.representative_point()])
         else:
             _add_gaps(group, result, std, district_id)
