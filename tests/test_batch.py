@@ -7,6 +7,7 @@ nothing (its cut is empty).
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -227,10 +228,10 @@ def test_bad_input_is_refused_with_the_valid_choices(tmp_path, batch_run):
 
 def test_region_ranking_figures():
     """Cities' figures are residents-weighted over their districts; a standard with no facility
-    in reach of a city is "no data", not 0%; 99.96% shows 100.0 (rounded, never truncated: one
-    rule in every output) and does not meet 100."""
+    in reach of a city is "no data", not 0%; 99.96% shows >99.9 (never 100.0 beside a 100 it
+    does not meet, never a truncated 99.9: one rule in every output) and does not meet 100."""
     from walkcover.batch import CityOutcome
-    from walkcover.measures.indicators import city_figures
+    from walkcover.measures.indicators import NO_FACILITY_REASON, city_figures
     from walkcover.presentation.report import region_index_html
 
     rows = pd.DataFrame(
@@ -249,7 +250,8 @@ def test_region_ranking_figures():
     assert f.loc[("toilet", "A"), "residents_covered_pct"] == pytest.approx(62.5)
     assert f.loc[("toilet", "B"), "rank"] == 1 and f.loc[("toilet", "A"), "rank"] == 2
     assert np.isnan(f.loc[("kindergarten", "A"), "residents_covered_pct"])
-    assert "no facility in the data" in f.loc[("kindergarten", "B"), "note"]
+    # why, in the words of its districts' rows (none in reach of any of them)
+    assert f.loc[("kindergarten", "B"), "note"] == NO_FACILITY_REASON
     page = region_index_html(
         "T", rows, [CityOutcome("A", "A", "done"), CityOutcome("B", "B", "done")],
         city_folders={"A": "t-a", "B": "t-b"},
@@ -257,15 +259,18 @@ def test_region_ranking_figures():
     # the tables' rows as cell texts (a cell's own markup, such as the span keeping 无数据 on one
     # line, is not text): rank, city, residents, covered %, target %, meets, note
     cells = [
-        [re.sub(r"<[^>]*>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", tr)]
+        [
+            html.unescape(re.sub(r"<[^>]*>", "", c)).strip()
+            for c in re.findall(r"<td[^>]*>(.*?)</td>", tr)
+        ]
         for tr in re.findall(r"<tr>(.*?)</tr>", page, flags=re.S)
     ]
     by_city = {}
     for row in (r for r in cells if len(r) == 7):
         by_city.setdefault(row[1], []).append(row)
     (toilet_b, kg_b) = by_city["B"]
-    assert toilet_b[3:6] == ["100.0", "100.0", "✗"]  # 99.96%: rounded, never 99.9; not met
-    assert "99.9" not in page
+    assert toilet_b[3:6] == [">99.9", "100.0", "✗"]  # 99.96%: not whole, not truncated; not met
+    assert not re.search(r"(?<!&gt;)99\.9", page)
     assert kg_b[3] == NO_DATA and kg_b[5] == NO_DATA  # kindergartens: no figure, not 0
     assert '<span class="nobr">无数据</span>' in page  # kept on one line in a narrow column
 

@@ -162,7 +162,7 @@ def test_explain_says_how_capacity_is_counted(choice_run):
     text = explanation(a, did, SID)
     assert "E2SFCA" in text and "stepped decay ≤ 300 m × 1" in text
     assert "residents below the norm of 1.5 beds per 1,000" in text
-    assert "two or more facilities within 1000 m" in text
+    assert "two or more facilities within 1,000 m" in text
 
 
 @pytest.fixture(scope="module")

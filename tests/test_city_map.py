@@ -320,9 +320,12 @@ def test_the_region_map_states_the_figure_the_region_page_ranks(sample_results, 
 
     summary = sample_results.assessment.summary.assign(city="sample", city_name="赫尔辛基样例")
     want = {
-        r.standard_name: pct_text(r.residents_covered_pct, unit="%")
+        r.standard_name: pct_text(r.residents_covered_pct, no_data=bool(r.note), unit="%")
         for r in city_figures(summary).itertuples()
     }
+    # a standard with no facility in reach of the city (kindergartens: none in the sample) has
+    # no data, as its districts say, never "—" (a city without residents)
+    assert want["Kindergarten"] == NO_DATA
     seen: dict[str, set[str]] = {}
     for blob in _blobs(region_page.read_text(encoding="utf-8")):
         for feature in blob.get("features", []):
@@ -440,4 +443,9 @@ def test_the_region_map_labels_each_city_with_its_figure(sample_results, region_
     assert want != "—"
     assert [lab["lines"] for lab in labels[toilet]] == [
         ["赫尔辛基样例", f"{want} · whole city 全市"]
+    ]
+    # no facility in reach of the city: no data, labelled as a district without one is
+    kg = [s.id for s in sample_results.assessment.standards].index("kindergarten")
+    assert [(lab["lines"], lab["kind"]) for lab in labels[kg]] == [
+        (["赫尔辛基样例", f"{NO_DATA} · whole city 全市"], "nodata")
     ]

@@ -353,3 +353,35 @@ def test_facility_popups_carry_the_homes_per_band_as_figures_text(sample_results
         assert any(all(want[s].get(i) == tuple(t) for i, *t in got) for s in want), got[:3]
         shown_counts += sum(int(t.replace(",", "")) > 0 for row in got for t in row[1:])
     assert shown_counts > 0  # some facility is some home's nearest
+
+
+def test_a_map_prints_a_cluster_count_as_count_text_does():
+    """The district map's facility clusters print their count in the browser: with thousands
+    separators as `count_text` (it printed "12345"), in a circle that grows to hold them."""
+    import json
+    import shutil
+    import subprocess
+    from types import SimpleNamespace
+
+    from walkcover.presentation.figures import COUNT_JS, count_text
+    from walkcover.presentation.maps import FacilityClusters
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    this = SimpleNamespace(get_name=lambda: "clusters", points="points", count_js=COUNT_JS)
+    script = str(FacilityClusters._template.module.script(this, {}))  # type: ignore[attr-defined]
+    make = re.search(r"iconCreateFunction: (function \(cluster\) \{.*?\n\s*\})", script, re.S)
+    assert make is not None
+    counts = [7, 999, 1000, 12345, 1234567]
+    js = (
+        "var L = {divIcon: function (o) { return o; }, point: function (x, y) { return [x, y]; }};"
+        f"var make = {make.group(1)};"
+        f"console.log(JSON.stringify({json.dumps(counts)}.map(function (n) {{"
+        "  var icon = make({getChildCount: function () { return n; }});"
+        "  return [icon.html, icon.iconSize[0]]; })));"
+    )
+    out = subprocess.run([node, "-e", js], capture_output=True, text=True, check=True, timeout=60)
+    shown = json.loads(out.stdout)
+    assert [h for h, _ in shown] == [f"<div>{count_text(n)}</div>" for n in counts]
+    assert shown[2][0] == "<div>1,000</div>" and shown[3][1] > shown[1][1]

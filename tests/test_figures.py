@@ -20,6 +20,9 @@ from walkcover.presentation.figures import (
     distance_text,
     distances_text,
     length_text,
+    metres_text,
+    pct_text,
+    setting_text,
     sheet_format,
     target_text,
     value_text,
@@ -176,3 +179,51 @@ def test_walk_text_says_why_there_is_no_walk():
     assert texts == [STATUS_WORDS[s] for s in reasons] and len(set(texts)) == 4
     assert texts[-1] == "no facility in the data · 数据中无设施"
     assert walk_text(None, status=None) == EMPTY and walk_text(float("nan"), status="?") == EMPTY
+
+
+@pytest.mark.parametrize(
+    ("value", "want"),
+    [
+        (0.03, "<0.1%"),  # 0.03% of residents covered: some, never "0.0%" (none)
+        (0.05, "<0.1%"),  # half a step rounds (half to even) to zero: still not zero
+        (0.0500001, "0.1%"),
+        (0.0, "0.0%"),  # none is none
+        (1e-12, "0.0%"),  # zero as the CSV stores it (nine decimals)
+        (99.97, ">99.9%"),  # not everyone: never "100.0%" beside a 100% target it misses
+        (99.95, ">99.9%"),  # rounds half to even up to 100.0: still not whole
+        (99.9499, "99.9%"),
+        (100.0, "100.0%"),
+        (99.99999999999997, "100.0%"),  # whole as the CSV stores it
+        (94.95, "95.0%"),
+        (float("nan"), EMPTY),
+    ],
+)
+def test_a_share_never_reads_as_none_or_whole_where_it_is_not(value, want):
+    assert pct_text(value, unit="%") == want
+    assert pct_text(value) == want.removesuffix("%")
+    assert pct_text(value, no_data=True, unit="%") == NO_DATA
+
+
+def test_distances_and_settings_have_thousands_separators():
+    """A distance reads as a length does (``1,000 m``), whether configured or measured; a setting
+    keeps the digits its file gives (a norm of 0.75 is not "0.8")."""
+    from types import SimpleNamespace
+
+    far = SimpleNamespace(threshold_m=1000.0, context_thresholds_m={})
+    ctx = SimpleNamespace(
+        threshold_m=500.0, context_thresholds_m={"a": 300.0, "b": 1500.0, "c": 800}
+    )
+    assert distance_text(far) == "1,000 m" == length_text(1000.0)
+    assert distance_text(ctx) == "300/800/1,500 m"
+    assert distance_text(ctx, compact=True) == "300–1,500 m"
+    assert metres_text(1000) == "1,000 m" and metres_text(12.5) == "12.5 m"
+    assert metres_text(None) == EMPTY
+    assert [setting_text(v) for v in (1000.0, 0.75, 12.5, 300, 0.1 + 0.2, 2_500_000)] == [
+        "1,000",
+        "0.75",
+        "12.5",
+        "300",
+        "0.3",
+        "2,500,000",
+    ]
+    assert setting_text(float("nan")) == EMPTY

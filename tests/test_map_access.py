@@ -174,7 +174,7 @@ def test_access_view_paints_the_homes_against_the_norm_with_its_legend(access_ru
         assert f"capacity · 容量: {DEFAULT_BEDS:g} beds" in popup
         assert "DEFAULT: no capacity tagged" in popup
         # back to the standard: bands again
-        pick(page, "Community clinic (1000 m)")
+        pick(page, "Community clinic (1,000 m)")
         assert not page.evaluate("() => document.querySelector('[data-bands]').hidden")
         assert errors == [] and outside == []
     finally:
@@ -204,7 +204,7 @@ def test_home_popup_gives_choice_and_capacity(access_run, browser):
     )
     page, errors, _ = open_offline(browser, page_path)
     try:
-        pick(page, "Community clinic (1000 m)")
+        pick(page, "Community clinic (1,000 m)")
         at = demand.geometry.iloc[[two]].representative_point().to_crs(4326).iloc[0]
         text = home_popup(page, two, at.x, at.y)
         # each row of the table: its swatch (■, transparent where none), its label, its value

@@ -167,7 +167,7 @@ def test_pdf_report_pages_tables_and_chinese_text(outputs, tmp_path):
     # the kindergartens (none in the sample) say "no data", on their page and in the chart's place
     kg = next(p for p in pages if p.strip().startswith("幼儿园 Kindergarten"))
     # (no 0.0% figure; the target 100.0% is not one)
-    assert "no facility in the data" in kg and not re.search(r"(?<![\d.])0\.0%", kg)
+    assert "no facility in reach in the data" in kg and not re.search(r"(?<![\d.])0\.0%", kg)
     row = next(ln for ln in pages[1].splitlines() if ln.split()[:2] == ["kindergarten", "幼儿园"])
     # the summary: no figure, not 0% (its target, 100.0, is not one)
     assert "no data" in row and not re.search(r"(?<![\d.])0\.0(?!\d)", row)

@@ -24,6 +24,7 @@ from walkcover.presentation.figures import (
     NO_DATA,
     count_text,
     figure_text,
+    pct_text,
     target_text,
     value_text,
 )
@@ -60,7 +61,7 @@ def truth(made):
     return {
         (r.district, r.standard): NO_DATA
         if r.facilities_in_reach == 0
-        else figure_text(r.residents_covered_pct)
+        else pct_text(r.residents_covered_pct)
         for r in s.itertuples()
     }
 
@@ -69,7 +70,7 @@ def shown(value) -> str:
     """A figure as an output stored it (a number, or text), under the one rule."""
     if isinstance(value, str):
         return NO_DATA if "no data" in value else value.rstrip("%").strip()
-    return figure_text(value)
+    return pct_text(value)
 
 
 def test_the_csv_holds_no_figure_where_there_is_no_facility(made, truth):
@@ -102,7 +103,7 @@ def test_the_terminal_agrees(made, truth):
     _, out, _ = made
     got, district = {}, None
     for line in out.splitlines():
-        m = re.search(r"\((sample-[a-z]+)\): \d+ demand units", line)
+        m = re.search(r"\((sample-[a-z]+)\): [\d,]+ demand units", line)
         if m:
             district = m.group(1)
             continue
@@ -222,7 +223,9 @@ def test_the_after_sites_figures_agree_everywhere(made):
         if "cumulative" in f["properties"]
     ]
     # each site's popup (the sites are drawn in the standard's layer and its "after" overlay)
-    assert popups and sorted({figure_text(v) for v in popups}) == sorted(set(cells))
+    assert popups and sorted(set(popups)) == sorted(
+        {pct_text(v) for v in layer["cumulative_coverage_pct"]}
+    )
     assert want == "100.0" and "99.9%" not in page
 
 
@@ -282,7 +285,7 @@ def test_targets_agree_everywhere(made):
     truth = {(r.district, r.standard): target_text(r.target_pct) for r in s.itertuples()}
     got, district = {}, None
     for line in out.splitlines():
-        m = re.search(r"\((sample-[a-z]+)\): \d+ demand units", line)
+        m = re.search(r"\((sample-[a-z]+)\): [\d,]+ demand units", line)
         if m:
             district = m.group(1)
             continue
@@ -345,7 +348,7 @@ def test_the_notebook_table_agrees(sample_results):
     none = (s["facilities_in_reach"] == 0).to_numpy()
     assert none.any() and (~none).any()
     for col in ("residents_covered_pct", "area_covered_euclid_pct"):
-        want = [NO_DATA if n else figure_text(v) for v, n in zip(s[col], none)]
+        want = [pct_text(v, no_data=n) for v, n in zip(s[col], none)]
         assert got[col].tolist() == want, col
     assert got["target_pct"].tolist() == [target_text(v) for v in s["target_pct"]]
     assert got["meets_target"].tolist() == [

@@ -628,11 +628,16 @@ class Results:
             if differ:
 
                 def rules(sid: str) -> str:
+                    from walkcover.presentation.figures import metres_text
+
                     def radii(s: Standard) -> str:
                         by_context = ", ".join(
-                            f"{k} {v:g} m" for k, v in sorted(s.context_thresholds_m.items())
+                            f"{k} {metres_text(v)}"
+                            for k, v in sorted(s.context_thresholds_m.items())
                         )
-                        return f"{s.threshold_m:g} m" + (f" ({by_context})" if by_context else "")
+                        return metres_text(s.threshold_m) + (
+                            f" ({by_context})" if by_context else ""
+                        )
 
                     there, here = recorded[sid], this_run[sid]
                     d1, d2 = there.model_dump(mode="json"), here.model_dump(mode="json")

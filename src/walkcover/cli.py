@@ -41,8 +41,9 @@ from walkcover.presentation.figures import (
     NO_DATA,
     count_text,
     distance_text,
-    figure_text,
     meets_text,
+    pct_text,
+    setting_text,
     target_text,
 )
 
@@ -873,9 +874,9 @@ def _print_siting(
         total += r.new_sites
         table.add_row(
             terminal(f"{r.name} ({r.slug})"),
-            figure_text(r.before_pct),
-            figure_text(r.after_pct),
-            str(r.new_sites),
+            pct_text(r.before_pct),
+            pct_text(r.after_pct),
+            count_text(r.new_sites),
             terminal(r.how),
             "" if r.mip_gap != r.mip_gap else f"{100 * r.mip_gap:.2f}%",
         )
@@ -900,7 +901,9 @@ def _print_siting(
         out_console.print(f"new {standard} sites {how}, all these districts together: {total}")
     if std.plan_new is not None and result.rules.city == result.city.id:
         p = std.plan_new
-        out_console.print(terminal(f"the plan orders {p.count:,} ({p.scope}; {p.section})"))
+        out_console.print(
+            terminal(f"the plan orders {count_text(p.count)} ({p.scope}; {p.section})")
+        )
     _print_written(written)
 
 
@@ -1381,7 +1384,7 @@ def _print_summary(
         table = Table(
             title=terminal(
                 f"{first.district_name} / {first.district_name_en} ({district}): "
-                f"{first.demand_units} demand units, {count_text(first.residents)} residents ({first.demand_model})"
+                f"{count_text(first.demand_units)} demand units, {count_text(first.residents)} residents ({first.demand_model})"
             ),
             title_justify="left",
         )
@@ -1404,15 +1407,15 @@ def _print_summary(
                 pct = EMPTY
             else:
                 mark = "" if r.meets_target is None else f" {meets_text(r.meets_target)}"
-                pct = f"{figure_text(r.residents_covered_pct)}{mark}"
+                pct = f"{pct_text(r.residents_covered_pct)}{mark}"
             table.add_row(
                 terminal(r.standard),
-                within.get(str(r.standard), f"{r.threshold_m:g}"),
-                str(r.facilities),
-                str(r.facilities_in_reach),
+                within.get(str(r.standard), setting_text(r.threshold_m)),
+                count_text(r.facilities),
+                count_text(r.facilities_in_reach),
                 pct,
                 target_text(r.target_pct),
-                str(r.unsnapped_units),
+                count_text(r.unsnapped_units),
             )
         out_console.print(table)
     # the groups of districts from the figures in memory, as group_summary.csv has them (never
@@ -1439,8 +1442,8 @@ def _print_summary(
                 terminal(r.group),
                 terminal(r.standard),
                 count_text(r.residents),
-                figure_text(r.residents_covered_pct),
-                figure_text(r.area_covered_euclid_pct),
+                pct_text(r.residents_covered_pct),
+                pct_text(r.area_covered_euclid_pct),
                 target_text(r.target_pct),
             )
         out_console.print(table)

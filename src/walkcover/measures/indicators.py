@@ -292,7 +292,11 @@ def district_summary(
     return row
 
 
-#: Why a summary row has no figures: no facility of its standard within reach of the district.
+#: Why a summary row has no figures: no facility of its standard within reach of the district
+#: (the city's data may hold some, too far to serve it), and why a city has none (no facility in
+#: reach of any of its districts). The maps and reports say the same words
+#: (`walkcover.presentation.figures.NO_FACILITY_WHY`); a home's status ``no_facilities`` means
+#: more: no facility of the standard in the data at all.
 NO_FACILITY_REASON = "no facility in reach in the data · 数据中无可服务设施"
 #: The figures a row without a facility in reach leaves empty (NaN), never 0.
 NO_DATA_FIGURES = (
@@ -568,8 +572,9 @@ def city_figures(summary: pd.DataFrame) -> pd.DataFrame:
                 "residents": float(pd.to_numeric(s["residents"], errors="coerce").sum()),
                 "target_pct": target,
                 "residents_covered_pct": pct,
-                # a standard with no facility in reach of any of the city's districts: no data
-                "note": "no facility in the data · 数据中无设施" if _no_facility(s) else "",
+                # a standard with no facility in reach of any of the city's districts: no data,
+                # for the reason each of its districts' rows gives
+                "note": NO_FACILITY_REASON if _no_facility(s) else "",
                 "meets_target": meets(pct, target) if pct == pct else None,
             }
         )

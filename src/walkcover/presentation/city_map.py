@@ -436,6 +436,9 @@ def region_map(
         # each city's figure by the one rule the region page ranks by
         by_city = figures[figures["standard"] == sid].set_index("city_name")
         city_pct = rows["city_name"].map(by_city["residents_covered_pct"])
+        # a city whose districts have no facility in reach: no data, as its districts say (not
+        # "—", which is a city without residents)
+        city_none = rows["city_name"].map(by_city["note"].astype(bool)).eq(True).to_numpy()
         target = pd.to_numeric(rows["target_pct"], errors="coerce").to_numpy(float)
         meets = (
             rows["meets_target"].to_numpy(object) if "meets_target" in rows else [None] * len(rows)
@@ -446,7 +449,9 @@ def region_map(
                 "standard": name,
                 "pct": np.where(no_data, np.nan, round_figures(pct)),
                 "covered": [pct_text(p, no_data=bool(n), unit="%") for p, n in zip(pct, no_data)],
-                "city_pct": [pct_text(p, unit="%") for p in city_pct],
+                "city_pct": [
+                    pct_text(p, no_data=bool(n), unit="%") for p, n in zip(city_pct, city_none)
+                ],
                 "target": [_target_text(t) for t in target],
                 "meets": [
                     meets_text(None if pd.isna(v) else bool(v), no_data=bool(n))
@@ -476,17 +481,18 @@ def region_map(
         legends.append(_legend_entry(name, _region_distances(str(sid), rows, by_id), tgt))
         city_of = by_city["residents_covered_pct"]
         pcts = np.array([city_of.get(c, np.nan) for c in city_names], dtype=float)
+        nones = [bool(by_city["note"].get(c, "")) for c in city_names]
         labels.append(
             [
                 {
                     "lat": lat,
                     "lng": lng,
-                    "lines": [c, f"{pct_text(p, unit='%')} · whole city 全市"],
-                    "kind": "figure",
-                    "colour": _ramp(float(round_figures(p))),
+                    "lines": [c, f"{pct_text(p, no_data=n, unit='%')} · whole city 全市"],
+                    "kind": "nodata" if n else "figure",
+                    "colour": NO_DATA_GREY if n else _ramp(float(round_figures(p))),
                 }
-                for (lat, lng), c, p in sorted(
-                    zip(city_points, city_names, pcts), key=lambda t: t[1]
+                for (lat, lng), c, p, n in sorted(
+                    zip(city_points, city_names, pcts, nones), key=lambda t: t[1]
                 )
                 if lat == lat
             ]

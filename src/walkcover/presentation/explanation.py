@@ -7,7 +7,15 @@ from collections import Counter
 from walkcover.assessment import Assessment
 from walkcover.measures.facilities import describe
 from walkcover.measures.indicators import CONTEXTS
-from walkcover.presentation.figures import count_text, figure_text, target_text, value_text
+from walkcover.presentation.figures import (
+    count_text,
+    figure_text,
+    metres_text,
+    pct_text,
+    setting_text,
+    target_text,
+    value_text,
+)
 from walkcover.presentation.record import osm_date_text, source_name
 
 #: Section headings of `explanation`'s text.
@@ -33,7 +41,8 @@ _REACHED = {
 
 
 def _f(v: float, unit: str = "%") -> str:
-    return figure_text(v, unit=unit)
+    """A share (`pct_text`: never ``0.0%`` where some are covered), or another figure in `unit`."""
+    return pct_text(v, unit=unit) if unit == "%" else figure_text(v, unit=unit)
 
 
 def explanation(
@@ -56,7 +65,7 @@ def explanation(
     counted = fac[fac["counts"].astype(bool)]
     lines = [
         f"{row['district_name']} / {row['district_name_en']} ({row['district']}) — {std.name} {std.name_zh}",
-        f"Standard: within {std.threshold_m:g} m walking; {std.context_applied}; target {target_text(std.target_pct, unit='%')} "
+        f"Standard: within {metres_text(std.threshold_m)} walking; {std.context_applied}; target {target_text(std.target_pct, unit='%')} "
         f"({std.target_basis or 'plan'})",
         f"Plan: {std.citation.section} {std.citation.text}  National: {std.citation.national or '—'}",
         # the file's name, never its folder; the data's own date, never the file's
@@ -67,32 +76,33 @@ def explanation(
         f"  selectors: {'; '.join(describe(s) for s in std.selectors)}",
     ]
     for how, n in Counter(counted["matched_by"]).most_common():
-        lines.append(f"  found by {how}: {n} counted in the study area")
+        lines.append(f"  found by {how}: {count_text(n)} counted in the study area")
     lines.append(
-        f"  in the district: {int(in_d['counts'].astype(bool).sum())} counted; "
-        f"{row['facilities_in_reach']} can serve it (inside or within the search limit, snapped)"
+        f"  in the district: {count_text(in_d['counts'].astype(bool).sum())} counted; "
+        f"{count_text(row['facilities_in_reach'])} can serve it (inside or within the search limit, snapped)"
     )
     for reason, n in Counter(fac.loc[~fac["counts"].astype(bool), "reason"]).most_common():
-        lines.append(f"  left out: {n} × {reason}")
+        lines.append(f"  left out: {count_text(n)} × {reason}")
     if std.use_entrances and "reached_by" in counted:
         for how, n in Counter(counted["reached_by"]).most_common():
-            lines.append(f"  reached {_REACHED.get(how, how)}: {n}")
+            lines.append(f"  reached {_REACHED.get(how, how)}: {count_text(n)}")
     lines += [
         "",
         "Residents",
-        f"  {row['demand_units']} demand units ({row['demand_model']}), {count_text(row['residents'])} residents",
+        f"  {count_text(row['demand_units'])} demand units ({row['demand_model']}), {count_text(row['residents'])} residents",
         f"  model: {row['population_model']}",
         f"  buildings mapped: {_completeness(row['building_completeness_pct'])}",
-        f"  not snapped to a street within {result.city.config.network.max_snap_m:g} m: {row['unsnapped_units']}; "
-        f"unreachable: {row['unreachable_units']}; beyond the search limit: {row['beyond_search_units']}",
+        f"  not snapped to a street within {metres_text(result.city.config.network.max_snap_m)}: "
+        f"{count_text(row['unsnapped_units'])}; unreachable: {count_text(row['unreachable_units'])}; "
+        f"beyond the search limit: {count_text(row['beyond_search_units'])}",
         "",
         "Denominator land",
         f"  {row['denominator']}: {value_text(row['land_km2'], unit='km²')} km² "
         f"({'; '.join(describe(s) for s in getattr(result.rules.land, row['denominator']))})",
         "",
         "Figures",
-        f"  official (straight-line {std.threshold_m:g} m circles ∩ land ÷ land): {_f(row['area_covered_euclid_pct'])}",
-        f"  land within walking distance ({result.rules.land.cell_m:g} m grid):      {_f(row['area_covered_pct'])}",
+        f"  official (straight-line {metres_text(std.threshold_m)} circles ∩ land ÷ land): {_f(row['area_covered_euclid_pct'])}",
+        f"  land within walking distance ({metres_text(result.rules.land.cell_m)} grid):      {_f(row['area_covered_pct'])}",
         f"  residents within walking distance:                 {_f(row['residents_covered_pct'])}",
         f"  detour loss (official − walking land):             {_f(row['detour_loss_pp'], ' pp')}",
     ]
@@ -102,36 +112,37 @@ def explanation(
         )
     if std.choice:
         lines.append(
-            f"  residents with two or more facilities within {std.threshold_m:g} m walking "
+            f"  residents with two or more facilities within {metres_text(std.threshold_m)} walking "
             f"(each counted once, at its nearest entrance): {_f(row['residents_choice_pct'])}"
         )
     rule = std.access
     if rule is not None:
         how = (
-            f"Gaussian decay, σ = {rule.decay.sigma_m:g} m"
+            f"Gaussian decay, σ = {metres_text(rule.decay.sigma_m)}"
             if rule.decay.kind == "gaussian"
-            else "stepped decay " + ", ".join(f"≤ {b:g} m × {w:g}" for b, w in rule.decay.steps)
+            else "stepped decay "
+            + ", ".join(f"≤ {metres_text(b)} × {setting_text(w)}" for b, w in rule.decay.steps)
         )
         lines += [
             f"  capacity per 1,000 residents (E2SFCA: each facility's {rule.capacity_unit} ÷ the "
-            f"residents who can walk to it within {std.threshold_m:g} m, {how}, summed over the "
+            f"residents who can walk to it within {metres_text(std.threshold_m)}, {how}, summed over the "
             f"facilities each home reaches): mean {_f(row['access_mean_per_1000'], '')}, lowest "
             f"10% {_f(row['access_p10_per_1000'], '')}",
             f"  capacities: OSM tags capacity, beds or school:capacity, a planner's file, else "
-            f"{rule.default_capacity:g} {rule.capacity_unit} ({rule.capacity_basis}); "
+            f"{setting_text(rule.default_capacity)} {rule.capacity_unit} ({rule.capacity_basis}); "
             f"{count_text(row['facilities_default_capacity'])} of the facilities in "
             "reach use that default",
         ]
         if rule.norm_per_1000 is not None:
             lines.append(
-                f"  residents below the norm of {rule.norm_per_1000:g} {rule.capacity_unit} per "
+                f"  residents below the norm of {setting_text(rule.norm_per_1000)} {rule.capacity_unit} per "
                 f"1,000 ({rule.norm_basis}): {_f(row['residents_below_norm_pct'])}"
             )
     if std.context_thresholds_m:
         for c in CONTEXTS:
             lines.append(
                 f"  {c}: {_f(row[f'street_km_{c}'], ' km')} of street, {_f(row[f'street_covered_pct_{c}'])} covered "
-                f"at {std.context_thresholds_m.get(c, std.threshold_m):g} m"
+                f"at {metres_text(std.context_thresholds_m.get(c, std.threshold_m))}"
             )
     lines += _life_circle_lines(result, std, str(did))
     notes = [n.text for n in result.notes if n.concerns(row["district"], std.id)]

@@ -7,10 +7,23 @@ through here, with one rule:
   decimals the CSV and workbook store (so a figure read back from ``summary.csv`` formats the same
   as the one in memory), then rounded on its decimal digits: 99.99999999999997 → ``100.0``,
   98.45 → ``98.4``, 98.55 → ``98.6``.
+* **A share that is not zero never reads as none, and one that is not whole never reads as
+  complete** (`pct_text`): 0.03% of residents covered is ``<0.1%``, never ``0.0%``; 99.97% is
+  ``>99.9%``, never ``100.0%`` beside a 100% target it misses. A planner reading ``0.0%`` sends
+  nobody to look, and one reading ``100.0%`` ticks the standard off; the bound is true where a
+  truncated ``99.9%`` would not be the CSV's figure rounded (the report once truncated where
+  the CSV rounded: 99.9% beside 100.0). Exactly zero and exactly 100 (as stored, `STORED_DECIMALS`) read
+  ``0.0%`` and ``100.0%``.
 * **"no data" where a standard has no facility** in reach of the district: never 0%. The machine
   tables leave such a row's figures empty and give the reason (``no_data_reason``).
-* The same words in Chinese and English (`NO_DATA`), with the reason said beside it
-  (`NO_FACILITY_WHY`), never in its place.
+* The same words in Chinese and English (`NO_DATA`), with the reason said beside it, never in its
+  place: a district or a city without a facility in reach (`NO_FACILITY_WHY`, the CSV's
+  ``no_data_reason``), a home of a standard with no facility at all (`NO_FACILITY_IN_DATA`).
+* **Distances and lengths with thousands separators** (``1,000 m``, ``300/500/1,000 m``): a
+  measured length in whole metres (`length_text`), a configured distance as its file gives it
+  (`distance_text`, `metres_text`).
+* **Settings as their file gives them** (a norm, a capacity, a grid): no trailing zeros, with
+  thousands separators (``1.5``, ``1,000``; `setting_text`), never rounded like a measured figure.
 * **One precision per kind of figure**, whatever the output: percentages and targets one decimal
   (``100.0``, ``100.0%``), people and things whole (``1,642``), densities and per-capita amounts
   one decimal, areas in km² two (`UNIT_DECIMALS`, `decimals_for`). An amount that is not zero
@@ -36,13 +49,20 @@ from walkcover.engine.coverage import (
     STATUS_UNREACHABLE,
     STATUS_UNSNAPPED,
 )
+from walkcover.measures.indicators import NO_FACILITY_REASON
 
-#: What a figure shows where a standard has no facility in the data: no data, not 0%.
+#: What a figure shows where a standard has no facility in reach: no data, not 0%.
 NO_DATA_EN = "no data"
 NO_DATA_ZH = "无数据"
 NO_DATA = f"{NO_DATA_EN} · {NO_DATA_ZH}"
-#: Why a figure is `NO_DATA`, said beside it (legends, notes), never in its place.
-NO_FACILITY_WHY = "no facility in the data · 数据中无设施"
+#: Why a district's or a city's figure is `NO_DATA`, said beside it (legends, labels, notes),
+#: never in its place: no facility of the standard within reach of it (facilities elsewhere in
+#: the city's data may be too far to serve it). The words of the summary's ``no_data_reason``.
+NO_FACILITY_WHY = NO_FACILITY_REASON
+#: Why a home has no walk to a standard (its ``STATUS_NO_FACILITIES``): the city's data has no
+#: facility of the standard at all, so nothing to walk to. Not `NO_FACILITY_WHY`: a district can
+#: have none in reach while the city has some.
+NO_FACILITY_IN_DATA = "no facility in the data · 数据中无设施"
 #: What a figure shows where there is nothing to measure (no residents): not a number.
 EMPTY = "—"
 #: A walk's status in words (en · zh), never the column value: the ``STATUS_*`` of
@@ -54,7 +74,7 @@ STATUS_WORDS = {
     STATUS_BEYOND_LIMIT: "beyond the search limit · 超出搜索范围",
     STATUS_UNREACHABLE: "no walk reaches it · 步行不可达",
     STATUS_UNSNAPPED: "too far from any street · 距街道过远",
-    STATUS_NO_FACILITIES: NO_FACILITY_WHY,
+    STATUS_NO_FACILITIES: NO_FACILITY_IN_DATA,
 }
 
 #: Decimals people read, by kind of figure (every output: terminal, reports, maps, workbook).
@@ -112,11 +132,41 @@ def figure_text(value: Any, *, decimals: int = 1, unit: str = "") -> str:
 
 
 def pct_text(value: Any, *, no_data: bool = False, unit: str = "") -> str:
-    """A percentage for people: `NO_DATA` where the standard has no facility, else
-    `figure_text` at one decimal."""
+    """A share in percent for people: one decimal (`figure_text`), and never none nor whole
+    where it is not.
+
+    Parameters
+    ----------
+    value
+        The share in percent (0–100); NaN or None has none.
+    no_data
+        Whether the standard has no facility in reach: `NO_DATA`, whatever `value` is.
+    unit
+        Text after the number (``"%"`` where no column header says it), kept on a bound too.
+
+    Returns
+    -------
+    str
+        ``94.9%``; ``<0.1%`` for a share above zero that rounds to ``0.0``, ``>99.9%`` for one
+        below 100 that rounds to ``100.0`` (both as stored, `STORED_DECIMALS`); `EMPTY` where
+        there is no figure.
+
+    Examples
+    --------
+    >>> pct_text(0.03, unit="%"), pct_text(99.97, unit="%"), pct_text(100.0, unit="%")
+    ('<0.1%', '>99.9%', '100.0%')
+    """
     if no_data:
         return NO_DATA
-    return figure_text(value, decimals=1, unit=unit)
+    x = round_figure(value, PERCENT_DECIMALS)
+    if math.isfinite(x):
+        stored = round(float(value), STORED_DECIMALS)
+        step = 10.0**-PERCENT_DECIMALS
+        if x == 0 and stored > 0:
+            return f"<{step:.{PERCENT_DECIMALS}f}{unit}"
+        if x == 100 and stored < 100:
+            return f">{100 - step:.{PERCENT_DECIMALS}f}{unit}"
+    return figure_text(value, decimals=PERCENT_DECIMALS, unit=unit)
 
 
 def count_text(value: Any) -> str:
@@ -301,10 +351,52 @@ def sheet_format(decimals: int, *, small: bool = False, separators: bool = True)
     return f'[=0]{shown};[<={half}]"<{step}";{shown}'
 
 
+def setting_text(value: Any) -> str:
+    """A configured setting for people (a norm, a default capacity, a grid's cell, a decay's
+    σ), as its file gives it: no trailing zeros, thousands separated, never rounded like a
+    measured figure (a norm of 1.25 is ``1.25``, of 1000 ``1,000``).
+
+    Parameters
+    ----------
+    value
+        The setting; NaN or None has none.
+
+    Returns
+    -------
+    str
+        ``1.25``, ``1,000``; `EMPTY` where there is none.
+
+    Examples
+    --------
+    >>> setting_text(1000.0), setting_text(0.75), setting_text(12.5)
+    ('1,000', '0.75', '12.5')
+    """
+    if _missing(value):
+        return EMPTY
+    x = float(value)
+    if not math.isfinite(x):
+        return str(x)
+    exact = Decimal(repr(round(x, STORED_DECIMALS) + 0.0)).normalize()
+    return f"{exact:,f}"
+
+
+def metres_text(metres: Any) -> str:
+    """A configured distance for people, with its unit (``1,000 m``, ``12.5 m``): `setting_text`
+    (a measured length rounds to whole metres instead, `length_text`)."""
+    text = setting_text(metres)
+    return text if text == EMPTY else f"{text} m"
+
+
+#: `count_text` in a browser (a JavaScript function expression of a number): whole, with the
+#: same thousands separators (``1,642``), for the counts a map's script prints itself (the
+#: facilities in a marker cluster).
+COUNT_JS = "function (n) { return Math.round(n).toLocaleString('en-US'); }"
+
+
 def distance_text(std: Any, *, compact: bool = False) -> str:
-    """A standard's walking distance for a label (``500 m``); a rule per street context gives
-    each of its distances (the toilets: ``300/500/800 m``), never the default alone; `compact`
-    (a terminal's narrow column) gives their range (``300–800 m``)."""
+    """A standard's walking distance for a label (``500 m``, ``1,000 m``: `setting_text`); a
+    rule per street context gives each of its distances (the toilets: ``300/500/800 m``), never
+    the default alone; `compact` (a terminal's narrow column) gives their range (``300–800 m``)."""
     return distances_text([std], compact=compact)
 
 
@@ -319,9 +411,8 @@ def distances_text(standards: Any, *, compact: bool = False) -> str:
     if not values:
         return EMPTY
     if compact and len(values) > 2:
-        values = [values[0], values[-1]]
-        return f"{values[0]:g}–{values[1]:g} m"
-    return "/".join(f"{v:g}" for v in values) + " m"
+        return f"{setting_text(values[0])}–{metres_text(values[-1])}"
+    return "/".join(setting_text(v) for v in values) + " m"
 
 
 def meets_text(meets: Any, *, no_data: bool = False) -> str:

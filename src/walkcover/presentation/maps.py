@@ -36,6 +36,7 @@ from walkcover.engine import coverage as cov
 from walkcover.measures.bands import distance_band
 from walkcover.measures.gaps import SERVICE_AREA_CELL_M
 from walkcover.presentation.figures import (
+    COUNT_JS,
     EMPTY,
     NO_DATA,
     NO_FACILITY_WHY,
@@ -46,8 +47,10 @@ from walkcover.presentation.figures import (
     distance_text,
     figure_text,
     meets_text,
+    metres_text,
     pct_text,
     round_figures,
+    setting_text,
     target_text,
     walk_text,
 )
@@ -165,16 +168,16 @@ def _rule_text(std: Standard) -> str:
     """The standard's distance rule in words: per street context where it has them."""
     if std.context_thresholds_m:
         parts = " · ".join(
-            f"{v:g} m {CONTEXT_WORDS.get(k, k.replace('_', ' '))}"
+            f"{metres_text(v)} {CONTEXT_WORDS.get(k, k.replace('_', ' '))}"
             for k, v in std.context_thresholds_m.items()
         )
         return f"{parts} (by the street a home stands on · 按住宅所在街道)"
-    return f"≤ {std.threshold_m:g} m"
+    return f"≤ {metres_text(std.threshold_m)}"
 
 
 def _context_rule(std: Standard, context: str) -> str:
     radius = std.context_thresholds_m.get(context, std.threshold_m)
-    return f"≤ {radius:g} m ({CONTEXT_WORDS.get(context, context.replace('_', ' '))})"
+    return f"≤ {metres_text(radius)} ({CONTEXT_WORDS.get(context, context.replace('_', ' '))})"
 
 
 def _whole(values: np.ndarray) -> np.ndarray:
@@ -282,7 +285,7 @@ def _access_labels(std: Standard, reference: float, is_norm: bool) -> list[str]:
     """The access classes in words (`_access_codes`), with the bounds they stand for."""
     unit, unit_zh = _capacity_words(std)
     if is_norm:
-        full, half = f"{reference:g}", f"{reference / 2:g}"
+        full, half = setting_text(reference), setting_text(reference / 2)
         return [
             f"at or above the norm (≥ {full}) · 达到标准",
             f"below the norm ({half}–{full}) · 低于标准",
@@ -509,6 +512,8 @@ class FacilityClusters(folium.map.Layer):
     """An ``L.markerClusterGroup`` (vendored Leaflet.markercluster) holding its child layers'
     markers: a count in a small circle where they crowd, each facility from zoom 17 on."""
 
+    # the count as `count_text` writes it (thousands separated: `COUNT_JS`), in a circle wide
+    # enough for "1,234"
     _template = Template(
         """
         {% macro script(this, kwargs) %}
@@ -516,9 +521,10 @@ class FacilityClusters(folium.map.Layer):
             animate: false, showCoverageOnHover: false, spiderfyOnMaxZoom: false,
             disableClusteringAtZoom: 17, maxClusterRadius: 60, removeOutsideVisibleBounds: true,
             iconCreateFunction: function (cluster) {
-                var n = cluster.getChildCount(), size = n < 10 ? 18 : n < 100 ? 22 : 26;
-                return L.divIcon({html: '<div>' + n + '</div>', className: 'walkcover-cluster',
-                                  iconSize: L.point(size, size)});
+                var n = cluster.getChildCount(),
+                    size = n < 10 ? 18 : n < 100 ? 22 : n < 1000 ? 26 : 34;
+                return L.divIcon({html: '<div>' + ({{ this.count_js }})(n) + '</div>',
+                                  className: 'walkcover-cluster', iconSize: L.point(size, size)});
             }
         });
         {{ this.get_name() }}.once('add', function () {
@@ -536,6 +542,7 @@ class FacilityClusters(folium.map.Layer):
         points.show = False
         self.add_child(points)
         self.points = points.get_name()
+        self.count_js = COUNT_JS
 
     def render(self, **kwargs: Any) -> Any:
         figure = _figure(self)
@@ -642,7 +649,7 @@ def _district_map(
         _add_service_area(group, result, std, areas.geometry[std.id])
         row = summary.loc[std.id] if std.id in summary.index else None
         if row is not None and not row["facilities_in_reach"]:
-            # no facility in the data: no data, said so; the whole district is no gap to rank
+            # no facility in reach: no data, said so; the whole district is no gap to rank
             _add_no_data(group, [d4326.representative_point()])
         else:
             _add_gaps(group, result, std, district_id)
@@ -919,8 +926,8 @@ def _legend(
         # 1,450 toilets are not the Helsinki sample's)
         if std.plan_new is not None and result.rules.city == result.city.id:
             plan = (
-                f" · plan: {std.plan_new.count:,} new ({std.plan_new.scope}) 规划新增"
-                f" {std.plan_new.count:,}"
+                f" · plan: {count_text(std.plan_new.count)} new ({std.plan_new.scope}) 规划新增"
+                f" {count_text(std.plan_new.count)}"
             )
         official = (
             row is not None and row["area_covered_euclid_pct"] == row["area_covered_euclid_pct"]
@@ -1045,12 +1052,13 @@ def _access_legend(std: Standard, row: pd.Series | None) -> str:
     reference, is_norm = _access_reference(std, row)
     none = row is None or not _summary_figure(row, "facilities_in_reach")
     lines = [
-        f"Each home: {unit} per 1,000 residents within walking reach ({std.threshold_m:g} m, "
+        f"Each home: {unit} per 1,000 residents within walking reach ({metres_text(std.threshold_m)}, "
         f"E2SFCA) · 每千人步行可达{unit_zh}",
     ]
     if is_norm:
         lines.append(
-            f"Norm · 标准: {reference:g} {unit} per 1,000 residents · 每千人{reference:g}{unit_zh} "
+            f"Norm · 标准: {setting_text(reference)} {unit} per 1,000 residents · "
+            f"每千人{setting_text(reference)}{unit_zh} "
             f"({rule.norm_basis})"
         )
     else:
@@ -1077,7 +1085,7 @@ def _access_legend(std: Standard, row: pd.Series | None) -> str:
             lines.append(
                 f"⚠ {count_text(n_default)} of "
                 f"{count_text(_summary_figure(row, 'facilities_in_reach'))} facilities use the "
-                f"default of {rule.default_capacity:g} {unit} ({rule.capacity_basis}) · "
+                f"default of {setting_text(rule.default_capacity)} {unit} ({rule.capacity_basis}) · "
                 f"采用默认容量"
             )
     return (
@@ -1257,7 +1265,7 @@ def _add_proposed(group: folium.FeatureGroup, sites: gpd.GeoDataFrame) -> list[f
             # as text made by the one formatter: the report's table says the same (a number
             # here would show as the browser writes it: 134.0, 1642, 100)
             "gain": [count_text(v) for v in pts["residents_newly_covered"]],
-            "cumulative": [figure_text(v) for v in pts["cumulative_coverage_pct"]],
+            "cumulative": [pct_text(v) for v in pts["cumulative_coverage_pct"]],
         },
         geometry=pts.geometry.to_numpy(),
         crs=4326,

@@ -355,7 +355,7 @@ def _geojson(gdf: gpd.GeoDataFrame, *, simplify_m: float = 0.5) -> dict:
     return g.__geo_interface__
 
 
-#: The label of a district where a standard has no facility in the data: no data, said in words
+#: The label of a district where a standard has no facility in reach: no data, said in words
 #: on the map (a grey fill alone reads as 0%), on a hatched ground, in the words of every other
 #: output, and why under them.
 _NO_DATA_HTML = (
