@@ -128,8 +128,8 @@ def _png(fig, *, dpi: int = PRINT_DPI, tight: bool = False) -> bytes:
         return buf.getvalue()
     fig.set_dpi(dpi)
     fig.canvas.draw()
-    rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3]
-    Image.fromarray(np.ascontiguousarray(rgb), "RGB").save(buf, format="PNG", dpi=(dpi, dpi))
+    pixels = np.ascontiguousarray(np.asarray(fig.canvas.buffer_rgba())[..., :3])  # uint8: RGB
+    Image.fromarray(pixels).save(buf, format="PNG", dpi=(dpi, dpi))
     return buf.getvalue()
 
 
@@ -317,7 +317,14 @@ def _polygon_paths(geoms) -> list:
     if not len(geoms):
         return []
     parts, owner = shapely.get_parts(geoms, return_index=True)
-    parts = shapely.orient_polygons(parts)
+    if hasattr(shapely, "orient_polygons"):  # shapely 2.1
+        parts = shapely.orient_polygons(parts)
+    else:  # pragma: no cover - shapely 2.0
+        from shapely.geometry.polygon import orient
+
+        parts = np.array(
+            [orient(g) if g.geom_type == "Polygon" else g for g in parts], dtype=object
+        )
     rings, ring_part = shapely.get_rings(parts, return_index=True)
     xy, ring_of = shapely.get_coordinates(rings, return_index=True)
     empty = MplPath(np.zeros((1, 2)), [MplPath.MOVETO])
