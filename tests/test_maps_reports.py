@@ -228,6 +228,8 @@ def test_maps_print_at_the_size_they_are_drawn(outputs):
     """Every map and the chart print at the resolution they were drawn at (the PNG's own pixels
     per inch): unscaled, so their text prints at the point size it was set in (the legends'
     size is tested on the figures, `test_print.test_map_legend_is_readable_on_paper`)."""
+    from walkcover.presentation.report import MAP_HEIGHT_IN, PRINT_WIDTH_IN
+
     folder = outputs / "sample-nw"
     listing = subprocess.run(
         ["pdfimages", "-list", str(folder / "report.pdf")],
@@ -242,7 +244,8 @@ def test_maps_print_at_the_size_they_are_drawn(outputs):
         assert size in printed, png.name  # in the PDF
         assert printed[size] == pytest.approx(dpi, rel=0.01), png.name
         if png.name != "coverage_chart.png":  # a map is at most a page wide and fits its page
-            assert size[0] / dpi <= 10.75 and size[1] / dpi <= 4.2, png.name
+            assert size[0] / dpi <= PRINT_WIDTH_IN + 0.01, png.name
+            assert size[1] / dpi <= MAP_HEIGHT_IN + 0.01, png.name
 
 
 def test_html_report_and_index(outputs):

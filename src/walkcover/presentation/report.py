@@ -110,8 +110,9 @@ PRINT_DPI = 200
 #: The width the PDF's pages print on: A4 landscape less its margins (``report.css``: 12 mm each
 #: side), less a little, so a figure this wide is laid out at its own size, never scaled down.
 PRINT_WIDTH_IN = 10.7
-#: A standard's static map: its height on paper, so the map, its caption and its figures fit a page.
-MAP_HEIGHT_IN = 4.1
+#: A standard's static map: its height on paper, so the map, its caption, its figures and up to five
+#: gaps (each on two lines) fit a page.
+MAP_HEIGHT_IN = 3.8
 #: Two maps of a standard (before and after proposed sites) stand side by side, each this wide.
 PAIR_WIDTH_IN = 5.3
 
