@@ -206,6 +206,48 @@ def test_pdf_text_stays_within_every_page(outputs):
     assert n_words > 500 and off == []
 
 
+def test_each_standard_fits_its_page(outputs):
+    """A standard's maps (the toilets' before and after the proposed sites too), their captions
+    and its figures print on one page: no near-empty page of spilled figures after it."""
+    pages = pdf_pages(outputs / "sample-nw" / "report.pdf")
+    stds = list(load_standards().standards.values())
+    heads = [f"{s.name_zh} {s.name}" for s in stds]
+    starts = [i for i, p in enumerate(pages) if any(p.strip().startswith(h) for h in heads)]
+    assert len(starts) == len(stds)
+    # the page after each standard's page begins with the next standard, or the next section
+    for i, std in zip(starts, stds, strict=True):
+        page = pages[i]
+        assert "residents within reach" in page and "as measured" in page, std.id
+        nxt = pages[i + 1].strip()
+        assert any(nxt.startswith(h) for h in heads) or nxt.startswith("Capacity"), (std.id, nxt)
+    toilet = pages[starts[0]]
+    assert "after the proposed sites" in toilet and "Largest gaps" in toilet
+
+
+def test_maps_print_at_the_size_they_are_drawn(outputs):
+    """Every map and the chart print at the resolution they were drawn at (the PNG's own pixels
+    per inch): unscaled, so their text prints at the point size it was set in (the legends'
+    size is tested on the figures, `test_print.test_map_legend_is_readable_on_paper`)."""
+    from walkcover.presentation.report import MAP_HEIGHT_IN, PRINT_WIDTH_IN
+
+    folder = outputs / "sample-nw"
+    listing = subprocess.run(
+        ["pdfimages", "-list", str(folder / "report.pdf")],
+        capture_output=True, text=True, check=True,
+    ).stdout.splitlines()[2:]  # fmt: skip
+    printed = {(int(c[3]), int(c[4])): float(c[12]) for c in (ln.split() for ln in listing)}
+    pngs = sorted((folder / "maps").glob("*.png"))
+    assert {"toilet.png", "toilet_after.png", "coverage_chart.png"} <= {p.name for p in pngs}
+    for png in pngs:
+        with Image.open(png) as img:
+            size, dpi = img.size, float(img.info["dpi"][0])
+        assert size in printed, png.name  # in the PDF
+        assert printed[size] == pytest.approx(dpi, rel=0.01), png.name
+        if png.name != "coverage_chart.png":  # a map is at most a page wide and fits its page
+            assert size[0] / dpi <= PRINT_WIDTH_IN + 0.01, png.name
+            assert size[1] / dpi <= MAP_HEIGHT_IN + 0.01, png.name
+
+
 def test_html_report_and_index(outputs):
     page = (outputs / "sample-nw" / "report.html").read_text(encoding="utf-8")
     for phrase in ["Summary against targets", "Ten largest gaps", "Proposed sites", "How the numbers were made",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import io
 import json
 import os
 import re
@@ -16,6 +17,7 @@ import matplotlib.colors as mcolors
 import numpy as np
 import pandas as pd
 import pytest
+import shapely
 from typer.testing import CliRunner
 
 from walkcover.cli import app
@@ -345,9 +347,10 @@ def test_static_map_shows_outside_facilities_and_keeps_furniture_off_the_data(nw
     fig = static_map(nw, "park")
     try:
         ax = fig.axes[0]
+        (fx0, fx1), (fy0, fy1) = ax.get_xlim(), ax.get_ylim()
+        assert outside.intersects(shapely.box(fx0, fy0, fx1, fy1)).all()  # on the map
         labels = [t.get_text() for t in ax.get_legend().get_texts()]
         assert "facility grounds (park, school) · 设施用地" in labels
-        assert "facility outside the district serving it · 区外服务设施" in labels
         assert "street · 街道" in labels
         fig.canvas.draw()
         frame = ax.get_window_extent()
@@ -357,3 +360,128 @@ def test_static_map_shows_outside_facilities_and_keeps_furniture_off_the_data(nw
             assert box.x0 >= frame.x1 - 1, "map furniture inside the map frame"
     finally:
         _mpl().close(fig)
+
+
+# --- printed maps: size, centring, symbols, speed -----------------------------------------------
+
+
+@pytest.mark.parametrize("pair", [False, True])
+def test_map_legend_is_readable_on_paper(nw, pair):
+    """The figure is drawn at its printed size (the PDF prints it unscaled:
+    `test_maps_reports.test_maps_print_at_the_size_they_are_drawn`), so its legend prints at the
+    points it is set in: 7 or more, also beside a pair of maps; nothing of it outside the figure."""
+    from walkcover.presentation.report import (
+        MAP_HEIGHT_IN,
+        PAIR_WIDTH_IN,
+        PRINT_WIDTH_IN,
+        _mpl,
+        static_map,
+    )
+
+    width = PAIR_WIDTH_IN if pair else PRINT_WIDTH_IN
+    for sid in ("toilet", "park", "kindergarten"):
+        fig = static_map(nw, sid, width_in=width)
+        try:
+            w, h = fig.get_size_inches()
+            assert w <= width + 1e-9 and h <= MAP_HEIGHT_IN + 1e-9
+            legend = fig.axes[0].get_legend()
+            sizes = [t.get_fontsize() for t in legend.get_texts()]
+            assert sizes and min(sizes) >= 7.0, (sid, sizes)
+            fig.canvas.draw()
+            box = legend.get_window_extent()
+            fw, fh = fig.bbox.width, fig.bbox.height
+            assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= fw + 1 and box.y1 <= fh + 1, sid
+        finally:
+            _mpl().close(fig)
+
+
+@pytest.mark.parametrize("sid", ["park", "bus_stop", "toilet", "kindergarten"])
+def test_district_is_centred_in_its_frame(nw, sid):
+    """Equal margins left and right, top and bottom, whichever side the facilities serving the
+    district lie on; the frame keeps the map's aspect (a metre is as long across as up)."""
+    from walkcover.presentation.report import _mpl, static_map
+
+    fig = static_map(nw, sid)
+    try:
+        ax = fig.axes[0]
+        fig.canvas.draw()
+        (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+        bx0, by0, bx1, by1 = nw.boundary.bounds
+        assert bx0 - x0 == pytest.approx(x1 - bx1, rel=0.01, abs=1.0)
+        assert by0 - y0 == pytest.approx(y1 - by1, rel=0.01, abs=1.0)
+        assert bx0 > x0 and by0 > y0  # a margin all round
+        frame = ax.get_window_extent()
+        assert frame.width / frame.height == pytest.approx((x1 - x0) / (y1 - y0), rel=0.01)
+    finally:
+        _mpl().close(fig)
+
+
+def test_facility_symbols_are_the_interactive_maps(nw):
+    """As the district's interactive map draws them (`presentation.maps`: points as circles of
+    the facility colour filled white, grounds tinted at fill opacity 0.15 with no marker), inside
+    the district or outside it; the legend shows the symbol drawn."""
+    import matplotlib.colors as mc
+    from matplotlib.collections import PathCollection
+
+    from walkcover.presentation.palette import FACILITY_COLOUR
+    from walkcover.presentation.report import GROUND_ALPHA, _mpl, static_map
+
+    assert GROUND_ALPHA == 0.15  # maps.py: facility areas' fillOpacity
+    outline, fill = (mc.to_rgba(c) for c in FACILITY_COLOUR)
+    for sid in ("toilet", "park"):
+        fac = nw.facilities[(nw.facilities["standard"] == sid) & nw.facilities["counts"]]
+        n_points = int(fac.geom_type.isin(["Point", "MultiPoint"]).sum())
+        fig = static_map(nw, sid)
+        try:
+            ax = fig.axes[0]
+            markers = [
+                c
+                for c in ax.collections
+                if isinstance(c, PathCollection) and len(c.get_offsets()) and c.get_zorder() == 6
+            ]
+            drawn = sum(len(c.get_offsets()) for c in markers)
+            assert drawn == n_points, sid  # a circle per point facility, none on grounds
+            for c in markers:
+                assert {tuple(f) for f in c.get_facecolors()} == {fill}, sid  # hollow
+                assert {tuple(e) for e in c.get_edgecolors()} == {outline}, sid
+            handles = {t.get_text(): h for t, h in zip(ax.get_legend().get_texts(),
+                                                       ax.get_legend().legend_handles)}  # fmt: skip
+            if n_points:
+                dot = handles["facility · 设施"]
+                assert mc.to_rgba(dot.get_markerfacecolor()) == fill
+                assert mc.to_rgba(dot.get_markeredgecolor()) == outline
+            else:
+                assert "facility · 设施" not in handles
+        finally:
+            _mpl().close(fig)
+
+
+def test_a_map_is_drawn_once(nw, monkeypatch):
+    """Building a map draws nothing (geopandas' plot() drew the whole figure again at each
+    call); writing its PNG draws it once, at its printed size."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from walkcover.presentation.report import MapLayers, _mpl, _png, static_map
+
+    draws: list[object] = []
+    real = FigureCanvasAgg.draw
+
+    def counting(self, *args, **kwargs):
+        draws.append(self)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(FigureCanvasAgg, "draw", counting)
+    layers = MapLayers(nw)
+    fig = static_map(nw, "green_space", layers=layers)
+    try:
+        assert draws == []
+        png = _png(fig)
+        assert len(draws) == 1
+    finally:
+        _mpl().close(fig)
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as img:
+        assert img.mode == "RGB"  # opaque: no alpha mask for the PDF to carry
+        dpi = float(img.info["dpi"][0])
+        assert img.width / dpi == pytest.approx(fig.get_size_inches()[0], abs=0.01)

@@ -15,6 +15,7 @@ import base64
 import datetime as dt
 import functools
 import io
+import itertools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +58,7 @@ from walkcover.presentation.palette import (
     NO_DATA_GREY,
     SITE_COLOUR,
     STREET_COLOUR,
+    rgb,
 )
 from walkcover.presentation.record import DistrictRun, osm_date_text
 
@@ -103,10 +105,52 @@ def cjk_font() -> Path:
     return Path(mplfonts.__file__).parent / "fonts" / "NotoSansCJKsc-Regular.otf"
 
 
-def _png(fig, *, dpi: int = 130) -> bytes:
+#: The printed maps' and charts' resolution: their pixels per inch on paper (each is drawn at
+#: the size it prints, `PRINT_WIDTH_IN` wide at most, so its text prints at its own point size).
+PRINT_DPI = 200
+#: The width the PDF's pages print on: A4 landscape less its margins (``report.css``: 12 mm each
+#: side), less a little, so a figure this wide is laid out at its own size, never scaled down.
+PRINT_WIDTH_IN = 10.7
+#: A standard's static map: its height on paper, so the map, its caption, its figures and up to five
+#: gaps (each on two lines) fit a page.
+MAP_HEIGHT_IN = 3.8
+#: Two maps of a standard (before and after proposed sites) stand side by side, each this wide.
+PAIR_WIDTH_IN = 5.3
+
+
+def _png(fig, *, dpi: int = PRINT_DPI, tight: bool = False) -> bytes:
+    """`fig` as an opaque PNG (RGB: the PDF need not carry an alpha mask) of `dpi` pixels per inch,
+    drawn once, at its own size (`tight`: cropped to what it draws, for pages only shown on a
+    screen). The PNG records its resolution, so a page can print it at its size."""
+    from PIL import Image
+
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    if tight:
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+        return buf.getvalue()
+    fig.set_dpi(dpi)
+    fig.canvas.draw()
+    pixels = np.ascontiguousarray(np.asarray(fig.canvas.buffer_rgba())[..., :3])  # uint8: RGB
+    Image.fromarray(pixels).save(buf, format="PNG", dpi=(dpi, dpi))
     return buf.getvalue()
+
+
+def printed_width_in(png: bytes) -> float | None:
+    """The width `png` prints at: its pixels over its recorded pixels per inch (None without)."""
+    from PIL import Image
+
+    if not png:
+        return None
+    with Image.open(io.BytesIO(png)) as img:
+        dpi = img.info.get("dpi")
+        return img.width / float(dpi[0]) if dpi and float(dpi[0]) > 0 else None
+
+
+def _print_width_css(png: bytes) -> str:
+    """A figure's width on paper as CSS (``7.25in``): the size it was drawn at, so it prints
+    unscaled; "" where the PNG does not say."""
+    width = printed_width_in(png)
+    return f"{width:.3f}in" if width else ""
 
 
 def _data_uri(png: bytes) -> str:
@@ -151,45 +195,79 @@ def _met_colour(met: object) -> str:
     return BANDS[WITHIN][0] if met is True else BANDS[BEYOND][0]
 
 
+def _wrap_label(label: str, width: float | None) -> str:
+    """A legend label in lines of at most `width` characters (a CJK character counts two):
+    English, then " · " and Chinese, broken at spaces; unchanged when `width` is None."""
+    if width is None:
+        return label
+    import textwrap
+    import unicodedata
+
+    def size(text: str) -> float:
+        return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+    if size(label) <= width:
+        return label
+    en, sep, zh = label.partition(" · ")
+    lines = textwrap.wrap(en, width=max(int(width), 8))
+    if sep:
+        if size(lines[-1] + sep + zh) <= width:
+            lines[-1] += sep + zh
+        else:
+            lines[-1] += " ·"
+            lines.append(zh)
+    return "\n".join(lines)
+
+
 def _legend_handles(
-    *, streets: bool, facilities: bool, grounds: bool, outside: bool, gaps: bool, sites: bool
+    *,
+    streets: bool,
+    facilities: bool,
+    grounds: bool,
+    gaps: bool,
+    sites: bool,
+    wrap: float | None = None,
 ):
-    """Every symbol a static map draws (and none it does not), in the order a reader meets them."""
+    """Every symbol a static map draws (and none it does not), in the order a reader meets them,
+    each as the district's interactive map draws it; labels wrapped at `wrap` characters."""
     from matplotlib.artist import Artist
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
+    def label(text: str) -> str:
+        return _wrap_label(text, wrap)
+
     handles: list[Artist] = [
-        Patch(facecolor=c, edgecolor="none", label=label) for c, label in BANDS.values()
+        Patch(facecolor=c, edgecolor="none", label=label(text)) for c, text in BANDS.values()
     ]
-    handles.append(Line2D([], [], color="black", linewidth=1.2, label="district boundary · 区界"))
+    handles.append(
+        Line2D([], [], color="black", linewidth=1.2, label=label("district boundary · 区界"))
+    )
     if streets:
-        handles.append(Line2D([], [], color=STREET_COLOUR, linewidth=1.0, label="street · 街道"))
-
-    def dot(label: str, face: str, edge: str, edge_width: float = 1.0) -> Line2D:
-        return Line2D(
-            [], [], linestyle="none", marker="o", markersize=7, markerfacecolor=face,
-            markeredgecolor=edge, markeredgewidth=edge_width, label=label,
-        )  # fmt: skip
-
-    if facilities:
-        handles.append(dot("facility · 设施", FACILITY_COLOUR[0], "white"))
-    if outside:
         handles.append(
-            dot(
-                "facility outside the district serving it · 区外服务设施",
-                FACILITY_COLOUR[1],
-                FACILITY_COLOUR[0],
-                edge_width=1.5,
+            Line2D([], [], color=STREET_COLOUR, linewidth=1.0, label=label("street · 街道"))
+        )
+    if facilities:  # hollow, as on the interactive map
+        handles.append(
+            Line2D(
+                [],
+                [],
+                linestyle="none",
+                marker="o",
+                markersize=FACILITY_MARKER_PT,
+                markerfacecolor=FACILITY_COLOUR[1],
+                markeredgecolor=FACILITY_COLOUR[0],
+                markeredgewidth=FACILITY_EDGE_PT,
+                label=label("facility · 设施"),
             )
         )
     if grounds:
         handles.append(
             Patch(
-                facecolor=FACILITY_COLOUR[0],
-                alpha=GROUND_ALPHA,
+                facecolor=(*_rgb01(FACILITY_COLOUR[0]), GROUND_ALPHA),
                 edgecolor=FACILITY_COLOUR[0],
-                label="facility grounds (park, school) · 设施用地",
+                linewidth=FACILITY_EDGE_PT * 0.6,
+                label=label("facility grounds (park, school) · 设施用地"),
             )
         )
     if gaps:
@@ -198,7 +276,7 @@ def _legend_handles(
                 facecolor="none",
                 edgecolor=GAP_COLOUR,
                 linestyle="--",
-                label="gap, ranked · 缺口（排名）",
+                label=label("gap, ranked · 缺口（排名）"),
             )
         )
     if sites:
@@ -211,15 +289,104 @@ def _legend_handles(
                 markersize=8,
                 markerfacecolor=SITE_COLOUR,
                 markeredgecolor="white",
-                label="proposed site · 建议选址",
+                label=label("proposed site · 建议选址"),
             )
         )
     return handles
 
 
-#: Facility grounds are drawn in the facility colour, this opaque (a light tint of it).
-GROUND_ALPHA = 0.22
-#: Streets under the printed maps: the grey of the palette, thin, beneath everything else.
+def _rgb01(colour: str) -> tuple[float, float, float]:
+    r, g, b = rgb(colour)
+    return (r / 255, g / 255, b / 255)
+
+
+#: Facility grounds are drawn in the facility colour, this opaque (a light tint of it), as the
+#: interactive map fills them (``fillOpacity`` 0.15).
+GROUND_ALPHA = 0.15
+#: A point facility on the printed maps: a hollow circle (white inside, the facility colour
+#: around), as on the interactive map; its diameter and outline in points.
+FACILITY_MARKER_PT = 6.0
+FACILITY_EDGE_PT = 1.3
+
+
+def _polygon_paths(geoms) -> list:
+    """A matplotlib Path per (Multi)Polygon of `geoms`, every part and ring in it, exteriors
+    anticlockwise and holes clockwise (so a courtyard stays open whatever the fill rule)."""
+    import shapely
+    from matplotlib.path import Path as MplPath
+
+    geoms = np.asarray(geoms, dtype=object)
+    if not len(geoms):
+        return []
+    parts, owner = shapely.get_parts(geoms, return_index=True)
+    if hasattr(shapely, "orient_polygons"):  # shapely 2.1
+        parts = shapely.orient_polygons(parts)
+    else:  # pragma: no cover - shapely 2.0
+        from shapely.geometry.polygon import orient
+
+        parts = np.array(
+            [orient(g) if g.geom_type == "Polygon" else g for g in parts], dtype=object
+        )
+    rings, ring_part = shapely.get_rings(parts, return_index=True)
+    xy, ring_of = shapely.get_coordinates(rings, return_index=True)
+    empty = MplPath(np.zeros((1, 2)), [MplPath.MOVETO])
+    if not len(xy):
+        return [empty] * len(geoms)
+    codes = np.full(len(xy), MplPath.LINETO, dtype=MplPath.code_type)
+    first = np.r_[0, np.flatnonzero(np.diff(ring_of)) + 1]
+    codes[first] = MplPath.MOVETO
+    codes[np.r_[first[1:] - 1, len(xy) - 1]] = MplPath.CLOSEPOLY
+    geom_of = owner[ring_part[ring_of]]
+    cuts = np.searchsorted(geom_of, np.arange(len(geoms) + 1))
+    return [MplPath(xy[a:b], codes[a:b]) if b > a else empty for a, b in itertools.pairwise(cuts)]
+
+
+def _line_segments(geoms) -> list[np.ndarray]:
+    """The coordinates of every line of `geoms` (lines, or polygons' rings), one array each."""
+    import shapely
+
+    geoms = np.asarray(geoms, dtype=object)
+    if not len(geoms):
+        return []
+    parts = shapely.get_parts(geoms)
+    is_area = np.isin(shapely.get_type_id(parts), (3, 6))
+    lines = np.concatenate([shapely.get_rings(parts[is_area]), parts[~is_area]])
+    xy, which = shapely.get_coordinates(lines, return_index=True)
+    if not len(xy):
+        return []
+    cuts = np.r_[0, np.flatnonzero(np.diff(which)) + 1, len(xy)]
+    return [xy[a:b] for a, b in itertools.pairwise(cuts) if b - a > 1]
+
+
+class MapLayers:
+    """A district's geometries as matplotlib draws them, converted once and shared by every static
+    map of the district (its streets, homes and boundary are the same on each)."""
+
+    def __init__(self, run: DistrictRun) -> None:
+        streets = run.streets
+        self.streets = (
+            _line_segments(streets.geometry.to_numpy())
+            if streets is not None and len(streets)
+            else None
+        )
+        self.homes = _polygon_paths(run.demand.geometry.to_numpy()) if len(run.demand) else []
+        self.home_points = run.demand.geom_type.isin(["Point", "MultiPoint"]).to_numpy()
+        self.boundary = _line_segments([run.boundary])
+        self.boundary_path = _polygon_paths([run.boundary])
+
+
+def _add_lines(ax, segments, **style) -> None:
+    from matplotlib.collections import LineCollection
+
+    if len(segments):
+        ax.add_collection(LineCollection(segments, **style), autolim=False)
+
+
+def _add_areas(ax, paths, **style) -> None:
+    from matplotlib.collections import PathCollection
+
+    if len(paths):
+        ax.add_collection(PathCollection(paths, **style), autolim=False)
 
 
 def map_extent(run: DistrictRun, standard_id: str) -> tuple[float, float, float, float]:
@@ -242,58 +409,118 @@ def map_extent(run: DistrictRun, standard_id: str) -> tuple[float, float, float,
     return x0 - pad, y0 - pad, x1 + pad, y1 + pad
 
 
-def static_map(run: DistrictRun, standard_id: str, *, after: bool = False, width_in: float = 11.0):
-    """A matplotlib figure of one district and standard: the streets, homes by distance band, the
-    gaps with their rank, the facilities serving the district (those outside it too, drawn
-    hollow) and (`after`: homes once they are built) the proposed sites.
+def frame_extent(
+    run: DistrictRun, standard_id: str, *, aspect: float
+) -> tuple[float, float, float, float]:
+    """`map_extent` centred on the district, with the frame's `aspect` (height over width): grown
+    equally on opposite sides, so the district has equal margins left and right, top and bottom,
+    and every facility serving it is still inside."""
+    x0, y0, x1, y1 = map_extent(run, standard_id)
+    bx0, by0, bx1, by1 = run.boundary.bounds
+    cx, cy = (bx0 + bx1) / 2, (by0 + by1) / 2
+    half_w = max(cx - x0, x1 - cx, 1.0)
+    half_h = max(cy - y0, y1 - cy, 1.0)
+    if half_h / half_w < aspect:
+        half_h = half_w * aspect
+    else:
+        half_w = half_h / aspect
+    return cx - half_w, cy - half_h, cx + half_w, cy + half_h
 
-    The legend, the north arrow and the metric scale bar stand beside the map, outside its
-    frame, so they never cover data; the figure is `width_in` wide (a printed page's width)."""
+
+def static_map(
+    run: DistrictRun,
+    standard_id: str,
+    *,
+    after: bool = False,
+    width_in: float = PRINT_WIDTH_IN,
+    height_in: float = MAP_HEIGHT_IN,
+    layers: MapLayers | None = None,
+):
+    """A matplotlib figure of one district and standard: the streets, homes by distance band, the
+    gaps with their rank, the facilities serving the district (inside it or not: hollow circles
+    and tinted grounds, as on the interactive map) and (`after`: homes once they are built) the
+    proposed sites.
+
+    The figure is drawn at the size it prints (at most `width_in` by `height_in` inches), so its
+    legend prints at its own point size. The district sits at the centre of the map's frame
+    (`frame_extent`); the legend, the north arrow and the metric scale bar stand beside the frame,
+    outside it, so they never cover data. `layers` are the district's geometries, converted once
+    for all its maps (`MapLayers`)."""
     plt = _mpl()
     from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
 
+    layers = layers or MapLayers(run)
+    # the furniture's column beside the frame: narrower beside a pair of maps, its labels wrapped
+    narrow = width_in < PRINT_WIDTH_IN / 1.5
+    legend_w = 2.05 if narrow else 3.3
+    legend_pt = 7.0 if narrow else 7.5
+    gap_w, foot, head = 0.12, 0.2, 0.05
+    avail_w, frame_h = width_in - legend_w - gap_w, height_in - foot - head
     x0, y0, x1, y1 = map_extent(run, standard_id)
-    # the map's frame keeps the data's shape; the legend column beside it takes about 3 inches
-    aspect = (y1 - y0) / max(x1 - x0, 1.0)
-    map_w = width_in - 3.4
-    map_h = min(max(map_w * aspect, 3.0), 6.6)
-    fig = plt.figure(figsize=(width_in, map_h + 0.4))
-    ax = fig.add_axes((0.0, 0.04, map_w / width_in, map_h / (map_h + 0.4)))
-    streets = run.streets
-    if streets is not None and len(streets):
-        near = streets.cx[x0:x1, y0:y1]
-        if len(near):
-            near.plot(ax=ax, color=STREET_COLOUR, linewidth=0.45, zorder=1)
-    else:
-        streets = None
-    gpd.GeoSeries([run.boundary], crs=run.crs).boundary.plot(
-        ax=ax, color="black", linewidth=1.2, zorder=4
-    )
+    bx0, by0, bx1, by1 = run.boundary.bounds
+    # the frame's shape: the centred extent's, as wide as the column allows
+    half_w = max((bx0 + bx1) / 2 - x0, x1 - (bx0 + bx1) / 2, 1.0)
+    half_h = max((by0 + by1) / 2 - y0, y1 - (by0 + by1) / 2, 1.0)
+    frame_w = min(avail_w, frame_h * half_w / half_h)
+    x0, y0, x1, y1 = frame_extent(run, standard_id, aspect=frame_h / frame_w)
+    fig_w = frame_w + gap_w + legend_w
+    fig = plt.figure(figsize=(fig_w, height_in))
+    ax = fig.add_axes((0.0, foot / height_in, frame_w / fig_w, frame_h / height_in))
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.set_aspect("equal", adjustable="box", anchor="C")
+    if layers.streets is not None:
+        _add_lines(ax, layers.streets, colors=STREET_COLOUR, linewidths=0.45, zorder=1)
+    _add_lines(ax, layers.boundary, colors="black", linewidths=1.2, zorder=4)
     if len(run.demand):
         colours = [BANDS[b][0] for b in home_bands(run, standard_id, after=after)]
-        run.demand.plot(ax=ax, color=colours, linewidth=0, markersize=6, zorder=2)
+        _add_areas(ax, layers.homes, facecolors=colours, edgecolors="none", linewidths=0, zorder=2)
+        if layers.home_points.any():  # homes as points (a run from address points)
+            pts = run.demand[layers.home_points].geometry
+            ax.scatter(
+                pts.x,
+                pts.y,
+                s=6,
+                c=[c for c, p in zip(colours, layers.home_points) if p],
+                linewidths=0,
+                zorder=2,
+            )
     gaps = run.gaps[run.gaps["standard"] == standard_id] if len(run.gaps) else run.gaps
     none = run.no_facility(standard_id)
     shown_gaps = False
     if none:  # no facility in the data: no data, hatched and said, never a map of gaps
-        gpd.GeoSeries([run.boundary], crs=run.crs).plot(
-            ax=ax, facecolor="none", edgecolor=NO_DATA_GREY, hatch="///", linewidth=0, zorder=3
+        _add_areas(
+            ax,
+            layers.boundary_path,
+            facecolors="none",
+            edgecolors=NO_DATA_GREY,
+            hatch="///",
+            linewidths=0,
+            zorder=3,
         )
         ax.text(
             0.5,
             0.5,
-            f"{NO_DATA}\n{NO_FACILITY_WHY}",
+            # a line per language: it fits the narrowest frame
+            "\n".join([NO_DATA, *NO_FACILITY_WHY.split(" · ")]),
             transform=ax.transAxes,
             ha="center",
             va="center",
-            fontsize=13,
+            fontsize=9,
             color="#424242",
             bbox={"facecolor": "white", "edgecolor": NO_DATA_GREY, "boxstyle": "round,pad=0.4"},
             zorder=8,
         )
     elif len(gaps) and not after:
         shown_gaps = True
-        gaps.boundary.plot(ax=ax, color=GAP_COLOUR, linewidth=1.0, linestyle="--", zorder=5)
+        _add_lines(
+            ax,
+            _line_segments(gaps.geometry.to_numpy()),
+            colors=GAP_COLOUR,
+            linewidths=1.0,
+            linestyles="--",
+            zorder=5,
+        )
         for _, g in gaps.sort_values("rank").head(10).iterrows():
             pt = g.geometry.representative_point()
             ax.annotate(
@@ -306,88 +533,97 @@ def static_map(run: DistrictRun, standard_id: str, *, after: bool = False, width
             )
     fac = run.facilities
     fac = fac[(fac["standard"] == standard_id) & fac["counts"].astype(bool)]
-    grounds = outside = False
-    if len(fac):
-        polys = fac[fac.geom_type != "Point"]
-        if len(polys):
-            grounds = True
-            polys.plot(
-                ax=ax, facecolor=FACILITY_COLOUR[0], alpha=GROUND_ALPHA, linewidth=0, zorder=3
-            )
-            polys.boundary.plot(ax=ax, color=FACILITY_COLOUR[0], linewidth=0.7, zorder=3)
-        # one marker per facility, at a point on it: inside the district filled, outside hollow
-        at = fac.geometry.representative_point()
-        inside_d = at.within(run.boundary).to_numpy()
-        outside = bool((~inside_d).any())
-        for mask, face in ((inside_d, FACILITY_COLOUR[0]), (~inside_d, FACILITY_COLOUR[1])):
-            if mask.any():
-                ax.scatter(
-                    at.x[mask],
-                    at.y[mask],
-                    s=30,
-                    c=face,
-                    edgecolors=FACILITY_COLOUR[0],
-                    linewidths=1.3,
-                    zorder=6,
-                )
+    kinds = fac.geom_type.to_numpy() if len(fac) else np.empty(0, dtype=object)
+    is_point = np.isin(kinds, ["Point", "MultiPoint"])
+    is_area = np.isin(kinds, ["Polygon", "MultiPolygon"])
+    grounds = bool(is_area.any())
+    # as the interactive map draws them: grounds tinted and outlined, lines in the facility
+    # colour, points as hollow circles (inside the district or not)
+    if grounds:
+        _add_areas(
+            ax,
+            _polygon_paths(fac.geometry.to_numpy()[is_area]),
+            facecolors=[(*_rgb01(FACILITY_COLOUR[0]), GROUND_ALPHA)],
+            edgecolors=FACILITY_COLOUR[0],
+            linewidths=FACILITY_EDGE_PT * 0.6,
+            zorder=3,
+        )
+    lines = ~is_point & ~is_area
+    if lines.any():
+        _add_lines(
+            ax,
+            _line_segments(fac.geometry.to_numpy()[lines]),
+            colors=FACILITY_COLOUR[0],
+            linewidths=FACILITY_EDGE_PT,
+            zorder=3,
+        )
+    if is_point.any():
+        pts = fac[is_point].geometry.representative_point()
+        ax.scatter(
+            pts.x,
+            pts.y,
+            s=FACILITY_MARKER_PT**2,
+            c=FACILITY_COLOUR[1],
+            edgecolors=FACILITY_COLOUR[0],
+            linewidths=FACILITY_EDGE_PT,
+            zorder=6,
+        )
     sites = False
     if after and run.proposed is not None:
         mine = run.proposed[run.proposed["standard"] == standard_id].to_crs(run.crs)
         if len(mine):
             sites = True
-            mine.plot(
-                ax=ax, color=SITE_COLOUR, markersize=70, marker="D", edgecolor="white", zorder=7
-            )
-    ax.set_xlim(x0, x1)
-    ax.set_ylim(y0, y1)
-    ax.set_aspect("equal", anchor="W")
+            at = mine.geometry.representative_point()
+            ax.scatter(at.x, at.y, s=70, marker="D", c=SITE_COLOUR, edgecolors="white", zorder=7)
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_xlabel("")
-    ax.set_ylabel("")
     for spine in ax.spines.values():
         spine.set_color("#999")
     # the furniture, beside the frame: legend at the top, north arrow and scale at the foot
+    beside = 1.0 + gap_w / frame_w
     ax.legend(
         handles=_legend_handles(
-            streets=streets is not None,
-            facilities=bool(len(fac)),
+            streets=layers.streets is not None,
+            facilities=bool(is_point.any()),
             grounds=grounds,
-            outside=outside,
             gaps=shown_gaps,
             sites=sites,
+            wrap=34 if narrow else 58,
         ),
         loc="upper left",
-        bbox_to_anchor=(1.02, 1.0),
-        fontsize=7.5,
+        bbox_to_anchor=(beside, 1.0),
+        fontsize=legend_pt,
         frameon=False,
         borderaxespad=0.0,
+        labelspacing=0.45,
+        handlelength=1.6,
     )
+    arrow_x = 1.0 + (gap_w + 0.25) / frame_w
     ax.annotate(
         "N",
-        xy=(1.06, 0.30),
-        xytext=(1.06, 0.19),
+        xy=(arrow_x, (0.35 + 0.5) / frame_h),
+        xytext=(arrow_x, 0.35 / frame_h + 0.02),
         xycoords="axes fraction",
         ha="center",
         va="center",
-        fontsize=11,
-        arrowprops={"facecolor": "black", "width": 3, "headwidth": 10, "headlength": 9},
+        fontsize=9,
+        arrowprops={"facecolor": "black", "width": 3, "headwidth": 9, "headlength": 8},
         annotation_clip=False,
     )
-    length = _nice_length(x1 - x0)
+    length = _nice_length(x1 - x0)  # a fifth of the frame at most: within the column beside it
     ax.add_artist(
         AnchoredSizeBar(
             ax.transData,
             length,
             length_text(length),
             "lower left",
-            bbox_to_anchor=(1.02, 0.0),
+            bbox_to_anchor=(beside, 0.0),
             bbox_transform=ax.transAxes,
             borderpad=0.0,
             pad=0.0,
             frameon=False,
             size_vertical=(y1 - y0) / 150,
-            fontproperties={"size": 8},
+            fontproperties={"size": 7.5},
         )
     )
     ax.text(
@@ -444,7 +680,7 @@ def district_chart(run: DistrictRun):
     none = np.array([run.no_facility(s) for s in rows["standard"]], dtype=bool)
     met = [None if nd else _verdict(m) for nd, m in zip(none, rows["meets_target"])]
     height_in = 0.4 * n + 1.5
-    fig, ax = plt.subplots(figsize=(11, height_in))
+    fig, ax = plt.subplots(figsize=(PRINT_WIDTH_IN, height_in))  # its printed size
     y = np.arange(n)[::-1].astype(float)  # the first standard on top
     h = 0.26
     series: tuple[tuple[str, float, dict[str, str], float], ...] = (
@@ -1226,7 +1462,12 @@ def district_report_html(
                 "name_zh": std.name_zh,
                 "radius": _radius(std),
                 "maps": [
-                    {"src": _data_uri(png), "caption": caption, "pair": pair}
+                    {
+                        "src": _data_uri(png),
+                        "caption": caption,
+                        "pair": pair,
+                        "width": _print_width_css(png),
+                    }
                     for png, caption in maps_png.get(std.id, [])
                 ],
                 "no_data": run.no_facility(std.id),
@@ -1265,6 +1506,7 @@ def district_report_html(
             widths=[10, 7, 8, 7, 8, 9, 8, 8, 8, 8, 7, 6, 6],
         ),
         chart=_data_uri(chart_png),
+        chart_width=_print_width_css(chart_png),
         standards=standards,
         bands=_bands(),
         gaps=PageTable.of(gaps_view(top_gaps(run)), text=(0,), widths=[13, 10, 13, 10, 26, 14, 14]),
@@ -1297,8 +1539,19 @@ def _pdf_css() -> str:
     )
 
 
+def images_by_reference(page: str, files: dict[str, bytes]) -> str:
+    """`page` with the inline data URI of each PNG of `files` (relative name → its bytes, the
+    files written beside the page) replaced by its name: what WeasyPrint is given, so its HTML
+    parser need not read megabytes of base64, and the PDF shows the very same images."""
+    for name, png in files.items():
+        if png:
+            page = page.replace(_data_uri(png), name)
+    return page
+
+
 def pdf_of(page: str, path: Path, *, base: Path) -> Path:
-    """`page` (report HTML) laid out by WeasyPrint into the PDF `path`, written atomically."""
+    """`page` (report HTML) laid out by WeasyPrint into the PDF `path`, written atomically; images
+    it names by a relative name are read from `base`."""
     try:
         import weasyprint
         from weasyprint.text.fonts import FontConfiguration
@@ -1335,14 +1588,18 @@ def write_district_report(run: DistrictRun, folder: Path) -> list[Path]:
     plt = _mpl()
     written: list[Path] = []
     pngs: dict[str, list[tuple[bytes, str]]] = {}
+    files: dict[str, bytes] = {}  # each image written, by its name in `folder`
+    layers = MapLayers(run)  # the district's streets, homes and boundary, converted once
     for std in run.standards:
         if std.id not in set(run.summary["standard"]) or f"{std.id}_dist_m" not in run.demand:
             continue
         views = [(False, std.id, "as measured · 现状")]
         if f"{std.id}_after_dist_m" in run.demand:
             views.append((True, f"{std.id}_after", "after the proposed sites · 建议选址后"))
+        # two maps of a standard stand side by side, each half the page wide
+        width_in = PAIR_WIDTH_IN if len(views) > 1 else PRINT_WIDTH_IN
         for after, name, caption in views:
-            fig = static_map(run, std.id, after=after)
+            fig = static_map(run, std.id, after=after, width_in=width_in, layers=layers)
             png = _png(fig)
             plt.close(fig)
             pngs.setdefault(std.id, []).append((png, caption))
@@ -1350,6 +1607,7 @@ def write_district_report(run: DistrictRun, folder: Path) -> list[Path]:
             target = folder / "maps" / f"{check_safe_name(name, what='standard id')}.png"
             inside(folder, target, what="map image")
             written.append(write_atomic(target, functools.partial(_write_bytes, data=png)))
+            files[f"maps/{target.name}"] = png
     chart = district_chart(run)
     chart_png = _png(chart)
     plt.close(chart)
@@ -1358,9 +1616,11 @@ def write_district_report(run: DistrictRun, folder: Path) -> list[Path]:
             folder / "maps" / "coverage_chart.png", functools.partial(_write_bytes, data=chart_png)
         )
     )
+    files["maps/coverage_chart.png"] = chart_png
     page = district_report_html(run, maps_png=pngs, chart_png=chart_png)
     written.append(write_atomic(folder / "report.html", functools.partial(_write_text, text=page)))
-    written.append(pdf_of(page, folder / "report.pdf", base=folder))
+    # the PDF reads the images written above, by name, not from the page's inline copies
+    written.append(pdf_of(images_by_reference(page, files), folder / "report.pdf", base=folder))
     plt.close("all")
     return written
 
@@ -1421,7 +1681,7 @@ def write_city_index(city_dir: Path, summary: pd.DataFrame, runs: list[DistrictR
     first = runs[0]
     standards = [s for s in first.standards if s.id in set(summary["standard"])]
     chart = city_chart(summary, standards)
-    png = _png(chart)
+    png = _png(chart, dpi=130, tight=True)  # a page for the screen
     plt.close("all")
     links = [
         {
