@@ -416,6 +416,30 @@ def test_district_is_centred_in_its_frame(nw, sid):
         _mpl().close(fig)
 
 
+def test_gap_ranks_are_printed_at_the_kept_centres(nw):
+    """Each gap's rank stands at the centre kept with the gap (where its walk was measured and
+    the tables give its lon/lat), not at a point the map works out again: moved centres move
+    the ranks."""
+    import dataclasses
+
+    from walkcover.presentation.report import _mpl, static_map
+
+    gaps = nw.gaps[nw.gaps["standard"] == "toilet"].sort_values("rank").head(10)
+    assert len(gaps) >= 2
+    moved = nw.gaps.copy()
+    moved.loc[gaps.index, "centre_x_m"] += 7.25
+    moved.loc[gaps.index, "centre_y_m"] -= 3.5
+    run = dataclasses.replace(nw, gaps=moved)
+    fig = static_map(run, "toilet")
+    try:
+        shown = {t.get_text(): t.xy for t in fig.axes[0].texts if hasattr(t, "xy")}
+        for _, g in moved.loc[gaps.index].iterrows():
+            x, y = shown[str(int(g["rank"]))]
+            assert (x, y) == (g["centre_x_m"], g["centre_y_m"])
+    finally:
+        _mpl().close(fig)
+
+
 def test_facility_symbols_are_the_interactive_maps(nw):
     """As the district's interactive map draws them (`presentation.maps`: points as circles of
     the facility colour filled white, grounds tinted at fill opacity 0.15 with no marker), inside

@@ -20,7 +20,14 @@ from test_run_record_tamper import one_line_error, reseal
 from walkcover.cli import app
 from walkcover.config.standards import load_standards
 from walkcover.measures.indicators import CHOICE_ACCESS_COLUMNS
-from walkcover.presentation.figures import NO_DATA, count_text, figure_text, pct_text
+from walkcover.presentation.figures import (
+    NO_DATA,
+    count_text,
+    figure_text,
+    metres_text,
+    pct_text,
+    setting_text,
+)
 
 runner = CliRunner()
 CITY = "helsinki-sample"
@@ -123,7 +130,7 @@ def test_life_circle_page_gives_the_indicator_figures(gb_report):
             r = summary.loc[sid]
             none = r["facilities_in_reach"] == 0
             assert cells[0] == f"{std.name_zh} {std.name}"
-            assert cells[1] == f"≤ {std.threshold_m:g} m"
+            assert cells[1] == f"≤ {metres_text(std.threshold_m)}"
             assert cells[2] == pct_text(r["residents_covered_pct"], no_data=none, unit="%")
             assert cells[3] == count_text(r["facilities_in_reach"])
     # the shares are on their page, not again (to two decimals) among the counts
@@ -165,11 +172,11 @@ def test_capacity_section_gives_the_summary_figures(clinic_run, tmp_path):
     n_reach = count_text(row["facilities_in_reach"])
     assert f"Residents have on average {mean} beds per 1,000 residents" in text
     assert f"the lowest-served 10% have {low} or less" in text
-    assert f"The norm is {figure_text(NORM)} beds per 1,000 residents (test norm); {below}" in text
-    assert f"{choice} of residents have two or more facilities within 1000 m" in text
+    assert f"The norm is {setting_text(NORM)} beds per 1,000 residents (test norm); {below}" in text
+    assert f"{choice} of residents have two or more facilities within 1,000 m" in text
     flagged = (
         f"{n_default} of {n_reach} facilities serving the district use the default of "
-        f"{DEFAULT_BEDS:g} beds (five beds (test))"
+        f"{setting_text(DEFAULT_BEDS)} beds (five beds (test))"
     )
     assert flagged in text and row["facilities_default_capacity"] > 0
     assert re.search(r'<li class="flag">' + re.escape(html.escape(flagged, quote=False)), page)
@@ -177,7 +184,7 @@ def test_capacity_section_gives_the_summary_figures(clinic_run, tmp_path):
     header, *body = table
     assert header[:2] == ["standard 标准", "mean per 1,000 每千人平均"]
     assert body == [
-        ["社区门诊 Community clinic", mean, low, figure_text(NORM), "beds · 容量", below, choice,
+        ["社区门诊 Community clinic", mean, low, setting_text(NORM), "beds · 容量", below, choice,
          f"{n_default} of {n_reach}"],
     ]  # fmt: skip
     # the standards without access or choice have no row

@@ -45,8 +45,10 @@ from walkcover.presentation.figures import (
     figure_text,
     length_text,
     meets_text,
+    metres_text,
     pct_text,
     round_figure,
+    setting_text,
     target_text,
     value_text,
     walk_text,
@@ -522,10 +524,10 @@ def static_map(
             zorder=5,
         )
         for _, g in gaps.sort_values("rank").head(10).iterrows():
-            pt = g.geometry.representative_point()
+            at = _gap_centre(g)
             ax.annotate(
                 str(int(g["rank"])),
-                (pt.x, pt.y),
+                at,
                 color=GAP_COLOUR,
                 fontsize=8,
                 ha="center",
@@ -655,7 +657,7 @@ def _bar_label(ax, y: float, value: float, *, no_data: bool, fontsize: float) ->
     ax.text(
         value + 1,
         y,
-        figure_text(value, unit="%"),
+        pct_text(value, unit="%"),
         va="center",
         ha="left",
         fontsize=fontsize,
@@ -815,6 +817,18 @@ def city_chart(summary: pd.DataFrame, standards: list[Standard]):
     )
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     return fig
+
+
+def _gap_centre(gap: pd.Series) -> tuple[float, float]:
+    """Where a gap's rank is printed on its map: the centre kept with it (``centre_x_m,
+    centre_y_m``, in the run's CRS: where its walk was measured and the tables give its lon/lat);
+    a gaps layer written before the centres were kept, a point inside the gap."""
+    x = pd.to_numeric(pd.Series([gap.get("centre_x_m")]), errors="coerce").iloc[0]
+    y = pd.to_numeric(pd.Series([gap.get("centre_y_m")]), errors="coerce").iloc[0]
+    if np.isfinite(x) and np.isfinite(y):
+        return float(x), float(y)
+    pt = gap.geometry.representative_point()
+    return float(pt.x), float(pt.y)
 
 
 def top_gaps(run: DistrictRun, *, n: int = 10, standard: str | None = None) -> pd.DataFrame:
@@ -996,9 +1010,8 @@ _TIER_ZH = {5: "五分钟生活圈", 10: "十分钟生活圈", 15: "十五分钟
 def _distance(std: Standard) -> str:
     """A standard's distance, short: ``≤ 500 m``, or its street-context radii in turn."""
     if std.context_thresholds_m:
-        radii = "/".join(f"{v:g}" for v in std.context_thresholds_m.values())
-        return f"≤ {radii} m by street · 按街道"
-    return f"≤ {std.threshold_m:g} m"
+        return f"≤ {distance_text(std)} by street · 按街道"
+    return f"≤ {metres_text(std.threshold_m)}"
 
 
 def _is_life_circle_row(indicator: object) -> bool:
@@ -1047,9 +1060,10 @@ def capacity_and_choice(run: DistrictRun) -> dict[str, object] | None:
         rule = std.access
         unit, unit_zh = _unit_words(std, r)
         name = f"{std.name_zh} {std.name}".strip()
-        mean = pct_text(_cell(r, "access_mean_per_1000"), no_data=none)
-        low = pct_text(_cell(r, "access_p10_per_1000"), no_data=none)
-        norm = figure_text(_cell(r, "access_norm_per_1000"))
+        # capacities per 1,000 residents: amounts, not shares (never "<0.1%" or ">99.9")
+        mean = NO_DATA if none else figure_text(_cell(r, "access_mean_per_1000"))
+        low = NO_DATA if none else figure_text(_cell(r, "access_p10_per_1000"))
+        norm = setting_text(_cell(r, "access_norm_per_1000"))
         below = pct_text(_cell(r, "residents_below_norm_pct"), no_data=none, unit="%")
         choice = pct_text(_cell(r, "residents_choice_pct"), no_data=none, unit="%")
         n_default = _cell(r, "facilities_default_capacity")
@@ -1062,7 +1076,7 @@ def capacity_and_choice(run: DistrictRun) -> dict[str, object] | None:
         if none:
             lines.append(
                 f"No {std.name.lower()} is in the data near the district: no capacity or choice "
-                f"figure · 数据中无设施，无容量与选择数据。"
+                f"figure · {NO_FACILITY_WHY.split(' · ')[-1]}，无容量与选择数据。"
             )
         elif not recorded:  # a run's tables from before choice and capacity were measured
             lines.append(
@@ -1073,7 +1087,7 @@ def capacity_and_choice(run: DistrictRun) -> dict[str, object] | None:
         if rule is not None and not said:
             lines.append(
                 f"Residents have on average {mean} {unit} per 1,000 residents within a "
-                f"{std.threshold_m:g} m walk (E2SFCA, each facility's {unit} shared among all who "
+                f"{metres_text(std.threshold_m)} walk (E2SFCA, each facility's {unit} shared among all who "
                 f"can walk to it); the lowest-served 10% have {low} or less · 平均每千人{mean}"
                 f"{unit_zh}，最低10%居民不超过{low}。"
             )
@@ -1088,15 +1102,15 @@ def capacity_and_choice(run: DistrictRun) -> dict[str, object] | None:
                 )
         if std.choice and not said:
             lines.append(
-                f"{choice} of residents have two or more facilities within {std.threshold_m:g} m, "
-                f"a choice · {choice}的居民步行{std.threshold_m:g}米内有两处及以上设施可选。"
+                f"{choice} of residents have two or more facilities within {metres_text(std.threshold_m)}, "
+                f"a choice · {choice}的居民步行{setting_text(std.threshold_m)}米内有两处及以上设施可选。"
             )
         flag = False  # the last line says the figures rest on default capacities
         if rule is not None and not said and n_default == n_default:
             flag = n_default > 0
             text = (
                 f"{count_text(n_default)} of {count_text(n_reach)} facilities serving the district "
-                f"use the default of {rule.default_capacity:g} {unit} ({rule.capacity_basis})"
+                f"use the default of {setting_text(rule.default_capacity)} {unit} ({rule.capacity_basis})"
             )
             if n_default > 0:
                 text += ": no capacity is tagged in OpenStreetMap, so the figures rest on it"
@@ -1282,14 +1296,14 @@ def completeness_text(run: DistrictRun) -> str:
 def _radius(std: Standard) -> str:
     if std.context_thresholds_m:
         return "≤ " + ", ".join(
-            f"{v:g} m {k.replace('_', ' ')}" for k, v in std.context_thresholds_m.items()
+            f"{metres_text(v)} {k.replace('_', ' ')}" for k, v in std.context_thresholds_m.items()
         )
-    return f"≤ {std.threshold_m:g} m walk · 步行{std.threshold_m:g}米"
+    return f"≤ {metres_text(std.threshold_m)} walk · 步行{setting_text(std.threshold_m)}米"
 
 
 def _pct(v: object) -> str:
     x = float(pd.to_numeric(pd.Series([v]), errors="coerce").iloc[0])
-    return figure_text(x, unit="%")
+    return pct_text(x, unit="%")
 
 
 def _standard_figures(run: DistrictRun, std: Standard) -> list[tuple[str, str]]:
