@@ -178,15 +178,15 @@ def parse_size(text: str, *, option: str) -> int:
     """
     match = _SIZE.fullmatch(str(text))
     unit = match.group(2).casefold() if match else ""
+    shown = repr(text) if len(repr(text)) <= 40 else repr(text)[:37] + "…"
     if match is None or unit not in _UNITS:
-        shown = repr(text) if len(repr(text)) <= 40 else repr(text)[:37] + "…"
         raise CacheOptionError(
             f"{option} {shown} is not a size: give a number of bytes or one with a unit, "
             "e.g. 8GiB, 500MB or 0"
         )
     size = float(match.group(1)) * _UNITS[unit]
     if not math.isfinite(size) or size > 2**62:
-        raise CacheOptionError(f"{option} {text!r} is too large: give at most a few TiB, e.g. 8GiB")
+        raise CacheOptionError(f"{option} {shown} is too large: give at most a few TiB, e.g. 8GiB")
     return int(size)
 
 
