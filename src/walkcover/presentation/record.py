@@ -33,7 +33,7 @@ from walkcover._escape import csv_unescape_frame
 from walkcover._version import __version__
 from walkcover.assessment import Assessment, Note
 from walkcover.config.standards import Standard
-from walkcover.engine.coverage import STATUS_BEYOND_LIMIT
+from walkcover.engine.coverage import STATUS_BEYOND_LIMIT, STATUS_COVERED
 from walkcover.engine.street_context import context_radii
 from walkcover.measures.bands import BAND_NAMES
 
@@ -682,6 +682,9 @@ _GAP_FIGURES_ADDED: dict[str, _Figure] = {
 }
 #: Why a gap's centre has the walk it has (a home's statuses); absent in older runs' gaps.
 _GAP_STATUS = "status_at_centre"
+#: The statuses a gap's centre may have: a home's, but never within the standard (a gap is where
+#: no one is; `walkcover.measures.gaps.centre_picks` takes an uncovered home's or cell's walk).
+_GAP_STATUSES = _DEMAND_STATUSES - {STATUS_COVERED}
 _PROPOSED_FIGURES: dict[str, _Figure] = {
     "rank": ("rank", False),
     "residents_newly_covered": ("count", False),
@@ -1118,7 +1121,7 @@ def read_district_run(
         added = {c: kind for c, kind in _GAP_FIGURES_ADDED.items() if c in gaps}
         gaps = _check_figures(gaps, added, where=where, fix=fix)
         if _GAP_STATUS in gaps:
-            _check_text(gaps, _GAP_STATUS, _DEMAND_STATUSES, where=where, fix=fix,
+            _check_text(gaps, _GAP_STATUS, _GAP_STATUSES, where=where, fix=fix,
                         may_be_empty=False)  # fmt: skip
     if len(gaps):  # written before the centre and its status were kept with the gap: none
         absent = [c for c in (*_GAP_FIGURES_ADDED, _GAP_STATUS) if c not in gaps]
