@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import pyproj
 import shapely
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from walkcover._errors import WalkcoverError
 from walkcover._escape import csv_unescape_frame
@@ -85,12 +85,36 @@ _LEFT_OUT_ID_CHARS = 40
 
 _Text = Annotated[str, Field(max_length=2_000)]
 _Id = Annotated[str, Field(min_length=1, max_length=200)]
-#: A file's name alone: no folder, no separator, no control character (never used as a path).
-_FileName = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^/\\\x00-\x1f\x7f]+$")]
+
+
+def _no_folder(name: str) -> str:
+    if name in (".", ".."):
+        raise ValueError(f"{name!r} names a folder, not a file")
+    return name
+
+
+def _osm_id_in_range(ref: str) -> str:
+    if int(ref.partition("/")[2]) > MAX_OSM_ID:
+        raise ValueError(f"its id is larger than any OSM id ({MAX_OSM_ID})")
+    return ref
+
+
+#: A file's name alone: no folder (nor ``.`` or ``..``), no separator, no control character (C0,
+#: DEL or C1), never used as a path.
+_FileName = Annotated[
+    str,
+    Field(min_length=1, max_length=255, pattern=r"^[^/\\\x00-\x1f\x7f-\x9f]+$"),
+    AfterValidator(_no_folder),
+]
 _Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 _OsmNodeId = Annotated[int, Field(ge=1, le=MAX_OSM_ID)]
-#: An OSM element as walkcover names it: ``node/21``, ``way/302``, ``relation/7``.
-_OsmRef = Annotated[str, Field(pattern=r"^(node|way|relation)/[1-9][0-9]{0,18}$")]
+#: An OSM element as walkcover names it: ``node/21``, ``way/302``, ``relation/7`` (ids up to
+#: `MAX_OSM_ID`, as the locked gates').
+_OsmRef = Annotated[
+    str,
+    Field(pattern=r"^(node|way|relation)/[1-9][0-9]{0,18}$"),
+    AfterValidator(_osm_id_in_range),
+]
 
 
 class _Part(BaseModel):
