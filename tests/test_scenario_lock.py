@@ -206,3 +206,21 @@ def test_a_fifo_or_folder_as_the_lock_is_refused_and_never_waited_on(
     assert done.stdout.startswith("refused:") and ".plan-a.lock" in done.stdout
     assert "remove it" in done.stdout
     assert ws.saved() == []  # (listing the saved ones does not wait on it either)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="symbolic links: POSIX")
+def test_a_scenarios_folder_linked_out_of_out_is_refused(sample_results, tmp_path):
+    from walkcover._errors import UnsafePathError
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / ".old.lock").write_text("")  # not --out's: never removed through the link
+    ws = Workspace(tmp_path / "out", results=sample_results)
+    ws.out.mkdir()
+    ws.folder.symlink_to(elsewhere)
+    st = ws.open(district_id=DISTRICT, standard_id=STANDARD)
+    with pytest.raises(UnsafePathError, match="scenario folder .* is a symbolic link"):
+        ws.save(st["id"], name="Plan A")
+    with pytest.raises(UnsafePathError, match="remove the link"):
+        ws.saved()
+    assert sorted(p.name for p in elsewhere.iterdir()) == [".old.lock"]
