@@ -312,6 +312,9 @@ def test_a_removal_cut_short_leaves_no_damaged_entry_and_the_next_clear_finishes
         (("clear", "--yes", "--in-use-s", "-5"), "--in-use-s -5.0: give a number of seconds"),
         (("prune", "--max-bytes", "10x"), "--max-bytes '10x' is not a size"),
         (("prune", "--max-bytes", "-1GiB"), "--max-bytes '-1GiB' is not a size"),
+        (("prune", "--max-bytes", "9" * 5000), "--max-bytes '" + "9" * 36 + "… is too large"),
+        (("clear", "--yes", "--kind", ","), "--kind ',' names no kind of cached item"),
+        (("clear", "--yes", "--kind", ""), "--kind '' names no kind of cached item"),
     ],
 )
 def test_bad_options_are_named_with_the_fix_and_remove_nothing(cache, args, message):

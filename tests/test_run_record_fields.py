@@ -269,9 +269,10 @@ def test_a_record_from_before_the_left_out_list_reads_and_says_the_note_was_cut(
         (["node/41"], "left_out"),
         ({"park": ["node/41"]}, "left_out.park is no standard the record measured"),
         ({"toilet": ["node/1"] * (MAX_LEFT_OUT + 1)}, f"{MAX_LEFT_OUT + 1:,} features left out"),
+        ({"toilet": ["way/9999999999999999999"]}, "left_out.toilet.0"),  # past 2**63 - 1
     ],
     ids=["int", "zero", "not-a-number", "markup", "no-element", "string", "nested", "list",
-         "other-standard", "too-many"],
+         "other-standard", "too-many", "past-64-bit"],
 )  # fmt: skip
 def test_tampered_features_left_out_are_refused(retired, tmp_path, left_out, needle):
     _, folder = retired
@@ -347,11 +348,14 @@ def test_an_edited_copy_of_a_standards_file_is_told_apart(gated, tmp_path):
         (lambda f: f.update(file="C:\\plans\\ours.yaml"), "standards_file.file"),
         (lambda f: f.update(file="ours\n.yaml"), "standards_file.file"),
         (lambda f: f.update(file="x" * 300), "standards_file.file"),
+        (lambda f: f.update(file=".."), "standards_file.file"),
+        (lambda f: f.update(file="."), "standards_file.file"),
+        (lambda f: f.update(file="ours\x9b31m.yaml"), "standards_file.file"),
         (lambda f: f.pop("id"), "standards_file.id"),
         (lambda f: f.update(bundled="yes"), "standards_file.bundled"),
     ],
     ids=["short-digest", "not-hex", "number", "path", "windows-path", "control", "long",
-         "no-id", "bundled-text"],
+         "parent-folder", "this-folder", "c1-control", "no-id", "bundled-text"],
 )  # fmt: skip
 def test_a_tampered_standards_file_record_is_refused(gated, tmp_path, change, needle):
     _, folder = gated

@@ -321,6 +321,10 @@ def _garbage_proposed(layers):
          "the gaps layer: column status_at_centre holds 'pwned'"),
         (lambda ls: _gap(ls, status_at_centre=None),
          "the gaps layer: column status_at_centre holds None"),
+        # a gap is where no one is within the standard: its centre never is (the report would
+        # say "within the standard" of a gap)
+        (lambda ls: _gap(ls, status_at_centre="covered", dist_m_at_centre=None),
+         "the gaps layer: column status_at_centre holds 'covered'"),
         (lambda ls: _gap(ls, centre_lon=500.0), "the gaps layer: column centre_lon holds 500.0"),
         (lambda ls: _gap(ls, centre_lat="north"),
          "the gaps layer: column centre_lat holds 'north'"),
@@ -333,7 +337,7 @@ def _garbage_proposed(layers):
     ],
     ids=["dist-text", "dist-negative", "status", "band", "null-geometry", "no-counts",
          "no-standard", "no-name", "counts-text", "gap-rank-text", "gap-rank-fraction",
-         "gap-area-text", "gap-status", "gap-status-empty", "gap-lon", "gap-lat-text",
+         "gap-area-text", "gap-status", "gap-status-empty", "gap-status-covered", "gap-lon", "gap-lat-text",
          "proposed-garbage", "proposed-rank", "proposed-pct"],
 )  # fmt: skip
 def test_a_tampered_layer_is_one_line(world, change, needle):

@@ -153,3 +153,74 @@ def test_a_process_taking_the_lock_as_it_is_released_keeps_it_and_its_file(tmp_p
     with file_lock(path, timeout_s=1):
         pass
     assert not path.exists()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="symbolic links and FIFOs: POSIX")
+def test_a_link_planted_as_the_lock_is_removed_never_followed(tmp_path):
+    folder, outside = tmp_path / "scenarios", tmp_path / "elsewhere"
+    folder.mkdir()
+    outside.mkdir()
+    (outside / "precious").write_text("kept")
+    (folder / ".plan.lock").symlink_to(outside / "precious")
+    (folder / ".new.lock").symlink_to(outside / "new")  # dangling: would create a file there
+    for name in (".plan.lock", ".new.lock"):
+        with file_lock(folder / name, timeout_s=1):  # not an OSError every save, for ever
+            assert not (folder / name).is_symlink()
+    assert list(folder.iterdir()) == []
+    assert sorted(p.name for p in outside.iterdir()) == ["precious"]
+    assert (outside / "precious").read_text() == "kept"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="FIFOs: POSIX")
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_a_fifo_or_folder_as_the_lock_is_refused_and_never_waited_on(
+    sample_results, tmp_path, kind
+):
+    ws = Workspace(tmp_path / "out", results=sample_results)
+    ws.folder.mkdir(parents=True)
+    path = ws.folder / ".plan-a.lock"
+    os.mkfifo(path) if kind == "fifo" else path.mkdir()
+    done = subprocess.run(  # a FIFO opened for reading waits for a writer: in a child, bounded
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                f"""
+                from walkcover._lock import file_lock, remove_free_lock
+                from walkcover._errors import OutputFolderError
+                remove_free_lock(__import__("pathlib").Path({str(path)!r}))
+                try:
+                    with file_lock({str(path)!r}, timeout_s=1):
+                        print("held")
+                except OutputFolderError as exc:
+                    print("refused:", exc)
+                """
+            ),
+        ],
+        env={**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("refused:") and ".plan-a.lock" in done.stdout
+    assert "remove it" in done.stdout
+    assert ws.saved() == []  # (listing the saved ones does not wait on it either)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="symbolic links: POSIX")
+def test_a_scenarios_folder_linked_out_of_out_is_refused(sample_results, tmp_path):
+    from walkcover._errors import UnsafePathError
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / ".old.lock").write_text("")  # not --out's: never removed through the link
+    ws = Workspace(tmp_path / "out", results=sample_results)
+    ws.out.mkdir()
+    ws.folder.symlink_to(elsewhere)
+    st = ws.open(district_id=DISTRICT, standard_id=STANDARD)
+    with pytest.raises(UnsafePathError, match="scenario folder .* is a symbolic link"):
+        ws.save(st["id"], name="Plan A")
+    with pytest.raises(UnsafePathError, match="remove the link"):
+        ws.saved()
+    assert sorted(p.name for p in elsewhere.iterdir()) == [".old.lock"]

@@ -28,7 +28,7 @@ from filelock import FileLock, Timeout
 
 from walkcover._atomic import recover
 from walkcover._errors import OutputFolderError, OutputLockedError
-from walkcover._paths import inside
+from walkcover._paths import inside, open_file
 
 LOCK_NAME = ".walkcover.lock"
 #: Output folders this process holds the lock of (so nested holders in one process reenter).
@@ -103,13 +103,31 @@ def file_lock(path: Path, *, timeout_s: float) -> Iterator[None]:
     removed while locked by this process, so a process that opened it meanwhile finds it gone and
     tries again on a new file, as filelock checks); a waiting process that takes it removes it in
     turn when it is done. Where that cannot be told (Windows, where filelock removes it itself; a
-    file system without ``flock``), or when it is a symbolic link, the file is left.
+    file system without ``flock``), the file is left.
+
+    What stands in its place that walkcover never makes is dealt with first: a symbolic link is
+    removed itself (never followed; it could not be locked); a folder, FIFO or device is refused.
 
     Raises
     ------
     filelock.Timeout
         Another process held the lock for `timeout_s` seconds.
+    OutputFolderError
+        A folder, FIFO or device stands in the lock file's place; the message names it and the fix.
     """
+    path = Path(path)
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        pass
+    else:
+        if stat.S_ISLNK(st.st_mode):
+            path.unlink()
+        elif not stat.S_ISREG(st.st_mode):
+            raise OutputFolderError(
+                f"{str(path)!r} is not a lock file walkcover made (it is a folder, a FIFO or a "
+                "device); remove it, then try again"
+            )
     lock = FileLock(path, timeout=timeout_s)
     lock.acquire()  # (one that times out leaves the holder's file alone)
     try:
@@ -149,15 +167,16 @@ def _clear_stale(out: Path) -> None:
 
 def remove_free_lock(path: Path) -> None:
     """Remove lock file `path` if no process holds its operating-system lock: removed while this
-    process holds it (through a descriptor of its own, opened read-only, never through a link), so
-    that a run opening it meanwhile finds its file gone and tries again (`FileLock` checks). Left
-    alone where that cannot be told."""
+    process holds it (through a descriptor of its own, opened read-only, never through a link nor
+    waiting on a FIFO: `walkcover._paths.open_file`), so that a run opening it meanwhile finds its
+    file gone and tries again (`FileLock` checks). Left alone where that cannot be told, and where
+    it is no regular file."""
     if sys.platform == "win32":
         return
     import fcntl
 
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        fd = open_file(path)
     except OSError:
         return
     try:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import stat
 from pathlib import Path
 
 from walkcover._errors import ConfigError, UnsafePathError
@@ -102,6 +104,55 @@ def inside(root: Path, path: Path, *, what: str) -> Path:
             "and deletes only inside its output folder and its cache: remove the link or fix the name"
         )
     return Path(path)
+
+
+def open_file(path: Path) -> int:
+    """A read-only descriptor of the regular file at `path`, opened never through a symbolic link
+    (``O_NOFOLLOW``) and never waiting on what stands in its place: a FIFO (named pipe) planted in
+    a cache or result folder would make a plain ``open`` wait for a writer for ever, so the file
+    is opened without blocking and refused unless it is a regular file. The caller closes it.
+
+    Raises
+    ------
+    FileNotFoundError
+        Nothing is at `path`.
+    OSError
+        `path` is a symbolic link, a folder, a FIFO or a device (or cannot be opened); the
+        message names it.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    fd = os.open(path, flags)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            what = "a folder" if stat.S_ISDIR(mode) else "a FIFO or device"
+            raise OSError(errno.EINVAL, f"it is {what}, not a file", str(path))
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_file_bytes(path: Path, *, max_bytes: int) -> bytes:
+    """The bytes of the regular file at `path` (`open_file`: no link followed, no FIFO waited
+    on), at most `max_bytes` of them.
+
+    Raises
+    ------
+    FileNotFoundError
+        Nothing is at `path`.
+    OSError
+        `path` is no regular file, or cannot be read.
+    ValueError
+        It holds more than `max_bytes` bytes.
+    """
+    with os.fdopen(open_file(path), "rb") as fh:
+        data = fh.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ValueError(f"{Path(path).name} holds more than {max_bytes:,} bytes")
+    return data
 
 
 #: One segment of a link walkcover writes into its pages: a plain file or folder name.

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from walkcover._errors import UnsafePathError, WalkcoverError
-from walkcover._paths import inside
+from walkcover._paths import inside, read_file_bytes
 from walkcover.sources.cache import (
     IN_USE_S,
     STAMPS_FILE,
@@ -59,6 +59,9 @@ _ITEM_NAMES: dict[str, re.Pattern[str]] = {
     "downloads": re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,199}\.(pbf|pbf\.part)"),
     "extracts": re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,199}\.osm\.pbf"),
 }
+#: An OSM entry's ``meta.json`` larger than this is not read (it holds the area read as WKB in
+#: hex: a city's boundary, some kilobytes to a few megabytes).
+MAX_META_BYTES = 64 * 2**20
 #: Units `parse_size` accepts (case folded), in bytes.
 _UNITS = {
     "": 1,
@@ -175,15 +178,15 @@ def parse_size(text: str, *, option: str) -> int:
     """
     match = _SIZE.fullmatch(str(text))
     unit = match.group(2).casefold() if match else ""
+    shown = repr(text) if len(repr(text)) <= 40 else repr(text)[:37] + "…"
     if match is None or unit not in _UNITS:
-        shown = repr(text) if len(repr(text)) <= 40 else repr(text)[:37] + "…"
         raise CacheOptionError(
             f"{option} {shown} is not a size: give a number of bytes or one with a unit, "
             "e.g. 8GiB, 500MB or 0"
         )
     size = float(match.group(1)) * _UNITS[unit]
     if not math.isfinite(size) or size > 2**62:
-        raise CacheOptionError(f"{option} {text!r} is too large: give at most a few TiB, e.g. 8GiB")
+        raise CacheOptionError(f"{option} {shown} is too large: give at most a few TiB, e.g. 8GiB")
     return int(size)
 
 
@@ -497,7 +500,8 @@ def _osm_entry(path: Path, size_bytes: int, *, now: float) -> OSMEntry:
         if meta_path.is_symlink():
             raise ValueError("meta.json is a symbolic link")
         used = meta_path.lstat().st_mtime
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        # a file of walkcover's or nothing: a FIFO in its place must not stop `info` for ever
+        meta = json.loads(read_file_bytes(meta_path, max_bytes=MAX_META_BYTES))
         if not isinstance(meta, dict):
             raise ValueError("meta.json is not a JSON object")
         source = str(meta.get("source", ""))[:500]

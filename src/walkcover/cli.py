@@ -1188,13 +1188,13 @@ def cache_clear(
     """Remove what the cache holds (all of it, or some kinds); runs then read their sources again."""
     from walkcover import cache_folder
 
-    kinds = (
-        None
-        if not kind
-        else cache_folder.check_kinds(
-            [k.strip() for ks in kind for k in ks.split(",") if k.strip()]
+    named = [k.strip() for ks in kind or () for k in ks.split(",") if k.strip()]
+    if kind and not named:  # (`--kind ""` or `--kind ,`: asked to clear all, it cleared none)
+        raise cache_folder.CacheOptionError(
+            f"--kind {', '.join(repr(k)[:40] for k in kind)} names no kind of cached item; choose "
+            f"from {', '.join(cache_folder.KINDS)}, or leave --kind out to clear them all"
         )
-    )
+    kinds = None if not kind else cache_folder.check_kinds(named)
     if in_use_s is None:
         in_use_s = cache_folder.IN_USE_S
     cache_folder.check_in_use_s(in_use_s)

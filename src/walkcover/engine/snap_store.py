@@ -44,7 +44,7 @@ import shapely
 
 from walkcover._atomic import TMP_PREFIX
 from walkcover._errors import UnsafePathError
-from walkcover._paths import inside
+from walkcover._paths import inside, open_file
 from walkcover._version import __version__
 
 if TYPE_CHECKING:
@@ -363,7 +363,8 @@ def _read(root: Path, path: Path, *, n_items: int, n_edges: int) -> Snaps | None
 
 def read_npz(root: Path, path: Path, *, what: str) -> dict[str, np.ndarray]:
     """Every array of the ``.npz`` file at `path` in store folder `what` of cache `root`: never
-    read through a link planted in the store (``O_NOFOLLOW``), never unpickled, and closed
+    read through a link planted in the store (``O_NOFOLLOW``), never waited on as a FIFO planted
+    there (`walkcover._paths.open_file`), never unpickled, and closed
     whatever numpy's reader raises on a damaged file.
 
     Raises
@@ -373,7 +374,7 @@ def read_npz(root: Path, path: Path, *, what: str) -> dict[str, np.ndarray]:
     """
     inside(root, path.parent, what=what)
     with (
-        os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb") as fh,
+        os.fdopen(open_file(path), "rb") as fh,
         np.load(fh, allow_pickle=False) as z,
     ):
         return {name: z[name] for name in z.files}

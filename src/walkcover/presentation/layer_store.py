@@ -45,7 +45,7 @@ import pyproj
 
 from walkcover._atomic import TMP_PREFIX
 from walkcover._errors import UnsafePathError
-from walkcover._paths import inside
+from walkcover._paths import inside, open_file
 from walkcover.engine import snap_store
 from walkcover.presentation.geopackage import Kept, Layer, Written, write_layer
 from walkcover.presentation.layers import streets_box, streets_layer
@@ -242,7 +242,7 @@ def _read_packed(
     or they are damaged (said, naming `what` is drawn again)."""
     try:
         inside(root, path.parent, what="layer store folder")
-        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb") as fh:
+        with os.fdopen(open_file(path), "rb") as fh:
             raw = fh.read(_PACKED_MAX_BYTES + 1)
         if len(raw) > _PACKED_MAX_BYTES:
             raise ValueError(f"it holds more than {_PACKED_MAX_BYTES} bytes")
@@ -388,7 +388,7 @@ def _read_manifest(root: Path, path: Path, name: str) -> dict[str, Any] | None:
     """The manifest at `path`, checked; None when there is none or it is not one of ours."""
     try:
         inside(root, path.parent, what="layer store folder")
-        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb") as fh:
+        with os.fdopen(open_file(path), "rb") as fh:
             raw = fh.read(_MANIFEST_MAX_BYTES + 1)
         facts = json.loads(raw) if len(raw) <= _MANIFEST_MAX_BYTES else None
     except FileNotFoundError:
@@ -447,7 +447,7 @@ def _copy_checked(root: Path, src: Path, tmp: Path, facts: dict[str, Any]) -> st
     or None."""
     try:
         inside(root, src.parent, what="layer store folder")
-        fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = open_file(src)
     except FileNotFoundError:
         return "is missing"
     except (OSError, UnsafePathError) as exc:

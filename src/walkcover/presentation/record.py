@@ -26,14 +26,14 @@ import numpy as np
 import pandas as pd
 import pyproj
 import shapely
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from walkcover._errors import WalkcoverError
 from walkcover._escape import csv_unescape_frame
 from walkcover._version import __version__
 from walkcover.assessment import Assessment, Note
 from walkcover.config.standards import Standard
-from walkcover.engine.coverage import STATUS_BEYOND_LIMIT
+from walkcover.engine.coverage import STATUS_BEYOND_LIMIT, STATUS_COVERED
 from walkcover.engine.street_context import context_radii
 from walkcover.measures.bands import BAND_NAMES
 
@@ -85,12 +85,36 @@ _LEFT_OUT_ID_CHARS = 40
 
 _Text = Annotated[str, Field(max_length=2_000)]
 _Id = Annotated[str, Field(min_length=1, max_length=200)]
-#: A file's name alone: no folder, no separator, no control character (never used as a path).
-_FileName = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^/\\\x00-\x1f\x7f]+$")]
+
+
+def _no_folder(name: str) -> str:
+    if name in (".", ".."):
+        raise ValueError(f"{name!r} names a folder, not a file")
+    return name
+
+
+def _osm_id_in_range(ref: str) -> str:
+    if int(ref.partition("/")[2]) > MAX_OSM_ID:
+        raise ValueError(f"its id is larger than any OSM id ({MAX_OSM_ID})")
+    return ref
+
+
+#: A file's name alone: no folder (nor ``.`` or ``..``), no separator, no control character (C0,
+#: DEL or C1), never used as a path.
+_FileName = Annotated[
+    str,
+    Field(min_length=1, max_length=255, pattern=r"^[^/\\\x00-\x1f\x7f-\x9f]+$"),
+    AfterValidator(_no_folder),
+]
 _Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 _OsmNodeId = Annotated[int, Field(ge=1, le=MAX_OSM_ID)]
-#: An OSM element as walkcover names it: ``node/21``, ``way/302``, ``relation/7``.
-_OsmRef = Annotated[str, Field(pattern=r"^(node|way|relation)/[1-9][0-9]{0,18}$")]
+#: An OSM element as walkcover names it: ``node/21``, ``way/302``, ``relation/7`` (ids up to
+#: `MAX_OSM_ID`, as the locked gates').
+_OsmRef = Annotated[
+    str,
+    Field(pattern=r"^(node|way|relation)/[1-9][0-9]{0,18}$"),
+    AfterValidator(_osm_id_in_range),
+]
 
 
 class _Part(BaseModel):
@@ -682,6 +706,9 @@ _GAP_FIGURES_ADDED: dict[str, _Figure] = {
 }
 #: Why a gap's centre has the walk it has (a home's statuses); absent in older runs' gaps.
 _GAP_STATUS = "status_at_centre"
+#: The statuses a gap's centre may have: a home's, but never within the standard (a gap is where
+#: no one is; `walkcover.measures.gaps.centre_picks` takes an uncovered home's or cell's walk).
+_GAP_STATUSES = _DEMAND_STATUSES - {STATUS_COVERED}
 _PROPOSED_FIGURES: dict[str, _Figure] = {
     "rank": ("rank", False),
     "residents_newly_covered": ("count", False),
@@ -1118,7 +1145,7 @@ def read_district_run(
         added = {c: kind for c, kind in _GAP_FIGURES_ADDED.items() if c in gaps}
         gaps = _check_figures(gaps, added, where=where, fix=fix)
         if _GAP_STATUS in gaps:
-            _check_text(gaps, _GAP_STATUS, _DEMAND_STATUSES, where=where, fix=fix,
+            _check_text(gaps, _GAP_STATUS, _GAP_STATUSES, where=where, fix=fix,
                         may_be_empty=False)  # fmt: skip
     if len(gaps):  # written before the centre and its status were kept with the gap: none
         absent = [c for c in (*_GAP_FIGURES_ADDED, _GAP_STATUS) if c not in gaps]

@@ -33,8 +33,9 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
-from walkcover._errors import OutputExistsError, WalkcoverError
+from walkcover._errors import OutputExistsError, UnsafePathError, WalkcoverError
 from walkcover._lock import file_lock, remove_free_lock
+from walkcover._paths import inside
 from walkcover.api import Results
 from walkcover.measures.bands import BAND_NAMES
 from walkcover.presentation.figures import NO_DATA, count_text, figure_text, meets_text, pct_text
@@ -724,7 +725,25 @@ class Workspace:
         """The lock of scenario `slug`'s files between processes (two ``walkcover serve`` of one
         ``--out``): ``.<slug>.lock``, removed again once released (`walkcover._lock.file_lock`)."""
         self.folder.mkdir(parents=True, exist_ok=True)
+        self._check_folder()
         return file_lock(self.folder / f".{slug}.lock", timeout_s=LOCK_TIMEOUT_S)
+
+    def _check_folder(self) -> None:
+        """Refuse ``out/scenarios`` where it is a symbolic link or leads outside ``--out``: the
+        scenarios are saved, read and their locks removed only in a folder of ``--out``'s own.
+
+        Raises
+        ------
+        UnsafePathError
+            Naming the folder, where it leads and the fix.
+        """
+        if self.folder.is_symlink():
+            raise UnsafePathError(
+                f"scenario folder {str(self.folder)!r} is a symbolic link (to "
+                f"{str(self.folder.resolve())!r}); walkcover saves scenarios only in a folder of "
+                f"{str(self.out)!r} itself: remove the link"
+            )
+        inside(self.out, self.folder, what="scenario folder")
 
     def saved(self) -> list[dict[str, Any]]:
         """The scenarios saved in ``out/scenarios``: slug, name, district, standard (``standards``:
@@ -737,6 +756,7 @@ class Workspace:
         out: list[dict[str, Any]] = []
         if not self.folder.is_dir():
             return out
+        self._check_folder()
         for lock in self.folder.glob(".*.lock"):  # (earlier versions left them behind)
             if SLUG.fullmatch(lock.name[1 : -len(".lock")]):
                 remove_free_lock(lock)

@@ -24,7 +24,7 @@ import shapely
 
 from walkcover._atomic import write_atomic
 from walkcover._errors import OutputFolderError, SourceError, UnsafePathError
-from walkcover._paths import inside
+from walkcover._paths import inside, read_file_bytes
 from walkcover.config.tags import TAG_DTYPE, as_tag_texts
 from walkcover.sources._layers import PROJECT_APART_ROWS, OSMLayers, OSMQuery
 
@@ -47,6 +47,9 @@ ROW_GROUP_ROWS = 32_768
 #: Where the file stamps (size, times, inode -> SHA-256) are kept, so an unchanged source is not
 #: hashed again on every run (a province's 200 MB file: about a second).
 STAMPS_FILE = "sources.json"
+#: `STAMPS_FILE` larger than this is taken for damaged and started again (an entry per source file
+#: hashed is about 200 bytes).
+MAX_STAMPS_BYTES = 16 * 2**20
 
 SourceKind = Literal["pbf", "xml", "overpass"]
 
@@ -87,7 +90,8 @@ def source_sha256(path: Path, *, cache_dir: Path | None) -> str:
     try:
         if memo_path.is_symlink():  # never read through a link: replaced below
             raise ValueError(f"{memo_path} is a symbolic link")
-        memo = json.loads(memo_path.read_text(encoding="utf-8"))
+        # (read as a file of ours or not at all: a FIFO there must not stop the run for ever)
+        memo = json.loads(read_file_bytes(memo_path, max_bytes=MAX_STAMPS_BYTES))
         if not isinstance(memo, dict):
             raise ValueError("not a JSON object")
     except FileNotFoundError:  # the first source hashed with this cache
