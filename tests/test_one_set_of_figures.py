@@ -99,9 +99,9 @@ def test_the_workbook_agrees(made, truth):
     assert got == truth
 
 
-def test_the_terminal_agrees(made, truth):
-    _, out, _ = made
-    got, district = {}, None
+def _terminal_rows(out: str) -> dict[tuple[str, str], list[str]]:
+    """The cells of each (district, standard) row of the terminal's tables in `out`."""
+    rows, district = {}, None
     for line in out.splitlines():
         m = re.search(r"\((sample-[a-z]+)\): [\d,]+ demand units", line)
         if m:
@@ -109,7 +109,13 @@ def test_the_terminal_agrees(made, truth):
             continue
         cells = [c.strip() for c in line.strip().strip("│").split("│")]
         if district and len(cells) == 7 and re.fullmatch(r"[a-z_]+", cells[0]):
-            got[(district, cells[0])] = shown(re.sub(r" [✓✗]$", "", cells[4]))
+            rows[(district, cells[0])] = cells
+    return rows
+
+
+def test_the_terminal_agrees(made, truth):
+    _, out, _ = made
+    got = {k: shown(re.sub(r" [✓✗]$", "", c[4])) for k, c in _terminal_rows(out).items()}
     assert got == truth
 
 
@@ -283,15 +289,7 @@ def test_targets_agree_everywhere(made):
     city, out, _ = made
     s = pd.read_csv(city / "summary.csv", dtype={"district": str, "district_id": str})
     truth = {(r.district, r.standard): target_text(r.target_pct) for r in s.itertuples()}
-    got, district = {}, None
-    for line in out.splitlines():
-        m = re.search(r"\((sample-[a-z]+)\): [\d,]+ demand units", line)
-        if m:
-            district = m.group(1)
-            continue
-        cells = [c.strip() for c in line.strip().strip("│").split("│")]
-        if district and len(cells) == 7 and re.fullmatch(r"[a-z_]+", cells[0]):
-            got[(district, cells[0])] = cells[5]
+    got = {k: c[5] for k, c in _terminal_rows(out).items()}
     assert got == truth
     for district in ("sample-nw", "sample-se"):
         page = (city / district / "report.html").read_text(encoding="utf-8")

@@ -48,14 +48,11 @@ def gated_city(tmp_path: Path):
     return write_city(tmp_path, nodes=nodes, ways=ways, district=box(-100, -100, 900, 200))
 
 
-@pytest.fixture(scope="module")
-def gated(tmp_path_factory):
-    """The gated city measured (toilets) and written by ``walkcover run``: ``(assessment, out)``,
-    ``out`` the district's folder."""
+def _toilets_run(cfg: Path, osm: Path, base: Path) -> tuple:
+    """The hand-made city's toilets measured and written by ``walkcover run`` into ``base/out``:
+    ``(assessment, out)``, ``out`` the district's folder."""
     import walkcover as wc
 
-    base = tmp_path_factory.mktemp("gated")
-    cfg, osm = gated_city(base)
     res = CliRunner().invoke(
         app,
         ["run", "--city", str(cfg), "--source", str(osm), "--out", str(base / "out"),
@@ -66,13 +63,31 @@ def gated(tmp_path_factory):
     return assessment, base / "out" / "handmade" / "d1"
 
 
-def _edited(folder: Path, tmp_path: Path, change) -> Path:
-    """A copy of the district's ``run.json`` with `change` applied to its data."""
+@pytest.fixture(scope="module")
+def gated(tmp_path_factory):
+    """The gated city measured (toilets) and written by ``walkcover run``: ``(assessment, out)``,
+    ``out`` the district's folder."""
+
+    base = tmp_path_factory.mktemp("gated")
+    cfg, osm = gated_city(base)
+    return _toilets_run(cfg, osm, base)
+
+
+def _edited(folder: Path, tmp_path: Path, change, *, indent: int | None = None) -> Path:
+    """A copy of the district's ``run.json`` with `change` applied to its data (`indent`: written
+    indented, one value a line, as walkcover writes it)."""
     data = json.loads((folder / "run.json").read_text(encoding="utf-8"))
     change(data)
     path = tmp_path / "run.json"
-    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    path.write_text(json.dumps(data, ensure_ascii=False, indent=indent), encoding="utf-8")
     return path
+
+
+def _refused(path: Path, needle: str) -> None:
+    """`path` (a tampered record) is refused with an error naming run.json, `needle` and the fix."""
+    with pytest.raises(RunRecordError, match="run.json") as err:
+        load_record(path)
+    assert needle in str(err.value) and "walkcover run --overwrite" in str(err.value)
 
 
 # --- the locked gates -----------------------------------------------------------------------------
@@ -154,20 +169,15 @@ def test_a_record_from_before_the_list_reads_and_its_report_says_the_note_was_cu
 )  # fmt: skip
 def test_tampered_locked_gates_are_refused(gated, tmp_path, gates, needle):
     _, folder = gated
-    path = _edited(folder, tmp_path, lambda d: d.update(locked_gates=gates))
-    with pytest.raises(RunRecordError, match="run.json") as err:
-        load_record(path)
-    assert needle in str(err.value) and "walkcover run --overwrite" in str(err.value)
+    _refused(_edited(folder, tmp_path, lambda d: d.update(locked_gates=gates)), needle)
 
 
 def test_the_most_locked_gates_a_record_holds_still_read(gated, tmp_path):
     """`MAX_LOCKED_GATES` ids of 19 digits, written as walkcover writes them (indented, one a
     line): under every cap, and read back in full."""
     _, folder = gated
-    data = json.loads((folder / "run.json").read_text(encoding="utf-8"))
-    data["locked_gates"] = list(range(10**18, 10**18 + MAX_LOCKED_GATES))
-    path = tmp_path / "run.json"
-    path.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+    many = list(range(10**18, 10**18 + MAX_LOCKED_GATES))
+    path = _edited(folder, tmp_path, lambda d: d.update(locked_gates=many), indent=1)
     assert len(load_record(path).locked_gates or []) == MAX_LOCKED_GATES
 
 
@@ -183,7 +193,6 @@ def retired(tmp_path_factory):
     """A street y=0 from (0,0) to (800,0) with a live toilet at (0,5), seven toilets tagged
     disused along it (ids `RETIRED`) and a home at (290..310, -30..-10), measured (toilets) and
     written by ``walkcover run``: ``(assessment, out)``, ``out`` the district's folder."""
-    import walkcover as wc
 
     base = tmp_path_factory.mktemp("retired")
     nodes: dict = {1: (0, 0), 2: (800, 0), 9: (0, 5, {"amenity": "toilets"})}
@@ -194,14 +203,7 @@ def retired(tmp_path_factory):
         box_way(200, 30, 290, -30, 310, -10, {"building": "house"}, nodes),
     ]
     cfg, osm = write_city(base, nodes=nodes, ways=ways, district=box(-100, -100, 900, 200))
-    res = CliRunner().invoke(
-        app,
-        ["run", "--city", str(cfg), "--source", str(osm), "--out", str(base / "out"),
-         "--no-cache", "--standard", "toilet", "--no-maps"],
-    )  # fmt: skip
-    assert res.exit_code == 0, res.output
-    assessment = wc.assess(cfg, standard="toilet", source=osm, cache=False).assessment
-    return assessment, base / "out" / "handmade" / "d1"
+    return _toilets_run(cfg, osm, base)
 
 
 def test_every_feature_left_out_is_in_the_results_and_the_record(retired):
@@ -276,20 +278,15 @@ def test_a_record_from_before_the_left_out_list_reads_and_says_the_note_was_cut(
 )  # fmt: skip
 def test_tampered_features_left_out_are_refused(retired, tmp_path, left_out, needle):
     _, folder = retired
-    path = _edited(folder, tmp_path, lambda d: d.update(left_out=left_out))
-    with pytest.raises(RunRecordError, match="run.json") as err:
-        load_record(path)
-    assert needle in str(err.value) and "walkcover run --overwrite" in str(err.value)
+    _refused(_edited(folder, tmp_path, lambda d: d.update(left_out=left_out)), needle)
 
 
 def test_the_most_features_left_out_a_record_holds_still_read(retired, tmp_path):
     """`MAX_LEFT_OUT` ids of 19 digits, written indented as walkcover writes them: under every
     cap, and read back in full."""
     _, folder = retired
-    data = json.loads((folder / "run.json").read_text(encoding="utf-8"))
-    data["left_out"] = {"toilet": [f"relation/{i}" for i in range(10**18, 10**18 + MAX_LEFT_OUT)]}
-    path = tmp_path / "run.json"
-    path.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+    many = {"toilet": [f"relation/{i}" for i in range(10**18, 10**18 + MAX_LEFT_OUT)]}
+    path = _edited(folder, tmp_path, lambda d: d.update(left_out=many), indent=1)
     assert len((load_record(path).left_out or {})["toilet"]) == MAX_LEFT_OUT
 
 

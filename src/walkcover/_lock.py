@@ -116,18 +116,11 @@ def file_lock(path: Path, *, timeout_s: float) -> Iterator[None]:
         A folder, FIFO or device stands in the lock file's place; the message names it and the fix.
     """
     path = Path(path)
-    try:
-        st = path.lstat()
-    except FileNotFoundError:
-        pass
-    else:
-        if stat.S_ISLNK(st.st_mode):
-            path.unlink()
-        elif not stat.S_ISREG(st.st_mode):
-            raise OutputFolderError(
-                f"{str(path)!r} is not a lock file walkcover made (it is a folder, a FIFO or a "
-                "device); remove it, then try again"
-            )
+    _regular_or_gone(
+        path,
+        refusal=f"{str(path)!r} is not a lock file walkcover made (it is a folder, a FIFO or a "
+        "device); remove it, then try again",
+    )
     lock = FileLock(path, timeout=timeout_s)
     lock.acquire()  # (one that times out leaves the holder's file alone)
     try:
@@ -135,6 +128,27 @@ def file_lock(path: Path, *, timeout_s: float) -> Iterator[None]:
     finally:
         lock.release()
         remove_free_lock(Path(path))
+
+
+def _regular_or_gone(path: Path, *, refusal: str) -> bool:
+    """Whether `path` is a regular file, after removing a symbolic link in its place (itself,
+    never followed; then there is none).
+
+    Raises
+    ------
+    OutputFolderError
+        With `refusal`, where something else stands in its place (a folder, a FIFO, a device).
+    """
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return False
+    if stat.S_ISLNK(st.st_mode):
+        path.unlink()
+        return False
+    if not stat.S_ISREG(st.st_mode):
+        raise OutputFolderError(refusal)
+    return True
 
 
 def _clear_stale(out: Path) -> None:
@@ -150,18 +164,12 @@ def _clear_stale(out: Path) -> None:
     """
     for name in (LOCK_NAME, OWNER_NAME):
         path = out / name
-        try:
-            st = path.lstat()
-        except FileNotFoundError:
-            continue
-        if stat.S_ISLNK(st.st_mode):
-            path.unlink()
-        elif not stat.S_ISREG(st.st_mode):
-            raise OutputFolderError(
-                f"--out {str(out)!r}: {name} is not a file walkcover made (it is a folder or a "
-                "device); remove it, or choose another --out folder"
-            )
-        elif name == LOCK_NAME and not os.access(path, os.W_OK):
+        regular = _regular_or_gone(
+            path,
+            refusal=f"--out {str(out)!r}: {name} is not a file walkcover made (it is a folder or "
+            "a device); remove it, or choose another --out folder",
+        )
+        if regular and name == LOCK_NAME and not os.access(path, os.W_OK):
             remove_free_lock(path)
 
 
